@@ -1,0 +1,76 @@
+"""The REST API at /api/v1/: one NinjaAPI, the apps' routers, and errors as {"error": {"code", "message"}}."""
+
+from django.http import Http404
+from django.urls import path
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from retrieval.api import router as retrieval_router
+from retrieval.parsing import UnsupportedType
+from retrieval.services import UploadTooLarge
+
+api = NinjaAPI(
+    title="Docent API",
+    version="1",
+    description="Collections, documents, search and conversations. Auth: session cookie or Bearer API key.",
+    urls_namespace="api-v1",
+)
+api.add_router("", retrieval_router)
+
+_CODES = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_type",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+def error(request, status: int, message: str, code: str | None = None, headers: dict | None = None):
+    response = api.create_response(
+        request, {"error": {"code": code or _CODES.get(status, "error"), "message": message}}, status=status
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    return error(request, exc.status_code, str(exc))
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request, exc):
+    return error(request, 401, "sign in, or send Authorization: Bearer <api key>")
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request, exc: ValidationError):
+    first = exc.errors[0] if exc.errors else {}
+    where = ".".join(str(p) for p in first.get("loc", []))
+    return error(
+        request, 400, f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+    )
+
+
+@api.exception_handler(Http404)
+def on_not_found(request, exc):
+    return error(request, 404, str(exc) or "not found")
+
+
+@api.exception_handler(UploadTooLarge)
+def on_too_large(request, exc):
+    return error(request, 413, str(exc))
+
+
+@api.exception_handler(UnsupportedType)
+def on_unsupported(request, exc):
+    return error(request, 415, str(exc))
+
+
+urlpatterns = [path("", api.urls)]

@@ -1,0 +1,21 @@
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings.local")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from chat.routing import websocket_urlpatterns as chat_ws  # noqa: E402
+from retrieval.routing import websocket_urlpatterns as retrieval_ws  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Browsers always send Origin on websockets; a foreign one is refused before auth runs.
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(retrieval_ws + chat_ws))),
+    }
+)

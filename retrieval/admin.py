@@ -1,0 +1,157 @@
+from django.contrib import admin, messages
+from django.db.models import Count
+
+from . import services
+from .models import ApiKey, Chunk, Collection, Document, Membership, Team
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "member_count", "created_at"]
+    search_fields = ["name"]
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_members=Count("memberships"))
+
+    @admin.display(ordering="_members", description="members")
+    def member_count(self, obj):
+        return obj._members
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "team", "role", "created_at"]
+    list_filter = ["role", "team"]
+    search_fields = ["user__username", "team__name"]
+    autocomplete_fields = ["user", "team"]
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "document_count", "created_at"]
+    list_filter = ["team"]
+    search_fields = ["name", "team__name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_documents=Count("documents"))
+
+    @admin.display(ordering="_documents", description="documents")
+    def document_count(self, obj):
+        return obj._documents
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = [
+        "title",
+        "collection",
+        "kind",
+        "status",
+        "progress_pct",
+        "chunk_count",
+        "attempts",
+        "short_error",
+        "created_at",
+    ]
+    list_filter = ["status", "kind", "collection__team", "collection"]
+    search_fields = ["title", "original_name", "content_hash"]
+    readonly_fields = [
+        "content_hash",
+        "kind",
+        "size",
+        "status",
+        "progress",
+        "error",
+        "attempts",
+        "chunk_count",
+        "embedding_model",
+        "file",
+        "uploaded_by",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+    ]
+    fields = ["title", "collection", "original_name", *readonly_fields]
+    actions = ["reingest", "retry_failed", "delete_with_chunks"]
+
+    def has_add_permission(self, request):
+        return False  # documents arrive through upload, the API or `manage.py ingest`
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # our delete also removes files, through the service
+        return actions
+
+    @admin.display(description="progress", ordering="progress")
+    def progress_pct(self, obj):
+        return f"{obj.progress:.0%}"
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return (obj.error[:80] + "…") if len(obj.error) > 80 else obj.error
+
+    @admin.action(description="Re-ingest selected documents")
+    def reingest(self, request, queryset):
+        for document in queryset:
+            services.document_requeue(document=document, reset_attempts=True)
+        self.message_user(request, f"queued {queryset.count()} documents", messages.SUCCESS)
+
+    @admin.action(description="Retry failed documents")
+    def retry_failed(self, request, queryset):
+        failed = queryset.filter(status=Document.Status.FAILED)
+        n = 0
+        for document in failed:
+            services.document_requeue(document=document, reset_attempts=True)
+            n += 1
+        self.message_user(request, f"queued {n} failed documents", messages.SUCCESS)
+
+    @admin.action(description="Delete selected documents and their chunks")
+    def delete_with_chunks(self, request, queryset):
+        n = 0
+        for document in queryset:
+            services.document_delete(document=document)
+            n += 1
+        self.message_user(request, f"deleted {n} documents", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        services.document_delete(document=obj)
+
+
+@admin.register(Chunk)
+class ChunkAdmin(admin.ModelAdmin):
+    list_display = ["document", "ordinal", "page", "heading_path", "token_count", "embedding_model"]
+    list_filter = ["embedding_model", "collection"]
+    search_fields = ["text", "heading_path", "document__title"]
+    list_select_related = ["document"]
+    exclude = ["embedding"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "embedding"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["user__username", "name", "prefix"]
+    readonly_fields = ["prefix", "hashed_key", "created_at", "last_used_at", "user"]
+    fields = ["user", "name", "prefix", "hashed_key", "created_at", "last_used_at", "revoked_at"]
+
+    def has_add_permission(self, request):
+        return False  # keys are shown once, so they are made with `manage.py create_api_key`

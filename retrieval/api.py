@@ -1,0 +1,174 @@
+"""REST endpoints for collections, documents and search: parse, check permission, delegate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError
+from django.http import Http404
+from ninja import File, Router, Schema
+from ninja.errors import HttpError
+from ninja.files import UploadedFile
+
+from . import selectors, services
+from .auth import api_auth
+from .models import Collection, Document, Membership
+
+router = Router(auth=api_auth, tags=["knowledge"])
+
+
+class CollectionOut(Schema):
+    id: int
+    name: str
+    team: str
+    team_id: int
+    description: str
+    documents: int
+
+
+class CollectionIn(Schema):
+    name: str
+    team: int | str
+    description: str = ""
+
+
+class DocumentOut(Schema):
+    id: int
+    title: str
+    status: str
+    progress: float
+    error: str | None
+    chunks: int
+    collection_id: int
+    kind: str
+    size: int
+    original_name: str
+    duplicate: bool = False
+    created_at: datetime
+
+
+class UploadOut(Schema):
+    id: int
+    status: str
+    duplicate: bool
+
+
+def _collection_out(c: Collection) -> dict:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "team": c.team.name,
+        "team_id": c.team_id,
+        "description": c.description,
+        "documents": getattr(c, "document_count", 0),
+    }
+
+
+def document_out(d: Document, duplicate: bool = False) -> dict:
+    return {
+        "id": d.id,
+        "title": d.title,
+        "status": d.status,
+        "progress": round(d.progress, 3),
+        "error": d.error or None,
+        "chunks": d.chunk_count,
+        "collection_id": d.collection_id,
+        "kind": d.kind,
+        "size": d.size,
+        "original_name": d.original_name,
+        "duplicate": duplicate,
+        "created_at": d.created_at,
+    }
+
+
+def _collection_or_404(request, collection_id: int) -> Collection:
+    try:
+        return selectors.collection_get(user=request.auth, collection_id=collection_id)
+    except Collection.DoesNotExist:
+        raise Http404("no such collection") from None
+
+
+def _document_or_404(request, document_id: int) -> Document:
+    try:
+        return selectors.document_get(user=request.auth, document_id=document_id)
+    except Document.DoesNotExist:
+        raise Http404("no such document") from None
+
+
+@router.get("/collections", response=list[CollectionOut])
+def list_collections(request):
+    return [_collection_out(c) for c in selectors.collections_for_user(user=request.auth)]
+
+
+@router.post("/collections", response={201: CollectionOut})
+def create_collection(request, payload: CollectionIn):
+    teams = selectors.teams_for_user(user=request.auth)
+    key = (
+        {"id": payload.team}
+        if isinstance(payload.team, int) or str(payload.team).isdigit()
+        else {"name": payload.team}
+    )
+    team = teams.filter(**key).first()
+    if team is None:
+        raise Http404("no such team")
+    if not payload.name.strip():
+        raise HttpError(400, "a collection needs a name")
+    try:
+        collection = services.collection_create(
+            team=team, name=payload.name, user=request.auth, description=payload.description
+        )
+    except IntegrityError:
+        raise HttpError(409, f"team {team.name} already has a collection named {payload.name!r}") from None
+    collection.document_count = 0
+    return 201, _collection_out(collection)
+
+
+@router.get("/collections/{collection_id}/documents", response=list[DocumentOut])
+def list_documents(request, collection_id: int):
+    collection = _collection_or_404(request, collection_id)
+    return [
+        document_out(d) for d in selectors.documents_for_user(user=request.auth, collection_id=collection.id)
+    ]
+
+
+@router.post("/collections/{collection_id}/documents", response={202: UploadOut, 200: UploadOut})
+def upload_document(request, collection_id: int, file: UploadedFile = File(...)):
+    collection = _collection_or_404(request, collection_id)
+    document, created = services.document_create(
+        collection=collection, file=file, filename=file.name or "upload", user=request.auth
+    )
+    return (202 if created else 200), {"id": document.id, "status": document.status, "duplicate": not created}
+
+
+@router.get("/documents/{document_id}", response=DocumentOut)
+def get_document(request, document_id: int):
+    return document_out(_document_or_404(request, document_id))
+
+
+@router.delete("/documents/{document_id}", response={204: None})
+def delete_document(request, document_id: int):
+    document = _document_or_404(request, document_id)
+    services.document_delete(document=document)
+    return 204, None
+
+
+@router.post("/documents/{document_id}/retry", response={202: DocumentOut})
+def retry_document(request, document_id: int):
+    document = _document_or_404(request, document_id)
+    if document.status not in (Document.Status.FAILED, Document.Status.READY):
+        raise HttpError(409, "the document is still being processed")
+    services.document_requeue(document=document, reset_attempts=True)
+    document.refresh_from_db()
+    return 202, document_out(document)
+
+
+class TeamOut(Schema):
+    id: int
+    name: str
+    role: str
+
+
+@router.get("/teams", response=list[TeamOut])
+def list_teams(request):
+    memberships = Membership.objects.filter(user=request.auth).select_related("team")
+    return [{"id": m.team_id, "name": m.team.name, "role": m.role} for m in memberships]

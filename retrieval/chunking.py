@@ -1,0 +1,175 @@
+"""Text blocks -> token-bounded, structure-aware chunks. Pure functions.
+
+Each section (consecutive blocks under the same heading path, on the same page) is tokenized once with offsets, then cut
+at the best boundary before the token bound: a paragraph break, else a sentence end, else a space.
+A run of text with no space longer than the bound (a URL, a 200 MB "word") is the only thing ever cut
+between tokens. Counts use the embedder's own tokenizer, so no chunk is truncated when embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+# A tokenizer for chunking: text -> [(start, end)] character offsets of its tokens, no special tokens.
+Offsets = Callable[[str], Sequence[tuple[int, int]]]
+
+PARAGRAPH, SENTENCE, LINE, WORD = 4, 3, 2, 1
+_SENTENCE_END = (".", "!", "?", "…", ":", ";", "。", "！", "？")
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    text: str
+    token_count: int
+    heading_path: str
+    page: int | None
+    section: int
+    start: int  # character span within the section text, for tests and highlighting
+    end: int
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.heading_path, self.text)
+
+    @property
+    def embedding_input(self) -> str:
+        return f"{self.heading_path}\n{self.text}" if self.heading_path else self.text
+
+
+def content_hash(heading_path: str, text: str) -> str:
+    return hashlib.sha256(f"{heading_path}\x1f{text}".encode()).hexdigest()
+
+
+@dataclass
+class _Section:
+    headings: tuple[str, ...]
+    text: str
+    pages: list[tuple[int, int | None]]  # (start offset, page) of each block
+
+
+def _sections(blocks: Iterable) -> list[_Section]:
+    sections: list[_Section] = []
+    for block in blocks:
+        headings = tuple(block.headings)
+        # A new page starts a new section, so a chunk's page is exact for citations.
+        if sections and sections[-1].headings == headings and sections[-1].pages[-1][1] == block.page:
+            section = sections[-1]
+            section.text += "\n\n"
+        else:
+            section = _Section(headings, "", [])
+            sections.append(section)
+        section.pages.append((len(section.text), block.page))
+        section.text += block.text
+    return sections
+
+
+def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int) -> int:
+    """Quality of cutting before token t (0 = inside a word)."""
+    gap = text[offsets[t - 1][1] : offsets[t][0]]
+    if not gap or not gap.isspace():
+        return 0
+    if "\n\n" in gap or "\n\r\n" in gap:
+        return PARAGRAPH
+    if text[offsets[t - 1][1] - 1] in _SENTENCE_END:
+        return SENTENCE
+    if "\n" in gap:
+        return LINE
+    return WORD
+
+
+def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int) -> int:
+    """The token index to end a chunk that begins at `start`, at most `limit` tokens long."""
+    n = len(offsets)
+    if n - start <= limit:
+        return n
+    hi = start + limit
+    lo = start + max(1, limit // 2)
+    best, best_q = 0, 0
+    for t in range(hi, start, -1):
+        q = _boundary(text, offsets, t)
+        # Prefer the strongest boundary in the back half; fall back to the last space anywhere.
+        if q > best_q and (t >= lo or best_q == 0):
+            best, best_q = t, q
+            if q == PARAGRAPH:
+                break
+        if t < lo and best_q:
+            break
+    return best or hi
+
+
+def _overlap_start(text: str, offsets: Sequence[tuple[int, int]], start: int, end: int, overlap: int) -> int:
+    """Where the next chunk begins: at most `overlap` tokens before `end`, on a sentence or word boundary."""
+    if overlap <= 0 or end >= len(offsets):
+        return end
+    earliest = max(start + 1, end - overlap)
+    word = None
+    for t in range(earliest, end):
+        q = _boundary(text, offsets, t)
+        if q >= SENTENCE:
+            return t
+        if q and word is None:
+            word = t
+    return word or end
+
+
+def _page_at(section: _Section, char: int) -> int | None:
+    page = None
+    for offset, p in section.pages:
+        if offset > char:
+            break
+        page = p
+    return page
+
+
+def trim_heading(headings: Sequence[str], offsets_of: Offsets, max_tokens: int) -> str:
+    """The heading path as ' > '-joined text, keeping the innermost headings within max_tokens."""
+    parts = [h.strip() for h in headings if h.strip()]
+    while parts:
+        path = " > ".join(parts)
+        if len(offsets_of(path)) <= max_tokens:
+            return path
+        if len(parts) == 1:
+            offsets = offsets_of(path)
+            return path[: offsets[max_tokens - 1][1]] if max_tokens else ""
+        parts = parts[1:]
+    return ""
+
+
+def chunk_blocks(
+    blocks: Iterable,
+    *,
+    offsets_of: Offsets,
+    max_tokens: int,
+    overlap_tokens: int = 0,
+    heading_tokens: int = 48,
+) -> list[ChunkSpec]:
+    """Cut parsed blocks into chunks of at most `max_tokens` tokens of text, with overlap."""
+    if max_tokens < 8:
+        raise ValueError("max_tokens must be at least 8")
+    overlap_tokens = min(overlap_tokens, max_tokens // 2)
+    chunks: list[ChunkSpec] = []
+    for index, section in enumerate(_sections(blocks)):
+        text = section.text
+        offsets = list(offsets_of(text))
+        if not offsets:
+            continue
+        heading = trim_heading(section.headings, offsets_of, heading_tokens)
+        start = 0
+        while start < len(offsets):
+            end = _cut(text, offsets, start, max_tokens)
+            a, b = offsets[start][0], offsets[end - 1][1]
+            chunks.append(
+                ChunkSpec(
+                    text=text[a:b],
+                    token_count=end - start,
+                    heading_path=heading,
+                    page=_page_at(section, a),
+                    section=index,
+                    start=a,
+                    end=b,
+                )
+            )
+            start = _overlap_start(text, offsets, start, end, overlap_tokens)
+    return chunks

@@ -1,0 +1,28 @@
+"""Live document progress for the upload page: one group per team the user belongs to."""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from . import selectors
+from .progress import team_group
+
+
+class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        team_ids = await database_sync_to_async(
+            lambda: list(selectors.teams_for_user(user=user).values_list("id", flat=True))
+        )()
+        self.groups = [team_group(team_id) for team_id in team_ids]
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def receive_json(self, content, **kwargs):
+        pass  # the stream is one-way
+
+    async def document_progress(self, event):
+        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "progress"})

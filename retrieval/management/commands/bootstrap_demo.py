@@ -1,0 +1,45 @@
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from retrieval import services
+from retrieval.models import Collection, Document, Membership
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo admin, team Demo and collection demo holding docs/*.md (once; reruns add nothing)."
+    )
+
+    def handle(self, **options):
+        User = get_user_model()
+        password = os.environ.get("DOCENT_ADMIN_PASSWORD")
+        admin = User.objects.filter(username="admin").first()
+        generated = None
+        if admin is None:
+            generated = None if password else secrets.token_urlsafe(12)
+            admin = User.objects.create_superuser("admin", email="", password=password or generated)
+        elif password:
+            admin.set_password(password)
+            admin.save(update_fields=["password"])
+        team = services.team_get_or_create(name="Demo")
+        services.membership_set(team=team, user=admin, role=Membership.Role.ADMIN)
+        collection, _ = Collection.objects.get_or_create(
+            team=team, name="demo", defaults={"description": "Docent's own documentation"}
+        )
+        ids = []
+        for path in sorted((Path(settings.BASE_DIR) / "docs").glob("*.md")):
+            with path.open("rb") as fh:
+                document, created = services.document_create(
+                    collection=collection, file=fh, filename=path.name, user=admin, enqueue=False
+                )
+            if created or document.status == Document.Status.QUEUED:
+                ids.append(document.id)
+        services.documents_enqueue(document_ids=ids, batch_size=8)
+        self.stdout.write(f"demo: {len(ids)} documents queued for ingestion")
+        if generated:
+            self.stdout.write(f"ADMIN_PASSWORD {generated}")

@@ -1,0 +1,94 @@
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from retrieval import services
+from retrieval.models import Collection, Document, Team
+from retrieval.parsing import EXTENSIONS, UnsupportedType
+
+
+def resolve_collection(name: str, team_name: str | None) -> Collection:
+    if team_name:
+        team = services.team_get_or_create(name=team_name)
+        return Collection.objects.get_or_create(team=team, name=name)[0]
+    matches = list(Collection.objects.filter(name=name))
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise CommandError(f"several teams have a collection named {name!r}; say which with --team")
+    team = Team.objects.order_by("id").first() or services.team_get_or_create(name="Default")
+    return Collection.objects.create(team=team, name=name)
+
+
+def expand(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CommandError(f"{raw}: no such file or directory")
+    return files
+
+
+def wait_for(ids: list[int], out, poll: float = 1.0) -> dict[str, int]:
+    last = None
+    while True:
+        counts = {s: 0 for s in Document.Status.values}
+        for status in Document.objects.filter(id__in=ids).values_list("status", flat=True):
+            counts[status] += 1
+        line = " ".join(f"{k}={v}" for k, v in counts.items())
+        if line != last:
+            out.write(line)
+            last = line
+        if counts["queued"] + counts["processing"] == 0:
+            return counts
+        time.sleep(poll)
+
+
+class Command(BaseCommand):
+    help = "Ingest files or folders into a collection (through the same path as uploads)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+")
+        parser.add_argument("--collection", required=True)
+        parser.add_argument("--team")
+        parser.add_argument(
+            "--wait", action="store_true", help="wait until the worker has ingested every file"
+        )
+        parser.add_argument("--sync", action="store_true", help="ingest in this process, without a worker")
+        parser.add_argument("--batch", type=int, default=16, help="documents per ingestion task")
+
+    def handle(self, *args, paths, collection, team, wait, sync, batch, **options):
+        target = resolve_collection(collection, team)
+        ids, skipped = [], 0
+        for path in expand(list(paths)):
+            try:
+                with path.open("rb") as fh:
+                    document, created = services.document_create(
+                        collection=target, file=fh, filename=path.name, enqueue=False
+                    )
+            except (UnsupportedType, services.UploadTooLarge) as exc:
+                self.stderr.write(f"{path}: skipped: {exc}")
+                skipped += 1
+                continue
+            if created or document.status in (Document.Status.QUEUED, Document.Status.PROCESSING):
+                ids.append(document.id)
+        self.stdout.write(f"{len(ids)} documents to ingest into {target}; {skipped} skipped")
+        if sync:
+            for i in range(0, len(ids), max(batch, 1)):
+                services.documents_ingest(document_ids=ids[i : i + batch])
+            counts = wait_for(ids, self.stdout)
+        else:
+            services.documents_enqueue(document_ids=ids, batch_size=max(batch, 1))
+            if not wait:
+                return
+            counts = wait_for(ids, self.stdout)
+        for d in Document.objects.filter(id__in=ids, status=Document.Status.FAILED):
+            self.stderr.write(f"failed: {d.original_name}: {d.error}")
+        if counts.get("failed"):
+            sys.exit(1)

@@ -1,0 +1,536 @@
+"""Bytes -> text blocks with structure (page, heading path). Knows nothing of Django.
+
+Parsing untrusted files runs in a child process (`parse_isolated`) with memory, CPU and time limits,
+so a hostile file fails its own document with a readable reason and never takes the worker down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+KINDS = ("pdf", "docx", "markdown", "html", "text")
+EXTENSIONS = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+    ".text": "text",
+}
+TEXT_FAMILY = {"markdown", "html", "text"}
+SNIFF_BYTES = 64 * 1024
+DOCX_MAX_UNCOMPRESSED = 200 * 1024 * 1024
+DOCX_MAX_RATIO = 150
+
+
+class UnsupportedType(ValueError):
+    """The file's content is not a supported type, or does not match its extension (HTTP 415)."""
+
+
+class ParseError(ValueError):
+    """The file could not be turned into text; the message is shown to the user."""
+
+
+@dataclass
+class Block:
+    text: str
+    page: int | None = None
+    headings: list[str] = field(default_factory=list)
+
+
+def _looks_like_html(text: str) -> bool:
+    head = text.lstrip("\ufeff \t\r\n")[:2048].lower()
+    if head.startswith(("<!doctype html", "<html")):
+        return True
+    return head.startswith("<") and bool(re.search(r"<(head|body|p|div|h[1-6]|title|article)[\s>]", head))
+
+
+def _sniff_text(head: bytes) -> str | None:
+    """The decoded prefix when the bytes look like text (no NUL), else None.
+
+    Invalid UTF-8 still counts as text here, so the parser can fail the document with the offset
+    of the bad byte rather than calling the file binary.
+    """
+    if b"\x00" in head:
+        return None
+    return head.decode("utf-8", errors="replace")
+
+
+def detect_kind(path: str | Path, filename: str) -> str:
+    """The document kind from its content, checked against the extension of its name."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    ext = Path(filename).suffix.lower()
+    claimed = EXTENSIONS.get(ext)
+    if ext and claimed is None:
+        raise UnsupportedType(f"'{ext}' files are not supported; upload PDF, DOCX, Markdown, HTML or text")
+
+    if b"%PDF-" in head[:1024]:
+        found = "pdf"
+    elif head.startswith(b"PK\x03\x04"):
+        found = _zip_kind(path)
+    else:
+        text = _sniff_text(head)
+        if text is None:
+            raise UnsupportedType("the file is binary and not a PDF or DOCX document")
+        if claimed in ("markdown", "text"):
+            found = claimed
+        else:
+            found = "html" if _looks_like_html(text) else "text"
+
+    if claimed and claimed != found:
+        raise UnsupportedType(f"the file's content is {found.upper()}, which does not match its '{ext}' name")
+    return found
+
+
+def _zip_kind(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except zipfile.BadZipFile as exc:
+        raise UnsupportedType("the file is a damaged ZIP archive") from exc
+    if "word/document.xml" in names:
+        return "docx"
+    raise UnsupportedType("the file is a ZIP archive but not a Word (DOCX) document")
+
+
+class _Budget:
+    def __init__(self, max_chars: int):
+        self.left = max_chars
+        self.max_chars = max_chars
+
+    def take(self, text: str) -> str:
+        self.left -= len(text)
+        if self.left < 0:
+            raise ParseError(f"the document holds more than {self.max_chars:,} characters of text")
+        return text
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "").strip()
+
+
+def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path), strict=False)
+        if reader.is_encrypted:
+            raise ParseError("the PDF is encrypted; remove the password and upload it again")
+        blocks = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = _clean(page.extract_text() or "")
+            for para in re.split(r"\n\s*\n", text):
+                para = para.strip()
+                if para:
+                    blocks.append(Block(budget.take(para), page=number))
+    except (PdfReadError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        if isinstance(exc, ParseError):
+            raise
+        raise ParseError(f"the PDF is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    if not blocks:
+        raise ParseError(
+            "the PDF has no extractable text (a scanned PDF needs OCR, which Docent does not do)"
+        )
+    return blocks
+
+
+def parse_docx(path: Path, budget: _Budget) -> list[Block]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ParseError("the DOCX file is a damaged ZIP archive") from exc
+    total = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if total > DOCX_MAX_UNCOMPRESSED or total / packed > DOCX_MAX_RATIO:
+        raise ParseError("the DOCX file expands to an implausible size (a zip bomb?); it was not opened")
+
+    import docx
+    from docx.oxml.ns import qn
+
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:  # python-docx raises many kinds on malformed packages
+        raise ParseError(f"the DOCX file is damaged or malformed ({type(exc).__name__})") from exc
+
+    blocks: list[Block] = []
+    headings: list[str] = []
+    body = document.element.body
+    for child in body.iterchildren():
+        if child.tag == qn("w:p"):
+            paragraph = docx.text.paragraph.Paragraph(child, document)
+            text = _clean(paragraph.text)
+            if not text:
+                continue
+            style = (paragraph.style.name if paragraph.style is not None else "") or ""
+            level = _heading_level(style)
+            if level:
+                headings = headings[: level - 1] + [text]
+                budget.take(text)
+                continue
+            blocks.append(Block(budget.take(text), headings=list(headings)))
+        elif child.tag == qn("w:tbl"):
+            table = docx.table.Table(child, document)
+            for row in table.rows:
+                cells = [_clean(c.text) for c in row.cells]
+                line = " | ".join(c for c in cells if c)
+                if line:
+                    blocks.append(Block(budget.take(line), headings=list(headings)))
+    if not blocks and headings:
+        blocks.append(Block(" ".join(headings)))
+    return blocks
+
+
+def _heading_level(style: str) -> int:
+    if style == "Title":
+        return 1
+    match = re.match(r"Heading (\d)", style)
+    return int(match.group(1)) if match else 0
+
+
+def _read_text(path: Path, budget: _Budget) -> str:
+    size = path.stat().st_size
+    if size > budget.max_chars * 4:
+        raise ParseError(f"the document holds more than {budget.max_chars:,} characters of text")
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"the file is not valid UTF-8 text (bad byte at offset {exc.start:,})") from exc
+    if "\x00" in text:
+        raise ParseError("the file contains NUL bytes, so it is not a text document")
+    return budget.take(text)
+
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+
+
+def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
+    text = _read_text(path, budget)
+    blocks: list[Block] = []
+    headings: list[str] = []
+    lines = text.splitlines()
+    buffer: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        para = "\n".join(buffer).strip()
+        buffer.clear()
+        if para:
+            blocks.append(Block(_MD_LINK.sub(r"\1", para), headings=list(headings)))
+
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+            buffer.append(line)
+            if not in_fence:
+                flush()
+            continue
+        if in_fence:
+            buffer.append(line)
+            continue
+        match = _MD_HEADING.match(line)
+        # Setext headings: a line underlined by === or ---.
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if match is None and line.strip() and re.fullmatch(r"\s*(=+|-+)\s*", nxt) and not buffer:
+            match_level, title = (1 if nxt.strip()[0] == "=" else 2), line.strip()
+        elif match:
+            match_level, title = len(match.group(1)), match.group(2)
+        else:
+            match_level, title = 0, ""
+        if match_level:
+            flush()
+            headings = headings[: match_level - 1] + [_MD_LINK.sub(r"\1", title)]
+            continue
+        if re.fullmatch(r"\s*(=+|-+)\s*", line) and not buffer:
+            continue  # the underline of a setext heading
+        if not line.strip():
+            flush()
+        else:
+            buffer.append(line)
+    flush()
+    return blocks
+
+
+_HTML_SKIP = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "head",
+    "svg",
+    "iframe",
+    "object",
+    "canvas",
+    "button",
+}
+_HTML_BLOCK = {
+    "p",
+    "div",
+    "li",
+    "ul",
+    "ol",
+    "pre",
+    "blockquote",
+    "section",
+    "article",
+    "main",
+    "aside",
+    "header",
+    "footer",
+    "nav",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "dd",
+    "dt",
+    "dl",
+    "figure",
+    "figcaption",
+    "br",
+    "hr",
+    "form",
+}
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+
+def parse_html(path: Path, budget: _Budget) -> list[Block]:
+    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+
+    text = _read_text(path, budget)
+    soup = BeautifulSoup(text, "lxml")
+    blocks: list[Block] = []
+    headings: list[str] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        para = re.sub(r"[ \t\r\f\v]+", " ", "".join(buffer)).strip()
+        buffer.clear()
+        if para:
+            blocks.append(Block(para, headings=list(headings)))
+
+    def hidden(tag: Tag) -> bool:
+        return (
+            tag.has_attr("hidden")
+            or tag.get("aria-hidden") == "true"
+            or bool(_HIDDEN_STYLE.search(tag.get("style") or ""))
+        )
+
+    def walk(node) -> None:
+        nonlocal headings
+        for child in node.children:
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                buffer.append(str(child))
+                continue
+            if not isinstance(child, Tag) or child.name in _HTML_SKIP or hidden(child):
+                continue
+            if re.fullmatch(r"h[1-6]", child.name):
+                flush()
+                level = int(child.name[1])
+                title = re.sub(r"\s+", " ", child.get_text(" ")).strip()
+                if title:
+                    headings = headings[: level - 1] + [title]
+                continue
+            if child.name in _HTML_BLOCK:
+                flush()
+                walk(child)
+                flush()
+            else:
+                walk(child)
+
+    walk(soup.body or soup)
+    flush()
+    if not blocks:
+        title = soup.title.get_text(" ").strip() if soup.title else ""
+        if title:
+            blocks.append(Block(title))
+    return blocks
+
+
+def parse_text(path: Path, budget: _Budget) -> list[Block]:
+    text = _read_text(path, budget)
+    return [Block(p.strip()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+PARSERS = {
+    "pdf": parse_pdf,
+    "docx": parse_docx,
+    "markdown": parse_markdown,
+    "html": parse_html,
+    "text": parse_text,
+}
+
+
+def parse(path: str | Path, kind: str, *, max_chars: int) -> list[Block]:
+    """Parse in this process. Use `parse_isolated` for untrusted files."""
+    blocks = PARSERS[kind](Path(path), _Budget(max_chars))
+    if not blocks:
+        raise ParseError("the document contains no text")
+    return blocks
+
+
+class IsolatedParser:
+    """A long-lived child process that parses one file at a time under rlimits.
+
+    Reusing the child keeps a Python start-up off every document; a file that hangs it, blows its
+    memory limit or crashes it costs only that file, and the next call starts a fresh child.
+    """
+
+    RECYCLE_AFTER = 200  # documents; bounds fragmentation and anything a parser may leak
+
+    def __init__(self, *, timeout_s: int, memory_mb: int):
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._proc: subprocess.Popen | None = None
+        self._served = 0
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        memory = self.memory_mb * 1024 * 1024
+
+        def limit() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parser writes no files
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+        self._served = 0
+        return subprocess.Popen(
+            [sys.executable, "-m", "retrieval.parsing", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # pypdf warns a lot on bad files; a full pipe would hang the child
+            preexec_fn=limit,
+            env=env,
+        )
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def parse(self, path: str | Path, kind: str, *, max_chars: int) -> list[Block]:
+        if kind not in PARSERS:
+            raise UnsupportedType(f"unknown document kind {kind!r}")
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None or self._served >= self.RECYCLE_AFTER:
+                self.close()
+                self._proc = self._start()
+            proc = self._proc
+            request = json.dumps({"kind": kind, "path": str(path), "max_chars": max_chars}) + "\n"
+            try:
+                proc.stdin.write(request.encode())
+                proc.stdin.flush()
+            except BrokenPipeError:
+                self.close()
+                raise ParseError("the parser process could not be started") from None
+            line = self._read_line(proc)
+            self._served += 1
+        try:
+            result = json.loads(line)
+        except ValueError:
+            self.close()
+            raise ParseError("the parser returned garbage for this file") from None
+        if result.get("restart"):
+            self.close()
+        if "error" in result:
+            raise ParseError(result["error"])
+        return [Block(**b) for b in result["blocks"]]
+
+    def _read_line(self, proc: subprocess.Popen) -> bytes:
+        deadline = time.monotonic() + self.timeout_s
+        chunks: list[bytes] = []
+        fd = proc.stdout.fileno()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise ParseError(f"parsing took longer than {self.timeout_s} s and was stopped")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            data = os.read(fd, 1 << 20)
+            if not data:
+                code = proc.wait()
+                self.close()
+                if code < 0:
+                    name = signal.Signals(-code).name
+                    raise ParseError(f"the parser crashed on this file ({name}); the file may be malicious")
+                raise ParseError(f"the parser stopped on this file (exit code {code})")
+            chunks.append(data)
+            if data.endswith(b"\n"):
+                return b"".join(chunks)
+
+
+_parsers: dict[tuple[int, int], IsolatedParser] = {}
+
+
+def parse_isolated(
+    path: str | Path, kind: str, *, max_chars: int, timeout_s: int, memory_mb: int
+) -> list[Block]:
+    """Parse untrusted bytes in this process's parser child; failures become readable ParseErrors."""
+    key = (timeout_s, memory_mb)
+    if key not in _parsers:
+        _parsers[key] = IsolatedParser(timeout_s=timeout_s, memory_mb=memory_mb)
+    return _parsers[key].parse(path, kind, max_chars=max_chars)
+
+
+def _serve_one(request: dict) -> dict:
+    try:
+        blocks = parse(request["path"], request["kind"], max_chars=int(request["max_chars"]))
+        return {"blocks": [asdict(b) for b in blocks]}
+    except (ParseError, UnsupportedType) as exc:
+        return {"error": str(exc)}
+    except MemoryError:
+        return {"error": "parsing needed more memory than allowed and was stopped", "restart": True}
+    except RecursionError:
+        return {"error": "the document is nested too deeply to parse", "restart": True}
+    except OSError as exc:
+        return {"error": f"the file could not be read ({exc.strerror or exc})"}
+    except Exception as exc:  # the child reports any parser failure as the document's error
+        return {"error": f"the file could not be parsed ({type(exc).__name__}: {str(exc)[:160]})"}
+
+
+def _serve() -> int:
+    for line in sys.stdin.buffer:
+        try:
+            out = json.dumps(_serve_one(json.loads(line)))
+        except MemoryError:
+            out = json.dumps(
+                {"error": "parsing needed more memory than allowed and was stopped", "restart": True}
+            )
+        sys.stdout.write(out + "\n")
+        sys.stdout.flush()
+        if '"restart": true' in out[-40:]:
+            return 0
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
+    sys.exit(_serve())

@@ -1,0 +1,480 @@
+"""Writes for teams, collections, documents and chunks. Keyword-only, typed, named <entity>_<action>."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import progress
+from .chunking import ChunkSpec, chunk_blocks
+from .embeddings import get_embedder
+from .models import ApiKey, Chunk, Collection, Document, Membership, Team
+from .parsing import ParseError, UnsupportedType, detect_kind, parse_isolated
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+
+
+class UploadTooLarge(ValueError):
+    """The upload is over DOCENT_MAX_UPLOAD_BYTES (HTTP 413)."""
+
+
+__all__ = [
+    "UnsupportedType",
+    "UploadTooLarge",
+    "ParseError",
+]
+
+
+# Teams, members, collections, API keys
+
+
+def team_get_or_create(*, name: str) -> Team:
+    team, _ = Team.objects.get_or_create(name=name)
+    return team
+
+
+def membership_set(*, team: Team, user, role: str = Membership.Role.MEMBER) -> Membership:
+    membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    return membership
+
+
+def user_provision(
+    *,
+    username: str,
+    team_name: str,
+    password: str | None = None,
+    team_admin: bool = False,
+    staff: bool = False,
+    superuser: bool = False,
+):
+    """Create the user (or update its password and flags) and add it to the team, creating the team."""
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=username)
+        if password:
+            user.set_password(password)
+        elif created:
+            user.set_unusable_password()
+        user.is_staff = user.is_staff or staff or superuser
+        user.is_superuser = user.is_superuser or superuser
+        user.is_active = True
+        user.save()
+        team = team_get_or_create(name=team_name)
+        role = Membership.Role.ADMIN if team_admin else Membership.Role.MEMBER
+        existing = Membership.objects.filter(team=team, user=user).first()
+        if existing is None or (team_admin and existing.role != role):
+            membership_set(team=team, user=user, role=role)
+    return user
+
+
+def collection_create(*, team: Team, name: str, user=None, description: str = "") -> Collection:
+    return Collection.objects.create(team=team, name=name.strip(), created_by=user, description=description)
+
+
+def api_key_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_key_create(*, user, name: str = "default") -> tuple[ApiKey, str]:
+    """A new key; the raw value is returned once and only its hash is stored."""
+    raw = "dk_" + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=api_key_hash(raw))
+    return key, raw
+
+
+# Documents
+
+
+def _store_upload(source: BinaryIO, limit: int) -> tuple[Path, str, int]:
+    """Stream an upload to its final, generated path; hash it on the way; stop past the size limit."""
+    relative = f"documents/{uuid.uuid4().hex}"
+    path = Path(settings.MEDIA_ROOT) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"the file is larger than the {limit // (1024 * 1024)} MB limit")
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, digest.hexdigest(), size
+
+
+def document_create(
+    *,
+    collection: Collection,
+    file: BinaryIO,
+    filename: str,
+    user=None,
+    title: str | None = None,
+    enqueue: bool = True,
+) -> tuple[Document, bool]:
+    """Store an upload and queue its ingestion after commit.
+
+    Returns (document, created). The same bytes uploaded again to the same collection return the
+    existing document instead of a copy.
+    """
+    limit = settings.DOCENT_MAX_UPLOAD_BYTES
+    declared = getattr(file, "size", None)
+    if declared is not None and declared > limit:
+        raise UploadTooLarge(f"the file is larger than the {limit // (1024 * 1024)} MB limit")
+    filename = Path(filename or "upload").name[:300]
+    path, digest, size = _store_upload(file, limit)
+    try:
+        kind = detect_kind(path, filename)
+        existing = (
+            Document.objects.filter(collection=collection, content_hash=digest)
+            .exclude(status=Document.Status.FAILED)
+            .first()
+        )
+        if existing is not None:
+            path.unlink(missing_ok=True)
+            return existing, False
+        with transaction.atomic():
+            document = Document.objects.create(
+                collection=collection,
+                title=(title or Path(filename).stem or filename)[:300],
+                original_name=filename,
+                file=str(path.relative_to(settings.MEDIA_ROOT)),
+                content_hash=digest,
+                kind=kind,
+                size=size,
+                uploaded_by=user,
+                heartbeat_at=timezone.now(),
+            )
+            if enqueue:
+                documents_enqueue(document_ids=[document.id])
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return document, True
+
+
+def documents_enqueue(*, document_ids: Sequence[int], batch_size: int = 1) -> None:
+    """Queue ingestion once the current transaction commits (a task must never see uncommitted rows)."""
+    from .tasks import ingest_documents
+
+    ids = list(document_ids)
+    for i in range(0, len(ids), batch_size):
+        batch = ids[i : i + batch_size]
+        transaction.on_commit(lambda batch=batch: ingest_documents.delay(batch))
+
+
+def document_requeue(*, document: Document, reset_attempts: bool = False) -> None:
+    fields = {"status": Document.Status.QUEUED, "progress": 0.0, "error": "", "heartbeat_at": timezone.now()}
+    if reset_attempts:
+        fields["attempts"] = 0
+    Document.objects.filter(id=document.id).update(**fields)
+    documents_enqueue(document_ids=[document.id])
+
+
+def document_delete(*, document: Document) -> None:
+    """Delete the document, its chunks (so they are never retrieved again) and its stored file."""
+    file_name = document.file.name
+    with transaction.atomic():
+        Chunk.objects.filter(document_id=document.id).delete()
+        document.delete()
+    if file_name:
+        transaction.on_commit(lambda: (Path(settings.MEDIA_ROOT) / file_name).unlink(missing_ok=True))
+
+
+def _set_status(document: Document, team_id: int, **fields) -> None:
+    for name, value in fields.items():
+        setattr(document, name, value)
+    Document.objects.filter(id=document.id).update(**fields, updated_at=timezone.now())
+    progress.publish(document, team_id)
+
+
+def document_fail(*, document: Document, reason: str) -> None:
+    log.info("document %s failed: %s", document.id, reason)
+    _set_status(
+        document,
+        document.collection.team_id,
+        status=Document.Status.FAILED,
+        error=reason[:2000],
+        finished_at=timezone.now(),
+    )
+
+
+@dataclass
+class IngestStats:
+    documents: int = 0
+    ready: int = 0
+    failed: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"parse": 0.0, "chunk": 0.0, "embed": 0.0, "insert": 0.0}
+    )
+
+
+class _Timer:
+    def __init__(self, stats: IngestStats, name: str):
+        self.stats, self.name = stats, name
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.stats.seconds[self.name] += time.perf_counter() - self.started
+
+
+def documents_ingest(*, document_ids: Iterable[int], force: bool = False) -> IngestStats:
+    """Parse, chunk, embed and index documents; idempotent, so a crashed run can simply run again.
+
+    Several documents embed together, so small files still fill the embedder's batches. Each
+    document fails alone: a hostile file marks itself failed and the rest carry on. The chunks of
+    a document are replaced in one transaction, so a rerun never leaves duplicates.
+    """
+    embedder = get_embedder()
+    stats = IngestStats()
+    documents = list(Document.objects.filter(id__in=list(document_ids)).select_related("collection"))
+    todo = [
+        d
+        for d in documents
+        if force
+        or not (
+            (d.status == Document.Status.READY and d.embedding_model == embedder.model_name)
+            or d.status == Document.Status.FAILED
+        )
+    ]
+    stats.documents = len(todo)
+    if not todo:
+        return stats
+    now = timezone.now()
+    Document.objects.filter(id__in=[d.id for d in todo]).update(
+        status=Document.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        error="",
+    )
+    prepared: list[tuple[Document, list[ChunkSpec]]] = []
+    for document in todo:
+        team_id = document.collection.team_id
+        _set_status(document, team_id, status=Document.Status.PROCESSING, progress=0.05, error="")
+        try:
+            with _Timer(stats, "parse"):
+                blocks = parse_isolated(
+                    Path(settings.MEDIA_ROOT) / document.file.name,
+                    document.kind,
+                    max_chars=settings.DOCENT_MAX_DOCUMENT_CHARS,
+                    timeout_s=settings.DOCENT_PARSE_TIMEOUT_S,
+                    memory_mb=settings.DOCENT_PARSE_MEMORY_MB,
+                )
+            with _Timer(stats, "chunk"):
+                specs = chunk_blocks(
+                    blocks,
+                    offsets_of=embedder.offsets,
+                    max_tokens=min(settings.DOCENT_CHUNK_TOKENS, embedder.max_input_tokens - 50),
+                    overlap_tokens=settings.DOCENT_CHUNK_OVERLAP_TOKENS,
+                    heading_tokens=48,
+                )
+            if not specs:
+                raise ParseError("the document contains no text")
+        except (ParseError, UnsupportedType, FileNotFoundError) as exc:
+            reason = str(exc) if not isinstance(exc, FileNotFoundError) else "the uploaded file is missing"
+            document_fail(document=document, reason=reason)
+            stats.failed += 1
+            continue
+        prepared.append((document, specs))
+        _set_status(document, team_id, progress=0.15, heartbeat_at=timezone.now())
+
+    vectors = _embed_missing(embedder, prepared, stats)
+    with _Timer(stats, "insert"):
+        written = _write_chunks(prepared, vectors, embedder.model_name)
+    for document, specs in prepared:
+        if document.id not in written:
+            continue  # deleted while it was being processed
+        stats.ready += 1
+        stats.chunks += len(specs)
+        document.status, document.progress, document.chunk_count = Document.Status.READY, 1.0, len(specs)
+        progress.publish(document, document.collection.team_id)
+    return stats
+
+
+def _embed_missing(embedder, prepared, stats: IngestStats) -> dict[str, object]:
+    """Vectors for every chunk hash, reusing those this model already made for identical chunks."""
+    wanted: dict[str, str] = {}
+    for _, specs in prepared:
+        for spec in specs:
+            wanted.setdefault(spec.content_hash, spec.embedding_input)
+    vectors: dict[str, object] = {}
+    hashes = list(wanted)
+    for i in range(0, len(hashes), 5000):
+        rows = (
+            Chunk.objects.filter(content_hash__in=hashes[i : i + 5000], embedding_model=embedder.model_name)
+            .order_by()
+            .values_list("content_hash", "embedding")
+        )
+        for digest, vector in rows:
+            vectors.setdefault(digest, vector)
+    missing = [h for h in hashes if h not in vectors]
+    stats.reused = len(hashes) - len(missing)
+    batch = max(getattr(embedder, "batch_size", 64), 1) * 4
+    for i in range(0, len(missing), batch):
+        part = missing[i : i + batch]
+        with _Timer(stats, "embed"):
+            embedded = embedder.embed([wanted[h] for h in part])
+        vectors.update(zip(part, embedded, strict=True))
+        stats.embedded += len(part)
+        done = (i + len(part)) / len(missing)
+        now = timezone.now()
+        for document, _ in prepared:
+            document.progress = 0.15 + 0.8 * done
+            document.heartbeat_at = now
+        Document.objects.filter(id__in=[d.id for d, _ in prepared]).update(
+            progress=0.15 + 0.8 * done, heartbeat_at=now
+        )
+        if len(prepared) <= 8:  # per-file bars for uploads; bulk loads report at the end
+            for document, _ in prepared:
+                progress.publish(document, document.collection.team_id)
+    return vectors
+
+
+_COPY_SQL = (
+    "COPY retrieval_chunk (document_id, collection_id, ordinal, text, token_count, page, heading_path,"
+    " content_hash, embedding, embedding_model) FROM STDIN WITH (FORMAT BINARY)"
+)
+_COPY_TYPES = ["int8", "int8", "int4", "text", "int4", "int4", "text", "varchar", "vector", "varchar"]
+
+
+def _raw_connection():
+    """Django's psycopg connection with pgvector's binary adapters registered once."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if not getattr(raw, "_docent_vector", False):
+        from pgvector.psycopg import register_vector
+
+        register_vector(raw)
+        raw._docent_vector = True
+    return raw
+
+
+def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
+    """Replace the chunks of the prepared documents with binary COPY, in one transaction."""
+    if not prepared:
+        return set()
+    ids = [d.id for d, _ in prepared]
+    with transaction.atomic():
+        # Lock the rows so a concurrent rerun of the same documents waits instead of interleaving.
+        alive = set(
+            Document.objects.select_for_update()
+            .filter(id__in=ids, status=Document.Status.PROCESSING)
+            .values_list("id", flat=True)
+        )
+        if not alive:
+            return alive
+        Chunk.objects.filter(document_id__in=alive).delete()
+        raw = _raw_connection()
+        with raw.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
+            copy.set_types(_COPY_TYPES)
+            for document, specs in prepared:
+                if document.id not in alive:
+                    continue
+                for ordinal, spec in enumerate(specs):
+                    copy.write_row(
+                        (
+                            document.id,
+                            document.collection_id,
+                            ordinal,
+                            spec.text,
+                            spec.token_count,
+                            spec.page,
+                            spec.heading_path,
+                            spec.content_hash,
+                            vectors[spec.content_hash],
+                            model_name,
+                        )
+                    )
+        now = timezone.now()
+        for document, specs in prepared:
+            if document.id in alive:
+                Document.objects.filter(id=document.id).update(
+                    status=Document.Status.READY,
+                    progress=1.0,
+                    chunk_count=len(specs),
+                    embedding_model=model_name,
+                    error="",
+                    finished_at=now,
+                    heartbeat_at=now,
+                    updated_at=now,
+                )
+        _after_chunks_written(alive)
+    return alive
+
+
+def _after_chunks_written(document_ids: set[int]) -> None:
+    """Hook for index-side statistics kept beside the chunks (see selectors)."""
+
+
+def documents_mark_retrying(*, document_ids: Sequence[int], reason: str) -> None:
+    Document.objects.filter(id__in=document_ids).exclude(status=Document.Status.READY).update(
+        status=Document.Status.QUEUED, error=f"retrying: {reason}"[:2000], heartbeat_at=timezone.now()
+    )
+
+
+def documents_fail(*, document_ids: Sequence[int], reason: str) -> None:
+    for document in (
+        Document.objects.filter(id__in=document_ids)
+        .exclude(status=Document.Status.READY)
+        .select_related("collection")
+    ):
+        document_fail(document=document, reason=reason)
+
+
+def documents_sweep_stuck(*, stuck_after_s: int, max_attempts: int, broker_backlog: int) -> list[int]:
+    """Re-queue documents a dead worker left behind; give up on those that keep failing.
+
+    "processing" with a quiet heartbeat means the worker died. "queued" for long only means a lost
+    message when the broker has nothing left to deliver; otherwise the queue is just long.
+    """
+    cutoff = timezone.now() - timezone.timedelta(seconds=stuck_after_s)
+    stuck = Document.objects.filter(status=Document.Status.PROCESSING, heartbeat_at__lt=cutoff)
+    if broker_backlog == 0:
+        stuck = stuck | Document.objects.filter(status=Document.Status.QUEUED, heartbeat_at__lt=cutoff)
+    requeued = []
+    for document in stuck.select_related("collection"):
+        if document.attempts >= max_attempts:
+            document_fail(document=document, reason=f"gave up after {document.attempts} attempts")
+            continue
+        document_requeue(document=document)
+        requeued.append(document.id)
+    if requeued:
+        log.warning("re-queued %d stuck documents: %s", len(requeued), requeued[:20])
+    return requeued
+
+
+def documents_reindex(*, model_name: str | None = None) -> int:
+    """Queue every document embedded by another model than the current one; returns how many."""
+    model_name = model_name or get_embedder().model_name
+    stale = list(
+        Document.objects.filter(status=Document.Status.READY)
+        .exclude(embedding_model=model_name)
+        .values_list("id", flat=True)
+    )
+    Document.objects.filter(id__in=stale).update(
+        status=Document.Status.QUEUED, progress=0.0, heartbeat_at=timezone.now()
+    )
+    documents_enqueue(document_ids=stale, batch_size=16)
+    return len(stale)

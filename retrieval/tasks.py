@@ -1,0 +1,59 @@
+"""Celery tasks: take ids, call services. Idempotent, so acks_late and redelivery are safe."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from . import services
+from .embeddings import TransientEmbeddingError
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (TransientEmbeddingError, OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=3,
+    soft_time_limit=1200,
+    time_limit=1500,
+)
+def ingest_documents(self, document_ids: list[int]) -> dict:
+    try:
+        stats = services.documents_ingest(document_ids=document_ids)
+    except TRANSIENT as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        if self.request.retries >= self.max_retries:
+            services.documents_fail(document_ids=document_ids, reason=f"gave up after retries ({reason})")
+            return {"failed": len(document_ids)}
+        services.documents_mark_retrying(document_ids=document_ids, reason=reason)
+        raise self.retry(exc=exc, countdown=min(300, 5 * 4**self.request.retries)) from exc
+    except SoftTimeLimitExceeded:
+        services.documents_fail(document_ids=document_ids, reason="ingestion took longer than its time limit")
+        return {"failed": len(document_ids)}
+    return {"ready": stats.ready, "failed": stats.failed, "chunks": stats.chunks}
+
+
+def _broker_backlog() -> int:
+    """Messages waiting in the default queue; -1 when the broker cannot say."""
+    from assistant.celery import app
+
+    try:
+        with app.connection_for_read() as conn:
+            return conn.default_channel.client.llen(app.conf.task_default_queue)
+    except Exception:  # an unknown broker makes the sweep conservative, not broken
+        return -1
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_stuck_documents() -> list[int]:
+    return services.documents_sweep_stuck(
+        stuck_after_s=settings.DOCENT_STUCK_AFTER_S,
+        max_attempts=settings.DOCENT_INGEST_MAX_ATTEMPTS,
+        broker_backlog=_broker_backlog(),
+    )

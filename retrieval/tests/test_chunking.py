@@ -1,0 +1,101 @@
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retrieval.chunking import chunk_blocks, trim_heading
+from retrieval.embeddings.base import wordpiece_offsets
+from retrieval.parsing import Block
+
+
+def n_tokens(text: str) -> int:
+    return len(wordpiece_offsets(text))
+
+
+def test_paragraphs_stay_whole_when_they_fit():
+    """Short paragraphs of one section share a chunk; a new heading starts a new chunk."""
+    blocks = [
+        Block("Alpha one.", headings=["A"]),
+        Block("Alpha two.", headings=["A"]),
+        Block("Beta.", headings=["A", "B"]),
+    ]
+    chunks = chunk_blocks(blocks, offsets_of=wordpiece_offsets, max_tokens=50)
+    assert [(c.text, c.heading_path) for c in chunks] == [
+        ("Alpha one.\n\nAlpha two.", "A"),
+        ("Beta.", "A > B"),
+    ]
+
+
+def test_long_text_cuts_at_sentence_ends_with_overlap():
+    """Cuts fall after a sentence; the next chunk repeats the tail of the previous one."""
+    text = " ".join(f"Sentence number {i} talks about topic {i}." for i in range(60))
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=40, overlap_tokens=12)
+    assert len(chunks) > 3
+    for c in chunks[:-1]:
+        assert c.text.endswith("."), c.text
+        assert n_tokens(c.text) <= 40
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert b.start < a.end  # overlap
+
+
+def test_giant_word_is_the_only_thing_cut_mid_word():
+    word = "ab-" * 2000  # no space anywhere, thousands of tokens
+    chunks = chunk_blocks([Block(f"start {word} end")], offsets_of=wordpiece_offsets, max_tokens=64)
+    assert all(n_tokens(c.text) <= 64 for c in chunks)
+    assert chunks[0].text == "start"
+
+
+def test_chunks_do_not_cross_pages():
+    """Short pages are not merged, so each chunk's page is exact."""
+    blocks = [Block("Page one has these words.", page=1), Block("Page two has those words.", page=2)]
+    chunks = chunk_blocks(blocks, offsets_of=wordpiece_offsets, max_tokens=100)
+    assert [(c.text, c.page) for c in chunks] == [
+        ("Page one has these words.", 1),
+        ("Page two has those words.", 2),
+    ]
+
+
+def test_heading_path_is_bounded():
+    path = trim_heading(["Outer " * 40, "Inner heading"], wordpiece_offsets, 10)
+    assert path == "Inner heading"
+
+
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30
+)
+paragraph = st.lists(words, min_size=1, max_size=80).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    paragraphs=st.lists(paragraph, min_size=1, max_size=6),
+    max_tokens=st.integers(min_value=8, max_value=120),
+    overlap=st.integers(min_value=0, max_value=40),
+)
+def test_no_text_lost_and_no_chunk_over_bound(paragraphs, max_tokens, overlap):
+    """Property: every token of the input is in some chunk, and no chunk exceeds the bound."""
+    blocks = [Block(p) for p in paragraphs if p.strip()]
+    chunks = chunk_blocks(blocks, offsets_of=wordpiece_offsets, max_tokens=max_tokens, overlap_tokens=overlap)
+    section = "\n\n".join(b.text for b in blocks)
+    for c in chunks:
+        assert n_tokens(c.text) <= max_tokens
+        assert section[c.start : c.end] == c.text
+    # Coverage: the spans leave out no token of the section.
+    covered = [False] * len(section)
+    for c in chunks:
+        for i in range(c.start, c.end):
+            covered[i] = True
+    for start, end in wordpiece_offsets(section):
+        assert all(covered[start:end]), section[start:end]
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet="ab .\n", min_size=1, max_size=400), max_tokens=st.integers(8, 30))
+def test_never_split_mid_word_when_a_space_is_near(text, max_tokens):
+    """Every cut is at whitespace unless a single word is longer than the bound."""
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=max_tokens)
+    longest_word = max((n_tokens(w) for w in re.split(r"\s+", text) if w), default=0)
+    if longest_word <= max_tokens // 2:
+        for c in chunks:
+            after = text[c.end : c.end + 1]
+            assert after == "" or after.isspace() or not text[c.end - 1].isalnum() or not after.isalnum()

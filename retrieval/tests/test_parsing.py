@@ -1,0 +1,149 @@
+import pytest
+
+from retrieval import parsing
+from retrieval.parsing import ParseError, UnsupportedType, detect_kind, parse_isolated
+
+from . import files
+
+LIMITS = {"max_chars": 2_000_000, "timeout_s": 20, "memory_mb": 512}
+
+
+def write(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("a.pdf", files.pdf_bytes(["Hello PDF"]), "pdf"),
+        ("a.docx", files.docx_bytes("Title", ["Body"]), "docx"),
+        ("a.md", b"# Heading\n\nText", "markdown"),
+        ("a.html", b"<!doctype html><html><body><p>Hi</p></body></html>", "html"),
+        ("a.txt", b"plain words", "text"),
+        ("README", b"plain words without extension", "text"),
+        ("page", b"<html><body><p>x</p></body></html>", "html"),
+    ],
+)
+def test_detect_kind_from_content(tmp_path, name, data, kind):
+    """The kind comes from the bytes, checked against the extension."""
+    assert detect_kind(write(tmp_path, name, data), name) == kind
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("fake.pdf", b"just text pretending"),
+        ("fake.docx", files.pdf_bytes(["x"])),
+        ("photo.png", b"\x89PNG\r\n\x1a\n...."),
+        ("a.txt", b"\x89PNG\r\n\x1a\n\x00\x00binary"),
+        ("a.md", b"GIF89a\x00\x01binary"),
+        ("a.html", b"no markup at all"),
+        ("archive.docx", b"PK\x03\x04garbage"),
+        ("nul.txt", b"text with a \x00 NUL"),
+    ],
+)
+def test_detect_kind_refuses_mismatch_and_unknown(tmp_path, name, data):
+    """A mismatched or unknown type is refused (the API answers 415)."""
+    with pytest.raises(UnsupportedType):
+        detect_kind(write(tmp_path, name, data), name)
+
+
+def test_pdf_pages_are_kept(tmp_path):
+    """Each PDF page's text carries its page number."""
+    blocks = parse_isolated(
+        write(tmp_path, "a.pdf", files.pdf_bytes(["First page text", "Second page text"])), "pdf", **LIMITS
+    )
+    assert [(b.text, b.page) for b in blocks] == [("First page text", 1), ("Second page text", 2)]
+
+
+def test_docx_headings_become_heading_path(tmp_path):
+    """DOCX headings give the heading path of the paragraphs below them."""
+    blocks = parse_isolated(
+        write(tmp_path, "a.docx", files.docx_bytes("Policies", ["Leave is 25 days."])), "docx", **LIMITS
+    )
+    assert blocks[0].text == "Leave is 25 days."
+    assert blocks[0].headings == ["Policies"]
+
+
+def test_markdown_structure(tmp_path):
+    """ATX and setext headings nest; links keep their text; code fences stay whole."""
+    md = b"Intro\n=====\n\nFirst [para](http://x).\n\n## Part\n\n```\ncode\n\nmore code\n```\n\n### Deep\n\nLast.\n"
+    blocks = parse_isolated(write(tmp_path, "a.md", md), "markdown", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("First para.", ["Intro"]),
+        ("```\ncode\n\nmore code\n```", ["Intro", "Part"]),
+        ("Last.", ["Intro", "Part", "Deep"]),
+    ]
+
+
+def test_html_keeps_visible_text_only(tmp_path):
+    """Scripts, styles, hidden elements and comments never reach the index."""
+    html = b"""<html><head><title>T</title><style>p{}</style></head><body>
+    <h1>Guide</h1><p>Visible <b>text</b>.</p><script>alert('x')</script>
+    <div hidden>secret one</div><p style="display:none">secret two</p><!-- secret three -->
+    <h2>Sub</h2><ul><li>item</li></ul></body></html>"""
+    blocks = parse_isolated(write(tmp_path, "a.html", html), "html", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("Visible text.", ["Guide"]),
+        ("item", ["Guide", "Sub"]),
+    ]
+    assert "secret" not in " ".join(b.text for b in blocks)
+
+
+def test_invalid_utf8_fails_readably(tmp_path):
+    with pytest.raises(ParseError, match="not valid UTF-8"):
+        parse_isolated(write(tmp_path, "a.txt", b"ok \xff\xfe bad"), "text", **LIMITS)
+
+
+def test_nul_bytes_fail_readably(tmp_path):
+    with pytest.raises(ParseError, match="NUL"):
+        parse_isolated(write(tmp_path, "a.txt", b"text\x00more"), "text", **LIMITS)
+
+
+@pytest.mark.slow
+def test_pdf_decompression_bomb_fails_and_parser_recovers(tmp_path):
+    """A 1 GB inflating stream fails its document; the next document still parses."""
+    bomb = write(tmp_path, "bomb.pdf", files.pdf_decompression_bomb())
+    with pytest.raises(ParseError):
+        parse_isolated(bomb, "pdf", max_chars=2_000_000, timeout_s=20, memory_mb=384)
+    ok = write(tmp_path, "ok.txt", b"still fine")
+    assert (
+        parse_isolated(ok, "text", max_chars=2_000_000, timeout_s=20, memory_mb=384)[0].text == "still fine"
+    )
+
+
+def test_pdf_circular_xref_fails(tmp_path):
+    with pytest.raises(ParseError):
+        parse_isolated(write(tmp_path, "loop.pdf", files.pdf_circular_xref()), "pdf", **LIMITS)
+
+
+def test_docx_zip_bomb_is_not_opened(tmp_path):
+    with pytest.raises(ParseError, match="zip bomb"):
+        parse_isolated(write(tmp_path, "bomb.docx", files.docx_zip_bomb()), "docx", **LIMITS)
+
+
+@pytest.mark.slow
+def test_huge_single_line_fails_fast(tmp_path):
+    """A 200 MB single line is refused by the character budget, not by exhausting memory."""
+    path = tmp_path / "line.txt"
+    with path.open("wb") as fh:
+        for _ in range(200):
+            fh.write(b"a" * (1 << 20))
+    with pytest.raises(ParseError, match="more than"):
+        parse_isolated(path, "text", **LIMITS)
+
+
+def test_hung_parser_is_stopped(tmp_path, monkeypatch):
+    """A parse that never returns is killed at the time limit and the next call gets a fresh child."""
+    slow = parsing.IsolatedParser(timeout_s=1, memory_mb=256)
+    fifo = tmp_path / "never.txt"
+    import os
+
+    os.mkfifo(fifo)  # reading a FIFO with no writer blocks forever
+    with pytest.raises(ParseError, match="longer than 1 s"):
+        slow.parse(fifo, "text", max_chars=100)
+    ok = write(tmp_path, "ok.txt", b"alive")
+    assert slow.parse(ok, "text", max_chars=100)[0].text == "alive"
+    slow.close()

@@ -1,0 +1,239 @@
+"""A small OpenAI-compatible server on loopback for tests: chat completions (JSON and SSE),
+embeddings and moderations, with injectable faults (429 + Retry-After, 5xx, stalls, cut streams,
+malformed chunks). It records every request so tests can read exactly what the app sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def fake_vector(text: str, dimensions: int) -> list[float]:
+    """Deterministic bag-of-words vector: texts sharing words point the same way."""
+    vec = [0.0] * dimensions
+    for word in text.lower().split():
+        h = int(hashlib.md5(word.strip(".,;:!?()[]\"'").encode()).hexdigest(), 16)
+        vec[h % dimensions] += 1.0
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.faults: deque[dict] = deque()
+        self.reply = "This is a fake answer [1]."
+        self.token_delay = 0.0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.reply = "This is a fake answer [1]."
+            self.token_delay = 0.0
+
+    def add_fault(self, **fault) -> None:
+        """Queue a fault for the next request(s): status=429|500, retry_after=, stall=, cut_after=, malformed=, path="""
+        with self.lock:
+            self.faults.append(fault)
+
+    def _next_fault(self, path: str) -> dict | None:
+        with self.lock:
+            for fault in list(self.faults):
+                if fault.get("path", path) in path:
+                    self.faults.remove(fault)
+                    return fault
+        return None
+
+    def requests_to(self, path: str) -> list[dict]:
+        return [r for r in self.requests if r["path"].endswith(path)]
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path.endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": "fake-chat", "object": "model"}]})
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake.lock:
+                    fake.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                fault = fake._next_fault(self.path)
+                if fault and fault.get("status"):
+                    headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
+                    self._json(
+                        fault["status"], {"error": {"message": "injected fault", "type": "fault"}}, headers
+                    )
+                    return
+                if fault and fault.get("stall") and not fault.get("cut_after"):
+                    time.sleep(fault["stall"])
+                if self.path.endswith("/embeddings"):
+                    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    dims = body.get("dimensions") or 384
+                    data = [
+                        {"object": "embedding", "index": i, "embedding": fake_vector(t, dims)}
+                        for i, t in enumerate(inputs)
+                    ]
+                    self._json(
+                        200,
+                        {
+                            "object": "list",
+                            "data": data,
+                            "model": body.get("model"),
+                            "usage": {
+                                "prompt_tokens": sum(len(t.split()) for t in inputs),
+                                "total_tokens": 0,
+                            },
+                        },
+                    )
+                elif self.path.endswith("/moderations"):
+                    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    results = [
+                        {
+                            "flagged": "FLAGME" in t,
+                            "categories": {"harassment": "FLAGME" in t},
+                            "category_scores": {"harassment": 0.99 if "FLAGME" in t else 0.0},
+                        }
+                        for t in inputs
+                    ]
+                    self._json(200, {"id": "modr-1", "model": "fake-moderation", "results": results})
+                elif self.path.endswith("/chat/completions"):
+                    self._chat(body, fault or {})
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def _chat(self, body: dict, fault: dict) -> None:
+                reply = fake.reply
+                words = [w + " " for w in reply.split(" ")]
+                words[-1] = words[-1].rstrip()
+                prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+                if not body.get("stream"):
+                    self._json(
+                        200,
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": body.get("model"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": reply},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": {
+                                "prompt_tokens": prompt_tokens,
+                                "completion_tokens": len(words),
+                                "total_tokens": prompt_tokens + len(words),
+                            },
+                        },
+                    )
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                base = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": body.get("model"),
+                }
+
+                def send(obj) -> None:
+                    payload = obj if isinstance(obj, str) else json.dumps(obj)
+                    self.wfile.write(f"data: {payload}\n\n".encode())
+                    self.wfile.flush()
+
+                try:
+                    send(
+                        {
+                            **base,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "delta": {"role": "assistant", "content": ""},
+                                    "finish_reason": None,
+                                }
+                            ],
+                        }
+                    )
+                    for i, word in enumerate(words):
+                        if fault.get("cut_after") is not None and i >= fault["cut_after"]:
+                            if fault.get("stall"):
+                                time.sleep(fault["stall"])
+                            self.close_connection = True
+                            return  # the stream just ends: no finish_reason, no [DONE]
+                        if fault.get("malformed_at") is not None and i == fault["malformed_at"]:
+                            send("{not json")
+                        if fake.token_delay:
+                            time.sleep(fake.token_delay)
+                        send(
+                            {
+                                **base,
+                                "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                            }
+                        )
+                    send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                    if body.get("stream_options", {}).get("include_usage"):
+                        send(
+                            {
+                                **base,
+                                "choices": [],
+                                "usage": {
+                                    "prompt_tokens": prompt_tokens,
+                                    "completion_tokens": len(words),
+                                    "total_tokens": prompt_tokens + len(words),
+                                },
+                            }
+                        )
+                    send("[DONE]")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+        return Handler
