@@ -49,12 +49,51 @@ class Stack:
                 proc.wait()
 
 
+_FATAL = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGHUP - 1))
+
+
+def _caught_signals(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16)
+    except OSError:
+        return None
+    return None
+
+
+class ParentWatch:
+    """Notice when our parent `make` got SIGINT although the signal was sent to it alone.
+
+    GNU make forwards SIGTERM to its children but not SIGINT (it expects the terminal to have sent
+    that to the whole group); it resets the signal's handler to the default and waits for us. That
+    reset shows in /proc as a cleared bit in the parent's caught-signal mask, so we stop then.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getppid()
+        name = (
+            Path(f"/proc/{self.pid}/comm").read_text().strip()
+            if Path(f"/proc/{self.pid}/comm").exists()
+            else ""
+        )
+        mask = _caught_signals(self.pid) if name == "make" else None
+        self.watched = (mask or 0) & _FATAL
+
+    def signalled(self) -> bool:
+        if not self.watched:
+            return False
+        mask = _caught_signals(self.pid)
+        return mask is None or (mask & self.watched) != self.watched
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings.local")
     os.environ.setdefault("DJANGO_DEBUG", "1")
     from assistant import embedded
 
     stack = Stack()
+    parent = ParentWatch()
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
     env = dict(os.environ)
     try:
@@ -110,12 +149,13 @@ def main() -> int:
         else:
             _log("admin password: as printed on the first run (set DOCENT_ADMIN_PASSWORD to reset it)")
         _log("Ctrl-C stops everything")
-        while True:
+        while not parent.signalled():
             for name, proc in stack.children:
                 if proc.poll() is not None:
                     _log(f"{name} exited with code {proc.returncode}; stopping")
                     return 1
             time.sleep(0.5)
+        return 0
     except KeyboardInterrupt:
         return 0
     except subprocess.CalledProcessError as exc:

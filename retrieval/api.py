@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db import IntegrityError
 from django.http import Http404
-from ninja import File, Router, Schema
+from ninja import File, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
@@ -120,7 +120,7 @@ def create_collection(request, payload: CollectionIn):
     except IntegrityError:
         raise HttpError(409, f"team {team.name} already has a collection named {payload.name!r}") from None
     collection.document_count = 0
-    return 201, _collection_out(collection)
+    return Status(201, _collection_out(collection))
 
 
 @router.get("/collections/{collection_id}/documents", response=list[DocumentOut])
@@ -137,7 +137,9 @@ def upload_document(request, collection_id: int, file: UploadedFile = File(...))
     document, created = services.document_create(
         collection=collection, file=file, filename=file.name or "upload", user=request.auth
     )
-    return (202 if created else 200), {"id": document.id, "status": document.status, "duplicate": not created}
+    return Status(
+        202 if created else 200, {"id": document.id, "status": document.status, "duplicate": not created}
+    )
 
 
 @router.get("/documents/{document_id}", response=DocumentOut)
@@ -149,7 +151,7 @@ def get_document(request, document_id: int):
 def delete_document(request, document_id: int):
     document = _document_or_404(request, document_id)
     services.document_delete(document=document)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/documents/{document_id}/retry", response={202: DocumentOut})
@@ -159,7 +161,7 @@ def retry_document(request, document_id: int):
         raise HttpError(409, "the document is still being processed")
     services.document_requeue(document=document, reset_attempts=True)
     document.refresh_from_db()
-    return 202, document_out(document)
+    return Status(202, document_out(document))
 
 
 class TeamOut(Schema):

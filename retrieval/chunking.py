@@ -160,10 +160,16 @@ def chunk_blocks(
         while start < len(offsets):
             end = _cut(text, offsets, start, max_tokens)
             a, b = offsets[start][0], offsets[end - 1][1]
+            # Counts add up across spaces, but a cut inside a word re-tokenizes its pieces, so check.
+            count = len(offsets_of(text[a:b]))
+            while count > max_tokens and end - start > 1:
+                end -= max(1, count - max_tokens)
+                b = offsets[end - 1][1]
+                count = len(offsets_of(text[a:b]))
             chunks.append(
                 ChunkSpec(
                     text=text[a:b],
-                    token_count=end - start,
+                    token_count=count,
                     heading_path=heading,
                     page=_page_at(section, a),
                     section=index,

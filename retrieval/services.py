@@ -81,7 +81,10 @@ def user_provision(
 
 
 def collection_create(*, team: Team, name: str, user=None, description: str = "") -> Collection:
-    return Collection.objects.create(team=team, name=name.strip(), created_by=user, description=description)
+    with transaction.atomic():  # a duplicate name fails this savepoint, not the caller's transaction
+        return Collection.objects.create(
+            team=team, name=name.strip(), created_by=user, description=description
+        )
 
 
 def api_key_hash(raw: str) -> str:

@@ -23,3 +23,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DOCENT_STUCK_AFTER_S = 5
 DOCENT_PARSE_TIMEOUT_S = 20
 DOCENT_PARSE_MEMORY_MB = 768
+# Close connections after each request and task, so worker threads leave none open at teardown.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -1,0 +1,189 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from retrieval import services
+from retrieval.models import Chunk, Document
+
+from . import files
+from .helpers import upload
+
+
+@pytest.fixture
+def key_for(db):
+    def make(user):
+        return {"HTTP_AUTHORIZATION": f"Bearer {services.api_key_create(user=user)[1]}"}
+
+    return make
+
+
+def test_unauthenticated_is_401(client):
+    response = client.get("/api/v1/collections")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_bad_api_key_is_401(db, client):
+    assert client.get("/api/v1/collections", HTTP_AUTHORIZATION="Bearer dk_nope").status_code == 401
+
+
+def test_revoked_key_is_401(db, client, alice):
+    from django.utils import timezone
+
+    key, raw = services.api_key_create(user=alice)
+    key.revoked_at = timezone.now()
+    key.save()
+    assert client.get("/api/v1/collections", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+
+
+def test_collections_lists_only_readable(client, alice, collection_a, collection_b, key_for):
+    response = client.get("/api/v1/collections", **key_for(alice))
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json()] == [collection_a.id]
+
+
+def test_create_collection_in_own_team_only(client, alice, team_a, team_b, key_for):
+    ok = client.post(
+        "/api/v1/collections",
+        {"name": "new", "team": team_a.id},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert ok.status_code == 201 and ok.json()["team"] == "Team A"
+    by_name = client.post(
+        "/api/v1/collections",
+        {"name": "n2", "team": "Team A"},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert by_name.status_code == 201
+    again = client.post(
+        "/api/v1/collections",
+        {"name": "new", "team": team_a.id},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert again.status_code == 409
+    foreign = client.post(
+        "/api/v1/collections",
+        {"name": "x", "team": team_b.id},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert foreign.status_code == 404
+
+
+def test_upload_then_status(client, alice, collection_a, key_for, django_capture_on_commit_callbacks):
+    file = SimpleUploadedFile("guide.md", b"# Guide\n\nHello there.", content_type="text/markdown")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(
+            f"/api/v1/collections/{collection_a.id}/documents", {"file": file}, **key_for(alice)
+        )
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and len(callbacks) == 1  # the task is queued after commit
+    document = client.get(f"/api/v1/documents/{body['id']}", **key_for(alice)).json()
+    assert {k: document[k] for k in ("id", "title", "status", "progress", "error", "chunks")} == {
+        "id": body["id"],
+        "title": "guide",
+        "status": "queued",
+        "progress": 0.0,
+        "error": None,
+        "chunks": 0,
+    }
+    stored = Document.objects.get(id=body["id"])
+    assert stored.original_name == "guide.md" and "guide" not in stored.file.name  # generated storage name
+
+
+def test_unsupported_type_is_415(client, alice, collection_a, key_for):
+    png = SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00", content_type="image/png")
+    response = client.post(
+        f"/api/v1/collections/{collection_a.id}/documents", {"file": png}, **key_for(alice)
+    )
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_type"
+    liar = SimpleUploadedFile("report.pdf", b"plain text", content_type="application/pdf")
+    response = client.post(
+        f"/api/v1/collections/{collection_a.id}/documents", {"file": liar}, **key_for(alice)
+    )
+    assert response.status_code == 415 and "does not match" in response.json()["error"]["message"]
+    assert not Document.objects.exists()
+
+
+def test_too_large_is_413(client, alice, collection_a, key_for, settings):
+    settings.DOCENT_MAX_UPLOAD_BYTES = 1000
+    small_enough_body = SimpleUploadedFile("a.txt", b"x" * 5000)
+    response = client.post(
+        f"/api/v1/collections/{collection_a.id}/documents", {"file": small_enough_body}, **key_for(alice)
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    huge = SimpleUploadedFile("b.txt", b"x" * 200_000)
+    response = client.post(
+        f"/api/v1/collections/{collection_a.id}/documents", {"file": huge}, **key_for(alice)
+    )
+    assert response.status_code == 413  # refused from Content-Length by the middleware
+    assert not Document.objects.exists()
+
+
+def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for):
+    document, _ = upload(collection_a, "n.txt", b"Some words to index.", enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    assert Chunk.objects.filter(document_id=document.id).exists()
+    assert client.delete(f"/api/v1/documents/{document.id}", **key_for(alice)).status_code == 204
+    assert not Chunk.objects.filter(document_id=document.id).exists()
+    assert client.get(f"/api/v1/documents/{document.id}", **key_for(alice)).status_code == 404
+
+
+def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collection_b, key_for):
+    """Another team's collection and documents answer 404 (never 403) everywhere."""
+    document, _ = upload(collection_b, "secret.txt", b"team b only", enqueue=False)
+    auth = key_for(alice)
+    routes = [
+        ("get", f"/api/v1/documents/{document.id}"),
+        ("delete", f"/api/v1/documents/{document.id}"),
+        ("post", f"/api/v1/documents/{document.id}/retry"),
+        ("get", f"/api/v1/collections/{collection_b.id}/documents"),
+    ]
+    for method, url in routes:
+        response = getattr(client, method)(url, **auth)
+        assert response.status_code == 404, (method, url)
+        assert response.json()["error"]["code"] == "not_found"
+    file = SimpleUploadedFile("x.txt", b"intrusion")
+    response = client.post(f"/api/v1/collections/{collection_b.id}/documents", {"file": file}, **auth)
+    assert response.status_code == 404
+    assert Document.objects.filter(id=document.id).exists()
+    assert Document.objects.count() == 1
+    # The owner still sees it.
+    assert client.get(f"/api/v1/documents/{document.id}", **key_for(bob)).status_code == 200
+
+
+def test_session_auth_needs_csrf(db, alice, collection_a):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    assert client.get("/api/v1/collections").status_code == 200
+    file = SimpleUploadedFile("a.txt", b"hello")
+    response = client.post(f"/api/v1/collections/{collection_a.id}/documents", {"file": file})
+    assert response.status_code in (401, 403)
+    client.get("/library/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    file = SimpleUploadedFile("a.txt", b"hello")
+    response = client.post(
+        f"/api/v1/collections/{collection_a.id}/documents", {"file": file}, HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 202
+
+
+def test_openapi_document(client, db):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/v1/collections/{collection_id}/documents" in paths
+    assert "/api/v1/documents/{document_id}" in paths
+
+
+def test_retry_failed_document(client, alice, collection_a, key_for, django_capture_on_commit_callbacks):
+    document, _ = upload(collection_a, "bad.pdf", files.pdf_circular_xref(), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    assert Document.objects.get(id=document.id).status == "failed"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(f"/api/v1/documents/{document.id}/retry", **key_for(alice))
+    assert response.status_code == 202 and response.json()["status"] == "queued" and len(callbacks) == 1

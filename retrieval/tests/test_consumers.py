@@ -1,0 +1,63 @@
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from assistant.asgi import application
+
+from .helpers import upload
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def session_headers(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_progress_events_reach_the_uploaders_team(worker, alice, bob, collection_a, team_b):
+    """Queued -> processing -> ready arrive over /ws/documents/; another team hears nothing."""
+    mine = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
+    )
+    theirs = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(bob)
+    )
+    assert (await mine.connect())[0] and (await theirs.connect())[0]
+    document, _ = await sync_to_async(upload)(
+        collection_a, "n.md", b"# Notes\n\n" + b"Words about things. " * 300
+    )
+    events = []
+    while not events or events[-1]["status"] not in ("ready", "failed"):
+        events.append(await mine.receive_json_from(timeout=60))
+    assert all(e["id"] == document.id and e["type"] == "progress" for e in events)
+    statuses = [e["status"] for e in events]
+    assert statuses[0] == "processing" and statuses[-1] == "ready"
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert events[-1]["chunks"] >= 1
+    assert await theirs.receive_nothing(timeout=0.5)
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_anonymous_socket_is_refused():
+    communicator = WebsocketCommunicator(application, "/ws/documents/", headers=[ORIGIN])
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_foreign_origin_is_refused(alice):
+    headers = [h for h in await sync_to_async(session_headers)(alice) if h[0] != b"origin"]
+    communicator = WebsocketCommunicator(
+        application, "/ws/documents/", headers=[*headers, (b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+    await asyncio.sleep(0)

@@ -1,0 +1,77 @@
+import signal
+import time
+
+import psutil
+import pytest
+from django.db.models import Count
+
+from retrieval import services
+from retrieval.models import Chunk, Document
+from retrieval.tasks import ingest_documents
+from tests.support.processes import start_worker, stop
+
+from .helpers import upload, wait_done
+
+BIG = "\n\n".join(
+    f"Section {i}. The turbine model {i} needs inspection every {i % 9 + 1} months." for i in range(2500)
+)
+
+
+def wait_embedding(document_id: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        document = Document.objects.get(id=document_id)
+        if document.status == "processing" and document.progress > 0.15:
+            return
+        assert document.status != "ready", "finished before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("the worker never started embedding")
+
+
+def assert_clean_chunks(document: Document) -> None:
+    assert document.status == "ready", document.error
+    ordinals = list(Chunk.objects.filter(document=document).values_list("ordinal", flat=True))
+    assert sorted(ordinals) == list(range(document.chunk_count))
+    dupes = (
+        Chunk.objects.filter(document=document).values("content_hash").annotate(n=Count("id")).filter(n__gt=1)
+    )
+    # Overlap can repeat text legitimately only with different neighbours; identical hashes here mean a double insert.
+    assert dupes.count() == 0
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_task_recovers_without_duplicates(worker, collection_a, tmp_path):
+    """SIGKILL of the whole worker mid-embedding: the sweep re-queues, another worker finishes cleanly."""
+    document, _ = upload(collection_a, "manual.txt", BIG.encode(), enqueue=False)
+    proc = start_worker("doomed", tmp_path / "worker.log")
+    try:
+        ingest_documents.apply_async([[document.id]], queue="doomed")
+        wait_embedding(document.id)
+        stop(proc, signal.SIGKILL)
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert Document.objects.get(id=document.id).status == "processing"
+    time.sleep(5.5)  # DOCENT_STUCK_AFTER_S in test settings: the heartbeat goes quiet
+    assert services.documents_sweep_stuck(stuck_after_s=5, max_attempts=4, broker_backlog=0) == [document.id]
+    document = wait_done(document.id, timeout=180)  # the session's worker picks up the re-queued task
+    assert_clean_chunks(document)
+    assert document.attempts == 2
+
+
+@pytest.mark.slow
+def test_pool_child_killed_is_redelivered(transactional_db, collection_a, tmp_path):
+    """A killed pool process makes Celery reject and redeliver the task (acks_late + reject_on_worker_lost)."""
+    document, _ = upload(collection_a, "manual.txt", BIG.encode(), enqueue=False)
+    proc = start_worker("survivor", tmp_path / "worker.log")
+    try:
+        ingest_documents.apply_async([[document.id]], queue="survivor")
+        wait_embedding(document.id)
+        children = psutil.Process(proc.pid).children()
+        assert children, "the prefork pool has a child"
+        for child in children:
+            child.send_signal(signal.SIGKILL)
+        document = wait_done(document.id, timeout=180)
+    finally:
+        stop(proc)
+    assert_clean_chunks(document)
+    assert document.attempts == 2

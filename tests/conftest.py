@@ -1,0 +1,48 @@
+import shutil
+
+import pytest
+
+from tests.support.processes import daphne
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls
+    # are still synchronous, so Django's async-safety guard is relaxed for browser tests only.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 850})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def live_url(transactional_db, tmp_path):
+    """The real ASGI app (Daphne, Channels, Redis) serving the test database."""
+    with daphne(tmp_path / "daphne.log") as base:
+        yield base

@@ -1,0 +1,29 @@
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_all_up(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert {name: c["status"] for name, c in response.json()["components"].items()} == {
+        "database": "up",
+        "redis": "up",
+        "broker": "up",
+        "embeddings": "up",
+    }
+
+
+def test_readyz_names_what_is_down(client, db, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    components = response.json()["components"]
+    assert components["redis"]["status"] == "down" and components["database"]["status"] == "up"
+
+
+def test_metrics_is_prometheus_text(client, db):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert 'docent_documents{status="ready"}' in response.content.decode()

@@ -1,0 +1,50 @@
+"""The upload page in real headless Chromium: sign in, drop files, watch live progress."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from retrieval.tests import files
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def sign_in(page, base, username, password):
+    page.goto(f"{base}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))  # anonymous visitors are sent to sign-in
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page.locator("textarea")).to_be_visible()
+
+
+def test_upload_shows_live_progress_and_readable_errors(
+    page, live_url, worker, make_user, make_team, make_collection, tmp_path
+):
+    user = make_user("dana", password="pw-dana-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "runbooks")
+    good = tmp_path / "runbook.md"
+    good.write_text("# Runbook\n\n" + "Restart the queue when it stalls. " * 200)
+    hostile = tmp_path / "broken.pdf"
+    hostile.write_bytes(files.pdf_circular_xref())
+    wrong = tmp_path / "image.png"
+    wrong.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+
+    sign_in(page, live_url, "dana", "pw-dana-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)  # progress websocket is open
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    section.locator("input[type=file]").set_input_files([str(good), str(hostile), str(wrong)])
+
+    good_row = section.locator("li.doc", has_text="runbook.md")
+    expect(good_row).to_have_attribute("data-status", "ready", timeout=60_000)
+    expect(good_row.locator(".status")).to_contain_text("chunks")
+    assert good_row.locator("progress").evaluate("p => p.value") == 1
+
+    bad_row = section.locator("li.doc", has_text="broken.pdf")
+    expect(bad_row).to_have_attribute("data-status", "failed", timeout=60_000)
+    expect(bad_row.locator(".error")).to_contain_text("PDF")
+
+    wrong_row = section.locator("li.doc", has_text="image.png")
+    expect(wrong_row.locator(".error")).to_contain_text("not supported")
