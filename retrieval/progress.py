@@ -34,3 +34,17 @@ def publish(document, team_id: int) -> None:
         async_to_sync(get_channel_layer().group_send)(team_group(team_id), document_event(document))
     except Exception:  # a progress event is best effort; the document's state is in the database
         log.warning("could not publish progress for document %s", document.id, exc_info=True)
+
+
+def publish_bulk(team_id: int, documents) -> None:
+    """One event per document, sent through a single event loop (bulk loads finish many at once)."""
+
+    async def send_all() -> None:
+        layer = get_channel_layer()
+        for document in documents:
+            await layer.group_send(team_group(team_id), document_event(document))
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:  # best effort, as above
+        log.warning("could not publish progress for %d documents", len(documents), exc_info=True)

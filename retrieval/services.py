@@ -242,7 +242,7 @@ class _Timer:
         self.stats.seconds[self.name] += time.perf_counter() - self.started
 
 
-def documents_ingest(*, document_ids: Iterable[int], force: bool = False) -> IngestStats:
+def documents_ingest(*, document_ids: Iterable[int], force: bool = False, reuse_vectors: bool = True) -> IngestStats:
     """Parse, chunk, embed and index documents; idempotent, so a crashed run can simply run again.
 
     Several documents embed together, so small files still fill the embedder's batches. Each
@@ -264,18 +264,19 @@ def documents_ingest(*, document_ids: Iterable[int], force: bool = False) -> Ing
     stats.documents = len(todo)
     if not todo:
         return stats
+    # Uploads get a live bar per file; bulk loads skip per-file writes that would dominate their cost.
+    live = len(todo) <= LIVE_PROGRESS_MAX
     now = timezone.now()
     Document.objects.filter(id__in=[d.id for d in todo]).update(
-        status=Document.Status.PROCESSING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        heartbeat_at=now,
-        error="",
+        status=Document.Status.PROCESSING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now, error="",
+        progress=0.05,
     )
     prepared: list[tuple[Document, list[ChunkSpec]]] = []
+    max_tokens = min(settings.DOCENT_CHUNK_TOKENS, embedder.max_input_tokens - 50)
     for document in todo:
-        team_id = document.collection.team_id
-        _set_status(document, team_id, status=Document.Status.PROCESSING, progress=0.05, error="")
+        document.status, document.progress, document.error = Document.Status.PROCESSING, 0.05, ""
+        if live:
+            progress.publish(document, document.collection.team_id)
         try:
             with _Timer(stats, "parse"):
                 blocks = parse_isolated(
@@ -289,7 +290,7 @@ def documents_ingest(*, document_ids: Iterable[int], force: bool = False) -> Ing
                 specs = chunk_blocks(
                     blocks,
                     offsets_of=embedder.offsets,
-                    max_tokens=min(settings.DOCENT_CHUNK_TOKENS, embedder.max_input_tokens - 50),
+                    max_tokens=max_tokens,
                     overlap_tokens=settings.DOCENT_CHUNK_OVERLAP_TOKENS,
                     heading_tokens=48,
                 )
@@ -301,9 +302,10 @@ def documents_ingest(*, document_ids: Iterable[int], force: bool = False) -> Ing
             stats.failed += 1
             continue
         prepared.append((document, specs))
-        _set_status(document, team_id, progress=0.15, heartbeat_at=timezone.now())
+        if live:
+            _set_status(document, document.collection.team_id, progress=0.15, heartbeat_at=timezone.now())
 
-    vectors = _embed_missing(embedder, prepared, stats)
+    vectors = _embed_missing(embedder, prepared, stats, live=live, reuse=reuse_vectors)
     with _Timer(stats, "insert"):
         written = _write_chunks(prepared, vectors, embedder.model_name)
     for document, specs in prepared:
@@ -312,11 +314,19 @@ def documents_ingest(*, document_ids: Iterable[int], force: bool = False) -> Ing
         stats.ready += 1
         stats.chunks += len(specs)
         document.status, document.progress, document.chunk_count = Document.Status.READY, 1.0, len(specs)
-        progress.publish(document, document.collection.team_id)
+        document.error = ""
+        if live:
+            progress.publish(document, document.collection.team_id)
+    if not live:
+        for team_id in {d.collection.team_id for d, _ in prepared}:
+            progress.publish_bulk(team_id, [d for d, _ in prepared if d.collection.team_id == team_id])
     return stats
 
 
-def _embed_missing(embedder, prepared, stats: IngestStats) -> dict[str, object]:
+LIVE_PROGRESS_MAX = 8
+
+
+def _embed_missing(embedder, prepared, stats: IngestStats, *, live: bool, reuse: bool) -> dict[str, object]:
     """Vectors for every chunk hash, reusing those this model already made for identical chunks."""
     wanted: dict[str, str] = {}
     for _, specs in prepared:
@@ -324,7 +334,7 @@ def _embed_missing(embedder, prepared, stats: IngestStats) -> dict[str, object]:
             wanted.setdefault(spec.content_hash, spec.embedding_input)
     vectors: dict[str, object] = {}
     hashes = list(wanted)
-    for i in range(0, len(hashes), 5000):
+    for i in range(0, len(hashes) if reuse else 0, 5000):
         rows = (
             Chunk.objects.filter(content_hash__in=hashes[i : i + 5000], embedding_model=embedder.model_name)
             .order_by()
@@ -349,7 +359,7 @@ def _embed_missing(embedder, prepared, stats: IngestStats) -> dict[str, object]:
         Document.objects.filter(id__in=[d.id for d, _ in prepared]).update(
             progress=0.15 + 0.8 * done, heartbeat_at=now
         )
-        if len(prepared) <= 8:  # per-file bars for uploads; bulk loads report at the end
+        if live:
             for document, _ in prepared:
                 progress.publish(document, document.collection.team_id)
     return vectors
@@ -411,18 +421,21 @@ def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
                         )
                     )
         now = timezone.now()
+        ready = []
         for document, specs in prepared:
             if document.id in alive:
-                Document.objects.filter(id=document.id).update(
-                    status=Document.Status.READY,
-                    progress=1.0,
-                    chunk_count=len(specs),
-                    embedding_model=model_name,
-                    error="",
-                    finished_at=now,
-                    heartbeat_at=now,
-                    updated_at=now,
-                )
+                document.chunk_count = len(specs)
+                ready.append(document)
+        Document.objects.filter(id__in=alive).update(
+            status=Document.Status.READY,
+            progress=1.0,
+            embedding_model=model_name,
+            error="",
+            finished_at=now,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+        Document.objects.bulk_update(ready, ["chunk_count"], batch_size=500)
         _after_chunks_written(alive)
     return alive
 

@@ -61,7 +61,7 @@ class Command(BaseCommand):
             "--wait", action="store_true", help="wait until the worker has ingested every file"
         )
         parser.add_argument("--sync", action="store_true", help="ingest in this process, without a worker")
-        parser.add_argument("--batch", type=int, default=16, help="documents per ingestion task")
+        parser.add_argument("--batch", type=int, default=32, help="documents per ingestion task")
 
     def handle(self, *args, paths, collection, team, wait, sync, batch, **options):
         target = resolve_collection(collection, team)
