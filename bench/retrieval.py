@@ -1,0 +1,3 @@
+def run() -> list[dict]:
+    print("   retrieval benchmarks arrive with the retrieval issue")
+    return []
