@@ -26,12 +26,16 @@ def setup_django() -> None:
 
 
 def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (
+        f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
 
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
 

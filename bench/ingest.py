@@ -30,8 +30,14 @@ def _ingest_child(ids: list[int]) -> dict:
         for k, v in stats.seconds.items():
             totals.seconds[k] += v
     wall = time.perf_counter() - started
-    return {"wall": wall, "chunks": totals.chunks, "ready": totals.ready, "failed": totals.failed,
-            "seconds": totals.seconds, "rss_mb": rss_mb()}
+    return {
+        "wall": wall,
+        "chunks": totals.chunks,
+        "ready": totals.ready,
+        "failed": totals.failed,
+        "seconds": totals.seconds,
+        "rss_mb": rss_mb(),
+    }
 
 
 def _fresh_collection(name: str):
@@ -85,8 +91,15 @@ def _insert_rows(collection, n: int) -> list[tuple[str, str, object]]:
     """(heading, text, vector) rows: the real SciFact chunks just ingested, cycled up to n rows."""
     from retrieval.models import Chunk
 
-    chunks = list(Chunk.objects.filter(collection=collection).order_by("id").values_list("heading_path", "text", "embedding")[:n])
-    return [(chunks[i % len(chunks)][0], f"{chunks[i % len(chunks)][1]} ({i})", chunks[i % len(chunks)][2]) for i in range(n)]
+    chunks = list(
+        Chunk.objects.filter(collection=collection)
+        .order_by("id")
+        .values_list("heading_path", "text", "embedding")[:n]
+    )
+    return [
+        (chunks[i % len(chunks)][0], f"{chunks[i % len(chunks)][1]} ({i})", chunks[i % len(chunks)][2])
+        for i in range(n)
+    ]
 
 
 def _docent_insert(rows, *, vector_index: bool = True, per_doc: int = 50) -> float:
@@ -101,8 +114,14 @@ def _docent_insert(rows, *, vector_index: bool = True, per_doc: int = 50) -> flo
     prepared, vectors = [], {}
     for i in range(0, len(rows), per_doc):
         document = Document.objects.create(
-            collection=collection, title=f"doc {i}", original_name=f"{i}.md", file=f"bench/{i}", content_hash=f"{i}",
-            kind="markdown", size=1, status="processing",
+            collection=collection,
+            title=f"doc {i}",
+            original_name=f"{i}.md",
+            file=f"bench/{i}",
+            content_hash=f"{i}",
+            kind="markdown",
+            size=1,
+            status="processing",
         )
         specs = []
         for heading, text, vector in rows[i : i + per_doc]:
@@ -141,16 +160,22 @@ def _peer_insert(rows, *, vector_index: bool = True) -> float:
 
     s = connection.settings_dict
     socket_dir = (s.get("OPTIONS") or {}).get("host")
-    host = f"@/{s['NAME']}?host={socket_dir}" if socket_dir else f"@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+    host = (
+        f"@/{s['NAME']}?host={socket_dir}" if socket_dir else f"@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+    )
     url = f"postgresql+psycopg://{s['USER']}:{s.get('PASSWORD') or ''}{host}"
     engine = PGEngine.from_connection_string(url)
     hybrid = HybridSearchConfig(tsv_column="content_tsv", tsv_lang="pg_catalog.english")
-    engine.init_vectorstore_table("bench_langchain", 384, overwrite_existing=True, hybrid_search_config=hybrid)
+    engine.init_vectorstore_table(
+        "bench_langchain", 384, overwrite_existing=True, hybrid_search_config=hybrid
+    )
     store = PGVectorStore.create_sync(engine, Precomputed(), "bench_langchain", hybrid_search_config=hybrid)
     if vector_index:
         store.apply_vector_index(HNSWIndex())
     with connection.cursor() as cursor:
-        cursor.execute("CREATE INDEX IF NOT EXISTS bench_langchain_tsv ON bench_langchain USING gin (content_tsv)")
+        cursor.execute(
+            "CREATE INDEX IF NOT EXISTS bench_langchain_tsv ON bench_langchain USING gin (content_tsv)"
+        )
     texts = [text for _, text, _ in rows]
     embeddings = [vector.tolist() for _, _, vector in rows]
     metadatas = [{"title": heading} for heading, _, _ in rows]
@@ -174,7 +199,9 @@ def run() -> list[dict]:
     e2e_rate = e2e["chunks"] / e2e["wall"]
     texts = [
         f"{h}\n{t}" if h else t
-        for h, t in Chunk.objects.filter(collection=collection).order_by("id").values_list("heading_path", "text")
+        for h, t in Chunk.objects.filter(collection=collection)
+        .order_by("id")
+        .values_list("heading_path", "text")
     ]
     embed_rate = _embed_only(texts)
     rows = _insert_rows(collection, int(os.environ.get("BENCH_INSERT_ROWS") or 10_000))
@@ -187,16 +214,38 @@ def run() -> list[dict]:
     return [
         result("ingest.documents", e2e["ready"], "docs", failed=e2e["failed"]),
         result("ingest.chunks", e2e["chunks"], "chunks"),
-        result("ingest.chunks_per_s", e2e_rate, "chunks/s", peer="embedder alone, same texts",
-               peer_value=round(embed_rate, 1), ratio=ratio, target=">= 0.9", met=ratio >= 0.9),
+        result(
+            "ingest.chunks_per_s",
+            e2e_rate,
+            "chunks/s",
+            peer="embedder alone, same texts",
+            peer_value=round(embed_rate, 1),
+            ratio=ratio,
+            target=">= 0.9",
+            met=ratio >= 0.9,
+        ),
         result("ingest.embed_only_chunks_per_s", embed_rate, "chunks/s"),
         *[result(f"ingest.{stage}_s", seconds, "s") for stage, seconds in e2e["seconds"].items()],
         result("ingest.wall_s", e2e["wall"], "s"),
-        result("ingest.insert_rows_per_s", docent_rate, "rows/s", peer="langchain-postgres PGVectorStore",
-               peer_value=round(peer_rate, 1), ratio=docent_rate / peer_rate, target=">= 20",
-               met=docent_rate / peer_rate >= 20),
-        result("ingest.insert_rows_per_s_without_vector_index", docent_bare, "rows/s",
-               peer="langchain-postgres PGVectorStore", peer_value=round(peer_bare, 1), ratio=docent_bare / peer_bare,
-               target=">= 20", met=docent_bare / peer_bare >= 20),
+        result(
+            "ingest.insert_rows_per_s",
+            docent_rate,
+            "rows/s",
+            peer="langchain-postgres PGVectorStore",
+            peer_value=round(peer_rate, 1),
+            ratio=docent_rate / peer_rate,
+            target=">= 20",
+            met=docent_rate / peer_rate >= 20,
+        ),
+        result(
+            "ingest.insert_rows_per_s_without_vector_index",
+            docent_bare,
+            "rows/s",
+            peer="langchain-postgres PGVectorStore",
+            peer_value=round(peer_bare, 1),
+            ratio=docent_bare / peer_bare,
+            target=">= 20",
+            met=docent_bare / peer_bare >= 20,
+        ),
         result("ingest.worker_peak_rss_mb", e2e["rss_mb"], "MB"),
     ]

@@ -174,3 +174,48 @@ class TeamOut(Schema):
 def list_teams(request):
     memberships = Membership.objects.filter(user=request.auth).select_related("team")
     return [{"id": m.team_id, "name": m.team.name, "role": m.role} for m in memberships]
+
+
+class SearchIn(Schema):
+    query: str
+    collections: list[int] | None = None
+    k: int = 8
+    mode: str = "hybrid"
+
+
+class SearchHitOut(Schema):
+    chunk_id: int
+    document_id: int
+    collection_id: int
+    title: str
+    text: str
+    score: float
+    heading_path: str
+    page: int | None
+    dense_rank: int | None
+    keyword_rank: int | None
+
+
+class SearchOut(Schema):
+    results: list[SearchHitOut]
+    terms: list[str]
+
+
+@router.post("/search", response=SearchOut)
+def search(request, payload: SearchIn):
+    if payload.mode not in selectors.MODES:
+        raise HttpError(400, f"mode must be one of {', '.join(selectors.MODES)}")
+    if not payload.query.strip():
+        raise HttpError(400, "query must not be empty")
+    if payload.collections is not None:
+        readable = set(selectors.collection_ids_for_user(user=request.auth))
+        if not set(payload.collections) <= readable:
+            raise Http404("no such collection")
+    hits = selectors.search(
+        user=request.auth,
+        query=payload.query,
+        collection_ids=payload.collections,
+        k=max(1, min(payload.k, 50)),
+        mode=payload.mode,
+    )
+    return {"results": [h.__dict__ for h in hits], "terms": selectors.query_terms(query=payload.query)}

@@ -1,11 +1,9 @@
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import F, Func, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
 
@@ -44,6 +42,9 @@ class Collection(models.Model):
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # BM25 collection statistics, kept current by the chunk insert and delete paths.
+    indexed_chunks = models.PositiveBigIntegerField(default=0, editable=False)
+    indexed_terms = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["team__name", "name"]
@@ -115,14 +116,6 @@ class Document(models.Model):
         return self.title
 
 
-class KeywordVector(Func):
-    """to_tsvector over the heading path and the text: what BM25 and the GIN index read."""
-
-    function = "to_tsvector"
-    arg_joiner = " || ' ' || "
-    template = "%(function)s('english'::regconfig, %(expressions)s)"
-
-
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     # Denormalised so the permission filter and per-collection statistics need no join.
@@ -135,11 +128,10 @@ class Chunk(models.Model):
     content_hash = models.CharField(max_length=64)
     embedding = VectorField(dimensions=settings.DOCENT_EMBEDDING_DIMENSIONS)
     embedding_model = models.CharField(max_length=200)
-    search_vector = models.GeneratedField(
-        expression=KeywordVector(Coalesce(F("heading_path"), Value("")), F("text")),
-        output_field=SearchVectorField(),
-        db_persist=True,
-    )
+    # to_tsvector('english', heading_path || ' ' || text), filled by the insert path with the BM25
+    # postings (retrieval_posting) derived from it; term_count is the BM25 document length.
+    search_vector = SearchVectorField(null=True, editable=False)
+    term_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["document_id", "ordinal"]
@@ -154,7 +146,6 @@ class Chunk(models.Model):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
-            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
             models.Index(fields=["content_hash", "embedding_model"], name="chunk_hash_model"),
             models.Index(fields=["collection"], name="chunk_collection"),
         ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -65,3 +68,216 @@ def api_key_user(*, raw: str):
     if key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(id=key.id).update(last_used_at=timezone.now())
     return key.user
+
+
+# Search
+
+MODES = ("hybrid", "dense", "keyword")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: int
+    document_id: int
+    collection_id: int
+    title: str
+    text: str
+    heading_path: str
+    page: int | None
+    score: float
+    dense_rank: int | None
+    keyword_rank: int | None
+    dense_distance: float | None
+    bm25: float | None
+
+
+# One statement: the permission filter, both retrievers and the fusion run in a single round trip.
+# `acc` is every collection the user's teams may read (narrowed to the requested ones); nothing
+# outside it is ever scored. Dense search is exact when the accessible set is small, HNSW otherwise,
+# and an exact pass fills in when a filtered HNSW scan returned too few rows (pgvector < 0.8 stops
+# after ef_search candidates, filtered or not). BM25 reads the postings table; its statistics are
+# those of the accessible collections.
+_ACC = """
+acc AS MATERIALIZED (
+    SELECT c.id, c.indexed_chunks, c.indexed_terms FROM retrieval_collection c
+    WHERE c.team_id IN (SELECT m.team_id FROM retrieval_membership m WHERE m.user_id = %(user_id)s)
+      AND (%(only)s::bigint[] IS NULL OR c.id = ANY(%(only)s::bigint[]))
+),
+st AS MATERIALIZED (
+    SELECT coalesce(sum(indexed_chunks), 0)::float8 AS n,
+           greatest(coalesce(sum(indexed_terms), 0)::float8 / greatest(coalesce(sum(indexed_chunks), 0), 1), 1) AS avgdl,
+           coalesce(array_agg(id), '{}') AS ids
+    FROM acc
+)"""
+
+_DENSE = """,
+dense_exact AS (
+    SELECT ch.id, ch.embedding <=> %(vec)s AS d FROM retrieval_chunk ch
+    WHERE ch.collection_id = ANY((SELECT ids FROM st)::bigint[]) AND ch.embedding_model = %(model)s
+      AND (SELECT n FROM st) <= %(exact_max)s
+    ORDER BY (ch.embedding <=> %(vec)s) + 0, ch.id LIMIT %(depth)s
+),
+dense_ann AS MATERIALIZED (
+    SELECT ch.id, ch.embedding <=> %(vec)s AS d FROM retrieval_chunk ch
+    WHERE ch.collection_id = ANY((SELECT ids FROM st)::bigint[]) AND ch.embedding_model = %(model)s
+      AND (SELECT n FROM st) > %(exact_max)s
+    ORDER BY ch.embedding <=> %(vec)s LIMIT %(depth)s
+),
+dense_fill AS MATERIALIZED (
+    SELECT ch.id, ch.embedding <=> %(vec)s AS d FROM retrieval_chunk ch
+    WHERE ch.collection_id = ANY((SELECT ids FROM st)::bigint[]) AND ch.embedding_model = %(model)s
+      AND (SELECT n FROM st) > %(exact_max)s
+      AND (SELECT count(*) FROM dense_ann) < least(%(depth)s, (SELECT n FROM st))
+    ORDER BY (ch.embedding <=> %(vec)s) + 0, ch.id LIMIT %(depth)s
+),
+dense AS (
+    SELECT id, d, row_number() OVER (ORDER BY d, id) AS r FROM (
+        SELECT id, d FROM dense_exact
+        UNION ALL SELECT id, d FROM dense_fill
+        UNION ALL SELECT id, d FROM dense_ann WHERE NOT EXISTS (SELECT 1 FROM dense_fill)
+    ) x
+)"""
+
+_KEYWORD = """,
+q AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english'::regconfig, %(query)s))) AS term),
+df AS (
+    SELECT p.term, count(*)::float8 AS df FROM retrieval_posting p JOIN q ON q.term = p.term
+    WHERE p.collection_id = ANY((SELECT ids FROM st)::bigint[]) GROUP BY p.term
+),
+w AS (SELECT df.term, ln(1 + ((SELECT n FROM st) - df.df + 0.5) / (df.df + 0.5)) AS idf FROM df),
+kw AS (
+    SELECT p.chunk_id AS id,
+           sum(w.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / (SELECT avgdl FROM st)))) AS s
+    FROM retrieval_posting p JOIN w ON w.term = p.term
+    WHERE p.collection_id = ANY((SELECT ids FROM st)::bigint[])
+    GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id LIMIT %(depth)s
+),
+keyword AS (SELECT id, s, row_number() OVER (ORDER BY s DESC, id) AS r FROM kw)"""
+
+_FUSE = {
+    "hybrid": """,
+fused AS (
+    SELECT coalesce(dense.id, keyword.id) AS id,
+           coalesce(1.0 / (%(rrf_k)s + dense.r), 0) + coalesce(1.0 / (%(rrf_k)s + keyword.r), 0) AS score,
+           dense.r AS dense_rank, keyword.r AS keyword_rank, dense.d AS d, keyword.s AS s
+    FROM dense FULL OUTER JOIN keyword ON keyword.id = dense.id
+    ORDER BY score DESC, id LIMIT %(k)s
+)""",
+    "dense": """,
+fused AS (SELECT id, 1 - d AS score, r AS dense_rank, NULL::bigint AS keyword_rank, d, NULL::float8 AS s
+          FROM dense ORDER BY r LIMIT %(k)s)""",
+    "keyword": """,
+fused AS (SELECT id, s AS score, NULL::bigint AS dense_rank, r AS keyword_rank, NULL::float8 AS d, s
+          FROM keyword ORDER BY r LIMIT %(k)s)""",
+}
+
+_SELECT = """
+SELECT f.id, ch.document_id, ch.collection_id, doc.title, ch.text, ch.heading_path, ch.page,
+       f.score::float8, f.dense_rank, f.keyword_rank, f.d::float8, f.s::float8
+FROM fused f JOIN retrieval_chunk ch ON ch.id = f.id JOIN retrieval_document doc ON doc.id = ch.document_id
+ORDER BY f.score DESC, f.id
+"""
+
+
+def search_sql(mode: str) -> str:
+    parts = ["WITH", _ACC]
+    if mode in ("hybrid", "dense"):
+        parts.append(_DENSE)
+    if mode in ("hybrid", "keyword"):
+        parts.append(_KEYWORD)
+    parts += [_FUSE[mode], _SELECT]
+    return "".join(parts)
+
+
+_SERVER: dict[str, object] = {}
+
+
+def _pgvector_iterative(cursor) -> bool:
+    """pgvector >= 0.8 can continue a filtered HNSW scan until enough rows pass the filter."""
+    if "iterative" not in _SERVER:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+        version = tuple(int(p) for p in (row[0] if row else "0").split(".")[:2])
+        _SERVER["iterative"] = version >= (0, 8)
+    return bool(_SERVER["iterative"])
+
+
+@functools.lru_cache(maxsize=512)
+def _query_vector(model_name: str, text: str):
+    from .embeddings import get_embedder
+
+    return get_embedder().embed_query(text)
+
+
+def search(
+    *,
+    user,
+    query: str,
+    collection_ids: list[int] | None = None,
+    k: int | None = None,
+    mode: str = "hybrid",
+    depth: int | None = None,
+) -> list[SearchHit]:
+    """Hybrid (dense + BM25, fused by reciprocal rank) search over the chunks `user` may read.
+
+    Embeds the query (cached), then runs one SQL statement. Call from sync code; async callers use
+    `asearch`, which keeps both the embedding and the query off the event loop.
+    """
+    from django.conf import settings
+
+    from .embeddings import get_embedder
+    from .services import _raw_connection
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    query = query.strip()
+    k = max(1, min(k or settings.DOCENT_SEARCH_K, 1000))
+    depth = max(k, depth or settings.DOCENT_CANDIDATES)
+    if not query or not getattr(user, "is_authenticated", False):
+        return []
+    embedder = get_embedder()
+    params = {
+        "user_id": user.id,
+        "only": list(collection_ids) if collection_ids is not None else None,
+        "query": query,
+        "model": embedder.model_name,
+        "vec": _query_vector(embedder.model_name, query) if mode != "keyword" else None,
+        "exact_max": settings.DOCENT_EXACT_SEARCH_MAX,
+        "depth": depth,
+        "k": k,
+        "k1": settings.DOCENT_BM25_K1,
+        "b": settings.DOCENT_BM25_B,
+        "rrf_k": settings.DOCENT_RRF_K,
+    }
+    raw = _raw_connection()
+    with raw.cursor() as cursor:
+        iterative = _pgvector_iterative(cursor) if mode != "keyword" else False
+        # Sent in one pipeline with the search: a single round trip.
+        with raw.pipeline():
+            if mode != "keyword":
+                cursor.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, false)",
+                    [str(min(1000, max(settings.DOCENT_HNSW_EF_SEARCH, depth)))],
+                )
+                if iterative:
+                    cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
+            cursor.execute(search_sql(mode), params)
+        rows = cursor.fetchall()
+    return [SearchHit(*row) for row in rows]
+
+
+async def asearch(**kwargs) -> list[SearchHit]:
+    """`search` for async callers: embedding and SQL run in a worker thread, never on the event loop."""
+    from channels.db import DatabaseSyncToAsync
+
+    # Not thread-sensitive: searches run in parallel pool threads, each closing its connection after.
+    return await DatabaseSyncToAsync(search, thread_sensitive=False)(**kwargs)
+
+
+def query_terms(*, query: str) -> list[str]:
+    """The query's keyword terms as the index sees them (stemmed lexemes), for highlighting."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tsvector_to_array(to_tsvector('english'::regconfig, %s))", [query])
+        return list(cursor.fetchone()[0] or [])

@@ -194,7 +194,7 @@ def document_delete(*, document: Document) -> None:
     """Delete the document, its chunks (so they are never retrieved again) and its stored file."""
     file_name = document.file.name
     with transaction.atomic():
-        Chunk.objects.filter(document_id=document.id).delete()
+        _chunks_remove([document.id])
         document.delete()
     if file_name:
         transaction.on_commit(lambda: (Path(settings.MEDIA_ROOT) / file_name).unlink(missing_ok=True))
@@ -242,7 +242,9 @@ class _Timer:
         self.stats.seconds[self.name] += time.perf_counter() - self.started
 
 
-def documents_ingest(*, document_ids: Iterable[int], force: bool = False, reuse_vectors: bool = True) -> IngestStats:
+def documents_ingest(
+    *, document_ids: Iterable[int], force: bool = False, reuse_vectors: bool = True
+) -> IngestStats:
     """Parse, chunk, embed and index documents; idempotent, so a crashed run can simply run again.
 
     Several documents embed together, so small files still fill the embedder's batches. Each
@@ -268,7 +270,11 @@ def documents_ingest(*, document_ids: Iterable[int], force: bool = False, reuse_
     live = len(todo) <= LIVE_PROGRESS_MAX
     now = timezone.now()
     Document.objects.filter(id__in=[d.id for d in todo]).update(
-        status=Document.Status.PROCESSING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now, error="",
+        status=Document.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        error="",
         progress=0.05,
     )
     prepared: list[tuple[Document, list[ChunkSpec]]] = []
@@ -365,11 +371,38 @@ def _embed_missing(embedder, prepared, stats: IngestStats, *, live: bool, reuse:
     return vectors
 
 
-_COPY_SQL = (
-    "COPY retrieval_chunk (document_id, collection_id, ordinal, text, token_count, page, heading_path,"
-    " content_hash, embedding, embedding_model) FROM STDIN WITH (FORMAT BINARY)"
-)
+_STAGING_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS chunk_staging (
+    document_id bigint, collection_id bigint, ordinal integer, text text, token_count integer, page integer,
+    heading_path text, content_hash varchar(64), embedding vector, embedding_model varchar(200)
+) ON COMMIT DELETE ROWS
+"""
+_COPY_SQL = "COPY chunk_staging FROM STDIN WITH (FORMAT BINARY)"
 _COPY_TYPES = ["int8", "int8", "int4", "text", "int4", "int4", "text", "varchar", "vector", "varchar"]
+# The keyword vector is computed once, in the database, with the same analyzer the query side uses;
+# its term count is BM25's document length.
+_INSERT_SQL = """
+INSERT INTO retrieval_chunk (document_id, collection_id, ordinal, text, token_count, page, heading_path,
+                             content_hash, embedding, embedding_model, search_vector, term_count)
+SELECT s.document_id, s.collection_id, s.ordinal, s.text, s.token_count, s.page, s.heading_path,
+       s.content_hash, s.embedding, s.embedding_model, v.tsv,
+       (SELECT coalesce(sum(array_length(u.positions, 1)), 0) FROM unnest(v.tsv) u)
+FROM chunk_staging s
+CROSS JOIN LATERAL (SELECT to_tsvector('english'::regconfig, s.heading_path || ' ' || s.text) AS tsv) v
+"""
+_POSTINGS_SQL = """
+INSERT INTO retrieval_posting (term, collection_id, chunk_id, tf, dl)
+SELECT u.lexeme, c.collection_id, c.id, array_length(u.positions, 1), c.term_count
+FROM retrieval_chunk c, unnest(c.search_vector) u
+WHERE c.document_id = ANY(%s)
+"""
+_STATS_SQL = """
+UPDATE retrieval_collection c
+SET indexed_chunks = c.indexed_chunks {op} x.n, indexed_terms = c.indexed_terms {op} x.t
+FROM (SELECT collection_id, count(*) AS n, coalesce(sum(term_count), 0) AS t
+      FROM retrieval_chunk WHERE document_id = ANY(%s) GROUP BY collection_id ORDER BY collection_id) x
+WHERE c.id = x.collection_id
+"""
 
 
 def _raw_connection():
@@ -384,8 +417,17 @@ def _raw_connection():
     return raw
 
 
+def _chunks_remove(document_ids: Sequence[int]) -> None:
+    """Delete documents' chunks (postings go with them) and take them out of the BM25 statistics."""
+    ids = list(document_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(_STATS_SQL.format(op="-"), [ids])
+        cursor.execute("DELETE FROM retrieval_chunk WHERE document_id = ANY(%s)", [ids])
+
+
 def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
-    """Replace the chunks of the prepared documents with binary COPY, in one transaction."""
+    """Replace the chunks of the prepared documents: binary COPY, keyword index, BM25 postings and
+    statistics, all in one transaction."""
     if not prepared:
         return set()
     ids = [d.id for d, _ in prepared]
@@ -398,28 +440,37 @@ def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
         )
         if not alive:
             return alive
-        Chunk.objects.filter(document_id__in=alive).delete()
+        written = sorted(alive)
+        _chunks_remove(written)
         raw = _raw_connection()
-        with raw.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
-            copy.set_types(_COPY_TYPES)
-            for document, specs in prepared:
-                if document.id not in alive:
-                    continue
-                for ordinal, spec in enumerate(specs):
-                    copy.write_row(
-                        (
-                            document.id,
-                            document.collection_id,
-                            ordinal,
-                            spec.text,
-                            spec.token_count,
-                            spec.page,
-                            spec.heading_path,
-                            spec.content_hash,
-                            vectors[spec.content_hash],
-                            model_name,
+        with raw.cursor() as cursor:
+            cursor.execute(_STAGING_SQL)
+            cursor.execute(
+                "TRUNCATE chunk_staging"
+            )  # inside an outer transaction, rows of an earlier call linger
+            with cursor.copy(_COPY_SQL) as copy:
+                copy.set_types(_COPY_TYPES)
+                for document, specs in prepared:
+                    if document.id not in alive:
+                        continue
+                    for ordinal, spec in enumerate(specs):
+                        copy.write_row(
+                            (
+                                document.id,
+                                document.collection_id,
+                                ordinal,
+                                spec.text,
+                                spec.token_count,
+                                spec.page,
+                                spec.heading_path,
+                                spec.content_hash,
+                                vectors[spec.content_hash],
+                                model_name,
+                            )
                         )
-                    )
+            cursor.execute(_INSERT_SQL)
+            cursor.execute(_POSTINGS_SQL, [written])
+            cursor.execute(_STATS_SQL.format(op="+"), [written])
         now = timezone.now()
         ready = []
         for document, specs in prepared:
@@ -436,12 +487,7 @@ def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
             updated_at=now,
         )
         Document.objects.bulk_update(ready, ["chunk_count"], batch_size=500)
-        _after_chunks_written(alive)
     return alive
-
-
-def _after_chunks_written(document_ids: set[int]) -> None:
-    """Hook for index-side statistics kept beside the chunks (see selectors)."""
 
 
 def documents_mark_retrying(*, document_ids: Sequence[int], reason: str) -> None:

@@ -186,6 +186,8 @@ DOCENT_BM25_K1 = env_float("DOCENT_BM25_K1", 1.2)
 DOCENT_BM25_B = env_float("DOCENT_BM25_B", 0.75)
 DOCENT_CANDIDATES = env_int("DOCENT_CANDIDATES", 100)
 DOCENT_HNSW_EF_SEARCH = env_int("DOCENT_HNSW_EF_SEARCH", 100)
+# Below this many accessible chunks, dense search is exact: complete under any filter, and fast enough.
+DOCENT_EXACT_SEARCH_MAX = env_int("DOCENT_EXACT_SEARCH_MAX", 20000)
 
 LOGGING = {
     "version": 1,

@@ -187,3 +187,35 @@ def test_retry_failed_document(client, alice, collection_a, key_for, django_capt
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(f"/api/v1/documents/{document.id}/retry", **key_for(alice))
     assert response.status_code == 202 and response.json()["status"] == "queued" and len(callbacks) == 1
+
+
+def test_search_api(client, alice, collection_a, collection_b, key_for):
+    document, _ = upload(collection_a, "faq.txt", b"The office opens at nine on weekdays.", enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    other, _ = upload(collection_b, "secret.txt", b"The office opens at seven for team B.", enqueue=False)
+    services.documents_ingest(document_ids=[other.id])
+    response = client.post(
+        "/api/v1/search",
+        {"query": "when does the office open"},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["document_id"] for r in body["results"]] == [document.id]
+    assert set(body["results"][0]) >= {"chunk_id", "document_id", "collection_id", "title", "text", "score"}
+    assert "offic" in body["terms"]
+    foreign = client.post(
+        "/api/v1/search",
+        {"query": "office", "collections": [collection_b.id]},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert foreign.status_code == 404
+    bad = client.post(
+        "/api/v1/search",
+        {"query": "office", "mode": "psychic"},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert bad.status_code == 400

@@ -108,5 +108,55 @@
     });
   });
 
+  // Passage search: results show document, heading path and page, with the matched terms marked.
+  const search = document.getElementById("search");
+  if (search) search.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const list = document.getElementById("search-results");
+    const query = search.q.value.trim();
+    if (!query) { list.replaceChildren(); return; }
+    fetch("/api/v1/search", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify({ query, mode: search.mode.value, k: 10 }),
+    }).then((r) => r.json()).then((body) => {
+      list.replaceChildren();
+      if (!body.results || !body.results.length) {
+        const li = document.createElement("li"); li.className = "empty";
+        li.textContent = body.error ? body.error.message : "No passage matches.";
+        list.append(li); return;
+      }
+      body.results.forEach((hit) => list.append(renderHit(hit, body.terms || [])));
+    });
+  });
+
+  function renderHit(hit, terms) {
+    const li = document.createElement("li");
+    li.className = "hit"; li.dataset.chunk = hit.chunk_id;
+    const where = document.createElement("div"); where.className = "where";
+    const title = document.createElement("strong"); title.textContent = hit.title;
+    where.append(title);
+    if (hit.heading_path) { const h = document.createElement("span"); h.textContent = hit.heading_path; where.append(h); }
+    if (hit.page) { const p = document.createElement("span"); p.textContent = `page ${hit.page}`; where.append(p); }
+    const text = document.createElement("p");
+    highlight(text, hit.text, terms);
+    li.append(where, text);
+    return li;
+  }
+
+  // Marks words that start with a query term's stem; built from text nodes, never from HTML.
+  function highlight(node, text, terms) {
+    const stems = terms.filter((t) => t.length > 1).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    if (!stems.length) { node.textContent = text; return; }
+    const re = new RegExp(`\\b(${stems.join("|")})\\w*`, "gi");
+    let last = 0;
+    for (const m of text.matchAll(re)) {
+      node.append(document.createTextNode(text.slice(last, m.index)));
+      const mark = document.createElement("mark"); mark.textContent = m[0]; node.append(mark);
+      last = m.index + m[0].length;
+    }
+    node.append(document.createTextNode(text.slice(last)));
+  }
+
   connect(500);
 })();

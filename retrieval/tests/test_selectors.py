@@ -1,0 +1,210 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retrieval import selectors, services
+from retrieval.chunking import ChunkSpec
+from retrieval.models import Chunk, Collection, Document
+from retrieval.selectors import search
+
+from .helpers import upload
+
+
+def ingest(collection, name: str, text: str) -> Document:
+    document, _ = upload(collection, name, text.encode(), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    document.refresh_from_db()
+    assert document.status == "ready", document.error
+    return document
+
+
+def test_bm25_matches_hand_computation(alice, collection_a, settings):
+    """Okapi BM25 with k1=1.2, b=0.75 on three one-line documents, computed by hand."""
+    settings.DOCENT_BM25_K1, settings.DOCENT_BM25_B = 1.2, 0.75
+    d1 = ingest(collection_a, "d1.txt", "apple banana apple")  # lexemes appl:2 banana:1, dl=3
+    d2 = ingest(collection_a, "d2.txt", "banana cherry")  # banana:1 cherri:1, dl=2
+    d3 = ingest(collection_a, "d3.txt", "cherry date elderberry fig")  # dl=4
+    n, avgdl, k1, b = 3, 3.0, 1.2, 0.75
+
+    def idf(df):
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def part(tf, dl, df):
+        return idf(df) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
+
+    expected = {d1.id: part(2, 3, 1), d2.id: part(1, 2, 2), d3.id: part(1, 4, 2)}
+    hits = search(user=collection_a.team.members.get(), query="apples and cherries", mode="keyword", k=10)
+    assert [h.document_id for h in hits] == [d1.id, d2.id, d3.id]
+    for hit in hits:
+        assert hit.bm25 == pytest.approx(expected[hit.document_id], rel=1e-6)
+    assert round(expected[d1.id], 5) == 1.34864 and round(expected[d3.id], 4) == 0.4136  # by hand
+
+
+def test_hybrid_is_reciprocal_rank_fusion(alice, collection_a, settings):
+    """Hybrid order is the RRF of the dense and keyword ranks."""
+    settings.DOCENT_RRF_K = 60
+    texts = {
+        "pw.txt": "To reset a forgotten password open Settings and choose Security.",
+        "vpn.txt": "The VPN client needs a restart after the password changes.",
+        "lunch.txt": "Lunch is served at noon in the cafeteria on the second floor.",
+        "keys.txt": "Lost your badge? Security replaces access cards at the front desk.",
+    }
+    for name, text in texts.items():
+        ingest(collection_a, name, text)
+    query = "how do I change my password"
+    dense = {h.chunk_id: h.dense_rank for h in search(user=alice, query=query, mode="dense", k=10)}
+    keyword = {h.chunk_id: h.keyword_rank for h in search(user=alice, query=query, mode="keyword", k=10)}
+    fused = search(user=alice, query=query, mode="hybrid", k=10)
+    expected = {
+        c: (1 / (60 + dense[c]) if c in dense else 0) + (1 / (60 + keyword[c]) if c in keyword else 0)
+        for c in set(dense) | set(keyword)
+    }
+    assert [h.chunk_id for h in fused] == sorted(expected, key=lambda c: (-expected[c], c))
+    for hit in fused:
+        assert hit.score == pytest.approx(expected[hit.chunk_id])
+
+
+def test_requested_collections_narrow_the_search(alice, team_a, make_collection):
+    one, two = make_collection(team_a, "one"), make_collection(team_a, "two")
+    ingest(one, "a.txt", "quarterly revenue report")
+    ingest(two, "b.txt", "quarterly revenue forecast")
+    for mode in selectors.MODES:
+        hits = search(user=alice, query="quarterly revenue", collection_ids=[two.id], mode=mode)
+        assert {h.collection_id for h in hits} == {two.id}
+
+
+@pytest.fixture
+def two_teams(make_user, make_team, make_collection):
+    """Three users in overlapping teams, each team with a collection of similar documents."""
+    users = [make_user(f"u{i}") for i in range(3)]
+    teams = [
+        make_team("red", [users[0], users[1]]),
+        make_team("blue", [users[1]]),
+        make_team("green", [users[2]]),
+    ]
+    collections = [make_collection(t, f"{t.name}-docs") for t in teams]
+    for c in collections:
+        for i, topic in enumerate(["holiday leave policy", "expense claims", "server outage runbook"]):
+            ingest(c, f"{c.name}-{i}.txt", f"The {c.team.name} team {topic}: details for {topic} number {i}.")
+    return users, collections
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    who=st.integers(0, 2),
+    words=st.lists(
+        st.sampled_from(["leave", "policy", "expense", "outage", "team", "red", "blue", "claims", "xyz"]),
+        min_size=1,
+        max_size=4,
+    ),
+    mode=st.sampled_from(selectors.MODES),
+    requested=st.one_of(st.none(), st.lists(st.integers(0, 2), max_size=3)),
+)
+def test_no_user_ever_sees_another_teams_chunk(two_teams, who, words, mode, requested):
+    """Property: whatever the query, mode or requested collections, hits come only from the user's teams."""
+    users, collections = two_teams
+    user = users[who]
+    readable = set(selectors.collection_ids_for_user(user=user))
+    ids = None if requested is None else [collections[i].id for i in requested]
+    hits = search(user=user, query=" ".join(words), collection_ids=ids, mode=mode, k=50)
+    assert {h.collection_id for h in hits} <= readable
+    if ids is not None:
+        assert {h.collection_id for h in hits} <= set(ids)
+
+
+def _bulk_chunks(collection: Collection, n: int, rng) -> None:
+    """n chunks with random unit vectors through the real write path (no embedding)."""
+    per_doc = 50
+    for start in range(0, n, per_doc):
+        document = Document.objects.create(
+            collection=collection,
+            title=f"d{start}",
+            original_name=f"{start}.txt",
+            file=f"x/{start}",
+            content_hash=f"{collection.id}-{start}",
+            kind="text",
+            size=1,
+            status="processing",
+        )
+        vectors, specs = {}, []
+        for i in range(start, min(n, start + per_doc)):
+            spec = ChunkSpec(f"passage {i} of {collection.name} about widgets", 8, "", None, 0, 0, 1)
+            v = rng.standard_normal(384).astype(np.float32)
+            vectors[spec.content_hash] = v / np.linalg.norm(v)
+            specs.append(spec)
+        services._write_chunks([(document, specs)], vectors, "sentence-transformers/all-MiniLM-L6-v2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exact_max", [10, 1_000_000])
+def test_filtered_search_is_complete_at_one_percent(
+    alice, bob, collection_a, collection_b, settings, exact_max
+):
+    """A user whose collections hold 1% of the chunks still gets min(k, accessible) results.
+
+    exact_max=10 forces the HNSW path, with a tiny ef_search, so the exact fill-in must complete it.
+    """
+    settings.DOCENT_EXACT_SEARCH_MAX = exact_max
+    settings.DOCENT_HNSW_EF_SEARCH = 10
+    rng = np.random.default_rng(1)
+    _bulk_chunks(collection_b, 3000, rng)
+    _bulk_chunks(collection_a, 30, rng)
+    assert Chunk.objects.filter(collection=collection_a).count() == 30
+    for k, expected in [(20, 20), (30, 30), (50, 30)]:
+        hits = search(user=alice, query="widgets", mode="dense", k=k, depth=k)
+        assert len(hits) == expected
+        assert {h.collection_id for h in hits} == {collection_a.id}
+    hits = search(user=alice, query="widgets", mode="hybrid", k=25, depth=25)
+    assert len(hits) == 25 and {h.collection_id for h in hits} == {collection_a.id}
+
+
+def test_delete_removes_from_both_indexes_and_statistics(alice, collection_a):
+    keep = ingest(collection_a, "keep.txt", "solar panels need cleaning twice a year")
+    gone = ingest(collection_a, "gone.txt", "solar inverters fail in extreme heat")
+    collection_a.refresh_from_db()
+    before = (collection_a.indexed_chunks, collection_a.indexed_terms)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM retrieval_posting WHERE chunk_id IN (SELECT id FROM retrieval_chunk WHERE document_id = %s)",
+            [gone.id],
+        )
+        gone_postings = cursor.fetchone()[0]
+    assert gone_postings > 0
+    services.document_delete(document=gone)
+    collection_a.refresh_from_db()
+    kept_terms = sum(Chunk.objects.filter(document=keep).values_list("term_count", flat=True))
+    assert (collection_a.indexed_chunks, collection_a.indexed_terms) == (keep.chunk_count, kept_terms)
+    assert before[0] > collection_a.indexed_chunks
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT chunk_id) FROM retrieval_posting WHERE collection_id = %s",
+            [collection_a.id],
+        )
+        postings, chunks = cursor.fetchone()
+    assert chunks == keep.chunk_count
+    for mode in selectors.MODES:
+        assert {h.document_id for h in search(user=alice, query="solar inverters heat", mode=mode)} == {
+            keep.id
+        }
+
+
+def test_reingest_keeps_statistics_exact(alice, collection_a):
+    document = ingest(collection_a, "a.txt", "wind turbines and wind farms")
+    collection_a.refresh_from_db()
+    before = (collection_a.indexed_chunks, collection_a.indexed_terms)
+    services.documents_ingest(document_ids=[document.id], force=True)
+    collection_a.refresh_from_db()
+    assert (collection_a.indexed_chunks, collection_a.indexed_terms) == before
+
+
+def test_anonymous_and_empty_queries_return_nothing(collection_a, alice):
+    from django.contrib.auth.models import AnonymousUser
+
+    ingest(collection_a, "a.txt", "anything at all")
+    assert search(user=AnonymousUser(), query="anything") == []
+    assert search(user=alice, query="   ") == []
