@@ -1,0 +1,104 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200, blank=True)
+    # The collections in scope; none means every collection the owner may read.
+    collections = models.ManyToManyField("retrieval.Collection", blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.id}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        STREAMING = "streaming", "Streaming"
+        COMPLETE = "complete", "Complete"
+        STOPPED = "stopped", "Stopped"
+        INTERRUPTED = "interrupted", "Interrupted"
+        FAILED = "failed", "Failed"
+        REFUSED = "refused", "Refused"
+
+    FINAL = (Status.COMPLETE, Status.STOPPED, Status.INTERRUPTED, Status.FAILED, Status.REFUSED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    text = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
+    # The user message an answer replies to.
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="answers")
+    request_id = models.CharField(max_length=100, blank=True, default="")
+    search_query = models.TextField(blank=True, default="")
+    sources = models.JSONField(default=list, blank=True, help_text="Passages given to the model")
+    citations = models.JSONField(default=list, blank=True, help_text="Passages the answer really cites")
+    finish_reason = models.CharField(max_length=20, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    retrieval_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    provider_ms = models.FloatField(null=True, blank=True)
+    total_ms = models.FloatField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Touched at every checkpoint; the sweep marks a streaming answer whose heartbeat went quiet as interrupted.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "request_id"],
+                condition=Q(role="user") & ~Q(request_id=""),
+                name="message_unique_user_request",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="message_conversation_time"),
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                name="message_unfinished",
+                condition=Q(status__in=["pending", "streaming"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:60]}"
+
+
+class Feedback(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    rating = models.SmallIntegerField(choices=[(1, "Helpful"), (-1, "Not helpful")])
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="feedback_unique_message_user"),
+            models.CheckConstraint(condition=Q(rating__in=[1, -1]), name="feedback_rating_pm1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{'+' if self.rating > 0 else '-'} {self.message_id}"

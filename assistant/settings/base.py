@@ -145,6 +145,7 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = 2_000_000  # KiB: recycle a child that grew
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "ingestion-sweep": {"task": "retrieval.tasks.sweep_stuck_documents", "schedule": 60.0},
+    "interrupted-answers-sweep": {"task": "chat.tasks.sweep_interrupted_answers", "schedule": 30.0},
 }
 
 # Documents and ingestion
@@ -175,9 +176,22 @@ DOCENT_EMBEDDING_BATCH = env_int("DOCENT_EMBEDDING_BATCH", 64)
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 DOCENT_CHAT_MODEL = os.environ.get("DOCENT_CHAT_MODEL", "gpt-4o-mini")
-DOCENT_PROVIDER_TIMEOUT_S = env_float("DOCENT_PROVIDER_TIMEOUT_S", 60.0)
+DOCENT_PROVIDER_TIMEOUT_S = env_float("DOCENT_PROVIDER_TIMEOUT_S", 120.0)  # the whole answer
+DOCENT_PROVIDER_CONNECT_TIMEOUT_S = env_float("DOCENT_PROVIDER_CONNECT_TIMEOUT_S", 5.0)
+DOCENT_PROVIDER_FIRST_TOKEN_S = env_float("DOCENT_PROVIDER_FIRST_TOKEN_S", 30.0)
 DOCENT_PROVIDER_MAX_RETRIES = env_int("DOCENT_PROVIDER_MAX_RETRIES", 3)
 DOCENT_RETRY_AFTER_CAP_S = env_float("DOCENT_RETRY_AFTER_CAP_S", 20.0)
+
+# Answers
+DOCENT_CONTEXT_TOKENS = env_int("DOCENT_CONTEXT_TOKENS", 8192)
+DOCENT_MAX_ANSWER_TOKENS = env_int("DOCENT_MAX_ANSWER_TOKENS", 1024)
+DOCENT_PROMPT_PASSAGES = env_int("DOCENT_PROMPT_PASSAGES", 6)
+# Below this cosine similarity for the best passage, the answer is an honest refusal.
+DOCENT_MIN_RELEVANCE = env_float("DOCENT_MIN_RELEVANCE", 0.3)
+DOCENT_CHECKPOINT_S = env_float("DOCENT_CHECKPOINT_S", 1.0)
+DOCENT_INTERRUPTED_AFTER_S = env_int("DOCENT_INTERRUPTED_AFTER_S", 60)
+DOCENT_MAX_QUESTION_CHARS = env_int("DOCENT_MAX_QUESTION_CHARS", 8000)
+DOCENT_MAX_FRAME_BYTES = env_int("DOCENT_MAX_FRAME_BYTES", 64 * 1024)
 
 # Retrieval (defaults tuned on SciFact train queries; see docs/benchmarks.md)
 DOCENT_SEARCH_K = env_int("DOCENT_SEARCH_K", 8)

@@ -36,3 +36,10 @@ def get_embedder() -> Embedder:
 
 
 __all__ = ["Embedder", "EmbeddingError", "TransientEmbeddingError", "get_embedder"]
+
+
+def count_tokens(text: str) -> int:
+    """Tokens in text by the local WordPiece tokenizer: offline, and close to BPE counts for prose."""
+    from .base import wordpiece_offsets
+
+    return len(wordpiece_offsets(text))

@@ -1,0 +1,270 @@
+"""Async orchestration of one answer: retrieve -> prompt -> stream -> check citations -> persist.
+
+An answer runs as its own task in the server process, independent of the socket that asked: it
+writes every event to the message's Redis stream (see streams.py), checkpoints its text to the
+database while it streams and stores the final state at the end. Closing the tab changes nothing;
+any socket can follow the stream again with `resume`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import weakref
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from retrieval.embeddings import count_tokens
+from retrieval.selectors import asearch
+
+from . import prompts, selectors, services, streams
+from .models import Message
+from .providers import Delta, Finish, ProviderError, StreamInterrupted, get_chat_model
+
+log = logging.getLogger(__name__)
+
+_tasks: dict[str, asyncio.Task] = {}
+_stopping: set[str] = set()
+_listeners: weakref.WeakSet = weakref.WeakSet()  # event loops with a stop listener
+
+_CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_OPEN_TAIL = re.compile(r"\[[\d,\s]{0,20}$")
+
+
+class CitationFilter:
+    """Checks [n] markers as the text streams: numbers that name no given passage are removed
+    before the user ever sees them. A marker split across deltas is held back until it closes."""
+
+    def __init__(self, valid: set[int]):
+        self.valid = valid
+        self.pending = ""
+        self.cited: list[int] = []
+        self.dropped: list[int] = []
+
+    def _check(self, match: re.Match) -> str:
+        kept = []
+        for raw in match.group(1).split(","):
+            n = int(raw)
+            if n in self.valid:
+                kept.append(n)
+                if n not in self.cited:
+                    self.cited.append(n)
+            else:
+                self.dropped.append(n)
+        return "".join(f"[{n}]" for n in kept)
+
+    def feed(self, text: str) -> str:
+        text = self.pending + text
+        tail = _OPEN_TAIL.search(text)
+        if tail:
+            text, self.pending = text[: tail.start()], text[tail.start() :]
+        else:
+            self.pending = ""
+        return _CITATION.sub(self._check, text)
+
+    def flush(self) -> str:
+        text, self.pending = self.pending, ""
+        return _CITATION.sub(self._check, text)
+
+
+def _ensure_stop_listener() -> None:
+    loop = asyncio.get_running_loop()
+    if loop not in _listeners:
+        _listeners.add(loop)
+        task = loop.create_task(streams.listen_for_stops(_on_stop_request))
+        task.add_done_callback(lambda _t: _listeners.discard(loop))
+
+
+def _on_stop_request(message_id: str) -> None:
+    task = _tasks.get(message_id)
+    if task is not None and not task.done():
+        _stopping.add(message_id)
+        task.cancel()
+
+
+async def ask(*, user, conversation_id, request_id: str, content: str, collection_ids) -> dict:
+    ids = await database_sync_to_async(services.exchange_start)(
+        user=user, conversation_id=conversation_id, request_id=request_id, content=content, collection_ids=collection_ids
+    )
+    if ids["created"]:
+        start(ids["message_id"])
+    return ids
+
+
+async def regenerate(*, user, message_id) -> dict:
+    ids = await database_sync_to_async(services.answer_regenerate)(user=user, message_id=message_id)
+    start(ids["message_id"])
+    return ids
+
+
+def start(message_id: str) -> asyncio.Task:
+    _ensure_stop_listener()
+    task = asyncio.get_running_loop().create_task(Generation(message_id).run(), name=f"answer-{message_id}")
+    _tasks[message_id] = task
+    task.add_done_callback(lambda _t: (_tasks.pop(message_id, None), _stopping.discard(message_id)))
+    return task
+
+
+async def stop(message_id: str) -> None:
+    _on_stop_request(message_id)  # local generation: cancelled at once
+    await streams.request_stop(message_id)  # elsewhere, or not started yet
+
+
+class Generation:
+    def __init__(self, message_id: str):
+        self.message_id = message_id
+        self.seq = 0
+        self.text = ""
+        self.passages: list[prompts.Passage] = []
+        self.citations = CitationFilter(set())
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.started = time.perf_counter()
+        self.timings: dict[str, float | None] = {"retrieval_ms": None, "ttft_ms": None, "provider_ms": None}
+        self.model_name = ""
+
+    async def emit(self, event: dict, *, final: bool = False) -> None:
+        self.seq += 1
+        await streams.append(self.message_id, {**event, "message_id": self.message_id, "seq": self.seq}, final=final)
+
+    def _ms(self, since: float) -> float:
+        return round((time.perf_counter() - since) * 1000, 2)
+
+    async def run(self) -> None:
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+        try:
+            await self._answer()
+        except asyncio.CancelledError:
+            stopped = self.message_id in _stopping
+            await asyncio.shield(self._end("stopped" if stopped else "interrupted"))
+            if not stopped:
+                raise
+        except StreamInterrupted as exc:
+            log.warning("answer %s interrupted: %s", self.message_id, exc)
+            await self._end("interrupted")
+        except ProviderError as exc:
+            await self._fail("provider_unavailable", str(exc), retry_after=exc.retry_after)
+        except Exception:
+            log.exception("answer %s failed", self.message_id)
+            await self._fail("internal", "the answer failed; please try again")
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self) -> None:
+        # Keeps the interrupted-answer sweep away while the provider is slow to answer.
+        while True:
+            await asyncio.sleep(15)
+            await database_sync_to_async(services.message_update)(message_id=self.message_id)
+
+    async def _answer(self) -> None:
+        if await streams.stop_requested(self.message_id):
+            _stopping.add(self.message_id)
+            raise asyncio.CancelledError
+        ctx = await database_sync_to_async(selectors.generation_context)(message_id=self.message_id)
+        model = get_chat_model()
+        self.model_name = model.name
+        await database_sync_to_async(services.message_update)(
+            message_id=self.message_id, status=Message.Status.STREAMING, model=model.name
+        )
+        question, history = ctx["question"], ctx["history"]
+        query = question
+        if history:
+            query = await model.rewrite(prompts.rewrite_messages(question, history)) or prompts.standalone_query(
+                question, history
+            )
+        t0 = time.perf_counter()
+        hits = await asearch(
+            user=ctx["user"], query=query, collection_ids=ctx["collection_ids"], k=settings.DOCENT_PROMPT_PASSAGES
+        )
+        self.timings["retrieval_ms"] = self._ms(t0)
+        self.passages = [
+            prompts.Passage(
+                n=i + 1, chunk_id=h.chunk_id, document_id=h.document_id, collection_id=h.collection_id,
+                title=h.title, text=h.text, heading_path=h.heading_path, page=h.page,
+                similarity=None if h.dense_distance is None else 1 - h.dense_distance,
+            )
+            for i, h in enumerate(hits)
+        ]
+        await database_sync_to_async(services.message_update)(
+            message_id=self.message_id,
+            search_query=query,
+            sources=[p.source() for p in self.passages],
+            retrieval_ms=self.timings["retrieval_ms"],
+        )
+        best = max((p.similarity or 0.0 for p in self.passages), default=0.0)
+        if best < settings.DOCENT_MIN_RELEVANCE:
+            await self._refuse()
+            return
+        prompt = prompts.build(
+            question=question, passages=self.passages, history=history, count_tokens=count_tokens,
+            context_tokens=settings.DOCENT_CONTEXT_TOKENS, max_answer_tokens=settings.DOCENT_MAX_ANSWER_TOKENS,
+        )
+        self.usage["prompt_tokens"] = prompt.prompt_tokens
+        self.citations = CitationFilter({p.n for p in self.passages})
+        finish_reason = "stop"
+        t_provider = time.perf_counter()
+        checkpoint = time.perf_counter()
+        async for event in model.stream(prompt, max_tokens=settings.DOCENT_MAX_ANSWER_TOKENS):
+            if isinstance(event, Delta):
+                await self._delta(self.citations.feed(event.text))
+                if time.perf_counter() - checkpoint > settings.DOCENT_CHECKPOINT_S:
+                    checkpoint = time.perf_counter()
+                    await database_sync_to_async(services.message_update)(message_id=self.message_id, text=self.text)
+            elif isinstance(event, Finish):
+                finish_reason = event.finish_reason
+                self.usage = {
+                    "prompt_tokens": event.prompt_tokens or prompt.prompt_tokens,
+                    "completion_tokens": event.completion_tokens or count_tokens(self.text),
+                }
+        self.timings["provider_ms"] = self._ms(t_provider)
+        await self._delta(self.citations.flush())
+        if self.citations.dropped:
+            log.warning("answer %s cited passages that were not given: %s", self.message_id, self.citations.dropped)
+        if self.text.strip().startswith(prompts.REFUSAL):
+            finish_reason = "refused"
+        await self._end(finish_reason)
+
+    async def _delta(self, text: str) -> None:
+        if not text:
+            return
+        if self.timings["ttft_ms"] is None:
+            self.timings["ttft_ms"] = self._ms(self.started)
+        self.text += text
+        await self.emit({"type": "delta", "text": text})
+
+    async def _refuse(self) -> None:
+        await self._delta(prompts.REFUSAL)
+        await self._end("refused")
+
+    async def _end(self, finish_reason: str) -> None:
+        tail = self.citations.flush()
+        if tail:
+            self.text += tail
+            await self.emit({"type": "delta", "text": tail})
+        cited = [p.source() for p in self.passages if p.n in self.citations.cited]
+        status = {
+            "stop": Message.Status.COMPLETE, "length": Message.Status.COMPLETE, "refused": Message.Status.REFUSED,
+            "stopped": Message.Status.STOPPED, "interrupted": Message.Status.INTERRUPTED,
+        }[finish_reason]
+        if finish_reason in ("stopped", "interrupted") and not self.usage["completion_tokens"]:
+            self.usage["completion_tokens"] = count_tokens(self.text) if self.text else 0
+        await database_sync_to_async(services.message_finish)(
+            message_id=self.message_id, text=self.text, status=status, finish_reason=finish_reason, citations=cited,
+            prompt_tokens=self.usage["prompt_tokens"], completion_tokens=self.usage["completion_tokens"],
+            total_ms=self._ms(self.started), model=self.model_name,
+            **{k: v for k, v in self.timings.items() if k != "retrieval_ms" and v is not None},
+        )
+        await self.emit({"type": "sources", "sources": cited})
+        await self.emit({"type": "done", "finish_reason": finish_reason, "usage": dict(self.usage)}, final=True)
+
+    async def _fail(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+        await database_sync_to_async(services.message_finish)(
+            message_id=self.message_id, text=self.text, status=Message.Status.FAILED, error_code=code,
+            finish_reason="", total_ms=self._ms(self.started),
+        )
+        event = {"type": "error", "code": code, "message": message}
+        if retry_after is not None:
+            event["retry_after"] = retry_after
+        await self.emit(event, final=True)

@@ -1,0 +1,197 @@
+"""The chat websocket (/ws/chat/): parse, check, hand over to answering. Protocol in CONTRACT §5."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from retrieval import selectors as retrieval_selectors
+
+from . import answering, selectors, services, streams
+from .models import Message
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str, *, close: bool = False, **extra):
+        super().__init__(message)
+        self.code, self.message, self.close, self.extra = code, message, close, extra
+
+
+def _user_state(user_id: int) -> tuple[bool, set[int]]:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(id=user_id).first()
+    if user is None or not user.is_active:
+        return False, set()
+    return True, set(retrieval_selectors.collection_ids_for_user(user=user))
+
+
+def _conversation_scope(user, conversation_id) -> list[int] | None:
+    try:
+        conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
+    except (selectors.Conversation.DoesNotExist, ValueError):
+        raise Refused("not_found", "no such conversation") from None
+    return list(conversation.collections.values_list("id", flat=True)) or None
+
+
+def _owned_message(user, message_id) -> Message:
+    try:
+        return selectors.message_get(user=user, message_id=message_id)
+    except (Message.DoesNotExist, ValueError):
+        raise Refused("not_found", "no such message") from None
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.user = self.scope.get("user")
+        self.readers: dict[str, asyncio.Task] = {}
+        if self.user is None or not self.user.is_authenticated or not self.user.is_active:
+            await self.close(code=4401)
+            return
+        await self.accept()
+
+    async def disconnect(self, code):
+        # Only the socket's readers stop; the answers themselves go on.
+        for task in getattr(self, "readers", {}).values():
+            task.cancel()
+
+    async def send_json(self, content: dict) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    async def receive(self, text_data=None, bytes_data=None):
+        request_id = None
+        try:
+            if text_data is None or len(text_data) > settings.DOCENT_MAX_FRAME_BYTES:
+                raise Refused("invalid", "frames must be JSON text under the size limit")
+            try:
+                content = json.loads(text_data)
+            except ValueError:
+                raise Refused("invalid", "frames must be JSON") from None
+            if not isinstance(content, dict):
+                raise Refused("invalid", "frames must be JSON objects")
+            request_id = content.get("request_id")
+            kind = content.get("type")
+            handler = {"ask": self.ask, "stop": self.stop, "resume": self.resume, "regenerate": self.regenerate}.get(kind)
+            if handler is None:
+                raise Refused("invalid", f"unknown frame type {kind!r}")
+            await handler(content)
+        except Refused as refusal:
+            event = {"type": "error", "code": refusal.code, "message": refusal.message, **refusal.extra}
+            if request_id and isinstance(request_id, str):
+                event["request_id"] = request_id
+            await self.send_json(event)
+            if refusal.close:
+                await self.close(code=4403)
+
+    async def _check_user(self) -> set[int]:
+        active, readable = await database_sync_to_async(_user_state)(self.user.id)
+        if not active:
+            raise Refused("invalid", "your account is not active", close=True)
+        if not readable:
+            raise Refused("not_found", "you are not in a team with documents", close=True)
+        return readable
+
+    async def ask(self, content: dict) -> None:
+        readable = await self._check_user()
+        request_id, text = content.get("request_id"), content.get("content")
+        conversation_id, collections = content.get("conversation_id"), content.get("collections")
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
+            raise Refused("invalid", "request_id must be a non-empty string")
+        if not isinstance(text, str) or not text.strip():
+            raise Refused("invalid", "content must be a non-empty string")
+        if len(text) > settings.DOCENT_MAX_QUESTION_CHARS:
+            raise Refused("invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters")
+        if collections is not None:
+            if not isinstance(collections, list) or not all(isinstance(c, int) for c in collections):
+                raise Refused("invalid", "collections must be a list of ids")
+            if not set(collections) <= readable:
+                raise Refused("not_found", "no such collection")
+        if conversation_id is not None:
+            scope = await database_sync_to_async(_conversation_scope)(self.user, conversation_id)
+            if scope and not set(scope) <= readable:
+                raise Refused("not_found", "this conversation's collections are no longer yours to read", close=True)
+        try:
+            ids = await answering.ask(
+                user=self.user, conversation_id=conversation_id, request_id=request_id, content=text.strip(),
+                collection_ids=collections,
+            )
+        except services.NotFound as exc:
+            raise Refused("not_found", str(exc)) from None
+        await self.send_json({
+            "type": "accepted", "request_id": request_id, "conversation_id": ids["conversation_id"],
+            "user_message_id": ids["user_message_id"], "message_id": ids["message_id"],
+        })
+        self._follow(ids["message_id"], after=0)
+
+    async def stop(self, content: dict) -> None:
+        message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
+        await answering.stop(str(message.id))
+
+    async def resume(self, content: dict) -> None:
+        message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
+        after = content.get("after", 0)
+        if not isinstance(after, int) or after < 0:
+            raise Refused("invalid", "after must be a non-negative integer")
+        self._follow(str(message.id), after=after)
+
+    async def regenerate(self, content: dict) -> None:
+        await self._check_user()
+        message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
+        if message.role != Message.Role.ASSISTANT or message.status not in Message.FINAL:
+            raise Refused("invalid", "only a finished answer can be regenerated")
+        ids = await answering.regenerate(user=self.user, message_id=message.id)
+        await self.send_json({
+            "type": "accepted", "request_id": content.get("request_id"), "conversation_id": ids["conversation_id"],
+            "user_message_id": ids["user_message_id"], "message_id": ids["message_id"],
+        })
+        self._follow(ids["message_id"], after=0)
+
+    def _follow(self, message_id: str, *, after: int) -> None:
+        old = self.readers.pop(message_id, None)
+        if old:
+            old.cancel()
+        self.readers[message_id] = asyncio.get_running_loop().create_task(self._relay(message_id, after))
+
+    async def _relay(self, message_id: str, after: int) -> None:
+        """Forward the answer's events from its stream; fall back to the stored message when the
+        stream is gone (expired, or the answer ended long ago)."""
+        last = after
+        try:
+            while True:
+                async for event in streams.follow(message_id, after=last):
+                    last = event["seq"]
+                    await self.send_json(event)
+                    if event["type"] in streams.TERMINAL:
+                        return
+                message = await database_sync_to_async(Message.objects.get)(id=message_id)
+                if message.status in Message.FINAL:
+                    await self._replay_stored(message, last)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("relay of %s failed", message_id)
+        finally:
+            self.readers.pop(message_id, None)
+
+    async def _replay_stored(self, message: Message, last: int) -> None:
+        mid = str(message.id)
+        if message.status == Message.Status.FAILED:
+            await self.send_json({"type": "error", "code": message.error_code or "internal",
+                                  "message": "the answer failed", "message_id": mid, "seq": last + 1})
+            return
+        events = [
+            {"type": "delta", "text": message.text, "replace": True},
+            {"type": "sources", "sources": message.citations},
+            {"type": "done", "finish_reason": message.finish_reason or "stop",
+             "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens}},
+        ]
+        for i, event in enumerate(events, start=1):
+            await self.send_json({**event, "message_id": mid, "seq": last + i})

@@ -1,0 +1,33 @@
+"""Chat models behind one small interface, chosen by settings: OpenAI-compatible when a provider is
+configured (OPENAI_API_KEY or OPENAI_BASE_URL), otherwise the offline extractive answerer."""
+
+from __future__ import annotations
+
+import functools
+
+from .base import ChatModel, Delta, Finish, ProviderError, StreamInterrupted
+
+
+@functools.cache
+def get_chat_model() -> ChatModel:
+    from django.conf import settings
+
+    if settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL:
+        from .openai_compat import OpenAIChatModel
+
+        return OpenAIChatModel(
+            model=settings.DOCENT_CHAT_MODEL,
+            api_key=settings.OPENAI_API_KEY or "not-needed",
+            base_url=settings.OPENAI_BASE_URL or None,
+            connect_timeout=settings.DOCENT_PROVIDER_CONNECT_TIMEOUT_S,
+            first_token_timeout=settings.DOCENT_PROVIDER_FIRST_TOKEN_S,
+            total_timeout=settings.DOCENT_PROVIDER_TIMEOUT_S,
+            max_retries=settings.DOCENT_PROVIDER_MAX_RETRIES,
+            retry_after_cap=settings.DOCENT_RETRY_AFTER_CAP_S,
+        )
+    from .extractive import ExtractiveAnswerer
+
+    return ExtractiveAnswerer()
+
+
+__all__ = ["ChatModel", "Delta", "Finish", "ProviderError", "StreamInterrupted", "get_chat_model"]

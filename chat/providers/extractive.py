@@ -1,0 +1,103 @@
+"""The offline answerer: quotes the sentences of the retrieved passages that best answer the question,
+each with its [n] citation, streamed in small pieces. It refuses when no sentence is relevant.
+
+Sentences are scored by the question's content words they contain (weighted by rarity across the
+passages, with a light suffix-stripping stemmer) plus the passage's retrieval similarity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+
+from chat.prompts import REFUSAL, STOPWORDS, Prompt
+
+from .base import ChatModel, Delta, Finish
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*•]\s)")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def stem(word: str) -> str:
+    w = word.lower()
+    for suffix in ("ational", "ations", "ation", "ness", "ments", "ment", "ingly", "ings", "ing", "edly", "ies",
+                   "ied", "ed", "es", "ly", "s"):
+        if len(w) > len(suffix) + 2 and w.endswith(suffix):
+            return w[: -len(suffix)]
+    return w
+
+
+def terms(text: str) -> list[str]:
+    return [stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s and len(s.strip()) > 2]
+
+
+class ExtractiveAnswerer(ChatModel):
+    name = "docent-extractive"
+
+    def __init__(self, *, max_sentences: int = 3, min_coverage: float = 0.34, piece_words: int = 3, delay: float = 0.0):
+        self.max_sentences = max_sentences
+        self.min_coverage = min_coverage
+        self.piece_words = piece_words
+        self.delay = delay
+
+    def select(self, prompt: Prompt) -> list[tuple[int, str]]:
+        """(passage number, sentence) pairs that answer the question, best first, in reading order."""
+        question = set(terms(prompt.question))
+        if not question or not prompt.passages:
+            return []
+        sentences = [(p, s) for p in prompt.passages for s in split_sentences(p.text)]
+        df = Counter(t for _, s in sentences for t in set(terms(s)))
+        n = len(sentences)
+        weight = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in question}
+        total = sum(weight.values())
+        scored = []
+        for order, (passage, sentence) in enumerate(sentences):
+            found = question & set(terms(sentence))
+            coverage = sum(weight[t] for t in found) / total
+            if coverage < self.min_coverage:
+                continue
+            bonus = 0.15 * (passage.similarity or 0.0) + 0.05 / passage.n
+            scored.append((coverage + bonus, order, passage.n, sentence))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        best = scored[: self.max_sentences]
+        if not best:
+            return []
+        # Drop weak runners-up, then keep the document's own order so the answer reads naturally.
+        top = best[0][0]
+        kept = [x for x in best if x[0] >= 0.6 * top]
+        return [(n_, s) for _, _, n_, s in sorted(kept, key=lambda x: x[1])]
+
+    def answer_text(self, prompt: Prompt) -> str:
+        chosen = self.select(prompt)
+        if not chosen:
+            return REFUSAL
+        parts = []
+        for n, sentence in chosen:
+            sentence = sentence.rstrip()
+            if not sentence.endswith((".", "!", "?", ":")):
+                sentence += "."
+            parts.append(f"{sentence} [{n}]")
+        if len(parts) == 1:
+            return f"From your documents: {parts[0]}"
+        return "From your documents:\n\n" + "\n".join(f"- {p}" for p in parts)
+
+    async def stream(self, prompt: Prompt, *, max_tokens: int) -> AsyncIterator[Delta | Finish]:
+        text = self.answer_text(prompt)
+        words = re.findall(r"\S+\s*", text)
+        emitted = 0
+        for i in range(0, len(words), self.piece_words):
+            if emitted >= max_tokens:
+                yield Finish("length", prompt.prompt_tokens, emitted)
+                return
+            piece = "".join(words[i : i + self.piece_words])
+            emitted += len(words[i : i + self.piece_words])
+            yield Delta(piece)
+            await asyncio.sleep(self.delay)  # yields to the loop between pieces, like a network stream
+        yield Finish("stop", prompt.prompt_tokens, emitted)

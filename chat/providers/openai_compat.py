@@ -1,0 +1,135 @@
+"""Any OpenAI-compatible server through the official client, streamed.
+
+Retries happen only before the first token and only for 429, 5xx and connection failures, honouring
+Retry-After up to a cap: once text has reached the user, a retry would repeat or contradict it. After
+the first token, a broken, stalled, truncated or malformed stream becomes StreamInterrupted and the
+caller keeps the partial text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+
+from chat.prompts import Prompt
+
+from .base import ChatModel, Delta, Finish, ProviderError, StreamInterrupted
+
+log = logging.getLogger(__name__)
+RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
+
+
+class OpenAIChatModel(ChatModel):
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str,
+        base_url: str | None,
+        connect_timeout: float = 5.0,
+        first_token_timeout: float = 30.0,
+        total_timeout: float = 120.0,
+        max_retries: int = 3,
+        retry_after_cap: float = 20.0,
+    ):
+        self.name = model
+        self.first_token_timeout = first_token_timeout
+        self.total_timeout = total_timeout
+        self.max_retries = max_retries
+        self.retry_after_cap = retry_after_cap
+        self.client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,  # retries are ours: only before the first token
+            timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
+        )
+
+    def _delay(self, exc: Exception, attempt: int) -> float:
+        response = getattr(exc, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        try:
+            delay = float(header) if header else 0.5 * 2**attempt
+        except ValueError:
+            delay = 0.5 * 2**attempt
+        return min(max(delay, 0.0), self.retry_after_cap)
+
+    async def stream(self, prompt: Prompt, *, max_tokens: int) -> AsyncIterator[Delta | Finish]:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                response = await asyncio.wait_for(
+                    self.client.chat.completions.create(
+                        model=self.name,
+                        messages=prompt.messages,
+                        max_tokens=max_tokens,
+                        stream=True,
+                        stream_options={"include_usage": True},
+                        temperature=0.2,
+                    ),
+                    self.first_token_timeout,
+                )
+                iterator = response.__aiter__()
+                first = await asyncio.wait_for(iterator.__anext__(), self._left(started, first=True))
+                break
+            except (*RETRYABLE, TimeoutError, StopAsyncIteration) as exc:
+                if attempt >= self.max_retries or time.monotonic() - started > self.total_timeout:
+                    retry_after = self._delay(exc, attempt) if isinstance(exc, openai.RateLimitError) else None
+                    raise ProviderError(f"the model provider is unavailable ({type(exc).__name__})", retry_after=retry_after) from exc
+                delay = self._delay(exc, attempt)
+                log.warning("provider call failed (%s); retry %d in %.1fs", type(exc).__name__, attempt + 1, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+            except openai.APIStatusError as exc:
+                raise ProviderError(f"the model provider refused the request ({exc.status_code})") from exc
+            except openai.APIError as exc:  # malformed data before any text: nothing shown yet, so not retried
+                raise ProviderError(f"the model provider sent an invalid response ({exc})") from exc
+
+        finish_reason = None
+        prompt_tokens = completion_tokens = 0
+        chunk = first
+        try:
+            while True:
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens or 0
+                    completion_tokens = chunk.usage.completion_tokens or 0
+                for choice in chunk.choices or ():
+                    if choice.delta is not None and choice.delta.content:
+                        yield Delta(choice.delta.content)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+                try:
+                    chunk = await asyncio.wait_for(iterator.__anext__(), self._left(started, first=False))
+                except StopAsyncIteration:
+                    break
+        except (TimeoutError, openai.APIError, httpx.HTTPError, ValueError) as exc:
+            raise StreamInterrupted(f"the answer stream broke ({type(exc).__name__})") from exc
+        finally:
+            await response.close()
+        if finish_reason is None:
+            raise StreamInterrupted("the answer stream ended before the model finished")
+        yield Finish("length" if finish_reason == "length" else "stop", prompt_tokens, completion_tokens)
+
+    def _left(self, started: float, *, first: bool) -> float:
+        total = self.total_timeout - (time.monotonic() - started)
+        left = min(total, self.first_token_timeout) if first else total
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    async def rewrite(self, messages: list[dict], *, max_tokens: int = 64) -> str | None:
+        try:
+            response = await asyncio.wait_for(
+                self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens, temperature=0),
+                self.first_token_timeout,
+            )
+        except (openai.APIError, TimeoutError) as exc:
+            log.info("query rewrite failed (%s); using the question as it is", type(exc).__name__)
+            return None
+        text = (response.choices[0].message.content or "").strip() if response.choices else ""
+        return text.strip('"') or None

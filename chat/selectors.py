@@ -1,0 +1,75 @@
+"""Reads for conversations and messages; a user reaches only their own."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from .models import Conversation, Message
+
+
+def conversations_for_user(*, user) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(owner=user).order_by("-updated_at")
+
+
+def conversation_get(*, user, conversation_id) -> Conversation:
+    return Conversation.objects.get(id=conversation_id, owner=user)
+
+
+def message_get(*, user, message_id) -> Message:
+    return Message.objects.select_related("conversation").get(id=message_id, conversation__owner=user)
+
+
+def conversation_messages(*, conversation: Conversation) -> list[Message]:
+    return list(conversation.messages.order_by("created_at"))
+
+
+def generation_context(*, message_id) -> dict:
+    """Everything an answer needs: the question, its scope and the earlier exchanges."""
+    answer = Message.objects.select_related("conversation", "reply_to", "user").get(id=message_id)
+    conversation = answer.conversation
+    history: list[tuple[str, str]] = []
+    earlier = (
+        conversation.messages.filter(created_at__lt=answer.reply_to.created_at)
+        .order_by("created_at")
+        .values_list("role", "text", "status", "reply_to_id", "id")
+    )
+    latest_answer: dict = {}
+    questions = []
+    for role, text, status, reply_to, mid in earlier:
+        if role == Message.Role.USER:
+            questions.append((mid, text))
+        elif status in (Message.Status.COMPLETE, Message.Status.STOPPED) and text:
+            latest_answer[reply_to] = text  # a regenerated answer replaces the earlier one
+    for mid, text in questions:
+        history.append(("user", text))
+        if mid in latest_answer:
+            history.append(("assistant", latest_answer[mid]))
+    return {
+        "user": answer.user,
+        "answer": answer,
+        "question": answer.reply_to.text,
+        "collection_ids": list(conversation.collections.values_list("id", flat=True)) or None,
+        "history": history,
+    }
+
+
+def usage_for_user(*, user, since=None) -> dict:
+    since = since or timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    totals = Message.objects.filter(user=user, role=Message.Role.ASSISTANT, created_at__gte=since).aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
+    )
+    return {"since": since, "prompt_tokens": totals["prompt"] or 0, "completion_tokens": totals["completion"] or 0}
+
+
+def message_out(message: Message) -> dict:
+    return {
+        "id": str(message.id),
+        "role": message.role,
+        "text": message.text,
+        "status": message.status,
+        "sources": message.citations if message.role == Message.Role.ASSISTANT else [],
+        "finish_reason": message.finish_reason or None,
+        "reply_to": str(message.reply_to_id) if message.reply_to_id else None,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -1,0 +1,137 @@
+"""Writes for conversations, messages and feedback. Sync and transactional; async callers wrap them."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import prompts
+from .models import Conversation, Feedback, Message
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookupError):
+    """The object does not exist or belongs to someone else (shown as not_found / 404)."""
+
+
+def _ids(conversation: Conversation, user_message: Message, answer: Message, created: bool) -> dict:
+    return {
+        "conversation_id": str(conversation.id),
+        "user_message_id": str(user_message.id),
+        "message_id": str(answer.id),
+        "created": created,
+    }
+
+
+def exchange_start(
+    *, user, conversation_id: str | None, request_id: str, content: str, collection_ids: list[int] | None
+) -> dict:
+    """Store the question and a pending answer; a repeated request_id returns the first exchange."""
+    existing = Message.objects.filter(user=user, role=Message.Role.USER, request_id=request_id).first()
+    if existing is not None:
+        answer = existing.answers.order_by("-created_at").first()
+        return _ids(existing.conversation, existing, answer, False)
+    try:
+        with transaction.atomic():
+            if conversation_id:
+                conversation = Conversation.objects.filter(id=conversation_id, owner=user).first()
+                if conversation is None:
+                    raise NotFound("no such conversation")
+            else:
+                conversation = Conversation.objects.create(owner=user, title=prompts.title_from(content))
+            if collection_ids is not None:
+                conversation.collections.set(collection_ids)
+            question = Message.objects.create(
+                conversation=conversation, user=user, role=Message.Role.USER, text=content, request_id=request_id
+            )
+            answer = Message.objects.create(
+                conversation=conversation,
+                user=user,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.PENDING,
+                reply_to=question,
+                heartbeat_at=timezone.now(),
+            )
+            conversation.save(update_fields=["updated_at"])
+    except IntegrityError:
+        # The same request_id raced in on another socket: answer with the exchange that won.
+        existing = Message.objects.get(user=user, role=Message.Role.USER, request_id=request_id)
+        return _ids(existing.conversation, existing, existing.answers.order_by("-created_at").first(), False)
+    return _ids(conversation, question, answer, True)
+
+
+def answer_regenerate(*, user, message_id) -> dict:
+    """A new answer to the same question; the earlier one is kept."""
+    old = (
+        Message.objects.select_related("conversation", "reply_to")
+        .filter(id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT)
+        .first()
+    )
+    if old is None or old.reply_to is None:
+        raise NotFound("no such message")
+    answer = Message.objects.create(
+        conversation=old.conversation,
+        user=user,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        reply_to=old.reply_to,
+        heartbeat_at=timezone.now(),
+    )
+    return _ids(old.conversation, old.reply_to, answer, True)
+
+
+def message_update(*, message_id, **fields) -> None:
+    fields.setdefault("heartbeat_at", timezone.now())
+    Message.objects.filter(id=message_id).update(updated_at=timezone.now(), **fields)
+
+
+def message_finish(*, message_id, **fields) -> bool:
+    """Store the final state unless the answer already ended (a sweep may have called it interrupted)."""
+    fields.setdefault("heartbeat_at", timezone.now())
+    done = (
+        Message.objects.filter(id=message_id)
+        .exclude(status__in=Message.FINAL)
+        .update(updated_at=timezone.now(), **fields)
+    )
+    return bool(done)
+
+
+def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:
+    """Answers whose generating process died: mark them interrupted, keeping the checkpointed text."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_s)
+    stale = list(
+        Message.objects.filter(
+            role=Message.Role.ASSISTANT,
+            status__in=[Message.Status.PENDING, Message.Status.STREAMING],
+            heartbeat_at__lt=cutoff,
+        ).values_list("id", flat=True)
+    )
+    if stale:
+        Message.objects.filter(id__in=stale).exclude(status__in=Message.FINAL).update(
+            status=Message.Status.INTERRUPTED, finish_reason="interrupted", updated_at=timezone.now()
+        )
+        log.warning("marked %d answers interrupted", len(stale))
+    return [str(i) for i in stale]
+
+
+def feedback_set(*, user, message_id, rating: int, comment: str = "") -> Feedback:
+    message = Message.objects.filter(id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT).first()
+    if message is None:
+        raise NotFound("no such message")
+    feedback, _ = Feedback.objects.update_or_create(
+        message=message, user=user, defaults={"rating": 1 if rating > 0 else -1, "comment": comment[:2000]}
+    )
+    return feedback
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    conversation.title = title.strip()[:200]
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    conversation.delete()
