@@ -87,7 +87,11 @@ def _on_stop_request(message_id: str) -> None:
 
 async def ask(*, user, conversation_id, request_id: str, content: str, collection_ids) -> dict:
     ids = await database_sync_to_async(services.exchange_start)(
-        user=user, conversation_id=conversation_id, request_id=request_id, content=content, collection_ids=collection_ids
+        user=user,
+        conversation_id=conversation_id,
+        request_id=request_id,
+        content=content,
+        collection_ids=collection_ids,
     )
     if ids["created"]:
         start(ids["message_id"])
@@ -127,7 +131,9 @@ class Generation:
 
     async def emit(self, event: dict, *, final: bool = False) -> None:
         self.seq += 1
-        await streams.append(self.message_id, {**event, "message_id": self.message_id, "seq": self.seq}, final=final)
+        await streams.append(
+            self.message_id, {**event, "message_id": self.message_id, "seq": self.seq}, final=final
+        )
 
     def _ms(self, since: float) -> float:
         return round((time.perf_counter() - since) * 1000, 2)
@@ -171,18 +177,27 @@ class Generation:
         question, history = ctx["question"], ctx["history"]
         query = question
         if history:
-            query = await model.rewrite(prompts.rewrite_messages(question, history)) or prompts.standalone_query(
-                question, history
-            )
+            query = await model.rewrite(
+                prompts.rewrite_messages(question, history)
+            ) or prompts.standalone_query(question, history)
         t0 = time.perf_counter()
         hits = await asearch(
-            user=ctx["user"], query=query, collection_ids=ctx["collection_ids"], k=settings.DOCENT_PROMPT_PASSAGES
+            user=ctx["user"],
+            query=query,
+            collection_ids=ctx["collection_ids"],
+            k=settings.DOCENT_PROMPT_PASSAGES,
         )
         self.timings["retrieval_ms"] = self._ms(t0)
         self.passages = [
             prompts.Passage(
-                n=i + 1, chunk_id=h.chunk_id, document_id=h.document_id, collection_id=h.collection_id,
-                title=h.title, text=h.text, heading_path=h.heading_path, page=h.page,
+                n=i + 1,
+                chunk_id=h.chunk_id,
+                document_id=h.document_id,
+                collection_id=h.collection_id,
+                title=h.title,
+                text=h.text,
+                heading_path=h.heading_path,
+                page=h.page,
                 similarity=None if h.dense_distance is None else 1 - h.dense_distance,
             )
             for i, h in enumerate(hits)
@@ -198,8 +213,12 @@ class Generation:
             await self._refuse()
             return
         prompt = prompts.build(
-            question=question, passages=self.passages, history=history, count_tokens=count_tokens,
-            context_tokens=settings.DOCENT_CONTEXT_TOKENS, max_answer_tokens=settings.DOCENT_MAX_ANSWER_TOKENS,
+            question=question,
+            passages=self.passages,
+            history=history,
+            count_tokens=count_tokens,
+            context_tokens=settings.DOCENT_CONTEXT_TOKENS,
+            max_answer_tokens=settings.DOCENT_MAX_ANSWER_TOKENS,
         )
         self.usage["prompt_tokens"] = prompt.prompt_tokens
         self.citations = CitationFilter({p.n for p in self.passages})
@@ -211,7 +230,9 @@ class Generation:
                 await self._delta(self.citations.feed(event.text))
                 if time.perf_counter() - checkpoint > settings.DOCENT_CHECKPOINT_S:
                     checkpoint = time.perf_counter()
-                    await database_sync_to_async(services.message_update)(message_id=self.message_id, text=self.text)
+                    await database_sync_to_async(services.message_update)(
+                        message_id=self.message_id, text=self.text
+                    )
             elif isinstance(event, Finish):
                 finish_reason = event.finish_reason
                 self.usage = {
@@ -221,7 +242,9 @@ class Generation:
         self.timings["provider_ms"] = self._ms(t_provider)
         await self._delta(self.citations.flush())
         if self.citations.dropped:
-            log.warning("answer %s cited passages that were not given: %s", self.message_id, self.citations.dropped)
+            log.warning(
+                "answer %s cited passages that were not given: %s", self.message_id, self.citations.dropped
+            )
         if self.text.strip().startswith(prompts.REFUSAL):
             finish_reason = "refused"
         await self._end(finish_reason)
@@ -245,24 +268,39 @@ class Generation:
             await self.emit({"type": "delta", "text": tail})
         cited = [p.source() for p in self.passages if p.n in self.citations.cited]
         status = {
-            "stop": Message.Status.COMPLETE, "length": Message.Status.COMPLETE, "refused": Message.Status.REFUSED,
-            "stopped": Message.Status.STOPPED, "interrupted": Message.Status.INTERRUPTED,
+            "stop": Message.Status.COMPLETE,
+            "length": Message.Status.COMPLETE,
+            "refused": Message.Status.REFUSED,
+            "stopped": Message.Status.STOPPED,
+            "interrupted": Message.Status.INTERRUPTED,
         }[finish_reason]
         if finish_reason in ("stopped", "interrupted") and not self.usage["completion_tokens"]:
             self.usage["completion_tokens"] = count_tokens(self.text) if self.text else 0
         await database_sync_to_async(services.message_finish)(
-            message_id=self.message_id, text=self.text, status=status, finish_reason=finish_reason, citations=cited,
-            prompt_tokens=self.usage["prompt_tokens"], completion_tokens=self.usage["completion_tokens"],
-            total_ms=self._ms(self.started), model=self.model_name,
+            message_id=self.message_id,
+            text=self.text,
+            status=status,
+            finish_reason=finish_reason,
+            citations=cited,
+            prompt_tokens=self.usage["prompt_tokens"],
+            completion_tokens=self.usage["completion_tokens"],
+            total_ms=self._ms(self.started),
+            model=self.model_name,
             **{k: v for k, v in self.timings.items() if k != "retrieval_ms" and v is not None},
         )
         await self.emit({"type": "sources", "sources": cited})
-        await self.emit({"type": "done", "finish_reason": finish_reason, "usage": dict(self.usage)}, final=True)
+        await self.emit(
+            {"type": "done", "finish_reason": finish_reason, "usage": dict(self.usage)}, final=True
+        )
 
     async def _fail(self, code: str, message: str, *, retry_after: float | None = None) -> None:
         await database_sync_to_async(services.message_finish)(
-            message_id=self.message_id, text=self.text, status=Message.Status.FAILED, error_code=code,
-            finish_reason="", total_ms=self._ms(self.started),
+            message_id=self.message_id,
+            text=self.text,
+            status=Message.Status.FAILED,
+            error_code=code,
+            finish_reason="",
+            total_ms=self._ms(self.started),
         )
         event = {"type": "error", "code": code, "message": message}
         if retry_after is not None:

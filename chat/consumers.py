@@ -78,7 +78,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise Refused("invalid", "frames must be JSON objects")
             request_id = content.get("request_id")
             kind = content.get("type")
-            handler = {"ask": self.ask, "stop": self.stop, "resume": self.resume, "regenerate": self.regenerate}.get(kind)
+            handler = {
+                "ask": self.ask,
+                "stop": self.stop,
+                "resume": self.resume,
+                "regenerate": self.regenerate,
+            }.get(kind)
             if handler is None:
                 raise Refused("invalid", f"unknown frame type {kind!r}")
             await handler(content)
@@ -107,7 +112,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(text, str) or not text.strip():
             raise Refused("invalid", "content must be a non-empty string")
         if len(text) > settings.DOCENT_MAX_QUESTION_CHARS:
-            raise Refused("invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters")
+            raise Refused(
+                "invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters"
+            )
         if collections is not None:
             if not isinstance(collections, list) or not all(isinstance(c, int) for c in collections):
                 raise Refused("invalid", "collections must be a list of ids")
@@ -116,18 +123,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if conversation_id is not None:
             scope = await database_sync_to_async(_conversation_scope)(self.user, conversation_id)
             if scope and not set(scope) <= readable:
-                raise Refused("not_found", "this conversation's collections are no longer yours to read", close=True)
+                raise Refused(
+                    "not_found", "this conversation's collections are no longer yours to read", close=True
+                )
         try:
             ids = await answering.ask(
-                user=self.user, conversation_id=conversation_id, request_id=request_id, content=text.strip(),
+                user=self.user,
+                conversation_id=conversation_id,
+                request_id=request_id,
+                content=text.strip(),
                 collection_ids=collections,
             )
         except services.NotFound as exc:
             raise Refused("not_found", str(exc)) from None
-        await self.send_json({
-            "type": "accepted", "request_id": request_id, "conversation_id": ids["conversation_id"],
-            "user_message_id": ids["user_message_id"], "message_id": ids["message_id"],
-        })
+        await self.send_json(
+            {
+                "type": "accepted",
+                "request_id": request_id,
+                "conversation_id": ids["conversation_id"],
+                "user_message_id": ids["user_message_id"],
+                "message_id": ids["message_id"],
+            }
+        )
         self._follow(ids["message_id"], after=0)
 
     async def stop(self, content: dict) -> None:
@@ -147,10 +164,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if message.role != Message.Role.ASSISTANT or message.status not in Message.FINAL:
             raise Refused("invalid", "only a finished answer can be regenerated")
         ids = await answering.regenerate(user=self.user, message_id=message.id)
-        await self.send_json({
-            "type": "accepted", "request_id": content.get("request_id"), "conversation_id": ids["conversation_id"],
-            "user_message_id": ids["user_message_id"], "message_id": ids["message_id"],
-        })
+        await self.send_json(
+            {
+                "type": "accepted",
+                "request_id": content.get("request_id"),
+                "conversation_id": ids["conversation_id"],
+                "user_message_id": ids["user_message_id"],
+                "message_id": ids["message_id"],
+            }
+        )
         self._follow(ids["message_id"], after=0)
 
     def _follow(self, message_id: str, *, after: int) -> None:
@@ -184,14 +206,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _replay_stored(self, message: Message, last: int) -> None:
         mid = str(message.id)
         if message.status == Message.Status.FAILED:
-            await self.send_json({"type": "error", "code": message.error_code or "internal",
-                                  "message": "the answer failed", "message_id": mid, "seq": last + 1})
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": message.error_code or "internal",
+                    "message": "the answer failed",
+                    "message_id": mid,
+                    "seq": last + 1,
+                }
+            )
             return
         events = [
             {"type": "delta", "text": message.text, "replace": True},
             {"type": "sources", "sources": message.citations},
-            {"type": "done", "finish_reason": message.finish_reason or "stop",
-             "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens}},
+            {
+                "type": "done",
+                "finish_reason": message.finish_reason or "stop",
+                "usage": {
+                    "prompt_tokens": message.prompt_tokens,
+                    "completion_tokens": message.completion_tokens,
+                },
+            },
         ]
         for i, event in enumerate(events, start=1):
             await self.send_json({**event, "message_id": mid, "seq": last + i})

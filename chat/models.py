@@ -7,7 +7,9 @@ from django.db.models import Q
 
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
     title = models.CharField(max_length=200, blank=True)
     # The collections in scope; none means every collection the owner may read.
     collections = models.ManyToManyField("retrieval.Collection", blank=True, related_name="+")
@@ -45,7 +47,9 @@ class Message(models.Model):
     text = models.TextField(blank=True, default="")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
     # The user message an answer replies to.
-    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="answers")
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="answers"
+    )
     request_id = models.CharField(max_length=100, blank=True, default="")
     search_query = models.TextField(blank=True, default="")
     sources = models.JSONField(default=list, blank=True, help_text="Passages given to the model")

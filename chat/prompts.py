@@ -87,13 +87,104 @@ def build(
         kept += 1
     messages = [{"role": "system", "content": system}, *turns, {"role": "user", "content": question}]
     used = sum(count_tokens(m["content"]) + 4 for m in messages)
-    return Prompt(messages, list(passages), question, used, len(history) - kept, list(history)[len(history) - kept :])
+    return Prompt(
+        messages, list(passages), question, used, len(history) - kept, list(history)[len(history) - kept :]
+    )
 
 
-_PRONOUNS = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|one|ones)\b", re.I)
+_PRONOUNS = re.compile(
+    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|one|ones)\b", re.I
+)
 _WORD = re.compile(r"[A-Za-z0-9][\w\-]*")
 STOPWORDS = frozenset(
-    ["a", "an", "the", "and", "or", "but", "if", "then", "of", "to", "in", "on", "at", "by", "for", "with", "about", "from", "as", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "can", "could", "should", "would", "may", "might", "will", "shall", "i", "you", "we", "me", "my", "your", "our", "it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "his", "her", "there", "here", "not", "no", "yes", "so", "than", "too", "very", "just", "also", "tell", "please", "explain", "describe", "give", "show", "more", "any", "some"]
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "about",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "can",
+        "could",
+        "should",
+        "would",
+        "may",
+        "might",
+        "will",
+        "shall",
+        "i",
+        "you",
+        "we",
+        "me",
+        "my",
+        "your",
+        "our",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "he",
+        "she",
+        "his",
+        "her",
+        "there",
+        "here",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "than",
+        "too",
+        "very",
+        "just",
+        "also",
+        "tell",
+        "please",
+        "explain",
+        "describe",
+        "give",
+        "show",
+        "more",
+        "any",
+        "some",
+    ]
 )
 
 
@@ -106,7 +197,11 @@ def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     own = [w for w in _WORD.findall(question) if w.lower() not in STOPWORDS]
     if len(own) >= 4 and not _PRONOUNS.search(question):
         return question
-    carried = [w for w in _WORD.findall(previous) if w.lower() not in STOPWORDS and w.lower() not in {o.lower() for o in own}]
+    carried = [
+        w
+        for w in _WORD.findall(previous)
+        if w.lower() not in STOPWORDS and w.lower() not in {o.lower() for o in own}
+    ]
     return f"{question} {' '.join(carried[:8])}".strip()
 
 

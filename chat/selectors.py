@@ -59,7 +59,11 @@ def usage_for_user(*, user, since=None) -> dict:
     totals = Message.objects.filter(user=user, role=Message.Role.ASSISTANT, created_at__gte=since).aggregate(
         prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
     )
-    return {"since": since, "prompt_tokens": totals["prompt"] or 0, "completion_tokens": totals["completion"] or 0}
+    return {
+        "since": since,
+        "prompt_tokens": totals["prompt"] or 0,
+        "completion_tokens": totals["completion"] or 0,
+    }
 
 
 def message_out(message: Message) -> dict:

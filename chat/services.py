@@ -45,7 +45,11 @@ def exchange_start(
             if collection_ids is not None:
                 conversation.collections.set(collection_ids)
             question = Message.objects.create(
-                conversation=conversation, user=user, role=Message.Role.USER, text=content, request_id=request_id
+                conversation=conversation,
+                user=user,
+                role=Message.Role.USER,
+                text=content,
+                request_id=request_id,
             )
             answer = Message.objects.create(
                 conversation=conversation,
@@ -118,7 +122,9 @@ def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:
 
 
 def feedback_set(*, user, message_id, rating: int, comment: str = "") -> Feedback:
-    message = Message.objects.filter(id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT).first()
+    message = Message.objects.filter(
+        id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT
+    ).first()
     if message is None:
         raise NotFound("no such message")
     feedback, _ = Feedback.objects.update_or_create(

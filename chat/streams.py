@@ -20,6 +20,7 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 STREAM_TTL_S = 3600
+BLOCK_MS = 5000
 STOP_CHANNEL = "docent:chat:stop"
 TERMINAL = ("done", "error")
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -29,7 +30,13 @@ def client() -> aioredis.Redis:
     """One client (and pool) per event loop: redis connections cannot cross loops."""
     loop = asyncio.get_running_loop()
     if loop not in _clients:
-        _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=2000, health_check_interval=30)
+        # The socket timeout must outlast XREAD's block time (redis-py's default is 5 s).
+        _clients[loop] = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            max_connections=2000,
+            health_check_interval=30,
+            socket_timeout=BLOCK_MS / 1000 + 10,
+        )
     return _clients[loop]
 
 
@@ -55,14 +62,14 @@ async def exists(message_id) -> bool:
     return bool(await client().exists(stream_key(message_id)))
 
 
-async def follow(message_id, *, after: int = 0, block_ms: int = 15000) -> AsyncIterator[dict]:
+async def follow(message_id, *, after: int = 0, block_ms: int = 0) -> AsyncIterator[dict]:
     """Events with seq > after, then live ones, until a terminal event. Stops when the stream
     goes quiet for block_ms without ever having existed (the caller then falls back to the database)."""
     redis = client()
     key = stream_key(message_id)
     last_id = "0-0"
     while True:
-        response = await redis.xread({key: last_id}, count=200, block=block_ms)
+        response = await redis.xread({key: last_id}, count=200, block=block_ms or BLOCK_MS)
         if not response:
             if not await redis.exists(key):
                 return
@@ -92,7 +99,11 @@ async def listen_for_stops(on_stop) -> None:
     """Run forever in each server process: call on_stop(message_id) for every stop request."""
     while True:
         try:
-            pubsub = client().pubsub()
+            # A subscriber waits for as long as it takes: no socket timeout.
+            listener = aioredis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=None, health_check_interval=30
+            )
+            pubsub = listener.pubsub()
             await pubsub.subscribe(STOP_CHANNEL)
             async for message in pubsub.listen():
                 if message.get("type") == "message":

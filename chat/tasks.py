@@ -20,7 +20,11 @@ def sweep_interrupted_answers() -> list[str]:
             seq = json.loads(last[0][1][b"e"])["seq"] if last else 0
             for event in (
                 {"type": "sources", "sources": []},
-                {"type": "done", "finish_reason": "interrupted", "usage": {"prompt_tokens": 0, "completion_tokens": 0}},
+                {
+                    "type": "done",
+                    "finish_reason": "interrupted",
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0},
+                },
             ):
                 seq += 1
                 client.xadd(key, {"e": json.dumps({**event, "message_id": message_id, "seq": seq})})

@@ -390,19 +390,6 @@ SELECT s.document_id, s.collection_id, s.ordinal, s.text, s.token_count, s.page,
 FROM chunk_staging s
 CROSS JOIN LATERAL (SELECT to_tsvector('english'::regconfig, s.heading_path || ' ' || s.text) AS tsv) v
 """
-_POSTINGS_SQL = """
-INSERT INTO retrieval_posting (term, collection_id, chunk_id, tf, dl)
-SELECT u.lexeme, c.collection_id, c.id, array_length(u.positions, 1), c.term_count
-FROM retrieval_chunk c, unnest(c.search_vector) u
-WHERE c.document_id = ANY(%s)
-"""
-_STATS_SQL = """
-UPDATE retrieval_collection c
-SET indexed_chunks = c.indexed_chunks {op} x.n, indexed_terms = c.indexed_terms {op} x.t
-FROM (SELECT collection_id, count(*) AS n, coalesce(sum(term_count), 0) AS t
-      FROM retrieval_chunk WHERE document_id = ANY(%s) GROUP BY collection_id ORDER BY collection_id) x
-WHERE c.id = x.collection_id
-"""
 
 
 def _raw_connection():
@@ -418,16 +405,14 @@ def _raw_connection():
 
 
 def _chunks_remove(document_ids: Sequence[int]) -> None:
-    """Delete documents' chunks (postings go with them) and take them out of the BM25 statistics."""
-    ids = list(document_ids)
+    """Delete documents' chunks; database triggers drop their postings and BM25 statistics."""
     with connection.cursor() as cursor:
-        cursor.execute(_STATS_SQL.format(op="-"), [ids])
-        cursor.execute("DELETE FROM retrieval_chunk WHERE document_id = ANY(%s)", [ids])
+        cursor.execute("DELETE FROM retrieval_chunk WHERE document_id = ANY(%s)", [list(document_ids)])
 
 
 def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
-    """Replace the chunks of the prepared documents: binary COPY, keyword index, BM25 postings and
-    statistics, all in one transaction."""
+    """Replace the chunks of the prepared documents in one transaction: binary COPY into a staging
+    table, then one INSERT that computes the keyword vector (and, by trigger, the BM25 postings)."""
     if not prepared:
         return set()
     ids = [d.id for d, _ in prepared]
@@ -468,9 +453,7 @@ def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
                                 model_name,
                             )
                         )
-            cursor.execute(_INSERT_SQL)
-            cursor.execute(_POSTINGS_SQL, [written])
-            cursor.execute(_STATS_SQL.format(op="+"), [written])
+            cursor.execute(_INSERT_SQL)  # triggers add the BM25 postings and statistics
         now = timezone.now()
         ready = []
         for document, specs in prepared:

@@ -23,8 +23,24 @@ _WORD = re.compile(r"[A-Za-z0-9]+")
 
 def stem(word: str) -> str:
     w = word.lower()
-    for suffix in ("ational", "ations", "ation", "ness", "ments", "ment", "ingly", "ings", "ing", "edly", "ies",
-                   "ied", "ed", "es", "ly", "s"):
+    for suffix in (
+        "ational",
+        "ations",
+        "ation",
+        "ness",
+        "ments",
+        "ment",
+        "ingly",
+        "ings",
+        "ing",
+        "edly",
+        "ies",
+        "ied",
+        "ed",
+        "es",
+        "ly",
+        "s",
+    ):
         if len(w) > len(suffix) + 2 and w.endswith(suffix):
             return w[: -len(suffix)]
     return w
@@ -41,7 +57,9 @@ def split_sentences(text: str) -> list[str]:
 class ExtractiveAnswerer(ChatModel):
     name = "docent-extractive"
 
-    def __init__(self, *, max_sentences: int = 3, min_coverage: float = 0.34, piece_words: int = 3, delay: float = 0.0):
+    def __init__(
+        self, *, max_sentences: int = 3, min_coverage: float = 0.34, piece_words: int = 3, delay: float = 0.0
+    ):
         self.max_sentences = max_sentences
         self.min_coverage = min_coverage
         self.piece_words = piece_words

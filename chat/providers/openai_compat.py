@@ -21,7 +21,12 @@ from chat.prompts import Prompt
 from .base import ChatModel, Delta, Finish, ProviderError, StreamInterrupted
 
 log = logging.getLogger(__name__)
-RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
+RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APIConnectionError,
+    openai.APITimeoutError,
+)
 
 
 class OpenAIChatModel(ChatModel):
@@ -79,15 +84,23 @@ class OpenAIChatModel(ChatModel):
                 break
             except (*RETRYABLE, TimeoutError, StopAsyncIteration) as exc:
                 if attempt >= self.max_retries or time.monotonic() - started > self.total_timeout:
-                    retry_after = self._delay(exc, attempt) if isinstance(exc, openai.RateLimitError) else None
-                    raise ProviderError(f"the model provider is unavailable ({type(exc).__name__})", retry_after=retry_after) from exc
+                    retry_after = (
+                        self._delay(exc, attempt) if isinstance(exc, openai.RateLimitError) else None
+                    )
+                    raise ProviderError(
+                        f"the model provider is unavailable ({type(exc).__name__})", retry_after=retry_after
+                    ) from exc
                 delay = self._delay(exc, attempt)
-                log.warning("provider call failed (%s); retry %d in %.1fs", type(exc).__name__, attempt + 1, delay)
+                log.warning(
+                    "provider call failed (%s); retry %d in %.1fs", type(exc).__name__, attempt + 1, delay
+                )
                 attempt += 1
                 await asyncio.sleep(delay)
             except openai.APIStatusError as exc:
                 raise ProviderError(f"the model provider refused the request ({exc.status_code})") from exc
-            except openai.APIError as exc:  # malformed data before any text: nothing shown yet, so not retried
+            except (
+                openai.APIError
+            ) as exc:  # malformed data before any text: nothing shown yet, so not retried
                 raise ProviderError(f"the model provider sent an invalid response ({exc})") from exc
 
         finish_reason = None
@@ -125,7 +138,9 @@ class OpenAIChatModel(ChatModel):
     async def rewrite(self, messages: list[dict], *, max_tokens: int = 64) -> str | None:
         try:
             response = await asyncio.wait_for(
-                self.client.chat.completions.create(model=self.name, messages=messages, max_tokens=max_tokens, temperature=0),
+                self.client.chat.completions.create(
+                    model=self.name, messages=messages, max_tokens=max_tokens, temperature=0
+                ),
                 self.first_token_timeout,
             )
         except (openai.APIError, TimeoutError) as exc:

@@ -1,0 +1,286 @@
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from assistant.asgi import application
+from chat.models import Message
+
+from .conftest import ask, connect, text_of, until_done
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
+    """accepted, then deltas, then the cited sources, then done; everything stored."""
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    assert accepted["type"] == "accepted" and accepted["conversation_id"]
+    events = await until_done(ws)
+    kinds = [e["type"] for e in events]
+    assert kinds[-2:] == ["sources", "done"] and set(kinds[:-2]) == {"delta"}
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(e["message_id"] == accepted["message_id"] for e in events)
+    text = text_of(events)
+    assert "25 days" in text and "[1]" in text
+    sources = events[-2]["sources"]
+    assert sources and {s["n"] for s in sources} <= {1, 2, 3, 4, 5, 6}
+    assert set(sources[0]) >= {"n", "document_id", "chunk_id", "title", "text"}
+    done = events[-1]
+    assert done["finish_reason"] == "stop" and set(done["usage"]) == {"prompt_tokens", "completion_tokens"}
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "complete" and answer.text == text and answer.citations == sources
+    assert answer.ttft_ms is not None and answer.retrieval_ms is not None and answer.total_ms is not None
+    question = await Message.objects.aget(id=accepted["user_message_id"])
+    assert question.text.startswith("How many days")
+    await ws.disconnect()
+
+
+async def test_repeated_request_id_creates_nothing_new(alice, handbook, chat_model):
+    ws = await connect(alice)
+    first = await ask(ws, "How are travel expenses reimbursed?", request_id="req-1")
+    await until_done(ws)
+    count = await Message.objects.acount()
+    again = await ask(ws, "How are travel expenses reimbursed?", request_id="req-1")
+    assert {k: again[k] for k in ("conversation_id", "user_message_id", "message_id")} == {
+        k: first[k] for k in ("conversation_id", "user_message_id", "message_id")
+    }
+    replay = await until_done(ws)
+    assert replay[-1]["type"] == "done"
+    assert await Message.objects.acount() == count
+    await ws.disconnect()
+
+
+async def test_follow_up_uses_the_conversation(alice, handbook, chat_model):
+    ws = await connect(alice)
+    first = await ask(ws, "What must laptops use?")
+    await until_done(ws)
+    second = await ask(ws, "What if it gets lost?", conversation_id=first["conversation_id"])
+    events = await until_done(ws)
+    assert second["conversation_id"] == first["conversation_id"]
+    answer = await Message.objects.aget(id=second["message_id"])
+    assert "laptop" in answer.search_query.lower()  # the follow-up was made standalone
+    assert "security desk" in text_of(events)
+    await ws.disconnect()
+
+
+async def test_irrelevant_question_is_refused(alice, handbook, chat_model):
+    ws = await connect(alice)
+    await ask(ws, "What is the boiling point of liquid nitrogen on Neptune?")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "refused"
+    assert "can't find" in text_of(events)
+    assert events[-2] == {**events[-2], "type": "sources", "sources": []}
+    await ws.disconnect()
+
+
+async def test_refusal_never_calls_the_provider(alice, handbook, openai_provider):
+    ws = await connect(alice)
+    await ask(ws, "Who won the 1986 football world cup?")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "refused"
+    assert openai_provider.requests_to("/chat/completions") == []
+    await ws.disconnect()
+
+
+async def test_disconnect_then_resume_on_a_new_socket(alice, handbook, openai_provider):
+    """Closing the socket does not stop the answer; resume replays what was missed, then goes live."""
+    openai_provider.reply = " ".join(f"word{i}" for i in range(60)) + " [1]"
+    openai_provider.token_delay = 0.02
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    seen = [await ws.receive_json_from(timeout=10) for _ in range(5)]
+    await ws.disconnect()
+    await asyncio.sleep(0.3)
+    ws2 = await connect(alice)
+    await ws2.send_json_to({"type": "resume", "message_id": accepted["message_id"], "after": seen[-1]["seq"]})
+    rest = await until_done(ws2)
+    assert rest[0]["seq"] == seen[-1]["seq"] + 1
+    assert rest[-1]["finish_reason"] == "stop"
+    full = text_of(seen + rest)
+    assert full == openai_provider.reply
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.text == full and answer.status == "complete"
+    await ws2.disconnect()
+
+
+async def test_stop_cancels_within_a_second_and_keeps_partial_text(alice, handbook, openai_provider):
+    openai_provider.reply = " ".join(f"w{i}" for i in range(400))
+    openai_provider.token_delay = 0.05
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    for _ in range(3):
+        await ws.receive_json_from(timeout=10)
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    await ws.send_json_to({"type": "stop", "message_id": accepted["message_id"]})
+    events = await until_done(ws, wait=5)
+    assert events[-1]["finish_reason"] == "stopped"
+    assert loop.time() - asked < 1.0
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "stopped" and answer.text.startswith("w0 w1")
+    assert len(answer.text.split()) < 400
+    await ws.disconnect()
+
+
+async def test_other_teams_passages_never_reach_the_prompt(bob, alice, handbook, falcon, openai_provider):
+    """Bob (team B) asks about leave: the prompt at the provider holds none of team A's text, and vice versa."""
+    openai_provider.reply = "Answer [1]."
+    ws = await connect(bob)
+    await ask(ws, "How many days of paid annual leave do employees get per year?")
+    events = await until_done(ws)
+    for request in openai_provider.requests_to("/chat/completions"):
+        prompt = " ".join(m["content"] for m in request["body"]["messages"])
+        assert "25 days" not in prompt and "encryption" not in prompt
+    for source in events[-2]["sources"] if events[-2]["type"] == "sources" else []:
+        assert "handbook" not in source["title"].lower()
+    await ws.disconnect()
+
+
+async def test_invalid_citation_numbers_are_stripped(alice, handbook, openai_provider):
+    openai_provider.reply = "Leave is 25 days [1][9]. Also see [42] and [1, 7]."
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    text = text_of(events)
+    assert "[9]" not in text and "[42]" not in text and "[7]" not in text
+    assert text == "Leave is 25 days [1]. Also see  and [1]."
+    assert [s["n"] for s in events[-2]["sources"]] == [1]
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert [c["n"] for c in answer.citations] == [1]
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("faults", "expect"),
+    [
+        ([{"status": 429, "retry_after": 1}], "stop"),
+        ([{"status": 503}, {"status": 500}], "stop"),
+        ([{"status": 500}] * 3, "provider_unavailable"),
+        ([{"stall": 3}] * 3, "provider_unavailable"),
+        ([{"cut_after": 4}], "interrupted"),
+        ([{"malformed_at": 3}], "interrupted"),
+        ([{"cut_after": 3, "stall": 5}], "interrupted"),
+    ],
+    ids=[
+        "429-then-ok",
+        "5xx-then-ok",
+        "5xx-forever",
+        "stall-before-first-token",
+        "cut-mid-stream",
+        "malformed-chunk",
+        "stall-mid-stream",
+    ],
+)
+async def test_provider_faults_end_in_documented_state(
+    alice, handbook, openai_provider, settings, faults, expect
+):
+    openai_provider.reply = "Employees get 25 days of paid annual leave [1] and can carry it over [1]."
+    for fault in faults:
+        openai_provider.add_fault(path="/chat/completions", **fault)
+    if expect == "interrupted":
+        openai_provider.token_delay = 0.01
+        settings.DOCENT_PROVIDER_TIMEOUT_S = 2  # a stalled stream is given up after this
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws, wait=30)
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    if expect == "provider_unavailable":
+        assert events[-1]["type"] == "error" and events[-1]["code"] == "provider_unavailable"
+        assert answer.status == "failed" and answer.error_code == "provider_unavailable"
+    elif expect == "interrupted":
+        assert events[-1]["finish_reason"] == "interrupted"
+        assert answer.status == "interrupted" and answer.text == text_of(events) and answer.text
+        assert openai_provider.reply.startswith(answer.text.replace("[1]", "[1]").strip())
+    else:
+        assert events[-1]["finish_reason"] == "stop" and answer.status == "complete"
+        assert text_of(events) == openai_provider.reply
+    await ws.disconnect()
+
+
+async def test_protocol_errors(alice, bob, handbook, falcon, chat_model):
+    ws = await connect(alice)
+    await ws.send_to(text_data="not json")
+    assert (await ws.receive_json_from())["code"] == "invalid"
+    await ws.send_json_to({"type": "ask", "request_id": "r1", "content": ""})
+    assert (await ws.receive_json_from())["code"] == "invalid"
+    await ws.send_to(text_data='{"type": "ask", "content": "' + "x" * 70_000 + '"}')
+    assert (await ws.receive_json_from())["code"] == "invalid"
+    await ws.send_json_to({"type": "ask", "request_id": "r2", "content": "hi", "collections": [falcon.id]})
+    error = await ws.receive_json_from()
+    assert error["code"] == "not_found" and error["request_id"] == "r2"
+    other = await Message.objects.acount()
+    await ws.send_json_to({"type": "dance"})
+    assert (await ws.receive_json_from())["code"] == "invalid"
+    assert await Message.objects.acount() == other == 0
+    # Bob's message cannot be resumed or stopped by Alice.
+    bws = await connect(bob)
+    accepted = await ask(bws, "When is the Falcon launch date?")
+    await until_done(bws)
+    for frame in (
+        {"type": "resume", "message_id": accepted["message_id"], "after": 0},
+        {"type": "stop", "message_id": accepted["message_id"]},
+        {"type": "regenerate", "message_id": accepted["message_id"]},
+    ):
+        await ws.send_json_to(frame)
+        assert (await ws.receive_json_from())["code"] == "not_found"
+    await ws.disconnect()
+    await bws.disconnect()
+
+
+async def test_anonymous_and_foreign_origin_refused(alice):
+    anonymous = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"http://localhost")])
+    assert not (await anonymous.connect())[0]
+    from .conftest import session_cookie
+
+    cookie = await sync_to_async(session_cookie)(alice)
+    foreign = WebsocketCommunicator(
+        application,
+        "/ws/chat/",
+        headers=[(b"origin", b"https://evil.example"), (b"cookie", f"sessionid={cookie}".encode())],
+    )
+    assert not (await foreign.connect())[0]
+
+
+async def test_deactivated_user_is_refused_and_closed(alice, handbook, chat_model):
+    ws = await connect(alice)
+    alice.is_active = False
+    await alice.asave()
+    await ws.send_json_to({"type": "ask", "request_id": "r", "content": "leave?"})
+    error = await ws.receive_json_from()
+    assert error["type"] == "error"
+    assert (await ws.receive_output())["type"] == "websocket.close"
+
+
+async def test_removed_from_team_is_refused_and_closed(alice, handbook, chat_model):
+    from retrieval.models import Membership
+
+    ws = await connect(alice)
+    first = await ask(ws, "How many days of leave?", collections=[handbook.id])
+    await until_done(ws)
+    await Membership.objects.filter(user=alice).adelete()
+    await ws.send_json_to(
+        {
+            "type": "ask",
+            "request_id": "r9",
+            "content": "And expenses?",
+            "conversation_id": first["conversation_id"],
+        }
+    )
+    error = await ws.receive_json_from()
+    assert error["type"] == "error" and error["code"] == "not_found"
+    assert (await ws.receive_output())["type"] == "websocket.close"
+
+
+async def test_regenerate_makes_a_new_answer(alice, handbook, chat_model):
+    ws = await connect(alice)
+    first = await ask(ws, "How are travel expenses reimbursed?")
+    await until_done(ws)
+    await ws.send_json_to({"type": "regenerate", "message_id": first["message_id"]})
+    again = await ws.receive_json_from(timeout=10)
+    assert again["type"] == "accepted" and again["message_id"] != first["message_id"]
+    assert again["user_message_id"] == first["user_message_id"]
+    events = await until_done(ws)
+    assert events[-1]["type"] == "done"
+    await ws.disconnect()
