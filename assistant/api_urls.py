@@ -5,6 +5,7 @@ from django.urls import path
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from chat.api import router as chat_router
 from retrieval.api import router as retrieval_router
 from retrieval.parsing import UnsupportedType
 from retrieval.services import UploadTooLarge
@@ -16,6 +17,7 @@ api = NinjaAPI(
     urls_namespace="api-v1",
 )
 api.add_router("", retrieval_router)
+api.add_router("", chat_router)
 
 _CODES = {
     400: "invalid",

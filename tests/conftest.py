@@ -46,3 +46,12 @@ def live_url(transactional_db, tmp_path):
     """The real ASGI app (Daphne, Channels, Redis) serving the test database."""
     with daphne(tmp_path / "daphne.log") as base:
         yield base
+
+
+@pytest.fixture
+def live_app(transactional_db, tmp_path):
+    """Start the app with extra environment (a provider URL, say); yields a starter returning the base URL."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        yield lambda **env: stack.enter_context(daphne(tmp_path / f"daphne-{len(env)}.log", **env))

@@ -1,0 +1,51 @@
+from django.contrib import admin
+
+from .models import Conversation, Feedback, Message
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ["role", "status", "text", "finish_reason", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnly):
+    list_display = ["title", "owner", "created_at", "updated_at"]
+    search_fields = ["title", "owner__username"]
+    list_filter = ["created_at"]
+    inlines = [MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnly):
+    list_display = ["short", "role", "status", "user", "finish_reason", "ttft_ms", "total_ms", "completion_tokens", "created_at"]
+    list_filter = ["role", "status", "finish_reason", "model"]
+    search_fields = ["text", "user__username", "request_id"]
+    readonly_fields = [f.name for f in Message._meta.fields]
+
+    @admin.display(description="text")
+    def short(self, obj):
+        return obj.text[:80]
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnly):
+    list_display = ["message", "user", "rating", "comment", "created_at"]
+    list_filter = ["rating", "created_at"]
+    search_fields = ["comment", "message__text", "user__username"]
+    readonly_fields = ["message", "user", "rating", "comment", "created_at"]

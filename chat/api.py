@@ -1,0 +1,115 @@
+"""REST endpoints for conversations, feedback and usage: parse, check ownership, delegate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from ninja import Router, Schema, Status
+from ninja.errors import HttpError
+
+from retrieval.auth import api_auth
+
+from . import selectors, services
+from .models import Conversation, Message
+
+router = Router(auth=api_auth, tags=["conversations"])
+
+
+class ConversationOut(Schema):
+    id: str
+    title: str
+    collections: list[int]
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageOut(Schema):
+    id: str
+    role: str
+    text: str
+    status: str
+    sources: list[dict]
+    finish_reason: str | None
+    reply_to: str | None
+    created_at: str
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class RenameIn(Schema):
+    title: str
+
+
+class FeedbackIn(Schema):
+    rating: int
+    comment: str = ""
+
+
+def _conversation(request, conversation_id) -> Conversation:
+    try:
+        return selectors.conversation_get(user=request.auth, conversation_id=conversation_id)
+    except (Conversation.DoesNotExist, ValueError, ValidationError):
+        raise Http404("no such conversation") from None
+
+
+def _out(c: Conversation) -> dict:
+    return {
+        "id": str(c.id), "title": c.title, "collections": [x.id for x in c.collections.all()],
+        "created_at": c.created_at, "updated_at": c.updated_at,
+    }
+
+
+@router.get("/conversations", response=list[ConversationOut])
+def list_conversations(request):
+    return [_out(c) for c in selectors.conversations_for_user(user=request.auth).prefetch_related("collections")[:200]]
+
+
+@router.get("/conversations/{conversation_id}", response=ConversationDetail)
+def get_conversation(request, conversation_id: str):
+    conversation = _conversation(request, conversation_id)
+    messages = [selectors.message_out(m) for m in selectors.conversation_messages(conversation=conversation)]
+    return {**_out(conversation), "messages": messages}
+
+
+@router.patch("/conversations/{conversation_id}", response=ConversationOut)
+def rename_conversation(request, conversation_id: str, payload: RenameIn):
+    if not payload.title.strip():
+        raise HttpError(400, "a title must not be empty")
+    return _out(services.conversation_rename(conversation=_conversation(request, conversation_id), title=payload.title))
+
+
+@router.delete("/conversations/{conversation_id}", response={204: None})
+def delete_conversation(request, conversation_id: str):
+    services.conversation_delete(conversation=_conversation(request, conversation_id))
+    return Status(204, None)
+
+
+@router.post("/messages/{message_id}/feedback", response={201: dict})
+def give_feedback(request, message_id: str, payload: FeedbackIn):
+    if payload.rating not in (1, -1):
+        raise HttpError(400, "rating must be 1 or -1")
+    try:
+        feedback = services.feedback_set(user=request.auth, message_id=message_id, rating=payload.rating, comment=payload.comment)
+    except (services.NotFound, ValueError, ValidationError, Message.DoesNotExist):
+        raise Http404("no such message") from None
+    return Status(201, {"rating": feedback.rating, "comment": feedback.comment})
+
+
+@router.get("/usage")
+def usage(request):
+    used = selectors.usage_for_user(user=request.auth)
+    quota = settings.DOCENT_MONTHLY_TOKEN_QUOTA
+    total = used["prompt_tokens"] + used["completion_tokens"]
+    return {
+        "since": used["since"].isoformat(),
+        "prompt_tokens": used["prompt_tokens"],
+        "completion_tokens": used["completion_tokens"],
+        "total_tokens": total,
+        "quota_tokens": quota or None,
+        "remaining_tokens": max(quota - total, 0) if quota else None,
+    }

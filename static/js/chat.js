@@ -1,0 +1,352 @@
+// The chat page: conversations, a streamed answer per question over /ws/chat/, citations you can open,
+// and answers that survive reloads and reconnects (resume by seq).
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const csrf = () => document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const ACTIVE = "docent.activeAnswer";
+  const answers = new Map();
+  const waiting = new Map(); // request_id -> user message element
+  const outbox = [];
+  let ws = null;
+  let delay = 500;
+  let conversationId = null;
+
+  const uuid = () => (window.crypto && crypto.randomUUID ? crypto.randomUUID()
+    : "r" + Date.now().toString(36) + Math.random().toString(36).slice(2));
+
+  async function api(path, options = {}) {
+    const response = await fetch(path, {
+      credentials: "same-origin",
+      ...options,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), ...(options.headers || {}) },
+    });
+    if (response.status === 204) return null;
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error((body.error && body.error.message) || `request failed (${response.status})`);
+    return body;
+  }
+
+  // Sidebar -----------------------------------------------------------------------------------
+  async function loadConversations() {
+    const list = $("conversations");
+    const items = await api("/api/v1/conversations").catch(() => []);
+    list.replaceChildren(...items.map((c) => {
+      const li = document.createElement("li");
+      li.dataset.id = c.id;
+      if (c.id === conversationId) li.setAttribute("aria-current", "true");
+      const open = document.createElement("button");
+      open.type = "button"; open.className = "open"; open.textContent = c.title || "Untitled";
+      open.addEventListener("click", () => { openConversation(c.id); closeSidebar(); });
+      const rename = document.createElement("button");
+      rename.type = "button"; rename.className = "ghost small"; rename.textContent = "✎";
+      rename.setAttribute("aria-label", `Rename ${c.title}`);
+      rename.addEventListener("click", async () => {
+        const title = prompt("Rename conversation", c.title);
+        if (title && title.trim()) { await api(`/api/v1/conversations/${c.id}`, { method: "PATCH", body: JSON.stringify({ title }) }); loadConversations(); if (c.id === conversationId) $("chat-title").textContent = title; }
+      });
+      const del = document.createElement("button");
+      del.type = "button"; del.className = "ghost small"; del.textContent = "🗑";
+      del.setAttribute("aria-label", `Delete ${c.title}`);
+      del.addEventListener("click", async () => {
+        if (!confirm(`Delete “${c.title}”?`)) return;
+        await api(`/api/v1/conversations/${c.id}`, { method: "DELETE" });
+        if (c.id === conversationId) newConversation();
+        loadConversations();
+      });
+      li.append(open, rename, del);
+      return li;
+    }));
+  }
+
+  function newConversation() {
+    conversationId = null;
+    answers.clear();
+    $("messages").replaceChildren($("empty-state") || emptyState);
+    $("chat-title").textContent = "New conversation";
+    sessionStorage.removeItem(ACTIVE);
+    history.replaceState(null, "", "/");
+    setBusy(null);
+    document.querySelectorAll("#conversations li").forEach((li) => li.removeAttribute("aria-current"));
+    $("question").focus();
+  }
+
+  async function openConversation(id, resumeId) {
+    let data;
+    try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
+    conversationId = data.id;
+    answers.clear();
+    $("chat-title").textContent = data.title || "Conversation";
+    history.replaceState(null, "", `/?c=${data.id}`);
+    const box = $("messages");
+    box.replaceChildren();
+    setScope(data.collections);
+    for (const m of data.messages) {
+      if (m.role === "user") { addUserMessage(m.text); continue; }
+      const a = addAnswer(m.id);
+      a.text = m.text; a.sources = m.sources || []; a.status = m.status;
+      if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
+        a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
+      } else {
+        finish(a, m.status === "refused" ? "refused" : m.finish_reason || m.status);
+      }
+      render(a);
+    }
+    document.querySelectorAll("#conversations li").forEach((li) => li.toggleAttribute("aria-current", li.dataset.id === data.id));
+    scrollDown(true);
+  }
+
+  // Messages ----------------------------------------------------------------------------------
+  const emptyState = $("empty-state");
+
+  function addUserMessage(text) {
+    if ($("empty-state")) $("empty-state").remove();
+    const el = document.createElement("article");
+    el.className = "msg user";
+    const body = document.createElement("div"); body.className = "body"; body.textContent = text;
+    el.append(body);
+    $("messages").append(el);
+    scrollDown(true);
+    return el;
+  }
+
+  function addAnswer(messageId) {
+    if ($("empty-state")) $("empty-state").remove();
+    const el = document.createElement("article");
+    el.className = "msg assistant streaming";
+    el.dataset.message = messageId;
+    const body = document.createElement("div"); body.className = "body";
+    const meta = document.createElement("div"); meta.className = "meta"; meta.textContent = "Searching your documents…";
+    const tools = document.createElement("div"); tools.className = "tools";
+    const a = { id: messageId, el, body, meta, tools, text: "", seq: 0, sources: [], done: false, status: "streaming" };
+    tools.append(
+      tool("Copy", "Copy the answer", () => navigator.clipboard && navigator.clipboard.writeText(a.text).then(() => flash(meta, "Copied"))),
+      tool("Regenerate", "Answer again", () => { send({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
+      tool("👍", "Helpful", () => feedback(a, 1)),
+      tool("👎", "Not helpful", () => feedback(a, -1)),
+    );
+    el.append(body, meta, tools);
+    $("messages").append(el);
+    answers.set(messageId, a);
+    return a;
+  }
+
+  function tool(label, aria, onClick) {
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "ghost small"; b.textContent = label; b.setAttribute("aria-label", aria);
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  let frame = 0;
+  const dirty = new Set();
+  function render(a) {
+    dirty.add(a);
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      for (const x of dirty) {
+        window.DocentMarkdown.render(x.body, x.text, (n, chip) => openSource(x, n, chip));
+        x.body.querySelectorAll("button.cite").forEach((chip) => {
+          chip.classList.toggle("known", x.sources.some((s) => s.n === Number(chip.dataset.n)));
+        });
+      }
+      dirty.clear();
+      scrollDown(false);
+    });
+  }
+
+  function finish(a, reason, usage) {
+    a.done = true;
+    a.el.classList.remove("streaming");
+    a.el.dataset.status = reason;
+    const labels = { stop: "", length: "Answer cut at the length limit.", refused: "Not found in your documents.",
+      stopped: "Stopped.", interrupted: "The answer was interrupted; what arrived is kept.", failed: "The answer failed." };
+    a.meta.textContent = labels[reason] !== undefined ? labels[reason] : "";
+    if (a.sources.length && reason !== "refused") {
+      a.meta.textContent = (a.meta.textContent ? a.meta.textContent + " " : "") + `${a.sources.length} source${a.sources.length > 1 ? "s" : ""} cited.`;
+    }
+    render(a);
+  }
+
+  function scrollDown(force) {
+    const box = $("messages");
+    const near = box.scrollHeight - box.scrollTop - box.clientHeight < 160;
+    if (force || near) box.scrollTop = box.scrollHeight;
+  }
+
+  function flash(el, text) { const old = el.textContent; el.textContent = text; setTimeout(() => { el.textContent = old; }, 1500); }
+
+  async function feedback(a, rating) {
+    let comment = "";
+    if (rating < 0) comment = prompt("What was wrong with this answer? (optional)") || "";
+    try {
+      await api(`/api/v1/messages/${a.id}/feedback`, { method: "POST", body: JSON.stringify({ rating, comment }) });
+      a.tools.dataset.rated = String(rating);
+      flash(a.meta, "Thanks for the feedback");
+    } catch (e) { flash(a.meta, e.message); }
+  }
+
+  function openSource(a, n, chip) {
+    const source = a.sources.find((s) => s.n === n);
+    const panel = $("source-panel");
+    panel.hidden = false;
+    if (!source) {
+      $("source-title").textContent = `Source ${n}`;
+      $("source-where").textContent = "";
+      $("source-text").textContent = a.done ? "This source is not available." : "Sources appear when the answer is complete.";
+    } else {
+      $("source-title").textContent = `[${n}] ${source.title}`;
+      $("source-where").textContent = [source.heading_path, source.page ? `page ${source.page}` : ""].filter(Boolean).join(" · ");
+      $("source-text").textContent = source.text;
+    }
+    $("source-close").focus();
+    panel.dataset.returnTo = chip ? "" : "";
+    $("source-close").onclick = () => { panel.hidden = true; if (chip) chip.focus(); };
+  }
+
+  // Socket ------------------------------------------------------------------------------------
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    ws = new WebSocket(`${proto}://${location.host}/ws/chat/`);
+    ws.onopen = () => {
+      delay = 500;
+      $("connection").textContent = "";
+      document.body.dataset.connected = "1";
+      for (const a of answers.values()) if (!a.done && a.following) send({ type: "resume", message_id: a.id, after: a.seq });
+      while (outbox.length) ws.send(outbox.shift());
+    };
+    ws.onmessage = (m) => handle(JSON.parse(m.data));
+    ws.onclose = () => {
+      document.body.dataset.connected = "";
+      $("connection").textContent = "Connection lost — reconnecting…";
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  }
+
+  function send(frame) {
+    const data = JSON.stringify(frame);
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(data); else outbox.push(data);
+  }
+
+  function follow(a) {
+    a.following = true;
+    setBusy(a);
+    sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
+    send({ type: "resume", message_id: a.id, after: a.seq });
+  }
+
+  function handle(ev) {
+    if (ev.type === "accepted") {
+      const isNew = conversationId !== ev.conversation_id;
+      conversationId = ev.conversation_id;
+      waiting.delete(ev.request_id);
+      let a = answers.get(ev.message_id);
+      if (!a) a = addAnswer(ev.message_id);
+      a.following = true;
+      setBusy(a);
+      sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
+      history.replaceState(null, "", `/?c=${conversationId}`);
+      if (isNew) loadConversations().then(() => {
+        const li = document.querySelector(`#conversations li[data-id="${conversationId}"]`);
+        if (li) $("chat-title").textContent = li.querySelector(".open").textContent;
+      });
+      return;
+    }
+    const a = ev.message_id && answers.get(ev.message_id);
+    if (ev.type === "error") {
+      if (a) {
+        a.text = a.text || "";
+        finish(a, "failed");
+        a.meta.textContent = ev.message + (ev.retry_after ? ` Try again in ${Math.ceil(ev.retry_after)} s.` : "");
+        setBusy(null);
+      } else {
+        const el = ev.request_id && waiting.get(ev.request_id);
+        showComposerError(ev.message + (ev.retry_after ? ` Try again in ${Math.ceil(ev.retry_after)} s.` : ""));
+        if (el) el.classList.add("unsent");
+        setBusy(null);
+      }
+      return;
+    }
+    if (!a || ev.seq <= a.seq) return; // replayed twice after a reconnect: already shown
+    a.seq = ev.seq;
+    if (ev.type === "delta") {
+      a.text = ev.replace ? ev.text : a.text + ev.text;
+      if (a.meta.textContent === "Searching your documents…") a.meta.textContent = "";
+      render(a);
+    } else if (ev.type === "sources") {
+      a.sources = ev.sources || [];
+      render(a);
+    } else if (ev.type === "done") {
+      finish(a, ev.finish_reason, ev.usage);
+      a.following = false;
+      sessionStorage.removeItem(ACTIVE);
+      setBusy(null);
+      $("live").textContent = ev.finish_reason === "refused" ? "No answer found in your documents." : "Answer complete.";
+    }
+  }
+
+  // Composer ----------------------------------------------------------------------------------
+  let active = null;
+  function setBusy(a) {
+    active = a;
+    $("stop").hidden = !a;
+    $("send").hidden = !!a;
+  }
+
+  function showComposerError(text) {
+    $("connection").textContent = text;
+  }
+
+  function selectedCollections() {
+    const ids = [...document.querySelectorAll("#scope input[name=collection]:checked")].map((i) => Number(i.value));
+    return ids.length ? ids : undefined;
+  }
+
+  function setScope(ids) {
+    document.querySelectorAll("#scope input[name=collection]").forEach((i) => { i.checked = (ids || []).includes(Number(i.value)); });
+    updateScopeLabel();
+  }
+
+  function updateScopeLabel() {
+    const names = [...document.querySelectorAll("#scope input[name=collection]:checked")].map((i) => i.parentElement.textContent.split("·")[0].trim());
+    $("scope-label").textContent = names.length ? names.join(", ") : "all";
+  }
+
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const box = $("question");
+    const content = box.value.trim();
+    if (!content || active) return;
+    const requestId = uuid();
+    waiting.set(requestId, addUserMessage(content));
+    send({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections() });
+    box.value = "";
+    autosize();
+    $("connection").textContent = "";
+  });
+
+  $("question").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
+  });
+  function autosize() { const t = $("question"); t.style.height = "auto"; t.style.height = Math.min(t.scrollHeight, 220) + "px"; }
+  $("question").addEventListener("input", autosize);
+  $("stop").addEventListener("click", () => { if (active) send({ type: "stop", message_id: active.id }); });
+  $("new-chat").addEventListener("click", newConversation);
+  document.querySelectorAll("#scope input").forEach((i) => i.addEventListener("change", updateScopeLabel));
+  function closeSidebar() { document.body.classList.remove("sidebar-open"); $("toggle-sidebar").setAttribute("aria-expanded", "false"); }
+  $("toggle-sidebar").addEventListener("click", () => {
+    const open = document.body.classList.toggle("sidebar-open");
+    $("toggle-sidebar").setAttribute("aria-expanded", String(open));
+  });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("source-panel").hidden = true; });
+
+  // Start: reopen the conversation in the URL, or the one whose answer was streaming at reload.
+  connect();
+  loadConversations();
+  const saved = JSON.parse(sessionStorage.getItem(ACTIVE) || "null");
+  const fromUrl = new URLSearchParams(location.search).get("c");
+  if (saved && (!fromUrl || fromUrl === saved.conversation_id)) openConversation(saved.conversation_id, saved.message_id);
+  else if (fromUrl) openConversation(fromUrl);
+})();

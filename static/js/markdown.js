@@ -1,0 +1,90 @@
+// A small Markdown renderer that builds DOM nodes and never parses HTML: model-written text cannot
+// run script, load remote images or open unsafe links. Citations [n] become buttons.
+(function () {
+  "use strict";
+  const SAFE_URL = /^(https?:|mailto:)/i;
+
+  function inline(parent, text, onCite) {
+    // Order matters: code spans first, then links/images, bold, italic, citations.
+    const re = /(`[^`]+`)|(!?\[[^\]]*\]\([^)\s]*\))|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[\d{1,3}\])/g;
+    let last = 0;
+    for (const m of text.matchAll(re)) {
+      if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
+      const token = m[0];
+      if (m[1]) {
+        const code = document.createElement("code"); code.textContent = token.slice(1, -1); parent.append(code);
+      } else if (m[2]) {
+        const parts = /^(!?)\[([^\]]*)\]\(([^)\s]*)\)$/.exec(token);
+        const label = parts[2] || parts[3];
+        if (parts[1]) { // images are never loaded: show their description as text
+          parent.append(document.createTextNode(label ? `[image: ${label}]` : "[image]"));
+        } else if (SAFE_URL.test(parts[3])) {
+          const a = document.createElement("a");
+          a.href = parts[3]; a.textContent = label; a.target = "_blank"; a.rel = "noopener noreferrer nofollow";
+          parent.append(a);
+        } else {
+          parent.append(document.createTextNode(label));
+        }
+      } else if (m[3]) {
+        const b = document.createElement("strong"); inline(b, token.slice(2, -2), onCite); parent.append(b);
+      } else if (m[4]) {
+        const i = document.createElement("em"); inline(i, token.slice(1, -1), onCite); parent.append(i);
+      } else if (m[5]) {
+        const n = Number(token.slice(1, -1));
+        const chip = document.createElement("button");
+        chip.type = "button"; chip.className = "cite"; chip.textContent = String(n); chip.dataset.n = String(n);
+        chip.setAttribute("aria-label", `Source ${n}`);
+        if (onCite) chip.addEventListener("click", () => onCite(n, chip));
+        parent.append(chip);
+      }
+      last = m.index + token.length;
+    }
+    if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
+  }
+
+  function render(container, source, onCite) {
+    const root = document.createDocumentFragment();
+    const lines = source.replace(/\r\n/g, "\n").split("\n");
+    let i = 0;
+    while (i < lines.length) {
+      const line = lines[i];
+      if (/^\s*```/.test(line)) {
+        const body = [];
+        i++;
+        while (i < lines.length && !/^\s*```/.test(lines[i])) body.push(lines[i++]);
+        i++;
+        const pre = document.createElement("pre"); const code = document.createElement("code");
+        code.textContent = body.join("\n"); pre.append(code); root.append(pre);
+        continue;
+      }
+      const heading = /^(#{1,4})\s+(.*)$/.exec(line);
+      if (heading) {
+        const h = document.createElement(`h${Math.min(heading[1].length + 2, 6)}`);
+        inline(h, heading[2], onCite); root.append(h); i++; continue;
+      }
+      if (/^\s*([-*•]|\d+[.)])\s+/.test(line)) {
+        const ordered = /^\s*\d+[.)]/.test(line);
+        const list = document.createElement(ordered ? "ol" : "ul");
+        while (i < lines.length && /^\s*([-*•]|\d+[.)])\s+/.test(lines[i])) {
+          const li = document.createElement("li");
+          inline(li, lines[i].replace(/^\s*([-*•]|\d+[.)])\s+/, ""), onCite);
+          list.append(li); i++;
+        }
+        root.append(list); continue;
+      }
+      if (/^\s*>/.test(line)) {
+        const quote = document.createElement("blockquote"); const body = [];
+        while (i < lines.length && /^\s*>/.test(lines[i])) body.push(lines[i++].replace(/^\s*>\s?/, ""));
+        inline(quote, body.join(" "), onCite); root.append(quote); continue;
+      }
+      if (!line.trim()) { i++; continue; }
+      const para = [];
+      while (i < lines.length && lines[i].trim() && !/^\s*(```|#{1,4}\s|[-*•]\s|\d+[.)]\s|>)/.test(lines[i])) para.push(lines[i++]);
+      if (!para.length) { para.push(lines[i++]); }
+      const p = document.createElement("p"); inline(p, para.join("\n"), onCite); root.append(p);
+    }
+    container.replaceChildren(root);
+  }
+
+  window.DocentMarkdown = { render };
+})();

@@ -1,0 +1,85 @@
+"""The chat page in real headless Chromium: ask, watch the answer stream, open a citation, stay safe
+against hostile model output, and survive a reload mid-answer."""
+
+import pytest
+from playwright.sync_api import expect
+
+from retrieval import services
+from retrieval.tests.helpers import upload
+
+from .test_library_browser import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+HANDBOOK = (
+    "# Handbook\n\n## Leave\n\nEmployees get 25 days of paid annual leave per year.\n\n"
+    "## Expenses\n\nTravel expenses are reimbursed within 30 days of the receipt being uploaded.\n"
+)
+
+
+@pytest.fixture
+def member(make_user, make_team, make_collection):
+    user = make_user("erin", password="pw-erin-12345")
+    collection = make_collection(make_team("People", members=[user]), "handbook")
+    document, _ = upload(collection, "handbook.md", HANDBOOK.encode(), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    return user
+
+
+def provider_env(fake):
+    return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "DOCENT_CHAT_MODEL": "fake-chat"}
+
+
+def test_ask_streams_and_citation_opens(page, live_url, member):
+    """Offline answerer: the answer streams in, cites [1], and the chip opens the passage."""
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    expect(page.locator("#empty-state")).to_contain_text("handbook")
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("25 days")
+    chip = answer.locator("button.cite").first
+    expect(chip).to_have_class("cite known")
+    chip.click()
+    expect(page.locator("#source-panel")).to_be_visible()
+    expect(page.locator("#source-text")).to_contain_text("25 days of paid annual leave")
+    expect(page.locator("#conversations li")).to_have_count(1)
+
+
+def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
+    fake_openai.reply = (
+        'Leave is 25 days [1]. <img src=x onerror="window.__pwned=1"> '
+        "[click me](javascript:window.__pwned=2) ![tracker](http://127.0.0.1:9/pixel.png) [safe](https://example.org)"
+    )
+    base = live_app(**provider_env(fake_openai))
+    sign_in(page, base, "erin", "pw-erin-12345")
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    assert answer.locator("img").count() == 0
+    expect(answer.locator(".body")).to_contain_text("<img src=x")  # shown as text, never parsed
+    links = answer.locator(".body a")
+    expect(links).to_have_count(1)
+    assert links.first.get_attribute("href") == "https://example.org"
+    assert "noopener" in links.first.get_attribute("rel")
+    answer.get_by_text("click me").click()
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_reload_mid_answer_then_see_it_finish(page, live_app, member, fake_openai):
+    fake_openai.reply = " ".join(f"token{i}" for i in range(80)) + " [1]"
+    fake_openai.token_delay = 0.05
+    base = live_app(**provider_env(fake_openai))
+    sign_in(page, base, "erin", "pw-erin-12345")
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer.locator(".body")).to_contain_text("token5", timeout=15_000)
+    page.reload()
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    text = answer.locator(".body").inner_text()
+    assert "token0" in text and "token79" in text
+    assert text.count("token1 ") == 1  # nothing replayed twice
