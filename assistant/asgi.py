@@ -12,6 +12,27 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from chat.routing import websocket_urlpatterns as chat_ws  # noqa: E402
 from retrieval.routing import websocket_urlpatterns as retrieval_ws  # noqa: E402
 
+
+def _warm_up() -> None:
+    """Load the embedding model in the background, so the first question does not wait for it."""
+    import threading
+
+    from django.conf import settings
+
+    def load() -> None:
+        from retrieval.embeddings import get_embedder
+
+        try:
+            get_embedder().embed_query("warm up")
+        except Exception:  # readiness reports a broken embedder; start-up must not die of it
+            pass
+
+    if settings.DOCENT_WARM_UP:
+        threading.Thread(target=load, name="embedder-warm-up", daemon=True).start()
+
+
+_warm_up()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

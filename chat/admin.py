@@ -33,7 +33,17 @@ class ConversationAdmin(ReadOnly):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnly):
-    list_display = ["short", "role", "status", "user", "finish_reason", "ttft_ms", "total_ms", "completion_tokens", "created_at"]
+    list_display = [
+        "short",
+        "role",
+        "status",
+        "user",
+        "finish_reason",
+        "ttft_ms",
+        "total_ms",
+        "completion_tokens",
+        "created_at",
+    ]
     list_filter = ["role", "status", "finish_reason", "model"]
     search_fields = ["text", "user__username", "request_id"]
     readonly_fields = [f.name for f in Message._meta.fields]

@@ -30,7 +30,8 @@ _tasks: dict[str, asyncio.Task] = {}
 _stopping: set[str] = set()
 _listeners: weakref.WeakSet = weakref.WeakSet()  # event loops with a stop listener
 
-_CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# A marker after a word character is an index (arr[1]), not a citation.
+_CITATION = re.compile(r"(?<!\w)\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _OPEN_TAIL = re.compile(r"\[[\d,\s]{0,20}$")
 
 

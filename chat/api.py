@@ -59,14 +59,20 @@ def _conversation(request, conversation_id) -> Conversation:
 
 def _out(c: Conversation) -> dict:
     return {
-        "id": str(c.id), "title": c.title, "collections": [x.id for x in c.collections.all()],
-        "created_at": c.created_at, "updated_at": c.updated_at,
+        "id": str(c.id),
+        "title": c.title,
+        "collections": [x.id for x in c.collections.all()],
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
     }
 
 
 @router.get("/conversations", response=list[ConversationOut])
 def list_conversations(request):
-    return [_out(c) for c in selectors.conversations_for_user(user=request.auth).prefetch_related("collections")[:200]]
+    return [
+        _out(c)
+        for c in selectors.conversations_for_user(user=request.auth).prefetch_related("collections")[:200]
+    ]
 
 
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)
@@ -80,7 +86,11 @@ def get_conversation(request, conversation_id: str):
 def rename_conversation(request, conversation_id: str, payload: RenameIn):
     if not payload.title.strip():
         raise HttpError(400, "a title must not be empty")
-    return _out(services.conversation_rename(conversation=_conversation(request, conversation_id), title=payload.title))
+    return _out(
+        services.conversation_rename(
+            conversation=_conversation(request, conversation_id), title=payload.title
+        )
+    )
 
 
 @router.delete("/conversations/{conversation_id}", response={204: None})
@@ -94,7 +104,9 @@ def give_feedback(request, message_id: str, payload: FeedbackIn):
     if payload.rating not in (1, -1):
         raise HttpError(400, "rating must be 1 or -1")
     try:
-        feedback = services.feedback_set(user=request.auth, message_id=message_id, rating=payload.rating, comment=payload.comment)
+        feedback = services.feedback_set(
+            user=request.auth, message_id=message_id, rating=payload.rating, comment=payload.comment
+        )
     except (services.NotFound, ValueError, ValidationError, Message.DoesNotExist):
         raise Http404("no such message") from None
     return Status(201, {"rating": feedback.rating, "comment": feedback.comment})

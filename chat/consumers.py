@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
@@ -187,11 +188,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         last = after
         try:
             while True:
-                async for event in streams.follow(message_id, after=last):
-                    last = event["seq"]
-                    await self.send_json(event)
-                    if event["type"] in streams.TERMINAL:
-                        return
+                # aclosing: the generator is closed here, in this task, even when the reader is cancelled.
+                async with contextlib.aclosing(streams.follow(message_id, after=last)) as events:
+                    async for event in events:
+                        last = event["seq"]
+                        await self.send_json(event)
+                        if event["type"] in streams.TERMINAL:
+                            return
                 message = await database_sync_to_async(Message.objects.get)(id=message_id)
                 if message.status in Message.FINAL:
                     await self._replay_stored(message, last)

@@ -173,6 +173,7 @@ DOCENT_EMBEDDING_MODEL = os.environ.get(
     else "text-embedding-3-small",
 )
 DOCENT_EMBEDDING_BATCH = env_int("DOCENT_EMBEDDING_BATCH", 64)
+DOCENT_WARM_UP = env_bool("DOCENT_WARM_UP", True)  # load the model when the web process starts
 
 # Model provider (OpenAI or any compatible server); unset means offline mode.
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")

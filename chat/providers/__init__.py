@@ -25,9 +25,11 @@ def get_chat_model() -> ChatModel:
             max_retries=settings.DOCENT_PROVIDER_MAX_RETRIES,
             retry_after_cap=settings.DOCENT_RETRY_AFTER_CAP_S,
         )
+    from retrieval.embeddings import get_embedder
+
     from .extractive import ExtractiveAnswerer
 
-    return ExtractiveAnswerer()
+    return ExtractiveAnswerer(embed=get_embedder().embed)
 
 
 __all__ = ["ChatModel", "Delta", "Finish", "ProviderError", "StreamInterrupted", "get_chat_model"]

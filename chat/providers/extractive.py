@@ -1,8 +1,9 @@
 """The offline answerer: quotes the sentences of the retrieved passages that best answer the question,
 each with its [n] citation, streamed in small pieces. It refuses when no sentence is relevant.
 
-Sentences are scored by the question's content words they contain (weighted by rarity across the
-passages, with a light suffix-stripping stemmer) plus the passage's retrieval similarity.
+Each sentence of the passages is scored by its embedding similarity to the question (when an embedder
+is given) and by the question's content words it contains, weighted by their rarity across the
+passages (with a light suffix-stripping stemmer); the passage's own retrieval similarity breaks ties.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import asyncio
 import math
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
 
 from chat.prompts import REFUSAL, STOPWORDS, Prompt
 
@@ -58,10 +61,17 @@ class ExtractiveAnswerer(ChatModel):
     name = "docent-extractive"
 
     def __init__(
-        self, *, max_sentences: int = 3, min_coverage: float = 0.34, piece_words: int = 3, delay: float = 0.0
+        self,
+        *,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+        max_sentences: int = 3,
+        min_score: float = 0.32,
+        piece_words: int = 3,
+        delay: float = 0.0,
     ):
+        self.embed = embed
         self.max_sentences = max_sentences
-        self.min_coverage = min_coverage
+        self.min_score = min_score
         self.piece_words = piece_words
         self.delay = delay
 
@@ -71,25 +81,30 @@ class ExtractiveAnswerer(ChatModel):
         if not question or not prompt.passages:
             return []
         sentences = [(p, s) for p in prompt.passages for s in split_sentences(p.text)]
+        if not sentences:
+            return []
         df = Counter(t for _, s in sentences for t in set(terms(s)))
         n = len(sentences)
         weight = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in question}
         total = sum(weight.values())
+        similarity = [0.0] * n
+        if self.embed is not None:
+            vectors = self.embed([prompt.question] + [s for _, s in sentences])
+            similarity = (vectors[1:] @ vectors[0]).tolist()
         scored = []
         for order, (passage, sentence) in enumerate(sentences):
-            found = question & set(terms(sentence))
-            coverage = sum(weight[t] for t in found) / total
-            if coverage < self.min_coverage:
-                continue
-            bonus = 0.15 * (passage.similarity or 0.0) + 0.05 / passage.n
-            scored.append((coverage + bonus, order, passage.n, sentence))
+            coverage = sum(weight[t] for t in question & set(terms(sentence))) / total
+            score = (0.6 * similarity[order] + 0.4 * coverage) if self.embed is not None else coverage
+            score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
+            if score >= self.min_score:
+                scored.append((score, order, passage.n, sentence))
         scored.sort(key=lambda x: (-x[0], x[1]))
         best = scored[: self.max_sentences]
         if not best:
             return []
         # Drop weak runners-up, then keep the document's own order so the answer reads naturally.
         top = best[0][0]
-        kept = [x for x in best if x[0] >= 0.6 * top]
+        kept = [x for x in best if x[0] >= 0.75 * top]
         return [(n_, s) for _, _, n_, s in sorted(kept, key=lambda x: x[1])]
 
     def answer_text(self, prompt: Prompt) -> str:
@@ -107,7 +122,7 @@ class ExtractiveAnswerer(ChatModel):
         return "From your documents:\n\n" + "\n".join(f"- {p}" for p in parts)
 
     async def stream(self, prompt: Prompt, *, max_tokens: int) -> AsyncIterator[Delta | Finish]:
-        text = self.answer_text(prompt)
+        text = await asyncio.to_thread(self.answer_text, prompt)  # embedding sentences is CPU work
         words = re.findall(r"\S+\s*", text)
         emitted = 0
         for i in range(0, len(words), self.piece_words):

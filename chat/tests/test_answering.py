@@ -1,0 +1,77 @@
+import asyncio
+
+from chat.answering import CitationFilter
+from chat.prompts import REFUSAL, Passage, Prompt
+from chat.providers import Delta, Finish
+from chat.providers.extractive import ExtractiveAnswerer
+
+
+def feed_all(pieces, valid):
+    f = CitationFilter(valid)
+    out = "".join(f.feed(p) for p in pieces) + f.flush()
+    return out, f
+
+
+def test_citation_filter_keeps_valid_and_drops_invented_numbers():
+    out, f = feed_all(["Leave is 25 days [", "1", "][", "7] and [2, 9]."], {1, 2, 3})
+    assert out == "Leave is 25 days [1] and [2]."
+    assert f.cited == [1, 2] and f.dropped == [7, 9]
+
+
+def test_citation_filter_leaves_other_brackets_alone():
+    out, _ = feed_all(["see [the docs] and arr[1] or [", "x]"], {1})
+    assert out == "see [the docs] and arr[1] or [x]"
+
+
+def test_citation_filter_flushes_an_unclosed_marker_as_text():
+    out, _ = feed_all(["Costs [1"], {1})
+    assert out == "Costs [1"
+
+
+P = [
+    Passage(
+        n=1,
+        chunk_id=1,
+        document_id=1,
+        collection_id=1,
+        title="HR",
+        similarity=0.6,
+        text="Employees get 25 days of paid leave. Leave requests go to your manager.",
+    ),
+    Passage(
+        n=2,
+        chunk_id=2,
+        document_id=2,
+        collection_id=1,
+        title="IT",
+        similarity=0.4,
+        text="Laptops must be encrypted. Passwords expire every 90 days.",
+    ),
+]
+
+
+def test_extractive_quotes_the_answering_sentence_with_its_citation():
+    answerer = ExtractiveAnswerer()
+    text = answerer.answer_text(Prompt([], P, "How many days of paid leave do employees get?"))
+    assert "Employees get 25 days of paid leave. [1]" in text
+    assert "Laptops" not in text
+
+
+def test_extractive_refuses_when_nothing_answers():
+    assert ExtractiveAnswerer().answer_text(Prompt([], P, "Which dinosaur was the largest?")) == REFUSAL
+
+
+def test_extractive_streams_small_pieces_then_finishes():
+    async def collect():
+        return [
+            e
+            async for e in ExtractiveAnswerer(piece_words=2).stream(
+                Prompt([], P, "How often do passwords expire?", prompt_tokens=42), max_tokens=500
+            )
+        ]
+
+    events = asyncio.run(collect())
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert len(deltas) > 3 and isinstance(events[-1], Finish)
+    assert events[-1].finish_reason == "stop" and events[-1].prompt_tokens == 42
+    assert "".join(d.text for d in deltas).endswith("[2]")

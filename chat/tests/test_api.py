@@ -1,0 +1,88 @@
+import pytest
+
+from chat import services
+from chat.models import Message
+from retrieval import services as retrieval_services
+
+
+@pytest.fixture
+def exchange(db, alice, collection_a):
+    ids = services.exchange_start(
+        user=alice,
+        conversation_id=None,
+        request_id="r1",
+        content="Leave policy?",
+        collection_ids=[collection_a.id],
+    )
+    services.message_finish(
+        message_id=ids["message_id"],
+        text="25 days [1]",
+        status="complete",
+        finish_reason="stop",
+        citations=[{"n": 1, "title": "HR"}],
+        prompt_tokens=100,
+        completion_tokens=20,
+    )
+    return ids
+
+
+@pytest.fixture
+def key(db):
+    return lambda user: {"HTTP_AUTHORIZATION": f"Bearer {retrieval_services.api_key_create(user=user)[1]}"}
+
+
+def test_conversation_list_and_detail(client, alice, exchange, key, collection_a):
+    listed = client.get("/api/v1/conversations", **key(alice)).json()
+    assert [c["id"] for c in listed] == [exchange["conversation_id"]]
+    assert listed[0]["title"] == "Leave policy?" and listed[0]["collections"] == [collection_a.id]
+    detail = client.get(f"/api/v1/conversations/{exchange['conversation_id']}", **key(alice)).json()
+    assert [(m["role"], m["text"], m["status"]) for m in detail["messages"]] == [
+        ("user", "Leave policy?", "complete"),
+        ("assistant", "25 days [1]", "complete"),
+    ]
+    assert detail["messages"][1]["sources"] == [{"n": 1, "title": "HR"}]
+
+
+def test_rename_and_delete(client, alice, exchange, key):
+    cid = exchange["conversation_id"]
+    renamed = client.patch(
+        f"/api/v1/conversations/{cid}", {"title": "Leave"}, content_type="application/json", **key(alice)
+    )
+    assert renamed.json()["title"] == "Leave"
+    assert client.delete(f"/api/v1/conversations/{cid}", **key(alice)).status_code == 204
+    assert not Message.objects.exists()
+
+
+def test_someone_elses_conversation_is_404(client, bob, exchange, key):
+    cid = exchange["conversation_id"]
+    for method in ("get", "delete"):
+        assert getattr(client, method)(f"/api/v1/conversations/{cid}", **key(bob)).status_code == 404
+    assert client.get("/api/v1/conversations/not-a-uuid", **key(bob)).status_code == 404
+    response = client.post(
+        f"/api/v1/messages/{exchange['message_id']}/feedback",
+        {"rating": 1},
+        content_type="application/json",
+        **key(bob),
+    )
+    assert response.status_code == 404
+
+
+def test_feedback_and_usage(client, alice, exchange, key, settings):
+    response = client.post(
+        f"/api/v1/messages/{exchange['message_id']}/feedback",
+        {"rating": -1, "comment": "wrong"},
+        content_type="application/json",
+        **key(alice),
+    )
+    assert response.status_code == 201
+    again = client.post(
+        f"/api/v1/messages/{exchange['message_id']}/feedback",
+        {"rating": 1},
+        content_type="application/json",
+        **key(alice),
+    )
+    assert again.json()["rating"] == 1
+    settings.DOCENT_MONTHLY_TOKEN_QUOTA = 1000
+    usage = client.get("/api/v1/usage", **key(alice)).json()
+    assert usage["prompt_tokens"] == 100 and usage["completion_tokens"] == 20
+    assert usage["remaining_tokens"] == 880
