@@ -118,6 +118,9 @@ async def stop(message_id: str) -> None:
     await streams.request_stop(message_id)  # elsewhere, or not started yet
 
 
+COALESCE_S = 0.015
+
+
 class Generation:
     def __init__(self, message_id: str):
         self.message_id = message_id
@@ -129,12 +132,37 @@ class Generation:
         self.started = time.perf_counter()
         self.timings: dict[str, float | None] = {"retrieval_ms": None, "ttft_ms": None, "provider_ms": None}
         self.model_name = ""
+        # Deltas that arrive faster than COALESCE_S apart are sent together: fewer events, same text.
+        self.pending = ""
+        self.last_flush = 0.0
+        self.flush_timer: asyncio.TimerHandle | None = None
+        self.lock = asyncio.Lock()
 
     async def emit(self, event: dict, *, final: bool = False) -> None:
+        async with self.lock:
+            if event["type"] != "delta" and self.pending:
+                await self._send_pending()
+            self.seq += 1
+            await streams.append(
+                self.message_id, {**event, "message_id": self.message_id, "seq": self.seq}, final=final
+            )
+
+    async def _send_pending(self) -> None:
+        text, self.pending = self.pending, ""
+        if self.flush_timer is not None:
+            self.flush_timer.cancel()
+            self.flush_timer = None
+        self.last_flush = time.perf_counter()
+        if not text:
+            return
         self.seq += 1
-        await streams.append(
-            self.message_id, {**event, "message_id": self.message_id, "seq": self.seq}, final=final
-        )
+        event = {"type": "delta", "text": text, "message_id": self.message_id, "seq": self.seq}
+        await streams.append(self.message_id, event)
+
+    async def _flush_later(self) -> None:
+        async with self.lock:
+            if self.pending:
+                await self._send_pending()
 
     def _ms(self, since: float) -> float:
         return round((time.perf_counter() - since) * 1000, 2)
@@ -158,6 +186,8 @@ class Generation:
             await self._fail("internal", "the answer failed; please try again")
         finally:
             heartbeat.cancel()
+            if self.flush_timer is not None:
+                self.flush_timer.cancel()
 
     async def _heartbeat(self) -> None:
         # Keeps the interrupted-answer sweep away while the provider is slow to answer.
@@ -253,10 +283,17 @@ class Generation:
     async def _delta(self, text: str) -> None:
         if not text:
             return
-        if self.timings["ttft_ms"] is None:
+        first = self.timings["ttft_ms"] is None
+        if first:
             self.timings["ttft_ms"] = self._ms(self.started)
         self.text += text
-        await self.emit({"type": "delta", "text": text})
+        self.pending += text
+        if first or time.perf_counter() - self.last_flush >= COALESCE_S:
+            async with self.lock:
+                await self._send_pending()
+        elif self.flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self.flush_timer = loop.call_later(COALESCE_S, lambda: loop.create_task(self._flush_later()))
 
     async def _refuse(self) -> None:
         await self._delta(prompts.REFUSAL)

@@ -49,6 +49,18 @@ def _owned_message(user, message_id) -> Message:
         raise Refused("not_found", "no such message") from None
 
 
+def _merge_deltas(events: list[dict]) -> list[dict]:
+    """Consecutive deltas read together go out as one frame carrying the last seq: a client that
+    resumes after that seq has everything before it."""
+    merged: list[dict] = []
+    for event in events:
+        if merged and event["type"] == "delta" and merged[-1]["type"] == "delta" and not event.get("replace"):
+            merged[-1] = {**event, "text": merged[-1]["text"] + event["text"]}
+        else:
+            merged.append(event)
+    return merged
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.user = self.scope.get("user")
@@ -189,12 +201,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             while True:
                 # aclosing: the generator is closed here, in this task, even when the reader is cancelled.
-                async with contextlib.aclosing(streams.follow(message_id, after=last)) as events:
-                    async for event in events:
-                        last = event["seq"]
-                        await self.send_json(event)
-                        if event["type"] in streams.TERMINAL:
-                            return
+                async with contextlib.aclosing(streams.follow_batches(message_id, after=last)) as batches:
+                    async for batch in batches:
+                        for event in _merge_deltas(batch):
+                            last = event["seq"]
+                            await self.send_json(event)
+                            if event["type"] in streams.TERMINAL:
+                                return
                 message = await database_sync_to_async(Message.objects.get)(id=message_id)
                 if message.status in Message.FINAL:
                     await self._replay_stored(message, last)

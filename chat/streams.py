@@ -9,6 +9,7 @@ generation has not started yet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
@@ -62,27 +63,38 @@ async def exists(message_id) -> bool:
     return bool(await client().exists(stream_key(message_id)))
 
 
-async def follow(message_id, *, after: int = 0, block_ms: int = 0) -> AsyncIterator[dict]:
-    """Events with seq > after, then live ones, until a terminal event. Stops when the stream
-    goes quiet for block_ms without ever having existed (the caller then falls back to the database)."""
+async def follow_batches(message_id, *, after: int = 0, block_ms: int = 0) -> AsyncIterator[list[dict]]:
+    """Events with seq > after, then live ones, in the batches Redis returns them, until a terminal
+    event. Ends early when the stream does not exist (the caller then falls back to the database)."""
     redis = client()
     key = stream_key(message_id)
     last_id = "0-0"
     while True:
-        response = await redis.xread({key: last_id}, count=200, block=block_ms or BLOCK_MS)
+        response = await redis.xread({key: last_id}, count=500, block=block_ms or BLOCK_MS)
         if not response:
             if not await redis.exists(key):
                 return
             continue
+        batch = []
         for _key, entries in response:
             for entry_id, fields in entries:
                 last_id = entry_id
                 event = json.loads(fields[b"e"])
-                if event.get("seq", 0) <= after:
-                    continue
+                if event.get("seq", 0) > after:
+                    batch.append(event)
+                    if event["type"] in TERMINAL:
+                        yield batch
+                        return
+        if batch:
+            yield batch
+
+
+async def follow(message_id, *, after: int = 0) -> AsyncIterator[dict]:
+    """follow_batches, one event at a time."""
+    async with contextlib.aclosing(follow_batches(message_id, after=after)) as batches:
+        async for batch in batches:
+            for event in batch:
                 yield event
-                if event["type"] in TERMINAL:
-                    return
 
 
 async def request_stop(message_id) -> None:

@@ -1,5 +1,3 @@
-import asyncio
-
 from chat.answering import CitationFilter
 from chat.prompts import REFUSAL, Passage, Prompt
 from chat.providers import Delta, Finish

@@ -20,7 +20,8 @@ async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
     events = await until_done(ws)
     kinds = [e["type"] for e in events]
     assert kinds[-2:] == ["sources", "done"] and set(kinds[:-2]) == {"delta"}
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(set(seqs)) and seqs[0] >= 1  # increasing; deltas read together may share a frame
     assert all(e["message_id"] == accepted["message_id"] for e in events)
     text = text_of(events)
     assert "25 days" in text and "[1]" in text
@@ -96,7 +97,7 @@ async def test_disconnect_then_resume_on_a_new_socket(alice, handbook, openai_pr
     ws2 = await connect(alice)
     await ws2.send_json_to({"type": "resume", "message_id": accepted["message_id"], "after": seen[-1]["seq"]})
     rest = await until_done(ws2)
-    assert rest[0]["seq"] == seen[-1]["seq"] + 1
+    assert rest[0]["seq"] > seen[-1]["seq"]  # the missed deltas, possibly merged into one frame
     assert rest[-1]["finish_reason"] == "stop"
     full = text_of(seen + rest)
     assert full == openai_provider.reply

@@ -41,7 +41,7 @@ async def test_resume_on_a_second_server_process(alice, handbook, openai_provide
                 rest.append(json.loads(await asyncio.wait_for(second.recv(), 20)))
     finally:
         await asyncio.to_thread(server.__exit__, None, None, None)
-    assert rest[0]["seq"] == seen[-1]["seq"] + 1 and rest[-1]["finish_reason"] == "stop"
+    assert rest[0]["seq"] > seen[-1]["seq"] and rest[-1]["finish_reason"] == "stop"
     assert text_of(seen + rest) == openai_provider.reply
 
 
