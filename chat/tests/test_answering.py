@@ -59,16 +59,10 @@ def test_extractive_refuses_when_nothing_answers():
     assert ExtractiveAnswerer().answer_text(Prompt([], P, "Which dinosaur was the largest?")) == REFUSAL
 
 
-def test_extractive_streams_small_pieces_then_finishes():
-    async def collect():
-        return [
-            e
-            async for e in ExtractiveAnswerer(piece_words=2).stream(
-                Prompt([], P, "How often do passwords expire?", prompt_tokens=42), max_tokens=500
-            )
-        ]
-
-    events = asyncio.run(collect())
+async def test_extractive_streams_small_pieces_then_finishes():
+    answerer = ExtractiveAnswerer(piece_words=2)
+    prompt = Prompt([], P, "How often do passwords expire?", prompt_tokens=42)
+    events = [e async for e in answerer.stream(prompt, max_tokens=500)]
     deltas = [e for e in events if isinstance(e, Delta)]
     assert len(deltas) > 3 and isinstance(events[-1], Finish)
     assert events[-1].finish_reason == "stop" and events[-1].prompt_tokens == 42
