@@ -9,7 +9,7 @@ from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from retrieval.embeddings import get_embedder
-from retrieval.selectors import document_status_counts
+from retrieval.selectors import document_status_counts, stale_document_count
 
 
 def healthz(request):
@@ -49,9 +49,12 @@ def readyz(request):
         "embeddings": _check(lambda: get_embedder().check()),
     }
     ok = all(c["status"] == "up" for c in components.values())
-    return JsonResponse(
-        {"status": "ok" if ok else "unavailable", "components": components}, status=200 if ok else 503
-    )
+    body = {"status": "ok" if ok else "unavailable", "components": components}
+    if components["database"]["status"] == "up":
+        # Not a readiness failure, but worth saying: vectors from another model search poorly.
+        stale = stale_document_count(model_name=get_embedder().model_name)
+        body["index"] = {"stale_documents": stale, **({"hint": "run manage.py reindex"} if stale else {})}
+    return JsonResponse(body, status=200 if ok else 503)
 
 
 def metrics(request):

@@ -54,6 +54,11 @@ def document_status_counts() -> dict[str, int]:
     return dict(Document.objects.order_by().values_list("status").annotate(n=Count("id")))
 
 
+def stale_document_count(*, model_name: str) -> int:
+    """Ready documents whose vectors another embedding model made (`manage.py reindex` fixes them)."""
+    return Document.objects.filter(status=Document.Status.READY).exclude(embedding_model=model_name).count()
+
+
 def api_key_user(*, raw: str):
     """The active user owning this API key, or None."""
     from .services import api_key_hash

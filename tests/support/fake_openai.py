@@ -30,6 +30,7 @@ class FakeOpenAI:
         self.faults: deque[dict] = deque()
         self.reply = "This is a fake answer [1]."
         self.token_delay = 0.0
+        self.burst = False  # write the whole stream at once (benchmarks)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -189,6 +190,19 @@ class FakeOpenAI:
                     self.wfile.write(f"data: {payload}\n\n".encode())
                     self.wfile.flush()
 
+                if fake.burst and not fault:
+                    events = [
+                        {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]} for w in words
+                    ]
+                    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                    payload = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+                    try:
+                        self.wfile.write(payload.encode())
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
                 try:
                     send(
                         {
