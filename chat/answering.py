@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import weakref
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -118,6 +119,111 @@ async def stop(message_id: str) -> None:
     await streams.request_stop(message_id)  # elsewhere, or not started yet
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    query: str
+    passages: list[prompts.Passage]
+    retrieval_ms: float
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str  # citations already checked
+
+
+@dataclass(frozen=True)
+class Finished:
+    finish_reason: str  # stop, length or refused
+
+
+class Pipeline:
+    """One answer: retrieve -> relevance gate -> prompt -> provider stream with checked citations.
+
+    Shared by the websocket answers (which add persistence and resumable streams) and the
+    OpenAI-compatible API. `usage`, `passages` and `citations` describe the answer so far, also
+    after it was cancelled.
+    """
+
+    def __init__(self, *, user, question: str, history, collection_ids, max_tokens: int | None = None):
+        self.user = user
+        self.question = question
+        self.history = list(history)
+        self.collection_ids = collection_ids
+        self.max_tokens = min(max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS, settings.DOCENT_MAX_ANSWER_TOKENS)
+        self.model = get_chat_model()
+        self.passages: list[prompts.Passage] = []
+        self.citations = CitationFilter(set())
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.text = ""
+        self.provider_ms: float | None = None
+
+    def cited_sources(self) -> list[dict]:
+        return [p.source() for p in self.passages if p.n in self.citations.cited]
+
+    async def run(self):
+        query = self.question
+        if self.history:
+            rewritten = await self.model.rewrite(prompts.rewrite_messages(self.question, self.history))
+            query = rewritten or prompts.standalone_query(self.question, self.history)
+        t0 = time.perf_counter()
+        hits = await asearch(
+            user=self.user, query=query, collection_ids=self.collection_ids, k=settings.DOCENT_PROMPT_PASSAGES
+        )
+        self.passages = [
+            prompts.Passage(
+                n=i + 1,
+                chunk_id=h.chunk_id,
+                document_id=h.document_id,
+                collection_id=h.collection_id,
+                title=h.title,
+                text=h.text,
+                heading_path=h.heading_path,
+                page=h.page,
+                similarity=None if h.dense_distance is None else 1 - h.dense_distance,
+            )
+            for i, h in enumerate(hits)
+        ]
+        yield Retrieved(query, self.passages, round((time.perf_counter() - t0) * 1000, 2))
+        best = max((p.similarity or 0.0 for p in self.passages), default=0.0)
+        if best < settings.DOCENT_MIN_RELEVANCE:
+            self.text = prompts.REFUSAL
+            yield Text(prompts.REFUSAL)
+            yield Finished("refused")
+            return
+        prompt = prompts.build(
+            question=self.question,
+            passages=self.passages,
+            history=self.history,
+            count_tokens=count_tokens,
+            context_tokens=settings.DOCENT_CONTEXT_TOKENS,
+            max_answer_tokens=self.max_tokens,
+        )
+        self.usage["prompt_tokens"] = prompt.prompt_tokens
+        self.citations = CitationFilter({p.n for p in self.passages})
+        finish_reason = "stop"
+        started = time.perf_counter()
+        async for event in self.model.stream(prompt, max_tokens=self.max_tokens):
+            if isinstance(event, Delta):
+                text = self.citations.feed(event.text)
+                if text:
+                    self.text += text
+                    yield Text(text)
+            elif isinstance(event, Finish):
+                finish_reason = event.finish_reason
+                self.usage = {
+                    "prompt_tokens": event.prompt_tokens or prompt.prompt_tokens,
+                    "completion_tokens": event.completion_tokens or count_tokens(self.text),
+                }
+        self.provider_ms = round((time.perf_counter() - started) * 1000, 2)
+        tail = self.citations.flush()
+        if tail:
+            self.text += tail
+            yield Text(tail)
+        if self.citations.dropped:
+            log.warning("an answer cited passages that were not given: %s", self.citations.dropped)
+        yield Finished("refused" if self.text.strip().startswith(prompts.REFUSAL) else finish_reason)
+
+
 COALESCE_S = 0.015
 
 
@@ -126,9 +232,7 @@ class Generation:
         self.message_id = message_id
         self.seq = 0
         self.text = ""
-        self.passages: list[prompts.Passage] = []
-        self.citations = CitationFilter(set())
-        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.pipeline: Pipeline | None = None
         self.started = time.perf_counter()
         self.timings: dict[str, float | None] = {"retrieval_ms": None, "ttft_ms": None, "provider_ms": None}
         self.model_name = ""
@@ -200,84 +304,32 @@ class Generation:
             _stopping.add(self.message_id)
             raise asyncio.CancelledError
         ctx = await database_sync_to_async(selectors.generation_context)(message_id=self.message_id)
-        model = get_chat_model()
-        self.model_name = model.name
+        self.pipeline = Pipeline(
+            user=ctx["user"], question=ctx["question"], history=ctx["history"], collection_ids=ctx["collection_ids"]
+        )
+        self.model_name = self.pipeline.model.name
         await database_sync_to_async(services.message_update)(
-            message_id=self.message_id, status=Message.Status.STREAMING, model=model.name
+            message_id=self.message_id, status=Message.Status.STREAMING, model=self.model_name
         )
-        question, history = ctx["question"], ctx["history"]
-        query = question
-        if history:
-            query = await model.rewrite(
-                prompts.rewrite_messages(question, history)
-            ) or prompts.standalone_query(question, history)
-        t0 = time.perf_counter()
-        hits = await asearch(
-            user=ctx["user"],
-            query=query,
-            collection_ids=ctx["collection_ids"],
-            k=settings.DOCENT_PROMPT_PASSAGES,
-        )
-        self.timings["retrieval_ms"] = self._ms(t0)
-        self.passages = [
-            prompts.Passage(
-                n=i + 1,
-                chunk_id=h.chunk_id,
-                document_id=h.document_id,
-                collection_id=h.collection_id,
-                title=h.title,
-                text=h.text,
-                heading_path=h.heading_path,
-                page=h.page,
-                similarity=None if h.dense_distance is None else 1 - h.dense_distance,
-            )
-            for i, h in enumerate(hits)
-        ]
-        await database_sync_to_async(services.message_update)(
-            message_id=self.message_id,
-            search_query=query,
-            sources=[p.source() for p in self.passages],
-            retrieval_ms=self.timings["retrieval_ms"],
-        )
-        best = max((p.similarity or 0.0 for p in self.passages), default=0.0)
-        if best < settings.DOCENT_MIN_RELEVANCE:
-            await self._refuse()
-            return
-        prompt = prompts.build(
-            question=question,
-            passages=self.passages,
-            history=history,
-            count_tokens=count_tokens,
-            context_tokens=settings.DOCENT_CONTEXT_TOKENS,
-            max_answer_tokens=settings.DOCENT_MAX_ANSWER_TOKENS,
-        )
-        self.usage["prompt_tokens"] = prompt.prompt_tokens
-        self.citations = CitationFilter({p.n for p in self.passages})
         finish_reason = "stop"
-        t_provider = time.perf_counter()
         checkpoint = time.perf_counter()
-        async for event in model.stream(prompt, max_tokens=settings.DOCENT_MAX_ANSWER_TOKENS):
-            if isinstance(event, Delta):
-                await self._delta(self.citations.feed(event.text))
+        async for event in self.pipeline.run():
+            if isinstance(event, Text):
+                await self._delta(event.text)
                 if time.perf_counter() - checkpoint > settings.DOCENT_CHECKPOINT_S:
                     checkpoint = time.perf_counter()
-                    await database_sync_to_async(services.message_update)(
-                        message_id=self.message_id, text=self.text
-                    )
-            elif isinstance(event, Finish):
+                    await database_sync_to_async(services.message_update)(message_id=self.message_id, text=self.text)
+            elif isinstance(event, Retrieved):
+                self.timings["retrieval_ms"] = event.retrieval_ms
+                await database_sync_to_async(services.message_update)(
+                    message_id=self.message_id,
+                    search_query=event.query,
+                    sources=[p.source() for p in event.passages],
+                    retrieval_ms=event.retrieval_ms,
+                )
+            elif isinstance(event, Finished):
                 finish_reason = event.finish_reason
-                self.usage = {
-                    "prompt_tokens": event.prompt_tokens or prompt.prompt_tokens,
-                    "completion_tokens": event.completion_tokens or count_tokens(self.text),
-                }
-        self.timings["provider_ms"] = self._ms(t_provider)
-        await self._delta(self.citations.flush())
-        if self.citations.dropped:
-            log.warning(
-                "answer %s cited passages that were not given: %s", self.message_id, self.citations.dropped
-            )
-        if self.text.strip().startswith(prompts.REFUSAL):
-            finish_reason = "refused"
+        self.timings["provider_ms"] = self.pipeline.provider_ms
         await self._end(finish_reason)
 
     async def _delta(self, text: str) -> None:
@@ -295,16 +347,16 @@ class Generation:
             loop = asyncio.get_running_loop()
             self.flush_timer = loop.call_later(COALESCE_S, lambda: loop.create_task(self._flush_later()))
 
-    async def _refuse(self) -> None:
-        await self._delta(prompts.REFUSAL)
-        await self._end("refused")
-
     async def _end(self, finish_reason: str) -> None:
-        tail = self.citations.flush()
+        pipeline = self.pipeline
+        tail = pipeline.citations.flush() if pipeline else ""
         if tail:
             self.text += tail
-            await self.emit({"type": "delta", "text": tail})
-        cited = [p.source() for p in self.passages if p.n in self.citations.cited]
+            self.pending += tail
+        cited = pipeline.cited_sources() if pipeline else []
+        usage = dict(pipeline.usage) if pipeline else {"prompt_tokens": 0, "completion_tokens": 0}
+        if not usage["completion_tokens"] and self.text:
+            usage["completion_tokens"] = count_tokens(self.text)
         status = {
             "stop": Message.Status.COMPLETE,
             "length": Message.Status.COMPLETE,
@@ -312,24 +364,20 @@ class Generation:
             "stopped": Message.Status.STOPPED,
             "interrupted": Message.Status.INTERRUPTED,
         }[finish_reason]
-        if finish_reason in ("stopped", "interrupted") and not self.usage["completion_tokens"]:
-            self.usage["completion_tokens"] = count_tokens(self.text) if self.text else 0
         await database_sync_to_async(services.message_finish)(
             message_id=self.message_id,
             text=self.text,
             status=status,
             finish_reason=finish_reason,
             citations=cited,
-            prompt_tokens=self.usage["prompt_tokens"],
-            completion_tokens=self.usage["completion_tokens"],
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
             total_ms=self._ms(self.started),
             model=self.model_name,
             **{k: v for k, v in self.timings.items() if k != "retrieval_ms" and v is not None},
         )
         await self.emit({"type": "sources", "sources": cited})
-        await self.emit(
-            {"type": "done", "finish_reason": finish_reason, "usage": dict(self.usage)}, final=True
-        )
+        await self.emit({"type": "done", "finish_reason": finish_reason, "usage": usage}, final=True)
 
     async def _fail(self, code: str, message: str, *, retry_after: float | None = None) -> None:
         await database_sync_to_async(services.message_finish)(
