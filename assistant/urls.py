@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from assistant import health
+from chat import openai_api
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -12,6 +13,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("assistant.api_urls")),
+    path("v1/models", openai_api.models, name="openai-models"),
+    path("v1/chat/completions", openai_api.chat_completions, name="openai-chat-completions"),
     path("", include("retrieval.urls")),
     path("", include("chat.urls")),
 ]

@@ -1,0 +1,132 @@
+"""OpenAI-compatible endpoints (/v1/models, /v1/chat/completions) over the same answer pipeline.
+
+Any OpenAI client works with `base_url=<docent>/v1` and a Docent API key. Answers are grounded and
+cite [n]; the cited passages come in a top-level `sources` list (on the last chunk when streaming).
+These calls are stateless, like OpenAI's: nothing is added to the caller's conversations.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from retrieval import selectors as retrieval_selectors
+
+from .answering import Finished, Pipeline, Text
+from .providers import ProviderError, StreamInterrupted
+
+MODEL = "docent"
+
+
+def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JsonResponse:
+    return JsonResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status)
+
+
+async def _user(request):
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    return await sync_to_async(retrieval_selectors.api_key_user)(raw=header[7:].strip())
+
+
+@require_GET
+async def models(request):
+    if await _user(request) is None:
+        return _error(401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error")
+    return JsonResponse(
+        {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "docent"}]}
+    )
+
+
+def _content(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content if isinstance(content, str) else ""
+
+
+@csrf_exempt
+@require_POST
+async def chat_completions(request):
+    user = await _user(request)
+    if user is None:
+        return _error(401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error")
+    try:
+        body = json.loads(request.body or b"{}")
+        messages = body["messages"]
+        assert isinstance(messages, list) and messages and messages[-1].get("role") == "user"
+    except (ValueError, KeyError, AssertionError, AttributeError):
+        return _error(400, "messages must be a list ending with a user message", "invalid_messages")
+    question = _content(messages[-1]).strip()
+    if not question:
+        return _error(400, "the last user message is empty", "invalid_messages")
+    history = [(m["role"], _content(m)) for m in messages[:-1] if m.get("role") in ("user", "assistant")]
+    collections = body.get("collections")
+    if collections is not None:
+        readable = set(await sync_to_async(retrieval_selectors.collection_ids_for_user)(user=user))
+        if not isinstance(collections, list) or not set(collections) <= readable:
+            return _error(404, "no such collection", "not_found")
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    pipeline = Pipeline(user=user, question=question, history=history, collection_ids=collections,
+                        max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if body.get("stream"):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingHttpResponse(
+            _sse(pipeline, completion_id, created, include_usage),
+            content_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    finish = "stop"
+    try:
+        async for event in pipeline.run():
+            if isinstance(event, Finished):
+                finish = event.finish_reason
+    except (ProviderError, StreamInterrupted) as exc:
+        return _error(503, str(exc), "provider_unavailable", "api_error")
+    usage = pipeline.usage
+    return JsonResponse({
+        "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": pipeline.text},
+                     "finish_reason": "length" if finish == "length" else "stop"}],
+        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+        "sources": pipeline.cited_sources(),
+        "docent": {"finish_reason": finish},
+    })
+
+
+def _chunk(completion_id: str, created: int, delta: dict, finish: str | None = None, **extra) -> str:
+    payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+async def _sse(pipeline: Pipeline, completion_id: str, created: int, include_usage: bool):
+    yield _chunk(completion_id, created, {"role": "assistant", "content": ""})
+    finish = "stop"
+    try:
+        async for event in pipeline.run():
+            if isinstance(event, Text):
+                yield _chunk(completion_id, created, {"content": event.text})
+            elif isinstance(event, Finished):
+                finish = event.finish_reason
+    except (ProviderError, StreamInterrupted) as exc:
+        error = {"error": {"message": str(exc), "type": "api_error", "param": None, "code": "provider_unavailable"}}
+        yield f"data: {json.dumps(error)}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    yield _chunk(completion_id, created, {}, "length" if finish == "length" else "stop",
+                 sources=pipeline.cited_sources(), docent={"finish_reason": finish})
+    if include_usage:
+        usage = pipeline.usage
+        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
+                   "choices": [], "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
+        yield f"data: {json.dumps(payload)}\n\n"
+    yield "data: [DONE]\n\n"
