@@ -17,14 +17,19 @@ async def relay(websocket: WebSocket) -> None:
     while True:
         ask = json.loads(await websocket.receive_text())
         stream = await client.chat.completions.create(
-            model="bench", stream=True, max_tokens=2000, messages=[{"role": "user", "content": ask["content"]}]
+            model="bench",
+            stream=True,
+            max_tokens=2000,
+            messages=[{"role": "user", "content": ask["content"]}],
         )
         seq = 0
         async for chunk in stream:
             for choice in chunk.choices:
                 if choice.delta.content:
                     seq += 1
-                    await websocket.send_text(json.dumps({"type": "delta", "seq": seq, "text": choice.delta.content}))
+                    await websocket.send_text(
+                        json.dumps({"type": "delta", "seq": seq, "text": choice.delta.content})
+                    )
         await websocket.send_text(json.dumps({"type": "done", "seq": seq + 1, "finish_reason": "stop"}))
 
 

@@ -21,9 +21,14 @@ def _evaluate(mode: str) -> dict:
 
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         call_command(
-            "evaluate", corpus=str(SCIFACT / "corpus.jsonl.gz"), queries=str(SCIFACT / "queries.jsonl"),
-            qrels=str(SCIFACT / "qrels" / "train.tsv"), mode=mode, json_out=out.name,
-            stdout=io.StringIO(), stderr=io.StringIO(),
+            "evaluate",
+            corpus=str(SCIFACT / "corpus.jsonl.gz"),
+            queries=str(SCIFACT / "queries.jsonl"),
+            qrels=str(SCIFACT / "qrels" / "train.tsv"),
+            mode=mode,
+            json_out=out.name,
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
         )
         return json.loads(open(out.name).read())
 
@@ -50,12 +55,18 @@ def _peer_ndcg() -> float:
 
     collection = Collection.objects.get(team__name="Evaluation", name="beir-scifact")
     rows = list(
-        Chunk.objects.filter(collection=collection).values_list("heading_path", "text", "embedding", "document__original_name")
+        Chunk.objects.filter(collection=collection).values_list(
+            "heading_path", "text", "embedding", "document__original_name"
+        )
     )
     s = connection.settings_dict
     socket_dir = (s.get("OPTIONS") or {}).get("host")
-    host = f"@/{s['NAME']}?host={socket_dir}" if socket_dir else f"@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
-    engine = PGEngine.from_connection_string(f"postgresql+psycopg://{s['USER']}:{s.get('PASSWORD') or ''}{host}")
+    host = (
+        f"@/{s['NAME']}?host={socket_dir}" if socket_dir else f"@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+    )
+    engine = PGEngine.from_connection_string(
+        f"postgresql+psycopg://{s['USER']}:{s.get('PASSWORD') or ''}{host}"
+    )
     table = "bench_langchain_scifact"
     config = HybridSearchConfig(tsv_column="content_tsv")
     engine.init_vectorstore_table(table, 384, overwrite_existing=True, hybrid_search_config=config)
@@ -65,7 +76,9 @@ def _peer_ndcg() -> float:
     metadatas = [{"doc": name.removesuffix(".md")} for _, _, _, name in rows]
 
     for i in range(0, len(rows), 500):
-        store.add_embeddings(texts[i : i + 500], [r[2].tolist() for r in rows[i : i + 500]], metadatas=metadatas[i : i + 500])
+        store.add_embeddings(
+            texts[i : i + 500], [r[2].tolist() for r in rows[i : i + 500]], metadatas=metadatas[i : i + 500]
+        )
     store.apply_vector_index(HNSWIndex())
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {table}_tsv ON {table} USING gin (content_tsv)")
@@ -106,8 +119,14 @@ def _synthetic(n: int, n_collections: int):
         collection = Collection.objects.create(team=t, name=f"synthetic-{c}")
         collections.append(collection)
         document = Document.objects.create(
-            collection=collection, title=f"synthetic {c}", original_name=f"{c}.md", file=f"synthetic/{c}",
-            content_hash=f"synthetic-{c}", kind="markdown", size=1, status="processing",
+            collection=collection,
+            title=f"synthetic {c}",
+            original_name=f"{c}.md",
+            file=f"synthetic/{c}",
+            content_hash=f"synthetic-{c}",
+            kind="markdown",
+            size=1,
+            status="processing",
         )
         specs, vectors = [], {}
         for i in range(per):
@@ -172,7 +191,13 @@ def _scale(n: int = 100_000, n_collections: int = 100) -> list[dict]:
         result("retrieval.recall10_vs_exact_100k", recall, "ratio", target=">= 0.95", met=recall >= 0.95),
         result("retrieval.sql_p95_ms_100k", p95, "ms", target="<= 30", met=p95 <= 30),
         result("retrieval.sql_p50_ms_100k", float(np.percentile(latencies, 50)), "ms"),
-        result("retrieval.filtered_complete_share", complete / total, "ratio", target="= 1.0", met=complete == total),
+        result(
+            "retrieval.filtered_complete_share",
+            complete / total,
+            "ratio",
+            target="= 1.0",
+            met=complete == total,
+        ),
     ]
 
 
@@ -181,15 +206,32 @@ def run() -> list[dict]:
     hybrid, keyword, dense = _evaluate("hybrid"), _evaluate("keyword"), _evaluate("dense")
     peer = _peer_ndcg()
     out += [
-        result("retrieval.scifact_train_ndcg10_hybrid", hybrid["ndcg@10"], "nDCG@10", target=">= 0.70",
-               met=hybrid["ndcg@10"] >= 0.70, peer="langchain-postgres PGVectorStore hybrid", peer_value=round(peer, 4),
-               ratio=hybrid["ndcg@10"] / peer),
-        result("retrieval.scifact_train_ndcg10_keyword", keyword["ndcg@10"], "nDCG@10", target=">= 0.65",
-               met=keyword["ndcg@10"] >= 0.65),
+        result(
+            "retrieval.scifact_train_ndcg10_hybrid",
+            hybrid["ndcg@10"],
+            "nDCG@10",
+            target=">= 0.70",
+            met=hybrid["ndcg@10"] >= 0.70,
+            peer="langchain-postgres PGVectorStore hybrid",
+            peer_value=round(peer, 4),
+            ratio=hybrid["ndcg@10"] / peer,
+        ),
+        result(
+            "retrieval.scifact_train_ndcg10_keyword",
+            keyword["ndcg@10"],
+            "nDCG@10",
+            target=">= 0.65",
+            met=keyword["ndcg@10"] >= 0.65,
+        ),
         result("retrieval.scifact_train_ndcg10_dense", dense["ndcg@10"], "nDCG@10"),
         result("retrieval.scifact_train_ndcg10_peer", peer, "nDCG@10"),
-        result("retrieval.scifact_hybrid_vs_peer", hybrid["ndcg@10"] / peer, "ratio", target=">= 1.1",
-               met=hybrid["ndcg@10"] / peer >= 1.1),
+        result(
+            "retrieval.scifact_hybrid_vs_peer",
+            hybrid["ndcg@10"] / peer,
+            "ratio",
+            target=">= 1.1",
+            met=hybrid["ndcg@10"] / peer >= 1.1,
+        ),
         result("retrieval.scifact_train_recall100_hybrid", hybrid["recall@100"], "Recall@100"),
         result("retrieval.scifact_query_p95_ms", hybrid["latency_ms_p95"], "ms"),
     ]

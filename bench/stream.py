@@ -36,7 +36,9 @@ class Server:
 
     def __init__(self, args: list[str], env: dict, port: int):
         self.port = port
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.peak = 0.0
         self.sampling = True
         threading.Thread(target=self._sample, daemon=True).start()
@@ -78,8 +80,9 @@ class Server:
 async def _converse(url: str, headers: dict, frame: dict) -> dict:
     import websockets
 
-    async with websockets.connect(url, origin="http://127.0.0.1", additional_headers=headers, max_size=None,
-                                  open_timeout=60) as ws:
+    async with websockets.connect(
+        url, origin="http://127.0.0.1", additional_headers=headers, max_size=None, open_timeout=60
+    ) as ws:
         sent = time.perf_counter()
         await ws.send(json.dumps(frame))
         first = None
@@ -94,8 +97,13 @@ async def _converse(url: str, headers: dict, frame: dict) -> dict:
                 text += event["text"]
             elif event["type"] in ("done", "error"):
                 done = time.perf_counter()
-                return {"ttft": (first or done) - sent, "relay": done - (first or done), "text": text,
-                        "ok": event["type"] == "done", "message_id": message_id}
+                return {
+                    "ttft": (first or done) - sent,
+                    "relay": done - (first or done),
+                    "text": text,
+                    "ok": event["type"] == "done",
+                    "message_id": message_id,
+                }
 
 
 def _many(url: str, headers: dict, frames: list[dict]) -> list[dict]:
@@ -121,29 +129,72 @@ def run() -> list[dict]:
     fake.burst = True
     expected = fake.reply
 
-    user = services.user_provision(username="bench-stream", team_name="Bench stream", password="bench-stream-pw1")
+    user = services.user_provision(
+        username="bench-stream", team_name="Bench stream", password="bench-stream-pw1"
+    )
     team = user.teams.get(name="Bench stream")
     collection, _ = Collection.objects.get_or_create(team=team, name="handbook")
     if not collection.documents.exists():
-        document, _ = services.document_create(collection=collection, file=io.BytesIO(DOC), filename="handbook.md",
-                                               enqueue=False)
+        document, _ = services.document_create(
+            collection=collection, file=io.BytesIO(DOC), filename="handbook.md", enqueue=False
+        )
         services.documents_ingest(document_ids=[document.id])
     client = Client()
     client.force_login(user)
     headers = {"Cookie": f"sessionid={client.cookies['sessionid'].value}"}
 
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="assistant.settings.local", DATABASE_URL=database_url(connection.settings_dict),
-               REDIS_URL=settings.REDIS_URL, OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="bench",
-               DOCENT_CHAT_MODEL="bench", DOCENT_LOG_LEVEL="WARNING", DOCENT_DATA_DIR=str(settings.DATA_DIR))
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="assistant.settings.local",
+        DATABASE_URL=database_url(connection.settings_dict),
+        REDIS_URL=settings.REDIS_URL,
+        OPENAI_BASE_URL=fake.base_url,
+        OPENAI_API_KEY="bench",
+        DOCENT_CHAT_MODEL="bench",
+        DOCENT_LOG_LEVEL="WARNING",
+        DOCENT_DATA_DIR=str(settings.DATA_DIR),
+    )
     docent_port, bare_port = _free_port(), _free_port()
-    docent = Server([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(docent_port),
-                     "assistant.asgi:application"], env, docent_port)
-    bare = Server([sys.executable, "-m", "uvicorn", "bench.bare_relay:app", "--host", "127.0.0.1", "--port",
-                   str(bare_port), "--log-level", "warning"], env, bare_port)
+    docent = Server(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(docent_port),
+            "assistant.asgi:application",
+        ],
+        env,
+        docent_port,
+    )
+    bare = Server(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_relay:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(bare_port),
+            "--log-level",
+            "warning",
+        ],
+        env,
+        bare_port,
+    )
     docent_url, bare_url = f"ws://127.0.0.1:{docent_port}/ws/chat/", f"ws://127.0.0.1:{bare_port}/ws"
     try:
+
         def ask(i):
-            return {"type": "ask", "request_id": f"bench-{uuid.uuid4()}", "conversation_id": None, "content": QUESTION}
+            return {
+                "type": "ask",
+                "request_id": f"bench-{uuid.uuid4()}",
+                "conversation_id": None,
+                "content": QUESTION,
+            }
 
         _many(docent_url, headers, [ask(0)])  # warm both paths (model load, connections)
         _many(bare_url, {}, [ask(0)])
@@ -169,7 +220,9 @@ def run() -> list[dict]:
             outcomes = _many(docent_url, headers, frames)
             ok = [o for o in outcomes if isinstance(o, dict) and o["ok"] and o["text"] == expected]
             ids = [f["request_id"] for f in frames]
-            stored = Message.objects.filter(reply_to__request_id__in=ids, status="complete", text=expected).count()
+            stored = Message.objects.filter(
+                reply_to__request_id__in=ids, status="complete", text=expected
+            ).count()
             questions = Message.objects.filter(request_id__in=ids).count()
             lost_total += (500 - len(ok)) + (500 - stored) + abs(500 - questions)
             peak_docent = max(peak_docent, docent.peak)
@@ -186,13 +239,36 @@ def run() -> list[dict]:
     p95 = float(np.percentile(added, 95))
     growth = rss_after[1] - rss_after[0]
     return [
-        result("stream.relay_tokens_per_s", rate, "tokens/s", peer="bare Starlette relay", peer_value=round(bare_rate, 1),
-               ratio=rate / bare_rate, target=">= 0.5", met=rate / bare_rate >= 0.5),
+        result(
+            "stream.relay_tokens_per_s",
+            rate,
+            "tokens/s",
+            peer="bare Starlette relay",
+            peer_value=round(bare_rate, 1),
+            ratio=rate / bare_rate,
+            target=">= 0.5",
+            met=rate / bare_rate >= 0.5,
+        ),
         result("stream.added_ttft_p50_ms", float(np.percentile(added, 50)), "ms"),
         result("stream.added_ttft_p95_ms", p95, "ms", target="<= 20", met=p95 <= 20),
         result("stream.bare_ttft_p50_ms", bare_ttft * 1000, "ms"),
-        result("stream.concurrent_500_lost_messages", lost_total, "messages", target="= 0", met=lost_total == 0,
-               peer="bare Starlette relay", peer_value=500 - bare_ok),
-        result("stream.server_peak_rss_mb", peak_docent, "MB", peer="bare Starlette relay", peer_value=round(peak_bare, 1)),
-        result("stream.server_rss_growth_between_runs_mb", growth, "MB", target="~ 0 (no leak per connection)"),
+        result(
+            "stream.concurrent_500_lost_messages",
+            lost_total,
+            "messages",
+            target="= 0",
+            met=lost_total == 0,
+            peer="bare Starlette relay",
+            peer_value=500 - bare_ok,
+        ),
+        result(
+            "stream.server_peak_rss_mb",
+            peak_docent,
+            "MB",
+            peer="bare Starlette relay",
+            peer_value=round(peak_bare, 1),
+        ),
+        result(
+            "stream.server_rss_growth_between_runs_mb", growth, "MB", target="~ 0 (no leak per connection)"
+        ),
     ]

@@ -26,7 +26,9 @@ def main() -> int:
     def ndcg(mode: str) -> float:
         total = 0.0
         for q in queries:
-            hits = selectors.search(user=user, query=q["text"], collection_ids=[collection.id], k=100, depth=300, mode=mode)
+            hits = selectors.search(
+                user=user, query=q["text"], collection_ids=[collection.id], k=100, depth=300, mode=mode
+            )
             ranked = evaluation.dedupe(names[h.document_id].removesuffix(".md") for h in hits)
             total += evaluation.ndcg_at_k(ranked, judged[q["_id"]], 10)
         return total / len(queries)

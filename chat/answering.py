@@ -149,7 +149,9 @@ class Pipeline:
         self.question = question
         self.history = list(history)
         self.collection_ids = collection_ids
-        self.max_tokens = min(max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS, settings.DOCENT_MAX_ANSWER_TOKENS)
+        self.max_tokens = min(
+            max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS, settings.DOCENT_MAX_ANSWER_TOKENS
+        )
         self.model = get_chat_model()
         self.passages: list[prompts.Passage] = []
         self.citations = CitationFilter(set())
@@ -305,7 +307,10 @@ class Generation:
             raise asyncio.CancelledError
         ctx = await database_sync_to_async(selectors.generation_context)(message_id=self.message_id)
         self.pipeline = Pipeline(
-            user=ctx["user"], question=ctx["question"], history=ctx["history"], collection_ids=ctx["collection_ids"]
+            user=ctx["user"],
+            question=ctx["question"],
+            history=ctx["history"],
+            collection_ids=ctx["collection_ids"],
         )
         self.model_name = self.pipeline.model.name
         await database_sync_to_async(services.message_update)(
@@ -318,7 +323,9 @@ class Generation:
                 await self._delta(event.text)
                 if time.perf_counter() - checkpoint > settings.DOCENT_CHECKPOINT_S:
                     checkpoint = time.perf_counter()
-                    await database_sync_to_async(services.message_update)(message_id=self.message_id, text=self.text)
+                    await database_sync_to_async(services.message_update)(
+                        message_id=self.message_id, text=self.text
+                    )
             elif isinstance(event, Retrieved):
                 self.timings["retrieval_ms"] = event.retrieval_ms
                 await database_sync_to_async(services.message_update)(

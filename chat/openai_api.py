@@ -25,7 +25,9 @@ MODEL = "docent"
 
 
 def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JsonResponse:
-    return JsonResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status)
+    return JsonResponse(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status
+    )
 
 
 async def _user(request):
@@ -38,7 +40,9 @@ async def _user(request):
 @require_GET
 async def models(request):
     if await _user(request) is None:
-        return _error(401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error")
+        return _error(
+            401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
+        )
     return JsonResponse(
         {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "docent"}]}
     )
@@ -56,7 +60,9 @@ def _content(message: dict) -> str:
 async def chat_completions(request):
     user = await _user(request)
     if user is None:
-        return _error(401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error")
+        return _error(
+            401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
+        )
     try:
         body = json.loads(request.body or b"{}")
         messages = body["messages"]
@@ -73,8 +79,13 @@ async def chat_completions(request):
         if not isinstance(collections, list) or not set(collections) <= readable:
             return _error(404, "no such collection", "not_found")
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    pipeline = Pipeline(user=user, question=question, history=history, collection_ids=collections,
-                        max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None)
+    pipeline = Pipeline(
+        user=user,
+        question=question,
+        history=history,
+        collection_ids=collections,
+        max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+    )
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.get("stream"):
@@ -92,19 +103,35 @@ async def chat_completions(request):
     except (ProviderError, StreamInterrupted) as exc:
         return _error(503, str(exc), "provider_unavailable", "api_error")
     usage = pipeline.usage
-    return JsonResponse({
-        "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": pipeline.text},
-                     "finish_reason": "length" if finish == "length" else "stop"}],
-        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
-        "sources": pipeline.cited_sources(),
-        "docent": {"finish_reason": finish},
-    })
+    return JsonResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": pipeline.text},
+                    "finish_reason": "length" if finish == "length" else "stop",
+                }
+            ],
+            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+            "sources": pipeline.cited_sources(),
+            "docent": {"finish_reason": finish},
+        }
+    )
 
 
 def _chunk(completion_id: str, created: int, delta: dict, finish: str | None = None, **extra) -> str:
-    payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
@@ -118,15 +145,29 @@ async def _sse(pipeline: Pipeline, completion_id: str, created: int, include_usa
             elif isinstance(event, Finished):
                 finish = event.finish_reason
     except (ProviderError, StreamInterrupted) as exc:
-        error = {"error": {"message": str(exc), "type": "api_error", "param": None, "code": "provider_unavailable"}}
+        error = {
+            "error": {"message": str(exc), "type": "api_error", "param": None, "code": "provider_unavailable"}
+        }
         yield f"data: {json.dumps(error)}\n\n"
         yield "data: [DONE]\n\n"
         return
-    yield _chunk(completion_id, created, {}, "length" if finish == "length" else "stop",
-                 sources=pipeline.cited_sources(), docent={"finish_reason": finish})
+    yield _chunk(
+        completion_id,
+        created,
+        {},
+        "length" if finish == "length" else "stop",
+        sources=pipeline.cited_sources(),
+        docent={"finish_reason": finish},
+    )
     if include_usage:
         usage = pipeline.usage
-        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
-                   "choices": [], "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL,
+            "choices": [],
+            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+        }
         yield f"data: {json.dumps(payload)}\n\n"
     yield "data: [DONE]\n\n"

@@ -211,12 +211,16 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
 
     now = time.monotonic()
     if now - float(_SIZES["at"]) > 10:
-        _SIZES["collections"] = {c: (t, n) for c, t, n in Collection.objects.values_list("id", "team_id", "indexed_chunks")}
+        _SIZES["collections"] = {
+            c: (t, n) for c, t, n in Collection.objects.values_list("id", "team_id", "indexed_chunks")
+        }
         _SIZES["teams"] = {}
         _SIZES["at"] = now
     teams_by_user = _SIZES["teams"]
     if user_id not in teams_by_user:
-        teams_by_user[user_id] = set(Membership.objects.filter(user_id=user_id).values_list("team_id", flat=True))
+        teams_by_user[user_id] = set(
+            Membership.objects.filter(user_id=user_id).values_list("team_id", flat=True)
+        )
     collections, teams = _SIZES["collections"], teams_by_user[user_id]
     total = sum(n for _, n in collections.values()) or 1
     wanted = set(only) if only is not None else None

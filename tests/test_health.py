@@ -32,7 +32,16 @@ def test_metrics_is_prometheus_text(client, db):
 def test_readyz_reports_vectors_from_another_model(client, db, collection_a):
     from retrieval.models import Document
 
-    Document.objects.create(collection=collection_a, title="old", original_name="old.txt", file="x", content_hash="h",
-                            kind="text", size=1, status="ready", embedding_model="some-older-model")
+    Document.objects.create(
+        collection=collection_a,
+        title="old",
+        original_name="old.txt",
+        file="x",
+        content_hash="h",
+        kind="text",
+        size=1,
+        status="ready",
+        embedding_model="some-older-model",
+    )
     body = client.get("/readyz").json()
     assert body["index"] == {"stale_documents": 1, "hint": "run manage.py reindex"}

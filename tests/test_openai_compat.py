@@ -31,8 +31,11 @@ def test_official_client_plain_and_streamed(live_url, keyed):
     sources = response.model_extra["sources"]
     assert sources[0]["n"] == 1 and "25 days" in sources[0]["text"]
     assert response.usage.prompt_tokens > 0
-    chunks = list(client.chat.completions.create(model="docent", messages=question, stream=True,
-                                                 extra_body={"collections": [collection.id]}))
+    chunks = list(
+        client.chat.completions.create(
+            model="docent", messages=question, stream=True, extra_body={"collections": [collection.id]}
+        )
+    )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == text
     assert chunks[-1].model_extra["sources"] == sources
@@ -45,7 +48,10 @@ def test_v1_errors(db, client, keyed, collection_b):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     bad = client.post("/v1/chat/completions", {"messages": []}, content_type="application/json", **auth)
     assert bad.status_code == 400 and set(bad.json()["error"]) >= {"message", "code"}
-    foreign = client.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
-                                                   "collections": [collection_b.id]},
-                          content_type="application/json", **auth)
+    foreign = client.post(
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "x"}], "collections": [collection_b.id]},
+        content_type="application/json",
+        **auth,
+    )
     assert foreign.status_code == 404

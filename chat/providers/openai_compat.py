@@ -17,6 +17,7 @@ import httpx
 import openai
 
 from chat.prompts import Prompt
+from retrieval.embeddings.openai import retry_delay
 
 from .base import ChatModel, Delta, Finish, ProviderError, StreamInterrupted
 
@@ -55,13 +56,7 @@ class OpenAIChatModel(ChatModel):
         )
 
     def _delay(self, exc: Exception, attempt: int) -> float:
-        response = getattr(exc, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
-        try:
-            delay = float(header) if header else 0.5 * 2**attempt
-        except ValueError:
-            delay = 0.5 * 2**attempt
-        return min(max(delay, 0.0), self.retry_after_cap)
+        return retry_delay(exc, attempt, cap=self.retry_after_cap)
 
     async def stream(self, prompt: Prompt, *, max_tokens: int) -> AsyncIterator[Delta | Finish]:
         started = time.monotonic()

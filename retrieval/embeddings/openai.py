@@ -11,6 +11,18 @@ from .base import Embedder, EmbeddingError, TransientEmbeddingError
 log = logging.getLogger(__name__)
 
 
+def retry_delay(exc: Exception, attempt: int, *, cap: float) -> float:
+    """Seconds to wait before retrying an OpenAI-compatible call: the server's Retry-After when it
+    sent one, else exponential backoff; never more than cap."""
+    response = getattr(exc, "response", None)
+    header = response.headers.get("retry-after") if response is not None else None
+    try:
+        delay = float(header) if header else 0.5 * 2**attempt
+    except ValueError:
+        delay = 0.5 * 2**attempt
+    return min(max(delay, 0.0), cap)
+
+
 class OpenAIEmbedder(Embedder):
     """/v1/embeddings at any OpenAI-compatible server, batched, retried on 429/5xx honouring Retry-After."""
 
@@ -39,13 +51,7 @@ class OpenAIEmbedder(Embedder):
         self.client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
     def _retry_delay(self, exc, attempt: int) -> float:
-        response = getattr(exc, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
-        try:
-            delay = float(header) if header else 0.5 * 2**attempt
-        except ValueError:
-            delay = 0.5 * 2**attempt
-        return min(delay, self.retry_after_cap)
+        return retry_delay(exc, attempt, cap=self.retry_after_cap)
 
     def _embed_batch(self, batch: list[str]) -> np.ndarray:
         import openai

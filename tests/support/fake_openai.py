@@ -192,7 +192,8 @@ class FakeOpenAI:
 
                 if fake.burst and not fault:
                     events = [
-                        {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]} for w in words
+                        {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+                        for w in words
                     ]
                     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                     payload = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
