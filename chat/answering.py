@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _tasks: dict[str, asyncio.Task] = {}
 _stopping: set[str] = set()
 _listeners: weakref.WeakSet = weakref.WeakSet()  # event loops with a stop listener
+_background: set[asyncio.Task] = set()
 
 # A marker after a word character is an index (arr[1]), not a citation.
 _CITATION = re.compile(r"(?<!\w)\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -76,8 +77,9 @@ def _ensure_stop_listener() -> None:
     loop = asyncio.get_running_loop()
     if loop not in _listeners:
         _listeners.add(loop)
-        task = loop.create_task(streams.listen_for_stops(_on_stop_request))
-        task.add_done_callback(lambda _t: _listeners.discard(loop))
+        task = loop.create_task(streams.listen_for_stops(_on_stop_request), name="chat-stop-listener")
+        _background.add(task)  # the loop keeps only a weak reference to its tasks
+        task.add_done_callback(lambda t: (_listeners.discard(loop), _background.discard(t)))
 
 
 def _on_stop_request(message_id: str) -> None:
@@ -265,6 +267,11 @@ class Generation:
         event = {"type": "delta", "text": text, "message_id": self.message_id, "seq": self.seq}
         await streams.append(self.message_id, event)
 
+    def _schedule_flush(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush_later())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
     async def _flush_later(self) -> None:
         async with self.lock:
             if self.pending:
@@ -352,7 +359,7 @@ class Generation:
                 await self._send_pending()
         elif self.flush_timer is None:
             loop = asyncio.get_running_loop()
-            self.flush_timer = loop.call_later(COALESCE_S, lambda: loop.create_task(self._flush_later()))
+            self.flush_timer = loop.call_later(COALESCE_S, self._schedule_flush)
 
     async def _end(self, finish_reason: str) -> None:
         pipeline = self.pipeline

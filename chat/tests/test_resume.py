@@ -79,3 +79,45 @@ async def test_resume_after_the_stream_expired_replays_the_stored_answer(alice, 
     assert replay[0]["replace"] is True and text_of(replay) == text_of(original)
     assert replay[-1]["finish_reason"] == original[-1]["finish_reason"]
     await ws.disconnect()
+
+
+@pytest.mark.slow
+async def test_stop_reaches_the_process_that_generates(alice, handbook, openai_provider, tmp_path):
+    """The answer runs on another server process; a stop sent from this one ends it within a second."""
+    from chat import answering
+
+    openai_provider.reply = " ".join(f"w{i}" for i in range(400))
+    openai_provider.token_delay = 0.05
+    cookie = await sync_to_async(session_cookie)(alice)
+    server = daphne(tmp_path / "generator.log", OPENAI_BASE_URL=openai_provider.base_url, OPENAI_API_KEY="x")
+    base = await asyncio.to_thread(server.__enter__)
+    try:
+        url = base.replace("http://", "ws://") + "/ws/chat/"
+        async with websockets.connect(
+            url, origin="http://127.0.0.1", additional_headers={"Cookie": f"sessionid={cookie}"}
+        ) as remote:
+            await remote.send(
+                json.dumps(
+                    {
+                        "type": "ask",
+                        "request_id": "far",
+                        "conversation_id": None,
+                        "content": "How many days of paid leave do employees get?",
+                    }
+                )
+            )
+            accepted = json.loads(await asyncio.wait_for(remote.recv(), 20))
+            first = json.loads(await asyncio.wait_for(remote.recv(), 20))
+            assert first["type"] == "delta"
+            loop = asyncio.get_running_loop()
+            asked = loop.time()
+            await answering.stop(accepted["message_id"])  # from this process
+            while True:
+                event = json.loads(await asyncio.wait_for(remote.recv(), 5))
+                if event["type"] == "done":
+                    break
+            assert event["finish_reason"] == "stopped" and loop.time() - asked < 1.0
+    finally:
+        await asyncio.to_thread(server.__exit__, None, None, None)
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "stopped" and 0 < len(answer.text.split()) < 400
