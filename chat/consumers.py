@@ -10,6 +10,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from retrieval import selectors as retrieval_selectors
 
@@ -37,7 +38,7 @@ def _user_state(user_id: int) -> tuple[bool, set[int]]:
 def _conversation_scope(user, conversation_id) -> list[int] | None:
     try:
         conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
-    except (selectors.Conversation.DoesNotExist, ValueError):
+    except (selectors.Conversation.DoesNotExist, ValueError, ValidationError):
         raise Refused("not_found", "no such conversation") from None
     return list(conversation.collections.values_list("id", flat=True)) or None
 
@@ -45,7 +46,7 @@ def _conversation_scope(user, conversation_id) -> list[int] | None:
 def _owned_message(user, message_id) -> Message:
     try:
         return selectors.message_get(user=user, message_id=message_id)
-    except (Message.DoesNotExist, ValueError):
+    except (Message.DoesNotExist, ValueError, ValidationError):
         raise Refused("not_found", "no such message") from None
 
 

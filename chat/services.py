@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -37,7 +38,10 @@ def exchange_start(
     try:
         with transaction.atomic():
             if conversation_id:
-                conversation = Conversation.objects.filter(id=conversation_id, owner=user).first()
+                try:
+                    conversation = Conversation.objects.filter(id=conversation_id, owner=user).first()
+                except ValidationError:  # not a UUID
+                    conversation = None
                 if conversation is None:
                     raise NotFound("no such conversation")
             else:
