@@ -19,6 +19,7 @@ import psutil
 from .common import ROOT, result
 
 TOKENS = 1000
+CONCURRENT = int(os.environ.get("BENCH_CONCURRENT") or 500)
 QUESTION = "How many days of paid annual leave do employees get?"
 DOC = b"# Handbook\n\n## Leave\n\nEmployees get 25 days of paid annual leave per year.\n"
 
@@ -199,7 +200,7 @@ def run() -> list[dict]:
         _many(docent_url, headers, [ask(0)])  # warm both paths (model load, connections)
         _many(bare_url, {}, [ask(0)])
         single_docent, single_bare = [], []
-        for i in range(30):
+        for i in range(int(os.environ.get("BENCH_SINGLE_RUNS") or 30)):
             single_docent += _many(docent_url, headers, [ask(i)])
             single_bare += _many(bare_url, {}, [ask(i)])
         retrieval = {
@@ -216,7 +217,7 @@ def run() -> list[dict]:
         peak_docent = 0.0
         for _round in range(2):
             docent.reset_peak()
-            frames = [ask(i) for i in range(500)]
+            frames = [ask(i) for i in range(CONCURRENT)]
             outcomes = _many(docent_url, headers, frames)
             ok = [o for o in outcomes if isinstance(o, dict) and o["ok"] and o["text"] == expected]
             ids = [f["request_id"] for f in frames]
@@ -224,12 +225,12 @@ def run() -> list[dict]:
                 reply_to__request_id__in=ids, status="complete", text=expected
             ).count()
             questions = Message.objects.filter(request_id__in=ids).count()
-            lost_total += (500 - len(ok)) + (500 - stored) + abs(500 - questions)
+            lost_total += (CONCURRENT - len(ok)) + (CONCURRENT - stored) + abs(CONCURRENT - questions)
             peak_docent = max(peak_docent, docent.peak)
             time.sleep(1)
             rss_after.append(docent.rss_mb())
         bare.reset_peak()
-        outcomes = _many(bare_url, {}, [ask(i) for i in range(500)])
+        outcomes = _many(bare_url, {}, [ask(i) for i in range(CONCURRENT)])
         bare_ok = sum(1 for o in outcomes if isinstance(o, dict) and o["ok"] and o["text"] == expected)
         peak_bare = bare.peak
     finally:

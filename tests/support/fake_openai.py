@@ -24,6 +24,11 @@ def fake_vector(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in vec]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # hundreds of concurrent streams in the benchmarks
+    daemon_threads = True
+
+
 class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict] = []
@@ -32,7 +37,7 @@ class FakeOpenAI:
         self.token_delay = 0.0
         self.burst = False  # write the whole stream at once (benchmarks)
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
