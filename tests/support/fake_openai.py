@@ -257,3 +257,20 @@ class FakeOpenAI:
                 self.close_connection = True
 
         return Handler
+
+
+def main() -> None:
+    """Run the fake provider as its own process: python -m tests.support.fake_openai PORT TOKENS."""
+    import sys
+
+    port, tokens = int(sys.argv[1]), int(sys.argv[2])
+    fake = FakeOpenAI()
+    fake.server.server_close()
+    fake.server = _Server(("127.0.0.1", port), fake._handler())
+    fake.reply = " ".join(f"tok{i}" for i in range(tokens - 1)) + " [1]"
+    fake.burst = True
+    fake.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
