@@ -127,8 +127,12 @@ def run() -> list[dict]:
 
     # The provider runs in its own process, so it does not share a GIL with 500 benchmark clients.
     provider_port = _free_port()
-    provider = Server([sys.executable, "-m", "tests.support.fake_openai", str(provider_port), str(TOKENS)],
-                      dict(os.environ), provider_port, "fake-provider.log")
+    provider = Server(
+        [sys.executable, "-m", "tests.support.fake_openai", str(provider_port), str(TOKENS)],
+        dict(os.environ),
+        provider_port,
+        "fake-provider.log",
+    )
     base_url = f"http://127.0.0.1:{provider_port}/v1"
     fake = FakeOpenAI()  # only for the reply text it streams
     fake.reply = " ".join(f"tok{i}" for i in range(TOKENS - 1)) + " [1]"
@@ -157,6 +161,8 @@ def run() -> list[dict]:
         OPENAI_API_KEY="bench",
         DOCENT_CHAT_MODEL="bench",
         DOCENT_LOG_LEVEL="WARNING",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-only",
         # A slow shared machine under 500 streams must not turn into provider timeouts: the benchmark
         # measures the relay and the storage, not the provider.
         DOCENT_PROVIDER_TIMEOUT_S="900",

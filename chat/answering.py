@@ -15,7 +15,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 
 from retrieval.embeddings import count_tokens
@@ -245,6 +245,7 @@ class Generation:
         self.last_flush = 0.0
         self.flush_timer: asyncio.TimerHandle | None = None
         self.lock = asyncio.Lock()
+        self.checkpointing: asyncio.Task | None = None
 
     async def emit(self, event: dict, *, final: bool = False) -> None:
         async with self.lock:
@@ -266,6 +267,17 @@ class Generation:
         self.seq += 1
         event = {"type": "delta", "text": text, "message_id": self.message_id, "seq": self.seq}
         await streams.append(self.message_id, event)
+
+    def _checkpoint(self) -> None:
+        """Save the text so far without holding up the stream; at most one save in flight."""
+        if self.checkpointing is not None and not self.checkpointing.done():
+            return
+        save = DatabaseSyncToAsync(services.message_update, thread_sensitive=False)
+        self.checkpointing = asyncio.get_running_loop().create_task(
+            save(message_id=self.message_id, text=self.text)
+        )
+        _background.add(self.checkpointing)
+        self.checkpointing.add_done_callback(_background.discard)
 
     def _schedule_flush(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush_later())
@@ -330,9 +342,7 @@ class Generation:
                 await self._delta(event.text)
                 if time.perf_counter() - checkpoint > settings.DOCENT_CHECKPOINT_S:
                     checkpoint = time.perf_counter()
-                    await database_sync_to_async(services.message_update)(
-                        message_id=self.message_id, text=self.text
-                    )
+                    self._checkpoint()
             elif isinstance(event, Retrieved):
                 self.timings["retrieval_ms"] = event.retrieval_ms
                 await database_sync_to_async(services.message_update)(
@@ -378,6 +388,8 @@ class Generation:
             "stopped": Message.Status.STOPPED,
             "interrupted": Message.Status.INTERRUPTED,
         }[finish_reason]
+        if self.checkpointing is not None:
+            await asyncio.gather(self.checkpointing, return_exceptions=True)  # the final save comes last
         await database_sync_to_async(services.message_finish)(
             message_id=self.message_id,
             text=self.text,

@@ -212,7 +212,9 @@ async def test_protocol_errors(alice, bob, handbook, falcon, chat_model):
     error = await ws.receive_json_from()
     assert error["code"] == "not_found" and error["request_id"] == "r2"
     other = await Message.objects.acount()
-    await ws.send_json_to({"type": "ask", "request_id": "r3", "content": "hi", "conversation_id": "not-a-uuid"})
+    await ws.send_json_to(
+        {"type": "ask", "request_id": "r3", "content": "hi", "conversation_id": "not-a-uuid"}
+    )
     assert (await ws.receive_json_from())["code"] == "not_found"
     await ws.send_json_to({"type": "resume", "message_id": "nope", "after": 0})
     assert (await ws.receive_json_from())["code"] == "not_found"
