@@ -16,14 +16,15 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
     import os
 
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls
-    # are still synchronous, so Django's async-safety guard is relaxed for browser tests only.
+    # Playwright's sync API keeps an event loop running in this thread while the browser is open
+    # (one per test, so later asyncio tests find no loop running); the test's own ORM calls are
+    # still synchronous, so Django's async-safety guard is relaxed while it runs.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
     executable = shutil.which("chromium") or "/usr/bin/chromium"
@@ -31,6 +32,7 @@ def browser():
         instance = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture

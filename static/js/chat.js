@@ -343,6 +343,8 @@
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("source-panel").hidden = true; });
 
   // Start: reopen the conversation in the URL, or the one whose answer was streaming at reload.
+  $("question").disabled = false;
+  $("send").disabled = false;
   connect();
   loadConversations();
   const saved = JSON.parse(sessionStorage.getItem(ACTIVE) || "null");
