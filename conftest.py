@@ -17,6 +17,17 @@ def _clean_redis():
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each async test runs on a new event loop; a channel layer keeps Redis connections bound to the
+    loop that made them, so every test gets its own layer instead of inheriting a dead loop's."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _end_stray_connections(django_db_setup, django_db_blocker):
     """Connections opened by worker and executor threads outlive them; end them so the test database drops."""
