@@ -162,7 +162,7 @@ def run() -> list[dict]:
         DOCENT_CHAT_MODEL="bench",
         DOCENT_LOG_LEVEL="WARNING",
         DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-only",
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,  # the session cookie made here must be valid there
         # A slow shared machine under 500 streams must not turn into provider timeouts: the benchmark
         # measures the relay and the storage, not the provider.
         DOCENT_PROVIDER_TIMEOUT_S="900",
