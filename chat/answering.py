@@ -231,6 +231,12 @@ class Pipeline:
 COALESCE_S = 0.015
 
 
+def _checkpoint_interval() -> float:
+    """Seconds between text saves: DOCENT_CHECKPOINT_S, stretched when this process streams many
+    answers at once so their saves stay near 50 a second (each is a committed UPDATE)."""
+    return max(settings.DOCENT_CHECKPOINT_S, len(_tasks) / 50)
+
+
 class Generation:
     def __init__(self, message_id: str):
         self.message_id = message_id
@@ -340,7 +346,7 @@ class Generation:
         async for event in self.pipeline.run():
             if isinstance(event, Text):
                 await self._delta(event.text)
-                if time.perf_counter() - checkpoint > settings.DOCENT_CHECKPOINT_S:
+                if time.perf_counter() - checkpoint > _checkpoint_interval():
                     checkpoint = time.perf_counter()
                     self._checkpoint()
             elif isinstance(event, Retrieved):
