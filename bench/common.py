@@ -58,3 +58,12 @@ def rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sqlalchemy_url() -> str:
+    """The database Django uses now, as a SQLAlchemy URL for the langchain-postgres peer."""
+    from django.db import connection
+
+    from tests.support.processes import database_url
+
+    return database_url(connection.settings_dict).replace("postgresql://", "postgresql+psycopg://", 1)

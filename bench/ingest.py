@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import time
 
-from .common import SHARED, read_jsonl, result, rss_mb, setup_django
+from .common import SHARED, read_jsonl, result, rss_mb, setup_django, sqlalchemy_url
 
 BATCH_DOCS = 64  # documents per ingestion task, as `manage.py ingest` queues them
 
@@ -158,13 +158,7 @@ def _peer_insert(rows, *, vector_index: bool = True) -> float:
         def embed_query(self, text):
             raise NotImplementedError
 
-    s = connection.settings_dict
-    socket_dir = (s.get("OPTIONS") or {}).get("host")
-    host = (
-        f"@/{s['NAME']}?host={socket_dir}" if socket_dir else f"@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
-    )
-    url = f"postgresql+psycopg://{s['USER']}:{s.get('PASSWORD') or ''}{host}"
-    engine = PGEngine.from_connection_string(url)
+    engine = PGEngine.from_connection_string(sqlalchemy_url())
     hybrid = HybridSearchConfig(tsv_column="content_tsv", tsv_lang="pg_catalog.english")
     engine.init_vectorstore_table(
         "bench_langchain", 384, overwrite_existing=True, hybrid_search_config=hybrid

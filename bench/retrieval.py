@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .common import SHARED, result
+from .common import SHARED, result, sqlalchemy_url
 
 SCIFACT = SHARED / "scifact"
 
@@ -59,14 +59,7 @@ def _peer_ndcg() -> float:
             "heading_path", "text", "embedding", "document__original_name"
         )
     )
-    s = connection.settings_dict
-    socket_dir = (s.get("OPTIONS") or {}).get("host")
-    host = (
-        f"@/{s['NAME']}?host={socket_dir}" if socket_dir else f"@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
-    )
-    engine = PGEngine.from_connection_string(
-        f"postgresql+psycopg://{s['USER']}:{s.get('PASSWORD') or ''}{host}"
-    )
+    engine = PGEngine.from_connection_string(sqlalchemy_url())
     table = "bench_langchain_scifact"
     config = HybridSearchConfig(tsv_column="content_tsv")
     engine.init_vectorstore_table(table, 384, overwrite_existing=True, hybrid_search_config=config)
