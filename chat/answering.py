@@ -229,12 +229,68 @@ class Pipeline:
 
 
 COALESCE_S = 0.015
+HEARTBEAT_S = 15.0
 
 
-def _checkpoint_interval() -> float:
-    """Seconds between text saves: DOCENT_CHECKPOINT_S, stretched when this process streams many
-    answers at once so their saves stay near 50 a second (each is a committed UPDATE)."""
-    return max(settings.DOCENT_CHECKPOINT_S, len(_tasks) / 50)
+def _coalesce_interval() -> float:
+    """Deltas closer together than this go out as one event. Under load (many answers streaming in
+    this process) the events get fewer and larger, so the per-event cost stays bounded."""
+    return max(COALESCE_S, len(_tasks) / 2000)
+
+
+class Checkpoints:
+    """Saves, for every answer streaming in this process, its text so far and a heartbeat: one
+    batched UPDATE per round instead of one commit per answer, run off the event loop."""
+
+    def __init__(self):
+        self.live: dict[str, Generation] = {}
+        self.saved: dict[str, int] = {}  # message id -> length of the text last saved
+        self.runner: asyncio.Task | None = None
+
+    def add(self, generation: Generation) -> None:
+        self.live[generation.message_id] = generation
+        if self.runner is None or self.runner.done():
+            self.runner = asyncio.get_running_loop().create_task(self._run(), name="chat-checkpoints")
+            _background.add(self.runner)
+            self.runner.add_done_callback(_background.discard)
+
+    def discard(self, generation: Generation) -> None:
+        self.live.pop(generation.message_id, None)
+        self.saved.pop(generation.message_id, None)
+
+    async def _run(self) -> None:
+        save = DatabaseSyncToAsync(services.messages_checkpoint, thread_sensitive=False)
+        last_heartbeat = time.monotonic()
+        while self.live:
+            await asyncio.sleep(settings.DOCENT_CHECKPOINT_S)
+            texts = {
+                mid: g.text
+                for mid, g in self.live.items()
+                if g.streaming and len(g.text) != self.saved.get(mid)
+            }
+            alive = []
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
+                alive, last_heartbeat = list(self.live), time.monotonic()
+            if not texts and not alive:
+                continue
+            try:
+                await save(texts=texts, alive=alive)
+            except Exception:  # a failed round is retried by the next one
+                log.warning("checkpoint of %d answers failed", len(texts), exc_info=True)
+                continue
+            for mid, text in texts.items():
+                if mid in self.live:
+                    self.saved[mid] = len(text)
+
+
+_checkpoints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _checkpointer() -> Checkpoints:
+    loop = asyncio.get_running_loop()
+    if loop not in _checkpoints:
+        _checkpoints[loop] = Checkpoints()
+    return _checkpoints[loop]
 
 
 class Generation:
@@ -251,7 +307,7 @@ class Generation:
         self.last_flush = 0.0
         self.flush_timer: asyncio.TimerHandle | None = None
         self.lock = asyncio.Lock()
-        self.checkpointing: asyncio.Task | None = None
+        self.streaming = False  # the text is worth checkpointing only once the model streams
 
     async def emit(self, event: dict, *, final: bool = False) -> None:
         async with self.lock:
@@ -274,17 +330,6 @@ class Generation:
         event = {"type": "delta", "text": text, "message_id": self.message_id, "seq": self.seq}
         await streams.append(self.message_id, event)
 
-    def _checkpoint(self) -> None:
-        """Save the text so far without holding up the stream; at most one save in flight."""
-        if self.checkpointing is not None and not self.checkpointing.done():
-            return
-        save = DatabaseSyncToAsync(services.message_update, thread_sensitive=False)
-        self.checkpointing = asyncio.get_running_loop().create_task(
-            save(message_id=self.message_id, text=self.text)
-        )
-        _background.add(self.checkpointing)
-        self.checkpointing.add_done_callback(_background.discard)
-
     def _schedule_flush(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush_later())
         _background.add(task)
@@ -299,7 +344,9 @@ class Generation:
         return round((time.perf_counter() - since) * 1000, 2)
 
     async def run(self) -> None:
-        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+        streams.producing(self.message_id)
+        checkpoints = _checkpointer()
+        checkpoints.add(self)
         try:
             await self._answer()
         except asyncio.CancelledError:
@@ -316,15 +363,10 @@ class Generation:
             log.exception("answer %s failed", self.message_id)
             await self._fail("internal", "the answer failed; please try again")
         finally:
-            heartbeat.cancel()
+            checkpoints.discard(self)
+            streams.produced(self.message_id)
             if self.flush_timer is not None:
                 self.flush_timer.cancel()
-
-    async def _heartbeat(self) -> None:
-        # Keeps the interrupted-answer sweep away while the provider is slow to answer.
-        while True:
-            await asyncio.sleep(15)
-            await database_sync_to_async(services.message_update)(message_id=self.message_id)
 
     async def _answer(self) -> None:
         if await streams.stop_requested(self.message_id):
@@ -342,13 +384,10 @@ class Generation:
             message_id=self.message_id, status=Message.Status.STREAMING, model=self.model_name
         )
         finish_reason = "stop"
-        checkpoint = time.perf_counter()
         async for event in self.pipeline.run():
             if isinstance(event, Text):
+                self.streaming = True
                 await self._delta(event.text)
-                if time.perf_counter() - checkpoint > _checkpoint_interval():
-                    checkpoint = time.perf_counter()
-                    self._checkpoint()
             elif isinstance(event, Retrieved):
                 self.timings["retrieval_ms"] = event.retrieval_ms
                 await database_sync_to_async(services.message_update)(
@@ -370,12 +409,13 @@ class Generation:
             self.timings["ttft_ms"] = self._ms(self.started)
         self.text += text
         self.pending += text
-        if first or time.perf_counter() - self.last_flush >= COALESCE_S:
+        interval = _coalesce_interval()
+        if first or time.perf_counter() - self.last_flush >= interval:
             async with self.lock:
                 await self._send_pending()
         elif self.flush_timer is None:
             loop = asyncio.get_running_loop()
-            self.flush_timer = loop.call_later(COALESCE_S, self._schedule_flush)
+            self.flush_timer = loop.call_later(interval, self._schedule_flush)
 
     async def _end(self, finish_reason: str) -> None:
         pipeline = self.pipeline
@@ -394,8 +434,7 @@ class Generation:
             "stopped": Message.Status.STOPPED,
             "interrupted": Message.Status.INTERRUPTED,
         }[finish_reason]
-        if self.checkpointing is not None:
-            await asyncio.gather(self.checkpointing, return_exceptions=True)  # the final save comes last
+        self.streaming = False  # no checkpoint after this: the final save is the one below
         await database_sync_to_async(services.message_finish)(
             message_id=self.message_id,
             text=self.text,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import prompts
@@ -94,6 +94,29 @@ def answer_regenerate(*, user, message_id) -> dict:
 def message_update(*, message_id, **fields) -> None:
     fields.setdefault("heartbeat_at", timezone.now())
     Message.objects.filter(id=message_id).update(updated_at=timezone.now(), **fields)
+
+
+def messages_checkpoint(*, texts: dict[str, str], alive: list[str]) -> None:
+    """One round of saves for every answer streaming in a process: the text of those that grew and a
+    heartbeat for all (so the interrupted-answer sweep leaves them alone). Answers that already
+    ended are left as they are."""
+    now = timezone.now()
+    final = [str(s) for s in Message.FINAL]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if texts:
+            cursor.execute(
+                f"UPDATE {Message._meta.db_table} AS m SET text = v.text, heartbeat_at = %s, updated_at = %s"
+                " FROM unnest(%s::uuid[], %s::text[]) AS v(id, text)"
+                " WHERE m.id = v.id AND NOT (m.status = ANY(%s))",
+                [now, now, list(texts), list(texts.values()), final],
+            )
+        rest = [m for m in alive if m not in texts]
+        if rest:
+            cursor.execute(
+                f"UPDATE {Message._meta.db_table} SET heartbeat_at = %s"
+                " WHERE id = ANY(%s::uuid[]) AND NOT (status = ANY(%s))",
+                [now, rest, final],
+            )
 
 
 def message_finish(*, message_id, **fields) -> bool:

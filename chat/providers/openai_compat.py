@@ -112,7 +112,10 @@ class OpenAIChatModel(ChatModel):
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
                 try:
-                    chunk = await asyncio.wait_for(iterator.__anext__(), self._left(started, first=False))
+                    # A timeout context, not wait_for: no task per chunk. Never around the yield above,
+                    # where a deadline would cancel the caller's code instead of this read.
+                    async with asyncio.timeout(self._left(started, first=False)):
+                        chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
         except (TimeoutError, openai.APIError, httpx.HTTPError, ValueError) as exc:

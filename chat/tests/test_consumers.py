@@ -291,3 +291,23 @@ async def test_regenerate_makes_a_new_answer(alice, handbook, chat_model):
     events = await until_done(ws)
     assert events[-1]["type"] == "done"
     await ws.disconnect()
+
+
+async def test_streaming_text_is_checkpointed_before_the_answer_ends(
+    alice, handbook, openai_provider, settings
+):
+    """A process that dies mid-answer loses at most one checkpoint interval of text."""
+    settings.DOCENT_CHECKPOINT_S = 0.2
+    openai_provider.reply = " ".join(f"w{i}" for i in range(100))
+    openai_provider.token_delay = 0.03
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    await asyncio.sleep(1.5)
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "streaming" and answer.text.startswith("w0 w1 w2")
+    assert openai_provider.reply.startswith(answer.text) and answer.text != openai_provider.reply
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "stop"
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.text == openai_provider.reply and answer.status == "complete"
+    await ws.disconnect()

@@ -1,0 +1,30 @@
+import pytest
+from django.utils import timezone
+
+from chat import services
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db
+
+
+def _answer(user, status, text=""):
+    ids = services.exchange_start(
+        user=user, conversation_id=None, request_id=f"r-{status}-{text}", content="q", collection_ids=None
+    )
+    old = timezone.now() - timezone.timedelta(minutes=10)
+    Message.objects.filter(id=ids["message_id"]).update(status=status, text=text, heartbeat_at=old)
+    return ids["message_id"]
+
+
+def test_checkpoint_saves_streaming_texts_and_heartbeats_but_leaves_ended_answers_alone(alice):
+    streaming = _answer(alice, "streaming", "Employees")
+    waiting = _answer(alice, "pending")
+    ended = _answer(alice, "complete", "Employees get 25 days.")
+    services.messages_checkpoint(
+        texts={streaming: "Employees get", ended: "Employees"}, alive=[streaming, waiting, ended]
+    )
+    fresh = timezone.now() - timezone.timedelta(seconds=30)
+    by_id = {str(m.id): m for m in Message.objects.filter(id__in=[streaming, waiting, ended])}
+    assert by_id[streaming].text == "Employees get" and by_id[streaming].heartbeat_at > fresh
+    assert by_id[waiting].heartbeat_at > fresh  # a heartbeat without text
+    assert by_id[ended].text == "Employees get 25 days." and by_id[ended].heartbeat_at < fresh
