@@ -89,8 +89,25 @@ def _on_stop_request(message_id: str) -> None:
         task.cancel()
 
 
+def _exchange_start(**kwargs) -> tuple[dict, dict | None]:
+    """Store the exchange and read what its answer needs, in one hop to the database thread."""
+    ids = services.exchange_start(**kwargs)
+    if not ids["created"]:
+        return ids, None
+    if ids["new_conversation"]:  # nothing earlier to read
+        context = {
+            "user": kwargs["user"],
+            "question": kwargs["content"],
+            "collection_ids": kwargs["collection_ids"] or None,
+            "history": [],
+        }
+    else:
+        context = selectors.generation_context(message_id=ids["message_id"])
+    return ids, context
+
+
 async def ask(*, user, conversation_id, request_id: str, content: str, collection_ids) -> dict:
-    ids = await database_sync_to_async(services.exchange_start)(
+    ids, context = await database_sync_to_async(_exchange_start)(
         user=user,
         conversation_id=conversation_id,
         request_id=request_id,
@@ -98,7 +115,7 @@ async def ask(*, user, conversation_id, request_id: str, content: str, collectio
         collection_ids=collection_ids,
     )
     if ids["created"]:
-        start(ids["message_id"])
+        start(ids["message_id"], context=context)
     return ids
 
 
@@ -108,9 +125,10 @@ async def regenerate(*, user, message_id) -> dict:
     return ids
 
 
-def start(message_id: str) -> asyncio.Task:
+def start(message_id: str, *, context: dict | None = None) -> asyncio.Task:
     _ensure_stop_listener()
-    task = asyncio.get_running_loop().create_task(Generation(message_id).run(), name=f"answer-{message_id}")
+    generation = Generation(message_id, context=context)
+    task = asyncio.get_running_loop().create_task(generation.run(), name=f"answer-{message_id}")
     _tasks[message_id] = task
     task.add_done_callback(lambda _t: (_tasks.pop(message_id, None), _stopping.discard(message_id)))
     return task
@@ -229,6 +247,9 @@ class Pipeline:
 
 
 COALESCE_S = 0.015
+# A provider stream read from a full buffer never suspends: the generator yields to the loop this
+# often, so the frames its followers wrote go out and other sockets are served meanwhile.
+YIELD_S = 0.002
 HEARTBEAT_S = 15.0
 
 
@@ -294,8 +315,10 @@ def _checkpointer() -> Checkpoints:
 
 
 class Generation:
-    def __init__(self, message_id: str):
+    def __init__(self, message_id: str, *, context: dict | None = None):
         self.message_id = message_id
+        self.context = context
+        self.recording: asyncio.Task | None = None
         self.seq = 0
         self.text = ""
         self.pipeline: Pipeline | None = None
@@ -308,6 +331,7 @@ class Generation:
         self.flush_timer: asyncio.TimerHandle | None = None
         self.lock = asyncio.Lock()
         self.streaming = False  # the text is worth checkpointing only once the model streams
+        self.last_yield = 0.0
 
     async def emit(self, event: dict, *, final: bool = False) -> None:
         async with self.lock:
@@ -372,7 +396,9 @@ class Generation:
         if await streams.stop_requested(self.message_id):
             _stopping.add(self.message_id)
             raise asyncio.CancelledError
-        ctx = await database_sync_to_async(selectors.generation_context)(message_id=self.message_id)
+        ctx = self.context or await database_sync_to_async(selectors.generation_context)(
+            message_id=self.message_id
+        )
         self.pipeline = Pipeline(
             user=ctx["user"],
             question=ctx["question"],
@@ -380,9 +406,6 @@ class Generation:
             collection_ids=ctx["collection_ids"],
         )
         self.model_name = self.pipeline.model.name
-        await database_sync_to_async(services.message_update)(
-            message_id=self.message_id, status=Message.Status.STREAMING, model=self.model_name
-        )
         finish_reason = "stop"
         async for event in self.pipeline.run():
             if isinstance(event, Text):
@@ -390,11 +413,17 @@ class Generation:
                 await self._delta(event.text)
             elif isinstance(event, Retrieved):
                 self.timings["retrieval_ms"] = event.retrieval_ms
-                await database_sync_to_async(services.message_update)(
-                    message_id=self.message_id,
-                    search_query=event.query,
-                    sources=[p.source() for p in event.passages],
-                    retrieval_ms=event.retrieval_ms,
+                # Recorded while the provider starts: nothing waits for it but the final save.
+                record = DatabaseSyncToAsync(services.message_progress, thread_sensitive=False)
+                self.recording = asyncio.get_running_loop().create_task(
+                    record(
+                        message_id=self.message_id,
+                        status=Message.Status.STREAMING,
+                        model=self.model_name,
+                        search_query=event.query,
+                        sources=[p.source() for p in event.passages],
+                        retrieval_ms=event.retrieval_ms,
+                    )
                 )
             elif isinstance(event, Finished):
                 finish_reason = event.finish_reason
@@ -410,12 +439,17 @@ class Generation:
         self.text += text
         self.pending += text
         interval = _coalesce_interval()
-        if first or time.perf_counter() - self.last_flush >= interval:
+        now = time.perf_counter()
+        if first or now - self.last_flush >= interval:
             async with self.lock:
                 await self._send_pending()
-        elif self.flush_timer is None:
-            loop = asyncio.get_running_loop()
-            self.flush_timer = loop.call_later(interval, self._schedule_flush)
+        else:
+            if self.flush_timer is None:
+                loop = asyncio.get_running_loop()
+                self.flush_timer = loop.call_later(interval, self._schedule_flush)
+            if now - self.last_yield >= YIELD_S:
+                self.last_yield = now
+                await asyncio.sleep(0)
 
     async def _end(self, finish_reason: str) -> None:
         pipeline = self.pipeline
@@ -435,6 +469,8 @@ class Generation:
             "interrupted": Message.Status.INTERRUPTED,
         }[finish_reason]
         self.streaming = False  # no checkpoint after this: the final save is the one below
+        if self.recording is not None:
+            await asyncio.gather(self.recording, return_exceptions=True)
         await database_sync_to_async(services.message_finish)(
             message_id=self.message_id,
             text=self.text,

@@ -27,12 +27,13 @@ class Refused(Exception):
 
 
 def _user_state(user_id: int) -> tuple[bool, set[int]]:
+    """(active, readable collection ids), in one query when the user may read something."""
     from django.contrib.auth import get_user_model
 
-    user = get_user_model().objects.filter(id=user_id).first()
-    if user is None or not user.is_active:
-        return False, set()
-    return True, set(retrieval_selectors.collection_ids_for_user(user=user))
+    readable = set(retrieval_selectors.collection_ids_for_active_user(user_id=user_id))
+    if readable:
+        return True, readable
+    return get_user_model().objects.filter(id=user_id, is_active=True).exists(), set()
 
 
 def _conversation_scope(user, conversation_id) -> list[int] | None:
@@ -63,6 +64,10 @@ def _merge_deltas(events: list[dict]) -> list[dict]:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    # No channel layer: answers reach sockets through their Redis streams, not groups, so a socket
+    # needs no channel of its own (and no Redis receive waiting on it).
+    channel_layer_alias = None
+
     async def connect(self):
         self.user = self.scope.get("user")
         self.readers: dict[str, asyncio.Task] = {}

@@ -30,11 +30,11 @@ def _ids(conversation: Conversation, user_message: Message, answer: Message, cre
 def exchange_start(
     *, user, conversation_id: str | None, request_id: str, content: str, collection_ids: list[int] | None
 ) -> dict:
-    """Store the question and a pending answer; a repeated request_id returns the first exchange."""
-    existing = Message.objects.filter(user=user, role=Message.Role.USER, request_id=request_id).first()
-    if existing is not None:
-        answer = existing.answers.order_by("-created_at").first()
-        return _ids(existing.conversation, existing, answer, False)
+    """Store the question and a pending answer; a repeated request_id returns the first exchange.
+
+    The repeat is found by the unique constraint, not by a read first: asking is the hot path.
+    With `created`, the result also carries `new_conversation`.
+    """
     try:
         with transaction.atomic():
             if conversation_id:
@@ -43,7 +43,11 @@ def exchange_start(
                 except ValidationError:  # not a UUID
                     conversation = None
                 if conversation is None:
+                    existing = _asked_before(user, request_id)
+                    if existing is not None:
+                        return existing
                     raise NotFound("no such conversation")
+                conversation.save(update_fields=["updated_at"])
             else:
                 conversation = Conversation.objects.create(owner=user, title=prompts.title_from(content))
             if collection_ids is not None:
@@ -63,12 +67,24 @@ def exchange_start(
                 reply_to=question,
                 heartbeat_at=timezone.now(),
             )
-            conversation.save(update_fields=["updated_at"])
     except IntegrityError:
-        # The same request_id raced in on another socket: answer with the exchange that won.
-        existing = Message.objects.get(user=user, role=Message.Role.USER, request_id=request_id)
-        return _ids(existing.conversation, existing, existing.answers.order_by("-created_at").first(), False)
-    return _ids(conversation, question, answer, True)
+        # The same request_id again (a client retry, or a race with another socket).
+        existing = _asked_before(user, request_id)
+        if existing is None:
+            raise
+        return existing
+    return {**_ids(conversation, question, answer, True), "new_conversation": not conversation_id}
+
+
+def _asked_before(user, request_id: str) -> dict | None:
+    existing = (
+        Message.objects.select_related("conversation")
+        .filter(user=user, role=Message.Role.USER, request_id=request_id)
+        .first()
+    )
+    if existing is None:
+        return None
+    return _ids(existing.conversation, existing, existing.answers.order_by("-created_at").first(), False)
 
 
 def answer_regenerate(*, user, message_id) -> dict:
@@ -91,9 +107,12 @@ def answer_regenerate(*, user, message_id) -> dict:
     return _ids(old.conversation, old.reply_to, answer, True)
 
 
-def message_update(*, message_id, **fields) -> None:
+def message_progress(*, message_id, **fields) -> None:
+    """Record how an answer is going, unless it has already ended."""
     fields.setdefault("heartbeat_at", timezone.now())
-    Message.objects.filter(id=message_id).update(updated_at=timezone.now(), **fields)
+    Message.objects.filter(id=message_id).exclude(status__in=Message.FINAL).update(
+        updated_at=timezone.now(), **fields
+    )
 
 
 def messages_checkpoint(*, texts: dict[str, str], alive: list[str]) -> None:

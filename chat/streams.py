@@ -107,7 +107,12 @@ async def append(message_id, event: dict, *, final: bool = False) -> None:
         if final or event.get("seq") == 1:
             pipe.expire(key, STREAM_TTL_S)
         entry_id = (await pipe.execute())[0]
-    _hub().publish(str(message_id), (entry_id, event))
+    hub = _hub()
+    if hub.followers.get(str(message_id)):
+        hub.publish(str(message_id), (entry_id, event))
+        # Let the followers send it now: a generator reading a buffered provider stream may not
+        # yield to the loop again until its next write.
+        await asyncio.sleep(0)
 
 
 async def exists(message_id) -> bool:

@@ -34,6 +34,15 @@ def collection_ids_for_user(*, user) -> list[int]:
     return list(Collection.objects.filter(team__memberships__user=user).values_list("id", flat=True))
 
 
+def collection_ids_for_active_user(*, user_id: int) -> list[int]:
+    """What a user may read, re-checked from the database (empty for a deactivated user)."""
+    return list(
+        Collection.objects.filter(
+            team__memberships__user_id=user_id, team__memberships__user__is_active=True
+        ).values_list("id", flat=True)
+    )
+
+
 def collection_get(*, user, collection_id: int) -> Collection:
     """The collection if the user may read it; DoesNotExist otherwise (shown as 404, never 403)."""
     return Collection.objects.select_related("team").get(id=collection_id, team__memberships__user=user)
