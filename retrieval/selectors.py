@@ -110,7 +110,7 @@ class SearchHit:
 # outside it is ever scored. Dense search is exact when the accessible set is small, HNSW otherwise,
 # and an exact pass fills in when a filtered HNSW scan returned too few rows (pgvector < 0.8 stops
 # after ef_search candidates, filtered or not). BM25 reads the postings table; its statistics are
-# those of the accessible collections.
+# those of the accessible collections (document frequencies from retrieval_term).
 _ACC = """
 acc AS MATERIALIZED (
     SELECT c.id, c.indexed_chunks, c.indexed_terms FROM retrieval_collection c
@@ -155,13 +155,19 @@ dense AS (
 _KEYWORD = """,
 q AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english'::regconfig, %(query)s))) AS term),
 df AS (
-    SELECT p.term, count(*)::float8 AS df FROM retrieval_posting p JOIN q ON q.term = p.term
-    WHERE p.collection_id = ANY((SELECT ids FROM st)::bigint[]) GROUP BY p.term
+    SELECT t.term, sum(t.df)::float8 AS df FROM retrieval_term t JOIN q ON q.term = t.term
+    WHERE t.collection_id = ANY((SELECT ids FROM st)::bigint[]) GROUP BY t.term
 ),
-w AS (SELECT df.term, ln(1 + ((SELECT n FROM st) - df.df + 0.5) / (df.df + 0.5)) AS idf FROM df),
+w AS (
+    -- Per term: idf * (k1 + 1); per query: the length normalisation k1 * (1 - b + b * dl / avgdl)
+    -- as c0 + c1 * dl, so each posting costs one multiply-add and a division.
+    SELECT df.term, ln(1 + ((SELECT n FROM st) - df.df + 0.5) / (df.df + 0.5)) * (%(k1)s::float8 + 1) AS wt,
+           %(k1)s::float8 * (1 - %(b)s::float8) AS c0,
+           %(k1)s::float8 * %(b)s::float8 / (SELECT avgdl FROM st) AS c1
+    FROM df
+),
 kw AS (
-    SELECT p.chunk_id AS id,
-           sum(w.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / (SELECT avgdl FROM st)))) AS s
+    SELECT p.chunk_id AS id, sum(w.wt * p.tf / (p.tf + w.c0 + w.c1 * p.dl)) AS s
     FROM retrieval_posting p JOIN w ON w.term = p.term
     WHERE p.collection_id = ANY((SELECT ids FROM st)::bigint[])
     GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id LIMIT %(depth)s

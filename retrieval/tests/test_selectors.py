@@ -161,6 +161,18 @@ def test_filtered_search_is_complete_at_one_percent(
     assert len(hits) == 25 and {h.collection_id for h in hits} == {collection_a.id}
 
 
+def _term_frequencies() -> tuple[dict, dict]:
+    """(document frequencies as kept by the triggers, as counted from the postings)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT term, collection_id, df FROM retrieval_term")
+        kept = {(t, c): df for t, c, df in cursor.fetchall()}
+        cursor.execute("SELECT term, collection_id, count(*) FROM retrieval_posting GROUP BY 1, 2")
+        counted = {(t, c): n for t, c, n in cursor.fetchall()}
+    return kept, counted
+
+
 def test_delete_removes_from_both_indexes_and_statistics(alice, collection_a):
     keep = ingest(collection_a, "keep.txt", "solar panels need cleaning twice a year")
     gone = ingest(collection_a, "gone.txt", "solar inverters fail in extreme heat")
@@ -187,6 +199,9 @@ def test_delete_removes_from_both_indexes_and_statistics(alice, collection_a):
         )
         postings, chunks = cursor.fetchone()
     assert chunks == keep.chunk_count
+    kept, counted = _term_frequencies()
+    assert kept == counted and ("inverter", collection_a.id) not in kept
+    assert kept[("solar", collection_a.id)] == 1
     for mode in selectors.MODES:
         assert {h.document_id for h in search(user=alice, query="solar inverters heat", mode=mode)} == {
             keep.id
@@ -200,6 +215,20 @@ def test_reingest_keeps_statistics_exact(alice, collection_a):
     services.documents_ingest(document_ids=[document.id], force=True)
     collection_a.refresh_from_db()
     assert (collection_a.indexed_chunks, collection_a.indexed_terms) == before
+    kept, counted = _term_frequencies()
+    assert kept == counted and kept[("wind", collection_a.id)] == 1
+
+
+def test_truncating_chunks_clears_the_keyword_statistics(alice, collection_a):
+    from django.db import connection
+
+    ingest(collection_a, "a.txt", "tidal power and tidal barrages")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # deferred FK checks would block TRUNCATE
+        cursor.execute("TRUNCATE retrieval_chunk")
+    assert _term_frequencies() == ({}, {})
+    collection_a.refresh_from_db()
+    assert (collection_a.indexed_chunks, collection_a.indexed_terms) == (0, 0)
 
 
 def test_anonymous_and_empty_queries_return_nothing(collection_a, alice):
