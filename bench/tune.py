@@ -1,5 +1,9 @@
-"""How the retrieval defaults were chosen: a small grid on the SciFact *train* queries, through the
-same search the chat uses, on the collection `manage.py evaluate` loaded. Run: python -m bench.tune"""
+"""How the retrieval defaults were chosen, on the SciFact *train* queries, through the same search the
+chat uses, on the collection `manage.py evaluate` loaded.
+
+    python -m bench.tune           BM25 k1/b grid (keyword), then RRF k (hybrid), each a real search
+    python -m bench.tune --fusion  fusion functions compared offline on the same two candidate lists
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,29 @@ import sys
 from .common import SHARED, setup_django
 
 
-def main() -> int:
+def _setup():
     setup_django()
-    from django.test import override_settings
-
-    from retrieval import evaluation, selectors, services
+    from retrieval import evaluation, services
     from retrieval.models import Collection, Document
 
     scifact = SHARED / "scifact"
     user = services.user_provision(username="evaluator", team_name="Evaluation")
     collection = Collection.objects.get(team__name="Evaluation", name="beir-scifact")
-    names = dict(Document.objects.filter(collection=collection).values_list("id", "original_name"))
+    names = {
+        i: n.removesuffix(".md")
+        for i, n in Document.objects.filter(collection=collection).values_list("id", "original_name")
+    }
     judged = evaluation.read_qrels(scifact / "qrels" / "train.tsv")
     queries = [q for q in evaluation.read_jsonl(scifact / "queries.jsonl") if q["_id"] in judged]
+    return user, collection, names, judged, queries
+
+
+def grid() -> None:
+    from django.test import override_settings
+
+    from retrieval import evaluation, selectors
+
+    user, collection, names, judged, queries = _setup()
 
     def ndcg(mode: str) -> float:
         total = 0.0
@@ -29,7 +43,7 @@ def main() -> int:
             hits = selectors.search(
                 user=user, query=q["text"], collection_ids=[collection.id], k=100, depth=300, mode=mode
             )
-            ranked = evaluation.dedupe(names[h.document_id].removesuffix(".md") for h in hits)
+            ranked = evaluation.dedupe(names[h.document_id] for h in hits)
             total += evaluation.ndcg_at_k(ranked, judged[q["_id"]], 10)
         return total / len(queries)
 
@@ -43,8 +57,64 @@ def main() -> int:
     for rrf_k in (10, 30, 60, 100):
         with override_settings(DOCENT_BM25_K1=k1, DOCENT_BM25_B=b, DOCENT_RRF_K=rrf_k):
             print(f"hybrid k1={k1} b={b} rrf_k={rrf_k}: nDCG@10 {ndcg('hybrid'):.4f}", flush=True)
-    return 0
+
+
+def fusion() -> None:
+    """Each query's dense and BM25 top 100 (chunk, document, score), fused several ways."""
+    from retrieval import evaluation, selectors
+
+    user, collection, names, judged, queries = _setup()
+    lists = []
+    for q in queries:
+        per_mode = []
+        for mode in ("dense", "keyword"):
+            hits = selectors.search(
+                user=user, query=q["text"], collection_ids=[collection.id], k=100, depth=100, mode=mode
+            )
+            score = (lambda h: 1 - h.dense_distance) if mode == "dense" else (lambda h: h.bm25)
+            per_mode.append([(h.chunk_id, names[h.document_id], score(h)) for h in hits])
+        lists.append((q["_id"], *per_mode))
+
+    def ndcg(fuse) -> float:
+        total = 0.0
+        for qid, dense, keyword in lists:
+            scores, doc = fuse(dense, keyword), {c: d for c, d, _ in dense + keyword}
+            ranked = evaluation.dedupe(doc[c] for c in sorted(scores, key=scores.get, reverse=True))
+            total += evaluation.ndcg_at_k(ranked, judged[qid], 10)
+        return total / len(lists)
+
+    def rrf(k: int, dense_weight: float = 1.0):
+        def fuse(dense, keyword):
+            scores: dict[int, float] = {}
+            for weight, ranked in ((dense_weight, dense), (1.0, keyword)):
+                for r, (c, _, _) in enumerate(ranked, start=1):
+                    scores[c] = scores.get(c, 0.0) + weight / (k + r)
+            return scores
+
+        return fuse
+
+    def convex(alpha: float):
+        """alpha * min-max(dense) + (1 - alpha) * min-max(BM25), over each list's own range."""
+
+        def fuse(dense, keyword):
+            scores: dict[int, float] = {}
+            for weight, ranked in ((alpha, dense), (1 - alpha, keyword)):
+                if ranked:
+                    top, bottom = ranked[0][2], ranked[-1][2]
+                    for c, _, s in ranked:
+                        scores[c] = scores.get(c, 0.0) + weight * (s - bottom) / max(top - bottom, 1e-9)
+            return scores
+
+        return fuse
+
+    for k in (10, 30, 60, 100):
+        print(f"RRF k={k}: {ndcg(rrf(k)):.4f}", flush=True)
+    for weight in (0.6, 0.8, 1.2, 1.5):
+        print(f"RRF k=60, dense weight {weight}: {ndcg(rrf(60, weight)):.4f}", flush=True)
+    for alpha in (0.3, 0.4, 0.5, 0.6, 0.7):
+        print(f"convex alpha={alpha}: {ndcg(convex(alpha)):.4f}", flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    fusion() if "--fusion" in sys.argv else grid()
+    sys.exit(0)

@@ -6,6 +6,8 @@ Concurrent ingestion into one collection is already serialised by the collection
 which the triggers update before these rows.
 """
 
+from importlib import import_module
+
 from django.db import migrations
 
 SQL = """
@@ -62,40 +64,8 @@ BEGIN
 END $$;
 """
 
-REVERSE = """
-CREATE OR REPLACE FUNCTION retrieval_chunks_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO retrieval_posting (term, collection_id, chunk_id, tf, dl)
-    SELECT u.lexeme, n.collection_id, n.id, array_length(u.positions, 1), n.term_count
-    FROM new_chunks n, unnest(n.search_vector) u;
-    UPDATE retrieval_collection c
-    SET indexed_chunks = c.indexed_chunks + x.n, indexed_terms = c.indexed_terms + x.t
-    FROM (SELECT collection_id, count(*) AS n, coalesce(sum(term_count), 0) AS t
-          FROM new_chunks GROUP BY collection_id) x
-    WHERE c.id = x.collection_id;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION retrieval_chunks_unindexed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM retrieval_posting p USING old_chunks o WHERE p.chunk_id = o.id;
-    UPDATE retrieval_collection c
-    SET indexed_chunks = greatest(c.indexed_chunks - x.n, 0), indexed_terms = greatest(c.indexed_terms - x.t, 0)
-    FROM (SELECT collection_id, count(*) AS n, coalesce(sum(term_count), 0) AS t
-          FROM old_chunks GROUP BY collection_id) x
-    WHERE c.id = x.collection_id;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION retrieval_chunks_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    TRUNCATE retrieval_posting;
-    UPDATE retrieval_collection SET indexed_chunks = 0, indexed_terms = 0;
-    RETURN NULL;
-END $$;
-
-DROP TABLE retrieval_term;
-"""
+# Back to the functions of 0002, then drop the table they no longer write.
+REVERSE = import_module("retrieval.migrations.0002_postings").FUNCTIONS_SQL + "DROP TABLE retrieval_term;"
 
 
 class Migration(migrations.Migration):
