@@ -129,11 +129,12 @@ def main() -> int:
             ],
             env,
         )
-        stack.spawn(
-            "web", [python, "-m", "daphne", "-b", host, "-p", port, "assistant.asgi:application"], env
-        )
+        # Before the web server: once it answers, the admin and the demo collection exist.
         demo = subprocess.run(
             [*manage, "bootstrap_demo"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+        )
+        stack.spawn(
+            "web", [python, "-m", "daphne", "-b", host, "-p", port, "assistant.asgi:application"], env
         )
         password = None
         for line in demo.stdout.splitlines():
