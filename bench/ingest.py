@@ -102,39 +102,21 @@ def _insert_rows(collection, n: int) -> list[tuple[str, str, object]]:
     ]
 
 
-def _docent_insert(rows, *, vector_index: bool = True, per_doc: int = 50) -> float:
+def _docent_insert(rows, *, vector_index: bool = True) -> float:
     """The real write path (delete old chunks, binary COPY, mark ready) for documents being processed."""
     from django.db import connection
 
-    from retrieval.chunking import ChunkSpec
-    from retrieval.models import Document
     from retrieval.services import _write_chunks
+    from tests.support.chunks import MODEL, prepare_chunks
 
     collection = _fresh_collection("insert-bench")
-    prepared, vectors = [], {}
-    for i in range(0, len(rows), per_doc):
-        document = Document.objects.create(
-            collection=collection,
-            title=f"doc {i}",
-            original_name=f"{i}.md",
-            file=f"bench/{i}",
-            content_hash=f"{i}",
-            kind="markdown",
-            size=1,
-            status="processing",
-        )
-        specs = []
-        for heading, text, vector in rows[i : i + per_doc]:
-            spec = ChunkSpec(text, 200, heading, None, 0, 0, len(text))
-            vectors[spec.content_hash] = vector
-            specs.append(spec)
-        prepared.append((document, specs))
+    prepared, vectors = prepare_chunks(collection, [(text, heading, v) for heading, text, v in rows])
     if not vector_index:
         with connection.cursor() as cursor:
             cursor.execute("DROP INDEX chunk_embedding_hnsw")
     try:
         started = time.perf_counter()
-        _write_chunks(prepared, vectors, "bench-model")
+        _write_chunks(prepared, vectors, MODEL)
         return len(rows) / (time.perf_counter() - started)
     finally:
         collection.delete()

@@ -93,8 +93,8 @@ def _synthetic(n: int, n_collections: int):
     from django.db import connection
 
     from retrieval import services
-    from retrieval.chunking import ChunkSpec
-    from retrieval.models import Chunk, Collection, Document
+    from retrieval.models import Chunk, Collection
+    from tests.support.chunks import write_chunks
 
     mine = Collection.objects.filter(team__name__startswith="Synthetic ")
     if mine.count() == n_collections and Chunk.objects.filter(collection__in=mine).count() == n:
@@ -111,24 +111,12 @@ def _synthetic(n: int, n_collections: int):
         t = services.team_get_or_create(name=f"Synthetic {c}")
         collection = Collection.objects.create(team=t, name=f"synthetic-{c}")
         collections.append(collection)
-        document = Document.objects.create(
-            collection=collection,
-            title=f"synthetic {c}",
-            original_name=f"{c}.md",
-            file=f"synthetic/{c}",
-            content_hash=f"synthetic-{c}",
-            kind="markdown",
-            size=1,
-            status="processing",
-        )
-        specs, vectors = [], {}
+        rows = []
         for i in range(per):
             text, vector = base[(c * per + i) % len(base)]
             v = vector + rng.normal(0, 0.02, 384).astype(np.float32)
-            spec = ChunkSpec(f"{text} ({c}-{i})", 200, "", None, 0, 0, 0)
-            vectors[spec.content_hash] = v / np.linalg.norm(v)
-            specs.append(spec)
-        services._write_chunks([(document, specs)], vectors, "sentence-transformers/all-MiniLM-L6-v2")
+            rows.append((f"{text} ({c}-{i})", "", v / np.linalg.norm(v)))
+        write_chunks(collection, rows, per_doc=per)
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
         cursor.execute(

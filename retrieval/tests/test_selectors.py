@@ -6,9 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retrieval import selectors, services
-from retrieval.chunking import ChunkSpec
 from retrieval.models import Chunk, Collection, Document
 from retrieval.selectors import search
+from tests.support.chunks import random_unit_vectors, write_chunks
 
 from .helpers import upload
 
@@ -117,25 +117,10 @@ def test_no_user_ever_sees_another_teams_chunk(two_teams, who, words, mode, requ
 
 def _bulk_chunks(collection: Collection, n: int, rng) -> None:
     """n chunks with random unit vectors through the real write path (no embedding)."""
-    per_doc = 50
-    for start in range(0, n, per_doc):
-        document = Document.objects.create(
-            collection=collection,
-            title=f"d{start}",
-            original_name=f"{start}.txt",
-            file=f"x/{start}",
-            content_hash=f"{collection.id}-{start}",
-            kind="text",
-            size=1,
-            status="processing",
-        )
-        vectors, specs = {}, []
-        for i in range(start, min(n, start + per_doc)):
-            spec = ChunkSpec(f"passage {i} of {collection.name} about widgets", 8, "", None, 0, 0, 1)
-            v = rng.standard_normal(384).astype(np.float32)
-            vectors[spec.content_hash] = v / np.linalg.norm(v)
-            specs.append(spec)
-        services._write_chunks([(document, specs)], vectors, "sentence-transformers/all-MiniLM-L6-v2")
+    vectors = random_unit_vectors(rng, n)
+    write_chunks(
+        collection, ((f"passage {i} of {collection.name} about widgets", "", vectors[i]) for i in range(n))
+    )
 
 
 @pytest.mark.slow
