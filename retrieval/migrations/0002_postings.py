@@ -8,7 +8,7 @@ count and the scoring scan of a query term without touching the heap.
 
 from django.db import migrations
 
-TABLE_SQL = """
+SQL = """
 CREATE TABLE retrieval_posting (
     term text NOT NULL,
     collection_id bigint NOT NULL,
@@ -18,11 +18,8 @@ CREATE TABLE retrieval_posting (
 );
 CREATE INDEX posting_term_collection ON retrieval_posting (term, collection_id) INCLUDE (chunk_id, tf, dl);
 CREATE INDEX posting_chunk ON retrieval_posting (chunk_id);
-"""
 
-# Also the reverse of 0003, which extends these functions.
-FUNCTIONS_SQL = """
-CREATE OR REPLACE FUNCTION retrieval_chunks_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION retrieval_chunks_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO retrieval_posting (term, collection_id, chunk_id, tf, dl)
     SELECT u.lexeme, n.collection_id, n.id, array_length(u.positions, 1), n.term_count
@@ -35,7 +32,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION retrieval_chunks_unindexed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION retrieval_chunks_unindexed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM retrieval_posting p USING old_chunks o WHERE p.chunk_id = o.id;
     UPDATE retrieval_collection c
@@ -46,15 +43,13 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION retrieval_chunks_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION retrieval_chunks_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     TRUNCATE retrieval_posting;
     UPDATE retrieval_collection SET indexed_chunks = 0, indexed_terms = 0;
     RETURN NULL;
 END $$;
-"""
 
-TRIGGERS_SQL = """
 CREATE TRIGGER chunk_indexed AFTER INSERT ON retrieval_chunk
     REFERENCING NEW TABLE AS new_chunks FOR EACH STATEMENT EXECUTE FUNCTION retrieval_chunks_indexed();
 CREATE TRIGGER chunk_unindexed AFTER DELETE ON retrieval_chunk
@@ -77,4 +72,4 @@ DROP TABLE retrieval_posting;
 class Migration(migrations.Migration):
     dependencies = [("retrieval", "0001_initial")]
 
-    operations = [migrations.RunSQL(TABLE_SQL + FUNCTIONS_SQL + TRIGGERS_SQL, reverse_sql=REVERSE)]
+    operations = [migrations.RunSQL(SQL, reverse_sql=REVERSE)]

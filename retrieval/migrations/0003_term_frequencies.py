@@ -1,12 +1,11 @@
-"""Document frequencies per (term, collection), kept by the same chunk triggers as the postings.
+"""Document frequencies per (term, collection), kept by triggers beside those of the postings.
 
 A query then reads a few rows per term for BM25's idf instead of counting every posting of every
 query term in the readable collections (the first of the two posting scans a search used to make).
-Concurrent ingestion into one collection is already serialised by the collection's statistics row,
-which the triggers update before these rows.
+Triggers of one event fire in name order, so these run after chunk_indexed / chunk_unindexed: the
+collection's statistics row they update is locked first, which serialises concurrent ingestion into
+one collection before it reaches these rows (no deadlock between two upserts).
 """
-
-from importlib import import_module
 
 from django.db import migrations
 
@@ -20,16 +19,8 @@ CREATE TABLE retrieval_term (
 INSERT INTO retrieval_term (term, collection_id, df)
 SELECT term, collection_id, count(*) FROM retrieval_posting GROUP BY term, collection_id;
 
-CREATE OR REPLACE FUNCTION retrieval_chunks_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION retrieval_terms_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO retrieval_posting (term, collection_id, chunk_id, tf, dl)
-    SELECT u.lexeme, n.collection_id, n.id, array_length(u.positions, 1), n.term_count
-    FROM new_chunks n, unnest(n.search_vector) u;
-    UPDATE retrieval_collection c
-    SET indexed_chunks = c.indexed_chunks + x.n, indexed_terms = c.indexed_terms + x.t
-    FROM (SELECT collection_id, count(*) AS n, coalesce(sum(term_count), 0) AS t
-          FROM new_chunks GROUP BY collection_id) x
-    WHERE c.id = x.collection_id;
     INSERT INTO retrieval_term AS t (term, collection_id, df)
     SELECT u.lexeme, n.collection_id, count(*) FROM new_chunks n, unnest(n.search_vector) u
     GROUP BY 1, 2 ORDER BY 1, 2
@@ -37,14 +28,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION retrieval_chunks_unindexed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION retrieval_terms_uncounted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM retrieval_posting p USING old_chunks o WHERE p.chunk_id = o.id;
-    UPDATE retrieval_collection c
-    SET indexed_chunks = greatest(c.indexed_chunks - x.n, 0), indexed_terms = greatest(c.indexed_terms - x.t, 0)
-    FROM (SELECT collection_id, count(*) AS n, coalesce(sum(term_count), 0) AS t
-          FROM old_chunks GROUP BY collection_id) x
-    WHERE c.id = x.collection_id;
     UPDATE retrieval_term t SET df = t.df - g.n
     FROM (SELECT u.lexeme AS term, o.collection_id, count(*) AS n FROM old_chunks o, unnest(o.search_vector) u
           GROUP BY 1, 2 ORDER BY 1, 2) g
@@ -55,17 +40,29 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION retrieval_chunks_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION retrieval_terms_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE retrieval_posting;
     TRUNCATE retrieval_term;
-    UPDATE retrieval_collection SET indexed_chunks = 0, indexed_terms = 0;
     RETURN NULL;
 END $$;
+
+CREATE TRIGGER chunk_indexed_terms AFTER INSERT ON retrieval_chunk
+    REFERENCING NEW TABLE AS new_chunks FOR EACH STATEMENT EXECUTE FUNCTION retrieval_terms_counted();
+CREATE TRIGGER chunk_unindexed_terms AFTER DELETE ON retrieval_chunk
+    REFERENCING OLD TABLE AS old_chunks FOR EACH STATEMENT EXECUTE FUNCTION retrieval_terms_uncounted();
+CREATE TRIGGER chunk_truncated_terms AFTER TRUNCATE ON retrieval_chunk
+    FOR EACH STATEMENT EXECUTE FUNCTION retrieval_terms_truncated();
 """
 
-# Back to the functions of 0002, then drop the table they no longer write.
-REVERSE = import_module("retrieval.migrations.0002_postings").FUNCTIONS_SQL + "DROP TABLE retrieval_term;"
+REVERSE = """
+DROP TRIGGER chunk_truncated_terms ON retrieval_chunk;
+DROP TRIGGER chunk_unindexed_terms ON retrieval_chunk;
+DROP TRIGGER chunk_indexed_terms ON retrieval_chunk;
+DROP FUNCTION retrieval_terms_truncated();
+DROP FUNCTION retrieval_terms_uncounted();
+DROP FUNCTION retrieval_terms_counted();
+DROP TABLE retrieval_term;
+"""
 
 
 class Migration(migrations.Migration):
