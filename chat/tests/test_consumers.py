@@ -33,6 +33,9 @@ async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
     answer = await Message.objects.aget(id=accepted["message_id"])
     assert answer.status == "complete" and answer.text == text and answer.citations == sources
     assert answer.ttft_ms is not None and answer.retrieval_ms is not None and answer.total_ms is not None
+    # Every passage given to the model is kept (recorded while the provider started), cited or not.
+    assert len(answer.sources) >= len(sources) and answer.search_query and answer.model
+    assert {s["chunk_id"] for s in sources} <= {s["chunk_id"] for s in answer.sources}
     question = await Message.objects.aget(id=accepted["user_message_id"])
     assert question.text.startswith("How many days")
     await ws.disconnect()
