@@ -89,8 +89,11 @@ def _on_stop_request(message_id: str) -> None:
         task.cancel()
 
 
-def _exchange_start(**kwargs) -> tuple[dict, dict | None]:
-    """Store the exchange and read what its answer needs, in one hop to the database thread."""
+def _exchange_start(*, check=None, **kwargs) -> tuple[dict, dict | None]:
+    """Run the caller's permission check, store the exchange and read what its answer needs: one hop
+    to the database thread."""
+    if check is not None:
+        check()
     ids = services.exchange_start(**kwargs)
     if not ids["created"]:
         return ids, None
@@ -106,8 +109,9 @@ def _exchange_start(**kwargs) -> tuple[dict, dict | None]:
     return ids, context
 
 
-async def ask(*, user, conversation_id, request_id: str, content: str, collection_ids) -> dict:
+async def ask(*, user, conversation_id, request_id: str, content: str, collection_ids, check=None) -> dict:
     ids, context = await database_sync_to_async(_exchange_start)(
+        check=check,
         user=user,
         conversation_id=conversation_id,
         request_id=request_id,

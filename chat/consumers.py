@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 
@@ -42,6 +43,28 @@ def _conversation_scope(user, conversation_id) -> list[int] | None:
     except (selectors.Conversation.DoesNotExist, ValueError, ValidationError):
         raise Refused("not_found", "no such conversation") from None
     return list(conversation.collections.values_list("id", flat=True)) or None
+
+
+def _readable(user_id: int) -> set[int]:
+    """The collections the user may read now; Refused (closing the socket) when that is nothing."""
+    active, readable = _user_state(user_id)
+    if not active:
+        raise Refused("invalid", "your account is not active", close=True)
+    if not readable:
+        raise Refused("not_found", "you are not in a team with documents", close=True)
+    return readable
+
+
+def _may_ask(user, collections: list[int] | None, conversation_id) -> None:
+    readable = _readable(user.id)
+    if collections is not None and not set(collections) <= readable:
+        raise Refused("not_found", "no such collection")
+    if conversation_id is not None:
+        scope = _conversation_scope(user, conversation_id)
+        if scope and not set(scope) <= readable:
+            raise Refused(
+                "not_found", "this conversation's collections are no longer yours to read", close=True
+            )
 
 
 def _owned_message(user, message_id) -> Message:
@@ -115,15 +138,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close(code=4403)
 
     async def _check_user(self) -> set[int]:
-        active, readable = await database_sync_to_async(_user_state)(self.user.id)
-        if not active:
-            raise Refused("invalid", "your account is not active", close=True)
-        if not readable:
-            raise Refused("not_found", "you are not in a team with documents", close=True)
-        return readable
+        return await database_sync_to_async(_readable)(self.user.id)
 
     async def ask(self, content: dict) -> None:
-        readable = await self._check_user()
         request_id, text = content.get("request_id"), content.get("content")
         conversation_id, collections = content.get("conversation_id"), content.get("collections")
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
@@ -134,17 +151,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise Refused(
                 "invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters"
             )
-        if collections is not None:
-            if not isinstance(collections, list) or not all(isinstance(c, int) for c in collections):
-                raise Refused("invalid", "collections must be a list of ids")
-            if not set(collections) <= readable:
-                raise Refused("not_found", "no such collection")
-        if conversation_id is not None:
-            scope = await database_sync_to_async(_conversation_scope)(self.user, conversation_id)
-            if scope and not set(scope) <= readable:
-                raise Refused(
-                    "not_found", "this conversation's collections are no longer yours to read", close=True
-                )
+        if collections is not None and (
+            not isinstance(collections, list) or not all(isinstance(c, int) for c in collections)
+        ):
+            raise Refused("invalid", "collections must be a list of ids")
         try:
             ids = await answering.ask(
                 user=self.user,
@@ -152,6 +162,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 request_id=request_id,
                 content=text.strip(),
                 collection_ids=collections,
+                # Re-checked on every ask, in the same database hop as storing the question.
+                check=functools.partial(_may_ask, self.user, collections, conversation_id),
             )
         except services.NotFound as exc:
             raise Refused("not_found", str(exc)) from None
