@@ -41,21 +41,26 @@ async def sse_chunks(response: httpx.Response) -> AsyncIterator[dict]:
             if field == "data":
                 data.append(value[1:] if value.startswith(" ") else value)
             continue  # comments (":"), event names and ids carry nothing for chat completions
-        if not data:
-            continue
-        payload, data = "\n".join(data), []
-        if payload.startswith("[DONE]"):
-            return
-        chunk = json.loads(payload)
-        if not isinstance(chunk, dict):
-            raise ValueError("a stream chunk is not a JSON object")
-        if chunk.get("error"):
-            error = chunk["error"]
-            message = error.get("message") if isinstance(error, dict) else None
-            raise openai.APIError(
-                message or "the provider reported an error mid-stream", response.request, body=error
-            )
-        yield chunk
+        if data:
+            payload, data = "\n".join(data), []
+            if payload.startswith("[DONE]"):
+                return
+            yield _chunk(payload, response)
+    if data and not data[0].startswith("[DONE]"):  # a last event without its blank line
+        yield _chunk("\n".join(data), response)
+
+
+def _chunk(payload: str, response: httpx.Response) -> dict:
+    chunk = json.loads(payload)
+    if not isinstance(chunk, dict):
+        raise ValueError("a stream chunk is not a JSON object")
+    if chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else None
+        raise openai.APIError(
+            message or "the provider reported an error mid-stream", response.request, body=error
+        )
+    return chunk
 
 
 class OpenAIChatModel(ChatModel):

@@ -34,3 +34,9 @@ async def test_sse_chunks_refuses_garbage_and_reports_error_events():
         await chunks_of("data: [1, 2]\n\n")
     with pytest.raises(openai.APIError, match="overloaded"):
         await chunks_of('data: {"error": {"message": "overloaded"}}\n\n')
+
+
+async def test_sse_chunks_keeps_a_last_event_without_its_blank_line():
+    chunks = await chunks_of('data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n')
+    assert chunks[0]["choices"][0]["finish_reason"] == "stop"
+    assert await chunks_of("data: [DONE]\n") == []
