@@ -22,6 +22,7 @@ from retrieval.embeddings import count_tokens
 from retrieval.selectors import asearch
 
 from . import prompts, selectors, services, streams
+from .loops import per_loop
 from .models import Message
 from .providers import Delta, Finish, ProviderError, StreamInterrupted, get_chat_model
 
@@ -97,13 +98,10 @@ def _exchange_start(*, check=None, **kwargs) -> tuple[dict, dict | None]:
     ids = services.exchange_start(**kwargs)
     if not ids["created"]:
         return ids, None
-    if ids["new_conversation"]:  # nothing earlier to read
-        context = {
-            "user": kwargs["user"],
-            "question": kwargs["content"],
-            "collection_ids": kwargs["collection_ids"] or None,
-            "history": [],
-        }
+    if ids["new_conversation"]:
+        context = selectors.question_context(
+            user=kwargs["user"], question=kwargs["content"], collection_ids=kwargs["collection_ids"]
+        )
     else:
         context = selectors.generation_context(message_id=ids["message_id"])
     return ids, context
@@ -308,14 +306,7 @@ class Checkpoints:
                     self.saved[mid] = len(text)
 
 
-_checkpoints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _checkpointer() -> Checkpoints:
-    loop = asyncio.get_running_loop()
-    if loop not in _checkpoints:
-        _checkpoints[loop] = Checkpoints()
-    return _checkpoints[loop]
+_checkpointer = per_loop(Checkpoints)
 
 
 class Generation:

@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import weakref
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from django.conf import settings
+
+from .loops import per_loop
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ STREAM_TTL_S = 3600
 BLOCK_MS = 5000
 STOP_CHANNEL = "docent:chat:stop"
 TERMINAL = ("done", "error")
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _Hub:
@@ -55,15 +55,8 @@ class _Hub:
                 del self.followers[message_id]
 
 
-_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CLOSED = object()  # the generator stopped without a terminal event: followers go back to Redis
-
-
-def _hub() -> _Hub:
-    loop = asyncio.get_running_loop()
-    if loop not in _hubs:
-        _hubs[loop] = _Hub()
-    return _hubs[loop]
+_hub = per_loop(_Hub)
 
 
 def producing(message_id: str) -> None:
@@ -77,18 +70,16 @@ def produced(message_id: str) -> None:
     hub.publish(message_id, _CLOSED)
 
 
+@per_loop
 def client() -> aioredis.Redis:
     """One client (and pool) per event loop: redis connections cannot cross loops."""
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        # The socket timeout must outlast XREAD's block time (redis-py's default is 5 s).
-        _clients[loop] = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            max_connections=2000,
-            health_check_interval=30,
-            socket_timeout=BLOCK_MS / 1000 + 10,
-        )
-    return _clients[loop]
+    # The socket timeout must outlast XREAD's block time (redis-py's default is 5 s).
+    return aioredis.Redis.from_url(
+        settings.REDIS_URL,
+        max_connections=2000,
+        health_check_interval=30,
+        socket_timeout=BLOCK_MS / 1000 + 10,
+    )
 
 
 def stream_key(message_id) -> str:
