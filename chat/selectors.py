@@ -45,12 +45,22 @@ def generation_context(*, message_id) -> dict:
         history.append(("user", text))
         if mid in latest_answer:
             history.append(("assistant", latest_answer[mid]))
+    return question_context(
+        user=answer.user,
+        question=answer.reply_to.text,
+        collection_ids=list(conversation.collections.values_list("id", flat=True)),
+        history=history,
+    )
+
+
+def question_context(*, user, question: str, collection_ids, history=()) -> dict:
+    """What an answer needs, as generation_context returns it; also built directly for the first
+    question of a new conversation, which has nothing earlier to read."""
     return {
-        "user": answer.user,
-        "answer": answer,
-        "question": answer.reply_to.text,
-        "collection_ids": list(conversation.collections.values_list("id", flat=True)) or None,
-        "history": history,
+        "user": user,
+        "question": question,
+        "collection_ids": list(collection_ids) if collection_ids else None,
+        "history": list(history),
     }
 
 
