@@ -30,15 +30,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[dict] = []
         self.faults: deque[dict] = deque()
         self.reply = "This is a fake answer [1]."
         self.token_delay = 0.0
         self.burst = False  # write the whole stream at once (benchmarks)
         self.lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -264,9 +263,7 @@ def main() -> None:
     import sys
 
     port, tokens = int(sys.argv[1]), int(sys.argv[2])
-    fake = FakeOpenAI()
-    fake.server.server_close()
-    fake.server = _Server(("127.0.0.1", port), fake._handler())
+    fake = FakeOpenAI(port)
     fake.reply = " ".join(f"tok{i}" for i in range(tokens - 1)) + " [1]"
     fake.burst = True
     fake.server.serve_forever()
