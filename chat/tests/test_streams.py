@@ -38,6 +38,7 @@ async def test_a_local_follower_gets_the_replay_then_live_events_once_each(messa
         await streams.append(message_id, _event(message_id, seq))
     follower = asyncio.create_task(_collect(message_id, after=1))
     await asyncio.sleep(0.05)  # subscribed and replayed 2..3
+    assert message_id in streams._hub().followers  # fed in memory, not by its own Redis read
     for seq in (4, 5):
         await streams.append(message_id, _event(message_id, seq))
     await streams.append(message_id, _event(message_id, 6, "done", finish_reason="stop"), final=True)
@@ -52,9 +53,10 @@ async def test_a_generator_gone_without_an_ending_hands_its_followers_back_to_re
     await streams.append(message_id, _event(message_id, 1))
     follower = asyncio.create_task(_collect(message_id))
     await asyncio.sleep(0.05)
+    assert message_id in streams._hub().followers
     streams.produced(message_id)  # no terminal event from the generator
     await asyncio.sleep(0.05)
-    assert not follower.done()
+    assert not follower.done() and message_id not in streams._hub().followers  # now reading Redis
     await streams.append(message_id, _event(message_id, 2, "done", finish_reason="interrupted"), final=True)
     events = await asyncio.wait_for(follower, 5)
     assert [e["seq"] for e in events] == [1, 2] and events[-1]["finish_reason"] == "interrupted"
