@@ -41,6 +41,26 @@ async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
     await ws.disconnect()
 
 
+async def test_chat_sockets_take_no_channel_layer_channel(alice, handbook, chat_model, monkeypatch):
+    """Answers reach sockets through their Redis streams: a channel per socket would only cost a
+    Redis receive waiting on it. Pins what `channel_layer_alias = None` relies on in Channels."""
+    from channels_redis.core import RedisChannelLayer
+
+    made = []
+    original = RedisChannelLayer.new_channel
+
+    async def counting(self, prefix="specific."):
+        made.append(prefix)
+        return await original(self, prefix)
+
+    monkeypatch.setattr(RedisChannelLayer, "new_channel", counting)
+    ws = await connect(alice)
+    await ask(ws, "How many days of paid leave do employees get?")
+    assert (await until_done(ws))[-1]["type"] == "done"
+    await ws.disconnect()
+    assert made == []
+
+
 async def test_repeated_request_id_creates_nothing_new(alice, handbook, chat_model):
     ws = await connect(alice)
     first = await ask(ws, "How are travel expenses reimbursed?", request_id="req-1")
