@@ -76,6 +76,24 @@ def test_requested_collections_narrow_the_search(alice, team_a, make_collection)
         assert {h.collection_id for h in hits} == {two.id}
 
 
+def test_keyword_top_is_global_across_collections(alice, team_a, make_collection):
+    """BM25 is aggregated per collection; the best `depth` overall must still be the global best."""
+    rng = np.random.default_rng(5)
+    collections = [make_collection(team_a, f"c{i}") for i in range(3)]
+    for i, collection in enumerate(collections):
+        rows = [
+            (f"{'zebra ' * (1 + (i + 3 * j) % 7)}grazing in field {i}-{j}", "", v)
+            for j, v in enumerate(random_unit_vectors(rng, 6))
+        ]
+        write_chunks(collection, rows, per_doc=6)
+    full = search(user=alice, query="zebra", mode="keyword", k=50, depth=50)
+    assert len(full) == 18
+    assert [h.bm25 for h in full] == sorted((h.bm25 for h in full), reverse=True)
+    top = search(user=alice, query="zebra", mode="keyword", k=4, depth=4)
+    assert [h.chunk_id for h in top] == [h.chunk_id for h in full[:4]]
+    assert len({h.collection_id for h in top}) > 1
+
+
 @pytest.fixture
 def two_teams(make_user, make_team, make_collection):
     """Three users in overlapping teams, each team with a collection of similar documents."""
