@@ -14,10 +14,8 @@ from .common import SHARED, read_jsonl, result, rss_mb, setup_django, sqlalchemy
 BATCH_DOCS = 64  # documents per ingestion task, as `manage.py ingest` queues them
 
 
-def _ingest_child(url: str, ids: list[int]) -> dict:
+def _ingest_child(ids: list[int]) -> dict:
     """Runs in a fresh process, like a worker: returns stage times, wall time and peak RSS."""
-    os.environ["DATABASE_URL"] = url
-    setup_django()
     from retrieval import services
     from retrieval.embeddings import get_embedder
 
@@ -42,20 +40,12 @@ def _ingest_child(url: str, ids: list[int]) -> dict:
     }
 
 
-def _fresh_collection(name: str):
-    from pathlib import Path
-
-    from django.conf import settings
-
+def _new_collection(name: str):
+    """A collection in the group's scratch database, which starts empty: nothing older to clear."""
     from retrieval import services
-    from retrieval.models import Collection, Document
+    from retrieval.models import Collection
 
-    team = services.team_get_or_create(name="Bench")
-    for old in Collection.objects.filter(team=team, name=name):
-        for file_name in Document.objects.filter(collection=old).values_list("file", flat=True):
-            (Path(settings.MEDIA_ROOT) / file_name).unlink(missing_ok=True)
-        old.delete()
-    return Collection.objects.create(team=team, name=name)
+    return Collection.objects.create(team=services.team_get_or_create(name="Bench"), name=name)
 
 
 def _upload_corpus(collection, corpus: list[dict]) -> list[int]:
@@ -111,7 +101,7 @@ def _docent_insert(rows, *, vector_index: bool = True) -> float:
     from retrieval.services import _write_chunks
     from tests.support.chunks import MODEL, prepare_chunks
 
-    collection = _fresh_collection("insert-bench")
+    collection = _new_collection("insert-bench")
     prepared, vectors = prepare_chunks(collection, [(text, heading, v) for heading, text, v in rows])
     if not vector_index:
         with connection.cursor() as cursor:
@@ -166,11 +156,9 @@ def _peer_insert(rows, *, vector_index: bool = True) -> float:
     return rate
 
 
-def _insert_child(url: str, rows) -> dict:
+def _insert_child(rows) -> dict:
     """Both write paths, each from an empty chunk table (an HNSW graph of the same size, the same
     cache). Runs in its own process."""
-    os.environ["DATABASE_URL"] = url
-    setup_django()
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -183,8 +171,15 @@ def _insert_child(url: str, rows) -> dict:
     }
 
 
-def _in_child(function, *args):
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
+def _child_setup(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    setup_django()
+
+
+def _in_child(url: str, function, *args):
+    """function(*args) in a fresh process (a worker's memory and caches) on the database at url."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, initializer=_child_setup, initargs=(url,)) as pool:
         return pool.apply(function, args)
 
 
@@ -235,10 +230,10 @@ def _run(url: str) -> list[dict]:
 
     corpus = read_jsonl(SHARED / "scifact" / "corpus.jsonl.gz")
     limit = int(os.environ.get("BENCH_INGEST_DOCS") or 0) or len(corpus)
-    collection = _fresh_collection("ingest-bench")
+    collection = _new_collection("ingest-bench")
     ids = _upload_corpus(collection, corpus[:limit])
     print(f"   {len(ids)} SciFact documents uploaded; ingesting in a fresh worker-like process", flush=True)
-    e2e = _in_child(_ingest_child, url, ids)
+    e2e = _in_child(url, _ingest_child, ids)
     e2e_rate = e2e["chunks"] / e2e["wall"]
     texts = [
         f"{h}\n{t}" if h else t
@@ -250,7 +245,7 @@ def _run(url: str) -> list[dict]:
     rows = _insert_rows(collection, int(os.environ.get("BENCH_INSERT_ROWS") or 5_000))
     print(f"   insert paths compared on the same {len(rows)} rows, each from an empty table", flush=True)
     _remove_files(collection)
-    rates = _in_child(_insert_child, url, rows)
+    rates = _in_child(url, _insert_child, rows)
     docent_rate, peer_rate = rates["docent"], rates["peer"]
     docent_bare, peer_bare = rates["docent_bare"], rates["peer_bare"]
     ratio = e2e_rate / embed_rate
