@@ -9,6 +9,7 @@ between tokens. Counts use the embedder's own tokenizer, so no chunk is truncate
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -77,6 +78,15 @@ def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int) -> int:
     if "\n" in gap:
         return LINE
     return WORD
+
+
+def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> bool:
+    """Whether a WordPiece-like tokenizer splits the text before token t: at either end, or at a gap
+    of whitespace proper (a gap of control characters it dropped may join the words around it)."""
+    if t == 0 or t >= len(offsets):
+        return True
+    gap = text[offsets[t - 1][1] : offsets[t][0]]
+    return bool(gap) and all(ch in " \t\n\r" or unicodedata.category(ch) == "Zs" for ch in gap)
 
 
 def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int) -> int:
@@ -160,8 +170,12 @@ def chunk_blocks(
         while start < len(offsets):
             end = _cut(text, offsets, start, max_tokens)
             a, b = offsets[start][0], offsets[end - 1][1]
-            # Counts add up across spaces, but a cut inside a word re-tokenizes its pieces, so check.
-            count = len(offsets_of(text[a:b]))
+            # Counts add up across whitespace, so a chunk cut at whitespace at both ends holds exactly
+            # end - start tokens. A cut inside a word re-tokenizes its pieces, so count those again.
+            if _splits_before(text, offsets, start) and _splits_before(text, offsets, end):
+                count = end - start
+            else:
+                count = len(offsets_of(text[a:b]))
             while count > max_tokens and end - start > 1:
                 end -= max(1, count - max_tokens)
                 b = offsets[end - 1][1]

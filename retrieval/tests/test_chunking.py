@@ -45,6 +45,17 @@ def test_giant_word_is_the_only_thing_cut_mid_word():
     assert chunks[0].text == "start"
 
 
+def test_counts_are_exact_where_dropped_control_characters_join_words():
+    """The tokenizer drops U+001C and joins the words around it, so a cut there re-tokenizes."""
+    text = (
+        "unbelievunbelievthr\x1ckine\x1ckine\x1cmicro\x1ccytoable\x1cab cytokine qwerty\x1cthr\x1cbiology "
+        "cd\x1cmicromicro\x1cmicro\x1combo\x1czzmicrounbeliev omboqwerty\x1cunbelievcytomicro\x1czz\x1cqwerty"
+    )
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=9)
+    assert [c.token_count for c in chunks] == [n_tokens(c.text) for c in chunks]
+    assert all(c.token_count <= 9 for c in chunks)
+
+
 def test_chunks_do_not_cross_pages():
     """Short pages are not merged, so each chunk's page is exact."""
     blocks = [Block("Page one has these words.", page=1), Block("Page two has those words.", page=2)]
@@ -60,9 +71,8 @@ def test_heading_path_is_bounded():
     assert path == "Inner heading"
 
 
-words = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30
-)
+# Control characters included: the tokenizer drops them, which can join the words around them.
+words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
 paragraph = st.lists(words, min_size=1, max_size=80).map(" ".join)
 
 
@@ -73,12 +83,13 @@ paragraph = st.lists(words, min_size=1, max_size=80).map(" ".join)
     overlap=st.integers(min_value=0, max_value=40),
 )
 def test_no_text_lost_and_no_chunk_over_bound(paragraphs, max_tokens, overlap):
-    """Property: every token of the input is in some chunk, and no chunk exceeds the bound."""
+    """Property: every token of the input is in some chunk, no chunk exceeds the bound, and each
+    chunk's recorded token count is its real count."""
     blocks = [Block(p) for p in paragraphs if p.strip()]
     chunks = chunk_blocks(blocks, offsets_of=wordpiece_offsets, max_tokens=max_tokens, overlap_tokens=overlap)
     section = "\n\n".join(b.text for b in blocks)
     for c in chunks:
-        assert n_tokens(c.text) <= max_tokens
+        assert c.token_count == n_tokens(c.text) <= max_tokens
         assert section[c.start : c.end] == c.text
     # Coverage: the spans leave out no token of the section.
     covered = [False] * len(section)
