@@ -110,7 +110,8 @@ class SearchHit:
 # outside it is ever scored. Dense search is exact when the accessible set is small, HNSW otherwise,
 # and an exact pass fills in when a filtered HNSW scan returned too few rows (pgvector < 0.8 stops
 # after ef_search candidates, filtered or not). BM25 reads the postings table; its statistics are
-# those of the accessible collections (document frequencies from retrieval_term).
+# those of the accessible collections (document frequencies from retrieval_term; postings are
+# keyed by a 64-bit hash of the term, see migration 0005).
 _ACC = """
 acc AS MATERIALIZED (
     SELECT c.id, c.indexed_chunks, c.indexed_terms FROM retrieval_collection c
@@ -161,7 +162,8 @@ df AS (
 w AS MATERIALIZED (
     -- Per term: idf * (k1 + 1); per query: the length normalisation k1 * (1 - b + b * dl / avgdl)
     -- as c0 + c1 * dl, so each posting costs one multiply-add and a division.
-    SELECT df.term, ln(1 + ((SELECT n FROM st) - df.df + 0.5) / (df.df + 0.5)) * (%(k1)s::float8 + 1) AS wt,
+    SELECT hashtextextended(df.term, 0) AS term_hash,
+           ln(1 + ((SELECT n FROM st) - df.df + 0.5) / (df.df + 0.5)) * (%(k1)s::float8 + 1) AS wt,
            %(k1)s::float8 * (1 - %(b)s::float8) AS c0,
            %(k1)s::float8 * %(b)s::float8 / (SELECT avgdl FROM st) AS c1
     FROM df
@@ -173,7 +175,7 @@ kw AS (
     -- collections, p95: 39 ms as one aggregate, 32 with a top-N per collection, 28 like this).
     SELECT x.id, x.s FROM acc CROSS JOIN LATERAL (
         SELECT p.chunk_id AS id, sum(w.wt * p.tf / (p.tf + w.c0 + w.c1 * p.dl)) AS s
-        FROM w JOIN retrieval_posting p ON p.term = w.term AND p.collection_id = acc.id
+        FROM w JOIN retrieval_posting p ON p.term_hash = w.term_hash AND p.collection_id = acc.id
         GROUP BY p.chunk_id
     ) x
     ORDER BY x.s DESC, x.id LIMIT %(depth)s
