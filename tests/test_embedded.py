@@ -1,0 +1,34 @@
+import os
+
+import pytest
+
+from assistant import embedded
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "expected"),
+    [(512, 128), (2048, 512), (4096, 1024), (65536, 1024)],
+)
+def test_shared_buffers_is_a_quarter_of_memory_within_bounds(monkeypatch, memory_mb, expected):
+    monkeypatch.delenv("DOCENT_PG_SHARED_BUFFERS_MB", raising=False)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": memory_mb * 256}
+    monkeypatch.setattr(os, "sysconf", pages.__getitem__)
+    assert embedded.shared_buffers_mb() == expected
+
+
+def test_shared_buffers_can_be_chosen(monkeypatch):
+    monkeypatch.setenv("DOCENT_PG_SHARED_BUFFERS_MB", "300")
+    assert embedded.shared_buffers_mb() == 300
+
+
+def test_embedded_server_is_configured_for_its_next_start(db):
+    """The embedded server the tests run on has the buffer cache written to postgresql.auto.conf."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    if not connection.connection.info.host.startswith(str(embedded.data_dir())):
+        pytest.skip("the tests run on an external PostgreSQL server")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setting FROM pg_file_settings WHERE name = 'shared_buffers' AND error IS NULL")
+        settings = [row[0] for row in cursor.fetchall()]
+    assert settings[-1:] == [f"{embedded.shared_buffers_mb()}MB"]
