@@ -41,14 +41,27 @@ def postgres_url(base: Path | None = None, *, stop_at_exit: bool = True) -> str:
 
     pgdata = (base or data_dir()) / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
+    fresh = not (pgdata / "PG_VERSION").exists()
     server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
-    # Written to postgresql.auto.conf; it takes effect when the server next starts (pgserver starts
-    # it before we can configure it, and other processes may already be using it).
+    # Written to postgresql.auto.conf, read when the server starts. pgserver starts a new server
+    # before it can be configured, so that one is restarted at once; a running one that others may
+    # be using gets the setting at its next start.
     server.psql(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers_mb()}MB';")
+    if fresh:
+        _restart(server)
     return server.get_uri(database=DATABASE_NAME)
+
+
+def _restart(server) -> None:
+    """Restart a server this process has just created, under pgserver's inter-process lock."""
+    from pgserver._commands import pg_ctl
+
+    with server._lock:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        server.ensure_postgres_running()  # starts it again and records the new postmaster
 
 
 def shared_buffers_mb() -> int:

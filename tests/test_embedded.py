@@ -32,3 +32,17 @@ def test_embedded_server_is_configured_for_its_next_start(db):
         cursor.execute("SELECT setting FROM pg_file_settings WHERE name = 'shared_buffers' AND error IS NULL")
         settings = [row[0] for row in cursor.fetchall()]
     assert settings[-1:] == [f"{embedded.shared_buffers_mb()}MB"]
+
+
+def test_a_new_embedded_server_starts_with_its_buffer_cache(tmp_path, monkeypatch):
+    """pgserver starts a new server before it can be configured; it must not keep 128 MB."""
+    import pgserver
+    import psycopg
+
+    monkeypatch.setenv("DOCENT_PG_SHARED_BUFFERS_MB", "200")
+    url = embedded.postgres_url(tmp_path)
+    try:
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SHOW shared_buffers").fetchone()[0] == "200MB"
+    finally:
+        pgserver.get_server(tmp_path / "postgres").cleanup()  # this process holds the only handle
