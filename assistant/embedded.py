@@ -75,11 +75,23 @@ def shared_buffers_mb() -> int:
     configured = os.environ.get("DOCENT_PG_SHARED_BUFFERS_MB")
     if configured:
         return max(16, int(configured))
+    return max(128, min(1024, _memory_mb() // 4))
+
+
+def _memory_mb() -> int:
+    """The machine's memory, or the container's limit when that is lower (cgroup v2, then v1)."""
     try:
-        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        memory_mb = 0
-    return max(128, min(1024, memory_mb // 4))
+        memory = 0
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            limit = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            memory = min(memory, int(limit)) if memory else int(limit)
+    return memory // (1024 * 1024)
 
 
 def _free_port() -> int:

@@ -13,7 +13,15 @@ def test_shared_buffers_is_a_quarter_of_memory_within_bounds(monkeypatch, memory
     monkeypatch.delenv("DOCENT_PG_SHARED_BUFFERS_MB", raising=False)
     pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": memory_mb * 256}
     monkeypatch.setattr(os, "sysconf", pages.__getitem__)
+    monkeypatch.setattr(embedded.Path, "read_text", lambda self: "max")  # no container limit
     assert embedded.shared_buffers_mb() == expected
+
+
+def test_shared_buffers_follows_a_container_limit(monkeypatch):
+    monkeypatch.delenv("DOCENT_PG_SHARED_BUFFERS_MB", raising=False)
+    monkeypatch.setattr(os, "sysconf", {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 64 * 1024 * 256}.__getitem__)
+    monkeypatch.setattr(embedded.Path, "read_text", lambda self: str(2 * 1024**3))  # a 2 GB container
+    assert embedded.shared_buffers_mb() == 512
 
 
 def test_shared_buffers_can_be_chosen(monkeypatch):
