@@ -179,8 +179,12 @@ def _child_setup(url: str) -> None:
 def _in_child(url: str, function, *args):
     """function(*args) in a fresh process (a worker's memory and caches) on the database at url."""
     context = multiprocessing.get_context("spawn")
-    with context.Pool(1, initializer=_child_setup, initargs=(url,)) as pool:
+    pool = context.Pool(1, initializer=_child_setup, initargs=(url,))
+    try:
         return pool.apply(function, args)
+    finally:
+        pool.close()  # let the child exit on its own: terminating it leaks its semaphores
+        pool.join()
 
 
 @contextlib.contextmanager
