@@ -117,9 +117,11 @@ class Document(models.Model):
 
 
 class Chunk(models.Model):
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # No index of their own: (document, ordinal)'s unique index and chunk_collection serve them, and
+    # every index costs each inserted chunk.
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks", db_index=False)
     # Denormalised so the permission filter and per-collection statistics need no join.
-    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+", db_index=False)
     ordinal = models.PositiveIntegerField()
     text = models.TextField()
     token_count = models.PositiveIntegerField()
