@@ -523,3 +523,34 @@ def documents_reindex(*, model_name: str | None = None) -> int:
     )
     documents_enqueue(document_ids=stale, batch_size=16)
     return len(stale)
+
+
+_KEYWORD_REBUILD_SQL = """
+TRUNCATE retrieval_posting, retrieval_term;
+INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)
+SELECT hashtextextended(u.lexeme, 0), ch.collection_id, ch.id, array_length(u.positions, 1), ch.term_count
+FROM retrieval_chunk ch, unnest(ch.search_vector) u;
+INSERT INTO retrieval_term (term, collection_id, df)
+SELECT u.lexeme, ch.collection_id, count(*) FROM retrieval_chunk ch, unnest(ch.search_vector) u GROUP BY 1, 2;
+UPDATE retrieval_collection c
+SET indexed_chunks = coalesce(x.n, 0), indexed_terms = coalesce(x.t, 0)
+FROM retrieval_collection c2
+LEFT JOIN (SELECT collection_id, count(*) AS n, sum(term_count) AS t FROM retrieval_chunk GROUP BY collection_id) x
+       ON x.collection_id = c2.id
+WHERE c.id = c2.id;
+"""
+
+
+def keyword_index_rebuild() -> int:
+    """Rebuild the BM25 postings, document frequencies and collection statistics from the chunks'
+    keyword vectors; returns the number of postings.
+
+    Postings are keyed by PostgreSQL's 64-bit text hash, which depends on the server's byte order:
+    after restoring a dump on a server of another architecture, queries would no longer find them.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Taken first so no chunk is written or deleted while its postings are rebuilt.
+        cursor.execute("LOCK TABLE retrieval_chunk IN SHARE MODE")
+        cursor.execute(_KEYWORD_REBUILD_SQL)
+        cursor.execute("SELECT count(*) FROM retrieval_posting")
+        return cursor.fetchone()[0]

@@ -231,6 +231,32 @@ def test_reingest_keeps_statistics_exact(alice, collection_a):
     assert kept == counted and kept[(_hash("wind"), collection_a.id)] == 1
 
 
+def test_reindex_keywords_rebuilds_postings_the_server_cannot_find(alice, collection_a):
+    """Postings keyed by another server's term hashes (a dump restored on another architecture)
+    are found again after `manage.py reindex --keywords`; statistics come back exact."""
+    import io
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    document = ingest(collection_a, "a.txt", "geothermal wells heat the valley")
+    collection_a.refresh_from_db()
+    stats = (collection_a.indexed_chunks, collection_a.indexed_terms)
+    kept_before, _ = _term_frequencies()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE retrieval_posting SET term_hash = term_hash # 1")
+        cursor.execute("UPDATE retrieval_collection SET indexed_chunks = 0, indexed_terms = 0")
+    assert search(user=alice, query="geothermal", mode="keyword") == []
+    out = io.StringIO()
+    call_command("reindex", "--keywords", stdout=out)
+    assert "postings" in out.getvalue()
+    assert [h.document_id for h in search(user=alice, query="geothermal", mode="keyword")] == [document.id]
+    collection_a.refresh_from_db()
+    assert (collection_a.indexed_chunks, collection_a.indexed_terms) == stats
+    kept, counted = _term_frequencies()
+    assert kept == counted == kept_before
+
+
 def test_truncating_chunks_clears_the_keyword_statistics(alice, collection_a):
     from django.db import connection
 
