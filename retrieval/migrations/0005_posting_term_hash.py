@@ -11,14 +11,12 @@ statement p95 27.5-28.6 -> 25.2-25.4 ms. Two lexemes sharing a hash would share 
 
 from django.db import migrations
 
-FORWARD = """
-ALTER TABLE retrieval_posting ALTER COLUMN term TYPE bigint USING hashtextextended(term, 0);
-ALTER TABLE retrieval_posting RENAME COLUMN term TO term_hash;
-
+# The insert trigger of 0002, writing the postings' term key as {column} = {key}.
+INDEXED = """
 CREATE OR REPLACE FUNCTION retrieval_chunks_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)
-    SELECT hashtextextended(u.lexeme, 0), n.collection_id, n.id, array_length(u.positions, 1), n.term_count
+    INSERT INTO retrieval_posting ({column}, collection_id, chunk_id, tf, dl)
+    SELECT {key}, n.collection_id, n.id, array_length(u.positions, 1), n.term_count
     FROM new_chunks n, unnest(n.search_vector) u;
     UPDATE retrieval_collection c
     SET indexed_chunks = c.indexed_chunks + x.n, indexed_terms = c.indexed_terms + x.t
@@ -29,20 +27,15 @@ BEGIN
 END $$;
 """
 
+FORWARD = """
+ALTER TABLE retrieval_posting ALTER COLUMN term TYPE bigint USING hashtextextended(term, 0);
+ALTER TABLE retrieval_posting RENAME COLUMN term TO term_hash;
+""" + INDEXED.format(column="term_hash", key="hashtextextended(u.lexeme, 0)")
+
 # The hashes cannot be turned back into terms: rebuild the postings from the chunks' keyword vectors.
-REVERSE = """
-CREATE OR REPLACE FUNCTION retrieval_chunks_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO retrieval_posting (term, collection_id, chunk_id, tf, dl)
-    SELECT u.lexeme, n.collection_id, n.id, array_length(u.positions, 1), n.term_count
-    FROM new_chunks n, unnest(n.search_vector) u;
-    UPDATE retrieval_collection c
-    SET indexed_chunks = c.indexed_chunks + x.n, indexed_terms = c.indexed_terms + x.t
-    FROM (SELECT collection_id, count(*) AS n, coalesce(sum(term_count), 0) AS t
-          FROM new_chunks GROUP BY collection_id) x
-    WHERE c.id = x.collection_id;
-    RETURN NULL;
-END $$;
+REVERSE = (
+    INDEXED.format(column="term", key="u.lexeme")
+    + """
 TRUNCATE retrieval_posting;
 ALTER TABLE retrieval_posting RENAME COLUMN term_hash TO term;
 ALTER TABLE retrieval_posting ALTER COLUMN term TYPE text;
@@ -50,6 +43,7 @@ INSERT INTO retrieval_posting (term, collection_id, chunk_id, tf, dl)
 SELECT u.lexeme, ch.collection_id, ch.id, array_length(u.positions, 1), ch.term_count
 FROM retrieval_chunk ch, unnest(ch.search_vector) u;
 """
+)
 
 
 class Migration(migrations.Migration):
