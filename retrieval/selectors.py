@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import psycopg
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -309,8 +310,6 @@ def search(
         "b": settings.DOCENT_BM25_B,
         "rrf_k": settings.DOCENT_RRF_K,
     }
-    import psycopg
-
     raw = _raw_connection()
     # Server-side binding: the query vector travels as a binary parameter instead of 384 floats
     # spelled out in the statement's text for the server to parse (about 2 ms a search at 100k).

