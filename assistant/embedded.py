@@ -43,13 +43,16 @@ def postgres_url(base: Path | None = None, *, stop_at_exit: bool = True) -> str:
     pgdata.mkdir(parents=True, exist_ok=True)
     fresh = not (pgdata / "PG_VERSION").exists()
     server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+    # One psql run for both (each process start pays for it). The setting is written to
+    # postgresql.auto.conf and read when the server starts: pgserver starts a new server before it
+    # can be configured, so that one is restarted at once; a running one that others may be using
+    # gets it at its next start.
+    exists = server.psql(
+        f"ALTER SYSTEM SET shared_buffers = '{shared_buffers_mb()}MB';\n"
+        f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
+    )
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
-    # Written to postgresql.auto.conf, read when the server starts. pgserver starts a new server
-    # before it can be configured, so that one is restarted at once; a running one that others may
-    # be using gets the setting at its next start.
-    server.psql(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers_mb()}MB';")
     if fresh:
         _restart(server)
     return server.get_uri(database=DATABASE_NAME)
