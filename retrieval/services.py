@@ -535,11 +535,8 @@ _STATISTICS_REBUILD_SQL = """
 INSERT INTO retrieval_term (term, collection_id, df)
 SELECT u.lexeme, ch.collection_id, count(*) FROM retrieval_chunk ch, unnest(ch.search_vector) u GROUP BY 1, 2;
 UPDATE retrieval_collection c
-SET indexed_chunks = coalesce(x.n, 0), indexed_terms = coalesce(x.t, 0)
-FROM retrieval_collection c2
-LEFT JOIN (SELECT collection_id, count(*) AS n, sum(term_count) AS t FROM retrieval_chunk GROUP BY collection_id) x
-       ON x.collection_id = c2.id
-WHERE c.id = c2.id;
+SET indexed_chunks = (SELECT count(*) FROM retrieval_chunk ch WHERE ch.collection_id = c.id),
+    indexed_terms = (SELECT coalesce(sum(ch.term_count), 0) FROM retrieval_chunk ch WHERE ch.collection_id = c.id);
 """
 
 
