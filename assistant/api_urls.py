@@ -7,6 +7,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from chat.api import router as chat_router
 from retrieval.api import router as retrieval_router
+from retrieval.limits import RateLimited
 from retrieval.parsing import UnsupportedType
 from retrieval.services import UploadTooLarge
 
@@ -73,6 +74,11 @@ def on_too_large(request, exc):
 @api.exception_handler(UnsupportedType)
 def on_unsupported(request, exc):
     return error(request, 415, str(exc))
+
+
+@api.exception_handler(RateLimited)
+def on_rate_limited(request, exc: RateLimited):
+    return error(request, 429, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
 
 urlpatterns = [path("", api.urls)]

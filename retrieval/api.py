@@ -10,7 +10,7 @@ from ninja import File, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from . import selectors, services
+from . import limits, selectors, services
 from .auth import api_auth
 from .models import Collection, Document, Membership
 
@@ -134,6 +134,7 @@ def list_documents(request, collection_id: int):
 @router.post("/collections/{collection_id}/documents", response={202: UploadOut, 200: UploadOut})
 def upload_document(request, collection_id: int, file: UploadedFile = File(...)):
     collection = _collection_or_404(request, collection_id)
+    limits.limit_hit(action="upload", key=request.auth.pk)
     document, created = services.document_create(
         collection=collection, file=file, filename=file.name or "upload", user=request.auth
     )
@@ -207,6 +208,7 @@ def search(request, payload: SearchIn):
         raise HttpError(400, f"mode must be one of {', '.join(selectors.MODES)}")
     if not payload.query.strip():
         raise HttpError(400, "query must not be empty")
+    limits.limit_hit(action="search", key=request.auth.pk)
     if payload.collections is not None:
         readable = set(selectors.collection_ids_for_user(user=request.auth))
         if not set(payload.collections) <= readable:

@@ -4,6 +4,7 @@ See https://docs.djangoproject.com/en/5.2/ref/settings/ and the contract's envir
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -26,6 +27,17 @@ def env_int(name: str, default: int) -> int:
 def env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate as django-ratelimit reads it ("30/m", "500/h", "5/10s"); "0" or "off" turns it off.
+    Checked here, so that a typo stops the start instead of every request."""
+    value = os.environ.get(name, default).strip()
+    if value.lower() in {"", "0", "off", "none"}:
+        return ""
+    if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", value):
+        raise ValueError(f"{name}={value!r}: expected a rate such as 30/m, 500/h or 5/10s")
+    return value
 
 
 DATA_DIR = Path(os.environ.get("DOCENT_DATA_DIR") or BASE_DIR / "var").resolve()
@@ -59,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "assistant.middleware.SignInRateLimitMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -196,6 +209,16 @@ DOCENT_INTERRUPTED_AFTER_S = env_int("DOCENT_INTERRUPTED_AFTER_S", 60)
 DOCENT_MAX_QUESTION_CHARS = env_int("DOCENT_MAX_QUESTION_CHARS", 8000)
 DOCENT_MONTHLY_TOKEN_QUOTA = env_int("DOCENT_MONTHLY_TOKEN_QUOTA", 0)  # per user; 0 means unlimited
 DOCENT_MAX_FRAME_BYTES = env_int("DOCENT_MAX_FRAME_BYTES", 64 * 1024)
+
+# Rate limits per user (sign-in: per client address), counted in Redis; past one, 429 with
+# Retry-After (websocket: a `rate_limited` error with `retry_after`). docs/api.md, "Limits".
+DOCENT_RATE_LIMITS = {
+    "ask": env_rate("DOCENT_RATE_ASK", "30/m"),
+    "search": env_rate("DOCENT_RATE_SEARCH", "120/m"),
+    "upload": env_rate("DOCENT_RATE_UPLOAD", "300/m"),
+    "login": env_rate("DOCENT_RATE_LOGIN", "20/m"),
+}
+RATELIMIT_FAIL_OPEN = True  # a cache that cannot count does not refuse everyone
 
 # Retrieval (defaults tuned on SciFact train queries; see docs/benchmarks.md)
 DOCENT_SEARCH_K = env_int("DOCENT_SEARCH_K", 8)

@@ -25,3 +25,9 @@ DOCENT_PARSE_TIMEOUT_S = 20
 DOCENT_PARSE_MEMORY_MB = 768
 # Close connections after each request and task, so worker threads leave none open at teardown.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# The suite asks and uploads faster than anyone would: limits are off unless a test sets one (in
+# settings, or for a server process in its environment).
+DOCENT_RATE_LIMITS = {
+    action: rate if f"DOCENT_RATE_{action.upper()}" in os.environ else ""
+    for action, rate in DOCENT_RATE_LIMITS.items()  # noqa: F405
+}

@@ -219,3 +219,39 @@ def test_search_api(client, alice, collection_a, collection_b, key_for):
         **key_for(alice),
     )
     assert bad.status_code == 400
+
+
+@pytest.fixture
+def tight_limits(settings):
+    import uuid
+
+    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
+    settings.DOCENT_RATE_LIMITS = {"upload": "2/m", "search": "2/m"}
+
+
+def test_upload_flood_is_429_with_retry_after(client, alice, bob, collection_a, key_for, tight_limits):
+    """Past the rate, an upload is refused before it is stored, and says when to come back."""
+    auth = key_for(alice)
+
+    def send(n):
+        file = SimpleUploadedFile(f"note{n}.txt", f"note number {n}".encode(), content_type="text/plain")
+        return client.post(f"/api/v1/collections/{collection_a.id}/documents", {"file": file}, **auth)
+
+    assert [send(n).status_code for n in range(2)] == [202, 202]
+    refused = send(2)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert Document.objects.filter(collection=collection_a).count() == 2
+
+
+def test_search_flood_is_429(client, alice, bob, collection_a, key_for, tight_limits):
+    """Searches are counted per user: Alice's flood leaves Bob's searches alone."""
+
+    def search(user):
+        return client.post(
+            "/api/v1/search", {"query": "office"}, content_type="application/json", **key_for(user)
+        ).status_code
+
+    assert [search(alice) for _ in range(3)] == [200, 200, 429]
+    assert search(bob) == 200

@@ -1,0 +1,45 @@
+"""Per-user rate limits on what costs work (uploads, searches, answers, sign-in attempts).
+
+Counted with django-ratelimit in the default cache, which is Redis, so every web process and every
+socket shares one count. Rates come from settings (`DOCENT_RATE_LIMITS`, "count/period" as
+django-ratelimit reads it, e.g. "30/m"); an action without a rate is not limited.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django_ratelimit.core import get_usage
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+class RateLimited(Exception):
+    def __init__(self, action: str, retry_after: int):
+        self.action, self.retry_after = action, retry_after
+        super().__init__(f"too many {_NOUNS.get(action, 'requests')}; try again in {retry_after} s")
+
+
+_NOUNS = {"upload": "uploads", "search": "searches", "ask": "questions", "login": "sign-in attempts"}
+
+
+def limit_hit(*, action: str, key: str | int) -> None:
+    """Count one `action` for `key` (a user id, or a client address); raise RateLimited past its rate.
+
+    A refused attempt counts too: a client that ignores Retry-After stays limited.
+    """
+    rate = settings.DOCENT_RATE_LIMITS.get(action)
+    if not rate:
+        return
+    try:
+        usage = get_usage(
+            None, group=f"docent.{action}", key=lambda _group, _request: str(key), rate=rate, increment=True
+        )
+    except RedisError:
+        # Redis down: the limits open rather than take every request with them (readyz reports it).
+        log.warning("rate limit for %s not checked: the cache is unavailable", action)
+        return
+    if usage is not None and usage["should_limit"]:
+        raise RateLimited(action, max(int(usage["time_left"]), 1))

@@ -1,0 +1,70 @@
+import uuid
+
+import pytest
+
+from assistant.settings.base import env_rate
+from retrieval import limits
+
+
+@pytest.fixture
+def rates(settings):
+    """Counters of this test only (they live in the real Redis), with the given rates."""
+    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
+
+    def set_rates(**rates):
+        settings.DOCENT_RATE_LIMITS = rates
+
+    return set_rates
+
+
+def test_past_the_rate_is_refused_with_retry_after(rates):
+    """The fourth search in a minute is refused, and says when to try again."""
+    rates(search="3/m")
+    for _ in range(3):
+        limits.limit_hit(action="search", key=7)
+    with pytest.raises(limits.RateLimited) as refused:
+        limits.limit_hit(action="search", key=7)
+    assert 1 <= refused.value.retry_after <= 60
+    assert "too many searches" in str(refused.value)
+
+
+def test_counts_are_per_key_and_per_action(rates):
+    """One user's flood does not limit another user, nor the same user's other actions."""
+    rates(search="1/m", upload="1/m")
+    limits.limit_hit(action="search", key=1)
+    with pytest.raises(limits.RateLimited):
+        limits.limit_hit(action="search", key=1)
+    limits.limit_hit(action="search", key=2)
+    limits.limit_hit(action="upload", key=1)
+
+
+def test_an_action_without_a_rate_is_not_limited(rates):
+    rates(search="")
+    for _ in range(50):
+        limits.limit_hit(action="search", key=1)
+
+
+def test_limits_open_when_redis_is_down(rates, settings):
+    """A cache that cannot count lets requests through (readyz reports Redis) rather than refusing all."""
+    rates(search="1/m")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        }
+    }
+    for _ in range(3):
+        limits.limit_hit(action="search", key=1)
+
+
+@pytest.mark.parametrize("value, expected", [("30/m", "30/m"), ("5/10s", "5/10s"), ("0", ""), ("off", "")])
+def test_rates_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("DOCENT_RATE_X", value)
+    assert env_rate("DOCENT_RATE_X", "1/m") == expected
+
+
+@pytest.mark.parametrize("value", ["30", "30/minute", "-1/m", "x/m"])
+def test_a_malformed_rate_stops_the_start(monkeypatch, value):
+    monkeypatch.setenv("DOCENT_RATE_X", value)
+    with pytest.raises(ValueError, match="DOCENT_RATE_X"):
+        env_rate("DOCENT_RATE_X", "1/m")
