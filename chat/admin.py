@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Conversation, Feedback, Message
+from .models import Conversation, Feedback, Message, Usage
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -59,3 +59,20 @@ class FeedbackAdmin(ReadOnly):
     list_filter = ["rating", "created_at"]
     search_fields = ["comment", "message__text", "user__username"]
     readonly_fields = ["message", "user", "rating", "comment", "created_at"]
+
+
+@admin.register(Usage)
+class UsageAdmin(ReadOnly):
+    list_display = ["user", "source", "model", "prompt_tokens", "completion_tokens", "created_at"]
+    list_filter = ["source", "created_at", "model"]
+    search_fields = ["user__username"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "user",
+        "source",
+        "message",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "created_at",
+    ]

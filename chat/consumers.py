@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from retrieval import limits
 from retrieval import selectors as retrieval_selectors
 
 from . import answering, selectors, services, streams
@@ -55,6 +56,15 @@ def _readable(user_id: int) -> set[int]:
     return readable
 
 
+def _admit(user) -> None:
+    try:
+        services.ask_admit(user=user)
+    except limits.RateLimited as exc:
+        raise Refused("rate_limited", str(exc), retry_after=exc.retry_after) from None
+    except services.QuotaExceeded as exc:
+        raise Refused("quota_exceeded", str(exc), retry_after=exc.retry_after) from None
+
+
 def _may_ask(user, collections: list[int] | None, conversation_id) -> None:
     readable = _readable(user.id)
     if collections is not None and not set(collections) <= readable:
@@ -65,6 +75,7 @@ def _may_ask(user, collections: list[int] | None, conversation_id) -> None:
             raise Refused(
                 "not_found", "this conversation's collections are no longer yours to read", close=True
             )
+    _admit(user)
 
 
 def _owned_message(user, message_id) -> Message:
@@ -194,6 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
         if message.role != Message.Role.ASSISTANT or message.status not in Message.FINAL:
             raise Refused("invalid", "only a finished answer can be regenerated")
+        await database_sync_to_async(_admit)(self.user)
         ids = await answering.regenerate(user=self.user, message_id=message.id)
         await self.send_json(
             {

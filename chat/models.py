@@ -106,3 +106,35 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{'+' if self.rating > 0 else '-'} {self.message_id}"
+
+
+class Usage(models.Model):
+    """Tokens spent on one answer, chat or API: the ledger quotas and /api/v1/usage read.
+
+    Kept apart from messages, so that deleting a conversation (or an API call, which stores no
+    conversation) does not give tokens back.
+    """
+
+    class Source(models.TextChoices):
+        CHAT = "chat", "Chat"
+        API = "api", "OpenAI-compatible API"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    model = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "created_at"], name="usage_user_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["message"], name="usage_unique_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.prompt_tokens}+{self.completion_tokens}"

@@ -7,6 +7,7 @@ These calls are stateless, like OpenAI's: nothing is added to the caller's conve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -16,18 +17,59 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from retrieval import limits
 from retrieval import selectors as retrieval_selectors
+from retrieval.embeddings import count_tokens
 
+from . import services
 from .answering import Finished, Pipeline, Text
 from .providers import ProviderError, StreamInterrupted
 
 MODEL = "docent"
 
 
-def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JsonResponse:
-    return JsonResponse(
+def _error(
+    status: int, message: str, code: str, kind: str = "invalid_request_error", retry_after: int | None = None
+) -> JsonResponse:
+    response = JsonResponse(
         {"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status
     )
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _admit_and_check(user, collections) -> JsonResponse | None:
+    """The caller's rate, quota and collections, in one trip to a thread; an error response, or None."""
+    try:
+        services.ask_admit(user=user)
+    except limits.RateLimited as exc:
+        return _error(429, str(exc), "rate_limited", "rate_limit_exceeded", exc.retry_after)
+    except services.QuotaExceeded as exc:
+        return _error(429, str(exc), "quota_exceeded", "insufficient_quota", exc.retry_after)
+    if collections is not None:
+        readable = set(retrieval_selectors.collection_ids_for_user(user=user))
+        if not isinstance(collections, list) or not set(collections) <= readable:
+            return _error(404, "no such collection", "not_found")
+    return None
+
+
+_recording: set[asyncio.Task] = set()
+
+
+async def _record_usage(user, pipeline: Pipeline) -> None:
+    """Put the call's tokens in the ledger (these calls store no conversation)."""
+    usage = dict(pipeline.usage)
+    if not usage["completion_tokens"] and pipeline.text:
+        usage["completion_tokens"] = count_tokens(pipeline.text)
+    if usage["prompt_tokens"] or usage["completion_tokens"]:
+        await sync_to_async(services.usage_record)(
+            user_id=user.pk,
+            source="api",
+            model=pipeline.model.name,
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+        )
 
 
 async def _user(request):
@@ -74,10 +116,9 @@ async def chat_completions(request):
         return _error(400, "the last user message is empty", "invalid_messages")
     history = [(m["role"], _content(m)) for m in messages[:-1] if m.get("role") in ("user", "assistant")]
     collections = body.get("collections")
-    if collections is not None:
-        readable = set(await sync_to_async(retrieval_selectors.collection_ids_for_user)(user=user))
-        if not isinstance(collections, list) or not set(collections) <= readable:
-            return _error(404, "no such collection", "not_found")
+    refusal = await sync_to_async(_admit_and_check)(user, collections)
+    if refusal is not None:
+        return refusal
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     pipeline = Pipeline(
         user=user,
@@ -91,7 +132,7 @@ async def chat_completions(request):
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingHttpResponse(
-            _sse(pipeline, completion_id, created, include_usage),
+            _sse(user, pipeline, completion_id, created, include_usage),
             content_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -102,6 +143,8 @@ async def chat_completions(request):
                 finish = event.finish_reason
     except (ProviderError, StreamInterrupted) as exc:
         return _error(503, str(exc), "provider_unavailable", "api_error")
+    finally:
+        await _record_usage(user, pipeline)
     usage = pipeline.usage
     return JsonResponse(
         {
@@ -135,7 +178,23 @@ def _chunk(completion_id: str, created: int, delta: dict, finish: str | None = N
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-async def _sse(pipeline: Pipeline, completion_id: str, created: int, include_usage: bool):
+async def _sse(user, pipeline: Pipeline, completion_id: str, created: int, include_usage: bool):
+    recorded = False
+    try:
+        async for frame in _frames(pipeline, completion_id, created, include_usage):
+            yield frame
+        await _record_usage(user, pipeline)
+        recorded = True
+    finally:
+        if not recorded:
+            # The client went away mid-stream: what it received still counts. A task, since a
+            # closed generator cannot wait.
+            task = asyncio.get_running_loop().create_task(_record_usage(user, pipeline))
+            _recording.add(task)
+            task.add_done_callback(_recording.discard)
+
+
+async def _frames(pipeline: Pipeline, completion_id: str, created: int, include_usage: bool):
     yield _chunk(completion_id, created, {"role": "assistant", "content": ""})
     finish = "stop"
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from .models import Conversation, Message
+from .models import Conversation, Message, Usage
 
 
 def conversations_for_user(*, user) -> QuerySet[Conversation]:
@@ -66,7 +66,7 @@ def question_context(*, user, question: str, collection_ids, history=()) -> dict
 
 def usage_for_user(*, user, since=None) -> dict:
     since = since or timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    totals = Message.objects.filter(user=user, role=Message.Role.ASSISTANT, created_at__gte=since).aggregate(
+    totals = Usage.objects.filter(user=user, created_at__gte=since).aggregate(
         prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
     )
     return {

@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import prompts
-from .models import Conversation, Feedback, Message
+from retrieval import limits
+
+from . import prompts, selectors
+from .models import Conversation, Feedback, Message, Usage
 
 log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
     """The object does not exist or belongs to someone else (shown as not_found / 404)."""
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, quota: int, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(f"you have used this month's {quota:,} tokens; the quota renews on the 1st (UTC)")
+
+
+def ask_admit(*, user) -> None:
+    """Count a question (or a regeneration) against the user's rate and check the monthly token quota.
+
+    Raises limits.RateLimited or QuotaExceeded. The quota counts finished answers, so the answer that
+    crosses it still completes: budgets are checked before an answer, never by cutting one short.
+    """
+    limits.limit_hit(action="ask", key=user.pk)
+    quota = settings.DOCENT_MONTHLY_TOKEN_QUOTA
+    if not quota:
+        return
+    used = selectors.usage_for_user(user=user)
+    if used["prompt_tokens"] + used["completion_tokens"] >= quota:
+        renews = (used["since"] + timedelta(days=32)).replace(day=1)
+        raise QuotaExceeded(quota, max(int((renews - timezone.now()).total_seconds()), 1))
 
 
 def _ids(conversation: Conversation, user_message: Message, answer: Message, created: bool) -> dict:
@@ -139,14 +165,38 @@ def messages_checkpoint(*, texts: dict[str, str], alive: list[str]) -> None:
 
 
 def message_finish(*, message_id, **fields) -> bool:
-    """Store the final state unless the answer already ended (a sweep may have called it interrupted)."""
+    """Store the final state unless the answer already ended (a sweep may have called it interrupted),
+    and the tokens it used in the usage ledger."""
     fields.setdefault("heartbeat_at", timezone.now())
-    done = (
-        Message.objects.filter(id=message_id)
-        .exclude(status__in=Message.FINAL)
-        .update(updated_at=timezone.now(), **fields)
-    )
+    with transaction.atomic():
+        done = (
+            Message.objects.filter(id=message_id)
+            .exclude(status__in=Message.FINAL)
+            .update(updated_at=timezone.now(), **fields)
+        )
+        if done and (fields.get("prompt_tokens") or fields.get("completion_tokens")):
+            usage_record(
+                user_id=Message.objects.values_list("user_id", flat=True).get(id=message_id),
+                source=Usage.Source.CHAT,
+                message_id=message_id,
+                model=fields.get("model", ""),
+                prompt_tokens=fields.get("prompt_tokens", 0),
+                completion_tokens=fields.get("completion_tokens", 0),
+            )
     return bool(done)
+
+
+def usage_record(
+    *, user_id: int, source: str, prompt_tokens: int, completion_tokens: int, model: str = "", message_id=None
+) -> Usage:
+    return Usage.objects.create(
+        user_id=user_id,
+        source=source,
+        message_id=message_id,
+        model=model or "",
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+    )
 
 
 def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:

@@ -1,0 +1,112 @@
+"""Rates and token budgets on asking: the websocket, the OpenAI-compatible API, and the usage ledger."""
+
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import services
+from chat.models import Conversation, Message, Usage
+from retrieval import services as retrieval_services
+
+from .conftest import ask, connect, until_done
+
+
+@pytest.fixture
+def limits(settings):
+    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
+    settings.DOCENT_RATE_LIMITS = {"ask": "2/m"}
+    return settings
+
+
+def _spend(user, tokens: int) -> None:
+    services.usage_record(user_id=user.pk, source="api", prompt_tokens=tokens, completion_tokens=0)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asking_past_the_rate_is_rate_limited(alice, handbook, chat_model, limits):
+    """The third question in a minute gets `rate_limited` with retry_after and stores nothing."""
+    ws = await connect(alice)
+    for _ in range(2):
+        assert (await ask(ws, "How many days of paid leave?"))["type"] == "accepted"
+        assert (await until_done(ws))[-1]["type"] == "done"
+    refused = await ask(ws, "And the expenses?", request_id="third")
+    assert refused["type"] == "error" and refused["code"] == "rate_limited"
+    assert refused["request_id"] == "third" and 1 <= refused["retry_after"] <= 60
+    assert await Message.objects.filter(role="user").acount() == 2
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asking_over_the_quota_is_quota_exceeded(alice, handbook, chat_model, limits):
+    """Once this month's tokens are spent, asking and regenerating get `quota_exceeded`."""
+    limits.DOCENT_RATE_LIMITS = {}
+    limits.DOCENT_MONTHLY_TOKEN_QUOTA = 1000
+    ws = await connect(alice)
+    assert (await ask(ws, "How many days of paid leave?"))["type"] == "accepted"
+    done = (await until_done(ws))[-1]
+    await sync_to_async(_spend)(alice, 1000)
+    refused = await ask(ws, "And the expenses?")
+    assert refused["code"] == "quota_exceeded" and refused["retry_after"] >= 1
+    await ws.send_json_to({"type": "regenerate", "message_id": done["message_id"]})
+    assert (await ws.receive_json_from(timeout=10))["code"] == "quota_exceeded"
+    assert await Message.objects.filter(role="user").acount() == 1
+    await ws.disconnect()
+
+
+def test_every_finished_answer_is_in_the_ledger_once(db, alice, collection_a):
+    """The ledger keeps an answer's tokens after its conversation is deleted; a second finish of the
+    same answer (a sweep racing the generator) adds nothing."""
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="r", content="q?", collection_ids=None
+    )
+    fields = dict(text="a", status="complete", finish_reason="stop", prompt_tokens=120, completion_tokens=30)
+    assert services.message_finish(message_id=ids["message_id"], model="m", **fields)
+    assert not services.message_finish(message_id=ids["message_id"], **fields)
+    services.conversation_delete(conversation=Conversation.objects.get(id=ids["conversation_id"]))
+    assert list(
+        Usage.objects.values_list("user", "source", "prompt_tokens", "completion_tokens", "model")
+    ) == [(alice.pk, "chat", 120, 30, "m")]
+
+
+@pytest.fixture
+def api_key(transactional_db, alice, handbook):
+    return {"Authorization": f"Bearer {retrieval_services.api_key_create(user=alice)[1]}"}
+
+
+QUESTION = {"model": "docent", "messages": [{"role": "user", "content": "How many days of paid leave?"}]}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_v1_calls_are_counted_and_limited(async_client, api_key, chat_model, limits):
+    """/v1 answers go in the ledger (they store no conversation), streamed or not; past the rate 429
+    rate_limited, past the quota 429 quota_exceeded, each with Retry-After."""
+
+    async def post(body):
+        return await async_client.post(
+            "/v1/chat/completions", body, content_type="application/json", headers=api_key
+        )
+
+    first = await post(QUESTION)
+    assert first.status_code == 200
+    spent = first.json()["usage"]
+    row = ("api", spent["prompt_tokens"], spent["completion_tokens"])
+
+    async def ledger():
+        return [r async for r in Usage.objects.values_list("source", "prompt_tokens", "completion_tokens")]
+
+    assert await ledger() == [row]
+    streamed = await post({**QUESTION, "stream": True})
+    assert b"[DONE]" in b"".join([chunk async for chunk in streamed.streaming_content])
+    assert await ledger() == [row, row]
+    limited = await post(QUESTION)
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited["Retry-After"]) <= 60
+
+    limits.DOCENT_RATE_LIMITS = {}
+    limits.DOCENT_MONTHLY_TOKEN_QUOTA = 2 * (spent["prompt_tokens"] + spent["completion_tokens"])
+    over = await post(QUESTION)
+    assert over.status_code == 429 and over.json()["error"]["code"] == "quota_exceeded"
+    assert int(over["Retry-After"]) >= 1
+    usage = (await async_client.get("/api/v1/usage", headers=api_key)).json()
+    assert usage["remaining_tokens"] == 0
