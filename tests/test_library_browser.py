@@ -48,3 +48,32 @@ def test_upload_shows_live_progress_and_readable_errors(
 
     wrong_row = section.locator("li.doc", has_text="image.png")
     expect(wrong_row.locator(".error")).to_contain_text("not supported")
+
+
+def test_a_drop_past_the_upload_rate_loses_no_file(
+    page, live_app, worker, make_user, make_team, make_collection, tmp_path
+):
+    """Two files dropped at once with a rate of one upload per 10 s: the second is refused with 429,
+    waits as told, is sent again, and both end up ready."""
+    base = live_app(DOCENT_RATE_UPLOAD="1/10s")
+    user = make_user("erin", password="pw-erin-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "notes")
+    paths = []
+    for name in ("first.md", "second.md"):
+        path = tmp_path / name
+        path.write_text(f"# {name}\n\nThe {name} note says the backup runs nightly at two.\n")
+        paths.append(str(path))
+
+    sign_in(page, base, "erin", "pw-erin-12345")
+    page.goto(f"{base}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    section.locator("input[type=file]").set_input_files(paths)
+
+    rows = section.locator("li.doc")
+    expect(rows).to_have_count(2)
+    for name in ("first.md", "second.md"):
+        expect(section.locator("li.doc", has_text=name)).to_have_attribute(
+            "data-status", "ready", timeout=60_000
+        )
+    assert section.locator("li.doc[data-retried='1']").count() == 1

@@ -30,9 +30,8 @@
     } else if (err) { err.remove(); }
   }
 
-  function upload(section, file) {
-    const list = section.querySelector(".documents");
-    const li = row(list, null, file.name);
+  function upload(section, file, li) {
+    li = li || row(section.querySelector(".documents"), null, file.name);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/v1/collections/${section.dataset.collection}/documents`);
     xhr.setRequestHeader("X-CSRFToken", csrf());
@@ -46,6 +45,13 @@
         show(li, { status: body.status, progress: 0.05, chunks: 0 });
         if (body.duplicate) li.querySelector(".status").textContent += " (already uploaded)";
         poll(body.id, li);
+      } else if (xhr.status === 429) {
+        // Over the upload rate: wait as told and send it again, so a large drop loses no file.
+        const wait = Math.max(1, parseInt(xhr.getResponseHeader("Retry-After"), 10) || 5);
+        li.dataset.retried = "1";
+        show(li, { status: "waiting", progress: 0 });
+        li.querySelector(".status").textContent = `upload rate limit: sending again in ${wait} s`;
+        setTimeout(() => upload(section, file, li), wait * 1000);
       } else {
         show(li, { status: "failed", error: (body.error && body.error.message) || `upload failed (${xhr.status})` });
       }
