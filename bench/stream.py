@@ -175,6 +175,8 @@ def run() -> list[dict]:
         DOCENT_PROVIDER_TIMEOUT_S="900",
         DOCENT_PROVIDER_FIRST_TOKEN_S="600",
         DOCENT_DATA_DIR=str(settings.DATA_DIR),
+        # One user asks 500 questions at once here: the per-user question rate would refuse most.
+        DOCENT_RATE_ASK="0",
     )
     docent_port, bare_port = _free_port(), _free_port()
     docent = Server(
