@@ -40,17 +40,18 @@ def _error(
 
 
 def _admit_and_check(user, collections) -> JsonResponse | None:
-    """The caller's rate, quota and collections, in one trip to a thread; an error response, or None."""
+    """The caller's collections, rate and quota (in the websocket's order), in one trip to a thread;
+    an error response, or None."""
+    if collections is not None:
+        readable = set(retrieval_selectors.collection_ids_for_user(user=user))
+        if not isinstance(collections, list) or not set(collections) <= readable:
+            return _error(404, "no such collection", "not_found")
     try:
         services.ask_admit(user=user)
     except limits.RateLimited as exc:
         return _error(429, str(exc), "rate_limited", "rate_limit_exceeded", exc.retry_after)
     except services.QuotaExceeded as exc:
         return _error(429, str(exc), "quota_exceeded", "insufficient_quota", exc.retry_after)
-    if collections is not None:
-        readable = set(retrieval_selectors.collection_ids_for_user(user=user))
-        if not isinstance(collections, list) or not set(collections) <= readable:
-            return _error(404, "no such collection", "not_found")
     return None
 
 
