@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import Conversation, Feedback, Message, Usage
+from . import selectors
+from .models import Budget, Conversation, Feedback, Message, Usage
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -76,3 +77,15 @@ class UsageAdmin(ReadOnly):
         "completion_tokens",
         "created_at",
     ]
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = ["user", "monthly_tokens", "used_this_month", "note", "updated_at"]
+    search_fields = ["user__username", "note"]
+    autocomplete_fields = ["user"]
+
+    @admin.display(description="used this month")
+    def used_this_month(self, obj):
+        used = selectors.usage_for_user(user=obj.user)
+        return used["prompt_tokens"] + used["completion_tokens"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from ninja import Router, Schema, Status
@@ -115,7 +114,7 @@ def give_feedback(request, message_id: str, payload: FeedbackIn):
 @router.get("/usage")
 def usage(request):
     used = selectors.usage_for_user(user=request.auth)
-    quota = settings.DOCENT_MONTHLY_TOKEN_QUOTA
+    quota = selectors.quota_for_user(user=request.auth)
     total = used["prompt_tokens"] + used["completion_tokens"]
     return {
         "since": used["since"].isoformat(),

@@ -138,3 +138,17 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.prompt_tokens}+{self.completion_tokens}"
+
+
+class Budget(models.Model):
+    """A user's own monthly token quota, set by an admin; without one, DOCENT_MONTHLY_TOKEN_QUOTA holds."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    monthly_tokens = models.PositiveBigIntegerField(
+        help_text="Tokens per calendar month (UTC); 0 means unlimited."
+    )
+    note = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.monthly_tokens or 'unlimited'}"

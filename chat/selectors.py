@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from .models import Conversation, Message, Usage
+from .models import Budget, Conversation, Message, Usage
 
 
 def conversations_for_user(*, user) -> QuerySet[Conversation]:
@@ -62,6 +63,13 @@ def question_context(*, user, question: str, collection_ids, history=()) -> dict
         "collection_ids": list(collection_ids) if collection_ids else None,
         "history": list(history),
     }
+
+
+def quota_for_user(*, user) -> int:
+    """Tokens the user may spend per month: their own budget if an admin set one, else the default;
+    0 means unlimited."""
+    own = Budget.objects.filter(user=user).values_list("monthly_tokens", flat=True).first()
+    return settings.DOCENT_MONTHLY_TOKEN_QUOTA if own is None else own
 
 
 def usage_for_user(*, user, since=None) -> dict:

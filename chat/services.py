@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -35,7 +34,7 @@ def ask_admit(*, user) -> None:
     crosses it still completes: budgets are checked before an answer, never by cutting one short.
     """
     limits.limit_hit(action="ask", key=user.pk)
-    quota = settings.DOCENT_MONTHLY_TOKEN_QUOTA
+    quota = selectors.quota_for_user(user=user)
     if not quota:
         return
     used = selectors.usage_for_user(user=user)

@@ -110,3 +110,30 @@ async def test_v1_calls_are_counted_and_limited(async_client, api_key, chat_mode
     assert int(over["Retry-After"]) >= 1
     usage = (await async_client.get("/api/v1/usage", headers=api_key)).json()
     assert usage["remaining_tokens"] == 0
+
+
+def test_a_users_own_budget_overrides_the_default(db, alice, bob, settings):
+    """An admin's budget for a user replaces DOCENT_MONTHLY_TOKEN_QUOTA for that user alone; 0 lifts it."""
+    from django.test import Client
+
+    from chat.models import Budget
+
+    settings.DOCENT_RATE_LIMITS = {}
+    settings.DOCENT_MONTHLY_TOKEN_QUOTA = 1000
+    for user in (alice, bob):
+        _spend(user, 1500)
+    with pytest.raises(services.QuotaExceeded):
+        services.ask_admit(user=bob)
+    budget = Budget.objects.create(user=alice, monthly_tokens=2000)
+    services.ask_admit(user=alice)
+    client = Client()
+    client.force_login(alice)
+    assert client.get("/api/v1/usage").json()["remaining_tokens"] == 500
+    budget.monthly_tokens = 1200
+    budget.save()
+    with pytest.raises(services.QuotaExceeded):
+        services.ask_admit(user=alice)
+    budget.monthly_tokens = 0
+    budget.save()
+    services.ask_admit(user=alice)
+    assert client.get("/api/v1/usage").json()["remaining_tokens"] is None

@@ -1,0 +1,28 @@
+"""Django admin for conversations, messages, feedback, usage and budgets."""
+
+from chat import services
+from chat.models import Budget
+
+
+def test_pages_open_and_budgets_show_this_months_use(client, make_user, alice):
+    """Each list opens; conversations are read-only; a budget's row shows what its user spent."""
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="r", content="Leave?", collection_ids=None
+    )
+    services.message_finish(
+        message_id=ids["message_id"],
+        text="25 days",
+        status="complete",
+        prompt_tokens=300,
+        completion_tokens=45,
+    )
+    Budget.objects.create(user=alice, monthly_tokens=5000)
+    for model in ("conversation", "message", "feedback", "usage", "budget"):
+        assert client.get(f"/admin/chat/{model}/").status_code == 200, model
+    assert client.get(f"/admin/chat/conversation/{ids['conversation_id']}/change/").status_code == 200
+    assert client.get("/admin/chat/conversation/add/").status_code == 403
+    assert client.get("/admin/chat/usage/add/").status_code == 403
+    budgets = client.get("/admin/chat/budget/").content.decode()
+    assert '<td class="field-used_this_month">345</td>' in budgets
+    assert client.get("/admin/chat/budget/add/").status_code == 200

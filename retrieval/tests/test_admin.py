@@ -1,0 +1,77 @@
+"""Django admin for teams, collections, documents, chunks and API keys, as a superuser sees it."""
+
+import pytest
+
+from retrieval import services
+from retrieval.models import ApiKey, Chunk, Document
+
+from . import files
+from .helpers import upload
+
+
+@pytest.fixture
+def admin_client(client, make_user):
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
+def documents(collection_a):
+    ready, _ = upload(collection_a, "leave.md", b"# Leave\n\nEmployees get 25 days of leave.", enqueue=False)
+    failed, _ = upload(collection_a, "bad.pdf", files.pdf_circular_xref(), enqueue=False)
+    services.documents_ingest(document_ids=[ready.id, failed.id])
+    return Document.objects.get(id=ready.id), Document.objects.get(id=failed.id)
+
+
+def test_every_page_opens(admin_client, alice, documents):
+    """Each model's list and a change page of each answer 200, the chunks searchable by their text."""
+    ready, failed = documents
+    services.api_key_create(user=alice, name="ci")
+    chunk = Chunk.objects.filter(document=ready).first()
+    for model in ("team", "membership", "collection", "document", "chunk", "apikey"):
+        assert admin_client.get(f"/admin/retrieval/{model}/").status_code == 200, model
+    for path in (f"document/{failed.id}", f"chunk/{chunk.id}", f"apikey/{ApiKey.objects.get().id}"):
+        assert admin_client.get(f"/admin/retrieval/{path}/change/").status_code == 200, path
+    link = f"/admin/retrieval/chunk/{chunk.id}/change/".encode()
+    assert link in admin_client.get("/admin/retrieval/chunk/", {"q": "25 days"}).content
+    assert link not in admin_client.get("/admin/retrieval/chunk/", {"q": "zebra"}).content
+    listed = admin_client.get("/admin/retrieval/document/", {"status__exact": "failed"}).content
+    assert f"/document/{failed.id}/change/".encode() in listed
+    assert f"/document/{ready.id}/change/".encode() not in listed
+    assert b"damaged or malformed" in listed  # the reason, in the list
+
+
+def test_document_actions(admin_client, documents, django_capture_on_commit_callbacks):
+    """Retry failed queues only the failed one; re-ingest queues any; delete takes the chunks with it."""
+    ready, failed = documents
+
+    def act(action, *docs):
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            response = admin_client.post(
+                "/admin/retrieval/document/",
+                {"action": action, "_selected_action": [d.id for d in docs]},
+            )
+        assert response.status_code == 302
+        return len(queued)
+
+    assert act("retry_failed", ready, failed) == 1
+    assert Document.objects.get(id=failed.id).status == "queued"
+    assert Document.objects.get(id=ready.id).status == "ready"
+    assert act("reingest", ready) == 1
+    assert Document.objects.get(id=ready.id).status == "queued"
+    act("delete_with_chunks", ready)
+    assert not Document.objects.filter(id=ready.id).exists()
+    assert not Chunk.objects.filter(document_id=ready.id).exists()
+
+
+def test_chunks_and_keys_cannot_be_written(admin_client, alice, documents):
+    """Chunks are read-only; an API key shows its hash, never a usable key, and none is added here."""
+    chunk = Chunk.objects.first()
+    response = admin_client.post(f"/admin/retrieval/chunk/{chunk.id}/change/", {"text": "changed"})
+    assert response.status_code == 403
+    assert Chunk.objects.get(id=chunk.id).text != "changed"
+    assert admin_client.get("/admin/retrieval/chunk/add/").status_code == 403
+    assert admin_client.get("/admin/retrieval/apikey/add/").status_code == 403
+    key, raw = services.api_key_create(user=alice)
+    page = admin_client.get(f"/admin/retrieval/apikey/{key.id}/change/").content.decode()
+    assert key.hashed_key in page and raw not in page and raw[len(key.prefix) :] not in page
