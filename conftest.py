@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import pytest
 
@@ -15,6 +16,18 @@ def _clean_redis():
     from django.conf import settings
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def rate_limits(settings):
+    """`rate_limits(search="2/m", ...)` sets this test's rates (the rest off); its counters, in the
+    real Redis, start at zero."""
+    settings.RATELIMIT_CACHE_PREFIX = f"rl-{uuid.uuid4().hex}:"
+
+    def set_rates(**rates: str) -> None:
+        settings.DOCENT_RATE_LIMITS = rates
+
+    return set_rates
 
 
 @pytest.fixture(autouse=True)

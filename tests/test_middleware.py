@@ -1,13 +1,10 @@
-import uuid
-
 from django.test import Client
 
 
-def test_sign_in_flood_is_429_per_address(db, settings, make_user):
+def test_sign_in_flood_is_429_per_address(db, rate_limits, make_user):
     """The fourth sign-in attempt in a minute from one address is refused with Retry-After, even with
     the right password; another address still signs in."""
-    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
-    settings.DOCENT_RATE_LIMITS = {"login": "3/m"}
+    rate_limits(login="3/m")
     make_user("carol", password="right-password")
     attacker = Client()
     for _ in range(3):

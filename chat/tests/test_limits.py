@@ -1,7 +1,5 @@
 """Rates and token budgets on asking: the websocket, the OpenAI-compatible API, and the usage ledger."""
 
-import uuid
-
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -13,9 +11,8 @@ from .conftest import ask, connect, until_done
 
 
 @pytest.fixture
-def limits(settings):
-    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
-    settings.DOCENT_RATE_LIMITS = {"ask": "2/m"}
+def limits(settings, rate_limits):
+    rate_limits(ask="2/m")
     return settings
 
 

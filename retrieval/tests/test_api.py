@@ -222,11 +222,8 @@ def test_search_api(client, alice, collection_a, collection_b, key_for):
 
 
 @pytest.fixture
-def tight_limits(settings):
-    import uuid
-
-    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
-    settings.DOCENT_RATE_LIMITS = {"upload": "2/m", "search": "2/m"}
+def tight_limits(rate_limits):
+    rate_limits(upload="2/m", search="2/m")
 
 
 def test_upload_flood_is_429_with_retry_after(client, alice, bob, collection_a, key_for, tight_limits):

@@ -1,25 +1,12 @@
-import uuid
-
 import pytest
 
 from assistant.settings.base import env_rate
 from retrieval import limits
 
 
-@pytest.fixture
-def rates(settings):
-    """Counters of this test only (they live in the real Redis), with the given rates."""
-    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
-
-    def set_rates(**rates):
-        settings.DOCENT_RATE_LIMITS = rates
-
-    return set_rates
-
-
-def test_past_the_rate_is_refused_with_retry_after(rates):
+def test_past_the_rate_is_refused_with_retry_after(rate_limits):
     """The fourth search in a minute is refused, and says when to try again."""
-    rates(search="3/m")
+    rate_limits(search="3/m")
     for _ in range(3):
         limits.limit_hit(action="search", key=7)
     with pytest.raises(limits.RateLimited) as refused:
@@ -28,9 +15,9 @@ def test_past_the_rate_is_refused_with_retry_after(rates):
     assert "too many searches" in str(refused.value)
 
 
-def test_counts_are_per_key_and_per_action(rates):
+def test_counts_are_per_key_and_per_action(rate_limits):
     """One user's flood does not limit another user, nor the same user's other actions."""
-    rates(search="1/m", upload="1/m")
+    rate_limits(search="1/m", upload="1/m")
     limits.limit_hit(action="search", key=1)
     with pytest.raises(limits.RateLimited):
         limits.limit_hit(action="search", key=1)
@@ -38,15 +25,15 @@ def test_counts_are_per_key_and_per_action(rates):
     limits.limit_hit(action="upload", key=1)
 
 
-def test_an_action_without_a_rate_is_not_limited(rates):
-    rates(search="")
+def test_an_action_without_a_rate_is_not_limited(rate_limits):
+    rate_limits(search="")
     for _ in range(50):
         limits.limit_hit(action="search", key=1)
 
 
-def test_limits_open_when_redis_is_down(rates, settings):
+def test_limits_open_when_redis_is_down(rate_limits, settings):
     """A cache that cannot count lets requests through (readyz reports Redis) rather than refusing all."""
-    rates(search="1/m")
+    rate_limits(search="1/m")
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
