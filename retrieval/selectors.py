@@ -317,6 +317,10 @@ def search(
         iterative = _pgvector_iterative(cursor) if mode != "keyword" else False
         # Sent in one pipeline with the search: a single round trip.
         with raw.pipeline():
+            # No JIT: on servers built with it, compiling costs tens of ms per statement, which a
+            # search never wins back; from about a million chunks its estimated cost (27,000 at
+            # 100k) would pass the default jit_above_cost of 100,000.
+            cursor.execute("SELECT set_config('jit', 'off', false)")
             if mode != "keyword":
                 ef = _ef_search_hint(user.id, params["only"], depth, settings.DOCENT_HNSW_EF_SEARCH)
                 cursor.execute("SELECT set_config('hnsw.ef_search', %s, false)", [str(ef)])

@@ -275,3 +275,12 @@ def test_anonymous_and_empty_queries_return_nothing(collection_a, alice):
     ingest(collection_a, "a.txt", "anything at all")
     assert search(user=AnonymousUser(), query="anything") == []
     assert search(user=alice, query="   ") == []
+
+
+@pytest.mark.parametrize("mode", selectors.MODES)
+def test_searches_run_without_jit(alice, collection_a, mode):
+    """Every mode turns JIT off on its connection (servers built with LLVM would compile large searches)."""
+    raw = services._raw_connection()
+    raw.execute("SET jit = on")
+    search(user=alice, query="leave policy", mode=mode)
+    assert raw.execute("SHOW jit").fetchone()[0] == "off"
