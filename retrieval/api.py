@@ -53,6 +53,17 @@ class UploadOut(Schema):
     duplicate: bool
 
 
+class ErrorBody(Schema):
+    code: str
+    message: str
+
+
+class ErrorOut(Schema):
+    """Every error: 429 ones come with a Retry-After header (seconds)."""
+
+    error: ErrorBody
+
+
 def _collection_out(c: Collection) -> dict:
     return {
         "id": c.id,
@@ -131,7 +142,10 @@ def list_documents(request, collection_id: int):
     ]
 
 
-@router.post("/collections/{collection_id}/documents", response={202: UploadOut, 200: UploadOut})
+@router.post(
+    "/collections/{collection_id}/documents",
+    response={202: UploadOut, 200: UploadOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut},
+)
 def upload_document(request, collection_id: int, file: UploadedFile = File(...)):
     collection = _collection_or_404(request, collection_id)
     limits.limit_hit(action="upload", key=request.auth.pk)
@@ -202,7 +216,7 @@ class SearchOut(Schema):
     terms: list[str]
 
 
-@router.post("/search", response=SearchOut)
+@router.post("/search", response={200: SearchOut, 400: ErrorOut, 404: ErrorOut, 429: ErrorOut})
 def search(request, payload: SearchIn):
     if payload.mode not in selectors.MODES:
         raise HttpError(400, f"mode must be one of {', '.join(selectors.MODES)}")

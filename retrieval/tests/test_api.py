@@ -178,6 +178,9 @@ def test_openapi_document(client, db):
     paths = response.json()["paths"]
     assert "/api/v1/collections/{collection_id}/documents" in paths
     assert "/api/v1/documents/{document_id}" in paths
+    upload = paths["/api/v1/collections/{collection_id}/documents"]["post"]["responses"]
+    assert {"202", "413", "415", "429"} <= set(upload)
+    assert "429" in paths["/api/v1/search"]["post"]["responses"]
 
 
 def test_retry_failed_document(client, alice, collection_a, key_for, django_capture_on_commit_callbacks):
