@@ -16,13 +16,13 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 
+_NOUNS = {"upload": "uploads", "search": "searches", "ask": "questions", "login": "sign-in attempts"}
+
+
 class RateLimited(Exception):
     def __init__(self, action: str, retry_after: int):
         self.action, self.retry_after = action, retry_after
         super().__init__(f"too many {_NOUNS.get(action, 'requests')}; try again in {retry_after} s")
-
-
-_NOUNS = {"upload": "uploads", "search": "searches", "ask": "questions", "login": "sign-in attempts"}
 
 
 def limit_hit(*, action: str, key: str | int) -> None:
