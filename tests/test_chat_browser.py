@@ -83,3 +83,21 @@ def test_reload_mid_answer_then_see_it_finish(page, live_app, member, fake_opena
     text = answer.locator(".body").inner_text()
     assert "token0" in text and "token79" in text
     assert text.count("token1 ") == 1  # nothing replayed twice
+
+
+def test_a_question_past_the_rate_is_refused_in_words(page, live_app, member):
+    """With one question a minute, the second is refused in the composer, saying when to try again
+    (once), and the first answer stays."""
+    base = live_app(DOCENT_RATE_ASK="1/m")
+    sign_in(page, base, "erin", "pw-erin-12345")
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    expect(page.locator("article.msg.assistant").first).to_have_attribute(
+        "data-status", "stop", timeout=30_000
+    )
+    page.fill("textarea", "And the travel expenses?")
+    page.keyboard.press("Enter")
+    error = page.locator("#connection")
+    expect(error).to_contain_text("too many questions; try again in")
+    assert error.inner_text().lower().count("try again") == 1
+    expect(page.locator("article.msg.assistant")).to_have_count(1)

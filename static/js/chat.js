@@ -259,11 +259,11 @@
       if (a) {
         a.text = a.text || "";
         finish(a, "failed");
-        a.meta.textContent = ev.message + (ev.retry_after ? ` Try again in ${Math.ceil(ev.retry_after)} s.` : "");
+        a.meta.textContent = errorText(ev);
         setBusy(null);
       } else {
         const el = ev.request_id && waiting.get(ev.request_id);
-        showComposerError(ev.message + (ev.retry_after ? ` Try again in ${Math.ceil(ev.retry_after)} s.` : ""));
+        showComposerError(errorText(ev));
         if (el) el.classList.add("unsent");
         setBusy(null);
       }
@@ -293,6 +293,14 @@
     active = a;
     $("stop").hidden = !a;
     $("send").hidden = !!a;
+  }
+
+  // The server's message, with when to try again unless it already says so (a rate limit does; a
+  // spent monthly quota says when it renews, weeks away).
+  function errorText(ev) {
+    if (!ev.retry_after || ev.code === "quota_exceeded" || /try again/i.test(ev.message)) return ev.message;
+    const s = Math.ceil(ev.retry_after);
+    return `${ev.message} Try again in ${s < 120 ? `${s} s` : `${Math.ceil(s / 60)} min`}.`;
   }
 
   function showComposerError(text) {
