@@ -1,9 +1,15 @@
 """Prometheus metrics of the web process."""
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 DOCUMENTS = Gauge("docent_documents", "Documents by ingestion status", ["status"])
-SEARCH_SECONDS = Histogram("docent_search_seconds", "Hybrid search latency (SQL and embedding)", ["mode"])
+SEARCH_SECONDS = Histogram(
+    "docent_search_seconds",
+    "Search latency: query embedding (cached) and the one SQL statement",
+    ["mode"],
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5),
+)
+RATE_LIMITED = Counter("docent_rate_limited_total", "Requests refused by a rate limit", ["action"])
 
 
 def refresh_document_gauges(counts: dict[str, int]) -> None:

@@ -13,6 +13,8 @@ from django.conf import settings
 from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 
+from assistant import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -42,4 +44,5 @@ def limit_hit(*, action: str, key: str | int) -> None:
         log.warning("rate limit for %s not checked: the cache is unavailable", action)
         return
     if usage is not None and usage["should_limit"]:
+        metrics.RATE_LIMITED.labels(action=action).inc()
         raise RateLimited(action, max(int(usage["time_left"]), 1))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 import psycopg
 from django.db.models import Count, QuerySet
 from django.utils import timezone
+
+from assistant import metrics
 
 from .models import ApiKey, Collection, Document, Team
 
@@ -229,8 +232,6 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
     chunks needs about 5x more. The hint reads sizes cached for a few seconds: it tunes speed only;
     the SQL itself enforces permissions and fills in exactly when the hint fell short.
     """
-    import time
-
     from .models import Collection, Membership
 
     now = time.monotonic()
@@ -296,6 +297,7 @@ def search(
     depth = max(k, depth or settings.DOCENT_CANDIDATES)
     if not query or not getattr(user, "is_authenticated", False):
         return []
+    started = time.perf_counter()
     embedder = get_embedder()
     params = {
         "user_id": user.id,
@@ -328,6 +330,7 @@ def search(
                     cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
             cursor.execute(search_sql(mode), params)
         rows = cursor.fetchall()
+    metrics.SEARCH_SECONDS.labels(mode=mode).observe(time.perf_counter() - started)
     return [SearchHit(*row) for row in rows]
 
 

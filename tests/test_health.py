@@ -45,3 +45,23 @@ def test_readyz_reports_vectors_from_another_model(client, db, collection_a):
     )
     body = client.get("/readyz").json()
     assert body["index"] == {"stale_documents": 1, "hint": "run manage.py reindex"}
+
+
+def test_metrics_count_searches_and_refusals(client, alice, collection_a, rate_limits):
+    """A search shows in the latency histogram; a search refused by its rate, in the refusal counter."""
+    from prometheus_client import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    searches = sample("docent_search_seconds_count", mode="hybrid")
+    refused = sample("docent_rate_limited_total", action="search")
+    rate_limits(search="1/m")
+    client.force_login(alice)
+    for _ in range(2):
+        client.post("/api/v1/search", {"query": "leave"}, content_type="application/json")
+    assert sample("docent_search_seconds_count", mode="hybrid") == searches + 1
+    assert sample("docent_rate_limited_total", action="search") == refused + 1
+    text = client.get("/metrics").content.decode()
+    assert 'docent_search_seconds_bucket{le="0.03",mode="hybrid"}' in text
+    assert 'docent_rate_limited_total{action="search"}' in text
