@@ -75,3 +75,14 @@ def test_pool_child_killed_is_redelivered(transactional_db, collection_a, tmp_pa
         stop(proc)
     assert_clean_chunks(document)
     assert document.attempts == 2
+
+
+def test_limits_sit_below_the_brokers_visibility_timeout(settings):
+    """An ingestion task ends, or is killed, before Redis would hand it to a second worker; it is
+    acknowledged only when done, and given back when its worker dies."""
+    from retrieval.tasks import ingest_documents
+
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert ingest_documents.soft_time_limit < ingest_documents.time_limit < visibility
+    assert ingest_documents.acks_late and ingest_documents.reject_on_worker_lost
+    assert 0 < ingest_documents.max_retries <= 5
