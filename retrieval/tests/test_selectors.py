@@ -284,3 +284,37 @@ def test_searches_run_without_jit(alice, collection_a, mode):
     raw.execute("SET jit = on")
     search(user=alice, query="leave policy", mode=mode)
     assert raw.execute("SHOW jit").fetchone()[0] == "off"
+
+
+class _VersionCursor:
+    def __init__(self, version):
+        self.version = version
+
+    def execute(self, sql):
+        assert "pg_extension" in sql
+
+    def fetchone(self):
+        return (self.version,) if self.version else None
+
+
+@pytest.mark.parametrize(
+    "version, iterative",
+    [("0.6.2", False), ("0.7.4", False), ("0.8.0", True), ("0.10.1", True), (None, False)],
+)
+def test_pgvector_iterative_scan_is_detected_by_version(monkeypatch, version, iterative):
+    monkeypatch.setattr(selectors, "_SERVER", {})
+    assert selectors._pgvector_iterative(_VersionCursor(version)) is iterative
+
+
+def test_iterative_scan_is_used_only_where_the_server_has_it(alice, collection_a, monkeypatch):
+    """The embedded pgvector 0.6.2 is detected as without it, and searches work; taken for a server
+    that has it, the search sets hnsw.iterative_scan, which 0.6.2 refuses (its `hnsw.` prefix is
+    reserved): the detection is what keeps every search on such a server from failing."""
+    import psycopg
+
+    monkeypatch.setattr(selectors, "_SERVER", {})
+    search(user=alice, query="leave policy", mode="dense")
+    assert selectors._SERVER == {"iterative": False}
+    monkeypatch.setitem(selectors._SERVER, "iterative", True)
+    with pytest.raises(psycopg.errors.InvalidName, match="hnsw.iterative_scan"):
+        search(user=alice, query="leave policy", mode="hybrid")
