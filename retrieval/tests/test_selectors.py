@@ -318,3 +318,41 @@ def test_iterative_scan_is_used_only_where_the_server_has_it(alice, collection_a
     monkeypatch.setitem(selectors._SERVER, "iterative", True)
     with pytest.raises(psycopg.errors.InvalidName, match="hnsw.iterative_scan"):
         search(user=alice, query="leave policy", mode="hybrid")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_search_keeps_the_event_loop_free(alice, collection_a, monkeypatch):
+    """The query embedding and the SQL run in a worker thread: a slow embedding leaves the loop
+    serving other work, and the same query is embedded once (LRU cache)."""
+    import asyncio
+    import threading
+    import time
+
+    from retrieval.embeddings import get_embedder
+
+    embedder = get_embedder()
+    original, calls = type(embedder).embed_query, []
+
+    def slow_embed(self, text):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # a blocking model call
+        return original(self, text)
+
+    monkeypatch.setattr(type(embedder), "embed_query", slow_embed)
+    selectors._query_vector.cache_clear()
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await selectors.asearch(user=alice, query="a question nobody asked before", mode="hybrid")
+    task.cancel()
+    assert ticks >= 15  # about 30 while the embedding blocks its thread
+    assert calls and calls[0] != threading.get_ident()
+    await selectors.asearch(user=alice, query="a question nobody asked before", mode="dense")
+    assert len(calls) == 1
+    selectors._query_vector.cache_clear()
