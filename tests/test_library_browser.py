@@ -77,3 +77,43 @@ def test_a_drop_past_the_upload_rate_loses_no_file(
             "data-status", "ready", timeout=60_000
         )
     assert section.locator("li.doc[data-retried='1']").count() == 1
+
+
+def test_search_box_shows_passages_with_page_heading_and_marked_terms(
+    page, live_url, make_user, make_team, make_collection
+):
+    """Passages come with their document, page or heading path, the query's words marked; another
+    team's matching passage never shows, and markup in a passage stays text."""
+    from retrieval import services
+    from retrieval.tests.helpers import upload
+
+    user = make_user("fern", password="pw-fern-12345")
+    mine = make_collection(make_team("Ops", members=[user]), "runbooks")
+    theirs = make_collection(make_team("Finance", members=[make_user("gus")]), "ledgers")
+    docs = [
+        upload(
+            mine, "ops.pdf", files.pdf_bytes(["Contents.", "The backup runs nightly at two."]), enqueue=False
+        ),
+        upload(
+            mine,
+            "guide.md",
+            b"# Guide\n\n## Restores\n\nRestore a backup from the console. <img src=x onerror=alert(1)>\n",
+            enqueue=False,
+        ),
+        upload(
+            theirs, "secret.md", b"# Secret\n\nThe finance backup runs nightly at three.\n", enqueue=False
+        ),
+    ]
+    services.documents_ingest(document_ids=[d.id for d, _ in docs])
+
+    sign_in(page, live_url, "fern", "pw-fern-12345")
+    page.goto(f"{live_url}/library/")
+    page.fill("#search-q", "nightly backups")
+    page.keyboard.press("Enter")
+    hits = page.locator("#search-results li.hit")
+    expect(hits.first).to_contain_text("The backup runs nightly at two.")
+    expect(hits.first.locator(".where")).to_contain_text("page 2")
+    assert set(hits.first.locator("mark").all_inner_texts()) == {"backup", "nightly"}
+    expect(hits.filter(has_text="Restore a backup")).to_contain_text("Restores")  # its heading path
+    expect(page.locator("#search-results")).not_to_contain_text("finance")
+    assert page.locator("#search-results img").count() == 0
