@@ -117,3 +117,30 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
     expect(hits.filter(has_text="Restore a backup")).to_contain_text("Restores")  # its heading path
     expect(page.locator("#search-results")).not_to_contain_text("finance")
     assert page.locator("#search-results img").count() == 0
+
+
+def test_files_dropped_on_a_collection_upload_and_become_ready(
+    page, live_url, worker, make_user, make_team, make_collection
+):
+    """Dragging files onto a collection's drop zone uploads each, with its own row reaching ready."""
+    user = make_user("hana", password="pw-hana-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "notes")
+    sign_in(page, live_url, "hana", "pw-hana-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    zone = page.locator(f"section[data-collection='{collection.id}'] .dropzone")
+    transfer = page.evaluate_handle(
+        """() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["# Alpha\\n\\nAlpha note about rotas."], "alpha.md", {type: "text/markdown"}));
+            dt.items.add(new File(["Beta note about on-call."], "beta.txt", {type: "text/plain"}));
+            return dt;
+        }"""
+    )
+    zone.dispatch_event("dragover", {"dataTransfer": transfer})
+    zone.dispatch_event("drop", {"dataTransfer": transfer})
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    for name in ("alpha.md", "beta.txt"):
+        row = section.locator("li.doc", has_text=name)
+        expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
+        assert row.locator("progress").evaluate("p => p.value") == 1
