@@ -86,3 +86,42 @@ def test_limits_sit_below_the_brokers_visibility_timeout(settings):
     assert ingest_documents.soft_time_limit < ingest_documents.time_limit < visibility
     assert ingest_documents.acks_late and ingest_documents.reject_on_worker_lost
     assert 0 < ingest_documents.max_retries <= 5
+
+
+def test_transient_errors_are_retried_then_succeed(db, collection_a, monkeypatch):
+    """A provider outage during embedding is retried (with backoff when run by a worker); once it
+    passes, the document ends ready."""
+    from retrieval.embeddings import TransientEmbeddingError
+
+    document, _ = upload(collection_a, "note.md", b"# Note\n\nRotas change on Mondays.", enqueue=False)
+    real, calls = services.documents_ingest, []
+
+    def flaky(*, document_ids):
+        calls.append(Document.objects.get(id=document_ids[0]).status)
+        if len(calls) < 3:
+            raise TransientEmbeddingError("provider answered 503")
+        return real(document_ids=document_ids)
+
+    monkeypatch.setattr(services, "documents_ingest", flaky)
+    ingest_documents.apply(args=[[document.id]])
+    assert len(calls) == 3
+    assert Document.objects.get(id=document.id).status == "ready"
+
+
+def test_transient_errors_fail_for_good_after_the_retries(db, collection_a, monkeypatch):
+    """A provider that stays down fails the document after a bounded number of tries, with the reason."""
+    from retrieval.embeddings import TransientEmbeddingError
+
+    document, _ = upload(collection_a, "note.md", b"# Note\n\nRotas change on Mondays.", enqueue=False)
+    calls = []
+
+    def down(*, document_ids):
+        calls.append(1)
+        raise TransientEmbeddingError("provider answered 503")
+
+    monkeypatch.setattr(services, "documents_ingest", down)
+    ingest_documents.apply(args=[[document.id]])
+    assert len(calls) == ingest_documents.max_retries + 1
+    document.refresh_from_db()
+    assert document.status == "failed"
+    assert "gave up after retries" in document.error and "provider answered 503" in document.error
