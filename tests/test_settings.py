@@ -9,6 +9,11 @@ import pytest
 from tests.support.processes import ROOT
 
 CHECK = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+REQUIRED = {
+    "DJANGO_SECRET_KEY": "s" * 50,
+    "DATABASE_URL": "postgres://u:p@127.0.0.1:1/docent",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+}
 
 
 def _start(**env):
@@ -21,32 +26,18 @@ def _start(**env):
 
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"])
 def test_production_refuses_to_start_without(missing):
-    env = {
-        "DJANGO_SECRET_KEY": "s" * 50,
-        "DATABASE_URL": "postgres://u:p@127.0.0.1:1/docent",
-        "REDIS_URL": "redis://127.0.0.1:1/0",
-    }
+    env = dict(REQUIRED)
     del env[missing]
     started = _start(**env)
     assert started.returncode != 0 and f"{missing} must be set in production" in started.stderr
 
 
 def test_production_starts_with_them_and_without_debug():
-    started = _start(
-        DJANGO_SECRET_KEY="s" * 50,
-        DATABASE_URL="postgres://u:p@127.0.0.1:1/docent",
-        REDIS_URL="redis://127.0.0.1:1/0",
-        DJANGO_DEBUG="1",
-    )
+    started = _start(**REQUIRED, DJANGO_DEBUG="1")
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "False"
 
 
 def test_a_malformed_rate_stops_the_start():
-    started = _start(
-        DJANGO_SECRET_KEY="s" * 50,
-        DATABASE_URL="postgres://u:p@127.0.0.1:1/docent",
-        REDIS_URL="redis://127.0.0.1:1/0",
-        DOCENT_RATE_ASK="thirty a minute",
-    )
+    started = _start(**REQUIRED, DOCENT_RATE_ASK="thirty a minute")
     assert started.returncode != 0 and "DOCENT_RATE_ASK" in started.stderr
