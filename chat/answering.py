@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
+from django.db import transaction
 
 from retrieval.embeddings import count_tokens
 from retrieval.selectors import asearch
@@ -90,12 +91,16 @@ def _on_stop_request(message_id: str) -> None:
         task.cancel()
 
 
-def _exchange_start(*, check=None, **kwargs) -> tuple[dict, dict | None]:
+def _exchange_start(*, check=None, admit=None, **kwargs) -> tuple[dict, dict | None]:
     """Run the caller's permission check, store the exchange and read what its answer needs: one hop
-    to the database thread."""
+    to the database thread. `admit` (rate and quota) runs only for a new exchange, in its transaction:
+    a client repeating a request_id gets the first exchange back, however busy it has been."""
     if check is not None:
         check()
-    ids = services.exchange_start(**kwargs)
+    with transaction.atomic():
+        ids = services.exchange_start(**kwargs)
+        if ids["created"] and admit is not None:
+            admit()  # raising undoes the exchange just stored
     if not ids["created"]:
         return ids, None
     if ids["new_conversation"]:
@@ -107,9 +112,12 @@ def _exchange_start(*, check=None, **kwargs) -> tuple[dict, dict | None]:
     return ids, context
 
 
-async def ask(*, user, conversation_id, request_id: str, content: str, collection_ids, check=None) -> dict:
+async def ask(
+    *, user, conversation_id, request_id: str, content: str, collection_ids, check=None, admit=None
+) -> dict:
     ids, context = await database_sync_to_async(_exchange_start)(
         check=check,
+        admit=admit,
         user=user,
         conversation_id=conversation_id,
         request_id=request_id,

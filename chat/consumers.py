@@ -75,7 +75,6 @@ def _may_ask(user, collections: list[int] | None, conversation_id) -> None:
             raise Refused(
                 "not_found", "this conversation's collections are no longer yours to read", close=True
             )
-    _admit(user)
 
 
 def _owned_message(user, message_id) -> Message:
@@ -175,6 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 collection_ids=collections,
                 # Re-checked on every ask, in the same database hop as storing the question.
                 check=functools.partial(_may_ask, self.user, collections, conversation_id),
+                admit=functools.partial(_admit, self.user),
             )
         except services.NotFound as exc:
             raise Refused("not_found", str(exc)) from None

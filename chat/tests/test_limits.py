@@ -31,6 +31,23 @@ async def test_asking_past_the_rate_is_rate_limited(alice, handbook, chat_model,
     assert refused["type"] == "error" and refused["code"] == "rate_limited"
     assert refused["request_id"] == "third" and 1 <= refused["retry_after"] <= 60
     assert await Message.objects.filter(role="user").acount() == 2
+    assert await Conversation.objects.acount() == 2  # the refused question left nothing behind
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_repeated_request_id_is_not_counted_again(alice, handbook, chat_model, limits):
+    """A client that resends its question (same request_id, after a reconnect say) gets the first
+    exchange back even past the rate: only new questions count."""
+    ws = await connect(alice)
+    first = await ask(ws, "How many days of paid leave?", request_id="only-once")
+    assert (await until_done(ws))[-1]["type"] == "done"
+    assert (await ask(ws, "Expenses?"))["type"] == "accepted"
+    await until_done(ws)
+    again = await ask(ws, "How many days of paid leave?", request_id="only-once")
+    assert again["type"] == "accepted" and again["message_id"] == first["message_id"]
+    assert (await until_done(ws))[-1]["type"] == "done"  # the first answer, replayed
+    assert (await ask(ws, "Security?"))["code"] == "rate_limited"
     await ws.disconnect()
 
 
