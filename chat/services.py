@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from retrieval import limits
+from retrieval.embeddings import count_tokens
 
 from . import prompts, selectors
 from .models import Conversation, Feedback, Message, Usage
@@ -199,21 +200,44 @@ def usage_record(
 
 
 def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:
-    """Answers whose generating process died: mark them interrupted, keeping the checkpointed text."""
+    """Answers whose generating process died: mark them interrupted, keeping the checkpointed text,
+    and put the text the user received in the usage ledger (its tokens counted here; the prompt's
+    were never reported)."""
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_s)
-    stale = list(
-        Message.objects.filter(
-            role=Message.Role.ASSISTANT,
-            status__in=[Message.Status.PENDING, Message.Status.STREAMING],
-            heartbeat_at__lt=cutoff,
-        ).values_list("id", flat=True)
-    )
-    if stale:
-        Message.objects.filter(id__in=stale).exclude(status__in=Message.FINAL).update(
+    with transaction.atomic():
+        # Locked, so that an answer finishing right now is either finished (and ledgered) by its
+        # generator or swept here, never both.
+        stale = list(
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(
+                role=Message.Role.ASSISTANT,
+                status__in=[Message.Status.PENDING, Message.Status.STREAMING],
+                heartbeat_at__lt=cutoff,
+            )
+            .values_list("id", "user_id", "text", "model")
+        )
+        if not stale:
+            return []
+        Message.objects.filter(id__in=[m[0] for m in stale]).update(
             status=Message.Status.INTERRUPTED, finish_reason="interrupted", updated_at=timezone.now()
         )
-        log.warning("marked %d answers interrupted", len(stale))
-    return [str(i) for i in stale]
+        # ignore_conflicts: an answer already in the ledger stays there once.
+        Usage.objects.bulk_create(
+            [
+                Usage(
+                    user_id=user_id,
+                    source=Usage.Source.CHAT,
+                    message_id=message_id,
+                    model=model,
+                    completion_tokens=count_tokens(text),
+                )
+                for message_id, user_id, text, model in stale
+                if text
+            ],
+            ignore_conflicts=True,
+        )
+    log.warning("marked %d answers interrupted", len(stale))
+    return [str(m[0]) for m in stale]
 
 
 def feedback_set(*, user, message_id, rating: int, comment: str = "") -> Feedback:

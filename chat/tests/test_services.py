@@ -28,3 +28,20 @@ def test_checkpoint_saves_streaming_texts_and_heartbeats_but_leaves_ended_answer
     assert by_id[streaming].text == "Employees get" and by_id[streaming].heartbeat_at > fresh
     assert by_id[waiting].heartbeat_at > fresh  # a heartbeat without text
     assert by_id[ended].text == "Employees get 25 days." and by_id[ended].heartbeat_at < fresh
+
+
+def test_sweep_ledgers_what_an_interrupted_answer_had_sent(alice):
+    """An answer whose process died is marked interrupted once; the text it had sent counts in the
+    usage ledger, once, and an answer still alive is left alone."""
+    from chat.models import Usage
+    from retrieval.embeddings import count_tokens
+
+    dead = _answer(alice, "streaming", "Employees get twenty-five days")
+    silent = _answer(alice, "pending")
+    alive = _answer(alice, "streaming", "Expenses are")
+    services.messages_checkpoint(texts={alive: "Expenses are paid"}, alive=[alive])
+    assert sorted(services.messages_sweep_interrupted(stale_after_s=60)) == sorted([dead, silent])
+    assert services.messages_sweep_interrupted(stale_after_s=60) == []
+    ledger = [(str(m), n) for m, n in Usage.objects.values_list("message_id", "completion_tokens")]
+    assert ledger == [(dead, count_tokens("Employees get twenty-five days"))]
+    assert Message.objects.get(id=alive).status == "streaming"
