@@ -192,6 +192,14 @@ class Pipeline:
     def cited_sources(self) -> list[dict]:
         return [p.source() for p in self.passages if p.n in self.citations.cited]
 
+    def spent(self, text: str | None = None) -> dict:
+        """Tokens used so far: as the provider reported them, the answer's (`text`, else this
+        pipeline's) counted offline when it reported none."""
+        usage, text = dict(self.usage), self.text if text is None else text
+        if not usage["completion_tokens"] and text:
+            usage["completion_tokens"] = count_tokens(text)
+        return usage
+
     async def run(self):
         query = self.question
         if self.history:
@@ -461,9 +469,7 @@ class Generation:
             self.text += tail
             self.pending += tail
         cited = pipeline.cited_sources() if pipeline else []
-        usage = dict(pipeline.usage) if pipeline else {"prompt_tokens": 0, "completion_tokens": 0}
-        if not usage["completion_tokens"] and self.text:
-            usage["completion_tokens"] = count_tokens(self.text)
+        usage = pipeline.spent(self.text) if pipeline else {"prompt_tokens": 0, "completion_tokens": 0}
         status = {
             "stop": Message.Status.COMPLETE,
             "length": Message.Status.COMPLETE,

@@ -19,7 +19,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
-from retrieval.embeddings import count_tokens
 
 from . import services
 from .answering import Finished, Pipeline, Text
@@ -60,9 +59,7 @@ _recording: set[asyncio.Task] = set()
 
 async def _record_usage(user, pipeline: Pipeline) -> None:
     """Put the call's tokens in the ledger (these calls store no conversation)."""
-    usage = dict(pipeline.usage)
-    if not usage["completion_tokens"] and pipeline.text:
-        usage["completion_tokens"] = count_tokens(pipeline.text)
+    usage = pipeline.spent()
     if usage["prompt_tokens"] or usage["completion_tokens"]:
         await sync_to_async(services.usage_record)(
             user_id=user.pk,
@@ -146,7 +143,7 @@ async def chat_completions(request):
         return _error(503, str(exc), "provider_unavailable", "api_error")
     finally:
         await _record_usage(user, pipeline)
-    usage = pipeline.usage
+    usage = pipeline.spent()
     return JsonResponse(
         {
             "id": completion_id,
@@ -220,7 +217,7 @@ async def _frames(pipeline: Pipeline, completion_id: str, created: int, include_
         docent={"finish_reason": finish},
     )
     if include_usage:
-        usage = pipeline.usage
+        usage = pipeline.spent()
         payload = {
             "id": completion_id,
             "object": "chat.completion.chunk",
