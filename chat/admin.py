@@ -85,7 +85,10 @@ class BudgetAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "note"]
     autocomplete_fields = ["user"]
 
-    @admin.display(description="used this month")
+    def get_queryset(self, request):
+        # The month's use in the list's own query, not one aggregate per row.
+        return super().get_queryset(request).annotate(_used=selectors.month_tokens_of_user("user"))
+
+    @admin.display(description="used this month", ordering="_used")
     def used_this_month(self, obj):
-        used = selectors.usage_for_user(user=obj.user)
-        return used["prompt_tokens"] + used["completion_tokens"]
+        return obj._used

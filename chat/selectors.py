@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import Budget, Conversation, Message, Usage
@@ -72,8 +73,23 @@ def quota_for_user(*, user) -> int:
     return settings.DOCENT_MONTHLY_TOKEN_QUOTA if own is None else own
 
 
+def month_start():
+    return timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_tokens_of_user(user_field: str):
+    """An expression for querysets of objects with a user: the tokens that user spent this month."""
+    spent = (
+        Usage.objects.filter(user=OuterRef(user_field), created_at__gte=month_start())
+        .values("user")
+        .annotate(total=Sum(F("prompt_tokens") + F("completion_tokens")))
+        .values("total")
+    )
+    return Coalesce(Subquery(spent), 0)
+
+
 def usage_for_user(*, user, since=None) -> dict:
-    since = since or timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    since = since or month_start()
     totals = Usage.objects.filter(user=user, created_at__gte=since).aggregate(
         prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
     )

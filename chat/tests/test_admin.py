@@ -1,5 +1,8 @@
 """Django admin for conversations, messages, feedback, usage and budgets."""
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from chat import services
 from chat.models import Budget
 
@@ -25,4 +28,12 @@ def test_pages_open_and_budgets_show_this_months_use(client, make_user, alice):
     assert client.get("/admin/chat/usage/add/").status_code == 403
     budgets = client.get("/admin/chat/budget/").content.decode()
     assert '<td class="field-used_this_month">345</td>' in budgets
+    with CaptureQueriesContext(connection) as one_row:
+        client.get("/admin/chat/budget/")
+    for name in ("ida", "jon"):
+        Budget.objects.create(user=make_user(name), monthly_tokens=10)
+    with CaptureQueriesContext(connection) as three_rows:
+        budgets = client.get("/admin/chat/budget/").content.decode()
+    assert budgets.count('<td class="field-used_this_month">0</td>') == 2
+    assert len(three_rows) == len(one_row)  # the month's use comes with the list, not per row
     assert client.get("/admin/chat/budget/add/").status_code == 200
