@@ -20,8 +20,9 @@ def _clean_redis():
 
 @pytest.fixture
 def rate_limits(settings):
-    """`rate_limits(search="2/m", ...)` sets this test's rates (the rest off); its counters, in the
-    real Redis, start at zero."""
+    """`rate_limits(search="2/d", ...)` sets this test's rates (the rest off); its counters, in the
+    real Redis, start at zero. Use day-long windows: django-ratelimit's windows are fixed, and a
+    minute's can end in the middle of a test and start the count again."""
     settings.RATELIMIT_CACHE_PREFIX = f"rl-{uuid.uuid4().hex}:"
 
     def set_rates(**rates: str) -> None:

@@ -86,9 +86,9 @@ def test_reload_mid_answer_then_see_it_finish(page, live_app, member, fake_opena
 
 
 def test_a_question_past_the_rate_is_refused_in_words(page, live_app, member):
-    """With one question a minute, the second is refused in the composer, saying when to try again
+    """With one question a day, the second is refused in the composer, saying when to try again
     (once), and the first answer stays."""
-    base = live_app(DOCENT_RATE_ASK="1/m")
+    base = live_app(DOCENT_RATE_ASK="1/d")
     sign_in(page, base, "erin", "pw-erin-12345")
     page.fill("textarea", "How many days of paid leave do employees get?")
     page.keyboard.press("Enter")

@@ -56,7 +56,7 @@ def test_metrics_count_searches_and_refusals(client, alice, collection_a, rate_l
 
     searches = sample("docent_search_seconds_count", mode="hybrid")
     refused = sample("docent_rate_limited_total", action="search")
-    rate_limits(search="1/m")
+    rate_limits(search="1/d")
     client.force_login(alice)
     for _ in range(2):
         client.post("/api/v1/search", {"query": "leave"}, content_type="application/json")
