@@ -32,6 +32,17 @@ def rate_limits(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_moderation():
+    """Moderation checkers (and the rules they cache) are built per process from settings; a test's
+    rules vanish with its database flush, which sends no signal, so each test starts without them."""
+    from chat.moderation import get_checkers
+
+    get_checkers.cache_clear()
+    yield
+    get_checkers.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """Each async test runs on a new event loop; a channel layer keeps Redis connections bound to the
     loop that made them, so every test gets its own layer instead of inheriting a dead loop's."""

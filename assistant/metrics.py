@@ -15,3 +15,11 @@ RATE_LIMITED = Counter("docent_rate_limited_total", "Requests refused by a rate 
 def refresh_document_gauges(counts: dict[str, int]) -> None:
     for status in ("queued", "processing", "ready", "failed"):
         DOCUMENTS.labels(status=status).set(counts.get(status, 0))
+
+
+MODERATION_FLAGGED = Counter(
+    "docent_moderation_flagged_total", "Questions refused by moderation", ["checker"]
+)
+MODERATION_ERRORS = Counter(
+    "docent_moderation_errors_total", "Moderation checks that failed to answer", ["checker"]
+)

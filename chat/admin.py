@@ -1,7 +1,10 @@
 from django.contrib import admin
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
 
-from . import selectors
-from .models import Budget, Conversation, Feedback, Message, Usage
+from . import selectors, services
+from .models import Budget, Conversation, Feedback, Message, ModerationFlag, ModerationRule, Usage
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -92,3 +95,75 @@ class BudgetAdmin(admin.ModelAdmin):
     @admin.display(description="used this month", ordering="_used")
     def used_this_month(self, obj):
         return obj._used
+
+
+@admin.register(ModerationRule)
+class ModerationRuleAdmin(admin.ModelAdmin):
+    list_display = ["pattern", "kind", "category", "enabled", "flag_count", "note", "updated_at"]
+    list_editable = ["enabled"]
+    list_filter = ["enabled", "kind", "category"]
+    search_fields = ["pattern", "note", "category"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_flags=Count("flags"))
+
+    @admin.display(description="flags", ordering="_flags")
+    def flag_count(self, obj):
+        return obj._flags
+
+
+@admin.register(ModerationFlag)
+class ModerationFlagAdmin(admin.ModelAdmin):
+    """Refused questions. Only `reviewed` changes; the rest is the record."""
+
+    list_display = ["created_at", "user", "source", "checker", "category_list", "short", "rule", "reviewed"]
+    list_filter = ["reviewed", "source", "checker", "created_at"]
+    search_fields = ["text", "user__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user", "rule"]
+    fields = [
+        "created_at",
+        "user",
+        "source",
+        "checker",
+        "categories",
+        "rule",
+        "conversation",
+        "text",
+        "reviewed",
+    ]
+    readonly_fields = [
+        "created_at",
+        "user",
+        "source",
+        "checker",
+        "categories",
+        "rule",
+        "conversation",
+        "text",
+    ]
+    actions = ["mark_reviewed"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="text")
+    def short(self, obj):
+        return obj.text[:80]
+
+    @admin.display(description="categories")
+    def category_list(self, obj):
+        return ", ".join(obj.categories)
+
+    @admin.display(description="conversation")
+    def conversation(self, obj):
+        if obj.message_id is None:
+            return "-"
+        conversation_id = Message.objects.values_list("conversation_id", flat=True).get(id=obj.message_id)
+        url = reverse("admin:chat_conversation_change", args=[conversation_id])
+        return format_html('<a href="{}">open the conversation</a>', url)
+
+    @admin.action(description="Mark the selected flags reviewed")
+    def mark_reviewed(self, request, queryset):
+        done = services.moderation_flags_review(flag_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{done} flag(s) marked reviewed.")

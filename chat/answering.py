@@ -22,7 +22,7 @@ from django.db import transaction
 from retrieval.embeddings import count_tokens
 from retrieval.selectors import asearch
 
-from . import prompts, selectors, services, streams
+from . import moderation, prompts, selectors, services, streams
 from .loops import per_loop
 from .models import Message
 from .providers import Delta, Finish, ProviderError, StreamInterrupted, get_chat_model
@@ -188,6 +188,7 @@ class Pipeline:
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
         self.text = ""
         self.provider_ms: float | None = None
+        self._screened = False
 
     def cited_sources(self) -> list[dict]:
         return [p.source() for p in self.passages if p.n in self.citations.cited]
@@ -200,15 +201,38 @@ class Pipeline:
             usage["completion_tokens"] = count_tokens(text)
         return usage
 
+    async def screen(self) -> None:
+        """Moderate the question (once): moderation.Blocked when it may not be answered."""
+        if self._screened:
+            return
+        verdict = await moderation.screen(self.question)
+        self._screened = True
+        if verdict is not None:
+            raise moderation.Blocked(verdict)
+
     async def run(self):
-        query = self.question
-        if self.history:
-            rewritten = await self.model.rewrite(prompts.rewrite_messages(self.question, self.history))
-            query = rewritten or prompts.standalone_query(self.question, self.history)
-        t0 = time.perf_counter()
-        hits = await asearch(
-            user=self.user, query=query, collection_ids=self.collection_ids, k=settings.DOCENT_PROMPT_PASSAGES
-        )
+        # The question is moderated while the search runs, and always before a model sees it (the
+        # rewrite of a follow-up sends it to the provider, so that waits for the verdict).
+        screening = asyncio.get_running_loop().create_task(self.screen())
+        try:
+            query = self.question
+            if self.history:
+                await screening
+                rewritten = await self.model.rewrite(prompts.rewrite_messages(self.question, self.history))
+                query = rewritten or prompts.standalone_query(self.question, self.history)
+            t0 = time.perf_counter()
+            hits = await asearch(
+                user=self.user,
+                query=query,
+                collection_ids=self.collection_ids,
+                k=settings.DOCENT_PROMPT_PASSAGES,
+            )
+            await screening
+        finally:
+            if not screening.done():
+                screening.cancel()
+            elif not screening.cancelled():
+                screening.exception()  # retrieved: it was raised above whenever it mattered
         self.passages = [
             prompts.Passage(
                 n=i + 1,
@@ -394,6 +418,10 @@ class Generation:
             await self._end("interrupted")
         except ProviderError as exc:
             await self._fail("provider_unavailable", str(exc), retry_after=exc.retry_after)
+        except moderation.Blocked as exc:
+            await self._fail("moderation_blocked", str(exc), verdict=exc.verdict)
+        except moderation.Unavailable as exc:
+            await self._fail("provider_unavailable", str(exc))
         except Exception:
             log.exception("answer %s failed", self.message_id)
             await self._fail("internal", "the answer failed; please try again")
@@ -495,7 +523,14 @@ class Generation:
         await self.emit({"type": "sources", "sources": cited})
         await self.emit({"type": "done", "finish_reason": finish_reason, "usage": usage}, final=True)
 
-    async def _fail(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+    async def _fail(
+        self,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        verdict: moderation.Verdict | None = None,
+    ) -> None:
         await database_sync_to_async(services.message_finish)(
             message_id=self.message_id,
             text=self.text,
@@ -503,8 +538,11 @@ class Generation:
             error_code=code,
             finish_reason="",
             total_ms=self._ms(self.started),
+            flag=verdict,
         )
         event = {"type": "error", "code": code, "message": message}
+        if verdict is not None:
+            event["categories"] = list(verdict.categories)
         if retry_after is not None:
             event["retry_after"] = retry_after
         await self.emit(event, final=True)

@@ -32,6 +32,7 @@ class MessageOut(Schema):
     status: str
     sources: list[dict]
     finish_reason: str | None
+    error_code: str | None = None  # with status failed: why (moderation_blocked, provider_unavailable...)
     reply_to: str | None
     created_at: str
 

@@ -152,3 +152,68 @@ class Budget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.monthly_tokens or 'unlimited'}"
+
+
+class ModerationRule(models.Model):
+    """A phrase or pattern an admin does not want asked; checked before any answer (DOCENT_MODERATION
+    includes `rules`, the default), offline and in microseconds."""
+
+    class Kind(models.TextChoices):
+        PHRASE = "phrase", "Phrase (whole words, any case)"
+        REGEX = "regex", "Regular expression (any case)"
+
+    pattern = models.CharField(max_length=500)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PHRASE)
+    category = models.SlugField(max_length=50, default="policy", help_text="Shown to the user and in flags.")
+    enabled = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category", "pattern"]
+        constraints = [models.UniqueConstraint(fields=["kind", "pattern"], name="moderationrule_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.pattern}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .moderation import compile_rule
+
+        try:
+            compile_rule(self.kind, self.pattern)
+        except ValueError as exc:
+            raise ValidationError({"pattern": str(exc)}) from None
+
+
+class ModerationFlag(models.Model):
+    """A question refused by moderation, for admins to review."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=10, choices=Usage.Source.choices)
+    # The refused question in its conversation (chat); API calls store no conversation.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    text = models.TextField()
+    checker = models.CharField(max_length=20, help_text="rules or openai")
+    categories = models.JSONField(default=list)
+    rule = models.ForeignKey(
+        ModerationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="flags"
+    )
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="moderationflag_user_time"),
+            models.Index(
+                fields=["created_at"], name="moderationflag_unreviewed", condition=Q(reviewed=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {', '.join(self.categories) or self.checker}"

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
 
-from . import services
+from . import moderation, services
 from .answering import Finished, Pipeline, Text
 from .providers import ProviderError, StreamInterrupted
 
@@ -125,6 +125,15 @@ async def chat_completions(request):
         collection_ids=collections,
         max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
     )
+    try:
+        await pipeline.screen()  # before any response starts, so that a refusal is a plain 400
+    except moderation.Blocked as exc:
+        await sync_to_async(services.moderation_flag_record)(
+            user_id=user.pk, source="api", text=question, verdict=exc.verdict
+        )
+        return _error(400, str(exc), "moderation_blocked")
+    except moderation.Unavailable as exc:
+        return _error(503, str(exc), "provider_unavailable", "api_error")
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.get("stream"):

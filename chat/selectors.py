@@ -34,16 +34,21 @@ def generation_context(*, message_id) -> dict:
     earlier = (
         conversation.messages.filter(created_at__lt=answer.reply_to.created_at)
         .order_by("created_at")
-        .values_list("role", "text", "status", "reply_to_id", "id")
+        .values_list("role", "text", "status", "reply_to_id", "id", "error_code")
     )
     latest_answer: dict = {}
     questions = []
-    for role, text, status, reply_to, mid in earlier:
+    blocked = set()
+    for role, text, status, reply_to, mid, error_code in earlier:
         if role == Message.Role.USER:
             questions.append((mid, text))
         elif status in (Message.Status.COMPLETE, Message.Status.STOPPED) and text:
             latest_answer[reply_to] = text  # a regenerated answer replaces the earlier one
+        elif error_code == "moderation_blocked":
+            blocked.add(reply_to)
     for mid, text in questions:
+        if mid in blocked:
+            continue  # a refused question never reaches a model, later turns included
         history.append(("user", text))
         if mid in latest_answer:
             history.append(("assistant", latest_answer[mid]))
@@ -108,6 +113,7 @@ def message_out(message: Message) -> dict:
         "status": message.status,
         "sources": message.citations if message.role == Message.Role.ASSISTANT else [],
         "finish_reason": message.finish_reason or None,
+        "error_code": message.error_code or None,
         "reply_to": str(message.reply_to_id) if message.reply_to_id else None,
         "created_at": message.created_at.isoformat(),
     }

@@ -13,7 +13,7 @@ from retrieval import limits
 from retrieval.embeddings import count_tokens
 
 from . import prompts, selectors
-from .models import Conversation, Feedback, Message, Usage
+from .models import Conversation, Feedback, Message, ModerationFlag, ModerationRule, Usage
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,10 @@ def messages_checkpoint(*, texts: dict[str, str], alive: list[str]) -> None:
             )
 
 
-def message_finish(*, message_id, **fields) -> bool:
+def message_finish(*, message_id, flag=None, **fields) -> bool:
     """Store the final state unless the answer already ended (a sweep may have called it interrupted),
-    and the tokens it used in the usage ledger."""
+    and the tokens it used in the usage ledger; with `flag` (a moderation verdict), the question in
+    the moderation flags."""
     fields.setdefault("heartbeat_at", timezone.now())
     with transaction.atomic():
         done = (
@@ -174,6 +175,15 @@ def message_finish(*, message_id, **fields) -> bool:
             .exclude(status__in=Message.FINAL)
             .update(updated_at=timezone.now(), **fields)
         )
+        if done and flag is not None:
+            question = Message.objects.values("id", "user_id", "text").get(answers=message_id)
+            moderation_flag_record(
+                user_id=question["user_id"],
+                source=Usage.Source.CHAT,
+                text=question["text"],
+                verdict=flag,
+                message_id=question["id"],
+            )
         if done and (fields.get("prompt_tokens") or fields.get("completion_tokens")):
             usage_record(
                 user_id=Message.objects.values_list("user_id", flat=True).get(id=message_id),
@@ -197,6 +207,25 @@ def usage_record(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
     )
+
+
+def moderation_flag_record(
+    *, user_id: int, source: str, text: str, verdict, message_id=None
+) -> ModerationFlag:
+    return ModerationFlag.objects.create(
+        user_id=user_id,
+        source=source,
+        message_id=message_id,
+        text=text,
+        checker=verdict.checker,
+        categories=list(verdict.categories),
+        # Another process may have matched a rule deleted since (rules are cached for a while).
+        rule_id=ModerationRule.objects.filter(id=verdict.rule_id).values_list("id", flat=True).first(),
+    )
+
+
+def moderation_flags_review(*, flag_ids) -> int:
+    return ModerationFlag.objects.filter(id__in=flag_ids, reviewed=False).update(reviewed=True)
 
 
 def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:

@@ -101,3 +101,24 @@ def test_a_question_past_the_rate_is_refused_in_words(page, live_app, member):
     expect(error).to_contain_text("too many questions; try again in")
     assert error.inner_text().lower().count("try again") == 1
     expect(page.locator("article.msg.assistant")).to_have_count(1)
+
+
+def test_a_refused_question_says_why_also_after_a_reload(page, live_url, member):
+    """A question matching an admin's rule: the answer says it goes against the content policy, with
+    the rule's category, and says so again when the conversation is opened later."""
+    from chat.models import ModerationRule
+
+    ModerationRule.objects.create(pattern="salary of", category="confidential")
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.fill("textarea", "What is the salary of the CEO?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(answer).to_contain_text("content policy (confidential)")
+    page.reload()
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(answer).to_contain_text(
+        "Not answered: the question goes against your organisation's content policy"
+    )
+    expect(page.locator("article.msg.user").first).to_contain_text("salary of the CEO")

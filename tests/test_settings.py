@@ -41,3 +41,22 @@ def test_production_starts_with_them_and_without_debug():
 def test_a_malformed_rate_stops_the_start():
     started = _start(**REQUIRED, DOCENT_RATE_ASK="thirty a minute")
     assert started.returncode != 0 and "DOCENT_RATE_ASK" in started.stderr
+
+
+def test_moderation_checkers_are_checked_at_start():
+    """An unknown checker, or the provider's moderation without a provider, stops the start; "off"
+    and a list with repeats are read as meant."""
+    base = {k: v for k, v in REQUIRED.items()}
+    unknown = _start(**base, DOCENT_MODERATION="rules,perspective")
+    assert unknown.returncode != 0 and "unknown perspective" in unknown.stderr
+    no_provider = _start(**base, DOCENT_MODERATION="openai", OPENAI_API_KEY="", OPENAI_BASE_URL="")
+    assert no_provider.returncode != 0 and "needs a provider" in no_provider.stderr
+    from assistant.settings.base import env_checks
+
+    os.environ["DOCENT_TEST_CHECKS"] = " Rules, openai ,rules"
+    try:
+        assert env_checks("DOCENT_TEST_CHECKS", "rules", {"rules", "openai"}) == ("rules", "openai")
+        os.environ["DOCENT_TEST_CHECKS"] = "off"
+        assert env_checks("DOCENT_TEST_CHECKS", "rules", {"rules", "openai"}) == ()
+    finally:
+        del os.environ["DOCENT_TEST_CHECKS"]

@@ -40,6 +40,18 @@ def env_rate(name: str, default: str) -> str:
     return value
 
 
+def env_checks(name: str, default: str, known: set[str]) -> tuple[str, ...]:
+    """A comma-separated list of names from `known`; "off" or "none" for none."""
+    value = os.environ.get(name, default).strip().lower()
+    if value in {"", "off", "none", "0"}:
+        return ()
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"{name}={value!r}: unknown {', '.join(unknown)}; expected any of {sorted(known)}")
+    return names
+
+
 DATA_DIR = Path(os.environ.get("DOCENT_DATA_DIR") or BASE_DIR / "var").resolve()
 DEBUG = env_bool("DJANGO_DEBUG")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
@@ -219,6 +231,16 @@ DOCENT_RATE_LIMITS = {
     "login": env_rate("DOCENT_RATE_LOGIN", "20/m"),
 }
 RATELIMIT_FAIL_OPEN = True  # a cache that cannot count does not refuse everyone
+
+# Moderation of questions before any model sees them (docs/api.md, "Moderation"): admins' rules
+# always available offline; `openai` asks the provider's /v1/moderations endpoint.
+DOCENT_MODERATION = env_checks("DOCENT_MODERATION", "rules", {"rules", "openai"})
+DOCENT_MODERATION_MODEL = os.environ.get("DOCENT_MODERATION_MODEL", "omni-moderation-latest")
+DOCENT_MODERATION_TIMEOUT_S = env_float("DOCENT_MODERATION_TIMEOUT_S", 5.0)
+DOCENT_MODERATION_FAIL_CLOSED = env_bool("DOCENT_MODERATION_FAIL_CLOSED", False)
+DOCENT_MODERATION_RULES_TTL_S = env_float("DOCENT_MODERATION_RULES_TTL_S", 30.0)
+if "openai" in DOCENT_MODERATION and not (OPENAI_API_KEY or OPENAI_BASE_URL):
+    raise ValueError("DOCENT_MODERATION=openai needs a provider: set OPENAI_API_KEY or OPENAI_BASE_URL")
 
 # Retrieval (defaults tuned on SciFact train queries; see docs/benchmarks.md)
 DOCENT_SEARCH_K = env_int("DOCENT_SEARCH_K", 8)

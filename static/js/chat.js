@@ -89,6 +89,7 @@
         a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
       } else {
         finish(a, m.status === "refused" ? "refused" : m.finish_reason || m.status);
+        if (m.error_code === "moderation_blocked") a.meta.textContent = BLOCKED;
       }
       render(a);
     }
@@ -155,6 +156,8 @@
       scrollDown(false);
     });
   }
+
+  const BLOCKED = "Not answered: the question goes against your organisation's content policy.";
 
   function finish(a, reason, usage) {
     a.done = true;
@@ -260,6 +263,8 @@
         a.text = a.text || "";
         finish(a, "failed");
         a.meta.textContent = errorText(ev);
+        a.following = false;
+        sessionStorage.removeItem(ACTIVE);
         setBusy(null);
       } else {
         const el = ev.request_id && waiting.get(ev.request_id);
