@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 from django.db import transaction
+from redis.exceptions import RedisError
 
 from retrieval.embeddings import count_tokens
 from retrieval.selectors import asearch
@@ -146,7 +147,19 @@ def start(message_id: str, *, context: dict | None = None) -> asyncio.Task:
 
 async def stop(message_id: str) -> None:
     _on_stop_request(message_id)  # local generation: cancelled at once
-    await streams.request_stop(message_id)  # elsewhere, or not started yet
+    try:
+        await streams.request_stop(message_id)  # elsewhere, or not started yet
+    except RedisError:
+        if message_id not in _tasks:
+            raise
+        log.warning("stop of %s: Redis unreachable; stopped here only", message_id)
+
+
+async def _stop_requested(message_id: str) -> bool:
+    try:
+        return await streams.stop_requested(message_id)
+    except RedisError:  # no Redis, no stop request from elsewhere to honour
+        return False
 
 
 @dataclass(frozen=True)
@@ -293,6 +306,9 @@ COALESCE_S = 0.015
 # often, so the frames its followers wrote go out and other sockets are served meanwhile.
 YIELD_S = 0.002
 HEARTBEAT_S = 15.0
+# While Redis is unreachable, a generator tries its stream again after this long, doubling up to the max.
+REDIS_RETRY_S = 0.25
+REDIS_RETRY_MAX_S = 5.0
 
 
 def _coalesce_interval() -> float:
@@ -367,15 +383,59 @@ class Generation:
         self.lock = asyncio.Lock()
         self.streaming = False  # the text is worth checkpointing only once the model streams
         self.last_yield = 0.0
+        self.sent_text = ""  # the text of the deltas published so far
+        self.backlog: list[dict] | None = None  # events Redis has not taken yet (None: all taken)
+        self.catching_up: asyncio.Task | None = None
 
     async def emit(self, event: dict, *, final: bool = False) -> None:
         async with self.lock:
             if event["type"] != "delta" and self.pending:
                 await self._send_pending()
             self.seq += 1
-            await streams.append(
-                self.message_id, {**event, "message_id": self.message_id, "seq": self.seq}, final=final
-            )
+            await self._publish({**event, "message_id": self.message_id, "seq": self.seq}, final=final)
+
+    async def _publish(self, event: dict, *, final: bool = False) -> None:
+        """Into the answer's Redis stream and to this process's followers. While Redis cannot take
+        events, they still reach this process's followers and wait in a backlog, which a background
+        task writes once Redis is back (the generator never waits for Redis to return)."""
+        if event["type"] == "delta":
+            self.sent_text += event["text"]
+        if self.backlog is None:
+            try:
+                await streams.append(self.message_id, event, final=final)
+                return
+            except RedisError as exc:
+                log.warning(
+                    "answer %s: Redis unreachable (%s); followers here fed directly", self.message_id, exc
+                )
+                self.backlog = []
+        self.backlog.append(event)
+        streams.publish_local(self.message_id, event)
+        if self.catching_up is None or self.catching_up.done():
+            self.catching_up = asyncio.get_running_loop().create_task(self._catch_up())
+            _background.add(self.catching_up)
+            self.catching_up.add_done_callback(_background.discard)
+
+    async def _catch_up(self) -> None:
+        """Write the backlog as one event holding the whole text so far (`replace`: right for a
+        follower at any point, also when Redis came back empty) and the events after the text."""
+        delay, deadline = REDIS_RETRY_S, time.monotonic() + streams.STREAM_TTL_S
+        while self.backlog and time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            taken = self.backlog[:]
+            deltas = [e for e in taken if e["type"] == "delta"]
+            # Events other than deltas (sources, done, error) only ever follow the last delta.
+            events = [{**deltas[-1], "text": self.sent_text, "replace": True}] if deltas else []
+            events += [e for e in taken if e["type"] != "delta"]
+            try:
+                await streams.append_many(self.message_id, events, final=True)
+            except RedisError:
+                delay = min(delay * 2, REDIS_RETRY_MAX_S)
+                continue
+            del self.backlog[: len(taken)]
+            log.info("answer %s: Redis is back; its stream caught up", self.message_id)
+        if not self.backlog:
+            self.backlog = None
 
     async def _send_pending(self) -> None:
         text, self.pending = self.pending, ""
@@ -386,8 +446,7 @@ class Generation:
         if not text:
             return
         self.seq += 1
-        event = {"type": "delta", "text": text, "message_id": self.message_id, "seq": self.seq}
-        await streams.append(self.message_id, event)
+        await self._publish({"type": "delta", "text": text, "message_id": self.message_id, "seq": self.seq})
 
     def _schedule_flush(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush_later())
@@ -432,7 +491,7 @@ class Generation:
                 self.flush_timer.cancel()
 
     async def _answer(self) -> None:
-        if await streams.stop_requested(self.message_id):
+        if await _stop_requested(self.message_id):
             _stopping.add(self.message_id)
             raise asyncio.CancelledError
         ctx = self.context or await database_sync_to_async(selectors.generation_context)(

@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from redis.exceptions import RedisError
 
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
@@ -20,6 +21,7 @@ from . import answering, selectors, services, streams
 from .models import Message
 
 log = logging.getLogger(__name__)
+RELAY_RETRY_S, RELAY_RETRY_MAX_S = 0.25, 5.0
 
 
 class Refused(Exception):
@@ -86,11 +88,12 @@ def _owned_message(user, message_id) -> Message:
 
 def _merge_deltas(events: list[dict]) -> list[dict]:
     """Consecutive deltas read together go out as one frame carrying the last seq: a client that
-    resumes after that seq has everything before it."""
+    resumes after that seq has everything before it. A `replace` delta (the whole text so far)
+    starts a frame of its own, and the deltas after it join that frame, which stays a replacement."""
     merged: list[dict] = []
     for event in events:
         if merged and event["type"] == "delta" and merged[-1]["type"] == "delta" and not event.get("replace"):
-            merged[-1] = {**event, "text": merged[-1]["text"] + event["text"]}
+            merged[-1] = {**merged[-1], "text": merged[-1]["text"] + event["text"], "seq": event["seq"]}
         else:
             merged.append(event)
     return merged
@@ -227,21 +230,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _relay(self, message_id: str, after: int) -> None:
         """Forward the answer's events from its stream; fall back to the stored message when the
         stream is gone (expired, or the answer ended long ago)."""
-        last = after
+        last, delay = after, 0.0
         try:
             while True:
-                # aclosing: the generator is closed here, in this task, even when the reader is cancelled.
-                async with contextlib.aclosing(streams.follow_batches(message_id, after=last)) as batches:
-                    async for batch in batches:
-                        for event in _merge_deltas(batch):
-                            last = event["seq"]
-                            await self.send_json(event)
-                            if event["type"] in streams.TERMINAL:
-                                return
+                try:
+                    # aclosing: the generator is closed here, in this task, even when the reader is cancelled.
+                    async with contextlib.aclosing(streams.follow_batches(message_id, after=last)) as batches:
+                        async for batch in batches:
+                            delay = 0.0
+                            for event in _merge_deltas(batch):
+                                last = event["seq"]
+                                await self.send_json(event)
+                                if event["type"] in streams.TERMINAL:
+                                    return
+                except RedisError as exc:
+                    # Redis away: the stored answer is the fallback; otherwise follow again when Redis
+                    # is back (the generator writes what Redis missed, see answering.Generation).
+                    delay = min(max(delay * 2, RELAY_RETRY_S), RELAY_RETRY_MAX_S)
+                    log.warning(
+                        "relay of %s: Redis unreachable (%s); retrying in %.1f s", message_id, exc, delay
+                    )
                 message = await database_sync_to_async(Message.objects.get)(id=message_id)
                 if message.status in Message.FINAL:
                     await self._replay_stored(message, last)
                     return
+                await asyncio.sleep(delay)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -79,6 +79,7 @@ def client() -> aioredis.Redis:
         max_connections=2000,
         health_check_interval=30,
         socket_timeout=BLOCK_MS / 1000 + 10,
+        socket_connect_timeout=2,  # a Redis that is away is noticed quickly
     )
 
 
@@ -91,19 +92,32 @@ def stop_key(message_id) -> str:
 
 
 async def append(message_id, event: dict, *, final: bool = False) -> None:
-    redis = client()
-    key = stream_key(message_id)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(key, {"e": json.dumps(event, separators=(",", ":"))})
-        if final or event.get("seq") == 1:
-            pipe.expire(key, STREAM_TTL_S)
-        entry_id = (await pipe.execute())[0]
+    """Add an event to the answer's stream, then hand it to this process's followers. Raises
+    redis.RedisError when Redis cannot take it (the caller decides what then)."""
+    entry_ids = await append_many(message_id, [event], final=final or event.get("seq") == 1)
     hub = _hub()
     if hub.followers.get(str(message_id)):
-        hub.publish(str(message_id), (entry_id, event))
+        hub.publish(str(message_id), (entry_ids[0], event))
         # Let the followers send it now: a generator reading a buffered provider stream may not
         # yield to the loop again until its next write.
         await asyncio.sleep(0)
+
+
+async def append_many(message_id, events: list[dict], *, final: bool = False) -> list:
+    """Add events to the stream only (not to this process's followers); the stream's expiry is set
+    when `final` (and by the first event, so that an abandoned stream still expires)."""
+    key = stream_key(message_id)
+    async with client().pipeline(transaction=False) as pipe:
+        for event in events:
+            pipe.xadd(key, {"e": json.dumps(event, separators=(",", ":"))})
+        if final:
+            pipe.expire(key, STREAM_TTL_S)
+        return (await pipe.execute())[: len(events)]
+
+
+def publish_local(message_id, event: dict) -> None:
+    """Hand an event to this process's followers without Redis (while Redis is unreachable)."""
+    _hub().publish(str(message_id), (None, event))
 
 
 async def exists(message_id) -> bool:
@@ -149,7 +163,7 @@ def _events(entries, after: int, last_id="0-0") -> tuple[list[dict], str, bool]:
     """(events with seq > after up to the first terminal one, the last entry id, terminal seen)."""
     batch = []
     for entry_id, fields in entries:
-        last_id = entry_id
+        last_id = entry_id or last_id  # events handed over while Redis was away have no entry id
         # From the hub: the event itself; from Redis: its JSON under the field "e".
         event = fields if "type" in fields else json.loads(fields[b"e"])
         if event.get("seq", 0) > after:

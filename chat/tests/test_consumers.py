@@ -334,3 +334,21 @@ async def test_streaming_text_is_checkpointed_before_the_answer_ends(
     answer = await Message.objects.aget(id=accepted["message_id"])
     assert answer.text == openai_provider.reply and answer.status == "complete"
     await ws.disconnect()
+
+
+def test_deltas_after_a_replacement_stay_part_of_it():
+    """A stream that caught up after a Redis outage holds the whole text so far in one `replace`
+    delta; deltas read with it join it, and the frame still replaces what the client had."""
+    from chat.consumers import _merge_deltas
+
+    events = [
+        {"type": "delta", "text": "a", "seq": 3},
+        {"type": "delta", "text": "whole so far", "seq": 9, "replace": True},
+        {"type": "delta", "text": " and more", "seq": 10},
+        {"type": "sources", "sources": [], "seq": 11},
+    ]
+    assert _merge_deltas(events) == [
+        {"type": "delta", "text": "a", "seq": 3},
+        {"type": "delta", "text": "whole so far and more", "seq": 10, "replace": True},
+        {"type": "sources", "sources": [], "seq": 11},
+    ]

