@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from redis.exceptions import RedisError
 
 from retrieval.embeddings import count_tokens
@@ -309,6 +309,8 @@ HEARTBEAT_S = 15.0
 # While Redis is unreachable, a generator tries its stream again after this long, doubling up to the max.
 REDIS_RETRY_S = 0.25
 REDIS_RETRY_MAX_S = 5.0
+# An answer's final save that the database refused is retried this often (doubling), for this long.
+STORE_RETRY_S, STORE_RETRY_MAX_S, STORE_RETRY_FOR_S = 0.5, 10.0, 600.0
 
 
 def _coalesce_interval() -> float:
@@ -567,8 +569,7 @@ class Generation:
         self.streaming = False  # no checkpoint after this: the final save is the one below
         if self.recording is not None:
             await asyncio.gather(self.recording, return_exceptions=True)
-        await database_sync_to_async(services.message_finish)(
-            message_id=self.message_id,
+        await self._store(
             text=self.text,
             status=status,
             finish_reason=finish_reason,
@@ -582,6 +583,36 @@ class Generation:
         await self.emit({"type": "sources", "sources": cited})
         await self.emit({"type": "done", "finish_reason": finish_reason, "usage": usage}, final=True)
 
+    async def _store(self, **fields) -> None:
+        """Save the answer's final state. When the database cannot take it (restarting, failing
+        over), the answer still ends for its followers and the save is retried in the background:
+        the text is in memory."""
+        save = database_sync_to_async(services.message_finish)
+        try:
+            await save(message_id=self.message_id, **fields)
+            return
+        except DatabaseError as exc:
+            log.warning("answer %s: final save failed (%s); retrying in the background", self.message_id, exc)
+
+        async def retry() -> None:
+            delay, deadline = STORE_RETRY_S, time.monotonic() + STORE_RETRY_FOR_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(delay)
+                try:
+                    await save(message_id=self.message_id, **fields)
+                except DatabaseError:
+                    delay = min(delay * 2, STORE_RETRY_MAX_S)
+                    continue
+                log.info("answer %s: final state stored after a retry", self.message_id)
+                return
+            log.error(
+                "answer %s: final state not stored; the sweep will mark it interrupted", self.message_id
+            )
+
+        task = asyncio.get_running_loop().create_task(retry(), name=f"store-{self.message_id}")
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
     async def _fail(
         self,
         code: str,
@@ -590,8 +621,7 @@ class Generation:
         retry_after: float | None = None,
         verdict: moderation.Verdict | None = None,
     ) -> None:
-        await database_sync_to_async(services.message_finish)(
-            message_id=self.message_id,
+        await self._store(
             text=self.text,
             status=Message.Status.FAILED,
             error_code=code,

@@ -164,3 +164,50 @@ async def test_followers_on_another_process_get_the_whole_answer_across_a_redis_
         assert _text(events) == openai_provider.reply
         seqs = [e["seq"] for e in events]
         assert seqs == sorted(set(seqs))
+
+
+REFUSE_FINAL_SAVES = """
+CREATE FUNCTION test_refuse_final() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '57P03', MESSAGE = 'the database system is starting up';
+END $$;
+CREATE TRIGGER test_refuse_final BEFORE UPDATE ON chat_message FOR EACH ROW
+    WHEN (NEW.status NOT IN ('pending', 'streaming')) EXECUTE FUNCTION test_refuse_final();
+"""
+
+
+def _run_sql(sql: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+async def test_an_answer_ends_for_its_reader_while_the_database_refuses_its_final_save(
+    alice, handbook, chat_model
+):
+    """The database refuses the final save (as a server starting up does): the reader still gets the
+    whole answer and its ending at once, and the save lands, with its tokens in the ledger, once the
+    database takes writes again."""
+    from chat.models import Usage
+
+    await sync_to_async(_run_sql)(REFUSE_FINAL_SAVES)
+    try:
+        ws = await connect(alice)
+        accepted = await ask(ws, "How many days of paid leave do employees get?")
+        events = await until_done(ws, wait=10)
+        assert events[-1]["type"] == "done" and "25 days" in text_of(events)
+        answer = await Message.objects.aget(id=accepted["message_id"])
+        assert answer.status in ("pending", "streaming")  # not stored yet
+    finally:
+        await sync_to_async(_run_sql)(
+            "DROP TRIGGER test_refuse_final ON chat_message; DROP FUNCTION test_refuse_final();"
+        )
+    for _ in range(100):
+        answer = await Message.objects.aget(id=accepted["message_id"])
+        if answer.status == "complete":
+            break
+        await asyncio.sleep(0.1)
+    assert answer.status == "complete" and answer.text == text_of(events)
+    assert await Usage.objects.filter(message_id=answer.id).aexists()
+    await ws.disconnect()
