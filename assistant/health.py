@@ -57,8 +57,19 @@ def readyz(request):
     return JsonResponse(body, status=200 if ok else 503)
 
 
+def _queue_depth() -> int:
+    from assistant.celery import app
+
+    try:
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
+        return client.llen(app.conf.task_default_queue)
+    except redis.RedisError:
+        return -1
+
+
 def metrics(request):
     from assistant import metrics as m
 
     m.refresh_document_gauges(document_status_counts())
+    m.INGEST_QUEUE.set(_queue_depth())
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

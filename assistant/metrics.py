@@ -1,8 +1,12 @@
-"""Prometheus metrics of the web process."""
+"""Prometheus metrics of the web process (GET /metrics). Counters and histograms are per process;
+the document and queue gauges are read from the database and the broker at each scrape."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
 DOCUMENTS = Gauge("docent_documents", "Documents by ingestion status", ["status"])
+INGEST_QUEUE = Gauge(
+    "docent_ingest_queue_depth", "Tasks waiting in the broker's default queue (-1: the broker cannot say)"
+)
 SEARCH_SECONDS = Histogram(
     "docent_search_seconds",
     "Search latency: query embedding (cached) and the one SQL statement",
@@ -10,6 +14,49 @@ SEARCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5),
 )
 RATE_LIMITED = Counter("docent_rate_limited_total", "Requests refused by a rate limit", ["action"])
+MODERATION_FLAGGED = Counter(
+    "docent_moderation_flagged_total", "Questions refused by moderation", ["checker"]
+)
+MODERATION_ERRORS = Counter(
+    "docent_moderation_errors_total", "Moderation checks that failed to answer", ["checker"]
+)
+
+HTTP_REQUESTS = Counter(
+    "docent_http_requests_total", "HTTP requests by route pattern and status", ["method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "docent_http_request_seconds",
+    "HTTP request latency until the response starts (a stream's body is not included)",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+WEBSOCKETS = Gauge("docent_websocket_connections", "Open websocket connections", ["path"])
+
+ANSWERS = Counter(
+    "docent_answers_total",
+    "Answers ended, by source (chat, api) and outcome: a finish reason (stop, length, refused, "
+    "stopped, interrupted) or an error code (moderation_blocked, provider_unavailable, internal)",
+    ["source", "outcome"],
+)
+ANSWER_TTFT = Histogram(
+    "docent_answer_ttft_seconds",
+    "From the question to the answer's first text (retrieval and the provider's first token)",
+    ["source"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
+)
+ANSWER_SECONDS = Histogram(
+    "docent_answer_seconds",
+    "From the question to the answer's end",
+    ["source"],
+    buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
+)
+TOKENS = Counter(
+    "docent_tokens_total", "Tokens spent, by source and kind (prompt, completion)", ["source", "kind"]
+)
+STREAM_REDIS_ERRORS = Counter(
+    "docent_stream_redis_errors_total",
+    "Answers whose events Redis could not take for a while (they caught up once it was back)",
+)
 
 
 def refresh_document_gauges(counts: dict[str, int]) -> None:
@@ -17,9 +64,11 @@ def refresh_document_gauges(counts: dict[str, int]) -> None:
         DOCUMENTS.labels(status=status).set(counts.get(status, 0))
 
 
-MODERATION_FLAGGED = Counter(
-    "docent_moderation_flagged_total", "Questions refused by moderation", ["checker"]
-)
-MODERATION_ERRORS = Counter(
-    "docent_moderation_errors_total", "Moderation checks that failed to answer", ["checker"]
-)
+def record_answer(*, source: str, outcome: str, ttft_s: float | None, total_s: float, usage: dict) -> None:
+    ANSWERS.labels(source=source, outcome=outcome).inc()
+    if ttft_s is not None:
+        ANSWER_TTFT.labels(source=source).observe(ttft_s)
+    ANSWER_SECONDS.labels(source=source).observe(total_s)
+    for kind in ("prompt", "completion"):
+        if usage.get(f"{kind}_tokens"):
+            TOKENS.labels(source=source, kind=kind).inc(usage[f"{kind}_tokens"])

@@ -1,6 +1,10 @@
+import time
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
+from assistant import metrics
 from retrieval import limits
 
 
@@ -46,3 +50,39 @@ class SignInRateLimitMiddleware:
                 response["Retry-After"] = str(exc.retry_after)
                 return response
         return self.get_response(request)
+
+
+class MetricsMiddleware:
+    """Count and time every request by its route pattern (bounded labels: "api/v1/documents/<document_id>",
+    never the path itself). Sync and async, so it adds no thread switch to async views."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        self._record(request, response, started)
+        return response
+
+    async def _acall(self, request):
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        self._record(request, response, started)
+        return response
+
+    @staticmethod
+    def _record(request, response, started: float) -> None:
+        match = getattr(request, "resolver_match", None)
+        route = match.route if match is not None and match.route else "unmatched"
+        metrics.HTTP_REQUESTS.labels(
+            method=request.method, route=route, status=str(response.status_code)
+        ).inc()
+        metrics.HTTP_SECONDS.labels(route=route).observe(time.perf_counter() - started)

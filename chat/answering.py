@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from redis.exceptions import RedisError
 
+from assistant import metrics
 from retrieval.embeddings import count_tokens
 from retrieval.selectors import asearch
 
@@ -410,6 +411,7 @@ class Generation:
                 log.warning(
                     "answer %s: Redis unreachable (%s); followers here fed directly", self.message_id, exc
                 )
+                metrics.STREAM_REDIS_ERRORS.inc()
                 self.backlog = []
         self.backlog.append(event)
         streams.publish_local(self.message_id, event)
@@ -580,8 +582,19 @@ class Generation:
             model=self.model_name,
             **{k: v for k, v in self.timings.items() if k != "retrieval_ms" and v is not None},
         )
+        self._observe(finish_reason, usage)
         await self.emit({"type": "sources", "sources": cited})
         await self.emit({"type": "done", "finish_reason": finish_reason, "usage": usage}, final=True)
+
+    def _observe(self, outcome: str, usage: dict) -> None:
+        ttft = self.timings["ttft_ms"]
+        metrics.record_answer(
+            source="chat",
+            outcome=outcome,
+            ttft_s=None if ttft is None else ttft / 1000,
+            total_s=time.perf_counter() - self.started,
+            usage=usage,
+        )
 
     async def _store(self, **fields) -> None:
         """Save the answer's final state. When the database cannot take it (restarting, failing
@@ -629,6 +642,7 @@ class Generation:
             total_ms=self._ms(self.started),
             flag=verdict,
         )
+        self._observe(code, {})
         event = {"type": "error", "code": code, "message": message}
         if verdict is not None:
             event["categories"] = list(verdict.categories)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from redis.exceptions import RedisError
 
+from assistant import metrics
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
 
@@ -111,8 +112,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         await self.accept()
+        self.counted = True
+        metrics.WEBSOCKETS.labels(path="chat").inc()
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.WEBSOCKETS.labels(path="chat").dec()
         # Only the socket's readers stop; the answers themselves go on.
         for task in getattr(self, "readers", {}).values():
             task.cancel()

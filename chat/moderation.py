@@ -72,7 +72,8 @@ class RulesChecker(Checker):
 
     name = "rules"
 
-    def __init__(self, ttl: float = 30.0):
+    def __init__(self, rows, ttl: float = 30.0):
+        self.rows = rows  # () -> [(id, kind, pattern, category)] of the enabled rules
         self.ttl = ttl
         self._rules: list[tuple[int, str, re.Pattern]] | None = None
         self._loaded_at = 0.0
@@ -80,14 +81,9 @@ class RulesChecker(Checker):
     def invalidate(self) -> None:
         self._rules = None
 
-    @staticmethod
-    def _load() -> list[tuple[int, str, re.Pattern]]:
-        from .models import ModerationRule
-
+    def _load(self) -> list[tuple[int, str, re.Pattern]]:
         rules = []
-        for rule_id, kind, pattern, category in ModerationRule.objects.filter(enabled=True).values_list(
-            "id", "kind", "pattern", "category"
-        ):
+        for rule_id, kind, pattern, category in self.rows():
             try:
                 rules.append((rule_id, category, compile_rule(kind, pattern)))
             except ValueError:
@@ -128,7 +124,11 @@ def get_checkers() -> tuple[Checker, ...]:
     checkers: list[Checker] = []
     for name in settings.DOCENT_MODERATION:
         if name == "rules":
-            checkers.append(RulesChecker(ttl=settings.DOCENT_MODERATION_RULES_TTL_S))
+            from .selectors import moderation_rules_enabled
+
+            checkers.append(
+                RulesChecker(moderation_rules_enabled, ttl=settings.DOCENT_MODERATION_RULES_TTL_S)
+            )
         elif name == "openai":
             checkers.append(
                 OpenAIChecker(
@@ -142,10 +142,14 @@ def get_checkers() -> tuple[Checker, ...]:
 
 
 def rules_changed(**_) -> None:
-    """Signal receiver: a rule was saved or deleted in this process."""
+    """Signal receiver: a rule was saved or deleted in this process. The cache is dropped once the
+    change is committed (Django admin saves inside a transaction): a reload before the commit would
+    keep the old rules for a whole ttl."""
+    from django.db import transaction
+
     for checker in get_checkers():
         if isinstance(checker, RulesChecker):
-            checker.invalidate()
+            transaction.on_commit(checker.invalidate)
 
 
 async def screen(text: str) -> Verdict | None:

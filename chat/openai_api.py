@@ -17,6 +17,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from assistant import metrics
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
 
@@ -57,9 +58,29 @@ def _admit_and_check(user, collections) -> JsonResponse | None:
 _recording: set[asyncio.Task] = set()
 
 
-async def _record_usage(user, pipeline: Pipeline) -> None:
-    """Put the call's tokens in the ledger (these calls store no conversation)."""
+class _Timing:
+    """When the call started and its text first went out; the call's outcome for /metrics."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.first_text: float | None = None
+        self.outcome = "interrupted"  # until the answer ends otherwise (a client that left)
+
+    def text(self) -> None:
+        if self.first_text is None:
+            self.first_text = time.perf_counter()
+
+
+async def _record_usage(user, pipeline: Pipeline, timing: _Timing) -> None:
+    """Put the call's tokens in the ledger (these calls store no conversation), and in /metrics."""
     usage = pipeline.spent()
+    metrics.record_answer(
+        source="api",
+        outcome=timing.outcome,
+        ttft_s=None if timing.first_text is None else timing.first_text - timing.started,
+        total_s=time.perf_counter() - timing.started,
+        usage=usage,
+    )
     if usage["prompt_tokens"] or usage["completion_tokens"]:
         await sync_to_async(services.usage_record)(
             user_id=user.pk,
@@ -114,6 +135,7 @@ async def chat_completions(request):
         return _error(400, "the last user message is empty", "invalid_messages")
     history = [(m["role"], _content(m)) for m in messages[:-1] if m.get("role") in ("user", "assistant")]
     collections = body.get("collections")
+    timing = _Timing()
     refusal = await sync_to_async(_admit_and_check)(user, collections)
     if refusal is not None:
         return refusal
@@ -131,6 +153,8 @@ async def chat_completions(request):
         await sync_to_async(services.moderation_flag_record)(
             user_id=user.pk, source="api", text=question, verdict=exc.verdict
         )
+        timing.outcome = "moderation_blocked"
+        await _record_usage(user, pipeline, timing)
         return _error(400, str(exc), "moderation_blocked")
     except moderation.Unavailable as exc:
         return _error(503, str(exc), "provider_unavailable", "api_error")
@@ -139,19 +163,22 @@ async def chat_completions(request):
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingHttpResponse(
-            _sse(user, pipeline, completion_id, created, include_usage),
+            _sse(user, pipeline, timing, completion_id, created, include_usage),
             content_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     finish = "stop"
     try:
         async for event in pipeline.run():
-            if isinstance(event, Finished):
-                finish = event.finish_reason
+            if isinstance(event, Text):
+                timing.text()
+            elif isinstance(event, Finished):
+                finish = timing.outcome = event.finish_reason
     except (ProviderError, StreamInterrupted) as exc:
+        timing.outcome = "provider_unavailable"
         return _error(503, str(exc), "provider_unavailable", "api_error")
     finally:
-        await _record_usage(user, pipeline)
+        await _record_usage(user, pipeline, timing)
     usage = pipeline.spent()
     return JsonResponse(
         {
@@ -185,32 +212,36 @@ def _chunk(completion_id: str, created: int, delta: dict, finish: str | None = N
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-async def _sse(user, pipeline: Pipeline, completion_id: str, created: int, include_usage: bool):
+async def _sse(
+    user, pipeline: Pipeline, timing: _Timing, completion_id: str, created: int, include_usage: bool
+):
     recorded = False
     try:
-        async for frame in _frames(pipeline, completion_id, created, include_usage):
+        async for frame in _frames(pipeline, timing, completion_id, created, include_usage):
             yield frame
-        await _record_usage(user, pipeline)
+        await _record_usage(user, pipeline, timing)
         recorded = True
     finally:
         if not recorded:
             # The client went away mid-stream: what it received still counts. A task, since a
             # closed generator cannot wait.
-            task = asyncio.get_running_loop().create_task(_record_usage(user, pipeline))
+            task = asyncio.get_running_loop().create_task(_record_usage(user, pipeline, timing))
             _recording.add(task)
             task.add_done_callback(_recording.discard)
 
 
-async def _frames(pipeline: Pipeline, completion_id: str, created: int, include_usage: bool):
+async def _frames(pipeline: Pipeline, timing: _Timing, completion_id: str, created: int, include_usage: bool):
     yield _chunk(completion_id, created, {"role": "assistant", "content": ""})
     finish = "stop"
     try:
         async for event in pipeline.run():
             if isinstance(event, Text):
+                timing.text()
                 yield _chunk(completion_id, created, {"content": event.text})
             elif isinstance(event, Finished):
-                finish = event.finish_reason
+                finish = timing.outcome = event.finish_reason
     except (ProviderError, StreamInterrupted) as exc:
+        timing.outcome = "provider_unavailable"
         error = {
             "error": {"message": str(exc), "type": "api_error", "param": None, "code": "provider_unavailable"}
         }

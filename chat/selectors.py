@@ -7,7 +7,7 @@ from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Budget, Conversation, Message, Usage
+from .models import Budget, Conversation, Message, ModerationRule, Usage
 
 
 def conversations_for_user(*, user) -> QuerySet[Conversation]:
@@ -117,3 +117,8 @@ def message_out(message: Message) -> dict:
         "reply_to": str(message.reply_to_id) if message.reply_to_id else None,
         "created_at": message.created_at.isoformat(),
     }
+
+
+def moderation_rules_enabled() -> list[tuple[int, str, str, str]]:
+    """(id, kind, pattern, category) of every enabled moderation rule."""
+    return list(ModerationRule.objects.filter(enabled=True).values_list("id", "kind", "pattern", "category"))

@@ -3,6 +3,8 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from assistant import metrics
+
 from . import selectors
 from .progress import team_group
 
@@ -20,6 +22,13 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.counted = True
+        metrics.WEBSOCKETS.labels(path="documents").inc()
+
+    async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.WEBSOCKETS.labels(path="documents").dec()
 
     async def receive_json(self, content, **kwargs):
         pass  # the stream is one-way

@@ -65,3 +65,24 @@ def test_metrics_count_searches_and_refusals(client, alice, collection_a, rate_l
     text = client.get("/metrics").content.decode()
     assert 'docent_search_seconds_bucket{le="0.03",mode="hybrid"}' in text
     assert 'docent_rate_limited_total{action="search"}' in text
+
+
+def _sample(name, **labels) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_count_requests_by_route_pattern(client, alice, collection_a):
+    """Requests are counted by their route pattern and status (bounded labels), and the ingestion
+    queue's depth is read from the broker at each scrape."""
+    route = "api/v1/documents/<document_id>"
+    before = _sample("docent_http_requests_total", method="GET", route=route, status="404")
+    client.force_login(alice)
+    for missing in (987654, 987655):
+        assert client.get(f"/api/v1/documents/{missing}").status_code == 404
+    assert _sample("docent_http_requests_total", method="GET", route=route, status="404") == before + 2
+    assert _sample("docent_http_request_seconds_count", route=route) >= 2
+    text = client.get("/metrics").content.decode()
+    assert "987654" not in text  # the path itself is never a label
+    assert "docent_ingest_queue_depth " in text and "docent_ingest_queue_depth -1" not in text

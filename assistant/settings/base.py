@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "assistant.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "assistant.middleware.UploadSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

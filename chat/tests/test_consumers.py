@@ -352,3 +352,32 @@ def test_deltas_after_a_replacement_stay_part_of_it():
         {"type": "delta", "text": "whole so far and more", "seq": 10, "replace": True},
         {"type": "sources", "sources": [], "seq": 11},
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_answers_are_counted_in_metrics_by_outcome(alice, handbook, chat_model):
+    """Each ended answer counts by its outcome, with its time to first text and its tokens; an open
+    chat socket shows in the websocket gauge."""
+    from prometheus_client import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    answered = sample("docent_answers_total", source="chat", outcome="stop")
+    refused = sample("docent_answers_total", source="chat", outcome="refused")
+    ttfts = sample("docent_answer_ttft_seconds_count", source="chat")
+    tokens = sample("docent_tokens_total", source="chat", kind="completion")
+    sockets = sample("docent_websocket_connections", path="chat")
+    ws = await connect(alice)
+    assert sample("docent_websocket_connections", path="chat") == sockets + 1
+    await ask(ws, "How many days of paid leave do employees get?")
+    done = (await until_done(ws))[-1]
+    await ask(ws, "What is the airspeed of an unladen swallow?")
+    assert (await until_done(ws))[-1]["finish_reason"] == "refused"
+    assert sample("docent_answers_total", source="chat", outcome="stop") == answered + 1
+    assert sample("docent_answers_total", source="chat", outcome="refused") == refused + 1
+    assert sample("docent_answer_ttft_seconds_count", source="chat") == ttfts + 2
+    assert sample("docent_tokens_total", source="chat", kind="completion") > tokens
+    assert done["usage"]["completion_tokens"] > 0
+    await ws.disconnect()
+    assert sample("docent_websocket_connections", path="chat") == sockets

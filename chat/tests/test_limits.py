@@ -101,6 +101,12 @@ async def test_v1_calls_are_counted_and_limited(async_client, api_key, chat_mode
             "/v1/chat/completions", body, content_type="application/json", headers=api_key
         )
 
+    from prometheus_client import REGISTRY
+
+    def answered() -> float:
+        return REGISTRY.get_sample_value("docent_answers_total", {"source": "api", "outcome": "stop"}) or 0.0
+
+    before = answered()
     first = await post(QUESTION)
     assert first.status_code == 200
     spent = first.json()["usage"]
@@ -113,6 +119,7 @@ async def test_v1_calls_are_counted_and_limited(async_client, api_key, chat_mode
     streamed = await post({**QUESTION, "stream": True})
     assert b"[DONE]" in b"".join([chunk async for chunk in streamed.streaming_content])
     assert await ledger() == [row, row]
+    assert answered() == before + 2  # in /metrics too, plain and streamed
     limited = await post(QUESTION)
     assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(limited["Retry-After"]) <= 86400
