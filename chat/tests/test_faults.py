@@ -211,3 +211,18 @@ async def test_an_answer_ends_for_its_reader_while_the_database_refuses_its_fina
     assert answer.status == "complete" and answer.text == text_of(events)
     assert await Usage.objects.filter(message_id=answer.id).aexists()
     await ws.disconnect()
+
+
+async def test_asking_while_redis_is_down_still_answers(alice, handbook, openai_provider, own_redis):
+    """With Redis down before the question, the answer is still generated and stored, and the
+    asking socket receives it whole."""
+    openai_provider.reply = "Employees get 25 days of paid leave [1]."
+    await asyncio.to_thread(own_redis.kill)
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    assert accepted["type"] == "accepted"
+    events = await until_done(ws, wait=30)
+    assert events[-1]["type"] == "done" and _text(events) == openai_provider.reply
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "complete" and answer.text == openai_provider.reply
+    await ws.disconnect()
