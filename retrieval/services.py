@@ -173,13 +173,17 @@ def document_create(
 
 
 def documents_enqueue(*, document_ids: Sequence[int], batch_size: int = 1) -> None:
-    """Queue ingestion once the current transaction commits (a task must never see uncommitted rows)."""
+    """Queue ingestion once the current transaction commits (a task must never see uncommitted rows).
+
+    Robust: when the broker cannot take the task, the documents stay queued (the upload itself
+    succeeded) and the stuck-document sweep queues them again once the broker is back.
+    """
     from .tasks import ingest_documents
 
     ids = list(document_ids)
     for i in range(0, len(ids), batch_size):
         batch = ids[i : i + batch_size]
-        transaction.on_commit(lambda batch=batch: ingest_documents.delay(batch))
+        transaction.on_commit(lambda batch=batch: ingest_documents.delay(batch), robust=True)
 
 
 def document_requeue(*, document: Document, reset_attempts: bool = False) -> None:

@@ -125,3 +125,31 @@ def test_transient_errors_fail_for_good_after_the_retries(db, collection_a, monk
     document.refresh_from_db()
     assert document.status == "failed"
     assert "gave up after retries" in document.error and "provider answered 503" in document.error
+
+
+def test_an_upload_while_the_broker_is_down_is_kept_and_ingested_later(
+    worker, client, alice, collection_a, monkeypatch
+):
+    """Queueing fails (the broker is away): the upload still answers 202 queued with the file kept,
+    and the sweep queues it once the broker is back, so it reaches ready."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+    from kombu.exceptions import OperationalError
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(ingest_documents, "delay", broker_down)
+    file = SimpleUploadedFile(
+        "notes.md", b"# Notes\n\nThe boiler is serviced every May.", content_type="text/markdown"
+    )
+    key = {"HTTP_AUTHORIZATION": f"Bearer {services.api_key_create(user=alice)[1]}"}
+    response = client.post(f"/api/v1/collections/{collection_a.id}/documents", {"file": file}, **key)
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    document_id = response.json()["id"]
+    monkeypatch.undo()
+    Document.objects.filter(id=document_id).update(
+        heartbeat_at=timezone.now() - timezone.timedelta(minutes=10)
+    )
+    assert services.documents_sweep_stuck(stuck_after_s=60, max_attempts=4, broker_backlog=0) == [document_id]
+    assert wait_done(document_id).status == "ready"
