@@ -2,9 +2,10 @@ import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.signals import request_finished
 from django.http import HttpResponse, JsonResponse
 
-from assistant import metrics
+from assistant import logs, metrics
 from retrieval import limits
 
 
@@ -86,3 +87,41 @@ class MetricsMiddleware:
             method=request.method, route=route, status=str(response.status_code)
         ).inc()
         metrics.HTTP_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+
+
+class RequestIdMiddleware:
+    """Give each request an id (the proxy's X-Request-ID when it sends a usable one): on every log
+    line written while serving it, Django's own 4xx/5xx lines included, and echoed in the response's
+    X-Request-ID. Not reset on the way out (Django logs the response after the middleware); each ASGI
+    request runs in a context of its own, and request_finished clears it for WSGI and tests."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        rid = logs.usable_id(request.headers.get("X-Request-ID"))
+        logs.request_id.set(rid)
+        response = self.get_response(request)
+        response["X-Request-ID"] = rid
+        return response
+
+    async def _acall(self, request):
+        rid = logs.usable_id(request.headers.get("X-Request-ID"))
+        logs.request_id.set(rid)
+        response = await self.get_response(request)
+        response["X-Request-ID"] = rid
+        return response
+
+
+def _request_finished(**_) -> None:
+    logs.request_id.set(None)
+
+
+request_finished.connect(_request_finished, dispatch_uid="docent-request-id")

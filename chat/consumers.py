@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from redis.exceptions import RedisError
 
-from assistant import metrics
+from assistant import logs, metrics
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
 
@@ -138,16 +138,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not isinstance(content, dict):
                 raise Refused("invalid", "frames must be JSON objects")
             request_id = content.get("request_id")
-            kind = content.get("type")
-            handler = {
-                "ask": self.ask,
-                "stop": self.stop,
-                "resume": self.resume,
-                "regenerate": self.regenerate,
-            }.get(kind)
-            if handler is None:
-                raise Refused("invalid", f"unknown frame type {kind!r}")
-            await handler(content)
+            # Log lines about this frame, and about an answer it starts, carry the client's id.
+            token = logs.request_id.set(logs.usable_id(request_id if isinstance(request_id, str) else None))
+            try:
+                kind = content.get("type")
+                handler = {
+                    "ask": self.ask,
+                    "stop": self.stop,
+                    "resume": self.resume,
+                    "regenerate": self.regenerate,
+                }.get(kind)
+                if handler is None:
+                    raise Refused("invalid", f"unknown frame type {kind!r}")
+                await handler(content)
+            finally:
+                logs.request_id.reset(token)
         except Refused as refusal:
             event = {"type": "error", "code": refusal.code, "message": refusal.message, **refusal.extra}
             if request_id and isinstance(request_id, str):

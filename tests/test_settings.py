@@ -60,3 +60,9 @@ def test_moderation_checkers_are_checked_at_start():
         assert env_checks("DOCENT_TEST_CHECKS", "rules", {"rules", "openai"}) == ()
     finally:
         del os.environ["DOCENT_TEST_CHECKS"]
+
+
+def test_log_format_is_checked_at_start():
+    started = _start(**REQUIRED, DOCENT_LOG_FORMAT="xml")
+    assert started.returncode != 0 and "DOCENT_LOG_FORMAT" in started.stderr
+    assert _start(**REQUIRED, DOCENT_LOG_FORMAT="json").returncode == 0

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "assistant.middleware.RequestIdMiddleware",
     "assistant.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "assistant.middleware.UploadSizeLimitMiddleware",
@@ -253,11 +254,25 @@ DOCENT_HNSW_EF_SEARCH = env_int("DOCENT_HNSW_EF_SEARCH", 100)
 # Below this many accessible chunks, dense search is exact: complete under any filter, and fast enough.
 DOCENT_EXACT_SEARCH_MAX = env_int("DOCENT_EXACT_SEARCH_MAX", 20000)
 
+# DOCENT_LOG_FORMAT=json: one JSON object per line (ts, level, logger, message, request_id, exc).
+DOCENT_LOG_FORMAT = os.environ.get("DOCENT_LOG_FORMAT", "plain").strip().lower()
+if DOCENT_LOG_FORMAT not in ("plain", "json"):
+    raise ValueError(f"DOCENT_LOG_FORMAT={DOCENT_LOG_FORMAT!r}: expected plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "assistant.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "assistant.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": DOCENT_LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DOCENT_LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }

@@ -135,9 +135,27 @@ async def test_a_moderation_outage_fails_open_unless_told_otherwise(
     fake = with_openai_moderation
     for _ in range(2):
         fake.add_fault(path="/moderations", status=500)
+    import logging
+
+    from assistant.logs import RequestIdFilter
+
+    class Keep(logging.Handler):
+        records: list = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    keep = Keep()
+    keep.addFilter(RequestIdFilter())
+    logging.getLogger("chat.moderation").addHandler(keep)
     ws = await connect(alice)
-    await ask(ws, "How many days of paid leave?")
-    last = (await until_done(ws))[-1]
+    try:
+        await ask(ws, "How many days of paid leave?", request_id="rq-outage-1")
+        last = (await until_done(ws))[-1]
+    finally:
+        logging.getLogger("chat.moderation").removeHandler(keep)
+    if not fail_closed:  # the warning, written inside the answer's task, names the question's request
+        assert [r.request_id for r in keep.records if "let through" in r.getMessage()] == ["rq-outage-1"]
     if fail_closed:
         assert last["type"] == "error" and last["code"] == "provider_unavailable"
         assert fake.requests_to("/chat/completions") == []
