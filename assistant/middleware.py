@@ -53,9 +53,9 @@ class SignInRateLimitMiddleware:
         return self.get_response(request)
 
 
-class MetricsMiddleware:
-    """Count and time every request by its route pattern (bounded labels: "api/v1/documents/<document_id>",
-    never the path itself). Sync and async, so it adds no thread switch to async views."""
+class _AroundView:
+    """Middleware running `before(request)` and `after(request, response, state)` around the rest
+    of the chain, sync or async: on async requests it adds no thread switch."""
 
     sync_capable = True
     async_capable = True
@@ -68,19 +68,32 @@ class MetricsMiddleware:
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self._acall(request)
-        started = time.perf_counter()
+        state = self.before(request)
         response = self.get_response(request)
-        self._record(request, response, started)
+        self.after(request, response, state)
         return response
 
     async def _acall(self, request):
-        started = time.perf_counter()
+        state = self.before(request)
         response = await self.get_response(request)
-        self._record(request, response, started)
+        self.after(request, response, state)
         return response
 
-    @staticmethod
-    def _record(request, response, started: float) -> None:
+    def before(self, request):
+        return None
+
+    def after(self, request, response, state) -> None:
+        pass
+
+
+class MetricsMiddleware(_AroundView):
+    """Count and time every request by its route pattern (bounded labels: "api/v1/documents/<document_id>",
+    never the path itself)."""
+
+    def before(self, request) -> float:
+        return time.perf_counter()
+
+    def after(self, request, response, started: float) -> None:
         match = getattr(request, "resolver_match", None)
         route = match.route if match is not None and match.route else "unmatched"
         metrics.HTTP_REQUESTS.labels(
@@ -89,35 +102,19 @@ class MetricsMiddleware:
         metrics.HTTP_SECONDS.labels(route=route).observe(time.perf_counter() - started)
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(_AroundView):
     """Give each request an id (the proxy's X-Request-ID when it sends a usable one): on every log
     line written while serving it, Django's own 4xx/5xx lines included, and echoed in the response's
     X-Request-ID. Not reset on the way out (Django logs the response after the middleware); each ASGI
     request runs in a context of its own, and request_finished clears it for WSGI and tests."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self._acall(request)
+    def before(self, request) -> str:
         rid = logs.usable_id(request.headers.get("X-Request-ID"))
         logs.request_id.set(rid)
-        response = self.get_response(request)
-        response["X-Request-ID"] = rid
-        return response
+        return rid
 
-    async def _acall(self, request):
-        rid = logs.usable_id(request.headers.get("X-Request-ID"))
-        logs.request_id.set(rid)
-        response = await self.get_response(request)
+    def after(self, request, response, rid: str) -> None:
         response["X-Request-ID"] = rid
-        return response
 
 
 def _request_finished(**_) -> None:

@@ -121,17 +121,6 @@ class ModerationFlagAdmin(admin.ModelAdmin):
     search_fields = ["text", "user__username"]
     date_hierarchy = "created_at"
     list_select_related = ["user", "rule"]
-    fields = [
-        "created_at",
-        "user",
-        "source",
-        "checker",
-        "categories",
-        "rule",
-        "conversation",
-        "text",
-        "reviewed",
-    ]
     readonly_fields = [
         "created_at",
         "user",
@@ -142,6 +131,7 @@ class ModerationFlagAdmin(admin.ModelAdmin):
         "conversation",
         "text",
     ]
+    fields = [*readonly_fields, "reviewed"]
     actions = ["mark_reviewed"]
 
     def has_add_permission(self, request, obj=None):

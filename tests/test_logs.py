@@ -46,3 +46,8 @@ def test_every_request_gets_an_id_and_lines_outside_requests_have_none(client, d
     assert first["X-Request-ID"] != second["X-Request-ID"]
     logging.getLogger("django.request").warning("outside any request")
     assert "request_id" not in json_lines()[-1]
+
+
+async def test_the_async_path_gives_ids_too(async_client):
+    response = await async_client.get("/healthz", headers={"X-Request-ID": "edge-1"})
+    assert response["X-Request-ID"] == "edge-1"
