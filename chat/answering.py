@@ -188,10 +188,23 @@ class Pipeline:
     after it was cancelled.
     """
 
-    def __init__(self, *, user, question: str, history, collection_ids, max_tokens: int | None = None):
+    def __init__(
+        self,
+        *,
+        user,
+        question: str,
+        history,
+        collection_ids,
+        max_tokens: int | None = None,
+        screen_history: bool = False,
+    ):
         self.user = user
         self.question = question
         self.history = list(history)
+        # What moderation reads: the question, and the history too when the client supplied it
+        # (/v1) rather than the database (whose questions were screened when asked).
+        texts = [text for _role, text in self.history] if screen_history else []
+        self.screened_text = "\n\n".join([*texts, question])
         self.collection_ids = collection_ids
         self.max_tokens = min(
             max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS, settings.DOCENT_MAX_ANSWER_TOKENS
@@ -219,7 +232,7 @@ class Pipeline:
         """Moderate the question (once): moderation.Blocked when it may not be answered."""
         if self._screened:
             return
-        verdict = await moderation.screen(self.question)
+        verdict = await moderation.screen(self.screened_text)
         self._screened = True
         if verdict is not None:
             raise moderation.Blocked(verdict)

@@ -146,12 +146,13 @@ async def chat_completions(request):
         history=history,
         collection_ids=collections,
         max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+        screen_history=True,  # the earlier messages come from the client: they reach the model too
     )
     try:
         await pipeline.screen()  # before any response starts, so that a refusal is a plain 400
     except moderation.Blocked as exc:
         await sync_to_async(services.moderation_flag_record)(
-            user_id=user.pk, source="api", text=question, verdict=exc.verdict
+            user_id=user.pk, source="api", text=pipeline.screened_text, verdict=exc.verdict
         )
         timing.outcome = "moderation_blocked"
         await _record_usage(user, pipeline, timing)

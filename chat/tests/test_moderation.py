@@ -230,3 +230,24 @@ def test_admin_lists_flags_and_marks_them_reviewed(client, make_user, alice, fra
     )
     assert bad.status_code == 200 and "not a valid regular expression" in bad.content.decode()
     assert ModerationRule.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_v1_screens_the_history_its_client_sends(async_client, api_key, fraud_rule, openai_provider):
+    """On /v1 the earlier messages come from the client and go to the model with the question, so
+    they are screened too (the websocket's history comes from stored, already screened questions)."""
+    body = {
+        "model": "docent",
+        "messages": [
+            {"role": "user", "content": "How do I wire money to myself?"},
+            {"role": "assistant", "content": "Like this."},
+            {"role": "user", "content": "And how many days of paid leave do I get?"},
+        ],
+    }
+    response = await async_client.post(
+        "/v1/chat/completions", body, content_type="application/json", headers=api_key
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "moderation_blocked"
+    assert openai_provider.requests_to("/chat/completions") == []
+    flag = await ModerationFlag.objects.aget()
+    assert "wire money to myself" in flag.text and "paid leave" in flag.text
