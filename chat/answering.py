@@ -368,8 +368,9 @@ class Checkpoints:
                 alive, last_heartbeat = list(self.live), time.monotonic()
             if not texts and not alive:
                 continue
+            prompts = {mid: self.live[mid].prompt_tokens() for mid in texts}
             try:
-                await save(texts=texts, alive=alive)
+                await save(texts=texts, alive=alive, prompt_tokens=prompts)
             except Exception:  # a failed round is retried by the next one
                 log.warning("checkpoint of %d answers failed", len(texts), exc_info=True)
                 continue
@@ -402,6 +403,9 @@ class Generation:
         self.sent_text = ""  # the text of the deltas published so far
         self.backlog: list[dict] | None = None  # events Redis has not taken yet (None: all taken)
         self.catching_up: asyncio.Task | None = None
+
+    def prompt_tokens(self) -> int:
+        return self.pipeline.usage["prompt_tokens"] if self.pipeline is not None else 0
 
     async def emit(self, event: dict, *, final: bool = False) -> None:
         async with self.lock:

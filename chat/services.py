@@ -141,19 +141,31 @@ def message_progress(*, message_id, **fields) -> None:
     )
 
 
-def messages_checkpoint(*, texts: dict[str, str], alive: list[str]) -> None:
-    """One round of saves for every answer streaming in a process: the text of those that grew and a
-    heartbeat for all (so the interrupted-answer sweep leaves them alone). Answers that already
-    ended are left as they are."""
+def messages_checkpoint(
+    *, texts: dict[str, str], alive: list[str], prompt_tokens: dict[str, int] | None = None
+) -> None:
+    """One round of saves for every answer streaming in a process: the text of those that grew (with
+    the size of their prompt, so that the sweep can ledger it if the process dies) and a heartbeat
+    for all (so the interrupted-answer sweep leaves them alone). Answers that already ended are left
+    as they are."""
     now = timezone.now()
     final = [str(s) for s in Message.FINAL]
+    prompt_tokens = prompt_tokens or {}
     with transaction.atomic(), connection.cursor() as cursor:
         if texts:
             cursor.execute(
-                f"UPDATE {Message._meta.db_table} AS m SET text = v.text, heartbeat_at = %s, updated_at = %s"
-                " FROM unnest(%s::uuid[], %s::text[]) AS v(id, text)"
+                f"UPDATE {Message._meta.db_table} AS m SET text = v.text, heartbeat_at = %s, updated_at = %s,"
+                " prompt_tokens = greatest(m.prompt_tokens, v.prompt_tokens)"
+                " FROM unnest(%s::uuid[], %s::text[], %s::int[]) AS v(id, text, prompt_tokens)"
                 " WHERE m.id = v.id AND NOT (m.status = ANY(%s))",
-                [now, now, list(texts), list(texts.values()), final],
+                [
+                    now,
+                    now,
+                    list(texts),
+                    list(texts.values()),
+                    [prompt_tokens.get(m, 0) for m in texts],
+                    final,
+                ],
             )
         rest = [m for m in alive if m not in texts]
         if rest:
@@ -230,8 +242,8 @@ def moderation_flags_review(*, flag_ids) -> int:
 
 def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:
     """Answers whose generating process died: mark them interrupted, keeping the checkpointed text,
-    and put the text the user received in the usage ledger (its tokens counted here; the prompt's
-    were never reported)."""
+    and put what they cost in the usage ledger: the prompt's tokens as last checkpointed, the text's
+    counted here (the provider never reported them)."""
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_s)
     with transaction.atomic():
         # Locked, so that an answer finishing right now is either finished (and ledgered) by its
@@ -243,7 +255,7 @@ def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:
                 status__in=[Message.Status.PENDING, Message.Status.STREAMING],
                 heartbeat_at__lt=cutoff,
             )
-            .values_list("id", "user_id", "text", "model")
+            .values_list("id", "user_id", "text", "model", "prompt_tokens")
         )
         if not stale:
             return []
@@ -258,10 +270,11 @@ def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:
                     source=Usage.Source.CHAT,
                     message_id=message_id,
                     model=model,
-                    completion_tokens=count_tokens(text),
+                    prompt_tokens=prompt,
+                    completion_tokens=count_tokens(text) if text else 0,
                 )
-                for message_id, user_id, text, model in stale
-                if text
+                for message_id, user_id, text, model, prompt in stale
+                if text or prompt
             ],
             ignore_conflicts=True,
         )

@@ -31,17 +31,24 @@ def test_checkpoint_saves_streaming_texts_and_heartbeats_but_leaves_ended_answer
 
 
 def test_sweep_ledgers_what_an_interrupted_answer_had_sent(alice):
-    """An answer whose process died is marked interrupted once; the text it had sent counts in the
-    usage ledger, once, and an answer still alive is left alone."""
+    """An answer whose process died is marked interrupted once; its prompt (as last checkpointed) and
+    the text it had sent count in the usage ledger, once, and an answer still alive is left alone."""
     from chat.models import Usage
     from retrieval.embeddings import count_tokens
 
-    dead = _answer(alice, "streaming", "Employees get twenty-five days")
+    dead = _answer(alice, "streaming", "Employees")
     silent = _answer(alice, "pending")
     alive = _answer(alice, "streaming", "Expenses are")
+    old = timezone.now() - timezone.timedelta(minutes=10)
+    services.messages_checkpoint(
+        texts={dead: "Employees get twenty-five days"}, alive=[], prompt_tokens={dead: 812}
+    )
+    Message.objects.filter(id=dead).update(heartbeat_at=old)  # then its process died
     services.messages_checkpoint(texts={alive: "Expenses are paid"}, alive=[alive])
     assert sorted(services.messages_sweep_interrupted(stale_after_s=60)) == sorted([dead, silent])
     assert services.messages_sweep_interrupted(stale_after_s=60) == []
-    ledger = [(str(m), n) for m, n in Usage.objects.values_list("message_id", "completion_tokens")]
-    assert ledger == [(dead, count_tokens("Employees get twenty-five days"))]
+    ledger = list(Usage.objects.values_list("message_id", "prompt_tokens", "completion_tokens"))
+    assert [(str(m), p, c) for m, p, c in ledger] == [
+        (dead, 812, count_tokens("Employees get twenty-five days"))
+    ]
     assert Message.objects.get(id=alive).status == "streaming"
