@@ -84,6 +84,12 @@ async def _outage(server: RedisServer, seconds: float) -> None:
 async def test_an_answer_streams_on_through_a_redis_restart(alice, handbook, openai_provider, own_redis):
     """Redis dies a few tokens in and comes back empty 1.5 s later: the asking socket keeps receiving
     the answer throughout, ends with the whole text, and the database holds it complete."""
+    from prometheus_client import REGISTRY
+
+    def redis_errors() -> float:
+        return REGISTRY.get_sample_value("docent_stream_redis_errors_total") or 0.0
+
+    errors = redis_errors()
     openai_provider.reply = " ".join(f"part{i}" for i in range(80)) + " [1]"
     openai_provider.token_delay = 0.04
     ws = await connect(alice)
@@ -92,6 +98,7 @@ async def test_an_answer_streams_on_through_a_redis_restart(alice, handbook, ope
     outage = asyncio.get_running_loop().create_task(_outage(own_redis, 1.5))
     events += await until_done(ws)
     await outage
+    assert redis_errors() == errors + 1  # one answer rode out the outage, counted once
     assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "stop"
     assert text_of(events) == openai_provider.reply
     answer = await Message.objects.aget(id=accepted["message_id"])
