@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from assistant import logs, metrics
@@ -154,12 +155,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             finally:
                 logs.request_id.reset(token)
         except Refused as refusal:
-            event = {"type": "error", "code": refusal.code, "message": refusal.message, **refusal.extra}
-            if request_id and isinstance(request_id, str):
-                event["request_id"] = request_id
-            await self.send_json(event)
+            await self._error(refusal.code, refusal.message, request_id, **refusal.extra)
             if refusal.close:
                 await self.close(code=4403)
+        except DatabaseError as exc:
+            # The database restarting or failing over: say so and keep the socket; the client may
+            # send the same request_id again, which never makes a second question.
+            log.warning("chat frame failed on the database: %s", exc)
+            await self._error("internal", "Docent's database is not answering; please try again", request_id)
+        except Exception:
+            log.exception("chat frame failed")
+            await self._error("internal", "something went wrong; please try again", request_id)
+
+    async def _error(self, code: str, message: str, request_id, **extra) -> None:
+        event = {"type": "error", "code": code, "message": message, **extra}
+        if request_id and isinstance(request_id, str):
+            event["request_id"] = request_id
+        await self.send_json(event)
 
     async def _check_user(self) -> set[int]:
         return await database_sync_to_async(_readable)(self.user.id)

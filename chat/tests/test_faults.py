@@ -233,3 +233,34 @@ async def test_asking_while_redis_is_down_still_answers(alice, handbook, openai_
     answer = await Message.objects.aget(id=accepted["message_id"])
     assert answer.status == "complete" and answer.text == openai_provider.reply
     await ws.disconnect()
+
+
+REFUSE_NEW_MESSAGES = """
+CREATE FUNCTION test_refuse_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '57P03', MESSAGE = 'the database system is shutting down';
+END $$;
+CREATE TRIGGER test_refuse_insert BEFORE INSERT ON chat_message FOR EACH ROW EXECUTE FUNCTION test_refuse_insert();
+"""
+
+
+async def test_a_question_the_database_cannot_store_gets_an_error_and_the_socket_stays(
+    alice, handbook, chat_model
+):
+    """The database refuses to store the question: the client gets an `internal` error naming its
+    request, the socket stays open, and the same request_id asked again once the database is back
+    is answered."""
+    ws = await connect(alice)
+    await sync_to_async(_run_sql)(REFUSE_NEW_MESSAGES)
+    try:
+        error = await ask(ws, "How many days of paid leave do employees get?", request_id="rq-db-1")
+    finally:
+        await sync_to_async(_run_sql)(
+            "DROP TRIGGER test_refuse_insert ON chat_message; DROP FUNCTION test_refuse_insert();"
+        )
+    assert error["type"] == "error" and error["code"] == "internal" and error["request_id"] == "rq-db-1"
+    assert "database" in error["message"]
+    again = await ask(ws, "How many days of paid leave do employees get?", request_id="rq-db-1")
+    assert again["type"] == "accepted"
+    assert (await until_done(ws))[-1]["type"] == "done"
+    await ws.disconnect()
