@@ -1,5 +1,8 @@
 """The REST API at /api/v1/: one NinjaAPI, the apps' routers, and errors as {"error": {"code", "message"}}."""
 
+import logging
+
+from django.db import DatabaseError
 from django.http import Http404
 from django.urls import path
 from ninja import NinjaAPI
@@ -10,6 +13,8 @@ from retrieval.api import router as retrieval_router
 from retrieval.limits import RateLimited
 from retrieval.parsing import UnsupportedType
 from retrieval.services import UploadTooLarge
+
+log = logging.getLogger(__name__)
 
 api = NinjaAPI(
     title="Docent API",
@@ -79,6 +84,15 @@ def on_unsupported(request, exc):
 @api.exception_handler(RateLimited)
 def on_rate_limited(request, exc: RateLimited):
     return error(request, 429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+@api.exception_handler(DatabaseError)
+def on_database_error(request, exc: DatabaseError):
+    # The database restarting or failing over: a JSON answer a client can retry on, not an HTML 500.
+    log.warning("API request failed on the database: %s", exc)
+    return error(
+        request, 503, "the database is not answering; please try again", "unavailable", {"Retry-After": "5"}
+    )
 
 
 urlpatterns = [path("", api.urls)]

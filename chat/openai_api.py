@@ -8,11 +8,14 @@ These calls are stateless, like OpenAI's: nothing is added to the caller's conve
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
 import time
 import uuid
 
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -26,6 +29,7 @@ from .answering import Finished, Pipeline, Text
 from .providers import ProviderError, StreamInterrupted
 
 MODEL = "docent"
+log = logging.getLogger(__name__)
 
 
 def _error(
@@ -37,6 +41,24 @@ def _error(
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def _json_errors(view):
+    """Errors in OpenAI's shape, never Django's HTML page: the database away is a 503 to retry."""
+
+    @functools.wraps(view)
+    async def wrapped(request, *args, **kwargs):
+        try:
+            return await view(request, *args, **kwargs)
+        except DatabaseError as exc:
+            log.warning("/v1 request failed on the database: %s", exc)
+            response = _error(
+                503, "the database is not answering; please try again", "unavailable", "api_error"
+            )
+            response["Retry-After"] = "5"
+            return response
+
+    return wrapped
 
 
 def _admit_and_check(user, collections) -> JsonResponse | None:
@@ -73,6 +95,13 @@ class _Timing:
 
 async def _record_usage(user, pipeline: Pipeline, timing: _Timing) -> None:
     """Put the call's tokens in the ledger (these calls store no conversation), and in /metrics."""
+    try:
+        await _ledger(user, pipeline, timing)
+    except DatabaseError as exc:  # the answer was given; losing its ledger row must not break it
+        log.warning("/v1 usage of user %s not ledgered: %s", user.pk, exc)
+
+
+async def _ledger(user, pipeline: Pipeline, timing: _Timing) -> None:
     usage = pipeline.spent()
     metrics.record_answer(
         source="api",
@@ -99,6 +128,7 @@ async def _user(request):
 
 
 @require_GET
+@_json_errors
 async def models(request):
     if await _user(request) is None:
         return _error(
@@ -118,6 +148,7 @@ def _content(message: dict) -> str:
 
 @csrf_exempt
 @require_POST
+@_json_errors
 async def chat_completions(request):
     user = await _user(request)
     if user is None:

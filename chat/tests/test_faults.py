@@ -264,3 +264,40 @@ async def test_a_question_the_database_cannot_store_gets_an_error_and_the_socket
     assert again["type"] == "accepted"
     assert (await until_done(ws))[-1]["type"] == "done"
     await ws.disconnect()
+
+
+@pytest.mark.parametrize("when", ["BEFORE UPDATE ON retrieval_apikey", "BEFORE INSERT ON chat_usage"])
+async def test_v1_answers_in_openais_shape_when_the_database_refuses(
+    async_client, alice, handbook, chat_model, when
+):
+    """The database refusing a write while a /v1 call is checked is a JSON 503 with Retry-After (not
+    Django's HTML page); refusing the usage row after the answer leaves the answer intact."""
+    from retrieval import services as retrieval_services
+
+    key = {
+        "Authorization": f"Bearer {(await sync_to_async(retrieval_services.api_key_create)(user=alice))[1]}"
+    }
+    refuse = REFUSE_NEW_MESSAGES.replace("test_refuse_insert()", "test_refuse_v1()").replace(
+        "CREATE TRIGGER test_refuse_insert BEFORE INSERT ON chat_message",
+        f"CREATE TRIGGER test_refuse_v1 {when}",
+    )
+    table = when.rsplit(" ", 1)[1]
+    await sync_to_async(_run_sql)(refuse)
+    try:
+        response = await async_client.post(
+            "/v1/chat/completions",
+            {"model": "docent", "messages": [{"role": "user", "content": "How many days of paid leave?"}]},
+            content_type="application/json",
+            headers=key,
+        )
+    finally:
+        await sync_to_async(_run_sql)(
+            f"DROP TRIGGER test_refuse_v1 ON {table}; DROP FUNCTION test_refuse_v1();"
+        )
+    if table == "retrieval_apikey":
+        assert response.status_code == 503 and response["Retry-After"] == "5"
+        assert response.json()["error"]["code"] == "unavailable"
+    else:
+        assert (
+            response.status_code == 200 and "25 days" in response.json()["choices"][0]["message"]["content"]
+        )

@@ -255,3 +255,24 @@ def test_search_flood_is_429(client, alice, bob, collection_a, key_for, tight_li
 
     assert [search(alice) for _ in range(3)] == [200, 200, 429]
     assert search(bob) == 200
+
+
+def test_a_database_refusing_writes_is_a_json_503(client, alice, collection_a, key_for):
+    """An upload the database cannot store (restarting, failing over) is a JSON 503 with Retry-After,
+    never Django's HTML error page."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION USING ERRCODE = '57P03', MESSAGE = 'the database system is starting up'; END $$;"
+            " CREATE TRIGGER test_refuse BEFORE INSERT ON retrieval_document FOR EACH ROW EXECUTE FUNCTION test_refuse();"
+        )
+    file = SimpleUploadedFile("guide.md", b"# Guide\n\nHello there.", content_type="text/markdown")
+    response = client.post(
+        f"/api/v1/collections/{collection_a.id}/documents", {"file": file}, **key_for(alice)
+    )
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json() == {
+        "error": {"code": "unavailable", "message": "the database is not answering; please try again"}
+    }
