@@ -10,6 +10,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from chat.api import router as chat_router
 from retrieval.api import router as retrieval_router
+from retrieval.embeddings import EmbeddingError
 from retrieval.limits import RateLimited
 from retrieval.parsing import UnsupportedType
 from retrieval.services import UploadTooLarge
@@ -84,6 +85,14 @@ def on_unsupported(request, exc):
 @api.exception_handler(RateLimited)
 def on_rate_limited(request, exc: RateLimited):
     return error(request, 429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+@api.exception_handler(EmbeddingError)
+def on_embedding_error(request, exc: EmbeddingError):
+    log.warning("API request failed on the embedding provider: %s", exc)
+    return error(
+        request, 503, "the embedding provider is not answering; please try again", "provider_unavailable"
+    )
 
 
 @api.exception_handler(DatabaseError)

@@ -21,7 +21,7 @@ from django.db import DatabaseError, transaction
 from redis.exceptions import RedisError
 
 from assistant import metrics
-from retrieval.embeddings import count_tokens
+from retrieval.embeddings import EmbeddingError, count_tokens
 from retrieval.selectors import asearch
 
 from . import moderation, prompts, selectors, services, streams
@@ -498,6 +498,11 @@ class Generation:
             await self._end("interrupted")
         except ProviderError as exc:
             await self._fail("provider_unavailable", str(exc), retry_after=exc.retry_after)
+        except EmbeddingError as exc:  # the query could not be embedded (an embedding provider away)
+            log.warning("answer %s: %s", self.message_id, exc)
+            await self._fail(
+                "provider_unavailable", "the embedding provider is not answering; please try again"
+            )
         except moderation.Blocked as exc:
             await self._fail("moderation_blocked", str(exc), verdict=exc.verdict)
         except moderation.Unavailable as exc:

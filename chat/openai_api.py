@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from assistant import metrics
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
+from retrieval.embeddings import EmbeddingError
 
 from . import moderation, services
 from .answering import Finished, Pipeline, Text
@@ -206,7 +207,7 @@ async def chat_completions(request):
                 timing.text()
             elif isinstance(event, Finished):
                 finish = timing.outcome = event.finish_reason
-    except (ProviderError, StreamInterrupted) as exc:
+    except (ProviderError, StreamInterrupted, EmbeddingError) as exc:
         timing.outcome = "provider_unavailable"
         return _error(503, str(exc), "provider_unavailable", "api_error")
     finally:
@@ -272,7 +273,7 @@ async def _frames(pipeline: Pipeline, timing: _Timing, completion_id: str, creat
                 yield _chunk(completion_id, created, {"content": event.text})
             elif isinstance(event, Finished):
                 finish = timing.outcome = event.finish_reason
-    except (ProviderError, StreamInterrupted) as exc:
+    except (ProviderError, StreamInterrupted, EmbeddingError) as exc:
         timing.outcome = "provider_unavailable"
         error = {
             "error": {"message": str(exc), "type": "api_error", "param": None, "code": "provider_unavailable"}

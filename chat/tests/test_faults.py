@@ -301,3 +301,55 @@ async def test_v1_answers_in_openais_shape_when_the_database_refuses(
         assert (
             response.status_code == 200 and "25 days" in response.json()["choices"][0]["message"]["content"]
         )
+
+
+@pytest.fixture
+def embeddings_down(settings, chat_model, fake_openai):
+    """The openai embedding backend, at a provider whose /v1/embeddings answers 500 to every try."""
+    from retrieval import selectors
+    from retrieval.embeddings import get_embedder
+
+    settings.DOCENT_EMBEDDING_BACKEND = "openai"
+    settings.DOCENT_EMBEDDING_MODEL = "fake-embed"
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = fake_openai.base_url, "test"
+    settings.DOCENT_PROVIDER_MAX_RETRIES, settings.DOCENT_RETRY_AFTER_CAP_S = 1, 0.05
+    get_embedder.cache_clear()
+    selectors._query_vector.cache_clear()
+    for _ in range(20):
+        fake_openai.add_fault(path="/embeddings", status=500)
+    yield fake_openai
+    get_embedder.cache_clear()
+    selectors._query_vector.cache_clear()
+
+
+async def test_an_embedding_outage_is_provider_unavailable_everywhere(
+    alice, handbook, embeddings_down, async_client
+):
+    """The question cannot be embedded: the websocket answer fails as provider_unavailable (not
+    internal), and the search API and /v1 answer 503 provider_unavailable in their own shapes."""
+    from retrieval import services as retrieval_services
+
+    ws = await connect(alice)
+    await ask(ws, "How many days of paid leave do employees get?")
+    error = (await until_done(ws))[-1]
+    assert (
+        error["type"] == "error"
+        and error["code"] == "provider_unavailable"
+        and "embedding" in error["message"]
+    )
+    await ws.disconnect()
+    key = {
+        "Authorization": f"Bearer {(await sync_to_async(retrieval_services.api_key_create)(user=alice))[1]}"
+    }
+    search = await async_client.post(
+        "/api/v1/search", {"query": "paid leave"}, content_type="application/json", headers=key
+    )
+    assert search.status_code == 503 and search.json()["error"]["code"] == "provider_unavailable"
+    v1 = await async_client.post(
+        "/v1/chat/completions",
+        {"model": "docent", "messages": [{"role": "user", "content": "How many days of paid leave?"}]},
+        content_type="application/json",
+        headers=key,
+    )
+    assert v1.status_code == 503 and v1.json()["error"]["code"] == "provider_unavailable"
+    assert embeddings_down.requests_to("/chat/completions") == []
