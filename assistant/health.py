@@ -6,7 +6,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from retrieval.embeddings import get_embedder
 from retrieval.selectors import document_status_counts, stale_document_count
@@ -72,4 +72,4 @@ def metrics(request):
 
     m.refresh_document_gauges(document_status_counts())
     m.INGEST_QUEUE.set(_queue_depth())
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(m.exposition(settings.DOCENT_WORKER_METRICS_DIR), content_type=CONTENT_TYPE_LATEST)

@@ -72,3 +72,66 @@ def record_answer(*, source: str, outcome: str, ttft_s: float | None, total_s: f
     for kind in ("prompt", "completion"):
         if usage.get(f"{kind}_tokens"):
             TOKENS.labels(source=source, kind=kind).inc(usage[f"{kind}_tokens"])
+
+
+# Worker metrics: written by the Celery worker's processes. Where the worker runs with
+# PROMETHEUS_MULTIPROC_DIR (make run sets it under the data directory), the web process on the same
+# host adds them to /metrics (see `worker_metrics`). Their names all start with docent_worker_.
+WORKER_DOCUMENTS = Counter(
+    "docent_worker_documents_total",
+    "Documents whose ingestion ended, by outcome (ready, failed)",
+    ["outcome"],
+)
+WORKER_CHUNKS = Counter(
+    "docent_worker_chunks_total", "Chunks written, by how their vector came (embedded, reused)", ["vector"]
+)
+WORKER_STAGE_SECONDS = Counter(
+    "docent_worker_stage_seconds_total",
+    "Time spent ingesting, by stage (parse, chunk, embed, insert)",
+    ["stage"],
+)
+WORKER_TASKS = Counter(
+    "docent_worker_tasks_total",
+    "Ingestion tasks ended, by outcome (done, retry, gave_up, time_limit)",
+    ["outcome"],
+)
+
+
+def record_ingest(stats, outcome: str = "done") -> None:
+    WORKER_TASKS.labels(outcome=outcome).inc()
+    if stats is None:
+        return
+    for name, value in (("ready", stats.ready), ("failed", stats.failed)):
+        if value:
+            WORKER_DOCUMENTS.labels(outcome=name).inc(value)
+    if stats.embedded:
+        WORKER_CHUNKS.labels(vector="embedded").inc(stats.embedded)
+    if stats.reused:
+        WORKER_CHUNKS.labels(vector="reused").inc(stats.reused)
+    for stage, seconds in stats.seconds.items():
+        if seconds:
+            WORKER_STAGE_SECONDS.labels(stage=stage).inc(seconds)
+
+
+def exposition(worker_directory) -> bytes:
+    """This process's metrics in the text format, with the worker processes' docent_worker_* metrics
+    read from `worker_directory` (prometheus_client's multiprocess files) when it holds any: those
+    then replace this process's own (empty) families of the same names, so that none is listed twice."""
+    from pathlib import Path
+
+    from prometheus_client import REGISTRY, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    if not worker_directory or not any(Path(worker_directory).glob("*.db")):
+        return generate_latest(REGISTRY)
+
+    class Merged:
+        def collect(self):
+            for family in REGISTRY.collect():
+                if not family.name.startswith("docent_worker_"):
+                    yield family
+            for family in MultiProcessCollector(None, path=str(worker_directory)).collect():
+                if family.name.startswith("docent_worker_"):
+                    yield family
+
+    return generate_latest(Merged())

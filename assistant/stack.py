@@ -8,6 +8,7 @@ ingestion sweep). SIGINT or SIGTERM stops every process it started, in reverse o
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,6 +109,13 @@ def main() -> int:
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
         port = env.get("PORT", "8000")
         host = env.get("HOST", "127.0.0.1")
+        # The worker's processes write their metrics here and the web process serves them (/metrics);
+        # last run's files would add old counts, so the directory starts empty.
+        metrics_dir = Path(env.get("DOCENT_WORKER_METRICS_DIR") or embedded.data_dir() / "metrics" / "worker")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["DOCENT_WORKER_METRICS_DIR"] = str(metrics_dir)
+        worker_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         stack.spawn(
             "worker",
             [
@@ -127,7 +135,7 @@ def main() -> int:
                 "--schedule",
                 str(embedded.data_dir() / "celerybeat-schedule"),
             ],
-            env,
+            worker_env,
         )
         # Before the web server: once it answers, the admin and the demo collection exist.
         demo = subprocess.run(

@@ -7,6 +7,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from assistant import metrics
+
 from . import services
 from .embeddings import TransientEmbeddingError
 
@@ -30,13 +32,22 @@ def ingest_documents(self, document_ids: list[int]) -> dict:
         reason = f"{type(exc).__name__}: {exc}"[:300]
         if self.request.retries >= self.max_retries:
             services.documents_fail(document_ids=document_ids, reason=f"gave up after retries ({reason})")
+            _failed(len(document_ids), "gave_up")
             return {"failed": len(document_ids)}
         services.documents_mark_retrying(document_ids=document_ids, reason=reason)
+        metrics.record_ingest(None, "retry")
         raise self.retry(exc=exc, countdown=min(300, 5 * 4**self.request.retries)) from exc
     except SoftTimeLimitExceeded:
         services.documents_fail(document_ids=document_ids, reason="ingestion took longer than its time limit")
+        _failed(len(document_ids), "time_limit")
         return {"failed": len(document_ids)}
+    metrics.record_ingest(stats)
     return {"ready": stats.ready, "failed": stats.failed, "chunks": stats.chunks}
+
+
+def _failed(count: int, outcome: str) -> None:
+    metrics.record_ingest(None, outcome)
+    metrics.WORKER_DOCUMENTS.labels(outcome="failed").inc(count)
 
 
 def _broker_backlog() -> int:

@@ -254,6 +254,12 @@ DOCENT_HNSW_EF_SEARCH = env_int("DOCENT_HNSW_EF_SEARCH", 100)
 # Below this many accessible chunks, dense search is exact: complete under any filter, and fast enough.
 DOCENT_EXACT_SEARCH_MAX = env_int("DOCENT_EXACT_SEARCH_MAX", 20000)
 
+# Where the Celery worker's processes write their metrics (PROMETHEUS_MULTIPROC_DIR, set for the
+# worker by `make run`); /metrics on a web process of the same host reads them from there.
+DOCENT_WORKER_METRICS_DIR = Path(
+    os.environ.get("DOCENT_WORKER_METRICS_DIR") or DATA_DIR / "metrics" / "worker"
+)
+
 # DOCENT_LOG_FORMAT=json: one JSON object per line (ts, level, logger, message, request_id, exc).
 DOCENT_LOG_FORMAT = os.environ.get("DOCENT_LOG_FORMAT", "plain").strip().lower()
 if DOCENT_LOG_FORMAT not in ("plain", "json"):

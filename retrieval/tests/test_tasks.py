@@ -153,3 +153,49 @@ def test_an_upload_while_the_broker_is_down_is_kept_and_ingested_later(
     )
     assert services.documents_sweep_stuck(stuck_after_s=60, max_attempts=4, broker_backlog=0) == [document_id]
     assert wait_done(document_id).status == "ready"
+
+
+def _sample(name: str, **labels) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_ingestion_is_counted_by_outcome_and_stage(worker, collection_a):
+    """A task's documents count by outcome, its chunks and the time of each stage add up."""
+    ready = _sample("docent_worker_documents_total", outcome="ready")
+    failed = _sample("docent_worker_documents_total", outcome="failed")
+    chunks = _sample("docent_worker_chunks_total", vector="embedded")
+    embed = _sample("docent_worker_stage_seconds_total", stage="embed")
+    good, _ = upload(collection_a, "notes.md", b"# Notes\n\nThe boiler is serviced every May.")
+    bad, _ = upload(collection_a, "broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
+    assert wait_done(good.id).status == "ready" and wait_done(bad.id).status == "failed"
+    assert _sample("docent_worker_documents_total", outcome="ready") == ready + 1
+    assert _sample("docent_worker_documents_total", outcome="failed") == failed + 1
+    assert _sample("docent_worker_chunks_total", vector="embedded") >= chunks + 1
+    assert _sample("docent_worker_stage_seconds_total", stage="embed") > embed
+
+
+@pytest.mark.slow
+def test_a_worker_processes_metrics_reach_the_web_metrics(
+    transactional_db, client, collection_a, tmp_path, settings
+):
+    """A real worker (prefork) writes its metrics to the shared directory; the web process's /metrics
+    serves them, next to its own and without duplicating any."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    settings.DOCENT_WORKER_METRICS_DIR = directory
+    proc = start_worker("metrics-q", tmp_path / "worker.log", PROMETHEUS_MULTIPROC_DIR=str(directory))
+    try:
+        document, _ = upload(
+            collection_a, "notes.md", b"# Notes\n\nThe boiler is serviced every May.", enqueue=False
+        )
+        ingest_documents.apply_async(args=[[document.id]], queue="metrics-q")
+        assert wait_done(document.id).status == "ready"
+    finally:
+        stop(proc)
+    text = client.get("/metrics").content.decode()
+    assert 'docent_worker_documents_total{outcome="ready"} 1.0' in text
+    assert 'docent_worker_tasks_total{outcome="done"} 1.0' in text
+    names = [line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE")]
+    assert len(names) == len(set(names))  # each metric once: the web's own and the worker's apart
