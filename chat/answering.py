@@ -430,6 +430,7 @@ class Generation:
                 )
                 metrics.STREAM_REDIS_ERRORS.inc()
                 self.backlog = []
+                streams.hold(self.message_id, self._replay)
         self.backlog.append(event)
         streams.publish_local(self.message_id, event)
         if self.catching_up is None or self.catching_up.done():
@@ -437,17 +438,33 @@ class Generation:
             _background.add(self.catching_up)
             self.catching_up.add_done_callback(_background.discard)
 
+    def _replay(self, backlog: list[dict] | None = None) -> list[dict]:
+        """The backlog as one event holding the whole text so far (`replace`: right for a follower
+        at any point, also when Redis came back empty), then the events after the text."""
+        backlog = self.backlog if backlog is None else backlog
+        deltas = [e for e in backlog if e["type"] == "delta"]
+        events = []
+        if self.sent_text:
+            # Its seq is that of the last delta (text events precede sources, done and error).
+            seq = deltas[-1]["seq"] if deltas else (backlog[0]["seq"] - 1 if backlog else self.seq)
+            events.append(
+                {
+                    "type": "delta",
+                    "text": self.sent_text,
+                    "replace": True,
+                    "message_id": self.message_id,
+                    "seq": seq,
+                }
+            )
+        return events + [e for e in backlog if e["type"] != "delta"]
+
     async def _catch_up(self) -> None:
-        """Write the backlog as one event holding the whole text so far (`replace`: right for a
-        follower at any point, also when Redis came back empty) and the events after the text."""
+        """Write the backlog to Redis (see `_replay`) once Redis takes writes again."""
         delay, deadline = REDIS_RETRY_S, time.monotonic() + streams.STREAM_TTL_S
         while self.backlog and time.monotonic() < deadline:
             await asyncio.sleep(delay)
             taken = self.backlog[:]
-            deltas = [e for e in taken if e["type"] == "delta"]
-            # Events other than deltas (sources, done, error) only ever follow the last delta.
-            events = [{**deltas[-1], "text": self.sent_text, "replace": True}] if deltas else []
-            events += [e for e in taken if e["type"] != "delta"]
+            events = self._replay(taken)
             try:
                 await streams.append_many(self.message_id, events, final=True)
             except RedisError:
@@ -457,6 +474,7 @@ class Generation:
             log.info("answer %s: Redis is back; its stream caught up", self.message_id)
         if not self.backlog:
             self.backlog = None
+            streams.release(self.message_id)
 
     async def _send_pending(self) -> None:
         text, self.pending = self.pending, ""

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -37,6 +37,8 @@ class _Hub:
     def __init__(self):
         self.producing: set[str] = set()
         self.followers: dict[str, set[asyncio.Queue]] = {}
+        # Answers whose stream Redis is behind on: the generator's own account of the events so far.
+        self.held: dict[str, Callable[[], list[dict]]] = {}
 
     def publish(self, message_id: str, item) -> None:
         for queue in self.followers.get(message_id, ()):
@@ -120,6 +122,16 @@ def publish_local(message_id, event: dict) -> None:
     _hub().publish(str(message_id), (None, event))
 
 
+def hold(message_id, replay: Callable[[], list[dict]]) -> None:
+    """While Redis is behind on an answer, followers starting here replay `replay()` (the answer so
+    far, from its generator) instead of the stream."""
+    _hub().held[str(message_id)] = replay
+
+
+def release(message_id) -> None:
+    _hub().held.pop(str(message_id), None)
+
+
 async def exists(message_id) -> bool:
     return bool(await client().exists(stream_key(message_id)))
 
@@ -133,7 +145,11 @@ async def follow_batches(message_id, *, after: int = 0, block_ms: int = 0) -> As
     if message_id in hub.producing:
         queue = hub.subscribe(message_id)  # before the replay, so nothing falls between the two
         try:
-            entries = await client().xrange(stream_key(message_id))
+            held = hub.held.get(message_id)
+            if held is not None:
+                entries = [(None, event) for event in held()]
+            else:
+                entries = await client().xrange(stream_key(message_id))
             batch, last_id, ended = _events(entries, after)
             if batch:
                 after = batch[-1]["seq"]

@@ -138,7 +138,9 @@ CHANNEL_LAYERS = {
     }
 }
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions in the database alone: with cached_db, every request also writes the session to Redis,
+# so a Redis outage would sign everyone out of the whole site (one indexed read per request either way).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

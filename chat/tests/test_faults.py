@@ -70,6 +70,11 @@ def own_redis(settings, tmp_path):
     server = RedisServer(tmp_path)
     server.start()
     settings.REDIS_URL = server.url
+    # The cache (sessions' and rate limits' home if they used it) goes down with it too.
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": server.url, "KEY_PREFIX": "faults"},
+    }
     yield server
     if server.process.poll() is None:
         server.kill()
@@ -353,3 +358,30 @@ async def test_an_embedding_outage_is_provider_unavailable_everywhere(
     )
     assert v1.status_code == 503 and v1.json()["error"]["code"] == "provider_unavailable"
     assert embeddings_down.requests_to("/chat/completions") == []
+
+
+async def test_a_socket_opened_during_a_redis_outage_gets_the_whole_answer(
+    alice, handbook, openai_provider, own_redis
+):
+    """Redis is down (and comes back empty) while the answer streams; a socket that connects to the
+    generating process meanwhile (a reload) and resumes from the start gets the whole text once."""
+    openai_provider.reply = " ".join(f"part{i}" for i in range(100)) + " [1]"
+    openai_provider.token_delay = 0.04
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    [await ws.receive_json_from(timeout=10) for _ in range(3)]
+    await asyncio.to_thread(own_redis.kill)
+    await asyncio.sleep(0.5)
+    reload = await connect(alice)  # its session is read from the database: no Redis needed
+    await reload.send_json_to({"type": "resume", "message_id": accepted["message_id"], "after": 0})
+    first = await reload.receive_json_from(timeout=2)  # at once, not once the answer is stored
+    await asyncio.to_thread(own_redis.start)
+    events = [first] + await until_done(reload)
+    assert first["type"] == "delta" and first["replace"] and first["text"].startswith("part0 part1")
+    assert len(first["text"]) < len(openai_provider.reply)  # the answer so far, live
+    assert events[-1]["type"] == "done" and _text(events) == openai_provider.reply
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(set(seqs))
+    await until_done(ws)
+    await ws.disconnect()
+    await reload.disconnect()
