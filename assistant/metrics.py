@@ -113,6 +113,29 @@ def record_ingest(stats, outcome: str = "done") -> None:
             WORKER_STAGE_SECONDS.labels(stage=stage).inc(seconds)
 
 
+class _WorkerFamilies:
+    """The docent_worker_* families the worker processes wrote to a multiprocess directory."""
+
+    def __init__(self, directory):
+        self.directory = str(directory)
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        for family in MultiProcessCollector(None, path=self.directory).collect():
+            if family.name.startswith("docent_worker_"):
+                yield family
+
+
+def serve_worker_metrics(port: int, directory, addr: str = "127.0.0.1") -> None:
+    """An HTTP /metrics of the worker's own, for a worker on a host without a web process."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(_WorkerFamilies(directory))
+    start_http_server(port, addr=addr, registry=registry)
+
+
 def exposition(worker_directory) -> bytes:
     """This process's metrics in the text format, with the worker processes' docent_worker_* metrics
     read from `worker_directory` (prometheus_client's multiprocess files) when it holds any: those
@@ -120,7 +143,6 @@ def exposition(worker_directory) -> bytes:
     from pathlib import Path
 
     from prometheus_client import REGISTRY, generate_latest
-    from prometheus_client.multiprocess import MultiProcessCollector
 
     if not worker_directory or not any(Path(worker_directory).glob("*.db")):
         return generate_latest(REGISTRY)
@@ -130,8 +152,6 @@ def exposition(worker_directory) -> bytes:
             for family in REGISTRY.collect():
                 if not family.name.startswith("docent_worker_"):
                     yield family
-            for family in MultiProcessCollector(None, path=str(worker_directory)).collect():
-                if family.name.startswith("docent_worker_"):
-                    yield family
+            yield from _WorkerFamilies(worker_directory).collect()
 
     return generate_latest(Merged())

@@ -1,5 +1,6 @@
 import signal
 import time
+import urllib.request
 
 import psutil
 import pytest
@@ -8,7 +9,7 @@ from django.db.models import Count
 from retrieval import services
 from retrieval.models import Chunk, Document
 from retrieval.tasks import ingest_documents
-from tests.support.processes import start_worker, stop
+from tests.support.processes import free_port, start_worker, stop
 
 from .helpers import upload, wait_done
 
@@ -181,17 +182,27 @@ def test_a_worker_processes_metrics_reach_the_web_metrics(
     transactional_db, client, collection_a, tmp_path, settings
 ):
     """A real worker (prefork) writes its metrics to the shared directory; the web process's /metrics
-    serves them, next to its own and without duplicating any."""
+    serves them, next to its own and without duplicating any, and so does the worker's own port."""
     directory = tmp_path / "metrics"
     directory.mkdir()
     settings.DOCENT_WORKER_METRICS_DIR = directory
-    proc = start_worker("metrics-q", tmp_path / "worker.log", PROMETHEUS_MULTIPROC_DIR=str(directory))
+    port = free_port()
+    proc = start_worker(
+        "metrics-q",
+        tmp_path / "worker.log",
+        PROMETHEUS_MULTIPROC_DIR=str(directory),
+        DOCENT_WORKER_METRICS_PORT=str(port),
+    )
     try:
         document, _ = upload(
             collection_a, "notes.md", b"# Notes\n\nThe boiler is serviced every May.", enqueue=False
         )
         ingest_documents.apply_async(args=[[document.id]], queue="metrics-q")
         assert wait_done(document.id).status == "ready"
+        # The worker's own endpoint, for a host without a web process: its metrics only.
+        own = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'docent_worker_documents_total{outcome="ready"} 1.0' in own
+        assert "docent_http_requests" not in own
     finally:
         stop(proc)
     text = client.get("/metrics").content.decode()
