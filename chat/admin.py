@@ -99,9 +99,18 @@ class BudgetAdmin(admin.ModelAdmin):
 
 @admin.register(ModerationRule)
 class ModerationRuleAdmin(admin.ModelAdmin):
-    list_display = ["pattern", "kind", "category", "enabled", "flag_count", "note", "updated_at"]
+    list_display = [
+        "pattern",
+        "kind",
+        "applies_to",
+        "category",
+        "enabled",
+        "flag_count",
+        "note",
+        "updated_at",
+    ]
     list_editable = ["enabled"]
-    list_filter = ["enabled", "kind", "category"]
+    list_filter = ["enabled", "applies_to", "kind", "category"]
     search_fields = ["pattern", "note", "category"]
 
     def get_queryset(self, request):
@@ -116,14 +125,25 @@ class ModerationRuleAdmin(admin.ModelAdmin):
 class ModerationFlagAdmin(admin.ModelAdmin):
     """Refused questions. Only `reviewed` changes; the rest is the record."""
 
-    list_display = ["created_at", "user", "source", "checker", "category_list", "short", "rule", "reviewed"]
-    list_filter = ["reviewed", "source", "checker", "created_at"]
+    list_display = [
+        "created_at",
+        "user",
+        "subject",
+        "source",
+        "checker",
+        "category_list",
+        "short",
+        "rule",
+        "reviewed",
+    ]
+    list_filter = ["reviewed", "subject", "source", "checker", "created_at"]
     search_fields = ["text", "user__username"]
     date_hierarchy = "created_at"
     list_select_related = ["user", "rule"]
     readonly_fields = [
         "created_at",
         "user",
+        "subject",
         "source",
         "checker",
         "categories",

@@ -9,6 +9,7 @@ any socket can follow the stream again with `resume`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -291,22 +292,30 @@ class Pipeline:
         )
         self.usage["prompt_tokens"] = prompt.prompt_tokens
         self.citations = CitationFilter({p.n for p in self.passages})
+        # Only while admins keep rules for answers: text is shown once checked (moderation.Blocked
+        # stops the answer, and closing the stream below stops the model).
+        gate = await moderation.answer_gate()
         finish_reason = "stop"
         started = time.perf_counter()
-        async for event in self.model.stream(prompt, max_tokens=self.max_tokens):
-            if isinstance(event, Delta):
-                text = self.citations.feed(event.text)
-                if text:
-                    self.text += text
-                    yield Text(text)
-            elif isinstance(event, Finish):
-                finish_reason = event.finish_reason
-                self.usage = {
-                    "prompt_tokens": event.prompt_tokens or prompt.prompt_tokens,
-                    "completion_tokens": event.completion_tokens or count_tokens(self.text),
-                }
+        async with contextlib.aclosing(self.model.stream(prompt, max_tokens=self.max_tokens)) as stream:
+            async for event in stream:
+                if isinstance(event, Delta):
+                    text = self.citations.feed(event.text)
+                    if text and gate is not None:
+                        text = gate.feed(text)
+                    if text:
+                        self.text += text
+                        yield Text(text)
+                elif isinstance(event, Finish):
+                    finish_reason = event.finish_reason
+                    self.usage = {
+                        "prompt_tokens": event.prompt_tokens or prompt.prompt_tokens,
+                        "completion_tokens": event.completion_tokens or count_tokens(self.text),
+                    }
         self.provider_ms = round((time.perf_counter() - started) * 1000, 2)
         tail = self.citations.flush()
+        if gate is not None:
+            tail = gate.feed(tail) + gate.flush()
         if tail:
             self.text += tail
             yield Text(tail)

@@ -155,15 +155,26 @@ class Budget(models.Model):
 
 
 class ModerationRule(models.Model):
-    """A phrase or pattern an admin does not want asked; checked before any answer (DOCENT_MODERATION
-    includes `rules`, the default), offline and in microseconds."""
+    """A phrase or pattern an admin does not want asked, or answered: questions are checked before any
+    model sees them, answers as they stream (DOCENT_MODERATION includes `rules`, the default)."""
 
     class Kind(models.TextChoices):
         PHRASE = "phrase", "Phrase (whole words, any case)"
         REGEX = "regex", "Regular expression (any case)"
 
+    class AppliesTo(models.TextChoices):
+        QUESTION = "question", "Questions"
+        ANSWER = "answer", "Answers"
+        BOTH = "both", "Questions and answers"
+
     pattern = models.CharField(max_length=500)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PHRASE)
+    applies_to = models.CharField(
+        max_length=10,
+        choices=AppliesTo.choices,
+        default=AppliesTo.QUESTION,
+        help_text="Answers are held back a few words while they stream, only while answer rules exist.",
+    )
     category = models.SlugField(max_length=50, default="policy", help_text="Shown to the user and in flags.")
     enabled = models.BooleanField(default=True)
     note = models.CharField(max_length=200, blank=True)
@@ -189,15 +200,18 @@ class ModerationRule(models.Model):
 
 
 class ModerationFlag(models.Model):
-    """A question refused by moderation, for admins to review."""
+    """A question refused, or an answer stopped, by moderation, for admins to review."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     source = models.CharField(max_length=10, choices=Usage.Source.choices)
-    # The refused question in its conversation (chat); API calls store no conversation.
+    subject = models.CharField(
+        max_length=10, choices=[("question", "Question"), ("answer", "Answer")], default="question"
+    )
+    # The question in its conversation (chat); API calls store no conversation.
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    text = models.TextField()
+    text = models.TextField(help_text="The question, or the answer as far as it had come (shown or not).")
     checker = models.CharField(max_length=20, help_text="rules or openai")
     categories = models.JSONField(default=list)
     rule = models.ForeignKey(

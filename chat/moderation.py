@@ -28,15 +28,19 @@ class Verdict:
     checker: str
     categories: tuple[str, ...]
     rule_id: int | None = None
+    subject: str = "question"  # or "answer"
+    text: str | None = None  # for an answer: what had come of it, the part held back included
 
 
 class Blocked(Exception):
     def __init__(self, verdict: Verdict):
         self.verdict = verdict
         what = ", ".join(verdict.categories) or "policy"
-        super().__init__(
-            f"This question was not answered: it goes against your organisation's content policy ({what})."
-        )
+        if verdict.subject == "answer":
+            message = f"The answer was stopped: it went against your organisation's content policy ({what})."
+        else:
+            message = f"This question was not answered: it goes against your organisation's content policy ({what})."
+        super().__init__(message)
 
 
 class Unavailable(Exception):
@@ -73,31 +77,82 @@ class RulesChecker(Checker):
     name = "rules"
 
     def __init__(self, rows, ttl: float = 30.0):
-        self.rows = rows  # () -> [(id, kind, pattern, category)] of the enabled rules
+        self.rows = rows  # () -> [(id, kind, pattern, category, applies_to)] of the enabled rules
         self.ttl = ttl
-        self._rules: list[tuple[int, str, re.Pattern]] | None = None
+        self._rules: dict[str, list[Rule]] | None = None
         self._loaded_at = 0.0
 
     def invalidate(self) -> None:
         self._rules = None
 
-    def _load(self) -> list[tuple[int, str, re.Pattern]]:
-        rules = []
-        for rule_id, kind, pattern, category in self.rows():
+    def _load(self) -> dict[str, list[Rule]]:
+        rules: dict[str, list[Rule]] = {"question": [], "answer": []}
+        for rule_id, kind, pattern, category, applies_to in self.rows():
             try:
-                rules.append((rule_id, category, compile_rule(kind, pattern)))
+                rule = Rule(
+                    rule_id, category, compile_rule(kind, pattern), len(pattern) if kind == "phrase" else None
+                )
             except ValueError:
                 log.warning("moderation rule %s is invalid and was skipped", rule_id)
+                continue
+            for subject in ("question", "answer"):
+                if applies_to in (subject, "both"):
+                    rules[subject].append(rule)
         return rules
 
-    async def check(self, text: str) -> Verdict | None:
+    async def rules(self, subject: str) -> list[Rule]:
         if self._rules is None or time.monotonic() - self._loaded_at > self.ttl:
             self._rules = await database_sync_to_async(self._load)()
             self._loaded_at = time.monotonic()
-        for rule_id, category, matcher in self._rules:
-            if matcher.search(text):
-                return Verdict(self.name, (category,), rule_id)
+        return self._rules[subject]
+
+    async def check(self, text: str) -> Verdict | None:
+        for rule in await self.rules("question"):
+            if rule.matcher.search(text):
+                return Verdict(self.name, (rule.category,), rule.id)
         return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    category: str
+    matcher: re.Pattern
+    phrase_length: int | None  # None for a regular expression
+
+
+class AnswerGate:
+    """Holds back the newest `hold` characters of a streaming answer until they are checked against
+    the answer rules, so that a match no longer than `hold` is never shown; a match raises Blocked.
+    Each check reads only the new text and `hold` characters before it (lookbehinds see further)."""
+
+    def __init__(self, rules: list[Rule], hold: int):
+        self.rules, self.hold = rules, hold
+        self.text = ""
+        self.released = 0
+        self.checked = 0
+
+    def feed(self, text: str) -> str:
+        """Add text; return what may be shown now."""
+        self.text += text
+        self._check()
+        end = max(self.released, len(self.text) - self.hold)
+        out, self.released = self.text[self.released : end], end
+        return out
+
+    def flush(self) -> str:
+        """The answer ended: the rest, checked."""
+        self._check()
+        out, self.released = self.text[self.released :], len(self.text)
+        return out
+
+    def _check(self) -> None:
+        start = max(0, self.checked - self.hold)
+        for rule in self.rules:
+            if rule.matcher.search(self.text, start):
+                verdict = Verdict("rules", (rule.category,), rule.id, subject="answer", text=self.text)
+                raise Blocked(verdict)
+        self.checked = len(self.text)
 
 
 class OpenAIChecker(Checker):
@@ -139,6 +194,25 @@ def get_checkers() -> tuple[Checker, ...]:
                 )
             )
     return tuple(checkers)
+
+
+async def answer_gate() -> AnswerGate | None:
+    """A gate for an answer about to stream, or None while no rule applies to answers (then nothing
+    is held back). The hold covers the longest phrase rule twice over (spacing varies) and at least
+    DOCENT_MODERATION_ANSWER_HOLD_CHARS, which also bounds what a regular expression can match
+    across the shown part."""
+    for checker in get_checkers():
+        if isinstance(checker, RulesChecker):
+            try:
+                rules = await checker.rules("answer")
+            except Exception as exc:  # as for questions: rules that cannot be read let text through
+                log.warning("answer rules could not be read: %s", exc)
+                return None
+            if not rules:
+                return None
+            longest = max((r.phrase_length or 0) for r in rules)
+            return AnswerGate(rules, hold=max(settings.DOCENT_MODERATION_ANSWER_HOLD_CHARS, 2 * longest))
+    return None
 
 
 def rules_changed(**_) -> None:

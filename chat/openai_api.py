@@ -88,6 +88,7 @@ class _Timing:
         self.started = time.perf_counter()
         self.first_text: float | None = None
         self.outcome = "interrupted"  # until the answer ends otherwise (a client that left)
+        self.flag = None  # a moderation verdict met while streaming, recorded when the stream ends
 
     def text(self) -> None:
         if self.first_text is None:
@@ -119,6 +120,13 @@ async def _ledger(user, pipeline: Pipeline, timing: _Timing) -> None:
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
         )
+
+
+async def _flag(user, verdict, timing: _Timing, text: str | None = None) -> None:
+    timing.outcome = "moderation_blocked"
+    await sync_to_async(services.moderation_flag_record)(
+        user_id=user.pk, source="api", text=verdict.text if text is None else text, verdict=verdict
+    )
 
 
 async def _user(request):
@@ -183,10 +191,7 @@ async def chat_completions(request):
     try:
         await pipeline.screen()  # before any response starts, so that a refusal is a plain 400
     except moderation.Blocked as exc:
-        await sync_to_async(services.moderation_flag_record)(
-            user_id=user.pk, source="api", text=pipeline.screened_text, verdict=exc.verdict
-        )
-        timing.outcome = "moderation_blocked"
+        await _flag(user, exc.verdict, timing, text=pipeline.screened_text)
         await _record_usage(user, pipeline, timing)
         return _error(400, str(exc), "moderation_blocked")
     except moderation.Unavailable as exc:
@@ -210,6 +215,9 @@ async def chat_completions(request):
     except (ProviderError, StreamInterrupted, EmbeddingError) as exc:
         timing.outcome = "provider_unavailable"
         return _error(503, str(exc), "provider_unavailable", "api_error")
+    except moderation.Blocked as exc:  # the answer went against an answer rule
+        await _flag(user, exc.verdict, timing)
+        return _error(400, str(exc), "moderation_blocked")
     finally:
         await _record_usage(user, pipeline, timing)
     usage = pipeline.spent()
@@ -252,6 +260,8 @@ async def _sse(
     try:
         async for frame in _frames(pipeline, timing, completion_id, created, include_usage):
             yield frame
+        if timing.flag is not None:
+            await _flag(user, timing.flag, timing)
         await _record_usage(user, pipeline, timing)
         recorded = True
     finally:
@@ -273,11 +283,13 @@ async def _frames(pipeline: Pipeline, timing: _Timing, completion_id: str, creat
                 yield _chunk(completion_id, created, {"content": event.text})
             elif isinstance(event, Finished):
                 finish = timing.outcome = event.finish_reason
-    except (ProviderError, StreamInterrupted, EmbeddingError) as exc:
-        timing.outcome = "provider_unavailable"
-        error = {
-            "error": {"message": str(exc), "type": "api_error", "param": None, "code": "provider_unavailable"}
-        }
+    except (ProviderError, StreamInterrupted, EmbeddingError, moderation.Blocked) as exc:
+        if isinstance(exc, moderation.Blocked):  # the answer went against an answer rule
+            timing.flag = exc.verdict
+            code, kind = "moderation_blocked", "invalid_request_error"
+        else:
+            timing.outcome, code, kind = "provider_unavailable", "provider_unavailable", "api_error"
+        error = {"error": {"message": str(exc), "type": kind, "param": None, "code": code}}
         yield f"data: {json.dumps(error)}\n\n"
         yield "data: [DONE]\n\n"
         return

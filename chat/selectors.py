@@ -119,6 +119,10 @@ def message_out(message: Message) -> dict:
     }
 
 
-def moderation_rules_enabled() -> list[tuple[int, str, str, str]]:
-    """(id, kind, pattern, category) of every enabled moderation rule."""
-    return list(ModerationRule.objects.filter(enabled=True).values_list("id", "kind", "pattern", "category"))
+def moderation_rules_enabled() -> list[tuple[int, str, str, str, str]]:
+    """(id, kind, pattern, category, applies_to) of every enabled moderation rule."""
+    return list(
+        ModerationRule.objects.filter(enabled=True).values_list(
+            "id", "kind", "pattern", "category", "applies_to"
+        )
+    )

@@ -192,7 +192,7 @@ def message_finish(*, message_id, flag=None, **fields) -> bool:
             moderation_flag_record(
                 user_id=question["user_id"],
                 source=Usage.Source.CHAT,
-                text=question["text"],
+                text=question["text"] if flag.text is None else flag.text,
                 verdict=flag,
                 message_id=question["id"],
             )
@@ -227,6 +227,7 @@ def moderation_flag_record(
     return ModerationFlag.objects.create(
         user_id=user_id,
         source=source,
+        subject=verdict.subject,
         message_id=message_id,
         text=text,
         checker=verdict.checker,

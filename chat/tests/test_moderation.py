@@ -251,3 +251,88 @@ async def test_v1_screens_the_history_its_client_sends(async_client, api_key, fr
     assert openai_provider.requests_to("/chat/completions") == []
     flag = await ModerationFlag.objects.aget()
     assert "wire money to myself" in flag.text and "paid leave" in flag.text
+
+
+def _gate(*rules, hold=20):
+    from chat.moderation import AnswerGate, Rule
+
+    return AnswerGate(
+        [
+            Rule(i, "x", moderation.compile_rule(kind, p), len(p) if kind == "phrase" else None)
+            for i, (kind, p) in enumerate(rules)
+        ],
+        hold=hold,
+    )
+
+
+def test_the_answer_gate_shows_only_checked_text_and_never_a_match():
+    """Text is shown once `hold` newer characters are behind it; a match split across the stream's
+    pieces is found before any of it is shown; the end shows the rest."""
+    gate = _gate(("phrase", "project falcon"))
+    shown = gate.feed("The budget of the ") + gate.feed("team is set. ")
+    assert shown == "The budget of the team is set. "[: len(shown)] and len(shown) == 31 - 20
+    with pytest.raises(moderation.Blocked) as blocked:
+        for piece in ("Project ", "Fal", "con launches in May."):
+            shown += gate.feed(piece)
+    assert "falcon" not in shown.lower() and "project" not in shown.lower()
+    assert blocked.value.verdict.subject == "answer" and "Project Falcon" in blocked.value.verdict.text
+    assert "The answer was stopped" in str(blocked.value)
+    clean = _gate(("phrase", "project falcon"))
+    assert (
+        clean.feed("A firewire project ") + clean.feed("falconry club.") + clean.flush()
+        == "A firewire project falconry club."
+    )
+    # Lookbehind sees text before the re-checked window: "wire money" inside "firewire money" is no match.
+    late = _gate(("phrase", "wire money"), hold=4)
+    assert (
+        late.feed("x" * 30 + "fire") + late.feed("wire money") + late.flush() == "x" * 30 + "firewire money"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_answer_rule_stops_the_answer_before_the_match_is_shown(alice, handbook, openai_provider):
+    """A rule for answers: the model's answer streams until the match, which never reaches the
+    socket; the answer ends moderation_blocked, the flag holds the answer; questions still pass."""
+    await ModerationRule.objects.acreate(pattern="25 days", category="hr", applies_to="answer")
+    openai_provider.reply = "According to the handbook, employees get 25 days of paid leave per year [1]."
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    error = events[-1]
+    assert error["code"] == "moderation_blocked" and error["categories"] == ["hr"]
+    assert "The answer was stopped" in error["message"]
+    shown = "".join(e["text"] for e in events if e["type"] == "delta")
+    assert "25" not in shown
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert (answer.status, answer.error_code) == ("failed", "moderation_blocked") and "25" not in answer.text
+    flag = await ModerationFlag.objects.aget()
+    assert (
+        flag.subject == "answer"
+        and "25 days" in flag.text
+        and str(flag.message_id) == accepted["user_message_id"]
+    )
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_v1_stops_an_answer_that_meets_an_answer_rule(async_client, api_key, openai_provider, stream):
+    await ModerationRule.objects.acreate(pattern="25 days", category="hr", applies_to="answer")
+    openai_provider.reply = "Employees get 25 days of paid leave [1]."
+    body = {
+        "model": "docent",
+        "stream": stream,
+        "messages": [{"role": "user", "content": "How much paid leave?"}],
+    }
+    response = await async_client.post(
+        "/v1/chat/completions", body, content_type="application/json", headers=api_key
+    )
+    if stream:
+        raw = b"".join([chunk async for chunk in response.streaming_content]).decode()
+        assert (
+            '"code": "moderation_blocked"' in raw and "25 days" not in raw and raw.rstrip().endswith("[DONE]")
+        )
+    else:
+        assert response.status_code == 400 and response.json()["error"]["code"] == "moderation_blocked"
+    flag = await ModerationFlag.objects.aget()
+    assert (flag.source, flag.subject) == ("api", "answer") and "25 days" in flag.text
