@@ -122,3 +122,21 @@ def test_a_refused_question_says_why_also_after_a_reload(page, live_url, member)
         "Not answered: the question goes against your organisation's content policy"
     )
     expect(page.locator("article.msg.user").first).to_contain_text("salary of the CEO")
+
+
+def test_an_answer_stopped_by_a_rule_shows_only_what_came_before(page, live_app, member, fake_openai):
+    """A rule for answers: the page shows the answer up to the match, never the match, and says the
+    answer was stopped by the content policy."""
+    from chat.models import ModerationRule
+
+    ModerationRule.objects.create(pattern="25 days", category="hr", applies_to="answer")
+    fake_openai.reply = "According to the handbook, employees get 25 days of paid annual leave [1]."
+    base = live_app(**provider_env(fake_openai))
+    sign_in(page, base, "erin", "pw-erin-12345")
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(answer).to_contain_text("The answer was stopped")
+    expect(answer).to_contain_text("content policy (hr)")
+    assert "25 days" not in answer.inner_text()
