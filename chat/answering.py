@@ -302,7 +302,11 @@ class Pipeline:
                 if isinstance(event, Delta):
                     text = self.citations.feed(event.text)
                     if text and gate is not None:
-                        text = gate.feed(text)
+                        try:
+                            text = gate.feed(text)
+                        except moderation.Blocked as exc:  # the words generated, shown or not, were paid for
+                            self.usage["completion_tokens"] = count_tokens(exc.verdict.text or "")
+                            raise
                     if text:
                         self.text += text
                         yield Text(text)
@@ -531,7 +535,10 @@ class Generation:
                 "provider_unavailable", "the embedding provider is not answering; please try again"
             )
         except moderation.Blocked as exc:
-            await self._fail("moderation_blocked", str(exc), verdict=exc.verdict)
+            # A stopped answer had cost its prompt and the words generated; a refused question nothing.
+            spent = exc.verdict.subject == "answer" and self.pipeline is not None
+            usage = self.pipeline.spent(self.text) if spent else None
+            await self._fail("moderation_blocked", str(exc), verdict=exc.verdict, usage=usage)
         except moderation.Unavailable as exc:
             await self._fail("provider_unavailable", str(exc))
         except Exception:
@@ -682,6 +689,7 @@ class Generation:
         *,
         retry_after: float | None = None,
         verdict: moderation.Verdict | None = None,
+        usage: dict | None = None,
     ) -> None:
         await self._store(
             text=self.text,
@@ -690,8 +698,9 @@ class Generation:
             finish_reason="",
             total_ms=self._ms(self.started),
             flag=verdict,
+            **({"model": self.model_name, **usage} if usage else {}),
         )
-        self._observe(code, {})
+        self._observe(code, usage or {})
         event = {"type": "error", "code": code, "message": message}
         if verdict is not None:
             event["categories"] = list(verdict.categories)

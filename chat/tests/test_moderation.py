@@ -311,6 +311,11 @@ async def test_an_answer_rule_stops_the_answer_before_the_match_is_shown(alice, 
         and "25 days" in flag.text
         and str(flag.message_id) == accepted["user_message_id"]
     )
+    # The prompt and the words generated were paid for, shown or not: they are in the ledger.
+    from retrieval.embeddings import count_tokens
+
+    usage = await Usage.objects.aget(message_id=accepted["message_id"])
+    assert usage.prompt_tokens > 0 and usage.completion_tokens == count_tokens(flag.text)
     await ws.disconnect()
 
 
