@@ -10,6 +10,17 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def queue_depth() -> int:
+    """Tasks waiting in the default queue; -1 when the broker cannot say (down, or not Redis).
+    Bounded: one connection attempt of at most a second, so neither /metrics nor the sweep hangs."""
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=1)
+            return conn.default_channel.client.llen(app.conf.task_default_queue)
+    except Exception:  # whatever the transport raises: an unknown depth, not an error
+        return -1
+
+
 @worker_init.connect
 def _serve_metrics(**_) -> None:
     """DOCENT_WORKER_METRICS_PORT: the worker serves its docent_worker_* metrics itself (for a worker

@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from assistant.celery import app, queue_depth
 from retrieval.embeddings import get_embedder
 from retrieval.selectors import document_status_counts, stale_document_count
 
@@ -35,7 +36,6 @@ def _redis() -> None:
 
 
 def _broker() -> None:
-    from assistant.celery import app
 
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
@@ -57,19 +57,9 @@ def readyz(request):
     return JsonResponse(body, status=200 if ok else 503)
 
 
-def _queue_depth() -> int:
-    from assistant.celery import app
-
-    try:
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
-        return client.llen(app.conf.task_default_queue)
-    except redis.RedisError:
-        return -1
-
-
 def metrics(request):
     from assistant import metrics as m
 
     m.refresh_document_gauges(document_status_counts())
-    m.INGEST_QUEUE.set(_queue_depth())
+    m.INGEST_QUEUE.set(queue_depth())
     return HttpResponse(m.exposition(settings.DOCENT_WORKER_METRICS_DIR), content_type=CONTENT_TYPE_LATEST)

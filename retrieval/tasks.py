@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from assistant import metrics
+from assistant.celery import queue_depth
 
 from . import services
 from .embeddings import TransientEmbeddingError
@@ -50,21 +51,10 @@ def _failed(count: int, outcome: str) -> None:
     metrics.WORKER_DOCUMENTS.labels(outcome="failed").inc(count)
 
 
-def _broker_backlog() -> int:
-    """Messages waiting in the default queue; -1 when the broker cannot say."""
-    from assistant.celery import app
-
-    try:
-        with app.connection_for_read() as conn:
-            return conn.default_channel.client.llen(app.conf.task_default_queue)
-    except Exception:  # an unknown broker makes the sweep conservative, not broken
-        return -1
-
-
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_stuck_documents() -> list[int]:
     return services.documents_sweep_stuck(
         stuck_after_s=settings.DOCENT_STUCK_AFTER_S,
         max_attempts=settings.DOCENT_INGEST_MAX_ATTEMPTS,
-        broker_backlog=_broker_backlog(),
+        broker_backlog=queue_depth(),
     )
