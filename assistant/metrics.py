@@ -76,7 +76,7 @@ def record_answer(*, source: str, outcome: str, ttft_s: float | None, total_s: f
 
 # Worker metrics: written by the Celery worker's processes. Where the worker runs with
 # PROMETHEUS_MULTIPROC_DIR (make run sets it under the data directory), the web process on the same
-# host adds them to /metrics (see `worker_metrics`). Their names all start with docent_worker_.
+# host adds them to /metrics (see `exposition`). Their names all start with docent_worker_.
 WORKER_DOCUMENTS = Counter(
     "docent_worker_documents_total",
     "Documents whose ingestion ended, by outcome (ready, failed)",
@@ -97,17 +97,20 @@ WORKER_TASKS = Counter(
 )
 
 
-def record_ingest(stats, outcome: str = "done") -> None:
+def record_ingest(outcome: str, stats=None, failed: int = 0) -> None:
+    """An ingestion task ended (`outcome`), with its statistics when it ran to the end, or the number
+    of documents it failed for good."""
     WORKER_TASKS.labels(outcome=outcome).inc()
+    if failed:
+        WORKER_DOCUMENTS.labels(outcome="failed").inc(failed)
     if stats is None:
         return
     for name, value in (("ready", stats.ready), ("failed", stats.failed)):
         if value:
             WORKER_DOCUMENTS.labels(outcome=name).inc(value)
-    if stats.embedded:
-        WORKER_CHUNKS.labels(vector="embedded").inc(stats.embedded)
-    if stats.reused:
-        WORKER_CHUNKS.labels(vector="reused").inc(stats.reused)
+    for vector, value in (("embedded", stats.embedded), ("reused", stats.reused)):
+        if value:
+            WORKER_CHUNKS.labels(vector=vector).inc(value)
     for stage, seconds in stats.seconds.items():
         if seconds:
             WORKER_STAGE_SECONDS.labels(stage=stage).inc(seconds)

@@ -485,9 +485,14 @@ class Generation:
                 continue
             del self.backlog[: len(taken)]
             log.info("answer %s: Redis is back; its stream caught up", self.message_id)
-        if not self.backlog:
-            self.backlog = None
-            streams.release(self.message_id)
+        if self.backlog:
+            log.error(
+                "answer %s: Redis never came back; its stream lacks %d events",
+                self.message_id,
+                len(self.backlog),
+            )
+        self.backlog = None
+        streams.release(self.message_id)
 
     async def _send_pending(self) -> None:
         text, self.pending = self.pending, ""

@@ -53,11 +53,13 @@ def _json_errors(view):
             return await view(request, *args, **kwargs)
         except DatabaseError as exc:
             log.warning("/v1 request failed on the database: %s", exc)
-            response = _error(
-                503, "the database is not answering; please try again", "unavailable", "api_error"
+            return _error(
+                503,
+                "the database is not answering; please try again",
+                "unavailable",
+                "api_error",
+                retry_after=5,
             )
-            response["Retry-After"] = "5"
-            return response
 
     return wrapped
 

@@ -33,22 +33,17 @@ def ingest_documents(self, document_ids: list[int]) -> dict:
         reason = f"{type(exc).__name__}: {exc}"[:300]
         if self.request.retries >= self.max_retries:
             services.documents_fail(document_ids=document_ids, reason=f"gave up after retries ({reason})")
-            _failed(len(document_ids), "gave_up")
+            metrics.record_ingest("gave_up", failed=len(document_ids))
             return {"failed": len(document_ids)}
         services.documents_mark_retrying(document_ids=document_ids, reason=reason)
-        metrics.record_ingest(None, "retry")
+        metrics.record_ingest("retry")
         raise self.retry(exc=exc, countdown=min(300, 5 * 4**self.request.retries)) from exc
     except SoftTimeLimitExceeded:
         services.documents_fail(document_ids=document_ids, reason="ingestion took longer than its time limit")
-        _failed(len(document_ids), "time_limit")
+        metrics.record_ingest("time_limit", failed=len(document_ids))
         return {"failed": len(document_ids)}
-    metrics.record_ingest(stats)
+    metrics.record_ingest("done", stats)
     return {"ready": stats.ready, "failed": stats.failed, "chunks": stats.chunks}
-
-
-def _failed(count: int, outcome: str) -> None:
-    metrics.record_ingest(None, outcome)
-    metrics.WORKER_DOCUMENTS.labels(outcome="failed").inc(count)
 
 
 @shared_task(acks_late=True, ignore_result=True)
