@@ -30,13 +30,18 @@ def provider_env(fake):
     return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "DOCENT_CHAT_MODEL": "fake-chat"}
 
 
+def ask(page, question: str):
+    """Type the question and send it; the first answer's article."""
+    page.fill("textarea", question)
+    page.keyboard.press("Enter")
+    return page.locator("article.msg.assistant").first
+
+
 def test_ask_streams_and_citation_opens(page, live_url, member):
     """Offline answerer: the answer streams in, cites [1], and the chip opens the passage."""
     sign_in(page, live_url, "erin", "pw-erin-12345")
     expect(page.locator("#empty-state")).to_contain_text("handbook")
-    page.fill("textarea", "How many days of paid leave do employees get?")
-    page.keyboard.press("Enter")
-    answer = page.locator("article.msg.assistant").first
+    answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     expect(answer.locator(".body")).to_contain_text("25 days")
     chip = answer.locator("button.cite").first
@@ -54,9 +59,7 @@ def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
     )
     base = live_app(**provider_env(fake_openai))
     sign_in(page, base, "erin", "pw-erin-12345")
-    page.fill("textarea", "How many days of paid leave do employees get?")
-    page.keyboard.press("Enter")
-    answer = page.locator("article.msg.assistant").first
+    answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     assert answer.locator("img").count() == 0
     expect(answer.locator(".body")).to_contain_text("<img src=x")  # shown as text, never parsed
@@ -73,9 +76,7 @@ def test_reload_mid_answer_then_see_it_finish(page, live_app, member, fake_opena
     fake_openai.token_delay = 0.05
     base = live_app(**provider_env(fake_openai))
     sign_in(page, base, "erin", "pw-erin-12345")
-    page.fill("textarea", "How many days of paid leave do employees get?")
-    page.keyboard.press("Enter")
-    answer = page.locator("article.msg.assistant").first
+    answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer.locator(".body")).to_contain_text("token5", timeout=15_000)
     page.reload()
     answer = page.locator("article.msg.assistant").first
@@ -90,13 +91,10 @@ def test_a_question_past_the_rate_is_refused_in_words(page, live_app, member):
     (once), and the first answer stays."""
     base = live_app(DOCENT_RATE_ASK="1/d")
     sign_in(page, base, "erin", "pw-erin-12345")
-    page.fill("textarea", "How many days of paid leave do employees get?")
-    page.keyboard.press("Enter")
-    expect(page.locator("article.msg.assistant").first).to_have_attribute(
+    expect(ask(page, "How many days of paid leave do employees get?")).to_have_attribute(
         "data-status", "stop", timeout=30_000
     )
-    page.fill("textarea", "And the travel expenses?")
-    page.keyboard.press("Enter")
+    ask(page, "And the travel expenses?")
     error = page.locator("#connection")
     expect(error).to_contain_text("too many questions; try again in")
     assert error.inner_text().lower().count("try again") == 1
@@ -110,9 +108,7 @@ def test_a_refused_question_says_why_also_after_a_reload(page, live_url, member)
 
     ModerationRule.objects.create(pattern="salary of", category="confidential")
     sign_in(page, live_url, "erin", "pw-erin-12345")
-    page.fill("textarea", "What is the salary of the CEO?")
-    page.keyboard.press("Enter")
-    answer = page.locator("article.msg.assistant").first
+    answer = ask(page, "What is the salary of the CEO?")
     expect(answer).to_have_attribute("data-status", "failed", timeout=30_000)
     expect(answer).to_contain_text("content policy (confidential)")
     page.reload()
@@ -133,9 +129,7 @@ def test_an_answer_stopped_by_a_rule_shows_only_what_came_before(page, live_app,
     fake_openai.reply = "According to the handbook, employees get 25 days of paid annual leave [1]."
     base = live_app(**provider_env(fake_openai))
     sign_in(page, base, "erin", "pw-erin-12345")
-    page.fill("textarea", "How many days of paid leave do employees get?")
-    page.keyboard.press("Enter")
-    answer = page.locator("article.msg.assistant").first
+    answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "failed", timeout=30_000)
     expect(answer).to_contain_text("The answer was stopped")
     expect(answer).to_contain_text("content policy (hr)")

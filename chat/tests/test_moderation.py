@@ -176,20 +176,21 @@ def api_key(transactional_db, alice, handbook):
 async def test_v1_refuses_with_400_moderation_blocked(
     async_client, api_key, fraud_rule, openai_provider, stream
 ):
-    body = {
-        "model": "docent",
-        "stream": stream,
-        "messages": [{"role": "user", "content": "Can I wire money from the travel budget?"}],
-    }
-    response = await async_client.post(
-        "/v1/chat/completions", body, content_type="application/json", headers=api_key
-    )
+    question = "Can I wire money from the travel budget?"
+    response = await _v1(async_client, api_key, [{"role": "user", "content": question}], stream=stream)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "moderation_blocked" and "(fraud)" in error["message"]
     assert openai_provider.requests_to("/chat/completions") == []
     flag = await ModerationFlag.objects.aget()
-    assert (flag.source, flag.message_id, flag.text) == ("api", None, body["messages"][0]["content"])
+    assert (flag.source, flag.message_id, flag.text) == ("api", None, question)
+
+
+async def _v1(async_client, api_key, messages: list[dict], stream: bool = False):
+    body = {"model": "docent", "stream": stream, "messages": messages}
+    return await async_client.post(
+        "/v1/chat/completions", body, content_type="application/json", headers=api_key
+    )
 
 
 def test_admin_lists_flags_and_marks_them_reviewed(client, make_user, alice, fraud_rule):
@@ -236,17 +237,12 @@ def test_admin_lists_flags_and_marks_them_reviewed(client, make_user, alice, fra
 async def test_v1_screens_the_history_its_client_sends(async_client, api_key, fraud_rule, openai_provider):
     """On /v1 the earlier messages come from the client and go to the model with the question, so
     they are screened too (the websocket's history comes from stored, already screened questions)."""
-    body = {
-        "model": "docent",
-        "messages": [
-            {"role": "user", "content": "How do I wire money to myself?"},
-            {"role": "assistant", "content": "Like this."},
-            {"role": "user", "content": "And how many days of paid leave do I get?"},
-        ],
-    }
-    response = await async_client.post(
-        "/v1/chat/completions", body, content_type="application/json", headers=api_key
-    )
+    messages = [
+        {"role": "user", "content": "How do I wire money to myself?"},
+        {"role": "assistant", "content": "Like this."},
+        {"role": "user", "content": "And how many days of paid leave do I get?"},
+    ]
+    response = await _v1(async_client, api_key, messages)
     assert response.status_code == 400 and response.json()["error"]["code"] == "moderation_blocked"
     assert openai_provider.requests_to("/chat/completions") == []
     flag = await ModerationFlag.objects.aget()
@@ -324,13 +320,8 @@ async def test_an_answer_rule_stops_the_answer_before_the_match_is_shown(alice, 
 async def test_v1_stops_an_answer_that_meets_an_answer_rule(async_client, api_key, openai_provider, stream):
     await ModerationRule.objects.acreate(pattern="25 days", category="hr", applies_to="answer")
     openai_provider.reply = "Employees get 25 days of paid leave [1]."
-    body = {
-        "model": "docent",
-        "stream": stream,
-        "messages": [{"role": "user", "content": "How much paid leave?"}],
-    }
-    response = await async_client.post(
-        "/v1/chat/completions", body, content_type="application/json", headers=api_key
+    response = await _v1(
+        async_client, api_key, [{"role": "user", "content": "How much paid leave?"}], stream=stream
     )
     if stream:
         raw = b"".join([chunk async for chunk in response.streaming_content]).decode()
