@@ -1,16 +1,85 @@
+import json
 import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.signals import request_finished
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 
 from assistant import logs, metrics
 from retrieval import limits
 
 
+def _body_limit() -> int:
+    return settings.DOCENT_MAX_UPLOAD_BYTES + 64 * 1024  # room for multipart framing
+
+
+def _too_large_body() -> bytes:
+    mb = settings.DOCENT_MAX_UPLOAD_BYTES // (1024 * 1024)
+    return json.dumps(
+        {"error": {"code": "too_large", "message": f"the upload is larger than the {mb} MB limit"}}
+    ).encode()
+
+
+class BodySizeLimit:
+    """ASGI wrapper: 413 for a request body over the upload limit, before Django sees it.
+
+    Django's ASGI handler reads the whole body into a temporary file before any Django middleware
+    runs, so a limit checked there comes after the disk is written. This answers from Content-Length
+    without reading anything, and counts the bytes of a body sent without one (chunked), answering 413
+    as soon as they pass the limit and telling Django the client left."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = _body_limit()
+        length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        try:
+            declared = int(length) if length is not None else None
+        except ValueError:
+            declared = None
+        if declared is not None and declared > limit:
+            return await self._refuse(send)
+        seen = 0
+        refused = False
+
+        async def counted():
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}  # Django drops a request whose client left
+            return message
+
+        return await self.app(scope, counted, send)
+
+    @staticmethod
+    async def _refuse(send) -> None:
+        body = _too_large_body()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 class UploadSizeLimitMiddleware:
-    """Answer 413 from Content-Length before Django reads an oversized body to disk."""
+    """The same limit for requests that do not come through ASGI (Django's test client, WSGI)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -20,12 +89,8 @@ class UploadSizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > settings.DOCENT_MAX_UPLOAD_BYTES + 64 * 1024:  # room for multipart framing
-            mb = settings.DOCENT_MAX_UPLOAD_BYTES // (1024 * 1024)
-            return JsonResponse(
-                {"error": {"code": "too_large", "message": f"the upload is larger than the {mb} MB limit"}},
-                status=413,
-            )
+        if length > _body_limit():
+            return HttpResponse(_too_large_body(), status=413, content_type="application/json")
         return self.get_response(request)
 
 

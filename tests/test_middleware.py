@@ -18,3 +18,66 @@ def test_sign_in_flood_is_429_per_address(db, rate_limits, make_user):
     assert (
         other.post("/accounts/login/", {"username": "carol", "password": "right-password"}).status_code == 302
     )
+
+
+def _asgi_post(headers):
+    """An ASGI HTTP scope for an upload, as a server would hand it over."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/collections/1/documents",
+        "raw_path": b"/api/v1/collections/1/documents",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+
+async def _start(communicator):
+    start = await communicator.receive_output(5)
+    body = await communicator.receive_output(5)
+    return start, body
+
+
+async def test_an_oversized_body_is_refused_from_its_length_without_reading_it(settings):
+    """A Content-Length over the limit gets 413 at once: nothing of the body is read (none is sent)."""
+    import json
+
+    from asgiref.testing import ApplicationCommunicator
+    from django.core.asgi import get_asgi_application
+
+    from assistant.middleware import BodySizeLimit
+
+    settings.DOCENT_MAX_UPLOAD_BYTES = 1000
+    app = BodySizeLimit(get_asgi_application())
+    communicator = ApplicationCommunicator(app, _asgi_post([(b"content-length", b"10000000000")]))
+    start, body = await _start(communicator)
+    assert start["status"] == 413
+    assert json.loads(body["body"])["error"]["code"] == "too_large"
+    await communicator.wait(5)  # the application returned without waiting for the body
+
+
+async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(settings):
+    """Without a Content-Length the bytes are counted: 413 as soon as they pass the limit, and Django
+    never handles the request (its handler ends, sending nothing more)."""
+    from asgiref.testing import ApplicationCommunicator
+    from django.core.asgi import get_asgi_application
+
+    from assistant.middleware import BodySizeLimit
+
+    settings.DOCENT_MAX_UPLOAD_BYTES = 1000
+    limit = 1000 + 64 * 1024
+    app = BodySizeLimit(get_asgi_application())
+    communicator = ApplicationCommunicator(app, _asgi_post([(b"transfer-encoding", b"chunked")]))
+    piece = b"x" * 16384
+    for _ in range(limit // len(piece) + 1):
+        await communicator.send_input({"type": "http.request", "body": piece, "more_body": True})
+    start, _ = await _start(communicator)
+    assert start["status"] == 413
+    await communicator.wait(5)
+    assert await communicator.receive_nothing(0.2)
