@@ -11,7 +11,7 @@ class ChatConfig(AppConfig):
         from . import moderation
         from .models import ModerationRule
 
-        # A rule saved in Django admin applies at once in this process (other processes: within the ttl).
+        # A rule saved in Django admin applies at once here and within about a second in other processes.
         post_save.connect(
             moderation.rules_changed, sender=ModerationRule, dispatch_uid="moderation-rules-save"
         )

@@ -71,19 +71,31 @@ class Checker(abc.ABC):
 
 
 class RulesChecker(Checker):
-    """Admins' rules, compiled and kept for `ttl` seconds (a rule saved in this process applies at once,
-    see `rules_changed`; other processes pick it up within the ttl)."""
+    """Admins' rules, compiled and kept in this process. A change bumps a version in the shared cache
+    (`rules_changed`); every process compares it at most every `recheck` seconds, so a rule saved in
+    one reaches all within about a second. `ttl` bounds the staleness when the cache cannot be read."""
 
     name = "rules"
 
-    def __init__(self, rows, ttl: float = 30.0):
+    def __init__(self, rows, ttl: float = 30.0, *, version=None, recheck: float = 1.0):
         self.rows = rows  # () -> [(id, kind, pattern, category, applies_to)] of the enabled rules
-        self.ttl = ttl
+        self.version = version  # async () -> the shared version, None when unknown
+        self.ttl, self.recheck = ttl, recheck
         self._rules: dict[str, list[Rule]] | None = None
-        self._loaded_at = 0.0
+        self._loaded_at = self._checked_at = 0.0
+        self._version_seen = None
 
     def invalidate(self) -> None:
         self._rules = None
+
+    async def _shared_version(self):
+        if self.version is None:
+            return None
+        try:
+            return await self.version()
+        except Exception as exc:  # cache away: the ttl still bounds how stale the rules get
+            log.warning("moderation rules version could not be read: %s", exc)
+            return None
 
     def _load(self) -> dict[str, list[Rule]]:
         rules: dict[str, list[Rule]] = {"question": [], "answer": []}
@@ -101,9 +113,17 @@ class RulesChecker(Checker):
         return rules
 
     async def rules(self, subject: str) -> list[Rule]:
-        if self._rules is None or time.monotonic() - self._loaded_at > self.ttl:
+        now = time.monotonic()
+        if self._rules is not None and self.version is not None and now - self._checked_at > self.recheck:
+            self._checked_at = now
+            if await self._shared_version() != self._version_seen:
+                self._rules = None
+        if self._rules is None or now - self._loaded_at > self.ttl:
+            # The version is read before the rows: a change committed meanwhile shows as a newer one.
+            version = await self._shared_version()
             self._rules = await database_sync_to_async(self._load)()
-            self._loaded_at = time.monotonic()
+            self._loaded_at = self._checked_at = time.monotonic()
+            self._version_seen = version
         return self._rules[subject]
 
     async def check(self, text: str) -> Verdict | None:
@@ -182,7 +202,11 @@ def get_checkers() -> tuple[Checker, ...]:
             from .selectors import moderation_rules_enabled
 
             checkers.append(
-                RulesChecker(moderation_rules_enabled, ttl=settings.DOCENT_MODERATION_RULES_TTL_S)
+                RulesChecker(
+                    moderation_rules_enabled,
+                    ttl=settings.DOCENT_MODERATION_RULES_TTL_S,
+                    version=rules_version,
+                )
             )
         elif name == "openai":
             checkers.append(
@@ -215,15 +239,36 @@ async def answer_gate() -> AnswerGate | None:
     return None
 
 
-def rules_changed(**_) -> None:
-    """Signal receiver: a rule was saved or deleted in this process. The cache is dropped once the
-    change is committed (Django admin saves inside a transaction): a reload before the commit would
-    keep the old rules for a whole ttl."""
-    from django.db import transaction
+RULES_VERSION_KEY = "moderation:rules:version"
+
+
+async def rules_version():
+    from django.core.cache import cache
+
+    return await cache.aget(RULES_VERSION_KEY)
+
+
+def _rules_committed() -> None:
+    import uuid
+
+    from django.core.cache import cache
 
     for checker in get_checkers():
         if isinstance(checker, RulesChecker):
-            transaction.on_commit(checker.invalidate)
+            checker.invalidate()
+    try:
+        cache.set(RULES_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception as exc:  # other processes then see the change within the ttl
+        log.warning("moderation rules version could not be written: %s", exc)
+
+
+def rules_changed(**_) -> None:
+    """Signal receiver: a rule was saved or deleted. Once the change is committed (Django admin saves
+    inside a transaction: a reload before the commit would keep the old rules), this process drops
+    its rules and the shared version changes, for the other processes."""
+    from django.db import transaction
+
+    transaction.on_commit(_rules_committed)
 
 
 async def screen(text: str) -> Verdict | None:

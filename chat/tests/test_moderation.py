@@ -3,11 +3,14 @@
 A refused question never reaches a model (not in that turn, not in later turns' history), the user
 is told why, and admins find it among the flags."""
 
+import asyncio
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from chat import moderation
 from chat.models import Message, ModerationFlag, ModerationRule, Usage
+from chat.selectors import moderation_rules_enabled
 from retrieval import services as retrieval_services
 
 from .conftest import ask, connect, until_done
@@ -103,6 +106,24 @@ async def test_rules_apply_as_soon_as_saved_and_disabled_ones_do_not(alice, hand
     await ask(ws, "How many days of paid leave?")
     assert (await until_done(ws))[-1]["type"] == "done"
     await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_rule_saved_in_one_process_reaches_the_others_within_a_second():
+    """Another process's checker (its own cache, a ttl of an hour) sees a new rule, and a rule
+    disabled, once the shared version changes; its cache had the rules loaded before."""
+    other = moderation.RulesChecker(
+        moderation_rules_enabled, ttl=3600, version=moderation.rules_version, recheck=0.05
+    )
+    assert await other.check("please wire money now") is None  # loaded: no rules yet
+    rule = await ModerationRule.objects.acreate(pattern="wire money", category="fraud")
+    await asyncio.sleep(0.1)
+    verdict = await other.check("please wire money now")
+    assert verdict is not None and verdict.rule_id == rule.id
+    rule.enabled = False
+    await rule.asave()
+    await asyncio.sleep(0.1)
+    assert await other.check("please wire money now") is None
 
 
 @pytest.mark.django_db(transaction=True)
