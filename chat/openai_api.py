@@ -197,6 +197,8 @@ async def chat_completions(request):
         await _record_usage(user, pipeline, timing)
         return _error(400, str(exc), "moderation_blocked")
     except moderation.Unavailable as exc:
+        timing.outcome = "provider_unavailable"
+        await _record_usage(user, pipeline, timing)  # no tokens spent; counted in /metrics
         return _error(503, str(exc), "provider_unavailable", "api_error")
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

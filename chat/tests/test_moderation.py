@@ -207,6 +207,30 @@ async def test_v1_refuses_with_400_moderation_blocked(
     assert (flag.source, flag.message_id, flag.text) == ("api", None, question)
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_v1_fails_closed_with_503_and_counts_the_call(
+    async_client, api_key, with_openai_moderation, settings
+):
+    """With DOCENT_MODERATION_FAIL_CLOSED, a /v1 question that cannot be checked is a 503 that never
+    reaches the model, and /metrics counts it as provider_unavailable."""
+    from prometheus_client import REGISTRY
+
+    def unavailable() -> float:
+        labels = {"source": "api", "outcome": "provider_unavailable"}
+        return REGISTRY.get_sample_value("docent_answers_total", labels) or 0.0
+
+    settings.DOCENT_MODERATION_FAIL_CLOSED = True
+    fake = with_openai_moderation
+    for _ in range(2):
+        fake.add_fault(path="/moderations", status=500)
+    before = unavailable()
+    response = await _v1(async_client, api_key, [{"role": "user", "content": "How many days of leave?"}])
+    assert response.status_code == 503 and response.json()["error"]["code"] == "provider_unavailable"
+    assert fake.requests_to("/chat/completions") == []
+    assert unavailable() == before + 1
+    assert await Usage.objects.acount() == 0
+
+
 async def _v1(async_client, api_key, messages: list[dict], stream: bool = False):
     body = {"model": "docent", "stream": stream, "messages": messages}
     return await async_client.post(
