@@ -86,3 +86,17 @@ def test_metrics_count_requests_by_route_pattern(client, alice, collection_a):
     text = client.get("/metrics").content.decode()
     assert "987654" not in text  # the path itself is never a label
     assert "docent_ingest_queue_depth " in text and "docent_ingest_queue_depth -1" not in text
+
+
+def test_queue_depth_is_minus_one_soon_when_the_broker_is_away(client, db, monkeypatch):
+    """A broker that refuses connections gives an unknown depth (-1) at once, on
+    /metrics too, instead of hanging the scrape (or the sweep, which then re-queues nothing queued)."""
+    import time
+
+    from assistant.celery import app, queue_depth
+
+    monkeypatch.setattr(app.conf, "broker_read_url", "redis://127.0.0.1:1/0")  # nothing listens on 1
+    started = time.monotonic()
+    assert queue_depth() == -1
+    assert time.monotonic() - started < 1.5  # one attempt, no retry pause
+    assert "docent_ingest_queue_depth -1.0" in client.get("/metrics").content.decode()
