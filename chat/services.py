@@ -187,18 +187,22 @@ def message_finish(*, message_id, flag=None, **fields) -> bool:
             .exclude(status__in=Message.FINAL)
             .update(updated_at=timezone.now(), **fields)
         )
+        user_id = None
         if done and flag is not None:
             question = Message.objects.values("id", "user_id", "text").get(answers=message_id)
+            user_id = question["user_id"]  # the asker's, as the answer's own is
             moderation_flag_record(
-                user_id=question["user_id"],
+                user_id=user_id,
                 source=Usage.Source.CHAT,
                 text=question["text"] if flag.text is None else flag.text,
                 verdict=flag,
                 message_id=question["id"],
             )
         if done and (fields.get("prompt_tokens") or fields.get("completion_tokens")):
+            if user_id is None:
+                user_id = Message.objects.values_list("user_id", flat=True).get(id=message_id)
             usage_record(
-                user_id=Message.objects.values_list("user_id", flat=True).get(id=message_id),
+                user_id=user_id,
                 source=Usage.Source.CHAT,
                 message_id=message_id,
                 model=fields.get("model", ""),
