@@ -52,6 +52,36 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     expect(page.locator("#conversations li")).to_have_count(1)
 
 
+POLICY = (
+    "# Travel policy\n\n## Trains\n\n"
+    + " ".join(
+        f"Rule {i}: staff travelling for work\nbook second-class train tickets through the travel desk."
+        for i in range(40)
+    )
+    + "\n"
+)
+
+
+def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):
+    """Opening a long passage scrolls the panel, not the page: the question box stays on screen."""
+    from retrieval.models import Collection
+
+    collection = Collection.objects.get(name="handbook")
+    document, _ = upload(collection, "travel.md", POLICY.encode(), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    page.set_viewport_size({"width": 1200, "height": 600})
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    answer = ask(page, "Which train tickets do staff book through the travel desk?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    answer.locator("button.cite").first.click()
+    expect(page.locator("#source-text")).to_contain_text("second-class")
+    page_height, viewport = page.evaluate("[document.documentElement.scrollHeight, window.innerHeight]")
+    assert page_height <= viewport
+    assert page.locator(".composer").bounding_box()["y"] + 40 <= viewport
+    panel = page.evaluate("(p => [p.scrollHeight, p.clientHeight])(document.getElementById('source-panel'))")
+    assert panel[0] > panel[1]  # the passage is longer than the panel, which scrolls
+
+
 def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
     fake_openai.reply = (
         'Leave is 25 days [1]. <img src=x onerror="window.__pwned=1"> '

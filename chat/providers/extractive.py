@@ -113,7 +113,8 @@ class ExtractiveAnswerer(ChatModel):
             return REFUSAL
         parts = []
         for n, sentence in chosen:
-            sentence = sentence.rstrip()
+            # Sources are often hard-wrapped; a newline inside a bullet would end it mid-quote.
+            sentence = " ".join(sentence.split())
             if not sentence.endswith((".", "!", "?", ":")):
                 sentence += "."
             parts.append(f"{sentence} [{n}]")

@@ -55,6 +55,22 @@ def test_extractive_quotes_the_answering_sentence_with_its_citation():
     assert "Laptops" not in text
 
 
+def test_extractive_joins_a_sentence_wrapped_over_lines():
+    """A hard-wrapped sentence (Markdown sources often are) is quoted on one line: a newline inside a
+    quoted bullet would end the bullet and split the quote in two."""
+    wrapped = Passage(
+        n=1,
+        chunk_id=1,
+        document_id=1,
+        collection_id=1,
+        title="HR",
+        similarity=0.6,
+        text="Employees get 25 days\nof paid leave\n  per year. Requests go to your manager.",
+    )
+    text = ExtractiveAnswerer().answer_text(Prompt([], [wrapped, P[1]], "How many days of paid leave?"))
+    assert "Employees get 25 days of paid leave per year. [1]" in text
+
+
 def test_extractive_refuses_when_nothing_answers():
     assert ExtractiveAnswerer().answer_text(Prompt([], P, "Which dinosaur was the largest?")) == REFUSAL
 
