@@ -49,21 +49,25 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     chip.click()
     expect(page.locator("#source-panel")).to_be_visible()
     expect(page.locator("#source-text")).to_contain_text("25 days of paid annual leave")
+    expect(page.locator("#source-text mark")).to_have_text(
+        "Employees get 25 days of paid annual leave per year"
+    )
     expect(page.locator("#conversations li")).to_have_count(1)
 
 
 POLICY = (
-    "# Travel policy\n\n## Trains\n\n"
+    "# Travel policy\n\n## Trips\n\n"
     + " ".join(
-        f"Rule {i}: staff travelling for work\nbook second-class train tickets through the travel desk."
-        for i in range(40)
+        f"Rule {i}: staff travelling for work keep every receipt\nand send it to the finance team within a week."
+        for i in range(39)
     )
-    + "\n"
+    + " Rule 39: staff travelling for work\nbook second-class train tickets through the travel desk.\n"
 )
 
 
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):
-    """Opening a long passage scrolls the panel, not the page: the question box stays on screen."""
+    """Opening a long passage scrolls the panel, not the page: the question box stays on screen, and
+    the sentence the answer quotes is marked and in view."""
     from retrieval.models import Collection
 
     collection = Collection.objects.get(name="handbook")
@@ -75,6 +79,10 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     answer.locator("button.cite").first.click()
     expect(page.locator("#source-text")).to_contain_text("second-class")
+    # The quoted sentence, wrapped over two lines in the source, is marked and scrolled to.
+    mark = page.locator("#source-text mark").first
+    expect(mark).to_contain_text("book second-class train tickets through the travel desk")
+    expect(mark).to_be_in_viewport()
     page_height, viewport = page.evaluate("[document.documentElement.scrollHeight, window.innerHeight]")
     assert page_height <= viewport
     assert page.locator(".composer").bounding_box()["y"] + 40 <= viewport

@@ -190,6 +190,44 @@
     } catch (e) { flash(a.meta, e.message); }
   }
 
+  // The sentence just before each [n] of the answer: what the answer says this passage supports.
+  function citedSentences(text, n) {
+    const found = [];
+    let prev = 0;
+    for (const m of text.matchAll(/\[(\d{1,3})\]/g)) {
+      if (Number(m[1]) === n) {
+        const parts = text.slice(prev, m.index).split(/(?<=[.!?:])\s+|\n+/)
+          .map((x) => x.replace(/^\s*[-*•]\s+/, "").trim()).filter(Boolean);
+        if (parts.length) found.push(parts[parts.length - 1].replace(/[.!?:]+$/, ""));
+      }
+      prev = m.index + m[0].length;
+    }
+    return found;
+  }
+
+  // The passage as text, with the cited sentences marked where it holds them word for word (as the
+  // offline answerer quotes; a model's paraphrase is left unmarked), and the first mark scrolled to.
+  function showPassage(node, text, sentences) {
+    node.replaceChildren();
+    const words = sentences.map((x) => x.split(/\s+/).filter(Boolean)).filter((w) => w.length >= 3);
+    const spans = [];
+    for (const w of words) {
+      const re = new RegExp(w.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("\\s+"));
+      const m = re.exec(text);
+      if (m && !spans.some(([a, b]) => m.index < b && a < m.index + m[0].length)) spans.push([m.index, m.index + m[0].length]);
+    }
+    spans.sort((x, y) => x[0] - y[0]);
+    let last = 0;
+    for (const [a, b] of spans) {
+      node.append(document.createTextNode(text.slice(last, a)));
+      const mark = document.createElement("mark"); mark.textContent = text.slice(a, b); node.append(mark);
+      last = b;
+    }
+    node.append(document.createTextNode(text.slice(last)));
+    const first = node.querySelector("mark");
+    if (first) first.scrollIntoView({ block: "nearest" });
+  }
+
   function openSource(a, n, chip) {
     const source = a.sources.find((s) => s.n === n);
     const panel = $("source-panel");
@@ -201,9 +239,9 @@
     } else {
       $("source-title").textContent = `[${n}] ${source.title}`;
       $("source-where").textContent = [source.heading_path, source.page ? `page ${source.page}` : ""].filter(Boolean).join(" · ");
-      $("source-text").textContent = source.text;
+      showPassage($("source-text"), source.text, citedSentences(a.text, n));
     }
-    $("source-close").focus();
+    $("source-close").focus({ preventScroll: true });  // the panel stays scrolled to the marked sentence
     panel.dataset.returnTo = chip ? "" : "";
     $("source-close").onclick = () => { panel.hidden = true; if (chip) chip.focus(); };
   }
