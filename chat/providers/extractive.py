@@ -22,6 +22,7 @@ from .base import ChatModel, Delta, Finish
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*•]\s)")
 _WORD = re.compile(r"[A-Za-z0-9]+")
+_LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
 
 
 def stem(word: str) -> str:
@@ -113,8 +114,9 @@ class ExtractiveAnswerer(ChatModel):
             return REFUSAL
         parts = []
         for n, sentence in chosen:
-            # Sources are often hard-wrapped; a newline inside a bullet would end it mid-quote.
-            sentence = " ".join(sentence.split())
+            # Sources are often hard-wrapped, and list items carry their own marker: either would
+            # break the quote's own bullet.
+            sentence = _LIST_MARKER.sub("", " ".join(sentence.split()))
             if not sentence.endswith((".", "!", "?", ":")):
                 sentence += "."
             parts.append(f"{sentence} [{n}]")

@@ -69,6 +69,18 @@ def test_extractive_joins_a_sentence_wrapped_over_lines():
     )
     text = ExtractiveAnswerer().answer_text(Prompt([], [wrapped, P[1]], "How many days of paid leave?"))
     assert "Employees get 25 days of paid leave per year. [1]" in text
+    listed = Passage(
+        n=1,
+        chunk_id=1,
+        document_id=1,
+        collection_id=1,
+        title="Ops",
+        similarity=0.6,
+        text="Health checks:\n- GET /readyz: 200 when the database\n  and Redis answer.\n- 2) GET /healthz: 200.",
+    )
+    text = ExtractiveAnswerer().answer_text(Prompt([], [listed], "What does GET /readyz answer?"))
+    # The source's own list marker is not quoted (it would start a list inside the answer's line).
+    assert text == "From your documents: GET /readyz: 200 when the database and Redis answer. [1]"
 
 
 def test_extractive_refuses_when_nothing_answers():
