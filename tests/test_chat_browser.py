@@ -81,7 +81,9 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     expect(page.locator("#source-text")).to_contain_text("second-class")
     # The quoted sentence, wrapped over two lines in the source, is marked and scrolled to.
     mark = page.locator("#source-text mark").first
-    expect(mark).to_contain_text("book second-class train tickets through the travel desk")
+    expect(mark).to_contain_text(
+        "Rule 39: staff travelling for work book second-class train tickets through the travel desk"
+    )
     expect(mark).to_be_in_viewport()
     page_height, viewport = page.evaluate("[document.documentElement.scrollHeight, window.innerHeight]")
     assert page_height <= viewport

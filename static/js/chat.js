@@ -190,7 +190,8 @@
     } catch (e) { flash(a.meta, e.message); }
   }
 
-  // The sentence just before each [n] of the answer: what the answer says this passage supports.
+  // For each [n] of the answer, the text since the previous marker, cut into sentences: what the
+  // answer says this passage supports.
   function citedSentences(text, n) {
     const found = [];
     let prev = 0;
@@ -198,23 +199,30 @@
       if (Number(m[1]) === n) {
         const parts = text.slice(prev, m.index).split(/(?<=[.!?:])\s+|\n+/)
           .map((x) => x.replace(/^\s*[-*•]\s+/, "").trim()).filter(Boolean);
-        if (parts.length) found.push(parts[parts.length - 1].replace(/[.!?:]+$/, ""));
+        if (parts.length) found.push(parts);
       }
       prev = m.index + m[0].length;
     }
     return found;
   }
 
-  // The passage as text, with the cited sentences marked where it holds them word for word (as the
-  // offline answerer quotes; a model's paraphrase is left unmarked), and the first mark scrolled to.
-  function showPassage(node, text, sentences) {
+  // The passage as text, with what the answer cites marked where the passage holds it word for word
+  // (as the offline answerer quotes; a model's paraphrase is left unmarked): for each citation the
+  // longest run of its last sentences found, of three words at least. The first mark is scrolled to.
+  function showPassage(node, text, cited) {
     node.replaceChildren();
-    const words = sentences.map((x) => x.split(/\s+/).filter(Boolean)).filter((w) => w.length >= 3);
+    const escape = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     const spans = [];
-    for (const w of words) {
-      const re = new RegExp(w.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("\\s+"));
-      const m = re.exec(text);
-      if (m && !spans.some(([a, b]) => m.index < b && a < m.index + m[0].length)) spans.push([m.index, m.index + m[0].length]);
+    for (const parts of cited) {
+      for (let k = parts.length; k >= 1; k--) {
+        const words = parts.slice(-k).join(" ").replace(/[.!?:]+$/, "").split(/\s+/).filter(Boolean);
+        if (words.length < 3) continue;
+        const m = new RegExp(words.map(escape).join("\\s+")).exec(text);
+        if (!m) continue;
+        const [a, b] = [m.index, m.index + m[0].length];
+        if (!spans.some(([x, y]) => a < y && x < b)) spans.push([a, b]);
+        break;
+      }
     }
     spans.sort((x, y) => x[0] - y[0]);
     let last = 0;
