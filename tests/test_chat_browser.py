@@ -38,7 +38,8 @@ def ask(page, question: str):
 
 
 def test_ask_streams_and_citation_opens(page, live_url, member):
-    """Offline answerer: the answer streams in, cites [1], and the chip opens the passage."""
+    """Offline answerer: the answer streams in, cites [1], the chip opens the passage with the quoted
+    sentence marked, and the answer can be rated."""
     sign_in(page, live_url, "erin", "pw-erin-12345")
     expect(page.locator("#empty-state")).to_contain_text("handbook")
     answer = ask(page, "How many days of paid leave do employees get?")
@@ -53,6 +54,12 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
         "Employees get 25 days of paid annual leave per year"
     )
     expect(page.locator("#conversations li")).to_have_count(1)
+    answer.hover()
+    answer.get_by_role("button", name="Mark the answer helpful").click()
+    expect(answer.locator(".meta")).to_have_text("Thanks for the feedback")
+    from chat.models import Feedback
+
+    assert list(Feedback.objects.values_list("rating", flat=True)) == [1]
 
 
 POLICY = (

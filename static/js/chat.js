@@ -123,8 +123,9 @@
     tools.append(
       tool("Copy", "Copy the answer", () => navigator.clipboard && navigator.clipboard.writeText(a.text).then(() => flash(meta, "Copied"))),
       tool("Regenerate", "Answer again", () => { send({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
-      tool("👍", "Helpful", () => feedback(a, 1)),
-      tool("👎", "Not helpful", () => feedback(a, -1)),
+      // Words, not emoji: a machine without an emoji font shows empty boxes.
+      tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
+      tool("Not helpful", "Mark the answer not helpful", () => feedback(a, -1)),
     );
     el.append(body, meta, tools);
     $("messages").append(el);
