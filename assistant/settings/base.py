@@ -124,6 +124,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "docent",
+        # Rate limits and the moderation rules' version are read here on every question: a Redis that
+        # stalls must fail these reads (the limits then open) rather than hang the question.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 

@@ -385,3 +385,23 @@ async def test_a_socket_opened_during_a_redis_outage_gets_the_whole_answer(
     await until_done(ws)
     await ws.disconnect()
     await reload.disconnect()
+
+
+async def test_a_stalled_redis_fails_the_per_question_reads_within_seconds(own_redis, settings):
+    """A Redis that stops answering (SIGSTOP: connections stay open, nothing comes back) costs the
+    rate limit and the moderation rules' version check a couple of seconds, not the question."""
+    from chat import moderation
+    from retrieval import limits
+
+    settings.DOCENT_RATE_LIMITS = {**settings.DOCENT_RATE_LIMITS, "ask": "5/m"}
+    await sync_to_async(limits.limit_hit)(action="ask", key="stall")  # connected and counting
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        # Bounded here too, so that without the cache's timeouts the test fails instead of hanging.
+        await asyncio.wait_for(sync_to_async(limits.limit_hit)(action="ask", key="stall"), 10)  # let through
+        checker = moderation.RulesChecker(lambda: [], version=moderation.rules_version)
+        assert await asyncio.wait_for(checker.rules("question"), 10) == []
+        assert time.monotonic() - started < 8
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
