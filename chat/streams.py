@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .loops import per_loop
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 STREAM_TTL_S = 3600
 BLOCK_MS = 5000
+# Writes and quick reads on an answer's path give up after this long. The client's own socket timeout
+# must outlast XREAD's block; without this, a Redis that stalls (rather than refuses) would hold the
+# generator, and every reader it feeds, for that long at each write.
+QUICK_TIMEOUT_S = 2.0
 STOP_CHANNEL = "docent:chat:stop"
 TERMINAL = ("done", "error")
 
@@ -72,6 +77,16 @@ def produced(message_id: str) -> None:
     hub.publish(message_id, _CLOSED)
 
 
+@contextlib.asynccontextmanager
+async def _quick():
+    """A Redis call on an answer's path: past QUICK_TIMEOUT_S it fails like an unreachable Redis."""
+    try:
+        async with asyncio.timeout(QUICK_TIMEOUT_S):
+            yield
+    except TimeoutError as exc:
+        raise RedisTimeoutError(f"Redis did not answer within {QUICK_TIMEOUT_S:g} s") from exc
+
+
 @per_loop
 def client() -> aioredis.Redis:
     """One client (and pool) per event loop: redis connections cannot cross loops."""
@@ -114,7 +129,8 @@ async def append_many(message_id, events: list[dict], *, final: bool = False) ->
             pipe.xadd(key, {"e": json.dumps(event, separators=(",", ":"))})
         if final:
             pipe.expire(key, STREAM_TTL_S)
-        return (await pipe.execute())[: len(events)]
+        async with _quick():
+            return (await pipe.execute())[: len(events)]
 
 
 def publish_local(message_id, event: dict) -> None:
@@ -217,12 +233,14 @@ async def follow(message_id, *, after: int = 0) -> AsyncIterator[dict]:
 
 async def request_stop(message_id) -> None:
     redis = client()
-    await redis.set(stop_key(message_id), "1", ex=STREAM_TTL_S)
-    await redis.publish(STOP_CHANNEL, str(message_id))
+    async with _quick():
+        await redis.set(stop_key(message_id), "1", ex=STREAM_TTL_S)
+        await redis.publish(STOP_CHANNEL, str(message_id))
 
 
 async def stop_requested(message_id) -> bool:
-    return bool(await client().exists(stop_key(message_id)))
+    async with _quick():
+        return bool(await client().exists(stop_key(message_id)))
 
 
 async def listen_for_stops(on_stop) -> None:

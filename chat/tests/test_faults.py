@@ -405,3 +405,33 @@ async def test_a_stalled_redis_fails_the_per_question_reads_within_seconds(own_r
         assert time.monotonic() - started < 8
     finally:
         own_redis.process.send_signal(signal.SIGCONT)
+
+
+async def test_an_answer_streams_on_while_redis_stalls(alice, handbook, openai_provider, own_redis):
+    """Redis stops answering (SIGSTOP) for 3 s a few tokens in: the asking socket keeps receiving
+    the answer during the stall, ends with the whole text, and the database holds it complete."""
+    openai_provider.reply = " ".join(f"part{i}" for i in range(120)) + " [1]"
+    openai_provider.token_delay = 0.04
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    events = [await ws.receive_json_from(timeout=10) for _ in range(3)]
+    own_redis.process.send_signal(signal.SIGSTOP)
+    stalled_at = time.monotonic()
+    during = 0
+    try:
+        while time.monotonic() - stalled_at < 3:
+            event = await ws.receive_json_from(timeout=10)
+            events.append(event)
+            during += event["type"] == "delta"
+            if event["type"] in ("done", "error"):
+                break
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    assert during >= 5  # text kept coming while Redis said nothing
+    if events[-1]["type"] not in ("done", "error"):
+        events += await until_done(ws, wait=40)
+    assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "stop"
+    assert text_of(events) == openai_provider.reply
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "complete" and answer.text == openai_provider.reply
+    await ws.disconnect()
