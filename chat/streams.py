@@ -149,7 +149,8 @@ def release(message_id) -> None:
 
 
 async def exists(message_id) -> bool:
-    return bool(await client().exists(stream_key(message_id)))
+    async with _quick():
+        return bool(await client().exists(stream_key(message_id)))
 
 
 async def follow_batches(message_id, *, after: int = 0, block_ms: int = 0) -> AsyncIterator[list[dict]]:
@@ -165,7 +166,8 @@ async def follow_batches(message_id, *, after: int = 0, block_ms: int = 0) -> As
             if held is not None:
                 entries = [(None, event) for event in held()]
             else:
-                entries = await client().xrange(stream_key(message_id))
+                async with _quick():
+                    entries = await client().xrange(stream_key(message_id))
             batch, last_id, ended = _events(entries, after)
             if batch:
                 after = batch[-1]["seq"]
@@ -211,7 +213,9 @@ async def _read_redis(message_id: str, after: int, last_id, block_ms: int) -> As
     while True:
         response = await redis.xread({key: last_id}, count=500, block=block_ms)
         if not response:
-            if not await redis.exists(key):
+            async with _quick():
+                gone = not await redis.exists(key)
+            if gone:
                 return
             continue
         for _key, entries in response:

@@ -435,3 +435,24 @@ async def test_an_answer_streams_on_while_redis_stalls(alice, handbook, openai_p
     answer = await Message.objects.aget(id=accepted["message_id"])
     assert answer.status == "complete" and answer.text == openai_provider.reply
     await ws.disconnect()
+
+
+async def test_a_question_asked_while_redis_stalls_is_answered(alice, handbook, openai_provider, own_redis):
+    """Asked while Redis answers nothing at all: each Redis step on the way (rate limit, moderation
+    rules' version, stop check, first write) gives up after 2 s, and the answer arrives whole."""
+    openai_provider.reply = "Employees get 25 days of paid leave [1]."
+    ws = await connect(alice)
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        accepted = await ask(ws, "How many days of paid leave do employees get?")
+        events = await until_done(ws, wait=20)
+        waited = time.monotonic() - started
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    assert accepted["type"] == "accepted"
+    assert events[-1]["type"] == "done" and text_of(events) == openai_provider.reply
+    assert waited < 12  # four 2 s waits at most, one of them alongside the search
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "complete" and answer.text == openai_provider.reply
+    await ws.disconnect()
