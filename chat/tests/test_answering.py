@@ -55,28 +55,18 @@ def test_extractive_quotes_the_answering_sentence_with_its_citation():
     assert "Laptops" not in text
 
 
+def _one(text: str) -> Passage:
+    return Passage(n=1, chunk_id=1, document_id=1, collection_id=1, title="Doc", similarity=0.6, text=text)
+
+
 def test_extractive_joins_a_sentence_wrapped_over_lines():
     """A hard-wrapped sentence (Markdown sources often are) is quoted on one line: a newline inside a
     quoted bullet would end the bullet and split the quote in two."""
-    wrapped = Passage(
-        n=1,
-        chunk_id=1,
-        document_id=1,
-        collection_id=1,
-        title="HR",
-        similarity=0.6,
-        text="Employees get 25 days\nof paid leave\n  per year. Requests go to your manager.",
-    )
+    wrapped = _one("Employees get 25 days\nof paid leave\n  per year. Requests go to your manager.")
     text = ExtractiveAnswerer().answer_text(Prompt([], [wrapped, P[1]], "How many days of paid leave?"))
     assert "Employees get 25 days of paid leave per year. [1]" in text
-    listed = Passage(
-        n=1,
-        chunk_id=1,
-        document_id=1,
-        collection_id=1,
-        title="Ops",
-        similarity=0.6,
-        text="Health checks:\n- GET /readyz: 200 when the database\n  and Redis answer.\n- 2) GET /healthz: 200.",
+    listed = _one(
+        "Health checks:\n- GET /readyz: 200 when the database\n  and Redis answer.\n- 2) GET /healthz: 200."
     )
     text = ExtractiveAnswerer().answer_text(Prompt([], [listed], "What does GET /readyz answer?"))
     # The source's own list marker is not quoted (it would start a list inside the answer's line).
