@@ -36,11 +36,22 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def csp_violations():
+    """What the browser refused under the Content-Security-Policy (its console says so)."""
+    return []
+
+
+@pytest.fixture
+def page(browser, csp_violations):
+    """A page whose test fails if any page it visits breaks the app's own Content-Security-Policy."""
     context = browser.new_context(viewport={"width": 1200, "height": 850})
     page = context.new_page()
+    page.on(
+        "console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None
+    )
     yield page
     context.close()
+    assert not csp_violations, csp_violations
 
 
 @pytest.fixture

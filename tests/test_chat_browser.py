@@ -99,6 +99,18 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     assert panel[0] > panel[1]  # the passage is longer than the panel, which scrolls
 
 
+def test_the_chat_page_refuses_inline_script(page, live_url, member, csp_violations):
+    """The policy is enforced, not only sent: a script element injected into the page does not run."""
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    ran = page.evaluate(
+        """() => { const s = document.createElement("script"); s.textContent = "window.__ran = 1";
+                   document.body.append(s); return window.__ran === 1; }"""
+    )
+    assert ran is False
+    assert any("script-src" in v for v in csp_violations)
+    csp_violations.clear()
+
+
 def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
     fake_openai.reply = (
         'Leave is 25 days [1]. <img src=x onerror="window.__pwned=1"> '

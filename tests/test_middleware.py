@@ -81,3 +81,11 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(settings):
     assert start["status"] == 413
     await communicator.wait(5)
     assert await communicator.receive_nothing(0.2)
+
+
+def test_the_apps_pages_carry_a_content_security_policy_and_the_admin_does_not(client, settings):
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "Content-Security-Policy" not in client.get("/admin/login/").headers
+    settings.DOCENT_CONTENT_SECURITY_POLICY = ""
+    assert "Content-Security-Policy" not in client.get("/accounts/login/").headers
