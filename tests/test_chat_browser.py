@@ -53,6 +53,9 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     expect(page.locator("#source-text mark")).to_have_text(
         "Employees get 25 days of paid annual leave per year"
     )
+    # The whole document opens from the panel, with the signed-in session.
+    whole = page.request.get(live_url + page.locator("#source-open").get_attribute("href"))
+    assert whole.ok and whole.text() == HANDBOOK
     expect(page.locator("#conversations li")).to_have_count(1)
     answer.hover()
     answer.get_by_role("button", name="Mark the answer helpful").click()

@@ -133,6 +133,32 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(alice)).status_code == 404
 
 
+def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
+    client, alice, collection_a, key_for
+):
+    """Markdown and text come back as plain text; HTML, PDF and DOCX as downloads under their original
+    name; none can run script in the app's origin."""
+    auth = key_for(alice)
+    page = b"<html><body><script>alert(1)</script><p>Quarterly plan</p></body></html>"
+    cases = [
+        ("notes.md", b"# Notes\n\nShip on Friday.\n", "text/plain; charset=utf-8", "inline"),
+        ("plan.html", page, "application/octet-stream", "attachment"),
+        ("report.pdf", files.pdf_bytes(["Revenue grew."]), "application/pdf", "attachment"),
+    ]
+    for name, data, content_type, disposition in cases:
+        document, _ = upload(collection_a, name, data, enqueue=False)
+        response = client.get(f"/api/v1/documents/{document.id}/file", **auth)
+        assert response.status_code == 200, name
+        assert b"".join(response.streaming_content) == data
+        assert response["Content-Type"] == content_type
+        assert (
+            response["Content-Disposition"].startswith(disposition)
+            and name in response["Content-Disposition"]
+        )
+        assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+        assert response["X-Content-Type-Options"] == "nosniff"
+
+
 def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collection_b, key_for):
     """Another team's collection and documents answer 404 (never 403) everywhere."""
     document, _ = upload(collection_b, "secret.txt", b"team b only", enqueue=False)
@@ -141,6 +167,7 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
         ("get", f"/api/v1/documents/{document.id}"),
         ("delete", f"/api/v1/documents/{document.id}"),
         ("post", f"/api/v1/documents/{document.id}/retry"),
+        ("get", f"/api/v1/documents/{document.id}/file"),
         ("get", f"/api/v1/collections/{collection_b.id}/documents"),
     ]
     for method, url in routes:

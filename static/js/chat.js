@@ -245,10 +245,13 @@
       $("source-title").textContent = `Source ${n}`;
       $("source-where").textContent = "";
       $("source-text").textContent = a.done ? "This source is not available." : "Sources appear when the answer is complete.";
+      $("source-open").hidden = true;
     } else {
       $("source-title").textContent = `[${n}] ${source.title}`;
       $("source-where").textContent = [source.heading_path, source.page ? `page ${source.page}` : ""].filter(Boolean).join(" · ");
       showPassage($("source-text"), source.text, citedSentences(a.text, n));
+      $("source-open").href = `/api/v1/documents/${encodeURIComponent(source.document_id)}/file`;
+      $("source-open").hidden = false;
     }
     $("source-close").focus({ preventScroll: true });  // the panel stays scrolled to the marked sentence
     panel.dataset.returnTo = chip ? "" : "";
