@@ -122,7 +122,8 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
 def test_files_dropped_on_a_collection_upload_and_become_ready(
     page, live_url, worker, make_user, make_team, make_collection
 ):
-    """Dragging files onto a collection's drop zone uploads each, with its own row reaching ready."""
+    """Dragging files onto a collection's drop zone uploads each, with its own row reaching ready; once
+    listed, each name opens the file."""
     user = make_user("hana", password="pw-hana-12345")
     collection = make_collection(make_team("Ops", members=[user]), "notes")
     sign_in(page, live_url, "hana", "pw-hana-12345")
@@ -144,3 +145,9 @@ def test_files_dropped_on_a_collection_upload_and_become_ready(
         row = section.locator("li.doc", has_text=name)
         expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
         assert row.locator("progress").evaluate("p => p.value") == 1
+    # Once listed by the page itself, each document's name opens the file.
+    page.reload()
+    links = section.locator("a.name")
+    expect(links).to_have_count(2)
+    texts = {page.request.get(live_url + links.nth(i).get_attribute("href")).text() for i in range(2)}
+    assert texts == {"# Alpha\n\nAlpha note about rotas.", "Beta note about on-call."}
