@@ -68,11 +68,11 @@ def _out(c: Conversation) -> dict:
 
 
 @router.get("/conversations", response=list[ConversationOut])
-def list_conversations(request):
-    return [
-        _out(c)
-        for c in selectors.conversations_for_user(user=request.auth).prefetch_related("collections")[:200]
-    ]
+def list_conversations(request, q: str = ""):
+    """The caller's conversations, newest first (200 at most); `q` keeps those whose title or any
+    message contains it, in any case."""
+    conversations = selectors.conversations_for_user(user=request.auth, query=q[:200])
+    return [_out(c) for c in conversations.prefetch_related("collections")[:200]]
 
 
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)

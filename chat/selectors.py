@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import Budget, Conversation, Message, ModerationRule, Usage
 
 
-def conversations_for_user(*, user) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner=user).order_by("-updated_at")
+def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
+    """The user's conversations, newest first; with `query`, those whose title or any message holds it."""
+    conversations = Conversation.objects.filter(owner=user)
+    query = query.strip()
+    if query:
+        matching = Message.objects.filter(conversation__owner=user, text__icontains=query).values(
+            "conversation_id"
+        )
+        conversations = conversations.filter(Q(title__icontains=query) | Q(id__in=matching))
+    return conversations.order_by("-updated_at")
 
 
 def conversation_get(*, user, conversation_id) -> Conversation:

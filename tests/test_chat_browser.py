@@ -102,6 +102,24 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     assert panel[0] > panel[1]  # the passage is longer than the panel, which scrolls
 
 
+def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member):
+    """Typing in the sidebar's search keeps the conversations whose title or messages hold the words."""
+    from chat import services as chat_services
+
+    for n, question in enumerate(["Parking at the office?", "Laptop refresh cycle?"]):
+        chat_services.exchange_start(
+            user=member, conversation_id=None, request_id=f"s{n}", content=question, collection_ids=None
+        )
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    items = page.locator("#conversations li")
+    expect(items).to_have_count(2)
+    page.fill("#conversation-search", "LAPTOP")
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text("Laptop refresh cycle?")
+    page.fill("#conversation-search", "")
+    expect(items).to_have_count(2)
+
+
 def test_the_chat_page_refuses_inline_script(page, live_url, member, csp_violations):
     """The policy is enforced, not only sent: a script element injected into the page does not run."""
     sign_in(page, live_url, "erin", "pw-erin-12345")

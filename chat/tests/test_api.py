@@ -43,6 +43,28 @@ def test_conversation_list_and_detail(client, alice, exchange, key, collection_a
     assert detail["messages"][1]["sources"] == [{"n": 1, "title": "HR"}]
 
 
+def test_conversations_are_searched_by_title_and_message_text_only_among_ones_own(
+    client, alice, bob, exchange, key, collection_a
+):
+    """`q` finds a conversation by its title or by any message's text, in any case; never another's."""
+    other = services.exchange_start(
+        user=alice, conversation_id=None, request_id="r2", content="Expense limits?", collection_ids=None
+    )
+    services.exchange_start(
+        user=bob, conversation_id=None, request_id="r3", content="Leave for bob?", collection_ids=None
+    )
+
+    def found(user, q):
+        return [c["id"] for c in client.get("/api/v1/conversations", {"q": q}, **key(user)).json()]
+
+    assert found(alice, "LEAVE") == [exchange["conversation_id"]]  # the title
+    assert found(alice, "25 days") == [exchange["conversation_id"]]  # an answer's text
+    assert found(alice, "expense") == [other["conversation_id"]]
+    assert found(alice, "nothing like this") == []
+    assert set(found(alice, "")) == {exchange["conversation_id"], other["conversation_id"]}
+    assert len(found(bob, "leave")) == 1 and exchange["conversation_id"] not in found(bob, "leave")
+
+
 def test_rename_and_delete(client, alice, exchange, key):
     cid = exchange["conversation_id"]
     renamed = client.patch(

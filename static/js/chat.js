@@ -30,7 +30,9 @@
   // Sidebar -----------------------------------------------------------------------------------
   async function loadConversations() {
     const list = $("conversations");
-    const items = await api("/api/v1/conversations").catch(() => []);
+    const q = $("conversation-search").value.trim();
+    const items = await api("/api/v1/conversations" + (q ? `?q=${encodeURIComponent(q)}` : "")).catch(() => []);
+    if (q !== $("conversation-search").value.trim()) return;  // typed on meanwhile: a later load shows it
     list.replaceChildren(...items.map((c) => {
       const li = document.createElement("li");
       li.dataset.id = c.id;
@@ -46,7 +48,7 @@
         if (title && title.trim()) { await api(`/api/v1/conversations/${c.id}`, { method: "PATCH", body: JSON.stringify({ title }) }); loadConversations(); if (c.id === conversationId) $("chat-title").textContent = title; }
       });
       const del = document.createElement("button");
-      del.type = "button"; del.className = "ghost small"; del.textContent = "🗑";
+      del.type = "button"; del.className = "ghost small"; del.textContent = "✕";
       del.setAttribute("aria-label", `Delete ${c.title}`);
       del.addEventListener("click", async () => {
         if (!confirm(`Delete “${c.title}”?`)) return;
@@ -397,6 +399,11 @@
   $("question").addEventListener("input", autosize);
   $("stop").addEventListener("click", () => { if (active) send({ type: "stop", message_id: active.id }); });
   $("new-chat").addEventListener("click", newConversation);
+  let searchTimer = 0;
+  $("conversation-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(loadConversations, 200);
+  });
   document.querySelectorAll("#scope input").forEach((i) => i.addEventListener("change", updateScopeLabel));
   function closeSidebar() { document.body.classList.remove("sidebar-open"); $("toggle-sidebar").setAttribute("aria-expanded", "false"); }
   $("toggle-sidebar").addEventListener("click", () => {
