@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
 from retrieval.auth import api_auth
 
-from . import selectors, services
+from . import exports, selectors, services
 from .models import Conversation, Message
 
 router = Router(auth=api_auth, tags=["conversations"])
@@ -80,6 +82,22 @@ def get_conversation(request, conversation_id: str):
     conversation = _conversation(request, conversation_id)
     messages = [selectors.message_out(m) for m in selectors.conversation_messages(conversation=conversation)]
     return {**_out(conversation), "messages": messages}
+
+
+@router.get("/conversations/{conversation_id}/export")
+def export_conversation(request, conversation_id: str):
+    """The conversation as a Markdown file: questions, answers and the passages each answer cites."""
+    conversation = _conversation(request, conversation_id)
+    messages = [selectors.message_out(m) for m in selectors.conversation_messages(conversation=conversation)]
+    text = exports.conversation_markdown(
+        title=conversation.title,
+        exported_at=timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
+        messages=messages,
+    )
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    name = "".join(c if c.isalnum() or c in " -_" else " " for c in conversation.title).strip()[:80]
+    response["Content-Disposition"] = content_disposition_header(True, f"{name or 'conversation'}.md")
+    return response
 
 
 @router.patch("/conversations/{conversation_id}", response=ConversationOut)

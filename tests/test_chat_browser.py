@@ -53,6 +53,11 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     expect(page.locator("#source-text mark")).to_have_text(
         "Employees get 25 days of paid annual leave per year"
     )
+    # The conversation exports as Markdown from the header.
+    export = page.locator("#export")
+    expect(export).to_be_visible()
+    exported = page.request.get(live_url + export.get_attribute("href")).text()
+    assert "25 days of paid annual leave" in exported and "Sources:" in exported
     # The whole document opens from the panel, with the signed-in session.
     whole = page.request.get(live_url + page.locator("#source-open").get_attribute("href"))
     assert whole.ok and whole.text() == HANDBOOK

@@ -65,6 +65,20 @@ def test_conversations_are_searched_by_title_and_message_text_only_among_ones_ow
     assert len(found(bob, "leave")) == 1 and exchange["conversation_id"] not in found(bob, "leave")
 
 
+def test_a_conversation_exports_as_markdown_with_its_sources(client, alice, bob, exchange, key):
+    """Questions, answers and each answer's cited passages, as a Markdown download; never another's."""
+    cid = exchange["conversation_id"]
+    response = client.get(f"/api/v1/conversations/{cid}/export", **key(alice))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/markdown; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="Leave policy.md"'
+    text = response.content.decode()
+    assert text.startswith("# Leave policy?\n")
+    assert "## Question\n\nLeave policy?\n" in text and "### Answer\n\n25 days [1]\n" in text
+    assert "Sources:\n\n1. **HR**" in text
+    assert client.get(f"/api/v1/conversations/{cid}/export", **key(bob)).status_code == 404
+
+
 def test_rename_and_delete(client, alice, exchange, key):
     cid = exchange["conversation_id"]
     renamed = client.patch(

@@ -61,8 +61,15 @@
     }));
   }
 
+  // The header's export link follows the open conversation.
+  function setExport(id) {
+    $("export").hidden = !id;
+    if (id) $("export").href = `/api/v1/conversations/${encodeURIComponent(id)}/export`;
+  }
+
   function newConversation() {
     conversationId = null;
+    setExport(null);
     answers.clear();
     $("messages").replaceChildren($("empty-state") || emptyState);
     $("chat-title").textContent = "New conversation";
@@ -77,6 +84,7 @@
     let data;
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
     conversationId = data.id;
+    setExport(data.id);
     answers.clear();
     $("chat-title").textContent = data.title || "Conversation";
     history.replaceState(null, "", `/?c=${data.id}`);
@@ -296,6 +304,7 @@
     if (ev.type === "accepted") {
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
+      setExport(conversationId);
       waiting.delete(ev.request_id);
       let a = answers.get(ev.message_id);
       if (!a) a = addAnswer(ev.message_id);

@@ -1,0 +1,50 @@
+"""A conversation as a Markdown document, for people to keep or share: pure, from stored messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# What the reader of an export is told about an answer that did not end normally.
+_ENDINGS = {
+    "refused": "Not found in the documents.",
+    "stopped": "Stopped before the end.",
+    "interrupted": "Interrupted; the text is what had arrived.",
+    "failed": "The answer failed.",
+    "streaming": "Still being written when exported.",
+    "pending": "Not answered yet when exported.",
+}
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line.strip() else ">" for line in text.strip().splitlines())
+
+
+def conversation_markdown(*, title: str, exported_at: str, messages: Iterable[dict]) -> str:
+    """`messages` as `chat.selectors.message_out` gives them, oldest first."""
+    out = [f"# {title.strip() or 'Conversation'}", "", f"_Exported from Docent, {exported_at}._", ""]
+    for m in messages:
+        if m["role"] == "user":
+            out += ["## Question", "", m["text"].strip(), ""]
+            continue
+        out += ["### Answer", ""]
+        if m["text"].strip():
+            out += [m["text"].strip(), ""]
+        ending = m["status"] if m["status"] != "complete" else None
+        if m.get("error_code") == "moderation_blocked":
+            out += ["_Not answered: the question goes against the content policy._", ""]
+        elif ending in _ENDINGS:
+            out += [f"_{_ENDINGS[ending]}_", ""]
+        sources = sorted(m.get("sources") or [], key=lambda s: s.get("n", 0))
+        if sources:
+            out += ["Sources:", ""]
+            for s in sources:
+                where = " · ".join(
+                    x
+                    for x in (s.get("heading_path") or "", f"page {s['page']}" if s.get("page") else "")
+                    if x
+                )
+                out.append(f"{s.get('n')}. **{s.get('title', '')}**" + (f" ({where})" if where else ""))
+                if s.get("text"):
+                    out += ["", _quote(s["text"]), ""]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,36 @@
+from chat.exports import conversation_markdown
+
+
+def test_answers_keep_their_sources_quoted_and_say_how_they_ended():
+    """Each cited passage is quoted under its answer with where it came from; an answer that did not
+    end normally says so; a refused question is marked as such."""
+    text = conversation_markdown(
+        title="Leave",
+        exported_at="2026-11-26 08:00 UTC",
+        messages=[
+            {"role": "user", "text": "How much leave?", "status": "complete"},
+            {
+                "role": "assistant",
+                "text": "25 days [1].",
+                "status": "complete",
+                "sources": [
+                    {
+                        "n": 1,
+                        "title": "Handbook",
+                        "heading_path": "HR > Leave",
+                        "page": 3,
+                        "text": "25 days.\nPer year.",
+                    }
+                ],
+            },
+            {"role": "user", "text": "And more?", "status": "complete"},
+            {"role": "assistant", "text": "Partly", "status": "interrupted", "sources": []},
+            {"role": "user", "text": "wire money", "status": "complete"},
+            {"role": "assistant", "text": "", "status": "failed", "error_code": "moderation_blocked"},
+        ],
+    )
+    assert text.startswith("# Leave\n\n_Exported from Docent, 2026-11-26 08:00 UTC._\n")
+    assert "1. **Handbook** (HR > Leave · page 3)\n\n> 25 days.\n> Per year.\n" in text
+    assert "Partly\n\n_Interrupted; the text is what had arrived._" in text
+    assert "_Not answered: the question goes against the content policy._" in text
+    assert text.endswith("\n") and not text.endswith("\n\n")
