@@ -1,7 +1,11 @@
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import Http404
+from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from . import services
+from . import downloads, services
 from .models import ApiKey, Chunk, Collection, Document, Membership, Team
 
 
@@ -72,7 +76,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "attempts",
         "chunk_count",
         "embedding_model",
-        "file",
+        "stored_file",
         "uploaded_by",
         "created_at",
         "updated_at",
@@ -90,6 +94,22 @@ class DocumentAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # our delete also removes files, through the service
         return actions
+
+    @admin.display(description="file")
+    def stored_file(self, obj):
+        # The storage's own URL is not served; this view hands the file back safely.
+        url = reverse("admin:retrieval_document_file", args=[obj.pk])
+        return format_html('<a href="{}">{}</a> ({})', url, obj.original_name, filesizeformat(obj.size))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.file_view)
+        return [path("<int:document_id>/file/", view, name="retrieval_document_file"), *super().get_urls()]
+
+    def file_view(self, request, document_id: int):
+        document = Document.objects.filter(pk=document_id).first()
+        if document is None or not self.has_view_permission(request, document):
+            raise Http404("no such document")
+        return downloads.file_response(document)
 
     @admin.display(description="progress", ordering="progress")
     def progress_pct(self, obj):

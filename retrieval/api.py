@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import IntegrityError
-from django.http import FileResponse, Http404
+from django.http import Http404
 from ninja import File, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from . import limits, selectors, services
+from . import downloads, limits, selectors, services
 from .auth import api_auth
 from .models import Collection, Document, Membership
 
@@ -162,34 +162,11 @@ def get_document(request, document_id: int):
     return document_out(_document_or_404(request, document_id))
 
 
-# Shown in the browser only as plain text; every other type is downloaded, never rendered in this
-# origin (an uploaded HTML page would otherwise run its scripts as the signed-in user).
-_INLINE_KINDS = {Document.Kind.TEXT, Document.Kind.MARKDOWN}
-_DOWNLOAD_TYPES = {
-    Document.Kind.PDF: "application/pdf",
-    Document.Kind.DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    Document.Kind.HTML: "application/octet-stream",
-}
-
-
 @router.get("/documents/{document_id}/file", response={200: None, 404: ErrorOut})
 def get_document_file(request, document_id: int):
     """The uploaded file itself, under its original name: Markdown and text shown as plain text,
     other types downloaded."""
-    document = _document_or_404(request, document_id)
-    try:
-        handle = document.file.open("rb")
-    except FileNotFoundError:
-        raise Http404("the document's file is no longer stored") from None
-    inline = document.kind in _INLINE_KINDS
-    response = FileResponse(
-        handle,
-        as_attachment=not inline,
-        filename=document.original_name,
-        content_type="text/plain; charset=utf-8" if inline else _DOWNLOAD_TYPES[document.kind],
-    )
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return downloads.file_response(_document_or_404(request, document_id))
 
 
 @router.delete("/documents/{document_id}", response={204: None})

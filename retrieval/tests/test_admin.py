@@ -41,6 +41,22 @@ def test_every_page_opens(admin_client, alice, documents):
     assert b"damaged or malformed" in listed  # the reason, in the list
 
 
+def test_a_documents_page_links_its_file_and_only_staff_open_it(admin_client, client, make_user, documents):
+    """The change page links the stored file (the storage's own URL is not served); the link hands
+    the file back the safe way, and a signed-in user who is not staff is sent to the admin sign-in."""
+    ready, failed = documents
+    url = f"/admin/retrieval/document/{failed.id}/file/"
+    assert url.encode() in admin_client.get(f"/admin/retrieval/document/{failed.id}/change/").content
+    response = admin_client.get(url)
+    assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment")
+    assert b"".join(response.streaming_content) == files.pdf_circular_xref()
+    shown = admin_client.get(f"/admin/retrieval/document/{ready.id}/file/")
+    assert shown["Content-Type"] == "text/plain; charset=utf-8"
+    assert admin_client.get("/admin/retrieval/document/987654/file/").status_code == 404
+    client.force_login(make_user("mallory"))
+    assert client.get(url).status_code == 302
+
+
 def test_document_actions(admin_client, documents, django_capture_on_commit_callbacks):
     """Retry failed queues only the failed one; re-ingest queues any; delete takes the chunks with it."""
     ready, failed = documents
