@@ -356,3 +356,50 @@ async def test_async_search_keeps_the_event_loop_free(alice, collection_a, monke
     await selectors.asearch(user=alice, query="a question nobody asked before", mode="dense")
     assert len(calls) == 1
     selectors._query_vector.cache_clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_ingestion_and_deletion_in_one_collection_keep_the_statistics_exact(collection_a):
+    """Four writers at once (as four workers would), ingesting and deleting documents that share
+    their words: no deadlock, every document ready, and the term statistics and collection totals
+    equal to what the chunks themselves hold."""
+    import threading
+
+    from django.db import connection
+
+    words = ["solar", "panel", "inverter", "battery", "grid", "roof", "meter", "cable"]
+    documents = []
+    for i in range(24):
+        text = " ".join(words[(i + j) % len(words)] for j in range(40)) + f" note{i}"
+        document, _ = upload(collection_a, f"d{i}.txt", text.encode(), enqueue=False)
+        documents.append(document.id)
+    services.documents_ingest(document_ids=documents[:8])  # some to delete while others arrive
+    errors = []
+
+    def writer(n: int) -> None:
+        try:
+            for k in range(4):
+                services.documents_ingest(document_ids=[documents[8 + n * 4 + k]])
+                if n < 2:
+                    services.document_delete(document=Document.objects.get(id=documents[n * 4 + k]))
+        except Exception as exc:  # surfaced below: a thread's error would otherwise vanish
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert Document.objects.filter(status="ready").count() == 16
+    kept, counted = _term_frequencies()
+    assert kept == counted and kept
+    collection_a.refresh_from_db()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(term_count), 0) FROM retrieval_chunk WHERE collection_id = %s",
+            [collection_a.id],
+        )
+        assert (collection_a.indexed_chunks, collection_a.indexed_terms) == cursor.fetchone()
