@@ -1,6 +1,7 @@
 """The upload page in real headless Chromium: sign in, drop files, watch live progress."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -151,3 +152,46 @@ def test_files_dropped_on_a_collection_upload_and_become_ready(
     expect(links).to_have_count(2)
     texts = {page.request.get(live_url + links.nth(i).get_attribute("href")).text() for i in range(2)}
     assert texts == {"# Alpha\n\nAlpha note about rotas.", "Beta note about on-call."}
+
+
+def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user, make_team, make_collection):
+    """Delete (after a confirmation) takes the row away and the passages out of search; Retry queues a
+    failed document again. Both buttons work on the rows the page listed itself."""
+    from retrieval import services
+    from retrieval.models import Document
+    from retrieval.tests.helpers import upload
+
+    user = make_user("ivy", password="pw-ivy-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "notes")
+    keep, _ = upload(collection, "keep.md", b"# Keep\n\nThe generator is tested monthly.\n", enqueue=False)
+    drop, _ = upload(collection, "drop.md", b"# Drop\n\nThe old pager rota is retired.\n", enqueue=False)
+    broken, _ = upload(collection, "broken.pdf", files.pdf_circular_xref(), enqueue=False)
+    services.documents_ingest(document_ids=[keep.id, drop.id, broken.id])
+
+    sign_in(page, live_url, "ivy", "pw-ivy-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator(f"li[data-document='{keep.id}'] [data-action=retry]")).to_be_hidden()
+    page.once("dialog", lambda dialog: dialog.accept())
+    section.locator(f"li[data-document='{drop.id}'] [data-action=delete]").click()
+    expect(section.locator(f"li[data-document='{drop.id}']")).to_have_count(0)
+    assert not Document.objects.filter(id=drop.id).exists()
+    assert [h.document_id for h in selectors_search(user, "pager rota")] == []
+    failed = section.locator(f"li[data-document='{broken.id}']")
+    expect(failed).to_have_attribute("data-status", "failed")
+    before = Document.objects.get(id=broken.id)
+    failed.locator("[data-action=retry]").click()
+    # Queued again (a worker running in this session may already have failed it once more).
+    deadline = time.monotonic() + 20
+    while True:
+        now = Document.objects.get(id=broken.id)
+        if now.status in ("queued", "processing") or now.finished_at != before.finished_at:
+            break
+        assert time.monotonic() < deadline, "the retry queued nothing"
+        time.sleep(0.2)
+
+
+def selectors_search(user, query):
+    from retrieval.selectors import search
+
+    return search(user=user, query=query, mode="keyword", k=5)

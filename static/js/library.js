@@ -12,7 +12,14 @@
       const name = document.createElement("span"); name.className = "name"; name.textContent = title;
       const bar = document.createElement("progress"); bar.max = 1; bar.value = 0; bar.setAttribute("aria-label", "Progress of " + title);
       const status = document.createElement("span"); status.className = "status"; status.textContent = "uploading";
-      li.append(name, bar, status);
+      const actions = document.createElement("span"); actions.className = "actions";
+      for (const [action, label] of [["retry", "Retry"], ["delete", "Delete"]]) {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "ghost small"; b.dataset.action = action; b.textContent = label;
+        b.setAttribute("aria-label", `${label} ${title}`); b.hidden = true;  // until the upload has an id
+        actions.append(b);
+      }
+      li.append(name, bar, status, actions);
       list.prepend(li);
     }
     return li;
@@ -20,6 +27,9 @@
 
   function show(li, ev) {
     li.dataset.status = ev.status;
+    const retry = li.querySelector("[data-action=retry]"), del = li.querySelector("[data-action=delete]");
+    if (retry) retry.hidden = !(li.dataset.document && ev.status === "failed");
+    if (del) del.hidden = !li.dataset.document;
     li.querySelector("progress").value = ev.status === "ready" ? 1 : (ev.progress || 0);
     const status = li.querySelector(".status");
     status.textContent = ev.status === "ready" ? `ready · ${ev.chunks} chunks` : ev.status;
@@ -60,6 +70,29 @@
     const form = new FormData(); form.append("file", file);
     xhr.send(form);
   }
+
+  // Delete and retry, on any listed document (the API checks that the caller's team owns it).
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("li.doc button[data-action]");
+    if (!button) return;
+    const li = button.closest("li.doc"), id = li.dataset.document;
+    const title = li.querySelector(".name").textContent;
+    if (button.dataset.action === "delete" && !confirm(`Delete “${title}”? Its passages are no longer searched.`)) return;
+    button.disabled = true;
+    const response = await fetch(`/api/v1/documents/${id}${button.dataset.action === "retry" ? "/retry" : ""}`, {
+      method: button.dataset.action === "retry" ? "POST" : "DELETE",
+      credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
+    }).catch(() => null);
+    button.disabled = false;
+    if (response && (response.status === 204 || response.status === 404) && button.dataset.action === "delete") {
+      rows.delete(id); li.remove();
+    } else if (response && response.status === 202) {
+      show(li, { status: "queued", progress: 0 }); poll(id, li);
+    } else {
+      const body = response ? await response.json().catch(() => ({})) : {};
+      li.querySelector(".status").textContent = (body.error && body.error.message) || "that did not work; try again";
+    }
+  });
 
   // Polling backs the websocket up: it tells the truth even when a progress event was missed.
   function poll(id, li) {
