@@ -72,6 +72,10 @@ def stale_document_count(*, model_name: str) -> int:
     return Document.objects.filter(status=Document.Status.READY).exclude(embedding_model=model_name).count()
 
 
+def api_keys_for_user(*, user) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(user=user).order_by("-created_at")
+
+
 def api_key_user(*, raw: str):
     """The active user owning this API key, or None."""
     from .services import api_key_hash

@@ -98,6 +98,14 @@ def api_key_create(*, user, name: str = "default") -> tuple[ApiKey, str]:
     return key, raw
 
 
+def api_key_revoke(*, user, key_id: int) -> bool:
+    """Revoke one of the user's keys (at once: every request looks its key up). False when the key
+    is not theirs; revoking a revoked key changes nothing."""
+    mine = ApiKey.objects.filter(id=key_id, user=user)
+    mine.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    return mine.exists()
+
+
 # Documents
 
 

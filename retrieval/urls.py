@@ -2,4 +2,8 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [path("library/", views.library, name="library")]
+urlpatterns = [
+    path("library/", views.library, name="library"),
+    path("keys/", views.api_keys, name="api_keys"),
+    path("keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+]

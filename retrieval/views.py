@@ -1,7 +1,9 @@
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from . import selectors
+from . import selectors, services
 from .api import document_out
 
 
@@ -15,3 +17,28 @@ def library(request):
         collection.recent = documents.get(collection.id, [])
     teams = list(selectors.teams_for_user(user=request.user))
     return render(request, "retrieval/library.html", {"collections": collections, "teams": teams})
+
+
+@login_required
+def api_keys(request):
+    """The user's own API keys: make one (its value shown in this response only), list, revoke."""
+    context = {}
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()[:100]
+        if not name:
+            context["error"] = "Give the key a name, to tell it apart later."
+        else:
+            context["new_key"], context["raw_key"] = services.api_key_create(user=request.user, name=name)
+    context["keys"] = selectors.api_keys_for_user(user=request.user)
+    context["base_url"] = request.build_absolute_uri("/").rstrip("/")
+    response = render(request, "retrieval/keys.html", context)
+    response["Cache-Control"] = "no-store"  # a new key must not stay in a cache
+    return response
+
+
+@login_required
+@require_POST
+def api_key_revoke(request, key_id: int):
+    if not services.api_key_revoke(user=request.user, key_id=key_id):
+        raise Http404("no such key")
+    return redirect("api_keys")

@@ -1,0 +1,39 @@
+"""The browser pages of retrieval: API keys, made and revoked by their owner."""
+
+import re
+
+from retrieval.models import ApiKey
+
+
+def test_a_user_makes_a_key_sees_it_once_uses_it_and_revokes_it(client, alice, make_user):
+    client.force_login(alice)
+    page = client.get("/keys/")
+    assert page.status_code == 200 and b"No keys yet." in page.content
+    made = client.post("/keys/", {"name": "laptop script"})
+    assert made["Cache-Control"] == "no-store"
+    raw = re.search(r'<code id="new-key">(dk_[\w-]+)</code>', made.content.decode()).group(1)
+    key = ApiKey.objects.get(user=alice)
+    assert key.name == "laptop script" and raw.startswith(key.prefix) and raw not in key.hashed_key
+    again = client.get("/keys/").content.decode()
+    assert raw not in again and f"{key.prefix}…" in again  # shown once, then only its start
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    anonymous = client.__class__()
+    assert anonymous.get("/v1/models", **bearer).status_code == 200
+    assert client.post(f"/keys/{key.id}/revoke/").status_code == 302
+    assert anonymous.get("/v1/models", **bearer).status_code == 401
+    assert "revoked" in client.get("/keys/").content.decode()
+
+
+def test_keys_are_ones_own_and_a_name_is_needed(client, alice, bob):
+    client.force_login(alice)
+    assert "Give the key a name" in client.post("/keys/", {"name": "  "}).content.decode()
+    assert not ApiKey.objects.exists()
+    client.post("/keys/", {"name": "alice's"})
+    theirs = ApiKey.objects.get()
+    client.force_login(bob)
+    assert "alice&#x27;s" not in client.get("/keys/").content.decode()
+    assert client.post(f"/keys/{theirs.id}/revoke/").status_code == 404
+    assert ApiKey.objects.get().revoked_at is None
+    assert client.get(f"/keys/{theirs.id}/revoke/").status_code == 405
+    client.logout()
+    assert client.get("/keys/").status_code == 302  # to sign-in
