@@ -48,3 +48,21 @@ def test_ingest_exits_nonzero_when_a_file_fails(db, tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe broken")
     with pytest.raises(SystemExit):
         run("ingest", str(tmp_path), "--collection", "docs", "--team", "Ops", "--sync")
+
+
+def test_bootstrap_demo_adds_nothing_twice_and_replaces_a_changed_page(db, tmp_path, settings):
+    """The demo mirrors docs/: a rerun adds nothing; a page that changed replaces its older version."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nFirst version.\n")
+    (tmp_path / "docs" / "b.md").write_text("# B\n\nUnchanged.\n")
+    settings.BASE_DIR = tmp_path
+    for _ in range(2):
+        call_command("bootstrap_demo", stdout=io.StringIO())
+    assert sorted(Document.objects.values_list("original_name", flat=True)) == ["a.md", "b.md"]
+    b = Document.objects.get(original_name="b.md")
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nSecond version.\n")
+    call_command("bootstrap_demo", stdout=io.StringIO())
+    assert sorted(Document.objects.values_list("original_name", flat=True)) == ["a.md", "b.md"]
+    a = Document.objects.get(original_name="a.md")
+    assert a.file.open("rb").read() == b"# A\n\nSecond version.\n"
+    assert Document.objects.get(original_name="b.md").id == b.id

@@ -12,7 +12,8 @@ from retrieval.models import Collection, Document, Membership
 
 class Command(BaseCommand):
     help = (
-        "Create the demo admin, team Demo and collection demo holding docs/*.md (once; reruns add nothing)."
+        "Create the demo admin, team Demo and collection demo holding docs/*.md (once; reruns add"
+        " nothing, and a changed file replaces its older version)."
     )
 
     def handle(self, **options):
@@ -39,6 +40,13 @@ class Command(BaseCommand):
                 )
             if created or document.status == Document.Status.QUEUED:
                 ids.append(document.id)
+            # A file of docs/ that changed since the last run replaces its older version, so the demo
+            # never answers from two versions of one page.
+            stale = Document.objects.filter(
+                collection=collection, original_name=path.name, uploaded_by=admin
+            ).exclude(id=document.id)
+            for old in stale:
+                services.document_delete(document=old)
         services.documents_enqueue(document_ids=ids, batch_size=8)
         self.stdout.write(f"demo: {len(ids)} documents queued for ingestion")
         if generated:
