@@ -105,6 +105,13 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     assert page.locator(".composer").bounding_box()["y"] + 40 <= viewport
     panel = page.evaluate("(p => [p.scrollHeight, p.clientHeight])(document.getElementById('source-panel'))")
     assert panel[0] > panel[1]  # the passage is longer than the panel, which scrolls
+    # On a phone the top bar wraps to two lines; the question box still ends inside the window.
+    page.set_viewport_size({"width": 320, "height": 800})
+    assert page.locator(".topbar").bounding_box()["height"] > 60  # wrapped
+    page.locator("#source-close").click()
+    box = page.locator(".composer").bounding_box()
+    assert box["y"] + box["height"] <= 800
+    assert page.evaluate("document.documentElement.scrollHeight") <= 800
 
 
 def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member):
