@@ -63,8 +63,14 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     assert whole.ok and whole.text() == HANDBOOK
     expect(page.locator("#conversations li")).to_have_count(1)
     answer.hover()
+    meta = answer.locator(".meta").inner_text()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_url)
+    answer.get_by_role("button", name="Copy the answer with its sources").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "25 days" in copied and copied.endswith("\n\nSources:\n[1] handbook · Handbook > Leave")
     answer.get_by_role("button", name="Mark the answer helpful").click()
     expect(answer.locator(".meta")).to_have_text("Thanks for the feedback")
+    expect(answer.locator(".meta")).to_have_text(meta)  # both notes gone, the answer's own back
     from chat.models import Feedback
 
     assert list(Feedback.objects.values_list("rating", flat=True)) == [1]

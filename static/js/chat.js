@@ -131,7 +131,7 @@
     const tools = document.createElement("div"); tools.className = "tools";
     const a = { id: messageId, el, body, meta, tools, text: "", seq: 0, sources: [], done: false, status: "streaming" };
     tools.append(
-      tool("Copy", "Copy the answer", () => navigator.clipboard && navigator.clipboard.writeText(a.text).then(() => flash(meta, "Copied"))),
+      tool("Copy", "Copy the answer with its sources", () => navigator.clipboard && navigator.clipboard.writeText(copyText(a)).then(() => flash(meta, "Copied"))),
       tool("Regenerate", "Answer again", () => { send({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
       // Words, not emoji: a machine without an emoji font shows empty boxes.
       tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
@@ -141,6 +141,14 @@
     $("messages").append(el);
     answers.set(messageId, a);
     return a;
+  }
+
+  // The answer as pasted elsewhere: its text, then what each [n] refers to.
+  function copyText(a) {
+    const cited = a.sources.filter((s) => a.text.includes(`[${s.n}]`)).sort((x, y) => x.n - y.n);
+    if (!cited.length) return a.text;
+    const lines = cited.map((s) => `[${s.n}] ${[s.title, s.heading_path, s.page ? `page ${s.page}` : ""].filter(Boolean).join(" · ")}`);
+    return `${a.text.trim()}\n\nSources:\n${lines.join("\n")}`;
   }
 
   function tool(label, aria, onClick) {
@@ -189,7 +197,13 @@
     if (force || near) box.scrollTop = box.scrollHeight;
   }
 
-  function flash(el, text) { const old = el.textContent; el.textContent = text; setTimeout(() => { el.textContent = old; }, 1500); }
+  // A short message in place of the element's text; flashes in a row all come back to the first text.
+  function flash(el, text) {
+    if (el.dataset.before === undefined) el.dataset.before = el.textContent;
+    clearTimeout(el.flashTimer);
+    el.textContent = text;
+    el.flashTimer = setTimeout(() => { el.textContent = el.dataset.before; delete el.dataset.before; }, 1500);
+  }
 
   async function feedback(a, rating) {
     let comment = "";
