@@ -78,22 +78,6 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class UploadSizeLimitMiddleware:
-    """The same limit for requests that do not come through ASGI (Django's test client, WSGI)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > _body_limit():
-            return HttpResponse(_too_large_body(), status=413, content_type="application/json")
-        return self.get_response(request)
-
-
 class SignInRateLimitMiddleware:
     """Sign-in attempts (the app's and the admin's form) per client address: 429 with Retry-After past
     `DOCENT_RATE_LIMITS["login"]`, so a password cannot be guessed at the speed of the network."""

@@ -80,7 +80,6 @@ MIDDLEWARE = [
     "assistant.middleware.RequestIdMiddleware",
     "assistant.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "assistant.middleware.UploadSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
