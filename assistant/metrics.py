@@ -32,6 +32,20 @@ HTTP_SECONDS = Histogram(
 )
 WEBSOCKETS = Gauge("docent_websocket_connections", "Open websocket connections", ["path"])
 
+
+def websocket_opened(consumer, path: str) -> None:
+    """Count an accepted socket under `path`; `websocket_closed` uncounts it once, whatever the order."""
+    consumer.metrics_path = path
+    WEBSOCKETS.labels(path=path).inc()
+
+
+def websocket_closed(consumer) -> None:
+    path = getattr(consumer, "metrics_path", None)
+    if path is not None:
+        consumer.metrics_path = None
+        WEBSOCKETS.labels(path=path).dec()
+
+
 ANSWERS = Counter(
     "docent_answers_total",
     "Answers ended, by source (chat, api) and outcome: a finish reason (stop, length, refused, "

@@ -113,13 +113,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         await self.accept()
-        self.counted = True
-        metrics.WEBSOCKETS.labels(path="chat").inc()
+        metrics.websocket_opened(self, "chat")
 
     async def disconnect(self, code):
-        if getattr(self, "counted", False):
-            self.counted = False
-            metrics.WEBSOCKETS.labels(path="chat").dec()
+        metrics.websocket_closed(self)
         # Only the socket's readers stop; the answers themselves go on.
         for task in getattr(self, "readers", {}).values():
             task.cancel()

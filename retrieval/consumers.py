@@ -22,13 +22,10 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        self.counted = True
-        metrics.WEBSOCKETS.labels(path="documents").inc()
+        metrics.websocket_opened(self, "documents")
 
     async def disconnect(self, code):
-        if getattr(self, "counted", False):
-            self.counted = False
-            metrics.WEBSOCKETS.labels(path="documents").dec()
+        metrics.websocket_closed(self)
 
     async def receive_json(self, content, **kwargs):
         pass  # the stream is one-way

@@ -50,5 +50,27 @@ async def test_anonymous_socket_is_refused():
     assert not connected
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_open_progress_sockets_are_counted_in_metrics(alice):
+    """Accepted sockets count in docent_websocket_connections{path="documents"}, once each; refused
+    ones never do."""
+    from prometheus_client import REGISTRY
+
+    def open_sockets() -> float:
+        return REGISTRY.get_sample_value("docent_websocket_connections", {"path": "documents"}) or 0.0
+
+    before = open_sockets()
+    refused = WebsocketCommunicator(application, "/ws/documents/", headers=[ORIGIN])
+    assert not (await refused.connect())[0]
+    assert open_sockets() == before
+    socket = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
+    )
+    assert (await socket.connect())[0]
+    assert open_sockets() == before + 1
+    await socket.disconnect()
+    assert open_sockets() == before
+
+
 # Foreign origins are refused by the validator that wraps every websocket route; that is tested once,
 # in chat/tests/test_consumers.py::test_anonymous_and_foreign_origin_refused.
