@@ -340,6 +340,20 @@ REDIS_RETRY_MAX_S = 5.0
 STORE_RETRY_S, STORE_RETRY_MAX_S, STORE_RETRY_FOR_S = 0.5, 10.0, 600.0
 
 
+async def _retry(attempt, errors, first: float, most: float, deadline: float) -> bool:
+    """Await `attempt()` after `first` seconds, then again after doubling waits (at most `most`) while
+    it raises one of `errors`, until the monotonic `deadline`. True once an attempt succeeded."""
+    delay = first
+    while time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        try:
+            await attempt()
+            return True
+        except errors:
+            delay = min(delay * 2, most)
+    return False
+
+
 def _coalesce_interval() -> float:
     """Deltas closer together than this go out as one event. Under load (many answers streaming in
     this process) the events get fewer and larger, so the per-event cost stays bounded."""
@@ -473,24 +487,22 @@ class Generation:
 
     async def _catch_up(self) -> None:
         """Write the backlog to Redis (see `_replay`) once Redis takes writes again."""
-        delay, deadline = REDIS_RETRY_S, time.monotonic() + streams.STREAM_TTL_S
-        while self.backlog and time.monotonic() < deadline:
-            await asyncio.sleep(delay)
+
+        async def write() -> None:
             taken = self.backlog[:]
-            events = self._replay(taken)
-            try:
-                await streams.append_many(self.message_id, events, final=True)
-            except RedisError:
-                delay = min(delay * 2, REDIS_RETRY_MAX_S)
-                continue
-            del self.backlog[: len(taken)]
+            await streams.append_many(self.message_id, self._replay(taken), final=True)
+            del self.backlog[: len(taken)]  # events added meanwhile wait for the next round
+
+        deadline = time.monotonic() + streams.STREAM_TTL_S
+        while self.backlog:
+            if not await _retry(write, RedisError, REDIS_RETRY_S, REDIS_RETRY_MAX_S, deadline):
+                log.error(
+                    "answer %s: Redis never came back; its stream lacks %d events",
+                    self.message_id,
+                    len(self.backlog),
+                )
+                break
             log.info("answer %s: Redis is back; its stream caught up", self.message_id)
-        if self.backlog:
-            log.error(
-                "answer %s: Redis never came back; its stream lacks %d events",
-                self.message_id,
-                len(self.backlog),
-            )
         self.backlog = None
         streams.release(self.message_id)
 
@@ -669,19 +681,20 @@ class Generation:
             log.warning("answer %s: final save failed (%s); retrying in the background", self.message_id, exc)
 
         async def retry() -> None:
-            delay, deadline = STORE_RETRY_S, time.monotonic() + STORE_RETRY_FOR_S
-            while time.monotonic() < deadline:
-                await asyncio.sleep(delay)
-                try:
-                    await save(message_id=self.message_id, **fields)
-                except DatabaseError:
-                    delay = min(delay * 2, STORE_RETRY_MAX_S)
-                    continue
-                log.info("answer %s: final state stored after a retry", self.message_id)
-                return
-            log.error(
-                "answer %s: final state not stored; the sweep will mark it interrupted", self.message_id
+            deadline = time.monotonic() + STORE_RETRY_FOR_S
+            stored = await _retry(
+                lambda: save(message_id=self.message_id, **fields),
+                DatabaseError,
+                STORE_RETRY_S,
+                STORE_RETRY_MAX_S,
+                deadline,
             )
+            if stored:
+                log.info("answer %s: final state stored after a retry", self.message_id)
+            else:
+                log.error(
+                    "answer %s: final state not stored; the sweep will mark it interrupted", self.message_id
+                )
 
         task = asyncio.get_running_loop().create_task(retry(), name=f"store-{self.message_id}")
         _background.add(task)
