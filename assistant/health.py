@@ -36,7 +36,6 @@ def _redis() -> None:
 
 
 def _broker() -> None:
-
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
 

@@ -264,17 +264,24 @@ async def _sse(
     try:
         async for frame in _frames(pipeline, timing, completion_id, created, include_usage):
             yield frame
-        if timing.flag is not None:
-            await _flag(user, timing.flag, timing)
-        await _record_usage(user, pipeline, timing)
+        await _settle(user, pipeline, timing)
         recorded = True
     finally:
         if not recorded:
-            # The client went away mid-stream: what it received still counts. A task, since a
-            # closed generator cannot wait.
-            task = asyncio.get_running_loop().create_task(_record_usage(user, pipeline, timing))
+            # The client went away mid-stream (perhaps right after an answer rule stopped it): what
+            # it received still counts, and the flag is still raised. A task, since a closed
+            # generator cannot wait.
+            task = asyncio.get_running_loop().create_task(_settle(user, pipeline, timing))
             _recording.add(task)
             task.add_done_callback(_recording.discard)
+
+
+async def _settle(user, pipeline: Pipeline, timing: _Timing) -> None:
+    """After a streamed call: the moderation flag it met, if any (once), then its usage."""
+    flag, timing.flag = timing.flag, None
+    if flag is not None:
+        await _flag(user, flag, timing)
+    await _record_usage(user, pipeline, timing)
 
 
 async def _frames(pipeline: Pipeline, timing: _Timing, completion_id: str, created: int, include_usage: bool):

@@ -377,3 +377,29 @@ async def test_v1_stops_an_answer_that_meets_an_answer_rule(async_client, api_ke
         assert response.status_code == 400 and response.json()["error"]["code"] == "moderation_blocked"
     flag = await ModerationFlag.objects.aget()
     assert (flag.source, flag.subject) == ("api", "answer") and "25 days" in flag.text
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_v1_flags_a_stopped_answer_even_when_the_client_leaves_at_the_error(
+    async_client, api_key, openai_provider
+):
+    """A streaming client that hangs up as soon as it reads the moderation error still leaves the
+    flag (once) and the call's usage behind."""
+    await ModerationRule.objects.acreate(pattern="25 days", category="hr", applies_to="answer")
+    openai_provider.reply = "Employees get 25 days of paid leave [1]."
+    response = await _v1(
+        async_client, api_key, [{"role": "user", "content": "How much paid leave?"}], stream=True
+    )
+    # The view's own event generator (what the server closes when the client hangs up), read up to
+    # the error and closed there.
+    frames = response._iterator
+    async for frame in frames:
+        if b"moderation_blocked" in frame:
+            break
+    await frames.aclose()  # gone before [DONE]
+    for _ in range(100):
+        if await ModerationFlag.objects.acount() and await Usage.objects.acount():
+            break
+        await asyncio.sleep(0.05)
+    assert await ModerationFlag.objects.acount() == 1
+    assert (await Usage.objects.aget()).source == "api"
