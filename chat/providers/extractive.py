@@ -3,18 +3,21 @@ each with its [n] citation, streamed in small pieces. It refuses when no sentenc
 
 Each sentence of the passages is scored by its embedding similarity to the question (when an embedder
 is given) and by the question's content words it contains, weighted by their rarity across the
-passages (with a light suffix-stripping stemmer); the passage's own retrieval similarity breaks ties.
+passages (Snowball-stemmed) and counting its section heading's words at half weight; the passage's
+own retrieval similarity breaks ties. A Markdown table row is a sentence that names its columns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
+import snowballstemmer
 
 from chat.prompts import REFUSAL, STOPWORDS, Prompt
 
@@ -23,31 +26,15 @@ from .base import ChatModel, Delta, Finish
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*•]\s)")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
+_RULE = re.compile(r":?-{3,}:?")  # a Markdown table's separator cell
 
 
+_stemmer = snowballstemmer.stemmer("english")  # PostgreSQL's 'english' search config uses the same
+
+
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    w = word.lower()
-    for suffix in (
-        "ational",
-        "ations",
-        "ation",
-        "ness",
-        "ments",
-        "ment",
-        "ingly",
-        "ings",
-        "ing",
-        "edly",
-        "ies",
-        "ied",
-        "ed",
-        "es",
-        "ly",
-        "s",
-    ):
-        if len(w) > len(suffix) + 2 and w.endswith(suffix):
-            return w[: -len(suffix)]
-    return w
+    return _stemmer.stemWord(word.lower())
 
 
 def terms(text: str) -> list[str]:
@@ -55,7 +42,42 @@ def terms(text: str) -> list[str]:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s and len(s.strip()) > 2]
+    """Sentences of prose, and each row of a Markdown table as one sentence that names its columns."""
+    out: list[str] = []
+    prose: list[str] = []
+    header: list[str] | None = None
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith("|"):
+            header = None
+            prose.append(line)
+            continue
+        out.extend(_prose(prose))
+        prose = []
+        cells = _cells(line)
+        if all(_RULE.fullmatch(c) for c in cells):
+            continue
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if following.lstrip().startswith("|") and all(_RULE.fullmatch(c) for c in _cells(following)):
+            header = cells
+            continue
+        row = (
+            "; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=False) if c)
+            if header and len(header) == len(cells)
+            else ", ".join(c for c in cells if c)
+        )
+        if len(row) > 2:
+            out.append(row)
+    out.extend(_prose(prose))
+    return out
+
+
+def _prose(lines: list[str]) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split("\n".join(lines)) if s and len(s.strip()) > 2]
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
 class ExtractiveAnswerer(ChatModel):
@@ -84,6 +106,9 @@ class ExtractiveAnswerer(ChatModel):
         sentences = [(p, s) for p in prompt.passages for s in split_sentences(p.text)]
         if not sentences:
             return []
+        # A sentence is read under its section's heading ("Failure handling" says what "it" is about),
+        # so the heading's words count too, at half weight.
+        headings = {p.n: set(terms(p.heading_path)) for p in prompt.passages}
         df = Counter(t for _, s in sentences for t in set(terms(s)))
         n = len(sentences)
         weight = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in question}
@@ -94,7 +119,9 @@ class ExtractiveAnswerer(ChatModel):
             similarity = (vectors[1:] @ vectors[0]).tolist()
         scored = []
         for order, (passage, sentence) in enumerate(sentences):
-            coverage = sum(weight[t] for t in question & set(terms(sentence))) / total
+            own = question & set(terms(sentence))
+            context = (question & headings[passage.n]) - own
+            coverage = (sum(weight[t] for t in own) + 0.5 * sum(weight[t] for t in context)) / total
             score = (0.6 * similarity[order] + 0.4 * coverage) if self.embed is not None else coverage
             score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
             if score >= self.min_score:

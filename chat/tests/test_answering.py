@@ -1,7 +1,7 @@
 from chat.answering import CitationFilter
 from chat.prompts import REFUSAL, Passage, Prompt
 from chat.providers import Delta, Finish
-from chat.providers.extractive import ExtractiveAnswerer
+from chat.providers.extractive import ExtractiveAnswerer, split_sentences
 
 
 def feed_all(pieces, valid):
@@ -71,6 +71,42 @@ def test_extractive_joins_a_sentence_wrapped_over_lines():
     text = ExtractiveAnswerer().answer_text(Prompt([], [listed], "What does GET /readyz answer?"))
     # The source's own list marker is not quoted (it would start a list inside the answer's line).
     assert text == "From your documents: GET /readyz: 200 when the database and Redis answer. [1]"
+
+
+def test_extractive_matches_other_forms_of_the_questions_words():
+    """'dies' finds 'died' (the stemmer is Snowball's English, as PostgreSQL's search uses)."""
+    passage = _one("Workers are started by make run. A sweep re-queues documents whose worker died.")
+    text = ExtractiveAnswerer().answer_text(Prompt([], [passage], "What happens when a worker dies?"))
+    assert text == "From your documents: A sweep re-queues documents whose worker died. [1]"
+
+
+def test_extractive_reads_a_sentence_under_its_heading():
+    """A section's heading says what its sentences are about, though they may not repeat it."""
+    handled = Passage(
+        n=1, chunk_id=1, document_id=1, collection_id=1, title="Guide", similarity=0.5,
+        heading_path="Guide > Failure handling", text="Tasks are retried with backoff, then given up.",
+    )  # fmt: skip
+    text = ExtractiveAnswerer().answer_text(Prompt([], [handled, P[1]], "How is failure handled?"))
+    assert text == "From your documents: Tasks are retried with backoff, then given up. [1]"
+
+
+def test_extractive_quotes_a_table_row_with_its_column_names():
+    table = _one(
+        "Limits per user:\n\n| what | variable | default |\n|---|:---:|---|\n"
+        "| questions | `DOCENT_RATE_ASK` | `30/m` |\n| searches | `DOCENT_RATE_SEARCH` | `120/m` |"
+    )
+    assert split_sentences(table.text) == [
+        "Limits per user:",
+        "what: questions; variable: `DOCENT_RATE_ASK`; default: `30/m`",
+        "what: searches; variable: `DOCENT_RATE_SEARCH`; default: `120/m`",
+    ]
+    text = ExtractiveAnswerer().answer_text(Prompt([], [table], "What is the default rate of searches?"))
+    assert (
+        text == "From your documents: what: searches; variable: `DOCENT_RATE_SEARCH`; default: `120/m`. [1]"
+    )
+    # Without a header row the cells are listed; a separator row is never a sentence.
+    assert split_sentences("| a | b |\n|---|---|") == []
+    assert split_sentences("| cats | purr |\n| dogs | bark |") == ["cats, purr", "dogs, bark"]
 
 
 def test_extractive_refuses_when_nothing_answers():
