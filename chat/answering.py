@@ -289,6 +289,7 @@ class Pipeline:
             count_tokens=count_tokens,
             context_tokens=settings.DOCENT_CONTEXT_TOKENS,
             max_answer_tokens=self.max_tokens,
+            query=query,
         )
         self.usage["prompt_tokens"] = prompt.prompt_tokens
         self.citations = CitationFilter({p.n for p in self.passages})

@@ -51,6 +51,8 @@ class Prompt:
     prompt_tokens: int = 0
     dropped_turns: int = 0
     history: list[tuple[str, str]] = field(default_factory=list)
+    # What the passages were searched for: a follow-up rewritten to stand alone, else the question.
+    query: str = ""
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
@@ -72,6 +74,7 @@ def build(
     count_tokens: Callable[[str], int],
     context_tokens: int,
     max_answer_tokens: int,
+    query: str = "",
 ) -> Prompt:
     """Messages for the model. The oldest turns are dropped until everything fits the context window."""
     system = SYSTEM + "\n\nPassages:\n\n" + format_passages(passages)
@@ -88,7 +91,13 @@ def build(
     messages = [{"role": "system", "content": system}, *turns, {"role": "user", "content": question}]
     used = sum(count_tokens(m["content"]) + 4 for m in messages)
     return Prompt(
-        messages, list(passages), question, used, len(history) - kept, list(history)[len(history) - kept :]
+        messages,
+        list(passages),
+        question,
+        used,
+        len(history) - kept,
+        list(history)[len(history) - kept :],
+        query or question,
     )
 
 

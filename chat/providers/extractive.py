@@ -100,7 +100,10 @@ class ExtractiveAnswerer(ChatModel):
 
     def select(self, prompt: Prompt) -> list[tuple[int, str]]:
         """(passage number, sentence) pairs that answer the question, best first, in reading order."""
-        question = set(terms(prompt.question))
+        # A follow-up ("how often does it run?") is read as the search read it, with the earlier
+        # question's words carried over.
+        asked = prompt.query or prompt.question
+        question = set(terms(asked))
         if not question or not prompt.passages:
             return []
         sentences = [(p, s) for p in prompt.passages for s in split_sentences(p.text)]
@@ -115,7 +118,7 @@ class ExtractiveAnswerer(ChatModel):
         total = sum(weight.values())
         similarity = [0.0] * n
         if self.embed is not None:
-            vectors = self.embed([prompt.question] + [s for _, s in sentences])
+            vectors = self.embed([asked] + [s for _, s in sentences])
             similarity = (vectors[1:] @ vectors[0]).tolist()
         scored = []
         for order, (passage, sentence) in enumerate(sentences):

@@ -90,6 +90,17 @@ def test_extractive_reads_a_sentence_under_its_heading():
     assert text == "From your documents: Tasks are retried with backoff, then given up. [1]"
 
 
+def test_extractive_reads_a_follow_up_as_the_search_did():
+    """'How often does it run?' is about what the conversation was about: the answerer scores sentences
+    against the standalone query the passages were searched with."""
+    passage = _one("The library page runs in the browser. Beat runs the ingestion sweep every minute.")
+    follow_up = Prompt(
+        [], [passage], "How often does it run?", query="How often does it run? ingestion sweep"
+    )
+    text = ExtractiveAnswerer().answer_text(follow_up)
+    assert text == "From your documents: Beat runs the ingestion sweep every minute. [1]"
+
+
 def test_extractive_quotes_a_table_row_with_its_column_names():
     table = _one(
         "Limits per user:\n\n| what | variable | default |\n|---|:---:|---|\n"

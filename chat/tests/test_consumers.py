@@ -89,6 +89,19 @@ async def test_follow_up_uses_the_conversation(alice, handbook, chat_model):
     await ws.disconnect()
 
 
+async def test_offline_answer_to_a_follow_up_reads_it_as_searched(alice, handbook, chat_model):
+    """Offline, 'How long does it take?' alone names nothing in the handbook: the answerer reads the
+    standalone query, as the search did."""
+    ws = await connect(alice)
+    first = await ask(ws, "How are travel expenses reimbursed?")
+    await until_done(ws)
+    await ask(ws, "How long does it take?", conversation_id=first["conversation_id"])
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "stop"
+    assert "within 30 days" in text_of(events)
+    await ws.disconnect()
+
+
 async def test_irrelevant_question_is_refused(alice, handbook, chat_model):
     ws = await connect(alice)
     await ask(ws, "What is the boiling point of liquid nitrogen on Neptune?")
