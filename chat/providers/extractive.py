@@ -52,8 +52,6 @@ def split_sentences(text: str) -> list[str]:
             header = None
             prose.append(line)
             continue
-        out.extend(_prose(prose))
-        prose = []
         cells = _cells(line)
         if all(_RULE.fullmatch(c) for c in cells):
             continue
@@ -61,13 +59,14 @@ def split_sentences(text: str) -> list[str]:
         if following.lstrip().startswith("|") and all(_RULE.fullmatch(c) for c in _cells(following)):
             header = cells
             continue
-        row = (
-            "; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=False) if c)
-            if header and len(header) == len(cells)
-            else ", ".join(c for c in cells if c)
-        )
-        if len(row) > 2:
-            out.append(row)
+        if header and len(header) == len(cells):
+            out.extend(_prose(prose))
+            prose = []
+            out.append("; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=True) if c))
+        else:
+            # Its header was cut off with the chunk before: alone, a row is a fragment, so the rows
+            # stay together as one piece of text.
+            prose.append(line)
     out.extend(_prose(prose))
     return out
 

@@ -115,9 +115,12 @@ def test_extractive_quotes_a_table_row_with_its_column_names():
     assert (
         text == "From your documents: what: searches; variable: `DOCENT_RATE_SEARCH`; default: `120/m`. [1]"
     )
-    # Without a header row the cells are listed; a separator row is never a sentence.
+    # A separator row is never a sentence; rows whose header is not in the passage (cut off with the
+    # chunk before) stay together as one piece of text.
     assert split_sentences("| a | b |\n|---|---|") == []
-    assert split_sentences("| cats | purr |\n| dogs | bark |") == ["cats, purr", "dogs, bark"]
+    assert split_sentences("Cut.\n| cats | purr |\n| dogs | bark |") == [
+        "Cut.\n| cats | purr |\n| dogs | bark |"
+    ]
 
 
 def test_extractive_refuses_when_nothing_answers():
