@@ -68,16 +68,33 @@ def _sections(blocks: Iterable) -> list[_Section]:
 
 def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int) -> int:
     """Quality of cutting before token t (0 = inside a word)."""
-    gap = text[offsets[t - 1][1] : offsets[t][0]]
+    before = offsets[t - 1][1]
+    gap = text[before : offsets[t][0]]
     if not gap or not gap.isspace():
         return 0
     if "\n\n" in gap or "\n\r\n" in gap:
         return PARAGRAPH
-    if text[offsets[t - 1][1] - 1] in _SENTENCE_END:
-        return SENTENCE
     if "\n" in gap:
-        return LINE
-    return WORD
+        quality = LINE
+    elif text[before - 1] in _SENTENCE_END:
+        quality = SENTENCE
+    else:
+        return WORD
+    # A Markdown table's row is its record: cut between rows as between sentences, and never at
+    # the punctuation inside a cell (that would start a chunk halfway through a row).
+    if _in_table_row(text, before):
+        return SENTENCE if quality == LINE else WORD
+    return SENTENCE if text[before - 1] in _SENTENCE_END else quality
+
+
+def _in_table_row(text: str, position: int) -> bool:
+    # Looks back a bounded way: on a megabyte-long line, an unbounded search per candidate cut
+    # would make chunking quadratic. Longer rows are not treated as rows.
+    floor = max(0, position - 4096)
+    line_start = text.rfind("\n", floor, position) + 1
+    if line_start == 0 and floor > 0:
+        return False
+    return text[line_start:position].lstrip().startswith("|")
 
 
 def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> bool:
@@ -119,7 +136,7 @@ def _overlap_start(text: str, offsets: Sequence[tuple[int, int]], start: int, en
         q = _boundary(text, offsets, t)
         if q >= SENTENCE:
             return t
-        if q and word is None:
+        if q and word is None and not _in_table_row(text, offsets[t - 1][1]):
             word = t
     return word or end
 

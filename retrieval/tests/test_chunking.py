@@ -38,6 +38,22 @@ def test_long_text_cuts_at_sentence_ends_with_overlap():
         assert b.start < a.end  # overlap
 
 
+def test_tables_are_cut_between_rows():
+    """A cell's own punctuation ("code": 429; ...) is no place to cut: a chunk that began there would
+    start halfway through a row."""
+    rows = "\n".join(
+        f'| limit {i} | `DOCENT_RATE_{i}` | `{i}/m` | {{"type": "error", "code": "rate_limited"}}; then 429 |'
+        for i in range(30)
+    )
+    table = "| what | variable | default | past it |\n|---|---|---|---|\n" + rows
+    chunks = chunk_blocks([Block(table)], offsets_of=wordpiece_offsets, max_tokens=80, overlap_tokens=20)
+    assert len(chunks) > 4
+    for c in chunks:
+        assert c.text.startswith("|") and c.text.endswith("|"), c.text
+        assert all(line.startswith("|") and line.endswith("|") for line in c.text.split("\n"))
+        assert c.token_count <= 80
+
+
 def test_giant_word_is_the_only_thing_cut_mid_word():
     word = "ab-" * 2000  # no space anywhere, thousands of tokens
     chunks = chunk_blocks([Block(f"start {word} end")], offsets_of=wordpiece_offsets, max_tokens=64)
