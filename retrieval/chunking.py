@@ -9,6 +9,7 @@ between tokens. Counts use the embedder's own tokenizer, so no chunk is truncate
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,32 @@ def _in_table_row(text: str, position: int) -> bool:
     if line_start == 0 and floor > 0:
         return False
     return text[line_start:position].lstrip().startswith("|")
+
+
+_RULE_CELL = re.compile(r":?-{3,}:?")
+
+
+def _is_table_rule(line: str) -> bool:
+    cells = line.strip().strip("|").split("|")
+    return line.lstrip().startswith("|") and all(_RULE_CELL.fullmatch(c.strip()) for c in cells)
+
+
+def _table_header(text: str, position: int) -> str:
+    """The header row and rule line (ending in a newline) of the Markdown table whose body row starts
+    at `position`; "" when `position` is not at the start of a body row."""
+    line_start = text.rfind("\n", max(0, position - 4096), position) + 1
+    if not text.startswith("|", position) or text[line_start:position].strip():
+        return ""
+    above = text[max(0, position - 65536) : line_start].split("\n")[:-1]
+    # Walk up through the table's rows to its rule line; the header is the line above it.
+    for i in range(len(above) - 1, 0, -1):
+        line = above[i]
+        if not line.lstrip().startswith("|"):
+            return ""
+        if _is_table_rule(line):
+            header = above[i - 1]
+            return f"{header}\n{line}\n" if header.lstrip().startswith("|") else ""
+    return ""
 
 
 def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> bool:
@@ -185,22 +212,30 @@ def chunk_blocks(
         heading = trim_heading(section.headings, offsets_of, heading_tokens)
         start = 0
         while start < len(offsets):
-            end = _cut(text, offsets, start, max_tokens)
-            a, b = offsets[start][0], offsets[end - 1][1]
+            a = offsets[start][0]
+            # A chunk that starts inside a table repeats the table's header, so its rows keep their
+            # column names (for the embedder, the reader and the model).
+            header = _table_header(text, a)
+            header_count = len(offsets_of(header)) if header else 0
+            if header_count > max_tokens // 2:
+                header, header_count = "", 0
+            limit = max_tokens - header_count
+            end = _cut(text, offsets, start, limit)
+            b = offsets[end - 1][1]
             # Counts add up across whitespace, so a chunk cut at whitespace at both ends holds exactly
             # end - start tokens. A cut inside a word re-tokenizes its pieces, so count those again.
             if _splits_before(text, offsets, start) and _splits_before(text, offsets, end):
                 count = end - start
             else:
                 count = len(offsets_of(text[a:b]))
-            while count > max_tokens and end - start > 1:
-                end -= max(1, count - max_tokens)
+            while count > limit and end - start > 1:
+                end -= max(1, count - limit)
                 b = offsets[end - 1][1]
                 count = len(offsets_of(text[a:b]))
             chunks.append(
                 ChunkSpec(
-                    text=text[a:b],
-                    token_count=count,
+                    text=header + text[a:b],
+                    token_count=header_count + count,
                     heading_path=heading,
                     page=_page_at(section, a),
                     section=index,

@@ -45,13 +45,49 @@ def test_tables_are_cut_between_rows():
         f'| limit {i} | `DOCENT_RATE_{i}` | `{i}/m` | {{"type": "error", "code": "rate_limited"}}; then 429 |'
         for i in range(30)
     )
-    table = "| what | variable | default | past it |\n|---|---|---|---|\n" + rows
-    chunks = chunk_blocks([Block(table)], offsets_of=wordpiece_offsets, max_tokens=80, overlap_tokens=20)
+    header = "| what | variable | default | past it |\n|---|---|---|---|\n"
+    chunks = chunk_blocks(
+        [Block("Limits per user:"), Block(header + rows)],
+        offsets_of=wordpiece_offsets,
+        max_tokens=80,
+        overlap_tokens=20,
+    )
     assert len(chunks) > 4
+    assert chunks[0].text.startswith("Limits per user:\n\n" + header)
+    for c in chunks[1:]:
+        # Each later chunk starts on a whole row under the table's repeated header.
+        assert c.text.startswith(header + "| limit "), c.text
     for c in chunks:
-        assert c.text.startswith("|") and c.text.endswith("|"), c.text
-        assert all(line.startswith("|") and line.endswith("|") for line in c.text.split("\n"))
-        assert c.token_count <= 80
+        assert all(line.startswith("|") and line.endswith("|") for line in c.text.split("\n")[-3:])
+        assert c.token_count == n_tokens(c.text) <= 80
+    rows_seen = {line for c in chunks for line in c.text.split("\n") if line.startswith("| limit")}
+    assert rows_seen == set(rows.split("\n"))
+
+
+cell = st.text(alphabet='ab :;.{}"`', min_size=1, max_size=8).map(str.strip).filter(bool)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    table=st.lists(st.lists(cell, min_size=3, max_size=3), min_size=10, max_size=60),
+    max_tokens=st.integers(min_value=40, max_value=160),
+    overlap=st.integers(min_value=0, max_value=30),
+)
+def test_tables_keep_their_header_and_whole_rows(table, max_tokens, overlap):
+    """Property: a chunk starting inside a table's body starts with the header and a whole row, and the
+    counts stay exact and bounded."""
+    header = "| " + " | ".join(table[0]) + " |\n|---|---|---|\n"
+    body = ["| " + " | ".join(row) + " |" for row in table[1:]]
+    chunks = chunk_blocks([Block(header + "\n".join(body))], offsets_of=wordpiece_offsets,
+                          max_tokens=max_tokens, overlap_tokens=overlap)  # fmt: skip
+    for c in chunks:
+        assert c.token_count == n_tokens(c.text) <= max_tokens
+    # Rows stay whole when the header fits in half a chunk and a row in half of what is left.
+    head = n_tokens(header)
+    if head <= max_tokens // 2 and max(n_tokens(r) for r in body) <= (max_tokens - head) // 2:
+        for c in chunks[1:]:
+            assert c.text.startswith(header), c.text
+            assert c.text.removeprefix(header).split("\n")[0] in body, c.text
 
 
 def test_giant_word_is_the_only_thing_cut_mid_word():
@@ -106,7 +142,9 @@ def test_no_text_lost_and_no_chunk_over_bound(paragraphs, max_tokens, overlap):
     section = "\n\n".join(b.text for b in blocks)
     for c in chunks:
         assert c.token_count == n_tokens(c.text) <= max_tokens
-        assert section[c.start : c.end] == c.text
+        body = section[c.start : c.end]
+        header = c.text.removesuffix(body)
+        assert c.text.endswith(body) and (header == "" or header.lstrip().startswith("|"))
     # Coverage: the spans leave out no token of the section.
     covered = [False] * len(section)
     for c in chunks:
