@@ -138,6 +138,24 @@ def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member
     expect(items).to_have_count(2)
 
 
+def test_a_long_conversation_title_ends_in_an_ellipsis_inside_the_sidebar(page, live_url, member):
+    from chat import services as chat_services
+
+    chat_services.exchange_start(
+        user=member, conversation_id=None, request_id="long", collection_ids=None,
+        content="What is the default rate limit for searches and uploads per user?",
+    )  # fmt: skip
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    expect(page.locator("#conversations li")).to_have_count(1)
+    sidebar, item, title = (
+        page.locator(sel).first.bounding_box()
+        for sel in (".sidebar", "#conversations li", "#conversations .open")
+    )
+    assert item["x"] + item["width"] <= sidebar["x"] + sidebar["width"]
+    clipped = page.locator("#conversations .open").first.evaluate("b => b.scrollWidth > b.clientWidth")
+    assert clipped and title["width"] < item["width"]
+
+
 def test_the_chat_page_refuses_inline_script(page, live_url, member, csp_violations):
     """The policy is enforced, not only sent: a script element injected into the page does not run."""
     sign_in(page, live_url, "erin", "pw-erin-12345")
