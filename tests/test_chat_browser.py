@@ -187,6 +187,29 @@ def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
     assert page.evaluate("window.__pwned") is None
 
 
+def test_a_table_in_an_answer_is_a_table(page, live_app, member, fake_openai):
+    """Models answer in Markdown tables; the renderer builds one from DOM nodes (cells may cite)."""
+    fake_openai.reply = (
+        "Leave and expenses:\n\n| what | rule |\n|---|:---:|\n| leave | 25 days [1] |\n"
+        "| expenses | within 30 days `receipt \\| portal` |\n\nAsk HR for more."
+    )
+    base = live_app(**provider_env(fake_openai))
+    sign_in(page, base, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    table = answer.locator(".body table")
+    expect(table).to_have_count(1)
+    assert table.locator("th").all_inner_texts() == ["what", "rule"]
+    assert [r.locator("td").all_inner_texts() for r in table.locator("tbody tr").all()] == [
+        ["leave", "25 days 1"],
+        ["expenses", "within 30 days receipt | portal"],
+    ]
+    assert table.locator("td").nth(1).evaluate("td => td.style.textAlign") == "center"
+    expect(answer.locator(".body p")).to_have_text(["Leave and expenses:", "Ask HR for more."])
+    table.locator("button.cite").click()
+    expect(page.locator("#source-panel")).to_be_visible()
+
+
 def test_reload_mid_answer_then_see_it_finish(page, live_app, member, fake_openai):
     fake_openai.reply = " ".join(f"token{i}" for i in range(80)) + " [1]"
     fake_openai.token_delay = 0.05

@@ -1,5 +1,5 @@
 // A small Markdown renderer that builds DOM nodes and never parses HTML: model-written text cannot
-// run script, load remote images or open unsafe links. Citations [n] become buttons.
+// run script, load remote images or open unsafe links. Citations [n] become buttons; tables are tables.
 (function () {
   "use strict";
   const SAFE_URL = /^(https?:|mailto:)/i;
@@ -42,6 +42,39 @@
     if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
   }
 
+  const RULE_CELL = /^\s*:?-{3,}:?\s*$/;
+
+  function cells(line) {
+    // Split a table row at its pipes (an escaped \| stays in the cell).
+    return line.trim().replace(/^\|/, "").replace(/(?<!\\)\|$/, "").split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, "|"));
+  }
+
+  function tableStarts(lines, i) {
+    return /^\s*\|/.test(lines[i]) && i + 1 < lines.length && cells(lines[i + 1]).every((c) => RULE_CELL.test(c));
+  }
+
+  function table(lines, i, onCite) {
+    const head = cells(lines[i]);
+    const align = cells(lines[i + 1]).map((c) => (/^:-+:$/.test(c) ? "center" : /-:$/.test(c) ? "right" : ""));
+    const wrap = document.createElement("div"); wrap.className = "table-wrap";
+    const t = document.createElement("table");
+    const row = (values, tag) => {
+      const tr = document.createElement("tr");
+      head.forEach((_, k) => {
+        const cell = document.createElement(tag);
+        if (align[k]) cell.style.textAlign = align[k];
+        inline(cell, values[k] || "", onCite); tr.append(cell);
+      });
+      return tr;
+    };
+    const thead = document.createElement("thead"); thead.append(row(head, "th"));
+    const tbody = document.createElement("tbody");
+    i += 2;
+    while (i < lines.length && /^\s*\|/.test(lines[i])) tbody.append(row(cells(lines[i++]), "td"));
+    t.append(thead, tbody); wrap.append(t);
+    return [wrap, i];
+  }
+
   function render(container, source, onCite) {
     const root = document.createDocumentFragment();
     const lines = source.replace(/\r\n/g, "\n").split("\n");
@@ -56,6 +89,10 @@
         const pre = document.createElement("pre"); const code = document.createElement("code");
         code.textContent = body.join("\n"); pre.append(code); root.append(pre);
         continue;
+      }
+      if (tableStarts(lines, i)) {
+        const [node, next] = table(lines, i, onCite);
+        root.append(node); i = next; continue;
       }
       const heading = /^(#{1,4})\s+(.*)$/.exec(line);
       if (heading) {
@@ -79,7 +116,7 @@
       }
       if (!line.trim()) { i++; continue; }
       const para = [];
-      while (i < lines.length && lines[i].trim() && !/^\s*(```|#{1,4}\s|[-*•]\s|\d+[.)]\s|>)/.test(lines[i])) para.push(lines[i++]);
+      while (i < lines.length && lines[i].trim() && !/^\s*(```|#{1,4}\s|[-*•]\s|\d+[.)]\s|>)/.test(lines[i]) && !tableStarts(lines, i)) para.push(lines[i++]);
       if (!para.length) { para.push(lines[i++]); }
       const p = document.createElement("p"); inline(p, para.join("\n"), onCite); root.append(p);
     }
