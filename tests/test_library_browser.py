@@ -42,6 +42,10 @@ def test_upload_shows_live_progress_and_readable_errors(
     expect(good_row).to_have_attribute("data-status", "ready", timeout=60_000)
     expect(good_row.locator(".status")).to_contain_text("chunks")
     assert good_row.locator("progress").evaluate("p => p.value") == 1
+    # The new row opens its file like the listed ones; the collection counts the two stored files.
+    document_id = good_row.get_attribute("data-document")
+    expect(good_row.locator("a.name")).to_have_attribute("href", f"/api/v1/documents/{document_id}/file")
+    expect(section.locator("header .count")).to_have_text("2 documents")
 
     bad_row = section.locator("li.doc", has_text="broken.pdf")
     expect(bad_row).to_have_attribute("data-status", "failed", timeout=60_000)
@@ -172,9 +176,11 @@ def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section[data-collection='{collection.id}']")
     expect(section.locator(f"li[data-document='{keep.id}'] [data-action=retry]")).to_be_hidden()
+    expect(section.locator("header .count")).to_have_text("3 documents")
     page.once("dialog", lambda dialog: dialog.accept())
     section.locator(f"li[data-document='{drop.id}'] [data-action=delete]").click()
     expect(section.locator(f"li[data-document='{drop.id}']")).to_have_count(0)
+    expect(section.locator("header .count")).to_have_text("2 documents")
     assert not Document.objects.filter(id=drop.id).exists()
     assert [h.document_id for h in selectors_search(user, "pager rota")] == []
     failed = section.locator(f"li[data-document='{broken.id}']")

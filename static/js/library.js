@@ -40,6 +40,24 @@
     } else if (err) { err.remove(); }
   }
 
+  // Once stored, the file opens from its row, as the rows the page was served with do.
+  function link(li, id) {
+    const name = li.querySelector(".name");
+    if (name.tagName === "A") return;
+    const a = document.createElement("a");
+    a.className = "name"; a.textContent = name.textContent; a.title = `Open ${name.textContent}`;
+    a.href = `/api/v1/documents/${encodeURIComponent(id)}/file`; a.target = "_blank"; a.rel = "noopener";
+    name.replaceWith(a);
+  }
+
+  function count(section, delta) {
+    const span = section && section.querySelector(".count");
+    if (!span) return;
+    const n = Math.max(0, Number(span.dataset.count) + delta);
+    span.dataset.count = String(n);
+    span.textContent = `${n} document${n === 1 ? "" : "s"}`;
+  }
+
   function upload(section, file, li) {
     li = li || row(section.querySelector(".documents"), null, file.name);
     const xhr = new XMLHttpRequest();
@@ -51,6 +69,8 @@
       try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
       if (xhr.status === 202 || xhr.status === 200) {
         li.dataset.document = body.id;
+        link(li, body.id);
+        if (!body.duplicate) count(section, +1);
         rows.set(String(body.id), li);
         show(li, { status: body.status, progress: 0.05, chunks: 0 });
         if (body.duplicate) li.querySelector(".status").textContent += " (already uploaded)";
@@ -85,6 +105,7 @@
     }).catch(() => null);
     button.disabled = false;
     if (response && (response.status === 204 || response.status === 404) && button.dataset.action === "delete") {
+      count(li.closest(".collection"), -1);
       rows.delete(id); li.remove();
     } else if (response && response.status === 202) {
       show(li, { status: "queued", progress: 0 }); poll(id, li);
