@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    # The API explorer's Swagger UI from ninja's own static files, not a CDN (offline, and the CSP).
+    "ninja",
     "retrieval",
     "chat",
 ]
