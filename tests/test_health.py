@@ -100,3 +100,8 @@ def test_queue_depth_is_minus_one_soon_when_the_broker_is_away(client, db, monke
     assert queue_depth() == -1
     assert time.monotonic() - started < 1.5  # one attempt, no retry pause
     assert "docent_ingest_queue_depth -1.0" in client.get("/metrics").content.decode()
+
+
+def test_favicon_requests_find_the_apps_icon(client, db):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("/favicon.svg")
