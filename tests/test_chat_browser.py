@@ -30,6 +30,15 @@ def provider_env(fake):
     return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "DOCENT_CHAT_MODEL": "fake-chat"}
 
 
+def answered_by_model(page, live_app, fake, reply: str):
+    """Sign in to an app whose provider replies `reply`, ask, and wait for the answer to finish."""
+    fake.reply = reply
+    sign_in(page, live_app(**provider_env(fake)), "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    return answer
+
+
 def ask(page, question: str):
     """Type the question and send it; the first answer's article."""
     page.fill("textarea", question)
@@ -169,14 +178,13 @@ def test_the_chat_page_refuses_inline_script(page, live_url, member, csp_violati
 
 
 def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
-    fake_openai.reply = (
+    answer = answered_by_model(
+        page,
+        live_app,
+        fake_openai,
         'Leave is 25 days [1]. <img src=x onerror="window.__pwned=1"> '
-        "[click me](javascript:window.__pwned=2) ![tracker](http://127.0.0.1:9/pixel.png) [safe](https://example.org)"
+        "[click me](javascript:window.__pwned=2) ![tracker](http://127.0.0.1:9/pixel.png) [safe](https://example.org)",
     )
-    base = live_app(**provider_env(fake_openai))
-    sign_in(page, base, "erin", "pw-erin-12345")
-    answer = ask(page, "How many days of paid leave do employees get?")
-    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     assert answer.locator("img").count() == 0
     expect(answer.locator(".body")).to_contain_text("<img src=x")  # shown as text, never parsed
     links = answer.locator(".body a")
@@ -189,14 +197,13 @@ def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
 
 def test_a_table_in_an_answer_is_a_table(page, live_app, member, fake_openai):
     """Models answer in Markdown tables; the renderer builds one from DOM nodes (cells may cite)."""
-    fake_openai.reply = (
+    answer = answered_by_model(
+        page,
+        live_app,
+        fake_openai,
         "Leave and expenses:\n\n| what | rule |\n|---|:---:|\n| leave | 25 days [1] |\n"
-        "| expenses | within 30 days `receipt \\| portal` |\n\nAsk HR for more."
+        "| expenses | within 30 days `receipt \\| portal` |\n\nAsk HR for more.",
     )
-    base = live_app(**provider_env(fake_openai))
-    sign_in(page, base, "erin", "pw-erin-12345")
-    answer = ask(page, "How many days of paid leave do employees get?")
-    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     table = answer.locator(".body table")
     expect(table).to_have_count(1)
     assert table.locator("th").all_inner_texts() == ["what", "rule"]
