@@ -124,6 +124,19 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "").strip()
 
 
+def markdown_table(rows: list[list[str]]) -> str:
+    """A table's cells as a Markdown pipe table, its first row the header, so that chunking cuts it
+    between rows and repeats the header, and a reader sees each value under its column's name. A
+    single row stays a line of cells."""
+    rows = [[re.sub(r"\s+", " ", c).strip().replace("|", "\\|") for c in row] for row in rows]
+    rows = [row for row in rows if any(row)]
+    if len(rows) < 2:
+        return " | ".join(c for row in rows for c in row if c)
+    width = max(len(row) for row in rows)
+    lines = [f"| {' | '.join(row + [''] * (width - len(row)))} |" for row in rows]
+    return "\n".join([lines[0], "|" + "---|" * width, *lines[1:]])
+
+
 def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -187,11 +200,9 @@ def parse_docx(path: Path, budget: _Budget) -> list[Block]:
             blocks.append(Block(budget.take(text), headings=list(headings)))
         elif child.tag == qn("w:tbl"):
             table = docx.table.Table(child, document)
-            for row in table.rows:
-                cells = [_clean(c.text) for c in row.cells]
-                line = " | ".join(c for c in cells if c)
-                if line:
-                    blocks.append(Block(budget.take(line), headings=list(headings)))
+            text = markdown_table([[_clean(c.text) for c in row.cells] for row in table.rows])
+            if text:
+                blocks.append(Block(budget.take(text), headings=list(headings)))
     if not blocks and headings:
         blocks.append(Block(" ".join(headings)))
     return blocks
@@ -311,6 +322,8 @@ _HTML_BLOCK = {
     "hr",
     "form",
 }
+# A table whose cells hold these lays out a page rather than tabulating data.
+_HTML_LAYOUT = ["table", "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote"]
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
@@ -336,6 +349,12 @@ def parse_html(path: Path, budget: _Budget) -> list[Block]:
             or bool(_HIDDEN_STYLE.search(tag.get("style") or ""))
         )
 
+    def is_data_table(table: Tag) -> bool:
+        # Cells holding blocks lay a page out; hidden or skipped content must go through walk().
+        return not table.find(_HTML_LAYOUT) and not any(
+            d.name in _HTML_SKIP or hidden(d) for d in table.find_all(True)
+        )
+
     def walk(node) -> None:
         nonlocal headings
         for child in node.children:
@@ -352,6 +371,20 @@ def parse_html(path: Path, budget: _Budget) -> list[Block]:
                 title = re.sub(r"\s+", " ", child.get_text(" ")).strip()
                 if title:
                     headings = headings[: level - 1] + [title]
+                continue
+            if child.name == "table" and is_data_table(child):
+                flush()
+                text = markdown_table(
+                    [
+                        [
+                            re.sub(r"\s+", " ", cell.get_text(" "))
+                            for cell in row.find_all(("th", "td"), recursive=False)
+                        ]
+                        for row in child.find_all("tr")
+                    ]
+                )
+                if text:
+                    blocks.append(Block(text, headings=list(headings)))
                 continue
             if child.name in _HTML_BLOCK:
                 flush()

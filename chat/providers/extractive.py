@@ -27,6 +27,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*•]\s)"
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
 _RULE = re.compile(r":?-{3,}:?")  # a Markdown table's separator cell
+_PIPE = re.compile(r"(?<!\\)\|")  # a cell border (an escaped \| belongs to the cell)
 
 
 _stemmer = snowballstemmer.stemmer("english")  # PostgreSQL's 'english' search config uses the same
@@ -76,7 +77,9 @@ def _prose(lines: list[str]) -> list[str]:
 
 
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    line = line.strip().removeprefix("|")
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    return [c.strip().replace("\\|", "|") for c in _PIPE.split(line)]
 
 
 class ExtractiveAnswerer(ChatModel):

@@ -118,6 +118,9 @@ def test_extractive_quotes_a_table_row_with_its_column_names():
     # A separator row is never a sentence; rows whose header is not in the passage (cut off with the
     # chunk before) stay together as one piece of text.
     assert split_sentences("| a | b |\n|---|---|") == []
+    assert split_sentences("| city | cap |\n|---|---|\n| Berlin \\| Mitte | 160 |") == [
+        "city: Berlin | Mitte; cap: 160"
+    ]
     assert split_sentences("Cut.\n| cats | purr |\n| dogs | bark |") == [
         "Cut.\n| cats | purr |\n| dogs | bark |"
     ]

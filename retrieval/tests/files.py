@@ -49,6 +49,20 @@ def docx_bytes(heading: str, paragraphs: list[str]) -> bytes:
     return out.getvalue()
 
 
+def docx_table_bytes(heading: str, rows: list[list[str]]) -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_heading(heading, level=1)
+    table = document.add_table(rows=len(rows), cols=len(rows[0]))
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            table.cell(r, c).text = text
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
 def _pdf(objects: list[bytes]) -> bytes:
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")

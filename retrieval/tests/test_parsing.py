@@ -92,6 +92,35 @@ def test_html_keeps_visible_text_only(tmp_path):
     assert "secret" not in " ".join(b.text for b in blocks)
 
 
+def test_tables_become_markdown_tables(tmp_path):
+    """A data table (HTML or DOCX) is one block in Markdown's pipe format, header first, so chunks cut
+    it between rows and keep its column names. A table laying out a page is read as its text."""
+    html = b"""<html><body><h1>Travel</h1><table>
+    <thead><tr><th>city</th><th>nightly cap</th></tr></thead>
+    <tbody><tr><td>London</td><td>220 GBP</td></tr><tr><td>Berlin | Mitte</td><td>160\n EUR</td></tr></tbody>
+    </table><table><tr><td><p>Layout cell one.</p></td><td><p>Layout cell two.</p></td></tr></table>
+    <table><tr><td>shown</td><td><span hidden>secret</span></td></tr></table></body></html>"""
+    blocks = parse_isolated(write(tmp_path, "a.html", html), "html", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        (
+            "| city | nightly cap |\n|---|---|\n| London | 220 GBP |\n| Berlin \\| Mitte | 160 EUR |",
+            ["Travel"],
+        ),
+        ("Layout cell one.", ["Travel"]),
+        ("Layout cell two.", ["Travel"]),
+        ("shown", ["Travel"]),
+    ]
+    docx = files.docx_table_bytes("Travel", [["city", "nightly cap"], ["London", "220 GBP"], ["Paris", ""]])
+    blocks = parse_isolated(write(tmp_path, "a.docx", docx), "docx", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("| city | nightly cap |\n|---|---|\n| London | 220 GBP |\n| Paris |  |", ["Travel"])
+    ]
+    one_row = files.docx_table_bytes("Travel", [["city", "nightly cap"]])
+    assert [b.text for b in parse_isolated(write(tmp_path, "b.docx", one_row), "docx", **LIMITS)] == [
+        "city | nightly cap"
+    ]
+
+
 def test_invalid_utf8_fails_readably(tmp_path):
     with pytest.raises(ParseError, match="not valid UTF-8"):
         parse_isolated(write(tmp_path, "a.txt", b"ok \xff\xfe bad"), "text", **LIMITS)
