@@ -95,6 +95,21 @@ POLICY = (
 )
 
 
+def test_a_quoted_table_row_is_marked_in_its_source(page, live_url, make_user, make_team, make_collection):
+    """Offline, a table row is quoted as 'column: value; ...'; its source marks the row itself."""
+    user = make_user("tom", password="pw-tom-123456")
+    collection = make_collection(make_team("Travel", members=[user]), "policy")
+    table = "# Travel\n\n## Hotels\n\n| city | nightly cap |\n|---|---|\n| London | 220 GBP |\n| Berlin | 160 EUR |\n"
+    document, _ = upload(collection, "travel.md", table.encode(), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    sign_in(page, live_url, "tom", "pw-tom-123456")
+    answer = ask(page, "What is the nightly cap for hotels in Berlin?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("city: Berlin; nightly cap: 160 EUR")
+    answer.locator("button.cite").first.click()
+    expect(page.locator("#source-text mark")).to_have_text(["| Berlin | 160 EUR |"])
+
+
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):
     """Opening a long passage scrolls the panel, not the page: the question box stays on screen, and
     the sentence the answer quotes is marked and in view."""

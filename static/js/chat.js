@@ -222,8 +222,11 @@
     let prev = 0;
     for (const m of text.matchAll(/\[(\d{1,3})\]/g)) {
       if (Number(m[1]) === n) {
-        const parts = text.slice(prev, m.index).split(/(?<=[.!?:])\s+|\n+/)
+        const said = text.slice(prev, m.index);
+        const parts = said.split(/(?<=[.!?:])\s+|\n+/)
           .map((x) => x.replace(/^\s*[-*•]\s+/, "").trim()).filter(Boolean);
+        // The quote as one line too: a table row is quoted as "column: value; column: value".
+        parts.line = said.split("\n").pop().replace(/^\s*[-*•]\s+/, "").replace(/^From your documents:\s*/, "");
         if (parts.length) found.push(parts);
       }
       prev = m.index + m[0].length;
@@ -234,11 +237,28 @@
   // The passage as text, with what the answer cites marked where the passage holds it word for word
   // (as the offline answerer quotes; a model's paraphrase is left unmarked): for each citation the
   // longest run of its last sentences found, of three words at least. The first mark is scrolled to.
+  // The line of a Markdown table in the passage holding every value of a quoted row ("city: Berlin;
+  // cap: 160 EUR"), as [start, end]; null when the quote is not a row of this passage.
+  function tableRow(text, quote) {
+    const squash = (x) => x.replace(/\s+/g, " ").trim();
+    const values = quote.trim().replace(/[.]$/, "").split(/;\s+/).map((p) => squash(p.replace(/^[^:]*:\s*/, ""))).filter(Boolean);
+    if (values.length < 2) return null;
+    let offset = 0;
+    for (const line of text.split("\n")) {
+      const cells = squash(line.replace(/\\\|/g, "|"));
+      if (/^\s*\|/.test(line) && values.every((v) => cells.includes(v))) return [offset, offset + line.length];
+      offset += line.length + 1;
+    }
+    return null;
+  }
+
   function showPassage(node, text, cited) {
     node.replaceChildren();
     const escape = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     const spans = [];
     for (const parts of cited) {
+      const row = tableRow(text, parts.line || "");
+      if (row) { if (!spans.some(([x, y]) => row[0] < y && x < row[1])) spans.push(row); continue; }
       for (let k = parts.length; k >= 1; k--) {
         const words = parts.slice(-k).join(" ").replace(/[.!?:]+$/, "").split(/\s+/).filter(Boolean);
         if (words.length < 3) continue;
