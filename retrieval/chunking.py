@@ -28,7 +28,9 @@ class ChunkSpec:
     heading_path: str
     page: int | None
     section: int
-    start: int  # character span within the section text, for tests and highlighting
+    # Character span within the section text, for tests and highlighting; `text` is that span,
+    # after a table's repeated header when the chunk starts inside a table.
+    start: int
     end: int
 
     @property
