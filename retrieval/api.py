@@ -164,7 +164,7 @@ def get_document(request, document_id: int):
 
 @router.get("/documents/{document_id}/file", response={200: None, 404: ErrorOut})
 def get_document_file(request, document_id: int):
-    """The uploaded file itself, under its original name: Markdown and text shown as plain text,
+    """The uploaded file itself, under its original name: Markdown, CSV and text shown as plain text,
     other types downloaded."""
     return downloads.file_response(_document_or_404(request, document_id))
 

@@ -1,4 +1,4 @@
-"""An uploaded file handed back to a browser, safely: Markdown and text shown as plain text, every
+"""An uploaded file handed back to a browser, safely: Markdown, CSV and text shown as plain text, every
 other type downloaded, never rendered in the app's origin (an uploaded HTML page would otherwise run
 its scripts as the signed-in user)."""
 
@@ -8,7 +8,7 @@ from django.http import FileResponse, Http404
 
 from .models import Document
 
-_INLINE_KINDS = {Document.Kind.TEXT, Document.Kind.MARKDOWN}
+_INLINE_KINDS = {Document.Kind.TEXT, Document.Kind.MARKDOWN, Document.Kind.CSV}
 _DOWNLOAD_TYPES = {
     Document.Kind.PDF: "application/pdf",
     Document.Kind.DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",

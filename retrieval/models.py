@@ -72,6 +72,7 @@ class Document(models.Model):
         MARKDOWN = "markdown", "Markdown"
         HTML = "html", "HTML"
         TEXT = "text", "Plain text"
+        CSV = "csv", "CSV"
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)

@@ -6,6 +6,7 @@ so a hostile file fails its own document with a readable reason and never takes 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-KINDS = ("pdf", "docx", "markdown", "html", "text")
+KINDS = ("pdf", "docx", "markdown", "html", "text", "csv")
 EXTENSIONS = {
     ".pdf": "pdf",
     ".docx": "docx",
@@ -29,8 +30,9 @@ EXTENSIONS = {
     ".htm": "html",
     ".txt": "text",
     ".text": "text",
+    ".csv": "csv",
 }
-TEXT_FAMILY = {"markdown", "html", "text"}
+TEXT_FAMILY = {"markdown", "html", "text", "csv"}
 SNIFF_BYTES = 64 * 1024
 DOCX_MAX_UNCOMPRESSED = 200 * 1024 * 1024
 DOCX_MAX_RATIO = 150
@@ -77,7 +79,9 @@ def detect_kind(path: str | Path, filename: str) -> str:
     ext = Path(filename).suffix.lower()
     claimed = EXTENSIONS.get(ext)
     if ext and claimed is None:
-        raise UnsupportedType(f"'{ext}' files are not supported; upload PDF, DOCX, Markdown, HTML or text")
+        raise UnsupportedType(
+            f"'{ext}' files are not supported; upload PDF, DOCX, Markdown, HTML, CSV or text"
+        )
 
     if b"%PDF-" in head[:1024]:
         found = "pdf"
@@ -87,7 +91,7 @@ def detect_kind(path: str | Path, filename: str) -> str:
         text = _sniff_text(head)
         if text is None:
             raise UnsupportedType("the file is binary and not a PDF or DOCX document")
-        if claimed in ("markdown", "text"):
+        if claimed in ("markdown", "text", "csv"):
             found = claimed
         else:
             found = "html" if _looks_like_html(text) else "text"
@@ -407,12 +411,31 @@ def parse_text(path: Path, budget: _Budget) -> list[Block]:
     return [Block(p.strip()) for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
+def parse_csv(path: Path, budget: _Budget) -> list[Block]:
+    """A CSV file as one Markdown table (its first row the header), which chunking cuts between rows
+    under a repeated header."""
+    import csv
+
+    text = _read_text(path, budget)
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
+    except csv.Error as exc:  # an unclosed quote, or a field past the csv module's size limit
+        raise ParseError(f"the CSV file is malformed ({exc})") from exc
+    table = markdown_table(rows)
+    return [Block(table)] if table else []
+
+
 PARSERS = {
     "pdf": parse_pdf,
     "docx": parse_docx,
     "markdown": parse_markdown,
     "html": parse_html,
     "text": parse_text,
+    "csv": parse_csv,
 }
 
 

@@ -132,12 +132,13 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
 def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     client, alice, collection_a, key_for
 ):
-    """Markdown and text come back as plain text; HTML, PDF and DOCX as downloads under their original
+    """Markdown, CSV and text come back as plain text; HTML, PDF and DOCX as downloads under their original
     name; none can run script in the app's origin."""
     auth = key_for(alice)
     page = b"<html><body><script>alert(1)</script><p>Quarterly plan</p></body></html>"
     cases = [
         ("notes.md", b"# Notes\n\nShip on Friday.\n", "text/plain; charset=utf-8", "inline"),
+        ("caps.csv", b"city,cap\nLondon,220\n", "text/plain; charset=utf-8", "inline"),
         ("plan.html", page, "application/octet-stream", "attachment"),
         ("report.pdf", files.pdf_bytes(["Revenue grew."]), "application/pdf", "attachment"),
     ]

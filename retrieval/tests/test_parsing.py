@@ -24,6 +24,7 @@ def write(tmp_path, name: str, data: bytes):
         ("a.txt", b"plain words", "text"),
         ("README", b"plain words without extension", "text"),
         ("page", b"<html><body><p>x</p></body></html>", "html"),
+        ("prices.csv", b"city,cap\nLondon,220\n", "csv"),
     ],
 )
 def test_detect_kind_from_content(tmp_path, name, data, kind):
@@ -42,6 +43,7 @@ def test_detect_kind_from_content(tmp_path, name, data, kind):
         ("a.html", b"no markup at all"),
         ("archive.docx", b"PK\x03\x04garbage"),
         ("nul.txt", b"text with a \x00 NUL"),
+        ("prices.csv", files.pdf_bytes(["x"])),
     ],
 )
 def test_detect_kind_refuses_mismatch_and_unknown(tmp_path, name, data):
@@ -119,6 +121,18 @@ def test_tables_become_markdown_tables(tmp_path):
     assert [b.text for b in parse_isolated(write(tmp_path, "b.docx", one_row), "docx", **LIMITS)] == [
         "city | nightly cap"
     ]
+
+
+def test_csv_is_a_table(tmp_path):
+    """A CSV file is one Markdown table under its header row, whatever its delimiter."""
+    data = b'city;nightly cap\nLondon;220 GBP\n"Berlin; Mitte";160 EUR\n'
+    blocks = parse_isolated(write(tmp_path, "caps.csv", data), "csv", **LIMITS)
+    assert [b.text for b in blocks] == [
+        "| city | nightly cap |\n|---|---|\n| London | 220 GBP |\n| Berlin; Mitte | 160 EUR |"
+    ]
+    huge_field = b"a,b\n" + b"x" * 200_000 + b",y\n"
+    with pytest.raises(ParseError, match="CSV file is malformed"):
+        parse_isolated(write(tmp_path, "huge.csv", huge_field), "csv", **LIMITS)
 
 
 def test_invalid_utf8_fails_readably(tmp_path):

@@ -16,6 +16,7 @@ SAMPLES = {
     "guide.md": b"# Setup\n\nInstall the package with pip.\n\n## Running\n\nStart the server with make run.\n",
     "page.html": b"<html><body><h1>FAQ</h1><p>The office opens at nine.</p><script>x()</script></body></html>",
     "notes.txt": b"The backup runs every night at two.\n\nRestores take an hour.",
+    "caps.csv": b"city,nightly cap\nLondon,220 GBP\nBerlin,160 EUR\n",
 }
 
 
