@@ -8,6 +8,7 @@ between tokens. Counts use the embedder's own tokenizer, so no chunk is truncate
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import unicodedata
@@ -108,22 +109,38 @@ def _is_table_rule(line: str) -> bool:
     return line.lstrip().startswith("|") and all(_RULE_CELL.fullmatch(c.strip()) for c in cells)
 
 
-def _table_header(text: str, position: int) -> str:
-    """The header row and rule line (ending in a newline) of the Markdown table whose body row starts
-    at `position`; "" when `position` is not at the start of a body row."""
-    line_start = text.rfind("\n", max(0, position - 4096), position) + 1
-    if not text.startswith("|", position) or text[line_start:position].strip():
+def _tables(text: str) -> list[tuple[int, int, str]]:
+    """(body start, body end, header row and rule line) of each Markdown table in the text."""
+    tables: list[tuple[int, int, str]] = []
+    if "|" not in text:
+        return tables
+    lines = text.split("\n")
+    offset, i = 0, 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("|") and i + 1 < len(lines) and _is_table_rule(lines[i + 1]):
+            header = f"{line}\n{lines[i + 1]}\n"
+            body = offset + len(header)
+            end, i = body, i + 2
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                end += len(lines[i]) + 1
+                i += 1
+            tables.append((body, end, header))
+            offset = end
+            continue
+        offset += len(line) + 1
+        i += 1
+    return tables
+
+
+def _table_header(text: str, tables: list[tuple[int, int, str]], position: int) -> str:
+    """The header to repeat for a chunk starting at `position`: that of the table whose body row
+    starts there, else ""."""
+    i = bisect.bisect_right(tables, position, key=lambda t: t[0]) - 1
+    if i < 0 or not (tables[i][0] <= position < tables[i][1]):
         return ""
-    above = text[max(0, position - 65536) : line_start].split("\n")[:-1]
-    # Walk up through the table's rows to its rule line; the header is the line above it.
-    for i in range(len(above) - 1, 0, -1):
-        line = above[i]
-        if not line.lstrip().startswith("|"):
-            return ""
-        if _is_table_rule(line):
-            header = above[i - 1]
-            return f"{header}\n{line}\n" if header.lstrip().startswith("|") else ""
-    return ""
+    line_start = text.rfind("\n", max(0, position - 4096), position) + 1
+    return "" if text[line_start:position].strip() else tables[i][2]
 
 
 def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> bool:
@@ -212,12 +229,13 @@ def chunk_blocks(
         if not offsets:
             continue
         heading = trim_heading(section.headings, offsets_of, heading_tokens)
+        tables = _tables(text)
         start = 0
         while start < len(offsets):
             a = offsets[start][0]
             # A chunk that starts inside a table repeats the table's header, so its rows keep their
             # column names (for the embedder, the reader and the model).
-            header = _table_header(text, a)
+            header = _table_header(text, tables, a)
             header_count = len(offsets_of(header)) if header else 0
             if header_count > max_tokens // 2:
                 header, header_count = "", 0

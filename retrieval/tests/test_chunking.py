@@ -64,6 +64,15 @@ def test_tables_are_cut_between_rows():
     assert rows_seen == set(rows.split("\n"))
 
 
+def test_a_long_tables_last_chunks_still_repeat_its_header():
+    header = "| id | city | cap |\n|---|---|---|\n"
+    rows = "\n".join(f"| {i} | City {i} | {100 + i % 300} EUR |" for i in range(4000))  # about 120 KB
+    chunks = chunk_blocks([Block(header + rows)], offsets_of=wordpiece_offsets, max_tokens=200)
+    assert len(chunks) > 100
+    assert all(c.text.startswith(header + "| ") for c in chunks)
+    assert chunks[-1].text.endswith("| 3999 | City 3999 | 199 EUR |")
+
+
 cell = st.text(alphabet='ab :;.{}"`', min_size=1, max_size=8).map(str.strip).filter(bool)
 
 
