@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from .tables import is_row, is_rule
 
 # A tokenizer for chunking: text -> [(start, end)] character offsets of its tokens, no special tokens.
 Offsets = Callable[[str], Sequence[tuple[int, int]]]
@@ -98,15 +99,7 @@ def _in_table_row(text: str, position: int) -> bool:
     line_start = text.rfind("\n", floor, position) + 1
     if line_start == 0 and floor > 0:
         return False
-    return text[line_start:position].lstrip().startswith("|")
-
-
-_RULE_CELL = re.compile(r":?-{3,}:?")
-
-
-def _is_table_rule(line: str) -> bool:
-    cells = line.strip().strip("|").split("|")
-    return line.lstrip().startswith("|") and all(_RULE_CELL.fullmatch(c.strip()) for c in cells)
+    return is_row(text[line_start:position])
 
 
 def _tables(text: str) -> list[tuple[int, int, str]]:
@@ -118,11 +111,11 @@ def _tables(text: str) -> list[tuple[int, int, str]]:
     offset, i = 0, 0
     while i < len(lines):
         line = lines[i]
-        if line.lstrip().startswith("|") and i + 1 < len(lines) and _is_table_rule(lines[i + 1]):
+        if is_row(line) and i + 1 < len(lines) and is_rule(lines[i + 1]):
             header = f"{line}\n{lines[i + 1]}\n"
             body = offset + len(header)
             end, i = body, i + 2
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
+            while i < len(lines) and is_row(lines[i]):
                 end += len(lines[i]) + 1
                 i += 1
             tables.append((body, end, header))

@@ -20,6 +20,8 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .tables import markdown_table
+
 KINDS = ("pdf", "docx", "markdown", "html", "text", "csv")
 EXTENSIONS = {
     ".pdf": "pdf",
@@ -126,19 +128,6 @@ class _Budget:
 
 def _clean(text: str) -> str:
     return text.replace("\x00", "").strip()
-
-
-def markdown_table(rows: list[list[str]]) -> str:
-    """A table's cells as a Markdown pipe table, its first row the header, so that chunking cuts it
-    between rows and repeats the header, and a reader sees each value under its column's name. A
-    single row stays a line of cells."""
-    rows = [[re.sub(r"\s+", " ", c).strip().replace("|", "\\|") for c in row] for row in rows]
-    rows = [row for row in rows if any(row)]
-    if len(rows) < 2:
-        return " | ".join(c for row in rows for c in row if c)
-    width = max(len(row) for row in rows)
-    lines = [f"| {' | '.join(row + [''] * (width - len(row)))} |" for row in rows]
-    return "\n".join([lines[0], "|" + "---|" * width, *lines[1:]])
 
 
 def parse_pdf(path: Path, budget: _Budget) -> list[Block]:

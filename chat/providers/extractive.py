@@ -20,14 +20,13 @@ import numpy as np
 import snowballstemmer
 
 from chat.prompts import REFUSAL, STOPWORDS, Prompt
+from retrieval.tables import cells, is_row, is_rule
 
 from .base import ChatModel, Delta, Finish
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*•]\s)")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
-_RULE = re.compile(r":?-{3,}:?")  # a Markdown table's separator cell
-_PIPE = re.compile(r"(?<!\\)\|")  # a cell border (an escaped \| belongs to the cell)
 
 
 _stemmer = snowballstemmer.stemmer("english")  # PostgreSQL's 'english' search config uses the same
@@ -49,21 +48,20 @@ def split_sentences(text: str) -> list[str]:
     header: list[str] | None = None
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if not line.lstrip().startswith("|"):
+        if not is_row(line):
             header = None
             prose.append(line)
             continue
-        cells = _cells(line)
-        if all(_RULE.fullmatch(c) for c in cells):
+        if is_rule(line):
             continue
-        following = lines[i + 1] if i + 1 < len(lines) else ""
-        if following.lstrip().startswith("|") and all(_RULE.fullmatch(c) for c in _cells(following)):
-            header = cells
+        if i + 1 < len(lines) and is_rule(lines[i + 1]):
+            header = cells(line)
             continue
-        if header and len(header) == len(cells):
+        row = cells(line)
+        if header and len(header) == len(row):
             out.extend(_prose(prose))
             prose = []
-            out.append("; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=True) if c))
+            out.append("; ".join(f"{h}: {c}" for h, c in zip(header, row, strict=True) if c))
         else:
             # Its header was cut off with the chunk before: alone, a row is a fragment, so the rows
             # stay together as one piece of text.
@@ -74,12 +72,6 @@ def split_sentences(text: str) -> list[str]:
 
 def _prose(lines: list[str]) -> list[str]:
     return [s.strip() for s in _SENTENCE.split("\n".join(lines)) if s and len(s.strip()) > 2]
-
-
-def _cells(line: str) -> list[str]:
-    line = line.strip().removeprefix("|")
-    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
-    return [c.strip().replace("\\|", "|") for c in _PIPE.split(line)]
 
 
 class ExtractiveAnswerer(ChatModel):
