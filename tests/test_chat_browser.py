@@ -96,10 +96,14 @@ POLICY = (
 
 
 def test_a_quoted_table_row_is_marked_in_its_source(page, live_url, make_user, make_team, make_collection):
-    """Offline, a table row is quoted as 'column: value; ...'; its source marks the row itself."""
+    """Offline, a table row is quoted as 'column: value; ...'; its source shows the table and marks
+    the row itself."""
     user = make_user("tom", password="pw-tom-123456")
     collection = make_collection(make_team("Travel", members=[user]), "policy")
-    table = "# Travel\n\n## Hotels\n\n| city | nightly cap |\n|---|---|\n| London | 220 GBP |\n| Berlin | 160 EUR |\n"
+    table = (
+        "# Travel\n\n## Hotels\n\nCaps as of 2026 [2], field per_diem_rate.\n\n"
+        "| city | nightly cap |\n|---|---|\n| London | 220 GBP |\n| Berlin | 160 EUR |\n"
+    )
     document, _ = upload(collection, "travel.md", table.encode(), enqueue=False)
     services.documents_ingest(document_ids=[document.id])
     sign_in(page, live_url, "tom", "pw-tom-123456")
@@ -107,7 +111,12 @@ def test_a_quoted_table_row_is_marked_in_its_source(page, live_url, make_user, m
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     expect(answer.locator(".body")).to_contain_text("city: Berlin; nightly cap: 160 EUR")
     answer.locator("button.cite").first.click()
-    expect(page.locator("#source-text mark")).to_have_text(["| Berlin | 160 EUR |"])
+    # The passage is rendered: its table as a table with the quoted row marked; its own "[2]" and
+    # snake_case words stay text.
+    expect(page.locator("#source-text tr.cited")).to_have_count(1)
+    assert page.locator("#source-text tr.cited td").all_inner_texts() == ["Berlin", "160 EUR"]
+    expect(page.locator("#source-text p")).to_have_text("Caps as of 2026 [2], field per_diem_rate.")
+    assert page.locator("#source-text button, #source-text em").count() == 0
 
 
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):

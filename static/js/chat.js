@@ -234,50 +234,71 @@
     return found;
   }
 
-  // The passage as text, with what the answer cites marked where the passage holds it word for word
-  // (as the offline answerer quotes; a model's paraphrase is left unmarked): for each citation the
-  // longest run of its last sentences found, of three words at least. The first mark is scrolled to.
-  // The line of a Markdown table in the passage holding every value of a quoted row ("city: Berlin;
-  // cap: 160 EUR"), as [start, end]; null when the quote is not a row of this passage.
-  function tableRow(text, quote) {
+  // The passage rendered from Markdown (a table as a table; a "[n]" in it stays text), with what the
+  // answer cites marked where the passage holds it word for word (as the offline answerer quotes; a
+  // model's paraphrase is left unmarked): for each citation the longest run of its last sentences
+  // found, of three words at least, or the table row holding every value of a quoted row
+  // ("city: Berlin; cap: 160 EUR"). The first mark is scrolled to.
+  const plain = (x) => x.replace(/[`*]/g, "");
+
+  function citedRow(root, quote) {
     const squash = (x) => x.replace(/\s+/g, " ").trim();
-    const values = quote.trim().replace(/[.]$/, "").split(/;\s+/).map((p) => squash(p.replace(/^[^:]*:\s*/, ""))).filter(Boolean);
+    const values = plain(quote).trim().replace(/[.]$/, "").split(/;\s+/)
+      .map((p) => squash(p.replace(/^[^:]*:\s*/, ""))).filter(Boolean);
     if (values.length < 2) return null;
-    let offset = 0;
-    for (const line of text.split("\n")) {
-      const cells = squash(line.replace(/\\\|/g, "|"));
-      if (/^\s*\|/.test(line) && values.every((v) => cells.includes(v))) return [offset, offset + line.length];
-      offset += line.length + 1;
+    return [...root.querySelectorAll("tbody tr")].find((tr) => {
+      const row = [...tr.cells].map((c) => squash(c.textContent)).join(" | ");
+      return values.every((v) => row.includes(v));
+    }) || null;
+  }
+
+  // The rendered text as one string (a space between blocks) and where each text node starts in it.
+  function textIndex(root) {
+    const pieces = [];
+    let text = "", lastBlock = null;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const block = n.parentElement.closest("p,li,td,th,pre,h3,h4,h5,h6,blockquote");
+      if (lastBlock && block !== lastBlock) text += " ";
+      lastBlock = block;
+      pieces.push([n, text.length]);
+      text += n.data;
     }
-    return null;
+    return { text, pieces };
+  }
+
+  function markSpan(index, a, b) {
+    // Last node first: splitting a text node leaves the offsets of its earlier part as they were.
+    for (const [n, start] of [...index.pieces].reverse()) {
+      const end = start + n.data.length;
+      if (end <= a || start >= b) continue;
+      const range = document.createRange();
+      range.setStart(n, Math.max(a, start) - start);
+      range.setEnd(n, Math.min(b, end) - start);
+      range.surroundContents(document.createElement("mark"));
+    }
   }
 
   function showPassage(node, text, cited) {
-    node.replaceChildren();
+    window.DocentMarkdown.render(node, text, false);
     const escape = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const index = textIndex(node);
     const spans = [];
     for (const parts of cited) {
-      const row = tableRow(text, parts.line || "");
-      if (row) { if (!spans.some(([x, y]) => row[0] < y && x < row[1])) spans.push(row); continue; }
+      const row = citedRow(node, parts.line || "");
+      if (row) { row.classList.add("cited"); continue; }
       for (let k = parts.length; k >= 1; k--) {
-        const words = parts.slice(-k).join(" ").replace(/[.!?:]+$/, "").split(/\s+/).filter(Boolean);
+        const words = plain(parts.slice(-k).join(" ")).replace(/[.!?:]+$/, "").split(/\s+/).filter(Boolean);
         if (words.length < 3) continue;
-        const m = new RegExp(words.map(escape).join("\\s+")).exec(text);
+        const m = new RegExp(words.map(escape).join("\\s+")).exec(index.text);
         if (!m) continue;
         const [a, b] = [m.index, m.index + m[0].length];
         if (!spans.some(([x, y]) => a < y && x < b)) spans.push([a, b]);
         break;
       }
     }
-    spans.sort((x, y) => x[0] - y[0]);
-    let last = 0;
-    for (const [a, b] of spans) {
-      node.append(document.createTextNode(text.slice(last, a)));
-      const mark = document.createElement("mark"); mark.textContent = text.slice(a, b); node.append(mark);
-      last = b;
-    }
-    node.append(document.createTextNode(text.slice(last)));
-    const first = node.querySelector("mark");
+    spans.sort((x, y) => y[0] - x[0]).forEach(([a, b]) => markSpan(index, a, b));
+    const first = node.querySelector("mark, tr.cited");
     if (first) first.scrollIntoView({ block: "nearest" });
   }
 

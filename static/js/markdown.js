@@ -6,7 +6,8 @@
 
   function inline(parent, text, onCite) {
     // Order matters: code spans first, then links/images, bold, italic, citations.
-    const re = /(`[^`]+`)|(!?\[[^\]]*\]\([^)\s]*\))|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[\d{1,3}\])/g;
+    // "_" inside a word (snake_case) is not emphasis, as in CommonMark.
+    const re = /(`[^`]+`)|(!?\[[^\]]*\]\([^)\s]*\))|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|(?<![A-Za-z0-9])_[^_\s][^_]*_(?![A-Za-z0-9]))|(\[\d{1,3}\])/g;
     let last = 0;
     for (const m of text.matchAll(re)) {
       if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
@@ -29,6 +30,8 @@
         const b = document.createElement("strong"); inline(b, token.slice(2, -2), onCite); parent.append(b);
       } else if (m[4]) {
         const i = document.createElement("em"); inline(i, token.slice(1, -1), onCite); parent.append(i);
+      } else if (m[5] && onCite === false) {  // a passage's own "[n]" is not one of the answer's sources
+        parent.append(document.createTextNode(token));
       } else if (m[5]) {
         const n = Number(token.slice(1, -1));
         const chip = document.createElement("button");
