@@ -71,7 +71,50 @@ def _sections(blocks: Iterable) -> list[_Section]:
     return sections
 
 
-def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int) -> int:
+@dataclass(frozen=True)
+class _Table:
+    start: int  # the header row's first character
+    body: int  # the first body row's
+    end: int  # past the last row's newline
+    header: str  # the header row and rule line, each ending in a newline
+
+
+class _Tables:
+    """The Markdown tables of a section's text, found once: where they are and their headers."""
+
+    def __init__(self, text: str):
+        self.spans: list[_Table] = []
+        if "|" not in text:
+            return
+        lines = text.split("\n")
+        offset, i = 0, 0
+        while i < len(lines):
+            if is_row(lines[i]) and i + 1 < len(lines) and is_rule(lines[i + 1]):
+                header = f"{lines[i]}\n{lines[i + 1]}\n"
+                end, i = offset + len(header), i + 2
+                while i < len(lines) and is_row(lines[i]):
+                    end += len(lines[i]) + 1
+                    i += 1
+                self.spans.append(_Table(offset, offset + len(header), end, header))
+                offset = end
+                continue
+            offset += len(lines[i]) + 1
+            i += 1
+
+    def at(self, position: int) -> _Table | None:
+        i = bisect.bisect_right(self.spans, position, key=lambda t: t.start) - 1
+        return self.spans[i] if i >= 0 and position < self.spans[i].end else None
+
+    def header_for(self, text: str, position: int) -> str:
+        """The header a chunk starting at `position` repeats: its table's, when a body row starts there."""
+        table = self.at(position)
+        if table is None or position < table.body:
+            return ""
+        line_start = text.rfind("\n", table.body - 1, position) + 1
+        return "" if text[line_start:position].strip() else table.header
+
+
+def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables) -> int:
     """Quality of cutting before token t (0 = inside a word)."""
     before = offsets[t - 1][1]
     gap = text[before : offsets[t][0]]
@@ -79,61 +122,15 @@ def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int) -> int:
         return 0
     if "\n\n" in gap or "\n\r\n" in gap:
         return PARAGRAPH
+    # A table's row is its record: cut between rows as between sentences, never inside the header or
+    # at the punctuation inside a cell (that would start a chunk halfway through a row).
+    if table := tables.at(before):
+        return SENTENCE if "\n" in gap and before >= table.body - 1 else WORD
+    if text[before - 1] in _SENTENCE_END:
+        return SENTENCE
     if "\n" in gap:
-        quality = LINE
-    elif text[before - 1] in _SENTENCE_END:
-        quality = SENTENCE
-    else:
-        return WORD
-    # A Markdown table's row is its record: cut between rows as between sentences, and never at
-    # the punctuation inside a cell (that would start a chunk halfway through a row).
-    if _in_table_row(text, before):
-        return SENTENCE if quality == LINE else WORD
-    return SENTENCE if text[before - 1] in _SENTENCE_END else quality
-
-
-def _in_table_row(text: str, position: int) -> bool:
-    # Looks back a bounded way: on a megabyte-long line, an unbounded search per candidate cut
-    # would make chunking quadratic. Longer rows are not treated as rows.
-    floor = max(0, position - 4096)
-    line_start = text.rfind("\n", floor, position) + 1
-    if line_start == 0 and floor > 0:
-        return False
-    return is_row(text[line_start:position])
-
-
-def _tables(text: str) -> list[tuple[int, int, str]]:
-    """(body start, body end, header row and rule line) of each Markdown table in the text."""
-    tables: list[tuple[int, int, str]] = []
-    if "|" not in text:
-        return tables
-    lines = text.split("\n")
-    offset, i = 0, 0
-    while i < len(lines):
-        line = lines[i]
-        if is_row(line) and i + 1 < len(lines) and is_rule(lines[i + 1]):
-            header = f"{line}\n{lines[i + 1]}\n"
-            body = offset + len(header)
-            end, i = body, i + 2
-            while i < len(lines) and is_row(lines[i]):
-                end += len(lines[i]) + 1
-                i += 1
-            tables.append((body, end, header))
-            offset = end
-            continue
-        offset += len(line) + 1
-        i += 1
-    return tables
-
-
-def _table_header(text: str, tables: list[tuple[int, int, str]], position: int) -> str:
-    """The header to repeat for a chunk starting at `position`: that of the table whose body row
-    starts there, else ""."""
-    i = bisect.bisect_right(tables, position, key=lambda t: t[0]) - 1
-    if i < 0 or not (tables[i][0] <= position < tables[i][1]):
-        return ""
-    line_start = text.rfind("\n", max(0, position - 4096), position) + 1
-    return "" if text[line_start:position].strip() else tables[i][2]
+        return LINE
+    return WORD
 
 
 def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> bool:
@@ -145,7 +142,7 @@ def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> boo
     return bool(gap) and all(ch in " \t\n\r" or unicodedata.category(ch) == "Zs" for ch in gap)
 
 
-def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int) -> int:
+def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, tables: _Tables) -> int:
     """The token index to end a chunk that begins at `start`, at most `limit` tokens long."""
     n = len(offsets)
     if n - start <= limit:
@@ -154,7 +151,7 @@ def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int) 
     lo = start + max(1, limit // 2)
     best, best_q = 0, 0
     for t in range(hi, start, -1):
-        q = _boundary(text, offsets, t)
+        q = _boundary(text, offsets, t, tables)
         # Prefer the strongest boundary in the back half; fall back to the last space anywhere.
         if q > best_q and (t >= lo or best_q == 0):
             best, best_q = t, q
@@ -165,17 +162,19 @@ def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int) 
     return best or hi
 
 
-def _overlap_start(text: str, offsets: Sequence[tuple[int, int]], start: int, end: int, overlap: int) -> int:
+def _overlap_start(
+    text: str, offsets: Sequence[tuple[int, int]], start: int, end: int, overlap: int, tables: _Tables
+) -> int:
     """Where the next chunk begins: at most `overlap` tokens before `end`, on a sentence or word boundary."""
     if overlap <= 0 or end >= len(offsets):
         return end
     earliest = max(start + 1, end - overlap)
     word = None
     for t in range(earliest, end):
-        q = _boundary(text, offsets, t)
+        q = _boundary(text, offsets, t, tables)
         if q >= SENTENCE:
             return t
-        if q and word is None and not _in_table_row(text, offsets[t - 1][1]):
+        if q and word is None and not tables.at(offsets[t - 1][1]):
             word = t
     return word or end
 
@@ -222,18 +221,18 @@ def chunk_blocks(
         if not offsets:
             continue
         heading = trim_heading(section.headings, offsets_of, heading_tokens)
-        tables = _tables(text)
+        tables = _Tables(text)
         start = 0
         while start < len(offsets):
             a = offsets[start][0]
             # A chunk that starts inside a table repeats the table's header, so its rows keep their
             # column names (for the embedder, the reader and the model).
-            header = _table_header(text, tables, a)
+            header = tables.header_for(text, a)
             header_count = len(offsets_of(header)) if header else 0
             if header_count > max_tokens // 2:
                 header, header_count = "", 0
             limit = max_tokens - header_count
-            end = _cut(text, offsets, start, limit)
+            end = _cut(text, offsets, start, limit, tables)
             b = offsets[end - 1][1]
             # Counts add up across whitespace, so a chunk cut at whitespace at both ends holds exactly
             # end - start tokens. A cut inside a word re-tokenizes its pieces, so count those again.
@@ -256,5 +255,5 @@ def chunk_blocks(
                     end=b,
                 )
             )
-            start = _overlap_start(text, offsets, start, end, overlap_tokens)
+            start = _overlap_start(text, offsets, start, end, overlap_tokens, tables)
     return chunks
