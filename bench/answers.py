@@ -48,15 +48,8 @@ def _answer(user, collection, question: str, answerer) -> str | None:
     hits = search(
         user=user, query=question, collection_ids=[collection.id], k=settings.DOCENT_PROMPT_PASSAGES
     )
-    passages = [
-        prompts.Passage(
-            n=i + 1, chunk_id=h.chunk_id, document_id=h.document_id, collection_id=h.collection_id,
-            title=h.title, text=h.text, heading_path=h.heading_path, page=h.page,
-            similarity=None if h.dense_distance is None else 1 - h.dense_distance,
-        )
-        for i, h in enumerate(hits)
-    ]  # fmt: skip
-    if max((p.similarity or 0.0 for p in passages), default=0.0) < settings.DOCENT_MIN_RELEVANCE:
+    passages = prompts.Passage.numbered(hits)
+    if not prompts.relevant(passages, settings.DOCENT_MIN_RELEVANCE):
         return None
     text = answerer.answer_text(prompts.Prompt([], passages, question))
     return None if text.startswith(prompts.REFUSAL) else text

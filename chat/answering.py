@@ -261,23 +261,9 @@ class Pipeline:
                 screening.cancel()
             elif not screening.cancelled():
                 screening.exception()  # retrieved: it was raised above whenever it mattered
-        self.passages = [
-            prompts.Passage(
-                n=i + 1,
-                chunk_id=h.chunk_id,
-                document_id=h.document_id,
-                collection_id=h.collection_id,
-                title=h.title,
-                text=h.text,
-                heading_path=h.heading_path,
-                page=h.page,
-                similarity=None if h.dense_distance is None else 1 - h.dense_distance,
-            )
-            for i, h in enumerate(hits)
-        ]
+        self.passages = prompts.Passage.numbered(hits)
         yield Retrieved(query, self.passages, round((time.perf_counter() - t0) * 1000, 2))
-        best = max((p.similarity or 0.0 for p in self.passages), default=0.0)
-        if best < settings.DOCENT_MIN_RELEVANCE:
+        if not prompts.relevant(self.passages, settings.DOCENT_MIN_RELEVANCE):
             self.text = prompts.REFUSAL
             yield Text(prompts.REFUSAL)
             yield Finished("refused")

@@ -30,6 +30,24 @@ class Passage:
     page: int | None = None
     similarity: float | None = None
 
+    @classmethod
+    def numbered(cls, hits: Sequence) -> list[Passage]:
+        """Search hits (retrieval's SearchHit) as the prompt's passages [1], [2], ..."""
+        return [
+            cls(
+                n=i + 1,
+                chunk_id=h.chunk_id,
+                document_id=h.document_id,
+                collection_id=h.collection_id,
+                title=h.title,
+                text=h.text,
+                heading_path=h.heading_path,
+                page=h.page,
+                similarity=None if h.dense_distance is None else 1 - h.dense_distance,
+            )
+            for i, h in enumerate(hits)
+        ]
+
     def source(self) -> dict:
         return {
             "n": self.n,
@@ -53,6 +71,12 @@ class Prompt:
     history: list[tuple[str, str]] = field(default_factory=list)
     # What the passages were searched for: a follow-up rewritten to stand alone, else the question.
     query: str = ""
+
+
+def relevant(passages: Sequence[Passage], minimum: float) -> bool:
+    """Whether the best passage is similar enough to the question to answer from; below, an honest
+    refusal without calling a model."""
+    return max((p.similarity or 0.0 for p in passages), default=0.0) >= minimum
 
 
 def format_passages(passages: Sequence[Passage]) -> str:

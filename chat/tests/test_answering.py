@@ -138,3 +138,11 @@ async def test_extractive_streams_small_pieces_then_finishes():
     assert len(deltas) > 3 and isinstance(events[-1], Finish)
     assert events[-1].finish_reason == "stop" and events[-1].prompt_tokens == 42
     assert "".join(d.text for d in deltas).endswith("[2]")
+
+
+def test_relevance_gate_takes_the_best_passage():
+    from chat.prompts import relevant
+
+    assert relevant(P, 0.6) and not relevant(P, 0.61)  # the best of 0.6 and 0.4
+    keyword_only = Passage(n=1, chunk_id=1, document_id=1, collection_id=1, title="Doc", text="x")
+    assert not relevant([keyword_only], 0.25) and not relevant([], 0.25)  # no vector, no passages
