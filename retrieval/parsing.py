@@ -22,7 +22,6 @@ from pathlib import Path
 
 from .tables import markdown_table
 
-KINDS = ("pdf", "docx", "markdown", "html", "text", "csv")
 EXTENSIONS = {
     ".pdf": "pdf",
     ".docx": "docx",
@@ -34,7 +33,6 @@ EXTENSIONS = {
     ".text": "text",
     ".csv": "csv",
 }
-TEXT_FAMILY = {"markdown", "html", "text", "csv"}
 SNIFF_BYTES = 64 * 1024
 DOCX_MAX_UNCOMPRESSED = 200 * 1024 * 1024
 DOCX_MAX_RATIO = 150
@@ -369,10 +367,7 @@ def parse_html(path: Path, budget: _Budget) -> list[Block]:
                 flush()
                 text = markdown_table(
                     [
-                        [
-                            re.sub(r"\s+", " ", cell.get_text(" "))
-                            for cell in row.find_all(("th", "td"), recursive=False)
-                        ]
+                        [cell.get_text(" ") for cell in row.find_all(("th", "td"), recursive=False)]
                         for row in child.find_all("tr")
                     ]
                 )
