@@ -1,5 +1,6 @@
 """API authentication: a session cookie (with CSRF) or `Authorization: Bearer <api key>`."""
 
+from django.conf import settings
 from ninja.security import APIKeyCookie, HttpBearer
 
 from . import selectors
@@ -17,6 +18,13 @@ class Session(APIKeyCookie):
     """Django's session cookie; ninja checks CSRF for it on unsafe methods."""
 
     param_name = "sessionid"
+
+    def _get_key(self, request):
+        # Without a session there is nothing for CSRF to protect: a script with a wrong or revoked
+        # key (or none) gets 401, not ninja's "CSRF check Failed" 403.
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return None
+        return super()._get_key(request)
 
     def authenticate(self, request, key):
         user = getattr(request, "user", None)

@@ -180,13 +180,26 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(bob)).status_code == 200
 
 
+def test_unsafe_request_without_session_is_401_not_csrf(db, collection_a):
+    # A script POSTing with a wrong key (or none) is unauthenticated; CSRF only guards sessions.
+    client = Client(enforce_csrf_checks=True)
+    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer dk_nope"}):
+        response = client.post("/api/v1/search", {"query": "x"}, content_type="application/json", **headers)
+        assert response.status_code == 401, headers
+        assert response.json()["error"]["code"] == "unauthenticated"
+        file = SimpleUploadedFile("a.txt", b"hello")
+        response = client.post(f"/api/v1/collections/{collection_a.id}/documents", {"file": file}, **headers)
+        assert response.status_code == 401, headers
+
+
 def test_session_auth_needs_csrf(db, alice, collection_a):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     assert client.get("/api/v1/collections").status_code == 200
     file = SimpleUploadedFile("a.txt", b"hello")
     response = client.post(f"/api/v1/collections/{collection_a.id}/documents", {"file": file})
-    assert response.status_code in (401, 403)
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["error"]["message"]
     client.get("/library/")  # sets the CSRF cookie
     token = client.cookies["csrftoken"].value
     file = SimpleUploadedFile("a.txt", b"hello")
