@@ -16,6 +16,8 @@ import uuid
 import numpy as np
 import psutil
 
+from assistant.stack import web_command
+
 from .common import ROOT, result
 
 TOKENS = 1000
@@ -180,16 +182,7 @@ def run() -> list[dict]:
     )
     docent_port, bare_port = _free_port(), _free_port()
     docent = Server(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(docent_port),
-            "assistant.asgi:application",
-        ],
+        web_command("127.0.0.1", docent_port),
         env,
         docent_port,
         "docent-server.log",

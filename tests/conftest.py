@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from tests.support.processes import daphne
+from tests.support.processes import web_server
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -56,8 +56,8 @@ def page(browser, csp_violations):
 
 @pytest.fixture
 def live_url(transactional_db, tmp_path):
-    """The real ASGI app (Daphne, Channels, Redis) serving the test database."""
-    with daphne(tmp_path / "daphne.log") as base:
+    """The real ASGI app (Uvicorn, Channels, Redis) serving the test database."""
+    with web_server(tmp_path / "web.log") as base:
         yield base
 
 
@@ -67,4 +67,4 @@ def live_app(transactional_db, tmp_path):
     import contextlib
 
     with contextlib.ExitStack() as stack:
-        yield lambda **env: stack.enter_context(daphne(tmp_path / f"daphne-{len(env)}.log", **env))
+        yield lambda **env: stack.enter_context(web_server(tmp_path / f"web-{len(env)}.log", **env))

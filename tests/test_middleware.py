@@ -83,6 +83,25 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(settings):
     assert await communicator.receive_nothing(0.2)
 
 
+def test_the_server_refuses_an_oversized_upload_before_its_body_arrives(live_url):
+    """Through the real server, as `make run` serves it: the 413 comes back while the client has sent
+    only the headers, and the connection is closed (no gigabytes read, or written to disk, first)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /api/v1/collections/1/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 4000000000\r\n\r\n"
+        )
+        received = b""
+        while chunk := conn.recv(65536):  # ends when the server closes; times out if it waits for the body
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 413 ")
+    assert b'"too_large"' in received
+
+
 def test_the_apps_pages_carry_a_content_security_policy_and_the_admin_does_not(client, settings):
     policy = client.get("/accounts/login/")["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy

@@ -63,7 +63,6 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -296,5 +295,5 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("DOCENT_LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {"pgserver": {"level": "WARNING"}, "uvicorn": {"level": "WARNING"}},
 }

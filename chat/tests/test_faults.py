@@ -13,7 +13,7 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
-from tests.support.processes import daphne, free_port
+from tests.support.processes import free_port, web_server
 
 from .conftest import ask, connect, session_cookie, text_of, until_done
 
@@ -145,7 +145,7 @@ async def test_followers_on_another_process_get_the_whole_answer_across_a_redis_
     openai_provider.reply = " ".join(f"part{i}" for i in range(150)) + " [1]"
     openai_provider.token_delay = 0.04
     cookie = await sync_to_async(session_cookie)(alice)
-    server = daphne(
+    server = web_server(
         tmp_path / "second.log",
         OPENAI_BASE_URL=openai_provider.base_url,
         OPENAI_API_KEY="x",

@@ -9,7 +9,7 @@ from django.utils import timezone
 from chat import streams
 from chat.models import Message
 from chat.tasks import sweep_interrupted_answers
-from tests.support.processes import daphne
+from tests.support.processes import web_server
 
 from .conftest import ask, connect, session_cookie, text_of, until_done
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 @pytest.mark.slow
 async def test_resume_on_a_second_server_process(alice, handbook, openai_provider, tmp_path):
-    """Ask on this process, drop the socket, resume on another Daphne process: the answer completes."""
+    """Ask on this process, drop the socket, resume on another web process: the answer completes."""
     openai_provider.reply = " ".join(f"part{i}" for i in range(50)) + " [1]"
     openai_provider.token_delay = 0.03
     ws = await connect(alice)
@@ -26,7 +26,7 @@ async def test_resume_on_a_second_server_process(alice, handbook, openai_provide
     seen = [await ws.receive_json_from(timeout=10) for _ in range(4)]
     await ws.disconnect()
     cookie = await sync_to_async(session_cookie)(alice)
-    server = daphne(tmp_path / "second.log", OPENAI_BASE_URL=openai_provider.base_url, OPENAI_API_KEY="x")
+    server = web_server(tmp_path / "second.log", OPENAI_BASE_URL=openai_provider.base_url, OPENAI_API_KEY="x")
     base = await asyncio.to_thread(server.__enter__)
     try:
         url = base.replace("http://", "ws://") + "/ws/chat/"
@@ -89,7 +89,9 @@ async def test_stop_reaches_the_process_that_generates(alice, handbook, openai_p
     openai_provider.reply = " ".join(f"w{i}" for i in range(400))
     openai_provider.token_delay = 0.05
     cookie = await sync_to_async(session_cookie)(alice)
-    server = daphne(tmp_path / "generator.log", OPENAI_BASE_URL=openai_provider.base_url, OPENAI_API_KEY="x")
+    server = web_server(
+        tmp_path / "generator.log", OPENAI_BASE_URL=openai_provider.base_url, OPENAI_API_KEY="x"
+    )
     base = await asyncio.to_thread(server.__enter__)
     try:
         url = base.replace("http://", "ws://") + "/ws/chat/"

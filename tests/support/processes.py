@@ -1,4 +1,4 @@
-"""Start real app processes (Celery workers, Daphne) against the test database."""
+"""Start real app processes (Celery workers, the ASGI server) against the test database."""
 
 from __future__ import annotations
 
@@ -93,11 +93,13 @@ def start_worker(queue: str, log_path: Path, **env) -> subprocess.Popen:
 
 
 @contextmanager
-def daphne(log_path: Path, **env):
-    """Serve assistant.asgi with Daphne on a free loopback port; yields the base URL."""
+def web_server(log_path: Path, **env):
+    """Serve assistant.asgi as `make run` does, on a free loopback port; yields the base URL."""
+    from assistant.stack import web_command
+
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "assistant.asgi:application"],
+        web_command("127.0.0.1", port),
         cwd=ROOT,
         env=app_env(**env),
         stdout=log_path.open("w"),
@@ -112,7 +114,7 @@ def daphne(log_path: Path, **env):
                 break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start: {log_path.read_text()[-2000:]}") from None
+                raise RuntimeError(f"the web server did not start: {log_path.read_text()[-2000:]}") from None
             time.sleep(0.2)
     try:
         yield base
