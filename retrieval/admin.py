@@ -82,6 +82,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "updated_at",
         "started_at",
         "finished_at",
+        "replace_older",
         "heartbeat_at",
     ]
     fields = ["title", "collection", "original_name", *readonly_fields]

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db import IntegrityError
 from django.http import Http404
-from ninja import File, Router, Schema, Status
+from ninja import File, Form, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
@@ -51,6 +51,8 @@ class UploadOut(Schema):
     id: int
     status: str
     duplicate: bool
+    # With replace: the documents this one deletes once it is ready (older uploads of the same name).
+    replaces: list[int] = []
 
 
 class ErrorBody(Schema):
@@ -146,14 +148,20 @@ def list_documents(request, collection_id: int):
     "/collections/{collection_id}/documents",
     response={202: UploadOut, 200: UploadOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut},
 )
-def upload_document(request, collection_id: int, file: UploadedFile = File(...)):
+def upload_document(request, collection_id: int, file: UploadedFile = File(...), replace: bool = Form(False)):
+    """Upload a file. With `replace=true` it is a new version of the collection's documents of the same
+    file name: they are searched until it is ready, then deleted (and kept if it fails)."""
     collection = _collection_or_404(request, collection_id)
     limits.limit_hit(action="upload", key=request.auth.pk)
     document, created = services.document_create(
-        collection=collection, file=file, filename=file.name or "upload", user=request.auth
+        collection=collection, file=file, filename=file.name or "upload", user=request.auth, replace=replace
     )
+    replaces = []
+    if created and replace:
+        replaces = list(selectors.document_versions_older(document=document).values_list("id", flat=True))
     return Status(
-        202 if created else 200, {"id": document.id, "status": document.status, "duplicate": not created}
+        202 if created else 200,
+        {"id": document.id, "status": document.status, "duplicate": not created, "replaces": replaces},
     )
 
 

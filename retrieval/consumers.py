@@ -32,3 +32,6 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
 
     async def document_progress(self, event):
         await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "progress"})
+
+    async def document_deleted(self, event):
+        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "deleted"})

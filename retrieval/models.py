@@ -96,6 +96,11 @@ class Document(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Touched while a worker makes progress; the sweep re-queues documents whose heartbeat went quiet.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    replace_older = models.BooleanField(
+        default=False,
+        help_text="A new version: once it is ready, older documents of its collection with the same "
+        "file name are deleted (until then they are still searched; if it fails, they stay).",
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -36,6 +36,18 @@ def publish(document, team_id: int) -> None:
         log.warning("could not publish progress for document %s", document.id, exc_info=True)
 
 
+def publish_deleted(*, document_id: int, collection_id: int, team_id: int) -> None:
+    """Tell the team's open library pages that a document is gone (deleted, or replaced by a newer
+    version)."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            team_group(team_id),
+            {"type": "document.deleted", "id": document_id, "collection_id": collection_id},
+        )
+    except Exception:  # best effort, as above
+        log.warning("could not publish the deletion of document %s", document_id, exc_info=True)
+
+
 def publish_bulk(team_id: int, documents) -> None:
     """One event per document, sent through a single event loop (bulk loads finish many at once)."""
 

@@ -63,6 +63,13 @@ def document_get(*, user, document_id: int) -> Document:
     return documents_for_user(user=user).get(id=document_id)
 
 
+def document_versions_older(*, document: Document) -> QuerySet[Document]:
+    """The documents a new version replaces: same collection, same file name, uploaded before it."""
+    return Document.objects.filter(
+        collection_id=document.collection_id, original_name=document.original_name, id__lt=document.id
+    )
+
+
 def document_status_counts() -> dict[str, int]:
     return dict(Document.objects.order_by().values_list("status").annotate(n=Count("id")))
 

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import progress
+from . import progress, selectors
 from .chunking import ChunkSpec, chunk_blocks
 from .embeddings import get_embedder
 from .models import ApiKey, Chunk, Collection, Document, Membership, Team
@@ -138,11 +138,13 @@ def document_create(
     user=None,
     title: str | None = None,
     enqueue: bool = True,
+    replace: bool = False,
 ) -> tuple[Document, bool]:
     """Store an upload and queue its ingestion after commit.
 
     Returns (document, created). The same bytes uploaded again to the same collection return the
-    existing document instead of a copy.
+    existing document instead of a copy. With `replace`, the upload is a new version: once it is
+    ready, the collection's older documents of the same file name are deleted (`document_versions_older`).
     """
     limit = settings.DOCENT_MAX_UPLOAD_BYTES
     declared = getattr(file, "size", None)
@@ -171,6 +173,7 @@ def document_create(
                 size=size,
                 uploaded_by=user,
                 heartbeat_at=timezone.now(),
+                replace_older=replace,
             )
             if enqueue:
                 documents_enqueue(document_ids=[document.id])
@@ -205,11 +208,46 @@ def document_requeue(*, document: Document, reset_attempts: bool = False) -> Non
 def document_delete(*, document: Document) -> None:
     """Delete the document, its chunks (so they are never retrieved again) and its stored file."""
     file_name = document.file.name
+    gone = {"document_id": document.id, "collection_id": document.collection_id}
+    team_id = document.collection.team_id
     with transaction.atomic():
         _chunks_remove([document.id])
         document.delete()
     if file_name:
         transaction.on_commit(lambda: (Path(settings.MEDIA_ROOT) / file_name).unlink(missing_ok=True))
+    transaction.on_commit(lambda: progress.publish_deleted(**gone, team_id=team_id))
+
+
+def _older_versions_remove(documents: Sequence[Document]) -> set[int]:
+    """Delete the older versions of these new, now ready, documents, in the transaction that marks
+    them ready, so no search sees both versions, or neither. Returns the deleted ids.
+
+    Locked newest first, after the new version's own (higher) row: two versions of one file finishing
+    together then queue for the same rows in the same order instead of deadlocking.
+    """
+    found: dict[int, Document] = {}
+    for document in documents:
+        for d in (
+            selectors.document_versions_older(document=document)
+            .select_for_update(of=("self",))
+            .select_related("collection")
+            .order_by("-id")
+        ):
+            found[d.id] = d
+    older = list(found.values())
+    if older:
+        _chunks_remove([d.id for d in older])
+        Document.objects.filter(id__in=[d.id for d in older]).delete()
+        for d in older:
+            if d.file.name:
+                path = Path(settings.MEDIA_ROOT) / d.file.name
+                transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
+            transaction.on_commit(
+                lambda d=d: progress.publish_deleted(
+                    document_id=d.id, collection_id=d.collection_id, team_id=d.collection.team_id
+                )
+            )
+    return set(found)
 
 
 def _set_status(document: Document, team_id: int, **fields) -> None:
@@ -482,6 +520,8 @@ def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
             updated_at=now,
         )
         Document.objects.bulk_update(ready, ["chunk_count"], batch_size=500)
+        # A version replaced by a newer one in this same batch is gone as well.
+        alive -= _older_versions_remove([d for d in ready if d.replace_older])
     return alive
 
 

@@ -158,6 +158,43 @@ def test_files_dropped_on_a_collection_upload_and_become_ready(
     assert texts == {"# Alpha\n\nAlpha note about rotas.", "Beta note about on-call."}
 
 
+def test_a_file_uploaded_again_replaces_its_older_version_once_ready(
+    page, live_url, worker, make_user, make_team, make_collection, tmp_path
+):
+    """Uploading a file under a name already in the collection (the page's default) queues a new
+    version; when it is ready the old row goes, the count stays, and search finds only the new text."""
+    from retrieval import services
+    from retrieval.models import Document
+    from retrieval.tests.helpers import upload
+
+    user = make_user("jon", password="pw-jon-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "handbook")
+    old, _ = upload(collection, "leave.md", b"# Leave\n\nStaff get twenty days of leave.\n", enqueue=False)
+    services.documents_ingest(document_ids=[old.id])
+    new_version = tmp_path / "leave.md"
+    new_version.write_text("# Leave\n\nStaff get twenty-five days of leave.\n")
+
+    sign_in(page, live_url, "jon", "pw-jon-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    expect(page.locator("#replace-same-name")).to_be_checked()
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator("header .count")).to_have_text("1 document")
+    section.locator("input[type=file]").set_input_files([str(new_version)])
+
+    expect(section.locator(f"li[data-document='{old.id}']")).to_have_count(0, timeout=60_000)
+    rows = section.locator("li.doc", has_text="leave.md")
+    expect(rows).to_have_count(1)
+    expect(rows).to_have_attribute("data-status", "ready")
+    expect(section.locator("header .count")).to_have_text("1 document")
+    assert list(Document.objects.filter(collection=collection).values_list("original_name", flat=True)) == [
+        "leave.md"
+    ]
+    hits = selectors_search(user, "days of leave")
+    assert {h.document_id for h in hits} == {int(rows.get_attribute("data-document"))}
+    assert "twenty-five" in hits[0].text
+
+
 def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user, make_team, make_collection):
     """Delete (after a confirmation) takes the row away and the passages out of search; Retry queues a
     failed document again. Both buttons work on the rows the page listed itself."""

@@ -4,11 +4,16 @@ import time
 from retrieval.models import Document
 
 
-def upload(collection, name: str, data: bytes, user=None, enqueue: bool = True):
+def upload(collection, name: str, data: bytes, user=None, enqueue: bool = True, replace: bool = False):
     from retrieval import services
 
     return services.document_create(
-        collection=collection, file=io.BytesIO(data), filename=name, user=user, enqueue=enqueue
+        collection=collection,
+        file=io.BytesIO(data),
+        filename=name,
+        user=user,
+        enqueue=enqueue,
+        replace=replace,
     )
 
 

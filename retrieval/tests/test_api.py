@@ -95,6 +95,25 @@ def test_upload_then_status(client, alice, collection_a, key_for, django_capture
     assert stored.original_name == "guide.md" and "guide" not in stored.file.name  # generated storage name
 
 
+def test_upload_with_replace_names_the_versions_it_replaces(client, alice, collection_a, key_for):
+    url = f"/api/v1/collections/{collection_a.id}/documents"
+    first = client.post(
+        url, {"file": SimpleUploadedFile("faq.md", b"# FAQ\n\nOne.")}, **key_for(alice)
+    ).json()
+    assert first["replaces"] == []
+    plain = client.post(
+        url, {"file": SimpleUploadedFile("faq.md", b"# FAQ\n\nTwo.")}, **key_for(alice)
+    ).json()
+    assert plain["replaces"] == [] and not Document.objects.get(id=plain["id"]).replace_older
+    response = client.post(
+        url, {"file": SimpleUploadedFile("faq.md", b"# FAQ\n\nThree."), "replace": "true"}, **key_for(alice)
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert sorted(body["replaces"]) == sorted([first["id"], plain["id"]])
+    assert Document.objects.get(id=body["id"]).replace_older
+
+
 def test_unsupported_type_is_415(client, alice, collection_a, key_for):
     png = SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00", content_type="image/png")
     response = client.post(

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from retrieval import services
 from retrieval.models import ApiKey, Document, Membership
 from retrieval.selectors import api_key_user
 
@@ -44,6 +45,19 @@ def test_ingest_sync_folder(db, tmp_path):
     assert Document.objects.count() == 2  # a rerun adds nothing
 
 
+def test_ingest_replace_makes_each_file_a_new_version(db, tmp_path):
+    page = tmp_path / "rota.md"
+    page.write_text("# Rota\n\nMondays.\n")
+    run("ingest", str(page), "--collection", "docs", "--team", "Ops", "--sync")
+    page.write_text("# Rota\n\nThursdays.\n")
+    run("ingest", str(page), "--collection", "docs", "--team", "Ops", "--sync", "--replace")
+    (only,) = Document.objects.filter(original_name="rota.md")
+    assert only.status == "ready" and only.file.open("rb").read() == b"# Rota\n\nThursdays.\n"
+    page.write_text("# Rota\n\nFridays.\n")
+    run("ingest", str(page), "--collection", "docs", "--team", "Ops", "--sync")
+    assert Document.objects.filter(original_name="rota.md").count() == 2  # without --replace, both
+
+
 def test_ingest_exits_nonzero_when_a_file_fails(db, tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe broken")
     with pytest.raises(SystemExit):
@@ -51,7 +65,8 @@ def test_ingest_exits_nonzero_when_a_file_fails(db, tmp_path):
 
 
 def test_bootstrap_demo_adds_nothing_twice_and_replaces_a_changed_page(db, tmp_path, settings):
-    """The demo mirrors docs/: a rerun adds nothing; a page that changed replaces its older version."""
+    """The demo mirrors docs/: a rerun adds nothing; a page that changed replaces its older version
+    once the new one is ready (until then the old one answers); a page changed back is current again."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# A\n\nFirst version.\n")
     (tmp_path / "docs" / "b.md").write_text("# B\n\nUnchanged.\n")
@@ -60,9 +75,25 @@ def test_bootstrap_demo_adds_nothing_twice_and_replaces_a_changed_page(db, tmp_p
         call_command("bootstrap_demo", stdout=io.StringIO())
     assert sorted(Document.objects.values_list("original_name", flat=True)) == ["a.md", "b.md"]
     b = Document.objects.get(original_name="b.md")
+    services.documents_ingest(document_ids=list(Document.objects.values_list("id", flat=True)))
+    first = Document.objects.get(original_name="a.md")
     (tmp_path / "docs" / "a.md").write_text("# A\n\nSecond version.\n")
     call_command("bootstrap_demo", stdout=io.StringIO())
+    assert Document.objects.filter(original_name="a.md").count() == 2
+    assert Document.objects.get(id=first.id).status == "ready"
+    services.documents_ingest(
+        document_ids=list(Document.objects.filter(status="queued").values_list("id", flat=True))
+    )
     assert sorted(Document.objects.values_list("original_name", flat=True)) == ["a.md", "b.md"]
     a = Document.objects.get(original_name="a.md")
     assert a.file.open("rb").read() == b"# A\n\nSecond version.\n"
     assert Document.objects.get(original_name="b.md").id == b.id
+    # Changed back before the second version was ingested anywhere else: the first text is current.
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nThird version.\n")
+    call_command("bootstrap_demo", stdout=io.StringIO())
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nSecond version.\n")
+    call_command("bootstrap_demo", stdout=io.StringIO())
+    services.documents_ingest(
+        document_ids=list(Document.objects.filter(status="queued").values_list("id", flat=True))
+    )
+    assert [d.id for d in Document.objects.filter(original_name="a.md")] == [a.id]

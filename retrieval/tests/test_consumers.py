@@ -44,6 +44,30 @@ async def test_progress_events_reach_the_uploaders_team(worker, alice, bob, coll
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_deleted_document_is_announced_to_its_team(alice, bob, collection_a):
+    from retrieval import services
+
+    document, _ = await sync_to_async(upload)(collection_a, "gone.md", b"# Gone\n\nSoon.", enqueue=False)
+    mine = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
+    )
+    theirs = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(bob)
+    )
+    assert (await mine.connect())[0] and (await theirs.connect())[0]
+    document_id = document.id
+    await sync_to_async(services.document_delete)(document=document)
+    assert await mine.receive_json_from(timeout=10) == {
+        "type": "deleted",
+        "id": document_id,
+        "collection_id": collection_a.id,
+    }
+    assert await theirs.receive_nothing(timeout=0.5)
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_anonymous_socket_is_refused():
     communicator = WebsocketCommunicator(application, "/ws/documents/", headers=[ORIGIN])
     connected, _ = await communicator.connect()

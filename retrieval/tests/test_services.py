@@ -66,6 +66,72 @@ def test_duplicate_content_is_not_embedded_again(db, collection_a, collection_b)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+def _found(user, query: str) -> set[int]:
+    from retrieval.selectors import search
+
+    return {hit.document_id for hit in search(user=user, query=query, k=10, mode="keyword")}
+
+
+def test_a_new_version_replaces_the_old_once_ready(
+    db, alice, collection_a, collection_b, settings, django_capture_on_commit_callbacks
+):
+    """The old version is searched until the new one is ready, then it is gone: document, chunks and
+    file. Other names, and the same name in another collection, are not touched."""
+    from pathlib import Path
+
+    old, _ = upload(collection_a, "rota.md", b"# Rota\n\nThe pager rotates every Monday.\n", enqueue=False)
+    other, _ = upload(collection_a, "other.md", b"# Other\n\nThe pager has a spare.\n", enqueue=False)
+    elsewhere, _ = upload(
+        collection_b, "rota.md", b"# Rota\n\nThe pager rotates on Fridays.\n", enqueue=False
+    )
+    services.documents_ingest(document_ids=[old.id, other.id, elsewhere.id])
+    old_file = Path(settings.MEDIA_ROOT) / old.file.name
+
+    new, created = upload(
+        collection_a, "rota.md", b"# Rota\n\nThe pager rotates every Thursday.\n", enqueue=False, replace=True
+    )
+    assert created and new.replace_older
+    assert _found(alice, "pager rotates Monday") >= {old.id}  # still answering until the new one is ready
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.documents_ingest(document_ids=[new.id])
+    assert not Document.objects.filter(id=old.id).exists()
+    assert not Chunk.objects.filter(document_id=old.id).exists()
+    assert not old_file.exists()
+    assert Document.objects.get(id=new.id).status == "ready"
+    assert Document.objects.filter(id__in=[other.id, elsewhere.id]).count() == 2
+    assert old.id not in _found(alice, "pager rotates Monday")
+    assert new.id in _found(alice, "pager rotates Thursday")
+
+
+def test_a_new_version_that_fails_leaves_the_old_one(db, collection_a):
+    old, _ = upload(collection_a, "report.pdf", SAMPLES["report.pdf"], enqueue=False)
+    services.documents_ingest(document_ids=[old.id])
+    new, _ = upload(collection_a, "report.pdf", files.pdf_circular_xref(), enqueue=False, replace=True)
+    services.documents_ingest(document_ids=[new.id])
+    assert Document.objects.get(id=new.id).status == "failed"
+    assert Document.objects.get(id=old.id).status == "ready"
+    assert Chunk.objects.filter(document_id=old.id).exists()
+
+
+def test_two_new_versions_in_one_batch_leave_the_newest(db, collection_a):
+    v1, _ = upload(collection_a, "faq.md", b"# FAQ\n\nOne.", enqueue=False)
+    services.documents_ingest(document_ids=[v1.id])
+    v2, _ = upload(collection_a, "faq.md", b"# FAQ\n\nTwo.", enqueue=False, replace=True)
+    v3, _ = upload(collection_a, "faq.md", b"# FAQ\n\nThree.", enqueue=False, replace=True)
+    stats = services.documents_ingest(document_ids=[v2.id, v3.id])
+    assert list(Document.objects.filter(original_name="faq.md").values_list("id", flat=True)) == [v3.id]
+    assert stats.ready == 1
+    assert set(Chunk.objects.values_list("document_id", flat=True)) == {v3.id}
+
+
+def test_without_replace_both_versions_stay(db, collection_a):
+    one, _ = upload(collection_a, "notes.txt", b"First notes.", enqueue=False)
+    two, _ = upload(collection_a, "notes.txt", b"Second notes.", enqueue=False)
+    services.documents_ingest(document_ids=[one.id, two.id])
+    assert Document.objects.filter(id__in=[one.id, two.id], status="ready").count() == 2
+
+
 def test_rerun_leaves_no_duplicate_chunks(db, collection_a):
     """Ingesting the same document again (a redelivered task) replaces its chunks."""
     document, _ = upload(collection_a, "notes.txt", SAMPLES["notes.txt"], enqueue=False)

@@ -3,6 +3,7 @@
   "use strict";
   const csrf = () => document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const rows = new Map();
+  const gone = new Set();  // deleted from this page: the deletion event that follows changes nothing
 
   function row(list, id, title) {
     let li = id && list.ownerDocument.querySelector(`li[data-document="${id}"]`);
@@ -33,6 +34,7 @@
     li.querySelector("progress").value = ev.status === "ready" ? 1 : (ev.progress || 0);
     const status = li.querySelector(".status");
     status.textContent = ev.status === "ready" ? `ready · ${ev.chunks} chunks` : ev.status;
+    if (li.dataset.replaces && (ev.status === "queued" || ev.status === "processing")) status.textContent += " · replaces the older version when ready";
     let err = li.querySelector(".error");
     if (ev.error && ev.status === "failed") {
       if (!err) { err = document.createElement("span"); err.className = "error"; li.append(err); }
@@ -74,6 +76,7 @@
         rows.set(String(body.id), li);
         show(li, { status: body.status, progress: 0.05, chunks: 0 });
         if (body.duplicate) li.querySelector(".status").textContent += " (already uploaded)";
+        if (body.replaces && body.replaces.length) li.dataset.replaces = body.replaces.join(" ");
         poll(body.id, li);
       } else if (xhr.status === 429) {
         // Over the upload rate: wait as told and send it again, so a large drop loses no file.
@@ -88,6 +91,8 @@
     };
     xhr.onerror = () => show(li, { status: "failed", error: "the upload was interrupted; check your connection" });
     const form = new FormData(); form.append("file", file);
+    const replace = document.getElementById("replace-same-name");
+    form.append("replace", replace && replace.checked ? "true" : "false");
     xhr.send(form);
   }
 
@@ -105,8 +110,8 @@
     }).catch(() => null);
     button.disabled = false;
     if (response && (response.status === 204 || response.status === 404) && button.dataset.action === "delete") {
-      count(li.closest(".collection"), -1);
-      rows.delete(id); li.remove();
+      if (!gone.has(id)) count(li.closest(".collection"), -1);
+      gone.add(id); rows.delete(id); li.remove();
     } else if (response && response.status === 202) {
       show(li, { status: "queued", progress: 0 }); poll(id, li);
     } else {
@@ -132,7 +137,17 @@
     const ws = new WebSocket(`${proto}://${location.host}/ws/documents/`);
     ws.onmessage = (m) => {
       const ev = JSON.parse(m.data);
-      const li = rows.get(String(ev.id)) || document.querySelector(`li[data-document="${ev.id}"]`);
+      const id = String(ev.id);
+      const li = rows.get(id) || document.querySelector(`li[data-document="${id}"]`);
+      if (ev.type === "deleted") {
+        // Deleted elsewhere, or replaced by its new version: gone from the list and the count.
+        if (gone.has(id)) return;
+        gone.add(id);
+        count(document.querySelector(`.collection[data-collection="${ev.collection_id}"]`), -1);
+        rows.delete(id);
+        if (li) li.remove();
+        return;
+      }
       if (li) show(li, ev);
     };
     ws.onopen = () => { delay = 500; document.body.dataset.live = "1"; };

@@ -35,18 +35,25 @@ class Command(BaseCommand):
         ids = []
         for path in sorted((Path(settings.BASE_DIR) / "docs").glob("*.md")):
             with path.open("rb") as fh:
+                # A page that changed since the last run is a new version: once it is ready its older
+                # version goes, so the demo never answers from two versions of one page, nor from none.
                 document, created = services.document_create(
-                    collection=collection, file=fh, filename=path.name, user=admin, enqueue=False
+                    collection=collection,
+                    file=fh,
+                    filename=path.name,
+                    user=admin,
+                    enqueue=False,
+                    replace=True,
                 )
             if created or document.status == Document.Status.QUEUED:
                 ids.append(document.id)
-            # A file of docs/ that changed since the last run replaces its older version, so the demo
-            # never answers from two versions of one page.
-            stale = Document.objects.filter(
-                collection=collection, original_name=path.name, uploaded_by=admin
-            ).exclude(id=document.id)
-            for old in stale:
-                services.document_delete(document=old)
+            if not created:
+                # The page is back to a version already here (say, an edit undone): that one is current.
+                stale = Document.objects.filter(
+                    collection=collection, original_name=path.name, uploaded_by=admin
+                ).exclude(id=document.id)
+                for old in stale:
+                    services.document_delete(document=old)
         services.documents_enqueue(document_ids=ids, batch_size=8)
         self.stdout.write(f"demo: {len(ids)} documents queued for ingestion")
         if generated:

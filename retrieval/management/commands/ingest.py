@@ -61,16 +61,22 @@ class Command(BaseCommand):
             "--wait", action="store_true", help="wait until the worker has ingested every file"
         )
         parser.add_argument("--sync", action="store_true", help="ingest in this process, without a worker")
+        parser.add_argument(
+            "--replace",
+            action="store_true",
+            help="each file is a new version: once it is ready, the collection's older documents of the "
+            "same file name are deleted",
+        )
         parser.add_argument("--batch", type=int, default=32, help="documents per ingestion task")
 
-    def handle(self, *args, paths, collection, team, wait, sync, batch, **options):
+    def handle(self, *args, paths, collection, team, wait, sync, batch, replace, **options):
         target = resolve_collection(collection, team)
         ids, skipped = [], 0
         for path in expand(list(paths)):
             try:
                 with path.open("rb") as fh:
                     document, created = services.document_create(
-                        collection=target, file=fh, filename=path.name, enqueue=False
+                        collection=target, file=fh, filename=path.name, enqueue=False, replace=replace
                     )
             except (UnsupportedType, services.UploadTooLarge) as exc:
                 self.stderr.write(f"{path}: skipped: {exc}")
