@@ -11,12 +11,14 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import time
 import uuid
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.http import JsonResponse, StreamingHttpResponse
+from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -30,7 +32,20 @@ from .answering import Finished, Pipeline, Text
 from .providers import ProviderError, StreamInterrupted
 
 MODEL = "docent"
+# One model per readable collection, so that a client with a model picker (Open WebUI, LibreChat...)
+# chooses the knowledge base: "docent/12-ops-runbooks"; the number decides, the words are for people.
+_COLLECTION_MODEL = re.compile(r"^docent/(\d+)(?:-[a-z0-9-]*)?$")
 log = logging.getLogger(__name__)
+
+
+def _collection_model(collection) -> dict:
+    return {
+        "id": f"{MODEL}/{collection.id}-{slugify(f'{collection.team.name} {collection.name}')}",
+        "object": "model",
+        "created": int(collection.created_at.timestamp()) if collection.created_at else 0,
+        "owned_by": "docent",
+        "name": f"Docent · {collection.team.name} / {collection.name}",
+    }
 
 
 def _error(
@@ -64,11 +79,21 @@ def _json_errors(view):
     return wrapped
 
 
-def _admit_and_check(user, collections) -> JsonResponse | None:
-    """The caller's collections, rate and quota (in the websocket's order), in one trip to a thread;
-    an error response, or None."""
-    if collections is not None:
+def _admit_and_check(user, model: str, collections) -> JsonResponse | None:
+    """The caller's model and collections, rate and quota (in the websocket's order), in one trip to a
+    thread; an error response, or None."""
+    readable = None
+    if model.startswith(f"{MODEL}/"):
+        match = _COLLECTION_MODEL.match(model)
         readable = set(retrieval_selectors.collection_ids_for_user(user=user))
+        if match is None or int(match.group(1)) not in readable:
+            return _error(
+                404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"
+            )
+    if collections is not None:
+        readable = (
+            readable if readable is not None else set(retrieval_selectors.collection_ids_for_user(user=user))
+        )
         if not isinstance(collections, list) or not set(collections) <= readable:
             return _error(404, "no such collection", "not_found")
     try:
@@ -141,12 +166,20 @@ async def _user(request):
 @require_GET
 @_json_errors
 async def models(request):
-    if await _user(request) is None:
+    user = await _user(request)
+    if user is None:
         return _error(
             401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
         )
+    collections = await sync_to_async(lambda: list(retrieval_selectors.collections_for_user(user=user)))()
     return JsonResponse(
-        {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "docent"}]}
+        {
+            "object": "list",
+            "data": [
+                {"id": MODEL, "object": "model", "created": 0, "owned_by": "docent", "name": "Docent"},
+                *(_collection_model(c) for c in collections),
+            ],
+        }
     )
 
 
@@ -177,10 +210,21 @@ async def chat_completions(request):
         return _error(400, "the last user message is empty", "invalid_messages")
     history = [(m["role"], _content(m)) for m in messages[:-1] if m.get("role") in ("user", "assistant")]
     collections = body.get("collections")
+    model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else MODEL
     timing = _Timing()
-    refusal = await sync_to_async(_admit_and_check)(user, collections)
+    refusal = await sync_to_async(_admit_and_check)(user, model, collections)
     if refusal is not None:
         return refusal
+    if match := _COLLECTION_MODEL.match(model):
+        # The model's collection, narrowed further by `collections` when both are given.
+        chosen = int(match.group(1))
+        collections = [chosen] if collections is None or chosen in collections else []
+        if not collections:
+            return _error(
+                400, f"`collections` does not include the collection of `{model}`", "invalid_collections"
+            )
+    else:
+        model = MODEL  # any other name asks Docent over every readable collection
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     pipeline = Pipeline(
         user=user,
@@ -200,12 +244,11 @@ async def chat_completions(request):
         timing.outcome = "provider_unavailable"
         await _record_usage(user, pipeline, timing)  # no tokens spent; counted in /metrics
         return _error(503, str(exc), "provider_unavailable", "api_error")
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingHttpResponse(
-            _sse(user, pipeline, timing, completion_id, created, include_usage),
+            _sse(user, pipeline, timing, head, include_usage),
             content_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -227,10 +270,10 @@ async def chat_completions(request):
     usage = pipeline.spent()
     return JsonResponse(
         {
-            "id": completion_id,
+            "id": head["id"],
             "object": "chat.completion",
-            "created": created,
-            "model": MODEL,
+            "created": head["created"],
+            "model": head["model"],
             "choices": [
                 {
                     "index": 0,
@@ -245,24 +288,22 @@ async def chat_completions(request):
     )
 
 
-def _chunk(completion_id: str, created: int, delta: dict, finish: str | None = None, **extra) -> str:
+def _chunk(head: dict, delta: dict, finish: str | None = None, **extra) -> str:
     payload = {
-        "id": completion_id,
+        "id": head["id"],
         "object": "chat.completion.chunk",
-        "created": created,
-        "model": MODEL,
+        "created": head["created"],
+        "model": head["model"],
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         **extra,
     }
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-async def _sse(
-    user, pipeline: Pipeline, timing: _Timing, completion_id: str, created: int, include_usage: bool
-):
+async def _sse(user, pipeline: Pipeline, timing: _Timing, head: dict, include_usage: bool):
     recorded = False
     try:
-        async for frame in _frames(pipeline, timing, completion_id, created, include_usage):
+        async for frame in _frames(pipeline, timing, head, include_usage):
             yield frame
         await _settle(user, pipeline, timing)
         recorded = True
@@ -284,14 +325,14 @@ async def _settle(user, pipeline: Pipeline, timing: _Timing) -> None:
     await _record_usage(user, pipeline, timing)
 
 
-async def _frames(pipeline: Pipeline, timing: _Timing, completion_id: str, created: int, include_usage: bool):
-    yield _chunk(completion_id, created, {"role": "assistant", "content": ""})
+async def _frames(pipeline: Pipeline, timing: _Timing, head: dict, include_usage: bool):
+    yield _chunk(head, {"role": "assistant", "content": ""})
     finish = "stop"
     try:
         async for event in pipeline.run():
             if isinstance(event, Text):
                 timing.text()
-                yield _chunk(completion_id, created, {"content": event.text})
+                yield _chunk(head, {"content": event.text})
             elif isinstance(event, Finished):
                 finish = timing.outcome = event.finish_reason
     except (ProviderError, StreamInterrupted, EmbeddingError, moderation.Blocked) as exc:
@@ -305,8 +346,7 @@ async def _frames(pipeline: Pipeline, timing: _Timing, completion_id: str, creat
         yield "data: [DONE]\n\n"
         return
     yield _chunk(
-        completion_id,
-        created,
+        head,
         {},
         "length" if finish == "length" else "stop",
         sources=pipeline.cited_sources(),
@@ -315,10 +355,10 @@ async def _frames(pipeline: Pipeline, timing: _Timing, completion_id: str, creat
     if include_usage:
         usage = pipeline.spent()
         payload = {
-            "id": completion_id,
+            "id": head["id"],
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": MODEL,
+            "created": head["created"],
+            "model": head["model"],
             "choices": [],
             "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
         }

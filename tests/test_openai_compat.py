@@ -55,3 +55,47 @@ def test_v1_errors(db, client, keyed, collection_b):
         **auth,
     )
     assert foreign.status_code == 404
+
+
+def test_each_readable_collection_is_a_model(
+    transactional_db, client, keyed, make_collection, make_team, collection_b
+):
+    """A client's model picker chooses the knowledge base: `docent` searches every readable collection,
+    `docent/<id>-...` one of them; another team's collection is neither listed nor usable."""
+    key, handbook = keyed
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    policies = make_collection(handbook.team, "policies")
+    document, _ = upload(
+        policies, "travel.md", b"# Travel\n\nTrain travel is booked in second class.\n", enqueue=False
+    )
+    services.documents_ingest(document_ids=[document.id])
+    listed = client.get("/v1/models", **auth).json()["data"]
+    ids = [m["id"] for m in listed]
+    assert ids[0] == "docent"
+    handbook_model = f"docent/{handbook.id}-ops-handbook"
+    assert set(ids[1:]) == {handbook_model, f"docent/{policies.id}-ops-policies"}
+    assert not any(str(collection_b.id) == i.split("/")[-1].split("-")[0] for i in ids[1:])
+
+    def ask(model, question, **extra):
+        messages = [{"role": "user", "content": question}]
+        return client.post(
+            "/v1/chat/completions",
+            {"model": model, "messages": messages, **extra},
+            content_type="application/json",
+            **auth,
+        )
+
+    everywhere = ask("docent", "In which class is train travel booked?").json()
+    assert everywhere["model"] == "docent"
+    assert {s["document_id"] for s in everywhere["sources"]} == {document.id}
+    narrowed = ask(handbook_model, "In which class is train travel booked?").json()
+    assert narrowed["model"] == handbook_model
+    assert document.id not in {s["document_id"] for s in narrowed["sources"]}
+    # The number decides: a renamed collection's old model id still works.
+    assert ask(f"docent/{policies.id}-old-name", "In which class is train travel booked?").status_code == 200
+    foreign = ask(f"docent/{collection_b.id}-x", "anything")
+    assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "model_not_found"
+    assert ask("docent/nonsense", "anything").status_code == 404
+    both = ask(handbook_model, "anything", collections=[policies.id])
+    assert both.status_code == 400
+    assert ask("gpt-4o", "In which class is train travel booked?").json()["model"] == "docent"
