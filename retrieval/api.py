@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from django.db import IntegrityError
-from django.http import Http404
-from ninja import File, Form, Router, Schema, Status
+from django.http import Http404, HttpResponse
+from ninja import File, Form, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
@@ -137,11 +138,23 @@ def create_collection(request, payload: CollectionIn):
 
 
 @router.get("/collections/{collection_id}/documents", response=list[DocumentOut])
-def list_documents(request, collection_id: int):
+def list_documents(
+    request,
+    response: HttpResponse,
+    collection_id: int,
+    q: str = "",
+    status: Literal["", "queued", "processing", "ready", "failed"] = "",
+    limit: int = Query(1000, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+):
+    """Newest first. `q` matches the title or file name, `status` narrows; at most `limit` from
+    `offset`, with the number matching in the `X-Total-Count` header."""
     collection = _collection_or_404(request, collection_id)
-    return [
-        document_out(d) for d in selectors.documents_for_user(user=request.auth, collection_id=collection.id)
-    ]
+    documents = selectors.documents_for_user(
+        user=request.auth, collection_id=collection.id, name=q.strip()[:200], status=status
+    )
+    response["X-Total-Count"] = str(documents.count())
+    return [document_out(d) for d in documents[offset : offset + limit]]
 
 
 @router.post(

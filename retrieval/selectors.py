@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 import psycopg
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from assistant import metrics
@@ -52,11 +52,19 @@ def collection_get(*, user, collection_id: int) -> Collection:
     return Collection.objects.select_related("team").get(id=collection_id, team__memberships__user=user)
 
 
-def documents_for_user(*, user, collection_id: int | None = None) -> QuerySet[Document]:
+def documents_for_user(
+    *, user, collection_id: int | None = None, name: str = "", status: str = ""
+) -> QuerySet[Document]:
+    """The documents the user may read, newest first; `name` matches title or file name (any part,
+    any case), `status` one of Document.Status."""
     qs = Document.objects.filter(collection__team__memberships__user=user).select_related("collection")
     if collection_id is not None:
         qs = qs.filter(collection_id=collection_id)
-    return qs
+    if name:
+        qs = qs.filter(Q(title__icontains=name) | Q(original_name__icontains=name))
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created_at", "-id")
 
 
 def document_get(*, user, document_id: int) -> Document:

@@ -6,15 +6,19 @@ from django.views.decorators.http import require_POST
 from . import selectors, services
 from .api import document_out
 
+LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
+
 
 @login_required
 def library(request):
     collections = list(selectors.collections_for_user(user=request.user))
-    documents = {}
-    for d in selectors.documents_for_user(user=request.user).order_by("-created_at")[:500]:
-        documents.setdefault(d.collection_id, []).append(document_out(d))
     for collection in collections:
-        collection.recent = documents.get(collection.id, [])
+        collection.recent = [
+            document_out(d)
+            for d in selectors.documents_for_user(user=request.user, collection_id=collection.id)[
+                :LIBRARY_ROWS
+            ]
+        ]
     teams = list(selectors.teams_for_user(user=request.user))
     return render(request, "retrieval/library.html", {"collections": collections, "teams": teams})
 

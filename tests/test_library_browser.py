@@ -195,6 +195,46 @@ def test_a_file_uploaded_again_replaces_its_older_version_once_ready(
     assert "twenty-five" in hits[0].text
 
 
+def test_a_large_collection_lists_its_latest_and_finds_the_rest(
+    page, live_url, make_user, make_team, make_collection
+):
+    """A collection past one screen lists its 20 newest documents; the others are found by name or by
+    status, and a found row works like a listed one."""
+    from retrieval.models import Document
+    from retrieval.tests.helpers import upload
+
+    user = make_user("kim", password="pw-kim-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "archive")
+    for i in range(25):
+        upload(collection, f"report-{i:02d}.md", f"# Report {i}\n\nQuarter {i}.".encode(), enqueue=False)
+    Document.objects.filter(collection=collection).update(status="ready", progress=1.0, chunk_count=1)
+    Document.objects.filter(original_name="report-01.md").update(status="failed", error="the file is broken")
+
+    sign_in(page, live_url, "kim", "pw-kim-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator("li.doc")).to_have_count(20)
+    expect(section.locator(".shown")).to_have_text("The 20 most recent of 25.")
+    expect(section.locator("li.doc", has_text="report-03")).to_have_count(0)  # older than the 20
+
+    section.locator(".doc-filter").fill("report-03")
+    expect(section.locator("li.doc")).to_have_count(1)
+    expect(section.locator("li.doc a.name")).to_have_text("report-03")
+    expect(section.locator(".shown")).to_have_text("1 of 1 matching.")
+
+    section.locator(".doc-filter").fill("")
+    section.locator(".doc-status").select_option("failed")
+    found = section.locator("li.doc")
+    expect(found).to_have_count(1)
+    expect(found).to_have_attribute("data-status", "failed")
+    expect(found.locator(".error")).to_have_text("the file is broken")
+    page.once("dialog", lambda dialog: dialog.accept())
+    found.locator("[data-action=delete]").click()
+    expect(found).to_have_count(0)
+    expect(section.locator("header .count")).to_have_text("24 documents")
+    assert not Document.objects.filter(original_name="report-01.md").exists()
+
+
 def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user, make_team, make_collection):
     """Delete (after a confirmation) takes the row away and the passages out of search; Retry queues a
     failed document again. Both buttons work on the rows the page listed itself."""

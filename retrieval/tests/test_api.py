@@ -114,6 +114,28 @@ def test_upload_with_replace_names_the_versions_it_replaces(client, alice, colle
     assert Document.objects.get(id=body["id"]).replace_older
 
 
+def test_documents_are_listed_newest_first_found_by_name_or_status_and_paged(
+    client, alice, collection_a, key_for
+):
+    for i in range(5):
+        upload(collection_a, f"minutes-{i}.md", f"# Minutes {i}\n\nNothing decided.".encode(), enqueue=False)
+    upload(collection_a, "Budget 2027.md", b"# Budget\n\nNumbers.", enqueue=False)
+    Document.objects.filter(original_name="minutes-3.md").update(status="failed", error="broken")
+    url = f"/api/v1/collections/{collection_a.id}/documents"
+
+    def listed(**params):
+        response = client.get(url, params, **key_for(alice))
+        assert response.status_code == 200
+        return [d["original_name"] for d in response.json()], int(response["X-Total-Count"])
+
+    assert listed() == (["Budget 2027.md", *(f"minutes-{i}.md" for i in (4, 3, 2, 1, 0))], 6)
+    assert listed(q="BUDGET") == (["Budget 2027.md"], 1)
+    assert listed(q="minutes", limit=2, offset=1) == (["minutes-3.md", "minutes-2.md"], 5)
+    assert listed(status="failed") == (["minutes-3.md"], 1)
+    assert client.get(url, {"status": "lost"}, **key_for(alice)).status_code == 400
+    assert client.get(url, {"limit": 0}, **key_for(alice)).status_code == 400
+
+
 def test_unsupported_type_is_415(client, alice, collection_a, key_for):
     png = SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00", content_type="image/png")
     response = client.post(

@@ -8,21 +8,26 @@
   function row(list, id, title) {
     let li = id && list.ownerDocument.querySelector(`li[data-document="${id}"]`);
     if (!li) {
-      li = document.createElement("li");
-      li.className = "doc";
-      const name = document.createElement("span"); name.className = "name"; name.textContent = title;
-      const bar = document.createElement("progress"); bar.max = 1; bar.value = 0; bar.setAttribute("aria-label", "Progress of " + title);
-      const status = document.createElement("span"); status.className = "status"; status.textContent = "uploading";
-      const actions = document.createElement("span"); actions.className = "actions";
-      for (const [action, label] of [["retry", "Retry"], ["delete", "Delete"]]) {
-        const b = document.createElement("button");
-        b.type = "button"; b.className = "ghost small"; b.dataset.action = action; b.textContent = label;
-        b.setAttribute("aria-label", `${label} ${title}`); b.hidden = true;  // until the upload has an id
-        actions.append(b);
-      }
-      li.append(name, bar, status, actions);
+      li = newRow(title);
       list.prepend(li);
     }
+    return li;
+  }
+
+  function newRow(title) {
+    const li = document.createElement("li");
+    li.className = "doc";
+    const name = document.createElement("span"); name.className = "name"; name.textContent = title;
+    const bar = document.createElement("progress"); bar.max = 1; bar.value = 0; bar.setAttribute("aria-label", "Progress of " + title);
+    const status = document.createElement("span"); status.className = "status"; status.textContent = "uploading";
+    const actions = document.createElement("span"); actions.className = "actions";
+    for (const [action, label] of [["retry", "Retry"], ["delete", "Delete"]]) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "ghost small"; b.dataset.action = action; b.textContent = label;
+      b.setAttribute("aria-label", `${label} ${title}`); b.hidden = true;  // until the upload has an id
+      actions.append(b);
+    }
+    li.append(name, bar, status, actions);
     return li;
   }
 
@@ -167,6 +172,39 @@
       if (li.dataset.status === "queued" || li.dataset.status === "processing") poll(li.dataset.document, li);
     });
   });
+
+  // A collection holding more than the page lists: find the others by name or status.
+  function finder(section) {
+    const box = section.querySelector(".finder");
+    if (!box) return;
+    const input = box.querySelector(".doc-filter"), status = box.querySelector(".doc-status");
+    const list = section.querySelector(".documents"), shown = section.querySelector(".shown");
+    let timer = null, asked = 0;
+    const find = async () => {
+      const mine = ++asked;
+      const params = new URLSearchParams({ q: input.value.trim(), status: status.value, limit: "50" });
+      const response = await fetch(`/api/v1/collections/${section.dataset.collection}/documents?${params}`, { credentials: "same-origin" }).catch(() => null);
+      if (mine !== asked) return;  // a newer search has been sent meanwhile
+      if (!response || !response.ok) { shown.textContent = "Could not search the documents; try again."; return; }
+      const documents = await response.json(), total = Number(response.headers.get("X-Total-Count") || documents.length);
+      list.replaceChildren(...documents.map((d) => {
+        const li = newRow(d.title);
+        li.dataset.document = d.id;
+        link(li, d.id);
+        rows.set(String(d.id), li);
+        show(li, d);
+        if (d.status === "queued" || d.status === "processing") poll(d.id, li);
+        return li;
+      }));
+      const filtered = input.value.trim() || status.value;
+      shown.textContent = filtered
+        ? (total ? `${documents.length} of ${total} matching.` : "No document matches.")
+        : `The ${documents.length} most recent of ${total}.`;
+    };
+    input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(find, 250); });
+    status.addEventListener("change", find);
+  }
+  document.querySelectorAll(".collection").forEach(finder);
 
   const form = document.getElementById("new-collection");
   if (form) form.addEventListener("submit", (e) => {
