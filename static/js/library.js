@@ -187,7 +187,8 @@
       if (mine !== asked) return;  // a newer search has been sent meanwhile
       if (!response || !response.ok) { shown.textContent = "Could not search the documents; try again."; return; }
       const documents = await response.json(), total = Number(response.headers.get("X-Total-Count") || documents.length);
-      list.replaceChildren(...documents.map((d) => {
+      // A document deleted while this answer was on its way stays gone.
+      list.replaceChildren(...documents.filter((d) => !gone.has(String(d.id))).map((d) => {
         const li = newRow(d.title);
         li.dataset.document = d.id;
         link(li, d.id);
@@ -202,7 +203,7 @@
         : `The ${documents.length} most recent of ${total}.`;
     };
     input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(find, 250); });
-    status.addEventListener("change", find);
+    status.addEventListener("change", () => { clearTimeout(timer); find(); });
   }
   document.querySelectorAll(".collection").forEach(finder);
 
