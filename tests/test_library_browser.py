@@ -235,6 +235,33 @@ def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     assert not Document.objects.filter(original_name="report-01.md").exists()
 
 
+def test_a_folder_uploads_its_supported_files(
+    page, live_url, make_user, make_team, make_collection, tmp_path
+):
+    """A whole folder, subfolders included: its documents go up, the rest is left out and counted."""
+    from retrieval.models import Document
+
+    user = make_user("lee", password="pw-lee-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "wiki")
+    folder = tmp_path / "wiki"
+    (folder / "howto").mkdir(parents=True)
+    (folder / "index.md").write_text("# Wiki\n\nStart here.\n")
+    (folder / "howto" / "deploy.txt").write_text("Deploy on Tuesdays.\n")
+    (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+
+    sign_in(page, live_url, "lee", "pw-lee-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    section.locator(".folder-pick input").set_input_files(str(folder))
+    expect(section.locator(".folder-note")).to_have_text(
+        "2 files from the folder uploaded; 1 left out (not PDF, DOCX, Markdown, HTML, CSV or text)."
+    )
+    expect(section.locator("li.doc[data-document]")).to_have_count(2)
+    expect(section.locator("header .count")).to_have_text("2 documents")
+    names = set(Document.objects.filter(collection=collection).values_list("original_name", flat=True))
+    assert names == {"index.md", "deploy.txt"}
+
+
 def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user, make_team, make_collection):
     """Delete (after a confirmation) takes the row away and the passages out of search; Retry queues a
     failed document again. Both buttons work on the rows the page listed itself."""

@@ -159,14 +159,50 @@
     ws.onclose = () => { document.body.dataset.live = ""; setTimeout(() => connect(Math.min(delay * 2, 15000)), delay); };
   }
 
+  // A folder holds more than documents (images, build files...): only the supported types go up, and
+  // the page says how many were left out.
+  const SUPPORTED = /\.(pdf|docx|md|markdown|html?|txt|csv)$/i;
+  function uploadFolder(section, files) {
+    const wanted = files.filter((f) => SUPPORTED.test(f.name));
+    wanted.forEach((f) => upload(section, f));
+    let note = section.querySelector(".folder-note");
+    if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
+    const skipped = files.length - wanted.length;
+    note.textContent = `${wanted.length} file${wanted.length === 1 ? "" : "s"} from the folder uploaded` +
+      (skipped ? `; ${skipped} left out (not PDF, DOCX, Markdown, HTML, CSV or text)` : "") + ".";
+  }
+
+  // Files inside dropped folders, subfolders included (the entries API; readEntries gives batches).
+  async function dropped(items) {
+    const files = [];
+    const walk = async (entry) => {
+      if (entry.isFile) { files.push(await new Promise((ok, fail) => entry.file(ok, fail))); return; }
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child);
+      }
+    };
+    for (const entry of items) await walk(entry);
+    return files;
+  }
+
   document.querySelectorAll(".collection").forEach((section) => {
     const zone = section.querySelector(".dropzone");
+    const folder = section.querySelector(".folder-pick input");
+    folder.addEventListener("change", () => { uploadFolder(section, [...folder.files]); folder.value = ""; });
     const input = zone.querySelector("input");
     input.addEventListener("change", () => { [...input.files].forEach((f) => upload(section, f)); input.value = ""; });
     zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
     zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
     zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-    zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); [...e.dataTransfer.files].forEach((f) => upload(section, f)); });
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault(); zone.classList.remove("over");
+      const entries = [...(e.dataTransfer.items || [])].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+      if (entries.some((entry) => entry.isDirectory)) dropped(entries).then((files) => uploadFolder(section, files));
+      else [...e.dataTransfer.files].forEach((f) => upload(section, f));
+    });
     section.querySelectorAll("li[data-document]").forEach((li) => {
       rows.set(li.dataset.document, li);
       if (li.dataset.status === "queued" || li.dataset.status === "processing") poll(li.dataset.document, li);
