@@ -36,7 +36,7 @@ def test_upload_shows_live_progress_and_readable_errors(
     page.goto(f"{live_url}/library/")
     expect(page.locator("body[data-live='1']")).to_have_count(1)  # progress websocket is open
     section = page.locator(f"section[data-collection='{collection.id}']")
-    section.locator("input[type=file]").set_input_files([str(good), str(hostile), str(wrong)])
+    section.locator(".dropzone input[type=file]").set_input_files([str(good), str(hostile), str(wrong)])
 
     good_row = section.locator("li.doc", has_text="runbook.md")
     expect(good_row).to_have_attribute("data-status", "ready", timeout=60_000)
@@ -73,7 +73,7 @@ def test_a_drop_past_the_upload_rate_loses_no_file(
     page.goto(f"{base}/library/")
     expect(page.locator("body[data-live='1']")).to_have_count(1)
     section = page.locator(f"section[data-collection='{collection.id}']")
-    section.locator("input[type=file]").set_input_files(paths)
+    section.locator(".dropzone input[type=file]").set_input_files(paths)
 
     rows = section.locator("li.doc")
     expect(rows).to_have_count(2)
@@ -116,7 +116,8 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
     page.fill("#search-q", "nightly backups")
     page.keyboard.press("Enter")
     hits = page.locator("#search-results li.hit")
-    expect(hits.first).to_contain_text("The backup runs nightly at two.")
+    # The server's first search may wait for the embedding model to finish loading.
+    expect(hits.first).to_contain_text("The backup runs nightly at two.", timeout=20_000)
     expect(hits.first.locator(".where")).to_contain_text("page 2")
     assert set(hits.first.locator("mark").all_inner_texts()) == {"backup", "nightly"}
     expect(hits.filter(has_text="Restore a backup")).to_contain_text("Restores")  # its heading path
@@ -180,7 +181,7 @@ def test_a_file_uploaded_again_replaces_its_older_version_once_ready(
     expect(page.locator("#replace-same-name")).to_be_checked()
     section = page.locator(f"section[data-collection='{collection.id}']")
     expect(section.locator("header .count")).to_have_text("1 document")
-    section.locator("input[type=file]").set_input_files([str(new_version)])
+    section.locator(".dropzone input[type=file]").set_input_files([str(new_version)])
 
     expect(section.locator(f"li[data-document='{old.id}']")).to_have_count(0, timeout=60_000)
     rows = section.locator("li.doc", has_text="leave.md")
