@@ -138,6 +138,14 @@ async def regenerate(*, user, message_id) -> dict:
     return ids
 
 
+async def edit(*, user, message_id, content: str) -> dict:
+    ids = await database_sync_to_async(services.question_edit)(
+        user=user, message_id=message_id, content=content
+    )
+    start(ids["message_id"])
+    return ids
+
+
 def start(message_id: str, *, context: dict | None = None) -> asyncio.Task:
     _ensure_stop_listener()
     generation = Generation(message_id, context=context)

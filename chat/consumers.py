@@ -145,6 +145,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "stop": self.stop,
                     "resume": self.resume,
                     "regenerate": self.regenerate,
+                    "edit": self.edit,
                 }.get(kind)
                 if handler is None:
                     raise Refused("invalid", f"unknown frame type {kind!r}")
@@ -230,6 +231,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise Refused("invalid", "only a finished answer can be regenerated")
         await database_sync_to_async(_admit)(self.user)
         ids = await answering.regenerate(user=self.user, message_id=message.id)
+        await self.send_json(
+            {
+                "type": "accepted",
+                "request_id": content.get("request_id"),
+                "conversation_id": ids["conversation_id"],
+                "user_message_id": ids["user_message_id"],
+                "message_id": ids["message_id"],
+            }
+        )
+        self._follow(ids["message_id"], after=0)
+
+    async def edit(self, content: dict) -> None:
+        """Reword the conversation's last question: its answers are replaced by a new one."""
+        text = content.get("content")
+        if not isinstance(text, str) or not text.strip():
+            raise Refused("invalid", "content must be a non-empty string")
+        if len(text) > settings.DOCENT_MAX_QUESTION_CHARS:
+            raise Refused(
+                "invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters"
+            )
+        await self._check_user()
+        message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
+        await database_sync_to_async(_admit)(self.user)
+        try:
+            ids = await answering.edit(user=self.user, message_id=message.id, content=text.strip())
+        except services.NotEditable as exc:
+            raise Refused("invalid", str(exc)) from None
+        except services.NotFound as exc:
+            raise Refused("not_found", str(exc)) from None
         await self.send_json(
             {
                 "type": "accepted",

@@ -22,6 +22,10 @@ class NotFound(LookupError):
     """The object does not exist or belongs to someone else (shown as not_found / 404)."""
 
 
+class NotEditable(Exception):
+    """Only the conversation's last question, once its answers have ended, can be reworded."""
+
+
 class QuotaExceeded(Exception):
     def __init__(self, quota: int, retry_after: int):
         self.retry_after = retry_after
@@ -131,6 +135,41 @@ def answer_regenerate(*, user, message_id) -> dict:
         heartbeat_at=timezone.now(),
     )
     return _ids(old.conversation, old.reply_to, answer, True)
+
+
+def question_edit(*, user, message_id, content: str) -> dict:
+    """The conversation's last question, reworded: its answers go (they answered other words, and
+    would stand in the history of later questions) and a new answer is started. Tokens spent on them
+    stay in the ledger."""
+    with transaction.atomic():
+        question = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("conversation")
+            .filter(id=message_id, conversation__owner=user, role=Message.Role.USER)
+            .first()
+        )
+        if question is None:
+            raise NotFound("no such message")
+        later = Message.objects.filter(
+            conversation=question.conversation, role=Message.Role.USER, created_at__gt=question.created_at
+        )
+        if later.exists():
+            raise NotEditable("only the last question of a conversation can be edited")
+        if question.answers.exclude(status__in=Message.FINAL).exists():
+            raise NotEditable("stop the answer before editing its question")
+        question.answers.all().delete()
+        question.text = content
+        question.save(update_fields=["text", "updated_at"])
+        answer = Message.objects.create(
+            conversation=question.conversation,
+            user=user,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.PENDING,
+            reply_to=question,
+            heartbeat_at=timezone.now(),
+        )
+        Conversation.objects.filter(id=question.conversation_id).update(updated_at=timezone.now())
+    return _ids(question.conversation, question, answer, True)
 
 
 def message_progress(*, message_id, **fields) -> None:

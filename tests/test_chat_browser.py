@@ -153,6 +153,40 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     assert page.evaluate("document.documentElement.scrollHeight") <= 800
 
 
+def test_the_last_question_can_be_edited_and_is_answered_anew(page, live_url, member):
+    """Edit on the last question puts its words back in the box; sent again, the old answer is
+    replaced by an answer to the new words, also after a reload. Earlier questions offer no Edit."""
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    first = ask(page, "How are travel expenses reimbursed?")
+    expect(first).to_have_attribute("data-status", "stop", timeout=30_000)
+    page.fill("textarea", "How many days of paid leaf?")
+    page.keyboard.press("Enter")
+    answers = page.locator("article.msg.assistant")
+    expect(answers).to_have_count(2)
+    expect(answers.nth(1)).not_to_have_attribute("data-status", "", timeout=30_000)
+    expect(answers.nth(1)).not_to_have_class("msg assistant streaming", timeout=30_000)
+    questions = page.locator("article.msg.user")
+    expect(questions.nth(0).get_by_role("button", name="Edit your question")).to_be_hidden()
+    last = questions.nth(1)
+    last.hover()
+    last.get_by_role("button", name="Edit your question").click()
+    expect(page.locator("textarea")).to_have_value("How many days of paid leaf?")
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    expect(last.locator(".body")).to_have_text("How many days of paid leave do employees get?")
+    expect(answers).to_have_count(2)
+    expect(answers.nth(1)).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answers.nth(1).locator(".body")).to_contain_text("25 days")
+    expect(questions).to_have_count(2)
+
+    page.reload()
+    expect(page.locator("article.msg.user").nth(1).locator(".body")).to_have_text(
+        "How many days of paid leave do employees get?"
+    )
+    expect(page.locator("article.msg.assistant")).to_have_count(2)
+    expect(page.locator("article.msg.assistant").nth(1).locator(".body")).to_contain_text("25 days")
+
+
 def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member):
     """Typing in the sidebar's search keeps the conversations whose title or messages hold the words."""
     from chat import services as chat_services

@@ -329,6 +329,53 @@ async def test_regenerate_makes_a_new_answer(alice, handbook, chat_model):
     await ws.disconnect()
 
 
+async def test_editing_the_last_question_replaces_its_answer(alice, handbook, chat_model):
+    """A mistyped question reworded: the new words are answered, the old answer is gone (from the
+    conversation and from the history later questions read), and only the last question may change."""
+    ws = await connect(alice)
+    first = await ask(ws, "How are travel expenses reimbursed?")
+    await until_done(ws)
+    mistyped = await ask(ws, "How many days of paid leaf?", conversation_id=first["conversation_id"])
+    await until_done(ws)
+    await ws.send_json_to(
+        {
+            "type": "edit",
+            "message_id": first["user_message_id"],
+            "content": "Anything else?",
+            "request_id": "e0",
+        }
+    )
+    refused = await ws.receive_json_from(timeout=10)
+    assert (
+        refused["type"] == "error" and refused["code"] == "invalid" and "last question" in refused["message"]
+    )
+
+    await ws.send_json_to(
+        {
+            "type": "edit",
+            "message_id": mistyped["user_message_id"],
+            "content": "How many days of paid leave do employees get?",
+            "request_id": "e1",
+        }
+    )
+    accepted = await ws.receive_json_from(timeout=10)
+    assert accepted["type"] == "accepted" and accepted["request_id"] == "e1"
+    assert accepted["user_message_id"] == mistyped["user_message_id"]
+    assert accepted["message_id"] != mistyped["message_id"]
+    events = await until_done(ws)
+    answer = "".join(e["text"] for e in events if e["type"] == "delta")
+    assert "25 days" in answer
+    assert not await Message.objects.filter(id=mistyped["message_id"]).aexists()
+    question = await Message.objects.aget(id=mistyped["user_message_id"])
+    assert question.text == "How many days of paid leave do employees get?"
+    texts = [
+        m.text
+        async for m in Message.objects.filter(conversation_id=first["conversation_id"]).order_by("created_at")
+    ]
+    assert len(texts) == 4 and texts[2] == question.text and "25 days" in texts[3]
+    await ws.disconnect()
+
+
 async def test_streaming_text_is_checkpointed_before_the_answer_ends(
     alice, handbook, openai_provider, settings
 ):

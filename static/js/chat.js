@@ -7,6 +7,8 @@
   const ACTIVE = "docent.activeAnswer";
   const answers = new Map();
   const waiting = new Map(); // request_id -> user message element
+  const edits = new Map(); // request_id -> {el, content}: a reworded last question on its way
+  let editing = null; // the user message element whose words the composer holds
   const outbox = [];
   let ws = null;
   let delay = 500;
@@ -68,6 +70,7 @@
   }
 
   function newConversation() {
+    cancelEdit();
     conversationId = null;
     setExport(null);
     answers.clear();
@@ -83,6 +86,7 @@
   async function openConversation(id, resumeId) {
     let data;
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
+    cancelEdit();
     conversationId = data.id;
     setExport(data.id);
     answers.clear();
@@ -92,7 +96,7 @@
     box.replaceChildren();
     setScope(data.collections);
     for (const m of data.messages) {
-      if (m.role === "user") { addUserMessage(m.text); continue; }
+      if (m.role === "user") { addUserMessage(m.text, m.id); continue; }
       const a = addAnswer(m.id);
       a.text = m.text; a.sources = m.sources || []; a.status = m.status;
       if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
@@ -110,15 +114,44 @@
   // Messages ----------------------------------------------------------------------------------
   const emptyState = $("empty-state");
 
-  function addUserMessage(text) {
+  function addUserMessage(text, id) {
     if ($("empty-state")) $("empty-state").remove();
     const el = document.createElement("article");
     el.className = "msg user";
+    if (id) el.dataset.message = id;
     const body = document.createElement("div"); body.className = "body"; body.textContent = text;
-    el.append(body);
+    const tools = document.createElement("div"); tools.className = "tools";
+    tools.append(tool("Edit", "Edit your question", () => startEdit(el)));
+    el.append(body, tools);
     $("messages").append(el);
+    markEditable();
     scrollDown(true);
     return el;
+  }
+
+  // Only the conversation's last question can be reworded, once its answer has ended.
+  function markEditable() {
+    const questions = [...document.querySelectorAll("#messages .msg.user")];
+    questions.forEach((q, i) => {
+      q.querySelector(".tools").hidden = !(i === questions.length - 1 && q.dataset.message && !active);
+    });
+  }
+
+  function startEdit(el) {
+    editing = el;
+    const box = $("question");
+    box.value = el.querySelector(".body").textContent;
+    autosize();
+    box.focus();
+    $("connection").textContent = "Editing your last question: send it again, or press Esc to cancel.";
+  }
+
+  function cancelEdit() {
+    if (!editing) return;
+    editing = null;
+    $("question").value = "";
+    autosize();
+    $("connection").textContent = "";
   }
 
   function addAnswer(messageId) {
@@ -360,7 +393,20 @@
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
       setExport(conversationId);
+      const waited = waiting.get(ev.request_id);
+      if (waited && ev.user_message_id) waited.dataset.message = ev.user_message_id;
       waiting.delete(ev.request_id);
+      const edit = edits.get(ev.request_id);
+      if (edit) {
+        // The question now reads as edited; the answers to its old words are gone.
+        edits.delete(ev.request_id);
+        edit.el.querySelector(".body").textContent = edit.content;
+        let next = edit.el.nextElementSibling;
+        while (next && next.classList.contains("assistant")) {
+          const gone = next; next = next.nextElementSibling;
+          answers.delete(gone.dataset.message); gone.remove();
+        }
+      }
       let a = answers.get(ev.message_id);
       if (!a) a = addAnswer(ev.message_id);
       a.following = true;
@@ -386,6 +432,7 @@
         const el = ev.request_id && waiting.get(ev.request_id);
         showComposerError(errorText(ev));
         if (el) el.classList.add("unsent");
+        edits.delete(ev.request_id);
         setBusy(null);
       }
       return;
@@ -414,6 +461,7 @@
     active = a;
     $("stop").hidden = !a;
     $("send").hidden = !!a;
+    markEditable();
   }
 
   // The server's message, with when to try again unless it already says so (a rate limit does; a
@@ -449,8 +497,14 @@
     const content = box.value.trim();
     if (!content || active) return;
     const requestId = uuid();
-    waiting.set(requestId, addUserMessage(content));
-    send({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections() });
+    if (editing) {
+      edits.set(requestId, { el: editing, content });
+      send({ type: "edit", request_id: requestId, message_id: editing.dataset.message, content });
+      editing = null;
+    } else {
+      waiting.set(requestId, addUserMessage(content));
+      send({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections() });
+    }
     box.value = "";
     autosize();
     $("connection").textContent = "";
@@ -474,7 +528,7 @@
     const open = document.body.classList.toggle("sidebar-open");
     $("toggle-sidebar").setAttribute("aria-expanded", String(open));
   });
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("source-panel").hidden = true; });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") { $("source-panel").hidden = true; cancelEdit(); } });
 
   // Start: reopen the conversation in the URL, or the one whose answer was streaming at reload.
   $("question").disabled = false;
