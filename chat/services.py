@@ -158,6 +158,9 @@ def question_edit(*, user, message_id, content: str) -> dict:
         if question.answers.exclude(status__in=Message.FINAL).exists():
             raise NotEditable("stop the answer before editing its question")
         question.answers.all().delete()
+        conversation = question.conversation
+        if conversation.title == prompts.title_from(question.text):  # named after it, not renamed
+            conversation.title = prompts.title_from(content)
         question.text = content
         question.save(update_fields=["text", "updated_at"])
         answer = Message.objects.create(
@@ -168,8 +171,8 @@ def question_edit(*, user, message_id, content: str) -> dict:
             reply_to=question,
             heartbeat_at=timezone.now(),
         )
-        Conversation.objects.filter(id=question.conversation_id).update(updated_at=timezone.now())
-    return _ids(question.conversation, question, answer, True)
+        conversation.save(update_fields=["title", "updated_at"])
+    return _ids(conversation, question, answer, True)
 
 
 def message_progress(*, message_id, **fields) -> None:

@@ -52,3 +52,32 @@ def test_sweep_ledgers_what_an_interrupted_answer_had_sent(alice):
         (dead, 812, count_tokens("Employees get twenty-five days"))
     ]
     assert Message.objects.get(id=alive).status == "streaming"
+
+
+def test_an_edited_question_renames_a_conversation_named_after_it_but_not_a_renamed_one(alice):
+    from chat.models import Conversation
+
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="t1", content="Leaf policy?", collection_ids=None
+    )
+    with pytest.raises(services.NotEditable):  # its answer has not ended
+        services.question_edit(user=alice, message_id=ids["user_message_id"], content="Leave policy?")
+    Message.objects.filter(id=ids["message_id"]).update(status="complete", text="...")
+    again = services.question_edit(user=alice, message_id=ids["user_message_id"], content="Leave policy?")
+    assert again["message_id"] != ids["message_id"] and again["user_message_id"] == ids["user_message_id"]
+    assert Conversation.objects.get(id=ids["conversation_id"]).title == "Leave policy?"
+
+    Conversation.objects.filter(id=ids["conversation_id"]).update(title="HR questions")
+    Message.objects.filter(id=again["message_id"]).update(status="complete")
+    services.question_edit(user=alice, message_id=ids["user_message_id"], content="Parental leave policy?")
+    assert Conversation.objects.get(id=ids["conversation_id"]).title == "HR questions"
+    assert Message.objects.filter(conversation_id=ids["conversation_id"]).count() == 2
+
+
+def test_only_the_owner_edits_a_question(alice, bob):
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="t2", content="Mine?", collection_ids=None
+    )
+    Message.objects.filter(id=ids["message_id"]).update(status="complete")
+    with pytest.raises(services.NotFound):
+        services.question_edit(user=bob, message_id=ids["user_message_id"], content="Theirs?")

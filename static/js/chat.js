@@ -413,7 +413,7 @@
       setBusy(a);
       sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
       history.replaceState(null, "", `/?c=${conversationId}`);
-      if (isNew) loadConversations().then(() => {
+      if (isNew || edit) loadConversations().then(() => {  // an edited first question may retitle it
         const li = document.querySelector(`#conversations li[data-id="${conversationId}"]`);
         if (li) $("chat-title").textContent = li.querySelector(".open").textContent;
       });
