@@ -4,7 +4,8 @@ each with its [n] citation, streamed in small pieces. It refuses when no sentenc
 Each sentence of the passages is scored by its embedding similarity to the question (when an embedder
 is given) and by the question's content words it contains, weighted by their rarity across the
 passages (Snowball-stemmed) and counting its section heading's words at half weight; the passage's
-own retrieval similarity breaks ties. A Markdown table row is a sentence that names its columns.
+own retrieval similarity breaks ties. A Markdown table row is a sentence that names its columns; a
+row whose header is not in the passage is not quoted.
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ def split_sentences(text: str) -> list[str]:
             prose = []
             out.append("; ".join(f"{h}: {c}" for h, c in zip(header, row, strict=True) if c))
         else:
-            # Its header was cut off with the chunk before: alone, a row is a fragment, so the rows
-            # stay together as one piece of text.
-            prose.append(line)
+            # No header in the passage (a row too long for one chunk, cut in two, or a table without
+            # one): without its column names a row is no answer ("| and table rows ... | 156 / 0 |").
+            continue
     out.extend(_prose(prose))
     return out
 

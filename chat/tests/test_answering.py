@@ -115,14 +115,15 @@ def test_extractive_quotes_a_table_row_with_its_column_names():
     assert (
         text == "From your documents: what: searches; variable: `DOCENT_RATE_SEARCH`; default: `120/m`. [1]"
     )
-    # A separator row is never a sentence; rows whose header is not in the passage (cut off with the
-    # chunk before) stay together as one piece of text.
+    # A separator row is never a sentence, nor a row whose header is not in the passage (a fragment
+    # of a row too long for one chunk, say).
     assert split_sentences("| a | b |\n|---|---|") == []
     assert split_sentences("| city | cap |\n|---|---|\n| Berlin \\| Mitte | 160 |") == [
         "city: Berlin | Mitte; cap: 160"
     ]
-    assert split_sentences("Cut.\n| cats | purr |\n| dogs | bark |") == [
-        "Cut.\n| cats | purr |\n| dogs | bark |"
+    assert split_sentences("Cut.\n| cats | purr |\n| dogs | bark |") == ["Cut."]
+    assert split_sentences("| and rows whose header was cut off | 156 / 0 | 6 |\nThen prose.") == [
+        "Then prose."
     ]
 
 
