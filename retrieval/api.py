@@ -33,6 +33,11 @@ class CollectionIn(Schema):
     description: str = ""
 
 
+class CollectionPatch(Schema):
+    name: str | None = None
+    description: str | None = None
+
+
 class DocumentOut(Schema):
     id: int
     title: str
@@ -135,6 +140,45 @@ def create_collection(request, payload: CollectionIn):
         raise HttpError(409, f"team {team.name} already has a collection named {payload.name!r}") from None
     collection.document_count = 0
     return Status(201, _collection_out(collection))
+
+
+def _admin_collection_or_404(request, collection_id: int) -> Collection:
+    """A collection of the caller's team that the caller administers: 404 for another team's, 403
+    for a member who is not the team's admin."""
+    collection = _collection_or_404(request, collection_id)
+    if not selectors.is_team_admin(user=request.auth, team_id=collection.team_id):
+        raise HttpError(
+            403, f"only an admin of team {collection.team.name} can change or delete its collections"
+        )
+    return collection
+
+
+@router.get("/collections/{collection_id}", response=CollectionOut)
+def get_collection(request, collection_id: int):
+    _collection_or_404(request, collection_id)
+    collection = selectors.collections_for_user(user=request.auth).get(id=collection_id)
+    return _collection_out(collection)
+
+
+@router.patch("/collections/{collection_id}", response={200: CollectionOut, 403: ErrorOut, 409: ErrorOut})
+def update_collection(request, collection_id: int, payload: CollectionPatch):
+    collection = _admin_collection_or_404(request, collection_id)
+    if payload.name is not None and not payload.name.strip():
+        raise HttpError(400, "a collection needs a name")
+    try:
+        services.collection_update(collection=collection, name=payload.name, description=payload.description)
+    except IntegrityError:
+        raise HttpError(
+            409, f"team {collection.team.name} already has a collection named {payload.name!r}"
+        ) from None
+    return _collection_out(selectors.collections_for_user(user=request.auth).get(id=collection_id))
+
+
+@router.delete("/collections/{collection_id}", response={204: None, 403: ErrorOut})
+def delete_collection(request, collection_id: int):
+    """The collection, its documents and their passages, for good (team admins)."""
+    services.collection_delete(collection=_admin_collection_or_404(request, collection_id))
+    return Status(204, None)
 
 
 @router.get("/collections/{collection_id}/documents", response=list[DocumentOut])

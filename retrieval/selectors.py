@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from assistant import metrics
 
-from .models import ApiKey, Collection, Document, Team
+from .models import ApiKey, Collection, Document, Membership, Team
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -30,6 +30,16 @@ def collections_for_user(*, user) -> QuerySet[Collection]:
         .annotate(document_count=Count("documents", distinct=True))
         .order_by("team__name", "name")
     )
+
+
+def team_ids_administered(*, user) -> set[int]:
+    return set(
+        Membership.objects.filter(user=user, role=Membership.Role.ADMIN).values_list("team_id", flat=True)
+    )
+
+
+def is_team_admin(*, user, team_id: int) -> bool:
+    return team_id in team_ids_administered(user=user)
 
 
 def collection_ids_for_user(*, user) -> list[int]:

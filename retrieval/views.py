@@ -12,7 +12,9 @@ LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status
 @login_required
 def library(request):
     collections = list(selectors.collections_for_user(user=request.user))
+    administered = selectors.team_ids_administered(user=request.user)
     for collection in collections:
+        collection.can_manage = collection.team_id in administered
         collection.recent = [
             document_out(d)
             for d in selectors.documents_for_user(user=request.user, collection_id=collection.id)[

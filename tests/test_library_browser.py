@@ -263,6 +263,41 @@ def test_a_folder_uploads_its_supported_files(
     assert names == {"index.md", "deploy.txt"}
 
 
+def test_a_team_admin_deletes_a_collection_and_a_member_cannot(
+    page, live_url, make_user, make_team, make_collection
+):
+    from retrieval import services
+    from retrieval.models import Collection, Document
+    from retrieval.tests.helpers import upload
+
+    admin, member = make_user("mia", password="pw-mia-12345"), make_user("ned", password="pw-ned-12345")
+    team = make_team("Ops", members=[admin], role="admin")
+    services.membership_set(team=team, user=member)
+    old = make_collection(team, "old-runbooks")
+    kept = make_collection(team, "runbooks")
+    document, _ = upload(old, "pager.md", b"# Pager\n\nThe old pager rota.\n", enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+
+    sign_in(page, live_url, "ned", "pw-ned-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("section.collection")).to_have_count(2)
+    expect(page.locator("[data-action=delete-collection]")).to_have_count(0)
+    page.context.clear_cookies()
+
+    sign_in(page, live_url, "mia", "pw-mia-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{old.id}']")
+    messages = []
+    page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+    section.get_by_role("button", name="Delete the collection old-runbooks").click()
+    expect(section).to_have_count(0)
+    assert "1 document" in messages[0]
+    assert list(Collection.objects.values_list("id", flat=True)) == [kept.id]
+    assert not Document.objects.exists()
+    page.reload()
+    expect(page.locator("section.collection")).to_have_count(1)
+
+
 def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user, make_team, make_collection):
     """Delete (after a confirmation) takes the row away and the passages out of search; Retry queues a
     failed document again. Both buttons work on the rows the page listed itself."""

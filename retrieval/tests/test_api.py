@@ -136,6 +136,62 @@ def test_documents_are_listed_newest_first_found_by_name_or_status_and_paged(
     assert client.get(url, {"limit": 0}, **key_for(alice)).status_code == 400
 
 
+def test_team_admins_rename_and_delete_collections(
+    client,
+    alice,
+    bob,
+    make_user,
+    collection_a,
+    collection_b,
+    key_for,
+    settings,
+    django_capture_on_commit_callbacks,
+):
+    """Renaming and deleting are for the team's admins (403 for its members, 404 for other teams);
+    a deleted collection takes its documents, passages, term statistics and files with it."""
+    from pathlib import Path
+
+    from django.db import connection
+
+    from retrieval.models import Membership
+
+    carol = make_user("carol")
+    services.membership_set(team=collection_a.team, user=carol, role=Membership.Role.ADMIN)
+    document, _ = upload(
+        collection_a, "leave.md", b"# Leave\n\nStaff get twenty days of leave.", enqueue=False
+    )
+    services.documents_ingest(document_ids=[document.id])
+    stored = Path(settings.MEDIA_ROOT) / document.file.name
+    url = f"/api/v1/collections/{collection_a.id}"
+
+    assert client.get(url, **key_for(alice)).json()["documents"] == 1
+    member = client.patch(url, {"name": "x"}, content_type="application/json", **key_for(alice))
+    assert member.status_code == 403 and member.json()["error"]["code"] == "forbidden"
+    assert client.delete(url, **key_for(alice)).status_code == 403
+    assert client.delete(url, **key_for(bob)).status_code == 404
+    assert client.delete(f"/api/v1/collections/{collection_b.id}", **key_for(carol)).status_code == 404
+    renamed = client.patch(url, {"name": "people"}, content_type="application/json", **key_for(carol))
+    assert renamed.status_code == 200 and renamed.json()["name"] == "people"
+    services.collection_create(team=collection_a.team, name="policies")
+    clash = client.patch(url, {"name": "policies"}, content_type="application/json", **key_for(carol))
+    assert clash.status_code == 409
+
+    assert stored.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.delete(url, **key_for(carol))
+    assert response.status_code == 204
+    assert not stored.exists()
+    assert not Document.objects.filter(id=document.id).exists()
+    assert not Chunk.objects.filter(collection_id=collection_a.id).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM retrieval_term WHERE collection_id = %s", [collection_a.id])
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT count(*) FROM retrieval_posting WHERE collection_id = %s", [collection_a.id])
+        assert cursor.fetchone()[0] == 0
+    assert client.get(url, **key_for(carol)).status_code == 404
+    assert client.get(f"/api/v1/documents/{document.id}", **key_for(alice)).status_code == 404
+
+
 def test_unsupported_type_is_415(client, alice, collection_a, key_for):
     png = SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00", content_type="image/png")
     response = client.post(

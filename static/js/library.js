@@ -101,6 +101,24 @@
     xhr.send(form);
   }
 
+  // A whole collection, for its team's admins (the API checks the role).
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action=delete-collection]");
+    if (!button) return;
+    const section = button.closest(".collection");
+    const name = section.querySelector("h2").textContent;
+    const n = Number(section.querySelector(".count").dataset.count);
+    if (!confirm(`Delete the collection “${name}” and its ${n} document${n === 1 ? "" : "s"}? Their passages are no longer searched. This cannot be undone.`)) return;
+    button.disabled = true;
+    const response = await fetch(`/api/v1/collections/${section.dataset.collection}`, {
+      method: "DELETE", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
+    }).catch(() => null);
+    if (response && (response.status === 204 || response.status === 404)) { section.remove(); return; }
+    button.disabled = false;
+    const body = response ? await response.json().catch(() => ({})) : {};
+    button.textContent = (body.error && body.error.message) || "that did not work; try again";
+  });
+
   // Delete and retry, on any listed document (the API checks that the caller's team owns it).
   document.addEventListener("click", async (e) => {
     const button = e.target.closest("li.doc button[data-action]");
