@@ -81,6 +81,14 @@ def _may_ask(user, collections: list[int] | None, conversation_id) -> None:
             )
 
 
+def _question_text(text) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise Refused("invalid", "content must be a non-empty string")
+    if len(text) > settings.DOCENT_MAX_QUESTION_CHARS:
+        raise Refused("invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters")
+    return text.strip()
+
+
 def _owned_message(user, message_id) -> Message:
     try:
         return selectors.message_get(user=user, message_id=message_id)
@@ -175,16 +183,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return await database_sync_to_async(_readable)(self.user.id)
 
     async def ask(self, content: dict) -> None:
-        request_id, text = content.get("request_id"), content.get("content")
+        request_id = content.get("request_id")
         conversation_id, collections = content.get("conversation_id"), content.get("collections")
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
             raise Refused("invalid", "request_id must be a non-empty string")
-        if not isinstance(text, str) or not text.strip():
-            raise Refused("invalid", "content must be a non-empty string")
-        if len(text) > settings.DOCENT_MAX_QUESTION_CHARS:
-            raise Refused(
-                "invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters"
-            )
+        text = _question_text(content.get("content"))
         if collections is not None and (
             not isinstance(collections, list) or not all(isinstance(c, int) for c in collections)
         ):
@@ -194,7 +197,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 user=self.user,
                 conversation_id=conversation_id,
                 request_id=request_id,
-                content=text.strip(),
+                content=text,
                 collection_ids=collections,
                 # Re-checked on every ask, in the same database hop as storing the question.
                 check=functools.partial(_may_ask, self.user, collections, conversation_id),
@@ -202,16 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except services.NotFound as exc:
             raise Refused("not_found", str(exc)) from None
-        await self.send_json(
-            {
-                "type": "accepted",
-                "request_id": request_id,
-                "conversation_id": ids["conversation_id"],
-                "user_message_id": ids["user_message_id"],
-                "message_id": ids["message_id"],
-            }
-        )
-        self._follow(ids["message_id"], after=0)
+        await self._accepted(request_id, ids)
 
     async def stop(self, content: dict) -> None:
         message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
@@ -231,39 +225,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise Refused("invalid", "only a finished answer can be regenerated")
         await database_sync_to_async(_admit)(self.user)
         ids = await answering.regenerate(user=self.user, message_id=message.id)
-        await self.send_json(
-            {
-                "type": "accepted",
-                "request_id": content.get("request_id"),
-                "conversation_id": ids["conversation_id"],
-                "user_message_id": ids["user_message_id"],
-                "message_id": ids["message_id"],
-            }
-        )
-        self._follow(ids["message_id"], after=0)
+        await self._accepted(content.get("request_id"), ids)
 
     async def edit(self, content: dict) -> None:
         """Reword the conversation's last question: its answers are replaced by a new one."""
-        text = content.get("content")
-        if not isinstance(text, str) or not text.strip():
-            raise Refused("invalid", "content must be a non-empty string")
-        if len(text) > settings.DOCENT_MAX_QUESTION_CHARS:
-            raise Refused(
-                "invalid", f"questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters"
-            )
+        text = _question_text(content.get("content"))
         await self._check_user()
         message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
         await database_sync_to_async(_admit)(self.user)
         try:
-            ids = await answering.edit(user=self.user, message_id=message.id, content=text.strip())
+            ids = await answering.edit(user=self.user, message_id=message.id, content=text)
         except services.NotEditable as exc:
             raise Refused("invalid", str(exc)) from None
         except services.NotFound as exc:
             raise Refused("not_found", str(exc)) from None
+        await self._accepted(content.get("request_id"), ids)
+
+    async def _accepted(self, request_id, ids: dict) -> None:
+        """Announce a new answer (to an ask, a regeneration or an edit) and stream it to this socket."""
         await self.send_json(
             {
                 "type": "accepted",
-                "request_id": content.get("request_id"),
+                "request_id": request_id,
                 "conversation_id": ids["conversation_id"],
                 "user_message_id": ids["user_message_id"],
                 "message_id": ids["message_id"],

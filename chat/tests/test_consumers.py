@@ -337,28 +337,19 @@ async def test_editing_the_last_question_replaces_its_answer(alice, handbook, ch
     await until_done(ws)
     mistyped = await ask(ws, "How many days of paid leaf?", conversation_id=first["conversation_id"])
     await until_done(ws)
-    await ws.send_json_to(
-        {
-            "type": "edit",
-            "message_id": first["user_message_id"],
-            "content": "Anything else?",
-            "request_id": "e0",
-        }
-    )
-    refused = await ws.receive_json_from(timeout=10)
+
+    async def edit(message_id: str, content: str, request_id: str) -> dict:
+        await ws.send_json_to(
+            {"type": "edit", "message_id": message_id, "content": content, "request_id": request_id}
+        )
+        return await ws.receive_json_from(timeout=10)
+
+    refused = await edit(first["user_message_id"], "Anything else?", "e0")
     assert (
         refused["type"] == "error" and refused["code"] == "invalid" and "last question" in refused["message"]
     )
 
-    await ws.send_json_to(
-        {
-            "type": "edit",
-            "message_id": mistyped["user_message_id"],
-            "content": "How many days of paid leave do employees get?",
-            "request_id": "e1",
-        }
-    )
-    accepted = await ws.receive_json_from(timeout=10)
+    accepted = await edit(mistyped["user_message_id"], "How many days of paid leave do employees get?", "e1")
     assert accepted["type"] == "accepted" and accepted["request_id"] == "e1"
     assert accepted["user_message_id"] == mistyped["user_message_id"]
     assert accepted["message_id"] != mistyped["message_id"]
