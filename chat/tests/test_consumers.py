@@ -316,6 +316,32 @@ async def test_removed_from_team_is_refused_and_closed(alice, handbook, chat_mod
     assert (await ws.receive_output())["type"] == "websocket.close"
 
 
+async def test_a_conversation_scoped_to_a_deleted_collection_goes_on_over_the_rest(
+    alice, handbook, make_collection, chat_model
+):
+    """Its scope empties with the collection, so follow-ups search what the owner may read (as the
+    page then shows: "Collections: all"), instead of closing the socket as for a lost team."""
+    from retrieval import services as retrieval_services
+    from retrieval.tests.helpers import upload
+
+    policies = await sync_to_async(make_collection)(handbook.team, "policies")
+    document, _ = await sync_to_async(upload)(
+        policies, "travel.md", b"# Travel\n\nTrain travel is booked in second class.\n", enqueue=False
+    )
+    await sync_to_async(retrieval_services.documents_ingest)(document_ids=[document.id])
+    ws = await connect(alice)
+    first = await ask(ws, "How many days of leave?", collections=[handbook.id])
+    await until_done(ws)
+    await sync_to_async(retrieval_services.collection_delete)(collection=handbook)
+    follow_up = await ask(
+        ws, "In which class is train travel booked?", conversation_id=first["conversation_id"]
+    )
+    assert follow_up["type"] == "accepted"
+    events = await until_done(ws)
+    assert "second class" in "".join(e["text"] for e in events if e["type"] == "delta")
+    await ws.disconnect()
+
+
 async def test_regenerate_makes_a_new_answer(alice, handbook, chat_model):
     ws = await connect(alice)
     first = await ask(ws, "How are travel expenses reimbursed?")
