@@ -50,6 +50,14 @@ class CollectionAdmin(admin.ModelAdmin):
     def document_count(self, obj):
         return obj._documents
 
+    # Through the service, so the documents' files go too and the passages go in one statement.
+    def delete_model(self, request, obj):
+        services.collection_delete(collection=obj)
+
+    def delete_queryset(self, request, queryset):
+        for collection in queryset:
+            services.collection_delete(collection=collection)
+
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):

@@ -91,3 +91,23 @@ def test_chunks_and_keys_cannot_be_written(admin_client, alice, documents):
     key, raw = services.api_key_create(user=alice)
     page = admin_client.get(f"/admin/retrieval/apikey/{key.id}/change/").content.decode()
     assert key.hashed_key in page and raw not in page and raw[len(key.prefix) :] not in page
+
+
+def test_deleting_a_collection_in_admin_takes_its_files_and_passages(
+    admin_client, documents, collection_a, settings, django_capture_on_commit_callbacks
+):
+    from pathlib import Path
+
+    from retrieval.models import Collection
+
+    stored = [Path(settings.MEDIA_ROOT) / d.file.name for d in documents]
+    assert all(p.exists() for p in stored)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/retrieval/collection/",
+            {"action": "delete_selected", "_selected_action": [collection_a.id], "post": "yes"},
+        )
+    assert response.status_code == 302
+    assert not Collection.objects.filter(id=collection_a.id).exists()
+    assert not Chunk.objects.filter(collection_id=collection_a.id).exists()
+    assert not any(p.exists() for p in stored)
