@@ -28,6 +28,16 @@ class TeamAdmin(admin.ModelAdmin):
     def member_count(self, obj):
         return obj._members
 
+    # A team's collections go through the service first, so their documents' files go too.
+    def delete_model(self, request, obj):
+        for collection in obj.collections.all():
+            services.collection_delete(collection=collection)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for team in queryset:
+            self.delete_model(request, team)
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):

@@ -93,8 +93,9 @@ def test_chunks_and_keys_cannot_be_written(admin_client, alice, documents):
     assert key.hashed_key in page and raw not in page and raw[len(key.prefix) :] not in page
 
 
-def test_deleting_a_collection_in_admin_takes_its_files_and_passages(
-    admin_client, documents, collection_a, settings, django_capture_on_commit_callbacks
+@pytest.mark.parametrize("model", ["collection", "team"])
+def test_deleting_a_collection_or_team_in_admin_takes_its_files_and_passages(
+    admin_client, documents, collection_a, settings, django_capture_on_commit_callbacks, model
 ):
     from pathlib import Path
 
@@ -102,10 +103,11 @@ def test_deleting_a_collection_in_admin_takes_its_files_and_passages(
 
     stored = [Path(settings.MEDIA_ROOT) / d.file.name for d in documents]
     assert all(p.exists() for p in stored)
+    selected = collection_a.id if model == "collection" else collection_a.team_id
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            "/admin/retrieval/collection/",
-            {"action": "delete_selected", "_selected_action": [collection_a.id], "post": "yes"},
+            f"/admin/retrieval/{model}/",
+            {"action": "delete_selected", "_selected_action": [selected], "post": "yes"},
         )
     assert response.status_code == 302
     assert not Collection.objects.filter(id=collection_a.id).exists()
