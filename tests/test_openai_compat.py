@@ -39,6 +39,11 @@ def test_official_client_plain_and_streamed(live_url, keyed):
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == text
     assert chunks[-1].model_extra["sources"] == sources
+    # The collection's own model, streamed: every chunk names it.
+    model = next(m.id for m in client.models.list().data if m.id.startswith(f"docent/{collection.id}-"))
+    chunks = list(client.chat.completions.create(model=model, messages=question, stream=True))
+    assert {c.model for c in chunks} == {model}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
 
 
 def test_v1_errors(db, client, keyed, collection_b):
