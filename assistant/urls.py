@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("assistant.api_urls")),
     path("v1/models", openai_api.models, name="openai-models"),
+    path("v1/models/<path:model_id>", openai_api.model, name="openai-model"),
     path("v1/chat/completions", openai_api.chat_completions, name="openai-chat-completions"),
     path("", include("retrieval.urls")),
     path("", include("chat.urls")),

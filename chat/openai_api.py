@@ -171,16 +171,33 @@ async def models(request):
         return _error(
             401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
         )
-    collections = await sync_to_async(lambda: list(retrieval_selectors.collections_for_user(user=user)))()
-    return JsonResponse(
-        {
-            "object": "list",
-            "data": [
-                {"id": MODEL, "object": "model", "created": 0, "owned_by": "docent", "name": "Docent"},
-                *(_collection_model(c) for c in collections),
-            ],
-        }
+    return JsonResponse({"object": "list", "data": await _models_for(user)})
+
+
+@require_GET
+@_json_errors
+async def model(request, model_id: str):
+    """One model, as `client.models.retrieve(...)` asks for it."""
+    user = await _user(request)
+    if user is None:
+        return _error(
+            401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
+        )
+    match = _COLLECTION_MODEL.match(model_id)
+    for listed in await _models_for(user):
+        if listed["id"] == model_id or (match and listed["id"].startswith(f"{MODEL}/{match.group(1)}-")):
+            return JsonResponse(listed)
+    return _error(
+        404, f"The model `{model_id}` does not exist or you do not have access to it.", "model_not_found"
     )
+
+
+async def _models_for(user) -> list[dict]:
+    collections = await sync_to_async(lambda: list(retrieval_selectors.collections_for_user(user=user)))()
+    return [
+        {"id": MODEL, "object": "model", "created": 0, "owned_by": "docent", "name": "Docent"},
+        *(_collection_model(c) for c in collections),
+    ]
 
 
 def _content(message: dict) -> str:

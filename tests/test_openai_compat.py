@@ -43,6 +43,10 @@ def test_official_client_plain_and_streamed(live_url, keyed):
     model = next(m.id for m in client.models.list().data if m.id.startswith(f"docent/{collection.id}-"))
     chunks = list(client.chat.completions.create(model=model, messages=question, stream=True))
     assert {c.model for c in chunks} == {model}
+    assert client.models.retrieve(model).id == model
+    assert client.models.retrieve("docent").id == "docent"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("docent/999999-nothing")
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
 
 
