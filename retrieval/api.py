@@ -205,13 +205,25 @@ def list_documents(
     "/collections/{collection_id}/documents",
     response={202: UploadOut, 200: UploadOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut},
 )
-def upload_document(request, collection_id: int, file: UploadedFile = File(...), replace: bool = Form(False)):
+def upload_document(
+    request,
+    collection_id: int,
+    file: UploadedFile = File(...),
+    replace: bool = Form(False),
+    path: str = Form(""),
+):
     """Upload a file. With `replace=true` it is a new version of the collection's documents of the same
-    file name: they are searched until it is ready, then deleted (and kept if it fails)."""
+    file name: they are searched until it is ready, then deleted (and kept if it fails). `path`, for a
+    file of an uploaded folder, is its path in the folder, kept as its name (multipart file names lose
+    their folders on the way)."""
     collection = _collection_or_404(request, collection_id)
     limits.limit_hit(action="upload", key=request.auth.pk)
     document, created = services.document_create(
-        collection=collection, file=file, filename=file.name or "upload", user=request.auth, replace=replace
+        collection=collection,
+        file=file,
+        filename=path or file.name or "upload",
+        user=request.auth,
+        replace=replace,
     )
     replaces = []
     if created and replace:

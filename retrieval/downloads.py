@@ -26,7 +26,7 @@ def file_response(document: Document) -> FileResponse:
     response = FileResponse(
         handle,
         as_attachment=not inline,
-        filename=document.original_name,
+        filename=document.original_name.rsplit("/", 1)[-1],  # a folder upload's path is not a file name
         content_type="text/plain; charset=utf-8" if inline else _DOWNLOAD_TYPES[document.kind],
     )
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

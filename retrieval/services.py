@@ -160,6 +160,14 @@ def _store_upload(source: BinaryIO, limit: int) -> tuple[Path, str, int]:
     return path, digest.hexdigest(), size
 
 
+def upload_name(filename: str | None) -> str:
+    """The name a document keeps (metadata only: files are stored under generated names). A file
+    from an uploaded folder keeps its path inside it ("wiki/howto/README.md"), so that two READMEs
+    of one folder are two documents, and a new version of the folder replaces each by its own."""
+    parts = [p for p in (filename or "").replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return "/".join(parts)[-300:].lstrip("/") or "upload"
+
+
 def document_create(
     *,
     collection: Collection,
@@ -180,7 +188,7 @@ def document_create(
     declared = getattr(file, "size", None)
     if declared is not None and declared > limit:
         raise UploadTooLarge(f"the file is larger than the {limit // (1024 * 1024)} MB limit")
-    filename = Path(filename or "upload").name[:300]
+    filename = upload_name(filename)
     path, digest, size = _store_upload(file, limit)
     try:
         kind = detect_kind(path, filename)
@@ -195,7 +203,7 @@ def document_create(
         with transaction.atomic():
             document = Document.objects.create(
                 collection=collection,
-                title=(title or Path(filename).stem or filename)[:300],
+                title=(title or Path(filename).stem or filename)[:300],  # the last part's stem
                 original_name=filename,
                 file=str(path.relative_to(settings.MEDIA_ROOT)),
                 content_hash=digest,

@@ -248,6 +248,7 @@ def test_a_folder_uploads_its_supported_files(
     (folder / "howto").mkdir(parents=True)
     (folder / "index.md").write_text("# Wiki\n\nStart here.\n")
     (folder / "howto" / "deploy.txt").write_text("Deploy on Tuesdays.\n")
+    (folder / "howto" / "index.md").write_text("# How-to\n\nGuides.\n")  # a second index.md
     (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
 
     sign_in(page, live_url, "lee", "pw-lee-12345")
@@ -255,12 +256,13 @@ def test_a_folder_uploads_its_supported_files(
     section = page.locator(f"section[data-collection='{collection.id}']")
     section.locator(".folder-pick input").set_input_files(str(folder))
     expect(section.locator(".folder-note")).to_have_text(
-        "2 files from the folder uploaded; 1 left out (not PDF, DOCX, Markdown, HTML, CSV or text)."
+        "3 files from the folder uploaded; 1 left out (not PDF, DOCX, Markdown, HTML, CSV or text)."
     )
-    expect(section.locator("li.doc[data-document]")).to_have_count(2)
-    expect(section.locator("header .count")).to_have_text("2 documents")
+    expect(section.locator("li.doc[data-document]")).to_have_count(3)
+    expect(section.locator("header .count")).to_have_text("3 documents")
+    # Named by their path in the folder: the two index.md files are two documents, not versions.
     names = set(Document.objects.filter(collection=collection).values_list("original_name", flat=True))
-    assert names == {"index.md", "deploy.txt"}
+    assert names == {"wiki/index.md", "wiki/howto/index.md", "wiki/howto/deploy.txt"}
 
 
 def test_a_team_admin_deletes_a_collection_and_a_member_cannot(

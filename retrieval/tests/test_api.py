@@ -112,6 +112,15 @@ def test_upload_with_replace_names_the_versions_it_replaces(client, alice, colle
     body = response.json()
     assert sorted(body["replaces"]) == sorted([first["id"], plain["id"]])
     assert Document.objects.get(id=body["id"]).replace_older
+    # A file of a folder names its path, which multipart file names lose: another faq.md, not a version.
+    nested = client.post(
+        url,
+        {"file": SimpleUploadedFile("faq.md", b"# FAQ\n\nHR."), "replace": "true", "path": "hr/faq.md"},
+        **key_for(alice),
+    ).json()
+    assert nested["replaces"] == [] and Document.objects.get(id=nested["id"]).original_name == "hr/faq.md"
+    opened = client.get(f"/api/v1/documents/{nested['id']}/file", **key_for(alice))
+    assert 'filename="faq.md"' in opened["Content-Disposition"]
 
 
 def test_documents_are_listed_newest_first_found_by_name_or_status_and_paged(

@@ -58,6 +58,16 @@ def test_ingest_replace_makes_each_file_a_new_version(db, tmp_path):
     assert Document.objects.filter(original_name="rota.md").count() == 2  # without --replace, both
 
 
+def test_ingest_names_a_folders_files_by_their_path_in_it(db, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / "wiki" / sub).mkdir(parents=True)
+        (tmp_path / "wiki" / sub / "README.md").write_text(f"# {sub}\n\nAbout {sub}.\n")
+    for _ in range(2):  # the second run, with --replace, changes nothing: same bytes, same names
+        run("ingest", str(tmp_path / "wiki"), "--collection", "docs", "--team", "Ops", "--sync", "--replace")
+    names = sorted(Document.objects.values_list("original_name", flat=True))
+    assert names == ["wiki/a/README.md", "wiki/b/README.md"]
+
+
 def test_ingest_exits_nonzero_when_a_file_fails(db, tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe broken")
     with pytest.raises(SystemExit):

@@ -125,6 +125,25 @@ def test_two_new_versions_in_one_batch_leave_the_newest(db, collection_a):
     assert set(Chunk.objects.values_list("document_id", flat=True)) == {v3.id}
 
 
+def test_an_upload_keeps_its_path_inside_a_folder_but_nothing_above_it():
+    assert services.upload_name("wiki/howto/README.md") == "wiki/howto/README.md"
+    assert services.upload_name("../../etc/passwd") == "etc/passwd"
+    assert services.upload_name("/abs//a/./b.md") == "abs/a/b.md"
+    assert services.upload_name("C:\\Users\\me\\notes.txt") == "C:/Users/me/notes.txt"
+    assert services.upload_name("") == services.upload_name(None) == "upload"
+
+
+def test_two_files_of_one_name_in_a_folder_are_two_documents_and_versions_replace_their_own(db, collection_a):
+    a, _ = upload(collection_a, "wiki/a/README.md", b"# A\n\nAlpha.", enqueue=False, replace=True)
+    b, _ = upload(collection_a, "wiki/b/README.md", b"# B\n\nBeta.", enqueue=False, replace=True)
+    services.documents_ingest(document_ids=[a.id, b.id])
+    assert Document.objects.filter(status="ready").count() == 2
+    assert (a.title, a.original_name) == ("README", "wiki/a/README.md")
+    a2, _ = upload(collection_a, "wiki/a/README.md", b"# A\n\nAlpha, again.", enqueue=False, replace=True)
+    services.documents_ingest(document_ids=[a2.id])
+    assert set(Document.objects.values_list("id", flat=True)) == {a2.id, b.id}
+
+
 def test_without_replace_both_versions_stay(db, collection_a):
     one, _ = upload(collection_a, "notes.txt", b"First notes.", enqueue=False)
     two, _ = upload(collection_a, "notes.txt", b"Second notes.", enqueue=False)

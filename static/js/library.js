@@ -65,8 +65,11 @@
     span.textContent = `${n} document${n === 1 ? "" : "s"}`;
   }
 
-  function upload(section, file, li) {
-    li = li || row(section.querySelector(".documents"), null, file.name);
+  // A file from a folder is sent under its path in it ("wiki/howto/README.md"): the server keeps it
+  // as the document's name, so two READMEs of one folder stay two documents.
+  function upload(section, file, li, path) {
+    path = path || file.webkitRelativePath || file.name;
+    li = li || row(section.querySelector(".documents"), null, path);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/v1/collections/${section.dataset.collection}/documents`);
     xhr.setRequestHeader("X-CSRFToken", csrf());
@@ -89,13 +92,13 @@
         li.dataset.retried = "1";
         show(li, { status: "waiting", progress: 0 });
         li.querySelector(".status").textContent = `upload rate limit: sending again in ${wait} s`;
-        setTimeout(() => upload(section, file, li), wait * 1000);
+        setTimeout(() => upload(section, file, li, path), wait * 1000);
       } else {
         show(li, { status: "failed", error: (body.error && body.error.message) || `upload failed (${xhr.status})` });
       }
     };
     xhr.onerror = () => show(li, { status: "failed", error: "the upload was interrupted; check your connection" });
-    const form = new FormData(); form.append("file", file);
+    const form = new FormData(); form.append("file", file); form.append("path", path);
     const replace = document.getElementById("replace-same-name");
     form.append("replace", replace && replace.checked ? "true" : "false");
     xhr.send(form);
@@ -180,9 +183,10 @@
   // A folder holds more than documents (images, build files...): only the supported types go up, and
   // the page says how many were left out.
   const SUPPORTED = /\.(pdf|docx|md|markdown|html?|txt|csv)$/i;
-  function uploadFolder(section, files) {
-    const wanted = files.filter((f) => SUPPORTED.test(f.name));
-    wanted.forEach((f) => upload(section, f));
+  function uploadFolder(section, files) {  // files: File, or {file, path} from a dropped folder
+    const items = files.map((f) => (f instanceof File ? { file: f, path: f.webkitRelativePath || f.name } : f));
+    const wanted = items.filter((i) => SUPPORTED.test(i.file.name));
+    wanted.forEach((i) => upload(section, i.file, null, i.path));
     let note = section.querySelector(".folder-note");
     if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
     const skipped = files.length - wanted.length;
@@ -194,7 +198,10 @@
   async function dropped(items) {
     const files = [];
     const walk = async (entry) => {
-      if (entry.isFile) { files.push(await new Promise((ok, fail) => entry.file(ok, fail))); return; }
+      if (entry.isFile) {
+        files.push({ file: await new Promise((ok, fail) => entry.file(ok, fail)), path: entry.fullPath.replace(/^\/+/, "") });
+        return;
+      }
       const reader = entry.createReader();
       for (;;) {
         const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));

@@ -22,14 +22,21 @@ def resolve_collection(name: str, team_name: str | None) -> Collection:
     return Collection.objects.create(team=team, name=name)
 
 
-def expand(paths: list[str]) -> list[Path]:
-    files: list[Path] = []
+def expand(paths: list[str]) -> list[tuple[Path, str]]:
+    """(file, the name its document keeps): a file of a folder is named by its path from the folder
+    on ("docs/howto/README.md"), as the library names a folder's files, so READMEs stay apart."""
+    files: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+            root = path.resolve()
+            files += [
+                (p, f"{root.name}/{p.resolve().relative_to(root).as_posix()}")
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in EXTENSIONS
+            ]
         elif path.is_file():
-            files.append(path)
+            files.append((path, path.name))
         else:
             raise CommandError(f"{raw}: no such file or directory")
     return files
@@ -72,11 +79,11 @@ class Command(BaseCommand):
     def handle(self, *args, paths, collection, team, wait, sync, batch, replace, **options):
         target = resolve_collection(collection, team)
         ids, skipped = [], 0
-        for path in expand(list(paths)):
+        for path, name in expand(list(paths)):
             try:
                 with path.open("rb") as fh:
                     document, created = services.document_create(
-                        collection=target, file=fh, filename=path.name, enqueue=False, replace=replace
+                        collection=target, file=fh, filename=name, enqueue=False, replace=replace
                     )
             except (UnsupportedType, services.UploadTooLarge) as exc:
                 self.stderr.write(f"{path}: skipped: {exc}")
