@@ -265,7 +265,7 @@ def test_a_folder_uploads_its_supported_files(
     assert names == {"wiki/index.md", "wiki/howto/index.md", "wiki/howto/deploy.txt"}
 
 
-def test_a_team_admin_deletes_a_collection_and_a_member_cannot(
+def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
     page, live_url, make_user, make_team, make_collection
 ):
     from retrieval import services
@@ -283,15 +283,35 @@ def test_a_team_admin_deletes_a_collection_and_a_member_cannot(
     sign_in(page, live_url, "ned", "pw-ned-12345")
     page.goto(f"{live_url}/library/")
     expect(page.locator("section.collection")).to_have_count(2)
-    expect(page.locator("[data-action=delete-collection]")).to_have_count(0)
+    expect(page.locator("[data-action$=-collection]")).to_have_count(0)  # neither Rename nor Delete
     page.context.clear_cookies()
 
     sign_in(page, live_url, "mia", "pw-mia-12345")
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section[data-collection='{old.id}']")
+    # A name the team already uses is refused in words; another one is taken.
+    names, alerts = iter(["runbooks", "archive"]), []
+
+    def on_dialog(dialog):
+        if dialog.type == "prompt":
+            dialog.accept(next(names))
+        else:
+            alerts.append(dialog.message)
+            dialog.accept()
+
+    page.on("dialog", on_dialog)
+    section.get_by_role("button", name="Rename the collection old-runbooks").click()
+    deadline = time.monotonic() + 10
+    while not alerts and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert alerts and "already has a collection named 'runbooks'" in alerts[0]
+    section.get_by_role("button", name="Rename the collection old-runbooks").click()
+    expect(section.locator("h2")).to_have_text("archive")
+    assert Collection.objects.get(id=old.id).name == "archive"
+    page.remove_listener("dialog", on_dialog)
     messages = []
     page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
-    section.get_by_role("button", name="Delete the collection old-runbooks").click()
+    section.get_by_role("button", name="Delete the collection archive").click()
     expect(section).to_have_count(0)
     assert "1 document" in messages[0]
     assert list(Collection.objects.values_list("id", flat=True)) == [kept.id]

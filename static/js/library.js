@@ -104,6 +104,27 @@
     xhr.send(form);
   }
 
+  // Renaming a collection, for its team's admins (the API checks the role and the name).
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action=rename-collection]");
+    if (!button) return;
+    const section = button.closest(".collection"), heading = section.querySelector("h2");
+    const name = prompt("Rename the collection", heading.textContent);
+    if (!name || !name.trim() || name.trim() === heading.textContent) return;
+    const response = await fetch(`/api/v1/collections/${section.dataset.collection}`, {
+      method: "PATCH", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify({ name: name.trim() }),
+    }).catch(() => null);
+    const body = response ? await response.json().catch(() => ({})) : {};
+    if (response && response.ok) {
+      heading.textContent = body.name;
+      for (const b of section.querySelectorAll("header button")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
+    } else {
+      alert((body.error && body.error.message) || "The collection could not be renamed; try again.");
+    }
+  });
+
   // A whole collection, for its team's admins (the API checks the role).
   document.addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-action=delete-collection]");
