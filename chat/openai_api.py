@@ -79,23 +79,19 @@ def _json_errors(view):
     return wrapped
 
 
-def _admit_and_check(user, model: str, collections) -> JsonResponse | None:
-    """The caller's model and collections, rate and quota (in the websocket's order), in one trip to a
-    thread; an error response, or None."""
-    readable = None
-    if model.startswith(f"{MODEL}/"):
-        match = _COLLECTION_MODEL.match(model)
-        readable = set(retrieval_selectors.collection_ids_for_user(user=user))
-        if match is None or int(match.group(1)) not in readable:
-            return _error(
-                404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"
-            )
+def _model_not_found(model: str) -> JsonResponse:
+    return _error(
+        404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"
+    )
+
+
+def _admit_and_check(user, collections, model: str | None = None) -> JsonResponse | None:
+    """The caller's collections (those of `model`, when it names one), rate and quota (in the
+    websocket's order), in one trip to a thread; an error response, or None."""
     if collections is not None:
-        readable = (
-            readable if readable is not None else set(retrieval_selectors.collection_ids_for_user(user=user))
-        )
+        readable = set(retrieval_selectors.collection_ids_for_user(user=user))
         if not isinstance(collections, list) or not set(collections) <= readable:
-            return _error(404, "no such collection", "not_found")
+            return _model_not_found(model) if model else _error(404, "no such collection", "not_found")
     try:
         services.ask_admit(user=user)
     except limits.RateLimited as exc:
@@ -187,9 +183,7 @@ async def model(request, model_id: str):
     for listed in await _models_for(user):
         if listed["id"] == model_id or (match and listed["id"].startswith(f"{MODEL}/{match.group(1)}-")):
             return JsonResponse(listed)
-    return _error(
-        404, f"The model `{model_id}` does not exist or you do not have access to it.", "model_not_found"
-    )
+    return _model_not_found(model_id)
 
 
 async def _models_for(user) -> list[dict]:
@@ -228,20 +222,24 @@ async def chat_completions(request):
     history = [(m["role"], _content(m)) for m in messages[:-1] if m.get("role") in ("user", "assistant")]
     collections = body.get("collections")
     model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else MODEL
-    timing = _Timing()
-    refusal = await sync_to_async(_admit_and_check)(user, model, collections)
-    if refusal is not None:
-        return refusal
-    if match := _COLLECTION_MODEL.match(model):
-        # The model's collection, narrowed further by `collections` when both are given.
+    named = None  # the model, when it names a collection
+    if model.startswith(f"{MODEL}/"):
+        match = _COLLECTION_MODEL.match(model)
+        if match is None:
+            return _model_not_found(model)
+        # The model's collection; `collections`, when also given, must include it.
         chosen = int(match.group(1))
-        collections = [chosen] if collections is None or chosen in collections else []
-        if not collections:
+        if collections is not None and (not isinstance(collections, list) or chosen not in collections):
             return _error(
                 400, f"`collections` does not include the collection of `{model}`", "invalid_collections"
             )
+        collections, named = [chosen], model
     else:
         model = MODEL  # any other name asks Docent over every readable collection
+    timing = _Timing()
+    refusal = await sync_to_async(_admit_and_check)(user, collections, named)
+    if refusal is not None:
+        return refusal
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     pipeline = Pipeline(
         user=user,
