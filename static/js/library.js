@@ -57,6 +57,13 @@
     name.replaceWith(a);
   }
 
+  // A row whose document is stored: it opens its file and takes the document's progress events.
+  function stored(li, id) {
+    li.dataset.document = id;
+    link(li, id);
+    rows.set(String(id), li);
+  }
+
   function count(section, delta) {
     const span = section && section.querySelector(".count");
     if (!span) return;
@@ -78,10 +85,8 @@
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
       if (xhr.status === 202 || xhr.status === 200) {
-        li.dataset.document = body.id;
-        link(li, body.id);
+        stored(li, body.id);
         if (!body.duplicate) count(section, +1);
-        rows.set(String(body.id), li);
         show(li, { status: body.status, progress: 0.05, chunks: 0 });
         if (body.duplicate) li.querySelector(".status").textContent += " (already uploaded)";
         if (body.replaces && body.replaces.length) li.dataset.replaces = body.replaces.join(" ");
@@ -272,9 +277,7 @@
       // A document deleted while this answer was on its way stays gone.
       list.replaceChildren(...documents.filter((d) => !gone.has(String(d.id))).map((d) => {
         const li = newRow(d.title);
-        li.dataset.document = d.id;
-        link(li, d.id);
-        rows.set(String(d.id), li);
+        stored(li, d.id);
         show(li, d);
         if (d.status === "queued" || d.status === "processing") poll(d.id, li);
         return li;
