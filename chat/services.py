@@ -126,15 +126,19 @@ def answer_regenerate(*, user, message_id) -> dict:
     )
     if old is None or old.reply_to is None:
         raise NotFound("no such message")
-    answer = Message.objects.create(
-        conversation=old.conversation,
-        user=user,
+    return _ids(old.conversation, old.reply_to, _answer_pending(old.reply_to), True)
+
+
+def _answer_pending(question: Message) -> Message:
+    """A new answer to the question, waiting for its generation to start."""
+    return Message.objects.create(
+        conversation_id=question.conversation_id,
+        user_id=question.user_id,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
-        reply_to=old.reply_to,
+        reply_to=question,
         heartbeat_at=timezone.now(),
     )
-    return _ids(old.conversation, old.reply_to, answer, True)
 
 
 def question_edit(*, user, message_id, content: str) -> dict:
@@ -163,14 +167,7 @@ def question_edit(*, user, message_id, content: str) -> dict:
             conversation.title = prompts.title_from(content)
         question.text = content
         question.save(update_fields=["text", "updated_at"])
-        answer = Message.objects.create(
-            conversation=question.conversation,
-            user=user,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.PENDING,
-            reply_to=question,
-            heartbeat_at=timezone.now(),
-        )
+        answer = _answer_pending(question)
         conversation.save(update_fields=["title", "updated_at"])
     return _ids(conversation, question, answer, True)
 

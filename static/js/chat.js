@@ -108,6 +108,7 @@
       render(a);
     }
     document.querySelectorAll("#conversations li").forEach((li) => li.toggleAttribute("aria-current", li.dataset.id === data.id));
+    markEditable();
     scrollDown(true);
   }
 
@@ -124,7 +125,6 @@
     tools.append(tool("Edit", "Edit your question", () => startEdit(el)));
     el.append(body, tools);
     $("messages").append(el);
-    markEditable();
     scrollDown(true);
     return el;
   }
