@@ -142,6 +142,14 @@ def create_collection(request, payload: CollectionIn):
     return Status(201, _collection_out(collection))
 
 
+def _counted_collection_or_404(request, collection_id: int) -> Collection:
+    """The collection with its document count, as the collection list gives it."""
+    try:
+        return selectors.collections_for_user(user=request.auth).get(id=collection_id)
+    except Collection.DoesNotExist:
+        raise Http404("no such collection") from None
+
+
 def _admin_collection_or_404(request, collection_id: int) -> Collection:
     """A collection of the caller's team that the caller administers: 404 for another team's, 403
     for a member who is not the team's admin."""
@@ -155,9 +163,7 @@ def _admin_collection_or_404(request, collection_id: int) -> Collection:
 
 @router.get("/collections/{collection_id}", response=CollectionOut)
 def get_collection(request, collection_id: int):
-    _collection_or_404(request, collection_id)
-    collection = selectors.collections_for_user(user=request.auth).get(id=collection_id)
-    return _collection_out(collection)
+    return _collection_out(_counted_collection_or_404(request, collection_id))
 
 
 @router.patch("/collections/{collection_id}", response={200: CollectionOut, 403: ErrorOut, 409: ErrorOut})
@@ -171,7 +177,7 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
         raise HttpError(
             409, f"team {collection.team.name} already has a collection named {payload.name!r}"
         ) from None
-    return _collection_out(selectors.collections_for_user(user=request.auth).get(id=collection_id))
+    return _collection_out(_counted_collection_or_404(request, collection_id))
 
 
 @router.delete("/collections/{collection_id}", response={204: None, 403: ErrorOut})

@@ -272,9 +272,13 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
         ("post", f"/api/v1/documents/{document.id}/retry"),
         ("get", f"/api/v1/documents/{document.id}/file"),
         ("get", f"/api/v1/collections/{collection_b.id}/documents"),
+        ("get", f"/api/v1/collections/{collection_b.id}"),
+        ("patch", f"/api/v1/collections/{collection_b.id}"),
+        ("delete", f"/api/v1/collections/{collection_b.id}"),
     ]
     for method, url in routes:
-        response = getattr(client, method)(url, **auth)
+        body = {"data": {"name": "mine now"}, "content_type": "application/json"} if method == "patch" else {}
+        response = getattr(client, method)(url, **body, **auth)
         assert response.status_code == 404, (method, url)
         assert response.json()["error"]["code"] == "not_found"
     file = SimpleUploadedFile("x.txt", b"intrusion")
