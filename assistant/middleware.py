@@ -172,7 +172,9 @@ class ContentSecurityPolicyMiddleware(_AroundView):
 
     def after(self, request, response, state) -> None:
         policy = settings.DOCENT_CONTENT_SECURITY_POLICY
-        if policy and not request.path.startswith("/admin/"):
+        # A PDF is drawn by the browser's viewer, which a page's policy would only break.
+        pdf = response.get("Content-Type") == "application/pdf"
+        if policy and not pdf and not request.path.startswith("/admin/"):
             response.headers.setdefault("Content-Security-Policy", policy)
 
 

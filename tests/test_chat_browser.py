@@ -119,6 +119,37 @@ def test_a_quoted_table_row_is_marked_in_its_source(page, live_url, make_user, m
     assert page.locator("#source-text button, #source-text em").count() == 0
 
 
+def test_a_pdf_source_opens_in_the_browser_at_its_page(page, live_url, make_user, make_team, make_collection):
+    """A passage from page 2 of a PDF opens the PDF in the browser's viewer at page 2, not a download."""
+    from retrieval.tests.files import pdf_bytes
+
+    user = make_user("pia", password="pw-pia-123456")
+    collection = make_collection(make_team("Finance", members=[user]), "policies")
+    pages = [
+        "Travel policy. Employees book trains for trips under four hours.",
+        "Expense policy. Meals abroad are refunded up to forty euros per day with receipts.",
+    ]
+    document, _ = upload(collection, "handbook.pdf", pdf_bytes(pages), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    sign_in(page, live_url, "pia", "pw-pia-123456")
+    answer = ask(page, "How much are meals abroad refunded?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    answer.locator("button.cite").first.click()
+    expect(page.locator("#source-where")).to_have_text("page 2")
+    link = page.locator("#source-open")
+    expect(link).to_have_text("Open the document at page 2")
+    downloads = []
+    page.context.on("page", lambda opened: opened.on("download", lambda d: downloads.append(d)))
+    with page.context.expect_page() as opening:
+        link.click()
+    viewer = opening.value
+    viewer.wait_for_load_state()
+    assert viewer.url == f"{live_url}/api/v1/documents/{document.id}/file#page=2"
+    assert viewer.evaluate("document.contentType") == "application/pdf"  # the viewer's page
+    assert downloads == []
+    viewer.close()
+
+
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):
     """Opening a long passage scrolls the panel, not the page: the question box stays on screen, and
     the sentence the answer quotes is marked and in view."""
@@ -168,6 +199,9 @@ def test_the_last_question_can_be_edited_and_is_answered_anew(page, live_url, me
     questions = page.locator("article.msg.user")
     expect(questions.nth(0).get_by_role("button", name="Edit your question")).to_be_hidden()
     last = questions.nth(1)
+    # Edit sits beside the question, not in a row of its own under it.
+    bubble, words = last.bounding_box(), last.locator(".body").bounding_box()
+    assert bubble["height"] - words["height"] < 24
     last.hover()
     last.get_by_role("button", name="Edit your question").click()
     expect(page.locator("textarea")).to_have_value("How many days of paid leaf?")
@@ -220,7 +254,12 @@ def test_a_long_conversation_title_ends_in_an_ellipsis_inside_the_sidebar(page, 
     )
     assert item["x"] + item["width"] <= sidebar["x"] + sidebar["width"]
     clipped = page.locator("#conversations .open").first.evaluate("b => b.scrollWidth > b.clientWidth")
-    assert clipped and title["width"] < item["width"]
+    # Rename and Delete take no room until shown: the title has the whole row.
+    assert clipped and title["width"] == item["width"]
+    page.locator("#conversations li").first.hover()
+    expect(page.get_by_role("button", name="Rename What is the default")).to_be_visible()
+    shown = page.locator("#conversations .open").first.bounding_box()
+    assert shown["width"] < item["width"] and page.locator("#conversations li").first.bounding_box() == item
 
 
 def test_the_chat_page_refuses_inline_script(page, live_url, member, csp_violations):

@@ -238,15 +238,14 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
 def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     client, alice, collection_a, key_for
 ):
-    """Markdown, CSV and text come back as plain text; HTML, PDF and DOCX as downloads under their original
-    name; none can run script in the app's origin."""
+    """Markdown, CSV and text come back as plain text; HTML and DOCX as downloads under their original
+    name; none can run script in the app's origin. PDF is left to the browser's viewer (below)."""
     auth = key_for(alice)
     page = b"<html><body><script>alert(1)</script><p>Quarterly plan</p></body></html>"
     cases = [
         ("notes.md", b"# Notes\n\nShip on Friday.\n", "text/plain; charset=utf-8", "inline"),
         ("caps.csv", b"city,cap\nLondon,220\n", "text/plain; charset=utf-8", "inline"),
         ("plan.html", page, "application/octet-stream", "attachment"),
-        ("report.pdf", files.pdf_bytes(["Revenue grew."]), "application/pdf", "attachment"),
     ]
     for name, data, content_type, disposition in cases:
         document, _ = upload(collection_a, name, data, enqueue=False)
@@ -260,6 +259,19 @@ def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
         )
         assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
         assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_pdf_is_shown_in_the_browser_as_a_pdf(client, alice, collection_a, key_for):
+    """Inline, typed PDF and never sniffed, so the browser's PDF viewer draws it (and a citation's
+    #page=N lands on the page); no CSP, which would blank Chromium's viewer."""
+    data = files.pdf_bytes(["Revenue grew."])
+    document, _ = upload(collection_a, "reports/q3 report.pdf", data, enqueue=False)
+    response = client.get(f"/api/v1/documents/{document.id}/file", **key_for(alice))
+    assert response.status_code == 200 and b"".join(response.streaming_content) == data
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == 'inline; filename="q3 report.pdf"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in response
 
 
 def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collection_b, key_for):

@@ -348,7 +348,10 @@
       $("source-title").textContent = `[${n}] ${source.title}`;
       $("source-where").textContent = [source.heading_path, source.page ? `page ${source.page}` : ""].filter(Boolean).join(" · ");
       showPassage($("source-text"), source.text, citedSentences(a.text, n));
-      $("source-open").href = `/api/v1/documents/${encodeURIComponent(source.document_id)}/file`;
+      // A page is known only in a PDF, which the browser's viewer opens at that page.
+      const at = source.page ? `#page=${source.page}` : "";
+      $("source-open").href = `/api/v1/documents/${encodeURIComponent(source.document_id)}/file${at}`;
+      $("source-open").textContent = source.page ? `Open the document at page ${source.page}` : "Open the whole document";
       $("source-open").hidden = false;
     }
     $("source-close").focus({ preventScroll: true });  // the panel stays scrolled to the marked sentence
