@@ -63,7 +63,7 @@ def _out(c: Conversation) -> dict:
     return {
         "id": str(c.id),
         "title": c.title,
-        "collections": [x.id for x in c.collections.all()],
+        "collections": [x.id for x in c.collections.all() if x.deleted_at is None],
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }

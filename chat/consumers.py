@@ -47,7 +47,7 @@ def _conversation_scope(user, conversation_id) -> list[int] | None:
         conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
     except (selectors.Conversation.DoesNotExist, ValueError, ValidationError):
         raise Refused("not_found", "no such conversation") from None
-    return list(conversation.collections.values_list("id", flat=True)) or None
+    return selectors.conversation_scope(conversation=conversation) or None
 
 
 def _readable(user_id: int) -> set[int]:

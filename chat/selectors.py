@@ -26,6 +26,11 @@ def conversation_get(*, user, conversation_id) -> Conversation:
     return Conversation.objects.get(id=conversation_id, owner=user)
 
 
+def conversation_scope(*, conversation: Conversation) -> list[int]:
+    """The collections a conversation was narrowed to, less any deleted since (empty: all)."""
+    return list(conversation.collections.filter(deleted_at__isnull=True).values_list("id", flat=True))
+
+
 def message_get(*, user, message_id) -> Message:
     return Message.objects.select_related("conversation").get(id=message_id, conversation__owner=user)
 
@@ -63,7 +68,7 @@ def generation_context(*, message_id) -> dict:
     return question_context(
         user=answer.user,
         question=answer.reply_to.text,
-        collection_ids=list(conversation.collections.values_list("id", flat=True)),
+        collection_ids=conversation_scope(conversation=conversation),
         history=history,
     )
 

@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
@@ -7,6 +7,30 @@ from django.utils.html import format_html
 
 from . import downloads, services
 from .models import ApiKey, Chunk, Collection, Document, Membership, Team
+
+
+def _deletion_summary(model_admin, objs, request):
+    """The delete confirmation's summary, counted in SQL: Django's own walks every related row,
+    which for a collection means loading each passage with its vector."""
+    objs = list(objs)
+    if model_admin.model is Team:
+        documents = Document.objects.filter(collection__team__in=objs)
+    else:
+        documents = Document.objects.filter(collection__in=objs)
+    counts = documents.aggregate(documents=Count("id"), chunks=Sum("chunk_count"))
+    lines = [
+        f"{model_admin.model._meta.verbose_name.capitalize()}: {obj} (with its documents and their passages)"
+        for obj in objs
+    ]
+    model_count = {
+        model_admin.model._meta.verbose_name_plural: len(objs),
+        "documents": counts["documents"],
+        "passages": counts["chunks"] or 0,
+    }
+    perms_needed = (
+        set() if model_admin.has_delete_permission(request) else {model_admin.model._meta.verbose_name}
+    )
+    return lines, model_count, perms_needed, []
 
 
 class MembershipInline(admin.TabularInline):
@@ -28,11 +52,12 @@ class TeamAdmin(admin.ModelAdmin):
     def member_count(self, obj):
         return obj._members
 
-    # A team's collections go through the service first, so their documents' files go too.
+    def get_deleted_objects(self, objs, request):
+        return _deletion_summary(self, objs, request)
+
+    # Through the service, so the collections' documents, passages and files go too.
     def delete_model(self, request, obj):
-        for collection in obj.collections.all():
-            services.collection_delete(collection=collection)
-        super().delete_model(request, obj)
+        services.team_delete(team=obj)
 
     def delete_queryset(self, request, queryset):
         for team in queryset:
@@ -49,9 +74,10 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Collection)
 class CollectionAdmin(admin.ModelAdmin):
-    list_display = ["name", "team", "document_count", "created_at"]
-    list_filter = ["team"]
+    list_display = ["name", "team", "document_count", "created_at", "deleted_at"]
+    list_filter = ["team", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "team__name"]
+    readonly_fields = ["deleted_at"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_documents=Count("documents"))
@@ -60,7 +86,10 @@ class CollectionAdmin(admin.ModelAdmin):
     def document_count(self, obj):
         return obj._documents
 
-    # Through the service, so the documents' files go too and the passages go in one statement.
+    def get_deleted_objects(self, objs, request):
+        return _deletion_summary(self, objs, request)
+
+    # Through the service: gone at once for everyone, documents, passages and files purged by a task.
     def delete_model(self, request, obj):
         services.collection_delete(collection=obj)
 

@@ -45,10 +45,20 @@ class Collection(models.Model):
     # BM25 collection statistics, kept current by the chunk insert and delete paths.
     indexed_chunks = models.PositiveBigIntegerField(default=0, editable=False)
     indexed_terms = models.PositiveBigIntegerField(default=0, editable=False)
+    # Set when deleted: from then on no list, route or search reaches it, while a task purges its
+    # documents in batches (a large collection takes minutes) and then the row itself.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["team__name", "name"]
-        constraints = [models.UniqueConstraint(fields=["team", "name"], name="collection_unique_team_name")]
+        constraints = [
+            # A deleted collection's name is free at once, while its purge may still be running.
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="collection_unique_live_team_name",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.team.name}/{self.name}"

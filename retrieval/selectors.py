@@ -25,7 +25,7 @@ def collections_for_user(*, user) -> QuerySet[Collection]:
     if not user.is_authenticated:
         return Collection.objects.none()
     return (
-        Collection.objects.filter(team__memberships__user=user)
+        Collection.objects.filter(team__memberships__user=user, deleted_at__isnull=True)
         .select_related("team")
         .annotate(document_count=Count("documents", distinct=True))
         .order_by("team__name", "name")
@@ -45,21 +45,29 @@ def is_team_admin(*, user, team_id: int) -> bool:
 def collection_ids_for_user(*, user) -> list[int]:
     if not user.is_authenticated:
         return []
-    return list(Collection.objects.filter(team__memberships__user=user).values_list("id", flat=True))
+    return list(
+        Collection.objects.filter(team__memberships__user=user, deleted_at__isnull=True).values_list(
+            "id", flat=True
+        )
+    )
 
 
 def collection_ids_for_active_user(*, user_id: int) -> list[int]:
     """What a user may read, re-checked from the database (empty for a deactivated user)."""
     return list(
         Collection.objects.filter(
-            team__memberships__user_id=user_id, team__memberships__user__is_active=True
+            team__memberships__user_id=user_id,
+            team__memberships__user__is_active=True,
+            deleted_at__isnull=True,
         ).values_list("id", flat=True)
     )
 
 
 def collection_get(*, user, collection_id: int) -> Collection:
     """The collection if the user may read it; DoesNotExist otherwise (shown as 404, never 403)."""
-    return Collection.objects.select_related("team").get(id=collection_id, team__memberships__user=user)
+    return Collection.objects.select_related("team").get(
+        id=collection_id, team__memberships__user=user, deleted_at__isnull=True
+    )
 
 
 def documents_for_user(
@@ -67,7 +75,9 @@ def documents_for_user(
 ) -> QuerySet[Document]:
     """The documents the user may read, newest first; `name` matches title or file name (any part,
     any case), `status` one of Document.Status."""
-    qs = Document.objects.filter(collection__team__memberships__user=user).select_related("collection")
+    qs = Document.objects.filter(
+        collection__team__memberships__user=user, collection__deleted_at__isnull=True
+    ).select_related("collection")
     if collection_id is not None:
         qs = qs.filter(collection_id=collection_id)
     if name:
@@ -149,6 +159,7 @@ _ACC = """
 acc AS MATERIALIZED (
     SELECT c.id, c.indexed_chunks, c.indexed_terms FROM retrieval_collection c
     WHERE c.team_id IN (SELECT m.team_id FROM retrieval_membership m WHERE m.user_id = %(user_id)s)
+      AND c.deleted_at IS NULL
       AND (%(only)s::bigint[] IS NULL OR c.id = ANY(%(only)s::bigint[]))
 ),
 st AS MATERIALIZED (
@@ -265,8 +276,12 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
 
     now = time.monotonic()
     if now - float(_SIZES["at"]) > 10:
+        # A deleted collection's chunks stay in the index until purged: they count in the total only.
         _SIZES["collections"] = {
-            c: (t, n) for c, t, n in Collection.objects.values_list("id", "team_id", "indexed_chunks")
+            c: (t if gone is None else None, n)
+            for c, t, n, gone in Collection.objects.values_list(
+                "id", "team_id", "indexed_chunks", "deleted_at"
+            )
         }
         _SIZES["teams"] = {}
         _SIZES["at"] = now

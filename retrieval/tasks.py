@@ -46,8 +46,16 @@ def ingest_documents(self, document_ids: list[int]) -> dict:
     return {"ready": stats.ready, "failed": stats.failed, "chunks": stats.chunks}
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def purge_collection(collection_id: int) -> int:
+    # Each batch commits whole, so a purge cut short by its time limit or a dead worker is simply
+    # queued again by the sweep and goes on from there.
+    return services.collection_purge(collection_id=collection_id)
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_stuck_documents() -> list[int]:
+    services.collections_purge_stuck(stuck_after_s=settings.DOCENT_STUCK_AFTER_S)
     return services.documents_sweep_stuck(
         stuck_after_s=settings.DOCENT_STUCK_AFTER_S,
         max_attempts=settings.DOCENT_INGEST_MAX_ATTEMPTS,

@@ -3,7 +3,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from retrieval import services
-from retrieval.models import Chunk, Document
+from retrieval.models import Chunk, Collection, Document
 
 from . import files
 from .helpers import upload
@@ -186,9 +186,26 @@ def test_team_admins_rename_and_delete_collections(
     assert clash.status_code == 409
 
     assert stored.exists()
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
         response = client.delete(url, **key_for(carol))
-    assert response.status_code == 204
+    assert response.status_code == 204 and len(queued) == 1  # the purge, queued once this commits
+    # Gone for everyone at once, while the purge has yet to run; its name is free.
+    assert client.get(url, **key_for(carol)).status_code == 404
+    assert client.get(f"/api/v1/documents/{document.id}", **key_for(carol)).status_code == 404
+    assert collection_a.id not in [
+        c["id"] for c in client.get("/api/v1/collections", **key_for(carol)).json()
+    ]
+    found = client.post(
+        "/api/v1/search", {"query": "leave"}, content_type="application/json", **key_for(carol)
+    ).json()["results"]
+    assert found == []
+    again = client.post(
+        "/api/v1/collections", {"name": "people", "team": collection_a.team_id},
+        content_type="application/json", **key_for(carol),
+    )  # fmt: skip
+    assert again.status_code == 201 and again.json()["id"] != collection_a.id
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.collection_purge(collection_id=collection_a.id) == 1
     assert not stored.exists()
     assert not Document.objects.filter(id=document.id).exists()
     assert not Chunk.objects.filter(collection_id=collection_a.id).exists()
@@ -197,7 +214,7 @@ def test_team_admins_rename_and_delete_collections(
         assert cursor.fetchone()[0] == 0
         cursor.execute("SELECT count(*) FROM retrieval_posting WHERE collection_id = %s", [collection_a.id])
         assert cursor.fetchone()[0] == 0
-    assert client.get(url, **key_for(carol)).status_code == 404
+    assert not Collection.objects.filter(id=collection_a.id).exists()
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(alice)).status_code == 404
 
 

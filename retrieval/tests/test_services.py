@@ -197,6 +197,123 @@ def test_delete_removes_chunks_and_file(db, collection_a, settings):
     assert not Document.objects.filter(id=document.id).exists()
 
 
+def _collection_statistics(collection_id: int) -> tuple:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.indexed_chunks, c.indexed_terms,"
+            " (SELECT count(*) FROM retrieval_term t WHERE t.collection_id = c.id),"
+            " (SELECT count(*) FROM retrieval_posting p WHERE p.collection_id = c.id)"
+            " FROM retrieval_collection c WHERE c.id = %s",
+            [collection_id],
+        )
+        return cursor.fetchone()
+
+
+def test_a_deleted_collection_is_purged_in_batches_leaving_the_others(
+    db, collection_a, make_collection, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """Deleting marks the collection (gone for search at once); the purge then deletes its documents
+    a bounded batch per transaction, their files, and the row; another collection sharing the terms
+    keeps its statistics. A second purge finds nothing to do."""
+    from pathlib import Path
+
+    from retrieval import selectors
+    from retrieval.models import Collection
+
+    other = make_collection(collection_a.team, "other")
+    notes = [
+        upload(
+            collection_a, f"note-{i}.txt", f"The backup runs at {i} in the night.".encode(), enqueue=False
+        )[0]
+        for i in range(5)
+    ]
+    kept, _ = upload(other, "kept.txt", b"The backup runs every night.", enqueue=False)
+    services.documents_ingest(document_ids=[d.id for d in notes] + [kept.id])
+    stored = [Path(settings.MEDIA_ROOT) / Document.objects.get(id=d.id).file.name for d in notes]
+    before = _collection_statistics(other.id)
+    alice = collection_a.team.memberships.first().user
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        services.collection_delete(collection=collection_a)
+    assert len(queued) == 1
+    hits = selectors.search(user=alice, query="when does the backup run", k=10)
+    assert {h.document_id for h in hits} == {kept.id}
+
+    batches = []
+    remove = services._chunks_remove
+    monkeypatch.setattr(services, "_chunks_remove", lambda ids: (batches.append(sorted(ids)), remove(ids)))
+    monkeypatch.setattr(services, "PURGE_BATCH_CHUNKS", 2)  # one chunk per note: two notes a batch
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.collection_purge(collection_id=collection_a.id) == 5
+    ids = sorted(d.id for d in notes)
+    assert batches == [ids[0:2], ids[2:4], ids[4:5]]
+    assert not Collection.objects.filter(id=collection_a.id).exists()
+    assert not Document.objects.filter(id__in=ids).exists() and not any(p.exists() for p in stored)
+    assert _collection_statistics(other.id) == before
+    assert services.collection_purge(collection_id=collection_a.id) == 0
+
+
+def test_the_sweep_queues_a_purge_left_behind_and_ingestion_skips_a_deleted_collection(
+    db, collection_a, monkeypatch
+):
+    from django.utils import timezone
+
+    from retrieval import tasks
+    from retrieval.models import Collection
+
+    document, _ = upload(collection_a, "notes.txt", SAMPLES["notes.txt"], enqueue=False)
+    long_ago = timezone.now() - timezone.timedelta(minutes=30)
+    Collection.objects.filter(id=collection_a.id).update(deleted_at=long_ago)
+    assert services.documents_ingest(document_ids=[document.id]).documents == 0
+    assert not Chunk.objects.filter(document_id=document.id).exists()
+    queued = []
+    monkeypatch.setattr(tasks.purge_collection, "delay", queued.append)
+    assert services.collections_purge_stuck(stuck_after_s=600) == [collection_a.id] == queued
+    Collection.objects.filter(id=collection_a.id).update(deleted_at=timezone.now())
+    assert services.collections_purge_stuck(stuck_after_s=600) == []  # a purge may still be at work
+
+
+def test_a_purge_leaves_a_document_someone_holds_and_the_collection_until_it_is_gone(
+    transactional_db, collection_a
+):
+    """A document locked elsewhere (an ingestion writing it) is skipped rather than waited for, and
+    the collection's row stays until a later purge (the sweep's) takes that document too."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from retrieval.models import Collection
+
+    held, free = (upload(collection_a, f"{n}.txt", f"{n} notes".encode(), enqueue=False)[0] for n in "ab")
+    services.collection_delete(collection=collection_a)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            Document.objects.select_for_update().get(id=held.id)
+            locked.set()
+            release.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert services.collection_purge(collection_id=collection_a.id) == 1
+        assert list(Document.objects.filter(collection_id=collection_a.id).values_list("id", flat=True)) == [
+            held.id
+        ]
+        assert Collection.objects.filter(id=collection_a.id).exists()
+    finally:
+        release.set()
+        holder.join()
+    assert services.collection_purge(collection_id=collection_a.id) == 1
+    assert not Collection.objects.filter(id=collection_a.id).exists()
+    assert not Document.objects.filter(id=free.id).exists()
+
+
 def test_model_change_is_detected_and_reindexed(db, collection_a):
     """Documents embedded by another model are re-queued and re-embedded by `reindex`."""
     document, _ = upload(collection_a, "notes.txt", SAMPLES["notes.txt"], enqueue=False)

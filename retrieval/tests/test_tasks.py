@@ -210,3 +210,20 @@ def test_a_worker_processes_metrics_reach_the_web_metrics(
     assert 'docent_worker_tasks_total{outcome="done"} 1.0' in text
     names = [line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE")]
     assert len(names) == len(set(names))  # each metric once: the web's own and the worker's apart
+
+
+def test_a_deleted_collection_is_purged_by_the_worker(worker, collection_a, settings):
+    """The purge queued by a deletion runs on the real worker: rows, passages and files go."""
+    from pathlib import Path
+
+    from retrieval.models import Collection
+
+    document, _ = upload(collection_a, "notes.txt", b"The backup runs every night at two.", enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    stored = Path(settings.MEDIA_ROOT) / Document.objects.get(id=document.id).file.name
+    services.collection_delete(collection=collection_a)  # autocommit here: queued at once
+    deadline = time.monotonic() + 60
+    while Collection.objects.filter(id=collection_a.id).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Collection.objects.filter(id=collection_a.id).exists()
+    assert not Chunk.objects.filter(document_id=document.id).exists() and not stored.exists()

@@ -30,7 +30,7 @@ class Command(BaseCommand):
         team = services.team_get_or_create(name="Demo")
         services.membership_set(team=team, user=admin, role=Membership.Role.ADMIN)
         collection, _ = Collection.objects.get_or_create(
-            team=team, name="demo", defaults={"description": "Docent's own documentation"}
+            team=team, name="demo", deleted_at=None, defaults={"description": "Docent's own documentation"}
         )
         ids = []
         for path in sorted((Path(settings.BASE_DIR) / "docs").glob("*.md")):

@@ -31,7 +31,7 @@ class Command(BaseCommand):
         name = collection or f"beir-{corpus_path.resolve().parent.name}"
         user = services.user_provision(username="evaluator", team_name="Evaluation")
         team = user.teams.get(name="Evaluation")
-        target, _ = Collection.objects.get_or_create(team=team, name=name)
+        target, _ = Collection.objects.get_or_create(team=team, name=name, deleted_at=None)
         self._load(target, evaluation.read_jsonl(corpus_path), batch)
 
         doc_ids = dict(Document.objects.filter(collection=target).values_list("id", "original_name"))

@@ -12,8 +12,8 @@ from retrieval.parsing import EXTENSIONS, UnsupportedType
 def resolve_collection(name: str, team_name: str | None) -> Collection:
     if team_name:
         team = services.team_get_or_create(name=team_name)
-        return Collection.objects.get_or_create(team=team, name=name)[0]
-    matches = list(Collection.objects.filter(name=name))
+        return Collection.objects.get_or_create(team=team, name=name, deleted_at=None)[0]
+    matches = list(Collection.objects.filter(name=name, deleted_at=None))
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
