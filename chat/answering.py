@@ -25,7 +25,7 @@ from assistant import metrics
 from retrieval.embeddings import EmbeddingError, count_tokens
 from retrieval.selectors import asearch
 
-from . import moderation, prompts, selectors, services, streams
+from . import citations, moderation, prompts, selectors, services, streams
 from .loops import per_loop
 from .models import Message
 from .providers import Delta, Finish, ProviderError, StreamInterrupted, get_chat_model
@@ -228,6 +228,15 @@ class Pipeline:
 
     def cited_sources(self) -> list[dict]:
         return [p.source() for p in self.passages if p.n in self.citations.cited]
+
+    def citation_checks(self, text: str | None = None) -> list[dict]:
+        """The answer's (`text`, else this pipeline's) citations whose passage lacks a figure stated
+        before them."""
+        cited = self.cited_sources()
+        if not cited:
+            return []
+        text = self.text if text is None else text
+        return citations.unsupported(text, citations.passages_by_number(cited), self.question)
 
     def spent(self, text: str | None = None) -> dict:
         """Tokens used so far: as the provider reported them, the answer's (`text`, else this
@@ -628,6 +637,7 @@ class Generation:
             self.text += tail
             self.pending += tail
         cited = pipeline.cited_sources() if pipeline else []
+        checks = pipeline.citation_checks(self.text) if pipeline else []
         usage = pipeline.spent(self.text) if pipeline else {"prompt_tokens": 0, "completion_tokens": 0}
         status = {
             "stop": Message.Status.COMPLETE,
@@ -644,6 +654,7 @@ class Generation:
             status=status,
             finish_reason=finish_reason,
             citations=cited,
+            checks=checks,
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
             total_ms=self._ms(self.started),
@@ -651,7 +662,7 @@ class Generation:
             **{k: v for k, v in self.timings.items() if k != "retrieval_ms" and v is not None},
         )
         self._observe(finish_reason, usage)
-        await self.emit({"type": "sources", "sources": cited})
+        await self.emit({"type": "sources", "sources": cited, "checks": checks})
         await self.emit({"type": "done", "finish_reason": finish_reason, "usage": usage}, final=True)
 
     def _observe(self, outcome: str, usage: dict) -> None:

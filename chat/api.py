@@ -33,6 +33,8 @@ class MessageOut(Schema):
     text: str
     status: str
     sources: list[dict]
+    # Citations whose passage lacks a figure stated before them: {"marker", "n", "missing"}.
+    checks: list[dict] = []
     finish_reason: str | None
     error_code: str | None = None  # with status failed: why (moderation_blocked, provider_unavailable...)
     reply_to: str | None

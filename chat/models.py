@@ -54,6 +54,9 @@ class Message(models.Model):
     search_query = models.TextField(blank=True, default="")
     sources = models.JSONField(default=list, blank=True, help_text="Passages given to the model")
     citations = models.JSONField(default=list, blank=True, help_text="Passages the answer really cites")
+    checks = models.JSONField(
+        default=list, blank=True, help_text="Citations whose passage lacks a figure the answer states there"
+    )
     finish_reason = models.CharField(max_length=20, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)

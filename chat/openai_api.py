@@ -187,7 +187,9 @@ async def model(request, model_id: str):
 
 
 async def _models_for(user) -> list[dict]:
-    collections = await sync_to_async(lambda: list(retrieval_selectors.collections_for_user(user=user)))()
+    collections = await sync_to_async(
+        lambda: list(retrieval_selectors.collections_for_user(user=user, counted=False))
+    )()
     return [
         {"id": MODEL, "object": "model", "created": 0, "owned_by": "docent", "name": "Docent"},
         *(_collection_model(c) for c in collections),
@@ -298,7 +300,7 @@ async def chat_completions(request):
             ],
             "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
             "sources": pipeline.cited_sources(),
-            "docent": {"finish_reason": finish},
+            "docent": {"finish_reason": finish, "checks": pipeline.citation_checks()},
         }
     )
 
@@ -365,7 +367,7 @@ async def _frames(pipeline: Pipeline, timing: _Timing, head: dict, include_usage
         {},
         "length" if finish == "length" else "stop",
         sources=pipeline.cited_sources(),
-        docent={"finish_reason": finish},
+        docent={"finish_reason": finish, "checks": pipeline.citation_checks()},
     )
     if include_usage:
         usage = pipeline.spent()

@@ -125,6 +125,7 @@ def message_out(message: Message) -> dict:
         "text": message.text,
         "status": message.status,
         "sources": message.citations if message.role == Message.Role.ASSISTANT else [],
+        "checks": message.checks if message.role == Message.Role.ASSISTANT else [],
         "finish_reason": message.finish_reason or None,
         "error_code": message.error_code or None,
         "reply_to": str(message.reply_to_id) if message.reply_to_id else None,

@@ -21,15 +21,16 @@ def teams_for_user(*, user) -> QuerySet[Team]:
     return Team.objects.filter(memberships__user=user)
 
 
-def collections_for_user(*, user) -> QuerySet[Collection]:
+def collections_for_user(*, user, counted: bool = True) -> QuerySet[Collection]:
+    """With `document_count` unless `counted` is off (the count joins every document)."""
     if not user.is_authenticated:
         return Collection.objects.none()
-    return (
-        Collection.objects.filter(team__memberships__user=user, deleted_at__isnull=True)
-        .select_related("team")
-        .annotate(document_count=Count("documents", distinct=True))
-        .order_by("team__name", "name")
+    qs = Collection.objects.filter(team__memberships__user=user, deleted_at__isnull=True).select_related(
+        "team"
     )
+    if counted:
+        qs = qs.annotate(document_count=Count("documents", distinct=True))
+    return qs.order_by("team__name", "name")
 
 
 def team_ids_administered(*, user) -> set[int]:

@@ -314,6 +314,30 @@ def test_a_table_in_an_answer_is_a_table(page, live_app, member, fake_openai):
     expect(page.locator("#source-panel")).to_be_visible()
 
 
+def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, live_app, member, fake_openai):
+    """The model cites the handbook for a figure it does not hold: that chip is flagged (also after a
+    reload) and its source says which figure to check; the other chip is not."""
+    answer = answered_by_model(
+        page,
+        live_app,
+        fake_openai,
+        "Employees get 25 days of leave [1]. Unused leave lapses after 40 days [1].",
+    )
+    chips = answer.locator("button.cite")
+    expect(chips).to_have_count(2)
+    expect(chips.nth(1)).to_have_class("cite known unverified")
+    expect(chips.nth(0)).to_have_class("cite known")
+    expect(chips.nth(1)).to_have_attribute("title", "Source 1 does not state 40: check this figure")
+    chips.nth(1).click()
+    expect(page.locator("#source-check")).to_have_text(
+        "This passage does not state 40, which the answer gives here: check it in the document."
+    )
+    chips.nth(0).click()
+    expect(page.locator("#source-check")).to_be_hidden()
+    page.reload()
+    expect(page.locator("article.msg.assistant button.cite").nth(1)).to_have_class("cite known unverified")
+
+
 def test_reload_mid_answer_then_see_it_finish(page, live_app, member, fake_openai):
     fake_openai.reply = " ".join(f"token{i}" for i in range(80)) + " [1]"
     fake_openai.token_delay = 0.05

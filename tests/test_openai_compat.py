@@ -30,6 +30,7 @@ def test_official_client_plain_and_streamed(live_url, keyed):
     assert "25 days" in text and "[1]" in text and response.choices[0].finish_reason == "stop"
     sources = response.model_extra["sources"]
     assert sources[0]["n"] == 1 and "25 days" in sources[0]["text"]
+    assert response.model_extra["docent"]["checks"] == []  # a quote holds its own figures
     assert response.usage.prompt_tokens > 0
     chunks = list(
         client.chat.completions.create(

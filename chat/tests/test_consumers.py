@@ -32,6 +32,7 @@ async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
     assert done["finish_reason"] == "stop" and set(done["usage"]) == {"prompt_tokens", "completion_tokens"}
     answer = await Message.objects.aget(id=accepted["message_id"])
     assert answer.status == "complete" and answer.text == text and answer.citations == sources
+    assert events[-2]["checks"] == [] == answer.checks  # a quote holds its own figures
     assert answer.ttft_ms is not None and answer.retrieval_ms is not None and answer.total_ms is not None
     # Every passage given to the model is kept (recorded while the provider started), cited or not.
     assert len(answer.sources) >= len(sources) and answer.search_query and answer.model
@@ -119,6 +120,38 @@ async def test_refusal_never_calls_the_provider(alice, handbook, openai_provider
     assert events[-1]["finish_reason"] == "refused"
     assert openai_provider.requests_to("/chat/completions") == []
     await ws.disconnect()
+
+
+async def test_a_figure_its_passage_lacks_is_flagged_on_its_citation(alice, handbook, openai_provider):
+    """The model cites the handbook for 40 days of leave (it says 25): the answer is shown as
+    written, and its sources event, stored message and conversation API name the figure to check."""
+    from chat import selectors
+
+    openai_provider.reply = "Employees get 25 days of leave [1]. Unused leave lapses after 40 days [1]."
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    assert text_of(events) == openai_provider.reply
+    expected = [{"marker": 1, "n": 1, "missing": ["40"]}]
+    assert events[-2]["type"] == "sources" and events[-2]["checks"] == expected
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.checks == expected and selectors.message_out(answer)["checks"] == expected
+    await ws.disconnect()
+
+
+async def test_v1_names_the_figure_to_check_too(alice, handbook, openai_provider, async_client):
+    from retrieval import services as retrieval_services
+
+    openai_provider.reply = "Unused leave lapses after 40 days [1]."
+    raw = (await sync_to_async(retrieval_services.api_key_create)(user=alice))[1]
+    response = await async_client.post(
+        "/v1/chat/completions",
+        {"model": "docent", "messages": [{"role": "user", "content": "When does unused leave lapse?"}]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw}"},
+    )
+    assert response.status_code == 200
+    assert response.json()["docent"]["checks"] == [{"marker": 0, "n": 1, "missing": ["40"]}]
 
 
 async def test_disconnect_then_resume_on_a_new_socket(alice, handbook, openai_provider):

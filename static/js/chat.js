@@ -98,7 +98,7 @@
     for (const m of data.messages) {
       if (m.role === "user") { addUserMessage(m.text, m.id); continue; }
       const a = addAnswer(m.id);
-      a.text = m.text; a.sources = m.sources || []; a.status = m.status;
+      a.text = m.text; a.sources = m.sources || []; a.checks = m.checks || []; a.status = m.status;
       if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
         a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
       } else {
@@ -162,7 +162,7 @@
     const body = document.createElement("div"); body.className = "body";
     const meta = document.createElement("div"); meta.className = "meta"; meta.textContent = "Searching your documents…";
     const tools = document.createElement("div"); tools.className = "tools";
-    const a = { id: messageId, el, body, meta, tools, text: "", seq: 0, sources: [], done: false, status: "streaming" };
+    const a = { id: messageId, el, body, meta, tools, text: "", seq: 0, sources: [], checks: [], done: false, status: "streaming" };
     tools.append(
       tool("Copy", "Copy the answer with its sources", () => navigator.clipboard && navigator.clipboard.writeText(copyText(a)).then(() => flash(meta, "Copied"))),
       tool("Regenerate", "Answer again", () => { send({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
@@ -200,9 +200,19 @@
       frame = 0;
       for (const x of dirty) {
         window.DocentMarkdown.render(x.body, x.text, (n, chip) => openSource(x, n, chip));
-        x.body.querySelectorAll("button.cite").forEach((chip) => {
+        const chips = x.body.querySelectorAll("button.cite");
+        chips.forEach((chip) => {
           chip.classList.toggle("known", x.sources.some((s) => s.n === Number(chip.dataset.n)));
         });
+        // The server counts the answer's markers in order, as they are drawn here.
+        for (const c of x.checks) {
+          const chip = chips[c.marker];
+          if (!chip || Number(chip.dataset.n) !== c.n) continue;
+          chip.classList.add("unverified");
+          chip.dataset.missing = c.missing.join(", ");
+          chip.title = `Source ${c.n} does not state ${chip.dataset.missing}: check this figure`;
+          chip.setAttribute("aria-label", `Source ${c.n}, which does not state ${chip.dataset.missing}`);
+        }
       }
       dirty.clear();
       scrollDown(false);
@@ -342,11 +352,15 @@
     if (!source) {
       $("source-title").textContent = `Source ${n}`;
       $("source-where").textContent = "";
+      $("source-check").hidden = true;
       $("source-text").textContent = a.done ? "This source is not available." : "Sources appear when the answer is complete.";
       $("source-open").hidden = true;
     } else {
       $("source-title").textContent = `[${n}] ${source.title}`;
       $("source-where").textContent = [source.heading_path, source.page ? `page ${source.page}` : ""].filter(Boolean).join(" · ");
+      const missing = chip && chip.dataset.missing;
+      $("source-check").textContent = missing ? `This passage does not state ${missing}, which the answer gives here: check it in the document.` : "";
+      $("source-check").hidden = !missing;
       showPassage($("source-text"), source.text, citedSentences(a.text, n));
       // A page is known only in a PDF, which the browser's viewer opens at that page.
       const at = source.page ? `#page=${source.page}` : "";
@@ -448,6 +462,7 @@
       render(a);
     } else if (ev.type === "sources") {
       a.sources = ev.sources || [];
+      a.checks = ev.checks || [];
       render(a);
     } else if (ev.type === "done") {
       finish(a, ev.finish_reason, ev.usage);

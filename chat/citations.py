@@ -1,0 +1,106 @@
+"""Checks an answer's citations against the passages they name.
+
+A model can cite the right passage and still get its figure wrong ("30 days [1]" where passage 1
+says 25). Every number an answer states before a citation must appear in a passage that citation
+names; one that does not is reported, so the reader sees which claim to check. Numbers are compared
+by value ("1,200" = "1200", "3.50" = "3.5", "twenty-five" in a passage = "25" in an answer); those
+the question itself gave are the user's premise, not the model's claim, and are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+# The same markers the citation filter keeps: "[1]", "[1, 2]", never "arr[1]".
+_CITATION = re.compile(r"(?<!\w)\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# A figure on its own: not part of a word or code name ("v2", "H2O", "x86"), thousands separated or not.
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\d,]\d)")
+_LIST_ITEM = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)  # "1. " opening a numbered list item
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90,
+}  # fmt: skip
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_TENS_RE, _UNIT_RE = "|".join(_TENS), "|".join(k for k in _UNITS if k != "zero")
+_WORD_NUMBER = re.compile(
+    rf"\b(?:({_TENS_RE})(?:[-\s]({_UNIT_RE}))?|({'|'.join(_UNITS)}))(?:\s+({'|'.join(_SCALES)}))?\b",
+    re.IGNORECASE,
+)
+
+
+def _value(whole: str, fraction: str | None) -> str:
+    digits = whole.replace(",", "").lstrip("0") or "0"
+    fraction = (fraction or "").rstrip("0")
+    return f"{digits}.{fraction}" if fraction else digits
+
+
+def stated_numbers(text: str) -> list[str]:
+    """The figures a text states in digits, by value, in order (list numbering left out)."""
+    text = _LIST_ITEM.sub(" ", text)
+    found = []
+    for m in _NUMBER.finditer(text):
+        value = _value(m.group(1), m.group(2))
+        if value not in found:
+            found.append(value)
+    return found
+
+
+def held_numbers(text: str) -> set[str]:
+    """Every figure a passage holds, in digits or in words."""
+    held = {_value(m.group(1), m.group(2)) for m in _NUMBER.finditer(text)}
+    for m in _WORD_NUMBER.finditer(text):
+        tens, unit, alone, scale = m.groups()
+        n = (_TENS[tens.lower()] + (_UNITS[unit.lower()] if unit else 0)) if tens else _UNITS[alone.lower()]
+        held.add(str(n))
+        if scale:
+            held.add(str(n * _SCALES[scale.lower()]))
+    return held
+
+
+def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> list[dict]:
+    """One entry per citation marker whose claim states a figure none of its passages holds:
+    `{"marker": k, "n": n, "missing": [...]}`, `k` counting the answer's markers from 0 in order
+    (one per number: "[1, 2]" is two), as the page shows them.
+
+    A claim is the text since the previous marker, within its line; markers side by side ("[1][2]")
+    share one claim, which any of their passages may hold.
+    """
+    given = set(stated_numbers(question))
+    groups: list[tuple[str, list[tuple[int, int]]]] = []
+    ordinal, end = 0, 0
+    for m in _CITATION.finditer(text):
+        numbers = [int(x) for x in m.group(1).split(",")]
+        markers = list(zip(range(ordinal, ordinal + len(numbers)), numbers, strict=True))
+        ordinal += len(numbers)
+        between = text[end : m.start()]
+        if groups and end and not between.strip():
+            groups[-1][1].extend(markers)
+        else:
+            groups.append((between.rsplit("\n", 1)[-1], markers))
+        end = m.end()
+    held: dict[int, set[str]] = {}
+    found = []
+    for claim, markers in groups:
+        stated = [v for v in stated_numbers(claim) if v not in given]
+        if not stated:
+            continue
+        names = {n for _, n in markers}
+        holding = set().union(*(held.setdefault(n, held_numbers(passages.get(n, ""))) for n in names))
+        missing = [v for v in stated if v not in holding]
+        if missing:
+            found.extend({"marker": k, "n": n, "missing": missing} for k, n in markers)
+    return found
+
+
+def passages_by_number(sources: Iterable[dict]) -> dict[int, str]:
+    """What the model read of each source: its title and headings too."""
+    return {
+        s["n"]: "\n".join(filter(None, (s.get("title"), s.get("heading_path"), s.get("text"))))
+        for s in sources
+    }
