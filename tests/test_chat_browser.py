@@ -328,6 +328,7 @@ def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, live_app, me
     expect(chips.nth(1)).to_have_class("cite known unverified")
     expect(chips.nth(0)).to_have_class("cite known")
     expect(chips.nth(1)).to_have_attribute("title", "Source 1 does not state 40: check this figure")
+    expect(answer.locator(".meta")).to_have_text("1 source cited. 1 citation to check (marked ?).")
     chips.nth(1).click()
     expect(page.locator("#source-check")).to_have_text(
         "This passage does not state 40, which the answer gives here: check it in the document."

@@ -231,6 +231,10 @@
     if (a.sources.length && reason !== "refused") {
       a.meta.textContent = (a.meta.textContent ? a.meta.textContent + " " : "") + `${a.sources.length} source${a.sources.length > 1 ? "s" : ""} cited.`;
     }
+    const toCheck = new Set(a.checks.map((c) => c.marker)).size;
+    if (toCheck && reason !== "refused") {
+      a.meta.textContent += ` ${toCheck} citation${toCheck > 1 ? "s" : ""} to check (marked ?).`;
+    }
     render(a);
   }
 
