@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from assistant.celery import app, queue_depth
 from retrieval.embeddings import get_embedder
-from retrieval.selectors import document_status_counts, stale_document_count
+from retrieval.selectors import collections_purging_count, document_status_counts, stale_document_count
 
 
 def healthz(request):
@@ -60,5 +60,6 @@ def metrics(request):
     from assistant import metrics as m
 
     m.refresh_document_gauges(document_status_counts())
+    m.COLLECTIONS_PURGING.set(collections_purging_count())
     m.INGEST_QUEUE.set(queue_depth())
     return HttpResponse(m.exposition(settings.DOCENT_WORKER_METRICS_DIR), content_type=CONTENT_TYPE_LATEST)

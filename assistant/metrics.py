@@ -4,6 +4,9 @@ the document and queue gauges are read from the database and the broker at each 
 from prometheus_client import Counter, Gauge, Histogram
 
 DOCUMENTS = Gauge("docent_documents", "Documents by ingestion status", ["status"])
+COLLECTIONS_PURGING = Gauge(
+    "docent_collections_purging", "Deleted collections whose documents are still being purged"
+)
 INGEST_QUEUE = Gauge(
     "docent_ingest_queue_depth", "Tasks waiting in the broker's default queue (-1: the broker cannot say)"
 )

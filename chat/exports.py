@@ -34,6 +34,13 @@ def conversation_markdown(*, title: str, exported_at: str, messages: Iterable[di
             out += ["_Not answered: the question goes against the content policy._", ""]
         elif ending in _ENDINGS:
             out += [f"_{_ENDINGS[ending]}_", ""]
+        to_check: dict[int, list[str]] = {}
+        for c in m.get("checks") or []:
+            to_check.setdefault(c["n"], [])
+            to_check[c["n"]] += [v for v in c["missing"] if v not in to_check[c["n"]]]
+        if to_check:
+            notes = "; ".join(f"[{n}] does not state {', '.join(v)}" for n, v in sorted(to_check.items()))
+            out += [f"_To check: {notes}._", ""]
         sources = sorted(m.get("sources") or [], key=lambda s: s.get("n", 0))
         if sources:
             out += ["Sources:", ""]

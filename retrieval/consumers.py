@@ -35,3 +35,6 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
 
     async def document_deleted(self, event):
         await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "deleted"})
+
+    async def collection_deleted(self, event):
+        await self.send_json({"type": "collection_deleted", "id": event["id"]})

@@ -48,6 +48,16 @@ def publish_deleted(*, document_id: int, collection_id: int, team_id: int) -> No
         log.warning("could not publish the deletion of document %s", document_id, exc_info=True)
 
 
+def publish_collection_deleted(*, collection_id: int, team_id: int) -> None:
+    """Tell the team's open library pages that a whole collection is gone."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            team_group(team_id), {"type": "collection.deleted", "id": collection_id}
+        )
+    except Exception:  # best effort, as above
+        log.warning("could not publish the deletion of collection %s", collection_id, exc_info=True)
+
+
 def publish_bulk(team_id: int, documents) -> None:
     """One event per document, sent through a single event loop (bulk loads finish many at once)."""
 

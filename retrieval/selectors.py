@@ -103,6 +103,11 @@ def document_status_counts() -> dict[str, int]:
     return dict(Document.objects.order_by().values_list("status").annotate(n=Count("id")))
 
 
+def collections_purging_count() -> int:
+    """Deleted collections still holding rows (the purge's backlog; a stuck one stays counted)."""
+    return Collection.objects.filter(deleted_at__isnull=False).count()
+
+
 def stale_document_count(*, model_name: str) -> int:
     """Ready documents whose vectors another embedding model made (`manage.py reindex` fixes them)."""
     return Document.objects.filter(status=Document.Status.READY).exclude(embedding_model=model_name).count()

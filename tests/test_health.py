@@ -22,11 +22,16 @@ def test_readyz_names_what_is_down(client, db, settings):
     assert components["redis"]["status"] == "down" and components["database"]["status"] == "up"
 
 
-def test_metrics_is_prometheus_text(client, db):
+def test_metrics_is_prometheus_text(client, db, collection_a):
+    from retrieval import services
+
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert 'docent_documents{status="ready"}' in response.content.decode()
+    assert "docent_collections_purging 0.0" in response.content.decode()
+    services.collection_delete(collection=collection_a)  # in the test's transaction: no purge runs
+    assert "docent_collections_purging 1.0" in client.get("/metrics").content.decode()
 
 
 def test_readyz_reports_vectors_from_another_model(client, db, collection_a):

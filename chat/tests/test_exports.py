@@ -34,3 +34,24 @@ def test_answers_keep_their_sources_quoted_and_say_how_they_ended():
     assert "Partly\n\n_Interrupted; the text is what had arrived._" in text
     assert "_Not answered: the question goes against the content policy._" in text
     assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_citations_to_check_are_named_under_their_answer():
+    text = conversation_markdown(
+        title="Leave",
+        exported_at="2026-11-26 08:00 UTC",
+        messages=[
+            {
+                "role": "assistant",
+                "text": "30 days [1], 40 euros [2], 30 days again [1].",
+                "status": "complete",
+                "checks": [
+                    {"marker": 0, "n": 1, "missing": ["30"]},
+                    {"marker": 2, "n": 1, "missing": ["30"]},
+                    {"marker": 1, "n": 2, "missing": ["40"]},
+                ],
+                "sources": [{"n": 1, "title": "Handbook", "text": "25 days."}, {"n": 2, "title": "Travel"}],
+            },
+        ],
+    )
+    assert "30 days again [1].\n\n_To check: [1] does not state 30; [2] does not state 40._\n\nSources:" in text

@@ -68,6 +68,24 @@ async def test_a_deleted_document_is_announced_to_its_team(alice, bob, collectio
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_deleted_collection_is_announced_to_its_team(alice, bob, collection_a):
+    from retrieval import services
+
+    mine = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
+    )
+    theirs = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(bob)
+    )
+    assert (await mine.connect())[0] and (await theirs.connect())[0]
+    await sync_to_async(services.collection_delete)(collection=collection_a)
+    assert await mine.receive_json_from(timeout=10) == {"type": "collection_deleted", "id": collection_a.id}
+    assert await theirs.receive_nothing(timeout=0.5)
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_anonymous_socket_is_refused():
     communicator = WebsocketCommunicator(application, "/ws/documents/", headers=[ORIGIN])
     connected, _ = await communicator.connect()

@@ -190,6 +190,11 @@
     ws.onmessage = (m) => {
       const ev = JSON.parse(m.data);
       const id = String(ev.id);
+      if (ev.type === "collection_deleted") {  // by a team admin, on another page
+        const section = document.querySelector(`.collection[data-collection="${id}"]`);
+        if (section) section.remove();
+        return;
+      }
       const li = rows.get(id) || document.querySelector(`li[data-document="${id}"]`);
       if (ev.type === "deleted") {
         // Deleted elsewhere, or replaced by its new version: gone from the list and the count.
