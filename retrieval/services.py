@@ -112,7 +112,9 @@ def collection_delete(*, collection: Collection) -> None:
     if marked:
         log.info("collection %s deleted; purging its documents", collection.id)
         transaction.on_commit(
-            lambda: progress.publish_collection_deleted(collection_id=collection.id, team_id=collection.team_id)
+            lambda: progress.publish_collection_deleted(
+                collection_id=collection.id, team_id=collection.team_id
+            )
         )
     transaction.on_commit(lambda: purge_collection.delay(collection.id), robust=True)
 

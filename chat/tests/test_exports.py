@@ -54,4 +54,6 @@ def test_citations_to_check_are_named_under_their_answer():
             },
         ],
     )
-    assert "30 days again [1].\n\n_To check: [1] does not state 30; [2] does not state 40._\n\nSources:" in text
+    assert (
+        "30 days again [1].\n\n_To check: [1] does not state 30; [2] does not state 40._\n\nSources:" in text
+    )

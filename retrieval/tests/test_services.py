@@ -283,10 +283,9 @@ def test_a_purge_leaves_a_document_someone_holds_and_the_collection_until_it_is_
     import threading
 
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from retrieval.models import Collection
-
-    from django.utils import timezone
 
     held, free = (upload(collection_a, f"{n}.txt", f"{n} notes".encode(), enqueue=False)[0] for n in "ab")
     # Marked as the service does, without queueing a purge the session's worker would run alongside.
