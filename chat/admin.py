@@ -29,9 +29,9 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnly):
-    list_display = ["title", "owner", "created_at", "updated_at"]
+    list_display = ["title", "owner", "created_at", "updated_at", "shared_at"]
     search_fields = ["title", "owner__username"]
-    list_filter = ["created_at"]
+    list_filter = ["created_at", ("shared_at", admin.EmptyFieldListFilter)]
     inlines = [MessageInline]
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from ninja import Router, Schema, Status
@@ -23,6 +24,7 @@ class ConversationOut(Schema):
     id: str
     title: str
     collections: list[int]
+    shared_url: str | None = None  # the read-only link, while shared
     created_at: datetime
     updated_at: datetime
 
@@ -61,11 +63,16 @@ def _conversation(request, conversation_id) -> Conversation:
         raise Http404("no such conversation") from None
 
 
-def _out(c: Conversation) -> dict:
+def _shared_url(request, c: Conversation) -> str | None:
+    return request.build_absolute_uri(reverse("shared", args=[c.share_token])) if c.share_token else None
+
+
+def _out(c: Conversation, request=None) -> dict:
     return {
         "id": str(c.id),
         "title": c.title,
         "collections": [x.id for x in c.collections.all() if x.deleted_at is None],
+        "shared_url": _shared_url(request, c) if request is not None else None,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
@@ -76,14 +83,14 @@ def list_conversations(request, q: str = ""):
     """The caller's conversations, newest first (200 at most); `q` keeps those whose title or any
     message contains it, in any case."""
     conversations = selectors.conversations_for_user(user=request.auth, query=q[:200])
-    return [_out(c) for c in conversations.prefetch_related("collections")[:200]]
+    return [_out(c, request) for c in conversations.prefetch_related("collections")[:200]]
 
 
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)
 def get_conversation(request, conversation_id: str):
     conversation = _conversation(request, conversation_id)
     messages = [selectors.message_out(m) for m in selectors.conversation_messages(conversation=conversation)]
-    return {**_out(conversation), "messages": messages}
+    return {**_out(conversation, request), "messages": messages}
 
 
 @router.get("/conversations/{conversation_id}/export")
@@ -102,6 +109,21 @@ def export_conversation(request, conversation_id: str):
     return response
 
 
+@router.post("/conversations/{conversation_id}/share")
+def share_conversation(request, conversation_id: str):
+    """A read-only link to the conversation, for those who may read every passage it cites (the
+    same link on every call, until sharing stops)."""
+    conversation = _conversation(request, conversation_id)
+    services.conversation_share(conversation=conversation)
+    return {"shared_url": _shared_url(request, conversation)}
+
+
+@router.delete("/conversations/{conversation_id}/share", response={204: None})
+def unshare_conversation(request, conversation_id: str):
+    services.conversation_unshare(conversation=_conversation(request, conversation_id))
+    return Status(204, None)
+
+
 @router.patch("/conversations/{conversation_id}", response=ConversationOut)
 def rename_conversation(request, conversation_id: str, payload: RenameIn):
     if not payload.title.strip():
@@ -109,7 +131,8 @@ def rename_conversation(request, conversation_id: str, payload: RenameIn):
     return _out(
         services.conversation_rename(
             conversation=_conversation(request, conversation_id), title=payload.title
-        )
+        ),
+        request,
     )
 
 

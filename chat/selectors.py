@@ -7,6 +7,8 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from retrieval import selectors as retrieval_selectors
+
 from .models import Budget, Conversation, Message, ModerationRule, Usage
 
 
@@ -24,6 +26,18 @@ def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
 
 def conversation_get(*, user, conversation_id) -> Conversation:
     return Conversation.objects.get(id=conversation_id, owner=user)
+
+
+def shared_conversation_get(*, user, token: str) -> tuple[Conversation, list[Message]]:
+    """A shared conversation with its messages, for its owner or anyone who may read every
+    collection its answers cite; DoesNotExist otherwise (a 404, as for anything not theirs)."""
+    conversation = Conversation.objects.select_related("owner").get(share_token=token)
+    messages = conversation_messages(conversation=conversation)
+    if conversation.owner_id != user.id:
+        cited = {s.get("collection_id") for m in messages for s in m.citations or []}
+        if not cited <= set(retrieval_selectors.collection_ids_for_user(user=user)):
+            raise Conversation.DoesNotExist
+    return conversation, messages
 
 
 def conversation_scope(*, conversation: Conversation) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -342,6 +343,21 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     conversation.title = title.strip()[:200]
     conversation.save(update_fields=["title", "updated_at"])
     return conversation
+
+
+def conversation_share(*, conversation: Conversation) -> str:
+    """The conversation's share token, made on the first share (sharing does not move it up the
+    owner's list: `updated_at` is left alone)."""
+    if not conversation.share_token:
+        conversation.share_token = secrets.token_urlsafe(16)
+        conversation.shared_at = timezone.now()
+        conversation.save(update_fields=["share_token", "shared_at"])
+    return conversation.share_token
+
+
+def conversation_unshare(*, conversation: Conversation) -> None:
+    conversation.share_token, conversation.shared_at = None, None
+    conversation.save(update_fields=["share_token", "shared_at"])
 
 
 def conversation_delete(*, conversation: Conversation) -> None:

@@ -2,4 +2,7 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [path("", views.index, name="chat")]
+urlpatterns = [
+    path("", views.index, name="chat"),
+    path("shared/<str:token>/", views.shared, name="shared"),
+]

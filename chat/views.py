@@ -1,10 +1,31 @@
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import render
 
 from retrieval import selectors
+
+from . import selectors as chat_selectors
+from .models import Conversation
 
 
 @login_required
 def index(request):
     collections = list(selectors.collections_for_user(user=request.user))
     return render(request, "chat/index.html", {"collections": collections})
+
+
+@login_required
+def shared(request, token: str):
+    """A shared conversation, read-only; 404 unless the viewer may read every passage it cites."""
+    try:
+        conversation, messages = chat_selectors.shared_conversation_get(user=request.user, token=token)
+    except Conversation.DoesNotExist:
+        raise Http404("no such shared conversation") from None
+    context = {
+        "conversation": conversation,
+        "messages": [chat_selectors.message_out(m) for m in messages],
+        "mine": conversation.owner_id == request.user.id,
+    }
+    response = render(request, "chat/shared.html", context)
+    response["Referrer-Policy"] = "no-referrer"  # the link is the key: it must not leak to documents opened
+    return response

@@ -1,6 +1,8 @@
 """The chat page in real headless Chromium: ask, watch the answer stream, open a citation, stay safe
 against hostile model output, and survive a reload mid-answer."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -148,6 +150,48 @@ def test_a_pdf_source_opens_in_the_browser_at_its_page(page, live_url, make_user
     assert viewer.evaluate("document.contentType") == "application/pdf"  # the viewer's page
     assert downloads == []
     viewer.close()
+
+
+def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, member, make_user):
+    """The owner creates a link from the header (copied for them); a teammate opening it sees the
+    question and the answer, and a citation opens its passage; once sharing stops the link is gone."""
+    from retrieval.models import Membership
+
+    teammate = make_user("finn", password="pw-finn-123456")
+    services.membership_set(team=member.memberships.get().team, user=teammate, role=Membership.Role.MEMBER)
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_url)
+    page.locator("#share summary").click()
+    page.get_by_role("button", name="Create a link").click()
+    link = page.locator("#share-url")
+    expect(link).to_have_value(re.compile(rf"^{re.escape(live_url)}/shared/[\w-]+/$"))
+    url = link.input_value()
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    expect(page.locator("#share summary")).to_have_text("Shared")
+    page.reload()  # the conversation remembers its link
+    page.locator("#share summary").click()
+    expect(page.locator("#share-url")).to_have_value(url)
+
+    page.context.clear_cookies()
+    sign_in(page, live_url, "finn", "pw-finn-123456")
+    page.goto(url)
+    expect(page.locator("#shared-by")).to_have_text("Shared by erin · read-only")
+    expect(page.locator("article.msg.user")).to_have_text("How many days of paid leave do employees get?")
+    shared = page.locator("article.msg.assistant")
+    expect(shared.locator(".body")).to_contain_text("25 days")
+    assert page.locator("textarea").count() == 0  # nothing to ask here
+    shared.locator("button.cite").first.click()
+    expect(page.locator("#source-text")).to_contain_text("25 days of paid annual leave")
+
+    page.context.clear_cookies()
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.locator("#conversations .open").first.click()
+    page.locator("#share summary").click()
+    page.get_by_role("button", name="Stop sharing").click()
+    expect(page.locator("#share summary")).to_have_text("Share")
+    assert page.request.get(url).status == 404
 
 
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):

@@ -122,3 +122,59 @@ def test_feedback_and_usage(client, alice, exchange, key, settings):
     usage = client.get("/api/v1/usage", **key(alice)).json()
     assert usage["prompt_tokens"] == 100 and usage["completion_tokens"] == 20
     assert usage["remaining_tokens"] == 880
+
+
+def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_sources(
+    client, alice, bob, make_user, collection_a, key
+):
+    """One link per share, the same on every call; it opens for the owner and for anyone who may read
+    every cited collection, is 404 for others (and for anyone once sharing stops), and sign-in first."""
+    from django.test import Client
+
+    from retrieval.models import Membership
+
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="s1", content="Leave policy?", collection_ids=None
+    )
+    source = {
+        "n": 1,
+        "title": "HR",
+        "collection_id": collection_a.id,
+        "document_id": 1,
+        "text": "Staff get 25 days.",
+    }
+    services.message_finish(
+        message_id=ids["message_id"],
+        text="25 days [1]",
+        status="complete",
+        finish_reason="stop",
+        citations=[source],
+    )
+    conversation = f"/api/v1/conversations/{ids['conversation_id']}"
+    assert client.get(conversation, **key(alice)).json()["shared_url"] is None
+    made = client.post(f"{conversation}/share", **key(alice)).json()["shared_url"]
+    assert made.startswith("http://testserver/shared/")
+    assert client.post(f"{conversation}/share", **key(alice)).json()["shared_url"] == made
+    assert client.get(conversation, **key(alice)).json()["shared_url"] == made
+    assert client.post(f"{conversation}/share", **key(bob)).status_code == 404
+    path = made.removeprefix("http://testserver")
+
+    carol = make_user("carol")
+    retrieval_services.membership_set(team=collection_a.team, user=carol, role=Membership.Role.MEMBER)
+    teammate, outsider, owner = Client(), Client(), Client()
+    teammate.force_login(carol)
+    outsider.force_login(bob)
+    owner.force_login(alice)
+    page = teammate.get(path)
+    assert page.status_code == 200 and page["Referrer-Policy"] == "no-referrer"
+    html = page.content.decode()
+    assert "Staff get 25 days." in html and "Shared by alice" in html and "Leave policy?" in html
+    assert "Shared by you" in owner.get(path).content.decode()
+    assert outsider.get(path).status_code == 404
+    assert Client().get(path).status_code == 302  # sign in first
+    assert owner.get("/shared/not-a-token/").status_code == 404
+
+    assert client.delete(f"{conversation}/share", **key(alice)).status_code == 204
+    assert teammate.get(path).status_code == 404 and owner.get(path).status_code == 404
+    again = client.post(f"{conversation}/share", **key(alice)).json()["shared_url"]
+    assert again != made and teammate.get(again.removeprefix("http://testserver")).status_code == 200

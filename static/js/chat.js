@@ -63,11 +63,38 @@
     }));
   }
 
-  // The header's export link follows the open conversation.
-  function setExport(id) {
+  // The header's export link and share menu follow the open conversation.
+  function setExport(id, sharedUrl) {
     $("export").hidden = !id;
     if (id) $("export").href = `/api/v1/conversations/${encodeURIComponent(id)}/export`;
+    $("share").hidden = !id;
+    $("share").open = false;
+    showShared(sharedUrl || null);
   }
+
+  function showShared(url) {
+    $("share-create").hidden = !!url;
+    $("share-made").hidden = !url;
+    $("share-url").value = url || "";
+    $("share").querySelector("summary").textContent = url ? "Shared" : "Share";
+  }
+
+  async function share(method) {
+    try {
+      const body = await api(`/api/v1/conversations/${encodeURIComponent(conversationId)}/share`, { method });
+      showShared(body && body.shared_url);
+      if (body) copyShared();
+    } catch (e) { flash($("share-note"), e.message); }
+  }
+
+  function copyShared() {
+    $("share-url").select();
+    // The clipboard needs a secure context (https or localhost); elsewhere the link stays selected.
+    if (navigator.clipboard) navigator.clipboard.writeText($("share-url").value).then(() => flash($("share-copy"), "Copied"), () => {});
+  }
+  $("share-create").addEventListener("click", () => share("POST"));
+  $("share-stop").addEventListener("click", () => share("DELETE"));
+  $("share-copy").addEventListener("click", copyShared);
 
   function newConversation() {
     cancelEdit();
@@ -88,7 +115,7 @@
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
     cancelEdit();
     conversationId = data.id;
-    setExport(data.id);
+    setExport(data.id, data.shared_url);
     answers.clear();
     $("chat-title").textContent = data.title || "Conversation";
     history.replaceState(null, "", `/?c=${data.id}`);
