@@ -30,12 +30,13 @@ def conversation_get(*, user, conversation_id) -> Conversation:
 
 def shared_conversation_get(*, user, token: str) -> tuple[Conversation, list[Message]]:
     """A shared conversation with its messages, for its owner or anyone who may read every
-    collection its answers cite; DoesNotExist otherwise (a 404, as for anything not theirs)."""
+    collection its answers drew on (the passages they cite, and those the model was given besides,
+    which an answer may echo uncited); DoesNotExist otherwise (a 404, as for anything not theirs)."""
     conversation = Conversation.objects.select_related("owner").get(share_token=token)
     messages = conversation_messages(conversation=conversation)
     if conversation.owner_id != user.id:
-        cited = {s.get("collection_id") for m in messages for s in m.citations or []}
-        if not cited <= set(retrieval_selectors.collection_ids_for_user(user=user)):
+        read = {s.get("collection_id") for m in messages for s in [*(m.citations or []), *(m.sources or [])]}
+        if not read <= set(retrieval_selectors.collection_ids_for_user(user=user)):
             raise Conversation.DoesNotExist
     return conversation, messages
 

@@ -178,3 +178,35 @@ def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_source
     assert teammate.get(path).status_code == 404 and owner.get(path).status_code == 404
     again = client.post(f"{conversation}/share", **key(alice)).json()["shared_url"]
     assert again != made and teammate.get(again.removeprefix("http://testserver")).status_code == 200
+
+
+def test_a_shared_answer_given_passages_a_viewer_may_not_read_stays_closed_to_them(
+    client, alice, make_user, make_team, make_collection, collection_a, key
+):
+    """The model may echo a passage it was given without citing it: a viewer must be able to read
+    those collections too."""
+    from django.test import Client
+
+    from retrieval.models import Membership
+
+    private = make_collection(make_team("Board", members=[alice]), "minutes")
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="s2", content="Budget?", collection_ids=None
+    )
+    services.message_finish(
+        message_id=ids["message_id"],
+        text="It grew [1].",
+        status="complete",
+        finish_reason="stop",
+        citations=[{"n": 1, "collection_id": collection_a.id, "text": "It grew."}],
+        sources=[{"n": 1, "collection_id": collection_a.id}, {"n": 2, "collection_id": private.id}],
+    )
+    made = client.post(f"/api/v1/conversations/{ids['conversation_id']}/share", **key(alice)).json()
+    carol = make_user("carol")
+    retrieval_services.membership_set(team=collection_a.team, user=carol, role=Membership.Role.MEMBER)
+    viewer = Client()
+    viewer.force_login(carol)
+    path = made["shared_url"].removeprefix("http://testserver")
+    assert viewer.get(path).status_code == 404
+    retrieval_services.membership_set(team=private.team, user=carol, role=Membership.Role.MEMBER)
+    assert viewer.get(path).status_code == 200
