@@ -661,6 +661,7 @@ def documents_sweep_stuck(*, stuck_after_s: int, max_attempts: int, broker_backl
     stuck = Document.objects.filter(status=Document.Status.PROCESSING, heartbeat_at__lt=cutoff)
     if broker_backlog == 0:
         stuck = stuck | Document.objects.filter(status=Document.Status.QUEUED, heartbeat_at__lt=cutoff)
+    stuck = stuck.filter(collection__deleted_at__isnull=True)  # those are the purge's
     requeued = []
     for document in stuck.select_related("collection"):
         if document.attempts >= max_attempts:

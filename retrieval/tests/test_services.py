@@ -268,6 +268,9 @@ def test_the_sweep_queues_a_purge_left_behind_and_ingestion_skips_a_deleted_coll
     Collection.objects.filter(id=collection_a.id).update(deleted_at=long_ago)
     assert services.documents_ingest(document_ids=[document.id]).documents == 0
     assert not Chunk.objects.filter(document_id=document.id).exists()
+    # Left queued for the purge: the document sweep does not queue it again and again.
+    Document.objects.filter(id=document.id).update(heartbeat_at=long_ago)
+    assert services.documents_sweep_stuck(stuck_after_s=600, max_attempts=3, broker_backlog=0) == []
     queued = []
     monkeypatch.setattr(tasks.purge_collection, "delay", queued.append)
     assert services.collections_purge_stuck(stuck_after_s=600) == [collection_a.id] == queued
