@@ -25,6 +25,7 @@ class ConversationOut(Schema):
     title: str
     collections: list[int]
     shared_url: str | None = None  # the read-only link, while shared
+    pinned: bool = False
     created_at: datetime
     updated_at: datetime
 
@@ -47,8 +48,9 @@ class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
 
 
-class RenameIn(Schema):
-    title: str
+class ConversationPatch(Schema):
+    title: str | None = None
+    pinned: bool | None = None
 
 
 class FeedbackIn(Schema):
@@ -73,6 +75,7 @@ def _out(c: Conversation, request=None) -> dict:
         "title": c.title,
         "collections": [x.id for x in c.collections.all() if x.deleted_at is None],
         "shared_url": _shared_url(request, c) if request is not None else None,
+        "pinned": c.pinned_at is not None,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
@@ -125,15 +128,18 @@ def unshare_conversation(request, conversation_id: str):
 
 
 @router.patch("/conversations/{conversation_id}", response=ConversationOut)
-def rename_conversation(request, conversation_id: str, payload: RenameIn):
-    if not payload.title.strip():
+def update_conversation(request, conversation_id: str, payload: ConversationPatch):
+    """Rename (`title`) and pin or unpin (`pinned`)."""
+    if payload.title is None and payload.pinned is None:
+        raise HttpError(400, "send a title, pinned, or both")
+    if payload.title is not None and not payload.title.strip():
         raise HttpError(400, "a title must not be empty")
-    return _out(
-        services.conversation_rename(
-            conversation=_conversation(request, conversation_id), title=payload.title
-        ),
-        request,
-    )
+    conversation = _conversation(request, conversation_id)
+    if payload.title is not None:
+        conversation = services.conversation_rename(conversation=conversation, title=payload.title)
+    if payload.pinned is not None:
+        conversation = services.conversation_pin(conversation=conversation, pinned=payload.pinned)
+    return _out(conversation, request)
 
 
 @router.delete("/conversations/{conversation_id}", response={204: None})

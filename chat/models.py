@@ -17,6 +17,8 @@ class Conversation(models.Model):
     # cites. A new link is a new token, so stopping a share ends the old link for good.
     share_token = models.CharField(max_length=32, unique=True, null=True, blank=True, editable=False)
     shared_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Pinned conversations head the owner's list, most recently pinned first.
+    pinned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -13,7 +13,8 @@ from .models import Budget, Conversation, Message, ModerationRule, Usage
 
 
 def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
-    """The user's conversations, newest first; with `query`, those whose title or any message holds it."""
+    """The user's conversations, pinned ones first, then newest first; with `query`, those whose
+    title or any message holds it."""
     conversations = Conversation.objects.filter(owner=user)
     query = query.strip()
     if query:
@@ -21,7 +22,7 @@ def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
             "conversation_id"
         )
         conversations = conversations.filter(Q(title__icontains=query) | Q(id__in=matching))
-    return conversations.order_by("-updated_at")
+    return conversations.order_by(F("pinned_at").desc(nulls_last=True), "-updated_at")
 
 
 def conversation_get(*, user, conversation_id) -> Conversation:

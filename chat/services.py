@@ -345,6 +345,14 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
+def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversation:
+    """Pin or unpin; not a change to the conversation, so its place among the unpinned stays."""
+    if pinned != (conversation.pinned_at is not None):
+        conversation.pinned_at = timezone.now() if pinned else None
+        conversation.save(update_fields=["pinned_at"])
+    return conversation
+
+
 def conversation_share(*, conversation: Conversation) -> str:
     """The conversation's share token, made on the first share (sharing does not move it up the
     owner's list: `updated_at` is left alone)."""

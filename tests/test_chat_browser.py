@@ -283,6 +283,27 @@ def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member
     expect(items).to_have_count(2)
 
 
+def test_a_pinned_conversation_stays_on_top(page, live_url, member):
+    from chat import services as chat_services
+
+    for i, question in enumerate(["Leave rules?", "Laptop refresh cycle?"]):
+        chat_services.exchange_start(
+            user=member, conversation_id=None, request_id=f"pin{i}", collection_ids=None, content=question
+        )
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    items = page.locator("#conversations li")
+    expect(items.first).to_contain_text("Laptop refresh cycle?")
+    items.nth(1).hover()
+    page.get_by_role("button", name="Pin Leave rules?").click()
+    expect(items.first).to_contain_text("Leave rules?")
+    expect(items.first).to_have_class("pinned")
+    page.reload()
+    expect(page.locator("#conversations li").first).to_contain_text("Leave rules?")
+    page.locator("#conversations li").first.hover()
+    page.get_by_role("button", name="Unpin Leave rules?").click()
+    expect(page.locator("#conversations li").first).to_contain_text("Laptop refresh cycle?")
+
+
 def test_a_long_conversation_title_ends_in_an_ellipsis_inside_the_sidebar(page, live_url, member):
     from chat import services as chat_services
 

@@ -210,3 +210,26 @@ def test_a_shared_answer_given_passages_a_viewer_may_not_read_stays_closed_to_th
     assert viewer.get(path).status_code == 404
     retrieval_services.membership_set(team=private.team, user=carol, role=Membership.Role.MEMBER)
     assert viewer.get(path).status_code == 200
+
+
+def test_pinned_conversations_head_the_list_without_reordering_the_rest(client, alice, key):
+    made = [
+        services.exchange_start(
+            user=alice, conversation_id=None, request_id=f"p{i}", content=f"Q{i}?", collection_ids=None
+        )["conversation_id"]
+        for i in range(3)
+    ]
+    titles = lambda: [c["title"] for c in client.get("/api/v1/conversations", **key(alice)).json()]  # noqa: E731
+    assert titles() == ["Q2?", "Q1?", "Q0?"]
+    pin = lambda cid, pinned: client.patch(  # noqa: E731
+        f"/api/v1/conversations/{cid}", {"pinned": pinned}, content_type="application/json", **key(alice)
+    )
+    assert pin(made[0], True).json()["pinned"] is True
+    pin(made[1], True)
+    assert titles() == ["Q1?", "Q0?", "Q2?"]  # most recently pinned first
+    assert pin(made[1], False).json()["pinned"] is False
+    assert titles() == ["Q0?", "Q2?", "Q1?"]
+    empty = client.patch(
+        f"/api/v1/conversations/{made[0]}", {}, content_type="application/json", **key(alice)
+    )
+    assert empty.status_code == 400

@@ -39,9 +39,17 @@
       const li = document.createElement("li");
       li.dataset.id = c.id;
       if (c.id === conversationId) li.setAttribute("aria-current", "true");
+      li.classList.toggle("pinned", c.pinned);
       const open = document.createElement("button");
       open.type = "button"; open.className = "open"; open.textContent = c.title || "Untitled";
       open.addEventListener("click", () => { openConversation(c.id); closeSidebar(); });
+      const pin = document.createElement("button");
+      pin.type = "button"; pin.className = "ghost small pin"; pin.textContent = c.pinned ? "Unpin" : "Pin";
+      pin.setAttribute("aria-label", `${c.pinned ? "Unpin" : "Pin"} ${c.title}`);
+      pin.addEventListener("click", async () => {
+        await api(`/api/v1/conversations/${c.id}`, { method: "PATCH", body: JSON.stringify({ pinned: !c.pinned }) }).catch(() => null);
+        loadConversations();
+      });
       const rename = document.createElement("button");
       rename.type = "button"; rename.className = "ghost small"; rename.textContent = "✎";
       rename.setAttribute("aria-label", `Rename ${c.title}`);
@@ -58,7 +66,7 @@
         if (c.id === conversationId) newConversation();
         loadConversations();
       });
-      li.append(open, rename, del);
+      li.append(open, pin, rename, del);
       return li;
     }));
   }
