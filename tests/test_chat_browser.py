@@ -226,6 +226,14 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     box = page.locator(".composer").bounding_box()
     assert box["y"] + box["height"] <= 800
     assert page.evaluate("document.documentElement.scrollHeight") <= 800
+    # The header: the title keeps most of a line beside the menu button, and the share and scope
+    # menus open inside the screen.
+    assert page.locator("#chat-title").bounding_box()["width"] > 0.6 * 320
+    for summary, menu in (("#share summary", "#share .menu"), ("#scope summary", "#scope fieldset")):
+        page.locator(summary).click()
+        opened = page.locator(menu).bounding_box()
+        assert opened["x"] >= 0 and opened["x"] + opened["width"] <= 320, menu
+        page.locator(summary).click()
 
 
 def test_the_last_question_can_be_edited_and_is_answered_anew(page, live_url, member):
