@@ -108,7 +108,10 @@ def _exchange_start(*, check=None, admit=None, **kwargs) -> tuple[dict, dict | N
         return ids, None
     if ids["new_conversation"]:
         context = selectors.question_context(
-            user=kwargs["user"], question=kwargs["content"], collection_ids=kwargs["collection_ids"]
+            user=kwargs["user"],
+            question=kwargs["content"],
+            collection_ids=kwargs["collection_ids"],
+            document_ids=kwargs.get("document_ids"),
         )
     else:
         context = selectors.generation_context(message_id=ids["message_id"])
@@ -116,7 +119,15 @@ def _exchange_start(*, check=None, admit=None, **kwargs) -> tuple[dict, dict | N
 
 
 async def ask(
-    *, user, conversation_id, request_id: str, content: str, collection_ids, check=None, admit=None
+    *,
+    user,
+    conversation_id,
+    request_id: str,
+    content: str,
+    collection_ids,
+    document_ids=None,
+    check=None,
+    admit=None,
 ) -> dict:
     ids, context = await database_sync_to_async(_exchange_start)(
         check=check,
@@ -126,6 +137,7 @@ async def ask(
         request_id=request_id,
         content=content,
         collection_ids=collection_ids,
+        document_ids=document_ids,
     )
     if ids["created"]:
         start(ids["message_id"], context=context)
@@ -204,6 +216,7 @@ class Pipeline:
         question: str,
         history,
         collection_ids,
+        document_ids=None,
         max_tokens: int | None = None,
         screen_history: bool = False,
     ):
@@ -215,6 +228,7 @@ class Pipeline:
         texts = [text for _role, text in self.history] if screen_history else []
         self.screened_text = "\n\n".join([*texts, question])
         self.collection_ids = collection_ids
+        self.document_ids = document_ids
         self.max_tokens = min(
             max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS, settings.DOCENT_MAX_ANSWER_TOKENS
         )
@@ -270,6 +284,7 @@ class Pipeline:
                 user=self.user,
                 query=query,
                 collection_ids=self.collection_ids,
+                document_ids=self.document_ids,
                 k=settings.DOCENT_PROMPT_PASSAGES,
             )
             await screening
@@ -583,6 +598,7 @@ class Generation:
             question=ctx["question"],
             history=ctx["history"],
             collection_ids=ctx["collection_ids"],
+            document_ids=ctx.get("document_ids"),
         )
         self.model_name = self.pipeline.model.name
         finish_reason = "stop"

@@ -24,6 +24,7 @@ class ConversationOut(Schema):
     id: str
     title: str
     collections: list[int]
+    documents: list[dict] = []  # narrowed to these: [{"id", "title"}]
     shared_url: str | None = None  # the read-only link, while shared
     pinned: bool = False
     created_at: datetime
@@ -74,6 +75,7 @@ def _out(c: Conversation, request=None) -> dict:
         "id": str(c.id),
         "title": c.title,
         "collections": [x.id for x in c.collections.all() if x.deleted_at is None],
+        "documents": [{"id": d.id, "title": d.title} for d in c.documents.all()],
         "shared_url": _shared_url(request, c) if request is not None else None,
         "pinned": c.pinned_at is not None,
         "created_at": c.created_at,
@@ -86,7 +88,7 @@ def list_conversations(request, q: str = ""):
     """The caller's conversations, newest first (200 at most); `q` keeps those whose title or any
     message contains it, in any case."""
     conversations = selectors.conversations_for_user(user=request.auth, query=q[:200])
-    return [_out(c, request) for c in conversations.prefetch_related("collections")[:200]]
+    return [_out(c, request) for c in conversations.prefetch_related("collections", "documents")[:200]]
 
 
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)

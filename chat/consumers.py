@@ -69,10 +69,16 @@ def _admit(user) -> None:
         raise Refused("quota_exceeded", str(exc), retry_after=exc.retry_after) from None
 
 
-def _may_ask(user, collections: list[int] | None, conversation_id) -> None:
+def _may_ask(
+    user, collections: list[int] | None, conversation_id, documents: list[int] | None = None
+) -> None:
     readable = _readable(user.id)
     if collections is not None and not set(collections) <= readable:
         raise Refused("not_found", "no such collection")
+    if documents is not None and retrieval_selectors.document_ids_readable(user=user, ids=documents) != set(
+        documents
+    ):
+        raise Refused("not_found", "no such document")
     if conversation_id is not None:
         scope = _conversation_scope(user, conversation_id)
         if scope and not set(scope) <= readable:
@@ -188,10 +194,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
             raise Refused("invalid", "request_id must be a non-empty string")
         text = _question_text(content.get("content"))
-        if collections is not None and (
-            not isinstance(collections, list) or not all(isinstance(c, int) for c in collections)
-        ):
-            raise Refused("invalid", "collections must be a list of ids")
+        documents = content.get("documents")
+        for name, ids in (("collections", collections), ("documents", documents)):
+            if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, int) for i in ids)):
+                raise Refused("invalid", f"{name} must be a list of ids")
         try:
             ids = await answering.ask(
                 user=self.user,
@@ -199,8 +205,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 request_id=request_id,
                 content=text,
                 collection_ids=collections,
+                document_ids=documents,
                 # Re-checked on every ask, in the same database hop as storing the question.
-                check=functools.partial(_may_ask, self.user, collections, conversation_id),
+                check=functools.partial(_may_ask, self.user, collections, conversation_id, documents),
                 admit=functools.partial(_admit, self.user),
             )
         except services.NotFound as exc:

@@ -13,6 +13,8 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     # The collections in scope; none means every collection the owner may read.
     collections = models.ManyToManyField("retrieval.Collection", blank=True, related_name="+")
+    # Narrowed further to these documents ("Ask about this document"); a deleted one drops out.
+    documents = models.ManyToManyField("retrieval.Document", blank=True, related_name="+")
     # Set while shared: /shared/<token>/ shows it, read-only, to whoever may read every passage it
     # cites. A new link is a new token, so stopping a share ends the old link for good.
     share_token = models.CharField(max_length=32, unique=True, null=True, blank=True, editable=False)

@@ -85,13 +85,18 @@ def _model_not_found(model: str) -> JsonResponse:
     )
 
 
-def _admit_and_check(user, collections, model: str | None = None) -> JsonResponse | None:
-    """The caller's collections (those of `model`, when it names one), rate and quota (in the
-    websocket's order), in one trip to a thread; an error response, or None."""
+def _admit_and_check(user, collections, model: str | None = None, documents=None) -> JsonResponse | None:
+    """The caller's collections (those of `model`, when it names one) and documents, rate and quota
+    (in the websocket's order), in one trip to a thread; an error response, or None."""
     if collections is not None:
         readable = set(retrieval_selectors.collection_ids_for_user(user=user))
         if not isinstance(collections, list) or not set(collections) <= readable:
             return _model_not_found(model) if model else _error(404, "no such collection", "not_found")
+    if documents is not None:
+        if not isinstance(documents, list) or not all(isinstance(d, int) for d in documents):
+            return _error(400, "documents must be a list of ids", "invalid_documents")
+        if retrieval_selectors.document_ids_readable(user=user, ids=documents) != set(documents):
+            return _error(404, "no such document", "not_found")
     try:
         services.ask_admit(user=user)
     except limits.RateLimited as exc:
@@ -239,7 +244,8 @@ async def chat_completions(request):
     else:
         model = MODEL  # any other name asks Docent over every readable collection
     timing = _Timing()
-    refusal = await sync_to_async(_admit_and_check)(user, collections, named)
+    documents = body.get("documents")
+    refusal = await sync_to_async(_admit_and_check)(user, collections, named, documents)
     if refusal is not None:
         return refusal
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -248,6 +254,7 @@ async def chat_completions(request):
         question=question,
         history=history,
         collection_ids=collections,
+        document_ids=documents,
         max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
         screen_history=True,  # the earlier messages come from the client: they reach the model too
     )

@@ -47,6 +47,11 @@ def conversation_scope(*, conversation: Conversation) -> list[int]:
     return list(conversation.collections.filter(deleted_at__isnull=True).values_list("id", flat=True))
 
 
+def conversation_documents(*, conversation: Conversation) -> list[int]:
+    """The documents a conversation was narrowed to (empty: none chosen)."""
+    return list(conversation.documents.values_list("id", flat=True))
+
+
 def message_get(*, user, message_id) -> Message:
     return Message.objects.select_related("conversation").get(id=message_id, conversation__owner=user)
 
@@ -85,17 +90,19 @@ def generation_context(*, message_id) -> dict:
         user=answer.user,
         question=answer.reply_to.text,
         collection_ids=conversation_scope(conversation=conversation),
+        document_ids=conversation_documents(conversation=conversation),
         history=history,
     )
 
 
-def question_context(*, user, question: str, collection_ids, history=()) -> dict:
+def question_context(*, user, question: str, collection_ids, document_ids=None, history=()) -> dict:
     """What an answer needs, as generation_context returns it; also built directly for the first
     question of a new conversation, which has nothing earlier to read."""
     return {
         "user": user,
         "question": question,
         "collection_ids": list(collection_ids) if collection_ids else None,
+        "document_ids": list(document_ids) if document_ids else None,
         "history": list(history),
     }
 

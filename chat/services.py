@@ -59,7 +59,13 @@ def _ids(conversation: Conversation, user_message: Message, answer: Message, cre
 
 
 def exchange_start(
-    *, user, conversation_id: str | None, request_id: str, content: str, collection_ids: list[int] | None
+    *,
+    user,
+    conversation_id: str | None,
+    request_id: str,
+    content: str,
+    collection_ids: list[int] | None,
+    document_ids: list[int] | None = None,
 ) -> dict:
     """Store the question and a pending answer; a repeated request_id returns the first exchange.
 
@@ -83,6 +89,8 @@ def exchange_start(
                 conversation = Conversation.objects.create(owner=user, title=prompts.title_from(content))
             if collection_ids is not None:
                 conversation.collections.set(collection_ids)
+            if document_ids is not None:
+                conversation.documents.set(document_ids)
             question = Message.objects.create(
                 conversation=conversation,
                 user=user,

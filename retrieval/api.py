@@ -284,6 +284,7 @@ def list_teams(request):
 class SearchIn(Schema):
     query: str
     collections: list[int] | None = None
+    documents: list[int] | None = None  # narrows to these documents' passages
     k: int = 8
     mode: str = "hybrid"
 
@@ -317,10 +318,15 @@ def search(request, payload: SearchIn):
         readable = set(selectors.collection_ids_for_user(user=request.auth))
         if not set(payload.collections) <= readable:
             raise Http404("no such collection")
+    if payload.documents is not None:
+        wanted = set(payload.documents)
+        if selectors.document_ids_readable(user=request.auth, ids=wanted) != wanted:
+            raise Http404("no such document")
     hits = selectors.search(
         user=request.auth,
         query=payload.query,
         collection_ids=payload.collections,
+        document_ids=payload.documents,
         k=max(1, min(payload.k, 50)),
         mode=payload.mode,
     )

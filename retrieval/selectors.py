@@ -92,6 +92,11 @@ def document_get(*, user, document_id: int) -> Document:
     return documents_for_user(user=user).get(id=document_id)
 
 
+def document_ids_readable(*, user, ids) -> set[int]:
+    """Those of `ids` naming documents the user may read."""
+    return set(documents_for_user(user=user).filter(id__in=list(ids)).values_list("id", flat=True))
+
+
 def document_versions_older(*, document: Document) -> QuerySet[Document]:
     """The documents a new version replaces: same collection, same file name, uploaded before it."""
     return Document.objects.filter(
@@ -167,12 +172,30 @@ acc AS MATERIALIZED (
     WHERE c.team_id IN (SELECT m.team_id FROM retrieval_membership m WHERE m.user_id = %(user_id)s)
       AND c.deleted_at IS NULL
       AND (%(only)s::bigint[] IS NULL OR c.id = ANY(%(only)s::bigint[]))
+      AND (%(docs)s::bigint[] IS NULL
+           OR c.id IN (SELECT d.collection_id FROM retrieval_document d WHERE d.id = ANY(%(docs)s::bigint[])))
 ),
 st AS MATERIALIZED (
     SELECT coalesce(sum(indexed_chunks), 0)::float8 AS n,
            greatest(coalesce(sum(indexed_terms), 0)::float8 / greatest(coalesce(sum(indexed_chunks), 0), 1), 1) AS avgdl,
            coalesce(array_agg(id), '{}') AS ids
     FROM acc
+)"""
+
+# Narrowed to documents: their chunks (in readable collections only, through `st`), searched exactly.
+_DOCS = """,
+dk AS MATERIALIZED (
+    SELECT ch.id FROM retrieval_chunk ch
+    WHERE ch.document_id = ANY(%(docs)s::bigint[]) AND ch.collection_id = ANY((SELECT ids FROM st)::bigint[])
+)"""
+
+_DENSE_DOCS = """,
+dense AS (
+    SELECT id, d, row_number() OVER (ORDER BY d, id) AS r FROM (
+        SELECT ch.id, ch.embedding <=> %(vec)s AS d FROM retrieval_chunk ch JOIN dk ON dk.id = ch.id
+        WHERE ch.embedding_model = %(model)s
+        ORDER BY (ch.embedding <=> %(vec)s) + 0, ch.id LIMIT %(depth)s
+    ) x
 )"""
 
 _DENSE = """,
@@ -257,12 +280,21 @@ ORDER BY f.score DESC, f.id
 """
 
 
-def search_sql(mode: str) -> str:
+_POSTINGS = "FROM w JOIN retrieval_posting p ON p.term_hash = w.term_hash AND p.collection_id = acc.id"
+
+
+def search_sql(mode: str, *, by_document: bool = False) -> str:
     parts = ["WITH", _ACC]
+    if by_document:
+        parts.append(_DOCS)
     if mode in ("hybrid", "dense"):
-        parts.append(_DENSE)
+        parts.append(_DENSE_DOCS if by_document else _DENSE)
     if mode in ("hybrid", "keyword"):
-        parts.append(_KEYWORD)
+        parts.append(
+            _KEYWORD.replace(_POSTINGS, _POSTINGS + " JOIN dk ON dk.id = p.chunk_id")
+            if by_document
+            else _KEYWORD
+        )
     parts += [_FUSE[mode], _SELECT]
     return "".join(parts)
 
@@ -326,11 +358,14 @@ def search(
     user,
     query: str,
     collection_ids: list[int] | None = None,
+    document_ids: list[int] | None = None,
     k: int | None = None,
     mode: str = "hybrid",
     depth: int | None = None,
 ) -> list[SearchHit]:
-    """Hybrid (dense + BM25, fused by reciprocal rank) search over the chunks `user` may read.
+    """Hybrid (dense + BM25, fused by reciprocal rank) search over the chunks `user` may read,
+    narrowed to `collection_ids` and to `document_ids` when given (a document the user may not read
+    narrows to nothing; BM25 statistics are then those of the documents' collections).
 
     Embeds the query (cached), then runs one SQL statement. Call from sync code; async callers use
     `asearch`, which keeps both the embedding and the query off the event loop.
@@ -352,6 +387,7 @@ def search(
     params = {
         "user_id": user.id,
         "only": list(collection_ids) if collection_ids is not None else None,
+        "docs": list(document_ids) if document_ids is not None else None,
         "query": query,
         "model": embedder.model_name,
         "vec": _query_vector(embedder.model_name, query) if mode != "keyword" else None,
@@ -373,12 +409,12 @@ def search(
             # search never wins back; from about a million chunks its estimated cost (27,000 at
             # 100k) would pass the default jit_above_cost of 100,000.
             cursor.execute("SELECT set_config('jit', 'off', false)")
-            if mode != "keyword":
+            if mode != "keyword" and document_ids is None:  # documents are searched exactly
                 ef = _ef_search_hint(user.id, params["only"], depth, settings.DOCENT_HNSW_EF_SEARCH)
                 cursor.execute("SELECT set_config('hnsw.ef_search', %s, false)", [str(ef)])
                 if iterative:
                     cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
-            cursor.execute(search_sql(mode), params)
+            cursor.execute(search_sql(mode, by_document=document_ids is not None), params)
         rows = cursor.fetchall()
     metrics.SEARCH_SECONDS.labels(mode=mode).observe(time.perf_counter() - started)
     return [SearchHit(*row) for row in rows]

@@ -194,6 +194,36 @@ def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, me
     assert page.request.get(url).status == 404
 
 
+def test_ask_about_one_document_from_the_library(page, live_url, member):
+    """The library's Ask opens the chat narrowed to that document: its answer comes from it alone,
+    the conversation keeps the narrowing after a reload, and a new conversation searches everything."""
+    from retrieval.models import Collection
+
+    contractors, _ = upload(
+        Collection.objects.get(name="handbook"),
+        "contractors.md",
+        b"# Contractors\n\n## Leave\n\nContractors get 10 days of paid annual leave per year.\n",
+        enqueue=False,
+    )
+    services.documents_ingest(document_ids=[contractors.id])
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.goto(f"{live_url}/library/")
+    page.get_by_role("link", name="Ask about contractors").click()
+    expect(page.locator("#scope summary")).to_have_text("Document: contractors")
+    expect(page.locator("textarea")).to_have_attribute("placeholder", "Ask about contractors…")
+    answer = ask(page, "How many days of paid annual leave per year?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("10 days")
+    expect(answer.locator(".body")).not_to_contain_text("25 days")
+    page.reload()
+    expect(page.locator("#scope summary")).to_have_text("Document: contractors")
+    page.locator("#new-chat").click()
+    expect(page.locator("#scope summary")).to_have_text("Collections: all")
+    answer = ask(page, "How many days of paid annual leave do employees get per year?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("25 days")
+
+
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):
     """Opening a long passage scrolls the panel, not the page: the question box stays on screen, and
     the sentence the answer quotes is marked and in view."""

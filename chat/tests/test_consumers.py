@@ -154,6 +154,57 @@ async def test_v1_names_the_figure_to_check_too(alice, handbook, openai_provider
     assert response.json()["docent"]["checks"] == [{"marker": 0, "n": 1, "missing": ["40"]}]
 
 
+async def test_a_conversation_narrowed_to_a_document_answers_from_it_alone(alice, handbook, falcon):
+    """Asked about one document, the answer and its follow-ups cite only that document; a document of
+    another team is not found."""
+    from retrieval import services as retrieval_services
+    from retrieval.models import Document
+    from retrieval.tests.helpers import upload
+
+    contractors, _ = await sync_to_async(upload)(
+        handbook,
+        "contractors.md",
+        b"# Contractors\n\n## Leave\nContractors get 10 days of paid annual leave per year.\n",
+        enqueue=False,
+    )
+    await sync_to_async(retrieval_services.documents_ingest)(document_ids=[contractors.id])
+    secret = await Document.objects.aget(collection=falcon)
+    ws = await connect(alice)
+    refused = await ask(ws, "Launch date?", documents=[secret.id])
+    assert refused["type"] == "error" and refused["code"] == "not_found"
+    first = await ask(ws, "How many days of paid annual leave do employees get?", documents=[contractors.id])
+    events = await until_done(ws)
+    assert {s["document_id"] for s in events[-2]["sources"]} == {contractors.id}
+    assert "10 days" in text_of(events)
+    await ask(ws, "And how many days of paid leave per year?", conversation_id=first["conversation_id"])
+    events = await until_done(ws)
+    assert {s["document_id"] for s in events[-2]["sources"]} == {contractors.id}
+    await ws.disconnect()
+
+
+async def test_v1_narrows_to_documents_too(alice, handbook, falcon, async_client):
+    from retrieval import services as retrieval_services
+    from retrieval.models import Document
+
+    raw = (await sync_to_async(retrieval_services.api_key_create)(user=alice))[1]
+    mine = await Document.objects.aget(collection=handbook)
+    secret = await Document.objects.aget(collection=falcon)
+
+    async def complete(documents):
+        return await async_client.post(
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "How many days of leave?"}], "documents": documents},
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {raw}"},
+        )
+
+    answered = await complete([mine.id])
+    assert answered.status_code == 200
+    assert {s["document_id"] for s in answered.json()["sources"]} == {mine.id}
+    assert (await complete([secret.id])).status_code == 404
+    assert (await complete("all")).status_code == 400
+
+
 async def test_disconnect_then_resume_on_a_new_socket(alice, handbook, openai_provider):
     """Closing the socket does not stop the answer; resume replays what was missed, then goes live."""
     openai_provider.reply = " ".join(f"word{i}" for i in range(60)) + " [1]"

@@ -391,6 +391,22 @@ def test_search_api(client, alice, collection_a, collection_b, key_for):
         **key_for(alice),
     )
     assert foreign.status_code == 404
+    hours, _ = upload(collection_a, "hours.txt", b"The office opens at ten on Saturdays.", enqueue=False)
+    services.documents_ingest(document_ids=[hours.id])
+    narrowed = client.post(
+        "/api/v1/search",
+        {"query": "when does the office open", "documents": [hours.id]},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert [r["document_id"] for r in narrowed.json()["results"]] == [hours.id]
+    foreign_document = client.post(
+        "/api/v1/search",
+        {"query": "office", "documents": [hours.id, other.id]},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert foreign_document.status_code == 404
     bad = client.post(
         "/api/v1/search",
         {"query": "office", "mode": "psychic"},

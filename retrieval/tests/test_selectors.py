@@ -76,6 +76,28 @@ def test_requested_collections_narrow_the_search(alice, team_a, make_collection)
         assert {h.collection_id for h in hits} == {two.id}
 
 
+def test_requested_documents_narrow_the_search_and_stay_within_the_users_teams(
+    alice, team_a, collection_b, make_collection
+):
+    """Every mode returns only the chosen documents' passages, all of them when k allows (searched
+    exactly, whatever the HNSW index would return); a document of another team narrows to nothing."""
+    one = make_collection(team_a, "one")
+    report = ingest(
+        one, "report.md", "\n\n".join(f"## Part {i}\n\nQuarterly revenue note {i}." for i in range(12))
+    )
+    ingest(one, "forecast.txt", "quarterly revenue forecast")
+    secret = ingest(collection_b, "secret.txt", "quarterly revenue secret")
+    chunks = set(Chunk.objects.filter(document=report).values_list("id", flat=True))
+    for mode in selectors.MODES:
+        hits = search(user=alice, query="quarterly revenue", document_ids=[report.id], mode=mode, k=50)
+        assert {h.document_id for h in hits} == {report.id}, mode
+        if mode != "keyword":
+            assert {h.chunk_id for h in hits} == chunks, mode  # complete: every passage of it
+        both = search(user=alice, query="quarterly revenue", document_ids=[report.id, secret.id], mode=mode)
+        assert {h.document_id for h in both} == {report.id}, mode
+        assert search(user=alice, query="quarterly revenue", document_ids=[secret.id], mode=mode) == []
+
+
 def test_keyword_top_is_global_across_collections(alice, team_a, make_collection):
     """BM25 is aggregated per collection; the best `depth` overall must still be the global best."""
     rng = np.random.default_rng(5)
@@ -120,17 +142,23 @@ def two_teams(make_user, make_team, make_collection):
     ),
     mode=st.sampled_from(selectors.MODES),
     requested=st.one_of(st.none(), st.lists(st.integers(0, 2), max_size=3)),
+    documents=st.one_of(st.none(), st.lists(st.integers(0, 8), max_size=3)),
 )
-def test_no_user_ever_sees_another_teams_chunk(two_teams, who, words, mode, requested):
-    """Property: whatever the query, mode or requested collections, hits come only from the user's teams."""
+def test_no_user_ever_sees_another_teams_chunk(two_teams, who, words, mode, requested, documents):
+    """Property: whatever the query, mode, requested collections or documents, hits come only from
+    the user's teams, and only from what was requested."""
     users, collections = two_teams
     user = users[who]
     readable = set(selectors.collection_ids_for_user(user=user))
     ids = None if requested is None else [collections[i].id for i in requested]
-    hits = search(user=user, query=" ".join(words), collection_ids=ids, mode=mode, k=50)
+    every = list(Document.objects.order_by("id").values_list("id", flat=True))
+    docs = None if documents is None else [every[i] for i in documents]
+    hits = search(user=user, query=" ".join(words), collection_ids=ids, document_ids=docs, mode=mode, k=50)
     assert {h.collection_id for h in hits} <= readable
     if ids is not None:
         assert {h.collection_id for h in hits} <= set(ids)
+    if docs is not None:
+        assert {h.document_id for h in hits} <= set(docs)
 
 
 def _bulk_chunks(collection: Collection, n: int, rng) -> None:

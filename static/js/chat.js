@@ -106,6 +106,7 @@
 
   function newConversation() {
     cancelEdit();
+    setDocuments([]);
     conversationId = null;
     setExport(null);
     answers.clear();
@@ -130,6 +131,7 @@
     const box = $("messages");
     box.replaceChildren();
     setScope(data.collections);
+    setDocuments(data.documents);
     for (const m of data.messages) {
       if (m.role === "user") { addUserMessage(m.text, m.id); continue; }
       const a = addAnswer(m.id);
@@ -533,6 +535,20 @@
     $("connection").textContent = text;
   }
 
+  // Narrowed to documents (the library's "Ask"): the scope then names them, and the collection boxes
+  // wait until the narrowing is lifted. Sent with every question, so lifting it reaches the server.
+  let documentScope = [];  // [{id, title}]
+  const placeholder = $("question").placeholder;
+  function setDocuments(docs) {
+    documentScope = docs || [];
+    $("question").placeholder = documentScope.length === 1 ? `Ask about ${documentScope[0].title}…` : placeholder;
+    $("scope-documents").hidden = !documentScope.length;
+    $("scope-documents-names").textContent = documentScope.map((d) => d.title).join(", ");
+    document.querySelectorAll("#scope input[name=collection]").forEach((i) => { i.disabled = documentScope.length > 0; });
+    updateScopeLabel();
+  }
+  $("scope-documents-clear").addEventListener("click", () => setDocuments([]));
+
   function selectedCollections() {
     const ids = [...document.querySelectorAll("#scope input[name=collection]:checked")].map((i) => Number(i.value));
     return ids.length ? ids : undefined;
@@ -544,6 +560,8 @@
   }
 
   function updateScopeLabel() {
+    $("scope-kind").textContent = documentScope.length ? (documentScope.length > 1 ? "Documents" : "Document") : "Collections";
+    if (documentScope.length) { $("scope-label").textContent = documentScope.map((d) => d.title).join(", "); return; }
     const names = [...document.querySelectorAll("#scope input[name=collection]:checked")].map((i) => i.parentElement.textContent.split("·")[0].trim());
     $("scope-label").textContent = names.length ? names.join(", ") : "all";
   }
@@ -560,7 +578,8 @@
       editing = null;
     } else {
       waiting.set(requestId, addUserMessage(content));
-      send({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections() });
+      send({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections(),
+        documents: documentScope.map((d) => d.id) });
     }
     box.value = "";
     autosize();
@@ -594,6 +613,11 @@
   loadConversations();
   const saved = JSON.parse(sessionStorage.getItem(ACTIVE) || "null");
   const fromUrl = new URLSearchParams(location.search).get("c");
-  if (saved && (!fromUrl || fromUrl === saved.conversation_id)) openConversation(saved.conversation_id, saved.message_id);
+  const about = new URLSearchParams(location.search).get("document");  // the library's "Ask"
+  if (about && !fromUrl) {
+    api(`/api/v1/documents/${encodeURIComponent(about)}`)
+      .then((d) => setDocuments([{ id: d.id, title: d.title }]))
+      .catch(() => showComposerError("That document is not one you can read; questions search your collections."));
+  } else if (saved && (!fromUrl || fromUrl === saved.conversation_id)) openConversation(saved.conversation_id, saved.message_id);
   else if (fromUrl) openConversation(fromUrl);
 })();

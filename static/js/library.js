@@ -21,6 +21,10 @@
     const bar = document.createElement("progress"); bar.max = 1; bar.value = 0; bar.setAttribute("aria-label", "Progress of " + title);
     const status = document.createElement("span"); status.className = "status"; status.textContent = "uploading";
     const actions = document.createElement("span"); actions.className = "actions";
+    const ask = document.createElement("a");  // to the chat, narrowed to this document, once it is ready
+    ask.className = "button ghost small"; ask.dataset.action = "ask"; ask.textContent = "Ask"; ask.hidden = true;
+    ask.setAttribute("aria-label", `Ask about ${title}`);
+    actions.append(ask);
     for (const [action, label] of [["retry", "Retry"], ["delete", "Delete"]]) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "ghost small"; b.dataset.action = action; b.textContent = label;
@@ -36,6 +40,11 @@
     const retry = li.querySelector("[data-action=retry]"), del = li.querySelector("[data-action=delete]");
     if (retry) retry.hidden = !(li.dataset.document && ev.status === "failed");
     if (del) del.hidden = !li.dataset.document;
+    const ask = li.querySelector("[data-action=ask]");
+    if (ask) {
+      ask.hidden = !(li.dataset.document && ev.status === "ready");
+      ask.href = `/?document=${encodeURIComponent(li.dataset.document || "")}`;
+    }
     li.querySelector("progress").value = ev.status === "ready" ? 1 : (ev.progress || 0);
     const status = li.querySelector(".status");
     status.textContent = ev.status === "ready" ? `ready · ${ev.chunks} chunks` : ev.status;
