@@ -48,8 +48,11 @@ def conversation_scope(*, conversation: Conversation) -> list[int]:
 
 
 def conversation_documents(*, conversation: Conversation) -> list[int]:
-    """The documents a conversation was narrowed to (empty: none chosen)."""
-    return list(conversation.documents.values_list("id", flat=True))
+    """The documents a conversation was narrowed to, less those whose collection was deleted since
+    (empty: none), as for its collections."""
+    return list(
+        conversation.documents.filter(collection__deleted_at__isnull=True).values_list("id", flat=True)
+    )
 
 
 def message_get(*, user, message_id) -> Message:

@@ -233,3 +233,21 @@ def test_pinned_conversations_head_the_list_without_reordering_the_rest(client, 
         f"/api/v1/conversations/{made[0]}", {}, content_type="application/json", **key(alice)
     )
     assert empty.status_code == 400
+
+
+def test_a_conversations_documents_leave_its_scope_with_their_collection(client, alice, collection_a, key):
+    from chat import selectors
+    from chat.models import Conversation
+    from retrieval.tests.helpers import upload
+
+    document, _ = upload(collection_a, "notes.txt", b"Some notes.", enqueue=False)
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="d1", content="Notes?", collection_ids=None,
+        document_ids=[document.id],
+    )  # fmt: skip
+    conversation = Conversation.objects.get(id=ids["conversation_id"])
+    detail = client.get(f"/api/v1/conversations/{conversation.id}", **key(alice)).json()
+    assert detail["documents"] == [{"id": document.id, "title": "notes"}]
+    assert selectors.conversation_documents(conversation=conversation) == [document.id]
+    retrieval_services.collection_delete(collection=collection_a)  # its purge has yet to run
+    assert selectors.conversation_documents(conversation=conversation) == []
