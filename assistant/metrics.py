@@ -67,6 +67,12 @@ ANSWER_SECONDS = Histogram(
     ["source"],
     buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
 )
+CITATIONS = Counter(
+    "docent_citations_total",
+    "Citation markers in finished answers, by source and verdict: held (its passages hold every figure "
+    "stated before it) or to_check (one is missing)",
+    ["source", "verdict"],
+)
 TOKENS = Counter(
     "docent_tokens_total", "Tokens spent, by source and kind (prompt, completion)", ["source", "kind"]
 )
@@ -79,6 +85,13 @@ STREAM_REDIS_ERRORS = Counter(
 def refresh_document_gauges(counts: dict[str, int]) -> None:
     for status in ("queued", "processing", "ready", "failed"):
         DOCUMENTS.labels(status=status).set(counts.get(status, 0))
+
+
+def record_citations(*, source: str, markers: int, to_check: int) -> None:
+    if markers:
+        CITATIONS.labels(source=source, verdict="held").inc(markers - to_check)
+    if to_check:
+        CITATIONS.labels(source=source, verdict="to_check").inc(to_check)
 
 
 def record_answer(*, source: str, outcome: str, ttft_s: float | None, total_s: float, usage: dict) -> None:

@@ -243,14 +243,16 @@ class Pipeline:
     def cited_sources(self) -> list[dict]:
         return [p.source() for p in self.passages if p.n in self.citations.cited]
 
-    def citation_checks(self, text: str | None = None) -> list[dict]:
+    def citation_checks(self, text: str | None = None, *, source: str = "chat") -> list[dict]:
         """The answer's (`text`, else this pipeline's) citations whose passage lacks a figure stated
-        before them."""
+        before them; counted in /metrics, so call it once, when the answer has ended."""
         cited = self.cited_sources()
         if not cited:
             return []
         text = self.text if text is None else text
-        return citations.unsupported(text, citations.passages_by_number(cited), self.question)
+        checks = citations.unsupported(text, citations.passages_by_number(cited), self.question)
+        metrics.record_citations(source=source, markers=citations.marker_count(text), to_check=len(checks))
+        return checks
 
     def spent(self, text: str | None = None) -> dict:
         """Tokens used so far: as the provider reported them, the answer's (`text`, else this

@@ -98,6 +98,11 @@ def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> l
     return found
 
 
+def marker_count(text: str) -> int:
+    """The answer's citation markers, one per number, as `unsupported` counts them."""
+    return sum(len(m.group(1).split(",")) for m in _CITATION.finditer(text))
+
+
 def passages_by_number(sources: Iterable[dict]) -> dict[int, str]:
     """What the model read of each source: its title and headings too."""
     return {

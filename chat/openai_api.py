@@ -307,7 +307,7 @@ async def chat_completions(request):
             ],
             "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
             "sources": pipeline.cited_sources(),
-            "docent": {"finish_reason": finish, "checks": pipeline.citation_checks()},
+            "docent": {"finish_reason": finish, "checks": pipeline.citation_checks(source="api")},
         }
     )
 
@@ -374,7 +374,7 @@ async def _frames(pipeline: Pipeline, timing: _Timing, head: dict, include_usage
         {},
         "length" if finish == "length" else "stop",
         sources=pipeline.cited_sources(),
-        docent={"finish_reason": finish, "checks": pipeline.citation_checks()},
+        docent={"finish_reason": finish, "checks": pipeline.citation_checks(source="api")},
     )
     if include_usage:
         usage = pipeline.spent()

@@ -125,8 +125,16 @@ async def test_refusal_never_calls_the_provider(alice, handbook, openai_provider
 async def test_a_figure_its_passage_lacks_is_flagged_on_its_citation(alice, handbook, openai_provider):
     """The model cites the handbook for 40 days of leave (it says 25): the answer is shown as
     written, and its sources event, stored message and conversation API name the figure to check."""
+    from prometheus_client import REGISTRY
+
     from chat import selectors
 
+    def counted(verdict):
+        return (
+            REGISTRY.get_sample_value("docent_citations_total", {"source": "chat", "verdict": verdict}) or 0.0
+        )
+
+    held, to_check = counted("held"), counted("to_check")
     openai_provider.reply = "Employees get 25 days of leave [1]. Unused leave lapses after 40 days [1]."
     ws = await connect(alice)
     accepted = await ask(ws, "How many days of paid leave do employees get?")
@@ -136,6 +144,7 @@ async def test_a_figure_its_passage_lacks_is_flagged_on_its_citation(alice, hand
     assert events[-2]["type"] == "sources" and events[-2]["checks"] == expected
     answer = await Message.objects.aget(id=accepted["message_id"])
     assert answer.checks == expected and selectors.message_out(answer)["checks"] == expected
+    assert (counted("held"), counted("to_check")) == (held + 1, to_check + 1)  # in /metrics
     await ws.disconnect()
 
 
