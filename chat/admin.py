@@ -15,6 +15,24 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
+class CitationsToCheck(admin.SimpleListFilter):
+    """Answers with a citation whose passage lacks a figure the answer states: where to look first
+    when judging a model."""
+
+    title = "citations to check"
+    parameter_name = "to_check"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Some"), ("no", "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(checks=[])
+        if self.value() == "no":
+            return queryset.filter(checks=[])
+        return queryset
+
+
 class MessageInline(admin.TabularInline):
     model = Message
     fields = ["role", "status", "text", "finish_reason", "created_at"]
@@ -48,7 +66,7 @@ class MessageAdmin(ReadOnly):
         "completion_tokens",
         "created_at",
     ]
-    list_filter = ["role", "status", "finish_reason", "model"]
+    list_filter = ["role", "status", "finish_reason", CitationsToCheck, "model"]
     search_fields = ["text", "user__username", "request_id"]
     readonly_fields = [f.name for f in Message._meta.fields]
 

@@ -37,3 +37,19 @@ def test_pages_open_and_budgets_show_this_months_use(client, make_user, alice):
     assert budgets.count('<td class="field-used_this_month">0</td>') == 2
     assert len(three_rows) == len(one_row)  # the month's use comes with the list, not per row
     assert client.get("/admin/chat/budget/add/").status_code == 200
+
+
+def test_answers_with_citations_to_check_are_found_in_the_message_list(client, make_user, alice):
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    for request_id, text, checks in (
+        ("fine", "Leave is 25 days [1]", []),
+        ("off", "Leave is 40 days [1]", [{"marker": 0, "n": 1, "missing": ["40"]}]),
+    ):
+        ids = services.exchange_start(
+            user=alice, conversation_id=None, request_id=request_id, content="Leave?", collection_ids=None
+        )
+        services.message_finish(message_id=ids["message_id"], text=text, status="complete", checks=checks)
+    flagged = client.get("/admin/chat/message/", {"to_check": "yes"}).content.decode()
+    clean = client.get("/admin/chat/message/", {"to_check": "no", "role": "assistant"}).content.decode()
+    assert "Leave is 40 days" in flagged and "Leave is 25 days" not in flagged
+    assert "Leave is 25 days" in clean and "Leave is 40 days" not in clean
