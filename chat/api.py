@@ -26,6 +26,7 @@ class ConversationOut(Schema):
     collections: list[int]
     documents: list[dict] = []  # narrowed to these: [{"id", "title"}]
     shared_url: str | None = None  # the read-only link, while shared
+    shared_at: datetime | None = None  # what the link shows ends here
     pinned: bool = False
     created_at: datetime
     updated_at: datetime
@@ -77,6 +78,7 @@ def _out(c: Conversation, request=None) -> dict:
         "collections": [x.id for x in c.collections.all() if x.deleted_at is None],
         "documents": [{"id": d.id, "title": d.title} for d in c.documents.all()],
         "shared_url": _shared_url(request, c) if request is not None else None,
+        "shared_at": c.shared_at if c.share_token else None,
         "pinned": c.pinned_at is not None,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
@@ -116,11 +118,11 @@ def export_conversation(request, conversation_id: str):
 
 @router.post("/conversations/{conversation_id}/share")
 def share_conversation(request, conversation_id: str):
-    """A read-only link to the conversation, for those who may read every passage it cites (the
-    same link on every call, until sharing stops)."""
+    """A read-only link to the conversation as it is now, for those who may read every passage it
+    draws on. The same link on every call, until sharing stops; each call brings it up to now."""
     conversation = _conversation(request, conversation_id)
     services.conversation_share(conversation=conversation)
-    return {"shared_url": _shared_url(request, conversation)}
+    return {"shared_url": _shared_url(request, conversation), "shared_at": conversation.shared_at}
 
 
 @router.delete("/conversations/{conversation_id}/share", response={204: None})

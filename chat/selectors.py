@@ -34,7 +34,10 @@ def shared_conversation_get(*, user, token: str) -> tuple[Conversation, list[Mes
     collection its answers drew on (the passages they cite, and those the model was given besides,
     which an answer may echo uncited); DoesNotExist otherwise (a 404, as for anything not theirs)."""
     conversation = Conversation.objects.select_related("owner").get(share_token=token)
-    messages = conversation_messages(conversation=conversation)
+    # As far as it was shared: later questions are the owner's until they share again.
+    messages = [
+        m for m in conversation_messages(conversation=conversation) if m.created_at <= conversation.shared_at
+    ]
     if conversation.owner_id != user.id:
         read = {s.get("collection_id") for m in messages for s in [*(m.citations or []), *(m.sources or [])]}
         if not read <= set(retrieval_selectors.collection_ids_for_user(user=user)):

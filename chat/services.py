@@ -362,12 +362,12 @@ def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversatio
 
 
 def conversation_share(*, conversation: Conversation) -> str:
-    """The conversation's share token, made on the first share (sharing does not move it up the
-    owner's list: `updated_at` is left alone)."""
-    if not conversation.share_token:
-        conversation.share_token = secrets.token_urlsafe(16)
-        conversation.shared_at = timezone.now()
-        conversation.save(update_fields=["share_token", "shared_at"])
+    """The conversation's share token, made on the first share. The link shows the conversation as
+    far as `shared_at`, moved to now by each share: what the owner asks after sharing stays theirs
+    until they share again. (`updated_at` is left alone: sharing does not move it up their list.)"""
+    conversation.share_token = conversation.share_token or secrets.token_urlsafe(16)
+    conversation.shared_at = timezone.now()
+    conversation.save(update_fields=["share_token", "shared_at"])
     return conversation.share_token
 
 

@@ -154,7 +154,8 @@ def test_a_pdf_source_opens_in_the_browser_at_its_page(page, live_url, make_user
 
 def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, member, make_user):
     """The owner creates a link from the header (copied for them); a teammate opening it sees the
-    question and the answer, and a citation opens its passage; once sharing stops the link is gone."""
+    question and the answer as they were when shared, and a citation opens its passage; once sharing
+    stops the link is gone."""
     from retrieval.models import Membership
 
     teammate = make_user("finn", password="pw-finn-123456")
@@ -170,9 +171,15 @@ def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, me
     url = link.input_value()
     assert page.evaluate("navigator.clipboard.readText()") == url
     expect(page.locator("#share summary")).to_have_text("Shared")
+    expect(page.locator("#share-when")).to_contain_text("It shows this conversation as of")
     page.reload()  # the conversation remembers its link
     page.locator("#share summary").click()
     expect(page.locator("#share-url")).to_have_value(url)
+    page.locator("#share summary").click()
+    follow_up = page.locator("article.msg.assistant").nth(1)
+    page.fill("textarea", "And how are travel expenses reimbursed?")
+    page.keyboard.press("Enter")
+    expect(follow_up).to_have_attribute("data-status", "stop", timeout=30_000)
 
     page.context.clear_cookies()
     sign_in(page, live_url, "finn", "pw-finn-123456")

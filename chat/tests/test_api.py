@@ -171,6 +171,15 @@ def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_source
     assert "Staff get 25 days." in html and "Shared by alice" in html and "Leave policy?" in html
     assert "Shared by you" in owner.get(path).content.decode()
     assert outsider.get(path).status_code == 404
+    # What the owner asks after sharing stays theirs until they share again (the same link).
+    services.exchange_start(
+        user=alice, conversation_id=ids["conversation_id"], request_id="s1b", content="Private follow-up?",
+        collection_ids=None,
+    )  # fmt: skip
+    assert "Private follow-up?" not in teammate.get(path).content.decode()
+    updated = client.post(f"{conversation}/share", **key(alice)).json()
+    assert updated["shared_url"] == made and updated["shared_at"]
+    assert "Private follow-up?" in teammate.get(path).content.decode()
     assert Client().get(path).status_code == 302  # sign in first
     assert owner.get("/shared/not-a-token/").status_code == 404
 

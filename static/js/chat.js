@@ -72,25 +72,28 @@
   }
 
   // The header's export link and share menu follow the open conversation.
-  function setExport(id, sharedUrl) {
+  function setExport(id, sharedUrl, sharedAt) {
     $("export").hidden = !id;
     if (id) $("export").href = `/api/v1/conversations/${encodeURIComponent(id)}/export`;
     $("share").hidden = !id;
     $("share").open = false;
-    showShared(sharedUrl || null);
+    showShared(sharedUrl || null, sharedAt);
   }
 
-  function showShared(url) {
+  // A link shows the conversation as far as it was shared; later messages need an update.
+  function showShared(url, at) {
     $("share-create").hidden = !!url;
     $("share-made").hidden = !url;
     $("share-url").value = url || "";
+    const when = at ? new Date(at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "";
+    $("share-when").textContent = url ? `It shows this conversation as of ${when}; what you ask later stays yours until you update it.` : "";
     $("share").querySelector("summary").textContent = url ? "Shared" : "Share";
   }
 
   async function share(method) {
     try {
       const body = await api(`/api/v1/conversations/${encodeURIComponent(conversationId)}/share`, { method });
-      showShared(body && body.shared_url);
+      showShared(body && body.shared_url, body && body.shared_at);
       if (body) copyShared();
     } catch (e) { flash($("share-note"), e.message); }
   }
@@ -102,6 +105,7 @@
   }
   $("share-create").addEventListener("click", () => share("POST"));
   $("share-stop").addEventListener("click", () => share("DELETE"));
+  $("share-update").addEventListener("click", () => share("POST"));
   $("share-copy").addEventListener("click", copyShared);
 
   function newConversation() {
@@ -124,7 +128,7 @@
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
     cancelEdit();
     conversationId = data.id;
-    setExport(data.id, data.shared_url);
+    setExport(data.id, data.shared_url, data.shared_at);
     answers.clear();
     $("chat-title").textContent = data.title || "Conversation";
     history.replaceState(null, "", `/?c=${data.id}`);
