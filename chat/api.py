@@ -71,13 +71,16 @@ def _shared_url(request, c: Conversation) -> str | None:
     return request.build_absolute_uri(reverse("shared", args=[c.share_token])) if c.share_token else None
 
 
-def _out(c: Conversation, request=None) -> dict:
+def _out(c: Conversation, request) -> dict:
     return {
         "id": str(c.id),
         "title": c.title,
         "collections": [x.id for x in c.collections.all() if x.deleted_at is None],
-        "documents": [{"id": d.id, "title": d.title} for d in c.documents.all()],
-        "shared_url": _shared_url(request, c) if request is not None else None,
+        # As the answers' scope reads them: a document whose collection was deleted is out of it.
+        "documents": [
+            {"id": d.id, "title": d.title} for d in c.documents.all() if d.collection.deleted_at is None
+        ],
+        "shared_url": _shared_url(request, c),
         "shared_at": c.shared_at if c.share_token else None,
         "pinned": c.pinned_at is not None,
         "created_at": c.created_at,
@@ -90,7 +93,9 @@ def list_conversations(request, q: str = ""):
     """The caller's conversations, newest first (200 at most); `q` keeps those whose title or any
     message contains it, in any case."""
     conversations = selectors.conversations_for_user(user=request.auth, query=q[:200])
-    return [_out(c, request) for c in conversations.prefetch_related("collections", "documents")[:200]]
+    return [
+        _out(c, request) for c in conversations.prefetch_related("collections", "documents__collection")[:200]
+    ]
 
 
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)

@@ -180,6 +180,7 @@ def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, me
     page.fill("textarea", "And how are travel expenses reimbursed?")
     page.keyboard.press("Enter")
     expect(follow_up).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(page.locator("#share summary")).to_have_text("Shared")  # asking on keeps the link shown
 
     page.context.clear_cookies()
     sign_in(page, live_url, "finn", "pw-finn-123456")

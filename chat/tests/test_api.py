@@ -260,3 +260,5 @@ def test_a_conversations_documents_leave_its_scope_with_their_collection(client,
     assert selectors.conversation_documents(conversation=conversation) == [document.id]
     retrieval_services.collection_delete(collection=collection_a)  # its purge has yet to run
     assert selectors.conversation_documents(conversation=conversation) == []
+    # The page reads its scope from here and sends it back with each question: it must agree.
+    assert client.get(f"/api/v1/conversations/{conversation.id}", **key(alice)).json()["documents"] == []

@@ -454,7 +454,7 @@
     if (ev.type === "accepted") {
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
-      setExport(conversationId);
+      if (isNew) setExport(conversationId);  // a new conversation is not shared yet; an open one keeps its link
       const waited = waiting.get(ev.request_id);
       if (waited && ev.user_message_id) waited.dataset.message = ev.user_message_id;
       waiting.delete(ev.request_id);
