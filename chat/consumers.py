@@ -75,9 +75,7 @@ def _may_ask(
     readable = _readable(user.id)
     if collections is not None and not set(collections) <= readable:
         raise Refused("not_found", "no such collection")
-    if documents is not None and retrieval_selectors.document_ids_readable(user=user, ids=documents) != set(
-        documents
-    ):
+    if documents is not None and not retrieval_selectors.documents_readable(user=user, ids=documents):
         raise Refused("not_found", "no such document")
     if conversation_id is not None:
         scope = _conversation_scope(user, conversation_id)

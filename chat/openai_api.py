@@ -95,7 +95,7 @@ def _admit_and_check(user, collections, model: str | None = None, documents=None
     if documents is not None:
         if not isinstance(documents, list) or not all(isinstance(d, int) for d in documents):
             return _error(400, "documents must be a list of ids", "invalid_documents")
-        if retrieval_selectors.document_ids_readable(user=user, ids=documents) != set(documents):
+        if not retrieval_selectors.documents_readable(user=user, ids=documents):
             return _error(404, "no such document", "not_found")
     try:
         services.ask_admit(user=user)

@@ -318,10 +318,10 @@ def search(request, payload: SearchIn):
         readable = set(selectors.collection_ids_for_user(user=request.auth))
         if not set(payload.collections) <= readable:
             raise Http404("no such collection")
-    if payload.documents is not None:
-        wanted = set(payload.documents)
-        if selectors.document_ids_readable(user=request.auth, ids=wanted) != wanted:
-            raise Http404("no such document")
+    if payload.documents is not None and not selectors.documents_readable(
+        user=request.auth, ids=payload.documents
+    ):
+        raise Http404("no such document")
     hits = selectors.search(
         user=request.auth,
         query=payload.query,

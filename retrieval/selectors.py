@@ -92,9 +92,10 @@ def document_get(*, user, document_id: int) -> Document:
     return documents_for_user(user=user).get(id=document_id)
 
 
-def document_ids_readable(*, user, ids) -> set[int]:
-    """Those of `ids` naming documents the user may read."""
-    return set(documents_for_user(user=user).filter(id__in=list(ids)).values_list("id", flat=True))
+def documents_readable(*, user, ids) -> bool:
+    """Whether the user may read every document `ids` names."""
+    wanted = set(ids)
+    return documents_for_user(user=user).filter(id__in=wanted).count() == len(wanted)
 
 
 def document_versions_older(*, document: Document) -> QuerySet[Document]:

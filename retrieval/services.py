@@ -106,10 +106,7 @@ def collection_delete(*, collection: Collection) -> None:
     Its name is free again at once."""
     from .tasks import purge_collection
 
-    marked = Collection.objects.filter(id=collection.id, deleted_at__isnull=True).update(
-        deleted_at=timezone.now()
-    )
-    if marked:
+    if _mark_deleted(collection):
         log.info("collection %s deleted; purging its documents", collection.id)
         transaction.on_commit(
             lambda: progress.publish_collection_deleted(
@@ -117,6 +114,13 @@ def collection_delete(*, collection: Collection) -> None:
             )
         )
     transaction.on_commit(lambda: purge_collection.delay(collection.id), robust=True)
+
+
+def _mark_deleted(collection: Collection) -> bool:
+    """Set `deleted_at` (once: False when it was set already)."""
+    return bool(
+        Collection.objects.filter(id=collection.id, deleted_at__isnull=True).update(deleted_at=timezone.now())
+    )
 
 
 PURGE_BATCH_CHUNKS = 20_000
@@ -147,11 +151,8 @@ def collection_purge(*, collection_id: int) -> int:
                 chunks += chunk_count
             if not batch:
                 break
-            ids = [document_id for document_id, _ in batch]
-            _chunks_remove(ids)
-            Document.objects.filter(id__in=ids).delete()
-            files = [Path(settings.MEDIA_ROOT) / name for _, name in batch if name]
-            transaction.on_commit(lambda files=files: [f.unlink(missing_ok=True) for f in files])
+            # Not announced one by one: the library pages were told the whole collection went.
+            _rows_remove([document_id for document_id, _ in batch], [name for _, name in batch])
         removed += len(batch)
     with transaction.atomic():
         collection = (
@@ -163,9 +164,7 @@ def collection_purge(*, collection_id: int) -> int:
         # next purge, finishes the job.
         if collection is None or collection.documents.exists():
             return removed
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM retrieval_chunk WHERE collection_id = %s", [collection_id])
-        collection.delete()
+        collection.delete()  # no chunk outlives its document (foreign key)
     log.info("collection %s purged: %d documents", collection_id, removed)
     return removed
 
@@ -186,7 +185,7 @@ def team_delete(*, team: Team) -> None:
     """Delete a team with its collections, purged here rather than by a task: the team's row cannot
     go while they exist. Kept for Django admin, where deleting a whole team is rare."""
     for collection in Collection.objects.filter(team=team):
-        Collection.objects.filter(id=collection.id, deleted_at__isnull=True).update(deleted_at=timezone.now())
+        _mark_deleted(collection)
         collection_purge(collection_id=collection.id)
     team.delete()
 
@@ -323,16 +322,20 @@ def document_delete(*, document: Document) -> None:
         _documents_remove([document])
 
 
+def _rows_remove(ids: Sequence[int], file_names: Iterable[str]) -> None:
+    """Delete documents and their chunks in the current transaction; their files once it commits."""
+    _chunks_remove(ids)
+    Document.objects.filter(id__in=ids).delete()
+    paths = [Path(settings.MEDIA_ROOT) / name for name in file_names if name]
+    transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in paths])
+
+
 def _documents_remove(documents: Sequence[Document]) -> None:
-    """Delete documents and their chunks in the current transaction; once it commits, their files go
-    and the teams' library pages are told. The documents need their collection loaded."""
-    _chunks_remove([d.id for d in documents])
-    Document.objects.filter(id__in=[d.id for d in documents]).delete()
+    """`_rows_remove`, and the teams' library pages told once it commits. The documents need their
+    collection loaded."""
+    _rows_remove([d.id for d in documents], [d.file.name for d in documents])
     for d in documents:
         gone = {"document_id": d.id, "collection_id": d.collection_id, "team_id": d.collection.team_id}
-        if d.file.name:
-            path = Path(settings.MEDIA_ROOT) / d.file.name
-            transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
         transaction.on_commit(lambda gone=gone: progress.publish_deleted(**gone))
 
 
