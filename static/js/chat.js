@@ -241,19 +241,7 @@
       frame = 0;
       for (const x of dirty) {
         window.DocentMarkdown.render(x.body, x.text, (n, chip) => openSource(x, n, chip));
-        const chips = x.body.querySelectorAll("button.cite");
-        chips.forEach((chip) => {
-          chip.classList.toggle("known", x.sources.some((s) => s.n === Number(chip.dataset.n)));
-        });
-        // The server counts the answer's markers in order, as they are drawn here.
-        for (const c of x.checks) {
-          const chip = chips[c.marker];
-          if (!chip || Number(chip.dataset.n) !== c.n) continue;
-          chip.classList.add("unverified");
-          chip.dataset.missing = c.missing.join(", ");
-          chip.title = `Source ${c.n} does not state ${chip.dataset.missing}: check this figure`;
-          chip.setAttribute("aria-label", `Source ${c.n}, which does not state ${chip.dataset.missing}`);
-        }
+        window.DocentCitations.mark(x.body, x.sources, x.checks);
       }
       dirty.clear();
       scrollDown(false);
@@ -391,31 +379,11 @@
   }
 
   function openSource(a, n, chip) {
-    const source = a.sources.find((s) => s.n === n);
-    const panel = $("source-panel");
-    panel.hidden = false;
-    if (!source) {
-      $("source-title").textContent = `Source ${n}`;
-      $("source-where").textContent = "";
-      $("source-check").hidden = true;
-      $("source-text").textContent = a.done ? "This source is not available." : "Sources appear when the answer is complete.";
-      $("source-open").hidden = true;
-    } else {
-      $("source-title").textContent = `[${n}] ${source.title}`;
-      $("source-where").textContent = [source.heading_path, source.page ? `page ${source.page}` : ""].filter(Boolean).join(" · ");
-      const missing = chip && chip.dataset.missing;
-      $("source-check").textContent = missing ? `This passage does not state ${missing}, which the answer gives here: check it in the document.` : "";
-      $("source-check").hidden = !missing;
-      showPassage($("source-text"), source.text, citedSentences(a.text, n));
-      // A page is known only in a PDF, which the browser's viewer opens at that page.
-      const at = source.page ? `#page=${source.page}` : "";
-      $("source-open").href = `/api/v1/documents/${encodeURIComponent(source.document_id)}/file${at}`;
-      $("source-open").textContent = source.page ? `Open the document at page ${source.page}` : "Open the whole document";
-      $("source-open").hidden = false;
-    }
-    $("source-close").focus({ preventScroll: true });  // the panel stays scrolled to the marked sentence
-    panel.dataset.returnTo = chip ? "" : "";
-    $("source-close").onclick = () => { panel.hidden = true; if (chip) chip.focus(); };
+    window.DocentCitations.open(
+      a.sources.find((s) => s.n === n), n, chip,
+      (el, source) => showPassage(el, source.text, citedSentences(a.text, n)),
+      a.done ? "This source is not available." : "Sources appear when the answer is complete.",
+    );
   }
 
   // Socket ------------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+// Citation chips and the source panel, as the chat page and a shared conversation both show them
+// (the panel's markup is templates/chat/_source_panel.html).
+window.DocentCitations = (() => {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+
+  // Chips whose source came with the answer are "known"; those the server's figure check lists are
+  // flagged. The server counts an answer's markers in order, as they are drawn here.
+  function mark(body, sources, checks) {
+    const chips = body.querySelectorAll("button.cite");
+    chips.forEach((chip) => chip.classList.toggle("known", sources.some((s) => s.n === Number(chip.dataset.n))));
+    for (const c of checks || []) {
+      const chip = chips[c.marker];
+      if (!chip || Number(chip.dataset.n) !== c.n) continue;
+      chip.classList.add("unverified");
+      chip.dataset.missing = c.missing.join(", ");
+      chip.title = `Source ${c.n} does not state ${chip.dataset.missing}: check this figure`;
+      chip.setAttribute("aria-label", `Source ${c.n}, which does not state ${chip.dataset.missing}`);
+    }
+  }
+
+  // Source `n` in the panel: where it is, the figure to check, its passage (drawn by `draw`), and a
+  // link to its document, opening a PDF at the cited page. Without the source, `unavailable` says why.
+  function open(source, n, chip, draw, unavailable) {
+    const panel = $("source-panel");
+    panel.hidden = false;
+    $("source-title").textContent = source ? `[${n}] ${source.title}` : `Source ${n}`;
+    $("source-where").textContent = source ? [source.heading_path, source.page ? `page ${source.page}` : ""].filter(Boolean).join(" · ") : "";
+    const missing = source && chip && chip.dataset.missing;
+    $("source-check").textContent = missing ? `This passage does not state ${missing}, which the answer gives here: check it in the document.` : "";
+    $("source-check").hidden = !missing;
+    if (source) draw($("source-text"), source);
+    else $("source-text").textContent = unavailable;
+    $("source-open").hidden = !source;
+    if (source) {
+      $("source-open").href = `/api/v1/documents/${encodeURIComponent(source.document_id)}/file${source.page ? `#page=${source.page}` : ""}`;
+      $("source-open").textContent = source.page ? `Open the document at page ${source.page}` : "Open the whole document";
+    }
+    $("source-close").focus({ preventScroll: true });  // the panel stays scrolled to what `draw` marked
+    $("source-close").onclick = () => { panel.hidden = true; if (chip) chip.focus(); };
+  }
+
+  return { mark, open };
+})();
