@@ -21,13 +21,18 @@ def teams_for_user(*, user) -> QuerySet[Team]:
     return Team.objects.filter(memberships__user=user)
 
 
+def _readable_collections(**membership) -> QuerySet[Collection]:
+    """Collections of the teams the membership lookups (`user=`, `user_id=`...) name; never a
+    deleted one (the purge has yet to remove it)."""
+    lookups = {f"team__memberships__{k}": v for k, v in membership.items()}
+    return Collection.objects.filter(deleted_at__isnull=True, **lookups)
+
+
 def collections_for_user(*, user, counted: bool = True) -> QuerySet[Collection]:
     """With `document_count` unless `counted` is off (the count joins every document)."""
     if not user.is_authenticated:
         return Collection.objects.none()
-    qs = Collection.objects.filter(team__memberships__user=user, deleted_at__isnull=True).select_related(
-        "team"
-    )
+    qs = _readable_collections(user=user).select_related("team")
     if counted:
         qs = qs.annotate(document_count=Count("documents", distinct=True))
     return qs.order_by("team__name", "name")
@@ -46,29 +51,17 @@ def is_team_admin(*, user, team_id: int) -> bool:
 def collection_ids_for_user(*, user) -> list[int]:
     if not user.is_authenticated:
         return []
-    return list(
-        Collection.objects.filter(team__memberships__user=user, deleted_at__isnull=True).values_list(
-            "id", flat=True
-        )
-    )
+    return list(_readable_collections(user=user).values_list("id", flat=True))
 
 
 def collection_ids_for_active_user(*, user_id: int) -> list[int]:
     """What a user may read, re-checked from the database (empty for a deactivated user)."""
-    return list(
-        Collection.objects.filter(
-            team__memberships__user_id=user_id,
-            team__memberships__user__is_active=True,
-            deleted_at__isnull=True,
-        ).values_list("id", flat=True)
-    )
+    return list(_readable_collections(user_id=user_id, user__is_active=True).values_list("id", flat=True))
 
 
 def collection_get(*, user, collection_id: int) -> Collection:
     """The collection if the user may read it; DoesNotExist otherwise (shown as 404, never 403)."""
-    return Collection.objects.select_related("team").get(
-        id=collection_id, team__memberships__user=user, deleted_at__isnull=True
-    )
+    return _readable_collections(user=user).select_related("team").get(id=collection_id)
 
 
 def documents_for_user(
