@@ -6,6 +6,7 @@ so a hostile file fails its own document with a readable reason and never takes 
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +36,11 @@ EXTENSIONS = {
     ".csv": "csv",
 }
 SNIFF_BYTES = 64 * 1024
+_UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# Control characters, lone surrogates, private-use and unassigned code points: what random bytes
+# after a byte order mark decode to, and no text document holds.
+_NOT_TEXT = {"Cc", "Cs", "Co", "Cn"}
+_HTML_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]{1,40})", re.IGNORECASE)
 DOCX_MAX_UNCOMPRESSED = 200 * 1024 * 1024
 DOCX_MAX_RATIO = 150
 
@@ -66,6 +73,13 @@ def _sniff_text(head: bytes) -> str | None:
     Invalid UTF-8 still counts as text here, so the parser can fail the document with the offset
     of the bad byte rather than calling the file binary.
     """
+    for bom, codec in _UTF16_BOMS:
+        if head.startswith(bom):
+            # Windows writes "Unicode" text as UTF-16 (Notepad, Excel's Unicode Text, PowerShell 5's
+            # `>`): every other byte of ASCII is NUL, so the NUL test is on the decoded text.
+            head = head[len(bom) : len(head) - (len(head) - len(bom)) % 2]
+            text = head.decode(codec, errors="replace")
+            return None if "\x00" in text else text
     if b"\x00" in head:
         return None
     return head.decode("utf-8", errors="replace")
@@ -206,17 +220,45 @@ def _heading_level(style: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _read_text(path: Path, budget: _Budget) -> str:
+def _decode(data: bytes, *, html: bool = False) -> str:
+    """UTF-8 (with or without its byte order mark); UTF-16 with its byte order mark; for HTML, the
+    charset its <meta> declares (Word's "Save as Web Page" writes windows-1252). Anything else that is
+    not UTF-8 fails, with the offset of the first bad byte: guessing an encoding would index garbage."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for bom, codec in _UTF16_BOMS:
+        if data.startswith(bom):
+            try:
+                text = data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ParseError(
+                    f"the file begins as UTF-16 text (byte order mark) but is not valid UTF-16"
+                    f" (bad bytes at offset {exc.start + len(bom):,})"
+                ) from exc
+            if any(unicodedata.category(c) in _NOT_TEXT and c not in "\t\n\r\f" for c in text):
+                raise ParseError(
+                    "the file begins as UTF-16 text (byte order mark) but holds no readable text"
+                )
+            return text
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        declared = _HTML_CHARSET.search(data[:SNIFF_BYTES]) if html else None
+        if declared:
+            try:
+                codec = codecs.lookup(declared.group(1).decode("ascii"))
+                if codec.name != "utf-8":
+                    return data.decode(codec.name)
+            except (LookupError, UnicodeDecodeError):
+                pass
+        raise ParseError(f"the file is not valid UTF-8 text (bad byte at offset {exc.start:,})") from exc
+
+
+def _read_text(path: Path, budget: _Budget, *, html: bool = False) -> str:
     size = path.stat().st_size
     if size > budget.max_chars * 4:
         raise ParseError(f"the document holds more than {budget.max_chars:,} characters of text")
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ParseError(f"the file is not valid UTF-8 text (bad byte at offset {exc.start:,})") from exc
+    text = _decode(path.read_bytes(), html=html)
     if "\x00" in text:
         raise ParseError("the file contains NUL bytes, so it is not a text document")
     return budget.take(text)
@@ -321,7 +363,7 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 def parse_html(path: Path, budget: _Budget) -> list[Block]:
     from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
-    text = _read_text(path, budget)
+    text = _read_text(path, budget, html=True)
     soup = BeautifulSoup(text, "lxml")
     blocks: list[Block] = []
     headings: list[str] = []

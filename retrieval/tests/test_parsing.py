@@ -140,6 +140,48 @@ def test_invalid_utf8_fails_readably(tmp_path):
         parse_isolated(write(tmp_path, "a.txt", b"ok \xff\xfe bad"), "text", **LIMITS)
 
 
+def test_utf16_with_byte_order_mark_is_text(tmp_path):
+    """Windows' "Unicode" text (Notepad, Excel's Unicode Text, PowerShell 5's `>`) is UTF-16 with a
+    byte order mark: every other byte is NUL, yet it is text, not a binary file."""
+    words = "Reisekosten: Übernachtung bis 160 €\r\n\r\nSecond paragraph"
+    little = write(tmp_path, "notes.txt", words.encode("utf-16"))  # with its BOM, little-endian here
+    big = write(tmp_path, "costs.csv", b"\xfe\xff" + "city\tcap\nBerlin\t160\n".encode("utf-16-be"))
+    assert detect_kind(little, "notes.txt") == "text"
+    assert detect_kind(big, "costs.csv") == "csv"
+    assert [b.text for b in parse_isolated(little, "text", **LIMITS)] == [
+        "Reisekosten: Übernachtung bis 160 €",
+        "Second paragraph",
+    ]
+    assert [b.text for b in parse_isolated(big, "csv", **LIMITS)] == [
+        "| city | cap |\n|---|---|\n| Berlin | 160 |"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xff\xfe broken", "not valid UTF-16"),  # an odd number of bytes
+        (b"\xff\xfe\x00\xd8ab", "not valid UTF-16"),  # a lone surrogate
+        (b"\xff\xfe" + "\x01\x02\x03 text".encode("utf-16-le"), "no readable text"),
+    ],
+)
+def test_a_byte_order_mark_before_garbage_fails_readably(tmp_path, data, reason):
+    with pytest.raises(ParseError, match=reason):
+        parse_isolated(write(tmp_path, "a.txt", data), "text", **LIMITS)
+
+
+def test_html_in_its_declared_charset(tmp_path):
+    """Word's "Save as Web Page" writes windows-1252 and says so in a <meta>; undeclared or
+    misdeclared bytes still fail as invalid UTF-8."""
+    body = b"<body><p>\x93Quoted\x94 caf\xe9</p></body></html>"
+    declared = b'<html><head><meta http-equiv=Content-Type content="text/html; charset=windows-1252">' + body
+    blocks = parse_isolated(write(tmp_path, "a.html", declared), "html", **LIMITS)
+    assert [b.text for b in blocks] == ["\u201cQuoted\u201d caf\u00e9"]
+    for head in (b"<html><head>", b'<html><head><meta charset="utf-8">'):
+        with pytest.raises(ParseError, match="not valid UTF-8"):
+            parse_isolated(write(tmp_path, "b.html", head + body), "html", **LIMITS)
+
+
 def test_nul_bytes_fail_readably(tmp_path):
     with pytest.raises(ParseError, match="NUL"):
         parse_isolated(write(tmp_path, "a.txt", b"text\x00more"), "text", **LIMITS)
