@@ -19,6 +19,10 @@ class Conversation(models.Model):
     # cites. A new link is a new token, so stopping a share ends the old link for good.
     share_token = models.CharField(max_length=32, unique=True, null=True, blank=True, editable=False)
     shared_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the link shows, copied at the share (an edit or a follow-up afterwards is not shared until
+    # the owner shares again), and every collection its answers drew on, cited or only given.
+    shared_messages = models.JSONField(null=True, blank=True, editable=False)
+    shared_collections = models.JSONField(default=list, blank=True, editable=False)
     # Pinned conversations head the owner's list, most recently pinned first.
     pinned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

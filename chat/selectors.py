@@ -29,20 +29,17 @@ def conversation_get(*, user, conversation_id) -> Conversation:
     return Conversation.objects.get(id=conversation_id, owner=user)
 
 
-def shared_conversation_get(*, user, token: str) -> tuple[Conversation, list[Message]]:
-    """A shared conversation with its messages, for its owner or anyone who may read every
-    collection its answers drew on (the passages they cite, and those the model was given besides,
-    which an answer may echo uncited); DoesNotExist otherwise (a 404, as for anything not theirs)."""
+def shared_conversation_get(*, user, token: str) -> tuple[Conversation, list[dict]]:
+    """A shared conversation with the messages copied when it was shared (as `message_out` gives
+    them), for its owner or anyone who may read every collection its answers drew on (the passages
+    they cite, and those the model was given besides, which an answer may echo uncited); DoesNotExist
+    otherwise (a 404, as for anything not theirs)."""
     conversation = Conversation.objects.select_related("owner").get(share_token=token)
-    # As far as it was shared: later questions are the owner's until they share again.
-    messages = [
-        m for m in conversation_messages(conversation=conversation) if m.created_at <= conversation.shared_at
-    ]
     if conversation.owner_id != user.id:
-        read = {s.get("collection_id") for m in messages for s in [*(m.citations or []), *(m.sources or [])]}
+        read = set(conversation.shared_collections)
         if not read <= set(retrieval_selectors.collection_ids_for_user(user=user)):
             raise Conversation.DoesNotExist
-    return conversation, messages
+    return conversation, conversation.shared_messages or []
 
 
 def conversation_scope(*, conversation: Conversation) -> list[int]:

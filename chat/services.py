@@ -361,19 +361,38 @@ def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversatio
     return conversation
 
 
+_SHARE_FIELDS = ["share_token", "shared_at", "shared_messages", "shared_collections"]
+
+
 def conversation_share(*, conversation: Conversation) -> str:
-    """The conversation's share token, made on the first share. The link shows the conversation as
-    far as `shared_at`, moved to now by each share: what the owner asks after sharing stays theirs
-    until they share again. (`updated_at` is left alone: sharing does not move it up their list.)"""
+    """The conversation's share token, made on the first share. The link shows a copy of the
+    conversation as it is now, renewed by each share: what the owner asks or edits after sharing stays
+    theirs until they share again. An answer still being written is left out rather than frozen half
+    way. (`updated_at` is left alone: sharing does not move it up their list.)"""
+    messages = [
+        m
+        for m in selectors.conversation_messages(conversation=conversation)
+        if m.role == Message.Role.USER or m.status in Message.FINAL
+    ]
     conversation.share_token = conversation.share_token or secrets.token_urlsafe(16)
     conversation.shared_at = timezone.now()
-    conversation.save(update_fields=["share_token", "shared_at"])
+    conversation.shared_messages = [selectors.message_out(m) for m in messages]
+    conversation.shared_collections = sorted(
+        {
+            s["collection_id"]
+            for m in messages
+            for s in [*(m.citations or []), *(m.sources or [])]
+            if s.get("collection_id") is not None
+        }
+    )
+    conversation.save(update_fields=_SHARE_FIELDS)
     return conversation.share_token
 
 
 def conversation_unshare(*, conversation: Conversation) -> None:
     conversation.share_token, conversation.shared_at = None, None
-    conversation.save(update_fields=["share_token", "shared_at"])
+    conversation.shared_messages, conversation.shared_collections = None, []
+    conversation.save(update_fields=_SHARE_FIELDS)
 
 
 def conversation_delete(*, conversation: Conversation) -> None:

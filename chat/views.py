@@ -23,7 +23,7 @@ def shared(request, token: str):
         raise Http404("no such shared conversation") from None
     context = {
         "conversation": conversation,
-        "messages": [chat_selectors.message_out(m) for m in messages],
+        "messages": messages,
         "mine": conversation.owner_id == request.user.id,
     }
     response = render(request, "chat/shared.html", context)

@@ -189,6 +189,38 @@ def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_source
     assert again != made and teammate.get(again.removeprefix("http://testserver")).status_code == 200
 
 
+def test_a_shared_link_shows_the_conversation_as_it_was_shared(client, alice, collection_a, key):
+    """The link is a copy: an edit of the shared question (which deletes its answer) changes nothing
+    there until the owner shares again, and an answer still being written is not frozen half way."""
+    from django.test import Client
+
+    ids = services.exchange_start(
+        user=alice, conversation_id=None, request_id="s3", content="Leave policy?", collection_ids=None
+    )
+    services.message_finish(
+        message_id=ids["message_id"],
+        text="Staff get 25 days [1].",
+        status="complete",
+        finish_reason="stop",
+        citations=[{"n": 1, "collection_id": collection_a.id, "text": "Staff get 25 days."}],
+    )
+    conversation = f"/api/v1/conversations/{ids['conversation_id']}"
+    path = (
+        client.post(f"{conversation}/share", **key(alice))
+        .json()["shared_url"]
+        .removeprefix("http://testserver")
+    )
+    owner = Client()
+    owner.force_login(alice)
+    shown = lambda: [(m["role"], m["text"]) for m in owner.get(path).context["messages"]]  # noqa: E731
+    assert shown() == [("user", "Leave policy?"), ("assistant", "Staff get 25 days [1].")]
+
+    services.question_edit(user=alice, message_id=ids["user_message_id"], content="Sick leave policy?")
+    assert shown() == [("user", "Leave policy?"), ("assistant", "Staff get 25 days [1].")]
+    client.post(f"{conversation}/share", **key(alice))
+    assert shown() == [("user", "Sick leave policy?")]  # its new answer has not started
+
+
 def test_a_shared_answer_given_passages_a_viewer_may_not_read_stays_closed_to_them(
     client, alice, make_user, make_team, make_collection, collection_a, key
 ):

@@ -1,0 +1,51 @@
+"""Data migrations, run down and up on the real database."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from chat.models import Conversation
+
+BEFORE, COPY = ("chat", "0009_conversation_documents"), ("chat", "0010_conversation_shared_copy")
+
+
+def _migrate(target):
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+    return executor.loader.project_state([target]).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_link_shared_before_the_copy_shows_what_it_showed(alice, collection_a, collection_b):
+    shared_at = timezone.now() - timedelta(hours=1)
+    try:
+        apps = _migrate(BEFORE)
+        Old, OldMessage = apps.get_model("chat", "Conversation"), apps.get_model("chat", "Message")
+        conversation = Old.objects.create(owner_id=alice.id, share_token="tok", shared_at=shared_at)
+        unshared = Old.objects.create(owner_id=alice.id)
+        message = lambda **kw: OldMessage.objects.create(conversation=conversation, user_id=alice.id, **kw)  # noqa: E731
+        question = message(role="user", text="Leave policy?")
+        message(
+            role="assistant",
+            text="25 days [1].",
+            reply_to=question,
+            citations=[{"n": 1, "collection_id": collection_a.id}],
+            sources=[{"n": 1, "collection_id": collection_a.id}, {"n": 2, "collection_id": collection_b.id}],
+        )
+        message(role="assistant", text="half an ans", status="streaming", reply_to=question)
+        later = message(role="user", text="Asked after sharing?")
+        OldMessage.objects.filter(conversation=conversation).exclude(id=later.id).update(
+            created_at=shared_at - timedelta(minutes=1)
+        )
+    finally:
+        _migrate(COPY)
+    copied = Conversation.objects.get(id=conversation.id)
+    assert [(m["role"], m["text"], m["sources"]) for m in copied.shared_messages] == [
+        ("user", "Leave policy?", []),
+        ("assistant", "25 days [1].", [{"n": 1, "collection_id": collection_a.id}]),
+    ]
+    assert copied.shared_collections == sorted([collection_a.id, collection_b.id])
+    assert Conversation.objects.get(id=unshared.id).shared_messages is None
