@@ -12,6 +12,8 @@ from .models import Document
 _TEXT_KINDS = {Document.Kind.TEXT, Document.Kind.MARKDOWN, Document.Kind.CSV}
 _DOWNLOAD_TYPES = {
     Document.Kind.DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    Document.Kind.PPTX: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    Document.Kind.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     Document.Kind.HTML: "application/octet-stream",
 }
 

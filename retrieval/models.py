@@ -79,6 +79,8 @@ class Document(models.Model):
     class Kind(models.TextChoices):
         PDF = "pdf", "PDF"
         DOCX = "docx", "Word (DOCX)"
+        PPTX = "pptx", "PowerPoint (PPTX)"
+        XLSX = "xlsx", "Excel (XLSX)"
         MARKDOWN = "markdown", "Markdown"
         HTML = "html", "HTML"
         TEXT = "text", "Plain text"

@@ -34,6 +34,8 @@ EXTENSIONS = {
     ".txt": "text",
     ".text": "text",
     ".csv": "csv",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
 }
 SNIFF_BYTES = 64 * 1024
 _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -41,8 +43,10 @@ _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 # after a byte order mark decode to, and no text document holds.
 _NOT_TEXT = {"Cc", "Cs", "Co", "Cn"}
 _HTML_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]{1,40})", re.IGNORECASE)
+# An Office package (DOCX, PPTX, XLSX) is a ZIP; past these it is refused unopened (a zip bomb).
 DOCX_MAX_UNCOMPRESSED = 200 * 1024 * 1024
 DOCX_MAX_RATIO = 150
+_OFFICE_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx"}
 
 
 class UnsupportedType(ValueError):
@@ -94,7 +98,7 @@ def detect_kind(path: str | Path, filename: str) -> str:
     claimed = EXTENSIONS.get(ext)
     if ext and claimed is None:
         raise UnsupportedType(
-            f"'{ext}' files are not supported; upload PDF, DOCX, Markdown, HTML, CSV or text"
+            f"'{ext}' files are not supported; upload PDF, DOCX, PPTX, XLSX, Markdown, HTML, CSV or text"
         )
 
     if b"%PDF-" in head[:1024]:
@@ -121,9 +125,24 @@ def _zip_kind(path: Path) -> str:
             names = set(zf.namelist())
     except zipfile.BadZipFile as exc:
         raise UnsupportedType("the file is a damaged ZIP archive") from exc
-    if "word/document.xml" in names:
-        return "docx"
-    raise UnsupportedType("the file is a ZIP archive but not a Word (DOCX) document")
+    for marker, kind in _OFFICE_PARTS.items():
+        if marker in names:
+            return kind
+    raise UnsupportedType("the file is a ZIP archive but not a Word, PowerPoint or Excel document")
+
+
+def _open_office(path: Path, label: str) -> None:
+    """Refuses an Office file (a ZIP package) that would expand past what any real document does,
+    before a library inflates it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ParseError(f"the {label} file is a damaged ZIP archive") from exc
+    total = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if total > DOCX_MAX_UNCOMPRESSED or total / packed > DOCX_MAX_RATIO:
+        raise ParseError(f"the {label} file expands to an implausible size (a zip bomb?); it was not opened")
 
 
 class _Budget:
@@ -169,16 +188,7 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
 
 
 def parse_docx(path: Path, budget: _Budget) -> list[Block]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except zipfile.BadZipFile as exc:
-        raise ParseError("the DOCX file is a damaged ZIP archive") from exc
-    total = sum(i.file_size for i in infos)
-    packed = max(1, sum(i.compress_size for i in infos))
-    if total > DOCX_MAX_UNCOMPRESSED or total / packed > DOCX_MAX_RATIO:
-        raise ParseError("the DOCX file expands to an implausible size (a zip bomb?); it was not opened")
-
+    _open_office(path, "DOCX")
     import docx
     from docx.oxml.ns import qn
 
@@ -455,6 +465,96 @@ def parse_csv(path: Path, budget: _Budget) -> list[Block]:
     return [Block(table)] if table else []
 
 
+def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
+    """Each slide is a page under its title: its text boxes top to bottom, its tables as Markdown
+    tables, then the speaker notes."""
+    _open_office(path, "PPTX")
+    import pptx
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    try:
+        presentation = pptx.Presentation(str(path))
+    except Exception as exc:  # python-pptx raises many kinds on malformed packages
+        raise ParseError(f"the PPTX file is damaged or malformed ({type(exc).__name__})") from exc
+
+    def shapes_in(shapes):
+        # Reading order: top to bottom, then left to right; a group's shapes take its place.
+        for shape in sorted(shapes, key=lambda s: (s.top or 0, s.left or 0)):
+            if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+                yield from shapes_in(shape.shapes)
+            else:
+                yield shape
+
+    blocks: list[Block] = []
+    for number, slide in enumerate(presentation.slides, start=1):
+        title_shape = slide.shapes.title
+        title = _clean(title_shape.text_frame.text) if title_shape is not None else ""
+        headings = [budget.take(title)] if title else []
+        for shape in shapes_in(slide.shapes):
+            if title_shape is not None and shape.shape_id == title_shape.shape_id:
+                continue
+            if shape.has_text_frame:
+                text = "\n".join(t for p in shape.text_frame.paragraphs if (t := _clean(p.text)))
+            elif getattr(shape, "has_table", False) and shape.has_table:
+                text = markdown_table([[_clean(c.text) for c in row.cells] for row in shape.table.rows])
+            else:
+                continue
+            if text:
+                blocks.append(Block(budget.take(text), page=number, headings=list(headings)))
+        if slide.has_notes_slide:
+            notes = (
+                _clean(slide.notes_slide.notes_text_frame.text) if slide.notes_slide.notes_text_frame else ""
+            )
+            if notes:
+                blocks.append(Block(budget.take(notes), page=number, headings=[*headings, "Notes"]))
+        if title and not any(b.page == number for b in blocks):
+            blocks.append(Block(title, page=number))  # a title slide says something too
+    return blocks
+
+
+def parse_xlsx(path: Path, budget: _Budget) -> list[Block]:
+    """Each sheet as a Markdown table under the sheet's name, its first non-empty row the header;
+    cells as last calculated (formulas are not evaluated)."""
+    _open_office(path, "XLSX")
+    import openpyxl
+
+    try:
+        # A file object: given a path, openpyxl insists on an .xlsx name, and stored files have none.
+        workbook = openpyxl.load_workbook(path.open("rb"), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds on malformed packages
+        raise ParseError(f"the XLSX file is damaged or malformed ({type(exc).__name__})") from exc
+    blocks: list[Block] = []
+    try:
+        for sheet in workbook.worksheets:
+            rows: list[list[str]] = []
+            for values in sheet.iter_rows(values_only=True):
+                row = ["" if v is None else _cell(v) for v in values]
+                while row and not row[-1]:
+                    row.pop()
+                if row:
+                    budget.take(" ".join(row))  # counted as read: a huge sheet fails early
+                    rows.append(row)
+            table = markdown_table(rows)
+            if table:
+                blocks.append(Block(table, headings=[_clean(sheet.title)]))
+    except ParseError:
+        raise
+    except Exception as exc:
+        raise ParseError(f"the XLSX file is damaged or malformed ({type(exc).__name__})") from exc
+    finally:
+        workbook.close()
+    return blocks
+
+
+def _cell(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        text = value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
+        return text.removesuffix(" 00:00:00")
+    return _clean(str(value))
+
+
 PARSERS = {
     "pdf": parse_pdf,
     "docx": parse_docx,
@@ -462,6 +562,8 @@ PARSERS = {
     "html": parse_html,
     "text": parse_text,
     "csv": parse_csv,
+    "pptx": parse_pptx,
+    "xlsx": parse_xlsx,
 }
 
 

@@ -63,6 +63,45 @@ def docx_table_bytes(heading: str, rows: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
+def pptx_bytes(slides: list[tuple[str, list[str], str]]) -> bytes:
+    """Slides of (title, bullet lines, speaker notes); the second slide also holds a 2x2 table."""
+    import pptx
+    from pptx.util import Inches
+
+    presentation = pptx.Presentation()
+    for i, (title, lines, notes) in enumerate(slides):
+        slide = presentation.slides.add_slide(presentation.slide_layouts[1])  # title and content
+        slide.shapes.title.text = title
+        body = slide.placeholders[1].text_frame
+        body.text = lines[0]
+        for line in lines[1:]:
+            body.add_paragraph().text = line
+        if notes:
+            slide.notes_slide.notes_text_frame.text = notes
+        if i == 1:
+            table = slide.shapes.add_table(2, 2, Inches(1), Inches(5), Inches(4), Inches(1)).table
+            for r, row in enumerate([["city", "cap"], ["Berlin", "160 EUR"]]):
+                for c, text in enumerate(row):
+                    table.cell(r, c).text = text
+    out = io.BytesIO()
+    presentation.save(out)
+    return out.getvalue()
+
+
+def xlsx_bytes(sheets: dict[str, list[list]]) -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for name, rows in sheets.items():
+        sheet = workbook.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
 def _pdf(objects: list[bytes]) -> bytes:
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
@@ -108,12 +147,12 @@ def pdf_circular_xref() -> bytes:
     return body
 
 
-def docx_zip_bomb() -> bytes:
-    """A DOCX-shaped ZIP whose document.xml inflates to 1 GB."""
+def docx_zip_bomb(part: str = "word/document.xml") -> bytes:
+    """A DOCX-shaped ZIP whose document.xml inflates to 1 GB (`part` gives another Office type)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         zf.writestr("[Content_Types].xml", "<Types/>")
-        with zf.open("word/document.xml", "w", force_zip64=True) as member:
+        with zf.open(part, "w", force_zip64=True) as member:
             block = b"<w:p>" + b"A" * (1 << 20)
             for _ in range(1024):
                 member.write(block)

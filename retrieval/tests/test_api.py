@@ -255,7 +255,7 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
 def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     client, alice, collection_a, key_for
 ):
-    """Markdown, CSV and text come back as plain text; HTML and DOCX as downloads under their original
+    """Markdown, CSV and text come back as plain text; HTML and Office files as downloads under their original
     name; none can run script in the app's origin. PDF is left to the browser's viewer (below)."""
     auth = key_for(alice)
     page = b"<html><body><script>alert(1)</script><p>Quarterly plan</p></body></html>"
@@ -263,6 +263,12 @@ def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
         ("notes.md", b"# Notes\n\nShip on Friday.\n", "text/plain; charset=utf-8", "inline"),
         ("caps.csv", b"city,cap\nLondon,220\n", "text/plain; charset=utf-8", "inline"),
         ("plan.html", page, "application/octet-stream", "attachment"),
+        (
+            "deck.pptx",
+            files.pptx_bytes([("Plan", ["Ship on Friday."], "")]),
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "attachment",
+        ),
     ]
     for name, data, content_type, disposition in cases:
         document, _ = upload(collection_a, name, data, enqueue=False)

@@ -25,6 +25,8 @@ def write(tmp_path, name: str, data: bytes):
         ("README", b"plain words without extension", "text"),
         ("page", b"<html><body><p>x</p></body></html>", "html"),
         ("prices.csv", b"city,cap\nLondon,220\n", "csv"),
+        ("deck.pptx", files.pptx_bytes([("Title", ["Body"], "")]), "pptx"),
+        ("sheet.xlsx", files.xlsx_bytes({"S": [["a", "b"]]}), "xlsx"),
     ],
 )
 def test_detect_kind_from_content(tmp_path, name, data, kind):
@@ -204,9 +206,56 @@ def test_pdf_circular_xref_fails(tmp_path):
         parse_isolated(write(tmp_path, "loop.pdf", files.pdf_circular_xref()), "pdf", **LIMITS)
 
 
-def test_docx_zip_bomb_is_not_opened(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "part"),
+    [
+        ("bomb.docx", "word/document.xml"),
+        ("bomb.pptx", "ppt/presentation.xml"),
+        ("bomb.xlsx", "xl/workbook.xml"),
+    ],
+)
+def test_office_zip_bomb_is_not_opened(tmp_path, name, part):
+    path = write(tmp_path, name, files.docx_zip_bomb(part))
+    kind = detect_kind(path, name)
     with pytest.raises(ParseError, match="zip bomb"):
-        parse_isolated(write(tmp_path, "bomb.docx", files.docx_zip_bomb()), "docx", **LIMITS)
+        parse_isolated(path, kind, **LIMITS)
+
+
+def test_pptx_slides_are_pages_under_their_titles(tmp_path):
+    data = files.pptx_bytes(
+        [
+            ("Roadmap", ["Launch in March.", "Pilot with two teams."], "Mention the budget."),
+            ("Travel", ["Caps per city:"], ""),
+        ]
+    )
+    blocks = parse_isolated(write(tmp_path, "stored-as-4a1b", data), "pptx", **LIMITS)
+    assert [(b.page, b.headings, b.text) for b in blocks] == [
+        (1, ["Roadmap"], "Launch in March.\nPilot with two teams."),
+        (1, ["Roadmap", "Notes"], "Mention the budget."),
+        (2, ["Travel"], "Caps per city:"),
+        (2, ["Travel"], "| city | cap |\n|---|---|\n| Berlin | 160 EUR |"),
+    ]
+
+
+def test_xlsx_sheets_are_tables_under_their_names(tmp_path):
+    import datetime
+
+    data = files.xlsx_bytes(
+        {
+            "Budget 2026": [
+                ["team", "budget", "from"],
+                ["Ops", 120000, datetime.date(2026, 1, 1)],
+                [None, None],
+            ],
+            "Empty": [],
+            "Rates": [["city", "cap"], ["Berlin", 160.5]],
+        }
+    )
+    blocks = parse_isolated(write(tmp_path, "stored-as-9f2c", data), "xlsx", **LIMITS)
+    assert [(b.headings, b.text) for b in blocks] == [
+        (["Budget 2026"], "| team | budget | from |\n|---|---|---|\n| Ops | 120000 | 2026-01-01 |"),
+        (["Rates"], "| city | cap |\n|---|---|\n| Berlin | 160.5 |"),
+    ]
 
 
 @pytest.mark.slow

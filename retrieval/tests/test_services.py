@@ -17,6 +17,8 @@ SAMPLES = {
     "page.html": b"<html><body><h1>FAQ</h1><p>The office opens at nine.</p><script>x()</script></body></html>",
     "notes.txt": b"The backup runs every night at two.\n\nRestores take an hour.",
     "caps.csv": b"city,nightly cap\nLondon,220 GBP\nBerlin,160 EUR\n",
+    "deck.pptx": files.pptx_bytes([("Roadmap", ["Launch in March."], "Mention the pilot.")]),
+    "budget.xlsx": files.xlsx_bytes({"2026": [["team", "budget"], ["Ops", 120000]]}),
 }
 
 
@@ -164,6 +166,7 @@ HOSTILE = {
     "bomb.pdf": files.pdf_decompression_bomb,
     "loop.pdf": files.pdf_circular_xref,
     "bomb.docx": files.docx_zip_bomb,
+    "bomb.xlsx": lambda: files.docx_zip_bomb("xl/workbook.xml"),
     "bad.txt": lambda: b"valid start \xff\xfe\xfd invalid utf-8",
 }
 

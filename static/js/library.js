@@ -222,7 +222,7 @@
 
   // A folder holds more than documents (images, build files...): only the supported types go up, and
   // the page says how many were left out.
-  const SUPPORTED = /\.(pdf|docx|md|markdown|html?|txt|csv)$/i;
+  const SUPPORTED = /\.(pdf|docx|pptx|xlsx|md|markdown|html?|txt|csv)$/i;
   function uploadFolder(section, files) {  // files: File, or {file, path} from a dropped folder
     const items = files.map((f) => (f instanceof File ? { file: f, path: f.webkitRelativePath || f.name } : f));
     const wanted = items.filter((i) => SUPPORTED.test(i.file.name));
@@ -231,7 +231,7 @@
     if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
     const skipped = files.length - wanted.length;
     note.textContent = `${wanted.length} file${wanted.length === 1 ? "" : "s"} from the folder uploaded` +
-      (skipped ? `; ${skipped} left out (not PDF, DOCX, Markdown, HTML, CSV or text)` : "") + ".";
+      (skipped ? `; ${skipped} left out (not PDF, DOCX, PPTX, XLSX, Markdown, HTML, CSV or text)` : "") + ".";
   }
 
   // Files inside dropped folders, subfolders included (the entries API; readEntries gives batches).
