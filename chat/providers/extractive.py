@@ -3,7 +3,8 @@ each with its [n] citation, streamed in small pieces. It refuses when no sentenc
 
 Each sentence of the passages is scored by its embedding similarity to the question (when an embedder
 is given) and by the question's content words it contains, weighted by their rarity across the
-passages (Snowball-stemmed) and counting its section heading's words at half weight; the passage's
+passages (Snowball-stemmed) and counting the words of its section heading and of its paragraph's
+first sentence at half weight; the passage's
 own retrieval similarity breaks ties. A Markdown table row is a sentence that names its columns; a
 row whose header is not in the passage is not quoted.
 """
@@ -25,7 +26,8 @@ from retrieval.tables import cells, is_row, is_rule
 
 from .base import ChatModel, Delta, Finish
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*•]\s)")
+_BLOCK = re.compile(r"\n{2,}|\n(?=[-*•]\s)")  # paragraphs and list items
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
 
@@ -44,7 +46,14 @@ def terms(text: str) -> list[str]:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of prose, and each row of a Markdown table as one sentence that names its columns."""
-    out: list[str] = []
+    return [s for s, _ in split_with_leads(text)]
+
+
+def split_with_leads(text: str) -> list[tuple[str, str]]:
+    """(sentence, lead) pairs: a sentence after the first of its paragraph or list item has that
+    first sentence as its lead, which says what it is about ("- `make test` runs the tests: ...
+    About seven minutes on two cores."); the others have none."""
+    out: list[tuple[str, str]] = []
     prose: list[str] = []
     header: list[str] | None = None
     lines = text.split("\n")
@@ -62,7 +71,7 @@ def split_sentences(text: str) -> list[str]:
         if header and len(header) == len(row):
             out.extend(_prose(prose))
             prose = []
-            out.append("; ".join(f"{h}: {c}" for h, c in zip(header, row, strict=True) if c))
+            out.append(("; ".join(f"{h}: {c}" for h, c in zip(header, row, strict=True) if c), ""))
         else:
             # No header in the passage (a row too long for one chunk, cut in two, or a table without
             # one): without its column names a row is no answer ("| and table rows ... | 156 / 0 |").
@@ -71,8 +80,12 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def _prose(lines: list[str]) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split("\n".join(lines)) if s and len(s.strip()) > 2]
+def _prose(lines: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for block in _BLOCK.split("\n".join(lines)):
+        sentences = [s.strip() for s in _SENTENCE.split(block) if s and len(s.strip()) > 2]
+        out.extend((s, sentences[0] if i else "") for i, s in enumerate(sentences))
+    return out
 
 
 class ExtractiveAnswerer(ChatModel):
@@ -101,12 +114,14 @@ class ExtractiveAnswerer(ChatModel):
         question = set(terms(asked))
         if not question or not prompt.passages:
             return []
-        sentences = [(p, s) for p in prompt.passages for s in split_sentences(p.text)]
+        units = [(p, s, lead) for p in prompt.passages for s, lead in split_with_leads(p.text)]
+        sentences = [(p, s) for p, s, _ in units]
         if not sentences:
             return []
-        # A sentence is read under its section's heading ("Failure handling" says what "it" is about),
-        # so the heading's words count too, at half weight.
+        # A sentence is read under its section's heading ("Failure handling" says what "it" is about)
+        # and after its paragraph's first sentence, so their words count too, at half weight.
         headings = {p.n: set(terms(p.heading_path)) for p in prompt.passages}
+        leads = [set(terms(lead)) for _, _, lead in units]
         df = Counter(t for _, s in sentences for t in set(terms(s)))
         n = len(sentences)
         weight = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in question}
@@ -118,7 +133,7 @@ class ExtractiveAnswerer(ChatModel):
         scored = []
         for order, (passage, sentence) in enumerate(sentences):
             own = question & set(terms(sentence))
-            context = (question & headings[passage.n]) - own
+            context = (question & (headings[passage.n] | leads[order])) - own
             coverage = (sum(weight[t] for t in own) + 0.5 * sum(weight[t] for t in context)) / total
             score = (0.6 * similarity[order] + 0.4 * coverage) if self.embed is not None else coverage
             score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n

@@ -147,3 +147,16 @@ def test_relevance_gate_takes_the_best_passage():
     assert relevant(P, 0.6) and not relevant(P, 0.61)  # the best of 0.6 and 0.4
     keyword_only = Passage(n=1, chunk_id=1, document_id=1, collection_id=1, title="Doc", text="x")
     assert not relevant([keyword_only], 0.25) and not relevant([], 0.25)  # no vector, no passages
+
+
+def test_extractive_reads_a_sentence_after_its_paragraphs_first():
+    """A list item's or paragraph's first sentence says what the next ones are about."""
+    passage = _one(
+        "- `make test` runs the whole suite against real services. About seven minutes on two cores.\n"
+        "- `make lint` checks the style of the code."
+    )
+    from retrieval.embeddings import get_embedder
+
+    answerer = ExtractiveAnswerer(embed=get_embedder().embed)  # as the app has it
+    text = answerer.answer_text(Prompt([], [passage], "How long does the test suite take?"))
+    assert "About seven minutes on two cores. [1]" in text
