@@ -526,6 +526,8 @@ def parse_xlsx(path: Path, budget: _Budget) -> list[Block]:
     blocks: list[Block] = []
     try:
         for sheet in workbook.worksheets:
+            # The stored dimensions may take in a formatted empty cell far out; read the cells there are.
+            sheet.reset_dimensions()
             rows: list[list[str]] = []
             for values in sheet.iter_rows(values_only=True):
                 row = ["" if v is None else _cell(v) for v in values]

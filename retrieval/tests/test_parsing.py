@@ -258,6 +258,25 @@ def test_xlsx_sheets_are_tables_under_their_names(tmp_path):
     ]
 
 
+def test_xlsx_reads_only_the_cells_a_sheet_has(tmp_path):
+    """A formatted but empty cell far out (exporters leave them) claims a 300,000 x 2,000 sheet;
+    only the cells written are read, so the sheet parses at once instead of timing out."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Caps"
+    sheet.append(["city", "cap"])
+    sheet.append(["Berlin", 160])
+    sheet.cell(row=300_000, column=2_000).number_format = "0.00"
+    path = tmp_path / "sparse.xlsx"
+    workbook.save(path)
+    blocks = parse_isolated(path, "xlsx", **{**LIMITS, "timeout_s": 10})
+    assert [(b.headings, b.text) for b in blocks] == [
+        (["Caps"], "| city | cap |\n|---|---|\n| Berlin | 160 |")
+    ]
+
+
 @pytest.mark.slow
 def test_huge_single_line_fails_fast(tmp_path):
     """A 200 MB single line is refused by the character budget, not by exhausting memory."""
