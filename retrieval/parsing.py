@@ -536,7 +536,9 @@ def parse_xlsx(path: Path, budget: _Budget) -> list[Block]:
                 if row:
                     budget.take(" ".join(row))  # counted as read: a huge sheet fails early
                     rows.append(row)
-            table = markdown_table(rows)
+            # A table placed further right (from column C, say) leaves empty columns before it.
+            left = min((next(i for i, c in enumerate(row) if c) for row in rows), default=0)
+            table = markdown_table([row[left:] for row in rows])
             if table:
                 blocks.append(Block(table, headings=[_clean(sheet.title)]))
     except ParseError:

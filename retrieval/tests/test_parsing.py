@@ -248,7 +248,7 @@ def test_xlsx_sheets_are_tables_under_their_names(tmp_path):
                 [None, None],
             ],
             "Empty": [],
-            "Rates": [["city", "cap"], ["Berlin", 160.5]],
+            "Rates": [[None, None, "city", "cap"], [], [None, None, "Berlin", 160.5]],
         }
     )
     blocks = parse_isolated(write(tmp_path, "stored-as-9f2c", data), "xlsx", **LIMITS)
