@@ -53,6 +53,14 @@ class DocumentOut(Schema):
     created_at: datetime
 
 
+class ChunkOut(Schema):
+    ordinal: int
+    text: str
+    page: int | None
+    heading_path: str
+    token_count: int
+
+
 class UploadOut(Schema):
     id: int
     status: str
@@ -243,6 +251,21 @@ def upload_document(
 @router.get("/documents/{document_id}", response=DocumentOut)
 def get_document(request, document_id: int):
     return document_out(_document_or_404(request, document_id))
+
+
+@router.get("/documents/{document_id}/chunks", response=list[ChunkOut])
+def list_chunks(
+    request,
+    response: HttpResponse,
+    document_id: int,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+):
+    """The passages the document was cut into, as search and the chat see them, in reading order;
+    at most `limit` from `offset`, with their number in the `X-Total-Count` header."""
+    chunks = selectors.document_chunks(document=_document_or_404(request, document_id))
+    response["X-Total-Count"] = str(chunks.count())
+    return list(chunks[offset : offset + limit])
 
 
 @router.get("/documents/{document_id}/file", response={200: None, 404: ErrorOut})

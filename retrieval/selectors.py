@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from assistant import metrics
 
-from .models import ApiKey, Collection, Document, Membership, Team
+from .models import ApiKey, Chunk, Collection, Document, Membership, Team
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -83,6 +83,15 @@ def documents_for_user(
 
 def document_get(*, user, document_id: int) -> Document:
     return documents_for_user(user=user).get(id=document_id)
+
+
+def document_chunks(*, document: Document) -> QuerySet:
+    """The passages a document was cut into, in reading order (as dicts, without their vectors)."""
+    return (
+        Chunk.objects.filter(document=document)
+        .order_by("ordinal")
+        .values("ordinal", "text", "page", "heading_path", "token_count")
+    )
 
 
 def documents_readable(*, user, ids) -> bool:

@@ -1,10 +1,12 @@
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from . import selectors, services
 from .api import document_out
+from .models import Document
 
 LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
 
@@ -23,6 +25,23 @@ def library(request):
         ]
     teams = list(selectors.teams_for_user(user=request.user))
     return render(request, "retrieval/library.html", {"collections": collections, "teams": teams})
+
+
+PASSAGES_PER_PAGE = 50
+
+
+@login_required
+def document_passages(request, document_id: int):
+    """The passages a document was cut into, as search and the chat see them: to check how it was
+    read (a table, a scanned page, a heading) when an answer from it looks wrong."""
+    try:
+        document = selectors.document_get(user=request.user, document_id=document_id)
+    except Document.DoesNotExist:
+        raise Http404("no such document") from None
+    page = Paginator(selectors.document_chunks(document=document), PASSAGES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "retrieval/document.html", {"document": document, "page": page})
 
 
 @login_required

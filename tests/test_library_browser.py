@@ -54,6 +54,13 @@ def test_upload_shows_live_progress_and_readable_errors(
     wrong_row = section.locator("li.doc", has_text="image.png")
     expect(wrong_row.locator(".error")).to_contain_text("not supported")
 
+    # Its chunk count opens the passages it was cut into, as search reads them.
+    good_row.locator(".status a").click()
+    expect(page).to_have_url(f"{live_url}/library/documents/{document_id}/")
+    first = page.locator("li.passage").first
+    expect(first.locator(".where")).to_contain_text("#1 · Runbook")
+    expect(first.locator(".text")).to_contain_text("Restart the queue when it stalls.")
+
 
 def test_a_drop_past_the_upload_rate_loses_no_file(
     page, live_app, worker, make_user, make_team, make_collection, tmp_path

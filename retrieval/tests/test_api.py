@@ -474,3 +474,27 @@ def test_a_database_refusing_writes_is_a_json_503(client, alice, collection_a, k
     assert response.json() == {
         "error": {"code": "unavailable", "message": "the database is not answering; please try again"}
     }
+
+
+GUIDE = b"# Guide\n\n## Install\n\nRun pip install.\n\n## Run\n\nStart it with make run.\n\n## Stop\n\nPress Ctrl-C.\n"
+
+
+def test_a_documents_passages_in_reading_order_for_those_who_may_read_it(
+    client, alice, bob, collection_a, key_for
+):
+    document, _ = upload(collection_a, "guide.md", GUIDE, enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    url = f"/api/v1/documents/{document.id}/chunks"
+    response = client.get(url, **key_for(alice))
+    assert response.status_code == 200
+    passages = response.json()
+    assert [(c["ordinal"], c["heading_path"]) for c in passages] == [
+        (0, "Guide > Install"),
+        (1, "Guide > Run"),
+        (2, "Guide > Stop"),
+    ]
+    assert passages[1]["text"] == "Start it with make run." and passages[1]["token_count"] > 0
+    assert "embedding" not in passages[0]
+    page = client.get(f"{url}?limit=1&offset=2", **key_for(alice))
+    assert page["X-Total-Count"] == "3" and [c["ordinal"] for c in page.json()] == [2]
+    assert client.get(url, **key_for(bob)).status_code == 404

@@ -37,3 +37,22 @@ def test_keys_are_ones_own_and_a_name_is_needed(client, alice, bob):
     assert client.get(f"/keys/{theirs.id}/revoke/").status_code == 405
     client.logout()
     assert client.get("/keys/").status_code == 302  # to sign-in
+
+
+def test_a_documents_passages_page_is_for_those_who_may_read_it(client, alice, bob, collection_a, settings):
+    from retrieval import services, views
+
+    from .helpers import upload
+
+    body = "# Guide\n\n" + "".join(f"## Step {i}\n\nDo thing {i}.\n\n" for i in range(60))
+    document, _ = upload(collection_a, "guide.md", body.encode(), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    url = f"/library/documents/{document.id}/"
+    assert client.get(url).status_code == 302  # to sign-in
+    client.force_login(alice)
+    first = client.get(url).content.decode()
+    assert "guide" in first and "#1 · Guide &gt; Step 0" in first and "Do thing 0." in first
+    assert f"1–{views.PASSAGES_PER_PAGE} of 60" in first and "Do thing 59." not in first
+    assert "Do thing 59." in client.get(f"{url}?page=2").content.decode()
+    client.force_login(bob)
+    assert client.get(url).status_code == 404

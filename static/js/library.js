@@ -47,7 +47,17 @@
     }
     li.querySelector("progress").value = ev.status === "ready" ? 1 : (ev.progress || 0);
     const status = li.querySelector(".status");
-    status.textContent = ev.status === "ready" ? `ready · ${ev.chunks} chunks` : ev.status;
+    status.textContent = ev.status === "ready" ? "ready · " : ev.status;
+    if (ev.status === "ready") {
+      // The passages it was cut into, once stored: how search and the chat read it.
+      const passages = document.createElement(li.dataset.document ? "a" : "span");
+      passages.textContent = `${ev.chunks} chunks`;
+      if (li.dataset.document) {
+        passages.href = `/library/documents/${encodeURIComponent(li.dataset.document)}/`;
+        passages.title = `The passages ${li.querySelector(".name").textContent} was cut into`;
+      }
+      status.append(passages);
+    }
     if (li.dataset.replaces && (ev.status === "queued" || ev.status === "processing")) status.textContent += " · replaces the older version when ready";
     let err = li.querySelector(".error");
     if (ev.error && ev.status === "failed") {
