@@ -306,6 +306,7 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
         ("delete", f"/api/v1/documents/{document.id}"),
         ("post", f"/api/v1/documents/{document.id}/retry"),
         ("get", f"/api/v1/documents/{document.id}/file"),
+        ("get", f"/api/v1/documents/{document.id}/chunks"),
         ("get", f"/api/v1/collections/{collection_b.id}/documents"),
         ("get", f"/api/v1/collections/{collection_b.id}"),
         ("patch", f"/api/v1/collections/{collection_b.id}"),
