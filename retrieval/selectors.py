@@ -94,6 +94,12 @@ def document_chunks(*, document: Document) -> QuerySet:
     )
 
 
+def document_chunk_ordinal(*, document: Document, chunk_id: int) -> int | None:
+    """Where the chunk stands in the document (None when it is not one of its chunks, say after a
+    re-ingestion)."""
+    return Chunk.objects.filter(document=document, id=chunk_id).values_list("ordinal", flat=True).first()
+
+
 def documents_readable(*, user, ids) -> bool:
     """Whether the user may read every document `ids` names."""
     wanted = set(ids)

@@ -38,6 +38,13 @@ def document_passages(request, document_id: int):
         document = selectors.document_get(user=request.user, document_id=document_id)
     except Document.DoesNotExist:
         raise Http404("no such document") from None
+    chunk = request.GET.get("chunk", "")
+    if chunk.isdigit():
+        # A cited passage (the chat's source panel links here): its page, scrolled to and marked.
+        ordinal = selectors.document_chunk_ordinal(document=document, chunk_id=int(chunk))
+        if ordinal is not None:
+            number = ordinal // PASSAGES_PER_PAGE + 1
+            return redirect(f"{request.path}?page={number}#passage-{ordinal + 1}")
     page = Paginator(selectors.document_chunks(document=document), PASSAGES_PER_PAGE).get_page(
         request.GET.get("page")
     )

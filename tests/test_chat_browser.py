@@ -72,6 +72,12 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     # The whole document opens from the panel, with the signed-in session.
     whole = page.request.get(live_url + page.locator("#source-open").get_attribute("href"))
     assert whole.ok and whole.text() == HANDBOOK
+    # And the passage among the document's others, scrolled to and marked.
+    with page.context.expect_page() as opened:
+        page.locator("#source-context").click()
+    context = opened.value
+    expect(context.locator("li.passage:target")).to_contain_text("25 days of paid annual leave")
+    context.close()
     expect(page.locator("#conversations li")).to_have_count(1)
     answer.hover()
     meta = answer.locator(".meta").inner_text()

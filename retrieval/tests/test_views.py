@@ -54,5 +54,9 @@ def test_a_documents_passages_page_is_for_those_who_may_read_it(client, alice, b
     assert "guide" in first and "#1 · Guide &gt; Step 0" in first and "Do thing 0." in first
     assert f"1–{views.PASSAGES_PER_PAGE} of 60" in first and "Do thing 59." not in first
     assert "Do thing 59." in client.get(f"{url}?page=2").content.decode()
+    # A cited passage (the chat's source panel links it) opens on its page, anchored.
+    cited = document.chunks.get(ordinal=55)
+    assert client.get(f"{url}?chunk={cited.id}")["Location"] == f"{url}?page=2#passage-56"
+    assert client.get(f"{url}?chunk=999999").status_code == 200  # gone since: the first page
     client.force_login(bob)
     assert client.get(url).status_code == 404

@@ -32,6 +32,10 @@ window.DocentCitations = (() => {
     if (source) draw($("source-text"), source);
     else $("source-text").textContent = unavailable;
     $("source-open").hidden = !source;
+    $("source-context").hidden = !(source && source.chunk_id);
+    if (source && source.chunk_id) {
+      $("source-context").href = `/library/documents/${encodeURIComponent(source.document_id)}/?chunk=${encodeURIComponent(source.chunk_id)}`;
+    }
     if (source) {
       $("source-open").href = `/api/v1/documents/${encodeURIComponent(source.document_id)}/file${source.page ? `#page=${source.page}` : ""}`;
       $("source-open").textContent = source.page ? `Open the document at page ${source.page}` : "Open the whole document";
