@@ -466,8 +466,9 @@ def parse_csv(path: Path, budget: _Budget) -> list[Block]:
 
 
 def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
-    """Each slide is a page under its title: its text boxes top to bottom, its tables as Markdown
-    tables, then the speaker notes."""
+    """Each slide under the heading "Slide N: its title": its text boxes top to bottom, its tables as
+    Markdown tables, then the speaker notes. (Not as pages: a citation then says "slide", and a deck
+    is downloaded, so there is no viewer to open at a page.)"""
     _open_office(path, "PPTX")
     import pptx
     from pptx.enum.shapes import MSO_SHAPE_TYPE
@@ -489,7 +490,8 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
     for number, slide in enumerate(presentation.slides, start=1):
         title_shape = slide.shapes.title
         title = _clean(title_shape.text_frame.text) if title_shape is not None else ""
-        headings = [budget.take(title)] if title else []
+        headings = [budget.take(f"Slide {number}: {title}" if title else f"Slide {number}")]
+        found = len(blocks)
         for shape in shapes_in(slide.shapes):
             if title_shape is not None and shape.shape_id == title_shape.shape_id:
                 continue
@@ -500,15 +502,15 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
             else:
                 continue
             if text:
-                blocks.append(Block(budget.take(text), page=number, headings=list(headings)))
+                blocks.append(Block(budget.take(text), headings=list(headings)))
         if slide.has_notes_slide:
             notes = (
                 _clean(slide.notes_slide.notes_text_frame.text) if slide.notes_slide.notes_text_frame else ""
             )
             if notes:
-                blocks.append(Block(budget.take(notes), page=number, headings=[*headings, "Notes"]))
-        if title and not any(b.page == number for b in blocks):
-            blocks.append(Block(title, page=number))  # a title slide says something too
+                blocks.append(Block(budget.take(notes), headings=[*headings, "Notes"]))
+        if title and len(blocks) == found:
+            blocks.append(Block(title, headings=list(headings)))  # a title slide says something too
     return blocks
 
 

@@ -221,7 +221,7 @@ def test_office_zip_bomb_is_not_opened(tmp_path, name, part):
         parse_isolated(path, kind, **LIMITS)
 
 
-def test_pptx_slides_are_pages_under_their_titles(tmp_path):
+def test_pptx_slides_are_sections_named_by_number_and_title(tmp_path):
     data = files.pptx_bytes(
         [
             ("Roadmap", ["Launch in March.", "Pilot with two teams."], "Mention the budget."),
@@ -230,10 +230,10 @@ def test_pptx_slides_are_pages_under_their_titles(tmp_path):
     )
     blocks = parse_isolated(write(tmp_path, "stored-as-4a1b", data), "pptx", **LIMITS)
     assert [(b.page, b.headings, b.text) for b in blocks] == [
-        (1, ["Roadmap"], "Launch in March.\nPilot with two teams."),
-        (1, ["Roadmap", "Notes"], "Mention the budget."),
-        (2, ["Travel"], "Caps per city:"),
-        (2, ["Travel"], "| city | cap |\n|---|---|\n| Berlin | 160 EUR |"),
+        (None, ["Slide 1: Roadmap"], "Launch in March.\nPilot with two teams."),
+        (None, ["Slide 1: Roadmap", "Notes"], "Mention the budget."),
+        (None, ["Slide 2: Travel"], "Caps per city:"),
+        (None, ["Slide 2: Travel"], "| city | cap |\n|---|---|\n| Berlin | 160 EUR |"),
     ]
 
 
