@@ -195,6 +195,17 @@ def delete_collection(request, collection_id: int):
     return Status(204, None)
 
 
+class RetriedOut(Schema):
+    queued: int
+
+
+@router.post("/collections/{collection_id}/retry", response={202: RetriedOut})
+def retry_failed_documents(request, collection_id: int):
+    """Queue every failed document of the collection again; how many were queued."""
+    collection = _collection_or_404(request, collection_id)
+    return Status(202, {"queued": services.collection_retry_failed(collection=collection)})
+
+
 @router.get("/collections/{collection_id}/documents", response=list[DocumentOut])
 def list_documents(
     request,

@@ -29,12 +29,16 @@ def _readable_collections(**membership) -> QuerySet[Collection]:
 
 
 def collections_for_user(*, user, counted: bool = True) -> QuerySet[Collection]:
-    """With `document_count` unless `counted` is off (the count joins every document)."""
+    """With `document_count` and `failed_count` unless `counted` is off (the counts join every
+    document)."""
     if not user.is_authenticated:
         return Collection.objects.none()
     qs = _readable_collections(user=user).select_related("team")
     if counted:
-        qs = qs.annotate(document_count=Count("documents", distinct=True))
+        qs = qs.annotate(
+            document_count=Count("documents", distinct=True),
+            failed_count=Count("documents", filter=Q(documents__status=Document.Status.FAILED), distinct=True),
+        )
     return qs.order_by("team__name", "name")
 
 

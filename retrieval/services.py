@@ -316,6 +316,23 @@ def document_requeue(*, document: Document, reset_attempts: bool = False) -> Non
     documents_enqueue(document_ids=[document.id])
 
 
+def collection_retry_failed(*, collection: Collection) -> int:
+    """Queue every failed document of the collection again, with fresh attempts (after an outage of
+    the embedding provider outlasted the retries, say); the number queued. A file that cannot be
+    parsed fails again, with its reason."""
+    with transaction.atomic():
+        ids = list(
+            Document.objects.select_for_update(skip_locked=True)
+            .filter(collection=collection, status=Document.Status.FAILED)
+            .values_list("id", flat=True)
+        )
+        Document.objects.filter(id__in=ids).update(
+            status=Document.Status.QUEUED, progress=0.0, error="", attempts=0, heartbeat_at=timezone.now()
+        )
+        documents_enqueue(document_ids=ids, batch_size=8)
+    return len(ids)
+
+
 def document_delete(*, document: Document) -> None:
     """Delete the document, its chunks (so they are never retrieved again) and its stored file."""
     with transaction.atomic():

@@ -54,6 +54,14 @@ def test_upload_shows_live_progress_and_readable_errors(
     wrong_row = section.locator("li.doc", has_text="image.png")
     expect(wrong_row.locator(".error")).to_contain_text("not supported")
 
+    # The collection's failed documents go again at once; a broken file fails again, with its reason.
+    again = section.get_by_role("button", name="Retry the failed documents of runbooks")
+    again.click()
+    expect(section.locator(".retried")).to_have_text("1 failed document queued again.")
+    expect(bad_row).to_have_attribute("data-status", "failed", timeout=60_000)
+    expect(bad_row.locator(".error")).to_contain_text("PDF")
+    expect(again).to_be_visible()
+
     # Its chunk count opens the passages it was cut into, as search reads them.
     good_row.locator(".status a").click()
     expect(page).to_have_url(f"{live_url}/library/documents/{document_id}/")

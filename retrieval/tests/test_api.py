@@ -308,6 +308,7 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
         ("get", f"/api/v1/documents/{document.id}/file"),
         ("get", f"/api/v1/documents/{document.id}/chunks"),
         ("get", f"/api/v1/collections/{collection_b.id}/documents"),
+        ("post", f"/api/v1/collections/{collection_b.id}/retry"),
         ("get", f"/api/v1/collections/{collection_b.id}"),
         ("patch", f"/api/v1/collections/{collection_b.id}"),
         ("delete", f"/api/v1/collections/{collection_b.id}"),
@@ -499,3 +500,31 @@ def test_a_documents_passages_in_reading_order_for_those_who_may_read_it(
     page = client.get(f"{url}?limit=1&offset=2", **key_for(alice))
     assert page["X-Total-Count"] == "3" and [c["ordinal"] for c in page.json()] == [2]
     assert client.get(url, **key_for(bob)).status_code == 404
+
+
+def test_a_collections_failed_documents_are_queued_again_at_once(
+    client, alice, collection_a, collection_b, key_for
+):
+    """After an outage outlasted the retries, say: every failed document of the collection, listed
+    or not, with fresh attempts; another team's collection is a 404 and keeps its own."""
+    failed = [upload(collection_a, f"f{i}.txt", f"failed {i}".encode(), enqueue=False)[0] for i in range(2)]
+    ready, _ = upload(collection_a, "ok.txt", b"fine", enqueue=False)
+    theirs, _ = upload(collection_b, "x.txt", b"theirs", enqueue=False)
+    Document.objects.filter(id__in=[d.id for d in failed] + [theirs.id]).update(
+        status="failed", error="the embedding provider answered 503", attempts=3
+    )
+    Document.objects.filter(id=ready.id).update(status="ready")
+    response = client.post(f"/api/v1/collections/{collection_a.id}/retry", **key_for(alice))
+    assert response.status_code == 202 and response.json() == {"queued": 2}
+    assert sorted(
+        Document.objects.filter(collection=collection_a).values_list("status", "error", "attempts")
+    ) == [
+        ("queued", "", 0),
+        ("queued", "", 0),
+        ("ready", "", 0),
+    ]
+    assert client.post(f"/api/v1/collections/{collection_b.id}/retry", **key_for(alice)).status_code == 404
+    assert Document.objects.get(id=theirs.id).status == "failed"
+    assert client.post(f"/api/v1/collections/{collection_a.id}/retry", **key_for(alice)).json() == {
+        "queued": 0
+    }

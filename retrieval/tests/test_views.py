@@ -60,3 +60,18 @@ def test_a_documents_passages_page_is_for_those_who_may_read_it(client, alice, b
     assert client.get(f"{url}?chunk=999999").status_code == 200  # gone since: the first page
     client.force_login(bob)
     assert client.get(url).status_code == 404
+
+
+def test_the_library_offers_to_retry_a_collections_failed_documents_only_when_it_has_some(
+    client, alice, collection_a
+):
+    from retrieval.models import Document
+
+    from .helpers import upload
+
+    document, _ = upload(collection_a, "a.txt", b"words", enqueue=False)
+    client.force_login(alice)
+    button = re.compile(r'<button[^>]*data-action="retry-failed"[^>]*>')
+    assert " hidden" in button.search(client.get("/library/").content.decode()).group(0)
+    Document.objects.filter(id=document.id).update(status="failed")
+    assert " hidden" not in button.search(client.get("/library/").content.decode()).group(0)

@@ -39,6 +39,8 @@
     li.dataset.status = ev.status;
     const retry = li.querySelector("[data-action=retry]"), del = li.querySelector("[data-action=delete]");
     if (retry) retry.hidden = !(li.dataset.document && ev.status === "failed");
+    const all = li.closest(".collection") && li.closest(".collection").querySelector("[data-action=retry-failed]");
+    if (all && li.dataset.document && ev.status === "failed") all.hidden = false;
     if (del) del.hidden = !li.dataset.document;
     const ask = li.querySelector("[data-action=ask]");
     if (ask) {
@@ -128,6 +130,32 @@
     xhr.send(form);
   }
 
+  // Every failed document of a collection queued again (those past the listed 20 too).
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action=retry-failed]");
+    if (!button) return;
+    const section = button.closest(".collection");
+    button.disabled = true;
+    const response = await fetch(`/api/v1/collections/${section.dataset.collection}/retry`, {
+      method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
+    }).catch(() => null);
+    button.disabled = false;
+    if (response && response.status === 202) {
+      const { queued } = await response.json();
+      for (const li of section.querySelectorAll("li.doc[data-status=failed][data-document]")) {
+        show(li, { status: "queued", progress: 0 }); poll(li.dataset.document, li);
+      }
+      button.hidden = true;
+      button.textContent = "Retry failed";
+      const shown = section.querySelector(".retried") || document.createElement("p");
+      shown.className = "muted retried"; shown.setAttribute("role", "status");
+      shown.textContent = `${queued} failed document${queued === 1 ? "" : "s"} queued again.`;
+      section.querySelector(".documents").before(shown);
+    } else {
+      button.textContent = "that did not work; try again";
+    }
+  });
+
   // Renaming a collection, for its team's admins (the API checks the role and the name).
   document.addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-action=rename-collection]");
@@ -143,7 +171,8 @@
     const body = response ? await response.json().catch(() => ({})) : {};
     if (response && response.ok) {
       heading.textContent = body.name;
-      for (const b of section.querySelectorAll("header button")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
+      for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
+      section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry the failed documents of ${body.name}`);
     } else {
       alert((body.error && body.error.message) || "The collection could not be renamed; try again.");
     }
