@@ -37,7 +37,9 @@ def collections_for_user(*, user, counted: bool = True) -> QuerySet[Collection]:
     if counted:
         qs = qs.annotate(
             document_count=Count("documents", distinct=True),
-            failed_count=Count("documents", filter=Q(documents__status=Document.Status.FAILED), distinct=True),
+            failed_count=Count(
+                "documents", filter=Q(documents__status=Document.Status.FAILED), distinct=True
+            ),
         )
     return qs.order_by("team__name", "name")
 
