@@ -138,6 +138,9 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
     expect(hits.filter(has_text="Restore a backup")).to_contain_text("Restores")  # its heading path
     expect(page.locator("#search-results")).not_to_contain_text("finance")
     assert page.locator("#search-results img").count() == 0
+    # A hit's title opens it among its document's passages.
+    hits.first.locator(".where a").click()
+    expect(page.locator("li.passage:target")).to_contain_text("The backup runs nightly at two.")
 
 
 def test_files_dropped_on_a_collection_upload_and_become_ready(

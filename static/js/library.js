@@ -386,7 +386,11 @@
     const li = document.createElement("li");
     li.className = "hit"; li.dataset.chunk = hit.chunk_id;
     const where = document.createElement("div"); where.className = "where";
-    const title = document.createElement("strong"); title.textContent = hit.title;
+    // The title opens the passage among its document's others.
+    const title = document.createElement("a");
+    title.href = `/library/documents/${encodeURIComponent(hit.document_id)}/?chunk=${encodeURIComponent(hit.chunk_id)}`;
+    title.title = "See it among the document's passages";
+    const strong = document.createElement("strong"); strong.textContent = hit.title; title.append(strong);
     where.append(title);
     if (hit.heading_path) { const h = document.createElement("span"); h.textContent = hit.heading_path; where.append(h); }
     if (hit.page) { const p = document.createElement("span"); p.textContent = `page ${hit.page}`; where.append(p); }
