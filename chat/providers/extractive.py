@@ -5,7 +5,8 @@ Each sentence of the passages is scored by its embedding similarity to the quest
 is given) and by the question's content words it contains, weighted by their rarity across the
 passages (Snowball-stemmed) and counting the words of its section heading and of its paragraph's
 first sentence at half weight; the passage's
-own retrieval similarity breaks ties. A Markdown table row is a sentence that names its columns; a
+own retrieval similarity breaks ties. A sentence that leans on the one before ("It runs every
+minute.") is quoted after its paragraph's first sentence. A Markdown table row is a sentence that names its columns; a
 row whose header is not in the passage is not quoted.
 """
 
@@ -29,6 +30,7 @@ from .base import ChatModel, Delta, Finish
 _BLOCK = re.compile(r"\n{2,}|\n(?=[-*•]\s)")  # paragraphs and list items
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _WORD = re.compile(r"[A-Za-z0-9]+")
+_LEANS = re.compile(r"(?:It|Its|They|Their|Them|This|These|That|Those|He|She|His|Her|Such)\b")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
 
 
@@ -145,8 +147,17 @@ class ExtractiveAnswerer(ChatModel):
             return []
         # Drop weak runners-up, then keep the document's own order so the answer reads naturally.
         top = best[0][0]
-        kept = [x for x in best if x[0] >= 0.75 * top]
-        return [(n_, s) for _, _, n_, s in sorted(kept, key=lambda x: x[1])]
+        kept = sorted((x for x in best if x[0] >= 0.75 * top), key=lambda x: x[1])
+        # A sentence that leans on the one before ("It runs every minute.") is quoted after its
+        # paragraph's first sentence, which says what "it" is.
+        out: list[tuple[int, str]] = []
+        for _, order, n_, sentence in kept:
+            lead = units[order][2]
+            if lead and _LEANS.match(sentence) and (n_, lead) not in out:
+                out.append((n_, lead))
+            if (n_, sentence) not in out:
+                out.append((n_, sentence))
+        return out
 
     def answer_text(self, prompt: Prompt) -> str:
         chosen = self.select(prompt)

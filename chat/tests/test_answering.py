@@ -160,3 +160,15 @@ def test_extractive_reads_a_sentence_after_its_paragraphs_first():
     answerer = ExtractiveAnswerer(embed=get_embedder().embed)  # as the app has it
     text = answerer.answer_text(Prompt([], [passage], "How long does the test suite take?"))
     assert "About seven minutes on two cores. [1]" in text
+
+
+def test_extractive_quotes_what_a_leaning_sentence_leans_on():
+    """ "It runs every minute." alone does not say what runs: its paragraph's first sentence comes first."""
+    passage = _one(
+        "- The sweep re-queues documents whose worker died. It runs every minute.\n"
+        "- Uploads are hashed. They are stored under generated names."
+    )
+    text = ExtractiveAnswerer().answer_text(Prompt([], [passage], "How often does it run?"))
+    assert text == (
+        "From your documents:\n\n- The sweep re-queues documents whose worker died. [1]\n- It runs every minute. [1]"
+    )
