@@ -4,10 +4,10 @@ each with its [n] citation, streamed in small pieces. It refuses when no sentenc
 Each sentence of the passages is scored by its embedding similarity to the question (when an embedder
 is given) and by the question's content words it contains, weighted by their rarity across the
 passages (Snowball-stemmed) and counting the words of its section heading and of its paragraph's
-first sentence at half weight; the passage's
-own retrieval similarity breaks ties. A sentence that leans on the one before ("It runs every
-minute.") is quoted after its paragraph's first sentence. A Markdown table row is a sentence that names its columns; a
-row whose header is not in the passage is not quoted.
+first sentence at half weight; the passage's own retrieval similarity breaks ties. A sentence that
+leans on the one before ("It runs every minute.") is quoted after its paragraph's first sentence. A
+Markdown table row is a sentence that names its columns; a row whose header is not in the passage is
+not quoted.
 """
 
 from __future__ import annotations
