@@ -191,7 +191,9 @@ def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, me
     page.context.clear_cookies()
     sign_in(page, live_url, "finn", "pw-finn-123456")
     page.goto(url)
-    expect(page.locator("#shared-by")).to_have_text("Shared by erin · read-only")
+    expect(page.locator("#shared-by")).to_have_text(
+        re.compile(r"^Shared by erin · as it stood on \d+ \w+ \d{4}, \d\d:\d\d UTC · read-only$")
+    )
     expect(page.locator("article.msg.user")).to_have_text("How many days of paid leave do employees get?")
     shared = page.locator("article.msg.assistant")
     expect(shared.locator(".body")).to_contain_text("25 days")

@@ -1,7 +1,7 @@
 import pytest
 
 from chat import services
-from chat.models import Message
+from chat.models import Conversation, Message
 from retrieval import services as retrieval_services
 
 
@@ -214,6 +214,8 @@ def test_a_shared_link_shows_the_conversation_as_it_was_shared(client, alice, co
     owner.force_login(alice)
     shown = lambda: [(m["role"], m["text"]) for m in owner.get(path).context["messages"]]  # noqa: E731
     assert shown() == [("user", "Leave policy?"), ("assistant", "Staff get 25 days [1].")]
+    shared_at = Conversation.objects.get(id=ids["conversation_id"]).shared_at
+    assert f'<time datetime="{shared_at.isoformat()}' in owner.get(path).content.decode()  # "as it stood on"
 
     services.question_edit(user=alice, message_id=ids["user_message_id"], content="Sick leave policy?")
     assert shown() == [("user", "Leave policy?"), ("assistant", "Staff get 25 days [1].")]
