@@ -44,8 +44,8 @@ _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 _NOT_TEXT = {"Cc", "Cs", "Co", "Cn"}
 _HTML_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]{1,40})", re.IGNORECASE)
 # An Office package (DOCX, PPTX, XLSX) is a ZIP; past these it is refused unopened (a zip bomb).
-DOCX_MAX_UNCOMPRESSED = 200 * 1024 * 1024
-DOCX_MAX_RATIO = 150
+OFFICE_MAX_UNCOMPRESSED = 200 * 1024 * 1024
+OFFICE_MAX_RATIO = 150
 _OFFICE_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx"}
 
 
@@ -141,7 +141,7 @@ def _open_office(path: Path, label: str) -> None:
         raise ParseError(f"the {label} file is a damaged ZIP archive") from exc
     total = sum(i.file_size for i in infos)
     packed = max(1, sum(i.compress_size for i in infos))
-    if total > DOCX_MAX_UNCOMPRESSED or total / packed > DOCX_MAX_RATIO:
+    if total > OFFICE_MAX_UNCOMPRESSED or total / packed > OFFICE_MAX_RATIO:
         raise ParseError(f"the {label} file expands to an implausible size (a zip bomb?); it was not opened")
 
 
@@ -497,7 +497,7 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
                 continue
             if shape.has_text_frame:
                 text = "\n".join(t for p in shape.text_frame.paragraphs if (t := _clean(p.text)))
-            elif getattr(shape, "has_table", False) and shape.has_table:
+            elif getattr(shape, "has_table", False):  # only a graphic frame has the attribute
                 text = markdown_table([[_clean(c.text) for c in row.cells] for row in shape.table.rows])
             else:
                 continue

@@ -309,11 +309,16 @@ def documents_enqueue(*, document_ids: Sequence[int], batch_size: int = 1) -> No
 
 
 def document_requeue(*, document: Document, reset_attempts: bool = False) -> None:
+    _requeue([document.id], reset_attempts=reset_attempts)
+
+
+def _requeue(ids: Sequence[int], *, reset_attempts: bool, batch_size: int = 1) -> None:
+    """Back to queued, with the progress, error and (on request) attempts of the last run cleared."""
     fields = {"status": Document.Status.QUEUED, "progress": 0.0, "error": "", "heartbeat_at": timezone.now()}
     if reset_attempts:
         fields["attempts"] = 0
-    Document.objects.filter(id=document.id).update(**fields)
-    documents_enqueue(document_ids=[document.id])
+    Document.objects.filter(id__in=ids).update(**fields)
+    documents_enqueue(document_ids=ids, batch_size=batch_size)
 
 
 def collection_retry_failed(*, collection: Collection) -> int:
@@ -326,10 +331,7 @@ def collection_retry_failed(*, collection: Collection) -> int:
             .filter(collection=collection, status=Document.Status.FAILED)
             .values_list("id", flat=True)
         )
-        Document.objects.filter(id__in=ids).update(
-            status=Document.Status.QUEUED, progress=0.0, error="", attempts=0, heartbeat_at=timezone.now()
-        )
-        documents_enqueue(document_ids=ids, batch_size=8)
+        _requeue(ids, reset_attempts=True, batch_size=8)
     return len(ids)
 
 
