@@ -5,25 +5,33 @@ from chat.models import Conversation, Message
 from retrieval import services as retrieval_services
 
 
-@pytest.fixture
-def exchange(db, alice, collection_a):
+def _answered(user, request_id: str, question: str, answer: str, collection_ids=None, **finish) -> dict:
+    """A new conversation holding the question and its complete answer; exchange_start's ids."""
     ids = services.exchange_start(
-        user=alice,
+        user=user,
         conversation_id=None,
-        request_id="r1",
-        content="Leave policy?",
-        collection_ids=[collection_a.id],
+        request_id=request_id,
+        content=question,
+        collection_ids=collection_ids,
     )
     services.message_finish(
-        message_id=ids["message_id"],
-        text="25 days [1]",
-        status="complete",
-        finish_reason="stop",
+        message_id=ids["message_id"], text=answer, status="complete", finish_reason="stop", **finish
+    )
+    return ids
+
+
+@pytest.fixture
+def exchange(db, alice, collection_a):
+    return _answered(
+        alice,
+        "r1",
+        "Leave policy?",
+        "25 days [1]",
+        collection_ids=[collection_a.id],
         citations=[{"n": 1, "title": "HR"}],
         prompt_tokens=100,
         completion_tokens=20,
     )
-    return ids
 
 
 @pytest.fixture
@@ -133,9 +141,6 @@ def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_source
 
     from retrieval.models import Membership
 
-    ids = services.exchange_start(
-        user=alice, conversation_id=None, request_id="s1", content="Leave policy?", collection_ids=None
-    )
     source = {
         "n": 1,
         "title": "HR",
@@ -143,13 +148,7 @@ def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_source
         "document_id": 1,
         "text": "Staff get 25 days.",
     }
-    services.message_finish(
-        message_id=ids["message_id"],
-        text="25 days [1]",
-        status="complete",
-        finish_reason="stop",
-        citations=[source],
-    )
+    ids = _answered(alice, "s1", "Leave policy?", "25 days [1]", citations=[source])
     conversation = f"/api/v1/conversations/{ids['conversation_id']}"
     assert client.get(conversation, **key(alice)).json()["shared_url"] is None
     made = client.post(f"{conversation}/share", **key(alice)).json()["shared_url"]
@@ -194,14 +193,11 @@ def test_a_shared_link_shows_the_conversation_as_it_was_shared(client, alice, co
     there until the owner shares again, and an answer still being written is not frozen half way."""
     from django.test import Client
 
-    ids = services.exchange_start(
-        user=alice, conversation_id=None, request_id="s3", content="Leave policy?", collection_ids=None
-    )
-    services.message_finish(
-        message_id=ids["message_id"],
-        text="Staff get 25 days [1].",
-        status="complete",
-        finish_reason="stop",
+    ids = _answered(
+        alice,
+        "s3",
+        "Leave policy?",
+        "Staff get 25 days [1].",
         citations=[{"n": 1, "collection_id": collection_a.id, "text": "Staff get 25 days."}],
     )
     conversation = f"/api/v1/conversations/{ids['conversation_id']}"
@@ -233,14 +229,11 @@ def test_a_shared_answer_given_passages_a_viewer_may_not_read_stays_closed_to_th
     from retrieval.models import Membership
 
     private = make_collection(make_team("Board", members=[alice]), "minutes")
-    ids = services.exchange_start(
-        user=alice, conversation_id=None, request_id="s2", content="Budget?", collection_ids=None
-    )
-    services.message_finish(
-        message_id=ids["message_id"],
-        text="It grew [1].",
-        status="complete",
-        finish_reason="stop",
+    ids = _answered(
+        alice,
+        "s2",
+        "Budget?",
+        "It grew [1].",
         citations=[{"n": 1, "collection_id": collection_a.id, "text": "It grew."}],
         sources=[{"n": 1, "collection_id": collection_a.id}, {"n": 2, "collection_id": private.id}],
     )

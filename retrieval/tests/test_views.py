@@ -39,7 +39,7 @@ def test_keys_are_ones_own_and_a_name_is_needed(client, alice, bob):
     assert client.get("/keys/").status_code == 302  # to sign-in
 
 
-def test_a_documents_passages_page_is_for_those_who_may_read_it(client, alice, bob, collection_a, settings):
+def test_a_documents_passages_page_is_for_those_who_may_read_it(client, alice, bob, collection_a):
     from retrieval import services, views
 
     from .helpers import upload

@@ -35,6 +35,10 @@
     return li;
   }
 
+  // A document's passages page; with `chunk`, opened at that passage.
+  const passagesUrl = (id, chunk) =>
+    `/library/documents/${encodeURIComponent(id)}/${chunk ? `?chunk=${encodeURIComponent(chunk)}` : ""}`;
+
   function show(li, ev) {
     li.dataset.status = ev.status;
     const retry = li.querySelector("[data-action=retry]"), del = li.querySelector("[data-action=delete]");
@@ -55,7 +59,7 @@
       const passages = document.createElement(li.dataset.document ? "a" : "span");
       passages.textContent = `${ev.chunks} chunks`;
       if (li.dataset.document) {
-        passages.href = `/library/documents/${encodeURIComponent(li.dataset.document)}/`;
+        passages.href = passagesUrl(li.dataset.document);
         passages.title = `The passages ${li.querySelector(".name").textContent} was cut into`;
       }
       status.append(passages);
@@ -388,7 +392,7 @@
     const where = document.createElement("div"); where.className = "where";
     // The title opens the passage among its document's others.
     const title = document.createElement("a");
-    title.href = `/library/documents/${encodeURIComponent(hit.document_id)}/?chunk=${encodeURIComponent(hit.chunk_id)}`;
+    title.href = passagesUrl(hit.document_id, hit.chunk_id);
     title.title = "See it among the document's passages";
     const strong = document.createElement("strong"); strong.textContent = hit.title; title.append(strong);
     where.append(title);
