@@ -237,6 +237,36 @@ def test_pptx_slides_are_sections_named_by_number_and_title(tmp_path):
     ]
 
 
+def test_pptx_reads_text_in_groups_in_reading_order(tmp_path):
+    """Shapes are read top to bottom, then left to right; a group's shapes where the group stands."""
+    import io
+
+    import pptx
+    from pptx.enum.shapes import MSO_SHAPE
+    from pptx.util import Inches
+
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])  # blank: no title
+    slide.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1)).text_frame.text = "Last, lowest."
+    group = slide.shapes.add_group_shape()
+    group.shapes.add_shape(
+        MSO_SHAPE.RECTANGLE, Inches(5), Inches(2), Inches(1), Inches(1)
+    ).text = "Grouped, right."
+    group.shapes.add_shape(
+        MSO_SHAPE.RECTANGLE, Inches(1), Inches(2), Inches(1), Inches(1)
+    ).text = "Grouped, left."
+    slide.shapes.add_textbox(Inches(1), Inches(1), Inches(3), Inches(1)).text_frame.text = "First, highest."
+    out = io.BytesIO()
+    presentation.save(out)
+    blocks = parse_isolated(write(tmp_path, "stored-as-77aa", out.getvalue()), "pptx", **LIMITS)
+    assert [(b.headings, b.text) for b in blocks] == [
+        (["Slide 1"], "First, highest."),
+        (["Slide 1"], "Grouped, left."),
+        (["Slide 1"], "Grouped, right."),
+        (["Slide 1"], "Last, lowest."),
+    ]
+
+
 def test_xlsx_sheets_are_tables_under_their_names(tmp_path):
     import datetime
 
