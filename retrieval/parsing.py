@@ -22,6 +22,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import pdf_text
 from .tables import markdown_table
 
 EXTENSIONS = {
@@ -169,22 +170,47 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
         reader = PdfReader(str(path), strict=False)
         if reader.is_encrypted:
             raise ParseError("the PDF is encrypted; remove the password and upload it again")
-        blocks = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = _clean(page.extract_text() or "")
-            for para in re.split(r"\n\s*\n", text):
-                para = para.strip()
-                if para:
-                    blocks.append(Block(budget.take(para), page=number))
+        pages = [budget.take(_clean(page.extract_text() or "")).splitlines() for page in reader.pages]
     except (PdfReadError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         if isinstance(exc, ParseError):
             raise
         raise ParseError(f"the PDF is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    blocks = [
+        Block(p.text, page=p.page, headings=p.headings)
+        for p in pdf_text.paragraphs(pdf_text.strip_furniture(pages), _pdf_outline(reader))
+    ]
     if not blocks:
         raise ParseError(
             "the PDF has no extractable text (a scanned PDF needs OCR, which Docent does not do)"
         )
     return blocks
+
+
+PDF_OUTLINE_MAX = 5000
+
+
+def _pdf_outline(reader) -> list[pdf_text.Heading]:
+    """The bookmarks, in order, with their depth and page; none when the outline is unreadable
+    (it only names sections: a broken one must not fail the document)."""
+    out: list[pdf_text.Heading] = []
+
+    def walk(items, depth: int) -> None:
+        for item in items:
+            if len(out) >= PDF_OUTLINE_MAX:
+                return
+            if isinstance(item, list):
+                walk(item, depth + 1)
+                continue
+            title = " ".join(str(item.title or "").split())
+            page = reader.get_destination_page_number(item)
+            if title and page is not None and page >= 0:
+                out.append(pdf_text.Heading(min(depth, 8), title, page + 1))
+
+    try:
+        walk(reader.outline, 0)
+    except Exception:  # pypdf raises many kinds on malformed outlines
+        return []
+    return out
 
 
 def parse_docx(path: Path, budget: _Budget) -> list[Block]:

@@ -6,21 +6,25 @@ import io
 import zipfile
 
 
-def pdf_bytes(pages: list[str]) -> bytes:
-    """A valid PDF with one text line per page, written by hand (Helvetica, uncompressed)."""
+def pdf_bytes(pages: list[str | list[str]], outline: list[tuple[int, str, int]] = ()) -> bytes:
+    """A valid PDF written by hand (Helvetica, uncompressed): each page one text line, or a list of
+    lines set 14 points apart. `outline` adds bookmarks (depth, title, 1-based page) with pypdf."""
     objects = []
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
     objects.append("<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>")
     font_id = 3 + 2 * len(pages)
-    for i, text in enumerate(pages):
+    for i, lines in enumerate(pages):
         content_id = 4 + 2 * i
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R "
             f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>"
         )
-        safe = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({safe}) Tj ET"
+        shown = []
+        for line in [lines] if isinstance(lines, str) else lines:
+            safe = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            shown.append(f"({safe}) Tj 0 -14 Td")
+        stream = "BT /F1 12 Tf 72 720 Td " + " ".join(shown) + " ET"
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
     objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     out = io.BytesIO()
@@ -34,7 +38,19 @@ def pdf_bytes(pages: list[str]) -> bytes:
     for off in offsets:
         out.write(f"{off:010d} 00000 n \n".encode())
     out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
+    if not outline:
+        return out.getvalue()
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(out.getvalue())))
+    parents: list = []
+    for depth, title, page in outline:
+        del parents[depth:]
+        parent = parents[-1] if parents else None
+        parents.append(writer.add_outline_item(title=title, page_number=page - 1, parent=parent))
+    result = io.BytesIO()
+    writer.write(result)
+    return result.getvalue()
 
 
 def docx_bytes(heading: str, paragraphs: list[str]) -> bytes:

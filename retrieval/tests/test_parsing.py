@@ -62,6 +62,39 @@ def test_pdf_pages_are_kept(tmp_path):
     assert [(b.text, b.page) for b in blocks] == [("First page text", 1), ("Second page text", 2)]
 
 
+def test_pdf_layout_read_as_paragraphs_under_bookmarks(tmp_path):
+    """A real PDF's running header and page numbers are dropped, its wrapped lines and hyphenated
+    words joined, and its bookmarks give the heading path."""
+    wide = "Each worker takes one document at a time and writes its chunks in a single transac-"
+    pages = [
+        ["Operations Handbook", "1 Workers", wide, "tion, so a crash never leaves half a document.", "1"],
+        ["Operations Handbook", "The sweep finds stalled work.", "2 Storage", "Uploads live on disk.", "2"],
+        ["Operations Handbook", "Backups run nightly.", "3"],
+    ]
+    data = files.pdf_bytes(pages, outline=[(0, "1 Workers", 1), (0, "Storage", 2)])
+    blocks = parse_isolated(write(tmp_path, "handbook.pdf", data), "pdf", **LIMITS)
+    assert [(b.text, b.page, b.headings) for b in blocks] == [
+        (wide[:-1] + "tion, so a crash never leaves half a document.", 1, ["1 Workers"]),
+        ("The sweep finds stalled work.", 2, ["1 Workers"]),
+        ("Uploads live on disk.", 2, ["2 Storage"]),
+        ("Backups run nightly.", 3, ["2 Storage"]),
+    ]
+
+
+def test_pdf_with_a_broken_outline_still_parses(tmp_path, monkeypatch):
+    """Bookmarks only name sections: an outline pypdf cannot read leaves the text without headings."""
+
+    def broken(self):
+        raise ValueError("bad outline")
+
+    from pypdf import PdfReader
+
+    monkeypatch.setattr(PdfReader, "outline", property(broken))
+    data = files.pdf_bytes([["Operations Handbook", "Body."]], outline=[(0, "Operations Handbook", 1)])
+    blocks = parsing.parse(write(tmp_path, "a.pdf", data), "pdf", max_chars=10_000)
+    assert [(b.text, b.headings) for b in blocks] == [("Operations Handbook\nBody.", [])]
+
+
 def test_docx_headings_become_heading_path(tmp_path):
     """DOCX headings give the heading path of the paragraphs below them."""
     blocks = parse_isolated(

@@ -1,0 +1,178 @@
+"""A PDF's extracted page text -> paragraphs under headings. Pure functions over strings.
+
+Text extraction gives one line per printed line: every paragraph arrives hard-wrapped, words
+hyphenated at line ends ("infor-" / "mation", which neither BM25 nor a quote can find), and each page
+repeats its running header, footer and page number, which would otherwise land in every chunk.
+The document outline (bookmarks), where the PDF has one, names the sections.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EDGE_LINES = 2  # lines at the top and at the bottom of a page where headers and footers sit
+FURNITURE_MIN_PAGES = 3  # a line repeated at a page edge on this many pages is a running header/footer
+WRAP_FRACTION = 0.75  # a line at least this share of the text width was wrapped, not ended
+
+_PAGE_NUMBER = re.compile(
+    r"^[\W_]*(?:[Pp]age\s+)?(?:(?P<n>\d{1,4})|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3}))"
+    r"(?:\s*(?:of|/)\s*\d{1,4})?[\W_]*$"
+)
+_LIST_ITEM = re.compile(
+    r"^([\u2022\u2023\u25aa\u25cf\u25e6\u2043\u2219*\-\u2013]\s|\(?(\d{1,3}|[a-z])[.)]\s)"
+)
+_LEADER_ENTRY = re.compile(r"(\.\s?){3,}\s*\d+$")  # "Setup . . . . 7": a contents line, never run on
+_SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)\]]*$")
+
+
+@dataclass
+class Paragraph:
+    text: str
+    page: int
+    headings: list[str]
+
+
+@dataclass(frozen=True)
+class Heading:
+    depth: int
+    title: str
+    page: int  # 1-based
+
+
+def _key(line: str) -> str:
+    """Lines equal but for their numbers (page numbers, chapter numbers) share a key."""
+    return re.sub(r"\d+", "#", " ".join(line.lower().split()))
+
+
+def strip_furniture(pages: Sequence[list[str]]) -> list[list[str]]:
+    """Each page's lines without its running header, footer and bare page number.
+
+    A header or footer is a line that stands among the first or last `EDGE_LINES` lines of at
+    least `FURNITURE_MIN_PAGES` pages, equal but for its numbers ("Chapter 2: Setup 7").
+    """
+    pages = [[line for line in lines if line.strip()] for lines in pages]
+    seen: Counter[str] = Counter()
+    for lines in pages:
+        edges = lines[:EDGE_LINES] + lines[-EDGE_LINES:] if len(lines) > EDGE_LINES else lines
+        seen.update({_key(line) for line in edges})
+    repeated = {k for k, n in seen.items() if n >= FURNITURE_MIN_PAGES}
+    out = []
+    for lines in pages:
+        kept = list(lines)
+        for edge in (
+            range(min(EDGE_LINES, len(kept))),
+            range(len(kept) - 1, max(len(kept) - 1 - EDGE_LINES, -1), -1),
+        ):
+            for i in edge:
+                if kept[i] is not None and (_key(kept[i]) in repeated or _page_number(kept[i], len(pages))):
+                    kept[i] = None
+        out.append([line for line in kept if line is not None])
+    return out
+
+
+def _page_number(line: str, pages: int) -> bool:
+    """A bare page number ("7", "- 7 -", "Page 7 of 9", "vii"); a larger number is the text's own."""
+    match = _PAGE_NUMBER.match(line.strip())
+    return bool(match) and (match["n"] is None or int(match["n"]) <= 2 * pages + 20)
+
+
+def _same_title(line: str, title: str) -> bool:
+    """The line is the heading: its text, perhaps after a section number the outline left out."""
+    a, b = " ".join(line.lower().split()), " ".join(title.lower().split())
+    if not b:
+        return False
+    if a == b:
+        return True
+    return (
+        a.endswith(b)
+        and bool(re.fullmatch(r"[\w.\s:]{0,16}", a[: len(a) - len(b)]))
+        and len(a) - len(b) <= 16
+    )
+
+
+def _text_width(pages: Sequence[list[str]]) -> int:
+    lengths = sorted(len(line.strip()) for lines in pages for line in lines if len(line.strip()) >= 20)
+    return lengths[int(len(lengths) * 0.9)] if lengths else 80
+
+
+def _joined(left: str, right: str) -> str:
+    # A hyphen at a line end with a lowercase word after it is the typesetter's, not the word's.
+    if re.search(r"[a-z]-$", left) and right[:1].islower():
+        return left[:-1] + right
+    return f"{left} {right}"
+
+
+def _placed(lines: Sequence[str], headings: Sequence[Heading]) -> dict[int, list[tuple[Heading, str | None]]]:
+    """Where each of a page's bookmarked headings takes effect: line index -> [(heading, its line)].
+
+    A heading printed as a line takes effect there (that line is the heading's, not the body's); one
+    whose title the page does not print takes effect with the next printed one, or at the page's end,
+    or, when the page prints none of them, at its start.
+    """
+    placed: dict[int, list[tuple[Heading, str | None]]] = {}
+    waiting: list[Heading] = []
+    at = 0
+    for heading in headings:
+        found = next((i for i in range(at, len(lines)) if _same_title(lines[i], heading.title)), None)
+        if found is None:
+            waiting.append(heading)
+            continue
+        placed.setdefault(found, []).extend((h, None) for h in waiting)
+        placed[found].append((heading, lines[found]))
+        waiting, at = [], found + 1
+    if waiting:
+        placed.setdefault(len(lines) if placed else 0, []).extend((h, None) for h in waiting)
+    return placed
+
+
+def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> list[Paragraph]:
+    """Paragraphs of the pages' lines (furniture already stripped), each under its outline headings.
+
+    A line at least `WRAP_FRACTION` of the text width, or one ending in a word hyphenated into the
+    next, runs on into the next one (unless that one starts a list item); a shorter line ends there: it ends the paragraph when it ends a sentence,
+    else it stays a line of its own in it (code, table rows and addresses keep their lines).
+    """
+    width = _text_width(pages)
+    by_page: dict[int, list[Heading]] = {}
+    for heading in outline:
+        by_page.setdefault(heading.page, []).append(heading)
+    path: list[str] = []
+    out: list[Paragraph] = []
+    for number, raw_lines in enumerate(pages, start=1):
+        lines = [line.strip() for line in raw_lines]
+        placed = _placed(lines, by_page.get(number, ()))
+        done: list[str] = []  # finished lines of the paragraph being built
+        line = ""  # the printed line being run on
+
+        def close(page: int) -> None:
+            nonlocal done, line
+            if line:
+                done.append(line)
+            if done:
+                out.append(Paragraph("\n".join(done), page, list(path)))
+            done, line = [], ""
+
+        for i in range(len(lines) + 1):
+            heading_line = False
+            for heading, shown in placed.get(i, ()):
+                close(number)
+                del path[heading.depth :]
+                path.append(shown or heading.title.strip())
+                heading_line = heading_line or shown is not None
+            if heading_line or i == len(lines):
+                continue
+            line = _joined(line, lines[i]) if line else lines[i]
+            following = lines[i + 1] if i + 1 < len(lines) and i + 1 not in placed else ""
+            wrapped = len(lines[i]) >= WRAP_FRACTION * width and not _LEADER_ENTRY.search(lines[i])
+            hyphenated = bool(re.search(r"[a-z]-$", lines[i])) and following[:1].islower()
+            if following and (wrapped or hyphenated) and not _LIST_ITEM.match(following):
+                continue
+            done.append(line)
+            line = ""
+            if _SENTENCE_END.search(lines[i]):
+                close(number)
+        close(number)
+    return out

@@ -1,0 +1,92 @@
+from retrieval.pdf_text import Heading, paragraphs, strip_furniture
+
+WIDE = "The sweep re-queues every document that has sat in processing for too long without a"
+
+
+def _page(n: int, body: list[str]) -> list[str]:
+    return ["ACME Operations Handbook", f"Chapter 2: Workers {n}", *body, f"Page {n} of 4"]
+
+
+def test_running_headers_footers_and_page_numbers_go():
+    """A line at a page's edge repeated on three or more pages (numbers aside) is furniture."""
+    bodies = ["Workers restart.", "Queues drain.", "Logs rotate daily.", "Backups run at night."]
+    pages = [_page(n, [body]) for n, body in enumerate(bodies, start=1)]
+    pages[2].append("17")  # a bare page number below the footer
+    assert strip_furniture(pages) == [[body] for body in bodies]
+
+
+def test_body_lines_repeated_on_few_pages_or_inside_stay():
+    """A repeated line inside the page, or at the edge of only two pages, is the document's text."""
+    pages = [
+        ["Warning: back up first.", "Step one.", "Note", "Step two.", "End of part."],
+        ["Warning: back up first.", "Step three.", "Note", "Step four.", "End of part 2."],
+        ["Other start.", "Step five.", "Note", "Step six.", "Closing words here."],
+    ]
+    assert strip_furniture(pages) == pages
+
+
+def test_wrapped_lines_run_on_and_line_end_hyphens_go():
+    """Lines wrapped at the margin become one paragraph; a word hyphenated across them is whole
+    again, so keyword search and quotes find it."""
+    lines = [
+        WIDE,
+        "heartbeat, and it logs the infor-",
+        "mation it used to decide. Then it writes the document's new state and moves on to",
+        "the next one.",
+        "A second paragraph begins here.",
+    ]
+    out = paragraphs([lines])
+    assert [p.text for p in out] == [
+        f"{WIDE} heartbeat, and it logs the information it used to decide. Then it writes the"
+        " document's new state and moves on to the next one.",
+        "A second paragraph begins here.",
+    ]
+    assert all(p.page == 1 for p in out)
+
+
+def test_short_lines_keep_their_breaks_and_list_items_stand_apart():
+    """Code, table rows and list items are not run together, nor is a contents line."""
+    lines = [
+        "Run these commands:",
+        "make install",
+        "make test",
+        WIDE,
+        "- the first item of a list that follows a long line",
+        "Contents . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . 7",
+        "Setup",
+    ]
+    assert [p.text for p in paragraphs([lines])] == ["Run these commands:", "\n".join(lines[1:])]
+
+
+def test_outline_headings_name_their_sections():
+    """A bookmark's title printed on its page (with or without its section number) starts its
+    section there and is not body text; nested bookmarks make a path; a deeper one ends with its
+    parent's next sibling."""
+    pages = [
+        ["Intro text before any heading."],
+        ["Closing words of the intro.", "2.1 Installing", "Install it.", "3 Running", "Run it."],
+    ]
+    outline = [
+        Heading(0, "2 Setup", 2),  # not printed on its page: takes effect with the next printed one
+        Heading(1, "Installing", 2),
+        Heading(0, "3 Running", 2),
+    ]
+    out = [(p.text, p.headings) for p in paragraphs(pages, outline)]
+    assert out == [
+        ("Intro text before any heading.", []),
+        ("Closing words of the intro.", []),
+        ("Install it.", ["2 Setup", "2.1 Installing"]),
+        ("Run it.", ["3 Running"]),
+    ]
+
+
+def test_bookmark_whose_title_is_not_printed_applies_from_its_page():
+    pages = [["First page."], ["Second page."]]
+    out = paragraphs(pages, [Heading(0, "Appendix", 2)])
+    assert [(p.text, p.headings) for p in out] == [("First page.", []), ("Second page.", ["Appendix"])]
+
+
+def test_only_plausible_page_numbers_go():
+    """A bare number past the page count, or a word of roman-numeral letters, is the text's own."""
+    pages = [["Invoice total", "1250"], ["Rights", "Civil"], ["Contents", "vii"], ["Appendix", "- 4 -"]]
+    assert strip_furniture(pages) == [["Invoice total", "1250"], ["Rights", "Civil"], ["Contents"], ["Appendix"]]
