@@ -24,7 +24,9 @@ _PAGE_NUMBER = re.compile(
 _LIST_ITEM = re.compile(
     r"^([\u2022\u2023\u25aa\u25cf\u25e6\u2043\u2219*\-\u2013]\s|\(?(\d{1,3}|[a-z])[.)]\s)"
 )
-_LEADER_ENTRY = re.compile(r"(\.\s?){3,}\s*\d+$")  # "Setup . . . . 7": a contents line, never run on
+# "Setup . . . . 7": a line of a table of contents or an index. It only points at a page, and left
+# in it would match searches and be quoted in answers in place of the section it names.
+_LEADER_ENTRY = re.compile(r"(?:[.\u2026\u00b7]\s?){4,}\s*(?:\d{1,5}|[ivxlc]{1,6})$")
 _SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)\]]*$")
 
 
@@ -134,6 +136,7 @@ def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> l
     A line at least `WRAP_FRACTION` of the text width, or one ending in a word hyphenated into the
     next, runs on into the next one (unless that one starts a list item); a shorter line ends there: it ends the paragraph when it ends a sentence,
     else it stays a line of its own in it (code, table rows and addresses keep their lines).
+    Contents and index lines ("Setup . . . . 7") are left out.
     """
     width = _text_width(pages)
     by_page: dict[int, list[Heading]] = {}
@@ -162,11 +165,11 @@ def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> l
                 del path[heading.depth :]
                 path.append(shown or heading.title.strip())
                 heading_line = heading_line or shown is not None
-            if heading_line or i == len(lines):
+            if heading_line or i == len(lines) or _LEADER_ENTRY.search(lines[i]):
                 continue
             line = _joined(line, lines[i]) if line else lines[i]
             following = lines[i + 1] if i + 1 < len(lines) and i + 1 not in placed else ""
-            wrapped = len(lines[i]) >= WRAP_FRACTION * width and not _LEADER_ENTRY.search(lines[i])
+            wrapped = len(lines[i]) >= WRAP_FRACTION * width
             hyphenated = bool(re.search(r"[a-z]-$", lines[i])) and following[:1].islower()
             if following and (wrapped or hyphenated) and not _LIST_ITEM.match(following):
                 continue
