@@ -711,6 +711,19 @@ def documents_reindex(*, model_name: str | None = None) -> int:
     return len(stale)
 
 
+def documents_reparse(*, kind: str) -> int:
+    """Queue every ready document of a type to be read again by today's parser (after an upgrade
+    that reads the type better); returns how many. Passages that come out the same keep their
+    vectors, and the old passages answer until the new ones are written."""
+    ids = list(
+        Document.objects.filter(
+            status=Document.Status.READY, kind=kind, collection__deleted_at=None
+        ).values_list("id", flat=True)
+    )
+    _requeue(ids, reset_attempts=True, batch_size=16)
+    return len(ids)
+
+
 _POSTINGS_REBUILD_SQL = """
 TRUNCATE retrieval_posting, retrieval_term;
 INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)

@@ -1,5 +1,8 @@
+import io
+
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from retrieval import services
 from retrieval.embeddings import get_embedder
@@ -335,6 +338,21 @@ def test_model_change_is_detected_and_reindexed(db, collection_a):
     assert set(Chunk.objects.filter(document=document).values_list("embedding_model", flat=True)) == {
         get_embedder().model_name
     }
+
+
+def test_reparse_reads_one_type_again_and_keeps_unchanged_vectors(db, collection_a):
+    """`reindex --reparse pdf` queues the ready PDFs only; passages read the same are not embedded
+    again."""
+    pdf, _ = upload(collection_a, "a.pdf", files.pdf_bytes(["Workers restart."]), enqueue=False)
+    text, _ = upload(collection_a, "notes.txt", SAMPLES["notes.txt"], enqueue=False)
+    services.documents_ingest(document_ids=[pdf.id, text.id])
+    out = io.StringIO()
+    call_command("reindex", "--reparse", "pdf", stdout=out)
+    assert "queued 1 pdf documents" in out.getvalue()
+    assert Document.objects.get(id=pdf.id).status == "queued"
+    assert Document.objects.get(id=text.id).status == "ready"
+    stats = services.documents_ingest(document_ids=[pdf.id])
+    assert (stats.ready, stats.embedded, stats.reused) == (1, 0, 1)
 
 
 def test_sweep_requeues_stuck_and_gives_up_eventually(db, collection_a):
