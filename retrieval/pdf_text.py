@@ -107,6 +107,46 @@ def _joined(left: str, right: str) -> str:
     return f"{left} {right}"
 
 
+HEADING_SIZE_RATIO = 1.1  # set this much larger than the body text, a short line is a heading
+HEADING_SHARE_MAX = 0.4  # more heading-sized lines than this share: large type is not for headings here
+
+
+def font_headings(pages: Sequence[list[str]], sizes: Sequence[dict[str, float]]) -> list[Heading]:
+    """Headings from type size, for a PDF without bookmarks: short lines set larger than the body
+    text (the size most characters are in), the largest size at depth 0, the next at 1, smaller
+    ones at 2. `sizes[i]` maps page i+1's lines to their size. A heading wrapped onto a second line
+    keeps its first."""
+    weight: Counter[float] = Counter()
+    for lines, size_of in zip(pages, sizes, strict=True):
+        for line in lines:
+            if size_of.get(line.strip()):
+                weight[round(size_of[line.strip()] * 2) / 2] += len(line.strip())
+    if not weight:
+        return []
+    body = weight.most_common(1)[0][0]
+    found: list[tuple[int, str, float]] = []
+    total = 0
+    for number, (lines, size_of) in enumerate(zip(pages, sizes, strict=True), start=1):
+        previous = 0.0
+        for line in (raw.strip() for raw in lines):
+            total += 1
+            size = round(size_of.get(line, 0.0) * 2) / 2
+            heading = (
+                size >= body * HEADING_SIZE_RATIO
+                and len(line) <= 100
+                and len(line.split()) <= 12
+                and re.search(r"[^\W\d_]", line)
+                and not re.search(r"[.,;]$", line)
+            )
+            if heading and size != previous:
+                found.append((number, line, size))
+            previous = size if heading else 0.0
+    if not found or len(found) > HEADING_SHARE_MAX * total:
+        return []
+    levels = sorted({size for _, _, size in found}, reverse=True)
+    return [Heading(min(levels.index(size), 2), line, number) for number, line, size in found]
+
+
 def _placed(lines: Sequence[str], headings: Sequence[Heading]) -> dict[int, list[tuple[Heading, str | None]]]:
     """Where each of a page's bookmarked headings takes effect: line index -> [(heading, its line)].
 

@@ -6,9 +6,10 @@ import io
 import zipfile
 
 
-def pdf_bytes(pages: list[str | list[str]], outline: list[tuple[int, str, int]] = ()) -> bytes:
+def pdf_bytes(pages: list[str | list], outline: list[tuple[int, str, int]] = ()) -> bytes:
     """A valid PDF written by hand (Helvetica, uncompressed): each page one text line, or a list of
-    lines set 14 points apart. `outline` adds bookmarks (depth, title, 1-based page) with pypdf."""
+    lines (text, or (text, type size)) set 14 points apart (more for large type). `outline` adds bookmarks (depth, title,
+    1-based page) with pypdf."""
     objects = []
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
     objects.append("<< /Type /Catalog /Pages 2 0 R >>")
@@ -22,8 +23,9 @@ def pdf_bytes(pages: list[str | list[str]], outline: list[tuple[int, str, int]] 
         )
         shown = []
         for line in [lines] if isinstance(lines, str) else lines:
+            line, size = (line, 12) if isinstance(line, str) else line
             safe = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-            shown.append(f"({safe}) Tj 0 -14 Td")
+            shown.append(f"/F1 {size} Tf ({safe}) Tj 0 -{max(14, round(size * 1.4))} Td")
         stream = "BT /F1 12 Tf 72 720 Td " + " ".join(shown) + " ET"
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
     objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")

@@ -81,6 +81,46 @@ def test_pdf_layout_read_as_paragraphs_under_bookmarks(tmp_path):
     ]
 
 
+def test_pdf_without_bookmarks_takes_headings_from_type_size(tmp_path):
+    """Short lines set larger than the body text are headings, the largest size outermost."""
+    pages = [
+        [
+            ("Operations Handbook", 20),
+            ("Workers", 15),
+            "Each worker takes one document at a time.",
+            "Logs go",
+        ],
+        [
+            "to standard output.",
+            ("Storage", 15),
+            "Uploads live on disk.",
+            ("Backups", 13.5),
+            "Nightly.",
+            "Kept.",
+        ],
+    ]
+    blocks = parse_isolated(write(tmp_path, "h.pdf", files.pdf_bytes(pages)), "pdf", **LIMITS)
+    assert [(b.text, b.page, b.headings) for b in blocks] == [
+        ("Each worker takes one document at a time. Logs go", 1, ["Operations Handbook", "Workers"]),
+        ("to standard output.", 2, ["Operations Handbook", "Workers"]),
+        ("Uploads live on disk.", 2, ["Operations Handbook", "Storage"]),
+        ("Nightly.", 2, ["Operations Handbook", "Storage", "Backups"]),
+        ("Kept.", 2, ["Operations Handbook", "Storage", "Backups"]),
+    ]
+
+
+def test_pdf_large_type_that_is_not_a_heading(tmp_path):
+    """A sentence or a figure set large is text, and where large lines are most of the lines, size
+    marks nothing."""
+    quote = [("Uploads are never lost.", 18), ("1,250", 18), "Body text of the page.", "More body text here."]
+    blocks = parse_isolated(write(tmp_path, "q.pdf", files.pdf_bytes([quote])), "pdf", **LIMITS)
+    assert all(b.headings == [] for b in blocks)
+    assert "1,250" in blocks[-1].text
+    poster = [[("Open day", 30), ("Friday", 30), ("Bring a friend", 30), "Doors open at nine."]]
+    blocks = parse_isolated(write(tmp_path, "p.pdf", files.pdf_bytes(poster)), "pdf", **LIMITS)
+    assert all(b.headings == [] for b in blocks)
+
+
 def test_pdf_with_a_broken_outline_still_parses(tmp_path, monkeypatch):
     """Bookmarks only name sections: an outline pypdf cannot read leaves the text without headings."""
 
