@@ -15,6 +15,8 @@ _DOWNLOAD_TYPES = {
     Document.Kind.PPTX: "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     Document.Kind.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     Document.Kind.HTML: "application/octet-stream",
+    Document.Kind.EMAIL: "message/rfc822",
+    Document.Kind.EPUB: "application/epub+zip",
 }
 
 

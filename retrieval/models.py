@@ -85,6 +85,8 @@ class Document(models.Model):
         HTML = "html", "HTML"
         TEXT = "text", "Plain text"
         CSV = "csv", "CSV"
+        EMAIL = "email", "Email (EML)"
+        EPUB = "epub", "EPUB"
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)

@@ -19,6 +19,8 @@ import threading
 import time
 import unicodedata
 import zipfile
+import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,8 @@ EXTENSIONS = {
     ".csv": "csv",
     ".pptx": "pptx",
     ".xlsx": "xlsx",
+    ".eml": "email",
+    ".epub": "epub",
 }
 SNIFF_BYTES = 64 * 1024
 _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -44,7 +48,7 @@ _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 # after a byte order mark decode to, and no text document holds.
 _NOT_TEXT = {"Cc", "Cs", "Co", "Cn"}
 _HTML_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]{1,40})", re.IGNORECASE)
-# An Office package (DOCX, PPTX, XLSX) is a ZIP; past these it is refused unopened (a zip bomb).
+# An Office package (DOCX, PPTX, XLSX) or an EPUB is a ZIP; past these it is refused unopened (a zip bomb).
 OFFICE_MAX_UNCOMPRESSED = 200 * 1024 * 1024
 OFFICE_MAX_RATIO = 150
 _OFFICE_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx"}
@@ -70,6 +74,20 @@ def _looks_like_html(text: str) -> bool:
     if head.startswith(("<!doctype html", "<html")):
         return True
     return head.startswith("<") and bool(re.search(r"<(head|body|p|div|h[1-6]|title|article)[\s>]", head))
+
+
+_EMAIL_HEADER = re.compile(r"(?im)^(from|to|subject|date|message-id|received|return-path|mime-version):[ \t]")
+
+
+def _looks_like_email(text: str) -> bool:
+    """A message's header block: field lines (or their folded continuations) up to the first blank
+    line, among them fields every message has."""
+    head = text.lstrip("\ufeff").replace("\r\n", "\n").split("\n\n", 1)[0]
+    lines = head.split("\n")
+    if lines[0].startswith("From "):  # the separator line mbox exports put first
+        lines = lines[1:]
+    fields = all(re.match(r"[!-9;-~]+:|[ \t]", line) for line in lines if line)
+    return fields and len(_EMAIL_HEADER.findall(head)) >= 2
 
 
 def _sniff_text(head: bytes) -> str | None:
@@ -99,7 +117,7 @@ def detect_kind(path: str | Path, filename: str) -> str:
     claimed = EXTENSIONS.get(ext)
     if ext and claimed is None:
         raise UnsupportedType(
-            f"'{ext}' files are not supported; upload PDF, DOCX, PPTX, XLSX, Markdown, HTML, CSV or text"
+            f"'{ext}' files are not supported; upload PDF, DOCX, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text"
         )
 
     if b"%PDF-" in head[:1024]:
@@ -112,6 +130,8 @@ def detect_kind(path: str | Path, filename: str) -> str:
             raise UnsupportedType("the file is binary and not a PDF or DOCX document")
         if claimed in ("markdown", "text", "csv"):
             found = claimed
+        elif claimed == "email":
+            found = "email" if _looks_like_email(text) else "text"
         else:
             found = "html" if _looks_like_html(text) else "text"
 
@@ -129,12 +149,21 @@ def _zip_kind(path: Path) -> str:
     for marker, kind in _OFFICE_PARTS.items():
         if marker in names:
             return kind
-    raise UnsupportedType("the file is a ZIP archive but not a Word, PowerPoint or Excel document")
+    if "META-INF/container.xml" in names and "mimetype" in names:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                small = zf.getinfo("mimetype").file_size < 100
+                if small and zf.read("mimetype").strip() == b"application/epub+zip":
+                    return "epub"
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error) as exc:
+            # A bad checksum, an encrypted or oddly compressed member: not an EPUB we can read.
+            raise UnsupportedType("the file is a damaged ZIP archive") from exc
+    raise UnsupportedType("the file is a ZIP archive but not a Word, PowerPoint, Excel or EPUB document")
 
 
-def _open_office(path: Path, label: str) -> None:
-    """Refuses an Office file (a ZIP package) that would expand past what any real document does,
-    before a library inflates it."""
+def _open_package(path: Path, label: str) -> None:
+    """Refuses a ZIP package (an Office file or an EPUB) that would expand past what any real
+    document does, before a library inflates it."""
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -240,7 +269,7 @@ def _pdf_outline(reader) -> list[pdf_text.Heading]:
 
 
 def parse_docx(path: Path, budget: _Budget) -> list[Block]:
-    _open_office(path, "DOCX")
+    _open_package(path, "DOCX")
     import docx
     from docx.oxml.ns import qn
 
@@ -423,12 +452,17 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
 def parse_html(path: Path, budget: _Budget) -> list[Block]:
+    return _html_blocks(_read_text(path, budget, html=True))
+
+
+def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
+    """The visible text of an HTML document as blocks, under `headings` and its own h1-h6."""
     from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
-    text = _read_text(path, budget, html=True)
     soup = BeautifulSoup(text, "lxml")
     blocks: list[Block] = []
-    headings: list[str] = []
+    outer = list(headings)
+    headings = list(outer)
     buffer: list[str] = []
 
     def flush() -> None:
@@ -465,7 +499,7 @@ def parse_html(path: Path, budget: _Budget) -> list[Block]:
                 level = int(child.name[1])
                 title = re.sub(r"\s+", " ", child.get_text(" ")).strip()
                 if title:
-                    headings = headings[: level - 1] + [title]
+                    headings = outer + headings[len(outer) : len(outer) + level - 1] + [title]
                 continue
             if child.name == "table" and is_data_table(child):
                 flush()
@@ -490,13 +524,103 @@ def parse_html(path: Path, budget: _Budget) -> list[Block]:
     if not blocks:
         title = soup.title.get_text(" ").strip() if soup.title else ""
         if title:
-            blocks.append(Block(title))
+            blocks.append(Block(title, headings=outer))
+    return blocks
+
+
+def _text_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
+    return [Block(p.strip(), headings=list(headings)) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+EMAIL_HEADERS = ("From", "To", "Cc", "Date", "Subject")
+
+
+_OPF = "{http://www.idpf.org/2007/opf}"
+_CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+
+
+def parse_epub(path: Path, budget: _Budget) -> list[Block]:
+    """An EPUB book: its XHTML documents in reading order (the spine), each read like an HTML page,
+    under the book's title."""
+    import posixpath
+
+    from lxml import etree
+
+    _open_package(path, "EPUB")
+    # No entities, no network, no huge trees: the XML of an upload is as untrusted as the rest.
+    xml = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    blocks: list[Block] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            container = etree.fromstring(zf.read("META-INF/container.xml"), xml)
+            rootfile = container.find(f".//{_CONTAINER}rootfile")
+            opf_path = rootfile.get("full-path") if rootfile is not None else None
+            if not opf_path:
+                raise ParseError("the EPUB names no package document")
+            opf = etree.fromstring(zf.read(opf_path), xml)
+            title_node = opf.find(".//{http://purl.org/dc/elements/1.1/}title")
+            title = _clean(title_node.text or "") if title_node is not None and title_node.text else ""
+            items = {
+                item.get("id"): item
+                for item in opf.iter(f"{_OPF}item")
+                if item.get("media-type") in ("application/xhtml+xml", "text/html")
+            }
+            base = posixpath.dirname(opf_path)
+            for ref in opf.iter(f"{_OPF}itemref"):
+                item = items.get(ref.get("idref"))
+                if item is None or not item.get("href"):
+                    continue
+                name = posixpath.normpath(posixpath.join(base, item.get("href").split("#")[0]))
+                data = zf.read(name)
+                text = budget.take(_decode(data, html=True))
+                blocks += _html_blocks(text, [title] if title else [])
+    except ParseError:
+        raise
+    except (KeyError, zipfile.BadZipFile, etree.XMLSyntaxError, ValueError) as exc:
+        raise ParseError(f"the EPUB file is damaged or malformed ({type(exc).__name__})") from exc
+    return blocks
+
+
+def _email_text(part) -> str:
+    try:
+        return part.get_content()
+    except LookupError:  # a charset Python does not know: read it as UTF-8, marking what is not
+        return (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+
+
+def parse_email(path: Path, budget: _Budget) -> list[Block]:
+    """An email (.eml): its sender, recipients, date and subject as the first block, then its body
+    (the plain text part, else the HTML one) under the subject; attachments are named, not read."""
+    import email
+    import email.policy
+
+    size = path.stat().st_size
+    if size > budget.max_chars * 4:
+        raise ParseError(f"the document holds more than {budget.max_chars:,} characters of text")
+    try:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        header = [f"{name}: {_clean(str(message[name]))}" for name in EMAIL_HEADERS if message[name]]
+        subject = _clean(str(message["Subject"] or "")) or "(no subject)"
+        body = message.get_body(preferencelist=("plain", "html"))
+        content = _clean(_email_text(body)) if body is not None else ""
+        attachments = [_clean(part.get_filename() or "") for part in message.iter_attachments()]
+    except (LookupError, UnicodeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        # An unknown charset, a malformed header or MIME structure: the standard library's kinds.
+        raise ParseError(f"the email is malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    budget.take(content)
+    blocks = [Block(budget.take("\n".join(header)), headings=[subject])] if header else []
+    if body is not None and body.get_content_type() == "text/html":
+        blocks += _html_blocks(content, [subject])
+    else:
+        blocks += _text_blocks(content, [subject])
+    named = [name for name in attachments if name]
+    if named:
+        blocks.append(Block("Attachments: " + ", ".join(named), headings=[subject]))
     return blocks
 
 
 def parse_text(path: Path, budget: _Budget) -> list[Block]:
-    text = _read_text(path, budget)
-    return [Block(p.strip()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return _text_blocks(_read_text(path, budget))
 
 
 def parse_csv(path: Path, budget: _Budget) -> list[Block]:
@@ -521,7 +645,7 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
     """Each slide under the heading "Slide N: its title": its text boxes top to bottom, its tables as
     Markdown tables, then the speaker notes. (Not as pages: a citation then says "slide", and a deck
     is downloaded, so there is no viewer to open at a page.)"""
-    _open_office(path, "PPTX")
+    _open_package(path, "PPTX")
     import pptx
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
@@ -569,7 +693,7 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
 def parse_xlsx(path: Path, budget: _Budget) -> list[Block]:
     """Each sheet as a Markdown table under the sheet's name, its first non-empty row the header;
     cells as last calculated (formulas are not evaluated)."""
-    _open_office(path, "XLSX")
+    _open_package(path, "XLSX")
     import openpyxl
 
     try:
@@ -622,6 +746,8 @@ PARSERS = {
     "csv": parse_csv,
     "pptx": parse_pptx,
     "xlsx": parse_xlsx,
+    "email": parse_email,
+    "epub": parse_epub,
 }
 
 

@@ -55,6 +55,70 @@ def pdf_bytes(pages: list[str | list], outline: list[tuple[int, str, int]] = ())
     return result.getvalue()
 
 
+def epub_bytes(
+    title: str,
+    chapters: list[tuple[str, list[str]]],
+    spine: list[int] | None = None,
+    mimetype: str = "application/epub+zip",
+) -> bytes:
+    """An EPUB 3 book: one XHTML file per chapter (an h1 and its paragraphs), read in `spine` order
+    (chapter indexes; the order given by default), and a navigation document outside the spine."""
+    order = spine if spine is not None else list(range(len(chapters)))
+    manifest = "".join(
+        f'<item id="c{i}" href="text/c{i}.xhtml" media-type="application/xhtml+xml"/>'
+        for i in range(len(chapters))
+    )
+    opf = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">'
+        f'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{title}</dc:title></metadata>'
+        f'<manifest><item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>{manifest}'
+        "</manifest><spine>" + "".join(f'<itemref idref="c{i}"/>' for i in order) + "</spine></package>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), mimetype)  # first and stored, as EPUB asks
+        zf.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+            '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>",
+        )
+        zf.writestr("OEBPS/content.opf", opf)
+        zf.writestr("OEBPS/nav.xhtml", "<html><body><nav><ol><li>Contents</li></ol></nav></body></html>")
+        for i, (heading, paragraphs) in enumerate(chapters):
+            body = f"<h1>{heading}</h1>" + "".join(f"<p>{p}</p>" for p in paragraphs)
+            zf.writestr(
+                f"OEBPS/text/c{i}.xhtml",
+                f'<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><body>{body}</body></html>',
+            )
+    return out.getvalue()
+
+
+def eml_bytes(
+    subject: str,
+    text: str | None = None,
+    html: str | None = None,
+    attachments: tuple[str, ...] = (),
+    charset: str = "utf-8",
+) -> bytes:
+    """An email as a mail client saves it (.eml): a plain and/or HTML body, named attachments."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "Ana Ops <ana@example.org>"
+    message["To"] = "team@example.org"
+    message["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
+    message["Subject"] = subject
+    if text is not None:
+        message.set_content(text, charset=charset, cte="quoted-printable")
+    if html is not None:
+        (message.add_alternative if text is not None else message.set_content)(html, subtype="html")
+    for name in attachments:
+        message.add_attachment(b"%PDF-1.4 not read", maintype="application", subtype="pdf", filename=name)
+    return message.as_bytes()
+
+
 def docx_bytes(heading: str, paragraphs: list[str]) -> bytes:
     import docx
 
@@ -165,11 +229,15 @@ def pdf_circular_xref() -> bytes:
     return body
 
 
-def docx_zip_bomb(part: str = "word/document.xml") -> bytes:
-    """A DOCX-shaped ZIP whose document.xml inflates to 1 GB (`part` gives another Office type)."""
+def docx_zip_bomb(part: str = "word/document.xml", epub: bool = False) -> bytes:
+    """A DOCX-shaped ZIP whose document.xml inflates to 1 GB (`part` gives another Office type; with
+    `epub`, an EPUB's marks)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         zf.writestr("[Content_Types].xml", "<Types/>")
+        if epub:
+            zf.writestr("mimetype", "application/epub+zip")
+            zf.writestr("META-INF/container.xml", "<container/>")
         with zf.open(part, "w", force_zip64=True) as member:
             block = b"<w:p>" + b"A" * (1 << 20)
             for _ in range(1024):

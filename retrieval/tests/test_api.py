@@ -255,8 +255,8 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
 def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     client, alice, collection_a, key_for
 ):
-    """Markdown, CSV and text come back as plain text; HTML and Office files as downloads under their original
-    name; none can run script in the app's origin. PDF is left to the browser's viewer (below)."""
+    """Markdown, CSV and text come back as plain text; HTML, Office files, emails and EPUBs as downloads
+    under their original name; none can run script in the app's origin. PDF is left to the browser's viewer (below)."""
     auth = key_for(alice)
     page = b"<html><body><script>alert(1)</script><p>Quarterly plan</p></body></html>"
     cases = [
@@ -269,6 +269,13 @@ def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
             "application/vnd.openxmlformats-officedocument.presentationml.presentation",
             "attachment",
         ),
+        (
+            "note.eml",
+            files.eml_bytes("Note", html="<p>Hi</p><script>x()</script>"),
+            "message/rfc822",
+            "attachment",
+        ),
+        ("book.epub", files.epub_bytes("Book", [("One", ["Text."])]), "application/epub+zip", "attachment"),
     ]
     for name, data, content_type, disposition in cases:
         document, _ = upload(collection_a, name, data, enqueue=False)

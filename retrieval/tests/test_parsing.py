@@ -135,6 +135,90 @@ def test_pdf_with_a_broken_outline_still_parses(tmp_path, monkeypatch):
     assert [(b.text, b.headings) for b in blocks] == [("Operations Handbook\nBody.", [])]
 
 
+def test_email_headers_body_and_attachment_names(tmp_path):
+    """An .eml gives its sender, recipients, date and subject, then its plain body in paragraphs
+    under the subject (decoded from its charset and transfer encoding); attachments are named."""
+    data = files.eml_bytes(
+        "Wöchentlicher Bericht",
+        "Hallo,\n\nder Server läuft seit Montag.\n",
+        attachments=("report.pdf",),
+        charset="iso-8859-1",
+    )
+    path = write(tmp_path, "bericht.eml", data)
+    assert detect_kind(path, "bericht.eml") == "email"
+    blocks = parse_isolated(path, "email", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        (
+            "From: Ana Ops <ana@example.org>\nTo: team@example.org\nDate: Tue, 24 Nov 2026 09:00:00 +0000\n"
+            "Subject: Wöchentlicher Bericht",
+            ["Wöchentlicher Bericht"],
+        ),
+        ("Hallo,", ["Wöchentlicher Bericht"]),
+        ("der Server läuft seit Montag.", ["Wöchentlicher Bericht"]),
+        ("Attachments: report.pdf", ["Wöchentlicher Bericht"]),
+    ]
+
+
+def test_email_with_only_html_reads_its_visible_text(tmp_path):
+    html = "<html><body><h1>Outage</h1><p>The queue is <b>drained</b>.</p><script>x()</script></body></html>"
+    blocks = parse_isolated(write(tmp_path, "a.eml", files.eml_bytes("Status", html=html)), "email", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks[1:]] == [("The queue is drained.", ["Status", "Outage"])]
+
+
+def test_email_in_an_unknown_charset_is_still_read(tmp_path):
+    data = files.eml_bytes("Note", "Plain words.\n", charset="us-ascii").replace(b"us-ascii", b"x-unheard-of")
+    blocks = parse_isolated(write(tmp_path, "a.eml", data), "email", **LIMITS)
+    assert blocks[1].text == "Plain words."
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"Just some notes.\nNothing like a message.\n", b"Subject: only one field\n\nbody\n"],
+)
+def test_eml_name_on_a_file_that_is_not_an_email_is_refused(tmp_path, data):
+    with pytest.raises(UnsupportedType):
+        detect_kind(write(tmp_path, "notes.eml", data), "notes.eml")
+
+
+def test_mbox_style_export_is_an_email(tmp_path):
+    data = b"From - Tue Nov 24 09:00:00 2026\n" + files.eml_bytes("Hi", "Body.\n")
+    assert detect_kind(write(tmp_path, "a.eml", data), "a.eml") == "email"
+
+
+def test_epub_chapters_in_reading_order_under_the_book_title(tmp_path):
+    """An EPUB is read in its spine's order (not the manifest's), each chapter's headings under the
+    book's title; the navigation document, outside the spine, is not read."""
+    data = files.epub_bytes(
+        "Field Guide",
+        [("Tools", ["Carry a knife."]), ("Maps", ["North is up.", "Scale is 1:25000."])],
+        spine=[1, 0],
+    )
+    path = write(tmp_path, "guide.epub", data)
+    assert detect_kind(path, "guide.epub") == "epub"
+    blocks = parse_isolated(path, "epub", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("North is up.", ["Field Guide", "Maps"]),
+        ("Scale is 1:25000.", ["Field Guide", "Maps"]),
+        ("Carry a knife.", ["Field Guide", "Tools"]),
+    ]
+
+
+def test_zip_with_epub_marks_but_another_mimetype_or_damaged_is_refused(tmp_path):
+    other = files.epub_bytes("Book", [("One", ["Text."])], mimetype="application/x-other")
+    with pytest.raises(UnsupportedType, match="not a Word, PowerPoint, Excel or EPUB"):
+        detect_kind(write(tmp_path, "book.epub", other), "book.epub")
+    damaged = files.epub_bytes("Book", [("One", ["Text."])]).replace(b"epub+zip", b"epub+zap")
+    with pytest.raises(UnsupportedType, match="damaged"):
+        detect_kind(write(tmp_path, "bad.epub", damaged), "bad.epub")
+
+
+def test_epub_zip_bomb_fails_unopened(tmp_path):
+    path = write(tmp_path, "bomb.epub", files.docx_zip_bomb("OEBPS/c.xhtml", epub=True))
+    assert detect_kind(path, "bomb.epub") == "epub"
+    with pytest.raises(ParseError, match="zip bomb"):
+        parse_isolated(path, "epub", **LIMITS)
+
+
 def test_docx_headings_become_heading_path(tmp_path):
     """DOCX headings give the heading path of the paragraphs below them."""
     blocks = parse_isolated(

@@ -22,6 +22,8 @@ SAMPLES = {
     "caps.csv": b"city,nightly cap\nLondon,220 GBP\nBerlin,160 EUR\n",
     "deck.pptx": files.pptx_bytes([("Roadmap", ["Launch in March."], "Mention the pilot.")]),
     "budget.xlsx": files.xlsx_bytes({"2026": [["team", "budget"], ["Ops", 120000]]}),
+    "outage.eml": files.eml_bytes("Outage", "The queue drained at ten.\n", attachments=("log.pdf",)),
+    "guide.epub": files.epub_bytes("Field Guide", [("Maps", ["North is up."])]),
 }
 
 
