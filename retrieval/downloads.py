@@ -17,6 +17,7 @@ _DOWNLOAD_TYPES = {
     Document.Kind.HTML: "application/octet-stream",
     Document.Kind.EMAIL: "message/rfc822",
     Document.Kind.EPUB: "application/epub+zip",
+    Document.Kind.ODT: "application/vnd.oasis.opendocument.text",
 }
 
 

@@ -87,6 +87,7 @@ class Document(models.Model):
         CSV = "csv", "CSV"
         EMAIL = "email", "Email (EML)"
         EPUB = "epub", "EPUB"
+        ODT = "odt", "OpenDocument text (ODT)"
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)

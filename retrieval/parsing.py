@@ -41,6 +41,7 @@ EXTENSIONS = {
     ".xlsx": "xlsx",
     ".eml": "email",
     ".epub": "epub",
+    ".odt": "odt",
 }
 SNIFF_BYTES = 64 * 1024
 _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -52,6 +53,8 @@ _HTML_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-
 OFFICE_MAX_UNCOMPRESSED = 200 * 1024 * 1024
 OFFICE_MAX_RATIO = 150
 _OFFICE_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx"}
+# EPUB and OpenDocument name their type in a first, stored file called `mimetype`.
+_ZIP_MIMETYPES = {b"application/epub+zip": "epub", b"application/vnd.oasis.opendocument.text": "odt"}
 
 
 class UnsupportedType(ValueError):
@@ -117,7 +120,7 @@ def detect_kind(path: str | Path, filename: str) -> str:
     claimed = EXTENSIONS.get(ext)
     if ext and claimed is None:
         raise UnsupportedType(
-            f"'{ext}' files are not supported; upload PDF, DOCX, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text"
+            f"'{ext}' files are not supported; upload PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text"
         )
 
     if b"%PDF-" in head[:1024]:
@@ -149,16 +152,19 @@ def _zip_kind(path: Path) -> str:
     for marker, kind in _OFFICE_PARTS.items():
         if marker in names:
             return kind
-    if "META-INF/container.xml" in names and "mimetype" in names:
+    if "mimetype" in names and ("META-INF/container.xml" in names or "content.xml" in names):
         try:
             with zipfile.ZipFile(path) as zf:
                 small = zf.getinfo("mimetype").file_size < 100
-                if small and zf.read("mimetype").strip() == b"application/epub+zip":
-                    return "epub"
+                kind = _ZIP_MIMETYPES.get(zf.read("mimetype").strip()) if small else None
+                if kind:
+                    return kind
         except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error) as exc:
             # A bad checksum, an encrypted or oddly compressed member: not an EPUB we can read.
             raise UnsupportedType("the file is a damaged ZIP archive") from exc
-    raise UnsupportedType("the file is a ZIP archive but not a Word, PowerPoint, Excel or EPUB document")
+    raise UnsupportedType(
+        "the file is a ZIP archive but not a Word, PowerPoint, Excel, OpenDocument text or EPUB document"
+    )
 
 
 def _open_package(path: Path, label: str) -> None:
@@ -581,6 +587,87 @@ def parse_epub(path: Path, budget: _Budget) -> list[Block]:
     return blocks
 
 
+_ODF_TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+_ODF_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_ODF_OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+ODF_REPEAT_MAX = 50  # a repeated cell or row past this is formatting reaching the sheet's edge
+
+
+def parse_odt(path: Path, budget: _Budget) -> list[Block]:
+    """An OpenDocument text (LibreOffice Writer): headings by outline level, paragraphs and list
+    items, tables as Markdown; footnotes and annotations are left out of the running text."""
+    from lxml import etree
+
+    _open_package(path, "ODT")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            data = zf.read("content.xml")
+        xml = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.fromstring(data, xml)
+    except (KeyError, zipfile.BadZipFile, etree.XMLSyntaxError) as exc:
+        raise ParseError(f"the ODT file is damaged or malformed ({type(exc).__name__})") from exc
+    body = root.find(f"{_ODF_OFFICE}body/{_ODF_OFFICE}text")
+    if body is None:
+        raise ParseError("the ODT file has no text body")
+    blocks: list[Block] = []
+    headings: list[str] = []
+
+    def walk(node) -> None:
+        nonlocal headings
+        for child in node:
+            if child.tag == f"{_ODF_TEXT}h":
+                title = _clean(" ".join(_odf_text(child).split()))
+                level = int(child.get(f"{_ODF_TEXT}outline-level") or 1) if title else 0
+                if title:
+                    headings = headings[: max(level, 1) - 1] + [budget.take(title)]
+            elif child.tag == f"{_ODF_TEXT}p":
+                text = _clean(_odf_text(child))
+                if text:
+                    blocks.append(Block(budget.take(text), headings=list(headings)))
+            elif child.tag == f"{_ODF_TABLE}table":
+                table = markdown_table(_odf_rows(child))
+                if table:
+                    blocks.append(Block(budget.take(table), headings=list(headings)))
+            elif child.tag in (f"{_ODF_TEXT}list", f"{_ODF_TEXT}list-item", f"{_ODF_TEXT}section"):
+                walk(child)
+
+    walk(body)
+    return blocks
+
+
+def _odf_text(node) -> str:
+    parts = [node.text or ""]
+    for child in node:
+        tag = child.tag
+        if tag == f"{_ODF_TEXT}s":
+            parts.append(" " * min(int(child.get(f"{_ODF_TEXT}c") or 1), 100))
+        elif tag == f"{_ODF_TEXT}tab":
+            parts.append("\t")
+        elif tag == f"{_ODF_TEXT}line-break":
+            parts.append("\n")
+        elif tag not in (f"{_ODF_TEXT}note", f"{_ODF_OFFICE}annotation"):
+            parts.append(_odf_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _odf_rows(table) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for row in table.iter(f"{_ODF_TABLE}table-row"):
+        cells: list[str] = []
+        for cell in row:
+            if cell.tag not in (f"{_ODF_TABLE}table-cell", f"{_ODF_TABLE}covered-table-cell"):
+                continue
+            text = " ".join(_clean(_odf_text(p)) for p in cell if p.tag == f"{_ODF_TEXT}p").strip()
+            repeat = min(int(cell.get(f"{_ODF_TABLE}number-columns-repeated") or 1), ODF_REPEAT_MAX)
+            cells.extend([text] * repeat)
+        while cells and not cells[-1]:
+            cells.pop()
+        repeat = min(int(row.get(f"{_ODF_TABLE}number-rows-repeated") or 1), ODF_REPEAT_MAX)
+        rows.extend([cells] * repeat if cells else [])
+    return rows
+
+
 def _email_text(part) -> str:
     try:
         return part.get_content()
@@ -748,6 +835,7 @@ PARSERS = {
     "xlsx": parse_xlsx,
     "email": parse_email,
     "epub": parse_epub,
+    "odt": parse_odt,
 }
 
 

@@ -276,6 +276,12 @@ def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
             "attachment",
         ),
         ("book.epub", files.epub_bytes("Book", [("One", ["Text."])]), "application/epub+zip", "attachment"),
+        (
+            "memo.odt",
+            files.odt_bytes("<text:p>Hi</text:p>"),
+            "application/vnd.oasis.opendocument.text",
+            "attachment",
+        ),
     ]
     for name, data, content_type, disposition in cases:
         document, _ = upload(collection_a, name, data, enqueue=False)

@@ -205,7 +205,7 @@ def test_epub_chapters_in_reading_order_under_the_book_title(tmp_path):
 
 def test_zip_with_epub_marks_but_another_mimetype_or_damaged_is_refused(tmp_path):
     other = files.epub_bytes("Book", [("One", ["Text."])], mimetype="application/x-other")
-    with pytest.raises(UnsupportedType, match="not a Word, PowerPoint, Excel or EPUB"):
+    with pytest.raises(UnsupportedType, match="not a Word, PowerPoint, Excel, OpenDocument text or EPUB"):
         detect_kind(write(tmp_path, "book.epub", other), "book.epub")
     damaged = files.epub_bytes("Book", [("One", ["Text."])]).replace(b"epub+zip", b"epub+zap")
     with pytest.raises(UnsupportedType, match="damaged"):
@@ -217,6 +217,31 @@ def test_epub_zip_bomb_fails_unopened(tmp_path):
     assert detect_kind(path, "bomb.epub") == "epub"
     with pytest.raises(ParseError, match="zip bomb"):
         parse_isolated(path, "epub", **LIMITS)
+
+
+def test_odt_headings_paragraphs_lists_and_tables(tmp_path):
+    """LibreOffice text: headings by outline level, spaces and line breaks as written, list items,
+    a table as Markdown (repeated cells spelled out), footnotes left out of the sentence."""
+    body = (
+        '<text:h text:outline-level="1">Travel</text:h>'
+        '<text:p>Book<text:s text:c="2"/>early.<text:note><text:note-body><text:p>See HR.</text:p>'
+        "</text:note-body></text:note> Fly economy.</text:p>"
+        '<text:h text:outline-level="2">Caps</text:h>'
+        "<text:list><text:list-item><text:p>Hotels<text:line-break/>near the office</text:p></text:list-item></text:list>"
+        "<table:table><table:table-row><table:table-cell><text:p>city</text:p></table:table-cell>"
+        "<table:table-cell><text:p>cap</text:p></table:table-cell></table:table-row>"
+        "<table:table-row><table:table-cell><text:p>Berlin</text:p></table:table-cell>"
+        '<table:table-cell table:number-columns-repeated="1"><text:p>160</text:p></table:table-cell>'
+        '<table:table-cell table:number-columns-repeated="100000"/></table:table-row></table:table>'
+    )
+    path = write(tmp_path, "travel.odt", files.odt_bytes(body))
+    assert detect_kind(path, "travel.odt") == "odt"
+    blocks = parse_isolated(path, "odt", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("Book  early. Fly economy.", ["Travel"]),
+        ("Hotels\nnear the office", ["Travel", "Caps"]),
+        ("| city | cap |\n|---|---|\n| Berlin | 160 |", ["Travel", "Caps"]),
+    ]
 
 
 def test_docx_headings_become_heading_path(tmp_path):

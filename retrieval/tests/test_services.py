@@ -24,6 +24,9 @@ SAMPLES = {
     "budget.xlsx": files.xlsx_bytes({"2026": [["team", "budget"], ["Ops", 120000]]}),
     "outage.eml": files.eml_bytes("Outage", "The queue drained at ten.\n", attachments=("log.pdf",)),
     "guide.epub": files.epub_bytes("Field Guide", [("Maps", ["North is up."])]),
+    "memo.odt": files.odt_bytes(
+        '<text:h text:outline-level="1">Memo</text:h><text:p>Audit on Monday.</text:p>'
+    ),
 }
 
 

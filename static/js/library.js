@@ -265,7 +265,7 @@
 
   // A folder holds more than documents (images, build files...): only the supported types go up, and
   // the page says how many were left out.
-  const SUPPORTED = /\.(pdf|docx|pptx|xlsx|epub|md|markdown|html?|txt|csv|eml)$/i;
+  const SUPPORTED = /\.(pdf|docx|odt|pptx|xlsx|epub|md|markdown|html?|txt|csv|eml)$/i;
   function uploadFolder(section, files) {  // files: File, or {file, path} from a dropped folder
     const items = files.map((f) => (f instanceof File ? { file: f, path: f.webkitRelativePath || f.name } : f));
     const wanted = items.filter((i) => SUPPORTED.test(i.file.name));
@@ -274,7 +274,7 @@
     if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
     const skipped = files.length - wanted.length;
     note.textContent = `${wanted.length} file${wanted.length === 1 ? "" : "s"} from the folder uploaded` +
-      (skipped ? `; ${skipped} left out (not PDF, DOCX, PPTX, XLSX, EPUB, Markdown, HTML, CSV, EML or text)` : "") + ".";
+      (skipped ? `; ${skipped} left out (not PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, EML or text)` : "") + ".";
   }
 
   // Files inside dropped folders, subfolders included (the entries API; readEntries gives batches).
