@@ -128,6 +128,7 @@ def build(
 _PRONOUNS = re.compile(
     r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|one|ones)\b", re.I
 )
+_CONTINUES = re.compile(r"\s*(and|but|also|then|what about|how about|same for)\b", re.I)
 _WORD = re.compile(r"[A-Za-z0-9][\w\-]*")
 STOPWORDS = frozenset(
     [
@@ -223,12 +224,15 @@ STOPWORDS = frozenset(
 
 def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     """Offline rewrite of a follow-up into a search query: borrow the previous question's key terms
-    when the new one leans on it (a pronoun, or very few words of its own)."""
+    when the new one leans on it (a pronoun, an opening "and" or "what about", or fewer than three
+    words of its own)."""
     previous = next((text for role, text in reversed(list(history)) if role == "user"), None)
     if not previous:
         return question
     own = [w for w in _WORD.findall(question) if w.lower() not in STOPWORDS]
-    if len(own) >= 4 and not _PRONOUNS.search(question):
+    # Three words of its own make a question ("What scale do the maps use?"): borrowing then would
+    # drag the previous topic's passages into the answer.
+    if len(own) >= 3 and not _PRONOUNS.search(question) and not _CONTINUES.match(question):
         return question
     carried = [
         w

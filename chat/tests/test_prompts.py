@@ -56,6 +56,15 @@ def test_standalone_query_borrows_from_a_leaning_follow_up():
     assert prompts.standalone_query("Anything?", []) == "Anything?"
 
 
+def test_standalone_query_leaves_a_new_question_alone():
+    """Three words of its own and nothing pointing back: a new topic, searched as asked (borrowing
+    "ingestion queue stall" brought the previous topic's passage into the maps answer)."""
+    history = [("user", "Why did the ingestion queue stall?"), ("assistant", "...")]
+    assert prompts.standalone_query("What scale do the maps use?", history) == "What scale do the maps use?"
+    assert "ingestion" in prompts.standalone_query("How long?", history)
+    assert "ingestion" in prompts.standalone_query("What about the nightly backup jobs?", history)
+
+
 def test_title_from_question():
     assert prompts.title_from("How many days of leave do I get per year in the Berlin office?").endswith("…")
     assert prompts.title_from("Leave?") == "Leave?"
