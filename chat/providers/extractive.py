@@ -32,6 +32,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _LEANS = re.compile(r"(?:It|Its|They|Their|Them|This|These|That|Those|He|She|His|Her|Such)\b")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
+BORROWED_WEIGHT = 0.35  # a follow-up's words carried over from the question before, against its own
 
 
 _stemmer = snowballstemmer.stemmer("english")  # PostgreSQL's 'english' search config uses the same
@@ -127,11 +128,20 @@ class ExtractiveAnswerer(ChatModel):
         df = Counter(t for _, s in sentences for t in set(terms(s)))
         n = len(sentences)
         weight = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in question}
+        # Words a follow-up borrowed from the question before say where to look, not what is
+        # asked: "And what should I carry?" after a question about maps is about carrying.
+        own_words = set(terms(prompt.question))
+        if own_words:
+            weight = {t: w if t in own_words else BORROWED_WEIGHT * w for t, w in weight.items()}
         total = sum(weight.values())
         similarity = [0.0] * n
         if self.embed is not None:
-            vectors = self.embed([asked] + [s for _, s in sentences])
-            similarity = (vectors[1:] @ vectors[0]).tolist()
+            if asked != prompt.question:  # a follow-up: mostly as asked, a little as searched
+                vectors = self.embed([asked, prompt.question] + [s for _, s in sentences])
+                similarity = (vectors[2:] @ (0.25 * vectors[0] + 0.75 * vectors[1])).tolist()
+            else:
+                vectors = self.embed([asked] + [s for _, s in sentences])
+                similarity = (vectors[1:] @ vectors[0]).tolist()
         scored = []
         for order, (passage, sentence) in enumerate(sentences):
             own = question & set(terms(sentence))

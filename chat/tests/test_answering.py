@@ -55,8 +55,8 @@ def test_extractive_quotes_the_answering_sentence_with_its_citation():
     assert "Laptops" not in text
 
 
-def _one(text: str) -> Passage:
-    return Passage(n=1, chunk_id=1, document_id=1, collection_id=1, title="Doc", similarity=0.6, text=text)
+def _one(text: str, n: int = 1) -> Passage:
+    return Passage(n=n, chunk_id=n, document_id=n, collection_id=1, title="Doc", similarity=0.6, text=text)
 
 
 def test_extractive_joins_a_sentence_wrapped_over_lines():
@@ -99,6 +99,20 @@ def test_extractive_reads_a_follow_up_as_the_search_did():
     )
     text = ExtractiveAnswerer().answer_text(follow_up)
     assert text == "From your documents: Beat runs the ingestion sweep every minute. [1]"
+
+
+def test_extractive_weighs_a_follow_ups_own_words_above_those_it_borrowed():
+    """'And what should I carry?' after a question about maps asks about carrying: the words carried
+    over from the question before only say where to look."""
+    from retrieval.embeddings import get_embedder
+
+    maps = _one("North is up on every map we print.\n\nThe scale is 1:25000 unless a map says otherwise.")
+    tools = _one("Carry a knife and a compass.", n=2)
+    query = "And what should I carry? scale maps use"
+    follow_up = Prompt([], [maps, tools], "And what should I carry?", query=query)
+    expected = "From your documents: Carry a knife and a compass. [2]"
+    assert ExtractiveAnswerer().answer_text(follow_up) == expected
+    assert ExtractiveAnswerer(embed=get_embedder().embed).answer_text(follow_up) == expected  # as in the app
 
 
 def test_extractive_quotes_a_table_row_with_its_column_names():
