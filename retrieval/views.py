@@ -15,14 +15,10 @@ LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status
 def library(request):
     collections = list(selectors.collections_for_user(user=request.user))
     administered = selectors.team_ids_administered(user=request.user)
+    recent = selectors.recent_documents_by_collection(user=request.user, per=LIBRARY_ROWS)
     for collection in collections:
         collection.can_manage = collection.team_id in administered
-        collection.recent = [
-            document_out(d)
-            for d in selectors.documents_for_user(user=request.user, collection_id=collection.id)[
-                :LIBRARY_ROWS
-            ]
-        ]
+        collection.recent = [document_out(d) for d in recent.get(collection.id, [])]
     teams = list(selectors.teams_for_user(user=request.user))
     return render(request, "retrieval/library.html", {"collections": collections, "teams": teams})
 

@@ -75,3 +75,27 @@ def test_the_library_offers_to_retry_a_collections_failed_documents_only_when_it
     assert " hidden" in button.search(client.get("/library/").content.decode()).group(0)
     Document.objects.filter(id=document.id).update(status="failed")
     assert " hidden" not in button.search(client.get("/library/").content.decode()).group(0)
+
+
+def test_the_library_lists_each_collections_newest_in_queries_that_do_not_grow_with_collections(
+    client, alice, collection_a, make_collection, django_assert_max_num_queries
+):
+    from retrieval import views
+
+    from .helpers import upload
+
+    names = [f"note-{i:02}.txt" for i in range(views.LIBRARY_ROWS + 2)]
+    for name in names:
+        upload(collection_a, name, f"{name} body".encode(), enqueue=False)
+    client.force_login(alice)
+    with django_assert_max_num_queries(12) as one:
+        page = client.get("/library/").content.decode()
+    shown = re.findall(r"note-\d\d", page)
+    # The newest LIBRARY_ROWS, newest first; the two oldest are found through the search box.
+    assert sorted(set(shown), reverse=True) == [n[:-4] for n in names[::-1][: views.LIBRARY_ROWS]]
+    for i in range(5):
+        other = make_collection(collection_a.team, f"more-{i}")
+        upload(other, f"more-{i}.txt", b"body", enqueue=False)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        page = client.get("/library/").content.decode()
+    assert all(f"more-{i}" in page for i in range(5))
