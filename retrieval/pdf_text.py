@@ -3,7 +3,7 @@
 Text extraction gives one line per printed line: every paragraph arrives hard-wrapped, words
 hyphenated at line ends ("infor-" / "mation", which neither BM25 nor a quote can find), and each page
 repeats its running header, footer and page number, which would otherwise land in every chunk.
-The document outline (bookmarks), where the PDF has one, names the sections.
+The document outline (bookmarks), where the PDF has one, names the sections; else type sizes do.
 """
 
 from __future__ import annotations
