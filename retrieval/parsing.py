@@ -293,8 +293,7 @@ def parse_docx(path: Path, budget: _Budget) -> list[Block]:
             text = _clean(paragraph.text)
             if not text:
                 continue
-            style = (paragraph.style.name if paragraph.style is not None else "") or ""
-            level = _heading_level(style)
+            level = _heading_level(paragraph)
             if level:
                 headings = headings[: level - 1] + [text]
                 budget.take(text)
@@ -310,11 +309,32 @@ def parse_docx(path: Path, budget: _Budget) -> list[Block]:
     return blocks
 
 
-def _heading_level(style: str) -> int:
-    if style == "Title":
-        return 1
-    match = re.match(r"Heading (\d)", style)
-    return int(match.group(1)) if match else 0
+def _heading_level(paragraph) -> int:
+    """1-9 for a heading, else 0: a Title or Heading N style, a style built on one (company templates
+    derive their own), or an outline level set on the paragraph or its style."""
+    from docx.oxml.ns import qn
+
+    def outline(element) -> int:
+        found = element.find(f"{qn('w:pPr')}/{qn('w:outlineLvl')}") if element is not None else None
+        value = found.get(qn("w:val")) if found is not None else None
+        return int(value) + 1 if value is not None and value.isdigit() and int(value) < 9 else 0
+
+    if level := outline(paragraph._p):
+        return level
+    style = paragraph.style
+    for _ in range(8):  # the chain of styles it is based on, however a template built it
+        if style is None:
+            return 0
+        name = style.name or ""
+        if name == "Title":
+            return 1
+        match = re.fullmatch(r"Heading (\d)", name)
+        if match:
+            return int(match.group(1))
+        if level := outline(style.element):
+            return level
+        style = style.base_style
+    return 0
 
 
 def _decode(data: bytes, *, html: bool = False) -> str:

@@ -148,6 +148,30 @@ def docx_bytes(heading: str, paragraphs: list[str]) -> bytes:
     return out.getvalue()
 
 
+def docx_template_bytes() -> bytes:
+    """A company template's headings: a style built on Heading 2, and a paragraph whose style says
+    nothing but which carries an outline level itself."""
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    document = docx.Document()
+    document.add_heading("Policies", level=1)
+    corporate = document.styles.add_style("ACME Section", WD_STYLE_TYPE.PARAGRAPH)
+    corporate.base_style = document.styles["Heading 2"]
+    document.add_paragraph("Travel", style="ACME Section")
+    document.add_paragraph("Book trains for short trips.")
+    marked = document.add_paragraph("Meals")
+    level = OxmlElement("w:outlineLvl")
+    level.set(qn("w:val"), "1")
+    marked._p.get_or_add_pPr().append(level)
+    document.add_paragraph("Up to 40 EUR a day.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
 def docx_table_bytes(heading: str, rows: list[list[str]]) -> bytes:
     import docx
 

@@ -253,6 +253,15 @@ def test_docx_headings_become_heading_path(tmp_path):
     assert blocks[0].headings == ["Policies"]
 
 
+def test_docx_headings_of_a_company_template(tmp_path):
+    """A style built on a Heading style, or an outline level on the paragraph, is a heading too."""
+    blocks = parse_isolated(write(tmp_path, "t.docx", files.docx_template_bytes()), "docx", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("Book trains for short trips.", ["Policies", "Travel"]),
+        ("Up to 40 EUR a day.", ["Policies", "Meals"]),
+    ]
+
+
 def test_markdown_structure(tmp_path):
     """ATX and setext headings nest; links keep their text; code fences stay whole."""
     md = b"Intro\n=====\n\nFirst [para](http://x).\n\n## Part\n\n```\ncode\n\nmore code\n```\n\n### Deep\n\nLast.\n"
