@@ -385,10 +385,33 @@ _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 
 
+# Front matter (Jekyll, Hugo, Docusaurus, MkDocs): YAML between --- lines, or TOML between +++ lines.
+_FRONT_MATTER = re.compile(r"\A\ufeff?(---|\+\+\+)[ \t]*\r?\n(.*?)\r?\n\1[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_TITLE = re.compile(r"""^title\s*[:=]\s*(["']?)(.+?)\1\s*$""", re.M)
+
+
+def _looks_like_front_matter(body: str) -> bool:
+    """Keys and values (`key: value`, `key = value`, indented or listed continuations, comments),
+    starting with a key: not a page opening with a horizontal rule."""
+    lines = body.splitlines()
+    key = re.compile(r"""^["']?[\w.-]+["']?\s*[:=]""")
+    return (
+        bool(lines)
+        and bool(key.match(lines[0]))
+        and all(not line.strip() or key.match(line) or line[0] in " \t-#[" for line in lines)
+    )
+
+
 def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
     text = _read_text(path, budget)
     blocks: list[Block] = []
     headings: list[str] = []
+    front = _FRONT_MATTER.match(text)
+    if front and _looks_like_front_matter(front.group(2)):
+        # Metadata, not text; its title names the page when no "# heading" does (an H1 replaces it).
+        text = text[front.end() :]
+        title = _FRONT_TITLE.search(front.group(2))
+        headings = [title.group(2).strip()] if title else []
     lines = text.splitlines()
     buffer: list[str] = []
     in_fence = False

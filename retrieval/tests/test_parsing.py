@@ -262,6 +262,30 @@ def test_docx_headings_of_a_company_template(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    "front",
+    [
+        "---\ntitle: Deploying\ntags: [ops]\nsidebar_position: 2\n---\n",
+        '+++\ntitle = "Deploying"\ndraft = false\n+++\n',
+    ],
+)
+def test_markdown_front_matter_is_metadata_and_its_title_a_heading(tmp_path, front):
+    """Docs sites put YAML or TOML front matter first: it is not text (its last key was read as a
+    setext heading over the whole page), and its title names the page."""
+    body = front + "\nDeploy with make.\n\n## Rollback\n\nRun make rollback.\n"
+    blocks = parse_isolated(write(tmp_path, "deploy.md", body.encode()), "markdown", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("Deploy with make.", ["Deploying"]),
+        ("Run make rollback.", ["Deploying", "Rollback"]),
+    ]
+
+
+def test_markdown_rule_first_is_not_front_matter(tmp_path):
+    body = "---\n\n# Guide\n\nText.\n\n---\n\nMore.\n"
+    blocks = parse_isolated(write(tmp_path, "g.md", body.encode()), "markdown", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [("Text.", ["Guide"]), ("More.", ["Guide"])]
+
+
 def test_markdown_structure(tmp_path):
     """ATX and setext headings nest; links keep their text; code fences stay whole."""
     md = b"Intro\n=====\n\nFirst [para](http://x).\n\n## Part\n\n```\ncode\n\nmore code\n```\n\n### Deep\n\nLast.\n"
