@@ -36,6 +36,11 @@ EXTENSIONS = {
     ".htm": "html",
     ".txt": "text",
     ".text": "text",
+    # Light markup read as plain text (paragraphs, no headings), so a docs folder goes up whole.
+    ".rst": "text",
+    ".adoc": "text",
+    ".org": "text",
+    ".log": "text",
     ".csv": "csv",
     ".pptx": "pptx",
     ".xlsx": "xlsx",

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 from . import selectors, services
 from .api import document_out
 from .models import Document
+from .parsing import EXTENSIONS
 
 LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
 
@@ -20,7 +21,11 @@ def library(request):
         collection.can_manage = collection.team_id in administered
         collection.recent = [document_out(d) for d in recent.get(collection.id, [])]
     teams = list(selectors.teams_for_user(user=request.user))
-    return render(request, "retrieval/library.html", {"collections": collections, "teams": teams})
+    # The file picker offers what the parser takes; the page's folder upload reads the same list.
+    accept = ",".join(EXTENSIONS)
+    return render(
+        request, "retrieval/library.html", {"collections": collections, "teams": teams, "accept": accept}
+    )
 
 
 PASSAGES_PER_PAGE = 50

@@ -286,6 +286,16 @@ def test_markdown_rule_first_is_not_front_matter(tmp_path):
     assert [(b.text, b.headings) for b in blocks] == [("Text.", ["Guide"]), ("More.", ["Guide"])]
 
 
+@pytest.mark.parametrize("name", ["index.rst", "guide.adoc", "notes.org", "worker.log"])
+def test_light_markup_and_logs_are_read_as_text(tmp_path, name):
+    path = write(tmp_path, name, b"Install\n=======\n\nRun the installer.\n")
+    assert detect_kind(path, name) == "text"
+    assert [b.text for b in parse_isolated(path, "text", **LIMITS)] == [
+        "Install\n=======",
+        "Run the installer.",
+    ]
+
+
 def test_markdown_structure(tmp_path):
     """ATX and setext headings nest; links keep their text; code fences stay whole."""
     md = b"Intro\n=====\n\nFirst [para](http://x).\n\n## Part\n\n```\ncode\n\nmore code\n```\n\n### Deep\n\nLast.\n"
