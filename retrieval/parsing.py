@@ -32,6 +32,7 @@ EXTENSIONS = {
     ".docx": "docx",
     ".md": "markdown",
     ".markdown": "markdown",
+    ".mdx": "markdown",
     ".html": "html",
     ".htm": "html",
     ".txt": "text",
@@ -395,6 +396,14 @@ _FRONT_MATTER = re.compile(r"\A\ufeff?(---|\+\+\+)[ \t]*\r?\n(.*?)\r?\n\1[ \t]*(
 _FRONT_TITLE = re.compile(r"""^title\s*[:=]\s*(["']?)(.+?)\1\s*$""", re.M)
 
 
+# MDX (Markdown with components, as Docusaurus writes it): its ES module lines and lines holding
+# only a component's tag (capitalised, unlike HTML's) are code, not text.
+_MDX_CODE = re.compile(
+    r"""^(?:import\s+["'][^"']+["']|(?:import|export)\s.*\sfrom\s+["'][^"']+["'])\s*;?\s*$"""
+    r"""|^\s*</?[A-Z][\w.]*(?:\s[^<>]*)?/?>\s*$"""
+)
+
+
 def _looks_like_front_matter(body: str) -> bool:
     """Keys and values (`key: value`, `key = value`, indented or listed continuations, comments),
     starting with a key: not a page opening with a horizontal rule."""
@@ -436,6 +445,8 @@ def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
             continue
         if in_fence:
             buffer.append(line)
+            continue
+        if _MDX_CODE.match(line):
             continue
         match = _MD_HEADING.match(line)
         # Setext headings: a line underlined by === or ---.

@@ -280,6 +280,24 @@ def test_markdown_front_matter_is_metadata_and_its_title_a_heading(tmp_path, fro
     ]
 
 
+def test_mdx_module_lines_and_component_tags_are_left_out(tmp_path):
+    """Docusaurus pages (.mdx): imports and component tags are code; the Markdown between them, and
+    HTML tags or prose that merely start alike, stay."""
+    body = (
+        "---\ntitle: Install\n---\nimport Tabs from '@theme/Tabs';\nimport './tabs.css';\n\n"
+        '<Tabs>\n<TabItem value="pip" label="pip">\n\nRun pip install docent.\n\n</TabItem>\n</Tabs>\n\n'
+        "import the settings file before you start.\n\n<details>\n"
+    )
+    path = write(tmp_path, "install.mdx", body.encode())
+    assert detect_kind(path, "install.mdx") == "markdown"
+    blocks = parse_isolated(path, "markdown", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("Run pip install docent.", ["Install"]),
+        ("import the settings file before you start.", ["Install"]),
+        ("<details>", ["Install"]),
+    ]
+
+
 def test_markdown_rule_first_is_not_front_matter(tmp_path):
     body = "---\n\n# Guide\n\nText.\n\n---\n\nMore.\n"
     blocks = parse_isolated(write(tmp_path, "g.md", body.encode()), "markdown", **LIMITS)
