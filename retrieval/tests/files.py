@@ -172,6 +172,22 @@ def docx_template_bytes() -> bytes:
     return out.getvalue()
 
 
+def docx_lists_bytes() -> bytes:
+    """A procedure in Word's List Number style, a nested bullet, and a second numbered item."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Restore", level=1)
+    document.add_paragraph("Stop the workers.", style="List Number")
+    document.add_paragraph("Copy the dump back.", style="List Number")
+    document.add_paragraph("Check its size first.", style="List Bullet 2")
+    document.add_paragraph("Start the workers.", style="List Number")
+    document.add_paragraph("Done.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
 def docx_table_bytes(heading: str, rows: list[list[str]]) -> bytes:
     import docx
 

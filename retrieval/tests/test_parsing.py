@@ -314,6 +314,33 @@ def test_light_markup_and_logs_are_read_as_text(tmp_path, name):
     ]
 
 
+def test_docx_list_items_keep_their_numbers_and_bullets(tmp_path):
+    """Word's list numbers are not in the text itself: they are counted as Word counts them."""
+    blocks = parse_isolated(write(tmp_path, "l.docx", files.docx_lists_bytes()), "docx", **LIMITS)
+    assert [b.text for b in blocks] == [
+        "1. Stop the workers.",
+        "2. Copy the dump back.",
+        "- Check its size first.",
+        "3. Start the workers.",
+        "Done.",
+    ]
+
+
+def test_docx_with_numbering_past_reading_still_parses_without_markers(tmp_path):
+    import io
+    import zipfile
+
+    packed, out = zipfile.ZipFile(io.BytesIO(files.docx_lists_bytes())), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for info in packed.infolist():
+            data = packed.read(info)
+            if info.filename == "word/numbering.xml":
+                data = data.replace(b'w:ilvl="0"', b'w:ilvl="x"')
+            zf.writestr(info, data)
+    blocks = parse_isolated(write(tmp_path, "l.docx", out.getvalue()), "docx", **LIMITS)
+    assert [b.text for b in blocks][:2] == ["Stop the workers.", "Copy the dump back."]
+
+
 def test_markdown_structure(tmp_path):
     """ATX and setext headings nest; links keep their text; code fences stay whole."""
     md = b"Intro\n=====\n\nFirst [para](http://x).\n\n## Part\n\n```\ncode\n\nmore code\n```\n\n### Deep\n\nLast.\n"
