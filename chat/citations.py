@@ -5,6 +5,10 @@ says 25). Every number an answer states before a citation must appear in a passa
 names; one that does not is reported, so the reader sees which claim to check. Numbers are compared
 by value ("1,200" = "1200", "3.50" = "3.5", "twenty-five" in a passage = "25" in an answer); those
 the question itself gave are the user's premise, not the model's claim, and are left alone.
+
+Words an answer puts in quotation marks claim to be the passage's own: a quotation of three words or
+more must be found in a cited passage (case, spacing and quote styles aside; an ellipsis may skip
+text), else it is reported like a figure, in quotes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,35 @@ _WORD_NUMBER = re.compile(
     rf"\b(?:({_TENS_RE})(?:[-\s]({_UNIT_RE}))?|({'|'.join(_UNITS)}))(?:\s+({'|'.join(_SCALES)}))?\b",
     re.IGNORECASE,
 )
+
+
+_QUOTED = re.compile(r"[\"\u201c]([^\"\u201c\u201d\n]{8,400})[\"\u201d]")
+_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|\u2026|\[\.\.\.\])\s*")
+
+
+def _plain(text: str) -> str:
+    text = text.lower().translate(
+        {0x2018: "'", 0x2019: "'", 0x201C: '"', 0x201D: '"', 0x2010: "-", 0x2011: "-"}
+    )
+    return " ".join(text.split())
+
+
+def stated_quotes(text: str) -> list[str]:
+    """Quotations of three words or more, in order."""
+    return [m.group(1).strip() for m in _QUOTED.finditer(text) if len(m.group(1).split()) >= 3]
+
+
+def _quote_held(quote: str, passage: str) -> bool:
+    """Every part between ellipses appears in the passage, in order."""
+    at = 0
+    for part in (_plain(p).strip(" .,;:") for p in _ELLIPSIS.split(quote)):
+        if not part:
+            continue
+        found = passage.find(part, at)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
 
 
 def _value(whole: str, fraction: str | None) -> str:
@@ -64,7 +97,8 @@ def held_numbers(text: str) -> set[str]:
 
 
 def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> list[dict]:
-    """One entry per citation marker whose claim states a figure none of its passages holds:
+    """One entry per citation marker whose claim states a figure, or quotes words, none of its
+    passages holds:
     `{"marker": k, "n": n, "missing": [...]}`, `k` counting the answer's markers from 0 in order
     (one per number: "[1, 2]" is two), as the page shows them.
 
@@ -72,6 +106,7 @@ def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> l
     share one claim, which any of their passages may hold.
     """
     given = set(stated_numbers(question))
+    asked = _plain(question)
     groups: list[tuple[str, list[tuple[int, int]]]] = []
     ordinal, end = 0, 0
     for m in _CITATION.finditer(text):
@@ -88,11 +123,14 @@ def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> l
     found = []
     for claim, markers in groups:
         stated = [v for v in stated_numbers(claim) if v not in given]
-        if not stated:
+        quotes = [q for q in stated_quotes(claim) if _plain(q) not in asked]
+        if not stated and not quotes:
             continue
         names = {n for _, n in markers}
         holding = set().union(*(held.setdefault(n, held_numbers(passages.get(n, ""))) for n in names))
         missing = [v for v in stated if v not in holding]
+        texts = [_plain(passages.get(n, "")) for n in sorted(names)]
+        missing += [f"\u201c{q}\u201d" for q in quotes if not any(_quote_held(q, t) for t in texts)]
         if missing:
             found.extend({"marker": k, "n": n, "missing": missing} for k, n in markers)
     return found

@@ -434,20 +434,24 @@ def test_a_table_in_an_answer_is_a_table(page, live_app, member, fake_openai):
 
 
 def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, live_app, member, fake_openai):
-    """The model cites the handbook for a figure it does not hold: that chip is flagged (also after a
-    reload) and its source says which figure to check; the other chip is not."""
+    """The model cites the handbook for a figure, and for words, it does not hold: those chips are
+    flagged (also after a reload) and their source says what to check; the other chip is not."""
     answer = answered_by_model(
         page,
         live_app,
         fake_openai,
-        "Employees get 25 days of leave [1]. Unused leave lapses after 40 days [1].",
+        "Employees get 25 days of leave [1]. Unused leave lapses after 40 days [1]. "
+        "The handbook calls it \u201cleave you can never carry over\u201d [1].",
     )
     chips = answer.locator("button.cite")
-    expect(chips).to_have_count(2)
+    expect(chips).to_have_count(3)
     expect(chips.nth(1)).to_have_class("cite known unverified")
     expect(chips.nth(0)).to_have_class("cite known")
-    expect(chips.nth(1)).to_have_attribute("title", "Source 1 does not state 40: check this figure")
-    expect(answer.locator(".meta")).to_have_text("1 source cited. 1 citation to check (marked ?).")
+    expect(chips.nth(1)).to_have_attribute("title", "Source 1 does not state 40: check it")
+    expect(chips.nth(2)).to_have_attribute(
+        "title", "Source 1 does not state \u201cleave you can never carry over\u201d: check it"
+    )
+    expect(answer.locator(".meta")).to_have_text("1 source cited. 2 citations to check (marked ?).")
     chips.nth(1).click()
     expect(page.locator("#source-check")).to_have_text(
         "This passage does not state 40, which the answer gives here: check it in the document."

@@ -1,6 +1,6 @@
-"""The figure check behind each citation, on hand-made answers and passages."""
+"""The figure and quotation check behind each citation, on hand-made answers and passages."""
 
-from chat.citations import held_numbers, passages_by_number, stated_numbers, unsupported
+from chat.citations import held_numbers, passages_by_number, stated_numbers, stated_quotes, unsupported
 
 PASSAGES = {
     1: "Employees get twenty-five days of paid annual leave per year.",
@@ -53,3 +53,26 @@ def test_numbers_are_compared_by_value_and_code_names_are_not_numbers():
 def test_the_title_and_headings_count_as_the_passage():
     sources = [{"n": 1, "title": "Policy 2026", "heading_path": "Leave", "text": "Staff get 25 days."}]
     assert unsupported("The 2026 policy gives 25 days [1].", passages_by_number(sources)) == []
+
+
+def test_a_quotation_must_be_the_passages_own_words():
+    """Quoted words claim to be the source's: found (case, spacing, quote marks and an ellipsis
+    aside) they pass; reworded, they are flagged like a figure."""
+    held = 'The policy says "twenty-five days of paid annual leave" [1].'
+    assert unsupported(held, PASSAGES) == []
+    assert (
+        unsupported("It grants \u201cEmployees get  twenty-five days \u2026 per year\u201d [1].", PASSAGES)
+        == []
+    )
+    reworded = 'The policy says "twenty-five days of paid holiday" [1].'
+    assert unsupported(reworded, PASSAGES) == [
+        {"marker": 0, "n": 1, "missing": ["\u201ctwenty-five days of paid holiday\u201d"]}
+    ]
+    # Out of order across an ellipsis is not the passage's wording either.
+    assert unsupported('"per year ... paid annual leave" [1]', PASSAGES)[0]["missing"]
+
+
+def test_short_quotes_and_the_users_own_words_are_not_checked():
+    assert stated_quotes('a "scare" quote, "two words" and "three whole words"') == ["three whole words"]
+    text = 'You asked about "leave for part-time staff"; part-time staff get 25 days [1].'
+    assert unsupported(text, PASSAGES, question='What is the "leave for part-time staff"?') == []

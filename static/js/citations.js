@@ -14,7 +14,7 @@ window.DocentCitations = (() => {
       if (!chip || Number(chip.dataset.n) !== c.n) continue;
       chip.classList.add("unverified");
       chip.dataset.missing = c.missing.join(", ");
-      chip.title = `Source ${c.n} does not state ${chip.dataset.missing}: check this figure`;
+      chip.title = `Source ${c.n} does not state ${chip.dataset.missing}: check it`;
       chip.setAttribute("aria-label", `Source ${c.n}, which does not state ${chip.dataset.missing}`);
     }
   }
