@@ -712,6 +712,13 @@ def _text_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
 EMAIL_HEADERS = ("From", "To", "Cc", "Date", "Subject")
 
 
+def _xml(data: bytes):
+    """An XML part of an upload, parsed as untrusted: no entities, no network, no huge trees."""
+    from lxml import etree
+
+    return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
+
+
 _OPF = "{http://www.idpf.org/2007/opf}"
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 
@@ -724,17 +731,15 @@ def parse_epub(path: Path, budget: _Budget) -> list[Block]:
     from lxml import etree
 
     _open_package(path, "EPUB")
-    # No entities, no network, no huge trees: the XML of an upload is as untrusted as the rest.
-    xml = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
     blocks: list[Block] = []
     try:
         with zipfile.ZipFile(path) as zf:
-            container = etree.fromstring(zf.read("META-INF/container.xml"), xml)
+            container = _xml(zf.read("META-INF/container.xml"))
             rootfile = container.find(f".//{_CONTAINER}rootfile")
             opf_path = rootfile.get("full-path") if rootfile is not None else None
             if not opf_path:
                 raise ParseError("the EPUB names no package document")
-            opf = etree.fromstring(zf.read(opf_path), xml)
+            opf = _xml(zf.read(opf_path))
             title_node = opf.find(".//{http://purl.org/dc/elements/1.1/}title")
             title = _clean(title_node.text or "") if title_node is not None and title_node.text else ""
             items = {
@@ -773,8 +778,7 @@ def parse_odt(path: Path, budget: _Budget) -> list[Block]:
     try:
         with zipfile.ZipFile(path) as zf:
             data = zf.read("content.xml")
-        xml = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-        root = etree.fromstring(data, xml)
+        root = _xml(data)
     except (KeyError, zipfile.BadZipFile, etree.XMLSyntaxError) as exc:
         raise ParseError(f"the ODT file is damaged or malformed ({type(exc).__name__})") from exc
     body = root.find(f"{_ODF_OFFICE}body/{_ODF_OFFICE}text")

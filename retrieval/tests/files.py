@@ -95,10 +95,11 @@ def epub_bytes(
     return out.getvalue()
 
 
-def odt_bytes(body: str) -> bytes:
-    """An OpenDocument text holding `body`, the XML inside <office:text> (prefixes text:, table:)."""
+def odt_bytes(body: str, doctype: str = "") -> bytes:
+    """An OpenDocument text holding `body`, the XML inside <office:text> (prefixes text:, table:),
+    after `doctype` if given (a hostile file's entity declarations)."""
     content = (
-        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<?xml version="1.0" encoding="UTF-8"?>{doctype}'
         '<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
         ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
         ' xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" office:version="1.3">'

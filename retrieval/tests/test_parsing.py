@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from retrieval import parsing
@@ -242,6 +244,20 @@ def test_odt_headings_paragraphs_lists_and_tables(tmp_path):
         ("Hotels\nnear the office", ["Travel", "Caps"]),
         ("| city | cap |\n|---|---|\n| Berlin | 160 |", ["Travel", "Caps"]),
     ]
+
+
+def test_odt_entities_are_not_expanded_nor_files_read(tmp_path):
+    """An external entity (XXE) or a billion laughs in an Office or EPUB part reads no file and
+    expands nothing."""
+    doctype = (
+        '<!DOCTYPE office:document-content [<!ENTITY xxe SYSTEM "file:///etc/hostname">'
+        '<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+    )
+    data = files.odt_bytes("<text:p>Before &xxe; &c; after.</text:p>", doctype=doctype)
+    blocks = parse_isolated(write(tmp_path, "x.odt", data), "odt", **LIMITS)
+    text = " ".join(b.text for b in blocks)
+    assert "Before" in text and "aaaa" not in text
+    assert Path("/etc/hostname").read_text().strip() not in text
 
 
 def test_docx_headings_become_heading_path(tmp_path):
