@@ -904,8 +904,8 @@ def parse_csv(path: Path, budget: _Budget) -> list[Block]:
 
 
 def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
-    """Each slide under the heading "Slide N: its title": its text boxes top to bottom, its tables as
-    Markdown tables, then the speaker notes. (Not as pages: a citation then says "slide", and a deck
+    """Each slide under the heading "Slide N: its title": its text boxes top to bottom, its tables
+    (and charts' data) as Markdown tables, pictures by their alt text, then the speaker notes. (Not as pages: a citation then says "slide", and a deck
     is downloaded, so there is no viewer to open at a page.)"""
     _open_package(path, "PPTX")
     import pptx
@@ -937,6 +937,15 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
                 text = "\n".join(t for p in shape.text_frame.paragraphs if (t := _clean(p.text)))
             elif getattr(shape, "has_table", False):  # only a graphic frame has the attribute
                 text = markdown_table([[_clean(c.text) for c in row.cells] for row in shape.table.rows])
+            elif getattr(shape, "has_chart", False):
+                try:
+                    text = _chart_text(shape.chart)
+                except (KeyError, ValueError, TypeError, AttributeError, IndexError):
+                    text = ""  # a chart part past reading costs the chart, not the deck
+            elif shape.shape_type == MSO_SHAPE_TYPE.PICTURE:
+                # A picture says nothing, but its alternative text (for screen readers) may.
+                alt = _clean(shape._element.nvPicPr.cNvPr.get("descr") or "")
+                text = f"Image: {alt}" if alt else ""
             else:
                 continue
             if text:
@@ -950,6 +959,27 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
         if title and len(blocks) == found:
             blocks.append(Block(title, headings=list(headings)))  # a title slide says something too
     return blocks
+
+
+def _chart_text(chart) -> str:
+    """A chart as its title over a Markdown table of its data: a row per category, a column per
+    series (what the slide shows as bars or lines, which text search cannot see)."""
+    title = _clean(chart.chart_title.text_frame.text) if chart.has_title else ""
+    rows: list[list[str]] = []
+    for plot in chart.plots:
+        categories = [_clean(str(c)) for c in plot.categories]
+        series = list(plot.series)
+        if not series:
+            continue
+        header = ["", *(_clean(s.name or "") for s in series)]
+        values = [list(s.values) for s in series]
+        rows = [header] + [
+            [category, *(_cell(v[i]) if i < len(v) and v[i] is not None else "" for v in values)]
+            for i, category in enumerate(categories)
+        ]
+        break  # the first plot; a combined chart's others share its categories
+    table = markdown_table(rows) if len(rows) > 1 else ""
+    return "\n\n".join(part for part in (f"Chart: {title}" if title else "", table) if part)
 
 
 def parse_xlsx(path: Path, budget: _Budget) -> list[Block]:

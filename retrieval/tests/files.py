@@ -228,6 +228,36 @@ def pptx_bytes(slides: list[tuple[str, list[str], str]]) -> bytes:
     return out.getvalue()
 
 
+def pptx_chart_bytes() -> bytes:
+    """A slide with a column chart (two series over three quarters) and a picture with alt text."""
+    from pptx import Presentation
+    from pptx.chart.data import CategoryChartData
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    slide.shapes.title.text = "Results"
+    data = CategoryChartData()
+    data.categories = ["Q1", "Q2", "Q3"]
+    data.add_series("Revenue", (120, 135, 150))
+    data.add_series("Costs", (90, 95, 97.5))
+    frame = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(2), Inches(6), Inches(3), data
+    )
+    frame.chart.has_title = True
+    frame.chart.chart_title.text_frame.text = "Revenue and costs, kEUR"
+    png = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), "white").save(png, format="PNG")
+    picture = slide.shapes.add_picture(io.BytesIO(png.getvalue()), Inches(1), Inches(5.5))
+    picture._element.nvPicPr.cNvPr.set("descr", "Org chart: Ops reports to the CTO")
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
 def xlsx_bytes(sheets: dict[str, list[list]]) -> bytes:
     import openpyxl
 

@@ -357,6 +357,19 @@ def test_docx_with_numbering_past_reading_still_parses_without_markers(tmp_path)
     assert [b.text for b in blocks][:2] == ["Stop the workers.", "Copy the dump back."]
 
 
+def test_pptx_charts_as_tables_and_pictures_by_their_alt_text(tmp_path):
+    """A chart's data and a picture's alternative text are what a slide says beyond its text boxes."""
+    blocks = parse_isolated(write(tmp_path, "r.pptx", files.pptx_chart_bytes()), "pptx", **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        (
+            "Chart: Revenue and costs, kEUR\n\n"
+            "|  | Revenue | Costs |\n|---|---|---|\n| Q1 | 120 | 90 |\n| Q2 | 135 | 95 |\n| Q3 | 150 | 97.5 |",
+            ["Slide 1: Results"],
+        ),
+        ("Image: Org chart: Ops reports to the CTO", ["Slide 1: Results"]),
+    ]
+
+
 def test_markdown_structure(tmp_path):
     """ATX and setext headings nest; links keep their text; code fences stay whole."""
     md = b"Intro\n=====\n\nFirst [para](http://x).\n\n## Part\n\n```\ncode\n\nmore code\n```\n\n### Deep\n\nLast.\n"
