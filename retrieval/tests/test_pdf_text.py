@@ -1,4 +1,4 @@
-from retrieval.pdf_text import Heading, paragraphs, strip_furniture
+from retrieval.parsing.pdf_text import Heading, paragraphs, strip_furniture
 
 WIDE = "The sweep re-queues every document that has sat in processing for too long without a"
 

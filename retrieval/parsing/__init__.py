@@ -1,0 +1,201 @@
+"""Bytes -> text blocks with structure (page, heading path). Knows nothing of Django.
+
+Parsing untrusted files runs in a child process (`parse_isolated`) with memory, CPU and time limits,
+so a hostile file fails its own document with a readable reason and never takes the worker down.
+The formats live apart: `detect` (what a file is), `pdf` (with `pdf_text`, its layout), `office`
+(DOCX, PPTX, XLSX, ODT), `markup` (Markdown, HTML, text, CSV, email, EPUB), on `base`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .base import Block, ParseError, UnsupportedType, _Budget
+from .detect import EXTENSIONS, detect_kind
+from .markup import parse_csv, parse_email, parse_epub, parse_html, parse_markdown, parse_text
+from .office import parse_docx, parse_odt, parse_pptx, parse_xlsx
+from .pdf import parse_pdf
+
+__all__ = [
+    "EXTENSIONS",
+    "Block",
+    "IsolatedParser",
+    "ParseError",
+    "UnsupportedType",
+    "detect_kind",
+    "parse",
+    "parse_isolated",
+]
+
+
+PARSERS = {
+    "pdf": parse_pdf,
+    "docx": parse_docx,
+    "markdown": parse_markdown,
+    "html": parse_html,
+    "text": parse_text,
+    "csv": parse_csv,
+    "pptx": parse_pptx,
+    "xlsx": parse_xlsx,
+    "email": parse_email,
+    "epub": parse_epub,
+    "odt": parse_odt,
+}
+
+
+def parse(path: str | Path, kind: str, *, max_chars: int) -> list[Block]:
+    """Parse in this process. Use `parse_isolated` for untrusted files."""
+    blocks = PARSERS[kind](Path(path), _Budget(max_chars))
+    if not blocks:
+        raise ParseError("the document contains no text")
+    return blocks
+
+
+class IsolatedParser:
+    """A long-lived child process that parses one file at a time under rlimits.
+
+    Reusing the child keeps a Python start-up off every document; a file that hangs it, blows its
+    memory limit or crashes it costs only that file, and the next call starts a fresh child.
+    """
+
+    RECYCLE_AFTER = 200  # documents; bounds fragmentation and anything a parser may leak
+
+    def __init__(self, *, timeout_s: int, memory_mb: int):
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._proc: subprocess.Popen | None = None
+        self._served = 0
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        memory = self.memory_mb * 1024 * 1024
+
+        def limit() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parser writes no files
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # the project root
+        self._served = 0
+        return subprocess.Popen(
+            [sys.executable, "-m", "retrieval.parsing", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # pypdf warns a lot on bad files; a full pipe would hang the child
+            preexec_fn=limit,
+            env=env,
+        )
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def parse(self, path: str | Path, kind: str, *, max_chars: int) -> list[Block]:
+        if kind not in PARSERS:
+            raise UnsupportedType(f"unknown document kind {kind!r}")
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None or self._served >= self.RECYCLE_AFTER:
+                self.close()
+                self._proc = self._start()
+            proc = self._proc
+            request = json.dumps({"kind": kind, "path": str(path), "max_chars": max_chars}) + "\n"
+            try:
+                proc.stdin.write(request.encode())
+                proc.stdin.flush()
+            except BrokenPipeError:
+                self.close()
+                raise ParseError("the parser process could not be started") from None
+            line = self._read_line(proc)
+            self._served += 1
+        try:
+            result = json.loads(line)
+        except ValueError:
+            self.close()
+            raise ParseError("the parser returned garbage for this file") from None
+        if result.get("restart"):
+            self.close()
+        if "error" in result:
+            raise ParseError(result["error"])
+        return [Block(**b) for b in result["blocks"]]
+
+    def _read_line(self, proc: subprocess.Popen) -> bytes:
+        deadline = time.monotonic() + self.timeout_s
+        chunks: list[bytes] = []
+        fd = proc.stdout.fileno()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise ParseError(f"parsing took longer than {self.timeout_s} s and was stopped")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            data = os.read(fd, 1 << 20)
+            if not data:
+                code = proc.wait()
+                self.close()
+                if code < 0:
+                    name = signal.Signals(-code).name
+                    raise ParseError(f"the parser crashed on this file ({name}); the file may be malicious")
+                raise ParseError(f"the parser stopped on this file (exit code {code})")
+            chunks.append(data)
+            if data.endswith(b"\n"):
+                return b"".join(chunks)
+
+
+_parsers: dict[tuple[int, int], IsolatedParser] = {}
+
+
+def parse_isolated(
+    path: str | Path, kind: str, *, max_chars: int, timeout_s: int, memory_mb: int
+) -> list[Block]:
+    """Parse untrusted bytes in this process's parser child; failures become readable ParseErrors."""
+    key = (timeout_s, memory_mb)
+    if key not in _parsers:
+        _parsers[key] = IsolatedParser(timeout_s=timeout_s, memory_mb=memory_mb)
+    return _parsers[key].parse(path, kind, max_chars=max_chars)
+
+
+def _serve_one(request: dict) -> dict:
+    try:
+        blocks = parse(request["path"], request["kind"], max_chars=int(request["max_chars"]))
+        return {"blocks": [asdict(b) for b in blocks]}
+    except (ParseError, UnsupportedType) as exc:
+        return {"error": str(exc)}
+    except MemoryError:
+        return {"error": "parsing needed more memory than allowed and was stopped", "restart": True}
+    except RecursionError:
+        return {"error": "the document is nested too deeply to parse", "restart": True}
+    except OSError as exc:
+        return {"error": f"the file could not be read ({exc.strerror or exc})"}
+    except Exception as exc:  # the child reports any parser failure as the document's error
+        return {"error": f"the file could not be parsed ({type(exc).__name__}: {str(exc)[:160]})"}
+
+
+def _serve() -> int:
+    for line in sys.stdin.buffer:
+        try:
+            out = json.dumps(_serve_one(json.loads(line)))
+        except MemoryError:
+            out = json.dumps(
+                {"error": "parsing needed more memory than allowed and was stopped", "restart": True}
+            )
+        sys.stdout.write(out + "\n")
+        sys.stdout.flush()
+        if '"restart": true' in out[-40:]:
+            return 0
+    return 0

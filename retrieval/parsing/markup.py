@@ -1,0 +1,324 @@
+"""Text formats: Markdown (and MDX), HTML, plain text, CSV, email (.eml) and EPUB books."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..tables import markdown_table
+from .base import Block, ParseError, _Budget, _clean, _decode, _open_package, _read_text, _text_blocks, _xml
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+
+
+# Front matter (Jekyll, Hugo, Docusaurus, MkDocs): YAML between --- lines, or TOML between +++ lines.
+_FRONT_MATTER = re.compile(r"\A\ufeff?(---|\+\+\+)[ \t]*\r?\n(.*?)\r?\n\1[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_TITLE = re.compile(r"""^title\s*[:=]\s*(["']?)(.+?)\1\s*$""", re.M)
+
+
+# MDX (Markdown with components, as Docusaurus writes it): its ES module lines and lines holding
+# only a component's tag (capitalised, unlike HTML's) are code, not text.
+_MDX_CODE = re.compile(
+    r"""^(?:import\s+["'][^"']+["']|(?:import|export)\s.*\sfrom\s+["'][^"']+["'])\s*;?\s*$"""
+    r"""|^\s*</?[A-Z][\w.]*(?:\s[^<>]*)?/?>\s*$"""
+)
+
+
+def _looks_like_front_matter(body: str) -> bool:
+    """Keys and values (`key: value`, `key = value`, indented or listed continuations, comments),
+    starting with a key: not a page opening with a horizontal rule."""
+    lines = body.splitlines()
+    key = re.compile(r"""^["']?[\w.-]+["']?\s*[:=]""")
+    return (
+        bool(lines)
+        and bool(key.match(lines[0]))
+        and all(not line.strip() or key.match(line) or line[0] in " \t-#[" for line in lines)
+    )
+
+
+def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
+    text = _read_text(path, budget)
+    blocks: list[Block] = []
+    headings: list[str] = []
+    front = _FRONT_MATTER.match(text)
+    if front and _looks_like_front_matter(front.group(2)):
+        # Metadata, not text; its title names the page when no "# heading" does (an H1 replaces it).
+        text = text[front.end() :]
+        title = _FRONT_TITLE.search(front.group(2))
+        headings = [title.group(2).strip()] if title else []
+    lines = text.splitlines()
+    buffer: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        para = "\n".join(buffer).strip()
+        buffer.clear()
+        if para:
+            blocks.append(Block(_MD_LINK.sub(r"\1", para), headings=list(headings)))
+
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+            buffer.append(line)
+            if not in_fence:
+                flush()
+            continue
+        if in_fence:
+            buffer.append(line)
+            continue
+        if _MDX_CODE.match(line):
+            continue
+        match = _MD_HEADING.match(line)
+        # Setext headings: a line underlined by === or ---.
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if match is None and line.strip() and re.fullmatch(r"\s*(=+|-+)\s*", nxt) and not buffer:
+            match_level, title = (1 if nxt.strip()[0] == "=" else 2), line.strip()
+        elif match:
+            match_level, title = len(match.group(1)), match.group(2)
+        else:
+            match_level, title = 0, ""
+        if match_level:
+            flush()
+            headings = headings[: match_level - 1] + [_MD_LINK.sub(r"\1", title)]
+            continue
+        if re.fullmatch(r"\s*(=+|-+)\s*", line) and not buffer:
+            continue  # the underline of a setext heading
+        if not line.strip():
+            flush()
+        else:
+            buffer.append(line)
+    flush()
+    return blocks
+
+
+_HTML_SKIP = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "head",
+    "svg",
+    "iframe",
+    "object",
+    "canvas",
+    "button",
+}
+_HTML_BLOCK = {
+    "p",
+    "div",
+    "li",
+    "ul",
+    "ol",
+    "pre",
+    "blockquote",
+    "section",
+    "article",
+    "main",
+    "aside",
+    "header",
+    "footer",
+    "nav",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "dd",
+    "dt",
+    "dl",
+    "figure",
+    "figcaption",
+    "br",
+    "hr",
+    "form",
+}
+# A table whose cells hold these lays out a page rather than tabulating data.
+_HTML_LAYOUT = ["table", "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote"]
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+
+def parse_html(path: Path, budget: _Budget) -> list[Block]:
+    return _html_blocks(_read_text(path, budget, html=True))
+
+
+def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
+    """The visible text of an HTML document as blocks, under `headings` and its own h1-h6."""
+    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+
+    soup = BeautifulSoup(text, "lxml")
+    blocks: list[Block] = []
+    outer = list(headings)
+    headings = list(outer)
+    buffer: list[str] = []
+
+    def flush() -> None:
+        para = re.sub(r"[ \t\r\f\v]+", " ", "".join(buffer)).strip()
+        buffer.clear()
+        if para:
+            blocks.append(Block(para, headings=list(headings)))
+
+    def hidden(tag: Tag) -> bool:
+        return (
+            tag.has_attr("hidden")
+            or tag.get("aria-hidden") == "true"
+            or bool(_HIDDEN_STYLE.search(tag.get("style") or ""))
+        )
+
+    def is_data_table(table: Tag) -> bool:
+        # Cells holding blocks lay a page out; hidden or skipped content must go through walk().
+        return not table.find(_HTML_LAYOUT) and not any(
+            d.name in _HTML_SKIP or hidden(d) for d in table.find_all(True)
+        )
+
+    def walk(node) -> None:
+        nonlocal headings
+        for child in node.children:
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                buffer.append(str(child))
+                continue
+            if not isinstance(child, Tag) or child.name in _HTML_SKIP or hidden(child):
+                continue
+            if re.fullmatch(r"h[1-6]", child.name):
+                flush()
+                level = int(child.name[1])
+                title = re.sub(r"\s+", " ", child.get_text(" ")).strip()
+                if title:
+                    headings = outer + headings[len(outer) : len(outer) + level - 1] + [title]
+                continue
+            if child.name == "table" and is_data_table(child):
+                flush()
+                text = markdown_table(
+                    [
+                        [cell.get_text(" ") for cell in row.find_all(("th", "td"), recursive=False)]
+                        for row in child.find_all("tr")
+                    ]
+                )
+                if text:
+                    blocks.append(Block(text, headings=list(headings)))
+                continue
+            if child.name in _HTML_BLOCK:
+                flush()
+                walk(child)
+                flush()
+            else:
+                walk(child)
+
+    walk(soup.body or soup)
+    flush()
+    if not blocks:
+        title = soup.title.get_text(" ").strip() if soup.title else ""
+        if title:
+            blocks.append(Block(title, headings=outer))
+    return blocks
+
+
+EMAIL_HEADERS = ("From", "To", "Cc", "Date", "Subject")
+
+
+_OPF = "{http://www.idpf.org/2007/opf}"
+_CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+
+
+def parse_epub(path: Path, budget: _Budget) -> list[Block]:
+    """An EPUB book: its XHTML documents in reading order (the spine), each read like an HTML page,
+    under the book's title."""
+    import posixpath
+
+    from lxml import etree
+
+    _open_package(path, "EPUB")
+    blocks: list[Block] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            container = _xml(zf.read("META-INF/container.xml"))
+            rootfile = container.find(f".//{_CONTAINER}rootfile")
+            opf_path = rootfile.get("full-path") if rootfile is not None else None
+            if not opf_path:
+                raise ParseError("the EPUB names no package document")
+            opf = _xml(zf.read(opf_path))
+            title_node = opf.find(".//{http://purl.org/dc/elements/1.1/}title")
+            title = _clean(title_node.text or "") if title_node is not None and title_node.text else ""
+            items = {
+                item.get("id"): item
+                for item in opf.iter(f"{_OPF}item")
+                if item.get("media-type") in ("application/xhtml+xml", "text/html")
+            }
+            base = posixpath.dirname(opf_path)
+            for ref in opf.iter(f"{_OPF}itemref"):
+                item = items.get(ref.get("idref"))
+                if item is None or not item.get("href"):
+                    continue
+                name = posixpath.normpath(posixpath.join(base, item.get("href").split("#")[0]))
+                data = zf.read(name)
+                text = budget.take(_decode(data, html=True))
+                blocks += _html_blocks(text, [title] if title else [])
+    except ParseError:
+        raise
+    except (KeyError, zipfile.BadZipFile, etree.XMLSyntaxError, ValueError) as exc:
+        raise ParseError(f"the EPUB file is damaged or malformed ({type(exc).__name__})") from exc
+    return blocks
+
+
+def _email_text(part) -> str:
+    try:
+        return part.get_content()
+    except LookupError:  # a charset Python does not know: read it as UTF-8, marking what is not
+        return (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+
+
+def parse_email(path: Path, budget: _Budget) -> list[Block]:
+    """An email (.eml): its sender, recipients, date and subject as the first block, then its body
+    (the plain text part, else the HTML one) under the subject; attachments are named, not read."""
+    import email
+    import email.policy
+
+    size = path.stat().st_size
+    if size > budget.max_chars * 4:
+        raise ParseError(f"the document holds more than {budget.max_chars:,} characters of text")
+    try:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        header = [f"{name}: {_clean(str(message[name]))}" for name in EMAIL_HEADERS if message[name]]
+        subject = _clean(str(message["Subject"] or "")) or "(no subject)"
+        body = message.get_body(preferencelist=("plain", "html"))
+        content = _clean(_email_text(body)) if body is not None else ""
+        attachments = [_clean(part.get_filename() or "") for part in message.iter_attachments()]
+    except (LookupError, UnicodeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        # An unknown charset, a malformed header or MIME structure: the standard library's kinds.
+        raise ParseError(f"the email is malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    budget.take(content)
+    blocks = [Block(budget.take("\n".join(header)), headings=[subject])] if header else []
+    if body is not None and body.get_content_type() == "text/html":
+        blocks += _html_blocks(content, [subject])
+    else:
+        blocks += _text_blocks(content, [subject])
+    named = [name for name in attachments if name]
+    if named:
+        blocks.append(Block("Attachments: " + ", ".join(named), headings=[subject]))
+    return blocks
+
+
+def parse_text(path: Path, budget: _Budget) -> list[Block]:
+    return _text_blocks(_read_text(path, budget))
+
+
+def parse_csv(path: Path, budget: _Budget) -> list[Block]:
+    """A CSV file as one Markdown table (its first row the header), which chunking cuts between rows
+    under a repeated header."""
+    import csv
+
+    text = _read_text(path, budget)
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
+    except csv.Error as exc:  # an unclosed quote, or a field past the csv module's size limit
+        raise ParseError(f"the CSV file is malformed ({exc})") from exc
+    table = markdown_table(rows)
+    return [Block(table)] if table else []
