@@ -101,11 +101,15 @@ def _decode(data: bytes, *, html: bool = False) -> str:
         raise ParseError(f"the file is not valid UTF-8 text (bad byte at offset {exc.start:,})") from exc
 
 
-def _read_text(path: Path, budget: _Budget, *, html: bool = False) -> str:
-    size = path.stat().st_size
-    if size > budget.max_chars * 4:
+def _read_bytes(path: Path, budget: _Budget) -> bytes:
+    """A file read whole, refused unread when it is bigger than the budget could ever take."""
+    if path.stat().st_size > budget.max_chars * 4:
         raise ParseError(f"the document holds more than {budget.max_chars:,} characters of text")
-    text = _decode(path.read_bytes(), html=html)
+    return path.read_bytes()
+
+
+def _read_text(path: Path, budget: _Budget, *, html: bool = False) -> str:
+    text = _decode(_read_bytes(path, budget), html=html)
     if "\x00" in text:
         raise ParseError("the file contains NUL bytes, so it is not a text document")
     return budget.take(text)

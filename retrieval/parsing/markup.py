@@ -9,7 +9,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..tables import markdown_table
-from .base import Block, ParseError, _Budget, _clean, _decode, _open_package, _read_text, _text_blocks, _xml
+from .base import (
+    Block,
+    ParseError,
+    _Budget,
+    _clean,
+    _decode,
+    _open_package,
+    _read_bytes,
+    _read_text,
+    _text_blocks,
+    _xml,
+)
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -242,7 +253,7 @@ def parse_epub(path: Path, budget: _Budget) -> list[Block]:
                 raise ParseError("the EPUB names no package document")
             opf = _xml(zf.read(opf_path))
             title_node = opf.find(".//{http://purl.org/dc/elements/1.1/}title")
-            title = _clean(title_node.text or "") if title_node is not None and title_node.text else ""
+            title = _clean(title_node.text or "") if title_node is not None else ""
             items = {
                 item.get("id"): item
                 for item in opf.iter(f"{_OPF}item")
@@ -277,11 +288,9 @@ def parse_email(path: Path, budget: _Budget) -> list[Block]:
     import email
     import email.policy
 
-    size = path.stat().st_size
-    if size > budget.max_chars * 4:
-        raise ParseError(f"the document holds more than {budget.max_chars:,} characters of text")
+    data = _read_bytes(path, budget)
     try:
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        message = email.message_from_bytes(data, policy=email.policy.default)
         header = [f"{name}: {_clean(str(message[name]))}" for name in EMAIL_HEADERS if message[name]]
         subject = _clean(str(message["Subject"] or "")) or "(no subject)"
         body = message.get_body(preferencelist=("plain", "html"))

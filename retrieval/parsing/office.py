@@ -53,8 +53,6 @@ class _DocxNumbering:
     the document as Word counts: a list's items share one counter per level, and an item resets the
     levels below it. Without it "Step 3" of a procedure reads as a bare sentence."""
 
-    _FORMATS = {"decimal", "lowerLetter", "upperLetter", "lowerRoman", "upperRoman", "bullet"}
-
     def __init__(self, document):
         from docx.oxml.ns import qn
 
@@ -87,7 +85,7 @@ class _DocxNumbering:
     def _numbering_of(self, paragraph) -> tuple[str, int] | None:
         qn = self.qn
         style = paragraph.style
-        for element in [paragraph._p] + [s.element for s in self._styles(style)]:
+        for element in [paragraph._p] + [s.element for s in _style_chain(style)]:
             num_pr = element.find(f"{qn('w:pPr')}/{qn('w:numPr')}")
             if num_pr is not None:
                 num_id, ilvl = num_pr.find(qn("w:numId")), num_pr.find(qn("w:ilvl"))
@@ -97,21 +95,15 @@ class _DocxNumbering:
                 return num_id.get(qn("w:val")), int(level) if level.isdigit() else 0
         return None
 
-    @staticmethod
-    def _styles(style):
-        for _ in range(8):
-            if style is None:
-                return
-            yield style
-            style = style.base_style
-
     def marker(self, paragraph) -> str:
         found = self._numbering_of(paragraph)
         if not found or found[0] not in self.levels:
             return ""  # numId 0 (numbering switched off) or undefined
         num_id, ilvl = found
         fmt, text, start = self.levels[num_id].get(ilvl, ("decimal", f"%{ilvl + 1}.", 1))
-        if fmt == "bullet" or fmt not in self._FORMATS:
+        if fmt == "none":
+            return ""
+        if fmt == "bullet":
             return "-"
         count = self.counters.get((num_id, ilvl), start - 1) + 1
         self.counters[(num_id, ilvl)] = count
@@ -169,10 +161,7 @@ def _heading_level(paragraph) -> int:
 
     if level := outline(paragraph._p):
         return level
-    style = paragraph.style
-    for _ in range(8):  # the chain of styles it is based on, however a template built it
-        if style is None:
-            return 0
+    for style in _style_chain(paragraph.style):
         name = style.name or ""
         if name == "Title":
             return 1
@@ -181,8 +170,16 @@ def _heading_level(paragraph) -> int:
             return int(match.group(1))
         if level := outline(style.element):
             return level
-        style = style.base_style
     return 0
+
+
+def _style_chain(style):
+    """A paragraph style, then those it is based on, however a template built them (at most 8)."""
+    for _ in range(8):
+        if style is None:
+            return
+        yield style
+        style = style.base_style
 
 
 _ODF_TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
@@ -214,9 +211,9 @@ def parse_odt(path: Path, budget: _Budget) -> list[Block]:
         for child in node:
             if child.tag == f"{_ODF_TEXT}h":
                 title = _clean(" ".join(_odf_text(child).split()))
-                level = int(child.get(f"{_ODF_TEXT}outline-level") or 1) if title else 0
                 if title:
-                    headings = headings[: max(level, 1) - 1] + [budget.take(title)]
+                    level = max(int(child.get(f"{_ODF_TEXT}outline-level") or 1), 1)
+                    headings = headings[: level - 1] + [budget.take(title)]
             elif child.tag == f"{_ODF_TEXT}p":
                 text = _clean(_odf_text(child))
                 if text:
@@ -267,8 +264,9 @@ def _odf_rows(table) -> list[list[str]]:
 
 def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
     """Each slide under the heading "Slide N: its title": its text boxes top to bottom, its tables
-    (and charts' data) as Markdown tables, pictures by their alt text, then the speaker notes. (Not as pages: a citation then says "slide", and a deck
-    is downloaded, so there is no viewer to open at a page.)"""
+    (and charts' data) as Markdown tables, pictures by their alt text, then the speaker notes. (Not
+    as pages: a citation then says "slide", and a deck is downloaded, so there is no viewer to open
+    at a page.)"""
     _open_package(path, "PPTX")
     import pptx
     from pptx.enum.shapes import MSO_SHAPE_TYPE
@@ -327,20 +325,16 @@ def _chart_text(chart) -> str:
     """A chart as its title over a Markdown table of its data: a row per category, a column per
     series (what the slide shows as bars or lines, which text search cannot see)."""
     title = _clean(chart.chart_title.text_frame.text) if chart.has_title else ""
-    rows: list[list[str]] = []
-    for plot in chart.plots:
-        categories = [_clean(str(c)) for c in plot.categories]
-        series = list(plot.series)
-        if not series:
-            continue
-        header = ["", *(_clean(s.name or "") for s in series)]
-        values = [list(s.values) for s in series]
-        rows = [header] + [
-            [category, *(_cell(v[i]) if i < len(v) and v[i] is not None else "" for v in values)]
-            for i, category in enumerate(categories)
+    # The first plot with data; a combined chart's others share its categories.
+    plot = next((p for p in chart.plots if len(p.series)), None)
+    table = ""
+    if plot is not None:
+        values = [list(s.values) for s in plot.series]
+        rows = [["", *(_clean(s.name or "") for s in plot.series)]] + [
+            [_clean(str(category)), *(_cell(v[i]) if i < len(v) and v[i] is not None else "" for v in values)]
+            for i, category in enumerate(plot.categories)
         ]
-        break  # the first plot; a combined chart's others share its categories
-    table = markdown_table(rows) if len(rows) > 1 else ""
+        table = markdown_table(rows) if len(rows) > 1 else ""
     return "\n\n".join(part for part in (f"Chart: {title}" if title else "", table) if part)
 
 

@@ -63,15 +63,14 @@ def strip_furniture(pages: Sequence[list[str]]) -> list[list[str]]:
     repeated = {k for k, n in seen.items() if n >= FURNITURE_MIN_PAGES}
     out = []
     for lines in pages:
-        kept = list(lines)
-        for edge in (
-            range(min(EDGE_LINES, len(kept))),
-            range(len(kept) - 1, max(len(kept) - 1 - EDGE_LINES, -1), -1),
-        ):
-            for i in edge:
-                if kept[i] is not None and (_key(kept[i]) in repeated or _page_number(kept[i], len(pages))):
-                    kept[i] = None
-        out.append([line for line in kept if line is not None])
+        edges = {*range(min(EDGE_LINES, len(lines))), *range(max(len(lines) - EDGE_LINES, 0), len(lines))}
+        out.append(
+            [
+                line
+                for i, line in enumerate(lines)
+                if i not in edges or not (_key(line) in repeated or _page_number(line, len(pages)))
+            ]
+        )
     return out
 
 
@@ -100,11 +99,13 @@ def _text_width(pages: Sequence[list[str]]) -> int:
     return lengths[int(len(lengths) * 0.9)] if lengths else 80
 
 
+def _hyphen_break(left: str, right: str) -> bool:
+    """A hyphen at a line end with a lowercase word after it is the typesetter's, not the word's."""
+    return bool(re.search(r"[a-z]-$", left)) and right[:1].islower()
+
+
 def _joined(left: str, right: str) -> str:
-    # A hyphen at a line end with a lowercase word after it is the typesetter's, not the word's.
-    if re.search(r"[a-z]-$", left) and right[:1].islower():
-        return left[:-1] + right
-    return f"{left} {right}"
+    return left[:-1] + right if _hyphen_break(left, right) else f"{left} {right}"
 
 
 HEADING_SIZE_RATIO = 1.1  # set this much larger than the body text, a short line is a heading
@@ -174,8 +175,9 @@ def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> l
     """Paragraphs of the pages' lines (furniture already stripped), each under its outline headings.
 
     A line at least `WRAP_FRACTION` of the text width, or one ending in a word hyphenated into the
-    next, runs on into the next one (unless that one starts a list item); a shorter line ends there: it ends the paragraph when it ends a sentence,
-    else it stays a line of its own in it (code, table rows and addresses keep their lines).
+    next, runs on into the next one (unless that one starts a list item); a shorter line ends there:
+    it ends the paragraph when it ends a sentence, else it stays a line of its own in it (code, table
+    rows and addresses keep their lines).
     Contents and index lines ("Setup . . . . 7") are left out.
     """
     width = _text_width(pages)
@@ -210,8 +212,11 @@ def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> l
             line = _joined(line, lines[i]) if line else lines[i]
             following = lines[i + 1] if i + 1 < len(lines) and i + 1 not in placed else ""
             wrapped = len(lines[i]) >= WRAP_FRACTION * width
-            hyphenated = bool(re.search(r"[a-z]-$", lines[i])) and following[:1].islower()
-            if following and (wrapped or hyphenated) and not _LIST_ITEM.match(following):
+            if (
+                following
+                and (wrapped or _hyphen_break(lines[i], following))
+                and not _LIST_ITEM.match(following)
+            ):
                 continue
             done.append(line)
             line = ""
