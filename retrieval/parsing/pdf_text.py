@@ -126,7 +126,7 @@ def font_headings(pages: Sequence[list[str]], sizes: Sequence[dict[str, float]])
         return []
     body = weight.most_common(1)[0][0]
     found: list[tuple[int, str, float]] = []
-    total = 0
+    total = large = 0
     for number, (lines, size_of) in enumerate(zip(pages, sizes, strict=True), start=1):
         previous = 0.0
         for line in (raw.strip() for raw in lines):
@@ -139,10 +139,11 @@ def font_headings(pages: Sequence[list[str]], sizes: Sequence[dict[str, float]])
                 and re.search(r"[^\W\d_]", line)
                 and not re.search(r"[.,;]$", line)
             )
+            large += bool(heading)
             if heading and size != previous:
                 found.append((number, line, size))
             previous = size if heading else 0.0
-    if not found or len(found) > HEADING_SHARE_MAX * total:
+    if not found or large > HEADING_SHARE_MAX * total:
         return []
     levels = sorted({size for _, _, size in found}, reverse=True)
     return [Heading(min(levels.index(size), 2), line, number) for number, line, size in found]
