@@ -120,6 +120,7 @@ def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> l
             groups.append((between.rsplit("\n", 1)[-1], markers))
         end = m.end()
     held: dict[int, set[str]] = {}
+    plain: dict[int, str] = {}
     found = []
     for claim, markers in groups:
         stated = [v for v in stated_numbers(claim) if v not in given]
@@ -129,7 +130,7 @@ def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> l
         names = {n for _, n in markers}
         holding = set().union(*(held.setdefault(n, held_numbers(passages.get(n, ""))) for n in names))
         missing = [v for v in stated if v not in holding]
-        texts = [_plain(passages.get(n, "")) for n in sorted(names)]
+        texts = [plain.setdefault(n, _plain(passages.get(n, ""))) for n in sorted(names)]
         missing += [f"\u201c{q}\u201d" for q in quotes if not any(_quote_held(q, t) for t in texts)]
         if missing:
             found.extend({"marker": k, "n": n, "missing": missing} for k, n in markers)
