@@ -704,10 +704,7 @@ def documents_reindex(*, model_name: str | None = None) -> int:
         .exclude(embedding_model=model_name)
         .values_list("id", flat=True)
     )
-    Document.objects.filter(id__in=stale).update(
-        status=Document.Status.QUEUED, progress=0.0, heartbeat_at=timezone.now()
-    )
-    documents_enqueue(document_ids=stale, batch_size=16)
+    _requeue(stale, reset_attempts=False, batch_size=16)
     return len(stale)
 
 
