@@ -268,10 +268,10 @@
   // The types the server takes, from the file picker's accept list (".pdf,.docx,...").
   const picker = document.querySelector("input[type=file][accept]");
   const SUPPORTED = new Set((picker ? picker.accept : "").split(",").map((e) => e.trim().toLowerCase()));
-  const supported = (name) => SUPPORTED.has(name.slice(name.lastIndexOf(".")).toLowerCase());
+  const supported = (name) => name.lastIndexOf(".") > 0 && SUPPORTED.has(name.slice(name.lastIndexOf(".")).toLowerCase());
   function uploadFolder(section, files) {  // files: File, or {file, path} from a dropped folder
     const items = files.map((f) => (f instanceof File ? { file: f, path: f.webkitRelativePath || f.name } : f));
-    const wanted = items.filter((i) => i.file.name.includes(".") && supported(i.file.name));
+    const wanted = items.filter((i) => supported(i.file.name));
     wanted.forEach((i) => upload(section, i.file, null, i.path));
     let note = section.querySelector(".folder-note");
     if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
