@@ -9,7 +9,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from assistant.middleware import BodySizeLimit  # noqa: E402
+from assistant.middleware import BodySizeLimit, UploadRateLimit  # noqa: E402
 from chat.routing import websocket_urlpatterns as chat_ws  # noqa: E402
 from retrieval.routing import websocket_urlpatterns as retrieval_ws  # noqa: E402
 
@@ -36,7 +36,7 @@ _warm_up()
 
 application = ProtocolTypeRouter(
     {
-        "http": BodySizeLimit(django_asgi_app),
+        "http": BodySizeLimit(UploadRateLimit(django_asgi_app)),
         # Browsers always send Origin on websockets; a foreign one is refused before auth runs.
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(retrieval_ws + chat_ws))),
     }

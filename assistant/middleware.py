@@ -1,13 +1,17 @@
 import json
+import re
 import time
+from importlib import import_module
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.core.signals import request_finished
-from django.http import HttpResponse
+from django.http import HttpResponse, parse_cookie
 
 from assistant import logs, metrics
-from retrieval import limits
+from retrieval import limits, selectors
 
 
 def _body_limit() -> int:
@@ -76,6 +80,79 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+_UPLOAD_PATH = re.compile(r"^/api/v1/collections/[^/]+/documents/?$")
+
+
+def _uploader_id(headers: dict[bytes, bytes]) -> int | None:
+    """The user an upload is from, found as the API finds it (an API key, else the session cookie);
+    None when neither names one (the view then answers 401)."""
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        user = selectors.api_key_user(raw=token.strip())
+        return user.pk if user is not None else None
+    session_key = parse_cookie(headers.get(b"cookie", b"").decode("latin-1")).get(
+        settings.SESSION_COOKIE_NAME
+    )
+    if not session_key:
+        return None
+    user_id = import_module(settings.SESSION_ENGINE).SessionStore(session_key).get(SESSION_KEY)
+    try:
+        return int(user_id) if user_id is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _count_upload(headers: dict[bytes, bytes]) -> bool:
+    """Count one upload for its sender; False when no sender was found (nothing counted)."""
+    user_id = _uploader_id(headers)
+    if user_id is None:
+        return False
+    limits.limit_hit(action="upload", key=user_id)
+    return True
+
+
+class UploadRateLimit:
+    """ASGI wrapper: an upload past its sender's upload rate gets 429 before its body is read.
+
+    Django's ASGI handler stores the whole body (on disk, up to the upload limit) before any view
+    runs, and the multipart parser writes the file again: a client ignoring Retry-After would have
+    each refused upload written twice. The count is the view's (`limits.counted_upstream`), so an
+    upload counts once. The 429 keeps the connection open: Uvicorn reads and drops the rest of the
+    body, so a client still sending it reads the 429 rather than a reset connection."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not _UPLOAD_PATH.match(scope["path"])
+            or not settings.DOCENT_RATE_LIMITS.get("upload")
+        ):
+            return await self.app(scope, receive, send)
+        try:
+            counted = await database_sync_to_async(_count_upload)(dict(scope["headers"]))
+        except limits.RateLimited as exc:
+            body = json.dumps({"error": {"code": "rate_limited", "message": str(exc)}}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(exc.retry_after).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        if counted:
+            scope = {**scope, limits.COUNTED_SCOPE_KEY: ("upload",)}
+        return await self.app(scope, receive, send)
 
 
 class SignInRateLimitMiddleware:

@@ -242,7 +242,8 @@ def upload_document(
     file of an uploaded folder, is its path in the folder, kept as its name (multipart file names lose
     their folders on the way)."""
     collection = _collection_or_404(request, collection_id)
-    limits.limit_hit(action="upload", key=request.auth.pk)
+    if not limits.counted_upstream(request, "upload"):
+        limits.limit_hit(action="upload", key=request.auth.pk)
     document, created = services.document_create(
         collection=collection,
         file=file,

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 _NOUNS = {"upload": "uploads", "search": "searches", "ask": "questions", "login": "sign-in attempts"}
 
 
+# The ASGI scope key under which the web server's wrapper lists the actions it counted already.
+COUNTED_SCOPE_KEY = "docent.counted"
+
+
 class RateLimited(Exception):
     def __init__(self, action: str, retry_after: int):
         self.action, self.retry_after = action, retry_after
@@ -46,3 +50,9 @@ def limit_hit(*, action: str, key: str | int) -> None:
     if usage is not None and usage["should_limit"]:
         metrics.RATE_LIMITED.labels(action=action).inc()
         raise RateLimited(action, max(int(usage["time_left"]), 1))
+
+
+def counted_upstream(request, action: str) -> bool:
+    """Whether this request's `action` was counted before Django read its body (an upload's is, under
+    the ASGI server: `assistant.middleware.UploadRateLimit`); the view counts it otherwise."""
+    return action in getattr(request, "scope", {}).get(COUNTED_SCOPE_KEY, ())

@@ -108,3 +108,102 @@ def test_the_apps_pages_carry_a_content_security_policy_and_the_admin_does_not(c
     assert "Content-Security-Policy" not in client.get("/admin/login/").headers
     settings.DOCENT_CONTENT_SECURITY_POLICY = ""
     assert "Content-Security-Policy" not in client.get("/accounts/login/").headers
+
+
+def _multipart(name: str, content: bytes) -> tuple[bytes, bytes]:
+    boundary = b"docent-test-boundary"
+    body = (
+        b"--"
+        + boundary
+        + b'\r\nContent-Disposition: form-data; name="file"; filename="'
+        + name.encode()
+        + b'"\r\nContent-Type: text/plain\r\n\r\n'
+        + content
+        + b"\r\n--"
+        + boundary
+        + b"--\r\n"
+    )
+    return b"multipart/form-data; boundary=" + boundary, body
+
+
+def _post_head(path: str, content_type: bytes, length: int, headers: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+        + b"Content-Type: "
+        + content_type
+        + b"\r\n"
+        + f"Content-Length: {length}\r\n".encode()
+        + headers
+        + b"\r\n"
+    )
+
+
+def _read_response(conn) -> bytes:
+    """One response's head and its Content-Length body."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = conn.recv(65536)
+        assert chunk, f"the server closed the connection: {received!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_an_upload_past_the_rate_is_refused_before_its_body_is_read(live_app, alice, collection_a, make_user):
+    """Through the real server: at one upload a day the first is stored (the server's count and the
+    view's are one count); the second gets 429 with Retry-After while the client has sent only its
+    headers and a little of a 2 MB body, the rest is then taken and dropped on the same connection,
+    and nothing more is stored. A session's uploads are counted the same way."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from django.test import Client
+
+    from retrieval import services
+    from retrieval.models import Document
+
+    base = urlsplit(live_app(DOCENT_RATE_UPLOAD="1/d"))
+    raw_key = services.api_key_create(user=alice)[1]
+    auth = f"Authorization: Bearer {raw_key}\r\n".encode()
+    path = f"/api/v1/collections/{collection_a.id}/documents"
+
+    with socket.create_connection((base.hostname, base.port), timeout=30) as conn:
+        content_type, body = _multipart("first.txt", b"The backup runs nightly at two.")
+        conn.sendall(_post_head(path, content_type, len(body), auth) + body)
+        first = _read_response(conn)
+        assert first.startswith(b"HTTP/1.1 202 "), first
+
+        content_type, body = _multipart("second.txt", b"x" * 2_000_000)
+        conn.sendall(_post_head(path, content_type, len(body), auth) + body[:1000])
+        refused = _read_response(conn)  # times out if the server waits for the body
+        assert refused.startswith(b"HTTP/1.1 429 ") and b'"rate_limited"' in refused
+        retry_after = next(line for line in refused.split(b"\r\n") if line.lower().startswith(b"retry-after"))
+        assert 1 <= int(retry_after.split(b":")[1]) <= 86400
+        conn.sendall(body[1000:])  # the connection still takes the rest
+        conn.sendall(_post_head("/healthz", b"text/plain", 0, b"").replace(b"POST", b"GET", 1))
+        assert _read_response(conn).startswith(b"HTTP/1.1 200 ")
+    assert list(Document.objects.filter(collection=collection_a).values_list("original_name", flat=True)) == [
+        "first.txt"
+    ]
+
+    # A browser's session: the same one count, found from the cookie.
+    erin = make_user("erin")
+    services.membership_set(team=collection_a.team, user=erin)
+    client = Client()
+    client.force_login(erin)
+    token = "c" * 32
+    cookie = f"Cookie: sessionid={client.cookies['sessionid'].value}; csrftoken={token}\r\nX-CSRFToken: {token}\r\n"
+    statuses = []
+    with socket.create_connection((base.hostname, base.port), timeout=30) as conn:
+        for name in ("third.txt", "fourth.txt"):
+            content_type, body = _multipart(name, f"The {name} note.".encode())
+            conn.sendall(_post_head(path, content_type, len(body), cookie.encode()) + body)
+            statuses.append(_read_response(conn).split(b" ")[1])
+    assert statuses == [b"202", b"429"]
