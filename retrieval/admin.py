@@ -33,6 +33,16 @@ def _deletion_summary(model_admin, objs, request):
     return lines, model_count, perms_needed, []
 
 
+class _LiveTeamChoices:
+    """A deleted team (its collections still being purged) is no choice for a new member or
+    collection."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "team":
+            kwargs["queryset"] = Team.objects.filter(deleted_at__isnull=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
@@ -41,9 +51,15 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "member_count", "created_at"]
+    list_display = ["name", "member_count", "created_at", "deleted_at"]
+    list_filter = [("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name"]
+    readonly_fields = ["deleted_at"]
     inlines = [MembershipInline]
+
+    def has_change_permission(self, request, obj=None):
+        # A deleted team is only shown until its collections' purges remove it.
+        return (obj is None or obj.deleted_at is None) and super().has_change_permission(request, obj)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_members=Count("memberships"))
@@ -55,7 +71,8 @@ class TeamAdmin(admin.ModelAdmin):
     def get_deleted_objects(self, objs, request):
         return _deletion_summary(self, objs, request)
 
-    # Through the service, so the collections' documents, passages and files go too.
+    # Through the service: gone at once for its members; collections, documents, passages and files
+    # purged by tasks, after which the team's row goes too.
     def delete_model(self, request, obj):
         services.team_delete(team=obj)
 
@@ -65,7 +82,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(_LiveTeamChoices, admin.ModelAdmin):
     list_display = ["user", "team", "role", "created_at"]
     list_filter = ["role", "team"]
     search_fields = ["user__username", "team__name"]
@@ -73,7 +90,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Collection)
-class CollectionAdmin(admin.ModelAdmin):
+class CollectionAdmin(_LiveTeamChoices, admin.ModelAdmin):
     list_display = ["name", "team", "document_count", "created_at", "deleted_at"]
     list_filter = ["team", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "team__name"]

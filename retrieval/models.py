@@ -8,12 +8,21 @@ from pgvector.django import HnswIndex, VectorField
 
 
 class Team(models.Model):
-    name = models.CharField(max_length=120, unique=True)
+    name = models.CharField(max_length=120)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when deleted: its members are gone and its collections deleted at once; the last of their
+    # purges removes the row.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # A deleted team's name is free at once, while its collections are still being purged.
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(deleted_at__isnull=True), name="team_unique_live_name"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

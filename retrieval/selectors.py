@@ -18,7 +18,7 @@ from .models import ApiKey, Chunk, Collection, Document, Membership, Team
 def teams_for_user(*, user) -> QuerySet[Team]:
     if not user.is_authenticated:
         return Team.objects.none()
-    return Team.objects.filter(memberships__user=user)
+    return Team.objects.filter(memberships__user=user, deleted_at__isnull=True)
 
 
 def _readable_collections(**membership) -> QuerySet[Collection]:

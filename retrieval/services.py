@@ -43,7 +43,7 @@ __all__ = [
 
 
 def team_get_or_create(*, name: str) -> Team:
-    team, _ = Team.objects.get_or_create(name=name)
+    team, _ = Team.objects.get_or_create(name=name, deleted_at=None)
     return team
 
 
@@ -166,28 +166,48 @@ def collection_purge(*, collection_id: int) -> int:
             return removed
         collection.delete()  # no chunk outlives its document (foreign key)
     log.info("collection %s purged: %d documents", collection_id, removed)
+    _team_remove_if_purged(team_id=collection.team_id)
     return removed
 
 
 def collections_purge_stuck(*, stuck_after_s: int) -> list[int]:
     """Queue the purge again for collections deleted long ago and still there (a lost task, a
-    killed worker)."""
+    killed worker), and remove deleted teams whose collections are all gone."""
     from .tasks import purge_collection
 
     cutoff = timezone.now() - timezone.timedelta(seconds=stuck_after_s)
     ids = list(Collection.objects.filter(deleted_at__lt=cutoff).values_list("id", flat=True))
     for collection_id in ids:
         purge_collection.delay(collection_id)
+    for team_id in Team.objects.filter(deleted_at__lt=cutoff).values_list("id", flat=True):
+        _team_remove_if_purged(team_id=team_id)
     return ids
 
 
 def team_delete(*, team: Team) -> None:
-    """Delete a team with its collections, purged here rather than by a task: the team's row cannot
-    go while they exist. Kept for Django admin, where deleting a whole team is rare."""
-    for collection in Collection.objects.filter(team=team):
-        _mark_deleted(collection)
-        collection_purge(collection_id=collection.id)
-    team.delete()
+    """Delete a team: at once its members lose it and its collections are deleted (gone from every
+    list, route and search); their purges run as tasks, and the last to finish removes the team's
+    row. Its name is free again at once. A team of thousands of documents held the admin's request
+    for as long as their passages took to delete."""
+    with transaction.atomic():
+        if Team.objects.filter(id=team.id, deleted_at__isnull=True).update(deleted_at=timezone.now()):
+            log.info("team %s deleted; purging its collections", team.id)
+        Membership.objects.filter(team_id=team.id).delete()
+        collections = list(Collection.objects.filter(team_id=team.id))
+        for collection in collections:
+            collection_delete(collection=collection)
+    if not collections:
+        _team_remove_if_purged(team_id=team.id)
+
+
+def _team_remove_if_purged(*, team_id: int) -> None:
+    """Remove a deleted team's row once none of its collections is left. Each purge asks after its
+    own commit, under the team's lock, so the last of several running at once sees all the others'."""
+    with transaction.atomic():
+        team = Team.objects.select_for_update().filter(id=team_id, deleted_at__isnull=False).first()
+        if team is not None and not team.collections.exists():
+            team.delete()
+            log.info("team %s purged", team_id)
 
 
 def api_key_hash(raw: str) -> str:

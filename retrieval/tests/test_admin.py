@@ -3,7 +3,7 @@
 import pytest
 
 from retrieval import services
-from retrieval.models import ApiKey, Chunk, Document
+from retrieval.models import ApiKey, Chunk, Document, Team
 
 from . import files
 from .helpers import upload
@@ -119,10 +119,31 @@ def test_deleting_a_collection_or_team_in_admin_takes_its_files_and_passages(
             {"action": "delete_selected", "_selected_action": [selected], "post": "yes"},
         )
     assert response.status_code == 302
-    if model == "collection":  # a team goes at once; a collection is purged by a task
-        assert Collection.objects.get(id=collection_a.id).deleted_at is not None
-        with django_capture_on_commit_callbacks(execute=True):
-            services.collection_purge(collection_id=collection_a.id)
+    # Gone at once for everyone; the passages are purged by a task, and a team's row after them.
+    assert Collection.objects.get(id=collection_a.id).deleted_at is not None
+    assert all(p.exists() for p in stored)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.collection_purge(collection_id=collection_a.id)
     assert not Collection.objects.filter(id=collection_a.id).exists()
+    assert not Team.objects.filter(id=collection_a.team_id).exists() or model == "collection"
     assert not Chunk.objects.filter(collection_id=collection_a.id).exists()
     assert not any(p.exists() for p in stored)
+
+
+def test_a_deleted_team_is_shown_until_purged_and_offered_for_nothing(
+    admin_client, alice, collection_a, make_team
+):
+    team, live = collection_a.team, make_team("Live")
+    services.team_delete(team=team)
+    listed = admin_client.get("/admin/retrieval/team/").content.decode()
+    assert team.name in listed
+    # Read-only: no members can be added back while its collections are purged.
+    page = admin_client.get(f"/admin/retrieval/team/{team.id}/change/").content.decode()
+    assert 'name="_save"' not in page
+    form = admin_client.get("/admin/retrieval/collection/add/").content.decode()
+    choices = form.split('name="team"')[1].split("</select>")[0]
+    assert f'value="{team.id}"' not in choices and f'value="{live.id}"' in choices
+    refused = admin_client.post(
+        "/admin/retrieval/membership/add/", {"user": alice.id, "team": team.id, "role": "member"}
+    )
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()

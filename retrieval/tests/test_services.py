@@ -289,6 +289,54 @@ def test_the_sweep_queues_a_purge_left_behind_and_ingestion_skips_a_deleted_coll
     assert services.collections_purge_stuck(stuck_after_s=600) == []  # a purge may still be at work
 
 
+def test_a_deleted_team_is_gone_for_its_members_at_once_and_its_row_after_the_last_purge(
+    db, alice, collection_a, make_collection, make_team, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Deleting a team takes nothing from the request but marks: members and collections go at
+    once, one purge is queued per collection, the name is free, and the team's row goes with the last
+    purge (two purges of one team: the first leaves the row, the second removes it). A team without
+    collections goes at once; one left behind by a lost purge goes with the sweep."""
+    from django.utils import timezone
+
+    from retrieval import selectors, tasks
+    from retrieval.models import Collection, Membership, Team
+
+    team = collection_a.team
+    second = make_collection(team, "second")
+    document, _ = upload(collection_a, "notes.txt", SAMPLES["notes.txt"], enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    queued = []
+    monkeypatch.setattr(tasks.purge_collection, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.team_delete(team=team)
+    assert sorted(queued) == sorted([collection_a.id, second.id])
+    assert Chunk.objects.filter(document_id=document.id).exists()  # not purged in the request
+    assert not Membership.objects.filter(team_id=team.id).exists()
+    assert not selectors.teams_for_user(user=alice).exists()
+    assert not selectors.collections_for_user(user=alice).exists()
+    assert selectors.search(user=alice, query="When does the backup run?", k=5) == []
+    assert services.team_get_or_create(name=team.name).id != team.id  # the name is free
+
+    assert services.collection_purge(collection_id=collection_a.id) == 1
+    assert Team.objects.filter(id=team.id).exists()  # its second collection is still there
+    services.collection_purge(collection_id=second.id)
+    assert not Team.objects.filter(id=team.id).exists()
+    assert not Chunk.objects.filter(document_id=document.id).exists()
+
+    empty = make_team("Empty", members=[alice])
+    services.team_delete(team=empty)
+    assert not Team.objects.filter(id=empty.id).exists()
+
+    lost = make_team("Lost")
+    orphan = make_collection(lost, "orphan")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.team_delete(team=lost)
+    Collection.objects.filter(id=orphan.id).delete()  # a purge that died before asking for the team
+    Team.objects.filter(id=lost.id).update(deleted_at=timezone.now() - timezone.timedelta(hours=1))
+    services.collections_purge_stuck(stuck_after_s=600)
+    assert not Team.objects.filter(id=lost.id).exists()
+
+
 def test_a_purge_leaves_a_document_someone_holds_and_the_collection_until_it_is_gone(
     transactional_db, collection_a
 ):

@@ -18,7 +18,9 @@ def resolve_collection(name: str, team_name: str | None) -> Collection:
         return matches[0]
     if len(matches) > 1:
         raise CommandError(f"several teams have a collection named {name!r}; say which with --team")
-    team = Team.objects.order_by("id").first() or services.team_get_or_create(name="Default")
+    team = Team.objects.filter(deleted_at=None).order_by("id").first() or services.team_get_or_create(
+        name="Default"
+    )
     return Collection.objects.create(team=team, name=name)
 
 
