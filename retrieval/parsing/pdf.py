@@ -1,4 +1,4 @@
-"""PDF: text by page, read as paragraphs under bookmarks or type-size headings (see pdf_text)."""
+"""PDF: text by page, read as paragraphs under bookmarks and type-size headings (see pdf_text)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,14 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
         raise ParseError(f"the PDF is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
     pages = pdf_text.strip_furniture([[line for line, _ in lines] for lines in sized])
     sizes = [{line: size for line, size in lines} for lines in sized]
-    outline = _pdf_outline(reader) or pdf_text.font_headings(pages, sizes)
-    blocks = [Block(p.text, page=p.page, headings=p.headings) for p in pdf_text.paragraphs(pages, outline)]
+    outline, nested = _pdf_outline(reader), []
+    if outline:
+        nested = pdf_text.below_bookmarks(outline, pdf_text.sized_headings(pages, sizes))
+    else:
+        outline = pdf_text.font_headings(pages, sizes)
+    blocks = [
+        Block(p.text, page=p.page, headings=p.headings) for p in pdf_text.paragraphs(pages, outline, nested)
+    ]
     if not blocks:
         raise ParseError(
             "the PDF has no extractable text (a scanned PDF needs OCR, which Docent does not do)"

@@ -3,7 +3,8 @@
 Text extraction gives one line per printed line: every paragraph arrives hard-wrapped, words
 hyphenated at line ends ("infor-" / "mation", which neither BM25 nor a quote can find), and each page
 repeats its running header, footer and page number, which would otherwise land in every chunk.
-The document outline (bookmarks), where the PDF has one, names the sections; else type sizes do.
+The document outline (bookmarks), where the PDF has one, names the sections, and type sizes the
+sections it leaves out; without one, type sizes name them all.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Heading:
     depth: int
     title: str
     page: int  # 1-based
+    # Found by type size under bookmarks: `depth` counts from below the bookmark it falls under.
+    nested: bool = False
 
 
 def _key(line: str) -> str:
@@ -113,10 +116,41 @@ HEADING_SHARE_MAX = 0.4  # more heading-sized lines than this share: large type 
 
 
 def font_headings(pages: Sequence[list[str]], sizes: Sequence[dict[str, float]]) -> list[Heading]:
-    """Headings from type size, for a PDF without bookmarks: short lines set larger than the body
-    text (the size most characters are in), the largest size at depth 0, the next at 1, smaller
-    ones at 2. `sizes[i]` maps page i+1's lines to their size. A heading wrapped onto a second line
-    keeps its first."""
+    """Headings from type size, for a PDF without bookmarks: the largest size at depth 0, the next
+    at 1, smaller ones at 2."""
+    found = sized_headings(pages, sizes)
+    levels = sorted({size for _, _, size in found}, reverse=True)
+    return [Heading(min(levels.index(size), 2), line, number) for number, line, size in found]
+
+
+def below_bookmarks(outline: Sequence[Heading], found: Sequence[tuple[int, str, float]]) -> list[Heading]:
+    """The type-size headings a PDF's bookmarks leave out, nested under them: a manual bookmarked
+    by chapter alone still has its sections. Only sizes below every bookmarked heading's size count
+    (a larger one is the title page's); none when no bookmark is printed in a heading size, as
+    then nothing says how the two relate."""
+    by_page: dict[int, list[str]] = {}
+    for heading in outline:
+        by_page.setdefault(heading.page, []).append(heading.title)
+    bookmarked = [
+        (line, size)
+        for number, line, size in found
+        if any(_same_title(line, title) for title in by_page.get(number, ()))
+    ]
+    if not bookmarked:
+        return []
+    smallest = min(size for _, size in bookmarked)
+    extra = [(number, line, size) for number, line, size in found if size < smallest]
+    levels = sorted({size for _, _, size in extra}, reverse=True)
+    return [Heading(min(levels.index(size), 2), line, number, nested=True) for number, line, size in extra]
+
+
+def sized_headings(
+    pages: Sequence[list[str]], sizes: Sequence[dict[str, float]]
+) -> list[tuple[int, str, float]]:
+    """(page, line, type size) of each heading by type size: a short line set larger than the body
+    text (the size most characters are in). `sizes[i]` maps page i+1's lines to their size. A
+    heading wrapped onto a second line keeps its first. None where large lines are too many to mark
+    headings."""
     weight: Counter[float] = Counter()
     for lines, size_of in zip(pages, sizes, strict=True):
         for line in lines:
@@ -143,10 +177,9 @@ def font_headings(pages: Sequence[list[str]], sizes: Sequence[dict[str, float]])
             if heading and size != previous:
                 found.append((number, line, size))
             previous = size if heading else 0.0
-    if not found or large > HEADING_SHARE_MAX * total:
+    if large > HEADING_SHARE_MAX * total:
         return []
-    levels = sorted({size for _, _, size in found}, reverse=True)
-    return [Heading(min(levels.index(size), 2), line, number) for number, line, size in found]
+    return found
 
 
 def _placed(lines: Sequence[str], headings: Sequence[Heading]) -> dict[int, list[tuple[Heading, str | None]]]:
@@ -172,8 +205,11 @@ def _placed(lines: Sequence[str], headings: Sequence[Heading]) -> dict[int, list
     return placed
 
 
-def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> list[Paragraph]:
-    """Paragraphs of the pages' lines (furniture already stripped), each under its outline headings.
+def paragraphs(
+    pages: Sequence[list[str]], outline: Sequence[Heading] = (), nested: Sequence[Heading] = ()
+) -> list[Paragraph]:
+    """Paragraphs of the pages' lines (furniture already stripped), each under its outline headings
+    and the `nested` ones (type-size headings under the bookmarks, each at the line printing it).
 
     A line at least `WRAP_FRACTION` of the text width, or one ending in a word hyphenated into the
     next, runs on into the next one (unless that one starts a list item); a shorter line ends there:
@@ -185,11 +221,22 @@ def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> l
     by_page: dict[int, list[Heading]] = {}
     for heading in outline:
         by_page.setdefault(heading.page, []).append(heading)
+    nested_by_page: dict[int, list[Heading]] = {}
+    for heading in nested:
+        nested_by_page.setdefault(heading.page, []).append(heading)
     path: list[str] = []
+    below = 0  # the depth just below the last bookmark, where a nested heading's depth starts
+    bookmarked = False
     out: list[Paragraph] = []
     for number, raw_lines in enumerate(pages, start=1):
         lines = [line.strip() for line in raw_lines]
         placed = _placed(lines, by_page.get(number, ()))
+        at = 0
+        for heading in nested_by_page.get(number, ()):
+            found = next((i for i in range(at, len(lines)) if lines[i] == heading.title), None)
+            if found is not None:
+                placed.setdefault(found, []).append((heading, lines[found]))
+                at = found + 1
         done: list[str] = []  # finished lines of the paragraph being built
         line = ""  # the printed line being run on
 
@@ -204,8 +251,13 @@ def paragraphs(pages: Sequence[list[str]], outline: Sequence[Heading] = ()) -> l
         for i in range(len(lines) + 1):
             heading_line = False
             for heading, shown in placed.get(i, ()):
+                if heading.nested and not bookmarked:
+                    continue  # large type before the first bookmark is a title page's, not a section's
                 close(number)
-                del path[heading.depth :]
+                depth = min(below + heading.depth, 8) if heading.nested else heading.depth
+                if not heading.nested:
+                    below, bookmarked = heading.depth + 1, True
+                del path[depth:]
                 path.append(shown or heading.title.strip())
                 heading_line = heading_line or shown is not None
             if heading_line or i == len(lines) or _LEADER_ENTRY.search(lines[i]):

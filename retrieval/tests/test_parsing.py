@@ -111,6 +111,22 @@ def test_pdf_without_bookmarks_takes_headings_from_type_size(tmp_path):
     ]
 
 
+def test_pdf_bookmarked_by_chapter_gets_its_sections_from_type_size(tmp_path):
+    """Bookmarks for the chapters alone: the sections, set smaller than the chapters but larger than
+    the body, come under their chapter (a manual's function reference, bookmarked by group only)."""
+    body = ["Each worker takes one document.", "It writes its chunks at once.", "Logs go out."]
+    pages = [
+        [("1 Workers", 18), *body, ("Restarts", 14), "A worker restarts after a crash."],
+        [("2 Storage", 18), *body, ("Backups", 14), "Backups run nightly."],
+    ]
+    data = files.pdf_bytes(pages, outline=[(0, "1 Workers", 1), (0, "2 Storage", 2)])
+    blocks = parse_isolated(write(tmp_path, "manual.pdf", data), "pdf", **LIMITS)
+    under = {b.text: b.headings for b in blocks}
+    assert under["A worker restarts after a crash."] == ["1 Workers", "Restarts"]
+    assert under["Backups run nightly."] == ["2 Storage", "Backups"]
+    assert [b.headings for b in blocks if b.text.startswith("Each worker")] == [["1 Workers"], ["2 Storage"]]
+
+
 def test_pdf_large_type_that_is_not_a_heading(tmp_path):
     """A sentence or a figure set large is text, and where large lines are most of the lines, size
     marks nothing."""

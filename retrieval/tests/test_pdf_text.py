@@ -1,4 +1,4 @@
-from retrieval.parsing.pdf_text import Heading, paragraphs, strip_furniture
+from retrieval.parsing.pdf_text import Heading, below_bookmarks, paragraphs, sized_headings, strip_furniture
 
 WIDE = "The sweep re-queues every document that has sat in processing for too long without a"
 
@@ -96,3 +96,50 @@ def test_only_plausible_page_numbers_go():
         ["Contents"],
         ["Appendix"],
     ]
+
+
+def test_bookmarks_by_chapter_are_completed_by_type_size():
+    """A PDF bookmarked by chapter alone: its sections, in a heading size smaller than the
+    bookmarked chapters', are nested under them; a larger line (the title) and large type before the
+    first bookmark are no section; with no bookmark printed in a heading size, nothing is added."""
+    body = [
+        "Body one.",
+        "Body two.",
+        "Body three.",
+        "Body text sets the width of the page, as most of its printed lines do.",
+    ]
+    pages = [
+        ["Operations Handbook", "Written by the ops team", "Printed in March.", *body],
+        ["1 Workers", "Each worker takes one document.", *body, "Restarts", "Workers restart on failure."],
+        [
+            "2 Storage",
+            "Uploads live on disk.",
+            "Backups",
+            "Backups run nightly.",
+            "Offsite",
+            "Weekly.",
+            *body,
+        ],
+    ]
+    size = {"Operations Handbook": 24, "Written by the ops team": 14, "1 Workers": 18, "2 Storage": 18}
+    size |= {"Restarts": 14, "Backups": 14, "Offsite": 12.5}
+    sizes = [{line: size.get(line, 10) for line in lines} for lines in pages]
+    outline = [Heading(0, "Workers", 2), Heading(0, "Storage", 3)]
+    nested = below_bookmarks(outline, sized_headings(pages, sizes))
+    assert [(h.depth, h.title) for h in nested] == [
+        (0, "Written by the ops team"),
+        (0, "Restarts"),
+        (0, "Backups"),
+        (1, "Offsite"),
+    ]
+    out = [(p.text, p.headings) for p in paragraphs(pages, outline, nested)]
+    assert [(text, path) for text, path in out if not text.startswith("Body")] == [
+        ("Operations Handbook\nWritten by the ops team\nPrinted in March.", []),  # body text
+        ("Each worker takes one document.", ["1 Workers"]),
+        ("Workers restart on failure.", ["1 Workers", "Restarts"]),
+        ("Uploads live on disk.", ["2 Storage"]),
+        ("Backups run nightly.", ["2 Storage", "Backups"]),
+        ("Weekly.", ["2 Storage", "Backups", "Offsite"]),
+    ]
+    unprinted = [Heading(0, "Chapter One", 2)]
+    assert below_bookmarks(unprinted, sized_headings(pages, sizes)) == []
