@@ -1,17 +1,15 @@
 import json
 import re
 import time
-from importlib import import_module
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
 from django.core.signals import request_finished
-from django.http import HttpResponse, parse_cookie
+from django.http import HttpResponse
 
 from assistant import logs, metrics
-from retrieval import limits, selectors
+from retrieval import auth, limits
 
 
 def _body_limit() -> int:
@@ -85,28 +83,9 @@ class BodySizeLimit:
 _UPLOAD_PATH = re.compile(r"^/api/v1/collections/[^/]+/documents/?$")
 
 
-def _uploader_id(headers: dict[bytes, bytes]) -> int | None:
-    """The user an upload is from, found as the API finds it (an API key, else the session cookie);
-    None when neither names one (the view then answers 401)."""
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        user = selectors.api_key_user(raw=token.strip())
-        return user.pk if user is not None else None
-    session_key = parse_cookie(headers.get(b"cookie", b"").decode("latin-1")).get(
-        settings.SESSION_COOKIE_NAME
-    )
-    if not session_key:
-        return None
-    user_id = import_module(settings.SESSION_ENGINE).SessionStore(session_key).get(SESSION_KEY)
-    try:
-        return int(user_id) if user_id is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
 def _count_upload(headers: dict[bytes, bytes]) -> bool:
     """Count one upload for its sender; False when no sender was found (nothing counted)."""
-    user_id = _uploader_id(headers)
+    user_id = auth.user_id_from_headers(headers)
     if user_id is None:
         return False
     limits.limit_hit(action="upload", key=user_id)

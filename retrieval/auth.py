@@ -1,6 +1,10 @@
 """API authentication: a session cookie (with CSRF) or `Authorization: Bearer <api key>`."""
 
+from importlib import import_module
+
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.http import parse_cookie
 from ninja.security import APIKeyCookie, HttpBearer
 
 from . import selectors
@@ -34,3 +38,21 @@ class Session(APIKeyCookie):
 
 
 api_auth = [BearerKey(), Session()]
+
+
+def user_id_from_headers(headers: dict[bytes, bytes]) -> int | None:
+    """The user a request's raw ASGI headers name, found as `api_auth` finds it (an API key, else
+    the session cookie), for a check made before Django reads the body; None when they name none."""
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        user = selectors.api_key_user(raw=token.strip())
+        return user.pk if user is not None else None
+    cookies = parse_cookie(headers.get(b"cookie", b"").decode("latin-1"))
+    session_key = cookies.get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return None
+    user_id = import_module(settings.SESSION_ENGINE).SessionStore(session_key).get(SESSION_KEY)
+    try:
+        return int(user_id) if user_id is not None else None
+    except (TypeError, ValueError):
+        return None
