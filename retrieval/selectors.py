@@ -258,7 +258,7 @@ dense AS (
 )"""
 
 _KEYWORD = """,
-q AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english'::regconfig, %(query)s))) AS term),
+q AS (SELECT DISTINCT unnest(tsvector_to_array(docent_keywords(%(query)s))) AS term),
 df AS (
     SELECT t.term, sum(t.df)::float8 AS df FROM retrieval_term t JOIN q ON q.term = t.term
     WHERE t.collection_id = ANY((SELECT ids FROM st)::bigint[]) GROUP BY t.term
@@ -464,5 +464,5 @@ def query_terms(*, query: str) -> list[str]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tsvector_to_array(to_tsvector('english'::regconfig, %s))", [query])
+        cursor.execute("SELECT tsvector_to_array(docent_keywords(%s))", [query])
         return list(cursor.fetchone()[0] or [])

@@ -582,7 +582,8 @@ CREATE TEMP TABLE IF NOT EXISTS chunk_staging (
 """
 _COPY_SQL = "COPY chunk_staging FROM STDIN WITH (FORMAT BINARY)"
 _COPY_TYPES = ["int8", "int8", "int4", "text", "int4", "int4", "text", "varchar", "vector", "varchar"]
-# The keyword vector is computed once, in the database, with the same analyzer the query side uses;
+# The keyword vector is computed once, in the database, with the analyzer the query side uses
+# (`docent_keywords`: English stems, and snake_case identifiers whole, migration 0014);
 # its term count is BM25's document length.
 _INSERT_SQL = """
 INSERT INTO retrieval_chunk (document_id, collection_id, ordinal, text, token_count, page, heading_path,
@@ -591,7 +592,7 @@ SELECT s.document_id, s.collection_id, s.ordinal, s.text, s.token_count, s.page,
        s.content_hash, s.embedding, s.embedding_model, v.tsv,
        (SELECT coalesce(sum(array_length(u.positions, 1)), 0) FROM unnest(v.tsv) u)
 FROM chunk_staging s
-CROSS JOIN LATERAL (SELECT to_tsvector('english'::regconfig, s.heading_path || ' ' || s.text) AS tsv) v
+CROSS JOIN LATERAL (SELECT docent_keywords(s.heading_path || ' ' || s.text) AS tsv) v
 """
 
 

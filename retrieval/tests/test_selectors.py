@@ -43,6 +43,24 @@ def test_bm25_matches_hand_computation(alice, collection_a, settings):
     assert round(expected[d1.id], 5) == 1.34864 and round(expected[d3.id], 4) == 0.4136  # by hand
 
 
+def test_a_snake_case_name_finds_the_passage_naming_it_exactly(alice, collection_a):
+    """PostgreSQL splits `asn1_read_value` at its underscores; kept whole beside its parts, the name
+    ranks the passage about it above one about `asn1_read_value_type` that repeats the parts."""
+    exact = ingest(collection_a, "read.txt", "asn1_read_value returns the value of one element.")
+    longer = ingest(
+        collection_a,
+        "type.txt",
+        "asn1_read_value_type reads the value and the type: read value, read type, value of the type.",
+    )
+    hits = search(user=alice, query="What does asn1_read_value do?", mode="keyword", k=10)
+    assert [h.document_id for h in hits] == [exact.id, longer.id]
+    assert "asn1_read_value" in selectors.query_terms(query="What does asn1_read_value do?")
+    # Setting names too; the parts still match on their own.
+    setting = ingest(collection_a, "env.txt", "DOCENT_RATE_UPLOAD caps uploads per user.")
+    assert search(user=alice, query="DOCENT_RATE_UPLOAD", mode="keyword", k=1)[0].document_id == setting.id
+    assert setting.id in {h.document_id for h in search(user=alice, query="upload rate", mode="keyword")}
+
+
 def test_hybrid_is_reciprocal_rank_fusion(alice, collection_a, settings):
     """Hybrid order is the RRF of the dense and keyword ranks."""
     settings.DOCENT_RRF_K = 60
