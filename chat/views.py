@@ -3,6 +3,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from retrieval import selectors
+from retrieval.parsing import EXTENSIONS
 
 from . import selectors as chat_selectors
 from .models import Conversation
@@ -11,7 +12,9 @@ from .models import Conversation
 @login_required
 def index(request):
     collections = list(selectors.collections_for_user(user=request.user))
-    return render(request, "chat/index.html", {"collections": collections})
+    # The composer's attach button takes what the library's upload takes.
+    accept = ",".join(EXTENSIONS)
+    return render(request, "chat/index.html", {"collections": collections, "accept": accept})
 
 
 @login_required

@@ -240,6 +240,46 @@ def test_ask_about_one_document_from_the_library(page, live_url, member):
     expect(answer.locator(".body")).to_contain_text("25 days")
 
 
+def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url, member, worker, tmp_path):
+    """The composer's attach menu uploads to the chosen collection; the file's row shows its reading
+    and then ready, the conversation is narrowed to it, and the answer comes from it. A file that is
+    not what its name says fails in words, and asks nothing."""
+    from retrieval.models import Collection, Document
+
+    user = member
+    notes = Collection.objects.create(team=user.teams.get(), name="notes")
+    rota = tmp_path / "rota.md"
+    rota.write_text("# Rota\n\nThe on-call rota changes every Tuesday at nine.\n")
+    fake = tmp_path / "scan.pdf"
+    fake.write_text("not a PDF at all")
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.locator("#attach summary").click()
+    page.select_option("#attach-collection", str(notes.id))
+    page.locator("#attach-file").set_input_files([str(rota), str(fake)])
+    expect(page.locator("#attached li", has_text="scan.pdf")).to_have_attribute("data-status", "failed")
+    expect(page.locator("#attached li", has_text="scan.pdf")).to_contain_text("does not match")
+    row = page.locator("#attached li", has_text="rota.md")
+    expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
+    expect(page.locator("#scope summary")).to_have_text("Document: rota")
+    assert Document.objects.get(original_name="rota.md").collection_id == notes.id
+    answer = ask(page, "When does the on-call rota change?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("every Tuesday at nine")
+    page.reload()
+    expect(page.locator("#scope summary")).to_have_text("Document: rota")
+    # A done row can be removed; a ready file's removal widens the question again.
+    page.locator("#new-chat").click()
+    page.locator("#attach summary").click()
+    page.select_option("#attach-collection", str(notes.id))
+    page.locator("#attach-file").set_input_files(str(rota))  # the same bytes: not read again
+    expect(page.locator("#attached li")).to_have_attribute("data-status", "ready", timeout=30_000)
+    expect(page.locator("#scope summary")).to_have_text("Document: rota")
+    page.get_by_role("button", name="Remove rota.md").click()
+    expect(page.locator("#attached")).to_be_hidden()
+    expect(page.locator("#scope summary")).to_have_text("Collections: all")
+    assert Document.objects.filter(original_name="rota.md").count() == 1
+
+
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):
     """Opening a long passage scrolls the panel, not the page: the question box stays on screen, and
     the sentence the answer quotes is marked and in view."""

@@ -111,6 +111,8 @@
   function newConversation() {
     cancelEdit();
     setDocuments([]);
+    $("attached").querySelectorAll("li:not([data-status=uploading]):not([data-status=reading]):not([data-status=waiting])").forEach((li) => li.remove());
+    $("attached").hidden = !$("attached").children.length;
     conversationId = null;
     setExport(null);
     answers.clear();
@@ -521,6 +523,88 @@
   }
   $("scope-documents-clear").addEventListener("click", () => setDocuments([]));
 
+  // Attach: files chosen in the composer are uploaded to the chosen collection (the library's upload,
+  // so a duplicate is not read again); once each is read, the conversation asks about the files
+  // attached. A question waits until they are read: asked before, it would not find them.
+  let reading = 0;
+  function attachedRow(name) {
+    const li = document.createElement("li");
+    const title = document.createElement("span"); title.className = "name"; title.textContent = name;
+    const status = document.createElement("span"); status.className = "status"; status.textContent = "uploading";
+    li.append(title, " ", status);
+    $("attached").append(li);
+    $("attached").hidden = false;
+    return li;
+  }
+  function attachStatus(li, state, text) {
+    li.dataset.status = state;
+    li.querySelector(".status").textContent = text;
+  }
+  function attachDone(li, state, text, id) {
+    attachStatus(li, state, text);
+    reading -= 1;
+    // Once done, a row can go; a ready file's goes with it from the question's scope.
+    const remove = document.createElement("button");
+    remove.type = "button"; remove.className = "ghost small"; remove.textContent = "×";
+    remove.setAttribute("aria-label", `Remove ${li.querySelector(".name").textContent}`);
+    remove.addEventListener("click", () => {
+      if (id !== undefined) setDocuments(documentScope.filter((d) => d.id !== id));
+      li.remove();
+      $("attached").hidden = !$("attached").children.length;
+    });
+    li.append(" ", remove);
+  }
+  function attach(file, collection, li) {
+    if (!li) { li = attachedRow(file.name); reading += 1; }
+    const form = new FormData();
+    form.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1/collections/${encodeURIComponent(collection)}/documents`);
+    xhr.setRequestHeader("X-CSRFToken", csrf());
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) attachStatus(li, "uploading", `uploading ${Math.round(100 * e.loaded / e.total)}%`); };
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
+      if (xhr.status === 202 || xhr.status === 200) { follow(body.id, li); return; }
+      if (xhr.status === 429) {
+        const wait = Number(xhr.getResponseHeader("Retry-After")) || 5;
+        attachStatus(li, "waiting", `upload rate limit: sending again in ${wait} s`);
+        setTimeout(() => attach(file, collection, li), wait * 1000);
+        return;
+      }
+      attachDone(li, "failed", (body.error && body.error.message) || `upload failed (${xhr.status})`);
+    };
+    xhr.onerror = () => attachDone(li, "failed", "the upload was interrupted; check your connection");
+    xhr.send(form);
+  }
+  async function follow(id, li) {
+    let d;
+    try { d = await api(`/api/v1/documents/${encodeURIComponent(id)}`); } catch (err) { setTimeout(() => follow(id, li), 2000); return; }
+    if (d.status === "ready") {
+      if (!documentScope.some((x) => x.id === d.id)) setDocuments([...documentScope, { id: d.id, title: d.title }]);
+      attachDone(li, "ready", "ready: questions ask about it", d.id);
+    } else if (d.status === "failed") {
+      attachDone(li, "failed", d.error || "it could not be read");
+    } else {
+      attachStatus(li, "reading", d.status === "queued" ? "waiting to be read" : `reading ${Math.round(100 * (d.progress || 0))}%`);
+      setTimeout(() => follow(id, li), 1000);
+    }
+  }
+  if ($("attach-file")) {
+    $("attach").addEventListener("toggle", () => {
+      // The collection the conversation searches, when one is chosen, is the likely home.
+      const chosen = selectedCollections();
+      if ($("attach").open && chosen) $("attach-collection").value = String(chosen[0]);
+    });
+    $("attach-file").addEventListener("change", () => {
+      const collection = $("attach-collection").value;
+      [...$("attach-file").files].forEach((f) => attach(f, collection));
+      $("attach-file").value = "";
+      $("attach").open = false;
+      $("question").focus();
+    });
+  }
+
   function selectedCollections() {
     const ids = [...document.querySelectorAll("#scope input[name=collection]:checked")].map((i) => Number(i.value));
     return ids.length ? ids : undefined;
@@ -543,6 +627,7 @@
     const box = $("question");
     const content = box.value.trim();
     if (!content || active) return;
+    if (reading > 0) { showComposerError("An attached file is still being read; ask once it is ready."); return; }
     const requestId = uuid();
     if (editing) {
       edits.set(requestId, { el: editing, content });
