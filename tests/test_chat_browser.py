@@ -278,6 +278,22 @@ def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url
     expect(page.locator("#attached")).to_be_hidden()
     expect(page.locator("#scope summary")).to_have_text("Collections: all")
     assert Document.objects.filter(original_name="rota.md").count() == 1
+    # A file dropped on the conversation is attached too, to the collection the scope names.
+    page.locator("#scope summary").click()
+    page.locator(f"#scope input[value='{notes.id}']").check()
+    page.locator("#scope summary").click()
+    page.evaluate(
+        """() => {
+        const files = new DataTransfer();
+        files.items.add(new File(["# Menu\\n\\nLunch is served at noon.\\n"], "menu.md", { type: "text/markdown" }));
+        document.querySelector("#messages").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+        }"""
+    )
+    expect(page.locator("#attached li", has_text="menu.md")).to_have_attribute(
+        "data-status", "ready", timeout=30_000
+    )
+    assert Document.objects.get(original_name="menu.md").collection_id == notes.id
 
 
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):

@@ -596,6 +596,19 @@
       const chosen = selectedCollections();
       if ($("attach").open && chosen) $("attach-collection").value = String(chosen[0]);
     });
+    // Files dropped anywhere on the conversation are attached the same way.
+    const area = document.querySelector(".chat-main");
+    const carriesFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+    area.addEventListener("dragover", (e) => { if (carriesFiles(e)) { e.preventDefault(); area.classList.add("dropping"); } });
+    area.addEventListener("dragleave", (e) => { if (!area.contains(e.relatedTarget)) area.classList.remove("dropping"); });
+    area.addEventListener("drop", (e) => {
+      area.classList.remove("dropping");
+      if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+      e.preventDefault();
+      const chosen = selectedCollections();
+      const collection = chosen ? String(chosen[0]) : $("attach-collection").value;
+      [...e.dataTransfer.files].forEach((f) => attach(f, collection));
+    });
     $("attach-file").addEventListener("change", () => {
       const collection = $("attach-collection").value;
       [...$("attach-file").files].forEach((f) => attach(f, collection));
