@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 from . import selectors, services
 from .api import document_out
 from .models import Document
-from .parsing import EXTENSIONS
+from .parsing import EXTENSIONS, SUPPORTED_NAMES
 
 LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
 
@@ -23,9 +23,8 @@ def library(request):
     teams = list(selectors.teams_for_user(user=request.user))
     # The file picker offers what the parser takes; the page's folder upload reads the same list.
     accept = ",".join(EXTENSIONS)
-    return render(
-        request, "retrieval/library.html", {"collections": collections, "teams": teams, "accept": accept}
-    )
+    context = {"collections": collections, "teams": teams, "accept": accept, "supported": SUPPORTED_NAMES}
+    return render(request, "retrieval/library.html", context)
 
 
 PASSAGES_PER_PAGE = 50

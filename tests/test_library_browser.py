@@ -274,7 +274,7 @@ def test_a_folder_uploads_its_supported_files(
     section = page.locator(f"section[data-collection='{collection.id}']")
     section.locator(".folder-pick input").set_input_files(str(folder))
     expect(section.locator(".folder-note")).to_have_text(
-        "3 files from the folder uploaded; 1 left out (not PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, EML or text)."
+        "3 files from the folder uploaded; 1 left out (not PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text)."
     )
     expect(section.locator("li.doc[data-document]")).to_have_count(3)
     expect(section.locator("header .count")).to_have_text("3 documents")

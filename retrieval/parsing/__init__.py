@@ -20,13 +20,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .base import Block, ParseError, UnsupportedType, _Budget
-from .detect import EXTENSIONS, detect_kind
+from .detect import EXTENSIONS, SUPPORTED_NAMES, detect_kind
 from .markup import parse_csv, parse_email, parse_epub, parse_html, parse_markdown, parse_text
 from .office import parse_docx, parse_odt, parse_pptx, parse_xlsx
 from .pdf import parse_pdf
 
 __all__ = [
     "EXTENSIONS",
+    "SUPPORTED_NAMES",
     "Block",
     "IsolatedParser",
     "ParseError",

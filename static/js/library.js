@@ -265,7 +265,8 @@
 
   // A folder holds more than documents (images, build files...): only the supported types go up, and
   // the page says how many were left out.
-  // The types the server takes, from the file picker's accept list (".pdf,.docx,...").
+  // The types the server takes, from the file picker's accept list (".pdf,.docx,...") and, in words,
+  // its data-supported.
   const picker = document.querySelector("input[type=file][accept]");
   const SUPPORTED = new Set((picker ? picker.accept : "").split(",").map((e) => e.trim().toLowerCase()));
   const supported = (name) => name.lastIndexOf(".") > 0 && SUPPORTED.has(name.slice(name.lastIndexOf(".")).toLowerCase());
@@ -277,7 +278,7 @@
     if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
     const skipped = files.length - wanted.length;
     note.textContent = `${wanted.length} file${wanted.length === 1 ? "" : "s"} from the folder uploaded` +
-      (skipped ? `; ${skipped} left out (not PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, EML or text)` : "") + ".";
+      (skipped ? `; ${skipped} left out (not ${picker ? picker.dataset.supported : "a supported type"})` : "") + ".";
   }
 
   // Files inside dropped folders, subfolders included (the entries API; readEntries gives batches).
