@@ -565,7 +565,7 @@
     xhr.onload = () => {
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
-      if (xhr.status === 202 || xhr.status === 200) { follow(body.id, li); return; }
+      if (xhr.status === 202 || xhr.status === 200) { watchReading(body.id, li); return; }
       if (xhr.status === 429) {
         const wait = Number(xhr.getResponseHeader("Retry-After")) || 5;
         attachStatus(li, "waiting", `upload rate limit: sending again in ${wait} s`);
@@ -577,9 +577,9 @@
     xhr.onerror = () => attachDone(li, "failed", "the upload was interrupted; check your connection");
     xhr.send(form);
   }
-  async function follow(id, li) {
+  async function watchReading(id, li) {
     let d;
-    try { d = await api(`/api/v1/documents/${encodeURIComponent(id)}`); } catch (err) { setTimeout(() => follow(id, li), 2000); return; }
+    try { d = await api(`/api/v1/documents/${encodeURIComponent(id)}`); } catch (err) { setTimeout(() => watchReading(id, li), 2000); return; }
     if (d.status === "ready") {
       if (!documentScope.some((x) => x.id === d.id)) setDocuments([...documentScope, { id: d.id, title: d.title }]);
       attachDone(li, "ready", "ready: questions ask about it", d.id);
@@ -587,7 +587,7 @@
       attachDone(li, "failed", d.error || "it could not be read");
     } else {
       attachStatus(li, "reading", d.status === "queued" ? "waiting to be read" : `reading ${Math.round(100 * (d.progress || 0))}%`);
-      setTimeout(() => follow(id, li), 1000);
+      setTimeout(() => watchReading(id, li), 1000);
     }
   }
   if ($("attach-file")) {
