@@ -296,6 +296,30 @@ def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url
     assert Document.objects.get(original_name="menu.md").collection_id == notes.id
 
 
+def test_a_question_waits_for_an_attached_file_and_not_for_one_deleted_meanwhile(
+    page, live_url, member, tmp_path
+):
+    """While an attached file waits to be read (no worker here), a question is held back with a
+    reason; deleted meanwhile, the file's row says so and questions go again."""
+    from retrieval import services
+    from retrieval.models import Document
+
+    rota = tmp_path / "rota.md"
+    rota.write_text("# Rota\n\nThe on-call rota changes every Tuesday at nine.\n")
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.locator("#attach summary").click()
+    page.locator("#attach-file").set_input_files(str(rota))
+    row = page.locator("#attached li", has_text="rota.md")
+    expect(row).to_have_attribute("data-status", "reading")
+    ask(page, "How many days of paid leave do employees get?")
+    expect(page.locator("#connection")).to_contain_text("still being read")
+    expect(page.locator("article.msg.user")).to_have_count(0)
+    services.document_delete(document=Document.objects.get(original_name="rota.md"))
+    expect(row).to_have_attribute("data-status", "failed", timeout=30_000)
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+
+
 def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live_url, member):
     """Opening a long passage scrolls the panel, not the page: the question box stays on screen, and
     the sentence the answer quotes is marked and in view."""

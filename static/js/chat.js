@@ -577,9 +577,16 @@
     xhr.onerror = () => attachDone(li, "failed", "the upload was interrupted; check your connection");
     xhr.send(form);
   }
-  async function watchReading(id, li) {
+  async function watchReading(id, li, misses = 0) {
     let d;
-    try { d = await api(`/api/v1/documents/${encodeURIComponent(id)}`); } catch (err) { setTimeout(() => watchReading(id, li), 2000); return; }
+    try {
+      d = await api(`/api/v1/documents/${encodeURIComponent(id)}`);
+    } catch (err) {
+      // A network blip is waited out; a document gone (deleted meanwhile) must not hold questions back.
+      if (misses >= 5) attachDone(li, "failed", err.message);
+      else setTimeout(() => watchReading(id, li, misses + 1), 2000);
+      return;
+    }
     if (d.status === "ready") {
       if (!documentScope.some((x) => x.id === d.id)) setDocuments([...documentScope, { id: d.id, title: d.title }]);
       attachDone(li, "ready", "ready: questions ask about it", d.id);
