@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from assistant import metrics
 from retrieval.embeddings import EmbeddingError, count_tokens
-from retrieval.selectors import asearch
+from retrieval.selectors import asearch, collection_instructions
 
 from . import citations, moderation, prompts, selectors, services, streams
 from .loops import per_loop
@@ -302,6 +302,9 @@ class Pipeline:
             yield Text(prompts.REFUSAL)
             yield Finished("refused")
             return
+        instructions = await database_sync_to_async(collection_instructions)(
+            collection_ids=[p.collection_id for p in self.passages]
+        )
         prompt = prompts.build(
             question=self.question,
             passages=self.passages,
@@ -310,6 +313,7 @@ class Pipeline:
             context_tokens=settings.DOCENT_CONTEXT_TOKENS,
             max_answer_tokens=self.max_tokens,
             query=query,
+            instructions=instructions,
         )
         self.usage["prompt_tokens"] = prompt.prompt_tokens
         self.citations = CitationFilter({p.n for p in self.passages})

@@ -90,6 +90,18 @@ def format_passages(passages: Sequence[Passage]) -> str:
     return "\n\n".join(blocks)
 
 
+def format_instructions(instructions: Sequence[tuple[str, str]]) -> str:
+    """The teams' own instructions, trusted (a team admin wrote them) but under the rules above: they
+    may shape an answer (its language, tone, what to name), not lift the rules."""
+    if not instructions:
+        return ""
+    lines = "\n".join(f'- For answers from the collection "{name}": {text}' for name, text in instructions)
+    return (
+        "\n\nInstructions from the teams that own these documents (follow them where they do not "
+        "conflict with the rules above):\n" + lines
+    )
+
+
 def build(
     *,
     question: str,
@@ -99,9 +111,11 @@ def build(
     context_tokens: int,
     max_answer_tokens: int,
     query: str = "",
+    instructions: Sequence[tuple[str, str]] = (),
 ) -> Prompt:
-    """Messages for the model. The oldest turns are dropped until everything fits the context window."""
-    system = SYSTEM + "\n\nPassages:\n\n" + format_passages(passages)
+    """Messages for the model. The oldest turns are dropped until everything fits the context window.
+    `instructions` are (collection, text) from the teams whose collections the passages come from."""
+    system = SYSTEM + format_instructions(instructions) + "\n\nPassages:\n\n" + format_passages(passages)
     budget = context_tokens - max_answer_tokens - count_tokens(system) - count_tokens(question) - 16
     turns: list[dict] = []
     kept = 0

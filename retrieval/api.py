@@ -24,6 +24,7 @@ class CollectionOut(Schema):
     team: str
     team_id: int
     description: str
+    instructions: str
     documents: int
 
 
@@ -36,6 +37,7 @@ class CollectionIn(Schema):
 class CollectionPatch(Schema):
     name: str | None = None
     description: str | None = None
+    instructions: str | None = None
 
 
 class DocumentOut(Schema):
@@ -87,6 +89,7 @@ def _collection_out(c: Collection) -> dict:
         "team": c.team.name,
         "team_id": c.team_id,
         "description": c.description,
+        "instructions": c.instructions,
         "documents": getattr(c, "document_count", 0),
     }
 
@@ -180,7 +183,14 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
     if payload.name is not None and not payload.name.strip():
         raise HttpError(400, "a collection needs a name")
     try:
-        services.collection_update(collection=collection, name=payload.name, description=payload.description)
+        services.collection_update(
+            collection=collection,
+            name=payload.name,
+            description=payload.description,
+            instructions=payload.instructions,
+        )
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from None
     except IntegrityError:
         raise HttpError(
             409, f"team {collection.team.name} already has a collection named {payload.name!r}"

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import LessThanOrEqual
 from pgvector.django import HnswIndex, VectorField
 
 
@@ -45,10 +47,16 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} ({self.role})"
 
 
+INSTRUCTIONS_MAX_CHARS = 2000
+
+
 class Collection(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="collections")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
+    # The team's instructions to the model for answers drawn from this collection ("Answer in
+    # German", "Name the policy's section"); Docent's own rules come first.
+    instructions = models.TextField(blank=True, max_length=INSTRUCTIONS_MAX_CHARS)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     # BM25 collection statistics, kept current by the chunk insert and delete paths.
@@ -66,7 +74,11 @@ class Collection(models.Model):
                 fields=["team", "name"],
                 condition=models.Q(deleted_at__isnull=True),
                 name="collection_unique_live_team_name",
-            )
+            ),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("instructions"), INSTRUCTIONS_MAX_CHARS),
+                name="collection_instructions_length",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -151,6 +152,18 @@ def stale_document_count(*, model_name: str) -> int:
 
 def api_keys_for_user(*, user) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user=user).order_by("-created_at")
+
+
+def collection_instructions(*, collection_ids: Sequence[int]) -> list[tuple[str, str]]:
+    """(collection name, its team's instructions to the model) for those of the collections that have
+    some, in the order given. The caller has the ids from passages the user may read."""
+    found = (
+        Collection.objects.filter(id__in=collection_ids, deleted_at__isnull=True)
+        .exclude(instructions="")
+        .values_list("id", "name", "instructions")
+    )
+    rows = {cid: (name, text) for cid, name, text in found}
+    return [rows[i] for i in dict.fromkeys(collection_ids) if i in rows]
 
 
 def api_key_user(*, raw: str):

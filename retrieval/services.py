@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import progress, selectors
 from .chunking import ChunkSpec, chunk_blocks
 from .embeddings import get_embedder
-from .models import ApiKey, Chunk, Collection, Document, Membership, Team
+from .models import INSTRUCTIONS_MAX_CHARS, ApiKey, Chunk, Collection, Document, Membership, Team
 from .parsing import ParseError, UnsupportedType, detect_kind, parse_isolated
 
 log = logging.getLogger(__name__)
@@ -88,15 +88,25 @@ def collection_create(*, team: Team, name: str, user=None, description: str = ""
 
 
 def collection_update(
-    *, collection: Collection, name: str | None = None, description: str | None = None
+    *,
+    collection: Collection,
+    name: str | None = None,
+    description: str | None = None,
+    instructions: str | None = None,
 ) -> None:
-    """Rename or describe a collection; IntegrityError when its team already has one of that name."""
+    """Rename or describe a collection, or set its instructions to the model; IntegrityError when
+    its team already has one of that name, ValueError for instructions over the limit."""
     if name is not None:
         collection.name = name.strip()
     if description is not None:
         collection.description = description
+    if instructions is not None:
+        instructions = instructions.strip()
+        if len(instructions) > INSTRUCTIONS_MAX_CHARS:
+            raise ValueError(f"instructions are limited to {INSTRUCTIONS_MAX_CHARS} characters")
+        collection.instructions = instructions
     with transaction.atomic():
-        collection.save(update_fields=["name", "description"])
+        collection.save(update_fields=["name", "description", "instructions"])
 
 
 def collection_delete(*, collection: Collection) -> None:

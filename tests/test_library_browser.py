@@ -283,6 +283,39 @@ def test_a_folder_uploads_its_supported_files(
     assert names == {"wiki/index.md", "wiki/howto/index.md", "wiki/howto/deploy.txt"}
 
 
+def test_a_team_admin_sets_a_collections_instructions_and_members_see_them(
+    page, live_url, make_user, make_team, make_collection
+):
+    from retrieval import services
+    from retrieval.models import Collection
+
+    admin, member = make_user("ida", password="pw-ida-12345"), make_user("jon", password="pw-jon-12345")
+    team = make_team("Ops", members=[admin], role="admin")
+    services.membership_set(team=team, user=member)
+    collection = make_collection(team, "runbooks")
+
+    sign_in(page, live_url, "ida", "pw-ida-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator(".instructions-note")).to_be_hidden()
+    section.get_by_role("button", name="Instructions for answers from runbooks").click()
+    section.locator(".instructions-form textarea").fill("Answer in German. Name the runbook's section.")
+    section.get_by_role("button", name="Save").click()
+    expect(section.locator(".instructions-note")).to_contain_text("Answer in German.")
+    expect(section.locator(".instructions-form")).to_be_hidden()
+    assert (
+        Collection.objects.get(id=collection.id).instructions
+        == "Answer in German. Name the runbook's section."
+    )
+    page.context.clear_cookies()
+
+    sign_in(page, live_url, "jon", "pw-jon-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator(".instructions-note")).to_contain_text("Name the runbook's section.")
+    expect(section.locator("[data-action=edit-instructions], .instructions-form")).to_have_count(0)
+
+
 def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
     page, live_url, make_user, make_team, make_collection
 ):

@@ -109,3 +109,36 @@ def test_each_readable_collection_is_a_model(
     both = ask(handbook_model, "anything", collections=[policies.id])
     assert both.status_code == 400
     assert ask("gpt-4o", "In which class is train travel booked?").json()["model"] == "docent"
+
+
+@pytest.mark.slow
+def test_a_collections_instructions_reach_the_model_with_its_passages(
+    live_app, keyed, fake_openai, make_collection
+):
+    """Set by the team's admin (members may not), a collection's instructions go into the system
+    message of answers drawn from it; another collection's do not."""
+    from retrieval.models import Membership
+
+    key, collection = keyed
+    other = make_collection(collection.team, "unrelated")
+    services.collection_update(collection=other, instructions="Always mention the canteen.")
+    client = Client()
+    client.force_login(collection.team.members.get())
+    patch = lambda body: client.patch(  # noqa: E731
+        f"/api/v1/collections/{collection.id}", body, content_type="application/json"
+    )
+    assert patch({"instructions": "Answer in German."}).status_code == 403  # a member, not an admin
+    Membership.objects.filter(team=collection.team).update(role="admin")
+    assert patch({"instructions": "x" * 2001}).status_code == 400
+    response = patch({"instructions": "  Answer in German.  "})
+    assert response.status_code == 200 and response.json()["instructions"] == "Answer in German."
+
+    base = live_app(
+        OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test", DOCENT_CHAT_MODEL="fake-chat"
+    )
+    openai_client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
+    question = [{"role": "user", "content": "How many days of paid leave do employees get?"}]
+    openai_client.chat.completions.create(model="docent", messages=question)
+    system = fake_openai.requests_to("/chat/completions")[-1]["body"]["messages"][0]["content"]
+    assert 'collection "handbook": Answer in German.' in system
+    assert "canteen" not in system

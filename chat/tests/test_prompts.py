@@ -26,6 +26,33 @@ def test_passages_are_fenced_as_untrusted_data():
     assert system.count("</passage>") == 1  # the passage cannot close the fence early
 
 
+def test_team_instructions_follow_the_rules_and_precede_the_passages():
+    """A team's instructions name their collection and sit after Docent's rules, which they may not
+    lift, and before the passages; none given, none shown."""
+    prompt = prompts.build(
+        question="q?",
+        passages=[passage(1)],
+        history=[],
+        count_tokens=count,
+        context_tokens=1000,
+        max_answer_tokens=100,
+        instructions=[("handbook", "Answer in German.")],
+    )
+    system = prompt.messages[0]["content"]
+    rules, rest = system.split("Instructions from the teams")
+    assert "untrusted data" in rules and "do not conflict with the rules above" in rest
+    assert rest.index('collection "handbook": Answer in German.') < rest.index("<passage")
+    plain = prompts.build(
+        question="q?",
+        passages=[passage(1)],
+        history=[],
+        count_tokens=count,
+        context_tokens=1000,
+        max_answer_tokens=100,
+    )
+    assert "Instructions from the teams" not in plain.messages[0]["content"]
+
+
 def test_history_is_trimmed_oldest_first_to_fit():
     history = [
         ("user", "old question " * 50),

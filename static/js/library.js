@@ -176,10 +176,43 @@
     if (response && response.ok) {
       heading.textContent = body.name;
       for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
+      const instructions = section.querySelector("[data-action=edit-instructions]");
+      if (instructions) instructions.setAttribute("aria-label", `Instructions for answers from ${body.name}`);
       section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry the failed documents of ${body.name}`);
     } else {
       alert((body.error && body.error.message) || "The collection could not be renamed; try again.");
     }
+  });
+
+  // A collection's instructions to the model, for its team's admins; everyone sees them above its
+  // documents, since they shape every answer drawn from it.
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-action=edit-instructions], button[data-action=cancel-instructions]");
+    if (!button) return;
+    const form = button.closest(".collection").querySelector(".instructions-form");
+    form.hidden = button.dataset.action === "cancel-instructions";
+    if (!form.hidden) form.querySelector("textarea").focus();
+  });
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest(".instructions-form");
+    if (!form) return;
+    e.preventDefault();
+    const section = form.closest(".collection");
+    const response = await fetch(`/api/v1/collections/${section.dataset.collection}`, {
+      method: "PATCH", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify({ instructions: form.querySelector("textarea").value }),
+    }).catch(() => null);
+    const body = response ? await response.json().catch(() => ({})) : {};
+    if (!response || !response.ok) {
+      alert((body.error && body.error.message) || "The instructions could not be saved; try again.");
+      return;
+    }
+    const note = section.querySelector(".instructions-note");
+    note.querySelector(".instructions-text").textContent = body.instructions;
+    note.hidden = !body.instructions;
+    form.querySelector("textarea").value = body.instructions;
+    form.hidden = true;
   });
 
   // A whole collection, for its team's admins (the API checks the role).
