@@ -16,11 +16,13 @@ def _body_limit() -> int:
     return settings.DOCENT_MAX_UPLOAD_BYTES + 64 * 1024  # room for multipart framing
 
 
-def _too_large_body() -> bytes:
-    mb = settings.DOCENT_MAX_UPLOAD_BYTES // (1024 * 1024)
-    return json.dumps(
-        {"error": {"code": "too_large", "message": f"the upload is larger than the {mb} MB limit"}}
-    ).encode()
+async def _send_error(send, status: int, code: str, message: str, headers=()) -> None:
+    """An API error (`{"error": {"code", "message"}}`, as the API's own handler answers) sent from
+    the ASGI layer, before Django has the request."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimit:
@@ -65,19 +67,9 @@ class BodySizeLimit:
 
     @staticmethod
     async def _refuse(send) -> None:
-        body = _too_large_body()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        mb = settings.DOCENT_MAX_UPLOAD_BYTES // (1024 * 1024)
+        message = f"the upload is larger than the {mb} MB limit"
+        await _send_error(send, 413, "too_large", message, [(b"connection", b"close")])
 
 
 _UPLOAD_PATH = re.compile(r"^/api/v1/collections/[^/]+/documents/?$")
@@ -115,20 +107,8 @@ class UploadRateLimit:
         try:
             counted = await database_sync_to_async(_count_upload)(dict(scope["headers"]))
         except limits.RateLimited as exc:
-            body = json.dumps({"error": {"code": "rate_limited", "message": str(exc)}}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(exc.retry_after).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
+            retry = [(b"retry-after", str(exc.retry_after).encode())]
+            return await _send_error(send, 429, "rate_limited", str(exc), retry)
         if counted:
             scope = {**scope, limits.COUNTED_SCOPE_KEY: ("upload",)}
         return await self.app(scope, receive, send)
