@@ -3,26 +3,19 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from chat.models import Conversation
+from tests.support.migrations import migrate, migrate_to_latest
 
 BEFORE, COPY = ("chat", "0009_conversation_documents"), ("chat", "0010_conversation_shared_copy")
-
-
-def _migrate(target):
-    executor = MigrationExecutor(connection)
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_link_shared_before_the_copy_shows_what_it_showed(alice, collection_a, collection_b):
     shared_at = timezone.now() - timedelta(hours=1)
     try:
-        apps = _migrate(BEFORE)
+        apps = migrate(BEFORE)
         Old, OldMessage = apps.get_model("chat", "Conversation"), apps.get_model("chat", "Message")
         conversation = Old.objects.create(owner_id=alice.id, share_token="tok", shared_at=shared_at)
         unshared = Old.objects.create(owner_id=alice.id)
@@ -41,7 +34,8 @@ def test_a_link_shared_before_the_copy_shows_what_it_showed(alice, collection_a,
             created_at=shared_at - timedelta(minutes=1)
         )
     finally:
-        _migrate(COPY)
+        migrate(COPY)
+        migrate_to_latest()
     copied = Conversation.objects.get(id=conversation.id)
     assert [(m["role"], m["text"], m["sources"]) for m in copied.shared_messages] == [
         ("user", "Leave policy?", []),

@@ -2,18 +2,14 @@
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from retrieval import services
 from retrieval.selectors import search
+from tests.support.migrations import migrate, migrate_to_latest
 
 from .helpers import upload
 
 BEFORE, IDENTIFIERS = ("retrieval", "0013_team_deleted_at"), ("retrieval", "0014_identifier_keywords")
-
-
-def _migrate(target) -> None:
-    MigrationExecutor(connection).migrate([target])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -41,9 +37,10 @@ def test_chunks_written_before_get_their_identifiers_whole(alice, collection_a):
     services.keyword_index_rebuild()
     query = "asn1_read_value value"
     try:
-        _migrate(BEFORE)
+        migrate(BEFORE)
+        migrate(IDENTIFIERS)
     finally:
-        _migrate(IDENTIFIERS)
+        migrate_to_latest()
     assert [h.document_id for h in search(user=alice, query=query, mode="keyword")] == [exact.id, longer.id]
     with connection.cursor() as cursor:
         cursor.execute(
