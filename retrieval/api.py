@@ -322,8 +322,76 @@ class TeamOut(Schema):
 
 @router.get("/teams", response=list[TeamOut])
 def list_teams(request):
-    memberships = Membership.objects.filter(user=request.auth).select_related("team")
+    memberships = Membership.objects.filter(user=request.auth, team__deleted_at=None).select_related("team")
     return [{"id": m.team_id, "name": m.team.name, "role": m.role} for m in memberships]
+
+
+class MemberOut(Schema):
+    user_id: int
+    username: str
+    role: str
+
+
+class MemberIn(Schema):
+    role: str = "member"
+
+
+def _team_or_404(request, team_id: int, *, manage: bool = False):
+    """A team of the caller's: 404 for any other; with `manage`, 403 unless the caller is its admin."""
+    team = selectors.teams_for_user(user=request.auth).filter(id=team_id).first()
+    if team is None:
+        raise HttpError(404, "no such team")
+    if manage and not selectors.is_team_admin(user=request.auth, team_id=team.id):
+        raise HttpError(403, f"only an admin of team {team.name} can change its members")
+    return team
+
+
+def _member_out(m: Membership) -> dict:
+    return {"user_id": m.user_id, "username": m.user.username, "role": m.role}
+
+
+@router.get("/teams/{team_id}/members", response={200: list[MemberOut], 404: ErrorOut})
+def list_members(request, team_id: int):
+    """The team's members (any member may see them), admins first."""
+    team = _team_or_404(request, team_id)
+    return [_member_out(m) for m in selectors.team_members(team_id=team.id)]
+
+
+@router.put(
+    "/teams/{team_id}/members/{username}",
+    response={200: MemberOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+)
+def set_member(request, team_id: int, username: str, payload: MemberIn):
+    """Add a user (by user name) to the team or change their role: the team's admins. 409 when it
+    would leave the team without an admin."""
+    team = _team_or_404(request, team_id, manage=True)
+    if payload.role not in Membership.Role.values:
+        raise HttpError(400, f"role must be one of {', '.join(Membership.Role.values)}")
+    user = selectors.active_user(username=username)
+    if user is None:
+        raise HttpError(404, f"no user named {username!r}")
+    try:
+        membership = services.membership_change(team=team, user=user, role=payload.role)
+    except services.LastTeamAdmin as exc:
+        raise HttpError(409, f"{exc}; make someone else an admin first") from None
+    return _member_out(membership)
+
+
+@router.delete(
+    "/teams/{team_id}/members/{username}", response={204: None, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+)
+def remove_member(request, team_id: int, username: str):
+    """Remove a member from the team: the team's admins. From then on the team's collections are
+    gone for them from every route and search."""
+    team = _team_or_404(request, team_id, manage=True)
+    user = selectors.active_user(username=username)
+    if user is None or not selectors.team_members(team_id=team.id).filter(user=user).exists():
+        raise HttpError(404, f"{username!r} is not a member of team {team.name}")
+    try:
+        services.membership_change(team=team, user=user, role=None)
+    except services.LastTeamAdmin as exc:
+        raise HttpError(409, f"{exc}; make someone else an admin first") from None
+    return Status(204, None)
 
 
 class SearchIn(Schema):

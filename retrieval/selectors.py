@@ -45,6 +45,22 @@ def collections_for_user(*, user, counted: bool = True) -> QuerySet[Collection]:
     return qs.order_by("team__name", "name")
 
 
+def team_members(*, team_id: int) -> QuerySet[Membership]:
+    """A team's memberships with their users, admins first, then by name."""
+    return (
+        Membership.objects.filter(team_id=team_id, user__is_active=True)
+        .select_related("user")
+        .order_by("role", "user__username")
+    )
+
+
+def active_user(*, username: str):
+    """The active user of that name, or None."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(username=username, is_active=True).first()
+
+
 def team_ids_administered(*, user) -> set[int]:
     return set(
         Membership.objects.filter(user=user, role=Membership.Role.ADMIN).values_list("team_id", flat=True)

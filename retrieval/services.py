@@ -52,6 +52,28 @@ def membership_set(*, team: Team, user, role: str = Membership.Role.MEMBER) -> M
     return membership
 
 
+class LastTeamAdmin(Exception):
+    """The change would leave a team without an admin, and so without anyone to manage it."""
+
+
+def membership_change(*, team: Team, user, role: str | None) -> Membership | None:
+    """Add a user to a team, change their role, or (role None) remove them; LastTeamAdmin when the
+    team would be left without an admin. Under the team's row lock, so two admins demoting each
+    other at once cannot both succeed."""
+    with transaction.atomic():
+        Team.objects.select_for_update().get(id=team.id)
+        current = Membership.objects.filter(team=team, user=user).first()
+        if current is not None and current.role == Membership.Role.ADMIN and role != Membership.Role.ADMIN:
+            others = Membership.objects.filter(team=team, role=Membership.Role.ADMIN).exclude(user=user)
+            if not others.exists():
+                raise LastTeamAdmin(f"{user.username} is the last admin of team {team.name}")
+        if role is None:
+            if current is not None:
+                current.delete()
+            return None
+        return membership_set(team=team, user=user, role=role)
+
+
 def user_provision(
     *,
     username: str,

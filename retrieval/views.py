@@ -23,7 +23,13 @@ def library(request):
     teams = list(selectors.teams_for_user(user=request.user))
     # The file picker offers what the parser takes; the page's folder upload reads the same list.
     accept = ",".join(EXTENSIONS)
-    context = {"collections": collections, "teams": teams, "accept": accept, "supported": SUPPORTED_NAMES}
+    context = {
+        "collections": collections,
+        "teams": teams,
+        "administered": administered,
+        "accept": accept,
+        "supported": SUPPORTED_NAMES,
+    }
     return render(request, "retrieval/library.html", context)
 
 

@@ -421,3 +421,59 @@ def selectors_search(user, query):
     from retrieval.selectors import search
 
     return search(user=user, query=query, mode="keyword", k=5)
+
+
+def test_a_team_admin_adds_and_removes_members_on_the_library_page(
+    page, live_url, make_user, make_team, make_collection
+):
+    """The team's admin adds a user by name (who then sees the team's collection), makes them an
+    admin and removes them; a refusal (an unknown name, the last admin) is shown in words; a member
+    sees the list without the controls."""
+    from retrieval import selectors, services
+
+    admin, other = make_user("kim", password="pw-kim-12345"), make_user("lou", password="pw-lou-12345")
+    team = make_team("Ops", members=[admin], role="admin")
+    make_collection(team, "runbooks")
+
+    sign_in(page, live_url, "kim", "pw-kim-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section.team[data-team='{team.id}']")
+    expect(section.locator(".members li")).to_have_count(1)
+    section.get_by_label("User name to add to Ops").fill("nobody")
+    section.get_by_role("button", name="Add to Ops").click()
+    expect(section.locator(".add-member .error")).to_contain_text("no user named 'nobody'")
+    section.get_by_label("User name to add to Ops").fill("lou")
+    section.get_by_role("button", name="Add to Ops").click()
+    expect(section.locator(".members li")).to_have_count(2)
+    expect(section.locator(".add-member .error")).to_be_hidden()
+    assert selectors.is_team_admin(user=admin, team_id=team.id)
+
+    messages = []
+    page.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+    section.get_by_label("Role of kim in Ops").select_option("member")  # the last admin
+    expect(section.get_by_label("Role of kim in Ops")).to_have_value("admin")
+    assert messages and "last admin" in messages[0]
+    section.get_by_label("Role of lou in Ops").select_option("admin")
+    expect(section.get_by_label("Role of lou in Ops")).to_have_value("admin")
+    page.context.clear_cookies()
+
+    sign_in(page, live_url, "lou", "pw-lou-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("section.collection h2")).to_have_text(["runbooks"])
+    page.context.clear_cookies()
+
+    sign_in(page, live_url, "kim", "pw-kim-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section.team[data-team='{team.id}']")
+    section.get_by_label("Role of lou in Ops").select_option("member")
+    expect(section.get_by_label("Role of lou in Ops")).to_have_value("member")
+    section.get_by_role("button", name="Remove lou from Ops").click()
+    expect(section.locator(".members li")).to_have_count(1)
+    page.context.clear_cookies()
+
+    services.membership_set(team=team, user=other)
+    sign_in(page, live_url, "lou", "pw-lou-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section.team[data-team='{team.id}']")
+    expect(section.locator(".members li")).to_have_count(2)
+    expect(section.locator(".members select, .members button, form.add-member")).to_have_count(0)

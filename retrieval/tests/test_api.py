@@ -541,3 +541,50 @@ def test_a_collections_failed_documents_are_queued_again_at_once(
     assert client.post(f"/api/v1/collections/{collection_a.id}/retry", **key_for(alice)).json() == {
         "queued": 0
     }
+
+
+def test_team_admins_add_and_remove_members_and_keep_one_admin(
+    client, alice, bob, team_a, collection_a, key_for, make_user
+):
+    """A team's admin adds a user by name (who then reads its collections), changes roles and
+    removes members; members may list but not change; the last admin cannot leave the team without
+    one; another team answers 404."""
+    from retrieval.models import Membership
+
+    carol = make_user("carol")
+    admin, member = key_for(alice), key_for(carol)
+    members = lambda auth: client.get(f"/api/v1/teams/{team_a.id}/members", **auth)  # noqa: E731
+    put = lambda auth, name, role="member": client.put(  # noqa: E731
+        f"/api/v1/teams/{team_a.id}/members/{name}", {"role": role}, content_type="application/json", **auth
+    )
+    delete = lambda auth, name: client.delete(f"/api/v1/teams/{team_a.id}/members/{name}", **auth)  # noqa: E731
+
+    assert put(admin, "carol").status_code == 403  # alice is a plain member of Team A so far
+    Membership.objects.filter(team=team_a, user=alice).update(role="admin")
+    assert client.get(f"/api/v1/collections/{collection_a.id}", **member).status_code == 404
+    response = put(admin, "carol")
+    assert response.status_code == 200 and response.json() == {
+        "user_id": carol.id,
+        "username": "carol",
+        "role": "member",
+    }
+    assert client.get(f"/api/v1/collections/{collection_a.id}", **member).status_code == 200
+    assert [(m["username"], m["role"]) for m in members(member).json()] == [
+        ("alice", "admin"),
+        ("carol", "member"),
+    ]
+    assert put(member, "bob").status_code == 403 and delete(member, "alice").status_code == 403
+    assert put(admin, "nobody").status_code == 404
+    assert put(admin, "carol", role="owner").status_code == 400
+
+    # The last admin can neither step down nor leave; with a second admin, either can.
+    assert put(admin, "alice", role="member").status_code == 409
+    assert delete(admin, "alice").status_code == 409
+    assert put(admin, "carol", role="admin").json()["role"] == "admin"
+    assert put(admin, "alice", role="member").status_code == 200
+    assert delete(member, "alice").status_code == 204
+    assert client.get(f"/api/v1/collections/{collection_a.id}", **admin).status_code == 404
+    assert client.get(f"/api/v1/teams/{team_a.id}/members", **admin).status_code == 404
+    assert delete(member, "bob").status_code == 404  # not a member of Team A
+    # Another team's members are not listed, nor changed.
+    assert client.get(f"/api/v1/teams/{team_a.id}/members", **key_for(bob)).status_code == 404

@@ -215,6 +215,74 @@
     form.hidden = true;
   });
 
+  // Teams: every member sees who is in each of their teams; a team's admins add members by user
+  // name, change roles and remove members (the API keeps one admin in every team).
+  async function teamCall(team, path, options = {}) {
+    const response = await fetch(`/api/v1/teams/${team.dataset.team}/members${path}`, {
+      credentials: "same-origin", ...options,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+    }).catch(() => null);
+    const body = response && response.status !== 204 ? await response.json().catch(() => ({})) : {};
+    if (!response || !response.ok) {
+      const error = new Error((body.error && body.error.message) || "That did not work; try again.");
+      error.status = response ? response.status : 0;
+      throw error;
+    }
+    return body;
+  }
+  async function showMembers(team) {
+    let members;
+    try {
+      members = await teamCall(team, "");
+    } catch (err) {
+      if (err.status === 404) { location.reload(); return; }  // no longer in the team (removed, or left)
+      team.querySelector(".members").textContent = "The members could not be listed; reload the page.";
+      return;
+    }
+    const name = team.querySelector("h3").textContent;
+    const list = team.querySelector(".members");
+    list.replaceChildren(...members.map((m) => {
+      const li = document.createElement("li");
+      li.dataset.username = m.username;
+      const who = document.createElement("span"); who.textContent = m.username;
+      li.append(who, " ");
+      if (team.dataset.manage) {
+        const role = document.createElement("select");
+        role.setAttribute("aria-label", `Role of ${m.username} in ${name}`);
+        for (const r of ["member", "admin"]) role.append(new Option(r, r, false, r === m.role));
+        role.addEventListener("change", () => changeMember(team, m.username, { method: "PUT", body: JSON.stringify({ role: role.value }) }));
+        const remove = document.createElement("button");
+        remove.type = "button"; remove.className = "ghost small"; remove.textContent = "Remove";
+        remove.setAttribute("aria-label", `Remove ${m.username} from ${name}`);
+        remove.addEventListener("click", () => changeMember(team, m.username, { method: "DELETE" }));
+        li.append(role, " ", remove);
+      } else {
+        const role = document.createElement("span"); role.className = "muted"; role.textContent = m.role;
+        li.append(role);
+      }
+      return li;
+    }));
+  }
+  async function changeMember(team, username, options) {
+    try { await teamCall(team, `/${encodeURIComponent(username)}`, options); } catch (err) { alert(err.message); }
+    showMembers(team);
+  }
+  document.querySelectorAll("section.team").forEach(showMembers);
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest("form.add-member");
+    if (!form) return;
+    e.preventDefault();
+    const team = form.closest("section.team"), error = form.querySelector(".error");
+    const username = form.elements.username.value.trim();
+    try {
+      await teamCall(team, `/${encodeURIComponent(username)}`, { method: "PUT", body: JSON.stringify({ role: form.elements.role.value }) });
+      form.reset(); error.hidden = true;
+    } catch (err) {
+      error.textContent = err.message; error.hidden = false;
+    }
+    showMembers(team);
+  });
+
   // A whole collection, for its team's admins (the API checks the role).
   document.addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-action=delete-collection]");
