@@ -57,6 +57,12 @@ class TeamAdmin(admin.ModelAdmin):
     readonly_fields = ["deleted_at"]
     inlines = [MembershipInline]
 
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for membership in getattr(formset, "deleted_objects", ()):
+            if isinstance(membership, Membership):
+                services.member_left(team_id=membership.team_id, user_id=membership.user_id)
+
     def has_change_permission(self, request, obj=None):
         # A deleted team is only shown until its collections' purges remove it.
         return (obj is None or obj.deleted_at is None) and super().has_change_permission(request, obj)
@@ -87,6 +93,17 @@ class MembershipAdmin(_LiveTeamChoices, admin.ModelAdmin):
     list_filter = ["role", "team"]
     search_fields = ["user__username", "team__name"]
     autocomplete_fields = ["user", "team"]
+
+    # A removed member's open pages stop hearing the team at once.
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        services.member_left(team_id=obj.team_id, user_id=obj.user_id)
+
+    def delete_queryset(self, request, queryset):
+        removed = list(queryset.values_list("team_id", "user_id"))
+        super().delete_queryset(request, queryset)
+        for team_id, user_id in removed:
+            services.member_left(team_id=team_id, user_id=user_id)
 
 
 @admin.register(Collection)

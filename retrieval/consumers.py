@@ -38,3 +38,11 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
 
     async def collection_deleted(self, event):
         await self.send_json({"type": "collection_deleted", "id": event["id"]})
+
+    async def member_removed(self, event):
+        if event["user_id"] != self.scope["user"].id:
+            return
+        group = team_group(event["team_id"])
+        await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups = [g for g in self.groups if g != group]
+        await self.send_json({"type": "team_left", "team_id": event["team_id"]})

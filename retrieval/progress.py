@@ -70,3 +70,14 @@ def publish_bulk(team_id: int, documents) -> None:
         async_to_sync(send_all)()
     except Exception:  # best effort, as above
         log.warning("could not publish progress for %d documents", len(documents), exc_info=True)
+
+
+def publish_member_removed(*, team_id: int, user_id: int) -> None:
+    """Tell a member's open library pages that they left the team: their sockets stop hearing its
+    documents (they joined its group when they connected)."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            team_group(team_id), {"type": "member.removed", "team_id": team_id, "user_id": user_id}
+        )
+    except Exception:  # best effort, as above; a reconnect joins only the teams the user is in
+        log.warning("could not publish the removal of user %s from team %s", user_id, team_id, exc_info=True)

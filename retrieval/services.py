@@ -52,6 +52,12 @@ def membership_set(*, team: Team, user, role: str = Membership.Role.MEMBER) -> M
     return membership
 
 
+def member_left(*, team_id: int, user_id: int) -> None:
+    """After the commit, the user's open library pages stop hearing the team (Django admin calls
+    this too when it removes a membership)."""
+    transaction.on_commit(lambda: progress.publish_member_removed(team_id=team_id, user_id=user_id))
+
+
 class LastTeamAdmin(Exception):
     """The change would leave a team without an admin, and so without anyone to manage it."""
 
@@ -70,6 +76,7 @@ def membership_change(*, team: Team, user, role: str | None) -> Membership | Non
         if role is None:
             if current is not None:
                 current.delete()
+                member_left(team_id=team.id, user_id=user.id)
             return None
         return membership_set(team=team, user=user, role=role)
 

@@ -116,3 +116,29 @@ async def test_open_progress_sockets_are_counted_in_metrics(alice):
 
 # Foreign origins are refused by the validator that wraps every websocket route; that is tested once,
 # in chat/tests/test_consumers.py::test_anonymous_and_foreign_origin_refused.
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_removed_member_stops_hearing_the_team(alice, make_user, team_a, collection_a):
+    """Removed from the team, a member's open socket is told so and hears none of its documents
+    after; the members who stay go on hearing them."""
+    from retrieval import services
+
+    carol = await sync_to_async(make_user)("carol")
+    await sync_to_async(services.membership_set)(team=team_a, user=carol)
+    document, _ = await sync_to_async(upload)(collection_a, "plan.md", b"# Plan\n\nSoon.", enqueue=False)
+    staying = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
+    )
+    leaving = WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(carol)
+    )
+    assert (await staying.connect())[0] and (await leaving.connect())[0]
+    await sync_to_async(services.membership_change)(team=team_a, user=carol, role=None)
+    assert await leaving.receive_json_from(timeout=10) == {"type": "team_left", "team_id": team_a.id}
+    assert await staying.receive_nothing(timeout=0.3)  # not about alice: nothing for her page
+    await sync_to_async(services.document_delete)(document=document)
+    assert (await staying.receive_json_from(timeout=10))["type"] == "deleted"
+    assert await leaving.receive_nothing(timeout=0.5)
+    await staying.disconnect()
+    await leaving.disconnect()

@@ -343,6 +343,10 @@
     ws.onmessage = (m) => {
       const ev = JSON.parse(m.data);
       const id = String(ev.id);
+      if (ev.type === "team_left") {  // removed from a team: its collections are no longer this user's
+        location.reload();
+        return;
+      }
       if (ev.type === "collection_deleted") {  // by a team admin, on another page
         const section = document.querySelector(`.collection[data-collection="${id}"]`);
         if (section) section.remove();
