@@ -147,3 +147,36 @@ def test_a_deleted_team_is_shown_until_purged_and_offered_for_nothing(
         "/admin/retrieval/membership/add/", {"user": alice.id, "team": team.id, "role": "member"}
     )
     assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+
+
+def test_removing_a_member_in_admin_tells_their_open_pages(
+    admin_client, alice, team_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Deleting a membership, on its own page or from the team's inline, announces the removal."""
+    from retrieval import progress
+    from retrieval.models import Membership
+
+    told = []
+    monkeypatch.setattr(progress, "publish_member_removed", lambda **kw: told.append(kw))
+    membership = Membership.objects.get(team=team_a, user=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/retrieval/membership/{membership.id}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and told == [{"team_id": team_a.id, "user_id": alice.id}]
+
+    membership = Membership.objects.create(team=team_a, user=alice)
+    told.clear()
+    form = {
+        "name": team_a.name,
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "1",
+        "memberships-0-id": str(membership.id),
+        "memberships-0-team": str(team_a.id),
+        "memberships-0-user": str(alice.id),
+        "memberships-0-role": "member",
+        "memberships-0-DELETE": "on",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/retrieval/team/{team_a.id}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert told == [{"team_id": team_a.id, "user_id": alice.id}]
+    assert not Membership.objects.filter(team=team_a, user=alice).exists()
