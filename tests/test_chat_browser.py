@@ -297,16 +297,18 @@ def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url
 
 
 def test_a_question_waits_for_an_attached_file_and_not_for_one_deleted_meanwhile(
-    page, live_url, member, tmp_path
+    page, live_app, member, tmp_path, settings
 ):
-    """While an attached file waits to be read (no worker here), a question is held back with a
-    reason; deleted meanwhile, the file's row says so and questions go again."""
+    """While an attached file waits to be read, a question is held back with a reason; deleted
+    meanwhile, the file's row says so and questions go again."""
     from retrieval import services
     from retrieval.models import Document
 
+    # The app's Redis database of its own: its tasks reach no worker, so the file stays queued.
+    base = live_app(REDIS_URL=settings.REDIS_URL.rsplit("/", 1)[0] + "/7")
     rota = tmp_path / "rota.md"
     rota.write_text("# Rota\n\nThe on-call rota changes every Tuesday at nine.\n")
-    sign_in(page, live_url, "erin", "pw-erin-12345")
+    sign_in(page, base, "erin", "pw-erin-12345")
     page.locator("#attach summary").click()
     page.locator("#attach-file").set_input_files(str(rota))
     row = page.locator("#attached li", has_text="rota.md")
