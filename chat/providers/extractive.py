@@ -43,8 +43,14 @@ def stem(word: str) -> str:
     return _stemmer.stemWord(word.lower())
 
 
+# A snake_case name is a term of its own as well as its parts, as keyword search reads it
+# (`docent_keywords`): `asn1_read_value` is not `asn1_read_value_type`.
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+")
+
+
 def terms(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
+    words = [stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
+    return words + [name.lower() for name in _IDENTIFIER.findall(text)]
 
 
 def split_sentences(text: str) -> list[str]:

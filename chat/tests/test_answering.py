@@ -186,3 +186,14 @@ def test_extractive_quotes_what_a_leaning_sentence_leans_on():
     assert text == (
         "From your documents:\n\n- The sweep re-queues documents whose worker died. [1]\n- It runs every minute. [1]"
     )
+
+
+def test_extractive_takes_a_snake_case_name_whole():
+    """`asn1_read_value` names one function: the sentence about it comes before one about
+    `asn1_read_value_type`, which repeats its parts."""
+    longer = _one("asn1_read_value_type reads the value and the type of a value: read value, read type.", 1)
+    exact = _one("asn1_read_value returns the value of one element.", 2)
+    text = ExtractiveAnswerer(max_sentences=1).answer_text(
+        Prompt([], [longer, exact], "What does asn1_read_value do?")
+    )
+    assert text == "From your documents: asn1_read_value returns the value of one element. [2]"
