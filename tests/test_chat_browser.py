@@ -294,6 +294,17 @@ def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url
         "data-status", "ready", timeout=30_000
     )
     assert Document.objects.get(original_name="menu.md").collection_id == notes.id
+    # Dropped on the sidebar, a file is not opened in place of the chat (the drop is taken).
+    taken = page.evaluate(
+        """() => {
+        const files = new DataTransfer();
+        files.items.add(new File(["x"], "stray.md", { type: "text/markdown" }));
+        return !document.querySelector("#conversations").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+        }"""
+    )
+    assert taken
+    expect(page.locator("#attached li", has_text="stray.md")).to_have_count(0)
 
 
 def test_a_question_waits_for_an_attached_file_and_not_for_one_deleted_meanwhile(

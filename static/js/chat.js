@@ -597,6 +597,10 @@
       setTimeout(() => watchReading(id, li), 1000);
     }
   }
+  // A file dropped where nothing takes it would make the browser open it in place of the chat.
+  const carriesFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+  document.addEventListener("dragover", (e) => { if (carriesFiles(e)) e.preventDefault(); });
+  document.addEventListener("drop", (e) => { if (carriesFiles(e)) e.preventDefault(); });
   if ($("attach-file")) {
     $("attach").addEventListener("toggle", () => {
       // The collection the conversation searches, when one is chosen, is the likely home.
@@ -605,7 +609,6 @@
     });
     // Files dropped anywhere on the conversation are attached the same way.
     const area = document.querySelector(".chat-main");
-    const carriesFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
     area.addEventListener("dragover", (e) => { if (carriesFiles(e)) { e.preventDefault(); area.classList.add("dropping"); } });
     area.addEventListener("dragleave", (e) => { if (!area.contains(e.relatedTarget)) area.classList.remove("dropping"); });
     area.addEventListener("drop", (e) => {
