@@ -17,7 +17,8 @@ def sign_in(page, base, username, password):
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    expect(page.locator("textarea")).to_be_visible()
+    # Enabled by chat.js once its handlers are in place: a file chosen before would go unheard.
+    expect(page.locator("textarea")).to_be_enabled()
 
 
 def test_upload_shows_live_progress_and_readable_errors(
