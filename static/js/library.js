@@ -160,6 +160,22 @@
     }
   });
 
+  // A JSON call to the API with the session's CSRF token: the body, or an Error carrying the API's
+  // message and the HTTP status (0 when the network failed).
+  async function apiCall(path, options = {}) {
+    const response = await fetch(path, {
+      credentials: "same-origin", ...options,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+    }).catch(() => null);
+    const body = response && response.status !== 204 ? await response.json().catch(() => ({})) : {};
+    if (!response || !response.ok) {
+      const error = new Error((body.error && body.error.message) || "That did not work; try again.");
+      error.status = response ? response.status : 0;
+      throw error;
+    }
+    return body;
+  }
+
   // Renaming a collection, for its team's admins (the API checks the role and the name).
   document.addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-action=rename-collection]");
@@ -167,21 +183,18 @@
     const section = button.closest(".collection"), heading = section.querySelector("h2");
     const name = prompt("Rename the collection", heading.textContent);
     if (!name || !name.trim() || name.trim() === heading.textContent) return;
-    const response = await fetch(`/api/v1/collections/${section.dataset.collection}`, {
-      method: "PATCH", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify({ name: name.trim() }),
-    }).catch(() => null);
-    const body = response ? await response.json().catch(() => ({})) : {};
-    if (response && response.ok) {
-      heading.textContent = body.name;
-      for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
-      const instructions = section.querySelector("[data-action=edit-instructions]");
-      if (instructions) instructions.setAttribute("aria-label", `Instructions for answers from ${body.name}`);
-      section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry the failed documents of ${body.name}`);
-    } else {
-      alert((body.error && body.error.message) || "The collection could not be renamed; try again.");
+    let body;
+    try {
+      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH", body: JSON.stringify({ name: name.trim() }) });
+    } catch (err) {
+      alert(err.status ? err.message : "The collection could not be renamed; try again.");
+      return;
     }
+    heading.textContent = body.name;
+    for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
+    const instructions = section.querySelector("[data-action=edit-instructions]");
+    if (instructions) instructions.setAttribute("aria-label", `Instructions for answers from ${body.name}`);
+    section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry the failed documents of ${body.name}`);
   });
 
   // A collection's instructions to the model, for its team's admins; everyone sees them above its
@@ -198,14 +211,11 @@
     if (!form) return;
     e.preventDefault();
     const section = form.closest(".collection");
-    const response = await fetch(`/api/v1/collections/${section.dataset.collection}`, {
-      method: "PATCH", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify({ instructions: form.querySelector("textarea").value }),
-    }).catch(() => null);
-    const body = response ? await response.json().catch(() => ({})) : {};
-    if (!response || !response.ok) {
-      alert((body.error && body.error.message) || "The instructions could not be saved; try again.");
+    let body;
+    try {
+      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH", body: JSON.stringify({ instructions: form.querySelector("textarea").value }) });
+    } catch (err) {
+      alert(err.status ? err.message : "The instructions could not be saved; try again.");
       return;
     }
     const note = section.querySelector(".instructions-note");
@@ -217,19 +227,7 @@
 
   // Teams: every member sees who is in each of their teams; a team's admins add members by user
   // name, change roles and remove members (the API keeps one admin in every team).
-  async function teamCall(team, path, options = {}) {
-    const response = await fetch(`/api/v1/teams/${team.dataset.team}/members${path}`, {
-      credentials: "same-origin", ...options,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-    }).catch(() => null);
-    const body = response && response.status !== 204 ? await response.json().catch(() => ({})) : {};
-    if (!response || !response.ok) {
-      const error = new Error((body.error && body.error.message) || "That did not work; try again.");
-      error.status = response ? response.status : 0;
-      throw error;
-    }
-    return body;
-  }
+  const teamCall = (team, path, options) => apiCall(`/api/v1/teams/${team.dataset.team}/members${path}`, options);
   async function showMembers(team) {
     let members;
     try {
