@@ -168,9 +168,14 @@ def test_ingestion_is_counted_by_outcome_and_stage(worker, collection_a):
     failed = _sample("docent_worker_documents_total", outcome="failed")
     chunks = _sample("docent_worker_chunks_total", vector="embedded")
     embed = _sample("docent_worker_stage_seconds_total", stage="embed")
+    done = _sample("docent_worker_tasks_total", outcome="done")
     good, _ = upload(collection_a, "notes.md", b"# Notes\n\nThe boiler is serviced every May.")
     bad, _ = upload(collection_a, "broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
     assert wait_done(good.id).status == "ready" and wait_done(bad.id).status == "failed"
+    # The task counts after its documents' statuses are written: the counts may lag them a moment.
+    deadline = time.monotonic() + 20
+    while _sample("docent_worker_tasks_total", outcome="done") < done + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _sample("docent_worker_documents_total", outcome="ready") == ready + 1
     assert _sample("docent_worker_documents_total", outcome="failed") == failed + 1
     assert _sample("docent_worker_chunks_total", vector="embedded") >= chunks + 1
@@ -199,14 +204,20 @@ def test_a_worker_processes_metrics_reach_the_web_metrics(
         )
         ingest_documents.apply_async(args=[[document.id]], queue="metrics-q")
         assert wait_done(document.id).status == "ready"
-        # The worker's own endpoint, for a host without a web process: its metrics only.
-        own = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert 'docent_worker_documents_total{outcome="ready"} 1.0' in own
+        # The worker's own endpoint, for a host without a web process: its metrics only (the count
+        # may lag the status, as above).
+        ready = 'docent_worker_documents_total{outcome="ready"} 1.0'
+        deadline = time.monotonic() + 20
+        own = ""
+        while ready not in own and time.monotonic() < deadline:
+            time.sleep(0.1)
+            own = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert ready in own
         assert "docent_http_requests" not in own
     finally:
         stop(proc)
     text = client.get("/metrics").content.decode()
-    assert 'docent_worker_documents_total{outcome="ready"} 1.0' in text
+    assert ready in text
     assert 'docent_worker_tasks_total{outcome="done"} 1.0' in text
     names = [line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE")]
     assert len(names) == len(set(names))  # each metric once: the web's own and the worker's apart
