@@ -37,6 +37,34 @@ class Block:
     headings: list[str] = field(default_factory=list)
 
 
+class Headings:
+    """The headings above the text a parser is at, as the document's outline levels set them (under
+    `outer`, the headings of the file around a part). A heading under which no text comes (a file that
+    is only an outline, an empty section) becomes a block of its own, so that its words stay
+    searchable; a heading followed by text or by a deeper heading is kept in the blocks' paths.
+    `title` names the text until a first-level heading replaces it (a page's front matter)."""
+
+    def __init__(self, blocks: list[Block], outer: Sequence[str] = (), title: str = ""):
+        self.blocks, self.outer = blocks, list(outer)
+        self.path: list[str] = list(outer) + ([title] if title else [])
+        self._level = 0
+        self._mark: int | None = None  # len(blocks) when the last heading came
+
+    def set(self, level: int, title: str) -> None:
+        if level <= self._level:
+            self._keep_bare()
+        depth = len(self.outer) + level - 1
+        self.path = self.path[:depth] + [title]
+        self._level, self._mark = level, len(self.blocks)
+
+    def finish(self) -> None:
+        self._keep_bare()
+
+    def _keep_bare(self) -> None:
+        if self._mark is not None and len(self.blocks) == self._mark:
+            self.blocks.append(Block(self.path[-1], headings=self.path[:-1]))
+
+
 def _open_package(path: Path, label: str) -> None:
     """Refuses a ZIP package (an Office file or an EPUB) that would expand past what any real
     document does, before a library inflates it."""

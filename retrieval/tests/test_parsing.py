@@ -297,6 +297,47 @@ def test_docx_headings_of_a_company_template(tmp_path):
     ]
 
 
+OUTLINE = {
+    "markdown": b"# Guide\n\n## Install\n\n## Use\n\nRun it.\n\n## FAQ\n",
+    "html": b"<html><body><h1>Guide</h1><h2>Install</h2><h2>Use</h2><p>Run it.</p><h2>FAQ</h2></body></html>",
+    "odt": files.odt_bytes(
+        '<text:h text:outline-level="1">Guide</text:h><text:h text:outline-level="2">Install</text:h>'
+        '<text:h text:outline-level="2">Use</text:h><text:p>Run it.</text:p>'
+        '<text:h text:outline-level="2">FAQ</text:h>'
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OUTLINE))
+def test_headings_with_no_text_under_them_are_kept(tmp_path, kind):
+    """An empty section's heading (nothing under it, not even a deeper heading) is a block of its
+    own: its words stay searchable. One with text or subsections lives on in their heading paths."""
+    blocks = parse_isolated(write(tmp_path, f"guide.{kind}", OUTLINE[kind]), kind, **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("Install", ["Guide"]),
+        ("Run it.", ["Guide", "Use"]),
+        ("FAQ", ["Guide"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        (
+            "outline.md",
+            b"# Roadmap\n\n## Single sign-on\n\n## Audit log\n",
+            [("Single sign-on", ["Roadmap"]), ("Audit log", ["Roadmap"])],
+        ),
+        ("outline.docx", files.docx_bytes("Roadmap", []), [("Roadmap", [])]),
+    ],
+)
+def test_a_document_of_headings_only_is_read(tmp_path, name, data, expected):
+    """A file that is only an outline has text: its headings (it failed as "contains no text")."""
+    path = write(tmp_path, name, data)
+    blocks = parse_isolated(path, detect_kind(path, name), **LIMITS)
+    assert [(b.text, b.headings) for b in blocks] == expected
+
+
 @pytest.mark.parametrize(
     "front",
     [
