@@ -47,6 +47,21 @@ def test_upload_reaches_ready_with_vectors(worker, collection_a, name):
         assert chunk.collection_id == collection_a.id
 
 
+def test_collection_instructions_are_bounded_by_the_service_and_the_database(db, collection_a):
+    """Over the limit is refused by the service, and by the database for a write that skips it."""
+    from django.db import IntegrityError, transaction
+
+    from retrieval.models import INSTRUCTIONS_MAX_CHARS, Collection
+
+    services.collection_update(collection=collection_a, instructions="  Answer in German.  ")
+    assert Collection.objects.get(id=collection_a.id).instructions == "Answer in German."
+    with pytest.raises(ValueError, match="limited"):
+        services.collection_update(collection=collection_a, instructions="x" * (INSTRUCTIONS_MAX_CHARS + 1))
+    with pytest.raises(IntegrityError, match="collection_instructions_length"), transaction.atomic():
+        Collection.objects.filter(id=collection_a.id).update(instructions="x" * (INSTRUCTIONS_MAX_CHARS + 1))
+    assert Collection.objects.get(id=collection_a.id).instructions == "Answer in German."
+
+
 def test_pdf_chunks_keep_pages(db, collection_a):
     document, _ = upload(collection_a, "r.pdf", SAMPLES["report.pdf"], enqueue=False)
     services.documents_ingest(document_ids=[document.id])
