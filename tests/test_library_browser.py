@@ -478,3 +478,14 @@ def test_a_team_admin_adds_and_removes_members_on_the_library_page(
     section = page.locator(f"section.team[data-team='{team.id}']")
     expect(section.locator(".members li")).to_have_count(2)
     expect(section.locator(".members select, .members button, form.add-member")).to_have_count(0)
+    page.context.clear_cookies()
+
+    # An admin who makes themself a member loses the page's admin controls at once.
+    services.membership_set(team=team, user=other, role="admin")
+    sign_in(page, live_url, "kim", "pw-kim-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section.team[data-team='{team.id}']")
+    expect(section.locator("form.add-member")).to_have_count(1)
+    section.get_by_label("Role of kim in Ops").select_option("member")
+    expect(section.locator("header .muted")).to_have_text("you are a member")
+    expect(section.locator(".members select, .members button, form.add-member")).to_have_count(0)

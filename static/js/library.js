@@ -262,7 +262,11 @@
     }));
   }
   async function changeMember(team, username, options) {
-    try { await teamCall(team, `/${encodeURIComponent(username)}`, options); } catch (err) { alert(err.message); }
+    try {
+      await teamCall(team, `/${encodeURIComponent(username)}`, options);
+      // One's own role changed: the page's admin controls (rename, delete, instructions) follow it.
+      if (username === team.dataset.me) { location.reload(); return; }
+    } catch (err) { alert(err.message); }
     showMembers(team);
   }
   document.querySelectorAll("section.team").forEach(showMembers);
