@@ -177,6 +177,7 @@ def usage(request):
     total = used["prompt_tokens"] + used["completion_tokens"]
     return {
         "since": used["since"].isoformat(),
+        "renews": selectors.month_renews(used["since"]).isoformat(),
         "prompt_tokens": used["prompt_tokens"],
         "completion_tokens": used["completion_tokens"],
         "total_tokens": total,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -119,6 +121,11 @@ def quota_for_user(*, user) -> int:
 
 def month_start():
     return timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_renews(since):
+    """When the quota period starting at `since` (a month's first instant) ends: the next month's."""
+    return (since + timedelta(days=32)).replace(day=1)
 
 
 def month_tokens_of_user(user_field: str):

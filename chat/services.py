@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -45,7 +44,7 @@ def ask_admit(*, user) -> None:
         return
     used = selectors.usage_for_user(user=user)
     if used["prompt_tokens"] + used["completion_tokens"] >= quota:
-        renews = (used["since"] + timedelta(days=32)).replace(day=1)
+        renews = selectors.month_renews(used["since"])
         raise QuotaExceeded(quota, max(int((renews - timezone.now()).total_seconds()), 1))
 
 

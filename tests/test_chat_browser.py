@@ -618,3 +618,21 @@ def test_an_answer_stopped_by_a_rule_shows_only_what_came_before(page, live_app,
     expect(answer).to_contain_text("The answer was stopped")
     expect(answer).to_contain_text("content policy (hr)")
     assert "25 days" not in answer.inner_text()
+
+
+def test_the_sidebar_shows_this_months_tokens_against_the_quota(page, live_app, member):
+    """Under a quota the sidebar shows what was spent, of how much, when it renews, and a meter; an
+    answer's tokens show at once."""
+    sign_in(page, live_app(DOCENT_MONTHLY_TOKEN_QUOTA="100000"), "erin", "pw-erin-12345")
+    usage = page.locator("#usage")
+    expect(usage).to_have_text(re.compile(r"^This month: 0 of 100,000 tokens \(renews \w{3} 1\)$"))
+    expect(usage.locator("meter")).to_have_attribute("value", "0")
+    expect(ask(page, "How many days of paid leave do employees get?")).to_have_attribute(
+        "data-status", "stop", timeout=30_000
+    )
+    expect(usage).not_to_have_text(re.compile("This month: 0 of"))
+    spent = int(re.search(r"This month: ([\d,]+) of", usage.inner_text()).group(1).replace(",", ""))
+    from chat.models import Usage
+
+    assert spent > 0 and spent == sum(u.prompt_tokens + u.completion_tokens for u in Usage.objects.all())
+    assert usage.locator("meter").get_attribute("aria-label") == f"{100000 - spent:,} tokens left this month"

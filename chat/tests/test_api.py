@@ -1,4 +1,7 @@
+from datetime import datetime
+
 import pytest
+from django.utils import timezone
 
 from chat import services
 from chat.models import Conversation, Message
@@ -130,6 +133,12 @@ def test_feedback_and_usage(client, alice, exchange, key, settings):
     usage = client.get("/api/v1/usage", **key(alice)).json()
     assert usage["prompt_tokens"] == 100 and usage["completion_tokens"] == 20
     assert usage["remaining_tokens"] == 880
+    # The period: this month's first instant (UTC) to the next month's.
+    since, renews = (datetime.fromisoformat(usage[f]) for f in ("since", "renews"))
+    assert (
+        since.day == renews.day == 1 and since.hour == renews.hour == 0 and since <= timezone.now() < renews
+    )
+    assert (renews.year * 12 + renews.month) - (since.year * 12 + since.month) == 1
 
 
 def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_sources(

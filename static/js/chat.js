@@ -29,6 +29,27 @@
     return body;
   }
 
+  // Usage -------------------------------------------------------------------------------------
+  // This month's tokens at the foot of the sidebar, and, under a quota, what is left and when it
+  // renews: spent by the answers themselves, so it is read again after each one.
+  async function showUsage() {
+    const u = await api("/api/v1/usage").catch(() => null);
+    if (!u) return;
+    const el = $("usage"), n = (x) => x.toLocaleString();
+    if (u.quota_tokens) {
+      const renews = new Date(u.renews).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+      el.textContent = `This month: ${n(u.total_tokens)} of ${n(u.quota_tokens)} tokens (renews ${renews})`;
+      const meter = document.createElement("meter");
+      meter.min = 0; meter.max = u.quota_tokens; meter.value = Math.min(u.total_tokens, u.quota_tokens);
+      meter.low = 0.75 * u.quota_tokens; meter.high = 0.9 * u.quota_tokens; meter.optimum = 0;
+      meter.setAttribute("aria-label", `${n(u.remaining_tokens)} tokens left this month`);
+      el.append(meter);
+    } else {
+      el.textContent = `This month: ${n(u.total_tokens)} tokens`;
+    }
+    el.hidden = false;
+  }
+
   // Sidebar -----------------------------------------------------------------------------------
   async function loadConversations() {
     const list = $("conversations");
@@ -253,6 +274,7 @@
   const BLOCKED = "Not answered: the question goes against your organisation's content policy.";
 
   function finish(a, reason, usage) {
+    if (!a.done && usage) showUsage();
     a.done = true;
     a.el.classList.remove("streaming");
     a.el.dataset.status = reason;
@@ -691,6 +713,7 @@
   $("send").disabled = false;
   connect();
   loadConversations();
+  showUsage();
   const saved = JSON.parse(sessionStorage.getItem(ACTIVE) || "null");
   const fromUrl = new URLSearchParams(location.search).get("c");
   const about = new URLSearchParams(location.search).get("document");  // the library's "Ask"
