@@ -29,55 +29,46 @@ def document_event(document) -> dict:
     }
 
 
-def publish(document, team_id: int) -> None:
+def _send(team_id: int, events: list[dict], what: str) -> None:
+    """Send events to a team's group, in order, through one event loop. Best effort: a failure is
+    logged (`what` says which news was lost), never raised; the state is in the database, and a
+    page that missed an event polls or reconnects to it."""
+
+    async def send_all() -> None:
+        layer = get_channel_layer()
+        for event in events:
+            await layer.group_send(team_group(team_id), event)
+
     try:
-        async_to_sync(get_channel_layer().group_send)(team_group(team_id), document_event(document))
-    except Exception:  # a progress event is best effort; the document's state is in the database
-        log.warning("could not publish progress for document %s", document.id, exc_info=True)
+        async_to_sync(send_all)()
+    except Exception:
+        log.warning("could not publish %s", what, exc_info=True)
+
+
+def publish(document, team_id: int) -> None:
+    _send(team_id, [document_event(document)], f"progress for document {document.id}")
 
 
 def publish_deleted(*, document_id: int, collection_id: int, team_id: int) -> None:
     """Tell the team's open library pages that a document is gone (deleted, or replaced by a newer
     version)."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(
-            team_group(team_id),
-            {"type": "document.deleted", "id": document_id, "collection_id": collection_id},
-        )
-    except Exception:  # best effort, as above
-        log.warning("could not publish the deletion of document %s", document_id, exc_info=True)
+    event = {"type": "document.deleted", "id": document_id, "collection_id": collection_id}
+    _send(team_id, [event], f"the deletion of document {document_id}")
 
 
 def publish_collection_deleted(*, collection_id: int, team_id: int) -> None:
     """Tell the team's open library pages that a whole collection is gone."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(
-            team_group(team_id), {"type": "collection.deleted", "id": collection_id}
-        )
-    except Exception:  # best effort, as above
-        log.warning("could not publish the deletion of collection %s", collection_id, exc_info=True)
+    event = {"type": "collection.deleted", "id": collection_id}
+    _send(team_id, [event], f"the deletion of collection {collection_id}")
 
 
 def publish_bulk(team_id: int, documents) -> None:
     """One event per document, sent through a single event loop (bulk loads finish many at once)."""
-
-    async def send_all() -> None:
-        layer = get_channel_layer()
-        for document in documents:
-            await layer.group_send(team_group(team_id), document_event(document))
-
-    try:
-        async_to_sync(send_all)()
-    except Exception:  # best effort, as above
-        log.warning("could not publish progress for %d documents", len(documents), exc_info=True)
+    _send(team_id, [document_event(d) for d in documents], f"progress for {len(documents)} documents")
 
 
 def publish_member_removed(*, team_id: int, user_id: int) -> None:
     """Tell a member's open library pages that they left the team: their sockets stop hearing its
-    documents (they joined its group when they connected)."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(
-            team_group(team_id), {"type": "member.removed", "team_id": team_id, "user_id": user_id}
-        )
-    except Exception:  # best effort, as above; a reconnect joins only the teams the user is in
-        log.warning("could not publish the removal of user %s from team %s", user_id, team_id, exc_info=True)
+    documents (they joined its group when they connected; a reconnect joins only the user's teams)."""
+    event = {"type": "member.removed", "team_id": team_id, "user_id": user_id}
+    _send(team_id, [event], f"the removal of user {user_id} from team {team_id}")
