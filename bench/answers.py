@@ -55,6 +55,13 @@ def _answer(user, collection, question: str, answerer) -> str | None:
     return None if text.startswith(prompts.REFUSAL) else text
 
 
+def _quotes(text: str) -> list[str]:
+    """The quoted sentences of an answer (one, or a bulleted list)."""
+    body = text.split(":", 1)[1].strip()
+    lines = [line[2:] for line in body.splitlines() if line.startswith("- ")]
+    return lines or [body]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench.answers")
     parser.add_argument("--squad", type=int, default=400, help="SQuAD questions to ask")
@@ -86,7 +93,10 @@ def main(argv: list[str]) -> int:
         for q in p["qas"]
     ]
     random.Random(1).shuffle(questions)
-    counts = dict.fromkeys(("answerable", "quoted", "refused", "unanswerable", "unanswerable_refused"), 0)
+    counts = dict.fromkeys(
+        ("answerable", "quoted", "refused", "unanswerable", "unanswerable_refused", "sentences", "on_point"),
+        0,
+    )
     for question, impossible, golds in questions[: args.squad]:
         text = _answer(user, squad, question, answerer)
         if impossible:
@@ -96,11 +106,21 @@ def main(argv: list[str]) -> int:
             counts["answerable"] += 1
             counts["refused"] += text is None
             counts["quoted"] += text is not None and any(g in text for g in golds)
+            if text is not None:
+                quotes = _quotes(text)
+                counts["sentences"] += len(quotes)
+                counts["on_point"] += sum(any(g in q for g in golds) for q in quotes)
     off = sum(_answer(user, squad, claim, answerer) is None for claim in claims)
     print(
         f"SQuAD: {counts['quoted']} of {counts['answerable']} answerable questions quoted a gold span, "
         f"{counts['refused']} refused; {counts['unanswerable_refused']} of {counts['unanswerable']} "
         f"unanswerable refused; {off} of {len(claims)} off-topic claims refused"
+    )
+    answered = counts["answerable"] - counts["refused"]
+    print(
+        f"  precision: {counts['sentences']} sentences quoted in {answered} answers "
+        f"({counts['sentences'] / max(answered, 1):.2f} each), {counts['on_point']} holding a gold span "
+        f"({counts['on_point'] / max(counts['sentences'], 1):.1%})"
     )
 
     docs = _collection(user, "docs", [(p.name, p.read_bytes()) for p in sorted((ROOT / "docs").glob("*.md"))])
