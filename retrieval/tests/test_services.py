@@ -62,6 +62,22 @@ def test_collection_instructions_are_bounded_by_the_service_and_the_database(db,
     assert Collection.objects.get(id=collection_a.id).instructions == "Answer in German."
 
 
+def test_an_outline_only_file_is_ready_and_found_by_its_headings(db, collection_a, alice):
+    """A Markdown file of headings alone (a roadmap's outline) is read, not failed as empty, and a
+    search for a word of an empty section's heading finds it."""
+    from retrieval import selectors
+
+    body = b"# Roadmap\n\n## Single sign-on with Keycloak\n\n## Audit log export\n"
+    document, _ = upload(collection_a, "roadmap.md", body, enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    document.refresh_from_db()
+    assert document.status == "ready" and document.chunk_count >= 1
+    hits = selectors.search(
+        user=alice, query="Keycloak", collection_ids=[collection_a.id], k=3, mode="keyword"
+    )
+    assert [h.document_id for h in hits] == [document.id] and "Keycloak" in hits[0].text
+
+
 def test_pdf_chunks_keep_pages(db, collection_a):
     document, _ = upload(collection_a, "r.pdf", SAMPLES["report.pdf"], enqueue=False)
     services.documents_ingest(document_ids=[document.id])
