@@ -636,3 +636,24 @@ def test_the_sidebar_shows_this_months_tokens_against_the_quota(page, live_app, 
 
     assert spent > 0 and spent == sum(u.prompt_tokens + u.completion_tokens for u in Usage.objects.all())
     assert usage.locator("meter").get_attribute("aria-label") == f"{100000 - spent:,} tokens left this month"
+
+
+def test_the_collections_chosen_are_where_new_conversations_start(page, live_url, member, make_collection):
+    """A user who narrows the scope by hand finds it so after a reload and in a new conversation; an
+    older conversation opened shows its own."""
+    from retrieval.models import Team
+
+    notes = make_collection(Team.objects.get(name="People"), "notes")
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    expect(ask(page, "How many days of paid leave do employees get?")).to_have_attribute(
+        "data-status", "stop", timeout=30_000
+    )
+    page.locator("#scope summary").click()
+    page.locator(f"#scope input[value='{notes.id}']").check()
+    expect(page.locator("#scope summary")).to_have_text("Collections: notes")
+    page.goto(live_url + "/")
+    expect(page.locator("#scope summary")).to_have_text("Collections: notes")
+    page.locator("#conversations li button.open").first.click()  # asked of all: shown as asked
+    expect(page.locator("#scope summary")).to_have_text("Collections: all")
+    page.locator("#new-chat").click()
+    expect(page.locator("#scope summary")).to_have_text("Collections: notes")

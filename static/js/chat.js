@@ -132,6 +132,7 @@
   function newConversation() {
     cancelEdit();
     setDocuments([]);
+    setScope(chosenScope());
     $("attached").querySelectorAll("li:not([data-status=uploading]):not([data-status=reading]):not([data-status=waiting])").forEach((li) => li.remove());
     $("attached").hidden = !$("attached").children.length;
     conversationId = null;
@@ -655,6 +656,13 @@
     return ids.length ? ids : undefined;
   }
 
+  // The collections last chosen by hand are where a new conversation starts, also after a reload;
+  // an opened conversation shows its own.
+  const SCOPE = "docent.scope";
+  function chosenScope() {
+    try { return JSON.parse(localStorage.getItem(SCOPE) || "[]"); } catch (e) { return []; }
+  }
+
   function setScope(ids) {
     document.querySelectorAll("#scope input[name=collection]").forEach((i) => { i.checked = (ids || []).includes(Number(i.value)); });
     updateScopeLabel();
@@ -700,7 +708,10 @@
     clearTimeout(searchTimer);
     searchTimer = setTimeout(loadConversations, 200);
   });
-  document.querySelectorAll("#scope input").forEach((i) => i.addEventListener("change", updateScopeLabel));
+  document.querySelectorAll("#scope input").forEach((i) => i.addEventListener("change", () => {
+    updateScopeLabel();
+    localStorage.setItem(SCOPE, JSON.stringify(selectedCollections() || []));
+  }));
   function closeSidebar() { document.body.classList.remove("sidebar-open"); $("toggle-sidebar").setAttribute("aria-expanded", "false"); }
   $("toggle-sidebar").addEventListener("click", () => {
     const open = document.body.classList.toggle("sidebar-open");
@@ -714,6 +725,7 @@
   connect();
   loadConversations();
   showUsage();
+  setScope(chosenScope());
   const saved = JSON.parse(sessionStorage.getItem(ACTIVE) || "null");
   const fromUrl = new URLSearchParams(location.search).get("c");
   const about = new URLSearchParams(location.search).get("document");  // the library's "Ask"
