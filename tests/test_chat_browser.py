@@ -58,6 +58,8 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     expect(answer.locator(".body")).to_contain_text("25 days")
     chip = answer.locator("button.cite").first
     expect(chip).to_have_class("cite known")
+    expect(chip).to_have_attribute("title", "handbook · Handbook > Leave")  # where it is, on hover
+    expect(chip).to_have_accessible_name("Source 1: handbook · Handbook > Leave")
     chip.click()
     expect(page.locator("#source-panel")).to_be_visible()
     expect(page.locator("#source-text")).to_contain_text("25 days of paid annual leave")

@@ -245,7 +245,7 @@
   function copyText(a) {
     const cited = a.sources.filter((s) => a.text.includes(`[${s.n}]`)).sort((x, y) => x.n - y.n);
     if (!cited.length) return a.text;
-    const lines = cited.map((s) => `[${s.n}] ${[s.title, s.heading_path, s.page ? `page ${s.page}` : ""].filter(Boolean).join(" · ")}`);
+    const lines = cited.map((s) => `[${s.n}] ${window.DocentCitations.where(s)}`);
     return `${a.text.trim()}\n\nSources:\n${lines.join("\n")}`;
   }
 

@@ -6,9 +6,20 @@ window.DocentCitations = (() => {
 
   // Chips whose source came with the answer are "known"; those the server's figure check lists are
   // flagged. The server counts an answer's markers in order, as they are drawn here.
+  // Where a source is: its document, heading path and page ("handbook · Handbook > Leave").
+  const where = (s) => [s.title, s.heading_path, s.page ? `page ${s.page}` : ""].filter(Boolean).join(" · ");
+
+  // A known chip names its source on hover and to screen readers, so a reader sees where a claim
+  // comes from without opening it.
   function mark(body, sources, checks) {
     const chips = body.querySelectorAll("button.cite");
-    chips.forEach((chip) => chip.classList.toggle("known", sources.some((s) => s.n === Number(chip.dataset.n))));
+    chips.forEach((chip) => {
+      const source = sources.find((s) => s.n === Number(chip.dataset.n));
+      chip.classList.toggle("known", !!source);
+      if (!source) return;
+      chip.title = where(source);
+      chip.setAttribute("aria-label", `Source ${source.n}: ${chip.title}`);
+    });
     for (const c of checks || []) {
       const chip = chips[c.marker];
       if (!chip || Number(chip.dataset.n) !== c.n) continue;
@@ -44,5 +55,5 @@ window.DocentCitations = (() => {
     $("source-close").onclick = () => { panel.hidden = true; if (chip) chip.focus(); };
   }
 
-  return { mark, open };
+  return { mark, open, where };
 })();
