@@ -528,6 +528,17 @@ def test_a_table_in_an_answer_is_a_table(page, live_app, member, fake_openai):
     expect(page.locator("#source-panel")).to_be_visible()
 
 
+def test_a_code_block_in_an_answer_copies_on_its_own(page, live_app, member, fake_openai):
+    """A command in a fenced block has a Copy button of its own that copies the code alone."""
+    answer = answered_by_model(
+        page, live_app, fake_openai, "Book leave in the portal [1]:\n\n```\nleave book --days 25\n```\n"
+    )
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    answer.locator("pre").get_by_role("button", name="Copy the code").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "leave book --days 25"
+    expect(answer.locator("pre code")).to_have_text("leave book --days 25")
+
+
 def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, live_app, member, fake_openai):
     """The model cites the handbook for a figure, and for words, it does not hold: those chips are
     flagged (also after a reload) and their source says what to check; the other chip is not."""

@@ -266,10 +266,21 @@
       for (const x of dirty) {
         window.DocentMarkdown.render(x.body, x.text, (n, chip) => openSource(x, n, chip));
         window.DocentCitations.mark(x.body, x.sources, x.checks);
+        x.body.querySelectorAll("pre").forEach(addCodeCopy);
       }
       dirty.clear();
       scrollDown(false);
     });
+  }
+
+  // A code block in an answer (a command, a config) copies on its own.
+  function addCodeCopy(pre) {
+    const button = document.createElement("button");
+    button.type = "button"; button.className = "ghost small copy-code"; button.textContent = "Copy";
+    button.setAttribute("aria-label", "Copy the code");
+    button.addEventListener("click", () => navigator.clipboard
+      && navigator.clipboard.writeText(pre.querySelector("code").textContent).then(() => flash(button, "Copied")));
+    pre.prepend(button);
   }
 
   const BLOCKED = "Not answered: the question goes against your organisation's content policy.";
