@@ -55,13 +55,13 @@ def _looks_like_front_matter(body: str) -> bool:
 def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
     text = _read_text(path, budget)
     blocks: list[Block] = []
-    title = None
+    front_title = None
     front = _FRONT_MATTER.match(text)
     if front and _looks_like_front_matter(front.group(2)):
         # Metadata, not text; its title names the page when no "# heading" does (an H1 replaces it).
         text = text[front.end() :]
-        title = _FRONT_TITLE.search(front.group(2))
-    headings = Headings(blocks, title=title.group(2).strip() if title else "")
+        front_title = _FRONT_TITLE.search(front.group(2))
+    outline = Headings(blocks, title=front_title.group(2).strip() if front_title else "")
     lines = text.splitlines()
     buffer: list[str] = []
     in_fence = False
@@ -70,7 +70,7 @@ def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
         para = "\n".join(buffer).strip()
         buffer.clear()
         if para:
-            blocks.append(Block(_MD_LINK.sub(r"\1", para), headings=list(headings.path)))
+            blocks.append(Block(_MD_LINK.sub(r"\1", para), headings=list(outline.path)))
 
     for i, line in enumerate(lines):
         if line.lstrip().startswith(("```", "~~~")):
@@ -95,7 +95,7 @@ def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
             match_level, title = 0, ""
         if match_level:
             flush()
-            headings.set(match_level, _MD_LINK.sub(r"\1", title))
+            outline.set(match_level, _MD_LINK.sub(r"\1", title))
             continue
         if re.fullmatch(r"\s*(=+|-+)\s*", line) and not buffer:
             continue  # the underline of a setext heading
@@ -104,7 +104,7 @@ def parse_markdown(path: Path, budget: _Budget) -> list[Block]:
         else:
             buffer.append(line)
     flush()
-    headings.finish()
+    outline.finish()
     return blocks
 
 
@@ -164,14 +164,14 @@ def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
     soup = BeautifulSoup(text, "lxml")
     blocks: list[Block] = []
     outer = list(headings)
-    path = Headings(blocks, outer)
+    outline = Headings(blocks, outer)
     buffer: list[str] = []
 
     def flush() -> None:
         para = re.sub(r"[ \t\r\f\v]+", " ", "".join(buffer)).strip()
         buffer.clear()
         if para:
-            blocks.append(Block(para, headings=list(path.path)))
+            blocks.append(Block(para, headings=list(outline.path)))
 
     def hidden(tag: Tag) -> bool:
         return (
@@ -200,7 +200,7 @@ def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
                 level = int(child.name[1])
                 title = re.sub(r"\s+", " ", child.get_text(" ")).strip()
                 if title:
-                    path.set(level, title)
+                    outline.set(level, title)
                 continue
             if child.name == "table" and is_data_table(child):
                 flush()
@@ -211,7 +211,7 @@ def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
                     ]
                 )
                 if text:
-                    blocks.append(Block(text, headings=list(path.path)))
+                    blocks.append(Block(text, headings=list(outline.path)))
                 continue
             if child.name in _HTML_BLOCK:
                 flush()
@@ -222,7 +222,7 @@ def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
 
     walk(soup.body or soup)
     flush()
-    path.finish()
+    outline.finish()
     if not blocks:
         title = soup.title.get_text(" ").strip() if soup.title else ""
         if title:

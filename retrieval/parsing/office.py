@@ -21,7 +21,7 @@ def parse_docx(path: Path, budget: _Budget) -> list[Block]:
         raise ParseError(f"the DOCX file is damaged or malformed ({type(exc).__name__})") from exc
 
     blocks: list[Block] = []
-    headings = Headings(blocks)
+    outline = Headings(blocks)
     numbering = _DocxNumbering(document)
     body = document.element.body
     for child in body.iterchildren():
@@ -32,17 +32,17 @@ def parse_docx(path: Path, budget: _Budget) -> list[Block]:
                 continue
             level = _heading_level(paragraph)
             if level:
-                headings.set(level, budget.take(text))
+                outline.set(level, budget.take(text))
                 continue
             marker = numbering.marker(paragraph)
             text = f"{marker} {text}" if marker else text
-            blocks.append(Block(budget.take(text), headings=list(headings.path)))
+            blocks.append(Block(budget.take(text), headings=list(outline.path)))
         elif child.tag == qn("w:tbl"):
             table = docx.table.Table(child, document)
             text = markdown_table([[_clean(c.text) for c in row.cells] for row in table.rows])
             if text:
-                blocks.append(Block(budget.take(text), headings=list(headings.path)))
-    headings.finish()
+                blocks.append(Block(budget.take(text), headings=list(outline.path)))
+    outline.finish()
     return blocks
 
 
@@ -202,7 +202,7 @@ def parse_odt(path: Path, budget: _Budget) -> list[Block]:
     if body is None:
         raise ParseError("the ODT file has no text body")
     blocks: list[Block] = []
-    headings = Headings(blocks)
+    outline = Headings(blocks)
 
     def walk(node) -> None:
         for child in node:
@@ -210,20 +210,20 @@ def parse_odt(path: Path, budget: _Budget) -> list[Block]:
                 title = _clean(" ".join(_odf_text(child).split()))
                 if title:
                     level = max(int(child.get(f"{_ODF_TEXT}outline-level") or 1), 1)
-                    headings.set(level, budget.take(title))
+                    outline.set(level, budget.take(title))
             elif child.tag == f"{_ODF_TEXT}p":
                 text = _clean(_odf_text(child))
                 if text:
-                    blocks.append(Block(budget.take(text), headings=list(headings.path)))
+                    blocks.append(Block(budget.take(text), headings=list(outline.path)))
             elif child.tag == f"{_ODF_TABLE}table":
                 table = markdown_table(_odf_rows(child))
                 if table:
-                    blocks.append(Block(budget.take(table), headings=list(headings.path)))
+                    blocks.append(Block(budget.take(table), headings=list(outline.path)))
             elif child.tag in (f"{_ODF_TEXT}list", f"{_ODF_TEXT}list-item", f"{_ODF_TEXT}section"):
                 walk(child)
 
     walk(body)
-    headings.finish()
+    outline.finish()
     return blocks
 
 
