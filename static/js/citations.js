@@ -4,13 +4,12 @@ window.DocentCitations = (() => {
   "use strict";
   const $ = (id) => document.getElementById(id);
 
-  // Chips whose source came with the answer are "known"; those the server's figure check lists are
-  // flagged. The server counts an answer's markers in order, as they are drawn here.
   // Where a source is: its document, heading path and page ("handbook · Handbook > Leave").
   const where = (s) => [s.title, s.heading_path, s.page ? `page ${s.page}` : ""].filter(Boolean).join(" · ");
 
-  // A known chip names its source on hover and to screen readers, so a reader sees where a claim
-  // comes from without opening it.
+  // Chips whose source came with the answer are "known", and name it on hover and to screen readers
+  // (where a claim comes from, without opening it); those the server's figure check lists are
+  // flagged. The server counts an answer's markers in order, as they are drawn here.
   function mark(body, sources, checks) {
     const chips = body.querySelectorAll("button.cite");
     chips.forEach((chip) => {
