@@ -489,3 +489,36 @@ def test_a_team_admin_adds_and_removes_members_on_the_library_page(
     section.get_by_label("Role of kim in Ops").select_option("member")
     expect(section.locator("header .muted")).to_have_text("you are a member")
     expect(section.locator(".members select, .members button, form.add-member")).to_have_count(0)
+
+
+def test_member_changes_made_at_once_reach_the_server_in_order(
+    page, live_url, make_user, make_team, make_collection
+):
+    """A role change still on its way when the member is removed: the removal waits for it, so the
+    role change (which adds a member it does not find) cannot bring the member back."""
+    from retrieval import selectors, services
+
+    admin, other = make_user("kim", password="pw-kim-12345"), make_user("lou", password="pw-lou-12345")
+    team = make_team("Ops", members=[admin], role="admin")
+    services.membership_set(team=team, user=other)
+    held = []
+    page.route(
+        f"**/api/v1/teams/{team.id}/members/lou",
+        lambda route: held.append(route) if route.request.method == "PUT" else route.continue_(),
+    )
+    sign_in(page, live_url, "kim", "pw-kim-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section.team[data-team='{team.id}']")
+    section.get_by_label("Role of lou in Ops").select_option("admin")
+    for _ in range(100):  # the role change is held on its way
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held
+    section.get_by_role("button", name="Remove lou from Ops").click()
+    page.wait_for_timeout(500)  # time for a removal sent at once to be done before the role change
+    with page.expect_response(lambda r: r.request.method == "PUT" and r.url.endswith("/members/lou")):
+        held[0].continue_()
+    page.wait_for_load_state("networkidle")
+    expect(section.locator(".members li")).to_have_count(1)
+    assert [m.user.username for m in selectors.team_members(team_id=team.id)] == ["kim"]

@@ -229,10 +229,15 @@
   // name, change roles and remove members (the API keeps one admin in every team).
   const teamCall = (team, path, options) => apiCall(`/api/v1/teams/${team.dataset.team}/members${path}`, options);
   async function showMembers(team) {
+    // Changes in quick succession each list the members again: only the latest listing is drawn
+    // (an earlier one answering last would bring back a member just removed).
+    const asked = (team.listing = (team.listing || 0) + 1);
     let members;
     try {
       members = await teamCall(team, "");
+      if (asked !== team.listing) return;
     } catch (err) {
+      if (asked !== team.listing) return;
       if (err.status === 404) { location.reload(); return; }  // no longer in the team (removed, or left)
       team.querySelector(".members").textContent = "The members could not be listed; reload the page.";
       return;
@@ -261,13 +266,22 @@
       return li;
     }));
   }
-  async function changeMember(team, username, options) {
-    try {
-      await teamCall(team, `/${encodeURIComponent(username)}`, options);
-      // One's own role changed: the page's admin controls (rename, delete, instructions) follow it.
-      if (username === team.dataset.me) { location.reload(); return; }
-    } catch (err) { alert(err.message); }
-    showMembers(team);
+  // A team's member changes go to the server one at a time, in the order made: a role change and a
+  // removal sent at once could arrive in either order, and the role change (an upsert) re-add the
+  // member just removed.
+  function inTurn(team, change) {
+    team.changes = (team.changes || Promise.resolve()).then(change);
+    return team.changes;
+  }
+  function changeMember(team, username, options) {
+    return inTurn(team, async () => {
+      try {
+        await teamCall(team, `/${encodeURIComponent(username)}`, options);
+        // One's own role changed: the page's admin controls (rename, delete, instructions) follow it.
+        if (username === team.dataset.me) { location.reload(); return; }
+      } catch (err) { alert(err.message); }
+      showMembers(team);
+    });
   }
   document.querySelectorAll("section.team").forEach(showMembers);
   document.addEventListener("submit", async (e) => {
@@ -275,14 +289,16 @@
     if (!form) return;
     e.preventDefault();
     const team = form.closest("section.team"), error = form.querySelector(".error");
-    const username = form.elements.username.value.trim();
-    try {
-      await teamCall(team, `/${encodeURIComponent(username)}`, { method: "PUT", body: JSON.stringify({ role: form.elements.role.value }) });
-      form.reset(); error.hidden = true;
-    } catch (err) {
-      error.textContent = err.message; error.hidden = false;
-    }
-    showMembers(team);
+    const username = form.elements.username.value.trim(), role = form.elements.role.value;
+    await inTurn(team, async () => {
+      try {
+        await teamCall(team, `/${encodeURIComponent(username)}`, { method: "PUT", body: JSON.stringify({ role }) });
+        form.reset(); error.hidden = true;
+      } catch (err) {
+        error.textContent = err.message; error.hidden = false;
+      }
+      showMembers(team);
+    });
   });
 
   // A whole collection, for its team's admins (the API checks the role).
