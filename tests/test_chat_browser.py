@@ -670,3 +670,4 @@ def test_the_collections_chosen_are_where_new_conversations_start(page, live_url
     expect(page.locator("#scope summary")).to_have_text("Collections: all")
     page.locator("#new-chat").click()
     expect(page.locator("#scope summary")).to_have_text("Collections: notes")
+    assert page.evaluate("Object.keys(localStorage)") == ["docent.scope.erin"]  # one user's choice

@@ -668,8 +668,8 @@
   }
 
   // The collections last chosen by hand are where a new conversation starts, also after a reload;
-  // an opened conversation shows its own.
-  const SCOPE = "docent.scope";
+  // an opened conversation shows its own. Kept per user: a browser may be shared.
+  const SCOPE = `docent.scope.${document.body.dataset.user || ""}`;
   function chosenScope() {
     try { return JSON.parse(localStorage.getItem(SCOPE) || "[]"); } catch (e) { return []; }
   }
