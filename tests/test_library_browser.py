@@ -522,3 +522,20 @@ def test_member_changes_made_at_once_reach_the_server_in_order(
     page.wait_for_load_state("networkidle")
     expect(section.locator(".members li")).to_have_count(1)
     assert [m.user.username for m in selectors.team_members(team_id=team.id)] == ["kim"]
+
+
+def test_a_member_creates_a_collection_and_a_taken_name_is_refused_in_words(
+    page, live_url, make_user, make_team, make_collection
+):
+    user = make_user("mo", password="pw-mo-123456")
+    team = make_team("Ops", members=[user])
+    make_collection(team, "runbooks")
+    sign_in(page, live_url, "mo", "pw-mo-123456")
+    page.goto(f"{live_url}/library/")
+    page.get_by_text("New collection").click()
+    page.fill("#nc-name", "runbooks")
+    page.locator("#new-collection").get_by_role("button", name="Create").click()
+    expect(page.locator("#new-collection .error")).to_contain_text("runbooks")
+    page.fill("#nc-name", "postmortems")
+    page.locator("#new-collection").get_by_role("button", name="Create").click()
+    expect(page.locator("section.collection h2")).to_have_text(["postmortems", "runbooks"])

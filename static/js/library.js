@@ -140,24 +140,24 @@
     if (!button) return;
     const section = button.closest(".collection");
     button.disabled = true;
-    const response = await fetch(`/api/v1/collections/${section.dataset.collection}/retry`, {
-      method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
-    }).catch(() => null);
-    button.disabled = false;
-    if (response && response.status === 202) {
-      const { queued } = await response.json();
-      for (const li of section.querySelectorAll("li.doc[data-status=failed][data-document]")) {
-        show(li, { status: "queued", progress: 0 }); poll(li.dataset.document, li);
-      }
-      button.hidden = true;
-      button.textContent = "Retry failed";
-      const shown = section.querySelector(".retried") || document.createElement("p");
-      shown.className = "muted retried"; shown.setAttribute("role", "status");
-      shown.textContent = `${queued} failed document${queued === 1 ? "" : "s"} queued again.`;
-      section.querySelector(".documents").before(shown);
-    } else {
+    let queued;
+    try {
+      ({ queued } = await apiCall(`/api/v1/collections/${section.dataset.collection}/retry`, { method: "POST" }));
+    } catch (err) {
       button.textContent = "that did not work; try again";
+      return;
+    } finally {
+      button.disabled = false;
     }
+    for (const li of section.querySelectorAll("li.doc[data-status=failed][data-document]")) {
+      show(li, { status: "queued", progress: 0 }); poll(li.dataset.document, li);
+    }
+    button.hidden = true;
+    button.textContent = "Retry failed";
+    const shown = section.querySelector(".retried") || document.createElement("p");
+    shown.className = "muted retried"; shown.setAttribute("role", "status");
+    shown.textContent = `${queued} failed document${queued === 1 ? "" : "s"} queued again.`;
+    section.querySelector(".documents").before(shown);
   });
 
   // A JSON call to the API with the session's CSRF token: the body, or an Error carrying the API's
@@ -310,13 +310,12 @@
     const n = Number(section.querySelector(".count").dataset.count);
     if (!confirm(`Delete the collection “${name}” and its ${n} document${n === 1 ? "" : "s"}? Their passages are no longer searched. This cannot be undone.`)) return;
     button.disabled = true;
-    const response = await fetch(`/api/v1/collections/${section.dataset.collection}`, {
-      method: "DELETE", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
-    }).catch(() => null);
-    if (response && (response.status === 204 || response.status === 404)) { section.remove(); return; }
-    button.disabled = false;
-    const body = response ? await response.json().catch(() => ({})) : {};
-    button.textContent = (body.error && body.error.message) || "that did not work; try again";
+    try {
+      await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "DELETE" });
+    } catch (err) {
+      if (err.status !== 404) { button.disabled = false; button.textContent = err.message; return; }
+    }
+    section.remove();  // deleted, or already gone
   });
 
   // Delete and retry, on any listed document (the API checks that the caller's team owns it).
@@ -327,20 +326,20 @@
     const title = li.querySelector(".name").textContent;
     if (button.dataset.action === "delete" && !confirm(`Delete “${title}”? Its passages are no longer searched.`)) return;
     button.disabled = true;
-    const response = await fetch(`/api/v1/documents/${id}${button.dataset.action === "retry" ? "/retry" : ""}`, {
-      method: button.dataset.action === "retry" ? "POST" : "DELETE",
-      credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
-    }).catch(() => null);
-    button.disabled = false;
-    if (response && (response.status === 204 || response.status === 404) && button.dataset.action === "delete") {
-      if (!gone.has(id)) count(li.closest(".collection"), -1);
-      gone.add(id); rows.delete(id); li.remove();
-    } else if (response && response.status === 202) {
-      show(li, { status: "queued", progress: 0 }); poll(id, li);
-    } else {
-      const body = response ? await response.json().catch(() => ({})) : {};
-      li.querySelector(".status").textContent = (body.error && body.error.message) || "that did not work; try again";
+    const retry = button.dataset.action === "retry";
+    try {
+      await apiCall(`/api/v1/documents/${id}${retry ? "/retry" : ""}`, { method: retry ? "POST" : "DELETE" });
+    } catch (err) {
+      if (retry || err.status !== 404) {  // a deletion of what is already gone is done
+        button.disabled = false;
+        li.querySelector(".status").textContent = err.message;
+        return;
+      }
     }
+    button.disabled = false;
+    if (retry) { show(li, { status: "queued", progress: 0 }); poll(id, li); return; }
+    if (!gone.has(id)) count(li.closest(".collection"), -1);
+    gone.add(id); rows.delete(id); li.remove();
   });
 
   // Polling backs the websocket up: it tells the truth even when a progress event was missed.
@@ -480,15 +479,8 @@
   if (form) form.addEventListener("submit", (e) => {
     e.preventDefault();
     const err = form.querySelector(".error");
-    fetch("/api/v1/collections", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify({ name: form.name.value, team: Number(form.team.value) }),
-    }).then(async (r) => {
-      if (r.ok) { location.reload(); return; }
-      const body = await r.json().catch(() => ({}));
-      err.hidden = false; err.textContent = (body.error && body.error.message) || "could not create the collection";
-    });
+    apiCall("/api/v1/collections", { method: "POST", body: JSON.stringify({ name: form.name.value, team: Number(form.team.value) }) })
+      .then(() => location.reload(), (error) => { err.hidden = false; err.textContent = error.message; });
   });
 
   // Passage search: results show document, heading path and page, with the matched terms marked.
@@ -498,19 +490,17 @@
     const list = document.getElementById("search-results");
     const query = search.q.value.trim();
     if (!query) { list.replaceChildren(); return; }
-    fetch("/api/v1/search", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify({ query, mode: search.mode.value, k: 10 }),
-    }).then((r) => r.json()).then((body) => {
-      list.replaceChildren();
-      if (!body.results || !body.results.length) {
-        const li = document.createElement("li"); li.className = "empty";
-        li.textContent = body.error ? body.error.message : "No passage matches.";
-        list.append(li); return;
-      }
-      body.results.forEach((hit) => list.append(renderHit(hit, body.terms || [])));
-    });
+    apiCall("/api/v1/search", { method: "POST", body: JSON.stringify({ query, mode: search.mode.value, k: 10 }) })
+      .catch((error) => ({ results: [], error }))
+      .then((body) => {
+        list.replaceChildren();
+        if (!body.results.length) {
+          const li = document.createElement("li"); li.className = "empty";
+          li.textContent = body.error ? body.error.message : "No passage matches.";
+          list.append(li); return;
+        }
+        body.results.forEach((hit) => list.append(renderHit(hit, body.terms || [])));
+      });
   });
 
   function renderHit(hit, terms) {
