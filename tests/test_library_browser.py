@@ -21,6 +21,15 @@ def sign_in(page, base, username, password):
     expect(page.locator("textarea")).to_be_enabled()
 
 
+def ops_team(make_user, make_team, admin: str, member: str):
+    """Team "Ops" with `admin` its admin and `member` a member (passwords pw-<name>-12345)."""
+    from retrieval import services
+
+    team = make_team("Ops", members=[make_user(admin, password=f"pw-{admin}-12345")], role="admin")
+    services.membership_set(team=team, user=make_user(member, password=f"pw-{member}-12345"))
+    return team
+
+
 def test_upload_shows_live_progress_and_readable_errors(
     page, live_url, worker, make_user, make_team, make_collection, tmp_path
 ):
@@ -287,12 +296,9 @@ def test_a_folder_uploads_its_supported_files(
 def test_a_team_admin_sets_a_collections_instructions_and_members_see_them(
     page, live_url, make_user, make_team, make_collection
 ):
-    from retrieval import services
     from retrieval.models import Collection
 
-    admin, member = make_user("ida", password="pw-ida-12345"), make_user("jon", password="pw-jon-12345")
-    team = make_team("Ops", members=[admin], role="admin")
-    services.membership_set(team=team, user=member)
+    team = ops_team(make_user, make_team, admin="ida", member="jon")
     collection = make_collection(team, "runbooks")
 
     sign_in(page, live_url, "ida", "pw-ida-12345")
@@ -324,9 +330,7 @@ def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
     from retrieval.models import Collection, Document
     from retrieval.tests.helpers import upload
 
-    admin, member = make_user("mia", password="pw-mia-12345"), make_user("ned", password="pw-ned-12345")
-    team = make_team("Ops", members=[admin], role="admin")
-    services.membership_set(team=team, user=member)
+    team = ops_team(make_user, make_team, admin="mia", member="ned")
     old = make_collection(team, "old-runbooks")
     kept = make_collection(team, "runbooks")
     document, _ = upload(old, "pager.md", b"# Pager\n\nThe old pager rota.\n", enqueue=False)
@@ -496,11 +500,9 @@ def test_member_changes_made_at_once_reach_the_server_in_order(
 ):
     """A role change still on its way when the member is removed: the removal waits for it, so the
     role change (which adds a member it does not find) cannot bring the member back."""
-    from retrieval import selectors, services
+    from retrieval import selectors
 
-    admin, other = make_user("kim", password="pw-kim-12345"), make_user("lou", password="pw-lou-12345")
-    team = make_team("Ops", members=[admin], role="admin")
-    services.membership_set(team=team, user=other)
+    team = ops_team(make_user, make_team, admin="kim", member="lou")
     held = []
     page.route(
         f"**/api/v1/teams/{team.id}/members/lou",

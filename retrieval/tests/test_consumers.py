@@ -16,15 +16,18 @@ def session_headers(user) -> list[tuple[bytes, bytes]]:
     return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
 
+async def documents_socket(user) -> WebsocketCommunicator:
+    """A library page's progress socket, signed in as `user` (not yet connected)."""
+    return WebsocketCommunicator(
+        application, "/ws/documents/", headers=await sync_to_async(session_headers)(user)
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_progress_events_reach_the_uploaders_team(worker, alice, bob, collection_a, team_b):
     """Queued -> processing -> ready arrive over /ws/documents/; another team hears nothing."""
-    mine = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
-    )
-    theirs = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(bob)
-    )
+    mine = await documents_socket(alice)
+    theirs = await documents_socket(bob)
     assert (await mine.connect())[0] and (await theirs.connect())[0]
     document, _ = await sync_to_async(upload)(
         collection_a, "n.md", b"# Notes\n\n" + b"Words about things. " * 300
@@ -48,12 +51,8 @@ async def test_a_deleted_document_is_announced_to_its_team(alice, bob, collectio
     from retrieval import services
 
     document, _ = await sync_to_async(upload)(collection_a, "gone.md", b"# Gone\n\nSoon.", enqueue=False)
-    mine = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
-    )
-    theirs = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(bob)
-    )
+    mine = await documents_socket(alice)
+    theirs = await documents_socket(bob)
     assert (await mine.connect())[0] and (await theirs.connect())[0]
     document_id = document.id
     await sync_to_async(services.document_delete)(document=document)
@@ -71,12 +70,8 @@ async def test_a_deleted_document_is_announced_to_its_team(alice, bob, collectio
 async def test_a_deleted_collection_is_announced_to_its_team(alice, bob, collection_a):
     from retrieval import services
 
-    mine = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
-    )
-    theirs = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(bob)
-    )
+    mine = await documents_socket(alice)
+    theirs = await documents_socket(bob)
     assert (await mine.connect())[0] and (await theirs.connect())[0]
     await sync_to_async(services.collection_delete)(collection=collection_a)
     assert await mine.receive_json_from(timeout=10) == {"type": "collection_deleted", "id": collection_a.id}
@@ -105,9 +100,7 @@ async def test_open_progress_sockets_are_counted_in_metrics(alice):
     refused = WebsocketCommunicator(application, "/ws/documents/", headers=[ORIGIN])
     assert not (await refused.connect())[0]
     assert open_sockets() == before
-    socket = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
-    )
+    socket = await documents_socket(alice)
     assert (await socket.connect())[0]
     assert open_sockets() == before + 1
     await socket.disconnect()
@@ -127,12 +120,8 @@ async def test_a_removed_member_stops_hearing_the_team(alice, make_user, team_a,
     carol = await sync_to_async(make_user)("carol")
     await sync_to_async(services.membership_set)(team=team_a, user=carol)
     document, _ = await sync_to_async(upload)(collection_a, "plan.md", b"# Plan\n\nSoon.", enqueue=False)
-    staying = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(alice)
-    )
-    leaving = WebsocketCommunicator(
-        application, "/ws/documents/", headers=await sync_to_async(session_headers)(carol)
-    )
+    staying = await documents_socket(alice)
+    leaving = await documents_socket(carol)
     assert (await staying.connect())[0] and (await leaving.connect())[0]
     await sync_to_async(services.membership_change)(team=team_a, user=carol, role=None)
     assert await leaving.receive_json_from(timeout=10) == {"type": "team_left", "team_id": team_a.id}
