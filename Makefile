@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench lint install browser clean
+.PHONY: run test bench lint install system clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,13 +21,16 @@ install: $(STAMP)
 run: $(STAMP)
 	exec $(PY) -m assistant.stack
 
-# Debian's Chromium for the browser tests (Playwright drives it through executable_path).
-browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "install Debian's chromium package for the browser tests" >&2; exit 1; fi; }
+# Debian packages the tests use (apt-get when root): Chromium for the browser tests (Playwright drives
+# it through executable_path) and Tesseract for reading scanned PDFs. `make run` needs neither.
+SYSTEM := chromium:chromium tesseract:tesseract-ocr
+system:
+	@missing=""; for p in $(SYSTEM); do command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "install Debian's$$missing for the tests" >&2; exit 1; fi; fi
 
-test: $(STAMP) browser
+test: $(STAMP) system
 	$(PY) manage.py makemigrations --check --dry-run --settings=assistant.settings.test >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -15,14 +15,15 @@ from typing import BinaryIO
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from . import progress, selectors
 from .chunking import ChunkSpec, chunk_blocks
 from .embeddings import get_embedder
 from .models import INSTRUCTIONS_MAX_CHARS, ApiKey, Chunk, Collection, Document, Membership, Team
-from .parsing import ParseError, UnsupportedType, detect_kind, parse_isolated
+from .parsing import Ocr, ParseError, UnsupportedType, detect_kind, parse_isolated
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -533,6 +534,8 @@ def documents_ingest(
                     max_chars=settings.DOCENT_MAX_DOCUMENT_CHARS,
                     timeout_s=settings.DOCENT_PARSE_TIMEOUT_S,
                     memory_mb=settings.DOCENT_PARSE_MEMORY_MB,
+                    ocr=_ocr(),
+                    progress=_ocr_progress(document, live=live),
                 )
             with _Timer(stats, "chunk"):
                 specs = chunk_blocks(
@@ -551,7 +554,12 @@ def documents_ingest(
             continue
         prepared.append((document, specs))
         if live:
-            _set_status(document, document.collection.team_id, progress=0.15, heartbeat_at=timezone.now())
+            _set_status(
+                document,
+                document.collection.team_id,
+                progress=max(document.progress, 0.15),
+                heartbeat_at=timezone.now(),
+            )
 
     vectors = _embed_missing(embedder, prepared, stats, live=live, reuse=reuse_vectors)
     with _Timer(stats, "insert"):
@@ -572,6 +580,33 @@ def documents_ingest(
 
 
 LIVE_PROGRESS_MAX = 8
+# Reading a scan by OCR takes longer than embedding its text: its pages fill the bar up to here.
+OCR_PROGRESS_END = 0.6
+
+
+def _ocr() -> Ocr | None:
+    if not settings.DOCENT_OCR:
+        return None
+    return Ocr(
+        languages=settings.DOCENT_OCR_LANGUAGES,
+        max_pages=settings.DOCENT_OCR_MAX_PAGES,
+        timeout_s=settings.DOCENT_PARSE_TIMEOUT_S,
+    )
+
+
+def _ocr_progress(document: Document, *, live: bool):
+    """Each page OCR reads moves the document's bar and heartbeat (a long scan is not a dead worker)."""
+
+    def tell(done: int, of: int) -> None:
+        document.progress = 0.05 + (OCR_PROGRESS_END - 0.05) * done / max(of, 1)
+        document.heartbeat_at = timezone.now()
+        Document.objects.filter(id=document.id).update(
+            progress=document.progress, heartbeat_at=document.heartbeat_at
+        )
+        if live:
+            progress.publish(document, document.collection.team_id)
+
+    return tell
 
 
 def _embed_missing(embedder, prepared, stats: IngestStats, *, live: bool, reuse: bool) -> dict[str, object]:
@@ -601,11 +636,11 @@ def _embed_missing(embedder, prepared, stats: IngestStats, *, live: bool, reuse:
         stats.embedded += len(part)
         done = (i + len(part)) / len(missing)
         now = timezone.now()
-        for document, _ in prepared:
-            document.progress = 0.15 + 0.8 * done
+        for document, _ in prepared:  # never backwards: a scan's bar is already past its text's share
+            document.progress = max(document.progress, 0.15 + 0.8 * done)
             document.heartbeat_at = now
         Document.objects.filter(id__in=[d.id for d, _ in prepared]).update(
-            progress=0.15 + 0.8 * done, heartbeat_at=now
+            progress=Greatest(F("progress"), Value(0.15 + 0.8 * done)), heartbeat_at=now
         )
         if live:
             for document, _ in prepared:

@@ -197,6 +197,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DOCENT_MAX_DOCUMENT_CHARS = env_int("DOCENT_MAX_DOCUMENT_CHARS", 20_000_000)
 DOCENT_PARSE_TIMEOUT_S = env_int("DOCENT_PARSE_TIMEOUT_S", 120)
 DOCENT_PARSE_MEMORY_MB = env_int("DOCENT_PARSE_MEMORY_MB", 1536)
+# Scanned PDF pages are read by OCR with Tesseract, when it is installed (Debian: tesseract-ocr).
+DOCENT_OCR = env_bool("DOCENT_OCR", True)
+DOCENT_OCR_LANGUAGES = os.environ.get("DOCENT_OCR_LANGUAGES", "eng")  # Tesseract's names: eng, deu, eng+fra
+DOCENT_OCR_MAX_PAGES = env_int("DOCENT_OCR_MAX_PAGES", 200)  # scanned pages per document
 DOCENT_INGEST_MAX_ATTEMPTS = env_int("DOCENT_INGEST_MAX_ATTEMPTS", 4)
 # A document in "processing" whose heartbeat is older than this is taken as abandoned by a dead worker.
 DOCENT_STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 300)

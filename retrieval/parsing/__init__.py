@@ -2,8 +2,9 @@
 
 Parsing untrusted files runs in a child process (`parse_isolated`) with memory, CPU and time limits,
 so a hostile file fails its own document with a readable reason and never takes the worker down.
-The formats live apart: `detect` (what a file is), `pdf` (with `pdf_text`, its layout), `office`
-(DOCX, PPTX, XLSX, ODT), `markup` (Markdown, HTML, text, CSV, email, EPUB), on `base`.
+The formats live apart: `detect` (what a file is), `pdf` (with `pdf_text`, its layout, and `ocr`, its
+scanned pages), `office` (DOCX, PPTX, XLSX, ODT), `markup` (Markdown, HTML, text, CSV, email, EPUB),
+on `base`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from .base import Block, ParseError, UnsupportedType, _Budget
 from .detect import EXTENSIONS, SUPPORTED_NAMES, detect_kind
 from .markup import parse_csv, parse_email, parse_epub, parse_html, parse_markdown, parse_text
+from .ocr import Ocr
 from .office import parse_docx, parse_odt, parse_pptx, parse_xlsx
 from .pdf import parse_pdf
 
@@ -30,6 +33,7 @@ __all__ = [
     "SUPPORTED_NAMES",
     "Block",
     "IsolatedParser",
+    "Ocr",
     "ParseError",
     "UnsupportedType",
     "detect_kind",
@@ -53,9 +57,14 @@ PARSERS = {
 }
 
 
-def parse(path: str | Path, kind: str, *, max_chars: int) -> list[Block]:
+Progress = Callable[[int, int], None]  # (done, of): pages read by OCR so far
+
+
+def parse(
+    path: str | Path, kind: str, *, max_chars: int, ocr: Ocr | None = None, progress: Progress | None = None
+) -> list[Block]:
     """Parse in this process. Use `parse_isolated` for untrusted files."""
-    blocks = PARSERS[kind](Path(path), _Budget(max_chars))
+    blocks = PARSERS[kind](Path(path), _Budget(max_chars, ocr=ocr, progress=progress))
     if not blocks:
         raise ParseError("the document contains no text")
     return blocks
@@ -66,6 +75,8 @@ class IsolatedParser:
 
     Reusing the child keeps a Python start-up off every document; a file that hangs it, blows its
     memory limit or crashes it costs only that file, and the next call starts a fresh child.
+    The child answers with one JSON line, after a line per page it read by OCR; `timeout_s` bounds
+    the time between two lines, so a long scan may take its time while a hung parser is still stopped.
     """
 
     RECYCLE_AFTER = 200  # documents; bounds fragmentation and anything a parser may leak
@@ -75,6 +86,7 @@ class IsolatedParser:
         self.memory_mb = memory_mb
         self._proc: subprocess.Popen | None = None
         self._served = 0
+        self._pending = b""  # what the child wrote past the last line read
         self._lock = threading.Lock()
 
     def _start(self) -> subprocess.Popen:
@@ -89,7 +101,7 @@ class IsolatedParser:
 
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # the project root
-        self._served = 0
+        self._served, self._pending = 0, b""
         return subprocess.Popen(
             [sys.executable, "-m", "retrieval.parsing", "--serve"],
             stdin=subprocess.PIPE,
@@ -105,7 +117,15 @@ class IsolatedParser:
             proc.kill()
             proc.wait()
 
-    def parse(self, path: str | Path, kind: str, *, max_chars: int) -> list[Block]:
+    def parse(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        max_chars: int,
+        ocr: Ocr | None = None,
+        progress: Progress | None = None,
+    ) -> list[Block]:
         if kind not in PARSERS:
             raise UnsupportedType(f"unknown document kind {kind!r}")
         with self._lock:
@@ -113,20 +133,29 @@ class IsolatedParser:
                 self.close()
                 self._proc = self._start()
             proc = self._proc
-            request = json.dumps({"kind": kind, "path": str(path), "max_chars": max_chars}) + "\n"
+            request = {"kind": kind, "path": str(path), "max_chars": max_chars, "ocr": ocr and asdict(ocr)}
             try:
-                proc.stdin.write(request.encode())
+                proc.stdin.write((json.dumps(request) + "\n").encode())
                 proc.stdin.flush()
             except BrokenPipeError:
                 self.close()
                 raise ParseError("the parser process could not be started") from None
-            line = self._read_line(proc)
             self._served += 1
-        try:
-            result = json.loads(line)
-        except ValueError:
-            self.close()
-            raise ParseError("the parser returned garbage for this file") from None
+            while True:
+                line = self._read_line(proc)  # its ParseErrors (time, crash) are the file's own
+                try:
+                    result = json.loads(line)
+                except ValueError:
+                    self.close()
+                    raise ParseError("the parser returned garbage for this file") from None
+                if "progress" not in result:
+                    break
+                if progress is not None:
+                    try:
+                        progress(*result["progress"])
+                    except BaseException:
+                        self.close()  # the child is mid-answer: the next file must not read the rest
+                        raise
         if result.get("restart"):
             self.close()
         if "error" in result:
@@ -135,9 +164,11 @@ class IsolatedParser:
 
     def _read_line(self, proc: subprocess.Popen) -> bytes:
         deadline = time.monotonic() + self.timeout_s
-        chunks: list[bytes] = []
         fd = proc.stdout.fileno()
         while True:
+            if b"\n" in self._pending:
+                line, _, self._pending = self._pending.partition(b"\n")
+                return line
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
@@ -153,27 +184,40 @@ class IsolatedParser:
                     name = signal.Signals(-code).name
                     raise ParseError(f"the parser crashed on this file ({name}); the file may be malicious")
                 raise ParseError(f"the parser stopped on this file (exit code {code})")
-            chunks.append(data)
-            if data.endswith(b"\n"):
-                return b"".join(chunks)
+            self._pending += data
 
 
 _parsers: dict[tuple[int, int], IsolatedParser] = {}
 
 
 def parse_isolated(
-    path: str | Path, kind: str, *, max_chars: int, timeout_s: int, memory_mb: int
+    path: str | Path,
+    kind: str,
+    *,
+    max_chars: int,
+    timeout_s: int,
+    memory_mb: int,
+    ocr: Ocr | None = None,
+    progress: Progress | None = None,
 ) -> list[Block]:
     """Parse untrusted bytes in this process's parser child; failures become readable ParseErrors."""
     key = (timeout_s, memory_mb)
     if key not in _parsers:
         _parsers[key] = IsolatedParser(timeout_s=timeout_s, memory_mb=memory_mb)
-    return _parsers[key].parse(path, kind, max_chars=max_chars)
+    return _parsers[key].parse(path, kind, max_chars=max_chars, ocr=ocr, progress=progress)
+
+
+def _tell(done: int, of: int) -> None:
+    sys.stdout.write(json.dumps({"progress": [done, of]}) + "\n")
+    sys.stdout.flush()
 
 
 def _serve_one(request: dict) -> dict:
     try:
-        blocks = parse(request["path"], request["kind"], max_chars=int(request["max_chars"]))
+        ocr = Ocr(**request["ocr"]) if request.get("ocr") else None
+        blocks = parse(
+            request["path"], request["kind"], max_chars=int(request["max_chars"]), ocr=ocr, progress=_tell
+        )
         return {"blocks": [asdict(b) for b in blocks]}
     except (ParseError, UnsupportedType) as exc:
         return {"error": str(exc)}

@@ -7,7 +7,7 @@ import codecs
 import re
 import unicodedata
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,9 +80,14 @@ def _open_package(path: Path, label: str) -> None:
 
 
 class _Budget:
-    def __init__(self, max_chars: int):
+    """What one parse may spend and use: characters of text, and OCR for scanned pages (with a
+    callback told of each page read, as OCR is slow)."""
+
+    def __init__(self, max_chars: int, *, ocr=None, progress: Callable[[int, int], None] | None = None):
         self.left = max_chars
         self.max_chars = max_chars
+        self.ocr = ocr
+        self.progress = progress
 
     def take(self, text: str) -> str:
         self.left -= len(text)

@@ -1,10 +1,11 @@
-"""PDF: text by page, read as paragraphs under bookmarks and type-size headings (see pdf_text)."""
+"""PDF: text by page, read as paragraphs under bookmarks and type-size headings (see pdf_text);
+scanned pages read by OCR (see ocr)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import pdf_text
+from . import ocr, pdf_text
 from .base import Block, ParseError, _Budget, _clean
 
 
@@ -17,10 +18,13 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
         if reader.is_encrypted:
             raise ParseError("the PDF is encrypted; remove the password and upload it again")
         sized = [_pdf_lines(page, budget) for page in reader.pages]
+        scanned = [i for i, lines in enumerate(sized) if _scanned(reader.pages[i], lines)]
     except (PdfReadError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         if isinstance(exc, ParseError):
             raise
         raise ParseError(f"the PDF is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    if scanned:
+        _read_scanned(reader, sized, scanned, budget)
     pages = pdf_text.strip_furniture([[line for line, _ in lines] for lines in sized])
     sizes = [{line: size for line, size in lines} for lines in sized]
     outline, nested = _pdf_outline(reader), []
@@ -32,10 +36,70 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
         Block(p.text, page=p.page, headings=p.headings) for p in pdf_text.paragraphs(pages, outline, nested)
     ]
     if not blocks:
-        raise ParseError(
-            "the PDF has no extractable text (a scanned PDF needs OCR, which Docent does not do)"
-        )
+        raise ParseError("the PDF has no extractable text (its pages hold neither text nor scanned images)")
     return blocks
+
+
+SCANNED_MAX_CHARS = 16  # a scanned page may carry a stamp or a scanner's footer as text, no more
+
+
+def _scanned(page, lines: list[tuple[str, float]]) -> bool:
+    """A page of images and (next to) no text: a scan, whose text only OCR can read."""
+    if sum(len("".join(line.split())) for line, _ in lines) >= SCANNED_MAX_CHARS:
+        return False
+    try:
+        return len(page.images) > 0  # lists the page's images without decoding them
+    except Exception:  # pypdf raises many kinds on malformed resources; then there is nothing to read
+        return False
+
+
+def _read_scanned(reader, sized: list[list[tuple[str, float]]], scanned: list[int], budget: _Budget) -> None:
+    """Replace the scanned pages' lines with what OCR reads in their images, page by page, telling
+    `budget.progress`. Without OCR, a PDF that is all scans fails saying what it needs; one with
+    typeset pages as well keeps those."""
+    whole = len(scanned) == len(sized)
+    if budget.ocr is None or not ocr.available():
+        if not whole:
+            return
+        if budget.ocr is None:
+            raise ParseError("the PDF is scanned images without text, and OCR is turned off (DOCENT_OCR)")
+        raise ParseError(
+            "the PDF is scanned images without text; reading them needs OCR: install Tesseract on the "
+            "worker's machine (Debian: apt-get install tesseract-ocr), then retry the document"
+        )
+    if len(scanned) > budget.ocr.max_pages:
+        raise ParseError(
+            f"the PDF has {len(scanned)} scanned pages; OCR reads at most {budget.ocr.max_pages} per "
+            "document (DOCENT_OCR_MAX_PAGES)"
+        )
+    for done, i in enumerate(scanned, start=1):
+        sized[i] = _ocr_page(reader.pages[i], budget)
+        if budget.progress:
+            budget.progress(done, len(scanned))
+    # Measured heights vary a little from line to line: one class per type size.
+    classes = ocr.same_sizes([size for i in scanned for _, size in sized[i]])
+    for i in scanned:
+        sized[i] = [(line, classes.get(size, 0.0)) for line, size in sized[i]]
+
+
+def _ocr_page(page, budget: _Budget) -> list[tuple[str, float]]:
+    lines: list[tuple[str, float]] = []
+    box = max(float(page.mediabox.width), float(page.mediabox.height)) / 72  # inches
+    for index in range(len(page.images)):
+        try:
+            image = page.images[index]
+            width, height = image.image.size
+        except MemoryError:
+            raise
+        except Exception:  # an image pypdf cannot decode (JBIG2 without its decoder, say): no text from it
+            continue
+        if min(width, height) < ocr.MIN_IMAGE_PX:
+            continue
+        dpi = max(width, height) / box if box else 0
+        found = ocr.read_image(image.data, budget.ocr, dpi=dpi if 50 <= dpi <= 1200 else None)
+        budget.take("".join(line for line, _ in found))
+        lines += [(_clean(line), size) for line, size in found if _clean(line)]
+    return lines
 
 
 def _pdf_lines(page, budget: _Budget) -> list[tuple[str, float]]:

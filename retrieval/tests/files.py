@@ -55,6 +55,31 @@ def pdf_bytes(pages: list[str | list], outline: list[tuple[int, str, int]] = ())
     return result.getvalue()
 
 
+def scanned_pdf_bytes(pages: list[list[tuple[str, int]]], text_page: str | None = None) -> bytes:
+    """A PDF of page scans, as a scanner makes them: each page one grey image (200 dpi, JPEG) of
+    lines (text, height in pixels), and no text. `text_page` puts a typeset page first."""
+    from PIL import Image, ImageDraw, ImageFont
+    from pypdf import PdfReader, PdfWriter
+
+    images = []
+    for lines in pages:
+        image = Image.new("L", (1700, 2200), 255)
+        draw, y = ImageDraw.Draw(image), 200
+        for line, px in lines:
+            draw.text((170, y), line, font=ImageFont.load_default(size=px), fill=0)
+            y += round(px * 1.5)
+        images.append(image)
+    scans = io.BytesIO()
+    images[0].save(scans, "PDF", save_all=True, append_images=images[1:], resolution=200)
+    if text_page is None:
+        return scans.getvalue()
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes([text_page]))))
+    writer.append(PdfReader(scans))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def epub_bytes(
     title: str,
     chapters: list[tuple[str, list[str]]],

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -689,3 +690,88 @@ def test_hung_parser_is_stopped(tmp_path, monkeypatch):
     ok = write(tmp_path, "ok.txt", b"alive")
     assert slow.parse(ok, "text", max_chars=100)[0].text == "alive"
     slow.close()
+
+
+SCAN = [
+    [
+        ("Quarterly Report", 64),
+        ("Revenue grew by twelve percent in the northern region,", 34),
+        ("while costs held steady through the second half.", 34),
+    ],
+    [("The warehouse in Leeds closes every Friday at noon.", 34)],
+]
+
+
+def test_a_scanned_pdf_is_read_by_ocr_with_headings_from_line_height(tmp_path):
+    """Each scanned page is read by Tesseract, page by page (the progress says so); the large line
+    is the heading, as type size makes one in a typeset PDF."""
+    told = []
+    blocks = parse_isolated(
+        write(tmp_path, "scan.pdf", files.scanned_pdf_bytes(SCAN)),
+        "pdf",
+        **LIMITS,
+        ocr=parsing.Ocr(),
+        progress=lambda done, of: told.append((done, of)),
+    )
+    assert told == [(1, 2), (2, 2)]
+    assert [(b.page, b.headings) for b in blocks] == [(1, ["Quarterly Report"]), (2, ["Quarterly Report"])]
+    assert "Revenue grew by twelve percent in the northern region" in blocks[0].text
+    assert "The warehouse in Leeds closes every Friday at noon." in blocks[1].text
+
+
+def test_a_pdf_with_typeset_pages_and_scans_reads_both_and_without_ocr_keeps_the_typeset(tmp_path):
+    path = write(tmp_path, "mixed.pdf", files.scanned_pdf_bytes(SCAN[1:], text_page="Typeset cover page."))
+    read = parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr())
+    assert [(b.page, b.text) for b in read] == [
+        (1, "Typeset cover page."),
+        (2, "The warehouse in Leeds closes every Friday at noon."),
+    ]
+    assert [(b.page, b.text) for b in parse_isolated(path, "pdf", **LIMITS)] == [(1, "Typeset cover page.")]
+
+
+def test_a_scan_that_cannot_be_read_fails_saying_why(tmp_path, monkeypatch):
+    path = write(tmp_path, "scan.pdf", files.scanned_pdf_bytes(SCAN))
+    with pytest.raises(ParseError, match=r"OCR is turned off \(DOCENT_OCR\)"):
+        parse_isolated(path, "pdf", **LIMITS)
+    with pytest.raises(ParseError, match=r"2 scanned pages; OCR reads at most 1 .*DOCENT_OCR_MAX_PAGES"):
+        parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr(max_pages=1))
+    with pytest.raises(ParseError, match=r"OCR language 'xyz' is not installed"):
+        parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr(languages="xyz"))
+    monkeypatch.setattr(parsing.ocr.shutil, "which", lambda name: None)  # in this process: no Tesseract
+    with pytest.raises(ParseError, match=r"install Tesseract .*apt-get install tesseract-ocr"):
+        parsing.parse(path, "pdf", max_chars=10_000, ocr=parsing.Ocr())
+
+
+def test_ocr_size_classes_join_measured_heights_of_one_type_size():
+    """Tesseract's measured sizes vary by a few percent; a subheading 1.2 times the body is its own."""
+    classes = parsing.ocr.same_sizes([9.1, 9.4, 9.6, 9.8, 11.5, 11.8, 13.9, 14.6, 15.1, 0.0])
+    assert {classes[s] for s in (9.1, 9.4, 9.6, 9.8)} == {9.5}
+    assert {classes[s] for s in (11.5, 11.8)} == {12.0}
+    assert {classes[s] for s in (13.9, 14.6, 15.1)} == {14.5}
+    assert 0.0 not in classes
+
+
+def test_a_long_scan_may_take_longer_than_the_timeout_while_each_page_is_read_in_time(tmp_path, monkeypatch):
+    """The parser's time limit bounds the time between two pages read, not the whole scan; a page
+    over it still stops the parse. (A slow Tesseract: a script that sleeps, then answers one word,
+    the image's checksum.)"""
+    slow = tmp_path / "bin" / "tesseract"
+    slow.parent.mkdir()
+
+    def sleeping(seconds: float) -> None:
+        slow.write_text(
+            f"#!/bin/sh\nword=$(md5sum | cut -c1-8)\nsleep {seconds}\n"
+            "echo \"<span class='ocr_line' title='bbox 0 0 9 9; x_size 30'>"
+            "<span class='ocrx_word'>$word.</span></span>\"\n"
+        )
+        slow.chmod(0o755)
+
+    monkeypatch.setenv("PATH", f"{slow.parent}:{os.environ['PATH']}")
+    path = write(tmp_path, "scan.pdf", files.scanned_pdf_bytes([[(f"Line {n}.", 34)] for n in range(3)]))
+    limits = {"max_chars": 10_000, "memory_mb": 512, "ocr": parsing.Ocr()}
+    sleeping(0.9)  # 2.7 s in all, under 1.5 s a page
+    blocks = parse_isolated(path, "pdf", timeout_s=1.5, **limits)
+    assert [b.page for b in blocks] == [1, 2, 3] and all(len(b.text) == 9 for b in blocks)
+    sleeping(2)
+    with pytest.raises(ParseError, match="longer than 1.6 s"):
+        parse_isolated(path, "pdf", timeout_s=1.6, **limits)

@@ -27,6 +27,7 @@ SAMPLES = {
     "memo.odt": files.odt_bytes(
         '<text:h text:outline-level="1">Memo</text:h><text:p>Audit on Monday.</text:p>'
     ),
+    "scan.pdf": files.scanned_pdf_bytes([[("The boiler is serviced every October.", 34)]]),
 }
 
 
@@ -82,6 +83,39 @@ def test_pdf_chunks_keep_pages(db, collection_a):
     document, _ = upload(collection_a, "r.pdf", SAMPLES["report.pdf"], enqueue=False)
     services.documents_ingest(document_ids=[document.id])
     assert sorted(Chunk.objects.filter(document=document).values_list("page", flat=True)) == [1, 2]
+
+
+def test_a_scanned_pdf_moves_its_bar_page_by_page_and_is_found_by_its_words(
+    db, collection_a, alice, monkeypatch
+):
+    """OCR is the slow part of a scan: each page read moves the bar (never backwards afterwards) and
+    the stored heartbeat, so the sweep does not take a long scan for a dead worker."""
+    from retrieval import progress, selectors
+
+    pages = [
+        [("The boiler is serviced every October.", 34)],
+        [("Radiators are bled before the winter.", 34)],
+        [("Filters are changed twice a year.", 34)],
+    ]
+    document, _ = upload(collection_a, "scan.pdf", files.scanned_pdf_bytes(pages), enqueue=False)
+    seen = []
+
+    def publish(doc, team_id):
+        stored = Document.objects.get(id=doc.id)
+        seen.append((round(doc.progress, 3), round(stored.progress, 3), stored.heartbeat_at))
+
+    monkeypatch.setattr(progress, "publish", publish)
+    services.documents_ingest(document_ids=[document.id])
+    document.refresh_from_db()
+    assert document.status == "ready", document.error
+    shown = [p for p, _, _ in seen]
+    assert shown[1:4] == [0.233, 0.417, 0.6]  # after the first event (0.05, processing)
+    assert shown == sorted(shown) and shown[-1] == 1.0
+    assert [stored for _, stored, _ in seen[1:4]] == shown[1:4]
+    beats = [beat for _, _, beat in seen[:4]]
+    assert beats == sorted(beats) and len(set(beats)) == 4
+    hits = selectors.search(user=alice, query="boiler October", collection_ids=[collection_a.id], k=3)
+    assert hits and hits[0].document_id == document.id and hits[0].page in (1, 2, 3)
 
 
 def test_same_bytes_same_collection_returns_existing(db, collection_a):
