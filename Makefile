@@ -22,8 +22,8 @@ run: $(STAMP)
 	exec $(PY) -m assistant.stack
 
 # Debian packages the tests use (apt-get when root): Chromium for the browser tests (Playwright drives
-# it through executable_path) and Tesseract for reading scanned PDFs. `make run` needs neither.
-SYSTEM := chromium:chromium tesseract:tesseract-ocr
+# it through executable_path), Tesseract and jbig2dec for reading scanned PDFs. `make run` needs none.
+SYSTEM := chromium:chromium tesseract:tesseract-ocr jbig2dec:jbig2dec
 system:
 	@missing=""; for p in $(SYSTEM); do command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then \

@@ -70,6 +70,9 @@ def parse(
     return blocks
 
 
+TEMP_FILE_MAX = 256 * 1024 * 1024
+
+
 class IsolatedParser:
     """A long-lived child process that parses one file at a time under rlimits.
 
@@ -96,7 +99,8 @@ class IsolatedParser:
             import resource
 
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parser writes no files
+            # The parser writes only temporary files (pypdf hands JBIG2 images to jbig2dec so), bounded.
+            resource.setrlimit(resource.RLIMIT_FSIZE, (TEMP_FILE_MAX, TEMP_FILE_MAX))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}

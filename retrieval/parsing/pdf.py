@@ -23,8 +23,9 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
         if isinstance(exc, ParseError):
             raise
         raise ParseError(f"the PDF is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    undecoded: set[str] = set()  # why a scanned page's image could not be read, if one could not
     if scanned:
-        _read_scanned(reader, sized, scanned, budget)
+        undecoded = _read_scanned(reader, sized, scanned, budget)
     pages = pdf_text.strip_furniture([[line for line, _ in lines] for lines in sized])
     sizes = [{line: size for line, size in lines} for lines in sized]
     outline, nested = _pdf_outline(reader), []
@@ -35,6 +36,8 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
     blocks = [
         Block(p.text, page=p.page, headings=p.headings) for p in pdf_text.paragraphs(pages, outline, nested)
     ]
+    if not blocks and undecoded:
+        raise ParseError(f"the PDF's scanned pages could not be read: {'; '.join(sorted(undecoded))}")
     if not blocks:
         raise ParseError("the PDF has no extractable text (its pages hold neither text nor scanned images)")
     return blocks
@@ -53,14 +56,17 @@ def _scanned(page, lines: list[tuple[str, float]]) -> bool:
         return False
 
 
-def _read_scanned(reader, sized: list[list[tuple[str, float]]], scanned: list[int], budget: _Budget) -> None:
+def _read_scanned(
+    reader, sized: list[list[tuple[str, float]]], scanned: list[int], budget: _Budget
+) -> set[str]:
     """Replace the scanned pages' lines with what OCR reads in their images, page by page, telling
-    `budget.progress`. Without OCR, a PDF that is all scans fails saying what it needs; one with
-    typeset pages as well keeps those."""
+    `budget.progress`; returns why images could not be decoded, if any could not. Without OCR, a
+    PDF that is all scans fails saying what it needs; one with typeset pages as well keeps those."""
     whole = len(scanned) == len(sized)
+    undecoded: set[str] = set()
     if budget.ocr is None or not ocr.available():
         if not whole:
-            return
+            return undecoded
         if budget.ocr is None:
             raise ParseError("the PDF is scanned images without text, and OCR is turned off (DOCENT_OCR)")
         raise ParseError(
@@ -73,16 +79,17 @@ def _read_scanned(reader, sized: list[list[tuple[str, float]]], scanned: list[in
             "document (DOCENT_OCR_MAX_PAGES)"
         )
     for done, i in enumerate(scanned, start=1):
-        sized[i] = _ocr_page(reader.pages[i], budget)
+        sized[i] = _ocr_page(reader.pages[i], budget, undecoded)
         if budget.progress:
             budget.progress(done, len(scanned))
     # Measured heights vary a little from line to line: one class per type size.
     classes = ocr.same_sizes([size for i in scanned for _, size in sized[i]])
     for i in scanned:
         sized[i] = [(line, classes.get(size, 0.0)) for line, size in sized[i]]
+    return undecoded
 
 
-def _ocr_page(page, budget: _Budget) -> list[tuple[str, float]]:
+def _ocr_page(page, budget: _Budget, undecoded: set[str]) -> list[tuple[str, float]]:
     lines: list[tuple[str, float]] = []
     box = max(float(page.mediabox.width), float(page.mediabox.height)) / 72  # inches
     for index in range(len(page.images)):
@@ -91,7 +98,8 @@ def _ocr_page(page, budget: _Budget) -> list[tuple[str, float]]:
             width, height = image.image.size
         except MemoryError:
             raise
-        except Exception:  # an image pypdf cannot decode (JBIG2 without its decoder, say): no text from it
+        except Exception as exc:  # an image pypdf cannot decode: no text from it, and the reason kept
+            undecoded.add(_undecoded(exc))
             continue
         if min(width, height) < ocr.MIN_IMAGE_PX:
             continue
@@ -126,6 +134,12 @@ def _pdf_lines(page, budget: _Budget) -> list[tuple[str, float]]:
             if part.strip():
                 weights[size] = weights.get(size, 0) + len(part.strip())
     return [(line, size) for line, size in lines if line]
+
+
+def _undecoded(exc: Exception) -> str:
+    if "jbig2dec" in str(exc):
+        return "they are JBIG2 images, which need the jbig2dec program (Debian: apt-get install jbig2dec)"
+    return f"an image is damaged or in a form that cannot be decoded ({type(exc).__name__}: {str(exc)[:80]})"
 
 
 PDF_OUTLINE_MAX = 5000

@@ -80,6 +80,43 @@ def scanned_pdf_bytes(pages: list[list[tuple[str, int]]], text_page: str | None 
     return out.getvalue()
 
 
+def jbig2_scan_pdf_bytes(line: str) -> bytes:
+    """A one-page scan as archive scanners save them: a 1-bit page image in JBIG2 (an MMR-coded
+    generic region, its CCITT G4 data taken from a one-strip TIFF Pillow writes), 200 dpi."""
+    import struct
+
+    from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+    page = Image.new("L", (1700, 2200), 255)
+    ImageDraw.Draw(page).text((170, 200), line, font=ImageFont.load_default(size=34), fill=0)
+    tiff = io.BytesIO()
+    # Inverted: in JBIG2 a set bit is black, in Pillow's 1-bit images white.
+    ImageOps.invert(page).convert("1").save(tiff, "TIFF", compression="group4", strip_size=1 << 30)
+    tags = Image.open(io.BytesIO(tiff.getvalue())).tag_v2
+    g4 = tiff.getvalue()[tags[273][0] : tags[273][0] + tags[279][0]]
+
+    def segment(number: int, kind: int, data: bytes) -> bytes:
+        return struct.pack(">IBBBI", number, kind, 0, 1, len(data)) + data
+
+    stream = segment(0, 48, struct.pack(">IIIIBH", *page.size, 0, 0, 0, 0)) + segment(
+        1, 38, struct.pack(">IIIIBB", *page.size, 0, 0, 0, 1) + g4
+    )
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            b"/Resources << /XObject << /Im0 5 0 R >> >> >>",
+            b"<< /Length 35 >>\nstream\nq 612 0 0 792 0 0 cm /Im0 Do Q\nendstream",
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+            b"/BitsPerComponent 1 /Filter /JBIG2Decode /Length %d >>\nstream\n"
+            % (*page.size, len(stream))
+            + stream
+            + b"\nendstream",
+        ]
+    )
+
+
 def epub_bytes(
     title: str,
     chapters: list[tuple[str, list[str]]],

@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -775,3 +776,17 @@ def test_a_long_scan_may_take_longer_than_the_timeout_while_each_page_is_read_in
     sleeping(2)
     with pytest.raises(ParseError, match="longer than 1.6 s"):
         parse_isolated(path, "pdf", timeout_s=1.6, **limits)
+
+
+def test_a_jbig2_scan_is_read_and_without_jbig2dec_fails_saying_what_to_install(tmp_path, monkeypatch):
+    """Archive scanners save 1-bit pages as JBIG2, which pypdf decodes with the jbig2dec program
+    (writing a temporary file, which the parser child may)."""
+    path = write(tmp_path, "scan.pdf", files.jbig2_scan_pdf_bytes("The JBIG2 scan of the tenancy agreement."))
+    blocks = parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr())
+    assert [b.text for b in blocks] == ["The JBIG2 scan of the tenancy agreement."]
+    only = tmp_path / "bin"  # Tesseract on PATH, jbig2dec not
+    only.mkdir()
+    (only / "tesseract").symlink_to(shutil.which("tesseract"))
+    monkeypatch.setenv("PATH", str(only))
+    with pytest.raises(ParseError, match=r"scanned pages could not be read: .*apt-get install jbig2dec"):
+        parse_isolated(path, "pdf", max_chars=10_000, timeout_s=21, memory_mb=512, ocr=parsing.Ocr())
