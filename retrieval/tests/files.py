@@ -117,6 +117,30 @@ def jbig2_scan_pdf_bytes(line: str) -> bytes:
     )
 
 
+def pdf_image_bomb(side: int = 20_000) -> bytes:
+    """A page with no text and one grey image side x side pixels (400 megapixels by default), which
+    inflates from about 400 KB: a scan that would take all memory to decode."""
+    import zlib
+
+    compressor = zlib.compressobj(9)
+    row = bytes(side) * 1000
+    data = b"".join(compressor.compress(row) for _ in range(side // 1000)) + compressor.flush()
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            b"/Resources << /XObject << /Im0 5 0 R >> >> >>",
+            b"<< /Length 35 >>\nstream\nq 612 0 0 792 0 0 cm /Im0 Do Q\nendstream",
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+            b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+            % (side, side, len(data))
+            + data
+            + b"\nendstream",
+        ]
+    )
+
+
 def epub_bytes(
     title: str,
     chapters: list[tuple[str, list[str]]],

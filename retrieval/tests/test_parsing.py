@@ -790,3 +790,11 @@ def test_a_jbig2_scan_is_read_and_without_jbig2dec_fails_saying_what_to_install(
     monkeypatch.setenv("PATH", str(only))
     with pytest.raises(ParseError, match=r"scanned pages could not be read: .*apt-get install jbig2dec"):
         parse_isolated(path, "pdf", max_chars=10_000, timeout_s=21, memory_mb=512, ocr=parsing.Ocr())
+
+
+def test_a_scan_whose_image_inflates_to_400_megapixels_fails_and_the_parser_goes_on(tmp_path):
+    bomb = write(tmp_path, "bomb.pdf", files.pdf_image_bomb())
+    with pytest.raises(ParseError, match="could not be read: a page image inflates past the size"):
+        parse_isolated(bomb, "pdf", **LIMITS, ocr=parsing.Ocr())
+    scan = write(tmp_path, "scan.pdf", files.scanned_pdf_bytes(SCAN[1:]))
+    assert parse_isolated(scan, "pdf", **LIMITS, ocr=parsing.Ocr())[0].text.startswith("The warehouse")

@@ -238,6 +238,7 @@ def test_rerun_leaves_no_duplicate_chunks(db, collection_a):
 HOSTILE = {
     "bomb.pdf": files.pdf_decompression_bomb,
     "loop.pdf": files.pdf_circular_xref,
+    "scan-bomb.pdf": files.pdf_image_bomb,
     "bomb.docx": files.docx_zip_bomb,
     "bomb.xlsx": lambda: files.docx_zip_bomb("xl/workbook.xml"),
     "bad.txt": lambda: b"valid start \xff\xfe\xfd invalid utf-8",
