@@ -122,7 +122,7 @@ WORKER_STAGE_SECONDS = Counter(
 )
 WORKER_TASKS = Counter(
     "docent_worker_tasks_total",
-    "Ingestion tasks ended, by outcome (done, retry, gave_up, time_limit)",
+    "Ingestion tasks ended, by outcome (done, retry, gave_up, time_limit, split)",
     ["outcome"],
 )
 

@@ -381,6 +381,18 @@ def _requeue(ids: Sequence[int], *, reset_attempts: bool, batch_size: int = 1) -
     documents_enqueue(document_ids=ids, batch_size=batch_size)
 
 
+def documents_requeue_alone(*, document_ids: Sequence[int]) -> list[int]:
+    """Queue a batch that ran out of time again as one task per document; those it failed (a file
+    that cannot be parsed) stay failed. Returns the ids queued."""
+    ids = list(
+        Document.objects.filter(id__in=document_ids)
+        .exclude(status__in=[Document.Status.READY, Document.Status.FAILED])
+        .values_list("id", flat=True)
+    )
+    _requeue(ids, reset_attempts=False, batch_size=1)
+    return ids
+
+
 def collection_retry_failed(*, collection: Collection) -> int:
     """Queue every failed document of the collection again, with fresh attempts (after an outage of
     the embedding provider outlasted the retries, say); the number queued. A file that cannot be

@@ -39,6 +39,11 @@ def ingest_documents(self, document_ids: list[int]) -> dict:
         metrics.record_ingest("retry")
         raise self.retry(exc=exc, countdown=min(300, 5 * 4**self.request.retries)) from exc
     except SoftTimeLimitExceeded:
+        if len(document_ids) > 1:
+            # Too slow as a batch (long scans read by OCR, say): each document gets a task of its own.
+            requeued = services.documents_requeue_alone(document_ids=document_ids)
+            metrics.record_ingest("split")
+            return {"requeued": len(requeued)}
         services.documents_fail(document_ids=document_ids, reason="ingestion took longer than its time limit")
         metrics.record_ingest("time_limit", failed=len(document_ids))
         return {"failed": len(document_ids)}

@@ -128,6 +128,41 @@ def test_transient_errors_fail_for_good_after_the_retries(db, collection_a, monk
     assert "gave up after retries" in document.error and "provider answered 503" in document.error
 
 
+def test_a_batch_out_of_time_goes_again_one_document_a_task_and_one_alone_fails(
+    db, collection_a, monkeypatch
+):
+    """Eight failed scans retried at once can outlast the task's time limit together, though each
+    fits alone: the batch is queued again as one task per document (a file the batch already
+    failed stays failed). A single document out of time fails, with the reason."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    slow = [
+        upload(collection_a, f"scan{n}.md", f"# Scan {n}\n\nPage {n}.".encode(), enqueue=False)[0]
+        for n in range(2)
+    ]
+    broken, _ = upload(collection_a, "broken.md", b"# Broken\n\nText.", enqueue=False)
+    services.document_fail(document=broken, reason="the file is damaged")
+    queued = []
+    monkeypatch.setattr(services, "documents_enqueue", lambda **kw: queued.append(kw))
+
+    def out_of_time(*, document_ids):
+        Document.objects.filter(id__in=document_ids).exclude(status="failed").update(status="processing")
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(services, "documents_ingest", out_of_time)
+    ids = [d.id for d in slow] + [broken.id]
+    assert ingest_documents.apply(args=[ids]).get() == {"requeued": 2}
+    assert [(sorted(q["document_ids"]), q["batch_size"]) for q in queued] == [(sorted(d.id for d in slow), 1)]
+    assert {d.id: d.status for d in Document.objects.filter(id__in=ids)} == {
+        slow[0].id: "queued",
+        slow[1].id: "queued",
+        broken.id: "failed",
+    }
+    assert ingest_documents.apply(args=[[slow[0].id]]).get() == {"failed": 1}
+    slow[0].refresh_from_db()
+    assert slow[0].status == "failed" and "longer than its time limit" in slow[0].error
+
+
 def test_an_upload_while_the_broker_is_down_is_kept_and_ingested_later(
     worker, client, alice, collection_a, monkeypatch
 ):
