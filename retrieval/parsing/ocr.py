@@ -39,7 +39,9 @@ def available() -> bool:
 def read_image(data: bytes, ocr: Ocr, *, dpi: float | None) -> list[tuple[str, float]]:
     """The printed lines of one image (PNG, JPEG, TIFF ...), each with its type size in points (0
     when the image's resolution is unknown)."""
-    command = [shutil.which("tesseract") or "tesseract", "stdin", "stdout", "-l", ocr.languages]
+    # Page segmentation 1: with orientation detection, so a page scanned sideways or upside down is
+    # read (about 8% slower than without).
+    command = [shutil.which("tesseract") or "tesseract", "stdin", "stdout", "-l", ocr.languages, "--psm", "1"]
     if dpi:
         command += ["--dpi", str(round(dpi))]
     try:

@@ -55,9 +55,12 @@ def pdf_bytes(pages: list[str | list], outline: list[tuple[int, str, int]] = ())
     return result.getvalue()
 
 
-def scanned_pdf_bytes(pages: list[list[tuple[str, int]]], text_page: str | None = None) -> bytes:
+def scanned_pdf_bytes(
+    pages: list[list[tuple[str, int]]], text_page: str | None = None, turn: int = 0
+) -> bytes:
     """A PDF of page scans, as a scanner makes them: each page one grey image (200 dpi, JPEG) of
-    lines (text, height in pixels), and no text. `text_page` puts a typeset page first."""
+    lines (text, height in pixels), and no text. `text_page` puts a typeset page first; `turn`
+    turns every page by that many degrees (a page fed sideways)."""
     from PIL import Image, ImageDraw, ImageFont
     from pypdf import PdfReader, PdfWriter
 
@@ -68,7 +71,7 @@ def scanned_pdf_bytes(pages: list[list[tuple[str, int]]], text_page: str | None 
         for line, px in lines:
             draw.text((170, y), line, font=ImageFont.load_default(size=px), fill=0)
             y += round(px * 1.5)
-        images.append(image)
+        images.append(image.rotate(turn, expand=True))
     scans = io.BytesIO()
     images[0].save(scans, "PDF", save_all=True, append_images=images[1:], resolution=200)
     if text_page is None:

@@ -798,3 +798,17 @@ def test_a_scan_whose_image_inflates_to_400_megapixels_fails_and_the_parser_goes
         parse_isolated(bomb, "pdf", **LIMITS, ocr=parsing.Ocr())
     scan = write(tmp_path, "scan.pdf", files.scanned_pdf_bytes(SCAN[1:]))
     assert parse_isolated(scan, "pdf", **LIMITS, ocr=parsing.Ocr())[0].text.startswith("The warehouse")
+
+
+@pytest.mark.parametrize("turn", [90, 180])
+def test_a_page_scanned_sideways_or_upside_down_is_read(tmp_path, turn):
+    """Tesseract finds the page's orientation from its text (a few lines of it)."""
+    lines = [
+        "The warehouse in Leeds closes every Friday at noon.",
+        "Deliveries arriving after that wait until Monday morning.",
+        "Drivers sign the gate book and leave the keys at the desk.",
+        "Pallets are stacked no higher than two metres in aisle four.",
+    ]
+    path = write(tmp_path, "scan.pdf", files.scanned_pdf_bytes([[(line, 34) for line in lines]], turn=turn))
+    blocks = parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr())
+    assert " ".join(b.text for b in blocks).split() == " ".join(lines).split()
