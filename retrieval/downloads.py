@@ -1,5 +1,6 @@
 """An uploaded file handed back to a browser, safely: Markdown, CSV and text shown as plain text, PDF
-shown in the browser's own PDF viewer (so a citation opens at its page), every other type downloaded,
+shown in the browser's own PDF viewer (so a citation opens at its page), a PNG, JPEG or WebP image shown
+as an image, every other type downloaded,
 never rendered as a page of the app's origin (an uploaded HTML page would otherwise run its scripts as
 the signed-in user)."""
 
@@ -18,7 +19,22 @@ _DOWNLOAD_TYPES = {
     Document.Kind.EMAIL: "message/rfc822",
     Document.Kind.EPUB: "application/epub+zip",
     Document.Kind.ODT: "application/vnd.oasis.opendocument.text",
+    Document.Kind.IMAGE: "application/octet-stream",  # a TIFF: no browser shows one
 }
+
+
+def _image_type(handle) -> str | None:
+    """The type of a PNG, JPEG or WebP image from its first bytes (checked at upload; not SVG, which
+    could hold scripts), which a browser shows; None for a TIFF."""
+    head = handle.read(12)
+    handle.seek(0)
+    if head.startswith(b"\x89PNG"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def file_response(document: Document) -> FileResponse:
@@ -34,11 +50,12 @@ def file_response(document: Document) -> FileResponse:
         # sandboxed PDF shows blank in Chromium, whose viewer is refused as a plugin.
         return FileResponse(handle, filename=filename, content_type="application/pdf")
     text = document.kind in _TEXT_KINDS
+    shown = _image_type(handle) if document.kind == Document.Kind.IMAGE else None
     response = FileResponse(
         handle,
-        as_attachment=not text,
+        as_attachment=not (text or shown),
         filename=filename,
-        content_type="text/plain; charset=utf-8" if text else _DOWNLOAD_TYPES[document.kind],
+        content_type="text/plain; charset=utf-8" if text else shown or _DOWNLOAD_TYPES[document.kind],
     )
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

@@ -109,6 +109,7 @@ class Document(models.Model):
         EMAIL = "email", "Email (EML)"
         EPUB = "epub", "EPUB"
         ODT = "odt", "OpenDocument text (ODT)"
+        IMAGE = "image", "Image (read by OCR)"
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)

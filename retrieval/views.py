@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 from . import selectors, services
 from .api import document_out
 from .models import Document
-from .parsing import EXTENSIONS, SUPPORTED_NAMES
+from .parsing import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, SUPPORTED_NAMES
 
 LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
 
@@ -21,13 +21,15 @@ def library(request):
         collection.can_manage = collection.team_id in administered
         collection.recent = [document_out(d) for d in recent.get(collection.id, [])]
     teams = list(selectors.teams_for_user(user=request.user))
-    # The file picker offers what the parser takes; the page's folder upload reads the same list.
+    # The file picker offers what the parser takes; the page's folder upload takes its own list.
     accept = ",".join(EXTENSIONS)
     context = {
         "collections": collections,
         "teams": teams,
         "administered": administered,
         "accept": accept,
+        "folder_accept": ",".join(FOLDER_EXTENSIONS),
+        "folder_supported": FOLDER_NAMES,
         "supported": SUPPORTED_NAMES,
     }
     return render(request, "retrieval/library.html", context)

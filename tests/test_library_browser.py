@@ -39,8 +39,8 @@ def test_upload_shows_live_progress_and_readable_errors(
     good.write_text("# Runbook\n\n" + "Restart the queue when it stalls. " * 200)
     hostile = tmp_path / "broken.pdf"
     hostile.write_bytes(files.pdf_circular_xref())
-    wrong = tmp_path / "image.png"
-    wrong.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    wrong = tmp_path / "image.gif"
+    wrong.write_bytes(b"GIF89a\x01\x00\x01\x00")
 
     sign_in(page, live_url, "dana", "pw-dana-12345")
     page.goto(f"{live_url}/library/")
@@ -61,7 +61,7 @@ def test_upload_shows_live_progress_and_readable_errors(
     expect(bad_row).to_have_attribute("data-status", "failed", timeout=60_000)
     expect(bad_row.locator(".error")).to_contain_text("PDF")
 
-    wrong_row = section.locator("li.doc", has_text="image.png")
+    wrong_row = section.locator("li.doc", has_text="image.gif")
     expect(wrong_row.locator(".error")).to_contain_text("not supported")
 
     # The collection's failed documents go again at once; a broken file fails again, with its reason.

@@ -4,7 +4,7 @@ Parsing untrusted files runs in a child process (`parse_isolated`) with memory, 
 so a hostile file fails its own document with a readable reason and never takes the worker down.
 The formats live apart: `detect` (what a file is), `pdf` (with `pdf_text`, its layout, and `ocr`, its
 scanned pages), `office` (DOCX, PPTX, XLSX, ODT), `markup` (Markdown, HTML, text, CSV, email, EPUB),
-on `base`.
+`image` (photos and scans, by OCR), on `base`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .base import Block, ParseError, UnsupportedType, _Budget
-from .detect import EXTENSIONS, SUPPORTED_NAMES, detect_kind
+from .detect import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, SUPPORTED_NAMES, detect_kind
+from .image import parse_image
 from .markup import parse_csv, parse_email, parse_epub, parse_html, parse_markdown, parse_text
 from .ocr import Ocr
 from .office import parse_docx, parse_odt, parse_pptx, parse_xlsx
@@ -30,6 +31,8 @@ from .pdf import parse_pdf
 
 __all__ = [
     "EXTENSIONS",
+    "FOLDER_EXTENSIONS",
+    "FOLDER_NAMES",
     "SUPPORTED_NAMES",
     "Block",
     "IsolatedParser",
@@ -54,6 +57,7 @@ PARSERS = {
     "email": parse_email,
     "epub": parse_epub,
     "odt": parse_odt,
+    "image": parse_image,
 }
 
 

@@ -30,11 +30,23 @@ EXTENSIONS = {
     ".eml": "email",
     ".epub": "epub",
     ".odt": "odt",
+    # A photo or scan of a printed page, read by OCR; left out of folder uploads (below).
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".tif": "image",
+    ".tiff": "image",
+    ".webp": "image",
 }
+# What a folder upload takes: not its images, which in a folder are mostly diagrams, screenshots and
+# icons (each would be read by OCR, and most would fail for holding no text).
+FOLDER_EXTENSIONS = {ext: kind for ext, kind in EXTENSIONS.items() if kind != "image"}
 
 
 # What the refusals name; `EXTENSIONS` above is the full list (light markup reads as text).
-SUPPORTED_NAMES = "PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text"
+FOLDER_NAMES = "PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text"
+SUPPORTED_NAMES = f"{FOLDER_NAMES.replace(' or text', ', text')} or images of text (PNG, JPEG, TIFF, WebP)"
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
 _OFFICE_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx"}
 # EPUB and OpenDocument name their type in a first, stored file called `mimetype`.
 _ZIP_MIMETYPES = {b"application/epub+zip": "epub", b"application/vnd.oasis.opendocument.text": "odt"}
@@ -91,6 +103,8 @@ def detect_kind(path: str | Path, filename: str) -> str:
 
     if b"%PDF-" in head[:1024]:
         found = "pdf"
+    elif head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        found = "image"
     elif head.startswith(b"PK\x03\x04"):
         found = _zip_kind(path)
     else:

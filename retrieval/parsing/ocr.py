@@ -36,9 +36,26 @@ def available() -> bool:
     return shutil.which("tesseract") is not None
 
 
+def require(ocr: Ocr | None, what: str, pages: int) -> Ocr:
+    """The OCR settings to read `pages` scanned pages of `what` ("the PDF is scanned images without
+    text"), or a ParseError saying what is missing."""
+    if ocr is None:
+        raise ParseError(f"{what}, and OCR is turned off (DOCENT_OCR)")
+    if not available():
+        raise ParseError(
+            f"{what}; reading its text needs OCR: install Tesseract on the worker's machine "
+            "(Debian: apt-get install tesseract-ocr), then retry the document"
+        )
+    if pages > ocr.max_pages:
+        raise ParseError(
+            f"{what}: {pages} pages, and OCR reads at most {ocr.max_pages} per document (DOCENT_OCR_MAX_PAGES)"
+        )
+    return ocr
+
+
 def read_image(data: bytes, ocr: Ocr, *, dpi: float | None) -> list[tuple[str, float]]:
-    """The printed lines of one image (PNG, JPEG, TIFF ...), each with its type size in points (0
-    when the image's resolution is unknown)."""
+    """The printed lines of one image (PNG, JPEG, TIFF ...), each with the height Tesseract measured
+    for its type, in pixels (`dpi`, when known, is passed on as a hint)."""
     # Page segmentation 1: with orientation detection, so a page scanned sideways or upside down is
     # read (about 8% slower than without).
     command = [shutil.which("tesseract") or "tesseract", "stdin", "stdout", "-l", ocr.languages, "--psm", "1"]
@@ -68,8 +85,7 @@ def read_image(data: bytes, ocr: Ocr, *, dpi: float | None) -> list[tuple[str, f
         return []  # an image Tesseract cannot read holds no text we could have had
     hocr = _Hocr()
     hocr.feed(done.stdout.decode(errors="replace"))
-    scale = 72 / dpi if dpi else 0.0
-    return [(" ".join(words), size * scale) for words, size in hocr.lines if words]
+    return [(" ".join(words), size) for words, size in hocr.lines if words]
 
 
 class _Hocr(HTMLParser):

@@ -26,15 +26,8 @@ def parse_pdf(path: Path, budget: _Budget) -> list[Block]:
     undecoded: set[str] = set()  # why a scanned page's image could not be read, if one could not
     if scanned:
         undecoded = _read_scanned(reader, sized, scanned, budget)
-    pages = pdf_text.strip_furniture([[line for line, _ in lines] for lines in sized])
-    sizes = [{line: size for line, size in lines} for lines in sized]
-    outline, nested = _pdf_outline(reader), []
-    if outline:
-        nested = pdf_text.below_bookmarks(outline, pdf_text.sized_headings(pages, sizes))
-    else:
-        outline = pdf_text.font_headings(pages, sizes)
     blocks = [
-        Block(p.text, page=p.page, headings=p.headings) for p in pdf_text.paragraphs(pages, outline, nested)
+        Block(p.text, page=p.page, headings=p.headings) for p in pdf_text.read(sized, _pdf_outline(reader))
     ]
     if not blocks and undecoded:
         raise ParseError(f"the PDF's scanned pages could not be read: {'; '.join(sorted(undecoded))}")
@@ -62,22 +55,10 @@ def _read_scanned(
     """Replace the scanned pages' lines with what OCR reads in their images, page by page, telling
     `budget.progress`; returns why images could not be decoded, if any could not. Without OCR, a
     PDF that is all scans fails saying what it needs; one with typeset pages as well keeps those."""
-    whole = len(scanned) == len(sized)
     undecoded: set[str] = set()
-    if budget.ocr is None or not ocr.available():
-        if not whole:
-            return undecoded
-        if budget.ocr is None:
-            raise ParseError("the PDF is scanned images without text, and OCR is turned off (DOCENT_OCR)")
-        raise ParseError(
-            "the PDF is scanned images without text; reading them needs OCR: install Tesseract on the "
-            "worker's machine (Debian: apt-get install tesseract-ocr), then retry the document"
-        )
-    if len(scanned) > budget.ocr.max_pages:
-        raise ParseError(
-            f"the PDF has {len(scanned)} scanned pages; OCR reads at most {budget.ocr.max_pages} per "
-            "document (DOCENT_OCR_MAX_PAGES)"
-        )
+    if len(scanned) < len(sized) and (budget.ocr is None or not ocr.available()):
+        return undecoded
+    ocr.require(budget.ocr, "the PDF is scanned images without text", len(scanned))
     for done, i in enumerate(scanned, start=1):
         sized[i] = _ocr_page(reader.pages[i], budget, undecoded)
         if budget.progress:
@@ -104,9 +85,11 @@ def _ocr_page(page, budget: _Budget, undecoded: set[str]) -> list[tuple[str, flo
         if min(width, height) < ocr.MIN_IMAGE_PX:
             continue
         dpi = max(width, height) / box if box else 0
-        found = ocr.read_image(image.data, budget.ocr, dpi=dpi if 50 <= dpi <= 1200 else None)
+        dpi = dpi if 50 <= dpi <= 1200 else None
+        found = ocr.read_image(image.data, budget.ocr, dpi=dpi)
         budget.take("".join(line for line, _ in found))
-        lines += [(_clean(line), size) for line, size in found if _clean(line)]
+        # In points, as the typeset pages' sizes are; unknown without the image's resolution.
+        lines += [(_clean(line), size * 72 / dpi if dpi else 0.0) for line, size in found if _clean(line)]
     return lines
 
 

@@ -205,6 +205,16 @@ def _placed(lines: Sequence[str], headings: Sequence[Heading]) -> dict[int, list
     return placed
 
 
+def read(sized: Sequence[Sequence[tuple[str, float]]], outline: Sequence[Heading] = ()) -> list[Paragraph]:
+    """Paragraphs under headings of pages of lines, each line with its type size (0 when unknown):
+    furniture stripped, headings from the outline (bookmarks) and from type size."""
+    pages = strip_furniture([[line for line, _ in lines] for lines in sized])
+    sizes = [{line: size for line, size in lines} for lines in sized]
+    if outline:
+        return paragraphs(pages, outline, below_bookmarks(outline, sized_headings(pages, sizes)))
+    return paragraphs(pages, font_headings(pages, sizes))
+
+
 def paragraphs(
     pages: Sequence[list[str]], outline: Sequence[Heading] = (), nested: Sequence[Heading] = ()
 ) -> list[Paragraph]:

@@ -144,6 +144,20 @@ def pdf_image_bomb(side: int = 20_000) -> bytes:
     )
 
 
+def photo_bytes(lines: list[tuple[str, int]], fmt: str = "PNG", **save) -> bytes:
+    """An image of printed lines (text, height in pixels), as a screenshot or a photo of a notice."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (1400, 120 + 60 * len(lines)), 255)
+    draw, y = ImageDraw.Draw(image), 40
+    for line, px in lines:
+        draw.text((60, y), line, font=ImageFont.load_default(size=px), fill=0)
+        y += round(px * 1.6)
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
 def epub_bytes(
     title: str,
     chapters: list[tuple[str, list[str]]],

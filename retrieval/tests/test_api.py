@@ -219,9 +219,9 @@ def test_team_admins_rename_and_delete_collections(
 
 
 def test_unsupported_type_is_415(client, alice, collection_a, key_for):
-    png = SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00", content_type="image/png")
+    gif = SimpleUploadedFile("photo.gif", b"GIF89a\x01\x00\x01\x00", content_type="image/gif")
     response = client.post(
-        f"/api/v1/collections/{collection_a.id}/documents", {"file": png}, **key_for(alice)
+        f"/api/v1/collections/{collection_a.id}/documents", {"file": gif}, **key_for(alice)
     )
     assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_type"
     liar = SimpleUploadedFile("report.pdf", b"plain text", content_type="application/pdf")
@@ -255,8 +255,9 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
 def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     client, alice, collection_a, key_for
 ):
-    """Markdown, CSV and text come back as plain text; HTML, Office files, emails and EPUBs as downloads
-    under their original name; none can run script in the app's origin. PDF is left to the browser's viewer (below)."""
+    """Markdown, CSV and text come back as plain text, PNG, JPEG and WebP images as images; HTML, Office
+    files, emails, EPUBs and TIFF scans as downloads under their original name; none can run script in
+    the app's origin. PDF is left to the browser's viewer (below)."""
     auth = key_for(alice)
     page = b"<html><body><script>alert(1)</script><p>Quarterly plan</p></body></html>"
     cases = [
@@ -280,6 +281,14 @@ def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
             "memo.odt",
             files.odt_bytes("<text:p>Hi</text:p>"),
             "application/vnd.oasis.opendocument.text",
+            "attachment",
+        ),
+        ("notice.png", files.photo_bytes([("Lift out of order.", 30)]), "image/png", "inline"),
+        ("notice.jpg", files.photo_bytes([("Lift fixed.", 30)], fmt="JPEG"), "image/jpeg", "inline"),
+        (
+            "fax.tif",
+            files.photo_bytes([("Lease.", 30)], fmt="TIFF"),
+            "application/octet-stream",
             "attachment",
         ),
     ]

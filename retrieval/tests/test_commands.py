@@ -38,7 +38,7 @@ def test_create_api_key_prints_key_once_and_stores_hash(db, alice):
 def test_ingest_sync_folder(db, tmp_path):
     (tmp_path / "a.md").write_text("# A\n\nAlpha text.")
     (tmp_path / "b.txt").write_text("Beta text.")
-    (tmp_path / "skip.png").write_bytes(b"\x89PNG")
+    (tmp_path / "skip.png").write_bytes(b"\x89PNG")  # a folder's images are left out (diagrams, icons)
     run("ingest", str(tmp_path), "--collection", "docs", "--team", "Ops", "--sync")
     assert sorted(Document.objects.values_list("status", flat=True)) == ["ready", "ready"]
     run("ingest", str(tmp_path), "--collection", "docs", "--team", "Ops", "--sync")

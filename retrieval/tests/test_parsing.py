@@ -1,3 +1,4 @@
+import io
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +32,11 @@ def write(tmp_path, name: str, data: bytes):
         ("prices.csv", b"city,cap\nLondon,220\n", "csv"),
         ("deck.pptx", files.pptx_bytes([("Title", ["Body"], "")]), "pptx"),
         ("sheet.xlsx", files.xlsx_bytes({"S": [["a", "b"]]}), "xlsx"),
+        ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00", "image"),
+        ("photo.JPG", b"\xff\xd8\xff\xe0\x00\x10JFIF", "image"),
+        ("fax.tif", b"II*\x00\x08\x00", "image"),
+        ("scan.tiff", b"MM\x00*\x00\x08", "image"),
+        ("shot.webp", b"RIFF\x24\x00\x00\x00WEBPVP8 ", "image"),
     ],
 )
 def test_detect_kind_from_content(tmp_path, name, data, kind):
@@ -43,7 +49,9 @@ def test_detect_kind_from_content(tmp_path, name, data, kind):
     [
         ("fake.pdf", b"just text pretending"),
         ("fake.docx", files.pdf_bytes(["x"])),
-        ("photo.png", b"\x89PNG\r\n\x1a\n...."),
+        ("photo.png", files.pdf_bytes(["x"])),
+        ("photo.gif", b"GIF89a\x00\x01binary"),
+        ("scan.pdf", b"\x89PNG\r\n\x1a\n...."),
         ("a.txt", b"\x89PNG\r\n\x1a\n\x00\x00binary"),
         ("a.md", b"GIF89a\x00\x01binary"),
         ("a.html", b"no markup at all"),
@@ -734,7 +742,9 @@ def test_a_scan_that_cannot_be_read_fails_saying_why(tmp_path, monkeypatch):
     path = write(tmp_path, "scan.pdf", files.scanned_pdf_bytes(SCAN))
     with pytest.raises(ParseError, match=r"OCR is turned off \(DOCENT_OCR\)"):
         parse_isolated(path, "pdf", **LIMITS)
-    with pytest.raises(ParseError, match=r"2 scanned pages; OCR reads at most 1 .*DOCENT_OCR_MAX_PAGES"):
+    with pytest.raises(
+        ParseError, match=r"without text: 2 pages, and OCR reads at most 1 .*DOCENT_OCR_MAX_PAGES"
+    ):
         parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr(max_pages=1))
     with pytest.raises(ParseError, match=r"OCR language 'xyz' is not installed"):
         parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr(languages="xyz"))
@@ -812,3 +822,67 @@ def test_a_page_scanned_sideways_or_upside_down_is_read(tmp_path, turn):
     path = write(tmp_path, "scan.pdf", files.scanned_pdf_bytes([[(line, 34) for line in lines]], turn=turn))
     blocks = parse_isolated(path, "pdf", **LIMITS, ocr=parsing.Ocr())
     assert " ".join(b.text for b in blocks).split() == " ".join(lines).split()
+
+
+def test_an_image_of_text_is_read_by_ocr_with_its_heading(tmp_path):
+    """A photo or screenshot of a printed notice: one passage per paragraph, the large line its
+    heading, no page number (a photo has none)."""
+    lines = [
+        "Leave by the east stairs and meet in the car park.",
+        "Wardens in yellow vests count everyone on their list.",
+        "Nobody goes back in until the all clear is given.",
+    ]
+    photo = files.photo_bytes([("Fire Drill", 60), *((line, 30) for line in lines)])
+    blocks = parse_isolated(write(tmp_path, "notice.png", photo), "image", **LIMITS, ocr=parsing.Ocr())
+    assert [(b.text, b.page, b.headings) for b in blocks] == [(" ".join(lines), None, ["Fire Drill"])]
+
+
+def test_a_multi_page_tiff_is_read_page_by_page(tmp_path):
+    """Scanners and fax servers save a document as one TIFF of several pages."""
+    from PIL import Image
+
+    pages = [
+        Image.open(io.BytesIO(files.photo_bytes([(line, 30)]))).convert("1")
+        for line in ("The lease runs for three years.", "Rent is due on the first of the month.")
+    ]
+    tiff = io.BytesIO()
+    pages[0].save(tiff, "TIFF", save_all=True, append_images=pages[1:], compression="group4")
+    told = []
+    blocks = parse_isolated(
+        write(tmp_path, "fax.tif", tiff.getvalue()),
+        "image",
+        **LIMITS,
+        ocr=parsing.Ocr(),
+        progress=lambda done, of: told.append((done, of)),
+    )
+    assert [(b.page, b.text) for b in blocks] == [
+        (1, "The lease runs for three years."),
+        (2, "Rent is due on the first of the month."),
+    ]
+    assert told == [(1, 2), (2, 2)]
+
+
+def test_an_image_that_cannot_be_read_fails_saying_why(tmp_path):
+    photo = write(tmp_path, "notice.png", files.photo_bytes([("Fire Drill", 60)]))
+    with pytest.raises(ParseError, match=r"the file is an image, and OCR is turned off \(DOCENT_OCR\)"):
+        parse_isolated(photo, "image", **LIMITS)
+    blank = write(tmp_path, "blank.jpg", files.photo_bytes([], fmt="JPEG"))
+    with pytest.raises(ParseError, match="no text was found in the image"):
+        parse_isolated(blank, "image", **LIMITS, ocr=parsing.Ocr())
+    cut = write(tmp_path, "cut.png", files.photo_bytes([("Fire Drill", 60)])[:300])
+    with pytest.raises(ParseError, match="the image is damaged"):
+        parse_isolated(cut, "image", **LIMITS, ocr=parsing.Ocr())
+
+
+def test_an_image_declaring_ten_gigapixels_is_refused_unread(tmp_path):
+    """A PNG header claiming 100,000 x 100,000 pixels: Pillow refuses it before decoding anything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(100)))
+    with pytest.raises(ParseError, match="the image is too large to read"):
+        parse_isolated(write(tmp_path, "bomb.png", data), "image", **LIMITS, ocr=parsing.Ocr())

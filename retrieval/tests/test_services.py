@@ -28,6 +28,7 @@ SAMPLES = {
         '<text:h text:outline-level="1">Memo</text:h><text:p>Audit on Monday.</text:p>'
     ),
     "scan.pdf": files.scanned_pdf_bytes([[("The boiler is serviced every October.", 34)]]),
+    "notice.png": files.photo_bytes([("The lift is out of order until Thursday.", 30)]),
 }
 
 

@@ -385,12 +385,12 @@
     ws.onclose = () => { document.body.dataset.live = ""; setTimeout(() => connect(Math.min(delay * 2, 15000)), delay); };
   }
 
-  // A folder holds more than documents (images, build files...): only the supported types go up, and
-  // the page says how many were left out.
-  // The types the server takes, from the file picker's accept list (".pdf,.docx,...") and, in words,
-  // its data-supported.
+  // A folder holds more than documents (images, build files...): only the supported types go up,
+  // images not among them (a folder's are diagrams and icons), and the page says how many were left out.
+  // The types, from the file picker's data-folder (".pdf,.docx,...") and, in words, its
+  // data-folder-supported.
   const picker = document.querySelector("input[type=file][accept]");
-  const SUPPORTED = new Set((picker ? picker.accept : "").split(",").map((e) => e.trim().toLowerCase()));
+  const SUPPORTED = new Set((picker ? picker.dataset.folder : "").split(",").map((e) => e.trim().toLowerCase()));
   const supported = (name) => name.lastIndexOf(".") > 0 && SUPPORTED.has(name.slice(name.lastIndexOf(".")).toLowerCase());
   function uploadFolder(section, files) {  // files: File, or {file, path} from a dropped folder
     const items = files.map((f) => (f instanceof File ? { file: f, path: f.webkitRelativePath || f.name } : f));
@@ -400,7 +400,7 @@
     if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
     const skipped = files.length - wanted.length;
     note.textContent = `${wanted.length} file${wanted.length === 1 ? "" : "s"} from the folder uploaded` +
-      (skipped ? `; ${skipped} left out (not ${picker ? picker.dataset.supported : "a supported type"})` : "") + ".";
+      (skipped ? `; ${skipped} left out (not ${picker ? picker.dataset.folderSupported : "a supported type"})` : "") + ".";
   }
 
   // Files inside dropped folders, subfolders included (the entries API; readEntries gives batches).

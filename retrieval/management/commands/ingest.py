@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from retrieval import services
 from retrieval.models import Collection, Document, Team
-from retrieval.parsing import EXTENSIONS, UnsupportedType
+from retrieval.parsing import FOLDER_EXTENSIONS, UnsupportedType
 
 
 def resolve_collection(name: str, team_name: str | None) -> Collection:
@@ -35,7 +35,7 @@ def expand(paths: list[str]) -> list[tuple[Path, str]]:
             files += [
                 (p, f"{root.name}/{p.resolve().relative_to(root).as_posix()}")
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in EXTENSIONS
+                if p.is_file() and p.suffix.lower() in FOLDER_EXTENSIONS
             ]
         elif path.is_file():
             files.append((path, path.name))
