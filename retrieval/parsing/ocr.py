@@ -3,8 +3,8 @@
 reports progress page by page.
 
 Tesseract's hOCR output gives each printed line with its `x_size`, the height it measured for the
-line's type; in points, it is the line's type size, so that the PDF reader finds a scanned
-document's headings the way it does a typeset one's.
+line's type; converted to points (with the image's resolution), it is the line's type size, so that
+the readers find a scan's headings the way they find a typeset PDF's.
 """
 
 from __future__ import annotations
