@@ -4,7 +4,7 @@ Parsing untrusted files runs in a child process (`parse_isolated`) with memory, 
 so a hostile file fails its own document with a readable reason and never takes the worker down.
 The formats live apart: `detect` (what a file is), `pdf` (with `pdf_text`, its layout, and `ocr`, its
 scanned pages), `office` (DOCX, PPTX, XLSX, ODT), `markup` (Markdown, HTML, text, CSV, email, EPUB),
-`image` (photos and scans, by OCR), on `base`.
+`mail` (an email with its attachments), `image` (photos and scans, by OCR), on `base`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 from .base import Block, ParseError, UnsupportedType, _Budget
 from .detect import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, SUPPORTED_NAMES, detect_kind
 from .image import parse_image
-from .markup import parse_csv, parse_email, parse_epub, parse_html, parse_markdown, parse_text
+from .mail import parse_email
+from .markup import parse_csv, parse_epub, parse_html, parse_markdown, parse_text
 from .ocr import Ocr
 from .office import parse_docx, parse_odt, parse_pptx, parse_xlsx
 from .pdf import parse_pdf
@@ -54,7 +55,7 @@ PARSERS = {
     "csv": parse_csv,
     "pptx": parse_pptx,
     "xlsx": parse_xlsx,
-    "email": parse_email,
+    "email": lambda path, budget: parse_email(path, budget, PARSERS),  # its attachments by their own
     "epub": parse_epub,
     "odt": parse_odt,
     "image": parse_image,

@@ -284,9 +284,10 @@ def _email_text(part) -> str:
         return (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
 
 
-def parse_email(path: Path, budget: _Budget) -> list[Block]:
+def read_email(path: Path, budget: _Budget) -> tuple[list[Block], str, list[tuple[str, bytes]]]:
     """An email (.eml): its sender, recipients, date and subject as the first block, then its body
-    (the plain text part, else the HTML one) under the subject; attachments are named, not read."""
+    (the plain text part, else the HTML one) under the subject; with the subject, and the
+    attachments' names and bytes (`mail` reads them)."""
     import email
     import email.policy
 
@@ -297,7 +298,10 @@ def parse_email(path: Path, budget: _Budget) -> list[Block]:
         subject = _clean(str(message["Subject"] or "")) or "(no subject)"
         body = message.get_body(preferencelist=("plain", "html"))
         content = _clean(_email_text(body)) if body is not None else ""
-        attachments = [_clean(part.get_filename() or "") for part in message.iter_attachments()]
+        attachments = [
+            (_clean(part.get_filename() or ""), part.get_payload(decode=True) or b"")
+            for part in message.iter_attachments()
+        ]
     except (LookupError, UnicodeError, ValueError, TypeError, AttributeError, IndexError) as exc:
         # An unknown charset, a malformed header or MIME structure: the standard library's kinds.
         raise ParseError(f"the email is malformed ({type(exc).__name__}: {str(exc)[:120]})") from exc
@@ -307,10 +311,7 @@ def parse_email(path: Path, budget: _Budget) -> list[Block]:
         blocks += _html_blocks(content, [subject])
     else:
         blocks += _text_blocks(content, [subject])
-    named = [name for name in attachments if name]
-    if named:
-        blocks.append(Block("Attachments: " + ", ".join(named), headings=[subject]))
-    return blocks
+    return blocks, subject, attachments
 
 
 def parse_text(path: Path, budget: _Budget) -> list[Block]:

@@ -220,10 +220,11 @@ def eml_bytes(
     subject: str,
     text: str | None = None,
     html: str | None = None,
-    attachments: tuple[str, ...] = (),
+    attachments: tuple[str | tuple[str, bytes], ...] = (),
     charset: str = "utf-8",
 ) -> bytes:
-    """An email as a mail client saves it (.eml): a plain and/or HTML body, named attachments."""
+    """An email as a mail client saves it (.eml): a plain and/or HTML body, attachments (a name, with
+    a broken PDF's bytes, or a name and bytes)."""
     from email.message import EmailMessage
 
     message = EmailMessage()
@@ -235,8 +236,9 @@ def eml_bytes(
         message.set_content(text, charset=charset, cte="quoted-printable")
     if html is not None:
         (message.add_alternative if text is not None else message.set_content)(html, subtype="html")
-    for name in attachments:
-        message.add_attachment(b"%PDF-1.4 not read", maintype="application", subtype="pdf", filename=name)
+    for attachment in attachments:
+        name, data = (attachment, b"%PDF-1.4 not read") if isinstance(attachment, str) else attachment
+        message.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
     return message.as_bytes()
 
 

@@ -172,7 +172,7 @@ def test_email_headers_body_and_attachment_names(tmp_path):
     data = files.eml_bytes(
         "Wöchentlicher Bericht",
         "Hallo,\n\nder Server läuft seit Montag.\n",
-        attachments=("report.pdf",),
+        attachments=(("report.txt", "Alles grün.".encode()),),
         charset="iso-8859-1",
     )
     path = write(tmp_path, "bericht.eml", data)
@@ -186,8 +186,55 @@ def test_email_headers_body_and_attachment_names(tmp_path):
         ),
         ("Hallo,", ["Wöchentlicher Bericht"]),
         ("der Server läuft seit Montag.", ["Wöchentlicher Bericht"]),
-        ("Attachments: report.pdf", ["Wöchentlicher Bericht"]),
+        ("Alles grün.", ["Wöchentlicher Bericht", "Attachment: report.txt"]),
+        ("Attachments: report.txt", ["Wöchentlicher Bericht"]),
     ]
+
+
+def test_email_attachments_are_read_by_their_own_parsers_and_a_bad_one_is_only_named(tmp_path):
+    """A mailed report is found, and cited, with the mail that sent it: each attachment of a
+    supported type (told by its content) is read under "subject > Attachment: name"; one that is
+    hostile, broken or of another type is named with the reason, and the email still reads."""
+    data = files.eml_bytes(
+        "Quarterly numbers",
+        "See the attached report.\n",
+        attachments=(
+            ("report.pdf", files.pdf_bytes(["Revenue grew by twelve percent."])),
+            ("plan.docx", files.docx_bytes("Plan", ["Hire two engineers."])),
+            ("loop.pdf", files.pdf_circular_xref()),
+            ("logo.gif", b"GIF89a\x01\x00\x01\x00"),
+            ("image001.png", _logo()),
+            ("error.png", files.photo_bytes([("Disk full on db-2.", 30), ("Restart refused.", 30)])),
+            ("fwd.eml", files.eml_bytes("Earlier note", "Costs fell.\n", attachments=("inner.pdf",))),
+        ),
+    )
+    blocks = parse_isolated(write(tmp_path, "numbers.eml", data), "email", **LIMITS, ocr=parsing.Ocr())
+    assert [(b.text, b.headings, b.page) for b in blocks[1:-1]] == [
+        ("See the attached report.", ["Quarterly numbers"], None),
+        ("Revenue grew by twelve percent.", ["Quarterly numbers", "Attachment: report.pdf"], None),
+        ("Hire two engineers.", ["Quarterly numbers", "Attachment: plan.docx", "Plan"], None),
+        ("Disk full on db-2.", ["Quarterly numbers", "Attachment: error.png"], None),
+        ("Restart refused.", ["Quarterly numbers", "Attachment: error.png"], None),
+        (
+            "From: Ana Ops <ana@example.org>\nTo: team@example.org\nDate: Tue, 24 Nov 2026 09:00:00 +0000\n"
+            "Subject: Earlier note",
+            ["Quarterly numbers", "Attachment: fwd.eml", "Earlier note"],
+            None,
+        ),
+        ("Costs fell.", ["Quarterly numbers", "Attachment: fwd.eml", "Earlier note"], None),
+    ]
+    listed = blocks[-1].text
+    assert listed.startswith("Attachments: report.pdf, plan.docx, loop.pdf (not read: the PDF is damaged")
+    # A signature's small logo is named, not read by OCR.
+    assert listed.endswith(", logo.gif (not read: not a supported type), image001.png, error.png, fwd.eml")
+
+
+def _logo() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (160, 48), "navy").save(out, "PNG")
+    return out.getvalue()
 
 
 def test_email_with_only_html_reads_its_visible_text(tmp_path):
