@@ -104,7 +104,8 @@ class IsolatedParser:
             import resource
 
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-            # The parser writes only temporary files (pypdf hands JBIG2 images to jbig2dec so), bounded.
+            # The parser writes only temporary files (pypdf hands JBIG2 images to jbig2dec through one,
+            # an email's attachments are parsed from one), bounded.
             resource.setrlimit(resource.RLIMIT_FSIZE, (TEMP_FILE_MAX, TEMP_FILE_MAX))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
