@@ -4,6 +4,7 @@ TIFF, as scanners and fax servers save them, is read page by page."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import ocr, pdf_text
@@ -20,33 +21,45 @@ def parse_image(path: Path, budget: _Budget) -> list[Block]:
         raise ParseError(f"the image is too large to read ({exc})") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ParseError(f"the image is damaged or in a form that cannot be read ({str(exc)[:120]})") from exc
-    settings = ocr.require(budget.ocr, "the file is an image", frames)
-    dpi = _dpi(image)
-    sized: list[list[tuple[str, float]]] = []
-    try:
-        for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+
+    def pages():
+        for frame in ImageSequence.Iterator(image):
             frame.load()  # a truncated or damaged image fails here, not as "no text" after OCR
             if frames == 1 and image.format in ("PNG", "JPEG", "WEBP"):
-                data = path.read_bytes()  # Tesseract reads these as they are
-            else:  # a page of a TIFF, in a form Tesseract reads whatever the TIFF's compression
-                buffer = io.BytesIO()
-                frame.save(buffer, "PNG")
-                data = buffer.getvalue()
-            found = ocr.read_image(data, settings, dpi=dpi)
-            budget.take("".join(line for line, _ in found))
-            # Pixels: only their ratios count, as no typeset page's sizes are beside them.
-            sized.append([(_clean(line), size) for line, size in found if _clean(line)])
-            if budget.progress:
-                budget.progress(number, frames)
+                yield path.read_bytes()  # Tesseract reads these as they are
+                continue
+            buffer = io.BytesIO()  # a page of a TIFF, in a form Tesseract reads whatever its compression
+            frame.save(buffer, "PNG")
+            yield buffer.getvalue()
+
+    try:
+        paragraphs = read_pages(pages(), frames, budget, "the file is an image", dpi=_dpi(image))
     except (OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, ParseError):
+            raise
         raise ParseError(f"the image is damaged or in a form that cannot be read ({str(exc)[:120]})") from exc
-    classes = ocr.same_sizes([size for lines in sized for _, size in lines])
-    sized = [[(line, classes.get(size, 0.0)) for line, size in lines] for lines in sized]
-    paragraphs = pdf_text.read(sized)
     if not paragraphs:
         raise ParseError("no text was found in the image")
     single = frames == 1  # a photo has no page numbers to cite
     return [Block(p.text, page=None if single else p.page, headings=p.headings) for p in paragraphs]
+
+
+def read_pages(
+    pages: Iterable[bytes], count: int, budget: _Budget, what: str, *, dpi: float | None = None
+) -> list[pdf_text.Paragraph]:
+    """Paragraphs under headings of `count` images of pages, read by OCR one at a time (telling
+    `budget.progress`); `what` names the document in the error when OCR is missing."""
+    settings = ocr.require(budget.ocr, what, count)
+    sized: list[list[tuple[str, float]]] = []
+    for number, data in enumerate(pages, start=1):
+        found = ocr.read_image(data, settings, dpi=dpi)
+        budget.take("".join(line for line, _ in found))
+        # Pixels: only their ratios count, as no typeset page's sizes are beside them.
+        sized.append([(_clean(line), size) for line, size in found if _clean(line)])
+        if budget.progress:
+            budget.progress(number, count)
+    classes = ocr.same_sizes([size for lines in sized for _, size in lines])
+    return pdf_text.read([[(line, classes.get(size, 0.0)) for line, size in lines] for lines in sized])
 
 
 def _dpi(image) -> float | None:

@@ -43,7 +43,28 @@ def parse_docx(path: Path, budget: _Budget) -> list[Block]:
             if text:
                 blocks.append(Block(budget.take(text), headings=list(outline.path)))
     outline.finish()
+    if not blocks:
+        return _docx_scans(document, budget)
     return blocks
+
+
+def _docx_scans(document, budget: _Budget) -> list[Block]:
+    """A Word file of pictures and no text (scanned pages pasted in, one a page): its pictures read
+    by OCR, in the order they stand."""
+    from docx.oxml.ns import qn
+
+    from .image import read_pages
+
+    parts = document.part.related_parts
+    blobs = []
+    for blip in document.element.body.iter(qn("a:blip")):
+        part = parts.get(blip.get(qn("r:embed")))
+        if part is not None and part.content_type.startswith("image/"):
+            blobs.append(part.blob)
+    if not blobs:
+        return []
+    paragraphs = read_pages(blobs, len(blobs), budget, "the DOCX holds only pictures, no text")
+    return [Block(p.text, headings=p.headings) for p in paragraphs]
 
 
 class _DocxNumbering:

@@ -933,3 +933,25 @@ def test_an_image_declaring_ten_gigapixels_is_refused_unread(tmp_path):
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(100)))
     with pytest.raises(ParseError, match="the image is too large to read"):
         parse_isolated(write(tmp_path, "bomb.png", data), "image", **LIMITS, ocr=parsing.Ocr())
+
+
+def test_a_word_file_of_scanned_pages_is_read_by_ocr(tmp_path):
+    """Scanned pages pasted into Word, one picture a page, and no text: the pictures are read."""
+    import docx
+    from docx.shared import Inches
+
+    document = docx.Document()
+    for line in ("The lease runs for three years.", "Rent is due on the first of the month."):
+        document.add_picture(
+            io.BytesIO(files.photo_bytes([(line, 30), ("Signed by both parties.", 30)])), Inches(6)
+        )
+    out = io.BytesIO()
+    document.save(out)
+    path = write(tmp_path, "scans.docx", out.getvalue())
+    blocks = parse_isolated(path, "docx", **LIMITS, ocr=parsing.Ocr())
+    assert [b.text for b in blocks] == [
+        "The lease runs for three years. Signed by both parties.",
+        "Rent is due on the first of the month. Signed by both parties.",
+    ]
+    with pytest.raises(ParseError, match=r"the DOCX holds only pictures, no text, and OCR is turned off"):
+        parse_isolated(path, "docx", **LIMITS)
