@@ -534,6 +534,7 @@ def documents_ingest(
     )
     prepared: list[tuple[Document, list[ChunkSpec]]] = []
     max_tokens = min(settings.DOCENT_CHUNK_TOKENS, embedder.max_input_tokens - 50)
+    heartbeat = _Heartbeat([d.id for d in todo])
     for document in todo:
         document.status, document.progress, document.error = Document.Status.PROCESSING, 0.05, ""
         if live:
@@ -547,8 +548,9 @@ def documents_ingest(
                     timeout_s=settings.DOCENT_PARSE_TIMEOUT_S,
                     memory_mb=settings.DOCENT_PARSE_MEMORY_MB,
                     ocr=_ocr(),
-                    progress=_ocr_progress(document, live=live),
+                    progress=_ocr_progress(document, heartbeat, live=live),
                 )
+            heartbeat.beat()
             with _Timer(stats, "chunk"):
                 specs = chunk_blocks(
                     blocks,
@@ -606,8 +608,28 @@ def _ocr() -> Ocr | None:
     )
 
 
-def _ocr_progress(document: Document, *, live: bool):
-    """Each page OCR reads moves the document's bar and heartbeat (a long scan is not a dead worker)."""
+class _Heartbeat:
+    """Keeps a batch's documents alive to the stuck sweep while others of it are parsed: a batch of
+    long scans read by OCR can take longer than `DOCENT_STUCK_AFTER_S`, and the documents waiting
+    their turn must not be taken for a dead worker's and queued twice."""
+
+    EVERY_S = 30.0
+
+    def __init__(self, ids: list[int]):
+        self.ids, self.last = ids, time.monotonic()
+
+    def beat(self) -> None:
+        if time.monotonic() - self.last < self.EVERY_S:
+            return
+        Document.objects.filter(id__in=self.ids, status=Document.Status.PROCESSING).update(
+            heartbeat_at=timezone.now()
+        )
+        self.last = time.monotonic()
+
+
+def _ocr_progress(document: Document, heartbeat: _Heartbeat, *, live: bool):
+    """Each page OCR reads moves the document's bar and heartbeat (a long scan is not a dead worker),
+    and its batch's."""
 
     def tell(done: int, of: int) -> None:
         document.progress = 0.05 + (OCR_PROGRESS_END - 0.05) * done / max(of, 1)
@@ -615,6 +637,7 @@ def _ocr_progress(document: Document, *, live: bool):
         Document.objects.filter(id=document.id).update(
             progress=document.progress, heartbeat_at=document.heartbeat_at
         )
+        heartbeat.beat()
         if live:
             progress.publish(document, document.collection.team_id)
 

@@ -119,6 +119,33 @@ def test_a_scanned_pdf_moves_its_bar_page_by_page_and_is_found_by_its_words(
     assert hits and hits[0].document_id == document.id and hits[0].page in (1, 2, 3)
 
 
+def test_documents_waiting_behind_a_long_scan_keep_their_heartbeat(db, collection_a, monkeypatch):
+    """A batch's documents wait while one of them is read by OCR; their heartbeat goes on, or the
+    sweep would take them for a dead worker's and queue them twice."""
+    from retrieval import progress
+
+    scan, _ = upload(
+        collection_a,
+        "scan.pdf",
+        files.scanned_pdf_bytes([[("Boilers are serviced in October.", 34)]] * 2),
+        enqueue=False,
+    )
+    note, _ = upload(collection_a, "note.md", b"# Note\n\nRadiators are bled in winter.", enqueue=False)
+    monkeypatch.setattr(services._Heartbeat, "EVERY_S", 0.0)
+    started, seen = {}, []
+
+    def publish(doc, team_id):
+        waiting = Document.objects.get(id=note.id)
+        started.setdefault("at", waiting.heartbeat_at)
+        if doc.id == scan.id and 0.05 < doc.progress <= services.OCR_PROGRESS_END:
+            seen.append(waiting.heartbeat_at)
+
+    monkeypatch.setattr(progress, "publish", publish)
+    services.documents_ingest(document_ids=[scan.id, note.id])
+    assert len(seen) >= 2 and started["at"] < seen[0] < seen[1]  # one beat per page read
+    assert {d.status for d in Document.objects.filter(id__in=[scan.id, note.id])} == {"ready"}
+
+
 def test_same_bytes_same_collection_returns_existing(db, collection_a):
     first, created = upload(collection_a, "a.txt", b"same content", enqueue=False)
     again, created_again = upload(collection_a, "b.txt", b"same content", enqueue=False)
