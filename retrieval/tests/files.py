@@ -104,20 +104,7 @@ def jbig2_scan_pdf_bytes(line: str) -> bytes:
     stream = segment(0, 48, struct.pack(">IIIIBH", *page.size, 0, 0, 0, 0)) + segment(
         1, 38, struct.pack(">IIIIBB", *page.size, 0, 0, 0, 1) + g4
     )
-    return _pdf(
-        [
-            b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-            b"/Resources << /XObject << /Im0 5 0 R >> >> >>",
-            b"<< /Length 35 >>\nstream\nq 612 0 0 792 0 0 cm /Im0 Do Q\nendstream",
-            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
-            b"/BitsPerComponent 1 /Filter /JBIG2Decode /Length %d >>\nstream\n"
-            % (*page.size, len(stream))
-            + stream
-            + b"\nendstream",
-        ]
-    )
+    return _image_page_pdf(*page.size, 1, b"/JBIG2Decode", stream)
 
 
 def pdf_image_bomb(side: int = 20_000) -> bytes:
@@ -128,6 +115,11 @@ def pdf_image_bomb(side: int = 20_000) -> bytes:
     compressor = zlib.compressobj(9)
     row = bytes(side) * 1000
     data = b"".join(compressor.compress(row) for _ in range(side // 1000)) + compressor.flush()
+    return _image_page_pdf(side, side, 8, b"/FlateDecode", data)
+
+
+def _image_page_pdf(width: int, height: int, bits: int, codec: bytes, data: bytes) -> bytes:
+    """A letter page showing one grey image, full page, stored as `codec` encoded it, and no text."""
     return _pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -136,8 +128,8 @@ def pdf_image_bomb(side: int = 20_000) -> bytes:
             b"/Resources << /XObject << /Im0 5 0 R >> >> >>",
             b"<< /Length 35 >>\nstream\nq 612 0 0 792 0 0 cm /Im0 Do Q\nendstream",
             b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
-            b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
-            % (side, side, len(data))
+            b"/BitsPerComponent %d /Filter %s /Length %d >>\nstream\n"
+            % (width, height, bits, codec, len(data))
             + data
             + b"\nendstream",
         ]
