@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from ..tables import markdown_table
+from . import ocr
 from .base import Block, Headings, ParseError, _Budget, _clean, _open_package, _xml
 
 
@@ -304,6 +305,7 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
                 yield shape
 
     blocks: list[Block] = []
+    pictured = 0  # blocks that are a picture's alt text (often only its file name: "image.png")
     for number, slide in enumerate(presentation.slides, start=1):
         title_shape = slide.shapes.title
         title = _clean(title_shape.text_frame.text) if title_shape is not None else ""
@@ -325,6 +327,7 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
                 # A picture says nothing, but its alternative text (for screen readers) may.
                 alt = _clean(shape._element.nvPicPr.cNvPr.get("descr") or "")
                 text = f"Image: {alt}" if alt else ""
+                pictured += bool(text)
             else:
                 continue
             if text:
@@ -337,7 +340,31 @@ def parse_pptx(path: Path, budget: _Budget) -> list[Block]:
                 blocks.append(Block(budget.take(notes), headings=[*headings, "Notes"]))
         if title and len(blocks) == found:
             blocks.append(Block(title, headings=list(headings)))  # a title slide says something too
+    if len(blocks) == pictured:  # pictures and no text at all: a deck of scans or exported slides
+        if blocks and (budget.ocr is None or not ocr.available()):
+            return blocks  # the alt text, rather than failing a deck that has some
+        return _pptx_scans(presentation, shapes_in, budget) or blocks
     return blocks
+
+
+def _pptx_scans(presentation, shapes_in, budget: _Budget) -> list[Block]:
+    """A deck of pictures and no text (handouts scanned, slides exported as images): each slide's
+    largest picture read by OCR, under "Slide N" (in place of the pictures' alt text)."""
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    from .image import read_pages
+
+    slides, blobs = [], []
+    for number, slide in enumerate(presentation.slides, start=1):
+        pictures = [s for s in shapes_in(slide.shapes) if s.shape_type == MSO_SHAPE_TYPE.PICTURE]
+        if pictures:
+            largest = max(pictures, key=lambda s: (s.width or 0) * (s.height or 0))
+            slides.append(number)
+            blobs.append(largest.image.blob)
+    if not blobs:
+        return []
+    paragraphs = read_pages(blobs, len(blobs), budget, "the PPTX holds only pictures, no text")
+    return [Block(p.text, headings=[f"Slide {slides[p.page - 1]}", *p.headings]) for p in paragraphs]
 
 
 def _chart_text(chart) -> str:

@@ -955,3 +955,26 @@ def test_a_word_file_of_scanned_pages_is_read_by_ocr(tmp_path):
     ]
     with pytest.raises(ParseError, match=r"the DOCX holds only pictures, no text, and OCR is turned off"):
         parse_isolated(path, "docx", **LIMITS)
+
+
+def test_a_deck_of_pictures_is_read_by_ocr_slide_by_slide(tmp_path):
+    """Handouts scanned into a deck, or slides exported as images: no text, one picture a slide;
+    each slide's picture is read, under its slide, in place of the alt text."""
+    import pptx
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    for line in ("Revenue grew in the north.", "Costs fell in the second half."):
+        slide = deck.slides.add_slide(deck.slide_layouts[6])  # blank
+        picture = files.photo_bytes([(line, 30), ("Figures are unaudited.", 30)])
+        slide.shapes.add_picture(io.BytesIO(picture), Inches(0.5), Inches(0.5), width=Inches(9))
+    out = io.BytesIO()
+    deck.save(out)
+    path = write(tmp_path, "handouts.pptx", out.getvalue())
+    blocks = parse_isolated(path, "pptx", **LIMITS, ocr=parsing.Ocr())
+    assert [(b.text, b.headings) for b in blocks] == [
+        ("Revenue grew in the north. Figures are unaudited.", ["Slide 1"]),
+        ("Costs fell in the second half. Figures are unaudited.", ["Slide 2"]),
+    ]
+    # Without OCR the deck keeps what it had: its pictures' alt text (here their file names).
+    assert [b.text for b in parse_isolated(path, "pptx", **LIMITS)] == ["Image: image.png"] * 2
