@@ -30,6 +30,10 @@ class ParseError(ValueError):
     """The file could not be turned into text; the message is shown to the user."""
 
 
+class TooMuchText(ParseError):
+    """The document holds more text than its budget: the whole document's limit, never a part's."""
+
+
 @dataclass
 class Block:
     text: str
@@ -92,7 +96,7 @@ class _Budget:
     def take(self, text: str) -> str:
         self.left -= len(text)
         if self.left < 0:
-            raise ParseError(f"the document holds more than {self.max_chars:,} characters of text")
+            raise TooMuchText(f"the document holds more than {self.max_chars:,} characters of text")
         return text
 
 
@@ -137,7 +141,7 @@ def _decode(data: bytes, *, html: bool = False) -> str:
 def _read_bytes(path: Path, budget: _Budget) -> bytes:
     """A file read whole, refused unread when it is bigger than the budget could ever take."""
     if path.stat().st_size > budget.max_chars * 4:
-        raise ParseError(f"the document holds more than {budget.max_chars:,} characters of text")
+        raise TooMuchText(f"the document holds more than {budget.max_chars:,} characters of text")
     return path.read_bytes()
 
 

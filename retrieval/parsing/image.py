@@ -34,9 +34,9 @@ def parse_image(path: Path, budget: _Budget) -> list[Block]:
 
     try:
         paragraphs = read_pages(pages(), frames, budget, "the file is an image", dpi=_dpi(image))
-    except (OSError, ValueError, SyntaxError) as exc:
-        if isinstance(exc, ParseError):
-            raise
+    except ParseError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow's, decoding a damaged page
         raise ParseError(f"the image is damaged or in a form that cannot be read ({str(exc)[:120]})") from exc
     if not paragraphs:
         raise ParseError("no text was found in the image")

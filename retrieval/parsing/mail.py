@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .base import Block, ParseError, UnsupportedType, _Budget
+from .base import Block, ParseError, TooMuchText, UnsupportedType, _Budget
 from .detect import detect_kind
 from .markup import read_email
 from .ocr import MIN_IMAGE_PX
@@ -31,9 +31,9 @@ def parse_email(path: Path, budget: _Budget, parsers: Mapping[str, Parser]) -> l
         except UnsupportedType:
             named.append(f"{label} (not read: not a supported type)")
             continue
+        except TooMuchText:
+            raise  # the whole email's budget, not this attachment's fault alone
         except ParseError as exc:
-            if "characters of text" in str(exc):
-                raise  # the whole email's budget, not this attachment's fault alone
             named.append(f"{label} (not read: {exc})")
             continue
         named.append(label)

@@ -122,7 +122,9 @@ def _pdf_lines(page, budget: _Budget) -> list[tuple[str, float]]:
 def _undecoded(exc: Exception) -> str:
     if "jbig2dec" in str(exc):
         return "they are JBIG2 images, which need the jbig2dec program (Debian: apt-get install jbig2dec)"
-    if type(exc).__name__ == "LimitReachedError":  # pypdf's guard on what a stream inflates to
+    from pypdf.errors import LimitReachedError
+
+    if isinstance(exc, LimitReachedError):  # pypdf's guard on what a stream inflates to
         return "a page image inflates past the size pypdf decodes (a decompression bomb, or a huge scan)"
     return f"an image is damaged or in a form that cannot be decoded ({type(exc).__name__}: {str(exc)[:80]})"
 

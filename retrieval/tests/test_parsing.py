@@ -978,3 +978,13 @@ def test_a_deck_of_pictures_is_read_by_ocr_slide_by_slide(tmp_path):
     ]
     # Without OCR the deck keeps what it had: its pictures' alt text (here their file names).
     assert [b.text for b in parse_isolated(path, "pptx", **LIMITS)] == ["Image: image.png"] * 2
+
+
+def test_an_attachment_past_the_documents_text_limit_fails_the_whole_email(tmp_path):
+    """The text limit is the email's, attachments included: one attachment cannot be skipped to
+    get around it."""
+    data = files.eml_bytes("Dump", "See attached.\n", attachments=(("dump.txt", b"word " * 2_500),))
+    with pytest.raises(ParseError, match="more than 10,000 characters of text"):
+        parse_isolated(
+            write(tmp_path, "dump.eml", data), "email", max_chars=10_000, timeout_s=20, memory_mb=512
+        )
