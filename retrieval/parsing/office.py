@@ -357,10 +357,15 @@ def _pptx_scans(presentation, shapes_in, budget: _Budget) -> list[Block]:
     slides, blobs = [], []
     for number, slide in enumerate(presentation.slides, start=1):
         pictures = [s for s in shapes_in(slide.shapes) if s.shape_type == MSO_SHAPE_TYPE.PICTURE]
-        if pictures:
-            largest = max(pictures, key=lambda s: (s.width or 0) * (s.height or 0))
-            slides.append(number)
-            blobs.append(largest.image.blob)
+        if not pictures:
+            continue
+        largest = max(pictures, key=lambda s: (s.width or 0) * (s.height or 0))
+        try:
+            blob = largest.image.blob
+        except (KeyError, ValueError, AttributeError):  # a picture linked from outside the deck
+            continue
+        slides.append(number)
+        blobs.append(blob)
     if not blobs:
         return []
     paragraphs = read_pages(blobs, len(blobs), budget, "the PPTX holds only pictures, no text")
