@@ -315,22 +315,34 @@ kw AS (
 ),
 keyword AS (SELECT id, s, row_number() OVER (ORDER BY s DESC, id) AS r FROM kw)"""
 
+# Each mode's candidates as `pool`; `fused` then keeps one chunk per passage (heading path and text,
+# by content hash: the same file in two collections, or a version kept beside the next) so that
+# copies do not take the places of other passages, and the best k of those.
 _FUSE = {
     "hybrid": """,
-fused AS (
+pool AS (
     SELECT coalesce(dense.id, keyword.id) AS id,
            coalesce(1.0 / (%(rrf_k)s + dense.r), 0) + coalesce(1.0 / (%(rrf_k)s + keyword.r), 0) AS score,
            dense.r AS dense_rank, keyword.r AS keyword_rank, dense.d AS d, keyword.s AS s
     FROM dense FULL OUTER JOIN keyword ON keyword.id = dense.id
-    ORDER BY score DESC, id LIMIT %(k)s
 )""",
     "dense": """,
-fused AS (SELECT id, 1 - d AS score, r AS dense_rank, NULL::bigint AS keyword_rank, d, NULL::float8 AS s
-          FROM dense ORDER BY r LIMIT %(k)s)""",
+pool AS (SELECT id, 1 - d AS score, r AS dense_rank, NULL::bigint AS keyword_rank, d, NULL::float8 AS s
+         FROM dense)""",
     "keyword": """,
-fused AS (SELECT id, s AS score, NULL::bigint AS dense_rank, r AS keyword_rank, NULL::float8 AS d, s
-          FROM keyword ORDER BY r LIMIT %(k)s)""",
+pool AS (SELECT id, s AS score, NULL::bigint AS dense_rank, r AS keyword_rank, NULL::float8 AS d, s
+         FROM keyword)""",
 }
+
+_DISTINCT = """,
+fused AS (
+    SELECT id, score, dense_rank, keyword_rank, d, s FROM (
+        SELECT pool.*, row_number() OVER (PARTITION BY ch.content_hash ORDER BY pool.score DESC, pool.id) AS nth
+        FROM pool JOIN retrieval_chunk ch ON ch.id = pool.id
+    ) x
+    WHERE nth = 1
+    ORDER BY score DESC, id LIMIT %(k)s
+)"""
 
 _SELECT = """
 SELECT f.id, ch.document_id, ch.collection_id, doc.title, ch.text, ch.heading_path, ch.page,
@@ -355,7 +367,7 @@ def search_sql(mode: str, *, by_document: bool = False) -> str:
             if by_document
             else _KEYWORD
         )
-    parts += [_FUSE[mode], _SELECT]
+    parts += [_FUSE[mode], _DISTINCT, _SELECT]
     return "".join(parts)
 
 

@@ -85,6 +85,25 @@ def test_hybrid_is_reciprocal_rank_fusion(alice, collection_a, settings):
         assert hit.score == pytest.approx(expected[hit.chunk_id])
 
 
+def test_copies_of_a_passage_take_one_place(alice, team_a, make_collection):
+    """The same file in two collections (and a version kept beside the next) gives the same
+    passage twice: it is returned once, the best-ranked copy, and the next passage takes the other
+    place, in every mode and when narrowed to documents."""
+    hr, everyone = make_collection(team_a, "hr"), make_collection(team_a, "all-company")
+    text = "Parental leave is sixteen weeks at full pay, taken within the child's first year."
+    first, copy = ingest(hr, "leave.txt", text), ingest(everyone, "leave.txt", text)
+    other = ingest(everyone, "sick.txt", "Sick leave needs a doctor's note after three days away.")
+    for mode in selectors.MODES:
+        for narrowed in (None, [first.id, copy.id, other.id]):
+            hits = search(user=alice, query="how long is parental leave", mode=mode, k=2, document_ids=narrowed)
+            assert len(hits) == 2, (mode, narrowed)
+            assert hits[0].document_id in {first.id, copy.id}, (mode, narrowed)
+            assert hits[1].document_id == other.id, (mode, narrowed)
+    # Either copy alone is still found.
+    hits = search(user=alice, query="parental leave", collection_ids=[everyone.id], k=1)
+    assert [h.document_id for h in hits] == [copy.id]
+
+
 def test_requested_collections_narrow_the_search(alice, team_a, make_collection):
     one, two = make_collection(team_a, "one"), make_collection(team_a, "two")
     ingest(one, "a.txt", "quarterly revenue report")
