@@ -96,26 +96,34 @@ def _ocr_page(page, budget: _Budget, undecoded: set[str]) -> list[tuple[str, flo
 def _pdf_lines(page, budget: _Budget) -> list[tuple[str, float]]:
     """The page's text lines, each with the type size most of its characters are set in (0 when
     unknown). pypdf hands every piece of text it extracts to the visitor, with its matrices."""
-    pieces: list[tuple[str, float]] = []
+    pieces: list[tuple[str, float, float]] = []
 
     def visit(text, cm, tm, font, size) -> None:
         scale = (abs(tm[0] * tm[3] - tm[1] * tm[2]) * abs(cm[0] * cm[3] - cm[1] * cm[2])) ** 0.5
-        pieces.append((text, float(size or 0) * scale))
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        pieces.append((text, float(size or 0) * scale, float(x)))
 
     text = budget.take(page.extract_text(visitor_text=visit) or "")
-    if "".join(t for t, _ in pieces) != text:  # not the pieces of this text: sizes unknown
+    if "".join(t for t, _, _ in pieces) != text:  # not the pieces of this text: sizes unknown
         return [(line, 0.0) for line in _clean(text).splitlines()]
     lines: list[tuple[str, float]] = []
-    current, weights = [], {}
-    for piece, size in pieces + [("\n", 0.0)]:
+    current, weights, last_x = [], {}, None
+    for piece, size, x in pieces + [("\n", 0.0, 0.0)]:
         for i, part in enumerate(piece.split("\n")):
             if i:
                 line = _clean("".join(current))
                 lines.append((line, max(weights, key=weights.get) if weights else 0.0))
-                current, weights = [], {}
-            current.append(part)
+                current, weights, last_x = [], {}, None
             if part.strip():
+                # Text set further left on the same line than the text before it is another run
+                # (a label at the right margin drawn first, as texinfo's "[Function]"): pypdf
+                # joins the two without a space. Less than an em back is kerning or an accent.
+                if i == 0 and last_x is not None and x < last_x - max(size, 1.0):
+                    if not "".join(current)[-1:].isspace() and not part[0].isspace():
+                        current.append(" ")
+                last_x = x if i == 0 else None
                 weights[size] = weights.get(size, 0) + len(part.strip())
+            current.append(part)
     return [(line, size) for line, size in lines if line]
 
 

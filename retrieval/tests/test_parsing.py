@@ -74,6 +74,21 @@ def test_pdf_pages_are_kept(tmp_path):
     assert [(b.text, b.page) for b in blocks] == [("First page text", 1), ("Second page text", 2)]
 
 
+def test_pdf_text_drawn_left_of_the_text_before_it_is_spaced_from_it(tmp_path):
+    """A label set at the right margin in its own font and drawn first (texinfo's "[Function]"
+    before each function of a GNU manual) ran into the line's first word ("[Function]void
+    asn1_octet_der"); a step back of less than an em (kerning, an accent set over its letter)
+    still joins."""
+    stream = (
+        "BT /F1 10 Tf 474 700 Td ([Function]) Tj -384 0 Td /F1 10 Tf (void asn1_octet_der \\(char *str\\)) Tj ET "
+        "BT /F1 10 Tf 90 680 Td (Re) Tj 9 0 Td /F1 10 Tf (sume) Tj -3 0 Td /F1 10 Tf (d work.) Tj ET"
+    )
+    blocks = parse_isolated(write(tmp_path, "ref.pdf", files.pdf_content_bytes(stream)), "pdf", **LIMITS)
+    text = " ".join(b.text for b in blocks)
+    assert text.startswith("[Function] void asn1_octet_der (char *str)")
+    assert text.endswith(" Resumed work.")
+
+
 def test_pdf_layout_read_as_paragraphs_under_bookmarks(tmp_path):
     """A real PDF's running header and page numbers are dropped, its wrapped lines and hyphenated
     words joined, and its bookmarks give the heading path."""
