@@ -115,12 +115,14 @@ def _pdf_lines(page, budget: _Budget) -> list[tuple[str, float]]:
                 lines.append((line, max(weights, key=weights.get) if weights else 0.0))
                 current, weights, last_x = [], {}, None
             if part.strip():
-                # Text set further left on the same line than the text before it is another run
-                # (a label at the right margin drawn first, as texinfo's "[Function]"): pypdf
-                # joins the two without a space. Less than an em back is kerning or an accent.
-                if i == 0 and last_x is not None and x < last_x - max(size, 1.0):
-                    if not "".join(current)[-1:].isspace() and not part[0].isspace():
-                        current.append(" ")
+                # Text set further left on the same line than the text before it is another run:
+                # a label at the right margin drawn first, as texinfo's "[Function]", which pypdf
+                # joins to the line's first word (it hands over a piece at each change of font,
+                # so only runs in two fonts are seen apart). Less than an em back is kerning or
+                # an accent set over its letter.
+                back = i == 0 and last_x is not None and x < last_x - max(size, 1.0)
+                if back and not "".join(current)[-1:].isspace() and not part[0].isspace():
+                    current.append(" ")
                 last_x = x if i == 0 else None
                 weights[size] = weights.get(size, 0) + len(part.strip())
             current.append(part)
