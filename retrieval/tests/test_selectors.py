@@ -95,7 +95,9 @@ def test_copies_of_a_passage_take_one_place(alice, team_a, make_collection):
     other = ingest(everyone, "sick.txt", "Sick leave needs a doctor's note after three days away.")
     for mode in selectors.MODES:
         for narrowed in (None, [first.id, copy.id, other.id]):
-            hits = search(user=alice, query="how long is parental leave", mode=mode, k=2, document_ids=narrowed)
+            hits = search(
+                user=alice, query="how long is parental leave", mode=mode, k=2, document_ids=narrowed
+            )
             assert len(hits) == 2, (mode, narrowed)
             assert hits[0].document_id in {first.id, copy.id}, (mode, narrowed)
             assert hits[1].document_id == other.id, (mode, narrowed)
