@@ -1,4 +1,4 @@
-"""An uploaded file handed back to a browser, safely: Markdown, CSV and text shown as plain text, PDF
+"""An uploaded file handed back to a browser, safely: Markdown, CSV, text and code shown as plain text, PDF
 shown in the browser's own PDF viewer (so a citation opens at its page), a PNG, JPEG or WebP image shown
 as an image, every other type downloaded,
 never rendered as a page of the app's origin (an uploaded HTML page would otherwise run its scripts as
@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404
 
 from .models import Document
 
-_TEXT_KINDS = {Document.Kind.TEXT, Document.Kind.MARKDOWN, Document.Kind.CSV}
+_TEXT_KINDS = {Document.Kind.TEXT, Document.Kind.MARKDOWN, Document.Kind.CSV, Document.Kind.CODE}
 _DOWNLOAD_TYPES = {
     Document.Kind.DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     Document.Kind.PPTX: "application/vnd.openxmlformats-officedocument.presentationml.presentation",

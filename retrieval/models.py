@@ -110,6 +110,7 @@ class Document(models.Model):
         EPUB = "epub", "EPUB"
         ODT = "odt", "OpenDocument text (ODT)"
         IMAGE = "image", "Image (read by OCR)"
+        CODE = "code", "Source code or configuration"
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)

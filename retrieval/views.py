@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 from . import selectors, services
 from .api import document_out
 from .models import Document
-from .parsing import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, SUPPORTED_NAMES
+from .parsing import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, FOLDER_SKIPPED, SUPPORTED_NAMES
 
 LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
 
@@ -30,6 +30,7 @@ def library(request):
         "accept": accept,
         "folder_accept": ",".join(FOLDER_EXTENSIONS),
         "folder_supported": FOLDER_NAMES,
+        "folder_skipped": ",".join(FOLDER_SKIPPED),
         "supported": SUPPORTED_NAMES,
     }
     return render(request, "retrieval/library.html", context)

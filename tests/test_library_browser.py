@@ -278,19 +278,24 @@ def test_a_folder_uploads_its_supported_files(
     (folder / "howto" / "deploy.txt").write_text("Deploy on Tuesdays.\n")
     (folder / "howto" / "index.md").write_text("# How-to\n\nGuides.\n")  # a second index.md
     (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (folder / "backup.sh").write_text("#!/bin/sh\nrsync -a /srv /backup\n")  # code goes up too
+    for sub in (".git", "node_modules/left-pad"):  # not a team's documents
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "README.md").write_text("# Not ours\n")
 
     sign_in(page, live_url, "lee", "pw-lee-12345")
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section[data-collection='{collection.id}']")
     section.locator(".folder-pick input").set_input_files(str(folder))
     expect(section.locator(".folder-note")).to_have_text(
-        "3 files from the folder uploaded; 1 left out (not PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text)."
+        "4 files from the folder uploaded; left out: 1 not PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML,"
+        " CSV, email (EML), source code, configuration or text; 2 in hidden or dependency folders."
     )
-    expect(section.locator("li.doc[data-document]")).to_have_count(3)
-    expect(section.locator("header .count")).to_have_text("3 documents")
+    expect(section.locator("li.doc[data-document]")).to_have_count(4)
+    expect(section.locator("header .count")).to_have_text("4 documents")
     # Named by their path in the folder: the two index.md files are two documents, not versions.
     names = set(Document.objects.filter(collection=collection).values_list("original_name", flat=True))
-    assert names == {"wiki/index.md", "wiki/howto/index.md", "wiki/howto/deploy.txt"}
+    assert names == {"wiki/index.md", "wiki/howto/index.md", "wiki/howto/deploy.txt", "wiki/backup.sh"}
 
 
 def test_a_team_admin_sets_a_collections_instructions_and_members_see_them(

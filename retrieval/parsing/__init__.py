@@ -22,10 +22,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .base import Block, ParseError, UnsupportedType, _Budget
-from .detect import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, SUPPORTED_NAMES, detect_kind
+from .detect import (
+    EXTENSIONS,
+    FOLDER_EXTENSIONS,
+    FOLDER_NAMES,
+    FOLDER_SKIPPED,
+    SUPPORTED_NAMES,
+    detect_kind,
+    folder_skips,
+)
 from .image import parse_image
 from .mail import parse_email
-from .markup import parse_csv, parse_epub, parse_html, parse_markdown, parse_text
+from .markup import parse_code, parse_csv, parse_epub, parse_html, parse_markdown, parse_text
 from .ocr import Ocr
 from .office import parse_docx, parse_odt, parse_pptx, parse_xlsx
 from .pdf import parse_pdf
@@ -34,6 +42,7 @@ __all__ = [
     "EXTENSIONS",
     "FOLDER_EXTENSIONS",
     "FOLDER_NAMES",
+    "FOLDER_SKIPPED",
     "SUPPORTED_NAMES",
     "Block",
     "IsolatedParser",
@@ -41,6 +50,7 @@ __all__ = [
     "ParseError",
     "UnsupportedType",
     "detect_kind",
+    "folder_skips",
     "parse",
     "parse_isolated",
 ]
@@ -52,6 +62,7 @@ PARSERS = {
     "markdown": parse_markdown,
     "html": parse_html,
     "text": parse_text,
+    "code": parse_code,
     "csv": parse_csv,
     "pptx": parse_pptx,
     "xlsx": parse_xlsx,

@@ -38,14 +38,106 @@ EXTENSIONS = {
     ".tiff": "image",
     ".webp": "image",
 }
+# Source code and configuration, read as text that keeps its lines and indentation, each part
+# under the definition it belongs to (`markup.parse_code`). Shown as plain text, never run.
+CODE_EXTENSIONS = (
+    ".py",
+    ".pyi",
+    ".js",
+    ".mjs",
+    ".cjs",
+    ".jsx",
+    ".ts",
+    ".tsx",
+    ".vue",
+    ".svelte",
+    ".go",
+    ".rs",
+    ".java",
+    ".kt",
+    ".kts",
+    ".scala",
+    ".groovy",
+    ".c",
+    ".h",
+    ".cc",
+    ".cpp",
+    ".cxx",
+    ".hpp",
+    ".hh",
+    ".cs",
+    ".fs",
+    ".swift",
+    ".m",
+    ".mm",
+    ".rb",
+    ".php",
+    ".pl",
+    ".pm",
+    ".lua",
+    ".r",
+    ".jl",
+    ".dart",
+    ".ex",
+    ".exs",
+    ".erl",
+    ".hs",
+    ".clj",
+    ".ml",
+    ".sh",
+    ".bash",
+    ".zsh",
+    ".fish",
+    ".ps1",
+    ".bat",
+    ".sql",
+    ".proto",
+    ".graphql",
+    ".gql",
+    ".css",
+    ".scss",
+    ".less",
+    ".tf",
+    ".hcl",
+    ".nix",
+    ".cmake",
+    ".gradle",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".ini",
+    ".cfg",
+    ".conf",
+    ".properties",
+    ".xml",
+    ".xsd",
+    ".wsdl",
+    ".plist",
+)
+EXTENSIONS.update(dict.fromkeys(CODE_EXTENSIONS, "code"))
+EXTENSIONS[".tsv"] = "csv"
+
 # What a folder upload takes: not its images, which in a folder are mostly diagrams, screenshots and
 # icons (each would be read by OCR, and most would fail for holding no text).
 FOLDER_EXTENSIONS = {ext: kind for ext, kind in EXTENSIONS.items() if kind != "image"}
 
 
 # What the refusals name; `EXTENSIONS` above is the full list (light markup reads as text).
-FOLDER_NAMES = "PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML) or text"
+FOLDER_NAMES = (
+    "PDF, DOCX, ODT, PPTX, XLSX, EPUB, Markdown, HTML, CSV, email (EML), source code, configuration or text"
+)
 SUPPORTED_NAMES = f"{FOLDER_NAMES.replace(' or text', ', text')} or images of text (PNG, JPEG, TIFF, WebP)"
+# Folders a folder upload leaves out, with hidden ones (".git", ".venv") and hidden files (".env"):
+# installed dependencies and caches, not a team's documents.
+FOLDER_SKIPPED = ("node_modules", "__pycache__", "site-packages", "venv", "bower_components")
+
+
+def folder_skips(path: str) -> bool:
+    """Whether a folder upload leaves out the file at this path (relative, "/"-separated)."""
+    return any(part.startswith(".") or part in FOLDER_SKIPPED for part in path.split("/"))
+
+
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
 _OFFICE_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx"}
 # EPUB and OpenDocument name their type in a first, stored file called `mimetype`.
@@ -111,7 +203,7 @@ def detect_kind(path: str | Path, filename: str) -> str:
         text = _sniff_text(head)
         if text is None:
             raise UnsupportedType(f"the file is binary and not one of {SUPPORTED_NAMES}")
-        if claimed in ("markdown", "text", "csv"):
+        if claimed in ("markdown", "text", "csv", "code"):
             found = claimed
         elif claimed == "email":
             found = "email" if _looks_like_email(text) else "text"

@@ -1,4 +1,5 @@
-"""Text formats: Markdown (and MDX), HTML, plain text, CSV, email (.eml) and EPUB books."""
+"""Text formats: Markdown (and MDX), HTML, plain text, source code and configuration, CSV, email (.eml)
+and EPUB books."""
 
 from __future__ import annotations
 
@@ -316,6 +317,90 @@ def read_email(path: Path, budget: _Budget) -> tuple[list[Block], str, list[tupl
 
 def parse_text(path: Path, budget: _Budget) -> list[Block]:
     return _text_blocks(_read_text(path, budget))
+
+
+# A line that opens a definition, in the languages kept beside a team's documents: Python,
+# JavaScript and TypeScript, Go, Rust, Java, Kotlin, C#, C and C++ (a type, a name and an opening
+# parenthesis, with no semicolon after: not a prototype or a call), Ruby, shell and SQL. Matched on
+# the line without its indentation; a definition inside another one nests under it.
+_CODE_DEFINITION = re.compile(
+    r"(?:export\s+)?(?:default\s+)?(?:async\s+)?(?:def|class|function\*?|interface|enum|type|namespace|module)\s+[\w$]"
+    r"|func\s|(?:pub(?:\([\w:]+\))?\s+)?(?:async\s+)?(?:fn|struct|enum|trait|impl|mod)\s"
+    r"|(?:(?:public|private|protected|internal|static|final|abstract|sealed|open|data|partial|override)\s+)*"
+    r"(?:class|interface|record|object|fun)\s+\w"
+    r"|(?!(?:if|for|while|switch|return|else|elif|case|catch|with|assert|await|yield|throw|raise|new|delete|echo)\b)"
+    r"[A-Za-z_][\w\s*&:<>,]*[\s*&]~?\w+\s*\([^;]*$"
+    r"|\w+\s*\(\)\s*\{"
+    r"|(?i:create|alter)\s+(?i:or\s+replace\s+)?(?i:table|view|function|procedure|index|trigger|type)\s",
+)
+# At the left margin only: a section of INI or TOML, a key of YAML that opens a block.
+_CONFIG_SECTION = re.compile(r"\[{1,2}[^\]\n]+\]{1,2}\s*$|[A-Za-z_][\w.-]*:\s*$")
+# Comment and decorator lines directly above a definition belong to it.
+_CODE_PREAMBLE = ("@", "#", "//", "/*", "*", "--", "///", "%")
+# Lines that close (or open) a bracket or block: part of the definition around them.
+_CODE_BRACKET = re.compile(r"[}\])]|\{\s*$|\*/|(?:end|fi|done|esac)\b")
+CODE_HEADING_MAX = 120
+CODE_DEPTH_MAX = 3
+
+
+def _code_heading(line: str) -> str:
+    heading = re.sub(r"\s+(?://|#)\s.*$", "", " ".join(line.split())).rstrip("{:= ").strip()
+    return heading if len(heading) <= CODE_HEADING_MAX else heading[: CODE_HEADING_MAX - 1].rstrip() + "…"
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.lstrip(" \t").expandtabs(4))
+
+
+def parse_code(path: Path, budget: _Budget) -> list[Block]:
+    """Source code or configuration: paragraphs (runs of lines between blank lines) keep their line
+    breaks and indentation, each under the definitions it lies in ("class Ledger > def post(self,
+    entry)"; a YAML block's key, an INI section), so that a passage names the function it is from."""
+    lines = [line.rstrip() for line in _read_text(path, budget).splitlines()]
+    starts: dict[int, tuple[int, str]] = {}  # first line of a definition's part -> (indent, heading)
+    held: set[int] = set()  # a definition's lines from its first comment or decorator on
+    for i, line in enumerate(lines):
+        bare = line.lstrip(" \t")
+        indent = _indent(line)
+        if not (_CODE_DEFINITION.match(bare) or (indent == 0 and _CONFIG_SECTION.match(bare))):
+            continue
+        first = i
+        while first > 0 and lines[first - 1].lstrip().startswith(_CODE_PREAMBLE) and first - 1 not in starts:
+            first -= 1
+        starts[first] = (indent, _code_heading(bare))
+        held.update(range(first, i + 1))
+    blocks: list[Block] = []
+    stack: list[tuple[int, str]] = []
+    paragraph: list[str] = []
+    under: list[str] = []  # the headings of the paragraph, as they were at its first line
+
+    def close() -> None:
+        text = "\n".join(paragraph)
+        if text.strip():
+            blocks.append(Block(text, headings=under[:]))
+        paragraph.clear()
+
+    for i, line in enumerate(lines):
+        if i in starts:
+            close()
+            indent, heading = starts[i]
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            if len(stack) < CODE_DEPTH_MAX:
+                stack.append((indent, heading))
+        elif line.strip() and i not in held and not _CODE_BRACKET.match(line.lstrip()):
+            # Code back at a definition's own indentation is past its end (a closing bracket is
+            # not: it ends a signature or a body that the definition still holds).
+            while stack and stack[-1][0] >= _indent(line):
+                stack.pop()
+        if not line.strip():
+            close()
+            continue
+        if not paragraph:
+            under = [h for _, h in stack]
+        paragraph.append(line)
+    close()
+    return blocks
 
 
 def parse_csv(path: Path, budget: _Budget) -> list[Block]:

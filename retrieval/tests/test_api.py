@@ -255,7 +255,7 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
 def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     client, alice, collection_a, key_for
 ):
-    """Markdown, CSV and text come back as plain text, PNG, JPEG and WebP images as images; HTML, Office
+    """Markdown, CSV, code and text come back as plain text, PNG, JPEG and WebP images as images; HTML, Office
     files, emails, EPUBs and TIFF scans as downloads under their original name; none can run script in
     the app's origin. PDF is left to the browser's viewer (below)."""
     auth = key_for(alice)
@@ -263,6 +263,13 @@ def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     cases = [
         ("notes.md", b"# Notes\n\nShip on Friday.\n", "text/plain; charset=utf-8", "inline"),
         ("caps.csv", b"city,cap\nLondon,220\n", "text/plain; charset=utf-8", "inline"),
+        # Code and markup read as code are text too, never a page: an SVG-like XML file included.
+        (
+            "icon.xml",
+            b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+            "text/plain; charset=utf-8",
+            "inline",
+        ),
         ("plan.html", page, "application/octet-stream", "attachment"),
         (
             "deck.pptx",

@@ -68,6 +68,27 @@ def test_ingest_names_a_folders_files_by_their_path_in_it(db, tmp_path):
     assert names == ["wiki/a/README.md", "wiki/b/README.md"]
 
 
+def test_ingest_takes_a_repos_code_and_docs_but_not_its_hidden_or_dependency_folders(db, tmp_path):
+    repo = tmp_path / "tool"
+    for sub in ("docs", "src", ".git", "node_modules/left-pad", "src/__pycache__"):
+        (repo / sub).mkdir(parents=True)
+    (repo / "docs" / "guide.md").write_text("# Guide\n\nRun the tool.\n")
+    (repo / "src" / "cli.py").write_text("def main():\n    print('tool')\n")
+    (repo / "config.yaml").write_text("retries: 3\n")
+    (repo / ".git" / "description").write_text("Unnamed repository.\n")
+    (repo / ".eslintrc.json").write_text("{}\n")
+    (repo / "node_modules" / "left-pad" / "README.md").write_text("# left-pad\n\nPads.\n")
+    (repo / "node_modules" / "left-pad" / "index.js").write_text("module.exports = 1;\n")
+    run("ingest", str(repo), "--collection", "docs", "--team", "Ops", "--sync")
+    documents = dict(Document.objects.values_list("original_name", "kind"))
+    assert documents == {
+        "tool/docs/guide.md": "markdown",
+        "tool/src/cli.py": "code",
+        "tool/config.yaml": "code",
+    }
+    assert set(Document.objects.values_list("status", flat=True)) == {"ready"}
+
+
 def test_ingest_exits_nonzero_when_a_file_fails(db, tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe broken")
     with pytest.raises(SystemExit):

@@ -37,6 +37,10 @@ def write(tmp_path, name: str, data: bytes):
         ("fax.tif", b"II*\x00\x08\x00", "image"),
         ("scan.tiff", b"MM\x00*\x00\x08", "image"),
         ("shot.webp", b"RIFF\x24\x00\x00\x00WEBPVP8 ", "image"),
+        ("cli.py", b"def main():\n    pass\n", "code"),
+        ("compose.yml", b"services:\n  web: {}\n", "code"),
+        ("feed.xml", b"<?xml version='1.0'?><html><body><p>x</p></body></html>", "code"),
+        ("prices.tsv", b"city\tcap\nLondon\t220\n", "csv"),
     ],
 )
 def test_detect_kind_from_content(tmp_path, name, data, kind):
@@ -64,6 +68,83 @@ def test_detect_kind_refuses_mismatch_and_unknown(tmp_path, name, data):
     """A mismatched or unknown type is refused (the API answers 415)."""
     with pytest.raises(UnsupportedType):
         detect_kind(write(tmp_path, name, data), name)
+
+
+PYTHON = b'''"""Ledger entries."""
+import decimal
+
+
+# The smallest amount kept.
+@dataclass
+class Ledger:
+    """A team's books."""
+
+    def post(self, entry):  # one entry
+        self.entries.append(entry)
+
+        return len(self.entries)
+
+    currency = "EUR"
+
+
+def total(ledger):
+    return sum(
+        e.amount for e in ledger.entries
+    )
+'''
+
+
+def test_code_keeps_its_lines_under_the_definitions_each_part_is_in(tmp_path):
+    """Source code reads as paragraphs that keep line breaks and indentation, each under the
+    definitions around it: a method under its class, a decorator and comment with what they
+    precede, code back at a definition's indentation out of it, a closing bracket still in it."""
+    blocks = parse_isolated(write(tmp_path, "ledger.py", PYTHON), "code", **LIMITS)
+    assert [(b.headings, b.text) for b in blocks] == [
+        ([], '"""Ledger entries."""\nimport decimal'),
+        (
+            ["class Ledger"],
+            '# The smallest amount kept.\n@dataclass\nclass Ledger:\n    """A team\'s books."""',
+        ),
+        (
+            ["class Ledger", "def post(self, entry)"],
+            "    def post(self, entry):  # one entry\n        self.entries.append(entry)",
+        ),
+        (["class Ledger", "def post(self, entry)"], "        return len(self.entries)"),
+        (["class Ledger"], '    currency = "EUR"'),
+        (
+            ["def total(ledger)"],
+            "def total(ledger):\n    return sum(\n        e.amount for e in ledger.entries\n    )",
+        ),
+    ]
+
+
+def test_configuration_sections_and_keys_head_their_parts(tmp_path):
+    yaml = b'version: "3"\nservices:\n  web:\n    image: nginx\n\n  db:\n    image: postgres\n'
+    blocks = parse_isolated(write(tmp_path, "compose.yaml", yaml), "code", **LIMITS)
+    assert [(b.headings, b.text) for b in blocks] == [
+        ([], 'version: "3"'),
+        (["services"], "services:\n  web:\n    image: nginx"),
+        (["services"], "  db:\n    image: postgres"),
+    ]
+    ini = b"[database]\nhost = db.internal\n\n[cache]\nttl = 60\n"
+    blocks = parse_isolated(write(tmp_path, "app.ini", ini), "code", **LIMITS)
+    assert [(b.headings, b.text) for b in blocks] == [
+        (["[database]"], "[database]\nhost = db.internal"),
+        (["[cache]"], "[cache]\nttl = 60"),
+    ]
+
+
+def test_c_and_javascript_functions_head_their_bodies_but_calls_and_prototypes_do_not(tmp_path):
+    c = b"int add(int a, int b);\n\nstatic int add(int a, int b)\n{\n    if (a > b) {\n        swap(a, b);\n    }\n\n    return a + b;\n}\n"
+    blocks = parse_isolated(write(tmp_path, "add.c", c), "code", **LIMITS)
+    assert [b.headings for b in blocks] == [
+        [],
+        ["static int add(int a, int b)"],
+        ["static int add(int a, int b)"],
+    ]
+    js = b"export async function load(url) {\n  return fetch(url);\n}\n\nload('/a');\n"
+    blocks = parse_isolated(write(tmp_path, "load.js", js), "code", **LIMITS)
+    assert [b.headings for b in blocks] == [["export async function load(url)"], []]
 
 
 def test_pdf_pages_are_kept(tmp_path):

@@ -392,15 +392,25 @@
   const picker = document.querySelector("input[type=file][accept]");
   const SUPPORTED = new Set((picker ? picker.dataset.folder : "").split(",").map((e) => e.trim().toLowerCase()));
   const supported = (name) => name.lastIndexOf(".") > 0 && SUPPORTED.has(name.slice(name.lastIndexOf(".")).toLowerCase());
+  // Hidden folders and files (.git, .env) and installed dependencies (node_modules) are not documents.
+  const SKIPPED = new Set((picker ? picker.dataset.folderSkipped || "" : "").split(",").filter(Boolean));
+  const aside = (path) => {
+    const parts = path.split("/");  // the chosen folder's own name first: not judged
+    return (parts.length > 1 ? parts.slice(1) : parts).some((part) => part.startsWith(".") || SKIPPED.has(part));
+  };
   function uploadFolder(section, files) {  // files: File, or {file, path} from a dropped folder
     const items = files.map((f) => (f instanceof File ? { file: f, path: f.webkitRelativePath || f.name } : f));
-    const wanted = items.filter((i) => supported(i.file.name));
+    const hidden = items.filter((i) => aside(i.path)).length;
+    const wanted = items.filter((i) => !aside(i.path) && supported(i.file.name));
     wanted.forEach((i) => upload(section, i.file, null, i.path));
     let note = section.querySelector(".folder-note");
     if (!note) { note = document.createElement("p"); note.className = "muted folder-note"; section.querySelector(".documents").before(note); }
-    const skipped = files.length - wanted.length;
+    const other = files.length - wanted.length - hidden;
+    const out = [];
+    if (other) out.push(`${other} not ${picker ? picker.dataset.folderSupported : "a supported type"}`);
+    if (hidden) out.push(`${hidden} in hidden or dependency folders`);
     note.textContent = `${wanted.length} file${wanted.length === 1 ? "" : "s"} from the folder uploaded` +
-      (skipped ? `; ${skipped} left out (not ${picker ? picker.dataset.folderSupported : "a supported type"})` : "") + ".";
+      (out.length ? `; left out: ${out.join("; ")}` : "") + ".";
   }
 
   // Files inside dropped folders, subfolders included (the entries API; readEntries gives batches).

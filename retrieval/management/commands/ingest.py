@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from retrieval import services
 from retrieval.models import Collection, Document, Team
-from retrieval.parsing import FOLDER_EXTENSIONS, UnsupportedType
+from retrieval.parsing import FOLDER_EXTENSIONS, UnsupportedType, folder_skips
 
 
 def resolve_collection(name: str, team_name: str | None) -> Collection:
@@ -26,17 +26,17 @@ def resolve_collection(name: str, team_name: str | None) -> Collection:
 
 def expand(paths: list[str]) -> list[tuple[Path, str]]:
     """(file, the name its document keeps): a file of a folder is named by its path from the folder
-    on ("docs/howto/README.md"), as the library names a folder's files, so READMEs stay apart."""
+    on ("docs/howto/README.md"), as the library names a folder's files, so READMEs stay apart; as
+    there, a folder's hidden and dependency folders (.git, node_modules) are left out."""
     files: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             root = path.resolve()
-            files += [
-                (p, f"{root.name}/{p.resolve().relative_to(root).as_posix()}")
-                for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in FOLDER_EXTENSIONS
-            ]
+            for p in sorted(path.rglob("*")):
+                name = p.resolve().relative_to(root).as_posix()
+                if p.is_file() and p.suffix.lower() in FOLDER_EXTENSIONS and not folder_skips(name):
+                    files.append((p, f"{root.name}/{name}"))
         elif path.is_file():
             files.append((path, path.name))
         else:
