@@ -334,7 +334,10 @@ _CODE_DEFINITION = re.compile(
     r"|(?i:create|alter)\s+(?i:or\s+replace\s+)?(?i:table|view|function|procedure|index|trigger|type)\s",
 )
 # At the left margin only: a section of INI or TOML, a key of YAML that opens a block.
-_CONFIG_SECTION = re.compile(r"\[{1,2}[^\]\n]+\]{1,2}\s*$|[A-Za-z_][\w.-]*:\s*$")
+# (Not Python's block keywords, which a module's top level may hold.)
+_CONFIG_SECTION = re.compile(
+    r"\[{1,2}[^\]\n]+\]{1,2}\s*$|(?!(?:try|else|finally|default)\s*:)[A-Za-z_][\w.-]*:\s*$"
+)
 # Comment and decorator lines directly above a definition belong to it.
 _CODE_PREAMBLE = ("@", "#", "//", "/*", "*", "--", "///", "%")
 # Lines that close (or open) a bracket or block: part of the definition around them.

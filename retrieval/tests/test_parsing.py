@@ -72,6 +72,10 @@ def test_detect_kind_refuses_mismatch_and_unknown(tmp_path, name, data):
 
 PYTHON = b'''"""Ledger entries."""
 import decimal
+try:
+    import numpy
+except ImportError:
+    numpy = None
 
 
 # The smallest amount kept.
@@ -100,7 +104,10 @@ def test_code_keeps_its_lines_under_the_definitions_each_part_is_in(tmp_path):
     precede, code back at a definition's indentation out of it, a closing bracket still in it."""
     blocks = parse_isolated(write(tmp_path, "ledger.py", PYTHON), "code", **LIMITS)
     assert [(b.headings, b.text) for b in blocks] == [
-        ([], '"""Ledger entries."""\nimport decimal'),
+        (
+            [],
+            '"""Ledger entries."""\nimport decimal\ntry:\n    import numpy\nexcept ImportError:\n    numpy = None',
+        ),
         (
             ["class Ledger"],
             '# The smallest amount kept.\n@dataclass\nclass Ledger:\n    """A team\'s books."""',
