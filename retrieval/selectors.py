@@ -317,7 +317,9 @@ keyword AS (SELECT id, s, row_number() OVER (ORDER BY s DESC, id) AS r FROM kw)"
 
 # Each mode's candidates as `pool`; `fused` then keeps one chunk per passage (heading path and text,
 # by content hash: the same file in two collections, or a version kept beside the next) so that
-# copies do not take the places of other passages, and the best k of those.
+# copies do not take the places of other passages, and the best k of those. Looking up the hashes
+# of the best 2k candidates only is exact whenever k distinct passages are among them (any other
+# candidate ranks below all k); only when copies fill more than k of those places are all looked up.
 _FUSE = {
     "hybrid": """,
 pool AS (
@@ -335,12 +337,24 @@ pool AS (SELECT id, s AS score, NULL::bigint AS dense_rank, r AS keyword_rank, N
 }
 
 _DISTINCT = """,
+top AS MATERIALIZED (
+    SELECT id, score, dense_rank, keyword_rank, d, s,
+           row_number() OVER (PARTITION BY hash ORDER BY score DESC, id) AS nth
+    FROM (SELECT p.*, ch.content_hash AS hash
+          FROM (SELECT * FROM pool ORDER BY score DESC, id LIMIT 2 * %(k)s) p
+          JOIN retrieval_chunk ch ON ch.id = p.id) x
+),
 fused AS (
+    SELECT id, score, dense_rank, keyword_rank, d, s FROM top
+    WHERE nth = 1 AND ((SELECT count(*) FROM top WHERE nth = 1) >= %(k)s
+                       OR (SELECT count(*) FROM pool) <= 2 * %(k)s)
+    UNION ALL
     SELECT id, score, dense_rank, keyword_rank, d, s FROM (
         SELECT pool.*, row_number() OVER (PARTITION BY ch.content_hash ORDER BY pool.score DESC, pool.id) AS nth
         FROM pool JOIN retrieval_chunk ch ON ch.id = pool.id
     ) x
-    WHERE nth = 1
+    WHERE nth = 1 AND NOT ((SELECT count(*) FROM top WHERE nth = 1) >= %(k)s
+                           OR (SELECT count(*) FROM pool) <= 2 * %(k)s)
     ORDER BY score DESC, id LIMIT %(k)s
 )"""
 

@@ -86,24 +86,32 @@ def test_hybrid_is_reciprocal_rank_fusion(alice, collection_a, settings):
 
 
 def test_copies_of_a_passage_take_one_place(alice, team_a, make_collection):
-    """The same file in two collections (and a version kept beside the next) gives the same
-    passage twice: it is returned once, the best-ranked copy, and the next passage takes the other
-    place, in every mode and when narrowed to documents."""
-    hr, everyone = make_collection(team_a, "hr"), make_collection(team_a, "all-company")
+    """The same file in several collections (and a version kept beside the next) gives the same
+    passage several times: it is returned once, the best-ranked copy, and the next passage takes the
+    other place, in every mode and when narrowed to documents; also when the copies fill more than
+    the 2k best candidates whose hashes are looked up first."""
     text = "Parental leave is sixteen weeks at full pay, taken within the child's first year."
-    first, copy = ingest(hr, "leave.txt", text), ingest(everyone, "leave.txt", text)
-    other = ingest(everyone, "sick.txt", "Sick leave needs a doctor's note after three days away.")
-    for mode in selectors.MODES:
-        for narrowed in (None, [first.id, copy.id, other.id]):
-            hits = search(
-                user=alice, query="how long is parental leave", mode=mode, k=2, document_ids=narrowed
-            )
-            assert len(hits) == 2, (mode, narrowed)
-            assert hits[0].document_id in {first.id, copy.id}, (mode, narrowed)
-            assert hits[1].document_id == other.id, (mode, narrowed)
+    collections = [make_collection(team_a, name) for name in ("hr", "all-company", "managers", "archive")]
+    copies = [ingest(c, "leave.txt", text) for c in collections]
+    other = ingest(collections[1], "sick.txt", "Sick leave needs a doctor's note after three days away.")
+    ids = {c.id for c in copies}
+    for k, many in ((2, copies[:2]), (2, copies), (3, copies)):
+        only = [c.collection_id for c in many] + [other.collection_id]
+        for mode in selectors.MODES:
+            for narrowed in (None, [d.id for d in many] + [other.id]):
+                hits = search(
+                    user=alice,
+                    query="how long is parental leave",
+                    mode=mode,
+                    k=k,
+                    collection_ids=only,
+                    document_ids=narrowed,
+                )
+                assert [h.document_id in ids for h in hits] == [True, False], (k, len(many), mode, narrowed)
+                assert hits[1].document_id == other.id
     # Either copy alone is still found.
-    hits = search(user=alice, query="parental leave", collection_ids=[everyone.id], k=1)
-    assert [h.document_id for h in hits] == [copy.id]
+    hits = search(user=alice, query="parental leave", collection_ids=[collections[1].id], k=1)
+    assert [h.document_id for h in hits] == [copies[1].id]
 
 
 def test_requested_collections_narrow_the_search(alice, team_a, make_collection):
