@@ -108,10 +108,17 @@ class MembershipAdmin(_LiveTeamChoices, admin.ModelAdmin):
 
 @admin.register(Collection)
 class CollectionAdmin(_LiveTeamChoices, admin.ModelAdmin):
-    list_display = ["name", "team", "document_count", "created_at", "deleted_at"]
-    list_filter = ["team", ("deleted_at", admin.EmptyFieldListFilter)]
+    list_display = ["name", "team", "language", "document_count", "created_at", "deleted_at"]
+    list_filter = ["team", "language", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "team__name"]
-    readonly_fields = ["deleted_at"]
+    readonly_fields = ["indexed_language", "deleted_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:  # an empty collection's keyword index is in its language from the start
+            obj.indexed_language = obj.language
+        super().save_model(request, obj, form, change)
+        if obj.language != obj.indexed_language:  # a new language: the index is built again
+            services.collection_rekey_queue(collection_id=obj.id)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_documents=Count("documents"))

@@ -25,6 +25,10 @@ class CollectionOut(Schema):
     team_id: int
     description: str
     instructions: str
+    # The documents' language, for keyword search (stems, stop words); `indexed_language` is the one
+    # the keyword index is in, which differs only while a change of language is being applied.
+    language: str
+    indexed_language: str
     documents: int
 
 
@@ -32,12 +36,14 @@ class CollectionIn(Schema):
     name: str
     team: int | str
     description: str = ""
+    language: str = "english"
 
 
 class CollectionPatch(Schema):
     name: str | None = None
     description: str | None = None
     instructions: str | None = None
+    language: str | None = None
 
 
 class DocumentOut(Schema):
@@ -90,6 +96,8 @@ def _collection_out(c: Collection) -> dict:
         "team_id": c.team_id,
         "description": c.description,
         "instructions": c.instructions,
+        "language": c.language,
+        "indexed_language": c.indexed_language,
         "documents": getattr(c, "document_count", 0),
     }
 
@@ -145,8 +153,14 @@ def create_collection(request, payload: CollectionIn):
         raise HttpError(400, "a collection needs a name")
     try:
         collection = services.collection_create(
-            team=team, name=payload.name, user=request.auth, description=payload.description
+            team=team,
+            name=payload.name,
+            user=request.auth,
+            description=payload.description,
+            language=payload.language,
         )
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from None
     except IntegrityError:
         raise HttpError(409, f"team {team.name} already has a collection named {payload.name!r}") from None
     collection.document_count = 0
@@ -188,6 +202,7 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
             name=payload.name,
             description=payload.description,
             instructions=payload.instructions,
+            language=payload.language,
         )
     except ValueError as exc:
         raise HttpError(400, str(exc)) from None
@@ -443,4 +458,6 @@ def search(request, payload: SearchIn):
         k=max(1, min(payload.k, 50)),
         mode=payload.mode,
     )
-    return {"results": [h.__dict__ for h in hits], "terms": selectors.query_terms(query=payload.query)}
+    # Highlighted in the languages of the collections the passages come from.
+    terms = selectors.query_terms(query=payload.query, collection_ids={h.collection_id for h in hits})
+    return {"results": [h.__dict__ for h in hits], "terms": terms}

@@ -50,10 +50,31 @@ class Membership(models.Model):
 INSTRUCTIONS_MAX_CHARS = 2000
 
 
+# PostgreSQL's own text search configurations (a Snowball stemmer and stop words each; "simple" only
+# folds case): the language a collection's keyword index is built in, and its queries read in.
+SEARCH_LANGUAGES = (
+    "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english", "finnish", "french",
+    "german", "greek", "hindi", "hungarian", "indonesian", "irish", "italian", "lithuanian", "nepali",
+    "norwegian", "portuguese", "romanian", "russian", "serbian", "simple", "spanish", "swedish",
+    "tamil", "turkish", "yiddish",
+)  # fmt: skip
+
+
 class Collection(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="collections")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
+    # Its documents' language, for keyword search: stems ("Häuser" finds "Haus" in German) and stop
+    # words. A change builds the collection's keyword index again (services.collection_rekey), and
+    # `indexed_language` names the language the index is in until then: insert and query use that
+    # one, so search stays consistent while the rebuild runs.
+    language = models.CharField(
+        max_length=20,
+        default="english",
+        choices=[(name, name.capitalize()) for name in SEARCH_LANGUAGES],
+        help_text="For keyword search: how words are stemmed and which are stop words.",
+    )
+    indexed_language = models.CharField(max_length=20, default="english", editable=False)
     # The team's instructions to the model for answers drawn from this collection ("Answer in
     # German", "Name the policy's section"); Docent's own rules come first.
     instructions = models.TextField(blank=True, max_length=INSTRUCTIONS_MAX_CHARS)
@@ -78,6 +99,11 @@ class Collection(models.Model):
             models.CheckConstraint(
                 condition=LessThanOrEqual(Length("instructions"), INSTRUCTIONS_MAX_CHARS),
                 name="collection_instructions_length",
+            ),
+            # The keyword index casts it to regconfig: only the languages PostgreSQL ships.
+            models.CheckConstraint(
+                condition=models.Q(language__in=SEARCH_LANGUAGES, indexed_language__in=SEARCH_LANGUAGES),
+                name="collection_language_known",
             ),
         ]
 

@@ -228,7 +228,7 @@ class SearchHit:
 # keyed by a 64-bit hash of the term, see migration 0005).
 _ACC = """
 acc AS MATERIALIZED (
-    SELECT c.id, c.indexed_chunks, c.indexed_terms FROM retrieval_collection c
+    SELECT c.id, c.indexed_chunks, c.indexed_terms, c.indexed_language AS language FROM retrieval_collection c
     WHERE c.team_id IN (SELECT m.team_id FROM retrieval_membership m WHERE m.user_id = %(user_id)s)
       AND c.deleted_at IS NULL
       AND (%(only)s::bigint[] IS NULL OR c.id = ANY(%(only)s::bigint[]))
@@ -287,10 +287,20 @@ dense AS (
 )"""
 
 _KEYWORD = """,
-q AS (SELECT DISTINCT unnest(tsvector_to_array(docent_keywords(%(query)s))) AS term),
+-- The query read in each language of the readable collections (each collection's postings hold
+-- the stems of its own language).
+q AS (
+    SELECT DISTINCT unnest(tsvector_to_array(docent_keywords(%(query)s, l.language::regconfig))) AS term
+    FROM (SELECT DISTINCT language FROM acc) l
+),
+-- One index probe per query term: the planner cannot count the terms of a query read in languages
+-- from a table, and would otherwise hash the whole term table (10x slower at 100k chunks).
 df AS (
-    SELECT t.term, sum(t.df)::float8 AS df FROM retrieval_term t JOIN q ON q.term = t.term
-    WHERE t.collection_id = ANY((SELECT ids FROM st)::bigint[]) GROUP BY t.term
+    SELECT q.term, d.df FROM q CROSS JOIN LATERAL (
+        SELECT sum(t.df)::float8 AS df FROM retrieval_term t
+        WHERE t.term = q.term AND t.collection_id = ANY((SELECT ids FROM st)::bigint[])
+    ) d
+    WHERE d.df IS NOT NULL
 ),
 w AS MATERIALIZED (
     -- Per term: idf * (k1 + 1); per query: the length normalisation k1 * (1 - b + b * dl / avgdl)
@@ -514,10 +524,17 @@ async def asearch(**kwargs) -> list[SearchHit]:
     return await DatabaseSyncToAsync(search, thread_sensitive=False)(**kwargs)
 
 
-def query_terms(*, query: str) -> list[str]:
-    """The query's keyword terms as the index sees them (stemmed lexemes), for highlighting."""
+def query_terms(*, query: str, collection_ids: Sequence[int] = ()) -> list[str]:
+    """The query's keyword terms as the index sees them (stemmed lexemes, in the languages of the
+    given collections; English without any), for highlighting."""
     from django.db import connection
 
+    languages = set(
+        Collection.objects.filter(id__in=collection_ids).values_list("indexed_language", flat=True)
+    )
+    terms: dict[str, None] = {}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tsvector_to_array(docent_keywords(%s))", [query])
-        return list(cursor.fetchone()[0] or [])
+        for language in sorted(languages or {"english"}):
+            cursor.execute("SELECT tsvector_to_array(docent_keywords(%s, %s::regconfig))", [query, language])
+            terms.update(dict.fromkeys(cursor.fetchone()[0] or []))
+    return list(terms)

@@ -22,7 +22,16 @@ from django.utils import timezone
 from . import progress, selectors
 from .chunking import ChunkSpec, chunk_blocks
 from .embeddings import get_embedder
-from .models import INSTRUCTIONS_MAX_CHARS, ApiKey, Chunk, Collection, Document, Membership, Team
+from .models import (
+    INSTRUCTIONS_MAX_CHARS,
+    SEARCH_LANGUAGES,
+    ApiKey,
+    Chunk,
+    Collection,
+    Document,
+    Membership,
+    Team,
+)
 from .parsing import Ocr, ParseError, UnsupportedType, detect_kind, parse_isolated
 
 log = logging.getLogger(__name__)
@@ -110,11 +119,25 @@ def user_provision(
     return user
 
 
-def collection_create(*, team: Team, name: str, user=None, description: str = "") -> Collection:
+def collection_create(
+    *, team: Team, name: str, user=None, description: str = "", language: str = "english"
+) -> Collection:
+    """A new collection; ValueError for a language PostgreSQL has no text search configuration of."""
+    _check_language(language)
     with transaction.atomic():  # a duplicate name fails this savepoint, not the caller's transaction
         return Collection.objects.create(
-            team=team, name=name.strip(), created_by=user, description=description
+            team=team,
+            name=name.strip(),
+            created_by=user,
+            description=description,
+            language=language,
+            indexed_language=language,
         )
+
+
+def _check_language(language: str) -> None:
+    if language not in SEARCH_LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(SEARCH_LANGUAGES)}")
 
 
 def collection_update(
@@ -123,9 +146,14 @@ def collection_update(
     name: str | None = None,
     description: str | None = None,
     instructions: str | None = None,
+    language: str | None = None,
 ) -> None:
-    """Rename or describe a collection, or set its instructions to the model; IntegrityError when
-    its team already has one of that name, ValueError for instructions over the limit."""
+    """Rename or describe a collection, set its instructions to the model or its documents' language
+    (its keyword index is then built again, by a task); IntegrityError when its team already has one
+    of that name, ValueError for instructions over the limit or an unknown language."""
+    if language is not None:
+        _check_language(language)
+        collection.language = language
     if name is not None:
         collection.name = name.strip()
     if description is not None:
@@ -136,7 +164,71 @@ def collection_update(
             raise ValueError(f"instructions are limited to {INSTRUCTIONS_MAX_CHARS} characters")
         collection.instructions = instructions
     with transaction.atomic():
-        collection.save(update_fields=["name", "description", "instructions"])
+        collection.save(update_fields=["name", "description", "instructions", "language"])
+        if collection.language != collection.indexed_language:
+            collection_rekey_queue(collection_id=collection.id)
+
+
+def collection_rekey_queue(*, collection_id: int) -> None:
+    """After the commit, a task builds the collection's keyword index in its new language."""
+    from .tasks import rekey_collection
+
+    transaction.on_commit(lambda: rekey_collection.delay(collection_id), robust=True)
+
+
+_REKEY_SQL = [
+    "DELETE FROM retrieval_posting WHERE collection_id = %(c)s",
+    "DELETE FROM retrieval_term WHERE collection_id = %(c)s",
+    """UPDATE retrieval_chunk ch
+       SET search_vector = v.tsv,
+           term_count = (SELECT coalesce(sum(array_length(u.positions, 1)), 0) FROM unnest(v.tsv) u)
+       FROM (SELECT id, docent_keywords(heading_path || ' ' || text, %(language)s::regconfig) AS tsv
+             FROM retrieval_chunk WHERE collection_id = %(c)s) v
+       WHERE ch.id = v.id""",
+    """INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)
+       SELECT hashtextextended(u.lexeme, 0), ch.collection_id, ch.id, array_length(u.positions, 1), ch.term_count
+       FROM retrieval_chunk ch, unnest(ch.search_vector) u WHERE ch.collection_id = %(c)s""",
+    """INSERT INTO retrieval_term (term, collection_id, df)
+       SELECT u.lexeme, ch.collection_id, count(*) FROM retrieval_chunk ch, unnest(ch.search_vector) u
+       WHERE ch.collection_id = %(c)s GROUP BY 1, 2""",
+    """UPDATE retrieval_collection
+       SET indexed_language = %(language)s,
+           indexed_chunks = (SELECT count(*) FROM retrieval_chunk WHERE collection_id = %(c)s),
+           indexed_terms = (SELECT coalesce(sum(term_count), 0) FROM retrieval_chunk WHERE collection_id = %(c)s)
+       WHERE id = %(c)s""",
+]
+
+
+def collection_rekey(*, collection_id: int) -> bool:
+    """Build a collection's keyword index (keyword vectors, postings, term statistics) again in its
+    language, when that changed; False when there was nothing to do. One transaction: searches see
+    the old index, in the old language, until the new one replaces it whole."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Chunks written meanwhile would be keyed in the old language: no insert runs until this
+        # commits (a rare change; the 11,729 chunks of SciFact took 13 - 15 s).
+        cursor.execute("LOCK TABLE retrieval_chunk IN SHARE MODE")
+        collection = Collection.objects.select_for_update().filter(id=collection_id).first()
+        if collection is None or collection.language == collection.indexed_language:
+            return False
+        for statement in _REKEY_SQL:
+            cursor.execute(statement, {"c": collection_id, "language": collection.language})
+    log.info("collection %s: keyword index rebuilt in %s", collection_id, collection.language)
+    return True
+
+
+def collections_rekey_stuck() -> list[int]:
+    """Queue the rebuild again for collections whose keyword index is still in another language than
+    theirs (a lost task, a killed worker)."""
+    from .tasks import rekey_collection
+
+    ids = list(
+        Collection.objects.filter(deleted_at__isnull=True)
+        .exclude(language=F("indexed_language"))
+        .values_list("id", flat=True)
+    )
+    for collection_id in ids:
+        rekey_collection.delay(collection_id)
+    return ids
 
 
 def collection_delete(*, collection: Collection) -> None:
@@ -692,8 +784,8 @@ CREATE TEMP TABLE IF NOT EXISTS chunk_staging (
 _COPY_SQL = "COPY chunk_staging FROM STDIN WITH (FORMAT BINARY)"
 _COPY_TYPES = ["int8", "int8", "int4", "text", "int4", "int4", "text", "varchar", "vector", "varchar"]
 # The keyword vector is computed once, in the database, with the analyzer the query side uses
-# (`docent_keywords`: English stems, and snake_case identifiers whole, migration 0014);
-# its term count is BM25's document length.
+# (`docent_keywords`: stems in the collection's language, and snake_case identifiers whole,
+# migrations 0014 and 0018); its term count is BM25's document length.
 _INSERT_SQL = """
 INSERT INTO retrieval_chunk (document_id, collection_id, ordinal, text, token_count, page, heading_path,
                              content_hash, embedding, embedding_model, search_vector, term_count)
@@ -701,7 +793,8 @@ SELECT s.document_id, s.collection_id, s.ordinal, s.text, s.token_count, s.page,
        s.content_hash, s.embedding, s.embedding_model, v.tsv,
        (SELECT coalesce(sum(array_length(u.positions, 1)), 0) FROM unnest(v.tsv) u)
 FROM chunk_staging s
-CROSS JOIN LATERAL (SELECT docent_keywords(s.heading_path || ' ' || s.text) AS tsv) v
+JOIN retrieval_collection c ON c.id = s.collection_id
+CROSS JOIN LATERAL (SELECT docent_keywords(s.heading_path || ' ' || s.text, c.indexed_language::regconfig) AS tsv) v
 """
 
 

@@ -58,9 +58,18 @@ def purge_collection(collection_id: int) -> int:
     return services.collection_purge(collection_id=collection_id)
 
 
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, ignore_result=True, soft_time_limit=1200, time_limit=1500
+)
+def rekey_collection(collection_id: int) -> bool:
+    # One transaction: a rebuild cut short leaves the old index whole, and the sweep queues it again.
+    return services.collection_rekey(collection_id=collection_id)
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_stuck_documents() -> list[int]:
     services.collections_purge_stuck(stuck_after_s=settings.DOCENT_STUCK_AFTER_S)
+    services.collections_rekey_stuck()
     return services.documents_sweep_stuck(
         stuck_after_s=settings.DOCENT_STUCK_AFTER_S,
         max_attempts=settings.DOCENT_INGEST_MAX_ATTEMPTS,

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 
 from . import selectors, services
 from .api import document_out
-from .models import Document
+from .models import Collection, Document
 from .parsing import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, FOLDER_SKIPPED, SUPPORTED_NAMES
 
 LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
@@ -32,6 +32,7 @@ def library(request):
         "folder_supported": FOLDER_NAMES,
         "folder_skipped": ",".join(FOLDER_SKIPPED),
         "supported": SUPPORTED_NAMES,
+        "languages": Collection._meta.get_field("language").choices,
     }
     return render(request, "retrieval/library.html", context)
 

@@ -544,5 +544,11 @@ def test_a_member_creates_a_collection_and_a_taken_name_is_refused_in_words(
     page.locator("#new-collection").get_by_role("button", name="Create").click()
     expect(page.locator("#new-collection .error")).to_contain_text("runbooks")
     page.fill("#nc-name", "postmortems")
+    page.select_option("#nc-language", "german")  # for keyword search: German stems
     page.locator("#new-collection").get_by_role("button", name="Create").click()
     expect(page.locator("section.collection h2")).to_have_text(["postmortems", "runbooks"])
+    expect(page.locator("section.collection header .language")).to_have_text(["German"])
+    from retrieval.models import Collection
+
+    made = Collection.objects.get(name="postmortems")
+    assert (made.language, made.indexed_language) == ("german", "german")

@@ -73,6 +73,40 @@ def test_create_collection_in_own_team_only(client, alice, team_a, team_b, key_f
     assert foreign.status_code == 404
 
 
+def test_a_collections_language_is_set_at_creation_and_changed_by_its_teams_admins(
+    client, alice, team_a, key_for, monkeypatch, django_capture_on_commit_callbacks
+):
+    from retrieval import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.rekey_collection, "delay", queued.append)
+    auth = key_for(alice)
+    made = client.post(
+        "/api/v1/collections",
+        {"name": "Handbuch", "team": team_a.id, "language": "german"},
+        content_type="application/json",
+        **auth,
+    )
+    assert made.status_code == 201
+    assert (made.json()["language"], made.json()["indexed_language"]) == ("german", "german")
+    unknown = client.post(
+        "/api/v1/collections",
+        {"name": "x", "team": team_a.id, "language": "klingon"},
+        content_type="application/json",
+        **auth,
+    )
+    assert unknown.status_code == 400 and "german" in unknown.json()["error"]["message"]
+    team_a.memberships.filter(user=alice).update(role="admin")
+    url = f"/api/v1/collections/{made.json()['id']}"
+    with django_capture_on_commit_callbacks(execute=True):
+        changed = client.patch(url, {"language": "french"}, content_type="application/json", **auth)
+    assert changed.status_code == 200
+    assert (changed.json()["language"], changed.json()["indexed_language"]) == ("french", "german")
+    assert queued == [made.json()["id"]]  # the index is built again in French by a task
+    bad = client.patch(url, {"language": "klingon"}, content_type="application/json", **auth)
+    assert bad.status_code == 400
+
+
 def test_upload_then_status(client, alice, collection_a, key_for, django_capture_on_commit_callbacks):
     file = SimpleUploadedFile("guide.md", b"# Guide\n\nHello there.", content_type="text/markdown")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

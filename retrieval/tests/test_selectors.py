@@ -295,6 +295,54 @@ def test_delete_removes_from_both_indexes_and_statistics(alice, collection_a):
         }
 
 
+def test_a_collection_is_searched_in_its_own_language(alice, team_a, make_collection):
+    """A German collection's keyword index and queries use German stems ("Haus" finds "Häuser",
+    which English stemming keeps apart); one user reading collections in two languages finds each
+    collection's words in its own."""
+    german = make_collection(team_a, "Handbuch")
+    services.collection_update(collection=german, language="german")  # empty: nothing to rebuild
+    services.collection_rekey(collection_id=german.id)
+    english = make_collection(team_a, "handbook")
+    haus = ingest(german, "haus.txt", "Die Häuser am See haben große Gärten.")
+    house = ingest(english, "house.txt", "The houses by the lake share one large garden.")
+    for query in ("Haus", "Häuser"):
+        assert {h.document_id for h in search(user=alice, query=query, mode="keyword")} == {haus.id}
+    assert {h.document_id for h in search(user=alice, query="house", mode="keyword")} == {house.id}
+    assert selectors.query_terms(query="Häuser", collection_ids=[german.id]) == ["haus"]
+    assert selectors.query_terms(query="Häuser") == ["häuser"]  # English: no German stem
+
+
+def test_a_change_of_language_rebuilds_the_collections_keyword_index(
+    alice, collection_a, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Until the task has rebuilt the index, search uses the language the index is in; then the
+    new one, with postings and statistics as exact as after an ingestion."""
+    from retrieval import tasks
+
+    document = ingest(collection_a, "haus.txt", "Die Häuser am See haben große Gärten.")
+    queued = []
+    monkeypatch.setattr(tasks.rekey_collection, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.collection_update(collection=collection_a, language="german")
+    assert queued == [collection_a.id]
+    collection_a.refresh_from_db()
+    assert (collection_a.language, collection_a.indexed_language) == ("german", "english")
+    assert search(user=alice, query="Haus", mode="keyword") == []  # still English: "häuser" only
+    assert services.collections_rekey_stuck() == [collection_a.id]  # the sweep would queue it again
+
+    assert services.collection_rekey(collection_id=collection_a.id) is True
+    assert services.collection_rekey(collection_id=collection_a.id) is False  # done: nothing to do
+    collection_a.refresh_from_db()
+    assert collection_a.indexed_language == "german"
+    assert [h.document_id for h in search(user=alice, query="Haus", mode="keyword")] == [document.id]
+    kept, counted = _term_frequencies()
+    assert kept == counted and (_hash("haus"), collection_a.id) in kept
+    terms = sum(Chunk.objects.filter(collection=collection_a).values_list("term_count", flat=True))
+    assert (collection_a.indexed_chunks, collection_a.indexed_terms) == (document.chunk_count, terms)
+    with pytest.raises(ValueError, match="language must be one of"):
+        services.collection_update(collection=collection_a, language="klingon")
+
+
 def test_reingest_keeps_statistics_exact(alice, collection_a):
     document = ingest(collection_a, "a.txt", "wind turbines and wind farms")
     collection_a.refresh_from_db()

@@ -489,7 +489,7 @@
   if (form) form.addEventListener("submit", (e) => {
     e.preventDefault();
     const err = form.querySelector(".error");
-    apiCall("/api/v1/collections", { method: "POST", body: JSON.stringify({ name: form.name.value, team: Number(form.team.value) }) })
+    apiCall("/api/v1/collections", { method: "POST", body: JSON.stringify({ name: form.name.value, team: Number(form.team.value), language: form.language.value }) })
       .then(() => location.reload(), (error) => { err.hidden = false; err.textContent = error.message; });
   });
 
