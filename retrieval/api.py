@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Literal
 
@@ -133,6 +134,18 @@ def _document_or_404(request, document_id: int) -> Document:
         raise Http404("no such document") from None
 
 
+@contextlib.contextmanager
+def _collection_refusals(team, name: str | None):
+    """A collection service's refusals as API errors: 400 for a value it refuses (an unknown
+    language, instructions too long), 409 for a name the team has already."""
+    try:
+        yield
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from None
+    except IntegrityError:
+        raise HttpError(409, f"team {team.name} already has a collection named {name!r}") from None
+
+
 @router.get("/collections", response=list[CollectionOut])
 def list_collections(request):
     return [_collection_out(c) for c in selectors.collections_for_user(user=request.auth)]
@@ -151,7 +164,7 @@ def create_collection(request, payload: CollectionIn):
         raise Http404("no such team")
     if not payload.name.strip():
         raise HttpError(400, "a collection needs a name")
-    try:
+    with _collection_refusals(team, payload.name):
         collection = services.collection_create(
             team=team,
             name=payload.name,
@@ -159,10 +172,6 @@ def create_collection(request, payload: CollectionIn):
             description=payload.description,
             language=payload.language,
         )
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from None
-    except IntegrityError:
-        raise HttpError(409, f"team {team.name} already has a collection named {payload.name!r}") from None
     collection.document_count = 0
     return Status(201, _collection_out(collection))
 
@@ -196,7 +205,7 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
     collection = _admin_collection_or_404(request, collection_id)
     if payload.name is not None and not payload.name.strip():
         raise HttpError(400, "a collection needs a name")
-    try:
+    with _collection_refusals(collection.team, payload.name):
         services.collection_update(
             collection=collection,
             name=payload.name,
@@ -204,12 +213,6 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
             instructions=payload.instructions,
             language=payload.language,
         )
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from None
-    except IntegrityError:
-        raise HttpError(
-            409, f"team {collection.team.name} already has a collection named {payload.name!r}"
-        ) from None
     return _collection_out(_counted_collection_or_404(request, collection_id))
 
 
