@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from assistant import metrics
 from retrieval.embeddings import EmbeddingError, count_tokens
-from retrieval.selectors import asearch, collection_instructions
+from retrieval.selectors import asearch, collection_instructions, keyword_terms
 
 from . import citations, moderation, prompts, selectors, services, streams
 from .loops import per_loop
@@ -271,6 +271,19 @@ class Pipeline:
         if verdict is not None:
             raise moderation.Blocked(verdict)
 
+    async def keywords(self, query: str) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+        """The question's keyword terms in the languages of the passages other than English (whose
+        stop words the offline answerer knows), read by the database as keyword search reads them."""
+        languages = {p.language for p in self.passages} - {"english"}
+        if not languages:
+            return {}
+        read = database_sync_to_async(keyword_terms)
+        asked, own = (
+            await read(text=query, languages=languages),
+            await read(text=self.question, languages=languages),
+        )
+        return {language: (asked[language], own[language]) for language in languages}
+
     async def run(self):
         # The question is moderated while the search runs, and always before a model sees it (the
         # rewrite of a follow-up sends it to the provider, so that waits for the verdict).
@@ -314,6 +327,7 @@ class Pipeline:
             max_answer_tokens=self.max_tokens,
             query=query,
             instructions=instructions,
+            keywords=await self.keywords(query),
         )
         self.usage["prompt_tokens"] = prompt.prompt_tokens
         self.citations = CitationFilter({p.n for p in self.passages})

@@ -29,6 +29,7 @@ class Passage:
     heading_path: str = ""
     page: int | None = None
     similarity: float | None = None
+    language: str = "english"  # its collection's, for the offline answerer's stemming
 
     @classmethod
     def numbered(cls, hits: Sequence) -> list[Passage]:
@@ -44,6 +45,7 @@ class Passage:
                 heading_path=h.heading_path,
                 page=h.page,
                 similarity=None if h.dense_distance is None else 1 - h.dense_distance,
+                language=getattr(h, "language", "english"),
             )
             for i, h in enumerate(hits)
         ]
@@ -71,6 +73,9 @@ class Prompt:
     history: list[tuple[str, str]] = field(default_factory=list)
     # What the passages were searched for: a follow-up rewritten to stand alone, else the question.
     query: str = ""
+    # For passages in other languages than English: (the query's, the question's) keyword terms in
+    # each, as keyword search reads them (stemmed, without that language's stop words).
+    keywords: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
 
 
 def relevant(passages: Sequence[Passage], minimum: float) -> bool:
@@ -112,6 +117,7 @@ def build(
     max_answer_tokens: int,
     query: str = "",
     instructions: Sequence[tuple[str, str]] = (),
+    keywords: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
 ) -> Prompt:
     """Messages for the model. The oldest turns are dropped until everything fits the context window.
     `instructions` are (collection, text) from the teams whose collections the passages come from."""
@@ -136,6 +142,7 @@ def build(
         len(history) - kept,
         list(history)[len(history) - kept :],
         query or question,
+        dict(keywords or {}),
     )
 
 

@@ -431,6 +431,7 @@ class SearchHitOut(Schema):
     page: int | None
     dense_rank: int | None
     keyword_rank: int | None
+    language: str  # the passage's collection's, as its keyword index reads it
 
 
 class SearchOut(Schema):

@@ -217,6 +217,7 @@ class SearchHit:
     keyword_rank: int | None
     dense_distance: float | None
     bm25: float | None
+    language: str = "english"  # its collection's, as its keyword index reads it
 
 
 # One statement: the permission filter, both retrievers and the fusion run in a single round trip.
@@ -370,8 +371,9 @@ fused AS (
 
 _SELECT = """
 SELECT f.id, ch.document_id, ch.collection_id, doc.title, ch.text, ch.heading_path, ch.page,
-       f.score::float8, f.dense_rank, f.keyword_rank, f.d::float8, f.s::float8
+       f.score::float8, f.dense_rank, f.keyword_rank, f.d::float8, f.s::float8, acc.language
 FROM fused f JOIN retrieval_chunk ch ON ch.id = f.id JOIN retrieval_document doc ON doc.id = ch.document_id
+JOIN acc ON acc.id = ch.collection_id
 ORDER BY f.score DESC, f.id
 """
 
@@ -522,6 +524,21 @@ async def asearch(**kwargs) -> list[SearchHit]:
 
     # Not thread-sensitive: searches run in parallel pool threads, each closing its connection after.
     return await DatabaseSyncToAsync(search, thread_sensitive=False)(**kwargs)
+
+
+def keyword_terms(*, text: str, languages: Sequence[str]) -> dict[str, frozenset[str]]:
+    """The text's keyword terms in each language, as keyword search reads it (stemmed, without the
+    language's stop words, identifiers whole): for the offline answerer's reading of a question."""
+    from django.db import connection
+
+    if not languages:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l, tsvector_to_array(docent_keywords(%s, l::regconfig)) FROM unnest(%s::text[]) l",
+            [text, sorted(set(languages))],
+        )
+        return {language: frozenset(found or []) for language, found in cursor.fetchall()}
 
 
 def query_terms(*, query: str, collection_ids: Sequence[int] = ()) -> list[str]:

@@ -29,18 +29,22 @@ from .base import ChatModel, Delta, Finish
 
 _BLOCK = re.compile(r"\n{2,}|\n(?=[-*•]\s)")  # paragraphs and list items
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-_WORD = re.compile(r"[A-Za-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script ("Häuser" is one word)
 _LEANS = re.compile(r"(?:It|Its|They|Their|Them|This|These|That|Those|He|She|His|Her|Such)\b")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
 BORROWED_WEIGHT = 0.35  # a follow-up's words carried over from the question before, against its own
 
 
-_stemmer = snowballstemmer.stemmer("english")  # PostgreSQL's 'english' search config uses the same
+@functools.lru_cache(maxsize=32)
+def _stemmer(language: str):
+    # PostgreSQL's text search configurations use the same Snowball stemmers; "simple" folds case only.
+    return None if language == "simple" else snowballstemmer.stemmer(language)
 
 
 @functools.lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    return _stemmer.stemWord(word.lower())
+def stem(word: str, language: str = "english") -> str:
+    stemmer = _stemmer(language)
+    return word.lower() if stemmer is None else stemmer.stemWord(word.lower())
 
 
 # A snake_case name is a term of its own as well as its parts, as keyword search reads it
@@ -48,8 +52,9 @@ def stem(word: str) -> str:
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+")
 
 
-def terms(text: str) -> list[str]:
-    words = [stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
+def terms(text: str, language: str = "english") -> list[str]:
+    """Content words, stemmed in the language of the passage (or question) they are read for."""
+    words = [stem(w, language) for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
     return words + [name.lower() for name in _IDENTIFIER.findall(text)]
 
 
@@ -120,8 +125,14 @@ class ExtractiveAnswerer(ChatModel):
         # A follow-up ("how often does it run?") is read as the search read it, with the earlier
         # question's words carried over.
         asked = prompt.query or prompt.question
-        question = set(terms(asked))
-        if not question or not prompt.passages:
+        # The question is read in each language of the passages (a collection's own, as its keyword
+        # search reads it), and each sentence in its passage's.
+        languages = {p.language for p in prompt.passages}
+        question = {
+            lang: set(prompt.keywords[lang][0]) if lang in prompt.keywords else set(terms(asked, lang))
+            for lang in languages
+        }
+        if not any(question.values()) or not prompt.passages:
             return []
         units = [(p, s, lead) for p in prompt.passages for s, lead in split_with_leads(p.text)]
         sentences = [(p, s) for p, s, _ in units]
@@ -129,17 +140,26 @@ class ExtractiveAnswerer(ChatModel):
             return []
         # A sentence is read under its section's heading ("Failure handling" says what "it" is about)
         # and after its paragraph's first sentence, so their words count too, at half weight.
-        headings = {p.n: set(terms(p.heading_path)) for p in prompt.passages}
-        leads = [set(terms(lead)) for _, _, lead in units]
-        df = Counter(t for _, s in sentences for t in set(terms(s)))
+        headings = {p.n: set(terms(p.heading_path, p.language)) for p in prompt.passages}
+        leads = [set(terms(lead, p.language)) for p, _, lead in units]
+        words = [set(terms(s, p.language)) for p, s in sentences]
+        df = Counter(t for sentence_words in words for t in sentence_words)
         n = len(sentences)
-        weight = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in question}
+        weight = {
+            lang: {t: math.log(1 + n / (1 + df.get(t, 0))) for t in asked_words}
+            for lang, asked_words in question.items()
+        }
         # Words a follow-up borrowed from the question before say where to look, not what is
         # asked: "And what should I carry?" after a question about maps is about carrying.
-        own_words = set(terms(prompt.question))
-        if own_words:
-            weight = {t: w if t in own_words else BORROWED_WEIGHT * w for t, w in weight.items()}
-        total = sum(weight.values())
+        for lang, weights in weight.items():
+            own_words = (
+                set(prompt.keywords[lang][1])
+                if lang in prompt.keywords
+                else set(terms(prompt.question, lang))
+            )
+            if own_words:
+                weight[lang] = {t: w if t in own_words else BORROWED_WEIGHT * w for t, w in weights.items()}
+        total = {lang: sum(weights.values()) for lang, weights in weight.items()}
         similarity = [0.0] * n
         if self.embed is not None:
             if asked != prompt.question:  # a follow-up: mostly as asked, a little as searched
@@ -150,9 +170,11 @@ class ExtractiveAnswerer(ChatModel):
                 similarity = (vectors[1:] @ vectors[0]).tolist()
         scored = []
         for order, (passage, sentence) in enumerate(sentences):
-            own = question & set(terms(sentence))
-            context = (question & (headings[passage.n] | leads[order])) - own
-            coverage = (sum(weight[t] for t in own) + 0.5 * sum(weight[t] for t in context)) / total
+            lang = passage.language
+            own = question[lang] & words[order]
+            context = (question[lang] & (headings[passage.n] | leads[order])) - own
+            w = weight[lang]
+            coverage = (sum(w[t] for t in own) + 0.5 * sum(w[t] for t in context)) / (total[lang] or 1)
             score = (0.6 * similarity[order] + 0.4 * coverage) if self.embed is not None else coverage
             score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
             if score >= self.min_score:

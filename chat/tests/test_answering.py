@@ -141,6 +141,28 @@ def test_extractive_quotes_a_table_row_with_its_column_names():
     ]
 
 
+def test_extractive_reads_a_passage_in_its_collections_language(db):
+    """A German collection's passage is read with German stems and without German stop words, as its
+    keyword search reads it: "Gärten" answers "Garten" and "Häuser" answers "Haus" (English stemming
+    keeps them apart), and "welches", "hat", "einen" are not words to find."""
+    from retrieval.selectors import keyword_terms
+
+    text = "Die Straße ist laut. Die Häuser am See haben große Gärten."
+    question = "Welches Haus hat einen Garten?"
+    read = keyword_terms(text=question, languages=["german"])["german"]
+    assert read == {"haus", "gart"}
+    german = Passage(
+        n=1, chunk_id=1, document_id=1, collection_id=1, title="Doc", text=text, language="german"
+    )
+    prompt = Prompt([], [german], question, keywords={"german": (read, read)})
+    assert (
+        ExtractiveAnswerer().answer_text(prompt)
+        == "From your documents: Die Häuser am See haben große Gärten. [1]"
+    )
+    as_english = Passage(n=1, chunk_id=1, document_id=1, collection_id=1, title="Doc", text=text)
+    assert ExtractiveAnswerer().answer_text(Prompt([], [as_english], question)) == REFUSAL
+
+
 def test_extractive_refuses_when_nothing_answers():
     assert ExtractiveAnswerer().answer_text(Prompt([], P, "Which dinosaur was the largest?")) == REFUSAL
 

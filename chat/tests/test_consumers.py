@@ -103,6 +103,32 @@ async def test_offline_answer_to_a_follow_up_reads_it_as_searched(alice, handboo
     await ws.disconnect()
 
 
+async def test_offline_answer_from_a_german_collection(alice, team_a, chat_model):
+    """A German collection end to end: searched in German, the question's keyword terms read by the
+    database in German for the offline answerer (test_answering shows what that changes), which
+    quotes the sentence holding the question's word in another form ("Antrag" / "Anträge")."""
+    from retrieval import services as retrieval_services
+    from retrieval.tests.helpers import upload
+
+    def make():
+        collection = retrieval_services.collection_create(team=team_a, name="Handbuch", language="german")
+        text = (
+            "# Urlaub\n\nJeder Mitarbeiter hat 28 Urlaubstage im Jahr. Anträge gehen an die Teamleitung.\n\n"
+            "# Reisen\n\nReisekosten werden innerhalb von 30 Tagen erstattet.\n"
+        )
+        document, _ = upload(collection, "handbuch.md", text.encode(), enqueue=False)
+        retrieval_services.documents_ingest(document_ids=[document.id])
+
+    await sync_to_async(make)()
+    ws = await connect(alice)
+    await ask(ws, "Wohin geht ein Antrag?")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "stop", text_of(events)
+    assert "Anträge gehen an die Teamleitung." in text_of(events)
+    assert "Reisekosten" not in text_of(events)
+    await ws.disconnect()
+
+
 async def test_irrelevant_question_is_refused(alice, handbook, chat_model):
     ws = await connect(alice)
     await ask(ws, "What is the boiling point of liquid nitrogen on Neptune?")

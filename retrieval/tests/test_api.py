@@ -454,6 +454,7 @@ def test_search_api(client, alice, collection_a, collection_b, key_for):
     body = response.json()
     assert [r["document_id"] for r in body["results"]] == [document.id]
     assert set(body["results"][0]) >= {"chunk_id", "document_id", "collection_id", "title", "text", "score"}
+    assert body["results"][0]["language"] == "english"
     assert "offic" in body["terms"]
     foreign = client.post(
         "/api/v1/search",
