@@ -151,6 +151,18 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
     # A hit's title opens it among its document's passages.
     hits.first.locator(".where a").click()
     expect(page.locator("li.passage:target")).to_contain_text("The backup runs nightly at two.")
+    # A German collection's passage marks the words its German stems came from ("haus": "Häuser").
+    german = services.collection_create(team=mine.team, name="Handbuch", language="german")
+    (haus, _) = upload(
+        german, "haus.md", "# See\n\nDie Häuser am See haben große Gärten.\n".encode(), enqueue=False
+    )
+    services.documents_ingest(document_ids=[haus.id])
+    page.goto(f"{live_url}/library/")
+    page.fill("#search-q", "Haus mit Garten")
+    page.keyboard.press("Enter")
+    found = page.locator("#search-results li.hit", has_text="Die Häuser am See")
+    expect(found).to_have_count(1)
+    assert found.locator("mark").all_inner_texts() == ["Häuser", "Gärten"]
 
 
 def test_files_dropped_on_a_collection_upload_and_become_ready(

@@ -532,14 +532,17 @@
   }
 
   // Marks words that start with a query term's stem; built from text nodes, never from HTML.
+  // Accents folded one character for one ("Häuser" is read "Hauser"), so that a stem ("haus")
+  // marks the word it came from and the marks fall on the text's own characters.
+  const fold = (s) => [...s].map((c) => String.fromCodePoint(c.normalize("NFD").codePointAt(0))).join("");
   function highlight(node, text, terms) {
-    const stems = terms.filter((t) => t.length > 1).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const stems = terms.filter((t) => t.length > 1).map((t) => fold(t).replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
     if (!stems.length) { node.textContent = text; return; }
-    const re = new RegExp(`\\b(${stems.join("|")})\\w*`, "gi");
+    const re = new RegExp(`(?<![\\p{L}\\p{N}_])(${stems.join("|")})[\\p{L}\\p{N}_]*`, "giu");
     let last = 0;
-    for (const m of text.matchAll(re)) {
+    for (const m of fold(text).matchAll(re)) {
       node.append(document.createTextNode(text.slice(last, m.index)));
-      const mark = document.createElement("mark"); mark.textContent = m[0]; node.append(mark);
+      const mark = document.createElement("mark"); mark.textContent = text.slice(m.index, m.index + m[0].length); node.append(mark);
       last = m.index + m[0].length;
     }
     node.append(document.createTextNode(text.slice(last)));
