@@ -331,13 +331,26 @@ def test_a_team_admin_sets_a_collections_instructions_and_members_see_them(
         Collection.objects.get(id=collection.id).instructions
         == "Answer in German. Name the runbook's section."
     )
+    # The documents' language, for keyword search: the collection's index is rebuilt in it.
+    expect(section.locator(".language-note")).to_be_hidden()  # English, the default, goes unsaid
+    section.get_by_role("button", name="Language of runbooks").click()
+    section.locator(".language-form select").select_option("german")
+    section.locator(".language-form").get_by_role("button", name="Save").click()
+    expect(section.locator(".language-note")).to_have_text(" · German")
+    expect(section.locator(".language-form")).to_be_hidden()
+    assert Collection.objects.get(id=collection.id).language == "german"
     page.context.clear_cookies()
 
     sign_in(page, live_url, "jon", "pw-jon-12345")
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section[data-collection='{collection.id}']")
     expect(section.locator(".instructions-note")).to_contain_text("Name the runbook's section.")
-    expect(section.locator("[data-action=edit-instructions], .instructions-form")).to_have_count(0)
+    expect(section.locator(".language-note")).to_have_text(" · German")
+    expect(
+        section.locator(
+            "[data-action=edit-instructions], .instructions-form, [data-action=edit-language], .language-form"
+        )
+    ).to_have_count(0)
 
 
 def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
@@ -559,7 +572,7 @@ def test_a_member_creates_a_collection_and_a_taken_name_is_refused_in_words(
     page.select_option("#nc-language", "german")  # for keyword search: German stems
     page.locator("#new-collection").get_by_role("button", name="Create").click()
     expect(page.locator("section.collection h2")).to_have_text(["postmortems", "runbooks"])
-    expect(page.locator("section.collection header .language")).to_have_text(["German"])
+    expect(page.locator("section.collection header .language-note:visible")).to_have_text([" · German"])
     from retrieval.models import Collection
 
     made = Collection.objects.get(name="postmortems")

@@ -194,17 +194,38 @@
     for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
     const instructions = section.querySelector("[data-action=edit-instructions]");
     if (instructions) instructions.setAttribute("aria-label", `Instructions for answers from ${body.name}`);
+    const language = section.querySelector("[data-action=edit-language]");
+    if (language) language.setAttribute("aria-label", `Language of ${body.name}`);
     section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry the failed documents of ${body.name}`);
   });
 
   // A collection's instructions to the model, for its team's admins; everyone sees them above its
   // documents, since they shape every answer drawn from it.
+  // Its documents' language too (for keyword search), in a form of its own.
   document.addEventListener("click", (e) => {
-    const button = e.target.closest("button[data-action=edit-instructions], button[data-action=cancel-instructions]");
-    if (!button) return;
-    const form = button.closest(".collection").querySelector(".instructions-form");
-    form.hidden = button.dataset.action === "cancel-instructions";
-    if (!form.hidden) form.querySelector("textarea").focus();
+    const button = e.target.closest("button[data-action^=edit-], button[data-action^=cancel-]");
+    const what = button && button.dataset.action.replace(/^(edit|cancel)-/, "");
+    if (!what || !["instructions", "language"].includes(what)) return;
+    const form = button.closest(".collection").querySelector(`.${what}-form`);
+    form.hidden = button.dataset.action.startsWith("cancel-");
+    if (!form.hidden) form.querySelector("textarea, select").focus();
+  });
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest(".language-form");
+    if (!form) return;
+    e.preventDefault();
+    const section = form.closest(".collection"), select = form.querySelector("select");
+    let body;
+    try {
+      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH", body: JSON.stringify({ language: select.value }) });
+    } catch (err) {
+      alert(err.status ? err.message : "The language could not be changed; try again.");
+      return;
+    }
+    const note = section.querySelector(".language-note");
+    note.querySelector(".language").textContent = select.selectedOptions[0].textContent;
+    note.hidden = body.language === "english";
+    form.hidden = true;
   });
   document.addEventListener("submit", async (e) => {
     const form = e.target.closest(".instructions-form");
