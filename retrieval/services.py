@@ -138,6 +138,15 @@ def collection_create(
 def _check_language(language: str) -> None:
     if language not in SEARCH_LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(SEARCH_LANGUAGES)}")
+    if not _server_has_language(language):
+        # PostgreSQL 16 has them all; an older server (DATABASE_URL) lacks the six it added.
+        raise ValueError(f"this PostgreSQL server has no text search configuration for {language}")
+
+
+def _server_has_language(language: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [language])
+        return cursor.fetchone() is not None
 
 
 def collection_update(

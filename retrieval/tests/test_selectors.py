@@ -347,6 +347,15 @@ def test_a_change_of_language_rebuilds_the_collections_keyword_index(
         services.collection_update(collection=collection_a, language="klingon")
 
 
+def test_a_language_the_database_server_lacks_is_refused(team_a, monkeypatch):
+    """PostgreSQL 16 has every configuration named; an older server behind DATABASE_URL lacks some
+    (yiddish came with 16), and a collection in one would fail every search: refused in words."""
+    assert services._server_has_language("yiddish")  # the embedded server has it
+    monkeypatch.setattr(services, "_server_has_language", lambda language: language != "yiddish")
+    with pytest.raises(ValueError, match="no text search configuration for yiddish"):
+        services.collection_create(team=team_a, name="Yiddish", language="yiddish")
+
+
 def test_reingest_keeps_statistics_exact(alice, collection_a):
     document = ingest(collection_a, "a.txt", "wind turbines and wind farms")
     collection_a.refresh_from_db()
