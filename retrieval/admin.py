@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
 from django.http import Http404
@@ -106,8 +107,23 @@ class MembershipAdmin(_LiveTeamChoices, admin.ModelAdmin):
             services.member_left(team_id=team_id, user_id=user_id)
 
 
+class CollectionForm(forms.ModelForm):
+    class Meta:
+        model = Collection
+        fields = "__all__"  # noqa: DJ007 - the admin's fieldsets are the model's editable fields
+
+    def clean_language(self):
+        language = self.cleaned_data["language"]
+        try:
+            services.collection_language_check(language)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return language
+
+
 @admin.register(Collection)
 class CollectionAdmin(_LiveTeamChoices, admin.ModelAdmin):
+    form = CollectionForm
     list_display = ["name", "team", "language", "document_count", "created_at", "deleted_at"]
     list_filter = ["team", "language", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "team__name"]

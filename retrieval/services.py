@@ -123,7 +123,7 @@ def collection_create(
     *, team: Team, name: str, user=None, description: str = "", language: str = "english"
 ) -> Collection:
     """A new collection; ValueError for a language PostgreSQL has no text search configuration of."""
-    _check_language(language)
+    collection_language_check(language)
     with transaction.atomic():  # a duplicate name fails this savepoint, not the caller's transaction
         return Collection.objects.create(
             team=team,
@@ -135,7 +135,9 @@ def collection_create(
         )
 
 
-def _check_language(language: str) -> None:
+def collection_language_check(language: str) -> None:
+    """ValueError unless keyword search can use the language: one of PostgreSQL's configurations,
+    which this database server has."""
     if language not in SEARCH_LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(SEARCH_LANGUAGES)}")
     if not _server_has_language(language):
@@ -161,7 +163,7 @@ def collection_update(
     (its keyword index is then built again, by a task); IntegrityError when its team already has one
     of that name, ValueError for instructions over the limit or an unknown language."""
     if language is not None:
-        _check_language(language)
+        collection_language_check(language)
         collection.language = language
     if name is not None:
         collection.name = name.strip()

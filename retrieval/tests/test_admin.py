@@ -180,3 +180,27 @@ def test_removing_a_member_in_admin_tells_their_open_pages(
     assert response.status_code == 302, response.content.decode()[:2000]
     assert told == [{"team_id": team_a.id, "user_id": alice.id}]
     assert not Membership.objects.filter(team=team_a, user=alice).exists()
+
+
+def test_a_collections_language_changed_in_admin_rebuilds_its_index_or_is_refused(
+    admin_client, collection_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    from retrieval import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.rekey_collection, "delay", queued.append)
+    url = f"/admin/retrieval/collection/{collection_a.id}/change/"
+    form = {"team": collection_a.team_id, "name": collection_a.name, "description": "", "instructions": ""}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {**form, "language": "german"})
+    assert response.status_code == 302
+    collection_a.refresh_from_db()
+    assert (collection_a.language, collection_a.indexed_language) == ("german", "english")
+    assert queued == [collection_a.id]  # the rebuild's task
+    # A configuration the database server lacks (an older PostgreSQL) is refused on the form.
+    monkeypatch.setattr(services, "_server_has_language", lambda language: language != "french")
+    response = admin_client.post(url, {**form, "language": "french"})
+    assert response.status_code == 200
+    assert "no text search configuration for french" in response.content.decode()
+    collection_a.refresh_from_db()
+    assert collection_a.language == "german"
