@@ -278,10 +278,9 @@ class Pipeline:
         if not languages:
             return {}
         read = database_sync_to_async(keyword_terms)
-        asked, own = (
-            await read(text=query, languages=languages),
-            await read(text=self.question, languages=languages),
-        )
+        asked = await read(text=query, languages=languages)
+        # A first question is searched as asked: one read serves both.
+        own = asked if query == self.question else await read(text=self.question, languages=languages)
         return {language: (asked[language], own[language]) for language in languages}
 
     async def run(self):

@@ -544,14 +544,8 @@ def keyword_terms(*, text: str, languages: Sequence[str]) -> dict[str, frozenset
 def query_terms(*, query: str, collection_ids: Sequence[int] = ()) -> list[str]:
     """The query's keyword terms as the index sees them (stemmed lexemes, in the languages of the
     given collections; English without any), for highlighting."""
-    from django.db import connection
-
     languages = set(
         Collection.objects.filter(id__in=collection_ids).values_list("indexed_language", flat=True)
     )
-    terms: dict[str, None] = {}
-    with connection.cursor() as cursor:
-        for language in sorted(languages or {"english"}):
-            cursor.execute("SELECT tsvector_to_array(docent_keywords(%s, %s::regconfig))", [query, language])
-            terms.update(dict.fromkeys(cursor.fetchone()[0] or []))
-    return list(terms)
+    found = keyword_terms(text=query, languages=sorted(languages or {"english"}))
+    return sorted(set().union(*found.values()))
