@@ -3,7 +3,8 @@
 Each section (consecutive blocks under the same heading path, on the same page) is tokenized once with offsets, then cut
 at the best boundary before the token bound: a paragraph break, else a sentence end, else a space.
 A run of text with no space longer than the bound (a URL, a 200 MB "word") is the only thing ever cut
-between tokens. Counts use the embedder's own tokenizer, so no chunk is truncated when embedded.
+between tokens; Chinese and Japanese, written without spaces, are cut after a full-width stop, else
+between two characters. Counts use the embedder's own tokenizer, so no chunk is truncated when embedded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from . import cjk
 from .tables import is_row, is_rule
 
 # A tokenizer for chunking: text -> [(start, end)] character offsets of its tokens, no special tokens.
@@ -21,6 +23,8 @@ Offsets = Callable[[str], Sequence[tuple[int, int]]]
 
 PARAGRAPH, SENTENCE, LINE, WORD = 4, 3, 2, 1
 _SENTENCE_END = (".", "!", "?", "…", ":", ";", "。", "！", "？")
+_CJK_SENTENCE_END = frozenset("。！？；")
+_CJK_PAUSE = frozenset("，、：」』”）》")
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,16 @@ def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Ta
     """Quality of cutting before token t (0 = inside a word)."""
     before = offsets[t - 1][1]
     gap = text[before : offsets[t][0]]
-    if not gap or not gap.isspace():
+    if not gap:
+        # Chinese and Japanese put no space between words or after a stop: each character is a
+        # word of its own, and a full-width stop ends a sentence.
+        previous, following = text[before - 1], text[offsets[t][0]]
+        if previous in _CJK_SENTENCE_END:
+            return SENTENCE
+        if previous in _CJK_PAUSE or cjk.UNSPACED.match(previous) or cjk.UNSPACED.match(following):
+            return WORD
+        return 0
+    if not gap.isspace():
         return 0
     if "\n\n" in gap or "\n\r\n" in gap:
         return PARAGRAPH

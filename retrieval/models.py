@@ -200,8 +200,9 @@ class Chunk(models.Model):
     content_hash = models.CharField(max_length=64)
     embedding = VectorField(dimensions=settings.DOCENT_EMBEDDING_DIMENSIONS)
     embedding_model = models.CharField(max_length=200)
-    # docent_keywords(heading_path || ' ' || text) (English stems, snake_case identifiers whole;
-    # migration 0014), filled by the insert path with the BM25 postings (retrieval_posting) derived
+    # docent_keywords(heading_path || ' ' || text, language) (the collection's stems, snake_case
+    # identifiers whole, Chinese, Japanese and Korean as pairs of characters; migrations 0014, 0018
+    # and 0019), filled by the insert path with the BM25 postings (retrieval_posting) derived
     # from it; term_count is the BM25 document length.
     search_vector = SearchVectorField(null=True, editable=False)
     term_count = models.PositiveIntegerField(default=0)

@@ -163,6 +163,16 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
     found = page.locator("#search-results li.hit", has_text="Die Häuser am See")
     expect(found).to_have_count(1)
     assert found.locator("mark").all_inner_texts() == ["Häuser", "Gärten"]
+    # Chinese is keyed as pairs of characters, and the pairs are marked inside the unspaced text.
+    (zh, _) = upload(
+        german, "zh.md", "# 报销\n\n报销差旅费用时，需要提交发票和审批单。\n".encode(), enqueue=False
+    )
+    services.documents_ingest(document_ids=[zh.id])
+    page.fill("#search-q", "差旅费用")
+    page.keyboard.press("Enter")
+    found = page.locator("#search-results li.hit", has_text="需要提交发票")
+    expect(found).to_have_count(1)
+    assert found.locator("mark").all_inner_texts() == ["差旅", "费用"]
 
 
 def test_files_dropped_on_a_collection_upload_and_become_ready(

@@ -23,15 +23,23 @@ import numpy as np
 import snowballstemmer
 
 from chat.prompts import REFUSAL, STOPWORDS, Prompt
+from retrieval import cjk
 from retrieval.tables import cells, is_row, is_rule
 
 from .base import ChatModel, Delta, Finish
 
 _BLOCK = re.compile(r"\n{2,}|\n(?=[-*•]\s)")  # paragraphs and list items
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# A sentence ends at a stop and a space before a capital; in Chinese and Japanese at a full-width
+# stop, with or without its closing quote, and no space after it.
+_SENTENCE = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|(?<=[。！？])(?![」』”）》])\s*|(?<=[。！？][」』”）》])\s*"
+)
 _WORD = re.compile(r"[^\W_]+")  # letters and digits of any script ("Häuser" is one word)
 _LEANS = re.compile(r"(?:It|Its|They|Their|Them|This|These|That|Those|He|She|His|Her|Such)\b")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
+_FULL_STOP = re.compile(r"[。！？：][」』”）》]?$")
+# Streamed a few words at a time; Chinese and Japanese, without spaces, a few characters at a time.
+_PIECE = re.compile(rf"[{cjk.CLASS}]{{1,4}}\s*|[^\s{cjk.CLASS}]+\s*|\s+")
 BORROWED_WEIGHT = 0.35  # a follow-up's words carried over from the question before, against its own
 
 
@@ -53,9 +61,11 @@ _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+")
 
 
 def terms(text: str, language: str = "english") -> list[str]:
-    """Content words, stemmed in the language of the passage (or question) they are read for."""
-    words = [stem(w, language) for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
-    return words + [name.lower() for name in _IDENTIFIER.findall(text)]
+    """Content words, stemmed in the language of the passage (or question) they are read for;
+    Chinese, Japanese and Korean as pairs of characters, as keyword search reads them."""
+    rest, pairs = cjk.split(text)
+    words = [stem(w, language) for w in _WORD.findall(rest) if w.lower() not in STOPWORDS]
+    return words + pairs + [name.lower() for name in _IDENTIFIER.findall(text)]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -161,7 +171,12 @@ class ExtractiveAnswerer(ChatModel):
                 weight[lang] = {t: w if t in own_words else BORROWED_WEIGHT * w for t, w in weights.items()}
         total = {lang: sum(weights.values()) for lang, weights in weight.items()}
         similarity = [0.0] * n
-        if self.embed is not None:
+        # The offline embedder reads English: to it any two sentences in Chinese or Japanese look
+        # alike (0.4 - 0.5, as alike as a question and its answer), so such a question is answered
+        # by the words it shares with a sentence alone.
+        letters = sum(map(len, _WORD.findall(asked)))
+        by_words = self.embed is None or 2 * sum(map(len, cjk.RUN.findall(asked))) > letters
+        if not by_words:
             if asked != prompt.question:  # a follow-up: mostly as asked, a little as searched
                 vectors = self.embed([asked, prompt.question] + [s for _, s in sentences])
                 similarity = (vectors[2:] @ (0.25 * vectors[0] + 0.75 * vectors[1])).tolist()
@@ -175,7 +190,7 @@ class ExtractiveAnswerer(ChatModel):
             context = (question[lang] & (headings[passage.n] | leads[order])) - own
             w = weight[lang]
             coverage = (sum(w[t] for t in own) + 0.5 * sum(w[t] for t in context)) / (total[lang] or 1)
-            score = (0.6 * similarity[order] + 0.4 * coverage) if self.embed is not None else coverage
+            score = coverage if by_words else 0.6 * similarity[order] + 0.4 * coverage
             score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
             if score >= self.min_score:
                 scored.append((score, order, passage.n, sentence))
@@ -206,7 +221,7 @@ class ExtractiveAnswerer(ChatModel):
             # Sources are often hard-wrapped, and list items carry their own marker: either would
             # break the quote's own bullet.
             sentence = _LIST_MARKER.sub("", " ".join(sentence.split()))
-            if not sentence.endswith((".", "!", "?", ":")):
+            if not sentence.endswith((".", "!", "?", ":")) and not _FULL_STOP.search(sentence):
                 sentence += "."
             parts.append(f"{sentence} [{n}]")
         if len(parts) == 1:
@@ -215,7 +230,7 @@ class ExtractiveAnswerer(ChatModel):
 
     async def stream(self, prompt: Prompt, *, max_tokens: int) -> AsyncIterator[Delta | Finish]:
         text = await asyncio.to_thread(self.answer_text, prompt)  # embedding sentences is CPU work
-        words = re.findall(r"\S+\s*", text)
+        words = _PIECE.findall(text)
         emitted = 0
         for i in range(0, len(words), self.piece_words):
             if emitted >= max_tokens:

@@ -103,29 +103,55 @@ async def test_offline_answer_to_a_follow_up_reads_it_as_searched(alice, handboo
     await ws.disconnect()
 
 
-async def test_offline_answer_from_a_german_collection(alice, team_a, chat_model):
-    """A German collection end to end: searched in German, the question's keyword terms read by the
-    database in German for the offline answerer (test_answering shows what that changes), which
-    quotes the sentence holding the question's word in another form ("Antrag" / "Anträge")."""
+async def _collection_with(team, name: str, markdown: str, language: str = "english") -> None:
+    """A collection of the team holding one Markdown document, ingested."""
     from retrieval import services as retrieval_services
     from retrieval.tests.helpers import upload
 
     def make():
-        collection = retrieval_services.collection_create(team=team_a, name="Handbuch", language="german")
-        text = (
-            "# Urlaub\n\nJeder Mitarbeiter hat 28 Urlaubstage im Jahr. Anträge gehen an die Teamleitung.\n\n"
-            "# Reisen\n\nReisekosten werden innerhalb von 30 Tagen erstattet.\n"
-        )
-        document, _ = upload(collection, "handbuch.md", text.encode(), enqueue=False)
+        collection = retrieval_services.collection_create(team=team, name=name, language=language)
+        document, _ = upload(collection, f"{name}.md", markdown.encode(), enqueue=False)
         retrieval_services.documents_ingest(document_ids=[document.id])
 
     await sync_to_async(make)()
+
+
+async def test_offline_answer_from_a_german_collection(alice, team_a, chat_model):
+    """A German collection end to end: searched in German, the question's keyword terms read by the
+    database in German for the offline answerer (test_answering shows what that changes), which
+    quotes the sentence holding the question's word in another form ("Antrag" / "Anträge")."""
+    text = (
+        "# Urlaub\n\nJeder Mitarbeiter hat 28 Urlaubstage im Jahr. Anträge gehen an die Teamleitung.\n\n"
+        "# Reisen\n\nReisekosten werden innerhalb von 30 Tagen erstattet.\n"
+    )
+    await _collection_with(team_a, "Handbuch", text, language="german")
     ws = await connect(alice)
     await ask(ws, "Wohin geht ein Antrag?")
     events = await until_done(ws)
     assert events[-1]["finish_reason"] == "stop", text_of(events)
     assert "Anträge gehen an die Teamleitung." in text_of(events)
     assert "Reisekosten" not in text_of(events)
+    await ws.disconnect()
+
+
+async def test_offline_answer_from_chinese_documents(alice, team_a, chat_model):
+    """Chinese end to end, in a collection of the default language: found by its pairs of characters,
+    the sentence on expenses quoted (not the paragraph), and a question the documents do not answer
+    refused."""
+    text = (
+        "# 休假\n\n员工每年享有十五天带薪年假。未使用的假期最多可以结转五天。\n\n"
+        "# 报销\n\n差旅费用在出差结束后三十天内报销。报销时需要提交发票和审批单。\n"
+    )
+    await _collection_with(team_a, "手册", text)
+    ws = await connect(alice)
+    await ask(ws, "报销时需要提交什么？")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "stop", text_of(events)
+    assert "报销时需要提交发票和审批单。" in text_of(events)
+    assert "年假" not in text_of(events)
+    await ask(ws, "火星上的天气怎么样？")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "refused", text_of(events)
     await ws.disconnect()
 
 

@@ -106,6 +106,18 @@ def test_giant_word_is_the_only_thing_cut_mid_word():
     assert chunks[0].text == "start"
 
 
+def test_unspaced_chinese_is_cut_after_a_full_width_stop():
+    sentences = [
+        "员工每年享有十五天带薪年假，未使用的假期最多可以结转五天到下一年。",
+        "报销差旅费用时，需要在出差结束后三十天内提交发票。",
+    ]
+    text = "".join(sentences * 4)
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=70)
+    assert len(chunks) > 1 and all(c.token_count <= 70 for c in chunks)
+    assert "".join(c.text for c in chunks) == text
+    assert all(c.text.endswith("。") for c in chunks)
+
+
 def test_counts_are_exact_where_dropped_control_characters_join_words():
     """The tokenizer drops U+001C and joins the words around it, so a cut there re-tokenizes."""
     text = (

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -314,6 +315,23 @@ def test_a_collection_is_searched_in_its_own_language(alice, team_a, make_collec
     )
     assert selectors.query_terms(query="Häuser", collection_ids=[german.id]) == ["haus"]
     assert selectors.query_terms(query="Häuser") == ["häuser"]  # English: no German stem
+
+
+def test_chinese_and_japanese_words_are_found_inside_unspaced_text(alice, collection_a):
+    """Text without spaces between words is keyed as pairs of characters: a word inside a sentence
+    ("发票", "テキスト") is found, where PostgreSQL's parser would make the whole clause one term."""
+    invoices = ingest(
+        collection_a, "expenses.txt", "报销差旅费用时，需要在出差结束后三十天内提交发票和审批单。"
+    )
+    leave = ingest(collection_a, "leave.txt", "员工每年享有十五天带薪年假，未使用的假期最多可以结转五天。")
+    japanese = ingest(collection_a, "ja.txt", "日本語のテキストも検索できます。")
+    assert [h.document_id for h in search(user=alice, query="发票", mode="keyword")] == [invoices.id]
+    assert [h.document_id for h in search(user=alice, query="带薪年假有几天？", mode="keyword")] == [leave.id]
+    assert [h.document_id for h in search(user=alice, query="テキスト", mode="keyword")] == [japanese.id]
+    assert selectors.query_terms(query="发票 invoices") == ["invoic", "发票"]
+    with connection.cursor() as cursor:  # each pair counted as often as it occurs, for BM25's tf
+        cursor.execute("SELECT docent_keywords('技术技术技术 and technology')::text")
+        assert cursor.fetchone()[0] == "'technolog':2 '技术':3,5,7 '术技':4,6"
 
 
 def test_a_change_of_language_rebuilds_the_collections_keyword_index(

@@ -555,11 +555,17 @@
   // Marks words that start with a query term's stem; built from text nodes, never from HTML.
   // Accents folded one character for one ("Häuser" is read "Hauser"), so that a stem ("haus")
   // marks the word it came from and the marks fall on the text's own characters.
-  const fold = (s) => [...s].map((c) => String.fromCodePoint(c.normalize("NFD").codePointAt(0))).join("");
+  // Chinese, Japanese and Korean terms are pairs of characters (or one), marked wherever they stand;
+  // their characters are not folded (a Hangul syllable's first part is only its first consonant).
+  const cjk = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+  const fold = (s) => [...s].map((c) => (cjk.test(c) ? c : String.fromCodePoint(c.normalize("NFD").codePointAt(0)))).join("");
+  const escape = (t) => fold(t).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   function highlight(node, text, terms) {
-    const stems = terms.filter((t) => t.length > 1).map((t) => fold(t).replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-    if (!stems.length) { node.textContent = text; return; }
-    const re = new RegExp(`(?<![\\p{L}\\p{N}_])(${stems.join("|")})[\\p{L}\\p{N}_]*`, "giu");
+    const stems = terms.filter((t) => t.length > 1 && !cjk.test(t)).map(escape);
+    const pairs = terms.filter((t) => cjk.test(t)).map(escape);
+    if (!stems.length && !pairs.length) { node.textContent = text; return; }
+    const words = stems.length ? [`(?<![\\p{L}\\p{N}_])(?:${stems.join("|")})[\\p{L}\\p{N}_]*`] : [];
+    const re = new RegExp(words.concat(pairs).join("|"), "giu");
     let last = 0;
     for (const m of fold(text).matchAll(re)) {
       node.append(document.createTextNode(text.slice(last, m.index)));
