@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from assistant import metrics
+from retrieval import cjk
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,13 @@ def compile_rule(kind: str, pattern: str) -> re.Pattern:
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
     # Whole words, any case, any run of spaces between them: "wire money" does not match "firewire
-    # moneyball", and a phrase keeps matching when the question wraps a line.
-    words = [re.escape(w) for w in pattern.split()]
-    return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
+    # moneyball", and a phrase keeps matching when the question wraps a line. Chinese and Japanese
+    # have no spaces around words, and Korean attaches particles to them ("폭탄을"): at an edge in
+    # those scripts the phrase matches inside the text.
+    words = pattern.split()
+    before = "" if cjk.RUN.match(words[0][0]) else r"(?<!\w)"
+    after = "" if cjk.RUN.match(words[-1][-1]) else r"(?!\w)"
+    return re.compile(before + r"\s+".join(map(re.escape, words)) + after, re.IGNORECASE)
 
 
 class Checker(abc.ABC):
