@@ -16,6 +16,16 @@ SEARCH_SECONDS = Histogram(
     ["mode"],
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5),
 )
+RERANK_SECONDS = Histogram(
+    "docent_rerank_seconds",
+    "Second-stage reranking of search candidates at the rerank endpoint",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+RERANK_FAILURES = Counter(
+    "docent_rerank_failures_total",
+    "Searches that kept the fused order because the reranker failed",
+    ["reason"],
+)
 RATE_LIMITED = Counter("docent_rate_limited_total", "Requests refused by a rate limit", ["action"])
 MODERATION_FLAGGED = Counter(
     "docent_moderation_flagged_total", "Questions refused by moderation", ["checker"]

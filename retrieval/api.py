@@ -418,6 +418,7 @@ class SearchIn(Schema):
     documents: list[int] | None = None  # narrows to these documents' passages
     k: int = 8
     mode: str = "hybrid"
+    rerank: bool = True  # false: the fused order, when a reranker is configured
 
 
 class SearchHitOut(Schema):
@@ -432,6 +433,7 @@ class SearchHitOut(Schema):
     dense_rank: int | None
     keyword_rank: int | None
     language: str  # the passage's collection's, as its keyword index reads it
+    rerank_score: float | None  # the reranker's score, when one re-ordered the results
 
 
 class SearchOut(Schema):
@@ -461,6 +463,7 @@ def search(request, payload: SearchIn):
         document_ids=payload.documents,
         k=max(1, min(payload.k, 50)),
         mode=payload.mode,
+        rerank=payload.rerank,
     )
     # Highlighted in the languages of the collections the passages come from.
     terms = selectors.query_terms(query=payload.query, collection_ids={h.collection_id for h in hits})

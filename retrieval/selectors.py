@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ from django.utils import timezone
 from assistant import metrics
 
 from .models import ApiKey, Chunk, Collection, Document, Membership, Team
+
+log = logging.getLogger(__name__)
 
 
 def teams_for_user(*, user) -> QuerySet[Team]:
@@ -218,6 +222,7 @@ class SearchHit:
     dense_distance: float | None
     bm25: float | None
     language: str = "english"  # its collection's, as its keyword index reads it
+    rerank_score: float | None = None  # the reranker's, when one re-ordered the candidates
 
 
 # One statement: the permission filter, both retrievers and the fusion run in a single round trip.
@@ -460,23 +465,30 @@ def search(
     k: int | None = None,
     mode: str = "hybrid",
     depth: int | None = None,
+    rerank: bool = True,
 ) -> list[SearchHit]:
     """Hybrid (dense + BM25, fused by reciprocal rank) search over the chunks `user` may read,
     narrowed to `collection_ids` and to `document_ids` when given (a document the user may not read
-    narrows to nothing; BM25 statistics are then those of the documents' collections).
+    narrows to nothing; BM25 statistics are then those of the documents' collections). With a
+    reranker configured (and `rerank`), the best `DOCENT_RERANK_CANDIDATES` are re-scored by it.
 
     Embeds the query (cached), then runs one SQL statement. Call from sync code; async callers use
-    `asearch`, which keeps both the embedding and the query off the event loop.
+    `asearch`, which keeps the embedding, the query and the reranker's call off the event loop.
     """
     from django.conf import settings
 
     from .embeddings import get_embedder
+    from .reranking import get_reranker
     from .services import _raw_connection
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     query = query.strip()
     k = max(1, min(k or settings.DOCENT_SEARCH_K, 1000))
+    reranker = get_reranker() if rerank else None
+    wanted = k
+    if reranker is not None:
+        k = max(k, settings.DOCENT_RERANK_CANDIDATES)
     depth = max(k, depth or settings.DOCENT_CANDIDATES)
     if not query or not getattr(user, "is_authenticated", False):
         return []
@@ -515,7 +527,29 @@ def search(
             cursor.execute(search_sql(mode, by_document=document_ids is not None), params)
         rows = cursor.fetchall()
     metrics.SEARCH_SECONDS.labels(mode=mode).observe(time.perf_counter() - started)
-    return [SearchHit(*row) for row in rows]
+    hits = [SearchHit(*row) for row in rows]
+    if reranker is not None and len(hits) > 1:
+        n = settings.DOCENT_RERANK_CANDIDATES
+        hits = _reranked(reranker, query, hits[:n]) + hits[n:]
+    return hits[:wanted]
+
+
+def _reranked(reranker, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+    """The hits in the reranker's order (ties in the fused order); the fused order when it fails."""
+    from .reranking import RerankError
+
+    started = time.perf_counter()
+    try:
+        scores = reranker.rerank(
+            query, [f"{h.heading_path}\n{h.text}" if h.heading_path else h.text for h in hits]
+        )
+    except RerankError as exc:
+        log.warning("reranker %s failed, fused order kept: %s", reranker.model_name, exc)
+        metrics.RERANK_FAILURES.labels(reason=exc.reason).inc()
+        return hits
+    metrics.RERANK_SECONDS.observe(time.perf_counter() - started)
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
+    return [dataclasses.replace(hits[i], rerank_score=scores[i]) for i in order]
 
 
 async def asearch(**kwargs) -> list[SearchHit]:

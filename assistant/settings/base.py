@@ -275,6 +275,20 @@ DOCENT_HNSW_EF_SEARCH = env_int("DOCENT_HNSW_EF_SEARCH", 160)
 # Below this many accessible chunks, dense search is exact: complete under any filter, and fast enough.
 DOCENT_EXACT_SEARCH_MAX = env_int("DOCENT_EXACT_SEARCH_MAX", 20000)
 
+# A second stage after fusion (off unless a model is named): the best fused candidates re-scored
+# by a cross-encoder at a rerank endpoint (Cohere / Jina format: vLLM, llama.cpp's server, Infinity,
+# Jina, Cohere), `OPENAI_BASE_URL`/rerank unless DOCENT_RERANK_URL says where. When it fails or is
+# slow, the fused order stands.
+DOCENT_RERANK_MODEL = os.environ.get("DOCENT_RERANK_MODEL", "")
+DOCENT_RERANK_URL = os.environ.get("DOCENT_RERANK_URL", "") or (
+    OPENAI_BASE_URL.rstrip("/") + "/rerank" if OPENAI_BASE_URL else ""
+)
+DOCENT_RERANK_API_KEY = os.environ.get("DOCENT_RERANK_API_KEY", "") or OPENAI_API_KEY
+DOCENT_RERANK_CANDIDATES = env_int("DOCENT_RERANK_CANDIDATES", 30)
+DOCENT_RERANK_TIMEOUT_S = env_float("DOCENT_RERANK_TIMEOUT_S", 5.0)
+if DOCENT_RERANK_MODEL and not DOCENT_RERANK_URL:
+    raise ValueError("DOCENT_RERANK_MODEL needs an endpoint: set DOCENT_RERANK_URL or OPENAI_BASE_URL")
+
 # Where the Celery worker's processes write their metrics (PROMETHEUS_MULTIPROC_DIR, set for the
 # worker by `make run`); /metrics on a web process of the same host reads them from there.
 DOCENT_WORKER_METRICS_DIR = Path(

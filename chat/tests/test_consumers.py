@@ -42,6 +42,31 @@ async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
     await ws.disconnect()
 
 
+async def test_the_chat_gives_the_model_passages_in_the_rerankers_order(
+    alice, handbook, chat_model, settings, fake_openai
+):
+    """With a reranker configured, the chat's search goes through it: the passage it favours is
+    given first, and the passage that answers is still quoted."""
+    from retrieval import reranking
+
+    settings.DOCENT_RERANK_MODEL = "fake-reranker"
+    settings.DOCENT_RERANK_URL = fake_openai.base_url + "/rerank"
+    reranking.get_reranker.cache_clear()
+    fake_openai.rerank_favour = "laptop"
+    try:
+        ws = await connect(alice)
+        accepted = await ask(ws, "How many days of paid leave do employees get?")
+        events = await until_done(ws)
+        await ws.disconnect()
+    finally:
+        reranking.get_reranker.cache_clear()
+    (sent,) = fake_openai.requests_to("/rerank")
+    assert sent["body"]["query"] == "How many days of paid leave do employees get?"
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.sources[0]["heading_path"].endswith("Security")
+    assert "25 days" in text_of(events)
+
+
 async def test_chat_sockets_take_no_channel_layer_channel(alice, handbook, chat_model, monkeypatch):
     """Answers reach sockets through their Redis streams: a channel per socket would only cost a
     Redis receive waiting on it. Pins what `channel_layer_alias = None` relies on in Channels."""

@@ -1,5 +1,5 @@
 """A small OpenAI-compatible server on loopback for tests: chat completions (JSON and SSE),
-embeddings and moderations, with injectable faults (429 + Retry-After, 5xx, stalls, cut streams,
+embeddings, moderations and reranking (the Cohere / Jina format vLLM and llama.cpp serve), with injectable faults (429 + Retry-After, 5xx, stalls, cut streams,
 malformed chunks). It records every request so tests can read exactly what the app sent.
 """
 
@@ -24,6 +24,16 @@ def fake_vector(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in vec]
 
 
+def _words(text: str) -> set[str]:
+    return {w.strip(".,;:!?()[]\"'") for w in text.lower().split()}
+
+
+def fake_relevance(query: str, text: str) -> float:
+    """Deterministic rerank score: the share of the query's words the text holds."""
+    asked = _words(query)
+    return len(asked & _words(text)) / (len(asked) or 1)
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # hundreds of concurrent streams in the benchmarks
     daemon_threads = True
@@ -36,6 +46,7 @@ class FakeOpenAI:
         self.reply = "This is a fake answer [1]."
         self.token_delay = 0.0
         self.burst = False  # write the whole stream at once (benchmarks)
+        self.rerank_favour: str | None = None  # a word whose texts the reranker puts first
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -58,6 +69,7 @@ class FakeOpenAI:
             self.faults.clear()
             self.reply = "This is a fake answer [1]."
             self.token_delay = 0.0
+            self.rerank_favour = None
 
     def add_fault(self, **fault) -> None:
         """Queue a fault for the next request(s): status=429|500, retry_after=, stall=, cut_after=, malformed=, path="""
@@ -144,6 +156,21 @@ class FakeOpenAI:
                         for t in inputs
                     ]
                     self._json(200, {"id": "modr-1", "model": "fake-moderation", "results": results})
+                elif self.path.endswith("/rerank"):
+                    if fault and fault.get("malformed"):
+                        self._json(200, {"results": [{"index": 0}]})
+                        return
+                    favour = fake.rerank_favour
+                    scored = [
+                        {
+                            "index": i,
+                            "relevance_score": fake_relevance(body["query"], t)
+                            + 2.0 * bool(favour and favour in t),
+                        }
+                        for i, t in enumerate(body["documents"])
+                    ]
+                    scored.sort(key=lambda r: -r["relevance_score"])
+                    self._json(200, {"id": "rerank-1", "results": scored[: body.get("top_n") or None]})
                 elif self.path.endswith("/chat/completions"):
                     self._chat(body, fault or {})
                 else:

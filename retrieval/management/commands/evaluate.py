@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from retrieval import evaluation, selectors, services
+from retrieval import evaluation, reranking, selectors, services
 from retrieval.models import Collection, Document
 
 
@@ -25,8 +25,15 @@ class Command(BaseCommand):
         parser.add_argument("--collection", help="collection name (default: derived from the corpus folder)")
         parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries")
         parser.add_argument("--batch", type=int, default=64, help="documents per ingestion batch")
+        parser.add_argument(
+            "--no-rerank",
+            action="store_true",
+            help="leave out the reranker (DOCENT_RERANK_MODEL) when one is set",
+        )
 
-    def handle(self, *args, corpus, queries, qrels, mode, json_out, collection, limit, batch, **options):
+    def handle(
+        self, *args, corpus, queries, qrels, mode, json_out, collection, limit, batch, no_rerank, **options
+    ):
         corpus_path = Path(corpus)
         name = collection or f"beir-{corpus_path.resolve().parent.name}"
         user = services.user_provision(username="evaluator", team_name="Evaluation")
@@ -47,7 +54,13 @@ class Command(BaseCommand):
         for q in wanted:
             started = time.perf_counter()
             hits = selectors.search(
-                user=user, query=q["text"], collection_ids=[target.id], k=300, depth=300, mode=mode
+                user=user,
+                query=q["text"],
+                collection_ids=[target.id],
+                k=300,
+                depth=300,
+                mode=mode,
+                rerank=not no_rerank,
             )
             latencies.append((time.perf_counter() - started) * 1000)
             ranked = evaluation.dedupe(beir_id[h.document_id] for h in hits)
@@ -66,6 +79,9 @@ class Command(BaseCommand):
             "latency_ms_p50": round(evaluation.percentile(latencies, 50), 2),
             "latency_ms_p95": round(evaluation.percentile(latencies, 95), 2),
         }
+        reranker = None if no_rerank else reranking.get_reranker()
+        if reranker is not None:
+            report["reranker"] = reranker.model_name
         for key, value in report.items():
             self.stdout.write(f"{key:16} {value}")
         if json_out:
