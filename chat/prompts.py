@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from retrieval import cjk
+
 SYSTEM = """You are Docent, an assistant that answers questions using only the passages from the user's \
 documents given below.
 Rules:
@@ -151,6 +153,9 @@ _PRONOUNS = re.compile(
 )
 _CONTINUES = re.compile(r"\s*(and|but|also|then|what about|how about|same for)\b", re.I)
 _WORD = re.compile(r"[A-Za-z0-9][\w\-]*")
+# The same in Chinese and Japanese: "it", "this", "that" and the like, and a closing "呢" ("那报销呢？":
+# "and reimbursements?").
+_LEANS_CJK = re.compile(r"它|这个|那个|这些|那些|这样|那样|呢[?？]?\s*$|それ|これ|あれ|その|この|あの")
 STOPWORDS = frozenset(
     [
         "a",
@@ -251,14 +256,18 @@ def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     if not previous:
         return question
     own = [w for w in _WORD.findall(question) if w.lower() not in STOPWORDS]
+    # Chinese and Japanese have no spaces: two characters count as a word.
+    runs = cjk.RUN.findall(question)
+    size = len(own) + sum(len(r) for r in runs) // 2
     # Three words of its own make a question ("What scale do the maps use?"): borrowing then would
     # drag the previous topic's passages into the answer.
-    if len(own) >= 3 and not _PRONOUNS.search(question) and not _CONTINUES.match(question):
+    leans = _PRONOUNS.search(question) or _CONTINUES.match(question) or _LEANS_CJK.search(question)
+    if size >= 3 and not leans:
         return question
     carried = [
         w
-        for w in _WORD.findall(previous)
-        if w.lower() not in STOPWORDS and w.lower() not in {o.lower() for o in own}
+        for w in _WORD.findall(previous) + cjk.RUN.findall(previous)
+        if w.lower() not in STOPWORDS and w.lower() not in {o.lower() for o in own} and w not in runs
     ]
     return f"{question} {' '.join(carried[:8])}".strip()
 

@@ -81,6 +81,13 @@ def test_standalone_query_leaves_a_new_question_alone():
     assert "ingestion" in prompts.standalone_query("What about the nightly backup jobs?", history)
 
 
+def test_standalone_query_borrows_for_a_chinese_follow_up():
+    history = [("user", "差旅费用怎么报销？"), ("assistant", "...")]
+    assert prompts.standalone_query("需要多久？", history) == "需要多久？ 差旅费用怎么报销"
+    assert prompts.standalone_query("那它的审批人是谁？", history).endswith("差旅费用怎么报销")
+    assert prompts.standalone_query("公司办公室在上海哪里？", history) == "公司办公室在上海哪里？"
+
+
 def test_title_from_question():
     assert prompts.title_from("How many days of leave do I get per year in the Berlin office?").endswith("…")
     assert prompts.title_from("Leave?") == "Leave?"
