@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from assistant.celery import app, queue_depth
 from retrieval.embeddings import get_embedder
+from retrieval.reranking import get_reranker
 from retrieval.selectors import collections_purging_count, document_status_counts, stale_document_count
 
 
@@ -53,6 +54,12 @@ def readyz(request):
         # Not a readiness failure, but worth saying: vectors from another model search poorly.
         stale = stale_document_count(model_name=get_embedder().model_name)
         body["index"] = {"stale_documents": stale, **({"hint": "run manage.py reindex"} if stale else {})}
+    if (reranker := get_reranker()) is not None:
+        # Not a readiness failure either: without it searches keep the fused order.
+        body["reranker"] = {
+            "model": reranker.model_name,
+            **_check(lambda: reranker.rerank("ready", ["ready"])),
+        }
     return JsonResponse(body, status=200 if ok else 503)
 
 

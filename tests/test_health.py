@@ -22,6 +22,27 @@ def test_readyz_names_what_is_down(client, db, settings):
     assert components["redis"]["status"] == "down" and components["database"]["status"] == "up"
 
 
+def test_readyz_reports_the_reranker_without_failing_for_it(client, db, settings, fake_openai):
+    from retrieval import reranking
+
+    settings.DOCENT_RERANK_MODEL = "fake-reranker"
+    settings.DOCENT_RERANK_URL = fake_openai.base_url + "/rerank"
+    reranking.get_reranker.cache_clear()
+    try:
+        up = client.get("/readyz")
+        fake_openai.add_fault(path="/rerank", status=500)
+        down = client.get("/readyz")
+        settings.DOCENT_RERANK_MODEL = ""
+        reranking.get_reranker.cache_clear()
+        off = client.get("/readyz")
+    finally:
+        reranking.get_reranker.cache_clear()
+    assert up.status_code == 200 and up.json()["reranker"]["status"] == "up"
+    assert down.status_code == 200 and down.json()["reranker"]["status"] == "down"
+    assert "500" in down.json()["reranker"]["error"] and down.json()["reranker"]["model"] == "fake-reranker"
+    assert "reranker" not in off.json()  # none configured
+
+
 def test_metrics_is_prometheus_text(client, db, collection_a):
     from retrieval import services
 
