@@ -32,7 +32,7 @@ from .models import (
     Membership,
     Team,
 )
-from .parsing import Ocr, ParseError, UnsupportedType, detect_kind, parse_isolated
+from .parsing import Ocr, ParseError, UnsupportedType, detect_kind, ocr_languages_for, parse_isolated
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -650,7 +650,7 @@ def documents_ingest(
                     max_chars=settings.DOCENT_MAX_DOCUMENT_CHARS,
                     timeout_s=settings.DOCENT_PARSE_TIMEOUT_S,
                     memory_mb=settings.DOCENT_PARSE_MEMORY_MB,
-                    ocr=_ocr(),
+                    ocr=_ocr(document.collection.language),
                     progress=_ocr_progress(document, heartbeat, live=live),
                 )
             heartbeat.beat()
@@ -701,11 +701,12 @@ LIVE_PROGRESS_MAX = 8
 OCR_PROGRESS_END = 0.6
 
 
-def _ocr() -> Ocr | None:
+def _ocr(language: str = "english") -> Ocr | None:
+    """How to read scans of a collection in `language`."""
     if not settings.DOCENT_OCR:
         return None
     return Ocr(
-        languages=settings.DOCENT_OCR_LANGUAGES,
+        languages=ocr_languages_for(language, settings.DOCENT_OCR_LANGUAGES),
         max_pages=settings.DOCENT_OCR_MAX_PAGES,
         timeout_s=settings.DOCENT_PARSE_TIMEOUT_S,
     )

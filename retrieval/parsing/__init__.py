@@ -35,6 +35,7 @@ from .image import parse_image
 from .mail import parse_email
 from .markup import parse_code, parse_csv, parse_epub, parse_html, parse_markdown, parse_text
 from .ocr import Ocr
+from .ocr import languages_for as ocr_languages_for
 from .office import parse_docx, parse_odt, parse_pptx, parse_xlsx
 from .pdf import parse_pdf
 
@@ -51,6 +52,7 @@ __all__ = [
     "UnsupportedType",
     "detect_kind",
     "folder_skips",
+    "ocr_languages_for",
     "parse",
     "parse_isolated",
 ]

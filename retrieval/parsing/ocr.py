@@ -9,6 +9,7 @@ the readers find a scan's headings the way they find a typeset PDF's.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -34,6 +35,47 @@ class Ocr:
 
 def available() -> bool:
     return shutil.which("tesseract") is not None
+
+
+# Tesseract's name for each language a collection can be in (PostgreSQL's text search
+# configurations, `SEARCH_LANGUAGES`); "simple" has none.
+TESSERACT_LANGUAGES = {
+    "arabic": "ara", "armenian": "hye", "basque": "eus", "catalan": "cat", "danish": "dan",
+    "dutch": "nld", "english": "eng", "finnish": "fin", "french": "fra", "german": "deu",
+    "greek": "ell", "hindi": "hin", "hungarian": "hun", "indonesian": "ind", "irish": "gle",
+    "italian": "ita", "lithuanian": "lit", "nepali": "nep", "norwegian": "nor", "portuguese": "por",
+    "romanian": "ron", "russian": "rus", "serbian": "srp", "spanish": "spa", "swedish": "swe",
+    "tamil": "tam", "turkish": "tur", "yiddish": "yid",
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def installed_languages() -> frozenset[str]:
+    """The languages Tesseract has data for on this machine (`tesseract --list-langs`)."""
+    if not available():
+        return frozenset()
+    try:
+        done = subprocess.run(
+            [shutil.which("tesseract") or "tesseract", "--list-langs"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    lines = done.stdout.decode(errors="replace").splitlines()
+    return frozenset(line.strip() for line in lines[1:] if line.strip())
+
+
+def languages_for(collection_language: str, configured: str) -> str:
+    """The languages to read a collection's scans in: the configured ones (`DOCENT_OCR_LANGUAGES`),
+    with the collection's own first when Tesseract has it ("deu+eng" for a German collection: "ß"
+    and "ä" are read as such, not as "B" and "a")."""
+    code = TESSERACT_LANGUAGES.get(collection_language)
+    names = configured.split("+")
+    if code is None or code in names or code not in installed_languages():
+        return configured
+    return "+".join([code, *names])
 
 
 def require(ocr: Ocr | None, what: str, pages: int) -> Ocr:

@@ -903,6 +903,51 @@ def test_a_scan_that_cannot_be_read_fails_saying_why(tmp_path, monkeypatch):
         parsing.parse(path, "pdf", max_chars=10_000, ocr=parsing.Ocr())
 
 
+def test_scans_are_read_in_the_collections_language_when_tesseract_has_it(monkeypatch, settings):
+    """A German collection's scans are read as "deu+eng" where Tesseract has German, as configured
+    where it has not (never failing for it); a language already configured is not named twice."""
+    from retrieval import services
+
+    monkeypatch.setattr(parsing.ocr, "installed_languages", lambda: frozenset({"eng", "osd", "deu"}))
+    settings.DOCENT_OCR_LANGUAGES = "eng"
+    assert services._ocr("german").languages == "deu+eng"
+    assert services._ocr("english").languages == "eng"
+    assert services._ocr("simple").languages == "eng"
+    assert services._ocr("french").languages == "eng"  # no French data installed
+    settings.DOCENT_OCR_LANGUAGES = "eng+deu"
+    assert services._ocr("german").languages == "eng+deu"
+
+
+def test_ingestion_reads_a_documents_scans_in_its_collections_language(
+    monkeypatch, settings, team_a, make_collection
+):
+    from retrieval import services
+
+    from .helpers import upload
+
+    monkeypatch.setattr(parsing.ocr, "installed_languages", lambda: frozenset({"eng", "deu"}))
+    settings.DOCENT_OCR_LANGUAGES = "eng"
+    asked = []
+
+    def parse(path, kind, **kwargs):
+        asked.append(kwargs["ocr"].languages)
+        return [parsing.Block("Die Straße ist lang.")]
+
+    monkeypatch.setattr(services, "parse_isolated", parse)
+    german = services.collection_create(team=team_a, name="Archiv", language="german")
+    english = make_collection(team_a, "archive")
+    documents = [upload(c, "scan.txt", b"x", enqueue=False)[0] for c in (german, english)]
+    services.documents_ingest(document_ids=[d.id for d in documents])
+    assert sorted(asked) == ["deu+eng", "eng"]
+
+
+def test_tesseracts_languages_are_read_from_it():
+    parsing.ocr.installed_languages.cache_clear()
+    found = parsing.ocr.installed_languages()
+    assert ("eng" in found) is parsing.ocr.available()
+    assert not any(" " in name or name.startswith("List") for name in found)
+
+
 def test_ocr_size_classes_join_measured_heights_of_one_type_size():
     """Tesseract's measured sizes vary by a few percent; a subheading 1.2 times the body is its own."""
     classes = parsing.ocr.same_sizes([9.1, 9.4, 9.6, 9.8, 11.5, 11.8, 13.9, 14.6, 15.1, 0.0])
