@@ -16,6 +16,21 @@ UNSPACED = re.compile(
     r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f]"
 )
 
+# A character of those scripts, or the full-width punctuation written between them.
+_UNSPACED_EDGE = re.compile(UNSPACED.pattern[:-1] + r"\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]")
+_WRAPPED = re.compile(f"(?<={_UNSPACED_EDGE.pattern})\\s*\n\\s*(?={_UNSPACED_EDGE.pattern})")
+
+
+def line_gap(left: str, right: str) -> str:
+    """What joins two lines of one paragraph: nothing in Chinese or Japanese text (a line ends
+    anywhere in it), else a space."""
+    return "" if left and right and _UNSPACED_EDGE.match(left[-1]) and _UNSPACED_EDGE.match(right[0]) else " "
+
+
+def unwrap(text: str) -> str:
+    """Line breaks inside Chinese or Japanese text removed (others are left to the caller)."""
+    return _WRAPPED.sub("", text)
+
 
 def pairs(run: str) -> list[str]:
     """A run's overlapping pairs of characters; a lone character as itself."""

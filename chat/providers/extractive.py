@@ -220,7 +220,7 @@ class ExtractiveAnswerer(ChatModel):
         for n, sentence in chosen:
             # Sources are often hard-wrapped, and list items carry their own marker: either would
             # break the quote's own bullet.
-            sentence = _LIST_MARKER.sub("", " ".join(sentence.split()))
+            sentence = _LIST_MARKER.sub("", " ".join(cjk.unwrap(sentence).split()))
             if not sentence.endswith((".", "!", "?", ":")) and not _FULL_STOP.search(sentence):
                 sentence += "."
             parts.append(f"{sentence} [{n}]")

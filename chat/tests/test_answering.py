@@ -163,6 +163,13 @@ def test_extractive_reads_a_passage_in_its_collections_language(db):
     assert ExtractiveAnswerer().answer_text(Prompt([], [as_english], question)) == REFUSAL
 
 
+def test_extractive_quotes_a_wrapped_chinese_sentence_without_spaces():
+    text = "报销差旅费用时，需要在出差结束后\n三十天内提交发票和审批单。"
+    assert ExtractiveAnswerer().answer_text(Prompt([], [_one(text)], "报销需要提交什么？")) == (
+        "From your documents: 报销差旅费用时，需要在出差结束后三十天内提交发票和审批单。 [1]"
+    )
+
+
 def test_extractive_quotes_a_chinese_sentence():
     """Chinese has no spaces: sentences end at a full-width stop, and words are read as the pairs of
     characters keyword search keys them by, so the one sentence on invoices answers."""

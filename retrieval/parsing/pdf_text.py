@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import cjk
+
 EDGE_LINES = 2  # lines at the top and at the bottom of a page where headers and footers sit
 FURNITURE_MIN_PAGES = 3  # a line repeated at a page edge on this many pages is a running header/footer
 WRAP_FRACTION = 0.75  # a line at least this share of the text width was wrapped, not ended
@@ -29,7 +31,7 @@ _LIST_ITEM = re.compile(
 # "Setup . . . . 7": a line of a table of contents or an index. It only points at a page, and left
 # in it would match searches and be quoted in answers in place of the section it names.
 _LEADER_ENTRY = re.compile(r"(?:[.\u2026\u00b7]\s?){4,}\s*(?:\d{1,5}|[ivxlc]{1,6})$")
-_SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)\]]*$")
+_SENTENCE_END = re.compile(r"(?:[.!?:;][\"'\u201d\u2019)\]]*|[。！？：；][」』”）》]*)$")
 
 
 @dataclass
@@ -117,7 +119,7 @@ def _joined(left: str, right: str) -> str:
     when it was the typesetter's ("infor-" "mation", "OP-" "TIONAL"), with it when it is the word's
     own, as at the break of a compound ("diffusion-" "weighted", "T-" "cell", "COVID-" "19")."""
     if not _hyphen_break(left, right):
-        return f"{left} {right}"
+        return left + cjk.line_gap(left, right) + right  # Chinese and Japanese wrap with no space
     head, tail = _HYPHEN_END.search(left).group(1), _WORD_START.match(right).group(0)
     return left[:-1] + right if _split_word(head, tail) else left + right
 

@@ -44,6 +44,17 @@ def test_wrapped_lines_run_on_and_line_end_hyphens_go():
     assert all(p.page == 1 for p in out)
 
 
+def test_wrapped_chinese_lines_run_on_without_a_space():
+    """Chinese wraps anywhere, with no space to drop: a space put at each line end would split words
+    ("检索" / "增强") for keyword search and show in quotes."""
+    lines = [
+        "员工每年享有十五天带薪年假，未使用的假期最多可以结转五天到下一年。报销差旅费用时需要检索增",
+        "强的审批单和发票。",
+        "Next paragraph.",
+    ]
+    assert [p.text for p in paragraphs([lines])] == [lines[0] + lines[1], "Next paragraph."]
+
+
 def test_short_lines_keep_their_breaks_and_list_items_stand_apart():
     """Code, table rows and list items are not run together; a contents line is left out."""
     lines = [
