@@ -37,6 +37,8 @@ _SENTENCE = re.compile(
 _WORD = re.compile(r"[^\W_]+")  # letters and digits of any script ("Häuser" is one word)
 _LEANS = re.compile(r"(?:It|Its|They|Their|Them|This|These|That|Those|He|She|His|Her|Such)\b")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
+# A passage's text starting with a word in lower case (not a name such as `asn1_read_value`).
+_MID_SENTENCE = re.compile(r"\s*[a-z]+\b(?![_.(])")
 _FULL_STOP = re.compile(r"[。！？：][」』”）》]?$")
 # Streamed a few words at a time; Chinese and Japanese, without spaces, a few characters at a time.
 _PIECE = re.compile(rf"[{cjk.CLASS}]{{1,4}}\s*|[^\s{cjk.CLASS}]+\s*|\s+")
@@ -217,13 +219,17 @@ class ExtractiveAnswerer(ChatModel):
         if not chosen:
             return REFUSAL
         parts = []
+        texts = {p.n: p.text for p in prompt.passages}
         for n, sentence in chosen:
+            # A passage that begins inside a sentence (its overlap with the passage before) begins
+            # with that sentence's tail: quoted, it says so.
+            tail = _MID_SENTENCE.match(texts[n]) is not None and texts[n].lstrip().startswith(sentence)
             # Sources are often hard-wrapped, and list items carry their own marker: either would
             # break the quote's own bullet.
             sentence = _LIST_MARKER.sub("", " ".join(cjk.unwrap(sentence).split()))
             if not sentence.endswith((".", "!", "?", ":")) and not _FULL_STOP.search(sentence):
                 sentence += "."
-            parts.append(f"{sentence} [{n}]")
+            parts.append(f"{'…' if tail else ''}{sentence} [{n}]")
         if len(parts) == 1:
             return f"From your documents: {parts[0]}"
         return "From your documents:\n\n" + "\n".join(f"- {p}" for p in parts)

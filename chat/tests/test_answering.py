@@ -179,6 +179,16 @@ def test_extractive_quotes_a_chinese_sentence():
     )
 
 
+def test_extractive_marks_the_tail_of_a_sentence_a_passage_begins_with():
+    """A passage cut with overlap may begin inside a sentence: quoted, that tail says so."""
+    text = "with ingestion bound by the embedder, parsing adds under a tenth. Inserting is last."
+    answer = ExtractiveAnswerer().answer_text(Prompt([], [_one(text)], "What is ingestion bound by?"))
+    assert (
+        answer
+        == "From your documents: …with ingestion bound by the embedder, parsing adds under a tenth. [1]"
+    )
+
+
 def test_extractive_refuses_when_nothing_answers():
     assert ExtractiveAnswerer().answer_text(Prompt([], P, "Which dinosaur was the largest?")) == REFUSAL
 

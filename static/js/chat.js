@@ -336,9 +336,9 @@
       if (Number(m[1]) === n) {
         const said = text.slice(prev, m.index);
         const parts = said.split(/(?<=[.!?:])\s+|\n+/)
-          .map((x) => x.replace(/^\s*[-*•]\s+/, "").trim()).filter(Boolean);
+          .map((x) => x.replace(/^\s*[-*•]\s+/, "").replace(/^…/, "").trim()).filter(Boolean);
         // The quote as one line too: a table row is quoted as "column: value; column: value".
-        parts.line = said.split("\n").pop().replace(/^\s*[-*•]\s+/, "").replace(/^From your documents:\s*/, "");
+        parts.line = said.split("\n").pop().replace(/^\s*[-*•]\s+/, "").replace(/^From your documents:\s*/, "").replace(/^…/, "");
         if (parts.length) found.push(parts);
       }
       prev = m.index + m[0].length;
