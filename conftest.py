@@ -82,6 +82,21 @@ def fake_openai(fake_openai_server):
     fake_openai_server.reset()
 
 
+@pytest.fixture
+def reranker(settings, fake_openai):
+    """Reranking on, at the fake server's /rerank (its `rerank_favour` word goes first); yields the
+    fake server."""
+    from retrieval import reranking
+
+    settings.DOCENT_RERANK_MODEL = "fake-reranker"
+    settings.DOCENT_RERANK_URL = fake_openai.base_url + "/rerank"
+    settings.DOCENT_RERANK_API_KEY = "sk-rerank"
+    settings.DOCENT_RERANK_TIMEOUT_S = 1.0
+    reranking.get_reranker.cache_clear()
+    yield fake_openai
+    reranking.get_reranker.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_thread(django_db_setup, django_db_blocker):
     """A real Celery worker (solo pool, in a thread) consuming the real Redis broker."""

@@ -22,21 +22,15 @@ def test_readyz_names_what_is_down(client, db, settings):
     assert components["redis"]["status"] == "down" and components["database"]["status"] == "up"
 
 
-def test_readyz_reports_the_reranker_without_failing_for_it(client, db, settings, fake_openai):
+def test_readyz_reports_the_reranker_without_failing_for_it(client, db, settings, reranker):
     from retrieval import reranking
 
-    settings.DOCENT_RERANK_MODEL = "fake-reranker"
-    settings.DOCENT_RERANK_URL = fake_openai.base_url + "/rerank"
+    up = client.get("/readyz")
+    reranker.add_fault(path="/rerank", status=500)
+    down = client.get("/readyz")
+    settings.DOCENT_RERANK_MODEL = ""
     reranking.get_reranker.cache_clear()
-    try:
-        up = client.get("/readyz")
-        fake_openai.add_fault(path="/rerank", status=500)
-        down = client.get("/readyz")
-        settings.DOCENT_RERANK_MODEL = ""
-        reranking.get_reranker.cache_clear()
-        off = client.get("/readyz")
-    finally:
-        reranking.get_reranker.cache_clear()
+    off = client.get("/readyz")
     assert up.status_code == 200 and up.json()["reranker"]["status"] == "up"
     assert down.status_code == 200 and down.json()["reranker"]["status"] == "down"
     assert "500" in down.json()["reranker"]["error"] and down.json()["reranker"]["model"] == "fake-reranker"

@@ -43,24 +43,16 @@ async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
 
 
 async def test_the_chat_gives_the_model_passages_in_the_rerankers_order(
-    alice, handbook, chat_model, settings, fake_openai
+    alice, handbook, chat_model, reranker
 ):
     """With a reranker configured, the chat's search goes through it: the passage it favours is
     given first, and the passage that answers is still quoted."""
-    from retrieval import reranking
-
-    settings.DOCENT_RERANK_MODEL = "fake-reranker"
-    settings.DOCENT_RERANK_URL = fake_openai.base_url + "/rerank"
-    reranking.get_reranker.cache_clear()
-    fake_openai.rerank_favour = "laptop"
-    try:
-        ws = await connect(alice)
-        accepted = await ask(ws, "How many days of paid leave do employees get?")
-        events = await until_done(ws)
-        await ws.disconnect()
-    finally:
-        reranking.get_reranker.cache_clear()
-    (sent,) = fake_openai.requests_to("/rerank")
+    reranker.rerank_favour = "laptop"
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    await ws.disconnect()
+    (sent,) = reranker.requests_to("/rerank")
     assert sent["body"]["query"] == "How many days of paid leave do employees get?"
     answer = await Message.objects.aget(id=accepted["message_id"])
     assert answer.sources[0]["heading_path"].endswith("Security")

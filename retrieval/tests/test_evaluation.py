@@ -72,25 +72,17 @@ def test_evaluate_on_tiny_beir_fixture(db, beir):
     assert Document.objects.count() == 3
 
 
-def test_evaluate_runs_through_the_reranker_unless_told_not_to(db, beir, settings, fake_openai):
+def test_evaluate_runs_through_the_reranker_unless_told_not_to(db, beir, reranker):
     """With a reranker configured, every query goes through it and the report names it; with
     --no-rerank neither (the fake reranker puts the desert first for every query: q1's MRR drops)."""
-    from retrieval import reranking
-
-    settings.DOCENT_RERANK_MODEL = "fake-reranker"
-    settings.DOCENT_RERANK_URL = fake_openai.base_url + "/rerank"
-    reranking.get_reranker.cache_clear()
-    fake_openai.rerank_favour = "Dunes"
+    reranker.rerank_favour = "Dunes"
     args = ["evaluate", "--corpus", str(beir / "corpus.jsonl"), "--queries", str(beir / "queries.jsonl"),
             "--qrels", str(beir / "qrels.tsv"), "--json", str(beir / "out.json")]  # fmt: skip
-    try:
-        call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
-        reranked = json.loads((beir / "out.json").read_text())
-        assert len(fake_openai.requests_to("/rerank")) == 2
-        call_command(*args, "--no-rerank", stdout=io.StringIO(), stderr=io.StringIO())
-        plain = json.loads((beir / "out.json").read_text())
-        assert len(fake_openai.requests_to("/rerank")) == 2
-    finally:
-        reranking.get_reranker.cache_clear()
+    call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
+    reranked = json.loads((beir / "out.json").read_text())
+    assert len(reranker.requests_to("/rerank")) == 2
+    call_command(*args, "--no-rerank", stdout=io.StringIO(), stderr=io.StringIO())
+    plain = json.loads((beir / "out.json").read_text())
+    assert len(reranker.requests_to("/rerank")) == 2
     assert reranked["reranker"] == "fake-reranker" and "reranker" not in plain
     assert plain["mrr@10"] == 1.0 and reranked["mrr@10"] < 1.0

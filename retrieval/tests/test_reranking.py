@@ -14,17 +14,6 @@ QUERY = "Who approves refunds?"
 
 
 @pytest.fixture
-def reranker(settings, fake_openai):
-    settings.DOCENT_RERANK_MODEL = "fake-reranker"
-    settings.DOCENT_RERANK_URL = fake_openai.base_url + "/rerank"
-    settings.DOCENT_RERANK_API_KEY = "sk-rerank"
-    settings.DOCENT_RERANK_TIMEOUT_S = 1.0
-    reranking.get_reranker.cache_clear()
-    yield fake_openai
-    reranking.get_reranker.cache_clear()
-
-
-@pytest.fixture
 def refunds(collection_a, collection_b):
     """The fused order puts the finance team's sentence first; the fake reranker is told to favour
     the escalation rule. Another team's passage on refunds must never reach the reranker."""
