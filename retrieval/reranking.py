@@ -1,10 +1,14 @@
 """The second stage of search: a cross-encoder re-scores the best fused candidates.
 
 Off by default (nothing offline ships one). With `DOCENT_RERANK_MODEL` set, candidates go to a
-rerank endpoint in the format vLLM, llama.cpp's server, Infinity, Jina and Cohere share:
-`POST {"model", "query", "documents": [...], "top_n"}` answered by
-`{"results": [{"index", "relevance_score"}]}`. A reranker that fails or is slow costs the search its
-second stage, never its answer: the caller keeps the fused order.
+rerank endpoint in one of two formats (`DOCENT_RERANK_API`):
+- `cohere`, which vLLM, llama.cpp's server, Infinity, Jina and Cohere share:
+  `POST {"model", "query", "documents": [...], "top_n"}` answered by
+  `{"results": [{"index", "relevance_score"}]}`;
+- `tei`, Hugging Face's text-embeddings-inference: `POST {"query", "texts": [...], "truncate"}`
+  answered by `[{"index", "score"}]`.
+A reranker that fails or is slow costs the search its second stage, never its answer: the caller
+keeps the fused order.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from collections.abc import Sequence
 import httpx
 
 log = logging.getLogger(__name__)
+
+
+APIS = ("cohere", "tei")
 
 
 class RerankError(RuntimeError):
@@ -39,15 +46,23 @@ class Reranker(abc.ABC):
 class HTTPReranker(Reranker):
     """A rerank endpoint over HTTP; one retry after a 429 or 503 whose Retry-After fits the timeout."""
 
-    def __init__(self, *, model_name: str, url: str, api_key: str = "", timeout: float = 5.0):
+    def __init__(
+        self, *, model_name: str, url: str, api_key: str = "", timeout: float = 5.0, api: str = "cohere"
+    ):
+        if api not in APIS:
+            raise ValueError(f"rerank API {api!r}: expected one of {', '.join(APIS)}")
         self.model_name = model_name
         self.url = url
         self.timeout = timeout
+        self.api = api
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
 
     def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
-        body = {"model": self.model_name, "query": query, "documents": list(texts), "top_n": len(texts)}
+        if self.api == "tei":  # the server holds one model; passages longer than it reads are cut
+            body = {"query": query, "texts": list(texts), "truncate": True}
+        else:
+            body = {"model": self.model_name, "query": query, "documents": list(texts), "top_n": len(texts)}
         deadline = time.monotonic() + self.timeout
         for attempt in range(2):
             try:
@@ -76,10 +91,13 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _scores(response: httpx.Response, n: int) -> list[float]:
     try:
-        results = response.json()["results"]
+        body = response.json()
+        results = body if isinstance(body, list) else body["results"]  # tei's list, or cohere's
         scores: list[float | None] = [None] * n
         for item in results:
-            scores[int(item["index"])] = float(item["relevance_score"])
+            scores[int(item["index"])] = float(
+                item["relevance_score"] if "relevance_score" in item else item["score"]
+            )
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise RerankError(f"unreadable answer: {exc!r}", "malformed") from exc
     if any(s is None for s in scores):
@@ -99,4 +117,5 @@ def get_reranker() -> Reranker | None:
         url=settings.DOCENT_RERANK_URL,
         api_key=settings.DOCENT_RERANK_API_KEY,
         timeout=settings.DOCENT_RERANK_TIMEOUT_S,
+        api=settings.DOCENT_RERANK_API,
     )

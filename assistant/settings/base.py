@@ -277,15 +277,19 @@ DOCENT_EXACT_SEARCH_MAX = env_int("DOCENT_EXACT_SEARCH_MAX", 20000)
 
 # A second stage after fusion (off unless a model is named): the best fused candidates re-scored
 # by a cross-encoder at a rerank endpoint (Cohere / Jina format: vLLM, llama.cpp's server, Infinity,
-# Jina, Cohere), `OPENAI_BASE_URL`/rerank unless DOCENT_RERANK_URL says where. When it fails or is
+# Jina, Cohere; or text-embeddings-inference's, DOCENT_RERANK_API=tei), `OPENAI_BASE_URL`/rerank unless
+# DOCENT_RERANK_URL says where. When it fails or is
 # slow, the fused order stands.
 DOCENT_RERANK_MODEL = os.environ.get("DOCENT_RERANK_MODEL", "")
 DOCENT_RERANK_URL = os.environ.get("DOCENT_RERANK_URL", "") or (
     OPENAI_BASE_URL.rstrip("/") + "/rerank" if OPENAI_BASE_URL else ""
 )
 DOCENT_RERANK_API_KEY = os.environ.get("DOCENT_RERANK_API_KEY", "") or OPENAI_API_KEY
+DOCENT_RERANK_API = os.environ.get("DOCENT_RERANK_API", "cohere").strip().lower()  # or "tei"
 DOCENT_RERANK_CANDIDATES = env_int("DOCENT_RERANK_CANDIDATES", 30)
 DOCENT_RERANK_TIMEOUT_S = env_float("DOCENT_RERANK_TIMEOUT_S", 5.0)
+if DOCENT_RERANK_API not in ("cohere", "tei"):
+    raise ValueError(f"DOCENT_RERANK_API={DOCENT_RERANK_API!r}: expected cohere or tei")
 if DOCENT_RERANK_MODEL and not DOCENT_RERANK_URL:
     raise ValueError("DOCENT_RERANK_MODEL needs an endpoint: set DOCENT_RERANK_URL or OPENAI_BASE_URL")
 

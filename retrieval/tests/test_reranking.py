@@ -51,6 +51,16 @@ def test_the_reranker_reorders_the_best_candidates(alice, refunds, reranker):
     assert not any("other team" in text for text in sent["body"]["documents"])
 
 
+def test_a_text_embeddings_inference_reranker(alice, refunds, reranker, settings):
+    settings.DOCENT_RERANK_API = "tei"
+    reranking.get_reranker.cache_clear()
+    reranker.rerank_favour = "escalation"
+    hits = search(user=alice, query=QUERY, k=2)
+    assert [h.document_id for h in hits] == [refunds["escalation"].id, refunds["approved"].id]
+    (sent,) = reranker.requests_to("/rerank")
+    assert set(sent["body"]) == {"query", "texts", "truncate"} and len(sent["body"]["texts"]) == 3
+
+
 def test_the_reranker_sees_no_more_than_its_candidates(alice, refunds, reranker, settings):
     settings.DOCENT_RERANK_CANDIDATES = 2
     reranker.rerank_favour = "cafeteria"

@@ -167,16 +167,22 @@ class FakeOpenAI:
                         self._json(200, {"results": [{"index": 0}]})
                         return
                     favour = fake.rerank_favour
+                    tei = "texts" in body  # text-embeddings-inference's format: a bare list
                     scored = [
                         {
                             "index": i,
                             "relevance_score": fake_relevance(body["query"], t)
                             + 2.0 * bool(favour and favour in t),
                         }
-                        for i, t in enumerate(body["documents"])
+                        for i, t in enumerate(body["texts"] if tei else body["documents"])
                     ]
                     scored.sort(key=lambda r: -r["relevance_score"])
-                    self._json(200, {"id": "rerank-1", "results": scored[: body.get("top_n") or None]})
+                    if tei:
+                        self._json(
+                            200, [{"index": r["index"], "score": r["relevance_score"]} for r in scored]
+                        )
+                    else:
+                        self._json(200, {"id": "rerank-1", "results": scored[: body.get("top_n") or None]})
                 elif self.path.endswith("/chat/completions"):
                     self._chat(body, fault or {})
                 else:
