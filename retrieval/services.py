@@ -516,6 +516,20 @@ def document_delete(*, document: Document) -> None:
         _documents_remove([document])
 
 
+def folder_prune(*, collection: Collection, folder: str, present: Iterable[str]) -> list[str]:
+    """Delete the collection's documents of a folder (named `folder/...`, as a folder's files are)
+    whose file is no longer in it, for a folder kept in step by ingesting it again; their names."""
+    keep = set(present)
+    gone = [
+        d
+        for d in Document.objects.filter(collection=collection, original_name__startswith=f"{folder}/")
+        if d.original_name not in keep
+    ]
+    with transaction.atomic():
+        _documents_remove(gone)
+    return sorted(d.original_name for d in gone)
+
+
 def _rows_remove(ids: Sequence[int], file_names: Iterable[str]) -> None:
     """Delete documents and their chunks in the current transaction; their files once it commits."""
     _chunks_remove(ids)

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from retrieval import services
-from retrieval.models import ApiKey, Document, Membership
+from retrieval.models import ApiKey, Chunk, Document, Membership
 from retrieval.selectors import api_key_user
 
 
@@ -66,6 +66,34 @@ def test_ingest_names_a_folders_files_by_their_path_in_it(db, tmp_path):
         run("ingest", str(tmp_path / "wiki"), "--collection", "docs", "--team", "Ops", "--sync", "--replace")
     names = sorted(Document.objects.values_list("original_name", flat=True))
     assert names == ["wiki/a/README.md", "wiki/b/README.md"]
+
+
+def test_ingest_with_prune_keeps_a_collection_in_step_with_its_folder(db, tmp_path):
+    """Run again with --replace --prune (from cron, say): a changed file replaces its document, a
+    removed one is deleted, and documents from elsewhere in the collection stay."""
+    wiki = tmp_path / "wiki"
+    wiki.mkdir()
+    (wiki / "keep.md").write_text("# Keep\n\nStays.\n")
+    (wiki / "edit.md").write_text("# Edit\n\nFirst version.\n")
+    (wiki / "drop.md").write_text("# Drop\n\nGoes away.\n")
+    (tmp_path / "wikipedia").mkdir()
+    (tmp_path / "wikipedia" / "other.md").write_text("# Other\n\nAnother folder.\n")
+    args = ("--collection", "docs", "--team", "Ops", "--sync", "--replace", "--prune")
+    run("ingest", str(wiki), *args)
+    run("ingest", str(tmp_path / "wikipedia"), "--collection", "docs", "--team", "Ops", "--sync")
+    kept = Document.objects.get(original_name="wiki/keep.md")
+    (wiki / "drop.md").unlink()
+    (wiki / "edit.md").write_text("# Edit\n\nSecond version.\n")
+    out = run("ingest", str(wiki), *args)
+    assert "wiki/drop.md: gone from the folder, deleted" in out
+    names = sorted(Document.objects.values_list("original_name", flat=True))
+    assert names == ["wiki/edit.md", "wiki/keep.md", "wikipedia/other.md"]
+    assert Document.objects.get(original_name="wiki/keep.md").id == kept.id
+    assert (
+        Document.objects.get(original_name="wiki/edit.md").file.open("rb").read()
+        == b"# Edit\n\nSecond version.\n"
+    )
+    assert not Chunk.objects.filter(text__contains="Goes away").exists()
 
 
 def test_ingest_takes_a_repos_code_and_docs_but_not_its_hidden_or_dependency_folders(db, tmp_path):

@@ -76,12 +76,24 @@ class Command(BaseCommand):
             help="each file is a new version: once it is ready, the collection's older documents of the "
             "same file name are deleted",
         )
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="a folder's documents whose file is gone from it are deleted (with --replace, run from cron, "
+            "the collection follows the folder)",
+        )
         parser.add_argument("--batch", type=int, default=32, help="documents per ingestion task")
 
-    def handle(self, *args, paths, collection, team, wait, sync, batch, replace, **options):
+    def handle(self, *args, paths, collection, team, wait, sync, batch, replace, prune, **options):
         target = resolve_collection(collection, team)
         ids, skipped = [], 0
-        for path, name in expand(list(paths)):
+        files = expand(list(paths))
+        if prune:
+            present = {name for _, name in files}
+            for folder in sorted({Path(p).resolve().name for p in paths if Path(p).is_dir()}):
+                for name in services.folder_prune(collection=target, folder=folder, present=present):
+                    self.stdout.write(f"{name}: gone from the folder, deleted")
+        for path, name in files:
             try:
                 with path.open("rb") as fh:
                     document, created = services.document_create(
