@@ -37,8 +37,6 @@ _stopping: set[str] = set()
 _listeners: weakref.WeakSet = weakref.WeakSet()  # event loops with a stop listener
 _background: set[asyncio.Task] = set()
 
-# A marker after a word character is an index (arr[1]), not a citation.
-_CITATION = re.compile(r"(?<!\w)\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _OPEN_TAIL = re.compile(r"\[[\d,\s]{0,20}$")
 
 
@@ -71,11 +69,11 @@ class CitationFilter:
             text, self.pending = text[: tail.start()], text[tail.start() :]
         else:
             self.pending = ""
-        return _CITATION.sub(self._check, text)
+        return citations.CITATION.sub(self._check, text)
 
     def flush(self) -> str:
         text, self.pending = self.pending, ""
-        return _CITATION.sub(self._check, text)
+        return citations.CITATION.sub(self._check, text)
 
 
 def _ensure_stop_listener() -> None:

@@ -16,10 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-# The same markers the citation filter keeps: "[1]", "[1, 2]", never "arr[1]".
-_CITATION = re.compile(r"(?<!\w)\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+from retrieval import cjk
+
+# A word character other than Chinese, Japanese or Korean (which write no space before a marker or
+# a figure: "审批单[1]", "在30天内").
+_LETTER = rf"[^\W{cjk.CLASS}]"
+# Citation markers: "[1]", "[1, 2]"; after a letter an index ("arr[1]"), not a citation.
+CITATION = re.compile(rf"(?<!{_LETTER})\[(\d{{1,3}}(?:\s*,\s*\d{{1,3}})*)\]")
 # A figure on its own: not part of a word or code name ("v2", "H2O", "x86"), thousands separated or not.
-_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\d,]\d)")
+_NUMBER = re.compile(rf"(?<![.,])(?<!{_LETTER})(\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.(\d+))?(?![\d,]\d)")
 _LIST_ITEM = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)  # "1. " opening a numbered list item
 _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -109,7 +114,7 @@ def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> l
     asked = _plain(question)
     groups: list[tuple[str, list[tuple[int, int]]]] = []
     ordinal, end = 0, 0
-    for m in _CITATION.finditer(text):
+    for m in CITATION.finditer(text):
         numbers = [int(x) for x in m.group(1).split(",")]
         markers = list(zip(range(ordinal, ordinal + len(numbers)), numbers, strict=True))
         ordinal += len(numbers)
@@ -139,7 +144,7 @@ def unsupported(text: str, passages: Mapping[int, str], question: str = "") -> l
 
 def marker_count(text: str) -> int:
     """The answer's citation markers, one per number, as `unsupported` counts them."""
-    return sum(len(m.group(1).split(",")) for m in _CITATION.finditer(text))
+    return sum(len(m.group(1).split(",")) for m in CITATION.finditer(text))
 
 
 def passages_by_number(sources: Iterable[dict]) -> dict[int, str]:

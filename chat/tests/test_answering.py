@@ -16,6 +16,13 @@ def test_citation_filter_keeps_valid_and_drops_invented_numbers():
     assert f.cited == [1, 2] and f.dropped == [7, 9]
 
 
+def test_citation_filter_reads_markers_right_after_chinese_text():
+    """Chinese writes no space before a marker: "审批单[1]" cites, an invented "[7]" goes."""
+    out, f = feed_all(["报销需要提交发票和审批单[", "1]。三十天内报销[7]。"], {1})
+    assert out == "报销需要提交发票和审批单[1]。三十天内报销。"
+    assert f.cited == [1] and f.dropped == [7]
+
+
 def test_citation_filter_leaves_other_brackets_alone():
     out, _ = feed_all(["see [the docs] and arr[1] or [", "x]"], {1})
     assert out == "see [the docs] and arr[1] or [x]"

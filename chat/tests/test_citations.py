@@ -35,6 +35,12 @@ def test_figures_from_the_question_are_the_users_and_not_checked():
     assert unsupported(text, PASSAGES) == [{"marker": 0, "n": 1, "missing": ["2026"]}]
 
 
+def test_figures_in_chinese_text_are_checked():
+    passages = {1: "差旅费用在出差结束后30天内报销。"}
+    assert unsupported("差旅费用在30天内报销[1]。", passages) == []
+    assert unsupported("差旅费用在60天内报销[1]。", passages) == [{"marker": 0, "n": 1, "missing": ["60"]}]
+
+
 def test_numbers_are_compared_by_value_and_code_names_are_not_numbers():
     assert stated_numbers("v2 of the H2O app, 10:30 on 2026-03-05, $1,200.50 and 12.50%") == [
         "10",
