@@ -290,4 +290,6 @@ def rewrite_messages(question: str, history: Sequence[tuple[str, str]]) -> list[
 def title_from(question: str) -> str:
     words = question.strip().split()
     title = " ".join(words[:8])
-    return (title[:80] + ("…" if len(words) > 8 or len(title) > 80 else "")) or "New conversation"
+    # Chinese and Japanese put eight words' worth in about 24 characters, and each is twice as wide.
+    limit = 24 if sum(map(len, cjk.RUN.findall(title))) * 2 > len(title) else 80
+    return (title[:limit] + ("…" if len(words) > 8 or len(title) > limit else "")) or "New conversation"

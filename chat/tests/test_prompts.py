@@ -91,3 +91,8 @@ def test_standalone_query_borrows_for_a_chinese_follow_up():
 def test_title_from_question():
     assert prompts.title_from("How many days of leave do I get per year in the Berlin office?").endswith("…")
     assert prompts.title_from("Leave?") == "Leave?"
+    assert (
+        prompts.title_from("员工每年享有多少天带薪年假，未使用的假期可以结转到下一年吗？")
+        == "员工每年享有多少天带薪年假，未使用的假期可以结转…"
+    )
+    assert prompts.title_from("差旅费用怎么报销？") == "差旅费用怎么报销？"
