@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import abc
 import functools
-import logging
 import time
 from collections.abc import Sequence
 
 import httpx
-
-log = logging.getLogger(__name__)
-
 
 APIS = ("cohere", "tei")
 
