@@ -6,7 +6,7 @@ from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retrieval import selectors, services
+from retrieval import cjk, selectors, services
 from retrieval.models import Chunk, Collection, Document
 from retrieval.selectors import search
 from tests.support.chunks import random_unit_vectors, write_chunks
@@ -329,6 +329,9 @@ def test_chinese_and_japanese_words_are_found_inside_unspaced_text(alice, collec
     assert [h.document_id for h in search(user=alice, query="带薪年假有几天？", mode="keyword")] == [leave.id]
     assert [h.document_id for h in search(user=alice, query="テキスト", mode="keyword")] == [japanese.id]
     assert selectors.query_terms(query="发票 invoices") == ["invoic", "发票"]
+    # The offline answerer reads such text in Python as the database does.
+    text = "日本語のテキスト、한국어 텍스트と检索增强生成。"
+    assert selectors.keyword_terms(text=text, languages=["simple"])["simple"] == set(cjk.split(text)[1])
     with connection.cursor() as cursor:  # each pair counted as often as it occurs, for BM25's tf
         cursor.execute("SELECT docent_keywords('技术技术技术 and technology')::text")
         assert cursor.fetchone()[0] == "'technolog':2 '技术':3,5,7 '术技':4,6"
