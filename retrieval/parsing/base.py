@@ -100,8 +100,23 @@ class _Budget:
         return text
 
 
+# Typographic ligatures, as PDFs typeset by TeX and others hand them out ("ﬁle"): spelled out, so
+# that keyword search, the embedder and quotes read "file".
+_LIGATURES = str.maketrans(
+    {
+        "\ufb00": "ff",
+        "\ufb01": "fi",
+        "\ufb02": "fl",
+        "\ufb03": "ffi",
+        "\ufb04": "ffl",
+        "\ufb05": "st",
+        "\ufb06": "st",
+    }
+)
+
+
 def _clean(text: str) -> str:
-    return text.replace("\x00", "").strip()
+    return text.replace("\x00", "").translate(_LIGATURES).strip()
 
 
 def _decode(data: bytes, *, html: bool = False) -> str:
