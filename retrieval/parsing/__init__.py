@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from .base import Block, ParseError, UnsupportedType, _Budget
+from .base import Block, ParseError, UnsupportedType, _Budget, spelled_out
 from .detect import (
     EXTENSIONS,
     FOLDER_EXTENSIONS,
@@ -82,7 +82,10 @@ def parse(
     path: str | Path, kind: str, *, max_chars: int, ocr: Ocr | None = None, progress: Progress | None = None
 ) -> list[Block]:
     """Parse in this process. Use `parse_isolated` for untrusted files."""
-    blocks = PARSERS[kind](Path(path), _Budget(max_chars, ocr=ocr, progress=progress))
+    blocks = [
+        Block(spelled_out(b.text), b.page, [spelled_out(h) for h in b.headings])
+        for b in PARSERS[kind](Path(path), _Budget(max_chars, ocr=ocr, progress=progress))
+    ]
     if not blocks:
         raise ParseError("the document contains no text")
     return blocks

@@ -101,9 +101,11 @@ class _Budget:
 
 
 # Typographic ligatures, as PDFs typeset by TeX and others hand them out ("ﬁle"): spelled out, so
-# that keyword search, the embedder and quotes read "file".
+# that keyword search, the embedder and quotes read "file". Soft hyphens (invisible break hints
+# inside words, "infor\u00admation") go: keyword search would read "infor\u00adm" as the stem.
 _LIGATURES = str.maketrans(
     {
+        "\u00ad": None,
         "\ufb00": "ff",
         "\ufb01": "fi",
         "\ufb02": "fl",
@@ -115,8 +117,13 @@ _LIGATURES = str.maketrans(
 )
 
 
+def spelled_out(text: str) -> str:
+    """The text with its ligatures as letters and without soft hyphens (every parser's output)."""
+    return text.translate(_LIGATURES)
+
+
 def _clean(text: str) -> str:
-    return text.replace("\x00", "").translate(_LIGATURES).strip()
+    return text.replace("\x00", "").strip()
 
 
 def _decode(data: bytes, *, html: bool = False) -> str:

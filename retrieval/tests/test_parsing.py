@@ -661,13 +661,16 @@ def test_invalid_utf8_fails_readably(tmp_path):
         parse_isolated(write(tmp_path, "a.txt", b"ok \xff\xfe bad"), "text", **LIMITS)
 
 
-def test_typographic_ligatures_are_spelled_out(tmp_path):
+def test_typographic_ligatures_are_spelled_out_and_soft_hyphens_go(tmp_path):
     """A PDF's "fi" and "fl" ligatures (TeX sets them; pypdf hands them out as U+FB01, U+FB02) are
     read as letters, so that "file" finds "ﬁle" in keyword search and the embedder reads a word."""
     pdf = files.pdf_content_bytes(r"BT /F1 12 Tf 72 700 Td (Each \256le is \257agged for review.) Tj ET")
     assert [b.text for b in parse_isolated(write(tmp_path, "a.pdf", pdf), "pdf", **LIMITS)] == [
         "Each file is flagged for review."
     ]
+    # Soft hyphens, invisible hints where a word may break, go as well.
+    text = write(tmp_path, "a.txt", "The infor\u00admation desk.".encode())
+    assert [b.text for b in parse_isolated(text, "text", **LIMITS)] == ["The information desk."]
 
 
 def test_utf16_with_byte_order_mark_is_text(tmp_path):
