@@ -113,7 +113,7 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
     page, live_url, make_user, make_team, make_collection
 ):
     """Passages come with their document, page or heading path, the query's words marked; another
-    team's matching passage never shows, and markup in a passage stays text."""
+    team's matching passage never shows, HTML in a passage stays text and its Markdown is rendered."""
     from retrieval import services
     from retrieval.tests.helpers import upload
 
@@ -133,6 +133,12 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
         upload(
             theirs, "secret.md", b"# Secret\n\nThe finance backup runs nightly at three.\n", enqueue=False
         ),
+        upload(
+            mine,
+            "schedule.md",
+            b"# Schedule\n\n| job | when |\n|---|---|\n| backup | nightly |\n| report | weekly |\n",
+            enqueue=False,
+        ),
     ]
     services.documents_ingest(document_ids=[d.id for d, _ in docs])
 
@@ -148,6 +154,9 @@ def test_search_box_shows_passages_with_page_heading_and_marked_terms(
     expect(hits.filter(has_text="Restore a backup")).to_contain_text("Restores")  # its heading path
     expect(page.locator("#search-results")).not_to_contain_text("finance")
     assert page.locator("#search-results img").count() == 0
+    # A passage reads as the chat shows it: a Markdown table is a table, its words marked in its cells.
+    table = hits.filter(has_text="weekly").locator("table")
+    expect(table.locator("td mark")).to_have_text(["backup", "nightly"])
     # A hit's title opens it among its document's passages.
     hits.first.locator(".where a").click()
     expect(page.locator("li.passage:target")).to_contain_text("The backup runs nightly at two.")

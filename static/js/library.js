@@ -546,10 +546,25 @@
     where.append(title);
     if (hit.heading_path) { const h = document.createElement("span"); h.textContent = hit.heading_path; where.append(h); }
     if (hit.page) { const p = document.createElement("span"); p.textContent = `page ${hit.page}`; where.append(p); }
-    const text = document.createElement("p");
-    highlight(text, hit.text, terms);
-    li.append(where, text);
+    li.append(where, passageText(hit.text, terms));
     return li;
+  }
+
+  // The passage as the chat shows it (Markdown rendered: a table is a table), its text nodes then
+  // marked for the query's terms.
+  function passageText(source, terms) {
+    const body = document.createElement("div"); body.className = "passage-text";
+    if (window.DocentMarkdown) window.DocentMarkdown.render(body, source, false);
+    else body.textContent = source;
+    const nodes = [];
+    const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n);
+    for (const n of nodes) {
+      const marked = document.createDocumentFragment();
+      highlight(marked, n.data, terms);
+      n.replaceWith(marked);
+    }
+    return body;
   }
 
   // Marks words that start with a query term's stem; built from text nodes, never from HTML.
@@ -563,7 +578,7 @@
   function highlight(node, text, terms) {
     const stems = terms.filter((t) => t.length > 1 && !cjk.test(t)).map(escape);
     const pairs = terms.filter((t) => cjk.test(t)).map(escape);
-    if (!stems.length && !pairs.length) { node.textContent = text; return; }
+    if (!stems.length && !pairs.length) { node.append(document.createTextNode(text)); return; }
     const words = stems.length ? [`(?<![\\p{L}\\p{N}_])(?:${stems.join("|")})[\\p{L}\\p{N}_]*`] : [];
     const re = new RegExp(words.concat(pairs).join("|"), "giu");
     let last = 0;
