@@ -24,7 +24,7 @@ Offsets = Callable[[str], Sequence[tuple[int, int]]]
 PARAGRAPH, SENTENCE, LINE, WORD = 4, 3, 2, 1
 _SENTENCE_END = (".", "!", "?", "…", ":", ";", "。", "！", "？")
 _CJK_SENTENCE_END = frozenset("。！？；")
-_CJK_PAUSE = frozenset("，、：」』”）》")
+_CJK_PAUSE = frozenset("，、：」』）》")  # full-width only: "”" closes English quotes too
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,17 @@ def test_unspaced_chinese_is_cut_after_a_full_width_stop():
     assert all(c.text.endswith("。") for c in chunks)
 
 
+def test_closing_quotes_in_english_are_no_place_to_cut():
+    """The full-width stops and commas of Chinese end words without a space; English quotes do not."""
+    from retrieval.chunking import WORD, _boundary, _Tables
+
+    text = "He said “no”, then 报销，发票"
+    offsets = wordpiece_offsets(text)
+    at = {text[offsets[t][0] : offsets[t][1]]: t for t in range(1, len(offsets))}
+    assert _boundary(text, offsets, at[","], _Tables(text)) == 0  # after ”
+    assert _boundary(text, offsets, at["发"], _Tables(text)) == WORD  # after ，
+
+
 def test_counts_are_exact_where_dropped_control_characters_join_words():
     """The tokenizer drops U+001C and joins the words around it, so a cut there re-tokenizes."""
     text = (
