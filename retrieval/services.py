@@ -187,6 +187,23 @@ def collection_rekey_queue(*, collection_id: int) -> None:
     transaction.on_commit(lambda: rekey_collection.delay(collection_id), robust=True)
 
 
+# The keyword index derived from the chunks' keyword vectors, for the chunks that `{where}` keeps:
+# postings, document frequencies, collection statistics (a language change rebuilds one
+# collection's, `manage.py reindex --keywords` the whole table's).
+_POSTINGS_SQL = """
+INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)
+SELECT hashtextextended(u.lexeme, 0), ch.collection_id, ch.id, array_length(u.positions, 1), ch.term_count
+FROM retrieval_chunk ch, unnest(ch.search_vector) u WHERE {where}"""
+_TERMS_SQL = """
+INSERT INTO retrieval_term (term, collection_id, df)
+SELECT u.lexeme, ch.collection_id, count(*) FROM retrieval_chunk ch, unnest(ch.search_vector) u
+WHERE {where} GROUP BY 1, 2"""
+_STATISTICS_SQL = """
+UPDATE retrieval_collection c
+SET indexed_chunks = (SELECT count(*) FROM retrieval_chunk ch WHERE ch.collection_id = c.id),
+    indexed_terms = (SELECT coalesce(sum(ch.term_count), 0) FROM retrieval_chunk ch WHERE ch.collection_id = c.id)
+WHERE {where}"""
+_ONE = "ch.collection_id = %(c)s"
 _REKEY_SQL = [
     "DELETE FROM retrieval_posting WHERE collection_id = %(c)s",
     "DELETE FROM retrieval_term WHERE collection_id = %(c)s",
@@ -196,17 +213,10 @@ _REKEY_SQL = [
        FROM (SELECT id, docent_keywords(heading_path || ' ' || text, %(language)s::regconfig) AS tsv
              FROM retrieval_chunk WHERE collection_id = %(c)s) v
        WHERE ch.id = v.id""",
-    """INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)
-       SELECT hashtextextended(u.lexeme, 0), ch.collection_id, ch.id, array_length(u.positions, 1), ch.term_count
-       FROM retrieval_chunk ch, unnest(ch.search_vector) u WHERE ch.collection_id = %(c)s""",
-    """INSERT INTO retrieval_term (term, collection_id, df)
-       SELECT u.lexeme, ch.collection_id, count(*) FROM retrieval_chunk ch, unnest(ch.search_vector) u
-       WHERE ch.collection_id = %(c)s GROUP BY 1, 2""",
-    """UPDATE retrieval_collection
-       SET indexed_language = %(language)s,
-           indexed_chunks = (SELECT count(*) FROM retrieval_chunk WHERE collection_id = %(c)s),
-           indexed_terms = (SELECT coalesce(sum(term_count), 0) FROM retrieval_chunk WHERE collection_id = %(c)s)
-       WHERE id = %(c)s""",
+    _POSTINGS_SQL.format(where=_ONE),
+    _TERMS_SQL.format(where=_ONE),
+    _STATISTICS_SQL.format(where="c.id = %(c)s"),
+    "UPDATE retrieval_collection SET indexed_language = %(language)s WHERE id = %(c)s",
 ]
 
 
@@ -215,6 +225,13 @@ def collection_rekey(*, collection_id: int) -> bool:
     language, when that changed; False when there was nothing to do. One transaction: searches see
     the old index, in the old language, until the new one replaces it whole."""
     with transaction.atomic(), connection.cursor() as cursor:
+        # A rebuild of this collection already running (the sweep queues it again every minute
+        # until it is done): this one has nothing to do, and must not hold a worker waiting.
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('docent-rekey', %s))", [collection_id]
+        )
+        if not cursor.fetchone()[0]:
+            return False
         # Chunks written meanwhile would be keyed in the old language: no insert runs until this
         # commits (a rare change; the 11,729 chunks of SciFact took 13 - 15 s).
         cursor.execute("LOCK TABLE retrieval_chunk IN SHARE MODE")
@@ -970,21 +987,6 @@ def documents_reparse(*, kind: str) -> int:
     return len(ids)
 
 
-_POSTINGS_REBUILD_SQL = """
-TRUNCATE retrieval_posting, retrieval_term;
-INSERT INTO retrieval_posting (term_hash, collection_id, chunk_id, tf, dl)
-SELECT hashtextextended(u.lexeme, 0), ch.collection_id, ch.id, array_length(u.positions, 1), ch.term_count
-FROM retrieval_chunk ch, unnest(ch.search_vector) u;
-"""
-_STATISTICS_REBUILD_SQL = """
-INSERT INTO retrieval_term (term, collection_id, df)
-SELECT u.lexeme, ch.collection_id, count(*) FROM retrieval_chunk ch, unnest(ch.search_vector) u GROUP BY 1, 2;
-UPDATE retrieval_collection c
-SET indexed_chunks = (SELECT count(*) FROM retrieval_chunk ch WHERE ch.collection_id = c.id),
-    indexed_terms = (SELECT coalesce(sum(ch.term_count), 0) FROM retrieval_chunk ch WHERE ch.collection_id = c.id);
-"""
-
-
 def keyword_index_rebuild() -> int:
     """Rebuild the BM25 postings, document frequencies and collection statistics from the chunks'
     keyword vectors; returns the number of postings.
@@ -1001,10 +1003,12 @@ def keyword_index_rebuild() -> int:
         indexes = cursor.fetchall()
         for name, _ in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
-        cursor.execute(_POSTINGS_REBUILD_SQL)
+        cursor.execute("TRUNCATE retrieval_posting, retrieval_term")
+        cursor.execute(_POSTINGS_SQL.format(where="true"))
         for _, definition in indexes:
             cursor.execute(definition)
-        cursor.execute(_STATISTICS_REBUILD_SQL)
+        cursor.execute(_TERMS_SQL.format(where="true"))
+        cursor.execute(_STATISTICS_SQL.format(where="true"))
         cursor.execute("SELECT count(*) FROM retrieval_posting")
         postings = cursor.fetchone()[0]
     if not connection.in_atomic_block:  # VACUUM cannot run inside a caller's transaction

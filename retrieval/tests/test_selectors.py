@@ -368,6 +368,20 @@ def test_a_change_of_language_rebuilds_the_collections_keyword_index(
         services.collection_update(collection=collection_a, language="klingon")
 
 
+def test_a_rebuild_already_running_makes_a_second_one_return_at_once(collection_a):
+    """The sweep queues a rebuild again every minute until it is done: a second task for the same
+    collection returns at once instead of holding a worker while it waits for the table lock."""
+    import psycopg
+
+    services.collection_update(collection=collection_a, language="german")
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtextextended('docent-rekey', %s))", [collection_a.id])
+        assert services.collection_rekey(collection_id=collection_a.id) is False
+    collection_a.refresh_from_db()
+    assert collection_a.indexed_language == "english"  # left to the rebuild that holds the lock
+    assert services.collection_rekey(collection_id=collection_a.id) is True
+
+
 def test_a_language_the_database_server_lacks_is_refused(team_a, monkeypatch):
     """PostgreSQL 16 has every configuration named; an older server behind DATABASE_URL lacks some
     (yiddish came with 16), and a collection in one would fail every search: refused in words."""
