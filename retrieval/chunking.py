@@ -45,7 +45,12 @@ class ChunkSpec:
 
     @property
     def embedding_input(self) -> str:
-        return f"{self.heading_path}\n{self.text}" if self.heading_path else self.text
+        return passage_input(self.heading_path, self.text)
+
+
+def passage_input(heading_path: str, text: str) -> str:
+    """A passage as a model reads it (the embedder, a reranker): its heading path over its text."""
+    return f"{heading_path}\n{text}" if heading_path else text
 
 
 def content_hash(heading_path: str, text: str) -> str:

@@ -536,13 +536,12 @@ def search(
 
 def _reranked(reranker, query: str, hits: list[SearchHit]) -> list[SearchHit]:
     """The hits in the reranker's order (ties in the fused order); the fused order when it fails."""
+    from .chunking import passage_input
     from .reranking import RerankError
 
     started = time.perf_counter()
     try:
-        scores = reranker.rerank(
-            query, [f"{h.heading_path}\n{h.text}" if h.heading_path else h.text for h in hits]
-        )
+        scores = reranker.rerank(query, [passage_input(h.heading_path, h.text) for h in hits])
     except RerankError as exc:
         log.warning("reranker %s failed, fused order kept: %s", reranker.model_name, exc)
         metrics.RERANK_FAILURES.labels(reason=exc.reason).inc()
