@@ -232,10 +232,13 @@ def collection_rekey(*, collection_id: int) -> bool:
         )
         if not cursor.fetchone()[0]:
             return False
-        # Chunks written meanwhile would be keyed in the old language: no insert runs until this
-        # commits (a rare change; the 11,729 chunks of SciFact took 13 - 15 s).
-        cursor.execute("LOCK TABLE retrieval_chunk IN SHARE MODE")
-        collection = Collection.objects.select_for_update().filter(id=collection_id).first()
+        # Chunks written meanwhile would be keyed in the old language: this waits for the writes
+        # into this collection under way and holds back new ones until it commits (each writer
+        # holds the same lock shared, `_write_chunks`); other collections' writes go on (the
+        # 11,729 chunks of SciFact took 13 - 15 s).
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('docent-keying', %s))", [collection_id])
+        # Not FOR UPDATE: new documents' foreign-key checks (key share) need not wait.
+        collection = Collection.objects.select_for_update(no_key=True).filter(id=collection_id).first()
         if collection is None or collection.language == collection.indexed_language:
             return False
         for statement in _REKEY_SQL:
@@ -878,6 +881,15 @@ def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
         _chunks_remove(written)
         raw = _raw_connection()
         with raw.cursor() as cursor:
+            # Before the INSERT reads the collections' `indexed_language`: a keyword index being
+            # rebuilt in another language holds this lock until it commits (`collection_rekey`),
+            # and the INSERT's snapshot then reads the new language. Shared: writers into one
+            # collection do not wait for each other.
+            for collection_id in sorted({d.collection_id for d, _ in prepared if d.id in alive}):
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock_shared(hashtextextended('docent-keying', %s))",
+                    [collection_id],
+                )
             cursor.execute(_STAGING_SQL)
             cursor.execute(
                 "TRUNCATE chunk_staging"

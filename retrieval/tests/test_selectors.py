@@ -382,6 +382,66 @@ def test_a_rebuild_already_running_makes_a_second_one_return_at_once(collection_
     assert services.collection_rekey(collection_id=collection_a.id) is True
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_holds_back_uploads_to_its_own_collection_only(alice, team_a, make_collection, monkeypatch):
+    """While a collection's keyword index is rebuilt in its new language, an upload to another
+    collection is written at once; one to the same collection waits, and is keyed in the new
+    language (not in the old one the rebuild is replacing)."""
+    import threading
+
+    import psycopg
+
+    german, other = make_collection(team_a, "Handbuch"), make_collection(team_a, "other")
+    ingest(german, "garten.txt", "Die Gärten am See sind groß.")
+    services.collection_update(collection=german, language="german")
+    gate = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    gate.execute("SELECT pg_advisory_lock(4242)")  # the rebuild stops mid-way until released
+    monkeypatch.setattr(services, "_REKEY_SQL", ["SELECT pg_advisory_lock(4242)", *services._REKEY_SQL])
+    results, errors = {}, []
+
+    def run(name, work):
+        try:
+            results[name] = work()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    rebuild = threading.Thread(
+        target=run, args=("rebuild", lambda: services.collection_rekey(collection_id=german.id))
+    )
+    rebuild.start()
+    try:
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as probe:
+            for _ in range(100):  # until the rebuild waits at the gate, its locks held
+                if probe.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()[0]:
+                    break
+                threading.Event().wait(0.05)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '10s'")  # an upload that waited would fail here
+        elsewhere = ingest(other, "house.txt", "The houses by the lake share one garden.")
+        assert elsewhere.chunk_count == 1
+        upload_same = threading.Thread(
+            target=run, args=("same", lambda: ingest(german, "haus.txt", "Die Häuser am See haben Gärten."))
+        )
+        upload_same.start()
+        upload_same.join(1.5)
+        assert upload_same.is_alive()  # waiting for the rebuild
+    finally:
+        gate.execute("SELECT pg_advisory_unlock(4242)")
+        gate.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    rebuild.join(30)
+    upload_same.join(30)
+    assert errors == [] and results["rebuild"] is True
+    assert [h.document_id for h in search(user=alice, query="Haus", mode="keyword")] == [results["same"].id]
+    kept, counted = _term_frequencies()
+    assert kept == counted
+
+
 def test_a_language_the_database_server_lacks_is_refused(team_a, monkeypatch):
     """PostgreSQL 16 has every configuration named; an older server behind DATABASE_URL lacks some
     (yiddish came with 16), and a collection in one would fail every search: refused in words."""
