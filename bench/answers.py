@@ -22,8 +22,9 @@ import sys
 from .common import ROOT, SHARED, read_jsonl, setup_django
 
 
-def _collection(user, name: str, files: list[tuple[str, bytes]]):
-    """The collection holding exactly these files (a changed file replaces its old version)."""
+def _collection(user, name: str, files: list[tuple[str, bytes]], *, reingest: bool = False):
+    """The collection holding exactly these files (a changed file replaces its old version); with
+    `reingest`, every one read and cut again (after a change to parsing or chunking)."""
     from retrieval import services
     from retrieval.models import Collection, Document
 
@@ -34,7 +35,9 @@ def _collection(user, name: str, files: list[tuple[str, bytes]]):
     ]
     for old in Document.objects.filter(collection=collection).exclude(id__in=[d.id for d in documents]):
         services.document_delete(document=old)
-    services.documents_ingest(document_ids=[d.id for d in documents if d.status != "ready"])
+    if reingest:
+        Document.objects.filter(id__in=[d.id for d in documents]).update(status=Document.Status.QUEUED)
+    services.documents_ingest(document_ids=[d.id for d in documents if reingest or d.status != "ready"])
     return collection
 
 
@@ -65,6 +68,11 @@ def _quotes(text: str) -> list[str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench.answers")
     parser.add_argument("--squad", type=int, default=400, help="SQuAD questions to ask")
+    parser.add_argument(
+        "--reingest",
+        action="store_true",
+        help="read and cut the documents again (after a parsing or chunking change)",
+    )
     args = parser.parse_args(argv)
     setup_django()
     from chat.providers import get_chat_model
@@ -85,6 +93,7 @@ def main(argv: list[str]) -> int:
             )
             for a in articles
         ],
+        reingest=args.reingest,
     )
     questions = [
         (q["question"], q["is_impossible"], [g["text"] for g in q["answers"]])
@@ -123,7 +132,12 @@ def main(argv: list[str]) -> int:
         f"({counts['on_point'] / max(counts['sentences'], 1):.1%})"
     )
 
-    docs = _collection(user, "docs", [(p.name, p.read_bytes()) for p in sorted((ROOT / "docs").glob("*.md"))])
+    docs = _collection(
+        user,
+        "docs",
+        [(p.name, p.read_bytes()) for p in sorted((ROOT / "docs").glob("*.md"))],
+        reingest=args.reingest,
+    )
     spec = json.loads((ROOT / "bench" / "data" / "docs_questions.json").read_text())
     right = refused = 0
     for item in spec["answerable"]:

@@ -183,7 +183,10 @@ def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, 
 def _overlap_start(
     text: str, offsets: Sequence[tuple[int, int]], start: int, end: int, overlap: int, tables: _Tables
 ) -> int:
-    """Where the next chunk begins: at most `overlap` tokens before `end`, on a sentence or word boundary."""
+    """Where the next chunk begins: at most `overlap` tokens before `end`, on a sentence or word
+    boundary; or at the start of the chunk's last sentence when no sentence starts that late and the
+    last one is at most twice as long (a chunk beginning inside a sentence would be quoted from the
+    middle of one: half the overlaps of SciFact abstracts did, 9% now)."""
     if overlap <= 0 or end >= len(offsets):
         return end
     earliest = max(start + 1, end - overlap)
@@ -194,6 +197,10 @@ def _overlap_start(
             return t
         if q and word is None and not tables.at(offsets[t - 1][1]):
             word = t
+    # At most half the chunk again, so that each chunk still moves on by half of one.
+    for t in range(earliest - 1, max(start + 1, end - min(2 * overlap, (end - start) // 2)) - 1, -1):
+        if _boundary(text, offsets, t, tables) >= SENTENCE:
+            return t
     return word or end
 
 

@@ -38,6 +38,22 @@ def test_long_text_cuts_at_sentence_ends_with_overlap():
         assert b.start < a.end  # overlap
 
 
+def test_a_chunk_begins_with_a_whole_sentence_when_the_last_one_is_a_little_longer_than_the_overlap():
+    """The next chunk repeats the previous one's last sentence whole when it is at most twice the
+    overlap (quoted, a passage beginning inside a sentence reads as a fragment); a longer one is
+    cut at a word, as before."""
+    long_ones = " ".join(f"Point {i} is that the {i}th valve closes slowly in the cold." for i in range(12))
+    text = f"{long_ones} {'word ' * 60}ends here."
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=60, overlap_tokens=10)
+    assert n_tokens("Point 3 is that the 3th valve closes slowly in the cold.") > 10
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert b.start < a.end
+        if a.end <= len(long_ones):
+            assert b.text.startswith("Point "), b.text[:40]
+    pairs = zip(chunks, chunks[1:], strict=False)
+    assert any(not b.text.startswith("Point ") and b.start < a.end for a, b in pairs)  # cut at a word
+
+
 def test_tables_are_cut_between_rows():
     """A cell's own punctuation ("code": 429; ...) is no place to cut: a chunk that began there would
     start halfway through a row."""
