@@ -7,7 +7,8 @@ passages (Snowball-stemmed) and counting the words of its section heading and of
 first sentence at half weight; the passage's own retrieval similarity breaks ties. A sentence that
 leans on the one before ("It runs every minute.") is quoted after its paragraph's first sentence. A
 Markdown table row is a sentence that names its columns; a row whose header is not in the passage is
-not quoted.
+not quoted. A sentence that overlapping passages share (whole, or cut at either end) is quoted once,
+whole, scored as its best copy.
 """
 
 from __future__ import annotations
@@ -114,6 +115,26 @@ def _prose(lines: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _copies(texts: list[str]) -> list[int]:
+    """For each sentence (whitespace folded), the first whole copy of it. Consecutive passages
+    overlap: the later one repeats the earlier one's last sentence, whole or from inside it (a
+    tail), and the earlier one may end inside it (a head)."""
+    first: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        first.setdefault(text, i)
+
+    def whole(text: str) -> str:
+        while len(text) >= 20:
+            # The shortest sentence holding this one at its start or end, then that one's whole.
+            longer = [o for o in first if len(o) > len(text) and (o.endswith(text) or o.startswith(text))]
+            if not longer:
+                break
+            text = min(longer, key=len)
+        return text
+
+    return [first[whole(text)] for text in texts]
+
+
 class ExtractiveAnswerer(ChatModel):
     name = "docent-extractive"
 
@@ -196,7 +217,21 @@ class ExtractiveAnswerer(ChatModel):
             score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
             if score >= self.min_score:
                 scored.append((score, order, passage.n, sentence))
-        scored.sort(key=lambda x: (-x[0], x[1]))
+        # Each sentence once, whole, scored as its best copy (a tail may match the question better
+        # than the whole sentence it is cut from).
+        # Of whole copies, the best scored is quoted (one read after its paragraph's first sentence).
+        flat = [" ".join(s.split()) for _, s in sentences]
+        whole = _copies(flat)
+        group: dict[int, list] = {}  # first whole copy -> [best score of any, copy quoted, its score]
+        for score, order, _, _ in scored:
+            g = group.setdefault(whole[order], [score, whole[order], -1.0])
+            g[0] = max(g[0], score)
+            if flat[order] == flat[whole[order]] and score > g[2]:
+                g[1], g[2] = order, score
+        scored = sorted(
+            ((score, at, sentences[at][0].n, sentences[at][1]) for score, at, _ in group.values()),
+            key=lambda x: (-x[0], x[1]),
+        )
         best = scored[: self.max_sentences]
         if not best:
             return []
@@ -227,6 +262,8 @@ class ExtractiveAnswerer(ChatModel):
             # Sources are often hard-wrapped, and list items carry their own marker: either would
             # break the quote's own bullet.
             sentence = _LIST_MARKER.sub("", " ".join(cjk.unwrap(sentence).split()))
+            # A long sentence split at a semicolon: its first clause ends the quote with a full stop.
+            sentence = sentence.rstrip(";,；，") or sentence
             if not sentence.endswith((".", "!", "?", ":")) and not _FULL_STOP.search(sentence):
                 sentence += "."
             parts.append(f"{'…' if tail else ''}{sentence} [{n}]")

@@ -196,6 +196,14 @@ def test_extractive_marks_the_tail_of_a_sentence_a_passage_begins_with():
     )
 
 
+def test_extractive_ends_a_passage_cut_at_a_semicolon_with_a_full_stop():
+    """A passage may end at a clause (the chunker cuts a long sentence at a semicolon): quoted, it
+    ends with a full stop, not ";."."""
+    text = "Broken attachments are named with the reason they were not read, and the email still reads;"
+    answer = ExtractiveAnswerer().answer_text(Prompt([], [_one(text)], "What happens to broken attachments?"))
+    assert answer == f"From your documents: {text[:-1]}. [1]"
+
+
 def test_extractive_refuses_when_nothing_answers():
     assert ExtractiveAnswerer().answer_text(Prompt([], P, "Which dinosaur was the largest?")) == REFUSAL
 
@@ -252,3 +260,32 @@ def test_extractive_takes_a_snake_case_name_whole():
         Prompt([], [longer, exact], "What does asn1_read_value do?")
     )
     assert text == "From your documents: asn1_read_value returns the value of one element. [2]"
+
+
+def test_extractive_quotes_a_sentence_two_overlapping_passages_share_once_and_whole():
+    """Consecutive passages overlap: the later one repeats the earlier one's last sentence, whole or
+    from inside it. Both found, the sentence is quoted once, whole, citing a passage that holds it all."""
+    whole = "The sweep re-queues documents whose worker died, once a minute."
+    first = _one(f"Ingestion runs in Celery. {whole}", n=1)
+    tail = _one("documents whose worker died, once a minute. Failed ones say why.", n=2)
+    again = _one(f"{whole} Failed ones say why.", n=3)
+    for passages, cited in (([tail, first], 1), ([first, again], 1), ([tail, again], 3)):
+        answer = ExtractiveAnswerer().answer_text(
+            Prompt([], passages, "What does the sweep do to documents?")
+        )
+        assert answer.count("worker died") == 1, answer
+        assert f"{whole} [{cited}]" in answer, answer
+
+
+def test_extractive_reads_a_shared_sentence_where_its_paragraph_says_what_it_is_about():
+    """Of two copies of a sentence, the one read after its paragraph's first sentence is kept: "About
+    eight minutes." answers how long the tests take only beside the sentence that names them."""
+    alone = _one("About eight minutes on two cores. Pass pytest options through a variable.", n=1)
+    led = _one(
+        "Run make test for the whole test suite in headless Chromium. About eight minutes on two cores.", n=2
+    )
+    from retrieval.embeddings import get_embedder
+
+    answerer = ExtractiveAnswerer(embed=get_embedder().embed)  # as the app has it
+    answer = answerer.answer_text(Prompt([], [alone, led], "How long does the test suite take?"))
+    assert "About eight minutes on two cores. [2]" in answer, answer
