@@ -391,8 +391,11 @@ def test_a_rebuild_holds_back_uploads_to_its_own_collection_only(alice, team_a, 
 
     import psycopg
 
+    from retrieval import tasks
+
     german, other = make_collection(team_a, "Handbuch"), make_collection(team_a, "other")
     ingest(german, "garten.txt", "Die Gärten am See sind groß.")
+    monkeypatch.setattr(tasks.rekey_collection, "delay", lambda collection_id: None)  # run below instead
     services.collection_update(collection=german, language="german")
     gate = psycopg.connect(**connection.get_connection_params(), autocommit=True)
     gate.execute("SELECT pg_advisory_lock(4242)")  # the rebuild stops mid-way until released
