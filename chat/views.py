@@ -12,9 +12,15 @@ from .models import Conversation
 @login_required
 def index(request):
     collections = list(selectors.collections_for_user(user=request.user))
-    # The composer's attach button takes what the library's upload takes.
-    accept = ",".join(EXTENSIONS)
-    return render(request, "chat/index.html", {"collections": collections, "accept": accept})
+    # The composer's attach button takes what the library's upload takes, into a collection of the
+    # user's own teams (one shared with them is read-only).
+    writable = selectors.collection_ids_writable(user=request.user)
+    context = {
+        "collections": collections,
+        "attachable": [c for c in collections if c.id in writable],
+        "accept": ",".join(EXTENSIONS),
+    }
+    return render(request, "chat/index.html", context)
 
 
 @login_required

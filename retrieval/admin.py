@@ -43,6 +43,11 @@ class _LiveTeamChoices:
             kwargs["queryset"] = Team.objects.filter(deleted_at__isnull=True)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "shared_with":
+            kwargs["queryset"] = Team.objects.filter(deleted_at__isnull=True)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -128,6 +133,7 @@ class CollectionAdmin(_LiveTeamChoices, admin.ModelAdmin):
     list_filter = ["team", "language", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "team__name"]
     readonly_fields = ["indexed_language", "deleted_at"]
+    filter_horizontal = ["shared_with"]
 
     def save_model(self, request, obj, form, change):
         if not change:  # an empty collection's keyword index is in its language from the start

@@ -19,6 +19,11 @@ from .models import Collection, Document, Membership
 router = Router(auth=api_auth, tags=["knowledge"])
 
 
+class TeamRef(Schema):
+    id: int
+    name: str
+
+
 class CollectionOut(Schema):
     id: int
     name: str
@@ -31,6 +36,11 @@ class CollectionOut(Schema):
     language: str
     indexed_language: str
     documents: int
+    # Whether the caller may upload to it and delete from it: a collection shared with one of the
+    # caller's teams by another team is read-only to them.
+    writable: bool
+    # The other teams that may read it (shown to its own team's members only).
+    shared_with: list[TeamRef]
 
 
 class CollectionIn(Schema):
@@ -45,6 +55,8 @@ class CollectionPatch(Schema):
     description: str | None = None
     instructions: str | None = None
     language: str | None = None
+    # The teams (ids or names) that may read it besides its own; [] for none.
+    shared_with: list[int | str] | None = None
 
 
 class DocumentOut(Schema):
@@ -89,7 +101,8 @@ class ErrorOut(Schema):
     error: ErrorBody
 
 
-def _collection_out(c: Collection) -> dict:
+def _collection_out(c: Collection, writable: set[int]) -> dict:
+    mine = c.id in writable
     return {
         "id": c.id,
         "name": c.name,
@@ -100,6 +113,8 @@ def _collection_out(c: Collection) -> dict:
         "language": c.language,
         "indexed_language": c.indexed_language,
         "documents": getattr(c, "document_count", 0),
+        "writable": mine,
+        "shared_with": [{"id": t.id, "name": t.name} for t in c.shared_with.all()] if mine else [],
     }
 
 
@@ -148,7 +163,9 @@ def _collection_refusals(team, name: str | None):
 
 @router.get("/collections", response=list[CollectionOut])
 def list_collections(request):
-    return [_collection_out(c) for c in selectors.collections_for_user(user=request.auth)]
+    writable = selectors.collection_ids_writable(user=request.auth)
+    collections = selectors.collections_for_user(user=request.auth).prefetch_related("shared_with")
+    return [_collection_out(c, writable) for c in collections]
 
 
 @router.post("/collections", response={201: CollectionOut})
@@ -173,7 +190,7 @@ def create_collection(request, payload: CollectionIn):
             language=payload.language,
         )
     collection.document_count = 0
-    return Status(201, _collection_out(collection))
+    return Status(201, _collection_out(collection, {collection.id}))
 
 
 def _counted_collection_or_404(request, collection_id: int) -> Collection:
@@ -182,6 +199,26 @@ def _counted_collection_or_404(request, collection_id: int) -> Collection:
         return selectors.collections_for_user(user=request.auth).get(id=collection_id)
     except Collection.DoesNotExist:
         raise Http404("no such collection") from None
+
+
+def _writable_collection_or_404(request, collection_id: int) -> Collection:
+    """A collection the caller may change the documents of: 404 when they may not read it, 403
+    when another team shares it with theirs to read only."""
+    collection = _collection_or_404(request, collection_id)
+    if collection.id not in selectors.collection_ids_writable(user=request.auth):
+        raise HttpError(
+            403,
+            f"collection {collection.name} is shared with your team to read; "
+            f"only team {collection.team.name} changes its documents",
+        )
+    return collection
+
+
+def _writable_document_or_404(request, document_id: int) -> Document:
+    """A document of a collection the caller may change (see `_writable_collection_or_404`)."""
+    document = _document_or_404(request, document_id)
+    _writable_collection_or_404(request, document.collection_id)
+    return document
 
 
 def _admin_collection_or_404(request, collection_id: int) -> Collection:
@@ -197,7 +234,8 @@ def _admin_collection_or_404(request, collection_id: int) -> Collection:
 
 @router.get("/collections/{collection_id}", response=CollectionOut)
 def get_collection(request, collection_id: int):
-    return _collection_out(_counted_collection_or_404(request, collection_id))
+    writable = selectors.collection_ids_writable(user=request.auth)
+    return _collection_out(_counted_collection_or_404(request, collection_id), writable)
 
 
 @router.patch("/collections/{collection_id}", response={200: CollectionOut, 403: ErrorOut, 409: ErrorOut})
@@ -213,7 +251,10 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
             instructions=payload.instructions,
             language=payload.language,
         )
-    return _collection_out(_counted_collection_or_404(request, collection_id))
+        if payload.shared_with is not None:
+            services.collection_share(collection=collection, teams=payload.shared_with)
+    writable = selectors.collection_ids_writable(user=request.auth)
+    return _collection_out(_counted_collection_or_404(request, collection_id), writable)
 
 
 @router.delete("/collections/{collection_id}", response={204: None, 403: ErrorOut})
@@ -227,10 +268,10 @@ class RetriedOut(Schema):
     queued: int
 
 
-@router.post("/collections/{collection_id}/retry", response={202: RetriedOut})
+@router.post("/collections/{collection_id}/retry", response={202: RetriedOut, 403: ErrorOut})
 def retry_failed_documents(request, collection_id: int):
     """Queue every failed document of the collection again; how many were queued."""
-    collection = _collection_or_404(request, collection_id)
+    collection = _writable_collection_or_404(request, collection_id)
     return Status(202, {"queued": services.collection_retry_failed(collection=collection)})
 
 
@@ -256,7 +297,15 @@ def list_documents(
 
 @router.post(
     "/collections/{collection_id}/documents",
-    response={202: UploadOut, 200: UploadOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut},
+    response={
+        202: UploadOut,
+        200: UploadOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        429: ErrorOut,
+    },
 )
 def upload_document(
     request,
@@ -269,7 +318,7 @@ def upload_document(
     file name: they are searched until it is ready, then deleted (and kept if it fails). `path`, for a
     file of an uploaded folder, is its path in the folder, kept as its name (multipart file names lose
     their folders on the way)."""
-    collection = _collection_or_404(request, collection_id)
+    collection = _writable_collection_or_404(request, collection_id)
     if not limits.counted_upstream(request, "upload"):
         limits.limit_hit(action="upload", key=request.auth.pk)
     document, created = services.document_create(
@@ -315,16 +364,16 @@ def get_document_file(request, document_id: int):
     return downloads.file_response(_document_or_404(request, document_id))
 
 
-@router.delete("/documents/{document_id}", response={204: None})
+@router.delete("/documents/{document_id}", response={204: None, 403: ErrorOut})
 def delete_document(request, document_id: int):
-    document = _document_or_404(request, document_id)
+    document = _writable_document_or_404(request, document_id)
     services.document_delete(document=document)
     return Status(204, None)
 
 
-@router.post("/documents/{document_id}/retry", response={202: DocumentOut})
+@router.post("/documents/{document_id}/retry", response={202: DocumentOut, 403: ErrorOut})
 def retry_document(request, document_id: int):
-    document = _document_or_404(request, document_id)
+    document = _writable_document_or_404(request, document_id)
     if document.status not in (Document.Status.FAILED, Document.Status.READY):
         raise HttpError(409, "the document is still being processed")
     services.document_requeue(document=document, reset_attempts=True)

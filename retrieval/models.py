@@ -78,6 +78,14 @@ class Collection(models.Model):
     # The team's instructions to the model for answers drawn from this collection ("Answer in
     # German", "Name the policy's section"); Docent's own rules come first.
     instructions = models.TextField(blank=True, max_length=INSTRUCTIONS_MAX_CHARS)
+    # Other teams whose members may read it (search, ask, open its documents); writing (uploads,
+    # deletions, its settings) stays with its own team.
+    shared_with = models.ManyToManyField(
+        Team,
+        blank=True,
+        related_name="shared_collections",
+        help_text="Teams that may read this collection's documents; only its own team changes them.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     # BM25 collection statistics, kept current by the chunk insert and delete paths.

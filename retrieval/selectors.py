@@ -26,11 +26,30 @@ def teams_for_user(*, user) -> QuerySet[Team]:
     return Team.objects.filter(memberships__user=user, deleted_at__isnull=True)
 
 
+def teams_all() -> QuerySet[Team]:
+    """Every live team, by name: those a team's admin may share a collection with."""
+    return Team.objects.filter(deleted_at__isnull=True).order_by("name")
+
+
 def _readable_collections(**membership) -> QuerySet[Collection]:
-    """Collections of the teams the membership lookups (`user=`, `user_id=`...) name; never a
-    deleted one (the purge has yet to remove it)."""
-    lookups = {f"team__memberships__{k}": v for k, v in membership.items()}
-    return Collection.objects.filter(deleted_at__isnull=True, **lookups)
+    """Collections of the teams the membership lookups (`user=`, `user_id=`...) name, and those
+    shared with them; never a deleted one (the purge has yet to remove it). Subqueries, not joins:
+    a collection reached through two teams is listed once."""
+    teams = Membership.objects.filter(**membership).values("team_id")
+    shared = Collection.shared_with.through.objects.filter(team_id__in=teams).values("collection_id")
+    return Collection.objects.filter(Q(team_id__in=teams) | Q(id__in=shared), deleted_at__isnull=True)
+
+
+def collection_ids_writable(*, user) -> set[int]:
+    """The readable collections the user's own teams hold: the ones they may upload to and delete
+    from (a collection shared with them is read-only)."""
+    if not user.is_authenticated:
+        return set()
+    return set(
+        Collection.objects.filter(
+            deleted_at__isnull=True, team_id__in=Membership.objects.filter(user=user).values("team_id")
+        ).values_list("id", flat=True)
+    )
 
 
 def collections_for_user(*, user, counted: bool = True) -> QuerySet[Collection]:
@@ -96,9 +115,7 @@ def documents_for_user(
 ) -> QuerySet[Document]:
     """The documents the user may read, newest first; `name` matches title or file name (any part,
     any case), `status` one of Document.Status."""
-    qs = Document.objects.filter(
-        collection__team__memberships__user=user, collection__deleted_at__isnull=True
-    ).select_related("collection")
+    qs = Document.objects.filter(collection__in=_readable_collections(user=user)).select_related("collection")
     if collection_id is not None:
         qs = qs.filter(collection_id=collection_id)
     if name:
@@ -235,7 +252,9 @@ class SearchHit:
 _ACC = """
 acc AS MATERIALIZED (
     SELECT c.id, c.indexed_chunks, c.indexed_terms, c.indexed_language AS language FROM retrieval_collection c
-    WHERE c.team_id IN (SELECT m.team_id FROM retrieval_membership m WHERE m.user_id = %(user_id)s)
+    WHERE (c.team_id IN (SELECT m.team_id FROM retrieval_membership m WHERE m.user_id = %(user_id)s)
+           OR c.id IN (SELECT s.collection_id FROM retrieval_collection_shared_with s
+                       JOIN retrieval_membership m ON m.team_id = s.team_id WHERE m.user_id = %(user_id)s))
       AND c.deleted_at IS NULL
       AND (%(only)s::bigint[] IS NULL OR c.id = ANY(%(only)s::bigint[]))
       AND (%(docs)s::bigint[] IS NULL
@@ -424,6 +443,10 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
                 "id", "team_id", "indexed_chunks", "deleted_at"
             )
         }
+        shared: dict[int, set[int]] = {}
+        for c, t in Collection.shared_with.through.objects.values_list("collection_id", "team_id"):
+            shared.setdefault(c, set()).add(t)
+        _SIZES["shared"] = shared
         _SIZES["teams"] = {}
         _SIZES["at"] = now
     teams_by_user = _SIZES["teams"]
@@ -431,10 +454,14 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
         teams_by_user[user_id] = set(
             Membership.objects.filter(user_id=user_id).values_list("team_id", flat=True)
         )
-    collections, teams = _SIZES["collections"], teams_by_user[user_id]
+    collections, teams, shared = _SIZES["collections"], teams_by_user[user_id], _SIZES["shared"]
     total = sum(n for _, n in collections.values()) or 1
     wanted = set(only) if only is not None else None
-    mine = sum(n for c, (t, n) in collections.items() if t in teams and (wanted is None or c in wanted))
+    mine = sum(
+        n
+        for c, (t, n) in collections.items()
+        if t is not None and (t in teams or teams & shared.get(c, set())) and (wanted is None or c in wanted)
+    )
     selectivity = max(mine / total, 1e-3)
     return int(min(1000, max(default, depth, depth * 1.3 / selectivity)))
 

@@ -180,6 +180,23 @@ def collection_update(
             collection_rekey_queue(collection_id=collection.id)
 
 
+def collection_share(*, collection: Collection, teams: Sequence[int | str]) -> list[Team]:
+    """Let exactly these teams (ids or names) read the collection, beside its own team; ValueError
+    naming a team that does not exist. Search reads the shares in its own statement, so a team
+    left out stops finding the collection's passages at once."""
+    wanted: list[Team] = []
+    for key in dict.fromkeys(teams):
+        lookup = {"id": int(key)} if isinstance(key, int) or str(key).isdigit() else {"name": str(key)}
+        team = Team.objects.filter(deleted_at__isnull=True, **lookup).first()
+        if team is None:
+            raise ValueError(f"no team {key!r}")
+        if team.id != collection.team_id:  # its own team reads it anyway
+            wanted.append(team)
+    collection.shared_with.set(wanted)
+    log.info("collection %s shared with teams %s", collection.id, [t.id for t in wanted] or "none")
+    return wanted
+
+
 def collection_rekey_queue(*, collection_id: int) -> None:
     """After the commit, a task builds the collection's keyword index in its new language."""
     from .tasks import rekey_collection

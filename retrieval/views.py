@@ -14,11 +14,14 @@ LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status
 
 @login_required
 def library(request):
-    collections = list(selectors.collections_for_user(user=request.user))
+    collections = list(selectors.collections_for_user(user=request.user).prefetch_related("shared_with"))
     administered = selectors.team_ids_administered(user=request.user)
+    writable = selectors.collection_ids_writable(user=request.user)
     recent = selectors.recent_documents_by_collection(user=request.user, per=LIBRARY_ROWS)
     for collection in collections:
         collection.can_manage = collection.team_id in administered
+        collection.can_write = collection.id in writable
+        collection.shared_ids = {t.id for t in collection.shared_with.all()}
         collection.recent = [document_out(d) for d in recent.get(collection.id, [])]
     teams = list(selectors.teams_for_user(user=request.user))
     # The file picker offers what the parser takes; the page's folder upload takes its own list.
@@ -33,6 +36,8 @@ def library(request):
         "folder_skipped": ",".join(FOLDER_SKIPPED),
         "supported": SUPPORTED_NAMES,
         "languages": Collection._meta.get_field("language").choices,
+        # A team admin shares a collection with any other team (to read only).
+        "all_teams": list(selectors.teams_all()) if administered else [],
     }
     return render(request, "retrieval/library.html", context)
 

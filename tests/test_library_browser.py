@@ -596,3 +596,50 @@ def test_a_member_creates_a_collection_and_a_taken_name_is_refused_in_words(
 
     made = Collection.objects.get(name="postmortems")
     assert (made.language, made.indexed_language) == ("german", "german")
+
+
+def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_changing_it(
+    page, live_url, worker, make_user, make_team, make_collection
+):
+    """Ops' admin lets team Sales read "runbooks": Sales' member sees it marked as shared, opens and
+    searches its documents, and is offered no upload, retry or delete; the chat offers it as a
+    scope but not as a place for attached files."""
+    from retrieval.models import Collection
+    from retrieval.tests.helpers import upload
+
+    team = ops_team(make_user, make_team, admin="ida", member="jon")
+    collection = make_collection(team, "runbooks")
+    document, _ = upload(collection, "restart.md", b"# Restart\n\nRestart the queue when it stalls.")
+    make_team("Sales", members=[make_user("sam", password="pw-sam-12345")])
+
+    sign_in(page, live_url, "ida", "pw-ida-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator(".sharing-note")).to_be_hidden()
+    section.get_by_role("button", name="Share runbooks with other teams").click()
+    section.locator(".sharing-form").get_by_label("Sales").check()
+    section.locator(".sharing-form").get_by_role("button", name="Save").click()
+    expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: Sales")
+    expect(section.locator(".sharing-form")).to_be_hidden()
+    assert [t.name for t in Collection.objects.get(id=collection.id).shared_with.all()] == ["Sales"]
+    page.context.clear_cookies()
+
+    sign_in(page, live_url, "sam", "pw-sam-12345")
+    expect(page.locator("#scope input[name=collection]")).to_have_count(1)  # it can be asked about
+    expect(page.locator("#attach")).to_have_count(0)  # but nothing can be added to it from here
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator("header .shared-by")).to_have_text("shared by Ops, to read")
+    row = section.locator("li.doc", has_text="restart")
+    # Live progress goes to the uploading team; a reader's page polls a row still being read.
+    expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
+    expect(row.get_by_role("link", name="Ask about restart")).to_be_visible()
+    expect(
+        section.locator(".dropzone, .folder-pick, .sharing-note, [data-action=edit-sharing]")
+    ).to_have_count(0)
+    expect(section.get_by_role("button", name=re.compile("^(Delete|Retry)"))).to_have_count(0)
+    page.fill("#search-q", "restart the queue")
+    page.keyboard.press("Enter")
+    # The server's first search may wait for the embedding model to finish loading.
+    hit = page.locator("#search-results li.hit").first
+    expect(hit).to_contain_text("Restart the queue when it stalls.", timeout=20_000)

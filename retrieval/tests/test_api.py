@@ -390,6 +390,65 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(bob)).status_code == 200
 
 
+def test_a_collection_shared_with_another_team_is_read_there_and_changed_only_by_its_own(
+    client, alice, bob, make_user, make_team, team_a, collection_b, key_for
+):
+    """Team B's admin shares its collection with team A: A's members list it, read and search its
+    documents, and get 403 for every change; a third team still gets 404; unsharing closes it again."""
+    document, _ = upload(
+        collection_b, "policy.txt", b"Travel is booked through the travel desk.", enqueue=False
+    )
+    services.documents_ingest(document_ids=[document.id])
+    carol = make_user("carol")
+    make_team("Team C", members=[carol])
+    team_b = collection_b.team
+    services.membership_set(team=team_b, user=bob, role="admin")
+    alice_auth, bob_auth, carol_auth = key_for(alice), key_for(bob), key_for(carol)
+    url = f"/api/v1/collections/{collection_b.id}"
+
+    # Only the owner team's admins share it; an unknown team is refused in words.
+    assert (
+        client.patch(url, {"shared_with": [team_a.id]}, "application/json", **alice_auth).status_code == 404
+    )
+    response = client.patch(url, {"shared_with": ["Team Z"]}, "application/json", **bob_auth)
+    assert response.status_code == 400 and "Team Z" in response.json()["error"]["message"]
+    response = client.patch(url, {"shared_with": ["Team A", team_b.id]}, "application/json", **bob_auth)
+    assert response.status_code == 200
+    assert response.json()["shared_with"] == [{"id": team_a.id, "name": "Team A"}]  # its own team dropped
+    assert response.json()["writable"] is True
+
+    listed = {c["id"]: c for c in client.get("/api/v1/collections", **alice_auth).json()}
+    assert listed[collection_b.id]["writable"] is False
+    assert listed[collection_b.id]["shared_with"] == []  # who else reads it is the owner's business
+    for path in (url, f"{url}/documents", f"/api/v1/documents/{document.id}", f"/api/v1/documents/{document.id}/chunks", f"/api/v1/documents/{document.id}/file"):  # fmt: skip
+        assert client.get(path, **alice_auth).status_code == 200, path
+    search = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **alice_auth).json()
+    assert [r["document_id"] for r in search["results"]] == [document.id]
+    changes = [
+        ("delete", f"/api/v1/documents/{document.id}", {}),
+        ("post", f"/api/v1/documents/{document.id}/retry", {}),
+        ("post", f"{url}/retry", {}),
+        ("patch", url, {"data": {"name": "ours"}, "content_type": "application/json"}),
+        ("delete", url, {}),
+    ]
+    for method, path, body in changes:
+        assert getattr(client, method)(path, **body, **alice_auth).status_code == 403, (method, path)
+    file = SimpleUploadedFile("x.txt", b"an addition")
+    response = client.post(f"{url}/documents", {"file": file}, **alice_auth)
+    assert response.status_code == 403 and "Team B" in response.json()["error"]["message"]
+    assert list(Document.objects.values_list("id", flat=True)) == [document.id]
+
+    # A team it is not shared with sees nothing of it.
+    assert client.get(url, **carol_auth).status_code == 404
+    search = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **carol_auth).json()
+    assert search["results"] == []
+
+    assert client.patch(url, {"shared_with": []}, "application/json", **bob_auth).json()["shared_with"] == []
+    assert client.get(f"/api/v1/documents/{document.id}", **alice_auth).status_code == 404
+    search = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **alice_auth).json()
+    assert search["results"] == []
+
+
 def test_unsafe_request_without_session_is_401_not_csrf(db, collection_a):
     # A script POSTing with a wrong key (or none) is unauthenticated; CSRF only guards sessions.
     client = Client(enforce_csrf_checks=True)

@@ -177,7 +177,7 @@ def two_teams(make_user, make_team, make_collection):
     for c in collections:
         for i, topic in enumerate(["holiday leave policy", "expense claims", "server outage runbook"]):
             ingest(c, f"{c.name}-{i}.txt", f"The {c.team.name} team {topic}: details for {topic} number {i}.")
-    return users, collections
+    return users, collections, teams
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -191,18 +191,27 @@ def two_teams(make_user, make_team, make_collection):
     mode=st.sampled_from(selectors.MODES),
     requested=st.one_of(st.none(), st.lists(st.integers(0, 2), max_size=3)),
     documents=st.one_of(st.none(), st.lists(st.integers(0, 8), max_size=3)),
+    shares=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), max_size=3),
 )
-def test_no_user_ever_sees_another_teams_chunk(two_teams, who, words, mode, requested, documents):
-    """Property: whatever the query, mode, requested collections or documents, hits come only from
-    the user's teams, and only from what was requested."""
-    users, collections = two_teams
+def test_no_user_ever_sees_another_teams_chunk(two_teams, who, words, mode, requested, documents, shares):
+    """Property: whatever the query, mode, requested collections or documents, and whichever
+    collections are shared with which teams, hits come only from the user's teams' collections and
+    those shared with them, and only from what was requested."""
+    users, collections, teams = two_teams
+    for i, collection in enumerate(collections):
+        collection.shared_with.set([teams[t] for c, t in shares if c == i])
     user = users[who]
-    readable = set(selectors.collection_ids_for_user(user=user))
+    mine = {t.id for t in teams if t.members.filter(id=user.id).exists()}
+    readable = {c.id for c in collections if c.team_id in mine or {t.id for t in c.shared_with.all()} & mine}
+    assert set(selectors.collection_ids_for_user(user=user)) == readable
     ids = None if requested is None else [collections[i].id for i in requested]
     every = list(Document.objects.order_by("id").values_list("id", flat=True))
     docs = None if documents is None else [every[i] for i in documents]
     hits = search(user=user, query=" ".join(words), collection_ids=ids, document_ids=docs, mode=mode, k=50)
     assert {h.collection_id for h in hits} <= readable
+    if ids is None and docs is None and (mode != "keyword" or "team" in words):
+        # Every passage matches (dense: all nine are nearest; "team" is in each): all are found.
+        assert {h.collection_id for h in hits} == readable
     if ids is not None:
         assert {h.collection_id for h in hits} <= set(ids)
     if docs is not None:

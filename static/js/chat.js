@@ -636,10 +636,15 @@
   document.addEventListener("dragover", (e) => { if (carriesFiles(e)) e.preventDefault(); });
   document.addEventListener("drop", (e) => { if (carriesFiles(e)) e.preventDefault(); });
   if ($("attach-file")) {
+    // The collection the conversation searches, when one is chosen and the user's team may add to
+    // it (one shared with them is read-only), is the likely home; else the one picked in the menu.
+    const home = () => {
+      const chosen = (selectedCollections() || []).map(String);
+      const options = [...$("attach-collection").options].map((o) => o.value);
+      return chosen.find((id) => options.includes(id)) || $("attach-collection").value;
+    };
     $("attach").addEventListener("toggle", () => {
-      // The collection the conversation searches, when one is chosen, is the likely home.
-      const chosen = selectedCollections();
-      if ($("attach").open && chosen) $("attach-collection").value = String(chosen[0]);
+      if ($("attach").open) $("attach-collection").value = home();
     });
     // Files dropped anywhere on the conversation are attached the same way.
     const area = document.querySelector(".chat-main");
@@ -649,8 +654,7 @@
       area.classList.remove("dropping");
       if (!e.dataTransfer || !e.dataTransfer.files.length) return;
       e.preventDefault();
-      const chosen = selectedCollections();
-      const collection = chosen ? String(chosen[0]) : $("attach-collection").value;
+      const collection = home();
       [...e.dataTransfer.files].forEach((f) => attach(f, collection));
     });
     $("attach-file").addEventListener("change", () => {

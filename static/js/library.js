@@ -205,10 +205,29 @@
   document.addEventListener("click", (e) => {
     const button = e.target.closest("button[data-action^=edit-], button[data-action^=cancel-]");
     const what = button && button.dataset.action.replace(/^(edit|cancel)-/, "");
-    if (!what || !["instructions", "language"].includes(what)) return;
+    if (!what || !["instructions", "language", "sharing"].includes(what)) return;
     const form = button.closest(".collection").querySelector(`.${what}-form`);
     form.hidden = button.dataset.action.startsWith("cancel-");
-    if (!form.hidden) form.querySelector("textarea, select").focus();
+    if (!form.hidden) (form.querySelector("textarea, select, input") || form.querySelector("button")).focus();
+  });
+  // Which other teams may read a collection (its team's admins choose; the API checks).
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest(".sharing-form");
+    if (!form) return;
+    e.preventDefault();
+    const section = form.closest(".collection");
+    const teams = [...form.querySelectorAll("input[name=team]:checked")].map((box) => Number(box.value));
+    let body;
+    try {
+      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH", body: JSON.stringify({ shared_with: teams }) });
+    } catch (err) {
+      alert(err.status ? err.message : "The sharing could not be saved; try again.");
+      return;
+    }
+    const note = section.querySelector(".sharing-note");
+    note.querySelector(".sharing-text").textContent = body.shared_with.map((t) => t.name).join(", ");
+    note.hidden = !body.shared_with.length;
+    form.hidden = true;
   });
   document.addEventListener("submit", async (e) => {
     const form = e.target.closest(".language-form");
@@ -454,8 +473,14 @@
   }
 
   document.querySelectorAll(".collection").forEach((section) => {
+    // Rows still being read are polled (their progress events go to the uploading team only).
+    section.querySelectorAll("li[data-document]").forEach((li) => {
+      rows.set(li.dataset.document, li);
+      if (li.dataset.status === "queued" || li.dataset.status === "processing") poll(li.dataset.document, li);
+    });
     const zone = section.querySelector(".dropzone");
     const folder = section.querySelector(".folder-pick input");
+    if (!zone || !folder) return;  // shared with the user's team to read only
     folder.addEventListener("change", () => { uploadFolder(section, [...folder.files]); folder.value = ""; });
     const input = zone.querySelector("input");
     input.addEventListener("change", () => { [...input.files].forEach((f) => upload(section, f)); input.value = ""; });
@@ -467,10 +492,6 @@
       const entries = [...(e.dataTransfer.items || [])].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
       if (entries.some((entry) => entry.isDirectory)) dropped(entries).then((files) => uploadFolder(section, files));
       else [...e.dataTransfer.files].forEach((f) => upload(section, f));
-    });
-    section.querySelectorAll("li[data-document]").forEach((li) => {
-      rows.set(li.dataset.document, li);
-      if (li.dataset.status === "queued" || li.dataset.status === "processing") poll(li.dataset.document, li);
     });
   });
 
