@@ -78,8 +78,12 @@ def test_chunks_in_chinese_written_before_are_keyed_as_pairs(alice, collection_a
                 "(SELECT coalesce(sum(array_length(u.positions, 1)), 0) FROM unnest(search_vector) u)"
             )
         services.keyword_index_rebuild()
-        assert search(user=alice, query="发票", mode="keyword") == []
         with connection.cursor() as cursor:
+            # No posting for the word (today's search reads tables the old schema lacks).
+            cursor.execute(
+                "SELECT count(*) FROM retrieval_posting WHERE term_hash = hashtextextended('发票', 0)"
+            )
+            assert cursor.fetchone()[0] == 0
             cursor.execute(
                 "SELECT ctid FROM retrieval_posting WHERE collection_id = %s ORDER BY 1", [other.id]
             )
