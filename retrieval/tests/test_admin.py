@@ -204,3 +204,22 @@ def test_a_collections_language_changed_in_admin_rebuilds_its_index_or_is_refuse
     assert "no text search configuration for french" in response.content.decode()
     collection_a.refresh_from_db()
     assert collection_a.language == "german"
+
+
+def test_a_collection_is_shared_in_admin_with_live_teams_only(
+    admin_client, alice, bob, collection_a, team_b, make_team
+):
+    """The collection form lists the teams it may be shared with (a deleted one is no choice), and a
+    team chosen there reads the collection."""
+    from retrieval import selectors
+
+    gone = make_team("Gone")
+    services.team_delete(team=gone)
+    url = f"/admin/retrieval/collection/{collection_a.id}/change/"
+    page = admin_client.get(url).content.decode()
+    assert f'<option value="{team_b.id}">Team B</option>' in page and ">Gone<" not in page
+    form = {"team": collection_a.team_id, "name": collection_a.name, "description": "", "instructions": ""}
+    response = admin_client.post(url, {**form, "language": "english", "shared_with": [team_b.id]})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert collection_a.id in selectors.collection_ids_for_user(user=bob)
+    assert collection_a.id not in selectors.collection_ids_writable(user=bob)
