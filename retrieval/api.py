@@ -6,7 +6,7 @@ import contextlib
 from datetime import datetime
 from typing import Literal
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.errors import HttpError
@@ -243,7 +243,8 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
     collection = _admin_collection_or_404(request, collection_id)
     if payload.name is not None and not payload.name.strip():
         raise HttpError(400, "a collection needs a name")
-    with _collection_refusals(collection.team, payload.name):
+    # All of the change or none of it: a refused team name leaves a new name unsaved too.
+    with _collection_refusals(collection.team, payload.name), transaction.atomic():
         services.collection_update(
             collection=collection,
             name=payload.name,

@@ -218,8 +218,8 @@ class ExtractiveAnswerer(ChatModel):
             if score >= self.min_score:
                 scored.append((score, order, passage.n, sentence))
         # Each sentence once, whole, scored as its best copy (a tail may match the question better
-        # than the whole sentence it is cut from).
-        # Of whole copies, the best scored is quoted (one read after its paragraph's first sentence).
+        # than the whole sentence it is cut from); of its whole copies, the best scored is quoted
+        # (one read after its paragraph's first sentence, say).
         flat = [" ".join(s.split()) for _, s in sentences]
         whole = _copies(flat)
         group: dict[int, list] = {}  # first whole copy -> [best score of any, copy quoted, its score]

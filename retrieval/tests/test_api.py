@@ -410,8 +410,11 @@ def test_a_collection_shared_with_another_team_is_read_there_and_changed_only_by
     assert (
         client.patch(url, {"shared_with": [team_a.id]}, "application/json", **alice_auth).status_code == 404
     )
-    response = client.patch(url, {"shared_with": ["Team Z"]}, "application/json", **bob_auth)
+    response = client.patch(
+        url, {"name": "renamed", "shared_with": ["Team Z"]}, "application/json", **bob_auth
+    )
     assert response.status_code == 400 and "Team Z" in response.json()["error"]["message"]
+    assert Collection.objects.get(id=collection_b.id).name == "secrets"  # none of the change is kept
     response = client.patch(url, {"shared_with": ["Team A", team_b.id]}, "application/json", **bob_auth)
     assert response.status_code == 200
     assert response.json()["shared_with"] == [{"id": team_a.id, "name": "Team A"}]  # its own team dropped
