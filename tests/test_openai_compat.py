@@ -110,6 +110,20 @@ def test_each_readable_collection_is_a_model(
     assert both.status_code == 400
     assert ask("gpt-4o", "In which class is train travel booked?").json()["model"] == "docent"
 
+    # Shared with the caller's team, another team's collection is a model of its own and is searched.
+    secret, _ = upload(
+        collection_b, "vault.md", b"# Vault\n\nThe vault code rotates monthly.\n", enqueue=False
+    )
+    services.documents_ingest(document_ids=[secret.id])
+    services.collection_share(collection=collection_b, teams=[handbook.team_id])
+    shared_model = f"docent/{collection_b.id}-team-b-secrets"
+    assert shared_model in [m["id"] for m in client.get("/v1/models", **auth).json()["data"]]
+    answer = ask(shared_model, "How often does the vault code rotate?").json()
+    assert {s["document_id"] for s in answer["sources"]} == {secret.id}
+    assert secret.id in {
+        s["document_id"] for s in ask("docent", "How often does the vault code rotate?").json()["sources"]
+    }
+
 
 @pytest.mark.slow
 def test_a_collections_instructions_reach_the_model_with_its_passages(
