@@ -39,8 +39,10 @@ class CollectionOut(Schema):
     # Whether the caller may upload to it and delete from it: a collection shared with one of the
     # caller's teams by another team is read-only to them.
     writable: bool
-    # The other teams that may read it (shown to its own team's members only).
+    # The other teams that may read it, and whether every team may (shown to its own team's members
+    # only).
     shared_with: list[TeamRef]
+    shared_with_all: bool
 
 
 class CollectionIn(Schema):
@@ -55,8 +57,10 @@ class CollectionPatch(Schema):
     description: str | None = None
     instructions: str | None = None
     language: str | None = None
-    # The teams (ids or names) that may read it besides its own; [] for none.
+    # The teams (ids or names) that may read it besides its own; [] for none. `shared_with_all`:
+    # every team, teams made later too.
     shared_with: list[int | str] | None = None
+    shared_with_all: bool | None = None
 
 
 class DocumentOut(Schema):
@@ -115,6 +119,7 @@ def _collection_out(c: Collection, writable: set[int]) -> dict:
         "documents": getattr(c, "document_count", 0),
         "writable": mine,
         "shared_with": [{"id": t.id, "name": t.name} for t in c.shared_with.all()] if mine else [],
+        "shared_with_all": c.shared_with_all and mine,
     }
 
 
@@ -254,6 +259,8 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
         )
         if payload.shared_with is not None:
             services.collection_share(collection=collection, teams=payload.shared_with)
+        if payload.shared_with_all is not None:
+            services.collection_share_with_all(collection=collection, everyone=payload.shared_with_all)
     writable = selectors.collection_ids_writable(user=request.auth)
     return _collection_out(_counted_collection_or_404(request, collection_id), writable)
 

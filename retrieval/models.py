@@ -86,6 +86,10 @@ class Collection(models.Model):
         related_name="shared_collections",
         help_text="Teams that may read this collection's documents; only its own team changes them.",
     )
+    # Every team's members may read it (a company handbook), teams made later included.
+    shared_with_all = models.BooleanField(
+        default=False, help_text="Every team may read this collection's documents, teams made later too."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     # BM25 collection statistics, kept current by the chunk insert and delete paths.

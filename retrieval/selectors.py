@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, Q, QuerySet
 from django.utils import timezone
 
 from assistant import metrics
@@ -37,7 +37,10 @@ def _readable_collections(**membership) -> QuerySet[Collection]:
     a collection reached through two teams is listed once."""
     teams = Membership.objects.filter(**membership).values("team_id")
     shared = Collection.shared_with.through.objects.filter(team_id__in=teams).values("collection_id")
-    return Collection.objects.filter(Q(team_id__in=teams) | Q(id__in=shared), deleted_at__isnull=True)
+    everyone = Q(shared_with_all=True) & Q(Exists(Membership.objects.filter(**membership)))
+    return Collection.objects.filter(
+        Q(team_id__in=teams) | Q(id__in=shared) | everyone, deleted_at__isnull=True
+    )
 
 
 def collection_ids_writable(*, user) -> set[int]:
@@ -254,7 +257,8 @@ acc AS MATERIALIZED (
     SELECT c.id, c.indexed_chunks, c.indexed_terms, c.indexed_language AS language FROM retrieval_collection c
     WHERE (c.team_id IN (SELECT m.team_id FROM retrieval_membership m WHERE m.user_id = %(user_id)s)
            OR c.id IN (SELECT s.collection_id FROM retrieval_collection_shared_with s
-                       JOIN retrieval_membership m ON m.team_id = s.team_id WHERE m.user_id = %(user_id)s))
+                       JOIN retrieval_membership m ON m.team_id = s.team_id WHERE m.user_id = %(user_id)s)
+           OR (c.shared_with_all AND EXISTS (SELECT 1 FROM retrieval_membership m WHERE m.user_id = %(user_id)s)))
       AND c.deleted_at IS NULL
       AND (%(only)s::bigint[] IS NULL OR c.id = ANY(%(only)s::bigint[]))
       AND (%(docs)s::bigint[] IS NULL
@@ -443,6 +447,7 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
                 "id", "team_id", "indexed_chunks", "deleted_at"
             )
         }
+        _SIZES["everyone"] = set(Collection.objects.filter(shared_with_all=True).values_list("id", flat=True))
         shared: dict[int, set[int]] = {}
         for c, t in Collection.shared_with.through.objects.values_list("collection_id", "team_id"):
             shared.setdefault(c, set()).add(t)
@@ -460,7 +465,9 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
     mine = sum(
         n
         for c, (t, n) in collections.items()
-        if t is not None and (t in teams or teams & shared.get(c, set())) and (wanted is None or c in wanted)
+        if t is not None
+        and (t in teams or teams & shared.get(c, set()) or (teams and c in _SIZES["everyone"]))
+        and (wanted is None or c in wanted)
     )
     selectivity = max(mine / total, 1e-3)
     return int(min(1000, max(default, depth, depth * 1.3 / selectivity)))

@@ -180,6 +180,15 @@ def collection_update(
             collection_rekey_queue(collection_id=collection.id)
 
 
+def collection_share_with_all(*, collection: Collection, everyone: bool) -> None:
+    """Let every team read the collection (teams made later too), or only those it is shared with."""
+    collection.shared_with_all = everyone
+    collection.save(update_fields=["shared_with_all"])
+    log.info(
+        "collection %s %s every team", collection.id, "shared with" if everyone else "no longer shared with"
+    )
+
+
 def collection_share(*, collection: Collection, teams: Sequence[int | str]) -> list[Team]:
     """Let exactly these teams (ids or names) read the collection, beside its own team; ValueError
     naming a team that does not exist. Search reads the shares in its own statement, so a team

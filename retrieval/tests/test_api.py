@@ -446,7 +446,19 @@ def test_a_collection_shared_with_another_team_is_read_there_and_changed_only_by
     search = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **carol_auth).json()
     assert search["results"] == []
 
-    assert client.patch(url, {"shared_with": []}, "application/json", **bob_auth).json()["shared_with"] == []
+    # Shared with every team: carol's too (and teams made later), but not a user in no team.
+    dave_auth = key_for(make_user("dave"))
+    response = client.patch(url, {"shared_with_all": True}, "application/json", **bob_auth)
+    assert response.json()["shared_with_all"] is True
+    assert client.get(url, **carol_auth).json()["writable"] is False
+    search = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **carol_auth).json()
+    assert [r["document_id"] for r in search["results"]] == [document.id]
+    assert client.get(url, **dave_auth).status_code == 404
+    search = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **dave_auth).json()
+    assert search["results"] == []
+    body = {"shared_with": [], "shared_with_all": False}
+    assert client.patch(url, body, "application/json", **bob_auth).json()["shared_with"] == []
+    assert client.get(url, **carol_auth).status_code == 404
     assert client.get(f"/api/v1/documents/{document.id}", **alice_auth).status_code == 404
     search = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **alice_auth).json()
     assert search["results"] == []

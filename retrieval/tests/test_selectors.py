@@ -167,7 +167,7 @@ def test_keyword_top_is_global_across_collections(alice, team_a, make_collection
 @pytest.fixture
 def two_teams(make_user, make_team, make_collection):
     """Three users in overlapping teams, each team with a collection of similar documents."""
-    users = [make_user(f"u{i}") for i in range(3)]
+    users = [make_user(f"u{i}") for i in range(4)]  # the fourth in no team
     teams = [
         make_team("red", [users[0], users[1]]),
         make_team("blue", [users[1]]),
@@ -182,7 +182,7 @@ def two_teams(make_user, make_team, make_collection):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    who=st.integers(0, 2),
+    who=st.integers(0, 3),
     words=st.lists(
         st.sampled_from(["leave", "policy", "expense", "outage", "team", "red", "blue", "claims", "xyz"]),
         min_size=1,
@@ -192,17 +192,26 @@ def two_teams(make_user, make_team, make_collection):
     requested=st.one_of(st.none(), st.lists(st.integers(0, 2), max_size=3)),
     documents=st.one_of(st.none(), st.lists(st.integers(0, 8), max_size=3)),
     shares=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), max_size=3),
+    everyone=st.lists(st.booleans(), min_size=3, max_size=3),
 )
-def test_no_user_ever_sees_another_teams_chunk(two_teams, who, words, mode, requested, documents, shares):
+def test_no_user_ever_sees_another_teams_chunk(
+    two_teams, who, words, mode, requested, documents, shares, everyone
+):
     """Property: whatever the query, mode, requested collections or documents, and whichever
     collections are shared with which teams, hits come only from the user's teams' collections and
     those shared with them, and only from what was requested."""
     users, collections, teams = two_teams
     for i, collection in enumerate(collections):
         collection.shared_with.set([teams[t] for c, t in shares if c == i])
-    user = users[who]
+        collection.shared_with_all = everyone[i]
+        collection.save(update_fields=["shared_with_all"])
+    user = users[who]  # u3 is in no team: it reads nothing, not even what every team reads
     mine = {t.id for t in teams if t.members.filter(id=user.id).exists()}
-    readable = {c.id for c in collections if c.team_id in mine or {t.id for t in c.shared_with.all()} & mine}
+    readable = {
+        c.id
+        for c in collections
+        if c.team_id in mine or {t.id for t in c.shared_with.all()} & mine or (c.shared_with_all and mine)
+    }
     assert set(selectors.collection_ids_for_user(user=user)) == readable
     ids = None if requested is None else [collections[i].id for i in requested]
     every = list(Document.objects.order_by("id").values_list("id", flat=True))

@@ -217,16 +217,17 @@
     e.preventDefault();
     const section = form.closest(".collection");
     const teams = [...form.querySelectorAll("input[name=team]:checked")].map((box) => Number(box.value));
+    const everyone = form.querySelector("input[name=everyone]").checked;
     let body;
     try {
-      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH", body: JSON.stringify({ shared_with: teams }) });
+      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH", body: JSON.stringify({ shared_with: teams, shared_with_all: everyone }) });
     } catch (err) {
       alert(err.status ? err.message : "The sharing could not be saved; try again.");
       return;
     }
     const note = section.querySelector(".sharing-note");
-    note.querySelector(".sharing-text").textContent = body.shared_with.map((t) => t.name).join(", ");
-    note.hidden = !body.shared_with.length;
+    note.querySelector(".sharing-text").textContent = body.shared_with_all ? "every team" : body.shared_with.map((t) => t.name).join(", ");
+    note.hidden = !body.shared_with.length && !body.shared_with_all;
     form.hidden = true;
   });
   document.addEventListener("submit", async (e) => {
