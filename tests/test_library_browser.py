@@ -622,6 +622,18 @@ def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_ch
     expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: Sales")
     expect(section.locator(".sharing-form")).to_be_hidden()
     assert [t.name for t in Collection.objects.get(id=collection.id).shared_with.all()] == ["Sales"]
+    # Every team, teams made later too; then back to Sales alone.
+    form = section.locator(".sharing-form")
+    section.get_by_role("button", name="Share runbooks with other teams").click()
+    form.get_by_label("Every team (teams made later too)").check()
+    form.get_by_role("button", name="Save").click()
+    expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: every team")
+    assert Collection.objects.get(id=collection.id).shared_with_all
+    section.get_by_role("button", name="Share runbooks with other teams").click()
+    form.get_by_label("Every team (teams made later too)").uncheck()
+    form.get_by_role("button", name="Save").click()
+    expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: Sales")
+    assert not Collection.objects.get(id=collection.id).shared_with_all
     page.context.clear_cookies()
 
     sign_in(page, live_url, "sam", "pw-sam-12345")
