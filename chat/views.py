@@ -14,10 +14,10 @@ def index(request):
     collections = list(selectors.collections_for_user(user=request.user))
     # The composer's attach button takes what the library's upload takes, into a collection of the
     # user's own teams (one shared with them is read-only).
-    writable = selectors.collection_ids_writable(user=request.user)
+    team_ids = selectors.team_ids_for_user(user=request.user)
     context = {
         "collections": collections,
-        "attachable": [c for c in collections if c.id in writable],
+        "attachable": [c for c in collections if c.team_id in team_ids],
         "accept": ",".join(EXTENSIONS),
     }
     return render(request, "chat/index.html", context)

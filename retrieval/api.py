@@ -105,8 +105,10 @@ class ErrorOut(Schema):
     error: ErrorBody
 
 
-def _collection_out(c: Collection, writable: set[int]) -> dict:
-    mine = c.id in writable
+def _collection_out(c: Collection, team_ids: set[int]) -> dict:
+    """As the caller sees it: `team_ids` are the caller's teams (their collections are theirs to
+    change; one shared with them is not)."""
+    mine = c.team_id in team_ids
     return {
         "id": c.id,
         "name": c.name,
@@ -168,20 +170,14 @@ def _collection_refusals(team, name: str | None):
 
 @router.get("/collections", response=list[CollectionOut])
 def list_collections(request):
-    writable = selectors.collection_ids_writable(user=request.auth)
+    team_ids = selectors.team_ids_for_user(user=request.auth)
     collections = selectors.collections_for_user(user=request.auth).prefetch_related("shared_with")
-    return [_collection_out(c, writable) for c in collections]
+    return [_collection_out(c, team_ids) for c in collections]
 
 
 @router.post("/collections", response={201: CollectionOut})
 def create_collection(request, payload: CollectionIn):
-    teams = selectors.teams_for_user(user=request.auth)
-    key = (
-        {"id": payload.team}
-        if isinstance(payload.team, int) or str(payload.team).isdigit()
-        else {"name": payload.team}
-    )
-    team = teams.filter(**key).first()
+    team = selectors.team_find(key=payload.team, among=selectors.teams_for_user(user=request.auth))
     if team is None:
         raise Http404("no such team")
     if not payload.name.strip():
@@ -195,7 +191,7 @@ def create_collection(request, payload: CollectionIn):
             language=payload.language,
         )
     collection.document_count = 0
-    return Status(201, _collection_out(collection, {collection.id}))
+    return Status(201, _collection_out(collection, {team.id}))
 
 
 def _counted_collection_or_404(request, collection_id: int) -> Collection:
@@ -210,7 +206,7 @@ def _writable_collection_or_404(request, collection_id: int) -> Collection:
     """A collection the caller may change the documents of: 404 when they may not read it, 403
     when another team shares it with theirs to read only."""
     collection = _collection_or_404(request, collection_id)
-    if collection.id not in selectors.collection_ids_writable(user=request.auth):
+    if collection.team_id not in selectors.team_ids_for_user(user=request.auth):
         raise HttpError(
             403,
             f"collection {collection.name} is shared with your team to read; "
@@ -239,8 +235,8 @@ def _admin_collection_or_404(request, collection_id: int) -> Collection:
 
 @router.get("/collections/{collection_id}", response=CollectionOut)
 def get_collection(request, collection_id: int):
-    writable = selectors.collection_ids_writable(user=request.auth)
-    return _collection_out(_counted_collection_or_404(request, collection_id), writable)
+    team_ids = selectors.team_ids_for_user(user=request.auth)
+    return _collection_out(_counted_collection_or_404(request, collection_id), team_ids)
 
 
 @router.patch("/collections/{collection_id}", response={200: CollectionOut, 403: ErrorOut, 409: ErrorOut})
@@ -257,12 +253,11 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
             instructions=payload.instructions,
             language=payload.language,
         )
-        if payload.shared_with is not None:
-            services.collection_share(collection=collection, teams=payload.shared_with)
-        if payload.shared_with_all is not None:
-            services.collection_share_with_all(collection=collection, everyone=payload.shared_with_all)
-    writable = selectors.collection_ids_writable(user=request.auth)
-    return _collection_out(_counted_collection_or_404(request, collection_id), writable)
+        services.collection_share(
+            collection=collection, teams=payload.shared_with, everyone=payload.shared_with_all
+        )
+    team_ids = selectors.team_ids_for_user(user=request.auth)
+    return _collection_out(_counted_collection_or_404(request, collection_id), team_ids)
 
 
 @router.delete("/collections/{collection_id}", response={204: None, 403: ErrorOut})

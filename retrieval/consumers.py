@@ -15,9 +15,7 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        team_ids = await database_sync_to_async(
-            lambda: list(selectors.teams_for_user(user=user).values_list("id", flat=True))
-        )()
+        team_ids = await database_sync_to_async(lambda: list(selectors.team_ids_for_user(user=user)))()
         self.groups = [team_group(team_id) for team_id in team_ids]
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)

@@ -26,6 +26,18 @@ def teams_for_user(*, user) -> QuerySet[Team]:
     return Team.objects.filter(memberships__user=user, deleted_at__isnull=True)
 
 
+def team_ids_for_user(*, user) -> set[int]:
+    """The user's teams: a collection of one of them is the user's to change; one another team
+    shares with them is read-only."""
+    return set(teams_for_user(user=user).values_list("id", flat=True))
+
+
+def team_find(*, key: int | str, among: QuerySet[Team]) -> Team | None:
+    """The team of `among` that `key` names: an id (a number, or digits) or else a name."""
+    lookup = {"id": int(key)} if isinstance(key, int) or str(key).isdigit() else {"name": str(key)}
+    return among.filter(**lookup).first()
+
+
 def teams_all() -> QuerySet[Team]:
     """Every live team, by name: those a team's admin may share a collection with."""
     return Team.objects.filter(deleted_at__isnull=True).order_by("name")
@@ -40,18 +52,6 @@ def _readable_collections(**membership) -> QuerySet[Collection]:
     everyone = Q(shared_with_all=True) & Q(Exists(Membership.objects.filter(**membership)))
     return Collection.objects.filter(
         Q(team_id__in=teams) | Q(id__in=shared) | everyone, deleted_at__isnull=True
-    )
-
-
-def collection_ids_writable(*, user) -> set[int]:
-    """The readable collections the user's own teams hold: the ones they may upload to and delete
-    from (a collection shared with them is read-only)."""
-    if not user.is_authenticated:
-        return set()
-    return set(
-        Collection.objects.filter(
-            deleted_at__isnull=True, team_id__in=Membership.objects.filter(user=user).values("team_id")
-        ).values_list("id", flat=True)
     )
 
 

@@ -180,30 +180,34 @@ def collection_update(
             collection_rekey_queue(collection_id=collection.id)
 
 
-def collection_share_with_all(*, collection: Collection, everyone: bool) -> None:
-    """Let every team read the collection (teams made later too), or only those it is shared with."""
-    collection.shared_with_all = everyone
-    collection.save(update_fields=["shared_with_all"])
+def collection_share(
+    *, collection: Collection, teams: Sequence[int | str] | None = None, everyone: bool | None = None
+) -> None:
+    """Let exactly these teams (ids or names) read the collection beside its own, and/or every team
+    (teams made later too); None leaves that part as it is. ValueError naming a team that does not
+    exist. Search reads the shares in its own statement: a team left out stops finding the
+    collection's passages at once."""
+    if teams is None and everyone is None:
+        return
+    if teams is not None:
+        wanted = []
+        for key in dict.fromkeys(teams):
+            team = selectors.team_find(key=key, among=selectors.teams_all())
+            if team is None:
+                raise ValueError(f"no team {key!r}")
+            if team.id != collection.team_id:  # its own team reads it anyway
+                wanted.append(team)
+        collection.shared_with.set(wanted)
+    if everyone is not None:
+        collection.shared_with_all = everyone
+        collection.save(update_fields=["shared_with_all"])
+    shared = [t.id for t in collection.shared_with.all()]
     log.info(
-        "collection %s %s every team", collection.id, "shared with" if everyone else "no longer shared with"
+        "collection %s shared with teams %s, every team: %s",
+        collection.id,
+        shared,
+        collection.shared_with_all,
     )
-
-
-def collection_share(*, collection: Collection, teams: Sequence[int | str]) -> list[Team]:
-    """Let exactly these teams (ids or names) read the collection, beside its own team; ValueError
-    naming a team that does not exist. Search reads the shares in its own statement, so a team
-    left out stops finding the collection's passages at once."""
-    wanted: list[Team] = []
-    for key in dict.fromkeys(teams):
-        lookup = {"id": int(key)} if isinstance(key, int) or str(key).isdigit() else {"name": str(key)}
-        team = Team.objects.filter(deleted_at__isnull=True, **lookup).first()
-        if team is None:
-            raise ValueError(f"no team {key!r}")
-        if team.id != collection.team_id:  # its own team reads it anyway
-            wanted.append(team)
-    collection.shared_with.set(wanted)
-    log.info("collection %s shared with teams %s", collection.id, [t.id for t in wanted] or "none")
-    return wanted
 
 
 def collection_rekey_queue(*, collection_id: int) -> None:
@@ -212,6 +216,10 @@ def collection_rekey_queue(*, collection_id: int) -> None:
 
     transaction.on_commit(lambda: rekey_collection.delay(collection_id), robust=True)
 
+
+# Held shared by every write of a collection's chunks, exclusive by a rebuild of its keyword index
+# in another language (`_write_chunks`, `collection_rekey`).
+_KEYING_LOCK = "hashtextextended('docent-keying', %s)"
 
 # The keyword index derived from the chunks' keyword vectors, for the chunks that `{where}` keeps:
 # postings, document frequencies, collection statistics (a language change rebuilds one
@@ -262,7 +270,7 @@ def collection_rekey(*, collection_id: int) -> bool:
         # into this collection under way and holds back new ones until it commits (each writer
         # holds the same lock shared, `_write_chunks`); other collections' writes go on (the
         # 11,729 chunks of SciFact took 13 - 15 s).
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('docent-keying', %s))", [collection_id])
+        cursor.execute(f"SELECT pg_advisory_xact_lock({_KEYING_LOCK})", [collection_id])
         # Not FOR UPDATE: new documents' foreign-key checks (key share) need not wait.
         collection = Collection.objects.select_for_update(no_key=True).filter(id=collection_id).first()
         if collection is None or collection.language == collection.indexed_language:
@@ -912,10 +920,7 @@ def _write_chunks(prepared, vectors, model_name: str) -> set[int]:
             # and the INSERT's snapshot then reads the new language. Shared: writers into one
             # collection do not wait for each other.
             for collection_id in sorted({d.collection_id for d, _ in prepared if d.id in alive}):
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock_shared(hashtextextended('docent-keying', %s))",
-                    [collection_id],
-                )
+                cursor.execute(f"SELECT pg_advisory_xact_lock_shared({_KEYING_LOCK})", [collection_id])
             cursor.execute(_STAGING_SQL)
             cursor.execute(
                 "TRUNCATE chunk_staging"

@@ -16,14 +16,14 @@ LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status
 def library(request):
     collections = list(selectors.collections_for_user(user=request.user).prefetch_related("shared_with"))
     administered = selectors.team_ids_administered(user=request.user)
-    writable = selectors.collection_ids_writable(user=request.user)
+    teams = list(selectors.teams_for_user(user=request.user))
+    team_ids = {t.id for t in teams}
     recent = selectors.recent_documents_by_collection(user=request.user, per=LIBRARY_ROWS)
     for collection in collections:
         collection.can_manage = collection.team_id in administered
-        collection.can_write = collection.id in writable
+        collection.can_write = collection.team_id in team_ids  # one shared with them is read-only
         collection.shared_ids = {t.id for t in collection.shared_with.all()}
         collection.recent = [document_out(d) for d in recent.get(collection.id, [])]
-    teams = list(selectors.teams_for_user(user=request.user))
     # The file picker offers what the parser takes; the page's folder upload takes its own list.
     accept = ",".join(EXTENSIONS)
     context = {

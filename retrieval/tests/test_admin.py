@@ -222,4 +222,4 @@ def test_a_collection_is_shared_in_admin_with_live_teams_only(
     response = admin_client.post(url, {**form, "language": "english", "shared_with": [team_b.id]})
     assert response.status_code == 302, response.content.decode()[:2000]
     assert collection_a.id in selectors.collection_ids_for_user(user=bob)
-    assert collection_a.id not in selectors.collection_ids_writable(user=bob)
+    assert collection_a.team_id not in selectors.team_ids_for_user(user=bob)  # to read only
