@@ -441,17 +441,17 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
     now = time.monotonic()
     if now - float(_SIZES["at"]) > 10:
         # A deleted collection's chunks stay in the index until purged: they count in the total only.
-        _SIZES["collections"] = {
-            c: (t if gone is None else None, n)
-            for c, t, n, gone in Collection.objects.values_list(
-                "id", "team_id", "indexed_chunks", "deleted_at"
-            )
-        }
-        _SIZES["everyone"] = set(Collection.objects.filter(shared_with_all=True).values_list("id", flat=True))
+        # Per collection: the teams that read it (its own and those it is shared with; None once
+        # deleted, "every" when every team does) and its chunks.
         shared: dict[int, set[int]] = {}
         for c, t in Collection.shared_with.through.objects.values_list("collection_id", "team_id"):
             shared.setdefault(c, set()).add(t)
-        _SIZES["shared"] = shared
+        _SIZES["collections"] = {
+            c: (None if gone else "every" if everyone else {t, *shared.get(c, ())}, n)
+            for c, t, n, gone, everyone in Collection.objects.values_list(
+                "id", "team_id", "indexed_chunks", "deleted_at", "shared_with_all"
+            )
+        }
         _SIZES["teams"] = {}
         _SIZES["at"] = now
     teams_by_user = _SIZES["teams"]
@@ -459,14 +459,14 @@ def _ef_search_hint(user_id: int, only: list[int] | None, depth: int, default: i
         teams_by_user[user_id] = set(
             Membership.objects.filter(user_id=user_id).values_list("team_id", flat=True)
         )
-    collections, teams, shared = _SIZES["collections"], teams_by_user[user_id], _SIZES["shared"]
+    collections, teams = _SIZES["collections"], teams_by_user[user_id]
     total = sum(n for _, n in collections.values()) or 1
     wanted = set(only) if only is not None else None
     mine = sum(
         n
-        for c, (t, n) in collections.items()
-        if t is not None
-        and (t in teams or teams & shared.get(c, set()) or (teams and c in _SIZES["everyone"]))
+        for c, (readers, n) in collections.items()
+        if readers is not None
+        and bool(teams if readers == "every" else readers & teams)
         and (wanted is None or c in wanted)
     )
     selectivity = max(mine / total, 1e-3)

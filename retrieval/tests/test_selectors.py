@@ -655,3 +655,24 @@ def test_concurrent_ingestion_and_deletion_in_one_collection_keep_the_statistics
             [collection_a.id],
         )
         assert (collection_a.indexed_chunks, collection_a.indexed_terms) == cursor.fetchone()
+
+
+def test_the_ef_search_hint_counts_the_collections_shared_with_the_user(
+    alice, collection_a, collection_b, monkeypatch
+):
+    """ef_search is raised by how small a share of the chunks the user may read; a collection shared
+    with one of the user's teams, or with every team, counts as theirs."""
+    Collection.objects.filter(id=collection_a.id).update(indexed_chunks=10)
+    Collection.objects.filter(id=collection_b.id).update(indexed_chunks=990)
+
+    def hint():
+        monkeypatch.setitem(selectors._SIZES, "at", 0.0)  # read the sizes again
+        return selectors._ef_search_hint(alice.id, None, depth=100, default=40)
+
+    assert hint() == 1000  # 1% readable: as high as it goes
+    collection_b.shared_with.add(collection_a.team)
+    assert hint() == 130  # all of it: the depth with a margin
+    collection_b.shared_with.clear()
+    Collection.objects.filter(id=collection_b.id).update(shared_with_all=True)
+    assert hint() == 130
+    assert selectors._ef_search_hint(alice.id, [collection_a.id], depth=100, default=40) == 1000
