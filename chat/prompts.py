@@ -152,7 +152,13 @@ _PRONOUNS = re.compile(
     r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|one|ones)\b", re.I
 )
 _CONTINUES = re.compile(r"\s*(and|but|also|then|what about|how about|same for)\b", re.I)
+# A question that sets itself against the one before ("What if I close the tab instead?").
+_CONTRASTS = re.compile(r"\b(instead|else|otherwise|either)\b|\b(too|as well)\W*$", re.I)
 _WORD = re.compile(r"[A-Za-z0-9][\w\-]*")
+# The verb a question asks about doing: "How do I <delete>", "Can we <share>", "How to <export>".
+_ACTION = re.compile(
+    r"\b(?:do|can|could|should|may|must|would|will)\s+(?:i|we|you)\s+([a-z]+)|\bhow\s+to\s+([a-z]+)", re.I
+)
 # The same in Chinese and Japanese: "it", "this", "that" and the like, and a closing "呢" ("那报销呢？":
 # "and reimbursements?").
 _LEANS_CJK = re.compile(r"它|这个|那个|这些|那些|这样|那样|呢[?？]?\s*$|それ|これ|あれ|その|この|あの")
@@ -250,8 +256,8 @@ STOPWORDS = frozenset(
 
 def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     """Offline rewrite of a follow-up into a search query: borrow the previous question's key terms
-    when the new one leans on it (a pronoun, an opening "and" or "what about", or fewer than three
-    words of its own)."""
+    when the new one leans on it (a pronoun, an opening "and" or "what about", an "instead" or a
+    closing "too", or fewer than three words of its own)."""
     previous = next((text for role, text in reversed(list(history)) if role == "user"), None)
     if not previous:
         return question
@@ -261,13 +267,24 @@ def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     size = len(own) + sum(len(r) for r in runs) // 2
     # Three words of its own make a question ("What scale do the maps use?"): borrowing then would
     # drag the previous topic's passages into the answer.
-    leans = _PRONOUNS.search(question) or _CONTINUES.match(question) or _LEANS_CJK.search(question)
+    leans = (
+        _PRONOUNS.search(question)
+        or _CONTINUES.match(question)
+        or _CONTRASTS.search(question)
+        or _LEANS_CJK.search(question)
+    )
     if size >= 3 and not leans:
         return question
+    # "How do I delete a document?" then "And how do I upload one?": the new action replaces the
+    # old one, and only what it acts on carries over.
+    acts = [_ACTION.search(text) for text in (previous, question)]
+    replaced = {(acts[0].group(1) or acts[0].group(2)).lower()} if all(acts) else set()
     carried = [
         w
         for w in _WORD.findall(previous) + cjk.RUN.findall(previous)
-        if w.lower() not in STOPWORDS and w.lower() not in {o.lower() for o in own} and w not in runs
+        if w.lower() not in STOPWORDS
+        and w.lower() not in {o.lower() for o in own} | replaced
+        and w not in runs
     ]
     return f"{question} {' '.join(carried[:8])}".strip()
 

@@ -81,6 +81,37 @@ def test_standalone_query_leaves_a_new_question_alone():
     assert "ingestion" in prompts.standalone_query("What about the nightly backup jobs?", history)
 
 
+def test_standalone_query_borrows_for_a_question_set_against_the_last():
+    """ "Instead", "else", a closing "too": the question is about the last one's subject, however
+    many words of its own it has."""
+    history = [("user", "How do I stop an answer that is streaming?"), ("assistant", "...")]
+    assert prompts.standalone_query("What if I close the tab instead?", history) == (
+        "What if I close the tab instead? stop answer streaming"
+    )
+    assert "streaming" in prompts.standalone_query("Can admins stop the answers too?", history)
+    assert "streaming" in prompts.standalone_query("What else can interrupt an answer?", history)
+    # "too" inside a question is not one that leans back.
+    assert (
+        prompts.standalone_query("Why is my PDF upload too slow?", history)
+        == "Why is my PDF upload too slow?"
+    )
+
+
+def test_standalone_query_drops_the_action_a_follow_up_replaces():
+    """Asked to do something else to the same thing, the follow-up carries the thing, not the old verb
+    ("delete" found passages about deleting when uploading was asked)."""
+    history = [("user", "How do I delete a document?"), ("assistant", "...")]
+    assert (
+        prompts.standalone_query("And how do I upload one?", history) == "And how do I upload one? document"
+    )
+    history = [("user", "How to export a conversation?"), ("assistant", "...")]
+    assert prompts.standalone_query("How to share it?", history) == "How to share it? conversation"
+    # Without an action of its own, the follow-up keeps the earlier one's.
+    assert "delete" in prompts.standalone_query(
+        "And for a whole collection?", [("user", "How do I delete a document?")]
+    )
+
+
 def test_standalone_query_borrows_for_a_chinese_follow_up():
     history = [("user", "差旅费用怎么报销？"), ("assistant", "...")]
     assert prompts.standalone_query("需要多久？", history) == "需要多久？ 差旅费用怎么报销"
