@@ -307,7 +307,9 @@ class Pipeline:
                 screening.exception()  # retrieved: it was raised above whenever it mattered
         self.passages = prompts.Passage.numbered(hits)
         yield Retrieved(query, self.passages, round((time.perf_counter() - t0) * 1000, 2))
-        if not prompts.relevant(self.passages, settings.DOCENT_MIN_RELEVANCE):
+        if not prompts.relevant(
+            self.passages, settings.DOCENT_MIN_RELEVANCE, settings.DOCENT_RERANK_MIN_SCORE
+        ):
             self.text = prompts.REFUSAL
             yield Text(prompts.REFUSAL)
             yield Finished("refused")

@@ -32,6 +32,7 @@ class Passage:
     page: int | None = None
     similarity: float | None = None
     language: str = "english"  # its collection's, for the offline answerer's stemming
+    rerank_score: float | None = None  # the reranker's, when one re-scored the search
 
     @classmethod
     def numbered(cls, hits: Sequence) -> list[Passage]:
@@ -48,6 +49,7 @@ class Passage:
                 page=h.page,
                 similarity=None if h.dense_distance is None else 1 - h.dense_distance,
                 language=getattr(h, "language", "english"),
+                rerank_score=getattr(h, "rerank_score", None),
             )
             for i, h in enumerate(hits)
         ]
@@ -80,10 +82,15 @@ class Prompt:
     keywords: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
 
 
-def relevant(passages: Sequence[Passage], minimum: float) -> bool:
+def relevant(passages: Sequence[Passage], minimum: float, rerank_minimum: float = 0.0) -> bool:
     """Whether the best passage is similar enough to the question to answer from; below, an honest
-    refusal without calling a model."""
-    return max((p.similarity or 0.0 for p in passages), default=0.0) >= minimum
+    refusal without calling a model. When a reranker scored the passages and `rerank_minimum` is
+    set, its best score must reach that too (a search whose reranker failed has no scores and is
+    judged by similarity alone)."""
+    if max((p.similarity or 0.0 for p in passages), default=0.0) < minimum:
+        return False
+    scores = [p.rerank_score for p in passages if p.rerank_score is not None]
+    return not (rerank_minimum and scores and max(scores) < rerank_minimum)
 
 
 def format_passages(passages: Sequence[Passage]) -> str:

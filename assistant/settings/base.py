@@ -288,6 +288,10 @@ DOCENT_RERANK_API_KEY = os.environ.get("DOCENT_RERANK_API_KEY", "") or OPENAI_AP
 DOCENT_RERANK_API = os.environ.get("DOCENT_RERANK_API", "cohere").strip().lower()  # or "tei"
 DOCENT_RERANK_CANDIDATES = env_int("DOCENT_RERANK_CANDIDATES", 30)
 DOCENT_RERANK_TIMEOUT_S = env_float("DOCENT_RERANK_TIMEOUT_S", 5.0)
+# With scores from the reranker, the best of them must also reach this for an answer (a cross-encoder
+# reads question and passage together: a surer "not in your documents" than the embedding's cosine).
+# Its scale is the model's (0..1 for bge-reranker and Cohere's); 0 leaves the decision to the cosine.
+DOCENT_RERANK_MIN_SCORE = env_float("DOCENT_RERANK_MIN_SCORE", 0.0)
 if DOCENT_RERANK_API not in ("cohere", "tei"):
     raise ValueError(f"DOCENT_RERANK_API={DOCENT_RERANK_API!r}: expected cohere or tei")
 if DOCENT_RERANK_MODEL and not DOCENT_RERANK_URL:

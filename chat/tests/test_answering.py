@@ -226,6 +226,18 @@ def test_relevance_gate_takes_the_best_passage():
     assert not relevant([keyword_only], 0.25) and not relevant([], 0.25)  # no vector, no passages
 
 
+def test_relevance_gate_reads_the_rerankers_best_score_when_asked():
+    from dataclasses import replace
+
+    from chat.prompts import relevant
+
+    scored = [replace(P[0], rerank_score=0.02), replace(P[1], rerank_score=0.3)]
+    assert relevant(scored, 0.25) and relevant(scored, 0.25, 0.3)  # the best of 0.02 and 0.3
+    assert not relevant(scored, 0.25, 0.31)
+    assert not relevant(scored, 0.61, 0.01)  # the cosine still has its say
+    assert relevant(P, 0.25, 0.9)  # no scores (no reranker, or it failed): the cosine alone
+
+
 def test_extractive_reads_a_sentence_after_its_paragraphs_first():
     """A list item's or paragraph's first sentence says what the next ones are about."""
     passage = _one(

@@ -182,6 +182,30 @@ async def test_irrelevant_question_is_refused(alice, handbook, chat_model):
     await ws.disconnect()
 
 
+async def test_a_rerankers_low_scores_refuse_without_calling_the_provider(
+    alice, handbook, openai_provider, reranker, settings
+):
+    """With DOCENT_RERANK_MIN_SCORE set, passages similar enough by cosine but scored low by the
+    reranker (the fake one: the share of the question's words a passage holds, here at most 0.67)
+    are not answered from; when the reranker fails there are no scores and the cosine decides."""
+    settings.DOCENT_RERANK_MIN_SCORE = 0.9
+    ws = await connect(alice)
+    await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "refused", text_of(events)
+    assert reranker.requests_to("/rerank") and openai_provider.requests_to("/chat/completions") == []
+    reranker.add_fault(path="/rerank", status=500)
+    await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "stop", text_of(events)
+    assert len(openai_provider.requests_to("/chat/completions")) == 1
+    settings.DOCENT_RERANK_MIN_SCORE = 0.5
+    await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "stop", text_of(events)
+    await ws.disconnect()
+
+
 async def test_refusal_never_calls_the_provider(alice, handbook, openai_provider):
     ws = await connect(alice)
     await ask(ws, "Who won the 1986 football world cup?")
