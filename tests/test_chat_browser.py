@@ -309,6 +309,38 @@ def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url
     expect(page.locator("#attached li", has_text="stray.md")).to_have_count(0)
 
 
+def test_a_file_attached_while_asking_a_shared_collection_goes_to_the_users_own(
+    page, live_url, member, worker, make_team, make_collection
+):
+    """A collection another team shares is read-only: when the conversation asks only it, the attach
+    menu offers the user's own collection instead, and a file dropped on the conversation lands there."""
+    from retrieval.models import Document
+
+    own = member.teams.get().collections.get()
+    policies = make_collection(make_team("Legal"), "policies")
+    services.collection_share(collection=policies, teams=[member.teams.get().id])
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.locator("#scope summary").click()
+    page.locator(f"#scope input[value='{policies.id}']").check()
+    page.locator("#scope summary").click()
+    page.locator("#attach summary").click()
+    expect(page.locator(f"#attach-collection option[value='{policies.id}']")).to_have_count(0)
+    expect(page.locator("#attach-collection")).to_have_value(str(own.id))
+    page.locator("#attach summary").click()
+    page.evaluate(
+        """() => {
+        const files = new DataTransfer();
+        files.items.add(new File(["# Menu\\n\\nLunch is served at noon.\\n"], "menu.md", { type: "text/markdown" }));
+        document.querySelector("#messages").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+        }"""
+    )
+    expect(page.locator("#attached li", has_text="menu.md")).to_have_attribute(
+        "data-status", "ready", timeout=30_000
+    )
+    assert Document.objects.get(original_name="menu.md").collection_id == own.id
+
+
 def test_a_question_waits_for_an_attached_file_and_not_for_one_deleted_meanwhile(
     page, live_app, member, tmp_path, settings
 ):
