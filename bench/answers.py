@@ -1,7 +1,7 @@
 """Calibration of the offline answerer (not part of `make bench`), through the chat's own path:
 search with the user's permissions, the relevance gate, the prompt, the extractive answerer.
 
-    python -m bench.answers [--squad N] [--reingest]
+    python -m bench.answers [--squad N] [--reingest] [--only squad|docs]
 
 Two sets, each loaded once into its own collection of the bench database:
 - SQuAD 2.0 (the articles in ../shared/data/squad): N random questions (seed 1). An answerable one
@@ -204,14 +204,24 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="read and cut the documents again (after a parsing or chunking change)",
     )
+    parser.add_argument("--only", choices=("squad", "docs"), help="ask one set only")
     args = parser.parse_args(argv)
     setup_django()
-    from chat import prompts
     from chat.providers import get_chat_model
     from retrieval import services
 
     answerer = get_chat_model()
     user = services.user_provision(username="answers-eval", team_name="AnswersEval")
+    if args.only in (None, "squad"):
+        _ask_squad(user, answerer, n=args.squad, reingest=args.reingest)
+    if args.only in (None, "docs"):
+        _ask_docs(user, answerer, reingest=args.reingest)
+    return 0
+
+
+def _ask_squad(user, answerer, *, n: int, reingest: bool) -> None:
+    from chat import prompts
+
     claims = [q["text"] for q in read_jsonl(SHARED / "scifact" / "queries.jsonl")[:60]]
 
     articles = json.loads((SHARED / "squad" / "dev-v2.0-part.json").read_text())["data"]
@@ -225,7 +235,7 @@ def main(argv: list[str]) -> int:
             )
             for a in articles
         ],
-        reingest=args.reingest,
+        reingest=reingest,
     )
     questions = [
         (q["question"], q["is_impossible"], [g["text"] for g in q["answers"]])
@@ -238,7 +248,7 @@ def main(argv: list[str]) -> int:
         ("answerable", "quoted", "refused", "unanswerable", "unanswerable_refused", "sentences", "on_point"),
         0,
     )
-    for question, impossible, golds in questions[: args.squad]:
+    for question, impossible, golds in questions[:n]:
         text = _answer(user, squad, question, answerer)
         if impossible:
             counts["unanswerable"] += 1
@@ -281,11 +291,15 @@ def main(argv: list[str]) -> int:
         f"({counts['on_point'] / max(counts['sentences'], 1):.1%})"
     )
 
+
+def _ask_docs(user, answerer, *, reingest: bool) -> None:
+    from chat import prompts
+
     docs = _collection(
         user,
         "docs",
         [(p.name, p.read_bytes()) for p in sorted((ROOT / "docs").glob("*.md"))],
-        reingest=args.reingest,
+        reingest=reingest,
     )
     spec = json.loads((ROOT / "bench" / "data" / "docs_questions.json").read_text())
     right = refused = 0
@@ -314,7 +328,6 @@ def main(argv: list[str]) -> int:
     print(
         f"  follow-ups: {right} of {len(spec['follow_ups'])} quoted the expected passage, {refused} refused"
     )
-    return 0
 
 
 if __name__ == "__main__":
