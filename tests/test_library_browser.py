@@ -295,6 +295,40 @@ def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     assert not Document.objects.filter(original_name="report-01.md").exists()
 
 
+def test_a_reader_finds_documents_of_a_large_shared_collection_without_changing_them(
+    page, live_url, make_user, make_team, make_collection
+):
+    """A document found by name or status in a collection shared to read is listed as the served rows
+    are: it opens, and offers no retry or delete."""
+    from retrieval import services
+    from retrieval.models import Document
+    from retrieval.tests.helpers import upload
+
+    collection = make_collection(make_team("Ops"), "archive")
+    for i in range(25):
+        upload(collection, f"report-{i:02d}.md", f"# Report {i}\n\nQuarter {i}.".encode(), enqueue=False)
+    Document.objects.filter(collection=collection).update(status="ready", progress=1.0, chunk_count=1)
+    Document.objects.filter(original_name="report-01.md").update(status="failed", error="the file is broken")
+    make_team("Sales", members=[make_user("sam", password="pw-sam-12345")])
+    services.collection_share(collection=collection, teams=["Sales"])
+
+    sign_in(page, live_url, "sam", "pw-sam-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator("li.doc")).to_have_count(20)
+    section.locator(".doc-status").select_option("failed")
+    found = section.locator("li.doc")
+    expect(found).to_have_count(1)
+    expect(found.locator(".error")).to_have_text("the file is broken")
+    section.locator(".doc-status").select_option("")
+    expect(found).to_have_count(25)
+    expect(section.locator("[data-action=delete], [data-action=retry]")).to_have_count(0)
+    section.locator(".doc-filter").fill("report-03")
+    expect(section.locator(".shown")).to_have_text("1 of 1 matching.")
+    expect(found.locator("a.name")).to_have_text("report-03")
+    expect(found.get_by_role("link", name="Ask about report-03")).to_be_visible()
+
+
 def test_a_folder_uploads_its_supported_files(
     page, live_url, make_user, make_team, make_collection, tmp_path
 ):

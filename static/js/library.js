@@ -14,7 +14,9 @@
     return li;
   }
 
-  function newRow(title) {
+  // `writable`: the user's team may change the collection (one shared with it is read-only: no
+  // retry or delete).
+  function newRow(title, writable = true) {
     const li = document.createElement("li");
     li.className = "doc";
     const name = document.createElement("span"); name.className = "name"; name.textContent = title;
@@ -25,7 +27,7 @@
     ask.className = "button ghost small"; ask.dataset.action = "ask"; ask.textContent = "Ask"; ask.hidden = true;
     ask.setAttribute("aria-label", `Ask about ${title}`);
     actions.append(ask);
-    for (const [action, label] of [["retry", "Retry"], ["delete", "Delete"]]) {
+    for (const [action, label] of writable ? [["retry", "Retry"], ["delete", "Delete"]] : []) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "ghost small"; b.dataset.action = action; b.textContent = label;
       b.setAttribute("aria-label", `${label} ${title}`); b.hidden = true;  // until the upload has an id
@@ -512,7 +514,7 @@
       const documents = await response.json(), total = Number(response.headers.get("X-Total-Count") || documents.length);
       // A document deleted while this answer was on its way stays gone.
       list.replaceChildren(...documents.filter((d) => !gone.has(String(d.id))).map((d) => {
-        const li = newRow(d.title);
+        const li = newRow(d.title, !section.dataset.readonly);
         stored(li, d.id);
         show(li, d);
         if (d.status === "queued" || d.status === "processing") poll(d.id, li);
