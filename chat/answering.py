@@ -285,7 +285,15 @@ class Pipeline:
         # The question is moderated while the search runs, and always before a model sees it (the
         # rewrite of a follow-up sends it to the provider, so that waits for the verdict).
         screening = asyncio.get_running_loop().create_task(self.screen())
+        reply = prompts.small_talk(self.question)
         try:
+            if reply is not None:  # "hi", "thanks": answered in kind, nothing to search
+                await screening
+                self.text = reply
+                yield Retrieved(self.question, [], 0.0)
+                yield Text(reply)
+                yield Finished("stop")
+                return
             query = self.question
             if self.history:
                 await screening

@@ -82,6 +82,34 @@ class Prompt:
     keywords: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
 
 
+# A message that is only a greeting, thanks or goodbye is answered in kind, not searched for: "hi"
+# would otherwise get "I can't find that in your documents." as the first thing a user reads.
+_SMALL_TALK = {
+    "Hello! Ask me about your team's documents: I answer from them, with numbered sources.": (
+        "hi hello hey hiya howdy greetings yo hallo bonjour hola ciao salut servus moin hej 你好 您好 こんにちは "
+        "안녕하세요 hi_there hello_there hey_there good_morning good_afternoon good_evening good_day "
+        "guten_morgen guten_tag buenos_días buenas_tardes"
+    ),
+    "You're welcome.": (
+        "thanks thank_you thx ty cheers thanks_a_lot thank_you_very_much many_thanks ok_thanks "
+        "okay_thanks great_thanks perfect_thanks thanks_a_million danke danke_schön merci merci_beaucoup "
+        "gracias grazie obrigado 谢谢 ありがとう ありがとうございます 감사합니다"
+    ),
+    "Goodbye!": "bye goodbye bye_bye see_you see_you_later good_night ciao_for_now tschüss au_revoir adiós",
+}
+_SMALL_TALK_REPLIES = {
+    phrase.replace("_", " "): reply for reply, phrases in _SMALL_TALK.items() for phrase in phrases.split()
+}
+_NOT_WORDS = re.compile(r"[^\w\s]+")
+
+
+def small_talk(question: str) -> str | None:
+    """The reply to a message that is only a greeting, thanks or goodbye ("Hi!", "thanks a lot"),
+    else None."""
+    words = " ".join(_NOT_WORDS.sub(" ", question.lower()).split())
+    return _SMALL_TALK_REPLIES.get(words)
+
+
 def relevant(passages: Sequence[Passage], minimum: float, rerank_minimum: float = 0.0) -> bool:
     """Whether the best passage is similar enough to the question to answer from; below, an honest
     refusal without calling a model. When a reranker scored the passages and `rerank_minimum` is

@@ -206,6 +206,19 @@ async def test_a_rerankers_low_scores_refuse_without_calling_the_provider(
     await ws.disconnect()
 
 
+async def test_a_greeting_is_answered_in_kind_without_a_search_or_a_model(alice, handbook, openai_provider):
+    """"Hi" is the first thing many users type: it gets a greeting, not "I can't find that"."""
+    ws = await connect(alice)
+    accepted = await ask(ws, "Hi!")
+    events = await until_done(ws)
+    await ws.disconnect()
+    assert events[-1]["finish_reason"] == "stop"
+    assert text_of(events).startswith("Hello!") and events[-2]["sources"] == []
+    assert openai_provider.requests_to("/chat/completions") == []
+    answer = await Message.objects.aget(id=accepted["message_id"])
+    assert answer.status == "complete" and answer.text == text_of(events)
+
+
 async def test_refusal_never_calls_the_provider(alice, handbook, openai_provider):
     ws = await connect(alice)
     await ask(ws, "Who won the 1986 football world cup?")

@@ -127,3 +127,16 @@ def test_title_from_question():
         == "员工每年享有多少天带薪年假，未使用的假期可以结转…"
     )
     assert prompts.title_from("差旅费用怎么报销？") == "差旅费用怎么报销？"
+
+
+def test_small_talk_is_only_a_whole_greeting_thanks_or_goodbye():
+    assert prompts.small_talk("Hi!").startswith("Hello!")
+    assert prompts.small_talk("  good MORNING :)") == prompts.small_talk("hello")
+    assert prompts.small_talk("你好") == prompts.small_talk("hello")
+    assert prompts.small_talk("OK, thanks.") == prompts.small_talk("Thank you") == "You're welcome."
+    assert prompts.small_talk("bye") == "Goodbye!"
+    # A question that greets first, or a greeting word inside a question, is a question.
+    assert prompts.small_talk("Hi, how many days of leave do I get?") is None
+    assert prompts.small_talk("Hello world program") is None
+    assert prompts.small_talk("thanks for what?") is None
+    assert prompts.small_talk("") is None
