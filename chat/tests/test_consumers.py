@@ -207,7 +207,7 @@ async def test_a_rerankers_low_scores_refuse_without_calling_the_provider(
 
 
 async def test_a_greeting_is_answered_in_kind_without_a_search_or_a_model(alice, handbook, openai_provider):
-    """"Hi" is the first thing many users type: it gets a greeting, not "I can't find that"."""
+    """A greeting ("Hi") is the first thing many users type: it gets one back, not a refusal."""
     ws = await connect(alice)
     accepted = await ask(ws, "Hi!")
     events = await until_done(ws)
