@@ -82,8 +82,9 @@ class Prompt:
     keywords: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
 
 
-# A message that is only a greeting, thanks or goodbye is answered in kind, not searched for: "hi"
-# would otherwise get "I can't find that in your documents." as the first thing a user reads.
+# A message that is only a greeting, thanks, goodbye or "what can you do?" is answered in kind, not
+# searched for: "hi" would otherwise get "I can't find that in your documents." as the first thing a
+# user reads.
 _SMALL_TALK = {
     "Hello! Ask me about your team's documents: I answer from them, with numbered sources.": (
         "hi hello hey hiya howdy greetings yo hallo bonjour hola ciao salut servus moin hej 你好 您好 こんにちは "
@@ -96,6 +97,8 @@ _SMALL_TALK = {
         "gracias grazie obrigado 谢谢 ありがとう ありがとうございます 감사합니다"
     ),
     "Goodbye!": "bye goodbye bye_bye see_you see_you_later good_night ciao_for_now tschüss au_revoir adiós",
+    "I'm Docent: I answer questions from your team's documents, quoting them with numbered sources you can "
+    "check. Ask me about anything in them.": "help who_are_you what_are_you what_can_you_do what_do_you_do",
 }
 _SMALL_TALK_REPLIES = {
     phrase.replace("_", " "): reply for reply, phrases in _SMALL_TALK.items() for phrase in phrases.split()
@@ -104,8 +107,8 @@ _NOT_WORDS = re.compile(r"[^\w\s]+")
 
 
 def small_talk(question: str) -> str | None:
-    """The reply to a message that is only a greeting, thanks or goodbye ("Hi!", "thanks a lot"),
-    else None."""
+    """The reply to a message that is only a greeting, thanks, goodbye or a question about Docent
+    itself ("Hi!", "thanks a lot", "What can you do?"), else None."""
     words = " ".join(_NOT_WORDS.sub(" ", question.lower()).split())
     return _SMALL_TALK_REPLIES.get(words)
 
