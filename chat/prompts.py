@@ -84,7 +84,8 @@ class Prompt:
 
 # A message that is only a greeting, thanks, goodbye or "what can you do?" is answered in kind, not
 # searched for: "hi" would otherwise get "I can't find that in your documents." as the first thing a
-# user reads.
+# user reads. Each reply, then the messages it answers: separated by spaces, the words of one joined
+# by "_" (matched lowercased, without punctuation).
 _SMALL_TALK = {
     "Hello! Ask me about your team's documents: I answer from them, with numbered sources.": (
         "hi hello hey hiya howdy greetings yo hallo bonjour hola ciao salut servus moin hej 你好 您好 こんにちは "

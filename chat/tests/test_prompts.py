@@ -82,7 +82,7 @@ def test_standalone_query_leaves_a_new_question_alone():
 
 
 def test_standalone_query_borrows_for_a_question_set_against_the_last():
-    """ "Instead", "else", a closing "too": the question is about the last one's subject, however
+    """A question with "instead", "else" or a closing "too" is about the last one's subject, however
     many words of its own it has."""
     history = [("user", "How do I stop an answer that is streaming?"), ("assistant", "...")]
     assert prompts.standalone_query("What if I close the tab instead?", history) == (
