@@ -98,8 +98,8 @@ _SMALL_TALK = {
         "gracias grazie obrigado 谢谢 ありがとう ありがとうございます 감사합니다"
     ),
     "Goodbye!": "bye goodbye bye_bye see_you see_you_later good_night ciao_for_now tschüss au_revoir adiós",
-    "I'm Docent: I answer questions from your team's documents, quoting them with numbered sources you can "
-    "check. Ask me about anything in them.": "help who_are_you what_are_you what_can_you_do what_do_you_do",
+    "I'm Docent: I answer questions from your team's documents, with numbered sources you can check. "
+    "Ask me about anything in them.": "help who_are_you what_are_you what_can_you_do what_do_you_do",
 }
 _SMALL_TALK_REPLIES = {
     phrase.replace("_", " "): reply for reply, phrases in _SMALL_TALK.items() for phrase in phrases.split()
