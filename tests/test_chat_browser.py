@@ -41,6 +41,26 @@ def answered_by_model(page, live_app, fake, reply: str):
     return answer
 
 
+def scope_to(page, collection_id: int):
+    """Narrow the conversation to one collection with the scope menu."""
+    page.locator("#scope summary").click()
+    page.locator(f"#scope input[value='{collection_id}']").check()
+    page.locator("#scope summary").click()
+
+
+def drop_file(page, target: str, name: str, text: str) -> bool:
+    """Drop a Markdown file on the element `target` selects; whether the page took the drop."""
+    return page.evaluate(
+        """([target, name, text]) => {
+        const files = new DataTransfer();
+        files.items.add(new File([text], name, { type: "text/markdown" }));
+        return !document.querySelector(target).dispatchEvent(
+            new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+        }""",
+        [target, name, text],
+    )
+
+
 def ask(page, question: str):
     """Type the question and send it; the first answer's article."""
     page.fill("textarea", question)
@@ -281,31 +301,14 @@ def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url
     expect(page.locator("#scope summary")).to_have_text("Collections: all")
     assert Document.objects.filter(original_name="rota.md").count() == 1
     # A file dropped on the conversation is attached too, to the collection the scope names.
-    page.locator("#scope summary").click()
-    page.locator(f"#scope input[value='{notes.id}']").check()
-    page.locator("#scope summary").click()
-    page.evaluate(
-        """() => {
-        const files = new DataTransfer();
-        files.items.add(new File(["# Menu\\n\\nLunch is served at noon.\\n"], "menu.md", { type: "text/markdown" }));
-        document.querySelector("#messages").dispatchEvent(
-            new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
-        }"""
-    )
+    scope_to(page, notes.id)
+    drop_file(page, "#messages", "menu.md", "# Menu\n\nLunch is served at noon.\n")
     expect(page.locator("#attached li", has_text="menu.md")).to_have_attribute(
         "data-status", "ready", timeout=30_000
     )
     assert Document.objects.get(original_name="menu.md").collection_id == notes.id
     # Dropped on the sidebar, a file is not opened in place of the chat (the drop is taken).
-    taken = page.evaluate(
-        """() => {
-        const files = new DataTransfer();
-        files.items.add(new File(["x"], "stray.md", { type: "text/markdown" }));
-        return !document.querySelector("#conversations").dispatchEvent(
-            new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
-        }"""
-    )
-    assert taken
+    assert drop_file(page, "#conversations", "stray.md", "x")
     expect(page.locator("#attached li", has_text="stray.md")).to_have_count(0)
 
 
@@ -320,21 +323,12 @@ def test_a_file_attached_while_asking_a_shared_collection_goes_to_the_users_own(
     policies = make_collection(make_team("Legal"), "policies")
     services.collection_share(collection=policies, teams=[member.teams.get().id])
     sign_in(page, live_url, "erin", "pw-erin-12345")
-    page.locator("#scope summary").click()
-    page.locator(f"#scope input[value='{policies.id}']").check()
-    page.locator("#scope summary").click()
+    scope_to(page, policies.id)
     page.locator("#attach summary").click()
     expect(page.locator(f"#attach-collection option[value='{policies.id}']")).to_have_count(0)
     expect(page.locator("#attach-collection")).to_have_value(str(own.id))
     page.locator("#attach summary").click()
-    page.evaluate(
-        """() => {
-        const files = new DataTransfer();
-        files.items.add(new File(["# Menu\\n\\nLunch is served at noon.\\n"], "menu.md", { type: "text/markdown" }));
-        document.querySelector("#messages").dispatchEvent(
-            new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
-        }"""
-    )
+    drop_file(page, "#messages", "menu.md", "# Menu\n\nLunch is served at noon.\n")
     expect(page.locator("#attached li", has_text="menu.md")).to_have_attribute(
         "data-status", "ready", timeout=30_000
     )
