@@ -1,4 +1,6 @@
-"""Live document progress for the upload page: one group per team the user belongs to."""
+"""Live document news for the library page: one group per team the user belongs to, and the group
+of collections every team reads (for a user who has a team: without one, nothing is shared with
+them)."""
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -6,7 +8,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from assistant import metrics
 
 from . import selectors
-from .progress import team_group
+from .progress import EVERYONE_GROUP, team_group
 
 
 class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
@@ -16,7 +18,9 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)
             return
         team_ids = await database_sync_to_async(lambda: list(selectors.team_ids_for_user(user=user)))()
-        self.groups = [team_group(team_id) for team_id in team_ids]
+        self.groups = [team_group(team_id) for team_id in sorted(team_ids)]
+        if self.groups:
+            self.groups.append(EVERYONE_GROUP)
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()

@@ -1,15 +1,25 @@
-"""Pushes document progress to the uploaders' browsers over the channel layer.
+"""Pushes document news (progress, deletions) to the library pages of everyone who reads them.
 
 Progress is a handful of small events per document, so it crosses the layer; failures to publish
 never fail ingestion (the REST status endpoint and the page's polling fallback still tell the truth).
+
+A collection's news goes to its own team's group, to the groups of the teams it is shared with, and
+to the everyone group when every team reads it; a socket joins the groups of its user's teams (and
+the everyone group, when the user has a team) as it connects. The readers are looked up at each
+send, so a share withdrawn stops the news at once.
 """
 
 import logging
+from collections.abc import Iterable, Sequence
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from . import selectors
+
 log = logging.getLogger(__name__)
+
+EVERYONE_GROUP = "documents.everyone"
 
 
 def team_group(team_id: int) -> str:
@@ -26,18 +36,29 @@ def document_event(document) -> dict:
         "progress": round(document.progress, 3),
         "error": document.error or None,
         "chunks": document.chunk_count,
+        # Seconds since the epoch: a library page adds a row for a document newer than itself.
+        "created": round(document.created_at.timestamp(), 3),
     }
 
 
-def _send(team_id: int, events: list[dict], what: str) -> None:
-    """Send events to a team's group, in order, through one event loop. Best effort: a failure is
+def _groups(collection_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The groups that hear each collection's news."""
+    readers = selectors.collection_readers(collection_ids=list(set(collection_ids)))
+    return {
+        cid: [team_group(t) for t in sorted(teams)] + ([EVERYONE_GROUP] if everyone else [])
+        for cid, (teams, everyone) in readers.items()
+    }
+
+
+def _send(messages: Sequence[tuple[str, dict]], what: str) -> None:
+    """Send (group, event) pairs, in order, through one event loop. Best effort: a failure is
     logged (`what` says which news was lost), never raised; the state is in the database, and a
     page that missed an event polls or reconnects to it."""
 
     async def send_all() -> None:
         layer = get_channel_layer()
-        for event in events:
-            await layer.group_send(team_group(team_id), event)
+        for group, event in messages:
+            await layer.group_send(group, event)
 
     try:
         async_to_sync(send_all)()
@@ -45,30 +66,41 @@ def _send(team_id: int, events: list[dict], what: str) -> None:
         log.warning("could not publish %s", what, exc_info=True)
 
 
-def publish(document, team_id: int) -> None:
-    _send(team_id, [document_event(document)], f"progress for document {document.id}")
+def _to_readers(events: Sequence[dict], what: str) -> None:
+    """Each event (which names its `collection_id`) to the groups of those who read the collection."""
+    try:
+        groups = _groups(e["collection_id"] for e in events)
+    except Exception:
+        log.warning("could not publish %s", what, exc_info=True)
+        return
+    _send([(g, e) for e in events for g in groups.get(e["collection_id"], ())], what)
 
 
-def publish_deleted(*, document_id: int, collection_id: int, team_id: int) -> None:
-    """Tell the team's open library pages that a document is gone (deleted, or replaced by a newer
+def publish(document) -> None:
+    _to_readers([document_event(document)], f"progress for document {document.id}")
+
+
+def publish_bulk(documents) -> None:
+    """One event per document, sent through a single event loop (bulk loads finish many at once)."""
+    _to_readers([document_event(d) for d in documents], f"progress for {len(documents)} documents")
+
+
+def publish_deleted(*, document_id: int, collection_id: int) -> None:
+    """Tell the open library pages that a document is gone (deleted, or replaced by a newer
     version)."""
     event = {"type": "document.deleted", "id": document_id, "collection_id": collection_id}
-    _send(team_id, [event], f"the deletion of document {document_id}")
+    _to_readers([event], f"the deletion of document {document_id}")
 
 
-def publish_collection_deleted(*, collection_id: int, team_id: int) -> None:
-    """Tell the team's open library pages that a whole collection is gone."""
-    event = {"type": "collection.deleted", "id": collection_id}
-    _send(team_id, [event], f"the deletion of collection {collection_id}")
-
-
-def publish_bulk(team_id: int, documents) -> None:
-    """One event per document, sent through a single event loop (bulk loads finish many at once)."""
-    _send(team_id, [document_event(d) for d in documents], f"progress for {len(documents)} documents")
+def publish_collection_deleted(*, collection_id: int) -> None:
+    """Tell the open library pages that a whole collection is gone (it is only marked deleted until
+    the purge, so its readers are still known)."""
+    event = {"type": "collection.deleted", "id": collection_id, "collection_id": collection_id}
+    _to_readers([event], f"the deletion of collection {collection_id}")
 
 
 def publish_member_removed(*, team_id: int, user_id: int) -> None:
     """Tell a member's open library pages that they left the team: their sockets stop hearing its
     documents (they joined its group when they connected; a reconnect joins only the user's teams)."""
     event = {"type": "member.removed", "team_id": team_id, "user_id": user_id}
-    _send(team_id, [event], f"the removal of user {user_id} from team {team_id}")
+    _send([(team_group(team_id), event)], f"the removal of user {user_id} from team {team_id}")

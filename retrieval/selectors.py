@@ -55,6 +55,23 @@ def _readable_collections(**membership) -> QuerySet[Collection]:
     )
 
 
+def collection_readers(*, collection_ids: Sequence[int]) -> dict[int, tuple[set[int], bool]]:
+    """For each collection: the teams that read it (its own and those it is shared with), and
+    whether every team does. Deleted collections too: their readers are told they are gone."""
+    readers = {
+        cid: ({team_id}, everyone)
+        for cid, team_id, everyone in Collection.objects.filter(id__in=collection_ids).values_list(
+            "id", "team_id", "shared_with_all"
+        )
+    }
+    shared = Collection.shared_with.through.objects.filter(collection_id__in=readers).values_list(
+        "collection_id", "team_id"
+    )
+    for cid, team_id in shared:
+        readers[cid][0].add(team_id)
+    return readers
+
+
 def collections_for_user(*, user, counted: bool = True) -> QuerySet[Collection]:
     """With `document_count` and `failed_count` unless `counted` is off (the counts join every
     document)."""

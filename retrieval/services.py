@@ -305,11 +305,7 @@ def collection_delete(*, collection: Collection) -> None:
 
     if _mark_deleted(collection):
         log.info("collection %s deleted; purging its documents", collection.id)
-        transaction.on_commit(
-            lambda: progress.publish_collection_deleted(
-                collection_id=collection.id, team_id=collection.team_id
-            )
-        )
+        transaction.on_commit(lambda: progress.publish_collection_deleted(collection_id=collection.id))
     transaction.on_commit(lambda: purge_collection.delay(collection.id), robust=True)
 
 
@@ -504,6 +500,9 @@ def document_create(
                 replace_older=replace,
             )
             if enqueue:
+                # Its readers' open library pages show it from now (the uploader's has its row);
+                # told before the task is sent, so "queued" never arrives after "processing".
+                transaction.on_commit(lambda: progress.publish(document))
                 documents_enqueue(document_ids=[document.id])
     except BaseException:
         path.unlink(missing_ok=True)
@@ -597,7 +596,7 @@ def _documents_remove(documents: Sequence[Document]) -> None:
     collection loaded."""
     _rows_remove([d.id for d in documents], [d.file.name for d in documents])
     for d in documents:
-        gone = {"document_id": d.id, "collection_id": d.collection_id, "team_id": d.collection.team_id}
+        gone = {"document_id": d.id, "collection_id": d.collection_id}
         transaction.on_commit(lambda gone=gone: progress.publish_deleted(**gone))
 
 
@@ -622,18 +621,17 @@ def _older_versions_remove(documents: Sequence[Document]) -> set[int]:
     return set(found)
 
 
-def _set_status(document: Document, team_id: int, **fields) -> None:
+def _set_status(document: Document, **fields) -> None:
     for name, value in fields.items():
         setattr(document, name, value)
     Document.objects.filter(id=document.id).update(**fields, updated_at=timezone.now())
-    progress.publish(document, team_id)
+    progress.publish(document)
 
 
 def document_fail(*, document: Document, reason: str) -> None:
     log.info("document %s failed: %s", document.id, reason)
     _set_status(
         document,
-        document.collection.team_id,
         status=Document.Status.FAILED,
         error=reason[:2000],
         finished_at=timezone.now(),
@@ -709,7 +707,7 @@ def documents_ingest(
     for document in todo:
         document.status, document.progress, document.error = Document.Status.PROCESSING, 0.05, ""
         if live:
-            progress.publish(document, document.collection.team_id)
+            progress.publish(document)
         try:
             with _Timer(stats, "parse"):
                 blocks = parse_isolated(
@@ -741,7 +739,6 @@ def documents_ingest(
         if live:
             _set_status(
                 document,
-                document.collection.team_id,
                 progress=max(document.progress, 0.15),
                 heartbeat_at=timezone.now(),
             )
@@ -757,10 +754,9 @@ def documents_ingest(
         document.status, document.progress, document.chunk_count = Document.Status.READY, 1.0, len(specs)
         document.error = ""
         if live:
-            progress.publish(document, document.collection.team_id)
+            progress.publish(document)
     if not live:
-        for team_id in {d.collection.team_id for d, _ in prepared}:
-            progress.publish_bulk(team_id, [d for d, _ in prepared if d.collection.team_id == team_id])
+        progress.publish_bulk([d for d, _ in prepared])
     return stats
 
 
@@ -811,7 +807,7 @@ def _ocr_progress(document: Document, heartbeat: _Heartbeat, *, live: bool):
         )
         heartbeat.beat()
         if live:
-            progress.publish(document, document.collection.team_id)
+            progress.publish(document)
 
     return tell
 
@@ -851,7 +847,7 @@ def _embed_missing(embedder, prepared, stats: IngestStats, *, live: bool, reuse:
         )
         if live:
             for document, _ in prepared:
-                progress.publish(document, document.collection.team_id)
+                progress.publish(document)
     return vectors
 
 

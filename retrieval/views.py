@@ -1,3 +1,5 @@
+import time
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -14,6 +16,7 @@ LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status
 
 @login_required
 def library(request):
+    since = time.time()  # before the reads: a document made while they run is news to the page
     collections = list(selectors.collections_for_user(user=request.user).prefetch_related("shared_with"))
     administered = selectors.team_ids_administered(user=request.user)
     teams = list(selectors.teams_for_user(user=request.user))
@@ -27,6 +30,7 @@ def library(request):
     # The file picker offers what the parser takes; the page's folder upload takes its own list.
     accept = ",".join(EXTENSIONS)
     context = {
+        "since": f"{since:.3f}",
         "collections": collections,
         "teams": teams,
         "administered": administered,

@@ -1,5 +1,6 @@
 """The upload page in real headless Chromium: sign in, drop files, watch live progress."""
 
+import concurrent.futures
 import re
 import time
 
@@ -28,6 +29,21 @@ def ops_team(make_user, make_team, admin: str, member: str):
     team = make_team("Ops", members=[make_user(admin, password=f"pw-{admin}-12345")], role="admin")
     services.membership_set(team=team, user=make_user(member, password=f"pw-{member}-12345"))
     return team
+
+
+def elsewhere(function, *args, **kwargs):
+    """Call `function` as another process would: in a thread of its own, since this one runs
+    Playwright's event loop, where the news it publishes (through async_to_sync) cannot be sent."""
+    from django.db import connection
+
+    def call():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
 
 
 def test_upload_shows_live_progress_and_readable_errors(
@@ -327,6 +343,49 @@ def test_a_reader_finds_documents_of_a_large_shared_collection_without_changing_
     expect(section.locator(".shown")).to_have_text("1 of 1 matching.")
     expect(found.locator("a.name")).to_have_text("report-03")
     expect(found.get_by_role("link", name="Ask about report-03")).to_be_visible()
+
+
+def test_documents_added_elsewhere_appear_live_for_the_team_and_its_readers(
+    page, browser, live_url, worker, make_user, make_team, make_collection
+):
+    """A document uploaded while the library is open (by a teammate, through the API, by a folder
+    sync) gets a row on the open pages of its team and of a team the collection is shared with, and
+    reaches ready there; the reader's row offers no delete. Deleted, it leaves both pages."""
+    from retrieval import services
+    from retrieval.tests.helpers import upload
+
+    collection = make_collection(
+        make_team("Ops", members=[make_user("dana", password="pw-dana-12345")]), "runbooks"
+    )
+    make_team("Sales", members=[make_user("sam", password="pw-sam-12345")])
+    services.collection_share(collection=collection, teams=["Sales"])
+    reader_context = browser.new_context(viewport={"width": 1200, "height": 850})
+    reader = reader_context.new_page()
+    pages = {"dana": page, "sam": reader}
+    for name, p in pages.items():
+        sign_in(p, live_url, name, f"pw-{name}-12345")
+        p.goto(f"{live_url}/library/")
+        expect(p.locator("body[data-live='1']")).to_have_count(1)
+        expect(p.locator(f"section[data-collection='{collection.id}'] li.doc")).to_have_count(0)
+
+    document, _ = elsewhere(
+        upload, collection, "restart.md", b"# Restart\n\nRestart the queue when it stalls."
+    )
+    for name, p in pages.items():
+        section = p.locator(f"section[data-collection='{collection.id}']")
+        row = section.locator("li.doc", has_text="restart")
+        expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
+        expect(row.locator("a.name")).to_have_attribute("href", f"/api/v1/documents/{document.id}/file")
+        expect(row.get_by_role("link", name="Ask about restart")).to_be_visible()
+        expect(row.get_by_role("button", name="Delete restart")).to_have_count(1 if name == "dana" else 0)
+        expect(section.locator("header .count")).to_have_text("1 document")
+
+    elsewhere(services.document_delete, document=document)
+    for p in pages.values():
+        section = p.locator(f"section[data-collection='{collection.id}']")
+        expect(section.locator("li.doc")).to_have_count(0)
+        expect(section.locator("header .count")).to_have_text("0 documents")
+    reader_context.close()
 
 
 def test_a_folder_uploads_its_supported_files(
@@ -677,7 +736,7 @@ def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_ch
     section = page.locator(f"section[data-collection='{collection.id}']")
     expect(section.locator("header .shared-by")).to_have_text("shared by Ops, to read")
     row = section.locator("li.doc", has_text="restart")
-    # Live progress goes to the uploading team; a reader's page polls a row still being read.
+    # A reader's page hears the collection's progress too (and polls a row still being read).
     expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
     expect(row.get_by_role("link", name="Ask about restart")).to_be_visible()
     expect(

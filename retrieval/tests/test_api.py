@@ -115,7 +115,7 @@ def test_upload_then_status(client, alice, collection_a, key_for, django_capture
         )
     assert response.status_code == 202
     body = response.json()
-    assert body["status"] == "queued" and len(callbacks) == 1  # the task is queued after commit
+    assert body["status"] == "queued" and len(callbacks) == 2  # the news, then the task, after commit
     document = client.get(f"/api/v1/documents/{body['id']}", **key_for(alice)).json()
     assert {k: document[k] for k in ("id", "title", "status", "progress", "error", "chunks")} == {
         "id": body["id"],

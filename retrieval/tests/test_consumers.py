@@ -25,7 +25,8 @@ async def documents_socket(user) -> WebsocketCommunicator:
 
 @pytest.mark.django_db(transaction=True)
 async def test_progress_events_reach_the_uploaders_team(worker, alice, bob, collection_a, team_b):
-    """Queued -> processing -> ready arrive over /ws/documents/; another team hears nothing."""
+    """Queued (as the upload commits) -> processing -> ready arrive over /ws/documents/; another
+    team hears nothing."""
     mine = await documents_socket(alice)
     theirs = await documents_socket(bob)
     assert (await mine.connect())[0] and (await theirs.connect())[0]
@@ -37,7 +38,7 @@ async def test_progress_events_reach_the_uploaders_team(worker, alice, bob, coll
         events.append(await mine.receive_json_from(timeout=60))
     assert all(e["id"] == document.id and e["type"] == "progress" for e in events)
     statuses = [e["status"] for e in events]
-    assert statuses[0] == "processing" and statuses[-1] == "ready"
+    assert statuses[:2] == ["queued", "processing"] and statuses[-1] == "ready"
     progress = [e["progress"] for e in events]
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert events[-1]["chunks"] >= 1
@@ -131,3 +132,55 @@ async def test_a_removed_member_stops_hearing_the_team(alice, make_user, team_a,
     assert await leaving.receive_nothing(timeout=0.5)
     await staying.disconnect()
     await leaving.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_teams_a_collection_is_shared_with_hear_its_news(
+    alice, bob, make_user, make_team, collection_a, team_b, monkeypatch
+):
+    """A team the collection is shared with hears a new document, its deletion and the collection's
+    own; when every team reads it, so does every user with a team (not one without); a share
+    withdrawn stops the news at once."""
+    from retrieval import services, tasks
+
+    for task in (tasks.ingest_documents, tasks.purge_collection):  # the news, not the work
+        monkeypatch.setattr(task, "delay", lambda *a, **k: None)
+    carol = await sync_to_async(make_user)("carol")
+    await sync_to_async(make_team)("Gamma", [carol])
+    dave = await sync_to_async(make_user)("dave")  # in no team
+    sockets = {
+        name: await documents_socket(user) for name, user in [("bob", bob), ("carol", carol), ("dave", dave)]
+    }
+    for socket in sockets.values():
+        assert (await socket.connect())[0]
+
+    await sync_to_async(services.collection_share)(collection=collection_a, teams=[team_b.id])
+    document, _ = await sync_to_async(upload)(collection_a, "plan.md", b"# Plan\n\nSoon.")
+    news = await sockets["bob"].receive_json_from(timeout=10)
+    assert (news["type"], news["id"], news["collection_id"], news["title"], news["status"]) == (
+        "progress",
+        document.id,
+        collection_a.id,
+        "plan",
+        "queued",
+    )
+    assert await sockets["carol"].receive_nothing(timeout=0.3)
+
+    await sync_to_async(services.collection_share)(collection=collection_a, teams=[], everyone=True)
+    document_id = document.id
+    await sync_to_async(services.document_delete)(document=document)
+    gone = {"type": "deleted", "id": document_id, "collection_id": collection_a.id}
+    assert await sockets["bob"].receive_json_from(timeout=10) == gone
+    assert await sockets["carol"].receive_json_from(timeout=10) == gone
+    assert await sockets["dave"].receive_nothing(timeout=0.3)
+
+    await sync_to_async(services.collection_share)(collection=collection_a, teams=[team_b.id], everyone=False)
+    await sync_to_async(services.collection_delete)(collection=collection_a)
+    assert await sockets["bob"].receive_json_from(timeout=10) == {
+        "type": "collection_deleted",
+        "id": collection_a.id,
+    }
+    assert await sockets["carol"].receive_nothing(timeout=0.3)
+    for socket in sockets.values():
+        assert await socket.receive_nothing(timeout=0.1)
+        await socket.disconnect()

@@ -101,7 +101,7 @@ def test_a_scanned_pdf_moves_its_bar_page_by_page_and_is_found_by_its_words(
     document, _ = upload(collection_a, "scan.pdf", files.scanned_pdf_bytes(pages), enqueue=False)
     seen = []
 
-    def publish(doc, team_id):
+    def publish(doc):
         stored = Document.objects.get(id=doc.id)
         seen.append((round(doc.progress, 3), round(stored.progress, 3), stored.heartbeat_at))
 
@@ -134,7 +134,7 @@ def test_documents_waiting_behind_a_long_scan_keep_their_heartbeat(db, collectio
     monkeypatch.setattr(services._Heartbeat, "EVERY_S", 0.0)
     started, seen = {}, []
 
-    def publish(doc, team_id):
+    def publish(doc):
         waiting = Document.objects.get(id=note.id)
         started.setdefault("at", waiting.heartbeat_at)
         if doc.id == scan.id and 0.05 < doc.progress <= services.OCR_PROGRESS_END:

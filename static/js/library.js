@@ -4,6 +4,13 @@
   const csrf = () => document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const rows = new Map();
   const gone = new Set();  // deleted from this page: the deletion event that follows changes nothing
+  // Documents made since the page was served (by a teammate, the API, another tab, or a team that
+  // shares the collection) get a row when their news arrives. Uploads from this page learn their id
+  // only when the server answers, so news of an unknown document waits until none is in flight: it
+  // may be one of theirs.
+  const since = Number(document.querySelector(".library").dataset.since || Infinity);
+  let sending = 0;
+  const early = new Map();
 
   function row(list, id, title) {
     let li = id && list.ownerDocument.querySelector(`li[data-document="${id}"]`);
@@ -130,6 +137,8 @@
       }
     };
     xhr.onerror = () => show(li, { status: "failed", error: "the upload was interrupted; check your connection" });
+    sending += 1;
+    xhr.onloadend = () => { sending -= 1; if (!sending) { early.forEach(news); early.clear(); } };
     const form = new FormData(); form.append("file", file); form.append("path", path);
     const replace = document.getElementById("replace-same-name");
     form.append("replace", replace && replace.checked ? "true" : "false");
@@ -397,6 +406,20 @@
     setTimeout(tick, 3000);
   }
 
+  // A document this page has no row for: a row, when it is new since the page was served (an older
+  // one, past the rows listed, stays for the finder) and its collection is on the page.
+  function news(ev) {
+    const id = String(ev.id);
+    if (rows.has(id) || gone.has(id) || !(ev.created >= since)) return;
+    const section = document.querySelector(`.collection[data-collection="${ev.collection_id}"]`);
+    if (!section) return;
+    const li = newRow(ev.title, !section.dataset.readonly);
+    section.querySelector(".documents").prepend(li);
+    stored(li, id);
+    count(section, +1);
+    show(li, ev);
+  }
+
   function connect(delay) {
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${proto}://${location.host}/ws/documents/`);
@@ -414,6 +437,7 @@
       }
       const li = rows.get(id) || document.querySelector(`li[data-document="${id}"]`);
       if (ev.type === "deleted") {
+        if (early.delete(id)) { gone.add(id); return; }  // made and deleted before it had a row
         // Deleted elsewhere, or replaced by its new version: gone from the list and the count.
         if (gone.has(id)) return;
         gone.add(id);
@@ -423,6 +447,8 @@
         return;
       }
       if (li) show(li, ev);
+      else if (sending) early.set(id, ev);
+      else news(ev);
     };
     ws.onopen = () => { delay = 500; document.body.dataset.live = "1"; };
     ws.onclose = () => { document.body.dataset.live = ""; setTimeout(() => connect(Math.min(delay * 2, 15000)), delay); };
