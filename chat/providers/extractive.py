@@ -60,6 +60,7 @@ def stem(word: str, language: str = "english") -> str:
 
 # A snake_case name is a term of its own as well as its parts, as keyword search reads it
 # (`docent_keywords`): `asn1_read_value` is not `asn1_read_value_type`.
+_CODE = re.compile(r"`[^`]*`")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+")
 
 
@@ -176,6 +177,13 @@ class ExtractiveAnswerer(ChatModel):
         headings = {p.n: set(terms(p.heading_path, p.language)) for p in prompt.passages}
         leads = [set(terms(lead, p.language)) for p, _, lead in units]
         words = [set(terms(s, p.language)) for p, s in sentences]
+        # Words met only inside code (`--mode hybrid|dense|keyword`) name options, not what a
+        # sentence says; a question in prose counts them at half weight.
+        prose_question = "`" not in prompt.question
+        in_prose = [
+            set(terms(_CODE.sub(" ", s), p.language)) if "`" in s else w
+            for (p, s), w in zip(sentences, words, strict=True)
+        ]
         df = Counter(t for sentence_words in words for t in sentence_words)
         n = len(sentences)
         weight = {
@@ -212,7 +220,10 @@ class ExtractiveAnswerer(ChatModel):
             own = question[lang] & words[order]
             context = (question[lang] & (headings[passage.n] | leads[order])) - own
             w = weight[lang]
-            coverage = (sum(w[t] for t in own) + 0.5 * sum(w[t] for t in context)) / (total[lang] or 1)
+            coded = own - in_prose[order] if prose_question else set()
+            coverage = (
+                sum(w[t] for t in own) - 0.5 * sum(w[t] for t in coded) + 0.5 * sum(w[t] for t in context)
+            ) / (total[lang] or 1)
             score = coverage if by_words else 0.6 * similarity[order] + 0.4 * coverage
             score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
             if score >= self.min_score:

@@ -274,6 +274,21 @@ def test_extractive_takes_a_snake_case_name_whole():
     assert text == "From your documents: asn1_read_value returns the value of one element. [2]"
 
 
+def test_extractive_reads_words_inside_code_as_names_when_the_question_is_prose():
+    """A command's synopsis repeats option values (`--mode hybrid|dense|keyword`): a question in prose
+    is answered by the sentence that explains, though the synopsis holds more of its words; a
+    question that quotes code still finds its words there."""
+    synopsis = _one(
+        "`manage.py evaluate [--mode hybrid|dense|keyword]` prints the results of each search.", 1
+    )
+    prose = _one("Hybrid search fuses the dense and the keyword rankings by reciprocal rank.", 2)
+    answer = ExtractiveAnswerer(max_sentences=1).answer_text
+    question = "How does hybrid search combine the dense and keyword results?"
+    assert answer(Prompt([], [synopsis, prose], question)) == f"From your documents: {prose.text} [2]"
+    coded = "What does `--mode hybrid|dense|keyword` change in the results of a search?"
+    assert answer(Prompt([], [synopsis, prose], coded)).endswith("[1]")
+
+
 def test_extractive_quotes_a_sentence_two_overlapping_passages_share_once_and_whole():
     """Consecutive passages overlap: the later one repeats the earlier one's last sentence, whole or
     from inside it. Both found, the sentence is quoted once, whole, citing a passage that holds it all."""
