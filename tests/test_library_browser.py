@@ -379,6 +379,10 @@ def test_documents_added_elsewhere_appear_live_for_the_team_and_its_readers(
         expect(row.get_by_role("link", name="Ask about restart")).to_be_visible()
         expect(row.get_by_role("button", name="Delete restart")).to_have_count(1 if name == "dana" else 0)
         expect(section.locator("header .count")).to_have_text("1 document")
+        expect(row.locator(".status")).to_have_text("ready · 1 chunk")
+    reader.reload()  # as the server lists it
+    expect(reader.locator("li.doc", has_text="restart").locator(".status")).to_have_text("ready · 1 chunk")
+    expect(reader.locator("body[data-live='1']")).to_have_count(1)
 
     elsewhere(services.document_delete, document=document)
     for p in pages.values():

@@ -66,7 +66,7 @@
     if (ev.status === "ready") {
       // The passages it was cut into, once stored: how search and the chat read it.
       const passages = document.createElement(li.dataset.document ? "a" : "span");
-      passages.textContent = `${ev.chunks} chunks`;
+      passages.textContent = `${ev.chunks} chunk${ev.chunks === 1 ? "" : "s"}`;
       if (li.dataset.document) {
         passages.href = passagesUrl(li.dataset.document);
         passages.title = `The passages ${li.querySelector(".name").textContent} was cut into`;
