@@ -38,8 +38,9 @@ _SENTENCE = re.compile(
 _WORD = re.compile(r"[^\W_]+")  # letters and digits of any script ("Häuser" is one word)
 _LEANS = re.compile(r"(?:It|Its|They|Their|Them|This|These|That|Those|He|She|His|Her|Such)\b")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
-# A passage's text starting with a word in lower case (not a name such as `asn1_read_value`).
-_MID_SENTENCE = re.compile(r"\s*[a-z]+\b(?![_.(])")
+# A passage's text starting with a word in lower case (not a name such as `asn1_read_value`),
+# perhaps inside brackets ("[team ids]}": an overlap begins at a word, whatever precedes it).
+_MID_SENTENCE = re.compile(r"\s*[\[({]*[a-z]+\b(?![_.(])")
 _FULL_STOP = re.compile(r"[。！？：][」』”）》]?$")
 # Streamed a few words at a time; Chinese and Japanese, without spaces, a few characters at a time.
 _PIECE = re.compile(rf"[{cjk.CLASS}]{{1,4}}\s*|[^\s{cjk.CLASS}]+\s*|\s+")
@@ -178,10 +179,11 @@ class ExtractiveAnswerer(ChatModel):
         leads = [set(terms(lead, p.language)) for p, _, lead in units]
         words = [set(terms(s, p.language)) for p, s in sentences]
         # Words met only inside code (`--mode hybrid|dense|keyword`) name options, not what a
-        # sentence says; a question in prose counts them at half weight.
+        # sentence says; a question in prose counts them at half weight. (A sentence whose backticks
+        # do not pair, cut inside code by an overlap, is read as it stands.)
         prose_question = "`" not in prompt.question
         in_prose = [
-            set(terms(_CODE.sub(" ", s), p.language)) if "`" in s else w
+            set(terms(_CODE.sub(" ", s), p.language)) if "`" in s and s.count("`") % 2 == 0 else w
             for (p, s), w in zip(sentences, words, strict=True)
         ]
         df = Counter(t for sentence_words in words for t in sentence_words)

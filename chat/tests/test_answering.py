@@ -194,6 +194,10 @@ def test_extractive_marks_the_tail_of_a_sentence_a_passage_begins_with():
         answer
         == "From your documents: …with ingestion bound by the embedder, parsing adds under a tenth. [1]"
     )
+    # Or inside brackets: a long sentence's overlap begins at a word, whatever precedes it.
+    text = "[team ids or names]} (the whole list) or every team, in the library with its Sharing button."
+    answer = ExtractiveAnswerer().answer_text(Prompt([], [_one(text)], "Can every team share the library?"))
+    assert answer == f"From your documents: …{text} [1]"
 
 
 def test_extractive_ends_a_passage_cut_at_a_semicolon_with_a_full_stop():
