@@ -85,8 +85,16 @@ def split_with_leads(text: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     prose: list[str] = []
     header: list[str] | None = None
+    fenced = False
     lines = text.split("\n")
     for i, line in enumerate(lines):
+        # A fenced code block is no sentence: joined into one line, it is no answer either.
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            prose.append("")  # the paragraph before it ends there
+            continue
+        if fenced:
+            continue
         if not is_row(line):
             header = None
             prose.append(line)

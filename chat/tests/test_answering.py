@@ -200,6 +200,21 @@ def test_extractive_marks_the_tail_of_a_sentence_a_passage_begins_with():
     assert answer == f"From your documents: …{text} [1]"
 
 
+def test_extractive_quotes_no_fenced_code():
+    """A code block's lines, joined into one, are no sentence to quote; the sentence before it is
+    one, and ends where the block begins."""
+    text = (
+        'Any client works with a Docent API key:\n```python\nclient = OpenAI(api_key="dk_...")\n'
+        'client.chat.completions.create(model="docent")\n```\nKeys are made on the API keys page.'
+    )
+    assert split_sentences(text) == [
+        "Any client works with a Docent API key:",
+        "Keys are made on the API keys page.",
+    ]
+    answer = ExtractiveAnswerer().answer_text(Prompt([], [_one(text)], "How does a client use an API key?"))
+    assert "```" not in answer and "client.chat" not in answer
+
+
 def test_extractive_ends_a_passage_cut_at_a_semicolon_with_a_full_stop():
     """A passage may end at a clause (the chunker cuts a long sentence at a semicolon): quoted, it
     ends with a full stop, not ";."."""
