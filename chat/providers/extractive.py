@@ -125,10 +125,11 @@ def _prose(lines: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _copies(texts: list[str]) -> list[int]:
-    """For each sentence (whitespace folded), the first whole copy of it. Consecutive passages
-    overlap: the later one repeats the earlier one's last sentence, whole or from inside it (a
-    tail), and the earlier one may end inside it (a head)."""
+def _copies(texts: list[str]) -> tuple[list[int], list[bool]]:
+    """For each sentence (whitespace folded), the first copy of its group, and whether it may be
+    quoted. Consecutive passages overlap: the later one repeats the earlier one's last sentence, whole
+    or from inside it (a tail), and the earlier one may end inside it (a head). A part of a whole
+    sentence present is not quoted; a head and a tail with no whole between them may be."""
     first: dict[str, int] = {}
     for i, text in enumerate(texts):
         first.setdefault(text, i)
@@ -142,7 +143,21 @@ def _copies(texts: list[str]) -> list[int]:
             text = min(longer, key=len)
         return text
 
-    return [first[whole(text)] for text in texts]
+    rep = {text: whole(text) for text in first}
+    quotable = [rep[text] == text for text in texts]
+    # A head and a tail of one sentence (a passage ending inside it, the next beginning inside it)
+    # hold neither each other: they are one sentence when the head ends with the tail's start (the
+    # overlap, 20 characters at least), quoted once, as whichever part answers better.
+    pieces = [text for text, w in rep.items() if w == text and len(text) >= 20]
+    for head in pieces:
+        for tail in pieces:
+            at = head.find(tail[:20])
+            if at > 0 and tail.startswith(head[at:]) and len(head) - at < len(tail):
+                keep, drop = rep[head], rep[tail]
+                for text, w in rep.items():
+                    if w == drop:
+                        rep[text] = keep
+    return [first[rep[text]] for text in texts], quotable
 
 
 class ExtractiveAnswerer(ChatModel):
@@ -242,12 +257,12 @@ class ExtractiveAnswerer(ChatModel):
         # than the whole sentence it is cut from); of its whole copies, the best scored is quoted
         # (one read after its paragraph's first sentence, say).
         flat = [" ".join(s.split()) for _, s in sentences]
-        whole = _copies(flat)
+        whole, quotable = _copies(flat)
         group: dict[int, list] = {}  # first whole copy -> [best score of any, copy quoted, its score]
         for score, order, _, _ in scored:
             g = group.setdefault(whole[order], [score, whole[order], -1.0])
             g[0] = max(g[0], score)
-            if flat[order] == flat[whole[order]] and score > g[2]:
+            if quotable[order] and score > g[2]:
                 g[1], g[2] = order, score
         scored = sorted(
             ((score, at, sentences[at][0].n, sentences[at][1]) for score, at, _ in group.values()),

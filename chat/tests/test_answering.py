@@ -323,6 +323,31 @@ def test_extractive_quotes_a_sentence_two_overlapping_passages_share_once_and_wh
         assert f"{whole} [{cited}]" in answer, answer
 
 
+def test_extractive_quotes_a_sentence_cut_between_two_passages_once():
+    """A passage may end inside a long sentence and the next begin inside it, each holding part of
+    the other's: one sentence, quoted once (the part that answers better), not twice in halves."""
+    head = _one(
+        "Search runs in one statement. The library lists collections, uploads of files or folders with "
+        "live progress over the socket (polling backs it up;",
+        1,
+    )
+    tail = _one(
+        "uploads of files or folders with live progress over the socket (polling backs it up; deletions "
+        "arrive there too), and passage search with the matched words marked. Keys are made elsewhere.",
+        2,
+    )
+    answer = ExtractiveAnswerer().answer_text(
+        Prompt([], [head, tail], "What else arrives over the socket beside the progress of uploads?")
+    )
+    assert answer.count("live progress over the socket") == 1, answer
+    assert "deletions arrive there too" in answer
+    answer = ExtractiveAnswerer().answer_text(
+        Prompt([], [head, tail], "Which collections does the library list with the progress of uploads?")
+    )
+    assert answer.count("live progress over the socket") == 1, answer
+    assert "The library lists collections" in answer
+
+
 def test_extractive_reads_a_shared_sentence_where_its_paragraph_says_what_it_is_about():
     """Of two copies of a sentence, the one read after its paragraph's first sentence is kept: "About
     eight minutes." answers how long the tests take only beside the sentence that names them."""
