@@ -272,10 +272,11 @@ def test_a_file_uploaded_again_replaces_its_older_version_once_ready(
 
 
 def test_a_large_collection_lists_its_latest_and_finds_the_rest(
-    page, live_url, make_user, make_team, make_collection
+    page, live_url, make_user, make_team, make_collection, monkeypatch
 ):
     """A collection past one screen lists its 20 newest documents; the others are found by name or by
     status, and a found row works like a listed one."""
+    from retrieval import tasks
     from retrieval.models import Document
     from retrieval.tests.helpers import upload
 
@@ -309,6 +310,16 @@ def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     expect(found).to_have_count(0)
     expect(section.locator("header .count")).to_have_text("24 documents")
     assert not Document.objects.filter(original_name="report-01.md").exists()
+
+    # A document uploaded elsewhere meanwhile is counted, but is not among the failed ones found;
+    # the newest listed again, it is.
+    monkeypatch.setattr(tasks.ingest_documents, "delay", lambda *a, **k: None)  # the news, not the work
+    elsewhere(upload, collection, "memo.md", b"# Memo\n\nThe quarter closed.")
+    expect(section.locator("header .count")).to_have_text("25 documents")
+    expect(found).to_have_count(0)
+    section.locator(".doc-status").select_option("")
+    expect(found.first.locator("a.name")).to_have_text("memo")
+    expect(section.locator("li.doc", has_text="memo")).to_have_count(1)
 
 
 def test_a_reader_finds_documents_of_a_large_shared_collection_without_changing_them(

@@ -11,6 +11,7 @@
   const since = Number(document.querySelector(".library").dataset.since || Infinity);
   let sending = 0;
   const early = new Map();
+  const counted = new Set();  // new documents counted while a finder's results were shown instead
 
   function row(list, id, title) {
     let li = id && list.ownerDocument.querySelector(`li[data-document="${id}"]`);
@@ -413,10 +414,16 @@
     if (rows.has(id) || gone.has(id) || !(ev.created >= since)) return;
     const section = document.querySelector(`.collection[data-collection="${ev.collection_id}"]`);
     if (!section) return;
+    // The list shows what its finder was asked for: a new document is not among those found.
+    const filter = section.querySelector(".doc-filter"), status = section.querySelector(".doc-status");
+    if ((filter && filter.value.trim()) || (status && status.value)) {
+      if (!counted.has(id)) { counted.add(id); count(section, +1); }
+      return;
+    }
     const li = newRow(ev.title, !section.dataset.readonly);
     section.querySelector(".documents").prepend(li);
     stored(li, id);
-    count(section, +1);
+    if (!counted.has(id)) count(section, +1);
     show(li, ev);
   }
 
