@@ -44,6 +44,18 @@ _MID_SENTENCE = re.compile(r"\s*[\[({]*[a-z]+\b(?![_.(])")
 _FULL_STOP = re.compile(r"[。！？：][」』”）》]?$")
 # Streamed a few words at a time; Chinese and Japanese, without spaces, a few characters at a time.
 _PIECE = re.compile(rf"[{cjk.CLASS}]{{1,4}}\s*|[^\s{cjk.CLASS}]+\s*|\s+")
+# A question asking for an amount ("how large", "how many", "how long") is answered by a sentence
+# stating one: those with a figure count a little more for it.
+_ASKS_AMOUNT = re.compile(
+    r"\bhow (?:many|much|large|big|small|long|often|far|old|fast|high|heavy|tall)\b"
+    r"|\bwhat (?:size|amount|number|percentage|share)\b",
+    re.IGNORECASE,
+)
+_FIGURE = re.compile(
+    r"\d|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|"
+    r"fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|millions?|billions?|dozens?|half|twice)\b",
+    re.IGNORECASE,
+)
 BORROWED_WEIGHT = 0.35  # a follow-up's words carried over from the question before, against its own
 
 
@@ -171,12 +183,14 @@ class ExtractiveAnswerer(ChatModel):
         min_score: float = 0.32,
         piece_words: int = 3,
         delay: float = 0.0,
+        amount_bonus: float = 0.1,
     ):
         self.embed = embed
         self.max_sentences = max_sentences
         self.min_score = min_score
         self.piece_words = piece_words
         self.delay = delay
+        self.amount_bonus = amount_bonus
 
     def select(self, prompt: Prompt) -> list[tuple[int, str]]:
         """(passage number, sentence) pairs that answer the question, best first, in reading order."""
@@ -239,6 +253,7 @@ class ExtractiveAnswerer(ChatModel):
             else:
                 vectors = self.embed([asked] + [s for _, s in sentences])
                 similarity = (vectors[1:] @ vectors[0]).tolist()
+        asks_amount = _ASKS_AMOUNT.search(prompt.question) is not None
         scored = []
         for order, (passage, sentence) in enumerate(sentences):
             lang = passage.language
@@ -251,6 +266,8 @@ class ExtractiveAnswerer(ChatModel):
             ) / (total[lang] or 1)
             score = coverage if by_words else 0.6 * similarity[order] + 0.4 * coverage
             score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
+            if asks_amount and _FIGURE.search(sentence):
+                score += self.amount_bonus
             if score >= self.min_score:
                 scored.append((score, order, passage.n, sentence))
         # Each sentence once, whole, scored as its best copy (a tail may match the question better

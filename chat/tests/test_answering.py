@@ -223,6 +223,15 @@ def test_extractive_ends_a_passage_cut_at_a_semicolon_with_a_full_stop():
     assert answer == f"From your documents: {text[:-1]}. [1]"
 
 
+def test_extractive_answers_a_question_for_an_amount_with_a_figure():
+    """ "How large" asks for an amount: of two sentences as close to the question, the one stating a
+    figure answers it; a question for no amount keeps their order."""
+    passage = _one("Uploads are checked for their type before they are read. An upload may be up to 50 MB.")
+    answer = ExtractiveAnswerer(max_sentences=1).answer_text
+    assert answer(Prompt([], [passage], "How large may an upload be?")).endswith("up to 50 MB. [1]")
+    assert answer(Prompt([], [passage], "What may an upload be?")).endswith("they are read. [1]")
+
+
 def test_extractive_refuses_when_nothing_answers():
     assert ExtractiveAnswerer().answer_text(Prompt([], P, "Which dinosaur was the largest?")) == REFUSAL
 
