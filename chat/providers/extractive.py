@@ -218,11 +218,12 @@ class ExtractiveAnswerer(ChatModel):
         # Words met only inside code (`--mode hybrid|dense|keyword`) name options, not what a
         # sentence says; a question in prose counts them at half weight. (A sentence whose backticks
         # do not pair, cut inside code by an overlap, is read as it stands.)
-        prose_question = "`" not in prompt.question
-        in_prose = [
-            set(terms(_CODE.sub(" ", s), p.language)) if "`" in s and s.count("`") % 2 == 0 else w
-            for (p, s), w in zip(sentences, words, strict=True)
-        ]
+        in_prose = words
+        if "`" not in prompt.question:
+            in_prose = [
+                set(terms(_CODE.sub(" ", s), p.language)) if "`" in s and s.count("`") % 2 == 0 else w
+                for (p, s), w in zip(sentences, words, strict=True)
+            ]
         df = Counter(t for sentence_words in words for t in sentence_words)
         n = len(sentences)
         weight = {
@@ -260,7 +261,7 @@ class ExtractiveAnswerer(ChatModel):
             own = question[lang] & words[order]
             context = (question[lang] & (headings[passage.n] | leads[order])) - own
             w = weight[lang]
-            coded = own - in_prose[order] if prose_question else set()
+            coded = own - in_prose[order]
             coverage = (
                 sum(w[t] for t in own) - 0.5 * sum(w[t] for t in coded) + 0.5 * sum(w[t] for t in context)
             ) / (total[lang] or 1)
