@@ -68,6 +68,8 @@ def _send(messages: Sequence[tuple[str, dict]], what: str) -> None:
 
 def _to_readers(events: Sequence[dict], what: str) -> None:
     """Each event (which names its `collection_id`) to the groups of those who read the collection."""
+    if not events:
+        return
     try:
         groups = _groups(e["collection_id"] for e in events)
     except Exception:

@@ -753,10 +753,8 @@ def documents_ingest(
         stats.chunks += len(specs)
         document.status, document.progress, document.chunk_count = Document.Status.READY, 1.0, len(specs)
         document.error = ""
-        if live:
-            progress.publish(document)
-    if not live:
-        progress.publish_bulk([d for d, _ in prepared])
+    # One lookup of the readers and one event loop for the batch, live or not.
+    progress.publish_bulk([d for d, _ in prepared if d.id in written])
     return stats
 
 
@@ -846,8 +844,7 @@ def _embed_missing(embedder, prepared, stats: IngestStats, *, live: bool, reuse:
             progress=Greatest(F("progress"), Value(0.15 + 0.8 * done)), heartbeat_at=now
         )
         if live:
-            for document, _ in prepared:
-                progress.publish(document)
+            progress.publish_bulk([d for d, _ in prepared])
     return vectors
 
 

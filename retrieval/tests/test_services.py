@@ -106,6 +106,7 @@ def test_a_scanned_pdf_moves_its_bar_page_by_page_and_is_found_by_its_words(
         seen.append((round(doc.progress, 3), round(stored.progress, 3), stored.heartbeat_at))
 
     monkeypatch.setattr(progress, "publish", publish)
+    monkeypatch.setattr(progress, "publish_bulk", lambda documents: [publish(d) for d in documents])
     services.documents_ingest(document_ids=[document.id])
     document.refresh_from_db()
     assert document.status == "ready", document.error
@@ -141,6 +142,7 @@ def test_documents_waiting_behind_a_long_scan_keep_their_heartbeat(db, collectio
             seen.append(waiting.heartbeat_at)
 
     monkeypatch.setattr(progress, "publish", publish)
+    monkeypatch.setattr(progress, "publish_bulk", lambda documents: [publish(d) for d in documents])
     services.documents_ingest(document_ids=[scan.id, note.id])
     assert len(seen) >= 2 and started["at"] < seen[0] < seen[1]  # one beat per page read
     assert {d.status for d in Document.objects.filter(id__in=[scan.id, note.id])} == {"ready"}
