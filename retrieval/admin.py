@@ -6,7 +6,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import downloads, services
+from . import downloads, selectors, services
 from .models import ApiKey, Chunk, Collection, Document, Membership, Team
 
 
@@ -138,9 +138,19 @@ class CollectionAdmin(_LiveTeamChoices, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:  # an empty collection's keyword index is in its language from the start
             obj.indexed_language = obj.language
+        # Its readers before the form's change: their pages hear of the teams that gain or lose it.
+        obj._readers_before = (
+            selectors.collection_readers(collection_ids=[obj.id])[obj.id]
+            if change
+            else ({obj.team_id}, False)
+        )
         super().save_model(request, obj, form, change)
         if obj.language != obj.indexed_language:  # a new language: the index is built again
             services.collection_rekey_queue(collection_id=obj.id)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # the shares are saved here
+        services.collection_readers_changed(collection=form.instance, before=form.instance._readers_before)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_documents=Count("documents"))

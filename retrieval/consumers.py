@@ -41,6 +41,12 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
     async def collection_deleted(self, event):
         await self.send_json({"type": "collection_deleted", "id": event["id"]})
 
+    async def collection_shared(self, event):
+        await self.send_json({"type": "collection_shared", "id": event["id"]})
+
+    async def collection_unshared(self, event):
+        await self.send_json({"type": "collection_unshared", "id": event["id"]})
+
     async def member_removed(self, event):
         if event["user_id"] != self.scope["user"].id:
             return

@@ -3,8 +3,8 @@
 Progress is a handful of small events per document, so it crosses the layer; failures to publish
 never fail ingestion (the REST status endpoint and the page's polling fallback still tell the truth).
 
-A collection's news goes to its own team's group, to the groups of the teams it is shared with, and
-to the everyone group when every team reads it; a socket joins the groups of its user's teams (and
+A collection's news goes to its own team's group and the groups of the teams it is shared with, or
+to the everyone group alone when every team reads it; a socket joins the groups of its user's teams (and
 the everyone group, when the user has a team) as it connects. The readers are looked up at each
 send, so a share withdrawn stops the news at once.
 """
@@ -42,10 +42,11 @@ def document_event(document) -> dict:
 
 
 def _groups(collection_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The groups that hear each collection's news."""
+    """The groups that hear each collection's news: the everyone group alone when every team reads
+    it (every member of a team is in it; a team's group too would tell them twice)."""
     readers = selectors.collection_readers(collection_ids=list(set(collection_ids)))
     return {
-        cid: [team_group(t) for t in sorted(teams)] + ([EVERYONE_GROUP] if everyone else [])
+        cid: [EVERYONE_GROUP] if everyone else [team_group(t) for t in sorted(teams)]
         for cid, (teams, everyone) in readers.items()
     }
 
@@ -99,6 +100,26 @@ def publish_collection_deleted(*, collection_id: int) -> None:
     the purge, so its readers are still known)."""
     event = {"type": "collection.deleted", "id": collection_id, "collection_id": collection_id}
     _to_readers([event], f"the deletion of collection {collection_id}")
+
+
+def publish_readers_changed(
+    *, collection_id: int, before: tuple[set[int], bool], after: tuple[set[int], bool]
+) -> None:
+    """Tell the pages of teams that now read a collection (`after`: its teams, and whether every team
+    reads it; `before` likewise) that they may, and those of teams that no longer do that they may
+    not. A page asks the server before it adds or drops the collection: its user may read it
+    through another team, or with every team."""
+    (was, was_everyone), (now, now_everyone) = before, after
+    if now_everyone:
+        gained, lost = ([] if was_everyone else [EVERYONE_GROUP]), []
+    elif was_everyone:
+        gained, lost = [], [EVERYONE_GROUP]
+    else:
+        gained, lost = [team_group(t) for t in sorted(now - was)], [team_group(t) for t in sorted(was - now)]
+    messages = [(g, {"type": "collection.shared", "id": collection_id}) for g in gained]
+    messages += [(g, {"type": "collection.unshared", "id": collection_id}) for g in lost]
+    if messages:
+        _send(messages, f"the readers of collection {collection_id}")
 
 
 def publish_member_removed(*, team_id: int, user_id: int) -> None:

@@ -145,16 +145,21 @@ def documents_for_user(
     return qs.order_by("-created_at", "-id")
 
 
-def recent_documents_by_collection(*, user, per: int) -> dict[int, list[Document]]:
-    """Each readable collection's `per` newest documents, in one query (one per collection made the
-    library page's cost grow with the number of collections)."""
+def recent_documents_by_collection(
+    *, user, per: int, collection_ids: Sequence[int] | None = None
+) -> dict[int, list[Document]]:
+    """Each readable collection's (or each of `collection_ids`') `per` newest documents, in one query
+    (one per collection made the library page's cost grow with the number of collections)."""
     from django.db.models import F, Window
     from django.db.models.functions import RowNumber
 
     newest = Window(
         RowNumber(), partition_by=F("collection_id"), order_by=[F("created_at").desc(), F("id").desc()]
     )
-    rows = documents_for_user(user=user).annotate(rank=newest).filter(rank__lte=per)
+    readable = documents_for_user(user=user)
+    if collection_ids is not None:
+        readable = readable.filter(collection_id__in=collection_ids)
+    rows = readable.annotate(rank=newest).filter(rank__lte=per)
     out: dict[int, list[Document]] = {}
     for document in rows.order_by("collection_id", "rank"):
         out.setdefault(document.collection_id, []).append(document)

@@ -189,6 +189,7 @@ def collection_share(
     collection's passages at once."""
     if teams is None and everyone is None:
         return
+    before = selectors.collection_readers(collection_ids=[collection.id])[collection.id]
     if teams is not None:
         wanted = []
         for key in dict.fromkeys(teams):
@@ -201,13 +202,25 @@ def collection_share(
     if everyone is not None:
         collection.shared_with_all = everyone
         collection.save(update_fields=["shared_with_all"])
-    shared = [t.id for t in collection.shared_with.all()]
+    collection_readers_changed(collection=collection, before=before)
+
+
+def collection_readers_changed(*, collection: Collection, before: tuple[set[int], bool]) -> None:
+    """After the commit, the library pages of teams that gained or lost the collection hear of it
+    (they add or drop its section without a reload). `before`: its readers as
+    `selectors.collection_readers` gave them before the change."""
+    after = selectors.collection_readers(collection_ids=[collection.id])[collection.id]
     log.info(
         "collection %s shared with teams %s, every team: %s",
         collection.id,
-        shared,
-        collection.shared_with_all,
+        sorted(after[0] - {collection.team_id}),
+        after[1],
     )
+    if after != before:
+        transaction.on_commit(
+            lambda: progress.publish_readers_changed(collection_id=collection.id, before=before, after=after),
+            robust=True,
+        )
 
 
 def collection_rekey_queue(*, collection_id: int) -> None:

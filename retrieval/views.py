@@ -14,27 +14,26 @@ from .parsing import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, FOLDER_SKIPPED
 LIBRARY_ROWS = 20  # per collection; the page finds the others by name or status through the API
 
 
-@login_required
-def library(request):
-    since = time.time()  # before the reads: a document made while they run is news to the page
-    collections = list(selectors.collections_for_user(user=request.user).prefetch_related("shared_with"))
-    administered = selectors.team_ids_administered(user=request.user)
-    teams = list(selectors.teams_for_user(user=request.user))
+def _shown(collections: list, *, user) -> dict:
+    """Marks each collection with what the user may do with it and its most recent documents; the
+    page's other context (what uploads take, the teams to share with)."""
+    administered = selectors.team_ids_administered(user=user)
+    teams = list(selectors.teams_for_user(user=user))
     team_ids = {t.id for t in teams}
-    recent = selectors.recent_documents_by_collection(user=request.user, per=LIBRARY_ROWS)
+    recent = selectors.recent_documents_by_collection(
+        user=user, per=LIBRARY_ROWS, collection_ids=[c.id for c in collections]
+    )
     for collection in collections:
         collection.can_manage = collection.team_id in administered
         collection.can_write = collection.team_id in team_ids  # one shared with them is read-only
         collection.shared_ids = {t.id for t in collection.shared_with.all()}
         collection.recent = [document_out(d) for d in recent.get(collection.id, [])]
-    # The file picker offers what the parser takes; the page's folder upload takes its own list.
-    accept = ",".join(EXTENSIONS)
-    context = {
-        "since": f"{since:.3f}",
+    return {
         "collections": collections,
         "teams": teams,
         "administered": administered,
-        "accept": accept,
+        # The file picker offers what the parser takes; the page's folder upload takes its own list.
+        "accept": ",".join(EXTENSIONS),
         "folder_accept": ",".join(FOLDER_EXTENSIONS),
         "folder_supported": FOLDER_NAMES,
         "folder_skipped": ",".join(FOLDER_SKIPPED),
@@ -43,7 +42,30 @@ def library(request):
         # A team admin shares a collection with any other team (to read only).
         "all_teams": list(selectors.teams_all()) if administered else [],
     }
+
+
+@login_required
+def library(request):
+    since = time.time()  # before the reads: a document made while they run is news to the page
+    collections = list(selectors.collections_for_user(user=request.user).prefetch_related("shared_with"))
+    context = _shown(collections, user=request.user) | {"since": f"{since:.3f}"}
     return render(request, "retrieval/library.html", context)
+
+
+@login_required
+def library_collection(request, collection_id: int):
+    """One collection's section of the library page: an open page adds it when the collection is
+    newly shared with the user's team."""
+    collection = (
+        selectors.collections_for_user(user=request.user)
+        .prefetch_related("shared_with")
+        .filter(id=collection_id)
+        .first()
+    )
+    if collection is None:
+        raise Http404("no such collection")
+    context = _shown([collection], user=request.user) | {"c": collection}
+    return render(request, "retrieval/_collection.html", context)
 
 
 PASSAGES_PER_PAGE = 50

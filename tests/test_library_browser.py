@@ -274,9 +274,9 @@ def test_a_file_uploaded_again_replaces_its_older_version_once_ready(
 def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     page, live_url, make_user, make_team, make_collection, monkeypatch
 ):
-    """A collection past one screen lists its 20 newest documents; the others are found by name or by
-    status, and a found row works like a listed one."""
-    from retrieval import tasks
+    """A collection past one screen lists its 20 newest documents, and says so as documents come and
+    go elsewhere; the others are found by name or by status, and a found row works like a listed one."""
+    from retrieval import services, tasks
     from retrieval.models import Document
     from retrieval.tests.helpers import upload
 
@@ -293,6 +293,15 @@ def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     expect(section.locator("li.doc")).to_have_count(20)
     expect(section.locator(".shown")).to_have_text("The 20 most recent of 25.")
     expect(section.locator("li.doc", has_text="report-03")).to_have_count(0)  # older than the 20
+
+    monkeypatch.setattr(tasks.ingest_documents, "delay", lambda *a, **k: None)  # the news, not the work
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    note, _ = elsewhere(upload, collection, "note.md", b"# Note\n\nA new note.")
+    expect(section.locator("li.doc").first.locator("a.name")).to_have_text("note")
+    expect(section.locator(".shown")).to_have_text("The 21 most recent of 26.")
+    elsewhere(services.document_delete, document=note)
+    expect(section.locator(".shown")).to_have_text("The 20 most recent of 25.")
+    expect(section.locator("header .count")).to_have_text("25 documents")
 
     section.locator(".doc-filter").fill("report-03")
     expect(section.locator("li.doc")).to_have_count(1)
@@ -313,13 +322,13 @@ def test_a_large_collection_lists_its_latest_and_finds_the_rest(
 
     # A document uploaded elsewhere meanwhile is counted, but is not among the failed ones found;
     # the newest listed again, it is.
-    monkeypatch.setattr(tasks.ingest_documents, "delay", lambda *a, **k: None)  # the news, not the work
     elsewhere(upload, collection, "memo.md", b"# Memo\n\nThe quarter closed.")
     expect(section.locator("header .count")).to_have_text("25 documents")
     expect(found).to_have_count(0)
     section.locator(".doc-status").select_option("")
     expect(found.first.locator("a.name")).to_have_text("memo")
     expect(section.locator("li.doc", has_text="memo")).to_have_count(1)
+    expect(section.locator(".shown")).to_have_text("The 25 most recent of 25.")
 
 
 def test_a_reader_finds_documents_of_a_large_shared_collection_without_changing_them(
@@ -401,6 +410,50 @@ def test_documents_added_elsewhere_appear_live_for_the_team_and_its_readers(
         expect(section.locator("li.doc")).to_have_count(0)
         expect(section.locator("header .count")).to_have_text("0 documents")
     reader_context.close()
+
+
+def test_a_collection_shared_or_withdrawn_is_added_to_or_removed_from_an_open_page(
+    page, live_url, make_user, make_team, make_collection, monkeypatch
+):
+    """Sales' open library page gains Ops' collection, in the page's order, when Ops shares it with
+    Sales (read-only, its documents listed, its news heard), loses it when the share is withdrawn,
+    and keeps it when a share is withdrawn while Sales still reads it with every team."""
+    from retrieval import services, tasks
+    from retrieval.tests.helpers import upload
+
+    monkeypatch.setattr(tasks.ingest_documents, "delay", lambda *a, **k: None)  # the news, not the work
+    runbooks = make_collection(make_team("Ops"), "runbooks")
+    upload(runbooks, "restart.md", b"# Restart\n\nRestart the queue.", enqueue=False)
+    sales = make_team("Sales", members=[make_user("sam", password="pw-sam-12345")])
+    make_collection(sales, "leads")
+
+    sign_in(page, live_url, "sam", "pw-sam-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    sections = page.locator("section.collection h2")
+    expect(sections).to_have_text(["leads"])
+
+    elsewhere(services.collection_share, collection=runbooks, teams=["Sales"])
+    expect(sections).to_have_text(["runbooks", "leads"])  # by team (Ops, Sales), then name
+    section = page.locator(f"section[data-collection='{runbooks.id}']")
+    expect(section.locator("header .shared-by")).to_have_text("shared by Ops, to read")
+    expect(section.locator("li.doc a.name")).to_have_text(["restart"])
+    expect(section.locator(".dropzone, [data-action=delete]")).to_have_count(0)
+    elsewhere(upload, runbooks, "rollback.md", b"# Rollback\n\nRoll back the deploy.")
+    expect(section.locator("li.doc a.name")).to_have_text(["rollback", "restart"])
+    expect(section.locator("header .count")).to_have_text("2 documents")
+
+    elsewhere(services.collection_share, collection=runbooks, teams=[])
+    expect(sections).to_have_text(["leads"])
+
+    # Shared with Sales and with every team, then with Sales alone: still Sales' to read.
+    elsewhere(services.collection_share, collection=runbooks, teams=["Sales"], everyone=True)
+    expect(sections).to_have_text(["runbooks", "leads"])
+    elsewhere(services.collection_share, collection=runbooks, everyone=False)
+    elsewhere(upload, runbooks, "reboot.md", b"# Reboot\n\nReboot the host.")  # news after the change
+    expect(section.locator("li.doc a.name")).to_have_text(["reboot", "rollback", "restart"])
+    page.wait_for_timeout(500)  # the page's question to the server, if it had dropped the section
+    expect(sections).to_have_text(["runbooks", "leads"])
 
 
 def test_a_folder_uploads_its_supported_files(

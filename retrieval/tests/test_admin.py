@@ -207,11 +207,14 @@ def test_a_collections_language_changed_in_admin_rebuilds_its_index_or_is_refuse
 
 
 def test_a_collection_is_shared_in_admin_with_live_teams_only(
-    admin_client, alice, bob, collection_a, team_b, make_team
+    admin_client, alice, bob, collection_a, team_b, make_team, monkeypatch, django_capture_on_commit_callbacks
 ):
     """The collection form lists the teams it may be shared with (a deleted one is no choice), and a
-    team chosen there reads the collection."""
-    from retrieval import selectors
+    team chosen there reads the collection; the open pages of that team are told."""
+    from retrieval import progress, selectors
+
+    told = []
+    monkeypatch.setattr(progress, "publish_readers_changed", lambda **kw: told.append(kw))
 
     gone = make_team("Gone")
     services.team_delete(team=gone)
@@ -219,7 +222,12 @@ def test_a_collection_is_shared_in_admin_with_live_teams_only(
     page = admin_client.get(url).content.decode()
     assert f'<option value="{team_b.id}">Team B</option>' in page and ">Gone<" not in page
     form = {"team": collection_a.team_id, "name": collection_a.name, "description": "", "instructions": ""}
-    response = admin_client.post(url, {**form, "language": "english", "shared_with": [team_b.id]})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {**form, "language": "english", "shared_with": [team_b.id]})
     assert response.status_code == 302, response.content.decode()[:2000]
+    own = {collection_a.team_id}
+    assert told == [
+        {"collection_id": collection_a.id, "before": (own, False), "after": (own | {team_b.id}, False)}
+    ]
     assert collection_a.id in selectors.collection_ids_for_user(user=bob)
     assert collection_a.team_id not in selectors.team_ids_for_user(user=bob)  # to read only

@@ -138,9 +138,10 @@ async def test_a_removed_member_stops_hearing_the_team(alice, make_user, team_a,
 async def test_teams_a_collection_is_shared_with_hear_its_news(
     alice, bob, make_user, make_team, collection_a, team_b, monkeypatch
 ):
-    """A team the collection is shared with hears a new document, its deletion and the collection's
-    own; when every team reads it, so does every user with a team (not one without); a share
-    withdrawn stops the news at once."""
+    """A team the collection is shared with hears that it is, then a new document, its deletion and
+    the collection's own; when every team reads it, so does every user with a team (not one
+    without), each once; a share withdrawn is told and stops the news at once; a share saved
+    unchanged tells nobody."""
     from retrieval import services, tasks
 
     for task in (tasks.ingest_documents, tasks.purge_collection):  # the news, not the work
@@ -149,37 +150,42 @@ async def test_teams_a_collection_is_shared_with_hear_its_news(
     await sync_to_async(make_team)("Gamma", [carol])
     dave = await sync_to_async(make_user)("dave")  # in no team
     sockets = {
-        name: await documents_socket(user) for name, user in [("bob", bob), ("carol", carol), ("dave", dave)]
+        name: await documents_socket(user)
+        for name, user in [("alice", alice), ("bob", bob), ("carol", carol), ("dave", dave)]
     }
     for socket in sockets.values():
         assert (await socket.connect())[0]
+    shared = {"type": "collection_shared", "id": collection_a.id}
+    unshared = {"type": "collection_unshared", "id": collection_a.id}
+
+    async def heard(*names, event):
+        """Each of `names` hears `event` next (its fields; the end checks that nothing more came)."""
+        for name in names:
+            got = await sockets[name].receive_json_from(timeout=10)
+            assert got == event or {k: got.get(k) for k in event} == event, (name, got)
 
     await sync_to_async(services.collection_share)(collection=collection_a, teams=[team_b.id])
+    await heard("bob", event=shared)
+    await sync_to_async(services.collection_share)(collection=collection_a, teams=[team_b.id])
     document, _ = await sync_to_async(upload)(collection_a, "plan.md", b"# Plan\n\nSoon.")
-    news = await sockets["bob"].receive_json_from(timeout=10)
-    assert (news["type"], news["id"], news["collection_id"], news["title"], news["status"]) == (
-        "progress",
-        document.id,
-        collection_a.id,
-        "plan",
-        "queued",
-    )
+    queued = {"type": "progress", "id": document.id, "collection_id": collection_a.id, "title": "plan"}
+    await heard("alice", "bob", event=queued | {"status": "queued"})  # no news of the unchanged share
     assert await sockets["carol"].receive_nothing(timeout=0.3)
 
+    # Every team reads it: every user with a team is told, once (the everyone group alone).
     await sync_to_async(services.collection_share)(collection=collection_a, teams=[], everyone=True)
+    await heard("alice", "bob", "carol", event=shared)
     document_id = document.id
     await sync_to_async(services.document_delete)(document=document)
     gone = {"type": "deleted", "id": document_id, "collection_id": collection_a.id}
-    assert await sockets["bob"].receive_json_from(timeout=10) == gone
-    assert await sockets["carol"].receive_json_from(timeout=10) == gone
+    await heard("alice", "bob", "carol", event=gone)
     assert await sockets["dave"].receive_nothing(timeout=0.3)
 
+    # No longer: everyone is told, and each page asks whether it still reads it (bob's team does).
     await sync_to_async(services.collection_share)(collection=collection_a, teams=[team_b.id], everyone=False)
+    await heard("alice", "bob", "carol", event=unshared)
     await sync_to_async(services.collection_delete)(collection=collection_a)
-    assert await sockets["bob"].receive_json_from(timeout=10) == {
-        "type": "collection_deleted",
-        "id": collection_a.id,
-    }
+    await heard("alice", "bob", event={"type": "collection_deleted", "id": collection_a.id})
     assert await sockets["carol"].receive_nothing(timeout=0.3)
     for socket in sockets.values():
         assert await socket.receive_nothing(timeout=0.1)

@@ -99,3 +99,25 @@ def test_the_library_lists_each_collections_newest_in_queries_that_do_not_grow_w
     with django_assert_max_num_queries(len(one.captured_queries)):
         page = client.get("/library/").content.decode()
     assert all(f"more-{i}" in page for i in range(5))
+
+
+def test_one_collections_section_is_served_to_those_who_read_it(client, alice, bob, collection_a, team_b):
+    """The section a library page adds when a collection is newly shared with the user's team: as the
+    page lists it (read-only for a reader), and 404 for anyone who does not read it."""
+    from retrieval import services
+
+    from .helpers import upload
+
+    upload(collection_a, "runbook.md", b"# Runbook\n\nSteps.", enqueue=False)
+    url = f"/library/collections/{collection_a.id}/"
+    client.force_login(bob)
+    assert client.get(url).status_code == 404
+    services.collection_share(collection=collection_a, teams=[team_b.id])
+    section = client.get(url).content.decode()
+    assert section.strip().startswith("<section") and 'data-readonly="1"' in section
+    assert "runbook" in section and "shared by" in section and 'data-action="delete"' not in section
+    client.force_login(alice)
+    own = client.get(url).content.decode()
+    assert "data-readonly" not in own and 'data-action="delete"' in own
+    services.collection_delete(collection=collection_a)
+    assert client.get(url).status_code == 404

@@ -99,13 +99,24 @@
     rows.set(String(id), li);
   }
 
+  // A collection's count of documents, and the line under its finder that says how many of them
+  // are listed (unless the finder shows what it was asked for); after its rows have changed.
   function count(section, delta) {
     const span = section && section.querySelector(".count");
     if (!span) return;
     const n = Math.max(0, Number(span.dataset.count) + delta);
     span.dataset.count = String(n);
     span.textContent = `${n} document${n === 1 ? "" : "s"}`;
+    const shown = section.querySelector(".shown");
+    if (!shown || filtering(section)) return;
+    const listed = section.querySelectorAll("li.doc[data-document]").length;
+    shown.textContent = `The ${listed} most recent of ${n}.`;
   }
+
+  const filtering = (section) => {
+    const filter = section.querySelector(".doc-filter"), status = section.querySelector(".doc-status");
+    return Boolean((filter && filter.value.trim()) || (status && status.value));
+  };
 
   // A file from a folder is sent under its path in it ("wiki/howto/README.md"): the server keeps it
   // as the document's name, so two READMEs of one folder stay two documents.
@@ -391,8 +402,10 @@
     }
     button.disabled = false;
     if (retry) { show(li, { status: "queued", progress: 0 }); poll(id, li); return; }
-    if (!gone.has(id)) count(li.closest(".collection"), -1);
-    gone.add(id); rows.delete(id); li.remove();
+    const section = li.closest(".collection");
+    rows.delete(id); li.remove();
+    if (!gone.has(id)) count(section, -1);
+    gone.add(id);
   });
 
   // Polling backs the websocket up: it tells the truth even when a progress event was missed.
@@ -415,8 +428,7 @@
     const section = document.querySelector(`.collection[data-collection="${ev.collection_id}"]`);
     if (!section) return;
     // The list shows what its finder was asked for: a new document is not among those found.
-    const filter = section.querySelector(".doc-filter"), status = section.querySelector(".doc-status");
-    if ((filter && filter.value.trim()) || (status && status.value)) {
+    if (filtering(section)) {
       if (!counted.has(id)) { counted.add(id); count(section, +1); }
       return;
     }
@@ -442,15 +454,19 @@
         if (section) section.remove();
         return;
       }
+      if (ev.type === "collection_shared" || ev.type === "collection_unshared") {
+        readable(id);
+        return;
+      }
       const li = rows.get(id) || document.querySelector(`li[data-document="${id}"]`);
       if (ev.type === "deleted") {
         if (early.delete(id)) { gone.add(id); return; }  // made and deleted before it had a row
         // Deleted elsewhere, or replaced by its new version: gone from the list and the count.
         if (gone.has(id)) return;
         gone.add(id);
-        count(document.querySelector(`.collection[data-collection="${ev.collection_id}"]`), -1);
         rows.delete(id);
         if (li) li.remove();
+        count(document.querySelector(`.collection[data-collection="${ev.collection_id}"]`), -1);
         return;
       }
       if (li) show(li, ev);
@@ -508,14 +524,50 @@
     return files;
   }
 
-  document.querySelectorAll(".collection").forEach((section) => {
-    // Rows still being read are polled (their progress events go to the uploading team only).
+  // A collection shared with one of the user's teams, or no longer: its section as the server now
+  // serves it (the user may still read it through another team), added in the page's order
+  // (team, then name) or removed.
+  async function readable(id) {
+    const url = `/library/collections/${encodeURIComponent(id)}/`;
+    const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
+    if (!response || (!response.ok && response.status !== 404)) return;
+    const old = document.querySelector(`.collection[data-collection="${id}"]`);
+    if (response.status === 404) {
+      if (old) old.remove();
+      return;
+    }
+    if (old) return;
+    const html = document.createElement("template");
+    html.innerHTML = await response.text();
+    const section = html.content.querySelector("section.collection");
+    if (!section || document.querySelector(`.collection[data-collection="${id}"]`)) return;
+    const key = (s) => [s.dataset.teamName || "", s.querySelector("h2").textContent];
+    const [team, name] = key(section);
+    const sections = [...document.querySelectorAll(".collection")];
+    const next = sections.find((s) => {
+      const [t, n] = key(s);
+      return t > team || (t === team && n > name);
+    });
+    const empty = document.querySelector(".no-collections");
+    if (next) next.before(section);
+    else if (sections.length) sections[sections.length - 1].after(section);
+    else if (empty) empty.replaceWith(section);
+    else {
+      const teams = document.querySelector(".teams-heading");
+      if (teams) teams.before(section); else document.querySelector(".library").append(section);
+    }
+    wire(section);
+  }
+
+  function wire(section) {
+    // Rows still being read are polled too: the websocket may miss news (a reconnect, a restart).
     section.querySelectorAll("li[data-document]").forEach((li) => {
       rows.set(li.dataset.document, li);
       if (li.dataset.status === "queued" || li.dataset.status === "processing") poll(li.dataset.document, li);
     });
     const zone = section.querySelector(".dropzone");
     const folder = section.querySelector(".folder-pick input");
+    finder(section);
     if (!zone || !folder) return;  // shared with the user's team to read only
     folder.addEventListener("change", () => { uploadFolder(section, [...folder.files]); folder.value = ""; });
     const input = zone.querySelector("input");
@@ -529,7 +581,7 @@
       if (entries.some((entry) => entry.isDirectory)) dropped(entries).then((files) => uploadFolder(section, files));
       else [...e.dataTransfer.files].forEach((f) => upload(section, f));
     });
-  });
+  }
 
   // A collection holding more than the page lists: find the others by name or status.
   function finder(section) {
@@ -561,7 +613,7 @@
     input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(find, 250); });
     status.addEventListener("change", () => { clearTimeout(timer); find(); });
   }
-  document.querySelectorAll(".collection").forEach(finder);
+  document.querySelectorAll(".collection").forEach(wire);
 
   const form = document.getElementById("new-collection");
   if (form) form.addEventListener("submit", (e) => {
