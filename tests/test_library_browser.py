@@ -593,6 +593,29 @@ def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
     expect(page.locator("section.collection")).to_have_count(1)
 
 
+def test_a_row_being_read_leaves_when_its_document_is_gone_though_no_news_came(
+    page, live_url, make_user, make_team, make_collection
+):
+    """Polling backs the websocket up for deletions too: a document still queued whose deletion the
+    page never heard of (a socket down meanwhile) loses its row and its place in the count."""
+    from retrieval.models import Document
+    from retrieval.tests.helpers import upload
+
+    collection = make_collection(
+        make_team("Ops", members=[make_user("ivy", password="pw-ivy-12345")]), "notes"
+    )
+    upload(collection, "kept.md", b"# Kept\n\nKept.", enqueue=False)
+    lost, _ = upload(collection, "lost.md", b"# Lost\n\nLost.", enqueue=False)
+
+    sign_in(page, live_url, "ivy", "pw-ivy-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator("li.doc[data-status=queued]")).to_have_count(2)
+    Document.objects.filter(id=lost.id).delete()  # no news published
+    expect(section.locator("li.doc a.name")).to_have_text(["kept"], timeout=10_000)
+    expect(section.locator("header .count")).to_have_text("1 document")
+
+
 def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user, make_team, make_collection):
     """Delete (after a confirmation) takes the row away and the passages out of search; Retry queues a
     failed document again. Both buttons work on the rows the page listed itself."""

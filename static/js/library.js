@@ -130,7 +130,9 @@
     xhr.onload = () => {
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
-      if (xhr.status === 202 || xhr.status === 200) {
+      if ((xhr.status === 202 || xhr.status === 200) && gone.has(String(body.id))) {
+        li.remove();  // deleted elsewhere before this answer came: never counted, nothing to show
+      } else if (xhr.status === 202 || xhr.status === 200) {
         stored(li, body.id);
         if (!body.duplicate) count(section, +1);
         show(li, { status: body.status, progress: 0.05, chunks: 0 });
@@ -402,16 +404,27 @@
     }
     button.disabled = false;
     if (retry) { show(li, { status: "queued", progress: 0 }); poll(id, li); return; }
-    const section = li.closest(".collection");
-    rows.delete(id); li.remove();
-    if (!gone.has(id)) count(section, -1);
-    gone.add(id);
+    vanish(id, li, li.closest(".collection"));
   });
 
-  // Polling backs the websocket up: it tells the truth even when a progress event was missed.
+  // A document gone (deleted, or replaced by its new version): its row leaves, and the count drops
+  // once, whichever way the page learnt it.
+  function vanish(id, li, section) {
+    rows.delete(id);
+    if (li) li.remove();
+    if (gone.has(id)) return;
+    gone.add(id);
+    count(section, -1);
+  }
+
+  // Polling backs the websocket up: it tells the truth even when a progress event was missed, and
+  // a document deleted meanwhile answers 404.
   function poll(id, li) {
     const tick = () => fetch(`/api/v1/documents/${id}`, { credentials: "same-origin" })
-      .then((r) => r.ok ? r.json() : null)
+      .then((r) => {
+        if (r.status === 404) vanish(String(id), li, li.closest(".collection"));
+        return r.ok ? r.json() : null;
+      })
       .then((d) => {
         if (!d) return;
         show(li, d);
@@ -462,11 +475,7 @@
       if (ev.type === "deleted") {
         if (early.delete(id)) { gone.add(id); return; }  // made and deleted before it had a row
         // Deleted elsewhere, or replaced by its new version: gone from the list and the count.
-        if (gone.has(id)) return;
-        gone.add(id);
-        rows.delete(id);
-        if (li) li.remove();
-        count(document.querySelector(`.collection[data-collection="${ev.collection_id}"]`), -1);
+        vanish(id, li, document.querySelector(`.collection[data-collection="${ev.collection_id}"]`));
         return;
       }
       if (li) show(li, ev);
