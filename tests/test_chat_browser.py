@@ -697,3 +697,40 @@ def test_the_collections_chosen_are_where_new_conversations_start(page, live_url
     page.locator("#new-chat").click()
     expect(page.locator("#scope summary")).to_have_text("Collections: notes")
     assert page.evaluate("Object.keys(localStorage)") == ["docent.scope.erin"]  # one user's choice
+
+
+def test_the_scope_menu_shows_the_collections_read_now(page, live_url, make_user, make_team, make_collection):
+    """A chat page left open learns, when its scope menu opens, of a collection shared with the user's
+    team since (listed in order, to choose, not to attach files to), of one renamed, and of one gone
+    (no longer listed, nor among the choices)."""
+    from .test_library_browser import elsewhere
+
+    runbooks = make_collection(make_team("Ops"), "runbooks")
+    sales = make_team("Sales", members=[make_user("sam", password="pw-sam-12345")])
+    leads = make_collection(sales, "leads")
+    sign_in(page, live_url, "sam", "pw-sam-12345")
+    options = page.locator("#scope label")
+    attach = page.locator("#attach-collection option")
+    page.locator("#scope summary").click()
+    expect(options).to_have_text(["leads · Sales"])
+    page.locator(f"#scope input[value='{leads.id}']").check()
+    expect(page.locator("#scope summary")).to_have_text("Collections: leads")
+    page.locator("#scope summary").click()  # closed
+
+    elsewhere(services.collection_share, collection=runbooks, teams=["Sales"])
+    elsewhere(services.collection_update, collection=leads, name="prospects")
+    page.locator("#scope summary").click()
+    expect(options).to_have_text(["runbooks · Ops", "prospects · Sales"])  # by team, then name
+    expect(page.locator(f"#scope input[value='{leads.id}']")).to_be_checked()
+    expect(page.locator("#scope summary")).to_have_text("Collections: prospects")
+    expect(attach).to_have_text(["prospects · Sales"])  # shared to read: no files added to it
+    page.locator(f"#scope input[value='{runbooks.id}']").check()
+    expect(page.locator("#scope summary")).to_have_text("Collections: runbooks, prospects")
+    page.locator("#scope summary").click()
+
+    elsewhere(services.collection_delete, collection=leads)
+    page.locator("#scope summary").click()
+    expect(options).to_have_text(["runbooks · Ops"])
+    expect(page.locator("#scope summary")).to_have_text("Collections: runbooks")
+    expect(attach).to_have_count(0)
+    assert page.evaluate("localStorage.getItem('docent.scope.sam')") == f"[{runbooks.id}]"

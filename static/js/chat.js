@@ -723,10 +723,51 @@
     clearTimeout(searchTimer);
     searchTimer = setTimeout(loadConversations, 200);
   });
-  document.querySelectorAll("#scope input").forEach((i) => i.addEventListener("change", () => {
+  function scopeChanged() {
     updateScopeLabel();
     localStorage.setItem(SCOPE, JSON.stringify(selectedCollections() || []));
-  }));
+  }
+  $("scope").addEventListener("change", (e) => { if (e.target.name === "collection") scopeChanged(); });
+
+  // The collections a user reads change while the page is open (a team shares one, an admin
+  // deletes one): the menus are brought up to date each time the scope menu opens, in the server's
+  // order, keeping what is chosen.
+  $("scope").addEventListener("toggle", async () => {
+    if (!$("scope").open) return;
+    const list = await fetch("/api/v1/collections", { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    if (!list) return;
+    const fieldset = $("scope").querySelector("fieldset");
+    const labels = new Map([...fieldset.querySelectorAll("input[name=collection]")].map((i) => [Number(i.value), i.closest("label")]));
+    const before = JSON.stringify(selectedCollections() || []);
+    let previous = $("scope-documents");
+    for (const c of list) {
+      const label = labels.get(c.id) || document.createElement("label");  // renamed, perhaps
+      let box = label.querySelector("input");
+      if (!box) {
+        box = document.createElement("input");
+        box.type = "checkbox"; box.name = "collection"; box.value = String(c.id); box.disabled = documentScope.length > 0;
+      }
+      const team = document.createElement("span"); team.className = "muted"; team.textContent = `· ${c.team}`;
+      label.replaceChildren(box, ` ${c.name} `, team);
+      labels.delete(c.id);
+      previous.after(label);
+      previous = label;
+    }
+    labels.forEach((label) => label.remove());  // no longer the user's to read
+    const none = fieldset.querySelector("p.muted");
+    if (list.length && none) none.remove();
+    else if (!list.length && !none) {
+      const p = document.createElement("p"); p.className = "muted"; p.textContent = "No collections yet."; fieldset.append(p);
+    }
+    const select = $("attach-collection");
+    if (select) {
+      const chosen = select.value;
+      select.replaceChildren(...list.filter((c) => c.writable).map((c) => new Option(`${c.name} · ${c.team}`, String(c.id))));
+      if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+    }
+    if (JSON.stringify(selectedCollections() || []) !== before) scopeChanged(); else updateScopeLabel();
+  });
   function closeSidebar() { document.body.classList.remove("sidebar-open"); $("toggle-sidebar").setAttribute("aria-expanded", "false"); }
   $("toggle-sidebar").addEventListener("click", () => {
     const open = document.body.classList.toggle("sidebar-open");
