@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -160,28 +161,80 @@ def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> boo
     return bool(gap) and all(ch in " \t\n\r" or unicodedata.category(ch) == "Zs" for ch in gap)
 
 
-def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, tables: _Tables) -> int:
+_CODE_LOOKBACK = 1000  # characters
+# Where inline code cannot continue: a blank line, or a list item's start.
+_BLOCK_START = re.compile(r"\n[ \t]*\n|\n[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]")
+
+
+def _in_code(text: str, position: int) -> bool:
+    """Whether `position` falls inside an inline code span (`...`) of its paragraph or list item: a
+    passage cut there has an unpaired backtick, and a quote from it shows the rest of its sentence
+    as code. As Markdown reads it: after an odd number of the block's backticks, with one to close
+    the span after it (a lone one, "the `gain' of function", is a character like any other). Judged
+    within a bounded distance: a longer block, or one with a fenced block, is not (a 200 MB line
+    must not cost its length at each cut)."""
+    floor = max(0, position - _CODE_LOOKBACK)
+    if text.find("`", floor, position) < 0:
+        return False
+    before = text[floor:position]
+    starts = [m.end() for m in _BLOCK_START.finditer(before)]
+    if not starts and floor > 0:
+        return False
+    segment = before[starts[-1] :] if starts else before
+    if "```" in segment or segment.count("`") % 2 == 0:
+        return False
+    after = text[position : position + _CODE_LOOKBACK]
+    block_end = _BLOCK_START.search(after)
+    return "`" in (after[: block_end.start()] if block_end else after)
+
+
+def _outside_code(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables, code: bool) -> int:
+    """`_boundary`, but 0 inside inline code, where a stop or a colon ends no sentence (`code`: the
+    text has a backtick at all)."""
+    q = _boundary(text, offsets, t, tables)
+    return 0 if q and q < PARAGRAPH and code and _in_code_span(text, offsets, t, tables) else q
+
+
+def _in_code_span(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables) -> bool:
+    """Whether cutting before token t cuts inline code (a table's rows are cut between, whatever
+    their cells hold)."""
+    return not tables.at(offsets[t - 1][1]) and _in_code(text, offsets[t][0])
+
+
+def _cut(
+    text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, tables: _Tables, code: bool
+) -> int:
     """The token index to end a chunk that begins at `start`, at most `limit` tokens long."""
     n = len(offsets)
     if n - start <= limit:
         return n
     hi = start + limit
     lo = start + max(1, limit // 2)
-    best, best_q = 0, 0
+    best, best_q, coded = 0, 0, 0
     for t in range(hi, start, -1):
         q = _boundary(text, offsets, t, tables)
-        # Prefer the strongest boundary in the back half; fall back to the last space anywhere.
+        # Prefer the strongest boundary in the back half; fall back to the last space anywhere, one
+        # inside inline code last of all.
         if q > best_q and (t >= lo or best_q == 0):
+            if q < PARAGRAPH and code and _in_code_span(text, offsets, t, tables):
+                coded = coded or t
+                continue
             best, best_q = t, q
             if q == PARAGRAPH:
                 break
         if t < lo and best_q:
             break
-    return best or hi
+    return best or coded or hi
 
 
 def _overlap_start(
-    text: str, offsets: Sequence[tuple[int, int]], start: int, end: int, overlap: int, tables: _Tables
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    start: int,
+    end: int,
+    overlap: int,
+    tables: _Tables,
+    code: bool,
 ) -> int:
     """Where the next chunk begins: at most `overlap` tokens before `end`, on a sentence or word
     boundary; or at the start of the chunk's last sentence when no sentence starts that late and the
@@ -192,14 +245,14 @@ def _overlap_start(
     earliest = max(start + 1, end - overlap)
     word = None
     for t in range(earliest, end):
-        q = _boundary(text, offsets, t, tables)
+        q = _outside_code(text, offsets, t, tables, code)
         if q >= SENTENCE:
             return t
         if q and word is None and not tables.at(offsets[t - 1][1]):
             word = t
     # At most half the chunk again, so that each chunk still moves on by half of one.
     for t in range(earliest - 1, max(start + 1, end - min(2 * overlap, (end - start) // 2)) - 1, -1):
-        if _boundary(text, offsets, t, tables) >= SENTENCE:
+        if _outside_code(text, offsets, t, tables, code) >= SENTENCE:
             return t
     return word or end
 
@@ -247,6 +300,7 @@ def chunk_blocks(
             continue
         heading = trim_heading(section.headings, offsets_of, heading_tokens)
         tables = _Tables(text)
+        code = "`" in text  # inline code to cut around
         start = 0
         while start < len(offsets):
             a = offsets[start][0]
@@ -257,7 +311,7 @@ def chunk_blocks(
             if header_count > max_tokens // 2:
                 header, header_count = "", 0
             limit = max_tokens - header_count
-            end = _cut(text, offsets, start, limit, tables)
+            end = _cut(text, offsets, start, limit, tables, code)
             b = offsets[end - 1][1]
             # Counts add up across whitespace, so a chunk cut at whitespace at both ends holds exactly
             # end - start tokens. A cut inside a word re-tokenizes its pieces, so count those again.
@@ -280,5 +334,5 @@ def chunk_blocks(
                     end=b,
                 )
             )
-            start = _overlap_start(text, offsets, start, end, overlap_tokens, tables)
+            start = _overlap_start(text, offsets, start, end, overlap_tokens, tables, code)
     return chunks

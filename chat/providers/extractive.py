@@ -310,12 +310,20 @@ class ExtractiveAnswerer(ChatModel):
         parts = []
         texts = {p.n: p.text for p in prompt.passages}
         for n, sentence in chosen:
+            raw = sentence
             # A passage that begins inside a sentence (its overlap with the passage before) begins
             # with that sentence's tail: quoted, it says so.
             tail = _MID_SENTENCE.match(texts[n]) is not None and texts[n].lstrip().startswith(sentence)
             # Sources are often hard-wrapped, and list items carry their own marker: either would
             # break the quote's own bullet.
             sentence = _LIST_MARKER.sub("", " ".join(cjk.unwrap(sentence).split()))
+            # A passage cut inside `code` (one ingested before chunks stopped being cut there) leaves
+            # an unpaired backtick at the cut, which would show the rest of the quote as code.
+            if sentence.count("`") % 2 and "```" not in sentence:
+                if tail:
+                    sentence = f"`{sentence}"
+                elif texts[n].rstrip().endswith(raw.rstrip()):
+                    sentence = f"{sentence}`"
             # A long sentence split at a semicolon: its first clause ends the quote with a full stop.
             sentence = sentence.rstrip(";,；，") or sentence
             if not sentence.endswith((".", "!", "?", ":")) and not _FULL_STOP.search(sentence):

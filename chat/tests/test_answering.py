@@ -317,6 +317,25 @@ def test_extractive_reads_words_inside_code_as_names_when_the_question_is_prose(
     assert answer(Prompt([], [synopsis, prose], coded)).endswith("[1]")
 
 
+def test_extractive_pairs_the_backtick_of_a_passage_cut_inside_code():
+    """A passage that begins or ends inside `code` holds an unpaired backtick; quoted as it stands,
+    the rest of the sentence would show as code."""
+    answer = ExtractiveAnswerer(max_sentences=1).answer_text
+    starts = _one('shared", "id"}` tells the teams that gain the collection. Other things.')
+    assert answer(Prompt([], [starts], "Which teams does it tell?")) == (
+        'From your documents: …`shared", "id"}` tells the teams that gain the collection. [1]'
+    )
+    ends = _one('Unrelated words here. The teams that gain the collection hear `{"type": "shared"')
+    assert answer(Prompt([], [ends], "Which teams hear of the collection?")) == (
+        'From your documents: The teams that gain the collection hear `{"type": "shared"`. [1]'
+    )
+    # A lone backtick inside a passage is a character: quoted as it stands.
+    lone = _one("The `gain of function' property is measured by growth. Other things.")
+    assert answer(Prompt([], [lone], "How is the gain of function property measured?")) == (
+        "From your documents: The `gain of function' property is measured by growth. [1]"
+    )
+
+
 def test_extractive_quotes_a_sentence_two_overlapping_passages_share_once_and_whole():
     """Consecutive passages overlap: the later one repeats the earlier one's last sentence, whole or
     from inside it. Both found, the sentence is quoted once, whole, citing a passage that holds it all."""

@@ -115,6 +115,41 @@ def test_tables_keep_their_header_and_whole_rows(table, max_tokens, overlap):
             assert c.text.removeprefix(header).split("\n")[0] in body, c.text
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from(["the", "list", "of", "teams", "gains", '`{"type": "shared", "id"}`', "`a b c d`"]),
+        min_size=20,
+        max_size=160,
+    ),
+    max_tokens=st.integers(40, 80),
+    overlap=st.integers(4, 20),
+)
+def test_no_chunk_begins_or_ends_inside_inline_code_when_prose_is_near(words, max_tokens, overlap):
+    """A cut inside `code` leaves a passage with an unpaired backtick, which shows the rest of a
+    quote from it as code: chunks begin and end outside code spans (none here is longer than half a
+    chunk, so there is always a space outside one to cut at)."""
+    text = " ".join(words)
+    chunks = chunk_blocks(
+        [Block(text)], offsets_of=wordpiece_offsets, max_tokens=max_tokens, overlap_tokens=overlap
+    )
+    for chunk in chunks:
+        assert chunk.text.count("`") % 2 == 0, chunk.text
+        assert text[: chunk.start].count("`") % 2 == 0  # it begins outside a span
+
+
+def test_a_lone_backtick_is_no_code_to_cut_around():
+    """Scientific text may quote with `this' (no backtick closes it): the sentences after it are
+    still cut between, as Markdown shows them as text."""
+    text = "The `gain' of function is measured. " + " ".join(
+        f"Function number {i} is measured in cells." for i in range(40)
+    )
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=40, overlap_tokens=8)
+    assert len(chunks) > 3
+    assert all(c.text.endswith(".") for c in chunks)
+    assert all(c.text.startswith(("The `gain'", "Function number")) for c in chunks)
+
+
 def test_giant_word_is_the_only_thing_cut_mid_word():
     word = "ab-" * 2000  # no space anywhere, thousands of tokens
     chunks = chunk_blocks([Block(f"start {word} end")], offsets_of=wordpiece_offsets, max_tokens=64)
