@@ -188,17 +188,11 @@ def _in_code(text: str, position: int) -> bool:
     return "`" in (after[: block_end.start()] if block_end else after)
 
 
-def _outside_code(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables, code: bool) -> int:
-    """`_boundary`, but 0 inside inline code, where a stop or a colon ends no sentence (`code`: the
-    text has a backtick at all)."""
-    q = _boundary(text, offsets, t, tables)
-    return 0 if q and q < PARAGRAPH and code and _in_code_span(text, offsets, t, tables) else q
-
-
-def _in_code_span(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables) -> bool:
-    """Whether cutting before token t cuts inline code (a table's rows are cut between, whatever
-    their cells hold)."""
-    return not tables.at(offsets[t - 1][1]) and _in_code(text, offsets[t][0])
+def _in_code_span(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables, q: int) -> bool:
+    """Whether a cut of quality q before token t cuts inline code, where a stop or a colon ends no
+    sentence either (a paragraph break ends any span; a table's rows are cut between, whatever their
+    cells hold). Asked only of a cut about to be chosen: it reads the text around it."""
+    return q < PARAGRAPH and not tables.at(offsets[t - 1][1]) and _in_code(text, offsets[t][0])
 
 
 def _cut(
@@ -216,7 +210,7 @@ def _cut(
         # Prefer the strongest boundary in the back half; fall back to the last space anywhere, one
         # inside inline code last of all.
         if q > best_q and (t >= lo or best_q == 0):
-            if q < PARAGRAPH and code and _in_code_span(text, offsets, t, tables):
+            if code and _in_code_span(text, offsets, t, tables, q):
                 coded = coded or t
                 continue
             best, best_q = t, q
@@ -245,14 +239,21 @@ def _overlap_start(
     earliest = max(start + 1, end - overlap)
     word = None
     for t in range(earliest, end):
-        q = _outside_code(text, offsets, t, tables, code)
+        q = _boundary(text, offsets, t, tables)
+        if (
+            not q
+            or (q < SENTENCE and word is not None)
+            or (code and _in_code_span(text, offsets, t, tables, q))
+        ):
+            continue
         if q >= SENTENCE:
             return t
-        if q and word is None and not tables.at(offsets[t - 1][1]):
+        if not tables.at(offsets[t - 1][1]):
             word = t
     # At most half the chunk again, so that each chunk still moves on by half of one.
     for t in range(earliest - 1, max(start + 1, end - min(2 * overlap, (end - start) // 2)) - 1, -1):
-        if _outside_code(text, offsets, t, tables, code) >= SENTENCE:
+        q = _boundary(text, offsets, t, tables)
+        if q >= SENTENCE and not (code and _in_code_span(text, offsets, t, tables, q)):
             return t
     return word or end
 
