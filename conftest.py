@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 import uuid
 
 import pytest
+import pytest_asyncio
 
 _counter = itertools.count(1)
 
@@ -51,6 +54,29 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest_asyncio.fixture
+async def _close_channel_layer():
+    """After an async test, while its loop still runs: the channel layer's Redis connections closed
+    (within 5 s), so that no consumer task is left blocked on one of them. Otherwise the loop's
+    teardown cancels such a task and waits for it, and a redis-py read that does not end on
+    cancellation has held a full run for pytest-timeout's 300 s (three times in about forty)."""
+    yield
+    from channels.layers import channel_layers
+
+    for layer in list(channel_layers.backends.values()):
+        if hasattr(layer, "close_pools"):
+            try:
+                await asyncio.wait_for(layer.close_pools(), 5)
+            except Exception:  # best effort: a layer already closed, or Redis gone with the test
+                pass
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:  # async tests only: a sync test has no loop to close the layer on
+        if inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            item.fixturenames.append("_close_channel_layer")
 
 
 @pytest.fixture(scope="session", autouse=True)

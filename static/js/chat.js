@@ -741,17 +741,21 @@
     const labels = new Map([...fieldset.querySelectorAll("input[name=collection]")].map((i) => [Number(i.value), i.closest("label")]));
     const before = JSON.stringify(selectedCollections() || []);
     let previous = $("scope-documents");
+    // Touched only where it changed: a box being clicked as the answer arrives keeps its click.
     for (const c of list) {
-      const label = labels.get(c.id) || document.createElement("label");  // renamed, perhaps
-      let box = label.querySelector("input");
-      if (!box) {
-        box = document.createElement("input");
+      let label = labels.get(c.id);
+      const name = ` ${c.name} `;
+      if (!label) {
+        label = document.createElement("label");
+        const box = document.createElement("input");
         box.type = "checkbox"; box.name = "collection"; box.value = String(c.id); box.disabled = documentScope.length > 0;
+        const team = document.createElement("span"); team.className = "muted"; team.textContent = `· ${c.team}`;
+        label.append(box, name, team);
+      } else if (label.childNodes[1] && label.childNodes[1].textContent !== name) {
+        label.childNodes[1].textContent = name;  // renamed
       }
-      const team = document.createElement("span"); team.className = "muted"; team.textContent = `· ${c.team}`;
-      label.replaceChildren(box, ` ${c.name} `, team);
       labels.delete(c.id);
-      previous.after(label);
+      if (previous.nextElementSibling !== label) previous.after(label);
       previous = label;
     }
     labels.forEach((label) => label.remove());  // no longer the user's to read
