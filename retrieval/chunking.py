@@ -13,6 +13,7 @@ import bisect
 import hashlib
 import re
 import unicodedata
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -161,42 +162,57 @@ def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> boo
     return bool(gap) and all(ch in " \t\n\r" or unicodedata.category(ch) == "Zs" for ch in gap)
 
 
-_CODE_LOOKBACK = 1000  # characters
 # Where inline code cannot continue: a blank line, or a list item's start.
 _BLOCK_START = re.compile(r"\n[ \t]*\n|\n[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]")
+_TICK = re.compile("`")
 
 
-def _in_code(text: str, position: int) -> bool:
-    """Whether `position` falls inside an inline code span (`...`) of its paragraph or list item: a
-    passage cut there has an unpaired backtick, and a quote from it shows the rest of its sentence
-    as code. As Markdown reads it: after an odd number of the block's backticks, with one to close
-    the span after it (a lone one, "the `gain' of function", is a character like any other). Judged
-    within a bounded distance: a longer block, or one with a fenced block, is not (a 200 MB line
-    must not cost its length at each cut)."""
-    floor = max(0, position - _CODE_LOOKBACK)
-    if text.find("`", floor, position) < 0:
-        return False
-    before = text[floor:position]
-    starts = [m.end() for m in _BLOCK_START.finditer(before)]
-    if not starts and floor > 0:
-        return False
-    segment = before[starts[-1] :] if starts else before
-    if "```" in segment or segment.count("`") % 2 == 0:
-        return False
-    after = text[position : position + _CODE_LOOKBACK]
-    block_end = _BLOCK_START.search(after)
-    return "`" in (after[: block_end.start()] if block_end else after)
+class _Code:
+    """The inline code spans (`...`) of a section's text, found once in one pass: a passage cut
+    inside one has an unpaired backtick, and a quote from it shows the rest of its sentence as code.
+    As Markdown reads them: a paragraph's or list item's backticks pair in order, and a last one left
+    over is a character like any other ("the `gain' of function"); a block holding a fence is not
+    read. Every backtick is a token of the section already, so this costs no more than its tokens."""
+
+    def __init__(self, text: str):
+        self.opens, self.closes = array("q"), array("q")
+        block: list[int] = []  # the backticks of one block
+        fenced = False
+        for m in _TICK.finditer(text):
+            tick = m.start()
+            # Visited backtick by backtick, so a text of many short blocks costs no more than its ticks.
+            if block and _BLOCK_START.search(text, block[-1] + 1, tick):
+                self._pair(block, fenced)
+                block, fenced = [], False
+            fenced = fenced or (len(block) >= 2 and block[-2] == tick - 2 and block[-1] == tick - 1)
+            block.append(tick)
+        self._pair(block, fenced)
+
+    def _pair(self, ticks: list[int], fenced: bool) -> None:
+        if not fenced:
+            paired = len(ticks) - len(ticks) % 2
+            self.opens.extend(ticks[0:paired:2])
+            self.closes.extend(ticks[1:paired:2])
+
+    def __bool__(self) -> bool:
+        return bool(self.opens)
+
+    def at(self, position: int) -> bool:
+        """Whether a cut before `position` falls inside a span (after its opening backtick, up to
+        and including its closing one)."""
+        i = bisect.bisect_left(self.opens, position) - 1
+        return i >= 0 and position <= self.closes[i]
 
 
-def _in_code_span(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables, q: int) -> bool:
+def _in_code_span(offsets: Sequence[tuple[int, int]], t: int, tables: _Tables, code: _Code, q: int) -> bool:
     """Whether a cut of quality q before token t cuts inline code, where a stop or a colon ends no
     sentence either (a paragraph break ends any span; a table's rows are cut between, whatever their
-    cells hold). Asked only of a cut about to be chosen: it reads the text around it."""
-    return q < PARAGRAPH and not tables.at(offsets[t - 1][1]) and _in_code(text, offsets[t][0])
+    cells hold)."""
+    return q < PARAGRAPH and not tables.at(offsets[t - 1][1]) and code.at(offsets[t][0])
 
 
 def _cut(
-    text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, tables: _Tables, code: bool
+    text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, tables: _Tables, code: _Code
 ) -> int:
     """The token index to end a chunk that begins at `start`, at most `limit` tokens long."""
     n = len(offsets)
@@ -210,7 +226,7 @@ def _cut(
         # Prefer the strongest boundary in the back half; fall back to the last space anywhere, one
         # inside inline code last of all.
         if q > best_q and (t >= lo or best_q == 0):
-            if code and _in_code_span(text, offsets, t, tables, q):
+            if code and _in_code_span(offsets, t, tables, code, q):
                 coded = coded or t
                 continue
             best, best_q = t, q
@@ -228,7 +244,7 @@ def _overlap_start(
     end: int,
     overlap: int,
     tables: _Tables,
-    code: bool,
+    code: _Code,
 ) -> int:
     """Where the next chunk begins: at most `overlap` tokens before `end`, on a sentence or word
     boundary; or at the start of the chunk's last sentence when no sentence starts that late and the
@@ -243,7 +259,7 @@ def _overlap_start(
         if (
             not q
             or (q < SENTENCE and word is not None)
-            or (code and _in_code_span(text, offsets, t, tables, q))
+            or (code and _in_code_span(offsets, t, tables, code, q))
         ):
             continue
         if q >= SENTENCE:
@@ -253,7 +269,7 @@ def _overlap_start(
     # At most half the chunk again, so that each chunk still moves on by half of one.
     for t in range(earliest - 1, max(start + 1, end - min(2 * overlap, (end - start) // 2)) - 1, -1):
         q = _boundary(text, offsets, t, tables)
-        if q >= SENTENCE and not (code and _in_code_span(text, offsets, t, tables, q)):
+        if q >= SENTENCE and not (code and _in_code_span(offsets, t, tables, code, q)):
             return t
     return word or end
 
@@ -301,7 +317,7 @@ def chunk_blocks(
             continue
         heading = trim_heading(section.headings, offsets_of, heading_tokens)
         tables = _Tables(text)
-        code = "`" in text  # inline code to cut around
+        code = _Code(text)  # inline code to cut around
         start = 0
         while start < len(offsets):
             a = offsets[start][0]

@@ -138,6 +138,17 @@ def test_no_chunk_begins_or_ends_inside_inline_code_when_prose_is_near(words, ma
         assert text[: chunk.start].count("`") % 2 == 0  # it begins outside a span
 
 
+def test_a_paragraph_longer_than_a_few_chunks_is_not_cut_inside_code_near_its_end():
+    """Found by CI: spans judged within 1,000 characters of a cut missed those of a longer paragraph,
+    and a chunk ended inside one. The spans are found once for the whole section."""
+    text = "the " * 240 + " ".join(['`{"type": "shared", "id"}`'] * 24)
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=40, overlap_tokens=4)
+    assert chunks[-1].end == len(text)
+    for chunk in chunks:
+        assert chunk.text.count("`") % 2 == 0, chunk.text
+        assert text[: chunk.start].count("`") % 2 == 0
+
+
 def test_a_lone_backtick_is_no_code_to_cut_around():
     """Scientific text may quote with `this' (no backtick closes it): the sentences after it are
     still cut between, as Markdown shows them as text."""
