@@ -702,13 +702,18 @@ def test_the_collections_chosen_are_where_new_conversations_start(page, live_url
 def test_the_scope_menu_shows_the_collections_read_now(page, live_url, make_user, make_team, make_collection):
     """A chat page left open learns, when its scope menu opens, of a collection shared with the user's
     team since (listed in order, to choose, not to attach files to), of one renamed, and of one gone
-    (no longer listed, nor among the choices)."""
+    (no longer listed, nor among the choices); its empty state says so too, and a new conversation
+    counts the documents added meanwhile."""
+    from retrieval.models import Document
+
     from .test_library_browser import elsewhere
 
     runbooks = make_collection(make_team("Ops"), "runbooks")
     sales = make_team("Sales", members=[make_user("sam", password="pw-sam-12345")])
     leads = make_collection(sales, "leads")
     sign_in(page, live_url, "sam", "pw-sam-12345")
+    empty = page.locator("#empty-state p:visible")
+    expect(empty.first).to_have_text("Docent answers from 1 collection you can read: leads (0 documents).")
     options = page.locator("#scope label")
     attach = page.locator("#attach-collection option")
     page.locator("#scope summary").click()
@@ -724,6 +729,9 @@ def test_the_scope_menu_shows_the_collections_read_now(page, live_url, make_user
     expect(page.locator(f"#scope input[value='{leads.id}']")).to_be_checked()
     expect(page.locator("#scope summary")).to_have_text("Collections: prospects")
     expect(attach).to_have_text(["prospects · Sales"])  # shared to read: no files added to it
+    expect(empty.first).to_have_text(
+        "Docent answers from 2 collections you can read: runbooks (0 documents), prospects (0 documents)."
+    )
     page.locator(f"#scope input[value='{runbooks.id}']").check()
     expect(page.locator("#scope summary")).to_have_text("Collections: runbooks, prospects")
     page.locator("#scope summary").click()
@@ -734,3 +742,15 @@ def test_the_scope_menu_shows_the_collections_read_now(page, live_url, make_user
     expect(page.locator("#scope summary")).to_have_text("Collections: runbooks")
     expect(attach).to_have_count(0)
     assert page.evaluate("localStorage.getItem('docent.scope.sam')") == f"[{runbooks.id}]"
+    expect(empty.first).to_have_text("Docent answers from 1 collection you can read: runbooks (0 documents).")
+
+    page.locator("#scope summary").click()  # closed
+    elsewhere(
+        Document.objects.create, collection=runbooks, title="restarts", original_name="restarts.md",
+        file="x", content_hash="h", kind="markdown", size=1, status="ready",
+    )  # fmt: skip
+    page.locator("#new-chat").click()
+    expect(empty.first).to_have_text("Docent answers from 1 collection you can read: runbooks (1 document).")
+    elsewhere(services.collection_share, collection=runbooks, teams=[])
+    page.locator("#new-chat").click()
+    expect(empty).to_have_text(["You don't have any documents yet. Add some in the library."])

@@ -139,6 +139,7 @@
     setExport(null);
     answers.clear();
     $("messages").replaceChildren($("empty-state") || emptyState);
+    refreshCollections();
     $("chat-title").textContent = "New conversation";
     sessionStorage.removeItem(ACTIVE);
     history.replaceState(null, "", "/");
@@ -730,13 +731,16 @@
   $("scope").addEventListener("change", (e) => { if (e.target.name === "collection") scopeChanged(); });
 
   // The collections a user reads change while the page is open (a team shares one, an admin
-  // deletes one): the menus are brought up to date each time the scope menu opens, in the server's
-  // order, keeping what is chosen.
-  $("scope").addEventListener("toggle", async () => {
-    if (!$("scope").open) return;
+  // deletes one, a teammate uploads): the menus and the empty state are brought up to date when the
+  // scope menu opens, a new conversation starts, or the user comes back to the tab; in the
+  // server's order, keeping what is chosen.
+  $("scope").addEventListener("toggle", () => { if ($("scope").open) refreshCollections(); });
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refreshCollections(); });
+  async function refreshCollections() {
     const list = await fetch("/api/v1/collections", { credentials: "same-origin" })
       .then((r) => (r.ok ? r.json() : null)).catch(() => null);
     if (!list) return;
+    describeCollections(list);
     const fieldset = $("scope").querySelector("fieldset");
     const labels = new Map([...fieldset.querySelectorAll("input[name=collection]")].map((i) => [Number(i.value), i.closest("label")]));
     const before = JSON.stringify(selectedCollections() || []);
@@ -771,7 +775,19 @@
       if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
     }
     if (JSON.stringify(selectedCollections() || []) !== before) scopeChanged(); else updateScopeLabel();
-  });
+  }
+  // The empty state's "Docent answers from 2 collections you can read: handbook (3 documents), ...".
+  function describeCollections(list) {
+    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    const names = list.flatMap((c, i) => {
+      const name = document.createElement("strong"); name.textContent = c.name;
+      return [name, ` (${plural(c.documents, "document")})${i < list.length - 1 ? ", " : ""}`];
+    });
+    emptyState.querySelector("#empty-count").textContent = plural(list.length, "collection");
+    emptyState.querySelector("#empty-names").replaceChildren(...names);
+    emptyState.querySelector("#empty-scope").hidden = emptyState.querySelector("#empty-cites").hidden = !list.length;
+    emptyState.querySelector("#empty-none").hidden = list.length > 0;
+  }
   function closeSidebar() { document.body.classList.remove("sidebar-open"); $("toggle-sidebar").setAttribute("aria-expanded", "false"); }
   $("toggle-sidebar").addEventListener("click", () => {
     const open = document.body.classList.toggle("sidebar-open");
