@@ -1,7 +1,8 @@
 """Text blocks -> token-bounded, structure-aware chunks. Pure functions.
 
 Each section (consecutive blocks under the same heading path, on the same page) is tokenized once with offsets, then cut
-at the best boundary before the token bound: a paragraph break, else a sentence end, else a space.
+at the best boundary before the token bound: a paragraph break, else a sentence end, else a space;
+outside inline code and brackets while there is room outside them.
 A run of text with no space longer than the bound (a URL, a 200 MB "word") is the only thing ever cut
 between tokens; Chinese and Japanese, written without spaces, are cut after a full-width stop, else
 between two characters. Counts use the embedder's own tokenizer, so no chunk is truncated when embedded.
@@ -14,7 +15,7 @@ import hashlib
 import re
 import unicodedata
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from . import cjk
@@ -125,8 +126,9 @@ class _Tables:
         return "" if text[line_start:position].strip() else table.header
 
 
-def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int, tables: _Tables) -> int:
+def _boundary(text: str, offsets: Sequence[tuple[int, int]], t: int, layout: _Layout) -> int:
     """Quality of cutting before token t (0 = inside a word)."""
+    tables = layout.tables
     before = offsets[t - 1][1]
     gap = text[before : offsets[t][0]]
     if not gap:
@@ -162,79 +164,117 @@ def _splits_before(text: str, offsets: Sequence[tuple[int, int]], t: int) -> boo
     return bool(gap) and all(ch in " \t\n\r" or unicodedata.category(ch) == "Zs" for ch in gap)
 
 
-# Where inline code cannot continue: a blank line, or a list item's start.
+# Where inline code or brackets cannot continue: a blank line, or a list item's start.
 _BLOCK_START = re.compile(r"\n[ \t]*\n|\n[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]")
 _TICK = re.compile("`")
+_BRACKET = re.compile(r"[()\[\]]")
+_OPENER = {")": "(", "]": "["}
 
 
-class _Code:
-    """The inline code spans (`...`) of a section's text, found once in one pass: a passage cut
-    inside one has an unpaired backtick, and a quote from it shows the rest of its sentence as code.
-    As Markdown reads them: a paragraph's or list item's backticks pair in order, and a last one left
-    over is a character like any other ("the `gain' of function"); a block holding a fence is not
-    read. Every backtick is a token of the section already, so this costs no more than its tokens."""
+def _by_block(text: str, marks: re.Pattern) -> Iterator[list[int]]:
+    """The positions of `marks` in the text, a paragraph or list item at a time. Visited mark by
+    mark, so a text of many short blocks costs no more than its marks (each a token already)."""
+    block: list[int] = []
+    for m in marks.finditer(text):
+        if block and _BLOCK_START.search(text, block[-1] + 1, m.start()):
+            yield block
+            block = []
+        block.append(m.start())
+    if block:
+        yield block
 
-    def __init__(self, text: str):
+
+class _Spans:
+    """Spans of a section's text a passage should not be cut in, found once: sorted and disjoint."""
+
+    def __init__(self) -> None:
         self.opens, self.closes = array("q"), array("q")
-        block: list[int] = []  # the backticks of one block
-        fenced = False
-        for m in _TICK.finditer(text):
-            tick = m.start()
-            # Visited backtick by backtick, so a text of many short blocks costs no more than its ticks.
-            if block and _BLOCK_START.search(text, block[-1] + 1, tick):
-                self._pair(block, fenced)
-                block, fenced = [], False
-            fenced = fenced or (len(block) >= 2 and block[-2] == tick - 2 and block[-1] == tick - 1)
-            block.append(tick)
-        self._pair(block, fenced)
 
-    def _pair(self, ticks: list[int], fenced: bool) -> None:
-        if not fenced:
+    @classmethod
+    def code(cls, text: str) -> _Spans:
+        """Inline code (`...`): a passage cut inside it has an unpaired backtick, and a quote from it
+        shows the rest of its sentence as code. As Markdown reads it: a block's backticks pair in
+        order, and a last one left over is a character like any other ("the `gain' of function"); a
+        block holding a fence is not read."""
+        spans = cls()
+        for ticks in _by_block(text, _TICK):
+            if any(ticks[i + 2] == ticks[i] + 2 for i in range(len(ticks) - 2)):
+                continue  # three in a row: a fence
             paired = len(ticks) - len(ticks) % 2
-            self.opens.extend(ticks[0:paired:2])
-            self.closes.extend(ticks[1:paired:2])
+            spans.opens.extend(ticks[0:paired:2])
+            spans.closes.extend(ticks[1:paired:2])
+        return spans
+
+    @classmethod
+    def asides(cls, text: str) -> _Spans:
+        """Text in brackets, (...) or [...], outermost pairs within a block; a bracket not closed in
+        its block ("a) the first item", ":-(") opens nothing."""
+        spans = cls()
+        for marks in _by_block(text, _BRACKET):
+            stack: list[tuple[str, int]] = []
+            for at in marks:
+                ch = text[at]
+                if ch in "([":
+                    stack.append((ch, at))
+                elif stack and stack[-1][0] == _OPENER[ch]:
+                    _, start = stack.pop()
+                    if not stack:
+                        spans.opens.append(start)
+                        spans.closes.append(at)
+                else:
+                    stack.clear()  # mismatched: what was open stays unclosed
+        return spans
 
     def __bool__(self) -> bool:
         return bool(self.opens)
 
     def at(self, position: int) -> bool:
-        """Whether a cut before `position` falls inside a span (after its opening backtick, up to
-        and including its closing one)."""
+        """Whether a cut before `position` falls inside a span (after its opening mark, up to and
+        including its closing one)."""
         i = bisect.bisect_left(self.opens, position) - 1
         return i >= 0 and position <= self.closes[i]
 
 
-def _in_code_span(offsets: Sequence[tuple[int, int]], t: int, tables: _Tables, code: _Code, q: int) -> bool:
-    """Whether a cut of quality q before token t cuts inline code, where a stop or a colon ends no
-    sentence either (a paragraph break ends any span; a table's rows are cut between, whatever their
-    cells hold)."""
-    return q < PARAGRAPH and not tables.at(offsets[t - 1][1]) and code.at(offsets[t][0])
+class _Layout:
+    """What a section's text holds that its cuts must respect: tables, inline code, brackets."""
+
+    def __init__(self, text: str):
+        self.tables = _Tables(text)
+        self.code = _Spans.code(text) if "`" in text else _Spans()
+        self.asides = _Spans.asides(text) if "(" in text or "[" in text else _Spans()
+
+    def inside(self, offsets: Sequence[tuple[int, int]], t: int, q: int) -> bool:
+        """Whether a cut of quality q before token t falls inside inline code or brackets, where a
+        stop or a colon ends no sentence either: "(95% CI: 1.1 - 2.3; P = .02)" cut at its
+        semicolon is quoted as a sentence ending amid its figures. A paragraph break ends any span;
+        a table's rows are cut between, whatever their cells hold."""
+        if q >= PARAGRAPH or not (self.code or self.asides) or self.tables.at(offsets[t - 1][1]):
+            return False
+        return self.code.at(offsets[t][0]) or self.asides.at(offsets[t][0])
 
 
-def _cut(
-    text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, tables: _Tables, code: _Code
-) -> int:
+def _cut(text: str, offsets: Sequence[tuple[int, int]], start: int, limit: int, layout: _Layout) -> int:
     """The token index to end a chunk that begins at `start`, at most `limit` tokens long."""
     n = len(offsets)
     if n - start <= limit:
         return n
     hi = start + limit
     lo = start + max(1, limit // 2)
-    best, best_q, coded = 0, 0, 0
+    best, best_q, inside = 0, 0, 0
     for t in range(hi, start, -1):
-        q = _boundary(text, offsets, t, tables)
+        q = _boundary(text, offsets, t, layout)
         # Prefer the strongest boundary in the back half; fall back to the last space anywhere, one
-        # inside inline code last of all.
+        # inside inline code or brackets last of all.
         if q > best_q and (t >= lo or best_q == 0):
-            if code and _in_code_span(offsets, t, tables, code, q):
-                coded = coded or t
+            if layout.inside(offsets, t, q):
+                inside = inside or t
                 continue
             best, best_q = t, q
             if q == PARAGRAPH:
                 break
         if t < lo and best_q:
             break
-    return best or coded or hi
+    return best or inside or hi
 
 
 def _overlap_start(
@@ -243,8 +283,7 @@ def _overlap_start(
     start: int,
     end: int,
     overlap: int,
-    tables: _Tables,
-    code: _Code,
+    layout: _Layout,
 ) -> int:
     """Where the next chunk begins: at most `overlap` tokens before `end`, on a sentence or word
     boundary; or at the start of the chunk's last sentence when no sentence starts that late and the
@@ -255,21 +294,17 @@ def _overlap_start(
     earliest = max(start + 1, end - overlap)
     word = None
     for t in range(earliest, end):
-        q = _boundary(text, offsets, t, tables)
-        if (
-            not q
-            or (q < SENTENCE and word is not None)
-            or (code and _in_code_span(offsets, t, tables, code, q))
-        ):
+        q = _boundary(text, offsets, t, layout)
+        if not q or (q < SENTENCE and word is not None) or layout.inside(offsets, t, q):
             continue
         if q >= SENTENCE:
             return t
-        if not tables.at(offsets[t - 1][1]):
+        if not layout.tables.at(offsets[t - 1][1]):
             word = t
     # At most half the chunk again, so that each chunk still moves on by half of one.
     for t in range(earliest - 1, max(start + 1, end - min(2 * overlap, (end - start) // 2)) - 1, -1):
-        q = _boundary(text, offsets, t, tables)
-        if q >= SENTENCE and not (code and _in_code_span(offsets, t, tables, code, q)):
+        q = _boundary(text, offsets, t, layout)
+        if q >= SENTENCE and not layout.inside(offsets, t, q):
             return t
     return word or end
 
@@ -316,19 +351,18 @@ def chunk_blocks(
         if not offsets:
             continue
         heading = trim_heading(section.headings, offsets_of, heading_tokens)
-        tables = _Tables(text)
-        code = _Code(text)  # inline code to cut around
+        layout = _Layout(text)
         start = 0
         while start < len(offsets):
             a = offsets[start][0]
             # A chunk that starts inside a table repeats the table's header, so its rows keep their
             # column names (for the embedder, the reader and the model).
-            header = tables.header_for(text, a)
+            header = layout.tables.header_for(text, a)
             header_count = len(offsets_of(header)) if header else 0
             if header_count > max_tokens // 2:
                 header, header_count = "", 0
             limit = max_tokens - header_count
-            end = _cut(text, offsets, start, limit, tables, code)
+            end = _cut(text, offsets, start, limit, layout)
             b = offsets[end - 1][1]
             # Counts add up across whitespace, so a chunk cut at whitespace at both ends holds exactly
             # end - start tokens. A cut inside a word re-tokenizes its pieces, so count those again.
@@ -351,5 +385,5 @@ def chunk_blocks(
                     end=b,
                 )
             )
-            start = _overlap_start(text, offsets, start, end, overlap_tokens, tables, code)
+            start = _overlap_start(text, offsets, start, end, overlap_tokens, layout)
     return chunks

@@ -149,6 +149,42 @@ def test_a_paragraph_longer_than_a_few_chunks_is_not_cut_inside_code_near_its_en
         assert text[: chunk.start].count("`") % 2 == 0
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from(
+            ["the", "risk", "rose.", "It", "fell;", "(95% CI: 1.1 - 2.3; P = .02)", "(e.g. it)", "[4: 5.]"]
+        ),
+        min_size=20,
+        max_size=300,
+    ),
+    max_tokens=st.integers(40, 80),
+    overlap=st.integers(4, 20),
+)
+def test_no_chunk_begins_or_ends_inside_brackets_when_text_outside_them_is_near(words, max_tokens, overlap):
+    """A stop, colon or semicolon inside brackets ends no sentence: a passage cut there is quoted as
+    a sentence ending amid its figures ("hazard ratio 1.5 (95% CI: 1.1 - 2.3."). None of these
+    asides is longer than half a chunk, so there is always a space outside one to cut at."""
+    text = " ".join(words)
+    chunks = chunk_blocks(
+        [Block(text)], offsets_of=wordpiece_offsets, max_tokens=max_tokens, overlap_tokens=overlap
+    )
+    for chunk in chunks:
+        for opener, closer in ("()", "[]"):
+            assert text[: chunk.start].count(opener) == text[: chunk.start].count(closer), chunk.text
+            assert text[: chunk.end].count(opener) == text[: chunk.end].count(closer), chunk.text
+
+
+def test_a_bracket_left_open_is_no_aside_to_cut_around():
+    """A list's "a)" or a smiley's "(" closes nothing: the sentences after it are cut between."""
+    text = "Reasons: a) cost :-( and more. " + " ".join(
+        f"Reason number {i} is given in words here." for i in range(40)
+    )
+    chunks = chunk_blocks([Block(text)], offsets_of=wordpiece_offsets, max_tokens=40, overlap_tokens=8)
+    assert len(chunks) > 3
+    assert all(c.text.endswith(".") for c in chunks)
+
+
 def test_a_lone_backtick_is_no_code_to_cut_around():
     """Scientific text may quote with `this' (no backtick closes it): the sentences after it are
     still cut between, as Markdown shows them as text."""
@@ -182,13 +218,13 @@ def test_unspaced_chinese_is_cut_after_a_full_width_stop():
 
 def test_closing_quotes_in_english_are_no_place_to_cut():
     """The full-width stops and commas of Chinese end words without a space; English quotes do not."""
-    from retrieval.chunking import WORD, _boundary, _Tables
+    from retrieval.chunking import WORD, _boundary, _Layout
 
     text = "He said “no”, then 报销，发票"
     offsets = wordpiece_offsets(text)
     at = {text[offsets[t][0] : offsets[t][1]]: t for t in range(1, len(offsets))}
-    assert _boundary(text, offsets, at[","], _Tables(text)) == 0  # after ”
-    assert _boundary(text, offsets, at["发"], _Tables(text)) == WORD  # after ，
+    assert _boundary(text, offsets, at[","], _Layout(text)) == 0  # after ”
+    assert _boundary(text, offsets, at["发"], _Layout(text)) == WORD  # after ，
 
 
 def test_counts_are_exact_where_dropped_control_characters_join_words():
