@@ -271,6 +271,39 @@ def test_a_file_uploaded_again_replaces_its_older_version_once_ready(
     assert "twenty-five" in hits[0].text
 
 
+def test_a_file_already_in_the_collection_is_shown_as_its_existing_document(
+    page, live_url, make_user, make_team, make_collection, tmp_path
+):
+    """The same bytes uploaded again, under another name, add nothing: the existing document's row
+    takes the upload's place and says so (no second row for one document), with its own state and
+    chunk count, and the collection's count stays."""
+    from retrieval import services
+    from retrieval.tests.helpers import upload
+
+    user = make_user("kai", password="pw-kai-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "handbook")
+    data = b"# Leave\n\nStaff get twenty days of leave.\n"
+    first, _ = elsewhere(upload, collection, "leave.md", data, enqueue=False)
+    elsewhere(upload, collection, "rota.md", b"# Rota\n\nThe rota changes on Mondays.\n", enqueue=False)
+    elsewhere(services.documents_ingest, document_ids=[first.id])
+    again = tmp_path / "leave (copy).md"
+    again.write_bytes(data)
+
+    sign_in(page, live_url, "kai", "pw-kai-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    expect(section.locator("header .count")).to_have_text("2 documents")
+    section.locator(".dropzone input[type=file]").set_input_files([str(again)])
+
+    row = section.locator(f"li.doc[data-document='{first.id}']")
+    expect(row.locator(".status")).to_have_text(re.compile(r"^ready · 1 chunk · already uploaded$"))
+    expect(section.locator("li.doc")).to_have_count(2)
+    expect(section.locator("li.doc").first).to_have_attribute("data-document", str(first.id))
+    expect(section.locator("li.doc", has_text="copy")).to_have_count(0)
+    expect(section.locator("header .count")).to_have_text("2 documents")
+
+
 def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     page, live_url, make_user, make_team, make_collection, monkeypatch
 ):

@@ -75,6 +75,7 @@
       status.append(passages);
     }
     if (li.dataset.replaces && (ev.status === "queued" || ev.status === "processing")) status.textContent += " · replaces the older version when ready";
+    if (li.dataset.duplicate) status.append(" · already uploaded");
     let err = li.querySelector(".error");
     if (ev.error && ev.status === "failed") {
       if (!err) { err = document.createElement("span"); err.className = "error"; li.append(err); }
@@ -133,12 +134,23 @@
       if ((xhr.status === 202 || xhr.status === 200) && gone.has(String(body.id))) {
         li.remove();  // deleted elsewhere before this answer came: never counted, nothing to show
       } else if (xhr.status === 202 || xhr.status === 200) {
+        // The same bytes already in the collection: nothing new was added, so the existing
+        // document's row, when listed, takes the upload's place rather than a second row for it.
+        const listed = body.duplicate && section.querySelector(`li.doc[data-document="${body.id}"]`);
+        if (listed && listed !== li) {
+          li.replaceWith(listed);
+          li = listed;
+        }
         stored(li, body.id);
-        if (!body.duplicate) count(section, +1);
-        show(li, { status: body.status, progress: 0.05, chunks: 0 });
-        if (body.duplicate) li.querySelector(".status").textContent += " (already uploaded)";
+        if (body.duplicate) {
+          li.dataset.duplicate = "1";  // said by every later update of the row too
+          if (li === listed) li.querySelector(".status").append(" · already uploaded");
+        } else {
+          count(section, +1);
+          show(li, { status: body.status, progress: 0.05, chunks: 0 });
+        }
         if (body.replaces && body.replaces.length) li.dataset.replaces = body.replaces.join(" ");
-        poll(body.id, li);
+        poll(body.id, li, body.duplicate ? 0 : 3000);  // a copy's state is the existing document's: read it now
       } else if (xhr.status === 429) {
         // Over the upload rate: wait as told and send it again, so a large drop loses no file.
         const wait = Math.max(1, parseInt(xhr.getResponseHeader("Retry-After"), 10) || 5);
@@ -175,6 +187,7 @@
       button.disabled = false;
     }
     for (const li of section.querySelectorAll("li.doc[data-status=failed][data-document]")) {
+      delete li.dataset.duplicate;
       show(li, { status: "queued", progress: 0 }); poll(li.dataset.document, li);
     }
     button.hidden = true;
@@ -403,7 +416,7 @@
       }
     }
     button.disabled = false;
-    if (retry) { show(li, { status: "queued", progress: 0 }); poll(id, li); return; }
+    if (retry) { delete li.dataset.duplicate; show(li, { status: "queued", progress: 0 }); poll(id, li); return; }
     vanish(id, li, li.closest(".collection"));
   });
 
@@ -419,7 +432,7 @@
 
   // Polling backs the websocket up: it tells the truth even when a progress event was missed, and
   // a document deleted meanwhile answers 404.
-  function poll(id, li) {
+  function poll(id, li, first = 3000) {
     const tick = () => fetch(`/api/v1/documents/${id}`, { credentials: "same-origin" })
       .then((r) => {
         if (r.status === 404) vanish(String(id), li, li.closest(".collection"));
@@ -430,7 +443,7 @@
         show(li, d);
         if (d.status === "queued" || d.status === "processing") setTimeout(tick, 3000);
       }).catch(() => setTimeout(tick, 5000));
-    setTimeout(tick, 3000);
+    setTimeout(tick, first);
   }
 
   // A document this page has no row for: a row, when it is new since the page was served (an older
