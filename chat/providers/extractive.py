@@ -48,7 +48,8 @@ _PIECE = re.compile(rf"[{cjk.CLASS}]{{1,4}}\s*|[^\s{cjk.CLASS}]+\s*|\s+")
 # stating one: those with a figure count a little more for it.
 _ASKS_AMOUNT = re.compile(
     r"\bhow (?:many|much|large|big|small|long|often|far|old|fast|high|heavy|tall)\b"
-    r"|\bwhat (?:size|amount|number|percentage|share)\b",
+    r"|\bwhat (?:size|amount|number|percentage|share)\b"
+    r"|\b(?:maximum|minimum|max|min)\b|\blimits?\b",
     re.IGNORECASE,
 )
 _FIGURE = re.compile(

@@ -224,11 +224,13 @@ def test_extractive_ends_a_passage_cut_at_a_semicolon_with_a_full_stop():
 
 
 def test_extractive_answers_a_question_for_an_amount_with_a_figure():
-    """ "How large" asks for an amount: of two sentences as close to the question, the one stating a
-    figure answers it; a question for no amount keeps their order."""
+    """ "How large" asks for an amount, and so does a maximum or a limit: of two sentences as close to
+    the question, the one stating a figure answers it; a question for no amount keeps their order."""
     passage = _one("Uploads are checked for their type before they are read. An upload may be up to 50 MB.")
     answer = ExtractiveAnswerer(max_sentences=1).answer_text
     assert answer(Prompt([], [passage], "How large may an upload be?")).endswith("up to 50 MB. [1]")
+    assert answer(Prompt([], [passage], "What is the maximum upload?")).endswith("up to 50 MB. [1]")
+    assert answer(Prompt([], [passage], "Is there an upload limit?")).endswith("up to 50 MB. [1]")
     assert answer(Prompt([], [passage], "What may an upload be?")).endswith("they are read. [1]")
 
 
