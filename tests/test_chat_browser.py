@@ -624,6 +624,17 @@ def test_a_question_past_the_rate_is_refused_in_words(page, live_app, member):
     expect(page.locator("article.msg.assistant")).to_have_count(1)
 
 
+def test_a_question_the_documents_do_not_answer_says_so_and_what_to_try(page, live_url, member):
+    """Offline, a question off the documents' topic is answered "not in your documents", with no
+    source, and the note under it says what can be tried rather than repeating the answer."""
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    answer = ask(page, "Who won the 2018 football World Cup?")
+    expect(answer).to_have_attribute("data-status", "refused", timeout=30_000)
+    expect(answer.locator(".body")).to_have_text("I can't find that in your documents.")
+    expect(answer.locator("button.cite")).to_have_count(0)
+    expect(answer).to_contain_text("try other words, or other collections")
+
+
 def test_a_refused_question_says_why_also_after_a_reload(page, live_url, member):
     """A question matching an admin's rule: the answer says it goes against the content policy, with
     the rule's category, and says so again when the conversation is opened later."""

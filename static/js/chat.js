@@ -291,7 +291,7 @@
     a.done = true;
     a.el.classList.remove("streaming");
     a.el.dataset.status = reason;
-    const labels = { stop: "", length: "Answer cut at the length limit.", refused: "Not found in your documents.",
+    const labels = { stop: "", length: "Answer cut at the length limit.", refused: "Nothing in the documents searched answers this: try other words, or other collections with \"Collections\" at the top.",
       stopped: "Stopped.", interrupted: "The answer was interrupted; what arrived is kept.", failed: "The answer failed." };
     a.meta.textContent = labels[reason] !== undefined ? labels[reason] : "";
     if (a.sources.length && reason !== "refused") {
