@@ -55,9 +55,22 @@ def page(browser, csp_violations):
 
 
 @pytest.fixture
-def live_url(transactional_db, tmp_path):
-    """The real ASGI app (Uvicorn, Channels, Redis) serving the test database."""
-    with web_server(tmp_path / "web.log") as base:
+def live_url(transactional_db, _shared_web):
+    """The real ASGI app (Uvicorn, Channels, Redis) serving the test database: one process for the
+    whole session (starting one, and loading its embedder on the first search, took seconds a test).
+    Each test's rows are its own, as the database is emptied after it; what the process keeps across
+    requests is keyed by ids that are never reused, but for the moderation rules it caches, which are
+    told of the change, as an admin's edit would tell them."""
+    from chat.moderation import rules_changed
+
+    rules_changed()
+    yield _shared_web
+    rules_changed()
+
+
+@pytest.fixture(scope="session")
+def _shared_web(django_db_setup, tmp_path_factory):
+    with web_server(tmp_path_factory.mktemp("web") / "web.log") as base:
         yield base
 
 

@@ -32,6 +32,9 @@ def app_env(**extra) -> dict:
     from django.db import connection
 
     env = dict(os.environ)
+    # Set by the browser fixture for the test's own thread: the app must keep Django's guard against
+    # sync database calls on its event loop.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(
         DJANGO_SETTINGS_MODULE="assistant.settings.test",
         DATABASE_URL=database_url(connection.settings_dict),
