@@ -60,12 +60,12 @@ def live_url(transactional_db, _shared_web):
     whole session (starting one, and loading its embedder on the first search, took seconds a test).
     Each test's rows are its own, as the database is emptied after it; what the process keeps across
     requests is keyed by ids that are never reused, but for the moderation rules it caches, which are
-    told of the change, as an admin's edit would tell them."""
+    told of the change as an admin's edit would tell them: here, at the start of each test, after the
+    test before it was emptied out (its own teardown runs before that)."""
     from chat.moderation import rules_changed
 
     rules_changed()
-    yield _shared_web
-    rules_changed()
+    return _shared_web
 
 
 @pytest.fixture(scope="session")

@@ -143,8 +143,7 @@
         }
         stored(li, body.id);
         if (body.duplicate) {
-          li.dataset.duplicate = "1";  // said by every later update of the row too
-          if (li === listed) li.querySelector(".status").append(" · already uploaded");
+          li.dataset.duplicate = "1";  // said by every update of the row, the first read at once below
         } else {
           count(section, +1);
           show(li, { status: body.status, progress: 0.05, chunks: 0 });
