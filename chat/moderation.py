@@ -211,6 +211,7 @@ def get_checkers() -> tuple[Checker, ...]:
                     moderation_rules_enabled,
                     ttl=settings.DOCENT_MODERATION_RULES_TTL_S,
                     version=rules_version,
+                    recheck=settings.DOCENT_MODERATION_RULES_RECHECK_S,
                 )
             )
         elif name == "openai":

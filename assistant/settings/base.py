@@ -258,6 +258,8 @@ DOCENT_MODERATION_MODEL = os.environ.get("DOCENT_MODERATION_MODEL", "omni-modera
 DOCENT_MODERATION_TIMEOUT_S = env_float("DOCENT_MODERATION_TIMEOUT_S", 5.0)
 DOCENT_MODERATION_FAIL_CLOSED = env_bool("DOCENT_MODERATION_FAIL_CLOSED", False)
 DOCENT_MODERATION_RULES_TTL_S = env_float("DOCENT_MODERATION_RULES_TTL_S", 30.0)
+# How often a process compares the rules' shared version (one cache read) before a question.
+DOCENT_MODERATION_RULES_RECHECK_S = env_float("DOCENT_MODERATION_RULES_RECHECK_S", 1.0)
 # While rules apply to answers, this many characters of a streaming answer wait to be checked.
 DOCENT_MODERATION_ANSWER_HOLD_CHARS = env_int("DOCENT_MODERATION_ANSWER_HOLD_CHARS", 80)
 if "openai" in DOCENT_MODERATION and not (OPENAI_API_KEY or OPENAI_BASE_URL):
