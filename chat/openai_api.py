@@ -219,10 +219,16 @@ async def chat_completions(request):
         )
     try:
         body = json.loads(request.body or b"{}")
+        assert isinstance(body, dict)
+    except (ValueError, AssertionError):
+        return _error(400, "the request body must be a JSON object", "invalid_json")
+    try:
         messages = body["messages"]
         assert isinstance(messages, list) and messages and messages[-1].get("role") == "user"
-    except (ValueError, KeyError, AssertionError, AttributeError):
+    except (KeyError, AssertionError, AttributeError):
         return _error(400, "messages must be a list ending with a user message", "invalid_messages")
+    if body.get("n") not in (None, 1):  # one grounded answer per question; a silent single one would mislead
+        return _error(400, "n must be 1: Docent gives one answer per question", "invalid_n")
     question = _content(messages[-1]).strip()
     if not question:
         return _error(400, "the last user message is empty", "invalid_messages")

@@ -58,6 +58,14 @@ def test_v1_errors(db, client, keyed, collection_b):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     bad = client.post("/v1/chat/completions", {"messages": []}, content_type="application/json", **auth)
     assert bad.status_code == 400 and set(bad.json()["error"]) >= {"message", "code"}
+    question = [{"role": "user", "content": "x"}]
+    for body, code in (
+        ("not json", "invalid_json"),
+        ([question], "invalid_json"),
+        ({"messages": question, "n": 2}, "invalid_n"),
+    ):
+        refused = client.post("/v1/chat/completions", body, content_type="application/json", **auth)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == code
     foreign = client.post(
         "/v1/chat/completions",
         {"messages": [{"role": "user", "content": "x"}], "collections": [collection_b.id]},
