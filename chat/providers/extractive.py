@@ -217,8 +217,9 @@ class ExtractiveAnswerer(ChatModel):
         leads = [set(terms(lead, p.language)) for p, _, lead in units]
         words = [set(terms(s, p.language)) for p, s in sentences]
         # Words met only inside code (`--mode hybrid|dense|keyword`) name options, not what a
-        # sentence says; a question in prose counts them at half weight. (A sentence whose backticks
-        # do not pair, cut inside code by an overlap, is read as it stands.)
+        # sentence says; a question in prose counts them at half weight, unless the section's heading
+        # says them in prose (`POST /api/v1/search` under "Search" is what search is done with).
+        # (A sentence whose backticks do not pair, cut inside code by an overlap, is read as it stands.)
         in_prose = words
         if "`" not in prompt.question:
             in_prose = [
@@ -262,7 +263,7 @@ class ExtractiveAnswerer(ChatModel):
             own = question[lang] & words[order]
             context = (question[lang] & (headings[passage.n] | leads[order])) - own
             w = weight[lang]
-            coded = own - in_prose[order]
+            coded = own - in_prose[order] - headings[passage.n]
             coverage = (
                 sum(w[t] for t in own) - 0.5 * sum(w[t] for t in coded) + 0.5 * sum(w[t] for t in context)
             ) / (total[lang] or 1)

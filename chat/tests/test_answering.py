@@ -319,6 +319,35 @@ def test_extractive_reads_words_inside_code_as_names_when_the_question_is_prose(
     assert answer(Prompt([], [synopsis, prose], coded)).endswith("[1]")
 
 
+def test_extractive_reads_code_as_words_under_a_heading_that_says_them():
+    """An endpoint is named in code (`POST /api/v1/search`); under a heading "API > Search" those words
+    are what the section is about, and the sentence naming it answers how to search through the API."""
+    endpoint = Passage(
+        n=1,
+        chunk_id=1,
+        document_id=1,
+        collection_id=1,
+        title="api",
+        similarity=0.6,
+        heading_path="API > Search",
+        text='`POST /api/v1/search` with `{"query", "documents"}` answers passages.',
+    )
+    aside = Passage(
+        n=2,
+        chunk_id=2,
+        document_id=2,
+        collection_id=1,
+        title="guide",
+        similarity=0.6,
+        heading_path="Guide > Collections",
+        text="A collection's language decides how its documents are searched.",
+    )
+    text = ExtractiveAnswerer(max_sentences=1).answer_text(
+        Prompt([], [aside, endpoint], "How do I search my documents through the API?")
+    )
+    assert text == f"From your documents: {endpoint.text} [1]"
+
+
 def test_extractive_pairs_the_backtick_of_a_passage_cut_inside_code():
     """A passage that begins or ends inside `code` holds an unpaired backtick; quoted as it stands,
     the rest of the sentence would show as code."""
