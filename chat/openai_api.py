@@ -219,13 +219,17 @@ async def chat_completions(request):
         )
     try:
         body = json.loads(request.body or b"{}")
-        assert isinstance(body, dict)
-    except (ValueError, AssertionError):
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
         return _error(400, "the request body must be a JSON object", "invalid_json")
-    try:
-        messages = body["messages"]
-        assert isinstance(messages, list) and messages and messages[-1].get("role") == "user"
-    except (KeyError, AssertionError, AttributeError):
+    messages = body.get("messages")
+    if not (
+        isinstance(messages, list)
+        and messages
+        and all(isinstance(m, dict) for m in messages)
+        and messages[-1].get("role") == "user"
+    ):
         return _error(400, "messages must be a list ending with a user message", "invalid_messages")
     if body.get("n") not in (None, 1):  # one grounded answer per question; a silent single one would mislead
         return _error(400, "n must be 1: Docent gives one answer per question", "invalid_n")

@@ -63,6 +63,7 @@ def test_v1_errors(db, client, keyed, collection_b):
         ("not json", "invalid_json"),
         ([question], "invalid_json"),
         ({"messages": question, "n": 2}, "invalid_n"),
+        ({"messages": ["hello", *question]}, "invalid_messages"),
     ):
         refused = client.post("/v1/chat/completions", body, content_type="application/json", **auth)
         assert refused.status_code == 400 and refused.json()["error"]["code"] == code
