@@ -89,8 +89,10 @@ def _admit_and_check(user, collections, model: str | None = None, documents=None
     """The caller's collections (those of `model`, when it names one) and documents, rate and quota
     (in the websocket's order), in one trip to a thread; an error response, or None."""
     if collections is not None:
+        if not isinstance(collections, list) or not all(isinstance(c, int) for c in collections):
+            return _error(400, "collections must be a list of ids", "invalid_collections")
         readable = set(retrieval_selectors.collection_ids_for_user(user=user))
-        if not isinstance(collections, list) or not set(collections) <= readable:
+        if not set(collections) <= readable:
             return _model_not_found(model) if model else _error(404, "no such collection", "not_found")
     if documents is not None:
         if not isinstance(documents, list) or not all(isinstance(d, int) for d in documents):

@@ -64,6 +64,8 @@ def test_v1_errors(db, client, keyed, collection_b):
         ([question], "invalid_json"),
         ({"messages": question, "n": 2}, "invalid_n"),
         ({"messages": ["hello", *question]}, "invalid_messages"),
+        ({"messages": question, "collections": [[1]]}, "invalid_collections"),
+        ({"messages": question, "collections": "all"}, "invalid_collections"),
     ):
         refused = client.post("/v1/chat/completions", body, content_type="application/json", **auth)
         assert refused.status_code == 400 and refused.json()["error"]["code"] == code
