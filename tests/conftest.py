@@ -68,12 +68,37 @@ def live_url(transactional_db, _shared_web):
     return _shared_web
 
 
-@pytest.fixture(scope="session")
-def _shared_web(django_db_setup, tmp_path_factory):
+@pytest.fixture
+def provider_url(transactional_db, _shared_provider_web, fake_openai):
+    """As `live_url`, for an app whose chat model is the fake OpenAI-compatible server (what it
+    answers is set on `fake_openai` by the test)."""
+    from chat.moderation import rules_changed
+
+    rules_changed()
+    return _shared_provider_web
+
+
+def _shared_server(tmp_path_factory, name: str, **env):
     # Rules are compared with their shared version before every question, not once a second: the
     # test before may have asked with rules of its own a moment ago.
-    log_path = tmp_path_factory.mktemp("web") / "web.log"
-    with web_server(log_path, DOCENT_MODERATION_RULES_RECHECK_S="0") as base:
+    log_path = tmp_path_factory.mktemp(name) / "web.log"
+    return web_server(log_path, DOCENT_MODERATION_RULES_RECHECK_S="0", **env)
+
+
+@pytest.fixture(scope="session")
+def _shared_web(django_db_setup, tmp_path_factory):
+    with _shared_server(tmp_path_factory, "web") as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def _shared_provider_web(django_db_setup, tmp_path_factory, fake_openai_server):
+    env = {
+        "OPENAI_BASE_URL": fake_openai_server.base_url,
+        "OPENAI_API_KEY": "test",
+        "DOCENT_CHAT_MODEL": "fake-chat",
+    }
+    with _shared_server(tmp_path_factory, "provider-web", **env) as base:
         yield base
 
 

@@ -28,14 +28,10 @@ def member(make_user, make_team, make_collection):
     return user
 
 
-def provider_env(fake):
-    return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "DOCENT_CHAT_MODEL": "fake-chat"}
-
-
-def answered_by_model(page, live_app, fake, reply: str):
+def answered_by_model(page, provider_url, fake, reply: str):
     """Sign in to an app whose provider replies `reply`, ask, and wait for the answer to finish."""
     fake.reply = reply
-    sign_in(page, live_app(**provider_env(fake)), "erin", "pw-erin-12345")
+    sign_in(page, provider_url, "erin", "pw-erin-12345")
     answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     return answer
@@ -514,10 +510,10 @@ def test_the_chat_page_refuses_inline_script(page, live_url, member, csp_violati
     csp_violations.clear()
 
 
-def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
+def test_hostile_model_output_stays_inert(page, provider_url, member, fake_openai):
     answer = answered_by_model(
         page,
-        live_app,
+        provider_url,
         fake_openai,
         'Leave is 25 days [1]. <img src=x onerror="window.__pwned=1"> '
         "[click me](javascript:window.__pwned=2) ![tracker](http://127.0.0.1:9/pixel.png) [safe](https://example.org)",
@@ -532,11 +528,11 @@ def test_hostile_model_output_stays_inert(page, live_app, member, fake_openai):
     assert page.evaluate("window.__pwned") is None
 
 
-def test_a_table_in_an_answer_is_a_table(page, live_app, member, fake_openai):
+def test_a_table_in_an_answer_is_a_table(page, provider_url, member, fake_openai):
     """Models answer in Markdown tables; the renderer builds one from DOM nodes (cells may cite)."""
     answer = answered_by_model(
         page,
-        live_app,
+        provider_url,
         fake_openai,
         "Leave and expenses:\n\n| what | rule |\n|---|:---:|\n| leave | 25 days [1] |\n"
         "| expenses | within 30 days `receipt \\| portal` |\n\nAsk HR for more.",
@@ -554,10 +550,10 @@ def test_a_table_in_an_answer_is_a_table(page, live_app, member, fake_openai):
     expect(page.locator("#source-panel")).to_be_visible()
 
 
-def test_a_code_block_in_an_answer_copies_on_its_own(page, live_app, member, fake_openai):
+def test_a_code_block_in_an_answer_copies_on_its_own(page, provider_url, member, fake_openai):
     """A command in a fenced block has a Copy button of its own that copies the code alone."""
     answer = answered_by_model(
-        page, live_app, fake_openai, "Book leave in the portal [1]:\n\n```\nleave book --days 25\n```\n"
+        page, provider_url, fake_openai, "Book leave in the portal [1]:\n\n```\nleave book --days 25\n```\n"
     )
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     answer.locator("pre").get_by_role("button", name="Copy the code").click()
@@ -565,12 +561,12 @@ def test_a_code_block_in_an_answer_copies_on_its_own(page, live_app, member, fak
     expect(answer.locator("pre code")).to_have_text("leave book --days 25")
 
 
-def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, live_app, member, fake_openai):
+def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, provider_url, member, fake_openai):
     """The model cites the handbook for a figure, and for words, it does not hold: those chips are
     flagged (also after a reload) and their source says what to check; the other chip is not."""
     answer = answered_by_model(
         page,
-        live_app,
+        provider_url,
         fake_openai,
         "Employees get 25 days of leave [1]. Unused leave lapses after 40 days [1]. "
         "The handbook calls it \u201cleave you can never carry over\u201d [1].",
@@ -594,10 +590,10 @@ def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, live_app, me
     expect(page.locator("article.msg.assistant button.cite").nth(1)).to_have_class("cite known unverified")
 
 
-def test_reload_mid_answer_then_see_it_finish(page, live_app, member, fake_openai):
+def test_reload_mid_answer_then_see_it_finish(page, provider_url, member, fake_openai):
     fake_openai.reply = " ".join(f"token{i}" for i in range(80)) + " [1]"
     fake_openai.token_delay = 0.05
-    base = live_app(**provider_env(fake_openai))
+    base = provider_url
     sign_in(page, base, "erin", "pw-erin-12345")
     answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer.locator(".body")).to_contain_text("token5", timeout=15_000)
@@ -654,14 +650,14 @@ def test_a_refused_question_says_why_also_after_a_reload(page, live_url, member)
     expect(page.locator("article.msg.user").first).to_contain_text("salary of the CEO")
 
 
-def test_an_answer_stopped_by_a_rule_shows_only_what_came_before(page, live_app, member, fake_openai):
+def test_an_answer_stopped_by_a_rule_shows_only_what_came_before(page, provider_url, member, fake_openai):
     """A rule for answers: the page shows the answer up to the match, never the match, and says the
     answer was stopped by the content policy."""
     from chat.models import ModerationRule
 
     ModerationRule.objects.create(pattern="25 days", category="hr", applies_to="answer")
     fake_openai.reply = "According to the handbook, employees get 25 days of paid annual leave [1]."
-    base = live_app(**provider_env(fake_openai))
+    base = provider_url
     sign_in(page, base, "erin", "pw-erin-12345")
     answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "failed", timeout=30_000)

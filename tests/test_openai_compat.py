@@ -138,7 +138,7 @@ def test_each_readable_collection_is_a_model(
 
 @pytest.mark.slow
 def test_a_collections_instructions_reach_the_model_with_its_passages(
-    live_app, keyed, fake_openai, make_collection
+    provider_url, keyed, fake_openai, make_collection
 ):
     """Set by the team's admin (members may not), a collection's instructions go into the system
     message of answers drawn from it; another collection's do not."""
@@ -158,10 +158,7 @@ def test_a_collections_instructions_reach_the_model_with_its_passages(
     response = patch({"instructions": "  Answer in German.  "})
     assert response.status_code == 200 and response.json()["instructions"] == "Answer in German."
 
-    base = live_app(
-        OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test", DOCENT_CHAT_MODEL="fake-chat"
-    )
-    openai_client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
+    openai_client = openai.OpenAI(base_url=f"{provider_url}/v1", api_key=key, max_retries=0)
     question = [{"role": "user", "content": "How many days of paid leave do employees get?"}]
     openai_client.chat.completions.create(model="docent", messages=question)
     system = fake_openai.requests_to("/chat/completions")[-1]["body"]["messages"][0]["content"]
