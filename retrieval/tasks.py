@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -16,6 +17,15 @@ from .embeddings import TransientEmbeddingError
 log = logging.getLogger(__name__)
 
 TRANSIENT = (TransientEmbeddingError, OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+@worker_init.connect
+def _import_embedder(**_) -> None:
+    """In the worker's main process, before its pool forks (imports only: no model, no thread)."""
+    if settings.DOCENT_EMBEDDING_BACKEND == "local":
+        from .embeddings.local import import_runtime
+
+        import_runtime()
 
 
 @shared_task(

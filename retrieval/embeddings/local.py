@@ -16,6 +16,13 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def import_runtime() -> None:
+    """Import sentence-transformers (torch, transformers) without loading a model: about ten seconds
+    on a slow machine. A Celery worker does it before forking its pool, so that each pool process,
+    one started after a crash included, begins with them imported and shares their memory."""
+    import sentence_transformers  # noqa: F401
+
+
 class LocalEmbedder(Embedder):
     """sentence-transformers all-MiniLM-L6-v2 on the CPU, loaded lazily once per process."""
 
