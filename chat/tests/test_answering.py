@@ -62,8 +62,9 @@ def test_extractive_quotes_the_answering_sentence_with_its_citation():
     assert "Laptops" not in text
 
 
-def _one(text: str, n: int = 1) -> Passage:
-    return Passage(n=n, chunk_id=n, document_id=n, collection_id=1, title="Doc", similarity=0.6, text=text)
+def _one(text: str, n: int = 1, **fields) -> Passage:
+    fields = {"title": "Doc", "similarity": 0.6, **fields}
+    return Passage(n=n, chunk_id=n, document_id=n, collection_id=1, text=text, **fields)
 
 
 def test_extractive_joins_a_sentence_wrapped_over_lines():
@@ -322,25 +323,15 @@ def test_extractive_reads_words_inside_code_as_names_when_the_question_is_prose(
 def test_extractive_reads_code_as_words_under_a_heading_that_says_them():
     """An endpoint is named in code (`POST /api/v1/search`); under a heading "API > Search" those words
     are what the section is about, and the sentence naming it answers how to search through the API."""
-    endpoint = Passage(
-        n=1,
-        chunk_id=1,
-        document_id=1,
-        collection_id=1,
-        title="api",
-        similarity=0.6,
+    endpoint = _one(
+        '`POST /api/v1/search` with `{"query", "documents"}` answers passages.',
+        1,
         heading_path="API > Search",
-        text='`POST /api/v1/search` with `{"query", "documents"}` answers passages.',
     )
-    aside = Passage(
-        n=2,
-        chunk_id=2,
-        document_id=2,
-        collection_id=1,
-        title="guide",
-        similarity=0.6,
+    aside = _one(
+        "A collection's language decides how its documents are searched.",
+        2,
         heading_path="Guide > Collections",
-        text="A collection's language decides how its documents are searched.",
     )
     text = ExtractiveAnswerer(max_sentences=1).answer_text(
         Prompt([], [aside, endpoint], "How do I search my documents through the API?")
