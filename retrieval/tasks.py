@@ -21,7 +21,7 @@ TRANSIENT = (TransientEmbeddingError, OperationalError, InterfaceError, Connecti
 
 @worker_init.connect
 def _import_embedder(**_) -> None:
-    """In the worker's main process, before its pool forks (imports only: no model, no thread)."""
+    """In the worker's main process, before its pool forks: imports only (no model loaded, no torch op run)."""
     if settings.DOCENT_EMBEDDING_BACKEND == "local":
         from .embeddings.local import import_runtime
 
