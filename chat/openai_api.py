@@ -85,17 +85,21 @@ def _model_not_found(model: str) -> JsonResponse:
     )
 
 
+def _ids(value) -> bool:
+    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+
+
 def _admit_and_check(user, collections, model: str | None = None, documents=None) -> JsonResponse | None:
     """The caller's collections (those of `model`, when it names one) and documents, rate and quota
     (in the websocket's order), in one trip to a thread; an error response, or None."""
     if collections is not None:
-        if not isinstance(collections, list) or not all(isinstance(c, int) for c in collections):
+        if not _ids(collections):
             return _error(400, "collections must be a list of ids", "invalid_collections")
         readable = set(retrieval_selectors.collection_ids_for_user(user=user))
         if not set(collections) <= readable:
             return _model_not_found(model) if model else _error(404, "no such collection", "not_found")
     if documents is not None:
-        if not isinstance(documents, list) or not all(isinstance(d, int) for d in documents):
+        if not _ids(documents):
             return _error(400, "documents must be a list of ids", "invalid_documents")
         if not retrieval_selectors.documents_readable(user=user, ids=documents):
             return _error(404, "no such document", "not_found")

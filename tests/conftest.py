@@ -62,20 +62,21 @@ def live_url(transactional_db, _shared_web):
     requests is keyed by ids that are never reused, but for the moderation rules it caches, which are
     told of the change as an admin's edit would tell them: here, at the start of each test, after the
     test before it was emptied out (its own teardown runs before that)."""
-    from chat.moderation import rules_changed
-
-    rules_changed()
-    return _shared_web
+    return _for_this_test(_shared_web)
 
 
 @pytest.fixture
 def provider_url(transactional_db, _shared_provider_web, fake_openai):
     """As `live_url`, for an app whose chat model is the fake OpenAI-compatible server (what it
     answers is set on `fake_openai` by the test)."""
+    return _for_this_test(_shared_provider_web)
+
+
+def _for_this_test(base: str) -> str:
     from chat.moderation import rules_changed
 
     rules_changed()
-    return _shared_provider_web
+    return base
 
 
 def _shared_server(tmp_path_factory, name: str, **env):

@@ -593,8 +593,7 @@ def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, provider_url
 def test_reload_mid_answer_then_see_it_finish(page, provider_url, member, fake_openai):
     fake_openai.reply = " ".join(f"token{i}" for i in range(80)) + " [1]"
     fake_openai.token_delay = 0.05
-    base = provider_url
-    sign_in(page, base, "erin", "pw-erin-12345")
+    sign_in(page, provider_url, "erin", "pw-erin-12345")
     answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer.locator(".body")).to_contain_text("token5", timeout=15_000)
     page.reload()
@@ -657,8 +656,7 @@ def test_an_answer_stopped_by_a_rule_shows_only_what_came_before(page, provider_
 
     ModerationRule.objects.create(pattern="25 days", category="hr", applies_to="answer")
     fake_openai.reply = "According to the handbook, employees get 25 days of paid annual leave [1]."
-    base = provider_url
-    sign_in(page, base, "erin", "pw-erin-12345")
+    sign_in(page, provider_url, "erin", "pw-erin-12345")
     answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "failed", timeout=30_000)
     expect(answer).to_contain_text("The answer was stopped")
