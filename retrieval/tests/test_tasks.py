@@ -1,4 +1,6 @@
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -9,7 +11,7 @@ from django.db.models import Count
 from retrieval import services
 from retrieval.models import Chunk, Document
 from retrieval.tasks import ingest_documents
-from tests.support.processes import free_port, start_worker, stop
+from tests.support.processes import ROOT, app_env, free_port, start_worker, stop
 
 from .helpers import upload, wait_done
 
@@ -76,6 +78,33 @@ def test_pool_child_killed_is_redelivered(transactional_db, collection_a, tmp_pa
         stop(proc)
     assert_clean_chunks(document)
     assert document.attempts == 2
+
+
+WORKER_START = """
+import sys
+import django
+django.setup()
+from celery.signals import worker_init
+from assistant.celery import app
+app.loader.import_default_modules()  # the worker's own task discovery, which connects the hook
+before = "sentence_transformers" in sys.modules
+worker_init.send(sender=None)
+print(before, "sentence_transformers" in sys.modules)
+"""
+
+
+def test_the_worker_imports_the_embedders_libraries_before_its_pool_forks():
+    """A pool process (one replacing a crashed one too) begins with them imported, not ten seconds
+    of imports into its first task: the worker's start imports them, in its main process."""
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER_START],
+        cwd=ROOT,
+        env=app_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
 
 
 def test_limits_sit_below_the_brokers_visibility_timeout(settings):
