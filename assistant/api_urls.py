@@ -2,7 +2,7 @@
 
 import logging
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404
 from django.urls import path
 from ninja import NinjaAPI
@@ -93,6 +93,14 @@ def on_embedding_error(request, exc: EmbeddingError):
     return error(
         request, 503, "the embedding provider is not answering; please try again", "provider_unavailable"
     )
+
+
+@api.exception_handler(DataError)
+def on_data_error(request, exc: DataError):
+    # A value the database refuses (out of its range, say): the request's doing, and sending it
+    # again cannot help, so not the 503 below. Logged as an error: a check should have caught it.
+    log.error("API request held a value the database refused: %s", exc)
+    return error(request, 400, "the request holds a value that cannot be stored")
 
 
 @api.exception_handler(DatabaseError)

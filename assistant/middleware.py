@@ -2,13 +2,13 @@ import json
 import re
 import time
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.signals import request_finished
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 
-from assistant import logs, metrics
+from assistant import logs, metrics, text
 from retrieval import auth, limits
 
 
@@ -138,9 +138,9 @@ class SignInRateLimitMiddleware:
         return self.get_response(request)
 
 
-class _AroundView:
-    """Middleware running `before(request)` and `after(request, response, state)` around the rest
-    of the chain, sync or async: on async requests it adds no thread switch."""
+class _Middleware:
+    """Middleware serving sync and async requests alike (`_call`, `_acall`): on async requests it
+    adds no thread switch."""
 
     sync_capable = True
     async_capable = True
@@ -151,8 +151,14 @@ class _AroundView:
             markcoroutinefunction(self)
 
     def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self._acall(request)
+        return self._acall(request) if iscoroutinefunction(self) else self._call(request)
+
+
+class _AroundView(_Middleware):
+    """Middleware running `before(request)` and `after(request, response, state)` around the rest
+    of the chain."""
+
+    def _call(self, request):
         state = self.before(request)
         response = self.get_response(request)
         self.after(request, response, state)
@@ -212,6 +218,54 @@ class ContentSecurityPolicyMiddleware(_AroundView):
         pdf = response.get("Content-Type") == "application/pdf"
         if policy and not pdf and not request.path.startswith("/admin/"):
             response.headers.setdefault("Content-Security-Policy", policy)
+
+
+class UnstorableTextMiddleware(_Middleware):
+    """400 for a request whose path, query or form or JSON body holds text that cannot be kept (NUL,
+    unpaired surrogates: `assistant.text`), in the error shape of where it was sent. Without this it
+    fails wherever it first meets the database or a tokenizer, as a 500 or a "database not answering"
+    503. An upload's file is no text (and Django drops such characters from file names)."""
+
+    def _call(self, request):
+        return self._refusal(request) if _unstorable_request(request) else self.get_response(request)
+
+    async def _acall(self, request):
+        if request.content_type == "multipart/form-data":
+            # Parsing a multipart body writes its files out: in a thread, as the view would.
+            unstorable = await sync_to_async(_unstorable_request)(request)
+        else:
+            unstorable = _unstorable_request(request)
+        return self._refusal(request) if unstorable else await self.get_response(request)
+
+    @staticmethod
+    def _refusal(request) -> HttpResponse:
+        if request.path.startswith("/v1/"):
+            error = {
+                "message": text.MESSAGE,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_text",
+            }
+            return JsonResponse({"error": error}, status=400)
+        if request.path.startswith("/api/"):
+            return JsonResponse({"error": {"code": "invalid", "message": text.MESSAGE}}, status=400)
+        return HttpResponse(f"{text.MESSAGE}\n", status=400, content_type="text/plain; charset=utf-8")
+
+
+def _unstorable_request(request) -> bool:
+    if text.unstorable([request.path, *request.GET.lists()]):
+        return True
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return False
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return text.unstorable(list(request.POST.lists()))
+    if not request.body:
+        return False
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        return False  # not JSON: the view answers for that
+    return text.unstorable(body)
 
 
 def _request_finished(**_) -> None:

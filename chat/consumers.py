@@ -12,10 +12,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from redis.exceptions import RedisError
 
-from assistant import logs, metrics
+from assistant import logs, metrics, text
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
 
@@ -148,6 +148,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not isinstance(content, dict):
                 raise Refused("invalid", "frames must be JSON objects")
             request_id = content.get("request_id")
+            if text.unstorable(content):
+                raise Refused("invalid", text.MESSAGE)
             # Log lines about this frame, and about an answer it starts, carry the client's id.
             token = logs.request_id.set(logs.usable_id(request_id if isinstance(request_id, str) else None))
             try:
@@ -168,6 +170,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._error(refusal.code, refusal.message, request_id, **refusal.extra)
             if refusal.close:
                 await self.close(code=4403)
+        except DataError as exc:  # a value the database refuses: sending it again cannot help
+            log.error("chat frame held a value the database refused: %s", exc)
+            await self._error("invalid", "the request holds a value that cannot be stored", request_id)
         except DatabaseError as exc:
             # The database restarting or failing over: say so and keep the socket; the client may
             # send the same request_id again, which never makes a second question.

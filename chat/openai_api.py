@@ -16,7 +16,7 @@ import time
 import uuid
 
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import JsonResponse, StreamingHttpResponse
 from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
@@ -66,6 +66,9 @@ def _json_errors(view):
     async def wrapped(request, *args, **kwargs):
         try:
             return await view(request, *args, **kwargs)
+        except DataError as exc:  # the request's doing (see assistant.api_urls): no retry helps
+            log.error("/v1 request held a value the database refused: %s", exc)
+            return _error(400, "the request holds a value that cannot be stored", "invalid_value")
         except DatabaseError as exc:
             log.warning("/v1 request failed on the database: %s", exc)
             return _error(

@@ -16,6 +16,8 @@ from . import downloads, limits, selectors, services
 from .auth import api_auth
 from .models import Collection, Document, Membership
 
+MAX_OFFSET = 2**31  # past PostgreSQL's bigint an OFFSET fails; no list here comes near this
+
 router = Router(auth=api_auth, tags=["knowledge"])
 
 
@@ -286,7 +288,7 @@ def list_documents(
     q: str = "",
     status: Literal["", "queued", "processing", "ready", "failed"] = "",
     limit: int = Query(1000, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     """Newest first. `q` matches the title or file name, `status` narrows; at most `limit` from
     `offset`, with the number matching in the `X-Total-Count` header."""
@@ -351,7 +353,7 @@ def list_chunks(
     response: HttpResponse,
     document_id: int,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     """The passages the document was cut into, as search and the chat see them, in reading order;
     at most `limit` from `offset`, with their number in the `X-Total-Count` header."""

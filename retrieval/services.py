@@ -463,7 +463,10 @@ def upload_name(filename: str | None) -> str:
     """The name a document keeps (metadata only: files are stored under generated names). A file
     from an uploaded folder keeps its path inside it ("wiki/howto/README.md"), so that two READMEs
     of one folder are two documents, and a new version of the folder replaces each by its own."""
-    parts = [p for p in (filename or "").replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    # Control characters and unpaired surrogates dropped, as Django drops them from a multipart file
+    # name (a folder's `path` field comes as text): PostgreSQL keeps no NUL.
+    name = "".join(c if c.isprintable() else " " if c.isspace() else "" for c in filename or "")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
     return "/".join(parts)[-300:].lstrip("/") or "upload"
 
 

@@ -1,3 +1,5 @@
+import json
+
 from django.test import Client
 
 
@@ -207,3 +209,56 @@ def test_an_upload_past_the_rate_is_refused_before_its_body_is_read(live_app, al
             conn.sendall(_post_head(path, content_type, len(body), cookie.encode()) + body)
             statuses.append(_read_response(conn).split(b" ")[1])
     assert statuses == [b"202", b"429"]
+
+
+def test_text_that_cannot_be_kept_is_refused_in_the_shape_of_where_it_was_sent(client, alice, team_a):
+    """NUL characters and unpaired surrogates (JSON escapes "\\u0000", "\\ud800"; "%00" in a query)
+    get a 400 saying so, not a database error later: as the API's error, OpenAI's on /v1, text on pages."""
+    from assistant import text
+    from retrieval.models import Collection
+
+    client.force_login(alice)
+    api_refusal = {"error": {"code": "invalid", "message": text.MESSAGE}}
+    team = json.dumps(team_a.name)
+    for method, path, body in (
+        ("get", "/api/v1/conversations?q=a%00b", None),
+        ("post", "/api/v1/collections", '{"name": "a\\u0000b", "team": ' + team + "}"),
+        ("post", "/api/v1/collections", '{"name": "a\\ud800b", "team": ' + team + "}"),
+        ("patch", "/api/v1/collections/1", '{"\\u0000": 1}'),
+    ):
+        response = getattr(client, method)(path, body, content_type="application/json")
+        assert (response.status_code, response.json()) == (400, api_refusal), path
+    for form in ("application/x-www-form-urlencoded", "multipart/form-data; boundary=B"):
+        body = (
+            "name=k%00"
+            if form[0] == "a"
+            else '--B\r\nContent-Disposition: form-data; name="name"\r\n\r\nk\x00\r\n--B--\r\n'
+        )
+        page = client.post("/keys/", body, content_type=form)
+        assert page.status_code == 400 and page["Content-Type"].startswith("text/plain"), form
+    assert client.get("/shared/a%00b/").status_code == 400
+    # A backslash before "u0000" in the text itself is text like any other.
+    kept = client.post(
+        "/api/v1/collections",
+        '{"name": "a\\\\u0000b", "team": ' + team + "}",
+        content_type="application/json",
+    )
+    assert kept.status_code == 201 and kept.json()["name"] == "a\\u0000b"
+    assert list(Collection.objects.values_list("name", flat=True)) == ["a\\u0000b"]
+
+
+async def test_v1_refuses_text_that_cannot_be_kept_in_openais_shape(transactional_db, async_client, alice):
+    from asgiref.sync import sync_to_async
+
+    from retrieval import services
+
+    key = (await sync_to_async(services.api_key_create)(user=alice))[1]
+    response = await async_client.post(
+        "/v1/chat/completions",
+        {"model": "docent", "messages": [{"role": "user", "content": "upload\x00 size"}]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_text"
+    assert response.json()["error"]["type"] == "invalid_request_error"

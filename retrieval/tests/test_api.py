@@ -177,6 +177,8 @@ def test_documents_are_listed_newest_first_found_by_name_or_status_and_paged(
     assert listed(status="failed") == (["minutes-3.md"], 1)
     assert client.get(url, {"status": "lost"}, **key_for(alice)).status_code == 400
     assert client.get(url, {"limit": 0}, **key_for(alice)).status_code == 400
+    past_bigint = client.get(url, {"offset": 2**63}, **key_for(alice))
+    assert past_bigint.status_code == 400 and "offset" in past_bigint.json()["error"]["message"]
 
 
 def test_team_admins_rename_and_delete_collections(
@@ -595,24 +597,39 @@ def test_search_flood_is_429(client, alice, bob, collection_a, key_for, tight_li
     assert search(bob) == 200
 
 
-def test_a_database_refusing_writes_is_a_json_503(client, alice, collection_a, key_for):
-    """An upload the database cannot store (restarting, failing over) is a JSON 503 with Retry-After,
-    never Django's HTML error page."""
+def _upload_refused_by_the_database(client, collection, auth: dict, errcode: str, message: str):
+    """An upload whose document row the database refuses with this SQLSTATE (a trigger raising it)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            " RAISE EXCEPTION USING ERRCODE = '57P03', MESSAGE = 'the database system is starting up'; END $$;"
+            f" RAISE EXCEPTION USING ERRCODE = '{errcode}', MESSAGE = '{message}'; END $$;"
             " CREATE TRIGGER test_refuse BEFORE INSERT ON retrieval_document FOR EACH ROW EXECUTE FUNCTION test_refuse();"
         )
     file = SimpleUploadedFile("guide.md", b"# Guide\n\nHello there.", content_type="text/markdown")
-    response = client.post(
-        f"/api/v1/collections/{collection_a.id}/documents", {"file": file}, **key_for(alice)
+    return client.post(f"/api/v1/collections/{collection.id}/documents", {"file": file}, **auth)
+
+
+def test_a_database_refusing_writes_is_a_json_503(client, alice, collection_a, key_for):
+    """An upload the database cannot store (restarting, failing over) is a JSON 503 with Retry-After,
+    never Django's HTML error page."""
+    response = _upload_refused_by_the_database(
+        client, collection_a, key_for(alice), "57P03", "the database system is starting up"
     )
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert response.json() == {
         "error": {"code": "unavailable", "message": "the database is not answering; please try again"}
+    }
+
+
+def test_a_value_the_database_refuses_is_a_400(client, alice, collection_a, key_for):
+    """A value out of the database's range is the request's doing: 400, not the 503 a client would
+    send again to no end."""
+    response = _upload_refused_by_the_database(client, collection_a, key_for(alice), "22003", "out of range")
+    assert response.status_code == 400 and "Retry-After" not in response
+    assert response.json() == {
+        "error": {"code": "invalid", "message": "the request holds a value that cannot be stored"}
     }
 
 

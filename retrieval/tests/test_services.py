@@ -236,6 +236,8 @@ def test_an_upload_keeps_its_path_inside_a_folder_but_nothing_above_it():
     assert services.upload_name("/abs//a/./b.md") == "abs/a/b.md"
     assert services.upload_name("C:\\Users\\me\\notes.txt") == "C:/Users/me/notes.txt"
     assert services.upload_name("") == services.upload_name(None) == "upload"
+    # What PostgreSQL cannot keep, or no one can read, goes; a tab or line break becomes a space.
+    assert services.upload_name("a\x00b\x1b/c\ud800\td.md") == "ab/c d.md"
 
 
 def test_two_files_of_one_name_in_a_folder_are_two_documents_and_versions_replace_their_own(db, collection_a):
