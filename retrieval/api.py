@@ -8,7 +8,7 @@ from typing import Literal
 
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse
-from ninja import File, Form, Query, Router, Schema, Status
+from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
@@ -17,6 +17,7 @@ from .auth import api_auth
 from .models import Collection, Document, Membership
 
 MAX_OFFSET = 2**31  # past PostgreSQL's bigint an OFFSET fails; no list here comes near this
+NAME_MAX = Collection._meta.get_field("name").max_length
 
 router = Router(auth=api_auth, tags=["knowledge"])
 
@@ -48,14 +49,14 @@ class CollectionOut(Schema):
 
 
 class CollectionIn(Schema):
-    name: str
+    name: str = Field(max_length=NAME_MAX)
     team: int | str
     description: str = ""
     language: str = "english"
 
 
 class CollectionPatch(Schema):
-    name: str | None = None
+    name: str | None = Field(None, max_length=NAME_MAX)
     description: str | None = None
     instructions: str | None = None
     language: str | None = None

@@ -71,6 +71,11 @@ def test_create_collection_in_own_team_only(client, alice, team_a, team_b, key_f
         **key_for(alice),
     )
     assert foreign.status_code == 404
+    for method, url in (("post", "/api/v1/collections"), ("patch", f"/api/v1/collections/{ok.json()['id']}")):
+        long = getattr(client, method)(
+            url, {"name": "n" * 121, "team": team_a.id}, content_type="application/json", **key_for(alice)
+        )
+        assert long.status_code == 400 and "at most 120 characters" in long.json()["error"]["message"]
 
 
 def test_a_collections_language_is_set_at_creation_and_changed_by_its_teams_admins(
