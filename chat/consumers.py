@@ -195,7 +195,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         request_id = content.get("request_id")
         conversation_id, collections = content.get("conversation_id"), content.get("collections")
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
-            raise Refused("invalid", "request_id must be a non-empty string")
+            raise Refused("invalid", "request_id must be a string of 1 to 100 characters")
         text = _question_text(content.get("content"))
         documents = content.get("documents")
         for name, ids in (("collections", collections), ("documents", documents)):
