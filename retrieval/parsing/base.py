@@ -157,7 +157,11 @@ def _decode(data: bytes, *, html: bool = False) -> str:
                     return data.decode(codec.name)
             except (LookupError, UnicodeDecodeError):
                 pass
-        raise ParseError(f"the file is not valid UTF-8 text (bad byte at offset {exc.start:,})") from exc
+        # Saying how to mend it: most such files are in a legacy encoding (Windows-1252, Latin-1).
+        raise ParseError(
+            f"the file is not valid UTF-8 text (bad byte at offset {exc.start:,}); "
+            "save it as UTF-8 and upload it again"
+        ) from exc
 
 
 def _read_bytes(path: Path, budget: _Budget) -> bytes:

@@ -657,7 +657,7 @@ def test_csv_is_a_table(tmp_path):
 
 
 def test_invalid_utf8_fails_readably(tmp_path):
-    with pytest.raises(ParseError, match="not valid UTF-8"):
+    with pytest.raises(ParseError, match="not valid UTF-8 text .bad byte at offset 3.; save it as UTF-8"):
         parse_isolated(write(tmp_path, "a.txt", b"ok \xff\xfe bad"), "text", **LIMITS)
 
 
