@@ -214,11 +214,16 @@ class ExtractiveAnswerer(ChatModel):
         # A sentence is read under its section's heading ("Failure handling" says what "it" is about)
         # and after its paragraph's first sentence, so their words count too, at half weight.
         headings = {p.n: set(terms(p.heading_path, p.language)) for p in prompt.passages}
+        # The section's own heading, without the document's title and the chapters above it, which
+        # every section under them shares ("Docent API > Health" is about health, not Docent).
+        own_headings = {
+            p.n: set(terms(p.heading_path.rsplit(" > ", 1)[-1], p.language)) for p in prompt.passages
+        }
         leads = [set(terms(lead, p.language)) for p, _, lead in units]
         words = [set(terms(s, p.language)) for p, s in sentences]
         # Words met only inside code (`--mode hybrid|dense|keyword`) name options, not what a
-        # sentence says; a question in prose counts them at half weight, unless the section's heading
-        # says them in prose (`POST /api/v1/search` under "Search" is what search is done with).
+        # sentence says; a question in prose counts them at half weight, unless the section's own
+        # heading says them (`POST /api/v1/search` under "Search" is what search is done with).
         # (A sentence whose backticks do not pair, cut inside code by an overlap, is read as it stands.)
         in_prose = words
         if "`" not in prompt.question:
@@ -263,7 +268,7 @@ class ExtractiveAnswerer(ChatModel):
             own = question[lang] & words[order]
             context = (question[lang] & (headings[passage.n] | leads[order])) - own
             w = weight[lang]
-            coded = own - in_prose[order] - headings[passage.n]
+            coded = own - in_prose[order] - own_headings[passage.n]
             coverage = (
                 sum(w[t] for t in own) - 0.5 * sum(w[t] for t in coded) + 0.5 * sum(w[t] for t in context)
             ) / (total[lang] or 1)

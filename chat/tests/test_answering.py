@@ -339,6 +339,23 @@ def test_extractive_reads_code_as_words_under_a_heading_that_says_them():
     assert text == f"From your documents: {endpoint.text} [1]"
 
 
+def test_extractive_reads_code_as_words_only_under_its_own_sections_heading():
+    """The document's title heads every section: metric names under "Docent API > Health" are no
+    more about Docent than any other section, and "What is Docent?" is answered in prose."""
+    metrics = _one(
+        "`docent_search_seconds{mode}` (query embedding and the SQL statement) and `docent_rerank_seconds`.",
+        1,
+        heading_path="Docent API > Health",
+    )
+    about = _one(
+        "Docent is a Django project with Celery workers and PostgreSQL.",
+        2,
+        heading_path="Docent architecture",
+    )
+    text = ExtractiveAnswerer(max_sentences=1).answer_text(Prompt([], [metrics, about], "What is Docent?"))
+    assert text == f"From your documents: {about.text} [2]"
+
+
 def test_extractive_pairs_the_backtick_of_a_passage_cut_inside_code():
     """A passage that begins or ends inside `code` holds an unpaired backtick; quoted as it stands,
     the rest of the sentence would show as code."""
