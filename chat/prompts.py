@@ -99,7 +99,10 @@ _SMALL_TALK = {
     ),
     "Goodbye!": "bye goodbye bye_bye see_you see_you_later good_night ciao_for_now tschüss au_revoir adiós",
     "I'm Docent: I answer questions from your team's documents, with numbered sources you can check. "
-    "Ask me about anything in them.": "help who_are_you what_are_you what_can_you_do what_do_you_do",
+    "Ask me about anything in them.": (
+        "help who_are_you what_are_you what_can_you_do what_do_you_do what_can_docent_do "
+        "what_does_docent_do what_can_i_ask what_can_i_ask_you"
+    ),
 }
 _SMALL_TALK_REPLIES = {
     phrase.replace("_", " "): reply for reply, phrases in _SMALL_TALK.items() for phrase in phrases.split()

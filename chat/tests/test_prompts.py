@@ -136,6 +136,8 @@ def test_small_talk_is_only_a_whole_greeting_thanks_or_goodbye():
     assert prompts.small_talk("OK, thanks.") == prompts.small_talk("Thank you") == "You're welcome."
     assert prompts.small_talk("bye") == "Goodbye!"
     assert prompts.small_talk("What can you do?").startswith("I'm Docent")
+    assert prompts.small_talk("What can Docent do?") == prompts.small_talk("what can I ask?")
+    assert prompts.small_talk("What can Docent do?").startswith("I'm Docent")
     assert prompts.small_talk("What can you do about late invoices?") is None
     # A question that greets first, or a greeting word inside a question, is a question.
     assert prompts.small_talk("Hi, how many days of leave do I get?") is None
