@@ -1,10 +1,11 @@
 """Liveness, readiness and metrics endpoints: wiring over the apps' own health checks."""
 
+import logging
 import time
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -12,6 +13,8 @@ from assistant.celery import app, queue_depth
 from retrieval.embeddings import get_embedder
 from retrieval.reranking import get_reranker
 from retrieval.selectors import collections_purging_count, document_status_counts, stale_document_count
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request):
@@ -66,7 +69,14 @@ def readyz(request):
 def metrics(request):
     from assistant import metrics as m
 
-    m.refresh_document_gauges(document_status_counts())
-    m.COLLECTIONS_PURGING.set(collections_purging_count())
+    # An outage is when the process's own counters matter most: the scrape must not fail with it.
+    try:
+        m.refresh_document_gauges(document_status_counts())
+        m.COLLECTIONS_PURGING.set(collections_purging_count())
+    except DatabaseError:
+        logger.warning("metrics: the database did not answer; its gauges keep their last values")
+        m.DATABASE_UP.set(0)
+    else:
+        m.DATABASE_UP.set(1)
     m.INGEST_QUEUE.set(queue_depth())
     return HttpResponse(m.exposition(settings.DOCENT_WORKER_METRICS_DIR), content_type=CONTENT_TYPE_LATEST)

@@ -7,6 +7,10 @@ DOCUMENTS = Gauge("docent_documents", "Documents by ingestion status", ["status"
 COLLECTIONS_PURGING = Gauge(
     "docent_collections_purging", "Deleted collections whose documents are still being purged"
 )
+DATABASE_UP = Gauge(
+    "docent_database_up",
+    "1 when this scrape read the database; 0 leaves the document and purge gauges at their last values",
+)
 INGEST_QUEUE = Gauge(
     "docent_ingest_queue_depth", "Tasks waiting in the broker's default queue (-1: the broker cannot say)"
 )

@@ -45,6 +45,7 @@ def test_metrics_is_prometheus_text(client, db, collection_a):
     assert response["Content-Type"].startswith("text/plain")
     assert 'docent_documents{status="ready"}' in response.content.decode()
     assert "docent_collections_purging 0.0" in response.content.decode()
+    assert "docent_database_up 1.0" in response.content.decode()
     services.collection_delete(collection=collection_a)  # in the test's transaction: no purge runs
     assert "docent_collections_purging 1.0" in client.get("/metrics").content.decode()
 

@@ -16,12 +16,13 @@ REQUIRED = {
 }
 
 
-def _start(**env):
-    base = {
-        k: v for k, v in os.environ.items() if k not in ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL")
-    }
+def _start(script: str = CHECK, **env):
+    """`script` in a process with production settings and only `env` of what they read."""
+    base = {k: v for k, v in os.environ.items() if k not in REQUIRED and not k.startswith("DJANGO_SECURE_")}
     base.update(DJANGO_SETTINGS_MODULE="assistant.settings.production", **env)
-    return subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, env=base, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"])
@@ -36,6 +37,70 @@ def test_production_starts_with_them_and_without_debug():
     started = _start(**REQUIRED, DJANGO_DEBUG="1")
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "False"
+
+
+REQUESTS = """
+import django; django.setup()
+from django.test import Client
+client = Client()
+for path in ("/accounts/login/", "/healthz", "/metrics"):
+    response = client.get(path, HTTP_HOST="localhost")
+    print(path, response.status_code, response.get("Location", "-"), response.get("Strict-Transport-Security", "-"))
+print("https", Client().get("/healthz", HTTP_HOST="localhost", secure=True).get("Strict-Transport-Security", "-"))
+"""
+SCRAPE = """
+import django; django.setup()
+from django.test import Client
+scrape = Client().get("/metrics", HTTP_HOST="localhost").content.decode().splitlines()
+print(*[line for line in scrape if line.startswith(("docent_database_up", "docent_ingest_queue_depth"))])
+"""
+
+
+def _requests(script: str = REQUESTS, **env) -> list[list[str]]:
+    ran = _start(script, **{**REQUIRED, **env})
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    return [line.split() for line in ran.stdout.splitlines()]
+
+
+def test_production_sends_browsers_to_https_but_not_the_probes():
+    """Pages redirect to HTTPS and HTTPS answers carry HSTS; health probes and the metrics scraper,
+    which call over plain HTTP inside the network, are answered where they are."""
+    login, health, metrics, https = _requests()
+    assert login == ["/accounts/login/", "301", "https://localhost/accounts/login/", "-"]
+    assert health[:3] == ["/healthz", "200", "-"] and metrics[:3] == ["/metrics", "200", "-"]
+    assert https == ["https", "max-age=60"]
+    login, _, _, https = _requests(
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DJANGO_SECURE_HSTS_SECONDS="31536000",
+        DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
+    )
+    assert login[1] == "200"
+    assert https == ["https", "max-age=31536000;", "includeSubDomains"]
+
+
+def test_metrics_are_served_while_the_database_and_broker_are_down():
+    """The process's own counters are what an outage is read from: the scrape answers, saying the
+    database did not (nothing listens at the URLs REQUIRED names)."""
+    (gauges,) = _requests(SCRAPE)
+    assert gauges == ["docent_database_up", "0.0", "docent_ingest_queue_depth", "-1.0"]
+
+
+def test_a_database_that_never_answers_fails_the_connection_in_seconds():
+    """A host that takes the connection and says nothing (a hung server, a half-open proxy) costs
+    each request the connection timeout, 5 s, not TCP's minutes."""
+    import socket
+    import time
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        started = time.monotonic()
+        (gauges,) = _requests(SCRAPE, DATABASE_URL=f"postgres://u:p@127.0.0.1:{port}/docent")
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert gauges[:2] == ["docent_database_up", "0.0"]
+    assert took < 20  # the start and one connection attempt of 5 s
 
 
 def test_a_malformed_rate_stops_the_start():

@@ -126,6 +126,10 @@ DATABASES = {
     if DATABASE_URL
     else {}
 }
+if DATABASES:
+    # libpq waits for as long as TCP does (minutes) on a host that does not answer: readiness,
+    # /metrics and every request would hang with it. `?connect_timeout=` in the URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
