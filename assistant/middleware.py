@@ -6,7 +6,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.signals import request_finished
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 
 from assistant import logs, metrics, text
 from retrieval import auth, limits
@@ -239,16 +239,15 @@ class UnstorableTextMiddleware(_Middleware):
 
     @staticmethod
     def _refusal(request) -> HttpResponse:
+        # Each part of the app's own error, in its own shape (imported here: they load the API).
         if request.path.startswith("/v1/"):
-            error = {
-                "message": text.MESSAGE,
-                "type": "invalid_request_error",
-                "param": None,
-                "code": "invalid_text",
-            }
-            return JsonResponse({"error": error}, status=400)
+            from chat.openai_api import error
+
+            return error(400, text.MESSAGE, "invalid_text")
         if request.path.startswith("/api/"):
-            return JsonResponse({"error": {"code": "invalid", "message": text.MESSAGE}}, status=400)
+            from assistant.api_urls import error
+
+            return error(request, 400, text.MESSAGE)
         return HttpResponse(f"{text.MESSAGE}\n", status=400, content_type="text/plain; charset=utf-8")
 
 

@@ -28,7 +28,7 @@ from retrieval import selectors as retrieval_selectors
 from retrieval.embeddings import EmbeddingError
 
 from . import moderation, services
-from .answering import Finished, Pipeline, Text
+from .answering import Finished, Pipeline, Text, is_id_list
 from .providers import ProviderError, StreamInterrupted
 
 MODEL = "docent"
@@ -48,11 +48,16 @@ def _collection_model(collection) -> dict:
     }
 
 
-def _error(
-    status: int, message: str, code: str, kind: str = "invalid_request_error", retry_after: int | None = None
+def error(
+    status: int,
+    message: str,
+    code: str,
+    kind: str = "invalid_request_error",
+    retry_after: int | None = None,
+    param: str | None = None,
 ) -> JsonResponse:
     response = JsonResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status
+        {"error": {"message": message, "type": kind, "param": param, "code": code}}, status=status
     )
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
@@ -68,10 +73,10 @@ def _json_errors(view):
             return await view(request, *args, **kwargs)
         except DataError as exc:  # the request's doing (see assistant.api_urls): no retry helps
             log.error("/v1 request held a value the database refused: %s", exc)
-            return _error(400, "the request holds a value that cannot be stored", "invalid_value")
+            return error(400, "the request holds a value that cannot be stored", "invalid_value")
         except DatabaseError as exc:
             log.warning("/v1 request failed on the database: %s", exc)
-            return _error(
+            return error(
                 503,
                 "the database is not answering; please try again",
                 "unavailable",
@@ -83,35 +88,31 @@ def _json_errors(view):
 
 
 def _model_not_found(model: str) -> JsonResponse:
-    return _error(
+    return error(
         404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"
     )
-
-
-def _ids(value) -> bool:
-    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
 
 
 def _admit_and_check(user, collections, model: str | None = None, documents=None) -> JsonResponse | None:
     """The caller's collections (those of `model`, when it names one) and documents, rate and quota
     (in the websocket's order), in one trip to a thread; an error response, or None."""
     if collections is not None:
-        if not _ids(collections):
-            return _error(400, "collections must be a list of ids", "invalid_collections")
+        if not is_id_list(collections):
+            return error(400, "collections must be a list of ids", "invalid_collections")
         readable = set(retrieval_selectors.collection_ids_for_user(user=user))
         if not set(collections) <= readable:
-            return _model_not_found(model) if model else _error(404, "no such collection", "not_found")
+            return _model_not_found(model) if model else error(404, "no such collection", "not_found")
     if documents is not None:
-        if not _ids(documents):
-            return _error(400, "documents must be a list of ids", "invalid_documents")
+        if not is_id_list(documents):
+            return error(400, "documents must be a list of ids", "invalid_documents")
         if not retrieval_selectors.documents_readable(user=user, ids=documents):
-            return _error(404, "no such document", "not_found")
+            return error(404, "no such document", "not_found")
     try:
         services.ask_admit(user=user)
     except limits.RateLimited as exc:
-        return _error(429, str(exc), "rate_limited", "rate_limit_exceeded", exc.retry_after)
+        return error(429, str(exc), "rate_limited", "rate_limit_exceeded", exc.retry_after)
     except services.QuotaExceeded as exc:
-        return _error(429, str(exc), "quota_exceeded", "insufficient_quota", exc.retry_after)
+        return error(429, str(exc), "quota_exceeded", "insufficient_quota", exc.retry_after)
     return None
 
 
@@ -178,7 +179,7 @@ async def _user(request):
 async def models(request):
     user = await _user(request)
     if user is None:
-        return _error(
+        return error(
             401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
         )
     return JsonResponse({"object": "list", "data": await _models_for(user)})
@@ -190,7 +191,7 @@ async def model(request, model_id: str):
     """One model, as `client.models.retrieve(...)` asks for it."""
     user = await _user(request)
     if user is None:
-        return _error(
+        return error(
             401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
         )
     match = _COLLECTION_MODEL.match(model_id)
@@ -213,8 +214,31 @@ async def _models_for(user) -> list[dict]:
 def _content(message: dict) -> str:
     content = message.get("content")
     if isinstance(content, list):  # content parts: keep the text ones
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        texts = (p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return " ".join(t for t in texts if isinstance(t, str))
     return content if isinstance(content, str) else ""
+
+
+# Fields read from the body, with the type each must have when given: the wrong type is OpenAI's 400
+# `invalid_type` naming the field, not a 500 or a value silently ignored.
+_TYPED = {
+    "model": (str, "a string"),
+    "stream": (bool, "a boolean"),
+    "stream_options": (dict, "an object"),
+    "max_tokens": (int, "a positive integer"),
+    "max_completion_tokens": (int, "a positive integer"),
+}
+
+
+def _mistyped(body: dict) -> JsonResponse | None:
+    for name, (kind, described) in _TYPED.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        wrong = not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 1))
+        if wrong:
+            return error(400, f"`{name}` must be {described}", "invalid_type", param=name)
+    return None
 
 
 @csrf_exempt
@@ -223,7 +247,7 @@ def _content(message: dict) -> str:
 async def chat_completions(request):
     user = await _user(request)
     if user is None:
-        return _error(
+        return error(
             401, "send Authorization: Bearer <Docent API key>", "invalid_api_key", "authentication_error"
         )
     try:
@@ -231,7 +255,7 @@ async def chat_completions(request):
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return _error(400, "the request body must be a JSON object", "invalid_json")
+        return error(400, "the request body must be a JSON object", "invalid_json")
     messages = body.get("messages")
     if not (
         isinstance(messages, list)
@@ -239,15 +263,19 @@ async def chat_completions(request):
         and all(isinstance(m, dict) for m in messages)
         and messages[-1].get("role") == "user"
     ):
-        return _error(400, "messages must be a list ending with a user message", "invalid_messages")
+        return error(400, "messages must be a list ending with a user message", "invalid_messages")
+    mistyped = _mistyped(body)
+    if mistyped is not None:
+        return mistyped
     if body.get("n") not in (None, 1):  # one grounded answer per question; a silent single one would mislead
-        return _error(400, "n must be 1: Docent gives one answer per question", "invalid_n")
+        return error(400, "n must be 1: Docent gives one answer per question", "invalid_n")
     question = _content(messages[-1]).strip()
     if not question:
-        return _error(400, "the last user message is empty", "invalid_messages")
+        return error(400, "the last user message is empty", "invalid_messages")
     history = [(m["role"], _content(m)) for m in messages[:-1] if m.get("role") in ("user", "assistant")]
-    collections = body.get("collections")
-    model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else MODEL
+    # An empty list narrows nothing, as in the chat: every readable collection (or document).
+    collections = None if body.get("collections") == [] else body.get("collections")
+    model = body.get("model") or MODEL  # a string when given (_mistyped)
     named = None  # the model, when it names a collection
     if model.startswith(f"{MODEL}/"):
         match = _COLLECTION_MODEL.match(model)
@@ -256,14 +284,14 @@ async def chat_completions(request):
         # The model's collection; `collections`, when also given, must include it.
         chosen = int(match.group(1))
         if collections is not None and (not isinstance(collections, list) or chosen not in collections):
-            return _error(
+            return error(
                 400, f"`collections` does not include the collection of `{model}`", "invalid_collections"
             )
         collections, named = [chosen], model
     else:
         model = MODEL  # any other name asks Docent over every readable collection
     timing = _Timing()
-    documents = body.get("documents")
+    documents = None if body.get("documents") == [] else body.get("documents")
     refusal = await sync_to_async(_admit_and_check)(user, collections, named, documents)
     if refusal is not None:
         return refusal
@@ -274,7 +302,7 @@ async def chat_completions(request):
         history=history,
         collection_ids=collections,
         document_ids=documents,
-        max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+        max_tokens=max_tokens,  # checked by _mistyped: a positive integer or None
         screen_history=True,  # the earlier messages come from the client: they reach the model too
     )
     try:
@@ -282,11 +310,11 @@ async def chat_completions(request):
     except moderation.Blocked as exc:
         await _flag(user, exc.verdict, timing, text=pipeline.screened_text)
         await _record_usage(user, pipeline, timing)
-        return _error(400, str(exc), "moderation_blocked")
+        return error(400, str(exc), "moderation_blocked")
     except moderation.Unavailable as exc:
         timing.outcome = "provider_unavailable"
         await _record_usage(user, pipeline, timing)  # no tokens spent; counted in /metrics
-        return _error(503, str(exc), "provider_unavailable", "api_error")
+        return error(503, str(exc), "provider_unavailable", "api_error")
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -304,10 +332,10 @@ async def chat_completions(request):
                 finish = timing.outcome = event.finish_reason
     except (ProviderError, StreamInterrupted, EmbeddingError) as exc:
         timing.outcome = "provider_unavailable"
-        return _error(503, str(exc), "provider_unavailable", "api_error")
+        return error(503, str(exc), "provider_unavailable", "api_error")
     except moderation.Blocked as exc:  # the answer went against an answer rule
         await _flag(user, exc.verdict, timing)
-        return _error(400, str(exc), "moderation_blocked")
+        return error(400, str(exc), "moderation_blocked")
     finally:
         await _record_usage(user, pipeline, timing)
     usage = pipeline.spent()

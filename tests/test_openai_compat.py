@@ -39,6 +39,11 @@ def test_official_client_plain_and_streamed(live_url, keyed):
     )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == text
+    # Empty lists narrow nothing (every readable collection), as in the chat.
+    unnarrowed = client.chat.completions.create(
+        model="docent", messages=question, extra_body={"collections": [], "documents": []}
+    )
+    assert unnarrowed.choices[0].message.content == text
     assert chunks[-1].model_extra["sources"] == sources
     # The collection's own model, streamed: every chunk names it.
     model = next(m.id for m in client.models.list().data if m.id.startswith(f"docent/{collection.id}-"))
@@ -69,6 +74,28 @@ def test_v1_errors(db, client, keyed, collection_b):
     ):
         refused = client.post("/v1/chat/completions", body, content_type="application/json", **auth)
         assert refused.status_code == 400 and refused.json()["error"]["code"] == code
+    for field, value in (
+        ("stream_options", "usage"),
+        ("stream", "yes"),
+        ("model", 5),
+        ("max_tokens", "many"),
+        ("max_tokens", 0),
+        ("max_completion_tokens", True),
+    ):
+        refused = client.post(
+            "/v1/chat/completions",
+            {"messages": question, field: value},
+            content_type="application/json",
+            **auth,
+        )
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_type"
+        assert refused.json()["error"]["param"] == field
+    # Content parts that are not text, or whose text is not a string, are left out.
+    parts = [
+        {"role": "user", "content": [{"type": "text", "text": 5}, {"type": "image_url", "image_url": {}}]}
+    ]
+    empty = client.post("/v1/chat/completions", {"messages": parts}, content_type="application/json", **auth)
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "invalid_messages"
     foreign = client.post(
         "/v1/chat/completions",
         {"messages": [{"role": "user", "content": "x"}], "collections": [collection_b.id]},

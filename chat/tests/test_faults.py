@@ -271,20 +271,32 @@ async def test_a_question_the_database_cannot_store_gets_an_error_and_the_socket
     await ws.disconnect()
 
 
-@pytest.mark.parametrize("when", ["BEFORE UPDATE ON retrieval_apikey", "BEFORE INSERT ON chat_usage"])
+@pytest.mark.parametrize(
+    "when, errcode",
+    [
+        ("BEFORE UPDATE ON retrieval_apikey", "57P03"),
+        ("BEFORE UPDATE ON retrieval_apikey", "22003"),
+        ("BEFORE INSERT ON chat_usage", "57P03"),
+    ],
+)
 async def test_v1_answers_in_openais_shape_when_the_database_refuses(
-    async_client, alice, handbook, chat_model, when
+    async_client, alice, handbook, chat_model, when, errcode
 ):
     """The database refusing a write while a /v1 call is checked is a JSON 503 with Retry-After (not
-    Django's HTML page); refusing the usage row after the answer leaves the answer intact."""
+    Django's HTML page), or a 400 when it refuses a value (sending it again cannot help); refusing
+    the usage row after the answer leaves the answer intact."""
     from retrieval import services as retrieval_services
 
     key = {
         "Authorization": f"Bearer {(await sync_to_async(retrieval_services.api_key_create)(user=alice))[1]}"
     }
-    refuse = REFUSE_NEW_MESSAGES.replace("test_refuse_insert()", "test_refuse_v1()").replace(
-        "CREATE TRIGGER test_refuse_insert BEFORE INSERT ON chat_message",
-        f"CREATE TRIGGER test_refuse_v1 {when}",
+    refuse = (
+        REFUSE_NEW_MESSAGES.replace("test_refuse_insert()", "test_refuse_v1()")
+        .replace(
+            "CREATE TRIGGER test_refuse_insert BEFORE INSERT ON chat_message",
+            f"CREATE TRIGGER test_refuse_v1 {when}",
+        )
+        .replace("'57P03'", f"'{errcode}'")
     )
     table = when.rsplit(" ", 1)[1]
     await sync_to_async(_run_sql)(refuse)
@@ -299,7 +311,10 @@ async def test_v1_answers_in_openais_shape_when_the_database_refuses(
         await sync_to_async(_run_sql)(
             f"DROP TRIGGER test_refuse_v1 ON {table}; DROP FUNCTION test_refuse_v1();"
         )
-    if table == "retrieval_apikey":
+    if errcode == "22003":
+        assert response.status_code == 400 and "Retry-After" not in response
+        assert response.json()["error"]["code"] == "invalid_value"
+    elif table == "retrieval_apikey":
         assert response.status_code == 503 and response["Retry-After"] == "5"
         assert response.json()["error"]["code"] == "unavailable"
     else:
