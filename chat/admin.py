@@ -7,6 +7,21 @@ from . import selectors, services
 from .models import Budget, Conversation, Feedback, Message, ModerationFlag, ModerationRule, Usage
 
 
+class WithTotals(admin.ModelAdmin):
+    """A list with a summary of every row its filters, search and date drill-down chose (not only of
+    one page), computed by `totals(queryset)` and shown by the model's change_list template."""
+
+    def totals(self, queryset) -> dict:
+        raise NotImplementedError
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        if "cl" in context:  # not a redirect or an error page
+            context["totals"] = self.totals(context["cl"].queryset)
+        return response
+
+
 class ReadOnly(admin.ModelAdmin):
     def has_add_permission(self, request, obj=None):
         return False
@@ -76,15 +91,18 @@ class MessageAdmin(ReadOnly):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(ReadOnly):
+class FeedbackAdmin(WithTotals, ReadOnly):
     list_display = ["message", "user", "rating", "comment", "created_at"]
-    list_filter = ["rating", "created_at"]
+    list_filter = ["rating", "message__model", "created_at"]
     search_fields = ["comment", "message__text", "user__username"]
     readonly_fields = ["message", "user", "rating", "comment", "created_at"]
 
+    def totals(self, queryset) -> dict:
+        return selectors.feedback_summary(feedback=queryset)
+
 
 @admin.register(Usage)
-class UsageAdmin(ReadOnly):
+class UsageAdmin(WithTotals, ReadOnly):
     list_display = ["user", "source", "model", "prompt_tokens", "completion_tokens", "created_at"]
     list_filter = ["source", "created_at", "model"]
     search_fields = ["user__username"]
@@ -98,6 +116,9 @@ class UsageAdmin(ReadOnly):
         "completion_tokens",
         "created_at",
     ]
+
+    def totals(self, queryset) -> dict:
+        return selectors.usage_summary(usages=queryset)
 
 
 @admin.register(Budget)

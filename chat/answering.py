@@ -32,6 +32,12 @@ from .providers import Delta, Finish, ProviderError, StreamInterrupted, get_chat
 
 log = logging.getLogger(__name__)
 
+
+def is_id_list(value) -> bool:
+    """Whether a client's `collections` or `documents` is a list of ids (a boolean is no id)."""
+    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+
+
 _tasks: dict[str, asyncio.Task] = {}
 _stopping: set[str] = set()
 _listeners: weakref.WeakSet = weakref.WeakSet()  # event loops with a stop listener

@@ -88,14 +88,17 @@ def _out(c: Conversation, request) -> dict:
     }
 
 
+CONVERSATIONS_PAGE = 200
+
+
 @router.get("/conversations", response=list[ConversationOut])
-def list_conversations(request, q: str = ""):
-    """The caller's conversations, newest first (200 at most); `q` keeps those whose title or any
-    message contains it, in any case."""
+def list_conversations(request, q: str = "", limit: int = CONVERSATIONS_PAGE, offset: int = 0):
+    """The caller's conversations, pinned ones first, then newest first, `limit` (at most 200) from
+    `offset`; `q` keeps those whose title or any message contains it, in any case."""
+    limit, offset = max(1, min(limit, CONVERSATIONS_PAGE)), max(0, offset)
     conversations = selectors.conversations_for_user(user=request.auth, query=q[:200])
-    return [
-        _out(c, request) for c in conversations.prefetch_related("collections", "documents__collection")[:200]
-    ]
+    page = conversations.prefetch_related("collections", "documents__collection")[offset : offset + limit]
+    return [_out(c, request) for c in page]
 
 
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)

@@ -15,7 +15,9 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, DataError
 from redis.exceptions import RedisError
 
-from assistant import logs, metrics, text
+from assistant import logs, metrics
+from assistant.text import MESSAGE as UNSTORABLE
+from assistant.text import unstorable
 from retrieval import limits
 from retrieval import selectors as retrieval_selectors
 
@@ -148,8 +150,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not isinstance(content, dict):
                 raise Refused("invalid", "frames must be JSON objects")
             request_id = content.get("request_id")
-            if text.unstorable(content):
-                raise Refused("invalid", text.MESSAGE)
+            if unstorable(content):
+                raise Refused("invalid", UNSTORABLE)
             # Log lines about this frame, and about an answer it starts, carry the client's id.
             token = logs.request_id.set(logs.usable_id(request_id if isinstance(request_id, str) else None))
             try:
@@ -199,7 +201,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         text = _question_text(content.get("content"))
         documents = content.get("documents")
         for name, ids in (("collections", collections), ("documents", documents)):
-            if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, int) for i in ids)):
+            if ids is not None and not answering.is_id_list(ids):
                 raise Refused("invalid", f"{name} must be a list of ids")
         try:
             ids = await answering.ask(

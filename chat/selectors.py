@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from retrieval import selectors as retrieval_selectors
 
-from .models import Budget, Conversation, Message, ModerationRule, Usage
+from .models import Budget, Conversation, Feedback, Message, ModerationRule, Usage
 
 
 def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
@@ -24,7 +24,8 @@ def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
             "conversation_id"
         )
         conversations = conversations.filter(Q(title__icontains=query) | Q(id__in=matching))
-    return conversations.order_by(F("pinned_at").desc(nulls_last=True), "-updated_at")
+    # The id settles ties, so that pages from offsets neither repeat nor skip a conversation.
+    return conversations.order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-id")
 
 
 def conversation_get(*, user, conversation_id) -> Conversation:
@@ -149,6 +150,46 @@ def usage_for_user(*, user, since=None) -> dict:
         "prompt_tokens": totals["prompt"] or 0,
         "completion_tokens": totals["completion"] or 0,
     }
+
+
+def usage_summary(*, usages: QuerySet[Usage], top: int = 10) -> dict:
+    """Totals of a set of usage rows (an admin's filtered list), and its biggest spenders and models,
+    grouped in SQL."""
+    tokens = F("prompt_tokens") + F("completion_tokens")
+    totals = usages.aggregate(
+        answers=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
+    )
+
+    def biggest(field: str) -> list[dict]:
+        rows = (
+            usages.values(name=F(field))
+            .annotate(
+                answers=Count("id"),
+                prompt=Sum("prompt_tokens"),
+                completion=Sum("completion_tokens"),
+                total=Sum(tokens),
+            )
+            .order_by("-total", "name")
+        )
+        return list(rows[:top])
+
+    return {
+        "answers": totals["answers"],
+        "prompt_tokens": totals["prompt"] or 0,
+        "completion_tokens": totals["completion"] or 0,
+        "by_user": biggest("user__username"),
+        "by_model": biggest("model"),
+    }
+
+
+def feedback_summary(*, feedback: QuerySet[Feedback]) -> dict:
+    """How the answers in a set of ratings (an admin's filtered list) did, in all and per model."""
+    counts = {
+        "helpful": Count("id", filter=Q(rating=1)),
+        "not_helpful": Count("id", filter=Q(rating=-1)),
+    }
+    rows = feedback.values(name=F("message__model")).annotate(**counts).order_by("-helpful", "name")
+    return {**feedback.aggregate(**counts), "by_model": list(rows)}
 
 
 def message_out(message: Message) -> dict:

@@ -17,6 +17,10 @@ def index(request):
     team_ids = selectors.team_ids_for_user(user=request.user)
     context = {
         "collections": collections,
+        # Offered before a conversation starts; chat.js keeps those of the collections in scope.
+        "suggestions": [
+            {"collection": c.id, "question": q} for c in collections for q in c.starter_questions
+        ],
         "attachable": [c for c in collections if c.team_id in team_ids],
         "accept": ",".join(EXTENSIONS),
     }

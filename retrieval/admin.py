@@ -125,6 +125,12 @@ class CollectionForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
         return language
 
+    def clean_starter_questions(self):
+        try:
+            return services.collection_questions_clean(self.cleaned_data["starter_questions"] or [])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
 
 @admin.register(Collection)
 class CollectionAdmin(_LiveTeamChoices, admin.ModelAdmin):

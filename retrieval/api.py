@@ -34,6 +34,8 @@ class CollectionOut(Schema):
     team_id: int
     description: str
     instructions: str
+    # Questions its team suggests asking of it (the chat page offers them before a conversation).
+    starter_questions: list[str]
     # The documents' language, for keyword search (stems, stop words); `indexed_language` is the one
     # the keyword index is in, which differs only while a change of language is being applied.
     language: str
@@ -59,6 +61,7 @@ class CollectionPatch(Schema):
     name: str | None = Field(None, max_length=NAME_MAX)
     description: str | None = None
     instructions: str | None = None
+    starter_questions: list[str] | None = None
     language: str | None = None
     # The teams (ids or names) that may read it besides its own; [] for none. `shared_with_all`:
     # every team, teams made later too.
@@ -119,6 +122,7 @@ def _collection_out(c: Collection, team_ids: set[int]) -> dict:
         "team_id": c.team_id,
         "description": c.description,
         "instructions": c.instructions,
+        "starter_questions": c.starter_questions,
         "language": c.language,
         "indexed_language": c.indexed_language,
         "documents": getattr(c, "document_count", 0),
@@ -255,6 +259,7 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
             description=payload.description,
             instructions=payload.instructions,
             language=payload.language,
+            starter_questions=payload.starter_questions,
         )
         services.collection_share(
             collection=collection, teams=payload.shared_with, everyone=payload.shared_with_all
@@ -503,19 +508,19 @@ def search(request, payload: SearchIn):
     if not payload.query.strip():
         raise HttpError(400, "query must not be empty")
     limits.limit_hit(action="search", key=request.auth.pk)
-    if payload.collections is not None:
+    # An empty list narrows nothing, as in the chat: every readable collection (or document) is searched.
+    collections, documents = payload.collections or None, payload.documents or None
+    if collections is not None:
         readable = set(selectors.collection_ids_for_user(user=request.auth))
-        if not set(payload.collections) <= readable:
+        if not set(collections) <= readable:
             raise Http404("no such collection")
-    if payload.documents is not None and not selectors.documents_readable(
-        user=request.auth, ids=payload.documents
-    ):
+    if documents is not None and not selectors.documents_readable(user=request.auth, ids=documents):
         raise Http404("no such document")
     hits = selectors.search(
         user=request.auth,
         query=payload.query,
-        collection_ids=payload.collections,
-        document_ids=payload.documents,
+        collection_ids=collections,
+        document_ids=documents,
         k=max(1, min(payload.k, 50)),
         mode=payload.mode,
         rerank=payload.rerank,

@@ -47,6 +47,8 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} ({self.role})"
 
 
+STARTER_QUESTIONS_MAX = 4
+STARTER_QUESTION_MAX_CHARS = 200
 INSTRUCTIONS_MAX_CHARS = 2000
 
 
@@ -78,6 +80,9 @@ class Collection(models.Model):
     # The team's instructions to the model for answers drawn from this collection ("Answer in
     # German", "Name the policy's section"); Docent's own rules come first.
     instructions = models.TextField(blank=True, max_length=INSTRUCTIONS_MAX_CHARS)
+    # Questions the team suggests asking of it, offered on the chat page before a conversation
+    # starts (at most STARTER_QUESTIONS_MAX, each at most STARTER_QUESTION_MAX_CHARS).
+    starter_questions = models.JSONField(default=list, blank=True)
     # Other teams whose members may read it (search, ask, open its documents); writing (uploads,
     # deletions, its settings) stays with its own team.
     shared_with = models.ManyToManyField(

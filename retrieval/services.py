@@ -25,6 +25,8 @@ from .embeddings import get_embedder
 from .models import (
     INSTRUCTIONS_MAX_CHARS,
     SEARCH_LANGUAGES,
+    STARTER_QUESTION_MAX_CHARS,
+    STARTER_QUESTIONS_MAX,
     ApiKey,
     Chunk,
     Collection,
@@ -151,6 +153,19 @@ def _server_has_language(language: str) -> bool:
         return cursor.fetchone() is not None
 
 
+def collection_questions_clean(questions) -> list[str]:
+    """A collection's suggested questions: each once, on one line, blank ones dropped; ValueError for
+    anything but a list of text, or past the limits."""
+    if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+        raise ValueError("suggested questions are a list of text")
+    cleaned = list(dict.fromkeys(" ".join(q.split()) for q in questions if q.strip()))
+    if len(cleaned) > STARTER_QUESTIONS_MAX:
+        raise ValueError(f"a collection suggests at most {STARTER_QUESTIONS_MAX} questions")
+    if any(len(q) > STARTER_QUESTION_MAX_CHARS for q in cleaned):
+        raise ValueError(f"a suggested question is limited to {STARTER_QUESTION_MAX_CHARS} characters")
+    return cleaned
+
+
 def collection_update(
     *,
     collection: Collection,
@@ -158,10 +173,12 @@ def collection_update(
     description: str | None = None,
     instructions: str | None = None,
     language: str | None = None,
+    starter_questions: list[str] | None = None,
 ) -> None:
-    """Rename or describe a collection, set its instructions to the model or its documents' language
-    (its keyword index is then built again, by a task); IntegrityError when its team already has one
-    of that name, ValueError for instructions over the limit or an unknown language."""
+    """Rename or describe a collection, set its instructions to the model, the questions it suggests
+    or its documents' language (its keyword index is then built again, by a task); IntegrityError
+    when its team already has one of that name, ValueError for instructions or questions over their
+    limits or an unknown language."""
     if language is not None:
         collection_language_check(language)
         collection.language = language
@@ -174,8 +191,12 @@ def collection_update(
         if len(instructions) > INSTRUCTIONS_MAX_CHARS:
             raise ValueError(f"instructions are limited to {INSTRUCTIONS_MAX_CHARS} characters")
         collection.instructions = instructions
+    if starter_questions is not None:
+        collection.starter_questions = collection_questions_clean(starter_questions)
     with transaction.atomic():
-        collection.save(update_fields=["name", "description", "instructions", "language"])
+        collection.save(
+            update_fields=["name", "description", "instructions", "language", "starter_questions"]
+        )
         if collection.language != collection.indexed_language:
             collection_rekey_queue(collection_id=collection.id)
 

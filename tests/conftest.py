@@ -92,6 +92,20 @@ def _shared_web(django_db_setup, tmp_path_factory):
         yield base
 
 
+@pytest.fixture
+def limited_url(transactional_db, _shared_limited_web):
+    """As `live_url`, for an app with one question a day per user and a monthly quota of 100,000
+    tokens (each test's users are new, so neither count carries over from the test before)."""
+    return _for_this_test(_shared_limited_web)
+
+
+@pytest.fixture(scope="session")
+def _shared_limited_web(django_db_setup, tmp_path_factory):
+    env = {"DOCENT_RATE_ASK": "1/d", "DOCENT_MONTHLY_TOKEN_QUOTA": "100000"}
+    with _shared_server(tmp_path_factory, "limited-web", **env) as base:
+        yield base
+
+
 @pytest.fixture(scope="session")
 def _shared_provider_web(django_db_setup, tmp_path_factory, fake_openai_server):
     env = {

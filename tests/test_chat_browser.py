@@ -389,6 +389,8 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     box = page.locator(".composer").bounding_box()
     assert box["y"] + box["height"] <= 800
     assert page.evaluate("document.documentElement.scrollHeight") <= 800
+    # The keys' hint would wrap out of the phone's question box: its placeholder is the short one.
+    expect(page.locator("textarea")).to_have_attribute("placeholder", "Ask a question…")
     # The header: the title keeps most of a line beside the menu button, and the share and scope
     # menus open inside the screen.
     assert page.locator("#chat-title").bounding_box()["width"] > 0.6 * 320
@@ -473,6 +475,33 @@ def test_a_pinned_conversation_stays_on_top(page, live_url, member):
     page.locator("#conversations li").first.hover()
     page.get_by_role("button", name="Unpin Leave rules?").click()
     expect(page.locator("#conversations li").first).to_contain_text("Laptop refresh cycle?")
+
+
+def test_older_conversations_come_a_page_at_a_time_and_stay_shown(page, live_url, member):
+    """The sidebar shows 200; "Show older conversations" brings the rest; pinning the oldest then
+    keeps them all shown (the reload after it does not fold the list back to one page)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat.models import Conversation
+
+    now = timezone.now()
+    for i in range(205):
+        conversation = Conversation.objects.create(owner=member, title=f"Question {i}")
+        Conversation.objects.filter(id=conversation.id).update(updated_at=now - timedelta(minutes=i))
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    items, older = page.locator("#conversations li"), page.locator("#older-conversations")
+    expect(items).to_have_count(200)
+    expect(items.last).to_contain_text("Question 199")
+    older.click()
+    expect(items).to_have_count(205)
+    expect(older).to_be_hidden()
+    items.last.hover()
+    page.get_by_role("button", name="Pin Question 204").click()
+    expect(items.first).to_contain_text("Question 204")
+    expect(items).to_have_count(205)
+    expect(items.last).to_contain_text("Question 203")
 
 
 def test_a_long_conversation_title_ends_in_an_ellipsis_inside_the_sidebar(page, live_url, member):
@@ -604,11 +633,10 @@ def test_reload_mid_answer_then_see_it_finish(page, provider_url, member, fake_o
     assert text.count("token1 ") == 1  # nothing replayed twice
 
 
-def test_a_question_past_the_rate_is_refused_in_words(page, live_app, member):
+def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member):
     """With one question a day, the second is refused in the composer, saying when to try again
     (once), and the first answer stays."""
-    base = live_app(DOCENT_RATE_ASK="1/d")
-    sign_in(page, base, "erin", "pw-erin-12345")
+    sign_in(page, limited_url, "erin", "pw-erin-12345")
     expect(ask(page, "How many days of paid leave do employees get?")).to_have_attribute(
         "data-status", "stop", timeout=30_000
     )
@@ -664,10 +692,10 @@ def test_an_answer_stopped_by_a_rule_shows_only_what_came_before(page, provider_
     assert "25 days" not in answer.inner_text()
 
 
-def test_the_sidebar_shows_this_months_tokens_against_the_quota(page, live_app, member):
+def test_the_sidebar_shows_this_months_tokens_against_the_quota(page, limited_url, member):
     """Under a quota the sidebar shows what was spent, of how much, when it renews, and a meter; an
     answer's tokens show at once."""
-    sign_in(page, live_app(DOCENT_MONTHLY_TOKEN_QUOTA="100000"), "erin", "pw-erin-12345")
+    sign_in(page, limited_url, "erin", "pw-erin-12345")
     usage = page.locator("#usage")
     expect(usage).to_have_text(re.compile(r"^This month: 0 of 100,000 tokens \(renews \w{3} 1\)$"))
     expect(usage.locator("meter")).to_have_attribute("value", "0")
@@ -702,6 +730,26 @@ def test_the_collections_chosen_are_where_new_conversations_start(page, live_url
     page.locator("#new-chat").click()
     expect(page.locator("#scope summary")).to_have_text("Collections: notes")
     assert page.evaluate("Object.keys(localStorage)") == ["docent.scope.erin"]  # one user's choice
+
+
+def test_suggested_questions_follow_the_collections_in_scope(page, live_url, member, make_collection):
+    """Before a conversation: the questions suggested by the collections in scope (all of them
+    unless some are chosen), each once; none when the scope holds no collection that suggests any."""
+    from retrieval.models import Collection, Team
+
+    people = Team.objects.get(name="People")
+    Collection.objects.filter(name="handbook").update(starter_questions=["How much leave?", "Who pays?"])
+    make_collection(people, "notes")
+    extra = make_collection(people, "travel")
+    Collection.objects.filter(id=extra.id).update(starter_questions=["Who pays?", "Which trains?"])
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    offered = page.locator("#empty-suggestions button")
+    expect(offered).to_have_text(["How much leave?", "Who pays?", "Which trains?"])
+    notes = Collection.objects.get(name="notes")
+    scope_to(page, notes.id)
+    expect(page.locator("#empty-suggestions")).to_be_hidden()
+    scope_to(page, extra.id)  # notes and travel
+    expect(offered).to_have_text(["Who pays?", "Which trains?"])
 
 
 def test_the_scope_menu_shows_the_collections_read_now(page, live_url, make_user, make_team, make_collection):

@@ -536,14 +536,17 @@ def test_a_team_admin_sets_a_collections_instructions_and_members_see_them(
     section = page.locator(f"section[data-collection='{collection.id}']")
     expect(section.locator(".instructions-note")).to_be_hidden()
     section.get_by_role("button", name="Instructions for answers from runbooks").click()
-    section.locator(".instructions-form textarea").fill("Answer in German. Name the runbook's section.")
+    section.locator("textarea[name=instructions]").fill("Answer in German. Name the runbook's section.")
+    # The same form holds the questions the chat page suggests: one a line, each once.
+    questions = section.locator("textarea[name=starter_questions]")
+    questions.fill("How do I restart the queue?\n\n  Who is   on call? \nWho is on call?")
     section.get_by_role("button", name="Save").click()
     expect(section.locator(".instructions-note")).to_contain_text("Answer in German.")
     expect(section.locator(".instructions-form")).to_be_hidden()
-    assert (
-        Collection.objects.get(id=collection.id).instructions
-        == "Answer in German. Name the runbook's section."
-    )
+    saved = Collection.objects.get(id=collection.id)
+    assert saved.instructions == "Answer in German. Name the runbook's section."
+    assert saved.starter_questions == ["How do I restart the queue?", "Who is on call?"]
+    expect(questions).to_have_value("How do I restart the queue?\nWho is on call?")
     # The documents' language, for keyword search: the collection's index is rebuilt in it.
     expect(section.locator(".language-note")).to_be_hidden()  # English, the default, goes unsaid
     section.get_by_role("button", name="Language of runbooks").click()
@@ -564,6 +567,18 @@ def test_a_team_admin_sets_a_collections_instructions_and_members_see_them(
             "[data-action=edit-instructions], .instructions-form, [data-action=edit-language], .language-form"
         )
     ).to_have_count(0)
+    # On the chat page, before a conversation starts, the member is offered the suggested questions;
+    # one click asks it.
+    page.goto(f"{live_url}/")
+    offered = page.locator("#empty-suggestions button")
+    expect(offered).to_have_text(["How do I restart the queue?", "Who is on call?"])
+    offered.nth(1).click()
+    expect(page.locator("article.msg.user").first).to_contain_text("Who is on call?")
+    expect(page.locator("#empty-suggestions")).to_be_hidden()
+    # Its answer ends before the test does (the database is emptied after it).
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_contain_text("I can't find that in your documents.", timeout=60_000)
+    expect(answer).not_to_have_class("msg assistant streaming", timeout=30_000)
 
 
 def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(

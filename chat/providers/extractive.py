@@ -248,36 +248,44 @@ class ExtractiveAnswerer(ChatModel):
             if own_words:
                 weight[lang] = {t: w if t in own_words else BORROWED_WEIGHT * w for t, w in weights.items()}
         total = {lang: sum(weights.values()) for lang, weights in weight.items()}
-        similarity = [0.0] * n
+        asks_amount = _ASKS_AMOUNT.search(prompt.question) is not None
+
+        def score_all(similarity: list[float] | None) -> list[tuple[float, int, int, str]]:
+            scored = []
+            for order, (passage, sentence) in enumerate(sentences):
+                lang = passage.language
+                own = question[lang] & words[order]
+                context = (question[lang] & (headings[passage.n] | leads[order])) - own
+                w = weight[lang]
+                coded = own - in_prose[order] - own_headings[passage.n]
+                coverage = (
+                    sum(w[t] for t in own) - 0.5 * sum(w[t] for t in coded) + 0.5 * sum(w[t] for t in context)
+                ) / (total[lang] or 1)
+                score = coverage if similarity is None else 0.6 * similarity[order] + 0.4 * coverage
+                score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
+                if asks_amount and _FIGURE.search(sentence):
+                    score += self.amount_bonus
+                if score >= self.min_score:
+                    scored.append((score, order, passage.n, sentence))
+            return scored
+
         # The offline embedder reads English: to it any two sentences in Chinese or Japanese look
         # alike (0.4 - 0.5, as alike as a question and its answer), so such a question is answered
         # by the words it shares with a sentence alone.
         letters = sum(map(len, _WORD.findall(asked)))
         by_words = self.embed is None or 2 * sum(map(len, cjk.RUN.findall(asked))) > letters
-        if not by_words:
-            if asked != prompt.question:  # a follow-up: mostly as asked, a little as searched
-                vectors = self.embed([asked, prompt.question] + [s for _, s in sentences])
-                similarity = (vectors[2:] @ (0.25 * vectors[0] + 0.75 * vectors[1])).tolist()
-            else:
-                vectors = self.embed([asked] + [s for _, s in sentences])
-                similarity = (vectors[1:] @ vectors[0]).tolist()
-        asks_amount = _ASKS_AMOUNT.search(prompt.question) is not None
-        scored = []
-        for order, (passage, sentence) in enumerate(sentences):
-            lang = passage.language
-            own = question[lang] & words[order]
-            context = (question[lang] & (headings[passage.n] | leads[order])) - own
-            w = weight[lang]
-            coded = own - in_prose[order] - own_headings[passage.n]
-            coverage = (
-                sum(w[t] for t in own) - 0.5 * sum(w[t] for t in coded) + 0.5 * sum(w[t] for t in context)
-            ) / (total[lang] or 1)
-            score = coverage if by_words else 0.6 * similarity[order] + 0.4 * coverage
-            score += 0.1 * (passage.similarity or 0.0) + 0.02 / passage.n
-            if asks_amount and _FIGURE.search(sentence):
-                score += self.amount_bonus
-            if score >= self.min_score:
-                scored.append((score, order, passage.n, sentence))
+        if by_words:
+            scored = score_all(None)
+        elif asked != prompt.question:  # a follow-up: mostly as asked, a little as searched
+            vectors = self.embed([asked, prompt.question] + [s for _, s in sentences])
+            scored = score_all((vectors[2:] @ (0.25 * vectors[0] + 0.75 * vectors[1])).tolist())
+            if not scored:
+                # Its own words said too little to meet any sentence ("What happens if it is
+                # larger?"): read as searched, with the subject it leans on.
+                scored = score_all((vectors[2:] @ vectors[0]).tolist())
+        else:
+            vectors = self.embed([asked] + [s for _, s in sentences])
+            scored = score_all((vectors[1:] @ vectors[0]).tolist())
         # Each sentence once, whole, scored as its best copy (a tail may match the question better
         # than the whole sentence it is cut from); of its whole copies, the best scored is quoted
         # (one read after its paragraph's first sentence, say).

@@ -1,10 +1,14 @@
 """Django admin for conversations, messages, feedback, usage and budgets."""
 
+import re
+from datetime import timedelta
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from chat import services
-from chat.models import Budget
+from chat.models import Budget, Usage
 
 
 def test_pages_open_and_budgets_show_this_months_use(client, make_user, alice):
@@ -53,3 +57,82 @@ def test_answers_with_citations_to_check_are_found_in_the_message_list(client, m
     clean = client.get("/admin/chat/message/", {"to_check": "no", "role": "assistant"}).content.decode()
     assert "Leave is 40 days" in flagged and "Leave is 25 days" not in flagged
     assert "Leave is 25 days" in clean and "Leave is 40 days" not in clean
+
+
+def _summary_rows(html: str, table: str) -> list[list[str]]:
+    body = re.search(rf'<table class="{table}">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def test_the_usage_list_totals_what_its_filters_chose(client, make_user, alice, bob):
+    """Above the ledger: its answers and tokens in all (not one page's), the biggest spenders and
+    the models, for whatever the search and the date drill-down chose; in the same few queries
+    however many rows there are."""
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+
+    def spend(user, model, prompt, completion, days_ago=0):
+        usage = Usage.objects.create(
+            user=user, source="chat", model=model, prompt_tokens=prompt, completion_tokens=completion
+        )
+        Usage.objects.filter(id=usage.id).update(created_at=timezone.now() - timedelta(days=days_ago))
+
+    spend(alice, "gpt-4o-mini", 100, 10)
+    spend(alice, "extractive", 200, 20)
+    spend(bob, "gpt-4o-mini", 1000, 50)
+    spend(bob, "gpt-4o-mini", 5000, 500, days_ago=400)  # another year
+
+    html = client.get("/admin/chat/usage/").content.decode()
+    assert "<strong>4</strong> answers" in html and "<strong>6300</strong> prompt" in html
+    assert _summary_rows(html, "usage-by-user") == [
+        ["bob", "2", "6000", "550", "6550"],
+        ["alice", "2", "300", "30", "330"],
+    ]
+    assert _summary_rows(html, "usage-by-model") == [
+        ["gpt-4o-mini", "3", "6100", "560", "6660"],
+        ["extractive", "1", "200", "20", "220"],
+    ]
+
+    this_year = client.get("/admin/chat/usage/", {"created_at__year": timezone.now().year}).content.decode()
+    assert "<strong>3</strong> answers" in this_year and "<strong>1300</strong> prompt" in this_year
+    assert _summary_rows(this_year, "usage-by-user")[0] == ["bob", "1", "1000", "50", "1050"]
+
+    alices = client.get("/admin/chat/usage/", {"q": "alice"}).content.decode()
+    assert [row[0] for row in _summary_rows(alices, "usage-by-user")] == ["alice"]
+    assert "<strong>2</strong> answers" in alices
+
+    with CaptureQueriesContext(connection) as few:
+        client.get("/admin/chat/usage/")
+    for _ in range(30):
+        spend(make_user(), "gpt-4o-mini", 1, 1)
+    with CaptureQueriesContext(connection) as many:
+        crowded = client.get("/admin/chat/usage/").content.decode()
+    assert len(many) == len(few)
+    assert len(_summary_rows(crowded, "usage-by-user")) == 10
+    assert "<strong>34</strong> answers" in crowded
+
+
+def test_the_feedback_list_counts_helpful_and_not_per_model(client, make_user, alice):
+    """Above the ratings: how many said helpful and not, in all and per answering model, for what the
+    filters chose; the model is a filter too."""
+    from chat.models import Message
+
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    for n, (model, rating) in enumerate(
+        [("gpt-4o-mini", 1), ("gpt-4o-mini", 1), ("gpt-4o-mini", -1), ("docent-extractive", -1)]
+    ):
+        ids = services.exchange_start(
+            user=alice, conversation_id=None, request_id=f"r{n}", content="Leave?", collection_ids=None
+        )
+        services.message_finish(message_id=ids["message_id"], text="25 days", status="complete")
+        Message.objects.filter(id=ids["message_id"]).update(model=model)
+        services.feedback_set(user=alice, message_id=ids["message_id"], rating=rating)
+
+    html = client.get("/admin/chat/feedback/").content.decode()
+    assert "<strong>2</strong> helpful and <strong>2</strong> not helpful" in " ".join(html.split())
+    assert _summary_rows(html, "feedback-by-model") == [
+        ["gpt-4o-mini", "2", "1"],
+        ["docent-extractive", "0", "1"],
+    ]
+    one_model = client.get("/admin/chat/feedback/", {"message__model": "docent-extractive"}).content.decode()
+    assert "<strong>0</strong> helpful and <strong>1</strong> not helpful" in " ".join(one_model.split())
+    assert _summary_rows(one_model, "feedback-by-model") == [["docent-extractive", "0", "1"]]

@@ -123,6 +123,29 @@ def test_extractive_weighs_a_follow_ups_own_words_above_those_it_borrowed():
     assert ExtractiveAnswerer(embed=get_embedder().embed).answer_text(follow_up) == expected  # as in the app
 
 
+def test_extractive_reads_a_follow_up_as_searched_when_its_own_words_meet_nothing():
+    """'What happens if it is larger?' after a question about upload sizes: its own words say too
+    little for any sentence to pass, so it is read as searched, with the subject it leans on, rather
+    than refused."""
+    from retrieval.embeddings import get_embedder
+
+    guide = _one("A file may be up to 50 MB unless your operator set another limit.")
+    limits = _one(
+        "Uploads above `DOCENT_MAX_UPLOAD_BYTES` are refused with 413 before the application reads"
+        " their body.",
+        n=2,
+        similarity=0.5,
+    )
+    follow_up = Prompt(
+        [],
+        [guide, limits],
+        "What happens if it is larger?",
+        query="What happens if it is larger? large upload",
+    )
+    text = ExtractiveAnswerer(embed=get_embedder().embed).answer_text(follow_up)
+    assert text != REFUSAL and "refused with 413" in text
+
+
 def test_extractive_quotes_a_table_row_with_its_column_names():
     table = _one(
         "Limits per user:\n\n| what | variable | default |\n|---|:---:|---|\n"

@@ -298,3 +298,24 @@ def test_a_conversations_documents_leave_its_scope_with_their_collection(client,
     assert selectors.conversation_documents(conversation=conversation) == []
     # The page reads its scope from here and sends it back with each question: it must agree.
     assert client.get(f"/api/v1/conversations/{conversation.id}", **key(alice)).json()["documents"] == []
+
+
+def test_the_conversation_list_comes_in_pages(client, alice, key):
+    """200 at most a page: `offset` reaches the rest, each conversation on exactly one page, even
+    among conversations updated at the same moment; `limit` is held between 1 and 200."""
+    made = Conversation.objects.bulk_create(Conversation(owner=alice, title=f"C{i}") for i in range(230))
+    Conversation.objects.filter(id__in=[c.id for c in made]).update(updated_at=timezone.now())
+    auth = key(alice)
+
+    def titles(**params):
+        return [c["title"] for c in client.get("/api/v1/conversations", params, **auth).json()]
+
+    first, rest = titles(), titles(offset=200)
+    assert len(first) == 200 and len(rest) == 30
+    assert sorted(first + rest) == sorted(c.title for c in made)
+    assert titles(limit=10, offset=5) == first[5:15]
+    assert len(titles(limit=1000)) == 200 and len(titles(limit=0)) == 1
+    assert titles(offset=-3) == first
+    found = titles(q="C22")
+    assert sorted(found) == sorted(["C22"] + [f"C22{i}" for i in range(10)])
+    assert titles(q="C22", limit=5, offset=10) == found[10:]

@@ -443,6 +443,8 @@ async def test_protocol_errors(alice, bob, handbook, falcon, chat_model):
     assert (await ws.receive_json_from())["code"] == "invalid"
     await ws.send_to(text_data='{"type": "ask", "content": "' + "x" * 70_000 + '"}')
     assert (await ws.receive_json_from())["code"] == "invalid"
+    await ws.send_json_to({"type": "ask", "request_id": "r1", "content": "hi", "collections": [True]})
+    assert (await ws.receive_json_from())["message"] == "collections must be a list of ids"  # no id
     await ws.send_json_to({"type": "ask", "request_id": "r" * 101, "content": "hi"})
     assert "1 to 100 characters" in (await ws.receive_json_from())["message"]
     for escaped in ("\\u0000", "\\ud800"):  # NUL, an unpaired surrogate: no database or tokenizer takes them

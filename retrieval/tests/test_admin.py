@@ -231,3 +231,17 @@ def test_a_collection_is_shared_in_admin_with_live_teams_only(
     ]
     assert collection_a.id in selectors.collection_ids_for_user(user=bob)
     assert collection_a.team_id not in selectors.team_ids_for_user(user=bob)  # to read only
+
+
+def test_a_collections_suggested_questions_in_admin_are_cleaned_as_in_the_library(admin_client, collection_a):
+    url = f"/admin/retrieval/collection/{collection_a.id}/change/"
+    form = {"team": collection_a.team_id, "name": collection_a.name, "language": "english"}
+    response = admin_client.post(url, {**form, "starter_questions": '["Who?", " Who? ", "", "Why?"]'})
+    assert response.status_code == 302
+    collection_a.refresh_from_db()
+    assert collection_a.starter_questions == ["Who?", "Why?"]
+    for refused, reason in (('["1", "2", "3", "4", "5"]', "at most 4"), ('{"q": "Who?"}', "a list of text")):
+        response = admin_client.post(url, {**form, "starter_questions": refused})
+        assert response.status_code == 200 and reason in response.content.decode()
+    collection_a.refresh_from_db()
+    assert collection_a.starter_questions == ["Who?", "Why?"]

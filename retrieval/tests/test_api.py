@@ -553,6 +553,14 @@ def test_search_api(client, alice, collection_a, collection_b, key_for):
         **key_for(alice),
     )
     assert [r["document_id"] for r in narrowed.json()["results"]] == [hours.id]
+    # Empty lists narrow nothing, as in the chat: Alice's two documents, not Bob's.
+    unnarrowed = client.post(
+        "/api/v1/search",
+        {"query": "when does the office open", "collections": [], "documents": []},
+        content_type="application/json",
+        **key_for(alice),
+    )
+    assert {r["document_id"] for r in unnarrowed.json()["results"]} == {document.id, hours.id}
     foreign_document = client.post(
         "/api/v1/search",
         {"query": "office", "documents": [hours.id, other.id]},
@@ -735,3 +743,40 @@ def test_team_admins_add_and_remove_members_and_keep_one_admin(
     assert delete(member, "bob").status_code == 404  # not a member of Team A
     # Another team's members are not listed, nor changed.
     assert client.get(f"/api/v1/teams/{team_a.id}/members", **key_for(bob)).status_code == 404
+
+
+def test_a_collections_suggested_questions_are_set_by_its_teams_admins(
+    client, alice, make_user, collection_a, key_for
+):
+    """Each once, on one line, blank ones dropped; at most 4 of at most 200 characters (400 past
+    that, the questions before kept); members read them, only admins set them."""
+    from retrieval.models import Membership
+
+    carol = make_user("carol")
+    services.membership_set(team=collection_a.team, user=carol, role=Membership.Role.ADMIN)
+    url = f"/api/v1/collections/{collection_a.id}"
+
+    def patch(user, questions):
+        return client.patch(
+            url, {"starter_questions": questions}, content_type="application/json", **key_for(user)
+        )
+
+    assert client.get(url, **key_for(alice)).json()["starter_questions"] == []
+    saved = patch(carol, ["Who approves leave?", "", "  How much\nleave is there? ", "Who approves leave?"])
+    assert saved.status_code == 200
+    assert saved.json()["starter_questions"] == ["Who approves leave?", "How much leave is there?"]
+    assert [c["starter_questions"] for c in client.get("/api/v1/collections", **key_for(alice)).json()] == [
+        ["Who approves leave?", "How much leave is there?"]
+    ]
+    assert patch(alice, ["Mine?"]).status_code == 403
+    too_many = patch(carol, [f"Question {i}?" for i in range(5)])
+    too_long = patch(carol, ["Why" * 100 + "?"])
+    assert too_many.status_code == too_long.status_code == 400
+    assert "at most 4 questions" in too_many.json()["error"]["message"]
+    assert "200 characters" in too_long.json()["error"]["message"]
+    assert patch(carol, "Who?").status_code == 400
+    assert client.get(url, **key_for(alice)).json()["starter_questions"] == [
+        "Who approves leave?",
+        "How much leave is there?",
+    ]
+    assert patch(carol, []).json()["starter_questions"] == []

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from retrieval import services
-from retrieval.models import ApiKey, Chunk, Document, Membership
+from retrieval.models import ApiKey, Chunk, Collection, Document, Membership
 from retrieval.selectors import api_key_user
 
 
@@ -133,6 +133,12 @@ def test_bootstrap_demo_adds_nothing_twice_and_replaces_a_changed_page(db, tmp_p
     for _ in range(2):
         call_command("bootstrap_demo", stdout=io.StringIO())
     assert sorted(Document.objects.values_list("original_name", flat=True)) == ["a.md", "b.md"]
+    # The demo suggests questions to start with; an admin's own choice survives a rerun.
+    demo = Collection.objects.get(name="demo")
+    assert "How do I upload documents?" in demo.starter_questions
+    services.collection_update(collection=demo, starter_questions=["Ours?"])
+    call_command("bootstrap_demo", stdout=io.StringIO())
+    assert Collection.objects.get(id=demo.id).starter_questions == ["Ours?"]
     b = Document.objects.get(original_name="b.md")
     services.documents_ingest(document_ids=list(Document.objects.values_list("id", flat=True)))
     first = Document.objects.get(original_name="a.md")

@@ -13,6 +13,7 @@
   let ws = null;
   let delay = 500;
   let conversationId = null;
+  let suggestions = null;  // [{collection, question}]: what the readable collections suggest asking
 
   const uuid = () => (window.crypto && crypto.randomUUID ? crypto.randomUUID()
     : "r" + Date.now().toString(36) + Math.random().toString(36).slice(2));
@@ -51,12 +52,30 @@
   }
 
   // Sidebar -----------------------------------------------------------------------------------
-  async function loadConversations() {
+  // The list comes a page at a time ("Show older conversations"); reloaded (after a pin, a rename, a
+  // new answer), it keeps as many as were shown, so a conversation far down stays in view.
+  const PAGE = 200;
+  let shown = { q: "", count: 0 };
+  let loads = 0;  // only the latest load is shown: an older page and a reload in flight at once would repeat rows
+  async function loadConversations(older = false) {
+    const load = ++loads;
     const list = $("conversations");
     const q = $("conversation-search").value.trim();
-    const items = await api("/api/v1/conversations" + (q ? `?q=${encodeURIComponent(q)}` : "")).catch(() => []);
-    if (q !== $("conversation-search").value.trim()) return;  // typed on meanwhile: a later load shows it
-    list.replaceChildren(...items.map((c) => {
+    const start = older ? shown.count : 0;
+    const want = older ? start + PAGE : Math.max(PAGE, q === shown.q ? shown.count : 0);
+    const items = [];
+    let page = [];
+    do {
+      const params = new URLSearchParams({ limit: PAGE, offset: start + items.length });
+      if (q) params.set("q", q);
+      page = await api(`/api/v1/conversations?${params}`).catch(() => []);
+      items.push(...page);
+    } while (page.length === PAGE && start + items.length < want);
+    // Typed on, or loaded again, meanwhile: the later load shows it.
+    if (load !== loads || q !== $("conversation-search").value.trim()) return;
+    shown = { q, count: start + items.length };
+    $("older-conversations").hidden = page.length < PAGE;
+    (older ? list.append.bind(list) : list.replaceChildren.bind(list))(...items.map((c) => {
       const li = document.createElement("li");
       li.dataset.id = c.id;
       if (c.id === conversationId) li.setAttribute("aria-current", "true");
@@ -547,16 +566,21 @@
   // Narrowed to documents (the library's "Ask"): the scope then names them, and the collection boxes
   // wait until the narrowing is lifted. Sent with every question, so lifting it reaches the server.
   let documentScope = [];  // [{id, title}]
-  const placeholder = $("question").placeholder;
+  // The keys' hint does not fit a phone's width (nor do a touch keyboard's keys follow it).
+  const narrow = window.matchMedia("(max-width: 640px)");
+  const hinted = $("question").placeholder;
+  const placeholder = () => (narrow.matches ? "Ask a question…" : hinted);
   function setDocuments(docs) {
     documentScope = docs || [];
-    $("question").placeholder = documentScope.length === 1 ? `Ask about ${documentScope[0].title}…` : placeholder;
+    $("question").placeholder = documentScope.length === 1 ? `Ask about ${documentScope[0].title}…` : placeholder();
     $("scope-documents").hidden = !documentScope.length;
     $("scope-documents-names").textContent = documentScope.map((d) => d.title).join(", ");
     document.querySelectorAll("#scope input[name=collection]").forEach((i) => { i.disabled = documentScope.length > 0; });
     updateScopeLabel();
   }
   $("scope-documents-clear").addEventListener("click", () => setDocuments([]));
+  $("question").placeholder = placeholder();
+  narrow.addEventListener("change", () => { if (!documentScope.length) $("question").placeholder = placeholder(); });
 
   // Attach: files chosen in the composer are uploaded to the chosen collection (the library's upload,
   // so a duplicate is not read again); once each is read, the conversation asks about the files
@@ -689,7 +713,33 @@
     if (documentScope.length) { $("scope-label").textContent = documentScope.map((d) => d.title).join(", "); return; }
     const names = [...document.querySelectorAll("#scope input[name=collection]:checked")].map((i) => i.parentElement.textContent.split("·")[0].trim());
     $("scope-label").textContent = names.length ? names.join(", ") : "all";
+    showSuggestions();
   }
+
+  // The questions the collections in scope suggest (their team admins' choice), offered until the
+  // conversation starts; a click asks one. None while the scope is a document.
+  // (Held through emptyState: while a conversation is open, the empty state is out of the page.)
+  function showSuggestions() {
+    const offered = emptyState.querySelector("#empty-suggestions");
+    if (suggestions === null) suggestions = JSON.parse(emptyState.querySelector("#suggestions-data").textContent);
+    const chosen = selectedCollections();
+    const inScope = documentScope.length ? [] : suggestions.filter((s) => !chosen || chosen.includes(s.collection));
+    const questions = [...new Set(inScope.map((s) => s.question))].slice(0, 6);
+    offered.replaceChildren(...questions.map((question) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button"; button.className = "suggestion"; button.textContent = question;
+      li.append(button);
+      return li;
+    }));
+    offered.hidden = !questions.length;
+  }
+  emptyState.querySelector("#empty-suggestions").addEventListener("click", (e) => {
+    const button = e.target.closest("button.suggestion");
+    if (!button || active) return;
+    $("question").value = button.textContent;
+    $("composer").requestSubmit();
+  });
 
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -724,6 +774,7 @@
     clearTimeout(searchTimer);
     searchTimer = setTimeout(loadConversations, 200);
   });
+  $("older-conversations").addEventListener("click", () => loadConversations(true));
   function scopeChanged() {
     updateScopeLabel();
     localStorage.setItem(SCOPE, JSON.stringify(selectedCollections() || []));
@@ -778,6 +829,7 @@
   }
   // The empty state's "Docent answers from 2 collections you can read: handbook (3 documents), ...".
   function describeCollections(list) {
+    suggestions = list.flatMap((c) => (c.starter_questions || []).map((question) => ({ collection: c.id, question })));
     const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
     const names = list.flatMap((c, i) => {
       const name = document.createElement("strong"); name.textContent = c.name;

@@ -237,7 +237,8 @@
   });
 
   // A collection's instructions to the model, for its team's admins; everyone sees them above its
-  // documents, since they shape every answer drawn from it.
+  // documents, since they shape every answer drawn from it. The same form holds the questions the
+  // chat page suggests asking of it.
   // Its documents' language too (for keyword search), in a form of its own.
   document.addEventListener("click", (e) => {
     const button = e.target.closest("button[data-action^=edit-], button[data-action^=cancel-]");
@@ -291,7 +292,9 @@
     const section = form.closest(".collection");
     let body;
     try {
-      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH", body: JSON.stringify({ instructions: form.querySelector("textarea").value }) });
+      const questions = form.querySelector("textarea[name=starter_questions]").value.split("\n");
+      body = await apiCall(`/api/v1/collections/${section.dataset.collection}`, { method: "PATCH",
+        body: JSON.stringify({ instructions: form.querySelector("textarea[name=instructions]").value, starter_questions: questions }) });
     } catch (err) {
       alert(err.status ? err.message : "The instructions could not be saved; try again.");
       return;
@@ -299,7 +302,8 @@
     const note = section.querySelector(".instructions-note");
     note.querySelector(".instructions-text").textContent = body.instructions;
     note.hidden = !body.instructions;
-    form.querySelector("textarea").value = body.instructions;
+    form.querySelector("textarea[name=instructions]").value = body.instructions;
+    form.querySelector("textarea[name=starter_questions]").value = body.starter_questions.join("\n");
     form.hidden = true;
   });
 

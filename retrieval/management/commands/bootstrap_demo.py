@@ -9,6 +9,14 @@ from django.core.management.base import BaseCommand
 from retrieval import services
 from retrieval.models import Collection, Document, Membership
 
+# Each answered well by the demo's own pages, offline too (checked by asking them).
+DEMO_QUESTIONS = [
+    "How do I upload documents?",
+    "How does search work?",
+    "What do the numbers in an answer mean?",
+    "What happens when I close the tab during an answer?",
+]
+
 
 class Command(BaseCommand):
     help = (
@@ -32,6 +40,8 @@ class Command(BaseCommand):
         collection, _ = Collection.objects.get_or_create(
             team=team, name="demo", deleted_at=None, defaults={"description": "Docent's own documentation"}
         )
+        if not collection.starter_questions:  # offered on the chat page; an admin's own choice stays
+            services.collection_update(collection=collection, starter_questions=DEMO_QUESTIONS)
         ids = []
         for path in sorted((Path(settings.BASE_DIR) / "docs").glob("*.md")):
             with path.open("rb") as fh:
