@@ -504,6 +504,44 @@ def test_older_conversations_come_a_page_at_a_time_and_stay_shown(page, live_url
     expect(items.last).to_contain_text("Question 203")
 
 
+def test_a_deletion_while_older_conversations_load_leaves_each_shown_once(page, live_url, member):
+    """The older page is held until a deletion's reload has been asked for: the list ends with
+    every remaining conversation once (the reload waits for the older page and keeps its count)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat.models import Conversation
+
+    now = timezone.now()
+    for i in range(205):
+        conversation = Conversation.objects.create(owner=member, title=f"Question {i}")
+        Conversation.objects.filter(id=conversation.id).update(updated_at=now - timedelta(minutes=i))
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    items = page.locator("#conversations li")
+    expect(items).to_have_count(200)
+    held = []
+    page.route(
+        lambda url: "offset=200" in url,
+        lambda route: held.append(route) if not held else route.continue_(),
+    )
+    page.locator("#older-conversations").click()
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the older page was never asked for"
+    page.once("dialog", lambda dialog: dialog.accept())
+    items.first.hover()
+    with page.expect_response(lambda r: r.request.method == "DELETE"):
+        page.get_by_role("button", name="Delete Question 0", exact=True).click()
+    held[0].continue_()
+    expect(page.get_by_role("button", name="Question 0", exact=True)).to_have_count(0)
+    expect(items).to_have_count(204)
+    titles = items.locator(".open").all_text_contents()
+    assert len(set(titles)) == 204 and "Question 0" not in titles and "Question 200" in titles
+
+
 def test_a_long_conversation_title_ends_in_an_ellipsis_inside_the_sidebar(page, live_url, member):
     from chat import services as chat_services
 

@@ -56,11 +56,17 @@
   // new answer), it keeps as many as were shown, so a conversation far down stays in view.
   const PAGE = 200;
   let shown = { q: "", count: 0 };
-  let loads = 0;  // only the latest load is shown: an older page and a reload in flight at once would repeat rows
-  async function loadConversations(older = false) {
-    const load = ++loads;
+  // One load at a time, each starting from what the one before it showed: an older page fetched
+  // beside a reload (a deletion's) would otherwise be appended to a list that no longer holds it.
+  let loading = Promise.resolve();
+  function loadConversations(older = false) {
+    loading = loading.catch(() => null).then(() => loadList(older));  // a failed load stops none after it
+    return loading;
+  }
+  async function loadList(older) {
     const list = $("conversations");
     const q = $("conversation-search").value.trim();
+    older = older && q === shown.q;  // the search changed since: its list starts from the top
     const start = older ? shown.count : 0;
     const want = older ? start + PAGE : Math.max(PAGE, q === shown.q ? shown.count : 0);
     const items = [];
@@ -71,8 +77,8 @@
       page = await api(`/api/v1/conversations?${params}`).catch(() => []);
       items.push(...page);
     } while (page.length === PAGE && start + items.length < want);
-    // Typed on, or loaded again, meanwhile: the later load shows it.
-    if (load !== loads || q !== $("conversation-search").value.trim()) return;
+    // Typed on meanwhile: the load queued after this one shows it.
+    if (q !== $("conversation-search").value.trim()) return;
     shown = { q, count: start + items.length };
     $("older-conversations").hidden = page.length < PAGE;
     (older ? list.append.bind(list) : list.replaceChildren.bind(list))(...items.map((c) => {
