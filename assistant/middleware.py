@@ -115,10 +115,11 @@ class UploadRateLimit:
 
 
 class SignInRateLimitMiddleware:
-    """Sign-in attempts (the app's and the admin's form) per client address: 429 with Retry-After past
-    `DOCENT_RATE_LIMITS["login"]`, so a password cannot be guessed at the speed of the network."""
+    """Sign-in attempts (the app's and the admin's form, and the password change form, which takes
+    the old password) per client address: 429 with Retry-After past `DOCENT_RATE_LIMITS["login"]`,
+    so a password cannot be guessed at the speed of the network."""
 
-    PATHS = ("/accounts/login/", "/admin/login/")
+    PATHS = ("/accounts/login/", "/admin/login/", "/accounts/password/")
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -15,6 +15,10 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Accounts are made by admins (admin, `manage.py create_user`) with a password handed over:
+    # each person changes it here, which also signs out their other sessions.
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("assistant.api_urls")),
     path("v1/models", openai_api.models, name="openai-models"),

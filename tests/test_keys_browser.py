@@ -1,4 +1,4 @@
-"""The API keys page in real headless Chromium (and under the app's Content-Security-Policy)."""
+"""The API keys and password pages in real headless Chromium (and under the app's Content-Security-Policy)."""
 
 import pytest
 from playwright.sync_api import expect
@@ -36,3 +36,21 @@ def test_the_api_explorer_is_served_by_the_app_itself(page, live_url, make_user,
     expect(page.locator(".opblock").first).to_be_visible()
     expect(page.locator(".opblock-summary-path", has_text="/api/v1/search")).to_have_count(1)
     assert elsewhere == []
+
+
+def test_a_person_changes_their_password_from_their_name(page, live_url, make_user, make_team):
+    """The user name at the top opens the password form; the new password then signs in."""
+    make_team("Ops", members=[make_user("jo", password="pw-jo-123456")])
+    sign_in(page, live_url, "jo", "pw-jo-123456")
+    page.get_by_role("link", name="jo", exact=True).click()
+    page.get_by_label("Old password").fill("pw-jo-123456")
+    page.get_by_label("New password", exact=True).fill("jo-second-pw-77")
+    page.get_by_label("New password confirmation").fill("jo-second-pw-77")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status")).to_contain_text("Your new password is in use")
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{live_url}/")
+    page.fill("input[name=username]", "jo")
+    page.fill("input[name=password]", "jo-second-pw-77")
+    page.click("button[type=submit]")
+    expect(page.locator("textarea")).to_be_enabled()
