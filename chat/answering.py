@@ -322,7 +322,11 @@ class Pipeline:
         self.passages = prompts.Passage.numbered(hits)
         yield Retrieved(query, self.passages, round((time.perf_counter() - t0) * 1000, 2))
         if not prompts.relevant(
-            self.passages, settings.DOCENT_MIN_RELEVANCE, settings.DOCENT_RERANK_MIN_SCORE
+            self.passages,
+            settings.DOCENT_MIN_RELEVANCE,
+            settings.DOCENT_RERANK_MIN_SCORE,
+            settings.DOCENT_AGREED_MIN_RELEVANCE,
+            query,
         ):
             self.text = prompts.REFUSAL
             yield Text(prompts.REFUSAL)

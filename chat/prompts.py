@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from retrieval import cjk
 
+from .terms import STOPWORDS, share
+
 SYSTEM = """You are Docent, an assistant that answers questions using only the passages from the user's \
 documents given below.
 Rules:
@@ -33,6 +35,8 @@ class Passage:
     similarity: float | None = None
     language: str = "english"  # its collection's, for the offline answerer's stemming
     rerank_score: float | None = None  # the reranker's, when one re-scored the search
+    dense_rank: int | None = None  # its places in the two retrievers' lists, when it was in them
+    keyword_rank: int | None = None
 
     @classmethod
     def numbered(cls, hits: Sequence) -> list[Passage]:
@@ -50,6 +54,8 @@ class Passage:
                 similarity=None if h.dense_distance is None else 1 - h.dense_distance,
                 language=getattr(h, "language", "english"),
                 rerank_score=getattr(h, "rerank_score", None),
+                dense_rank=getattr(h, "dense_rank", None),
+                keyword_rank=getattr(h, "keyword_rank", None),
             )
             for i, h in enumerate(hits)
         ]
@@ -117,12 +123,42 @@ def small_talk(question: str) -> str | None:
     return _SMALL_TALK_REPLIES.get(words)
 
 
-def relevant(passages: Sequence[Passage], minimum: float, rerank_minimum: float = 0.0) -> bool:
+# A passage that both retrievers place this high, holding at least this share of the question's
+# words, is on the question's subject even at a low cosine: "Can I use GPT-4o?" finds the model
+# provider's section first by BM25 and by the embedder, at 0.14 (a small embedding model reads a
+# short question of product names poorly). An unrelated question's best agreed passage holds a
+# third of its words at most (SciFact claims asked of SQuAD's articles).
+AGREED_RANK = 3
+AGREED_SHARE = 0.5
+
+
+def _agreed(passage: Passage, minimum: float, question: str) -> bool:
+    p = passage
+    return (
+        (p.similarity or 0.0) >= minimum
+        and p.dense_rank is not None
+        and p.keyword_rank is not None
+        and max(p.dense_rank, p.keyword_rank) <= AGREED_RANK
+        and share(question, f"{p.title} {p.heading_path} {p.text}", p.language) >= AGREED_SHARE
+    )
+
+
+def relevant(
+    passages: Sequence[Passage],
+    minimum: float,
+    rerank_minimum: float = 0.0,
+    agreed_minimum: float | None = None,
+    question: str = "",
+) -> bool:
     """Whether the best passage is similar enough to the question to answer from; below, an honest
-    refusal without calling a model. When a reranker scored the passages and `rerank_minimum` is
-    set, its best score must reach that too (a search whose reranker failed has no scores and is
-    judged by similarity alone)."""
-    if max((p.similarity or 0.0 for p in passages), default=0.0) < minimum:
+    refusal without calling a model. A passage in both retrievers' first `AGREED_RANK` that holds
+    `AGREED_SHARE` of the words of `question` (the query searched) needs only `agreed_minimum` (when
+    set). When a reranker scored the passages and `rerank_minimum` is set, its best score must reach
+    that too (a search whose reranker failed has no scores and is judged by similarity alone)."""
+    best = max((p.similarity or 0.0 for p in passages), default=0.0)
+    if best < minimum and not (
+        agreed_minimum is not None and any(_agreed(p, agreed_minimum, question) for p in passages)
+    ):
         return False
     scores = [p.rerank_score for p in passages if p.rerank_score is not None]
     return not (rerank_minimum and scores and max(scores) < rerank_minimum)
@@ -204,96 +240,6 @@ _ACTION = re.compile(
 # The same in Chinese and Japanese: "it", "this", "that" and the like, and a closing "呢" ("那报销呢？":
 # "and reimbursements?").
 _LEANS_CJK = re.compile(r"它|这个|那个|这些|那些|这样|那样|呢[?？]?\s*$|それ|これ|あれ|その|この|あの")
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "then",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "with",
-        "about",
-        "from",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "do",
-        "does",
-        "did",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "can",
-        "could",
-        "should",
-        "would",
-        "may",
-        "might",
-        "will",
-        "shall",
-        "i",
-        "you",
-        "we",
-        "me",
-        "my",
-        "your",
-        "our",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "this",
-        "that",
-        "these",
-        "those",
-        "he",
-        "she",
-        "his",
-        "her",
-        "there",
-        "here",
-        "not",
-        "no",
-        "yes",
-        "so",
-        "than",
-        "too",
-        "very",
-        "just",
-        "also",
-        "tell",
-        "please",
-        "explain",
-        "describe",
-        "give",
-        "show",
-        "more",
-        "any",
-        "some",
-    ]
-)
 
 
 def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:

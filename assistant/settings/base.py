@@ -240,6 +240,8 @@ DOCENT_MAX_ANSWER_TOKENS = env_int("DOCENT_MAX_ANSWER_TOKENS", 1024)
 DOCENT_PROMPT_PASSAGES = env_int("DOCENT_PROMPT_PASSAGES", 6)
 # Below this cosine similarity for the best passage, the answer is an honest refusal.
 DOCENT_MIN_RELEVANCE = env_float("DOCENT_MIN_RELEVANCE", 0.25)
+# ... or this, for a passage that dense and keyword search both rank in their first three.
+DOCENT_AGREED_MIN_RELEVANCE = env_float("DOCENT_AGREED_MIN_RELEVANCE", 0.10)
 DOCENT_CHECKPOINT_S = env_float("DOCENT_CHECKPOINT_S", 1.0)
 DOCENT_INTERRUPTED_AFTER_S = env_int("DOCENT_INTERRUPTED_AFTER_S", 60)
 DOCENT_MAX_QUESTION_CHARS = env_int("DOCENT_MAX_QUESTION_CHARS", 8000)

@@ -14,16 +14,16 @@ whole, scored as its best copy.
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
-import snowballstemmer
 
-from chat.prompts import REFUSAL, STOPWORDS, Prompt
+from chat.prompts import REFUSAL, Prompt
+from chat.terms import WORD as _WORD
+from chat.terms import terms
 from retrieval import cjk
 from retrieval.tables import cells, is_row, is_rule
 
@@ -35,12 +35,12 @@ _BLOCK = re.compile(r"\n{2,}|\n(?=[-*•]\s)")  # paragraphs and list items
 _SENTENCE = re.compile(
     r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|(?<=[。！？])(?![」』”）》])\s*|(?<=[。！？][」』”）》])\s*"
 )
-_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script ("Häuser" is one word)
 _LEANS = re.compile(r"(?:It|Its|They|Their|Them|This|These|That|Those|He|She|His|Her|Such)\b")
 _LIST_MARKER = re.compile(r"^(?:[-*+•]|\d{1,3}[.)])\s+")
 # A passage's text starting with a word in lower case (not a name such as `asn1_read_value`),
 # perhaps inside brackets ("[team ids]}": an overlap begins at a word, whatever precedes it).
 _MID_SENTENCE = re.compile(r"\s*[\[({]*[a-z]+\b(?![_.(])")
+_CODE = re.compile(r"`[^`]*`")  # inline code, read apart from the prose around it
 _FULL_STOP = re.compile(r"[。！？：][」』”）》]?$")
 # Streamed a few words at a time; Chinese and Japanese, without spaces, a few characters at a time.
 _PIECE = re.compile(rf"[{cjk.CLASS}]{{1,4}}\s*|[^\s{cjk.CLASS}]+\s*|\s+")
@@ -58,32 +58,6 @@ _FIGURE = re.compile(
     re.IGNORECASE,
 )
 BORROWED_WEIGHT = 0.35  # a follow-up's words carried over from the question before, against its own
-
-
-@functools.lru_cache(maxsize=32)
-def _stemmer(language: str):
-    # PostgreSQL's text search configurations use the same Snowball stemmers; "simple" folds case only.
-    return None if language == "simple" else snowballstemmer.stemmer(language)
-
-
-@functools.lru_cache(maxsize=65536)
-def stem(word: str, language: str = "english") -> str:
-    stemmer = _stemmer(language)
-    return word.lower() if stemmer is None else stemmer.stemWord(word.lower())
-
-
-# A snake_case name is a term of its own as well as its parts, as keyword search reads it
-# (`docent_keywords`): `asn1_read_value` is not `asn1_read_value_type`.
-_CODE = re.compile(r"`[^`]*`")
-_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+")
-
-
-def terms(text: str, language: str = "english") -> list[str]:
-    """Content words, stemmed in the language of the passage (or question) they are read for;
-    Chinese, Japanese and Korean as pairs of characters, as keyword search reads them."""
-    rest, pairs = cjk.split(text)
-    words = [stem(w, language) for w in _WORD.findall(rest) if w.lower() not in STOPWORDS]
-    return words + pairs + [name.lower() for name in _IDENTIFIER.findall(text)]
 
 
 def split_sentences(text: str) -> list[str]:

@@ -292,6 +292,31 @@ def test_relevance_gate_reads_the_rerankers_best_score_when_asked():
     assert relevant(P, 0.25, 0.9)  # no scores (no reranker, or it failed): the cosine alone
 
 
+def test_relevance_gate_lowers_its_bar_for_a_passage_both_retrievers_rank_high():
+    """A short question of rare words ("Can I use GPT-4o?") finds its passage first by BM25 and by
+    the embedder at a low cosine: both agreeing, on a passage holding the question's words, is the
+    evidence the cosine lacks."""
+    from dataclasses import replace
+
+    from chat.prompts import AGREED_RANK, relevant
+
+    asked = "How much paid leave?"  # "paid" and "leave" both in the passage: a share of 1
+    low = replace(P[0], similarity=0.14)
+    assert not relevant([low], 0.25, 0.0, 0.10, asked)  # found by one retriever only (or neither)
+    agreed = replace(low, dense_rank=1, keyword_rank=AGREED_RANK)
+    assert relevant([agreed], 0.25, 0.0, 0.10, asked)
+    assert not relevant([agreed], 0.25, question=asked)  # no lower bar set: the cosine alone
+    assert not relevant([agreed], 0.25, 0.0, 0.15, asked)  # the lower bar is still a bar
+    assert not relevant([replace(agreed, keyword_rank=AGREED_RANK + 1)], 0.25, 0.0, 0.10, asked)
+    assert not relevant([replace(agreed, dense_rank=None)], 0.25, 0.0, 0.10, asked)
+    # Half the question's words in the passage is enough; fewer is not (an unrelated question
+    # meeting a common word or two).
+    assert relevant([agreed], 0.25, 0.0, 0.10, "Paid parking?")
+    assert not relevant([agreed], 0.25, 0.0, 0.10, "Paid parking for visitors?")
+    # A reranker's verdict still applies on top.
+    assert not relevant([replace(agreed, rerank_score=0.01)], 0.25, 0.3, 0.10, asked)
+
+
 def test_extractive_reads_a_sentence_after_its_paragraphs_first():
     """A list item's or paragraph's first sentence says what the next ones are about."""
     passage = _one(

@@ -182,6 +182,21 @@ async def test_irrelevant_question_is_refused(alice, handbook, chat_model):
     await ws.disconnect()
 
 
+async def test_a_passage_both_retrievers_rank_first_clears_the_lower_bar(
+    alice, handbook, chat_model, settings
+):
+    """With the cosine bar out of reach, the answer comes through the agreed passages' bar alone
+    (`DOCENT_AGREED_MIN_RELEVANCE`), and is refused once that bar is out of reach too."""
+    settings.DOCENT_MIN_RELEVANCE = 0.99
+    ws = await connect(alice)
+    for agreed_bar, ending in ((0.05, "stop"), (0.99, "refused")):
+        settings.DOCENT_AGREED_MIN_RELEVANCE = agreed_bar
+        await ask(ws, "How many days of paid leave do employees get?")
+        events = await until_done(ws)
+        assert events[-1]["finish_reason"] == ending, text_of(events)
+    await ws.disconnect()
+
+
 async def test_a_rerankers_low_scores_refuse_without_calling_the_provider(
     alice, handbook, openai_provider, reranker, settings
 ):
