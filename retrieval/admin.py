@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, Sum
 from django.http import Http404
 from django.template.defaultfilters import filesizeformat
@@ -55,19 +57,43 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-@admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "member_count", "created_at", "deleted_at"]
-    list_filter = [("deleted_at", admin.EmptyFieldListFilter)]
-    search_fields = ["name"]
-    readonly_fields = ["deleted_at"]
-    inlines = [MembershipInline]
+class TeamsInline(_LiveTeamChoices, admin.TabularInline):
+    """A user's teams, on the user's page: an account made there is put in its teams at once."""
+
+    model = Membership
+    fk_name = "user"
+    extra = 1
+    autocomplete_fields = ["team"]
+    verbose_name = "team"
+    verbose_name_plural = "teams"
+
+
+class _TellsRemovedMembers:
+    """A membership deleted from an inline: the removed member's open pages stop hearing the team."""
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
         for membership in getattr(formset, "deleted_objects", ()):
             if isinstance(membership, Membership):
                 services.member_left(team_id=membership.team_id, user_id=membership.user_id)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class DocentUserAdmin(_TellsRemovedMembers, UserAdmin):
+    inlines = [*UserAdmin.inlines, TeamsInline]
+
+
+@admin.register(Team)
+class TeamAdmin(_TellsRemovedMembers, admin.ModelAdmin):
+    list_display = ["name", "member_count", "created_at", "deleted_at"]
+    list_filter = [("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name"]
+    readonly_fields = ["deleted_at"]
+    inlines = [MembershipInline]
 
     def has_change_permission(self, request, obj=None):
         # A deleted team is only shown until its collections' purges remove it.

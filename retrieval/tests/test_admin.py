@@ -245,3 +245,32 @@ def test_a_collections_suggested_questions_in_admin_are_cleaned_as_in_the_librar
         assert response.status_code == 200 and reason in response.content.decode()
     collection_a.refresh_from_db()
     assert collection_a.starter_questions == ["Who?", "Why?"]
+
+
+def test_a_user_added_in_admin_is_put_in_a_team_on_the_same_page(admin_client, collection_a, make_team):
+    """The user's page lists their teams: an account made there reads its team's collections at
+    once. A deleted team is no choice."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from retrieval import selectors
+
+    gone = make_team("Gone")
+    Team.objects.filter(id=gone.id).update(deleted_at=timezone.now())
+    form = {
+        "username": "newcomer",
+        "usable_password": "true",
+        "password1": "pw-newcomer-2026",
+        "password2": "pw-newcomer-2026",
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-0-team": str(collection_a.team_id),
+        "memberships-0-role": "member",
+    }
+    refused = admin_client.post("/admin/auth/user/add/", {**form, "memberships-0-team": str(gone.id)})
+    assert refused.status_code == 200 and not get_user_model().objects.filter(username="newcomer").exists()
+    response = admin_client.post("/admin/auth/user/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    newcomer = get_user_model().objects.get(username="newcomer")
+    assert [c.id for c in selectors.collections_for_user(user=newcomer)] == [collection_a.id]
+    assert b"Teams" in admin_client.get(f"/admin/auth/user/{newcomer.id}/change/").content
