@@ -13,6 +13,22 @@ import pytest_asyncio
 _counter = itertools.count(1)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before any fixture's teardown: a task the session's worker thread is still running (a
+    browser test's upload being read as the test ends) holds row locks that the database flush's
+    TRUNCATE waits on while the task waits on the TRUNCATE: PostgreSQL ends one as a deadlock. Let
+    the task finish first (it runs in this process, so its state is at hand)."""
+    import time
+
+    from celery.worker import state
+
+    deadline = time.monotonic() + 60
+    while state.active_requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis():
     import redis
