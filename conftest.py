@@ -13,19 +13,25 @@ import pytest_asyncio
 _counter = itertools.count(1)
 
 
+_worker_thread_running = False
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """Before any fixture's teardown: a task the session's worker thread is still running (a
-    browser test's upload being read as the test ends) holds row locks that the database flush's
-    TRUNCATE waits on while the task waits on the TRUNCATE: PostgreSQL ends one as a deadlock. Let
-    the task finish first (it runs in this process, so its state is at hand)."""
-    import time
+    """Before any fixture's teardown: a task the session's worker thread is running or about to run
+    (a browser test's uploads being read as the test ends) takes row locks that the database
+    flush's TRUNCATE also takes, in another order: PostgreSQL ends one as a deadlock. While that
+    worker runs, let its queue drain first (at most 30 s)."""
+    if _worker_thread_running:
+        import time
 
-    from celery.worker import state
+        from celery.worker import state
 
-    deadline = time.monotonic() + 60
-    while state.active_requests and time.monotonic() < deadline:
-        time.sleep(0.05)
+        from assistant.celery import queue_depth
+
+        deadline = time.monotonic() + 30
+        while (state.reserved_requests or queue_depth() > 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
     yield
 
 
@@ -151,7 +157,10 @@ def celery_worker_thread(django_db_setup, django_db_blocker):
         with start_worker(
             app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"
         ) as w:
+            global _worker_thread_running
+            _worker_thread_running = True
             yield w
+            _worker_thread_running = False
 
 
 @pytest.fixture
