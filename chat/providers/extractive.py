@@ -106,10 +106,30 @@ def split_with_leads(text: str) -> list[tuple[str, str]]:
 
 def _prose(lines: list[str]) -> list[tuple[str, str]]:
     out = []
+    intro = ""  # the sentence a list hangs from ("A team's admins can also:")
     for block in _BLOCK.split("\n".join(lines)):
         sentences = [s.strip() for s in _SENTENCE.split(block) if s and len(s.strip()) > 2]
-        out.extend((s, sentences[0] if i else "") for i, s in enumerate(sentences))
+        if not sentences:
+            continue
+        item = _LIST_MARKER.match(block.lstrip()) is not None
+        if not item:
+            intro = ""
+        out.extend((s, sentences[0] if i else intro if item else "") for i, s in enumerate(sentences))
+        if not item and introduces(sentences[-1]):
+            intro = sentences[-1]
     return out
+
+
+def continues(item: str) -> bool:
+    """A list item that goes on its list's announcing sentence ("- rename it, or delete it"), where
+    one that begins with a capital or a name stands alone ("- GET /readyz: 200 when ...")."""
+    words = _LIST_MARKER.sub("", item.lstrip()).lstrip("*_ ")
+    return words[:1].islower()
+
+
+def introduces(sentence: str) -> bool:
+    """A sentence that only announces what follows it ("The options are:"), no answer alone."""
+    return sentence.rstrip().endswith((":", "："))
 
 
 def _copies(texts: list[str]) -> tuple[list[int], list[bool]]:
@@ -183,6 +203,9 @@ class ExtractiveAnswerer(ChatModel):
             return []
         units = [(p, s, lead) for p in prompt.passages for s, lead in split_with_leads(p.text)]
         sentences = [(p, s) for p, s, _ in units]
+        # A sentence that announces a list ("A team's admins can also:") answers nothing alone; it
+        # is quoted before an item of its list that is.
+        intros = {(p.n, lead) for p, _, lead in units if lead and introduces(lead)}
         if not sentences:
             return []
         # A sentence is read under its section's heading ("Failure handling" says what "it" is about)
@@ -227,6 +250,8 @@ class ExtractiveAnswerer(ChatModel):
         def score_all(similarity: list[float] | None) -> list[tuple[float, int, int, str]]:
             scored = []
             for order, (passage, sentence) in enumerate(sentences):
+                if (passage.n, sentence) in intros:
+                    continue
                 lang = passage.language
                 own = question[lang] & words[order]
                 context = (question[lang] & (headings[passage.n] | leads[order])) - own
@@ -282,11 +307,16 @@ class ExtractiveAnswerer(ChatModel):
         top = best[0][0]
         kept = sorted((x for x in best if x[0] >= 0.75 * top), key=lambda x: x[1])
         # A sentence that leans on the one before ("It runs every minute.") is quoted after its
-        # paragraph's first sentence, which says what "it" is.
+        # paragraph's first sentence, which says what "it" is; a list item that goes on the sentence
+        # announcing its list ("- rename it"), after that sentence.
         out: list[tuple[int, str]] = []
         for _, order, n_, sentence in kept:
             lead = units[order][2]
-            if lead and _LEANS.match(sentence) and (n_, lead) not in out:
+            if (
+                lead
+                and (_LEANS.match(sentence) or (introduces(lead) and continues(sentence)))
+                and (n_, lead) not in out
+            ):
                 out.append((n_, lead))
             if (n_, sentence) not in out:
                 out.append((n_, sentence))

@@ -342,6 +342,27 @@ def test_extractive_quotes_what_a_leaning_sentence_leans_on():
     )
 
 
+def test_extractive_quotes_a_list_item_after_the_sentence_that_announces_its_list():
+    """ "A team's admins can also:" answers nothing alone, and its items say who does them only
+    through it: an item is read under it and quoted after it; it is never quoted alone."""
+    passage = _one(
+        "A team's admins can also, from the collection's header:\n"
+        "- rename it, or delete it with all its documents;\n"
+        "- open Sharing to let other teams read it.\n\n"
+        "Members upload documents by dropping them on the page."
+    )
+    text = ExtractiveAnswerer().answer_text(Prompt([], [passage], "Who can rename a collection?"))
+    assert text == (
+        "From your documents:\n\n- A team's admins can also, from the collection's header: [1]\n"
+        "- rename it, or delete it with all its documents. [1]"
+    )
+    text = ExtractiveAnswerer().answer_text(
+        Prompt([], [passage], "What can a team admin do from the header?")
+    )
+    assert text != "From your documents: A team's admins can also, from the collection's header: [1]"
+    assert "rename it" in text or "open Sharing" in text
+
+
 def test_extractive_takes_a_snake_case_name_whole():
     """`asn1_read_value` names one function: the sentence about it comes before one about
     `asn1_read_value_type`, which repeats its parts."""
