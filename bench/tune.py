@@ -31,11 +31,10 @@ def _setup():
 
 
 def grid() -> None:
+    user, collection, names, judged, queries = _setup()
     from django.test import override_settings
 
     from retrieval import evaluation, selectors
-
-    user, collection, names, judged, queries = _setup()
 
     def ndcg(mode: str) -> float:
         total = 0.0
@@ -61,9 +60,9 @@ def grid() -> None:
 
 def fusion() -> None:
     """Each query's dense and BM25 top 100 (chunk, document, score), fused several ways."""
+    user, collection, names, judged, queries = _setup()
     from retrieval import evaluation, selectors
 
-    user, collection, names, judged, queries = _setup()
     lists = []
     for q in queries:
         per_mode = []
@@ -107,6 +106,18 @@ def fusion() -> None:
 
         return fuse
 
+    def floored(fuse, floor: float):
+        """BM25 hits under `floor` of the best one's score left out of the keyword list (those that
+        hold only the query's commonest words), then fused."""
+
+        def fused(dense, keyword):
+            top = keyword[0][2] if keyword else 0.0
+            return fuse(dense, [x for x in keyword if x[2] >= floor * top])
+
+        return fused
+
+    for floor in (0.05, 0.1, 0.15, 0.2, 0.3):
+        print(f"RRF k=60, BM25 floor {floor}: {ndcg(floored(rrf(60), floor)):.4f}", flush=True)
     for k in (10, 30, 60, 100):
         print(f"RRF k={k}: {ndcg(rrf(k)):.4f}", flush=True)
     for weight in (0.6, 0.8, 1.2, 1.5):

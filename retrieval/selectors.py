@@ -387,7 +387,12 @@ pool AS (
     SELECT coalesce(dense.id, keyword.id) AS id,
            coalesce(1.0 / (%(rrf_k)s + dense.r), 0) + coalesce(1.0 / (%(rrf_k)s + keyword.r), 0) AS score,
            dense.r AS dense_rank, keyword.r AS keyword_rank, dense.d AS d, keyword.s AS s
-    FROM dense FULL OUTER JOIN keyword ON keyword.id = dense.id
+    -- BM25 hits under a share of the best one's score hold only the query's commonest words (the
+    -- product's name, in every document of its manual): ranked, they would still add to chunks the
+    -- dense side ranks, and outrank the one chunk holding the rare word the question is about.
+    FROM dense FULL OUTER JOIN (
+        SELECT * FROM keyword WHERE s >= %(keyword_floor)s * (SELECT max(s) FROM kw)
+    ) keyword ON keyword.id = dense.id
 )""",
     "dense": """,
 pool AS (SELECT id, 1 - d AS score, r AS dense_rank, NULL::bigint AS keyword_rank, d, NULL::float8 AS s
@@ -563,6 +568,7 @@ def search(
         "k1": settings.DOCENT_BM25_K1,
         "b": settings.DOCENT_BM25_B,
         "rrf_k": settings.DOCENT_RRF_K,
+        "keyword_floor": settings.DOCENT_KEYWORD_FLOOR,
     }
     raw = _raw_connection()
     # Server-side binding: the query vector travels as a binary parameter instead of 384 floats

@@ -275,6 +275,8 @@ if "openai" in DOCENT_MODERATION and not (OPENAI_API_KEY or OPENAI_BASE_URL):
 # Retrieval (defaults tuned on SciFact train queries; see docs/benchmarks.md)
 DOCENT_SEARCH_K = env_int("DOCENT_SEARCH_K", 8)
 DOCENT_RRF_K = env_int("DOCENT_RRF_K", 60)
+# Hybrid search leaves out of the fusion BM25 hits scoring under this share of the best one.
+DOCENT_KEYWORD_FLOOR = env_float("DOCENT_KEYWORD_FLOOR", 0.15)
 DOCENT_BM25_K1 = env_float("DOCENT_BM25_K1", 1.2)
 DOCENT_BM25_B = env_float("DOCENT_BM25_B", 0.75)
 DOCENT_CANDIDATES = env_int("DOCENT_CANDIDATES", 100)

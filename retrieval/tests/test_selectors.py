@@ -81,9 +81,43 @@ def test_hybrid_is_reciprocal_rank_fusion(alice, collection_a, settings):
         c: (1 / (60 + dense[c]) if c in dense else 0) + (1 / (60 + keyword[c]) if c in keyword else 0)
         for c in set(dense) | set(keyword)
     }
+    assert len(keyword) > 1  # every keyword hit is within the floor here (the test below)
     assert [h.chunk_id for h in fused] == sorted(expected, key=lambda c: (-expected[c], c))
     for hit in fused:
         assert hit.score == pytest.approx(expected[hit.chunk_id])
+
+
+def test_keyword_hits_holding_only_the_commonest_words_are_left_out_of_the_fusion(
+    alice, collection_a, settings
+):
+    """Every page of a manual names its product: asked "Does Acme support SSO?", BM25 ranks the one
+    passage naming SSO first and every other page after it on "Acme" alone (a few hundredths of its
+    score). Fused by rank, those would still add to the passages the embedder ranks, and push the one
+    that answers down; under `DOCENT_KEYWORD_FLOOR` of the best score they do not count."""
+    pages = {
+        "portal.txt": "Acme staff log in to the Acme portal with their badge number and a PIN.",
+        "intranet.txt": "The Acme intranet keeps you logged in for a week on Acme laptops.",
+        "vpn.txt": "Signing in to the Acme VPN takes a code from the Acme authenticator app.",
+        "mail.txt": "Acme webmail asks for your Acme password again after a day away from the office.",
+        "wifi.txt": "The Acme guest network asks for a code from the Acme front desk.",
+        "house.txt": (
+            "The Acme cafeteria opens at noon and the car park closes at eight. Parking permits are "
+            "renewed each January at the front desk, where lost keys are replaced too. Meeting rooms "
+            "are booked a week ahead; bins for paper and glass stand by the lifts on every floor. "
+            "Single sign-on (SSO) is not supported."
+        ),
+    }
+    docs = {name: ingest(collection_a, name, text) for name, text in pages.items()}
+    query = "Does Acme support SSO?"
+    keyword = search(user=alice, query=query, mode="keyword", k=10)
+    assert keyword[0].document_id == docs["house.txt"].id
+    assert len(keyword) == 6 and all(h.bm25 < 0.15 * keyword[0].bm25 for h in keyword[1:])
+    settings.DOCENT_KEYWORD_FLOOR = 0.15
+    floored = search(user=alice, query=query, mode="hybrid", k=3)
+    assert floored[0].document_id == docs["house.txt"].id
+    assert [h.keyword_rank for h in floored[1:]] == [None, None]  # ranked by the embedder alone
+    settings.DOCENT_KEYWORD_FLOOR = 0.0  # plain RRF: each "Acme" page adds its keyword rank
+    assert search(user=alice, query=query, mode="hybrid", k=3)[0].document_id != docs["house.txt"].id
 
 
 def test_copies_of_a_passage_take_one_place(alice, team_a, make_collection):
