@@ -50,18 +50,13 @@ def _answer(user, collection, question: str, answerer, history=()) -> str | None
     from django.conf import settings
 
     from chat import prompts
+    from chat.answering import relevant
     from retrieval.selectors import search
 
     query = prompts.standalone_query(question, history) if history else question
     hits = search(user=user, query=query, collection_ids=[collection.id], k=settings.DOCENT_PROMPT_PASSAGES)
     passages = prompts.Passage.numbered(hits)
-    if not prompts.relevant(
-        passages,
-        settings.DOCENT_MIN_RELEVANCE,
-        settings.DOCENT_RERANK_MIN_SCORE,
-        settings.DOCENT_AGREED_MIN_RELEVANCE,
-        query,
-    ):
+    if not relevant(passages, query):
         return None
     text = answerer.answer_text(prompts.Prompt([], passages, question, history=list(history), query=query))
     return None if text.startswith(prompts.REFUSAL) else text

@@ -205,6 +205,18 @@ class Finished:
     finish_reason: str  # stop, length or refused
 
 
+def relevant(passages, query: str) -> bool:
+    """The relevance gate with the settings' bars: whether `passages`, found for `query`, are worth
+    answering from (the chat and the answers benchmark both ask here)."""
+    return prompts.relevant(
+        passages,
+        settings.DOCENT_MIN_RELEVANCE,
+        settings.DOCENT_RERANK_MIN_SCORE,
+        settings.DOCENT_AGREED_MIN_RELEVANCE,
+        query,
+    )
+
+
 class Pipeline:
     """One answer: retrieve -> relevance gate -> prompt -> provider stream with checked citations.
 
@@ -321,13 +333,7 @@ class Pipeline:
                 screening.exception()  # retrieved: it was raised above whenever it mattered
         self.passages = prompts.Passage.numbered(hits)
         yield Retrieved(query, self.passages, round((time.perf_counter() - t0) * 1000, 2))
-        if not prompts.relevant(
-            self.passages,
-            settings.DOCENT_MIN_RELEVANCE,
-            settings.DOCENT_RERANK_MIN_SCORE,
-            settings.DOCENT_AGREED_MIN_RELEVANCE,
-            query,
-        ):
+        if not relevant(self.passages, query):
             self.text = prompts.REFUSAL
             yield Text(prompts.REFUSAL)
             yield Finished("refused")
