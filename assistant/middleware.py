@@ -115,11 +115,12 @@ class UploadRateLimit:
 
 
 class SignInRateLimitMiddleware:
-    """Sign-in attempts (the app's and the admin's form, and the password change form, which takes
-    the old password) per client address: 429 with Retry-After past `DOCENT_RATE_LIMITS["login"]`,
-    so a password cannot be guessed at the speed of the network."""
+    """Sign-in attempts (the app's and the admin's form, the password change form, which takes the
+    old password, and requests for a reset link, each an email to someone) per client address: 429
+    with Retry-After past `DOCENT_RATE_LIMITS["login"]`, so a password cannot be guessed at the speed
+    of the network, nor an inbox filled."""
 
-    PATHS = ("/accounts/login/", "/admin/login/", "/accounts/password/")
+    PATHS = ("/accounts/login/", "/admin/login/", "/accounts/password/", "/accounts/password/reset/")
 
     def __init__(self, get_response):
         self.get_response = get_response

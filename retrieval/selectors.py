@@ -104,6 +104,15 @@ def active_user(*, username: str):
     return get_user_model().objects.filter(username=username, is_active=True).first()
 
 
+def users_for_password_reset(*, email: str) -> list[int]:
+    """Active accounts with this address. One made without a password is among them: its first
+    password is set this way."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(is_active=True, email__iexact=email.strip())
+    return list(users.exclude(email="").values_list("id", flat=True))
+
+
 def team_ids_administered(*, user) -> set[int]:
     return set(
         Membership.objects.filter(user=user, role=Membership.Role.ADMIN).values_list("team_id", flat=True)

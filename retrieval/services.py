@@ -101,10 +101,14 @@ def user_provision(
     team_admin: bool = False,
     staff: bool = False,
     superuser: bool = False,
+    email: str | None = None,
 ):
-    """Create the user (or update its password and flags) and add it to the team, creating the team."""
+    """Create the user (or update its password, address and flags) and add it to the team, creating
+    the team."""
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
+        if email is not None:
+            user.email = User.objects.normalize_email(email.strip())
         if password:
             user.set_password(password)
         elif created:
@@ -119,6 +123,48 @@ def user_provision(
         if existing is None or (team_admin and existing.role != role):
             membership_set(team=team, user=user, role=role)
     return user
+
+
+def password_reset_request(*, email: str, base_url: str) -> None:
+    """Queues a reset link to each active account with this address, and nothing otherwise: a
+    worker makes and sends the link, so the page answers alike whether the address has an account
+    (an email sent in the request would tell by its time) and a slow mail server holds up no one."""
+    from .tasks import password_reset_send_later
+
+    for user_id in selectors.users_for_password_reset(email=email):
+        transaction.on_commit(lambda uid=user_id: password_reset_send_later.delay(uid, base_url), robust=True)
+
+
+def password_reset_send(*, user_id: int, base_url: str) -> bool:
+    """Emails the user a one-time link to set a new password (valid `PASSWORD_RESET_TIMEOUT`).
+    False when the account is gone, inactive or without an address by now."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    user = User.objects.filter(pk=user_id, is_active=True).exclude(email="").first()
+    if user is None:
+        return False
+    path = reverse(
+        "password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    context = {
+        "user": user,
+        "link": base_url.rstrip("/") + path,
+        "site": base_url.rstrip("/"),
+        "valid_days": max(1, round(settings.PASSWORD_RESET_TIMEOUT / 86400)),
+    }
+    subject = " ".join(render_to_string("registration/password_reset_subject.txt", context).split())
+    body = render_to_string("registration/password_reset_email.txt", context)
+    send_mail(subject, body, None, [user.email])
+    return True
 
 
 def collection_create(

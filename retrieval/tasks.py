@@ -1,6 +1,7 @@
 """Celery tasks: take ids, call services. Idempotent, so acks_late and redelivery are safe."""
 
 import logging
+import smtplib
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -85,3 +86,18 @@ def sweep_stuck_documents() -> list[int]:
         max_attempts=settings.DOCENT_INGEST_MAX_ATTEMPTS,
         broker_backlog=queue_depth(),
     )
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def password_reset_send_later(user_id: int, base_url: str) -> bool:
+    # The link is made here, from the id: no token waits in the broker. A redelivery sends a second
+    # link, which works as well as the first.
+    return services.password_reset_send(user_id=user_id, base_url=base_url)

@@ -8,4 +8,10 @@ urlpatterns = [
     path("library/documents/<int:document_id>/", views.document_passages, name="document_passages"),
     path("keys/", views.api_keys, name="api_keys"),
     path("keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    # Password reset by email (with EMAIL_HOST set; 404 otherwise). Django's names, which its views
+    # redirect to.
+    path("accounts/password/reset/", views.password_reset, name="password_reset"),
+    path("accounts/password/reset/sent/", views.password_reset_sent, name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/", views.password_reset_confirm, name="password_reset_confirm"),
+    path("accounts/reset/done/", views.password_reset_complete, name="password_reset_complete"),
 ]

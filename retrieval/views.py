@@ -1,6 +1,10 @@
+import functools
 import time
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -115,3 +119,35 @@ def api_key_revoke(request, key_id: int):
     if not services.api_key_revoke(user=request.user, key_id=key_id):
         raise Http404("no such key")
     return redirect("api_keys")
+
+
+class _PasswordResetForm(PasswordResetForm):
+    """Django's form; the links are made and sent by a worker (`services.password_reset_request`)."""
+
+    def save(self, *, request, **_):
+        services.password_reset_request(
+            email=self.cleaned_data["email"], base_url=request.build_absolute_uri("/")
+        )
+
+
+def _when_email(view):
+    """Password reset by email exists only with a mail server to send it (`EMAIL_HOST`)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not settings.DOCENT_PASSWORD_RESET:
+            raise Http404("password reset by email is off")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+password_reset = _when_email(auth_views.PasswordResetView.as_view(form_class=_PasswordResetForm))
+password_reset_sent = _when_email(auth_views.PasswordResetDoneView.as_view())
+password_reset_confirm = _when_email(auth_views.PasswordResetConfirmView.as_view())
+password_reset_complete = _when_email(auth_views.PasswordResetCompleteView.as_view())
+
+
+def accounts(request) -> dict:
+    """Template context: whether the sign-in page offers a reset by email."""
+    return {"password_reset": settings.DOCENT_PASSWORD_RESET}

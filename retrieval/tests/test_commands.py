@@ -2,7 +2,7 @@ import io
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from retrieval import services
 from retrieval.models import ApiKey, Chunk, Collection, Document, Membership
@@ -24,6 +24,16 @@ def test_create_user_creates_team_and_updates_password(db):
     user.refresh_from_db()
     assert user.check_password("second-pass-2")
     assert Membership.objects.filter(user=user).count() == 1
+
+
+def test_create_user_keeps_an_email_address_and_refuses_a_malformed_one(db):
+    run("create_user", "carol", "--team", "Research", "--email", "carol@Example.ORG")
+    assert get_user_model().objects.get(username="carol").email == "carol@example.org"
+    run("create_user", "carol", "--team", "Research", "--password", "first-pass-1")  # address kept
+    assert get_user_model().objects.get(username="carol").email == "carol@example.org"
+    with pytest.raises(CommandError, match="--email: Enter a valid email address"):
+        run("create_user", "dave", "--team", "Research", "--email", "dave-at-example")
+    assert not get_user_model().objects.filter(username="dave").exists()
 
 
 def test_create_api_key_prints_key_once_and_stores_hash(db, alice):
