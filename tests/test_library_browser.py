@@ -117,7 +117,8 @@ def test_a_drop_past_the_upload_rate_loses_no_file(
     section = page.locator(f"section[data-collection='{collection.id}']")
     # django-ratelimit counts in fixed windows (10 s here, offset per key): two uploads that straddle
     # a window's end are both let through. Dropped early in a window, the second is refused.
-    left = _get_window(str(user.id), 10) - time.time()
+    # `_get_window` names the window by its last whole second, so it ends a second after that.
+    left = _get_window(str(user.id), 10) + 1 - time.time()
     if left < 4:
         time.sleep(left + 0.2)
     section.locator(".dropzone input[type=file]").set_input_files(paths)
