@@ -120,11 +120,18 @@ def _prose(lines: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+_EMPHASIS_LEAD = re.compile(r"^(\*\*|__|\*|_)([^*_]{1,40}?)\1\s+(\S)")
+
+
 def continues(item: str) -> bool:
-    """A list item that goes on its list's announcing sentence ("- rename it, or delete it"), where
-    one that begins with a capital or a name stands alone ("- GET /readyz: 200 when ...")."""
-    words = _LIST_MARKER.sub("", item.lstrip()).lstrip("*_ ")
-    return words[:1].islower()
+    """A list item that goes on its list's announcing sentence ("- rename it, or delete it", "-
+    **Rename** it, or ...": a command in bold, then the words it governs), where one that begins
+    with a capital or a name stands alone ("- GET /readyz: 200 when ...", "- **Export**: ...")."""
+    words = _LIST_MARKER.sub("", item.lstrip())
+    lead = _EMPHASIS_LEAD.match(words)
+    if lead:
+        return lead.group(3).islower()
+    return words.lstrip("*_ ")[:1].islower()
 
 
 def introduces(sentence: str) -> bool:

@@ -1,7 +1,7 @@
 from chat.answering import CitationFilter
 from chat.prompts import REFUSAL, Passage, Prompt
 from chat.providers import Delta, Finish
-from chat.providers.extractive import ExtractiveAnswerer, split_sentences
+from chat.providers.extractive import ExtractiveAnswerer, continues, split_sentences
 
 
 def feed_all(pieces, valid):
@@ -361,6 +361,24 @@ def test_extractive_quotes_a_list_item_after_the_sentence_that_announces_its_lis
     )
     assert text != "From your documents: A team's admins can also, from the collection's header: [1]"
     assert "rename it" in text or "open Sharing" in text
+
+
+def test_extractive_reads_a_list_item_led_by_a_command_in_bold_under_its_announcing_sentence():
+    """ "- **Rename** it, or ..." names who renames only through the sentence above it, like "- rename
+    it"; "- **Export**: ..." stands alone."""
+    passage = _one(
+        "A team's admins can also, from the collection's header:\n"
+        "- **Rename** it, or delete it with all its documents;\n"
+        "- **Share** it to let other teams read it.\n\n"
+        "Members upload documents by dropping them on the page."
+    )
+    text = ExtractiveAnswerer().answer_text(Prompt([], [passage], "Who can rename a collection?"))
+    assert text == (
+        "From your documents:\n\n- A team's admins can also, from the collection's header: [1]\n"
+        "- **Rename** it, or delete it with all its documents. [1]"
+    )
+    assert continues("- **Rename** it") and continues("2. *share* it")
+    assert not continues("- **Export**: a Markdown file") and not continues("- GET /readyz: 200 when ready")
 
 
 def test_extractive_takes_a_snake_case_name_whole():
