@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -85,6 +86,36 @@ admin.site.unregister(User)
 @admin.register(User)
 class DocentUserAdmin(_TellsRemovedMembers, UserAdmin):
     inlines = [*UserAdmin.inlines, TeamsInline]
+    actions = ["email_password_reset"]
+
+    @admin.action(description="Email a link to set a new password")
+    def email_password_reset(self, request, queryset):
+        """Also the way to invite someone: an account made with an address and no password."""
+        if not settings.DOCENT_PASSWORD_RESET:
+            self.message_user(
+                request,
+                "No mail server is configured (EMAIL_HOST): set the password on the user's page instead.",
+                messages.ERROR,
+            )
+            return
+        users = list(queryset)
+        reachable = [u for u in users if u.is_active and u.email]
+        services.password_reset_queue(
+            user_ids=[u.id for u in reachable], base_url=request.build_absolute_uri("/")
+        )
+        if reachable:
+            self.message_user(
+                request,
+                f"A link to set a new password is on its way to {', '.join(u.email for u in reachable)}.",
+                messages.SUCCESS,
+            )
+        unreachable = [u.get_username() for u in users if u not in reachable]
+        if unreachable:
+            self.message_user(
+                request,
+                f"No link for {', '.join(unreachable)}: inactive, or no email address on their page.",
+                messages.WARNING,
+            )
 
 
 @admin.register(Team)

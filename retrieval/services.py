@@ -129,9 +129,14 @@ def password_reset_request(*, email: str, base_url: str) -> None:
     """Queues a reset link to each active account with this address, and nothing otherwise: a
     worker makes and sends the link, so the page answers alike whether the address has an account
     (an email sent in the request would tell by its time) and a slow mail server holds up no one."""
+    password_reset_queue(user_ids=selectors.users_for_password_reset(email=email), base_url=base_url)
+
+
+def password_reset_queue(*, user_ids: Iterable[int], base_url: str) -> None:
+    """After the commit, a worker emails each user a link to set a new password."""
     from .tasks import password_reset_send_later
 
-    for user_id in selectors.users_for_password_reset(email=email):
+    for user_id in user_ids:
         transaction.on_commit(lambda uid=user_id: password_reset_send_later.delay(uid, base_url), robust=True)
 
 

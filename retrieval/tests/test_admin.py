@@ -274,3 +274,33 @@ def test_a_user_added_in_admin_is_put_in_a_team_on_the_same_page(admin_client, c
     newcomer = get_user_model().objects.get(username="newcomer")
     assert [c.id for c in selectors.collections_for_user(user=newcomer)] == [collection_a.id]
     assert b"Teams" in admin_client.get(f"/admin/auth/user/{newcomer.id}/change/").content
+
+
+def test_an_admin_emails_links_to_set_a_password_to_the_users_it_can_reach(
+    admin_client, make_user, settings, django_capture_on_commit_callbacks
+):
+    """The way to invite someone made with an address and no password, or to help one locked out."""
+    carol = make_user("carol", email="carol@example.org")
+    dave = make_user("dave")  # no address
+    gone = make_user("erin", email="erin@example.org", is_active=False)
+
+    def act():
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            response = admin_client.post(
+                "/admin/auth/user/",
+                {"action": "email_password_reset", "_selected_action": [carol.id, dave.id, gone.id]},
+                follow=True,
+            )
+        return len(queued), [str(m) for m in response.context["messages"]]
+
+    queued, said = act()
+    assert queued == 0 and said == [
+        "No mail server is configured (EMAIL_HOST): set the password on the user's page instead."
+    ]
+    settings.DOCENT_PASSWORD_RESET = True
+    queued, said = act()
+    assert queued == 1
+    assert said == [
+        "A link to set a new password is on its way to carol@example.org.",
+        "No link for dave, erin: inactive, or no email address on their page.",
+    ]
