@@ -14,10 +14,16 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from . import progress, selectors
 from .chunking import ChunkSpec, chunk_blocks
@@ -143,13 +149,6 @@ def password_reset_queue(*, user_ids: Iterable[int], base_url: str) -> None:
 def password_reset_send(*, user_id: int, base_url: str) -> bool:
     """Emails the user a one-time link to set a new password (valid `PASSWORD_RESET_TIMEOUT`).
     False when the account is gone, inactive or without an address by now."""
-    from django.contrib.auth.tokens import default_token_generator
-    from django.core.mail import send_mail
-    from django.template.loader import render_to_string
-    from django.urls import reverse
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
-
     user = User.objects.filter(pk=user_id, is_active=True).exclude(email="").first()
     if user is None:
         return False
