@@ -82,7 +82,7 @@ def test_upload_shows_live_progress_and_readable_errors(
     expect(wrong_row.locator(".error")).to_contain_text("not supported")
 
     # The collection's failed documents go again at once; a broken file fails again, with its reason.
-    again = section.get_by_role("button", name="Retry the failed documents of runbooks")
+    again = section.get_by_role("button", name="Retry failed documents of runbooks")
     again.click()
     expect(section.locator(".retried")).to_have_text("1 failed document queued again.")
     expect(bad_row).to_have_attribute("data-status", "failed", timeout=60_000)
@@ -631,10 +631,17 @@ def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
     section.get_by_role("button", name="Rename the collection old-runbooks").click()
     expect(section.locator("h2")).to_have_text("archive")
     assert Collection.objects.get(id=old.id).name == "archive"
+    # Each button's name (its visible words, then the collection's) follows the rename.
+    for name in (
+        "Sharing of archive with other teams",
+        "Language of archive",
+        "Rename the collection archive",
+    ):
+        expect(section.get_by_role("button", name=name)).to_have_count(1)
     page.remove_listener("dialog", on_dialog)
     messages = []
     page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
-    section.get_by_role("button", name="Delete the collection archive").click()
+    section.get_by_role("button", name="Delete collection archive").click()
     expect(section).to_have_count(0)
     assert "1 document" in messages[0]
     # Gone for everyone at once; its rows are the purge task's.
@@ -857,7 +864,7 @@ def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_ch
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section[data-collection='{collection.id}']")
     expect(section.locator(".sharing-note")).to_be_hidden()
-    section.get_by_role("button", name="Share runbooks with other teams").click()
+    section.get_by_role("button", name="Sharing of runbooks with other teams").click()
     section.locator(".sharing-form").get_by_label("Sales").check()
     section.locator(".sharing-form").get_by_role("button", name="Save").click()
     expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: Sales")
@@ -865,12 +872,12 @@ def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_ch
     assert [t.name for t in Collection.objects.get(id=collection.id).shared_with.all()] == ["Sales"]
     # Every team, teams made later too; then back to Sales alone.
     form = section.locator(".sharing-form")
-    section.get_by_role("button", name="Share runbooks with other teams").click()
+    section.get_by_role("button", name="Sharing of runbooks with other teams").click()
     form.get_by_label("Every team (teams made later too)").check()
     form.get_by_role("button", name="Save").click()
     expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: every team")
     assert Collection.objects.get(id=collection.id).shared_with_all
-    section.get_by_role("button", name="Share runbooks with other teams").click()
+    section.get_by_role("button", name="Sharing of runbooks with other teams").click()
     form.get_by_label("Every team (teams made later too)").uncheck()
     form.get_by_role("button", name="Save").click()
     expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: Sales")

@@ -256,7 +256,7 @@
     const a = { id: messageId, el, body, meta, tools, text: "", seq: 0, sources: [], checks: [], done: false, status: "streaming" };
     tools.append(
       tool("Copy", "Copy the answer with its sources", () => navigator.clipboard && navigator.clipboard.writeText(copyText(a)).then(() => flash(meta, "Copied"))),
-      tool("Regenerate", "Answer again", () => { send({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
+      tool("Regenerate", "Regenerate the answer", () => { send({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
       // Words, not emoji: a machine without an emoji font shows empty boxes.
       tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
       tool("Not helpful", "Mark the answer not helpful", () => feedback(a, -1)),

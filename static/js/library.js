@@ -228,12 +228,14 @@
       return;
     }
     heading.textContent = body.name;
-    for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename" : "Delete"} the collection ${body.name}`);
+    for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename the" : "Delete"} collection ${body.name}`);
     const instructions = section.querySelector("[data-action=edit-instructions]");
     if (instructions) instructions.setAttribute("aria-label", `Instructions for answers from ${body.name}`);
     const language = section.querySelector("[data-action=edit-language]");
     if (language) language.setAttribute("aria-label", `Language of ${body.name}`);
-    section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry the failed documents of ${body.name}`);
+    section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry failed documents of ${body.name}`);
+    const sharing = section.querySelector("[data-action=edit-sharing]");
+    if (sharing) sharing.setAttribute("aria-label", `Sharing of ${body.name} with other teams`);
   });
 
   // A collection's instructions to the model, for its team's admins; everyone sees them above its

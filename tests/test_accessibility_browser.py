@@ -1,0 +1,81 @@
+"""Every page a user reaches, checked by axe-core (Deque's rules for WCAG 2 A and AA that a program can
+decide: contrast, labels, names that say what a control shows, landmarks, headings) in real
+headless Chromium, in the light scheme at desktop width and the dark one at phone width."""
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+from retrieval import services
+from retrieval.tests.helpers import upload
+
+from .test_library_browser import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# axe's default rules, and WCAG 2.5.3 "label in name" (a control's name holds the words it shows),
+# which the bundled axe still counts as experimental.
+AXE_OPTIONS = {"resultTypes": ["violations"], "rules": {"label-content-name-mismatch": {"enabled": True}}}
+HANDBOOK = "# Handbook\n\n## Leave\n\nEmployees get 25 days of paid annual leave per year.\n"
+
+
+@pytest.fixture
+def handbook(make_user, make_team, make_collection):
+    """A team admin's collection with one document, ingested before the browser starts (the progress
+    events it sends cannot run inside Playwright's event loop)."""
+    user = make_user("erin", password="pw-erin-12345")
+    collection = make_collection(make_team("People", members=[user], role="admin"), "handbook")
+    document, _ = upload(collection, "handbook.md", HANDBOOK.encode(), enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    return document
+
+
+@pytest.mark.parametrize(("scheme", "width"), [("light", 1200), ("dark", 390)])
+def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme, width):
+    # Reduced motion: a control caught half-way through a fade would be judged at half its contrast.
+    context = browser.new_context(
+        viewport={"width": width, "height": 850}, color_scheme=scheme, reduced_motion="reduce"
+    )
+    page = context.new_page()
+    page.on(
+        "console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    axe, found = Axe(), {}
+
+    def check(name: str) -> None:
+        violations = axe.run(page, options=AXE_OPTIONS).response["violations"]
+        found[name] = [
+            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes'][:3]]}" for v in violations
+        ]
+
+    page.goto(f"{live_url}/accounts/login/")
+    check("sign-in")
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    check("chat, empty")
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    check("chat, answered")
+    answer.hover()  # its tools (copy, regenerate, rate) show on hover and focus
+    expect(answer.locator(".tools")).to_have_css("opacity", "1")
+    check("chat, an answer's tools")
+    page.locator("article.msg.user").first.hover()
+    check("chat, a question's tools")
+    answer.locator("button.cite").first.click()
+    expect(page.locator("#source-panel")).to_be_visible()
+    check("chat, source open")
+    page.goto(f"{live_url}/library/")
+    check("library")
+    page.get_by_placeholder("Search passages…").fill("annual leave")
+    page.keyboard.press("Enter")
+    expect(page.locator("mark").first).to_be_visible()
+    check("library, search results")
+    page.goto(f"{live_url}/library/documents/{handbook.id}/")
+    check("a document's passages")
+    page.goto(f"{live_url}/keys/")
+    check("API keys")
+    page.goto(f"{live_url}/accounts/password/")
+    check("password")
+    context.close()
+    assert found == {name: [] for name in found}
