@@ -133,7 +133,9 @@
     $("share-url").value = url || "";
     const when = at ? new Date(at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "";
     $("share-when").textContent = url ? `It shows this conversation as of ${when}; what you ask later stays yours until you update it.` : "";
-    $("share").querySelector("summary").textContent = url ? "Shared" : "Share";
+    const summary = $("share").querySelector("summary");
+    summary.textContent = url ? "Shared" : "Share";
+    summary.setAttribute("aria-label", url ? "Shared: the conversation's read-only link" : "Share the conversation");
   }
 
   async function share(method) {
