@@ -99,9 +99,8 @@ class DocentUserAdmin(_TellsRemovedMembers, UserAdmin):
             )
             return
         users = list(queryset)
-        reachable = [u for u in users if u.is_active and u.email]
-        services.password_reset_queue(
-            user_ids=[u.id for u in reachable], base_url=request.build_absolute_uri("/")
+        reachable = services.password_reset_queue(
+            user_ids=[u.id for u in users], base_url=request.build_absolute_uri("/")
         )
         if reachable:
             self.message_user(

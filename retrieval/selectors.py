@@ -104,13 +104,17 @@ def active_user(*, username: str):
     return get_user_model().objects.filter(username=username, is_active=True).first()
 
 
-def users_for_password_reset(*, email: str) -> list[int]:
-    """Active accounts with this address. One made without a password is among them: its first
-    password is set this way."""
+def users_reachable_by_email(*, email: str | None = None, ids: Sequence[int] | None = None) -> QuerySet:
+    """Active accounts with an address, which a password reset link may go to, by address (in any
+    case) or by id. One made without a password is among them: its first password is set this way."""
     from django.contrib.auth import get_user_model
 
-    users = get_user_model().objects.filter(is_active=True, email__iexact=email.strip())
-    return list(users.exclude(email="").values_list("id", flat=True))
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    if email is not None:
+        users = users.filter(email__iexact=email.strip())
+    if ids is not None:
+        users = users.filter(id__in=list(ids))
+    return users.order_by("username")
 
 
 def team_ids_administered(*, user) -> set[int]:

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
@@ -110,7 +111,9 @@ def user_provision(
     email: str | None = None,
 ):
     """Create the user (or update its password, address and flags) and add it to the team, creating
-    the team."""
+    the team. ValidationError for a malformed address."""
+    if email:
+        validate_email(email.strip())
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
         if email is not None:
@@ -135,21 +138,28 @@ def password_reset_request(*, email: str, base_url: str) -> None:
     """Queues a reset link to each active account with this address, and nothing otherwise: a
     worker makes and sends the link, so the page answers alike whether the address has an account
     (an email sent in the request would tell by its time) and a slow mail server holds up no one."""
-    password_reset_queue(user_ids=selectors.users_for_password_reset(email=email), base_url=base_url)
+    _password_reset_queue(selectors.users_reachable_by_email(email=email), base_url)
 
 
-def password_reset_queue(*, user_ids: Iterable[int], base_url: str) -> None:
-    """After the commit, a worker emails each user a link to set a new password."""
+def password_reset_queue(*, user_ids: Sequence[int], base_url: str) -> list:
+    """After the commit, a worker emails each of these users it can reach (active, with an address)
+    a link to set a new password; those users."""
+    return _password_reset_queue(selectors.users_reachable_by_email(ids=user_ids), base_url)
+
+
+def _password_reset_queue(users, base_url: str) -> list:
     from .tasks import password_reset_send_later
 
-    for user_id in user_ids:
-        transaction.on_commit(lambda uid=user_id: password_reset_send_later.delay(uid, base_url), robust=True)
+    users = list(users)
+    for user in users:
+        transaction.on_commit(lambda uid=user.id: password_reset_send_later.delay(uid, base_url), robust=True)
+    return users
 
 
 def password_reset_send(*, user_id: int, base_url: str) -> bool:
     """Emails the user a one-time link to set a new password (valid `PASSWORD_RESET_TIMEOUT`).
     False when the account is gone, inactive or without an address by now."""
-    user = User.objects.filter(pk=user_id, is_active=True).exclude(email="").first()
+    user = selectors.users_reachable_by_email(ids=[user_id]).first()
     if user is None:
         return False
     path = reverse(

@@ -1,6 +1,5 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.core.validators import validate_email
 
 from retrieval import services
 
@@ -20,17 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("--staff", action="store_true")
 
     def handle(self, username, team, password, email, team_admin, staff, **options):
-        if email:
-            try:
-                validate_email(email)
-            except ValidationError as exc:
-                raise CommandError(f"--email: {exc.messages[0]}") from exc
-        user = services.user_provision(
-            username=username,
-            team_name=team,
-            password=password,
-            team_admin=team_admin,
-            staff=staff,
-            email=email,
-        )
+        try:
+            user = services.user_provision(
+                username=username,
+                team_name=team,
+                password=password,
+                team_admin=team_admin,
+                staff=staff,
+                email=email,
+            )
+        except ValidationError as exc:
+            raise CommandError(f"--email: {exc.messages[0]}") from exc
         self.stdout.write(f"user {user.username} is in team {team}")
