@@ -633,7 +633,7 @@ def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
     assert Collection.objects.get(id=old.id).name == "archive"
     # Each button's name (its visible words, then the collection's) follows the rename.
     for name in (
-        "Sharing of archive with other teams",
+        "Sharing of archive",
         "Language of archive",
         "Rename the collection archive",
     ):
@@ -864,7 +864,7 @@ def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_ch
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section[data-collection='{collection.id}']")
     expect(section.locator(".sharing-note")).to_be_hidden()
-    section.get_by_role("button", name="Sharing of runbooks with other teams").click()
+    section.get_by_role("button", name="Sharing of runbooks").click()
     section.locator(".sharing-form").get_by_label("Sales").check()
     section.locator(".sharing-form").get_by_role("button", name="Save").click()
     expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: Sales")
@@ -872,12 +872,12 @@ def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_ch
     assert [t.name for t in Collection.objects.get(id=collection.id).shared_with.all()] == ["Sales"]
     # Every team, teams made later too; then back to Sales alone.
     form = section.locator(".sharing-form")
-    section.get_by_role("button", name="Sharing of runbooks with other teams").click()
+    section.get_by_role("button", name="Sharing of runbooks").click()
     form.get_by_label("Every team (teams made later too)").check()
     form.get_by_role("button", name="Save").click()
     expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: every team")
     assert Collection.objects.get(id=collection.id).shared_with_all
-    section.get_by_role("button", name="Sharing of runbooks with other teams").click()
+    section.get_by_role("button", name="Sharing of runbooks").click()
     form.get_by_label("Every team (teams made later too)").uncheck()
     form.get_by_role("button", name="Save").click()
     expect(section.locator(".sharing-note")).to_have_text("Other teams that read it: Sales")

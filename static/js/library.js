@@ -228,14 +228,8 @@
       return;
     }
     heading.textContent = body.name;
-    for (const b of section.querySelectorAll("header button[data-action$=-collection]")) b.setAttribute("aria-label", `${b.textContent === "Rename" ? "Rename the" : "Delete"} collection ${body.name}`);
-    const instructions = section.querySelector("[data-action=edit-instructions]");
-    if (instructions) instructions.setAttribute("aria-label", `Instructions for answers from ${body.name}`);
-    const language = section.querySelector("[data-action=edit-language]");
-    if (language) language.setAttribute("aria-label", `Language of ${body.name}`);
-    section.querySelector("[data-action=retry-failed]").setAttribute("aria-label", `Retry failed documents of ${body.name}`);
-    const sharing = section.querySelector("[data-action=edit-sharing]");
-    if (sharing) sharing.setAttribute("aria-label", `Sharing of ${body.name} with other teams`);
+    // Each header button is named by its words then the collection's (data-label, then the name).
+    for (const b of section.querySelectorAll("header [data-label]")) b.setAttribute("aria-label", `${b.dataset.label} ${body.name}`);
   });
 
   // A collection's instructions to the model, for its team's admins; everyone sees them above its
