@@ -671,6 +671,49 @@ def test_reload_mid_answer_then_see_it_finish(page, provider_url, member, fake_o
     assert text.count("token1 ") == 1  # nothing replayed twice
 
 
+# The socket's open is held back a second and its frames are recorded, so that the page has its
+# conversation (and the answer to follow) before the socket opens: the order in which both resumes
+# used to go out.
+SLOW_SOCKET = """
+(() => {
+  const Real = window.WebSocket;
+  window.sentFrames = [];
+  window.WebSocket = class extends Real {
+    constructor(url) {
+      super(url);
+      this.held = true;
+      super.addEventListener("open", (ev) => setTimeout(() => {
+        this.held = false;
+        if (this.openHandler) this.openHandler(ev);
+      }, 1000));
+    }
+    get readyState() { return this.held && super.readyState === Real.OPEN ? Real.CONNECTING : super.readyState; }
+    set onopen(fn) { this.openHandler = fn; }
+    get onopen() { return this.openHandler; }
+    send(data) { window.sentFrames.push(JSON.parse(data)); super.send(data); }
+  };
+})();
+"""
+
+
+def test_an_answer_open_before_the_socket_is_resumed_once(page, provider_url, member, fake_openai):
+    """A reload mid-answer whose socket opens after the conversation has loaded: the answer is asked
+    for once, and no part of it shows twice (two resumes from 0 each replayed it, merged differently)."""
+    fake_openai.reply = " ".join(f"token{i}" for i in range(60)) + " [1]"
+    fake_openai.token_delay = 0.05
+    sign_in(page, provider_url, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer.locator(".body")).to_contain_text("token5", timeout=15_000)
+    page.add_init_script(SLOW_SOCKET)
+    page.reload()
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    resumes = [f for f in page.evaluate("window.sentFrames") if f["type"] == "resume"]
+    assert [f["after"] for f in resumes] == [0]
+    text = answer.locator(".body").inner_text()
+    assert re.findall(r"token\d+", text) == [f"token{i}" for i in range(60)]
+
+
 def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member):
     """With one question a day, the second is refused in the composer, saying when to try again
     (once), and the first answer stays."""

@@ -479,7 +479,9 @@
     a.following = true;
     setBusy(a);
     sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
-    send({ type: "resume", message_id: a.id, after: a.seq });
+    // A socket still opening resumes every followed answer itself (onopen); a second resume from
+    // the same seq would replay the answer again in differently merged frames, shown twice.
+    if (ws && ws.readyState === WebSocket.OPEN) send({ type: "resume", message_id: a.id, after: a.seq });
   }
 
   function handle(ev) {
