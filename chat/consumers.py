@@ -102,16 +102,18 @@ def _owned_message(user, message_id) -> Message:
         raise Refused("not_found", "no such message") from None
 
 
-def _merge_deltas(events: list[dict]) -> list[dict]:
+def _merge_deltas(events: list[dict], after: int) -> list[dict]:
     """Consecutive deltas read together go out as one frame carrying the last seq: a client that
     resumes after that seq has everything before it. A `replace` delta (the whole text so far)
-    starts a frame of its own, and the deltas after it join that frame, which stays a replacement."""
+    starts a frame of its own, and the deltas after it join that frame, which stays a replacement.
+    Each frame names in `prev_seq` the seq it follows (`after` for the first): two readers of one
+    answer may merge differently, and a client applies only a frame that continues what it shows."""
     merged: list[dict] = []
     for event in events:
         if merged and event["type"] == "delta" and merged[-1]["type"] == "delta" and not event.get("replace"):
             merged[-1] = {**merged[-1], "text": merged[-1]["text"] + event["text"], "seq": event["seq"]}
         else:
-            merged.append(event)
+            merged.append({**event, "prev_seq": merged[-1]["seq"] if merged else after})
     return merged
 
 
@@ -283,7 +285,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     async with contextlib.aclosing(streams.follow_batches(message_id, after=last)) as batches:
                         async for batch in batches:
                             delay = 0.0
-                            for event in _merge_deltas(batch):
+                            for event in _merge_deltas(batch, last):
                                 last = event["seq"]
                                 await self.send_json(event)
                                 if event["type"] in streams.TERMINAL:
@@ -317,6 +319,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "message": "the answer failed",
                     "message_id": mid,
                     "seq": last + 1,
+                    "prev_seq": last,
                 }
             )
             return
@@ -333,4 +336,4 @@ class ChatConsumer(AsyncWebsocketConsumer):
             },
         ]
         for i, event in enumerate(events, start=1):
-            await self.send_json({**event, "message_id": mid, "seq": last + i})
+            await self.send_json({**event, "message_id": mid, "seq": last + i, "prev_seq": last + i - 1})

@@ -714,6 +714,33 @@ def test_an_answer_open_before_the_socket_is_resumed_once(page, provider_url, me
     assert re.findall(r"token\d+", text) == [f"token{i}" for i in range(60)]
 
 
+def test_leaving_an_answer_and_coming_back_shows_it_once(page, provider_url, member, fake_openai):
+    """Away to a new conversation and back while the answer streams: the socket still carries the
+    first reader's frames when the page follows the answer again from its start (the resume held back
+    here, as on a slow link); those frames do not continue what the page shows and are not applied."""
+    fake_openai.reply = " ".join(f"token{i}" for i in range(60)) + " [1]"
+    fake_openai.token_delay = 0.05
+    sign_in(page, provider_url, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer.locator(".body")).to_contain_text("token5", timeout=15_000)
+    page.evaluate(
+        """() => {
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) {
+          if (JSON.parse(data).type === "resume") setTimeout(() => send.call(this, data), 400);
+          else send.call(this, data);
+        };
+        }"""
+    )
+    page.locator("#new-chat").click()
+    expect(page.locator("article.msg.assistant")).to_have_count(0)
+    page.locator("#conversations li .open").first.click()
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    text = answer.locator(".body").inner_text()
+    assert re.findall(r"token\d+", text) == [f"token{i}" for i in range(60)]
+
+
 def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member):
     """With one question a day, the second is refused in the composer, saying when to try again
     (once), and the first answer stays."""

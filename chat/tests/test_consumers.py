@@ -22,6 +22,7 @@ async def test_ask_streams_a_cited_answer(alice, handbook, chat_model):
     assert kinds[-2:] == ["sources", "done"] and set(kinds[:-2]) == {"delta"}
     seqs = [e["seq"] for e in events]
     assert seqs == sorted(set(seqs)) and seqs[0] >= 1  # increasing; deltas read together may share a frame
+    assert [e["prev_seq"] for e in events] == [0, *seqs[:-1]]  # each frame names the one it follows
     assert all(e["message_id"] == accepted["message_id"] for e in events)
     text = text_of(events)
     assert "25 days" in text and "[1]" in text
@@ -348,6 +349,7 @@ async def test_disconnect_then_resume_on_a_new_socket(alice, handbook, openai_pr
     await ws2.send_json_to({"type": "resume", "message_id": accepted["message_id"], "after": seen[-1]["seq"]})
     rest = await until_done(ws2)
     assert rest[0]["seq"] > seen[-1]["seq"]  # the missed deltas, possibly merged into one frame
+    assert rest[0]["prev_seq"] == seen[-1]["seq"]
     assert rest[-1]["finish_reason"] == "stop"
     full = text_of(seen + rest)
     assert full == openai_provider.reply
@@ -646,10 +648,10 @@ def test_deltas_after_a_replacement_stay_part_of_it():
         {"type": "delta", "text": " and more", "seq": 10},
         {"type": "sources", "sources": [], "seq": 11},
     ]
-    assert _merge_deltas(events) == [
-        {"type": "delta", "text": "a", "seq": 3},
-        {"type": "delta", "text": "whole so far and more", "seq": 10, "replace": True},
-        {"type": "sources", "sources": [], "seq": 11},
+    assert _merge_deltas(events, 2) == [
+        {"type": "delta", "text": "a", "seq": 3, "prev_seq": 2},
+        {"type": "delta", "text": "whole so far and more", "seq": 10, "replace": True, "prev_seq": 3},
+        {"type": "sources", "sources": [], "seq": 11, "prev_seq": 10},
     ]
 
 

@@ -77,6 +77,7 @@ async def test_resume_after_the_stream_expired_replays_the_stored_answer(alice, 
     await ws.send_json_to({"type": "resume", "message_id": accepted["message_id"], "after": 0})
     replay = await until_done(ws)
     assert replay[0]["replace"] is True and text_of(replay) == text_of(original)
+    assert [e["prev_seq"] for e in replay] == [0, *(e["seq"] for e in replay[:-1])]
     assert replay[-1]["finish_reason"] == original[-1]["finish_reason"]
     await ws.disconnect()
 

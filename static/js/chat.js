@@ -458,7 +458,7 @@
       delay = 500;
       $("connection").textContent = "";
       document.body.dataset.connected = "1";
-      for (const a of answers.values()) if (!a.done && a.following) send({ type: "resume", message_id: a.id, after: a.seq });
+      for (const a of answers.values()) if (!a.done && a.following) resume(a);
       while (outbox.length) ws.send(outbox.shift());
     };
     ws.onmessage = (m) => handle(JSON.parse(m.data));
@@ -479,9 +479,13 @@
     a.following = true;
     setBusy(a);
     sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
-    // A socket still opening resumes every followed answer itself (onopen); a second resume from
-    // the same seq would replay the answer again in differently merged frames, shown twice.
-    if (ws && ws.readyState === WebSocket.OPEN) send({ type: "resume", message_id: a.id, after: a.seq });
+    // A socket still opening resumes every followed answer itself (onopen): one resume, not two.
+    if (ws && ws.readyState === WebSocket.OPEN) resume(a);
+  }
+
+  function resume(a) {
+    a.asked = a.seq;
+    send({ type: "resume", message_id: a.id, after: a.seq });
   }
 
   function handle(ev) {
@@ -534,6 +538,12 @@
       return;
     }
     if (!a || ev.seq <= a.seq) return; // replayed twice after a reconnect: already shown
+    if (ev.prev_seq !== undefined && ev.prev_seq !== a.seq && !(ev.type === "delta" && ev.replace)) {
+      // Not the frame after the one shown: a reader this page left (or a second one, merging its
+      // deltas elsewhere) is still sending. Ask once for what follows the text shown.
+      if (a.following && a.asked !== a.seq) resume(a);
+      return;
+    }
     a.seq = ev.seq;
     if (ev.type === "delta") {
       a.text = ev.replace ? ev.text : a.text + ev.text;
