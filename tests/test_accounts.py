@@ -92,6 +92,14 @@ def test_without_a_mail_server_there_is_no_reset_page_and_sign_in_says_whom_to_a
     assert Client().get("/accounts/reset/MQ/some-token/").status_code == 404
     page = Client().get("/accounts/login/").content
     assert b"An administrator can set a new one" in page and b"/accounts/password/reset/" not in page
+    admin = Client().get("/admin/login/").content
+    assert b"Log in" in admin and b"/accounts/password/reset/" not in admin
+
+
+def test_the_admin_sign_in_page_offers_the_reset_when_mail_can_go_out(db, email_reset):
+    page = Client().get("/admin/login/").content.decode()
+    assert 'id="login-form"' in page  # Django's own form, kept
+    assert '<a href="/accounts/password/reset/">Forgot your password?</a>' in page
 
 
 def test_a_reset_link_sets_a_new_password_once_and_signs_out_every_browser(
