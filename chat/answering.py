@@ -148,17 +148,21 @@ async def ask(
     return ids
 
 
-async def regenerate(*, user, message_id) -> dict:
-    ids = await database_sync_to_async(services.answer_regenerate)(user=user, message_id=message_id)
-    start(ids["message_id"])
+async def regenerate(*, user, message_id, request_id: str = "", admit=None) -> dict:
+    ids = await database_sync_to_async(services.answer_regenerate)(
+        user=user, message_id=message_id, request_id=request_id, admit=admit
+    )
+    if ids["created"]:
+        start(ids["message_id"])
     return ids
 
 
-async def edit(*, user, message_id, content: str) -> dict:
+async def edit(*, user, message_id, content: str, request_id: str = "", admit=None) -> dict:
     ids = await database_sync_to_async(services.question_edit)(
-        user=user, message_id=message_id, content=content
+        user=user, message_id=message_id, content=content, request_id=request_id, admit=admit
     )
-    start(ids["message_id"])
+    if ids["created"]:
+        start(ids["message_id"])
     return ids
 
 

@@ -95,6 +95,17 @@ def _question_text(text) -> str:
     return text.strip()
 
 
+def _optional_request_id(content: dict) -> str:
+    """A regeneration's or an edit's request_id: optional, but with one a repeat (after a lost
+    `accepted`) follows the first answer instead of starting another."""
+    request_id = content.get("request_id")
+    if request_id is None:
+        return ""
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
+        raise Refused("invalid", "request_id must be a string of 1 to 100 characters")
+    return request_id
+
+
 def _owned_message(user, message_id) -> Message:
     try:
         return selectors.message_get(user=user, message_id=message_id)
@@ -237,8 +248,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
         if message.role != Message.Role.ASSISTANT or message.status not in Message.FINAL:
             raise Refused("invalid", "only a finished answer can be regenerated")
-        await database_sync_to_async(_admit)(self.user)
-        ids = await answering.regenerate(user=self.user, message_id=message.id)
+        ids = await answering.regenerate(
+            user=self.user,
+            message_id=message.id,
+            request_id=_optional_request_id(content),
+            admit=functools.partial(_admit, self.user),
+        )
         await self._accepted(content.get("request_id"), ids)
 
     async def edit(self, content: dict) -> None:
@@ -246,9 +261,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         text = _question_text(content.get("content"))
         await self._check_user()
         message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))
-        await database_sync_to_async(_admit)(self.user)
         try:
-            ids = await answering.edit(user=self.user, message_id=message.id, content=text)
+            ids = await answering.edit(
+                user=self.user,
+                message_id=message.id,
+                content=text,
+                request_id=_optional_request_id(content),
+                admit=functools.partial(_admit, self.user),
+            )
         except services.NotEditable as exc:
             raise Refused("invalid", str(exc)) from None
         except services.NotFound as exc:

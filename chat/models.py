@@ -91,6 +91,12 @@ class Message(models.Model):
                 condition=Q(role="user") & ~Q(request_id=""),
                 name="message_unique_user_request",
             ),
+            # A regeneration's or an edit's answer, by the request that started it.
+            models.UniqueConstraint(
+                fields=["user", "request_id"],
+                condition=Q(role="assistant") & ~Q(request_id=""),
+                name="message_unique_user_answer_request",
+            ),
         ]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_conversation_time"),

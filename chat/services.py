@@ -125,8 +125,10 @@ def _asked_before(user, request_id: str) -> dict | None:
     return _ids(existing.conversation, existing, existing.answers.order_by("-created_at").first(), False)
 
 
-def answer_regenerate(*, user, message_id) -> dict:
-    """A new answer to the same question; the earlier one is kept."""
+def answer_regenerate(*, user, message_id, request_id: str = "", admit=None) -> dict:
+    """A new answer to the same question; the earlier one is kept. A repeated request_id returns
+    the answer the first request started (`created` false), and `admit` (rate and quota) runs only
+    for a new one, in its transaction."""
     old = (
         Message.objects.select_related("conversation", "reply_to")
         .filter(id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT)
@@ -134,10 +136,48 @@ def answer_regenerate(*, user, message_id) -> dict:
     )
     if old is None or old.reply_to is None:
         raise NotFound("no such message")
-    return _ids(old.conversation, old.reply_to, _answer_pending(old.reply_to), True)
+    return _answer_once(
+        user,
+        request_id,
+        lambda: _ids(old.conversation, old.reply_to, _answer_pending(old.reply_to, request_id), True),
+        admit,
+    )
 
 
-def _answer_pending(question: Message) -> Message:
+def _answer_once(user, request_id: str, start, admit) -> dict:
+    """`start()` (storing a new answer) in a transaction with `admit`, unless an answer was already
+    started for this request_id: a client that lost the socket before hearing `accepted` sends the
+    same request again, and gets the first answer, not a second one."""
+    existing = _answered_before(user, request_id)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            ids = start()
+            if admit is not None:
+                admit()  # raising undoes what start() stored
+            return ids
+    except IntegrityError:  # the same request from another socket, at the same moment
+        existing = _answered_before(user, request_id)
+        if existing is None:
+            raise
+        return existing
+
+
+def _answered_before(user, request_id: str) -> dict | None:
+    if not request_id:
+        return None
+    answer = (
+        Message.objects.select_related("conversation", "reply_to")
+        .filter(user=user, role=Message.Role.ASSISTANT, request_id=request_id)
+        .first()
+    )
+    if answer is None:
+        return None
+    return _ids(answer.conversation, answer.reply_to, answer, False)
+
+
+def _answer_pending(question: Message, request_id: str = "") -> Message:
     """A new answer to the question, waiting for its generation to start."""
     return Message.objects.create(
         conversation_id=question.conversation_id,
@@ -145,15 +185,17 @@ def _answer_pending(question: Message) -> Message:
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         reply_to=question,
+        request_id=request_id,
         heartbeat_at=timezone.now(),
     )
 
 
-def question_edit(*, user, message_id, content: str) -> dict:
+def question_edit(*, user, message_id, content: str, request_id: str = "", admit=None) -> dict:
     """The conversation's last question, reworded: its answers go (they answered other words, and
     would stand in the history of later questions) and a new answer is started. Tokens spent on them
-    stay in the ledger."""
-    with transaction.atomic():
+    stay in the ledger. A repeated request_id returns the answer the first request started."""
+
+    def start() -> dict:
         question = (
             Message.objects.select_for_update(of=("self",))
             .select_related("conversation")
@@ -175,9 +217,11 @@ def question_edit(*, user, message_id, content: str) -> dict:
             conversation.title = prompts.title_from(content)
         question.text = content
         question.save(update_fields=["text", "updated_at"])
-        answer = _answer_pending(question)
+        answer = _answer_pending(question, request_id)
         conversation.save(update_fields=["title", "updated_at"])
-    return _ids(conversation, question, answer, True)
+        return _ids(conversation, question, answer, True)
+
+    return _answer_once(user, request_id, start, admit)
 
 
 def message_progress(*, message_id, **fields) -> None:

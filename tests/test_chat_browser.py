@@ -741,6 +741,42 @@ def test_leaving_an_answer_and_coming_back_shows_it_once(page, provider_url, mem
     assert re.findall(r"token\d+", text) == [f"token{i}" for i in range(60)]
 
 
+# The first `accepted` never reaches the page: the socket closes as it arrives.
+LOST_ACCEPTED = """
+(() => {
+  const Real = window.WebSocket;
+  window.WebSocket = class extends Real {
+    set onmessage(fn) {
+      super.onmessage = (ev) => {
+        if (!window.lostAccepted && JSON.parse(ev.data).type === "accepted") {
+          window.lostAccepted = true;
+          this.close();
+          return;
+        }
+        fn(ev);
+      };
+    }
+  };
+})();
+"""
+
+
+def test_a_question_whose_socket_closed_before_accepted_is_answered_once(page, live_url, member):
+    """The connection drops between sending a question and hearing it was taken: the page sends it
+    again on the new socket, and the server, knowing its request_id, answers it once."""
+    from chat.models import Message
+
+    page.add_init_script(LOST_ACCEPTED)
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    assert page.evaluate("window.lostAccepted")
+    expect(answer.locator(".body")).to_contain_text("25 days")
+    expect(page.locator("article.msg.user")).to_have_count(1)
+    expect(page.locator("#conversations li")).to_have_count(1)
+    assert Message.objects.filter(role="user").count() == 1
+
+
 def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member):
     """With one question a day, the second is refused in the composer, saying when to try again
     (once), and the first answer stays."""

@@ -614,6 +614,12 @@ async def test_editing_the_last_question_replaces_its_answer(alice, handbook, ch
         async for m in Message.objects.filter(conversation_id=first["conversation_id"]).order_by("created_at")
     ]
     assert len(texts) == 4 and texts[2] == question.text and "25 days" in texts[3]
+
+    # The same edit again (its `accepted` lost with a socket): the answer it started, not a new one.
+    repeated = await edit(mistyped["user_message_id"], "How many days of paid leave do employees get?", "e1")
+    assert repeated["type"] == "accepted" and repeated["message_id"] == accepted["message_id"]
+    assert text_of(await until_done(ws)) == answer
+    assert await Message.objects.filter(reply_to_id=mistyped["user_message_id"]).acount() == 1
     await ws.disconnect()
 
 

@@ -52,6 +52,29 @@ async def test_a_repeated_request_id_is_not_counted_again(alice, handbook, chat_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_repeated_regeneration_is_the_first_one_and_not_counted_again(
+    alice, handbook, chat_model, limits
+):
+    """A regeneration sent again with its request_id (its `accepted` lost with the socket) follows the
+    answer the first one started: no third answer, and the rate counts it once."""
+    ws = await connect(alice)
+    first = await ask(ws, "How many days of paid leave?")
+    done = (await until_done(ws))[-1]
+    frame = {"type": "regenerate", "message_id": done["message_id"], "request_id": "again-1"}
+    await ws.send_json_to(frame)
+    regenerated = await ws.receive_json_from(timeout=10)
+    assert regenerated["type"] == "accepted" and regenerated["message_id"] != first["message_id"]
+    await until_done(ws)
+    await ws.send_json_to(frame)
+    repeated = await ws.receive_json_from(timeout=10)
+    assert repeated["type"] == "accepted" and repeated["message_id"] == regenerated["message_id"]
+    assert (await until_done(ws))[-1]["type"] == "done"  # the same answer, replayed
+    assert await Message.objects.filter(reply_to_id=first["user_message_id"]).acount() == 2
+    assert (await ask(ws, "Security?"))["code"] == "rate_limited"  # two counted: the ask, one regeneration
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_asking_over_the_quota_is_quota_exceeded(alice, handbook, chat_model, limits):
     """Once this month's tokens are spent, asking and regenerating get `quota_exceeded`."""
     limits.DOCENT_RATE_LIMITS = {}

@@ -10,6 +10,10 @@
   const edits = new Map(); // request_id -> {el, content}: a reworded last question on its way
   let editing = null; // the user message element whose words the composer holds
   const outbox = [];
+  // Asks, edits and regenerations until `accepted` (or an error) answers them: sent again on a new
+  // socket when the old one closed first. The server knows a request_id it has seen and follows
+  // the answer that request started, so the question is neither lost nor asked twice.
+  const requests = new Map(); // request_id -> JSON frame
   let ws = null;
   let delay = 500;
   let conversationId = null;
@@ -258,7 +262,7 @@
     const a = { id: messageId, el, body, meta, tools, text: "", seq: 0, sources: [], checks: [], done: false, status: "streaming" };
     tools.append(
       tool("Copy", "Copy the answer with its sources", () => navigator.clipboard && navigator.clipboard.writeText(copyText(a)).then(() => flash(meta, "Copied"))),
-      tool("Regenerate", "Regenerate the answer", () => { send({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
+      tool("Regenerate", "Regenerate the answer", () => { request({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
       // Words, not emoji: a machine without an emoji font shows empty boxes.
       tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
       tool("Not helpful", "Mark the answer not helpful", () => feedback(a, -1)),
@@ -459,6 +463,7 @@
       $("connection").textContent = "";
       document.body.dataset.connected = "1";
       for (const a of answers.values()) if (!a.done && a.following) resume(a);
+      for (const data of requests.values()) ws.send(data);
       while (outbox.length) ws.send(outbox.shift());
     };
     ws.onmessage = (m) => handle(JSON.parse(m.data));
@@ -475,6 +480,12 @@
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(data); else outbox.push(data);
   }
 
+  function request(frame) {
+    const data = JSON.stringify(frame);
+    requests.set(frame.request_id, data);
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(data);  // else the socket's open sends it
+  }
+
   function follow(a) {
     a.following = true;
     setBusy(a);
@@ -489,6 +500,7 @@
   }
 
   function handle(ev) {
+    if (ev.request_id) requests.delete(ev.request_id);
     if (ev.type === "accepted") {
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
@@ -770,11 +782,11 @@
     const requestId = uuid();
     if (editing) {
       edits.set(requestId, { el: editing, content });
-      send({ type: "edit", request_id: requestId, message_id: editing.dataset.message, content });
+      request({ type: "edit", request_id: requestId, message_id: editing.dataset.message, content });
       editing = null;
     } else {
       waiting.set(requestId, addUserMessage(content));
-      send({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections(),
+      request({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections(),
         documents: documentScope.map((d) => d.id) });
     }
     box.value = "";
