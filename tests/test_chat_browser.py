@@ -777,6 +777,27 @@ def test_a_question_whose_socket_closed_before_accepted_is_answered_once(page, l
     assert Message.objects.filter(role="user").count() == 1
 
 
+def test_a_question_taken_after_the_page_moved_on_stays_in_its_own_conversation(page, live_url, member):
+    """The socket closes before `accepted`, and a new conversation is opened before the question,
+    sent again, is taken: its answer is not added to the conversation shown, which stays new (the
+    next question starts a conversation of its own), and the first one is listed, answered once."""
+    page.add_init_script(LOST_ACCEPTED)
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    ask(page, "How many days of paid leave do employees get?")
+    page.wait_for_function("window.lostAccepted")
+    page.locator("#new-chat").click()  # within the half second before the page reconnects
+    expect(page.locator("#conversations li")).to_have_count(1, timeout=15_000)
+    page.wait_for_timeout(1500)
+    expect(page.locator("article.msg")).to_have_count(0)
+    answer = ask(page, "How are travel expenses reimbursed?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(page.locator("article.msg")).to_have_count(2)
+    expect(page.locator("#conversations li")).to_have_count(2)
+    page.locator("#conversations li .open").last.click()
+    expect(page.locator("article.msg.assistant")).to_have_count(1)
+    expect(page.locator("article.msg.assistant .body")).to_contain_text("25 days", timeout=15_000)
+
+
 def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member):
     """With one question a day, the second is refused in the composer, saying when to try again
     (once), and the first answer stays."""

@@ -13,7 +13,8 @@
   // Asks, edits and regenerations until `accepted` (or an error) answers them: sent again on a new
   // socket when the old one closed first. The server knows a request_id it has seen and follows
   // the answer that request started, so the question is neither lost nor asked twice.
-  const requests = new Map(); // request_id -> JSON frame
+  const requests = new Map(); // request_id -> { data: JSON frame, view, conversation }
+  let view = 0;  // bumped whenever the page shows another conversation (or a new one)
   let ws = null;
   let delay = 500;
   let conversationId = null;
@@ -161,6 +162,7 @@
   $("share-copy").addEventListener("click", copyShared);
 
   function newConversation() {
+    view++;
     cancelEdit();
     setDocuments([]);
     setScope(chosenScope());
@@ -182,6 +184,7 @@
   async function openConversation(id, resumeId) {
     let data;
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
+    view++;
     cancelEdit();
     conversationId = data.id;
     setExport(data.id, data.shared_url, data.shared_at);
@@ -463,7 +466,7 @@
       $("connection").textContent = "";
       document.body.dataset.connected = "1";
       for (const a of answers.values()) if (!a.done && a.following) resume(a);
-      for (const data of requests.values()) ws.send(data);
+      for (const r of requests.values()) ws.send(r.data);
       while (outbox.length) ws.send(outbox.shift());
     };
     ws.onmessage = (m) => handle(JSON.parse(m.data));
@@ -482,7 +485,7 @@
 
   function request(frame) {
     const data = JSON.stringify(frame);
-    requests.set(frame.request_id, data);
+    requests.set(frame.request_id, { data, view, conversation: conversationId });
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(data);  // else the socket's open sends it
   }
 
@@ -500,7 +503,18 @@
   }
 
   function handle(ev) {
+    const sent = ev.request_id && requests.get(ev.request_id);
     if (ev.request_id) requests.delete(ev.request_id);
+    if (ev.type === "accepted" && sent && sent.view !== view) {
+      // Taken after the page moved on (a question sent again on a new socket, say): it is answered
+      // in its own conversation, listed, and not added to another one shown; the same one shown
+      // again is read anew, with the answer followed.
+      waiting.delete(ev.request_id);
+      edits.delete(ev.request_id);
+      if (sent.conversation && sent.conversation === conversationId) openConversation(conversationId, ev.message_id);
+      else loadConversations();
+      return;
+    }
     if (ev.type === "accepted") {
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
