@@ -810,6 +810,15 @@ def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member)
     expect(error).to_contain_text("too many questions; try again in")
     assert error.inner_text().lower().count("try again") == 1
     expect(page.locator("article.msg.assistant")).to_have_count(1)
+    # The refused question is not in the conversation; its words are back in the box.
+    expect(page.locator("article.msg.user")).to_have_count(1)
+    expect(page.locator("#question")).to_have_value("And the travel expenses?")
+    # The same as a new conversation's first question: the page is the empty one it was.
+    page.locator("#new-chat").click()
+    ask(page, "Who approves travel?")
+    expect(page.locator("#question")).to_have_value("Who approves travel?")
+    expect(page.locator("article.msg")).to_have_count(0)
+    expect(page.locator("#empty-state")).to_be_visible()
 
 
 def test_a_question_the_documents_do_not_answer_says_so_and_what_to_try(page, live_url, member):

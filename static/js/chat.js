@@ -556,8 +556,17 @@
         setBusy(null);
       } else {
         const el = ev.request_id && waiting.get(ev.request_id);
+        waiting.delete(ev.request_id);
         showComposerError(errorText(ev));
-        if (el) el.classList.add("unsent");
+        const box = $("question");
+        if (el && !box.value.trim()) {
+          // Not taken (too many questions, say): its words go back in the box, to send when the
+          // error allows, and it leaves the conversation, which does not hold it.
+          box.value = el.querySelector(".body").textContent;
+          autosize();
+          el.remove();
+          if (!$("messages").children.length) $("messages").replaceChildren(emptyState);
+        } else if (el) el.classList.add("unsent");  // the box holds new words: kept, faded
         edits.delete(ev.request_id);
         setBusy(null);
       }
