@@ -821,6 +821,25 @@ def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member)
     expect(page.locator("#empty-state")).to_be_visible()
 
 
+def test_a_reworded_question_past_the_rate_goes_back_in_the_box(page, limited_url, member):
+    """An edit counts as a question: past the rate it is refused in words, the question keeps its
+    old words and answer, and the new words wait in the box, still an edit of it."""
+    sign_in(page, limited_url, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leaf?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    question = page.locator("article.msg.user").first
+    question.hover()
+    question.get_by_role("button", name="Edit your question").click()
+    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.keyboard.press("Enter")
+    expect(page.locator("#connection")).to_contain_text("too many questions; try again in")
+    expect(page.locator("textarea")).to_have_value("How many days of paid leave do employees get?")
+    expect(question.locator(".body")).to_have_text("How many days of paid leaf?")
+    expect(page.locator("article.msg.assistant")).to_have_count(1)
+    page.keyboard.press("Escape")  # still editing: Esc lets the new words go
+    expect(page.locator("textarea")).to_have_value("")
+
+
 def test_a_question_the_documents_do_not_answer_says_so_and_what_to_try(page, live_url, member):
     """Offline, a question off the documents' topic is answered "not in your documents", with no
     source, and the note under it says what can be tried rather than repeating the answer."""

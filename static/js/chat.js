@@ -567,6 +567,13 @@
           el.remove();
           if (!$("messages").children.length) $("messages").replaceChildren(emptyState);
         } else if (el) el.classList.add("unsent");  // the box holds new words: kept, faded
+        const edit = edits.get(ev.request_id);
+        if (edit && !box.value.trim() && edit.el.isConnected) {
+          // A reworded question not taken: its new words go back in the box, still editing it.
+          editing = edit.el;
+          box.value = edit.content;
+          autosize();
+        }
         edits.delete(ev.request_id);
         setBusy(null);
       }
