@@ -6,14 +6,14 @@
   const csrf = () => document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const ACTIVE = "docent.activeAnswer";
   const answers = new Map();
-  const waiting = new Map(); // request_id -> user message element
-  const edits = new Map(); // request_id -> {el, content}: a reworded last question on its way
   let editing = null; // the user message element whose words the composer holds
   const outbox = [];
   // Asks, edits and regenerations until `accepted` (or an error) answers them: sent again on a new
   // socket when the old one closed first. The server knows a request_id it has seen and follows
   // the answer that request started, so the question is neither lost nor asked twice.
-  const requests = new Map(); // request_id -> { data: JSON frame, view, conversation }
+  // request_id -> { data: JSON frame, view, conversation, question: an ask's message element,
+  //                 edit: {el, content} of a reworded last question }
+  const requests = new Map();
   let view = 0;  // bumped whenever the page shows another conversation (or a new one)
   let ws = null;
   let delay = 500;
@@ -483,9 +483,9 @@
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(data); else outbox.push(data);
   }
 
-  function request(frame) {
+  function request(frame, extra = {}) {
     const data = JSON.stringify(frame);
-    requests.set(frame.request_id, { data, view, conversation: conversationId });
+    requests.set(frame.request_id, { data, view, conversation: conversationId, ...extra });
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(data);  // else the socket's open sends it
   }
 
@@ -503,14 +503,12 @@
   }
 
   function handle(ev) {
-    const sent = ev.request_id && requests.get(ev.request_id);
+    const sent = (ev.request_id && requests.get(ev.request_id)) || {};
     if (ev.request_id) requests.delete(ev.request_id);
-    if (ev.type === "accepted" && sent && sent.view !== view) {
+    if (ev.type === "accepted" && sent.data && sent.view !== view) {
       // Taken after the page moved on (a question sent again on a new socket, say): it is answered
       // in its own conversation, listed, and not added to another one shown; the same one shown
       // again is read anew, with the answer followed.
-      waiting.delete(ev.request_id);
-      edits.delete(ev.request_id);
       if (sent.conversation && sent.conversation === conversationId) openConversation(conversationId, ev.message_id);
       else loadConversations();
       return;
@@ -519,13 +517,10 @@
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
       if (isNew) setExport(conversationId);  // a new conversation is not shared yet; an open one keeps its link
-      const waited = waiting.get(ev.request_id);
-      if (waited && ev.user_message_id) waited.dataset.message = ev.user_message_id;
-      waiting.delete(ev.request_id);
-      const edit = edits.get(ev.request_id);
+      if (sent.question && ev.user_message_id) sent.question.dataset.message = ev.user_message_id;
+      const edit = sent.edit;
       if (edit) {
         // The question now reads as edited; the answers to its old words are gone.
-        edits.delete(ev.request_id);
         edit.el.querySelector(".body").textContent = edit.content;
         let next = edit.el.nextElementSibling;
         while (next && next.classList.contains("assistant")) {
@@ -555,8 +550,7 @@
         sessionStorage.removeItem(ACTIVE);
         setBusy(null);
       } else {
-        const el = ev.request_id && waiting.get(ev.request_id);
-        waiting.delete(ev.request_id);
+        const el = sent.question;
         showComposerError(errorText(ev));
         const box = $("question");
         if (el && !box.value.trim()) {
@@ -567,14 +561,13 @@
           el.remove();
           if (!$("messages").children.length) $("messages").replaceChildren(emptyState);
         } else if (el) el.classList.add("unsent");  // the box holds new words: kept, faded
-        const edit = edits.get(ev.request_id);
+        const edit = sent.edit;
         if (edit && !box.value.trim() && edit.el.isConnected) {
           // A reworded question not taken: its new words go back in the box, still editing it.
           editing = edit.el;
           box.value = edit.content;
           autosize();
         }
-        edits.delete(ev.request_id);
         setBusy(null);
       }
       return;
@@ -811,13 +804,11 @@
     if (reading > 0) { showComposerError("An attached file is still being read; ask once it is ready."); return; }
     const requestId = uuid();
     if (editing) {
-      edits.set(requestId, { el: editing, content });
-      request({ type: "edit", request_id: requestId, message_id: editing.dataset.message, content });
+      request({ type: "edit", request_id: requestId, message_id: editing.dataset.message, content }, { edit: { el: editing, content } });
       editing = null;
     } else {
-      waiting.set(requestId, addUserMessage(content));
       request({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections(),
-        documents: documentScope.map((d) => d.id) });
+        documents: documentScope.map((d) => d.id) }, { question: addUserMessage(content) });
     }
     box.value = "";
     autosize();
