@@ -95,11 +95,12 @@ def _question_text(text) -> str:
     return text.strip()
 
 
-def _optional_request_id(content: dict) -> str:
-    """A regeneration's or an edit's request_id: optional, but with one a repeat (after a lost
-    `accepted`) follows the first answer instead of starting another."""
+def _request_id(content: dict, *, required: bool = False) -> str:
+    """The frame's request_id, by which a repeat (after a lost `accepted`) follows the answer the
+    first one started instead of starting another: an ask's must be there, a regeneration's or an
+    edit's may ("" for none)."""
     request_id = content.get("request_id")
-    if request_id is None:
+    if request_id is None and not required:
         return ""
     if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
         raise Refused("invalid", "request_id must be a string of 1 to 100 characters")
@@ -207,10 +208,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return await database_sync_to_async(_readable)(self.user.id)
 
     async def ask(self, content: dict) -> None:
-        request_id = content.get("request_id")
+        request_id = _request_id(content, required=True)
         conversation_id, collections = content.get("conversation_id"), content.get("collections")
-        if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
-            raise Refused("invalid", "request_id must be a string of 1 to 100 characters")
         text = _question_text(content.get("content"))
         documents = content.get("documents")
         for name, ids in (("collections", collections), ("documents", documents)):
@@ -251,7 +250,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ids = await answering.regenerate(
             user=self.user,
             message_id=message.id,
-            request_id=_optional_request_id(content),
+            request_id=_request_id(content),
             admit=functools.partial(_admit, self.user),
         )
         await self._accepted(content.get("request_id"), ids)
@@ -266,7 +265,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 user=self.user,
                 message_id=message.id,
                 content=text,
-                request_id=_optional_request_id(content),
+                request_id=_request_id(content),
                 admit=functools.partial(_admit, self.user),
             )
         except services.NotEditable as exc:

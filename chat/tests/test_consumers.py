@@ -464,6 +464,8 @@ async def test_protocol_errors(alice, bob, handbook, falcon, chat_model):
     assert (await ws.receive_json_from())["message"] == "collections must be a list of ids"  # no id
     await ws.send_json_to({"type": "ask", "request_id": "r" * 101, "content": "hi"})
     assert "1 to 100 characters" in (await ws.receive_json_from())["message"]
+    await ws.send_json_to({"type": "ask", "content": "hi"})  # an ask without one
+    assert "1 to 100 characters" in (await ws.receive_json_from())["message"]
     for escaped in ("\\u0000", "\\ud800"):  # NUL, an unpaired surrogate: no database or tokenizer takes them
         await ws.send_to(text_data='{"type": "ask", "request_id": "r0", "content": "a' + escaped + 'b"}')
         error = await ws.receive_json_from()
@@ -570,6 +572,9 @@ async def test_regenerate_makes_a_new_answer(alice, handbook, chat_model):
     ws = await connect(alice)
     first = await ask(ws, "How are travel expenses reimbursed?")
     await until_done(ws)
+    # Its request_id is optional, but checked as an ask's when given.
+    await ws.send_json_to({"type": "regenerate", "message_id": first["message_id"], "request_id": 7})
+    assert "1 to 100 characters" in (await ws.receive_json_from(timeout=10))["message"]
     await ws.send_json_to({"type": "regenerate", "message_id": first["message_id"]})
     again = await ws.receive_json_from(timeout=10)
     assert again["type"] == "accepted" and again["message_id"] != first["message_id"]
