@@ -784,7 +784,7 @@ def test_a_question_taken_after_the_page_moved_on_stays_in_its_own_conversation(
     page.add_init_script(LOST_ACCEPTED)
     sign_in(page, live_url, "erin", "pw-erin-12345")
     ask(page, "How many days of paid leave do employees get?")
-    page.wait_for_function("window.lostAccepted")
+    page.wait_for_function("() => window.lostAccepted")
     page.locator("#new-chat").click()  # within the half second before the page reconnects
     expect(page.locator("#conversations li")).to_have_count(1, timeout=15_000)
     page.wait_for_timeout(1500)
