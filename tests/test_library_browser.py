@@ -680,6 +680,58 @@ def test_a_row_being_read_leaves_when_its_document_is_gone_though_no_news_came(
     expect(section.locator("header .count")).to_have_text("1 document")
 
 
+# Holds the first answer to a document's status poll (read from the server as it was asked for)
+# until the test lets it go: a slow link, whose answer arrives after the socket's news.
+HELD_POLL = """
+(() => {
+  const real = window.fetch;
+  let held = false;
+  window.fetch = async (url, options) => {
+    const response = await real(url, options);
+    if (held || !/^\\/api\\/v1\\/documents\\/\\d+$/.test(String(url))) return response;
+    held = true;
+    window.pollHeld = true;
+    await new Promise((resolve) => { window.releasePoll = resolve; });
+    return response;
+  };
+})();
+"""
+
+
+def test_a_poll_answer_older_than_the_sockets_news_does_not_undo_it(
+    page, live_url, make_user, make_team, make_collection
+):
+    """A document's row polled while queued hears it become ready over the socket before the poll's
+    answer (read while it was queued) arrives: the row stays ready, and is not shown queued again."""
+    from retrieval import services
+    from retrieval.tests.helpers import upload
+
+    collection = make_collection(
+        make_team("Ops", members=[make_user("ivy", password="pw-ivy-12345")]), "notes"
+    )
+    document, _ = upload(collection, "rota.md", b"# Rota\n\nThe pager rota changes weekly.", enqueue=False)
+
+    page.add_init_script(HELD_POLL)
+    sign_in(page, live_url, "ivy", "pw-ivy-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    row = page.locator(f"li[data-document='{document.id}']")
+    expect(row).to_have_attribute("data-status", "queued")
+    page.wait_for_function("() => window.pollHeld", timeout=10_000)  # its answer says "queued"
+    elsewhere(services.documents_ingest, document_ids=[document.id])
+    expect(row).to_have_attribute("data-status", "ready", timeout=30_000)
+    # Every status the row shows from now on (a later poll would hide a brief "queued").
+    row.evaluate(
+        """li => { window.shown = [];
+          new MutationObserver(() => window.shown.push(li.dataset.status))
+            .observe(li, { attributes: true, attributeFilter: ["data-status"] }); }"""
+    )
+    page.evaluate("() => window.releasePoll()")
+    page.wait_for_timeout(1500)  # the held answer arrives, and is not shown
+    assert set(page.evaluate("() => window.shown")) <= {"ready"}
+    expect(row.locator(".status")).to_have_text("ready · 1 chunk")
+
+
 def test_a_document_is_deleted_or_retried_from_its_row(page, live_url, make_user, make_team, make_collection):
     """Delete (after a confirmation) takes the row away and the passages out of search; Retry queues a
     failed document again. Both buttons work on the rows the page listed itself."""

@@ -10,6 +10,9 @@
   // may be one of theirs.
   const since = Number(document.querySelector(".library").dataset.since || Infinity);
   let sending = 0;
+  // Socket news, counted as it comes: a poll's answer asked for before the latest news of its row
+  // is not shown (that news is as new or newer, and a later poll tells the rest).
+  let heard = 0;
   const early = new Map();
   const counted = new Set();  // new documents counted while a finder's results were shown instead
 
@@ -432,16 +435,19 @@
   // Polling backs the websocket up: it tells the truth even when a progress event was missed, and
   // a document deleted meanwhile answers 404.
   function poll(id, li, first = 3000) {
-    const tick = () => fetch(`/api/v1/documents/${id}`, { credentials: "same-origin" })
-      .then((r) => {
-        if (r.status === 404) vanish(String(id), li, li.closest(".collection"));
-        return r.ok ? r.json() : null;
-      })
-      .then((d) => {
-        if (!d) return;
-        show(li, d);
-        if (d.status === "queued" || d.status === "processing") setTimeout(tick, 3000);
-      }).catch(() => setTimeout(tick, 5000));
+    const tick = () => {
+      const asked = heard;
+      fetch(`/api/v1/documents/${id}`, { credentials: "same-origin" })
+        .then((r) => {
+          if (r.status === 404) vanish(String(id), li, li.closest(".collection"));
+          return r.ok ? r.json() : null;
+        })
+        .then((d) => {
+          if (!d) return;
+          if (!(Number(li.dataset.heard) > asked)) show(li, d);
+          if (li.dataset.status === "queued" || li.dataset.status === "processing") setTimeout(tick, 3000);
+        }).catch(() => setTimeout(tick, 5000));
+    };
     setTimeout(tick, first);
   }
 
@@ -490,7 +496,7 @@
         vanish(id, li, document.querySelector(`.collection[data-collection="${ev.collection_id}"]`));
         return;
       }
-      if (li) show(li, ev);
+      if (li) { li.dataset.heard = ++heard; show(li, ev); }
       else if (sending) early.set(id, ev);
       else news(ev);
     };
