@@ -821,6 +821,46 @@ def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member)
     expect(page.locator("#empty-state")).to_be_visible()
 
 
+LOST_ERROR = """
+(() => {
+  const Real = window.WebSocket;
+  window.WebSocket = class extends Real {
+    set onmessage(fn) {
+      super.onmessage = (ev) => {
+        if (!window.lostError && JSON.parse(ev.data).type === "error") {
+          window.lostError = true;
+          this.close();
+          return;
+        }
+        fn(ev);
+      };
+    }
+  };
+})();
+"""
+
+
+def test_a_question_refused_after_the_page_moved_on_is_named_not_moved(page, limited_url, member):
+    """Past the rate, a question whose refusal is lost with its socket is sent again after a new
+    conversation was opened: the page says which question was not sent and why, and leaves the new
+    conversation's box and page as they were."""
+    page.add_init_script(LOST_ERROR)
+    sign_in(page, limited_url, "erin", "pw-erin-12345")
+    expect(ask(page, "How many days of paid leave do employees get?")).to_have_attribute(
+        "data-status", "stop", timeout=30_000
+    )
+    ask(page, "And the travel expenses?")
+    page.wait_for_function("() => window.lostError")
+    page.locator("#new-chat").click()  # within the half second before the page reconnects
+    error = page.locator("#connection")
+    expect(error).to_contain_text(
+        "“And the travel expenses?” was not sent: too many questions", timeout=15_000
+    )
+    expect(page.locator("#question")).to_have_value("")
+    expect(page.locator("article.msg")).to_have_count(0)
+    expect(page.locator("#empty-state")).to_be_visible()
+
+
 def test_a_reworded_question_past_the_rate_goes_back_in_the_box(page, limited_url, member):
     """An edit counts as a question: past the rate it is refused in words, the question keeps its
     old words and answer, and the new words wait in the box, still an edit of it."""

@@ -540,6 +540,14 @@
       });
       return;
     }
+    if (ev.type === "error" && sent.data && sent.view !== view) {
+      // Refused after the page moved on: said, with the words refused, but not put in the box of a
+      // conversation they were not asked in (nor is the busy state of the one shown touched).
+      const words = sent.edit ? sent.edit.content : sent.question ? sent.question.querySelector(".body").textContent : "";
+      const quoted = words.length > 200 ? `${words.slice(0, 199)}…` : words;
+      showComposerError(quoted ? `“${quoted}” was not sent: ${errorText(ev)}` : errorText(ev));
+      return;
+    }
     const a = ev.message_id && answers.get(ev.message_id);
     if (ev.type === "error") {
       if (a) {
