@@ -36,6 +36,8 @@ def document_event(document) -> dict:
         "progress": round(document.progress, 3),
         "error": document.error or None,
         "chunks": document.chunk_count,
+        "kind": document.kind,
+        "size": document.size,
         # Seconds since the epoch: a library page adds a row for a document newer than itself.
         "created": round(document.created_at.timestamp(), 3),
     }

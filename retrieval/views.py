@@ -31,7 +31,9 @@ def _shown(collections: list, *, user) -> dict:
         collection.can_manage = collection.team_id in administered
         collection.can_write = collection.team_id in team_ids  # one shared with them is read-only
         collection.shared_ids = {t.id for t in collection.shared_with.all()}
-        collection.recent = [document_out(d) for d in recent.get(collection.id, [])]
+        collection.recent = [
+            document_out(d) | {"kind_label": d.get_kind_display()} for d in recent.get(collection.id, [])
+        ]
     return {
         "collections": collections,
         "teams": teams,
@@ -43,6 +45,8 @@ def _shown(collections: list, *, user) -> dict:
         "folder_skipped": ",".join(FOLDER_SKIPPED),
         "supported": SUPPORTED_NAMES,
         "languages": Collection._meta.get_field("language").choices,
+        # The rows the page adds itself name their type as the listed ones do.
+        "kinds": dict(Document.Kind.choices),
         # A team admin shares a collection with any other team (to read only).
         "all_teams": list(selectors.teams_all()) if administered else [],
     }

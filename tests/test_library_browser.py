@@ -1,6 +1,7 @@
 """The upload page in real headless Chromium: sign in, drop files, watch live progress."""
 
 import concurrent.futures
+import datetime
 import re
 import time
 
@@ -21,6 +22,11 @@ def sign_in(page, base, username, password):
     page.click("button[type=submit]")
     # Enabled by chat.js once its handlers are in place: a file chosen before would go unheard.
     expect(page.locator("textarea")).to_be_enabled()
+
+
+def today() -> str:
+    """The day as the library says it (this machine's and the browser's time zone are the same)."""
+    return datetime.datetime.now().strftime("%-d %b %Y")
 
 
 def ops_team(make_user, make_team, admin: str, member: str):
@@ -68,6 +74,8 @@ def test_upload_shows_live_progress_and_readable_errors(
     good_row = section.locator("li.doc", has_text="runbook.md")
     expect(good_row).to_have_attribute("data-status", "ready", timeout=60_000)
     expect(good_row.locator(".status")).to_contain_text("chunks")
+    # Its type, size and day, as a listed row says them (below).
+    expect(good_row.locator(".meta")).to_have_text(f"Markdown · 6.7\xa0KB · {today()}")
     assert good_row.locator("progress").evaluate("p => p.value") == 1
     # The new row opens its file like the listed ones; the collection counts the two stored files.
     document_id = good_row.get_attribute("data-document")
@@ -95,6 +103,13 @@ def test_upload_shows_live_progress_and_readable_errors(
     first = page.locator("li.passage").first
     expect(first.locator(".where")).to_contain_text("#1 · Runbook")
     expect(first.locator(".text")).to_contain_text("Restart the queue when it stalls.")
+    expect(page.locator(".passages > p.muted").first).to_contain_text(
+        f"runbooks · Markdown · 6.7\xa0KB · uploaded by dana on {today()} · ready"
+    )
+    page.goto(f"{live_url}/library/")  # listed by the server now
+    expect(section.locator(f"li[data-document='{document_id}'] .meta")).to_have_text(
+        f"Markdown · 6.7\xa0KB · {today()}"
+    )
 
 
 def test_a_drop_past_the_upload_rate_loses_no_file(
@@ -440,6 +455,7 @@ def test_documents_added_elsewhere_appear_live_for_the_team_and_its_readers(
         expect(row.get_by_role("button", name="Delete restart")).to_have_count(1 if name == "dana" else 0)
         expect(section.locator("header .count")).to_have_text("1 document")
         expect(row.locator(".status")).to_have_text("ready · 1 chunk")
+        expect(row.locator(".meta")).to_have_text(f"Markdown · 44\xa0bytes · {today()}")
     reader.reload()  # as the server lists it
     expect(reader.locator("li.doc", has_text="restart").locator(".status")).to_have_text("ready · 1 chunk")
     expect(reader.locator("body[data-live='1']")).to_have_count(1)

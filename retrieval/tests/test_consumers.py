@@ -42,6 +42,8 @@ async def test_progress_events_reach_the_uploaders_team(worker, alice, bob, coll
     progress = [e["progress"] for e in events]
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert events[-1]["chunks"] >= 1
+    # What a page needs for a row of its own: the type and size, as the REST API says them.
+    assert {(e["kind"], e["size"]) for e in events} == {("markdown", document.size)}
     assert await theirs.receive_nothing(timeout=0.5)
     await mine.disconnect()
     await theirs.disconnect()

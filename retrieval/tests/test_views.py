@@ -45,12 +45,14 @@ def test_a_documents_passages_page_is_for_those_who_may_read_it(client, alice, b
     from .helpers import upload
 
     body = "# Guide\n\n" + "".join(f"## Step {i}\n\nDo thing {i}.\n\n" for i in range(60))
-    document, _ = upload(collection_a, "guide.md", body.encode(), enqueue=False)
+    document, _ = upload(collection_a, "guide.md", body.encode(), user=alice, enqueue=False)
     services.documents_ingest(document_ids=[document.id])
     url = f"/library/documents/{document.id}/"
     assert client.get(url).status_code == 302  # to sign-in
     client.force_login(alice)
     first = client.get(url).content.decode()
+    day = document.created_at.strftime("%-d %b %Y")
+    assert f"Markdown · 1.5\xa0KB · uploaded by alice on {day} · ready · 60 passages" in first
     assert "guide" in first and "#1 · Guide &gt; Step 0" in first and "Do thing 0." in first
     assert f"1–{views.PASSAGES_PER_PAGE} of 60" in first and "Do thing 59." not in first
     assert "Do thing 59." in client.get(f"{url}?page=2").content.decode()

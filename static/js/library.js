@@ -30,7 +30,9 @@
   function newRow(title, writable = true) {
     const li = document.createElement("li");
     li.className = "doc";
+    const file = document.createElement("span"); file.className = "file";
     const name = document.createElement("span"); name.className = "name"; name.textContent = title;
+    file.append(name);
     const bar = document.createElement("progress"); bar.max = 1; bar.value = 0; bar.setAttribute("aria-label", "Progress of " + title);
     const status = document.createElement("span"); status.className = "status"; status.textContent = "uploading";
     const actions = document.createElement("span"); actions.className = "actions";
@@ -44,7 +46,7 @@
       b.setAttribute("aria-label", `${label} ${title}`); b.hidden = true;  // until the upload has an id
       actions.append(b);
     }
-    li.append(name, bar, status, actions);
+    li.append(file, bar, status, actions);
     return li;
   }
 
@@ -52,8 +54,28 @@
   const passagesUrl = (id, chunk) =>
     `/library/documents/${encodeURIComponent(id)}/${chunk ? `?chunk=${encodeURIComponent(chunk)}` : ""}`;
 
+  // A row's type, size and day of upload, as the listed rows say them (in the reader's time zone).
+  const KINDS = JSON.parse((document.getElementById("document-kinds") || {}).textContent || "{}");
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const day = (when) => `${when.getDate()} ${MONTHS[when.getMonth()]} ${when.getFullYear()}`;
+  function bytes(n) {  // as Django's filesizeformat
+    if (n < 1024) return `${n}\u00a0byte${n === 1 ? "" : "s"}`;
+    const [unit, size] = n < 1024 ** 2 ? ["KB", n / 1024] : n < 1024 ** 3 ? ["MB", n / 1024 ** 2] : ["GB", n / 1024 ** 3];
+    return `${size.toFixed(1)}\u00a0${unit}`;
+  }
+  function describe(li, d) {
+    if (!d.kind || li.querySelector(".meta")) return;
+    const meta = document.createElement("span"); meta.className = "meta";
+    const time = document.createElement("time");
+    const when = d.created_at ? new Date(d.created_at) : new Date(d.created * 1000);
+    time.dateTime = when.toISOString(); time.textContent = day(when);
+    meta.append(`${KINDS[d.kind] || d.kind} · ${bytes(d.size)} · `, time);
+    li.querySelector(".file").append(meta);
+  }
+
   function show(li, ev) {
     li.dataset.status = ev.status;
+    describe(li, ev);
     const retry = li.querySelector("[data-action=retry]"), del = li.querySelector("[data-action=delete]");
     if (retry) retry.hidden = !(li.dataset.document && ev.status === "failed");
     const all = li.closest(".collection") && li.closest(".collection").querySelector("[data-action=retry-failed]");
@@ -145,6 +167,7 @@
           li = listed;
         }
         stored(li, body.id);
+        describe(li, body);
         if (body.duplicate) {
           li.dataset.duplicate = "1";  // said by every update of the row, the first read at once below
         } else {
@@ -587,6 +610,7 @@
   }
 
   function wire(section) {
+    section.querySelectorAll(".doc .meta time").forEach((t) => { t.textContent = day(new Date(t.dateTime)); });
     // Rows still being read are polled too: the websocket may miss news (a reconnect, a restart).
     section.querySelectorAll("li[data-document]").forEach((li) => {
       rows.set(li.dataset.document, li);
