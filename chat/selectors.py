@@ -63,7 +63,21 @@ def message_get(*, user, message_id) -> Message:
 
 
 def conversation_messages(*, conversation: Conversation) -> list[Message]:
-    return list(conversation.messages.order_by("created_at"))
+    """Oldest first, each question followed by its answers: a regenerated answer, made after later
+    exchanges, stays with its question (a version of the answer before it) rather than at the end."""
+    messages = list(conversation.messages.order_by("created_at", "id"))
+    answers: dict = {}
+    for m in messages:
+        if m.role == Message.Role.ASSISTANT and m.reply_to_id is not None:
+            answers.setdefault(m.reply_to_id, []).append(m)
+    asked = {m.id for m in messages if m.role == Message.Role.USER}
+    out: list[Message] = []
+    for m in messages:
+        if m.role == Message.Role.ASSISTANT and m.reply_to_id in asked:
+            continue  # placed after its question
+        out.append(m)
+        out.extend(answers.get(m.id, ()) if m.role == Message.Role.USER else ())
+    return out
 
 
 def generation_context(*, message_id) -> dict:

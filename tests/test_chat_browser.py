@@ -880,6 +880,63 @@ def test_a_reworded_question_past_the_rate_goes_back_in_the_box(page, limited_ur
     expect(page.locator("textarea")).to_have_value("")
 
 
+def test_a_regenerated_answer_is_a_version_kept_with_its_question(page, live_url, member):
+    """Regenerating an earlier answer after a later question: the new answer takes the old one's
+    place under its question (not the end of the conversation), "‹ 2 / 2 ›" turns back to the first
+    version, and a reload shows the same, the newest version first."""
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    first = ask(page, "How many days of paid leave do employees get?")
+    expect(first).to_have_attribute("data-status", "stop", timeout=30_000)
+    old_id = first.get_attribute("data-message")
+    page.fill("textarea", "How are travel expenses reimbursed?")
+    page.keyboard.press("Enter")
+    answers = page.locator("article.msg.assistant")
+    expect(answers.nth(1)).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(first.locator(".versions")).to_be_hidden()
+
+    first.hover()
+    first.get_by_role("button", name="Regenerate the answer").click()
+    expect(answers).to_have_count(3)
+    new = page.locator("article.msg.assistant:not([hidden])").first
+    expect(new).to_have_attribute("data-status", "stop", timeout=30_000)
+    new_id = new.get_attribute("data-message")
+    assert new_id != old_id
+    new = page.locator(f"article.msg.assistant[data-message='{new_id}']")
+
+    def thread():  # the conversation as laid out: (kind, message id, shown)
+        return page.locator("article.msg").evaluate_all(
+            "els => els.map(e => [e.classList.contains('user') ? 'q' : 'a', e.dataset.message, !e.hidden])"
+        )
+
+    layout = thread()
+    assert [(kind, shown) for kind, _, shown in layout] == [
+        ("q", True),
+        ("a", False),
+        ("a", True),
+        ("q", True),
+        ("a", True),
+    ]
+    assert [layout[1][1], layout[2][1]] == [old_id, new_id]
+    versions = new.locator(".versions")
+    expect(versions).to_be_visible()
+    expect(versions.locator(".count")).to_have_text("2 / 2")
+    expect(versions.get_by_role("button", name="Next version of the answer")).to_be_disabled()
+    versions.get_by_role("button", name="Previous version of the answer").click()
+    older = page.locator(f"article.msg.assistant[data-message='{old_id}']")
+    expect(older).to_be_visible()
+    expect(new).to_be_hidden()
+    expect(older.locator(".versions .count")).to_have_text("1 / 2")
+    expect(older.get_by_role("button", name="Next version of the answer")).to_be_focused()
+    expect(answers.nth(2).locator(".versions")).to_be_hidden()  # the travel answer has one
+
+    page.reload()
+    expect(page.locator("article.msg")).to_have_count(5)
+    assert thread() == layout
+    expect(page.locator(f"article.msg.assistant[data-message='{new_id}'] .versions .count")).to_have_text(
+        "2 / 2"
+    )
+
+
 def test_a_question_the_documents_do_not_answer_says_so_and_what_to_try(page, live_url, member):
     """Offline, a question off the documents' topic is answered "not in your documents", with no
     source, and the note under it says what can be tried rather than repeating the answer."""

@@ -319,3 +319,27 @@ def test_the_conversation_list_comes_in_pages(client, alice, key):
     found = titles(q="C22")
     assert sorted(found) == sorted(["C22"] + [f"C22{i}" for i in range(10)])
     assert titles(q="C22", limit=5, offset=10) == found[10:]
+
+
+def test_a_regenerated_answer_is_listed_and_exported_with_its_question(client, alice, key):
+    """An earlier answer regenerated after later exchanges: the new version follows the answer it
+    replaces, under its question, not at the end of the conversation."""
+    first = _answered(alice, "r1", "Leave policy?", "25 days.")
+    cid = first["conversation_id"]
+    second = services.exchange_start(
+        user=alice, conversation_id=cid, request_id="r2", content="Travel?", collection_ids=None
+    )
+    services.message_finish(message_id=second["message_id"], text="Economy.", status="complete")
+    again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r3")
+    services.message_finish(message_id=again["message_id"], text="Twenty-five days.", status="complete")
+
+    messages = client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["messages"]
+    assert [(m["id"], m["reply_to"]) for m in messages] == [
+        (first["user_message_id"], None),
+        (first["message_id"], first["user_message_id"]),
+        (again["message_id"], first["user_message_id"]),
+        (second["user_message_id"], None),
+        (second["message_id"], second["user_message_id"]),
+    ]
+    text = client.get(f"/api/v1/conversations/{cid}/export", **key(alice)).content.decode()
+    assert text.index("25 days.") < text.index("Twenty-five days.") < text.index("Travel?")

@@ -197,7 +197,7 @@
     setDocuments(data.documents);
     for (const m of data.messages) {
       if (m.role === "user") { addUserMessage(m.text, m.id); continue; }
-      const a = addAnswer(m.id);
+      const a = addAnswer(m.id, m.reply_to);
       a.text = m.text; a.sources = m.sources || []; a.checks = m.checks || []; a.status = m.status;
       if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
         a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
@@ -206,6 +206,10 @@
         if (m.error_code === "moderation_blocked") a.meta.textContent = BLOCKED;
       }
       render(a);
+    }
+    for (const a of answers.values()) {  // each question's newest answer shown, earlier ones a turn away
+      const list = versionsOf(a);
+      if (a === list[list.length - 1]) showVersion(list, list.length - 1);
     }
     document.querySelectorAll("#conversations li").forEach((li) => li.toggleAttribute("aria-current", li.dataset.id === data.id));
     markEditable();
@@ -254,7 +258,9 @@
     $("connection").textContent = "";
   }
 
-  function addAnswer(messageId) {
+  // `replyTo`: the question's id. A question's answers (the first, then each regeneration) are
+  // versions of one answer, kept together after it and shown one at a time.
+  function addAnswer(messageId, replyTo) {
     if ($("empty-state")) $("empty-state").remove();
     const el = document.createElement("article");
     el.className = "msg assistant streaming";
@@ -262,7 +268,21 @@
     const body = document.createElement("div"); body.className = "body";
     const meta = document.createElement("div"); meta.className = "meta"; meta.textContent = "Searching your documents…";
     const tools = document.createElement("div"); tools.className = "tools";
-    const a = { id: messageId, el, body, meta, tools, text: "", seq: 0, sources: [], checks: [], done: false, status: "streaming" };
+    const pager = document.createElement("div"); pager.className = "versions"; pager.hidden = true;
+    const a = { id: messageId, replyTo, el, body, meta, tools, pager, text: "", seq: 0, sources: [], checks: [], done: false, status: "streaming" };
+    const turn = (by) => {
+      const list = versionsOf(a), to = list.indexOf(a) + by;
+      showVersion(list, to);
+      const [same, other] = by < 0 ? [".previous", ".next"] : [".next", ".previous"];
+      const button = list[to].pager.querySelector(same);  // at either end, the way back
+      (button.disabled ? list[to].pager.querySelector(other) : button).focus();
+    };
+    const count = document.createElement("span"); count.className = "count";
+    pager.append(
+      tool("‹", "Previous version of the answer", () => turn(-1)), count,
+      tool("›", "Next version of the answer", () => turn(1)),
+    );
+    pager.firstChild.classList.add("previous"); pager.lastChild.classList.add("next");
     tools.append(
       tool("Copy", "Copy the answer with its sources", () => navigator.clipboard && navigator.clipboard.writeText(copyText(a)).then(() => flash(meta, "Copied"))),
       tool("Regenerate", "Regenerate the answer", () => { request({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
@@ -270,10 +290,27 @@
       tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
       tool("Not helpful", "Mark the answer not helpful", () => feedback(a, -1)),
     );
-    el.append(body, meta, tools);
-    $("messages").append(el);
+    el.append(body, meta, pager, tools);
+    const versions = replyTo ? versionsOf({ replyTo }) : [];
+    if (versions.length) versions[versions.length - 1].el.after(el);  // a regeneration: with the others
+    else $("messages").append(el);
     answers.set(messageId, a);
     return a;
+  }
+
+  function versionsOf(a) {
+    if (!a.replyTo) return a.el ? [a] : [];
+    return [...answers.values()].filter((x) => x.replyTo === a.replyTo && x.el.isConnected);
+  }
+
+  function showVersion(list, shown) {
+    list.forEach((x, i) => {
+      x.el.hidden = i !== shown;
+      x.pager.hidden = list.length < 2;
+      x.pager.querySelector(".count").textContent = `${i + 1} / ${list.length}`;
+      x.pager.querySelector(".previous").disabled = i === 0;
+      x.pager.querySelector(".next").disabled = i === list.length - 1;
+    });
   }
 
   // The answer as pasted elsewhere: its text, then what each [n] refers to.
@@ -529,7 +566,11 @@
         }
       }
       let a = answers.get(ev.message_id);
-      if (!a) a = addAnswer(ev.message_id);
+      if (!a) {
+        a = addAnswer(ev.message_id, ev.user_message_id);
+        const list = versionsOf(a);
+        showVersion(list, list.length - 1);  // a regeneration in place of the version shown
+      }
       a.following = true;
       setBusy(a);
       sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
