@@ -290,7 +290,9 @@
       tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
       tool("Not helpful", "Mark the answer not helpful", () => feedback(a, -1)),
     );
-    el.append(body, meta, pager, tools);
+    const foot = document.createElement("div"); foot.className = "foot";  // the pager stays, the tools show on hover
+    foot.append(pager, tools);
+    el.append(body, meta, foot);
     const versions = replyTo ? versionsOf({ replyTo }) : [];
     if (versions.length) versions[versions.length - 1].el.after(el);  // a regeneration: with the others
     else $("messages").append(el);
