@@ -20,13 +20,22 @@ def _quote(text: str) -> str:
 
 
 def conversation_markdown(*, title: str, exported_at: str, messages: Iterable[dict]) -> str:
-    """`messages` as `chat.selectors.message_out` gives them, oldest first."""
+    """`messages` as `chat.selectors.message_out` gives them, oldest first, each question followed
+    by its answers; a regenerated answer's versions are numbered."""
+    messages = list(messages)
+    versions: dict = {}
+    for m in messages:
+        if m["role"] != "user" and m.get("reply_to"):
+            versions[m["reply_to"]] = versions.get(m["reply_to"], 0) + 1
+    seen: dict = {}
     out = [f"# {title.strip() or 'Conversation'}", "", f"_Exported from Docent, {exported_at}._", ""]
     for m in messages:
         if m["role"] == "user":
             out += ["## Question", "", m["text"].strip(), ""]
             continue
-        out += ["### Answer", ""]
+        of = versions.get(m.get("reply_to"), 1)
+        seen[m.get("reply_to")] = nth = seen.get(m.get("reply_to"), 0) + 1
+        out += ["### Answer" + (f" (version {nth} of {of})" if of > 1 else ""), ""]
         if m["text"].strip():
             out += [m["text"].strip(), ""]
         ending = m["status"] if m["status"] != "complete" else None

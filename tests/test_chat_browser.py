@@ -935,6 +935,16 @@ def test_a_regenerated_answer_is_a_version_kept_with_its_question(page, live_url
     expect(page.locator(f"article.msg.assistant[data-message='{new_id}'] .versions .count")).to_have_text(
         "2 / 2"
     )
+    # Shared, both versions are read in place, numbered.
+    page.locator("#share summary").click()
+    page.get_by_role("button", name="Create a link").click()
+    link = page.locator("#share-url")
+    expect(link).to_have_value(re.compile(r"/shared/[\w-]+/$"))
+    page.goto(link.input_value())
+    expect(page.locator("article.msg.assistant .meta")).to_have_text(
+        ["Version 1 of 2.", "Version 2 of 2.", ""]
+    )
+    expect(page.locator("article.msg").nth(3)).to_have_text("How are travel expenses reimbursed?")
 
 
 def test_a_question_the_documents_do_not_answer_says_so_and_what_to_try(page, live_url, member):

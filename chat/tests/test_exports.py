@@ -57,3 +57,20 @@ def test_citations_to_check_are_named_under_their_answer():
     assert (
         "30 days again [1].\n\n_To check: [1] does not state 30; [2] does not state 40._\n\nSources:" in text
     )
+
+
+def test_a_regenerated_answers_versions_are_numbered():
+    text = conversation_markdown(
+        title="Leave",
+        exported_at="2026-11-26 08:00 UTC",
+        messages=[
+            {"id": "q1", "role": "user", "text": "How much leave?", "status": "complete"},
+            {"role": "assistant", "text": "25 days.", "status": "complete", "reply_to": "q1"},
+            {"role": "assistant", "text": "Twenty-five.", "status": "complete", "reply_to": "q1"},
+            {"id": "q2", "role": "user", "text": "Travel?", "status": "complete"},
+            {"role": "assistant", "text": "Economy.", "status": "complete", "reply_to": "q2"},
+        ],
+    )
+    assert "### Answer (version 1 of 2)\n\n25 days." in text
+    assert "### Answer (version 2 of 2)\n\nTwenty-five." in text
+    assert "### Answer\n\nEconomy." in text

@@ -15,6 +15,10 @@
     );
   }
 
+  // A question's answers (the first and its regenerations) are numbered versions.
+  const versions = new Map(), seen = new Map();
+  for (const m of messages) if (m.role !== "user" && m.reply_to) versions.set(m.reply_to, (versions.get(m.reply_to) || 0) + 1);
+
   for (const m of messages) {
     const el = document.createElement("article");
     const body = document.createElement("div"); body.className = "body";
@@ -28,6 +32,11 @@
       const meta = document.createElement("div"); meta.className = "meta";
       meta.textContent = m.error_code === "moderation_blocked" ? "Not answered: the question goes against the content policy."
         : (ENDINGS[m.status === "refused" ? "refused" : m.finish_reason || m.status] || "");
+      const of = versions.get(m.reply_to) || 1;
+      if (of > 1) {
+        seen.set(m.reply_to, (seen.get(m.reply_to) || 0) + 1);
+        meta.textContent = `Version ${seen.get(m.reply_to)} of ${of}. ${meta.textContent}`.trim();
+      }
       el.append(meta);
     }
     $("messages").append(el);
