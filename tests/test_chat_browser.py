@@ -477,6 +477,43 @@ def test_a_pinned_conversation_stays_on_top(page, live_url, member):
     expect(page.locator("#conversations li").first).to_contain_text("Laptop refresh cycle?")
 
 
+def test_the_sidebar_groups_conversations_by_when_they_were_last_active(page, live_url, member):
+    """Pinned ones first, then Today, Yesterday, the previous 7 and 30 days, then by month: a
+    heading over the first conversation of each group (this machine's and the browser's day)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat.models import Conversation
+
+    now = timezone.now()
+    ages = {"Old pin": 50, "Now": 0, "Earlier today": 0, "Yesterday's": 1, "This week's": 3}
+    ages |= {"This month's": 12, "Last year's": 400}
+    for n, (title, days) in enumerate(ages.items()):
+        conversation = Conversation.objects.create(owner=member, title=title)
+        Conversation.objects.filter(id=conversation.id).update(
+            updated_at=now - timedelta(days=days, seconds=n),
+            pinned_at=now if title == "Old pin" else None,
+        )
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    items = page.locator("#conversations li")
+    expect(items).to_have_count(len(ages))
+    groups = items.evaluate_all(
+        "lis => lis.map(li => [li.textContent.split(/Pin|Unpin/)[0], li.dataset.group || null])"
+    )
+    assert groups == [
+        ["Old pin", "Pinned"],
+        ["Now", "Today"],
+        ["Earlier today", None],
+        ["Yesterday's", "Yesterday"],
+        ["This week's", "Previous 7 days"],
+        ["This month's", "Previous 30 days"],
+        ["Last year's", (now - timedelta(days=400)).strftime("%B %Y")],
+    ]
+    heading = items.nth(1).evaluate("li => getComputedStyle(li, '::before').content")
+    assert heading == '"Today"'
+
+
 def test_older_conversations_come_a_page_at_a_time_and_stay_shown(page, live_url, member):
     """The sidebar shows 200; "Show older conversations" brings the rest; pinning the oldest then
     keeps them all shown (the reload after it does not fold the list back to one page)."""

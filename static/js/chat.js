@@ -118,8 +118,28 @@
         loadConversations();
       });
       li.append(open, pin, rename, del);
+      li.dataset.when = when(c);
       return li;
     }));
+    // A heading over the first of each group (drawn by the style sheet, above the row).
+    let last = null;
+    for (const li of list.children) {
+      if (li.dataset.when !== last) li.dataset.group = li.dataset.when; else delete li.dataset.group;
+      last = li.dataset.when;
+    }
+  }
+
+  // The sidebar's groups, as the peers have them: pinned, then by the day of the last message.
+  const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+  function when(c) {
+    if (c.pinned) return "Pinned";
+    const now = new Date(), then = new Date(c.updated_at);
+    const days = Math.round((new Date(now.getFullYear(), now.getMonth(), now.getDate()) - new Date(then.getFullYear(), then.getMonth(), then.getDate())) / 86400000);
+    if (days <= 0) return "Today";
+    if (days === 1) return "Yesterday";
+    if (days < 7) return "Previous 7 days";
+    if (days < 30) return "Previous 30 days";
+    return then.getFullYear() === now.getFullYear() ? MONTHS[then.getMonth()] : `${MONTHS[then.getMonth()]} ${then.getFullYear()}`;
   }
 
   // The header's export link and share menu follow the open conversation.
