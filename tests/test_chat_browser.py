@@ -514,6 +514,37 @@ def test_the_sidebar_groups_conversations_by_when_they_were_last_active(page, li
     assert heading == '"Today"'
 
 
+def test_a_conversation_is_renamed_in_its_row(page, live_url, member):
+    """Rename turns the title into a box: Enter keeps the new title (the header's too, when open),
+    which a reload still shows; Esc leaves the old one, and does not end the page's other edits."""
+    from chat import services as chat_services
+
+    ids = chat_services.exchange_start(
+        user=member, conversation_id=None, request_id="rn", content="Leave rules?", collection_ids=None
+    )
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    row = page.locator(f"#conversations li[data-id='{ids['conversation_id']}']")
+    row.locator(".open").click()
+    expect(page.locator("#chat-title")).to_have_text("Leave rules?")
+    row.hover()
+    row.get_by_role("button", name="Rename Leave rules?").click()
+    box = row.get_by_role("textbox", name="New title for Leave rules?")
+    expect(box).to_be_focused()
+    box.fill("Parental leave")
+    box.press("Escape")
+    expect(row.locator(".open")).to_have_text("Leave rules?")
+    row.hover()
+    row.get_by_role("button", name="Rename Leave rules?").click()
+    box.fill("  Parental leave  ")
+    box.press("Enter")
+    expect(row.locator(".open")).to_have_text("Parental leave")
+    expect(page.locator("#chat-title")).to_have_text("Parental leave")
+    page.reload()
+    expect(page.locator(f"#conversations li[data-id='{ids['conversation_id']}'] .open")).to_have_text(
+        "Parental leave"
+    )
+
+
 def test_older_conversations_come_a_page_at_a_time_and_stay_shown(page, live_url, member):
     """The sidebar shows 200; "Show older conversations" brings the rest; pinning the oldest then
     keeps them all shown (the reload after it does not fold the list back to one page)."""

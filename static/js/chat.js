@@ -104,10 +104,7 @@
       const rename = document.createElement("button");
       rename.type = "button"; rename.className = "ghost small"; rename.textContent = "✎";
       rename.setAttribute("aria-label", `Rename ${c.title}`);
-      rename.addEventListener("click", async () => {
-        const title = prompt("Rename conversation", c.title);
-        if (title && title.trim()) { await api(`/api/v1/conversations/${c.id}`, { method: "PATCH", body: JSON.stringify({ title }) }); loadConversations(); if (c.id === conversationId) $("chat-title").textContent = title; }
-      });
+      rename.addEventListener("click", () => renameInPlace(c, open));
       const del = document.createElement("button");
       del.type = "button"; del.className = "ghost small"; del.textContent = "✕";
       del.setAttribute("aria-label", `Delete ${c.title}`);
@@ -127,6 +124,38 @@
       if (li.dataset.when !== last) li.dataset.group = li.dataset.when; else delete li.dataset.group;
       last = li.dataset.when;
     }
+  }
+
+  // A conversation renamed in its row: Enter (or leaving the box) keeps the new title, Esc the old.
+  function renameInPlace(c, open) {
+    const input = document.createElement("input");
+    input.type = "text"; input.className = "rename"; input.value = c.title; input.maxLength = 200;
+    input.setAttribute("aria-label", `New title for ${c.title}`);
+    open.replaceWith(input);
+    input.focus(); input.select();
+    let ended = false;
+    const end = async (keep) => {
+      if (ended) return;
+      ended = true;
+      const title = input.value.trim();
+      input.replaceWith(open);
+      if (!keep || !title || title === c.title) { open.focus(); return; }
+      open.textContent = title;
+      open.focus();
+      try {
+        await api(`/api/v1/conversations/${c.id}`, { method: "PATCH", body: JSON.stringify({ title }) });
+        if (c.id === conversationId) $("chat-title").textContent = title;
+      } catch (e) {
+        open.textContent = c.title;
+        alert("The conversation could not be renamed; try again.");
+      }
+      loadConversations();
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { e.preventDefault(); end(true); }
+      if (e.key === "Escape") { e.stopPropagation(); end(false); }  // not the page's Esc (an edit's)
+    });
+    input.addEventListener("blur", () => end(true));
   }
 
   // The sidebar's groups, as the peers have them: pinned, then by the day of the last message.
