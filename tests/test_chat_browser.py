@@ -545,6 +545,18 @@ def test_a_conversation_is_renamed_in_its_row(page, live_url, member):
     )
 
 
+def test_keyboard_shortcuts_start_a_conversation_and_search_them(page, live_url, member):
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    page.keyboard.press("Control+Shift+O")
+    expect(page.locator("article.msg")).to_have_count(0)
+    expect(page.locator("#empty-state")).to_be_visible()
+    expect(page.locator("#question")).to_be_focused()
+    page.keyboard.press("Control+K")
+    expect(page.locator("#conversation-search")).to_be_focused()
+
+
 def test_older_conversations_come_a_page_at_a_time_and_stay_shown(page, live_url, member):
     """The sidebar shows 200; "Show older conversations" brings the rest; pinning the oldest then
     keeps them all shown (the reload after it does not fold the list back to one page)."""

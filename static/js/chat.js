@@ -999,6 +999,13 @@
     $("toggle-sidebar").setAttribute("aria-expanded", String(open));
   });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") { $("source-panel").hidden = true; cancelEdit(); } });
+  // The peers' shortcuts: Ctrl+Shift+O (⌘⇧O) starts a conversation, Ctrl+K (⌘K) searches them.
+  document.addEventListener("keydown", (e) => {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey) return;
+    const key = e.key.toLowerCase();
+    if (key === "o" && e.shiftKey) { e.preventDefault(); $("new-chat").click(); }
+    else if (key === "k" && !e.shiftKey) { e.preventDefault(); document.body.classList.add("sidebar-open"); $("toggle-sidebar").setAttribute("aria-expanded", "true"); $("conversation-search").focus(); }
+  });
 
   // Start: reopen the conversation in the URL, or the one whose answer was streaming at reload.
   $("question").disabled = false;
