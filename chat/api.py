@@ -44,6 +44,7 @@ class MessageOut(Schema):
     error_code: str | None = None  # with status failed: why (moderation_blocked, provider_unavailable...)
     reply_to: str | None
     created_at: str
+    chosen_at: str | None = None
 
 
 class ConversationDetail(ConversationOut):
@@ -171,6 +172,16 @@ def give_feedback(request, message_id: str, payload: FeedbackIn):
     except (services.NotFound, ValueError, ValidationError, Message.DoesNotExist):
         raise Http404("no such message") from None
     return Status(201, {"rating": feedback.rating, "comment": feedback.comment})
+
+
+@router.post("/messages/{message_id}/choose", response={204: None})
+def choose_answer(request, message_id: str):
+    """The chat page's "‹ n / m ›": the version turned to is shown next time, and followed."""
+    try:
+        services.answer_choose(user=request.auth, message_id=message_id)
+    except (services.NotFound, ValidationError):
+        raise Http404("no such message") from None
+    return Status(204, None)
 
 
 @router.get("/usage")

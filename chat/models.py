@@ -82,6 +82,9 @@ class Message(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Touched at every checkpoint; the sweep marks a streaming answer whose heartbeat went quiet as interrupted.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the reader last turned to this version of a question's answer. Of a question's answers,
+    # the one chosen or made last is shown and is what later questions read.
+    chosen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]

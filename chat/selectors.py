@@ -88,16 +88,20 @@ def generation_context(*, message_id) -> dict:
     earlier = (
         conversation.messages.filter(created_at__lt=answer.reply_to.created_at)
         .order_by("created_at")
-        .values_list("role", "text", "status", "reply_to_id", "id", "error_code")
+        .values_list("role", "text", "status", "reply_to_id", "id", "error_code", "created_at", "chosen_at")
     )
     latest_answer: dict = {}
+    picked: dict = {}
     questions = []
     blocked = set()
-    for role, text, status, reply_to, mid, error_code in earlier:
+    for role, text, status, reply_to, mid, error_code, created_at, chosen_at in earlier:
         if role == Message.Role.USER:
             questions.append((mid, text))
         elif status in (Message.Status.COMPLETE, Message.Status.STOPPED) and text:
-            latest_answer[reply_to] = text  # a regenerated answer replaces the earlier one
+            # Of a regenerated answer's versions, the one the reader chose or that was made last.
+            when = chosen_at or created_at
+            if reply_to not in picked or when >= picked[reply_to]:
+                latest_answer[reply_to], picked[reply_to] = text, when
         elif error_code == "moderation_blocked":
             blocked.add(reply_to)
     for mid, text in questions:
@@ -218,6 +222,7 @@ def message_out(message: Message) -> dict:
         "error_code": message.error_code or None,
         "reply_to": str(message.reply_to_id) if message.reply_to_id else None,
         "created_at": message.created_at.isoformat(),
+        "chosen_at": message.chosen_at.isoformat() if message.chosen_at else None,
     }
 
 

@@ -390,6 +390,16 @@ def feedback_set(*, user, message_id, rating: int, comment: str = "") -> Feedbac
     return feedback
 
 
+def answer_choose(*, user, message_id) -> None:
+    """The reader turned to this version of an answer: it is the one shown, and read by the model
+    for later questions, until another is chosen or made."""
+    chosen = Message.objects.filter(
+        id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT
+    ).update(chosen_at=timezone.now())
+    if not chosen:
+        raise NotFound("no such message")
+
+
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     conversation.title = title.strip()[:200]
     conversation.save(update_fields=["title", "updated_at"])

@@ -1001,7 +1001,8 @@ def test_a_regenerated_answer_is_a_version_kept_with_its_question(page, live_url
     expect(versions).to_be_visible()
     expect(versions.locator(".count")).to_have_text("2 / 2")
     expect(versions.get_by_role("button", name="Next version of the answer")).to_be_disabled()
-    versions.get_by_role("button", name="Previous version of the answer").click()
+    with page.expect_response(lambda r: r.url.endswith(f"/messages/{old_id}/choose")):
+        versions.get_by_role("button", name="Previous version of the answer").click()
     older = page.locator(f"article.msg.assistant[data-message='{old_id}']")
     expect(older).to_be_visible()
     expect(new).to_be_hidden()
@@ -1009,12 +1010,20 @@ def test_a_regenerated_answer_is_a_version_kept_with_its_question(page, live_url
     expect(older.get_by_role("button", name="Next version of the answer")).to_be_focused()
     expect(answers.nth(2).locator(".versions")).to_be_hidden()  # the travel answer has one
 
+    # The version turned to is the one a reload shows (and later questions read).
+    page.reload()
+    expect(page.locator("article.msg")).to_have_count(5)
+    expect(older).to_be_visible()
+    expect(older.locator(".versions .count")).to_have_text("1 / 2")
+    expect(new).to_be_hidden()
+    versions = new.locator(".versions")
+    with page.expect_response(lambda r: r.url.endswith(f"/messages/{new_id}/choose")):
+        older.get_by_role("button", name="Next version of the answer").click()
+    expect(new).to_be_visible()
     page.reload()
     expect(page.locator("article.msg")).to_have_count(5)
     assert thread() == layout
-    expect(page.locator(f"article.msg.assistant[data-message='{new_id}'] .versions .count")).to_have_text(
-        "2 / 2"
-    )
+    expect(versions.locator(".count")).to_have_text("2 / 2")
     # Shared, both versions are read in place, numbered.
     page.locator("#share summary").click()
     page.get_by_role("button", name="Create a link").click()

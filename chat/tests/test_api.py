@@ -3,7 +3,7 @@ from datetime import datetime
 import pytest
 from django.utils import timezone
 
-from chat import services
+from chat import selectors, services
 from chat.models import Conversation, Message
 from retrieval import services as retrieval_services
 
@@ -343,3 +343,38 @@ def test_a_regenerated_answer_is_listed_and_exported_with_its_question(client, a
     ]
     text = client.get(f"/api/v1/conversations/{cid}/export", **key(alice)).content.decode()
     assert text.index("25 days.") < text.index("Twenty-five days.") < text.index("Travel?")
+
+
+def test_the_version_turned_to_is_shown_and_read_by_later_questions(client, alice, bob, key):
+    """Of a regenerated answer's versions, the one the reader chose (or that was made last) is what
+    the next question's history holds; another user cannot choose for them."""
+    first = _answered(alice, "r1", "Leave policy?", "25 days.")
+    cid = first["conversation_id"]
+    again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r2")
+    services.message_finish(message_id=again["message_id"], text="Twenty-five days.", status="complete")
+    follow_up = services.exchange_start(
+        user=alice, conversation_id=cid, request_id="r3", content="And sick leave?", collection_ids=None
+    )
+
+    def history(question=follow_up):
+        return selectors.generation_context(message_id=question["message_id"])["history"]
+
+    assert history() == [("user", "Leave policy?"), ("assistant", "Twenty-five days.")]
+    url = f"/api/v1/messages/{first['message_id']}/choose"
+    assert client.post(url, **key(bob)).status_code == 404
+    assert client.post("/api/v1/messages/not-a-uuid/choose", **key(alice)).status_code == 404
+    assert client.post(url, **key(alice)).status_code == 204
+    assert history() == [("user", "Leave policy?"), ("assistant", "25 days.")]
+    chosen = {
+        m["id"]: m["chosen_at"]
+        for m in client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["messages"]
+    }
+    assert chosen[first["message_id"]] is not None and chosen[again["message_id"]] is None
+    # A newer version made since is the one a question asked after it reads.
+    third = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r4")
+    services.message_finish(message_id=third["message_id"], text="Twenty-five, paid.", status="complete")
+    services.message_finish(message_id=follow_up["message_id"], text="Ten days.", status="complete")
+    last = services.exchange_start(
+        user=alice, conversation_id=cid, request_id="r5", content="And parental?", collection_ids=None
+    )
+    assert history(last)[:2] == [("user", "Leave policy?"), ("assistant", "Twenty-five, paid.")]

@@ -248,6 +248,7 @@
       if (m.role === "user") { addUserMessage(m.text, m.id); continue; }
       const a = addAnswer(m.id, m.reply_to);
       a.text = m.text; a.sources = m.sources || []; a.checks = m.checks || []; a.status = m.status;
+      a.chosen = Date.parse(m.chosen_at || m.created_at) || 0;
       if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
         a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
       } else {
@@ -256,9 +257,11 @@
       }
       render(a);
     }
-    for (const a of answers.values()) {  // each question's newest answer shown, earlier ones a turn away
+    for (const a of answers.values()) {  // of each question's answers, the one chosen or made last
       const list = versionsOf(a);
-      if (a === list[list.length - 1]) showVersion(list, list.length - 1);
+      if (a !== list[list.length - 1]) continue;
+      const shown = list.reduce((best, x, i) => (x.chosen >= list[best].chosen ? i : best), 0);
+      showVersion(list, shown);
     }
     document.querySelectorAll("#conversations li").forEach((li) => li.toggleAttribute("aria-current", li.dataset.id === data.id));
     markEditable();
@@ -322,6 +325,8 @@
     const turn = (by) => {
       const list = versionsOf(a), to = list.indexOf(a) + by;
       showVersion(list, to);
+      // The version turned to is the one the conversation goes on from (and shown next time).
+      api(`/api/v1/messages/${list[to].id}/choose`, { method: "POST" }).catch(() => null);
       const [same, other] = by < 0 ? [".previous", ".next"] : [".next", ".previous"];
       const button = list[to].pager.querySelector(same);  // at either end, the way back
       (button.disabled ? list[to].pager.querySelector(other) : button).focus();
