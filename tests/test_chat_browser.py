@@ -821,15 +821,17 @@ def test_leaving_an_answer_and_coming_back_shows_it_once(page, provider_url, mem
     assert re.findall(r"token\d+", text) == [f"token{i}" for i in range(60)]
 
 
-# The first `accepted` never reaches the page: the socket closes as it arrives.
-LOST_ACCEPTED = """
+def first_lost(frame_type: str) -> str:
+    """An init script: the first frame of `frame_type` never reaches the page, whose socket closes
+    as it arrives; `window.lost` says it happened."""
+    return """
 (() => {
   const Real = window.WebSocket;
   window.WebSocket = class extends Real {
     set onmessage(fn) {
       super.onmessage = (ev) => {
-        if (!window.lostAccepted && JSON.parse(ev.data).type === "accepted") {
-          window.lostAccepted = true;
+        if (!window.lost && JSON.parse(ev.data).type === "FRAME_TYPE") {
+          window.lost = true;
           this.close();
           return;
         }
@@ -838,7 +840,7 @@ LOST_ACCEPTED = """
     }
   };
 })();
-"""
+""".replace("FRAME_TYPE", frame_type)
 
 
 def test_a_question_whose_socket_closed_before_accepted_is_answered_once(page, live_url, member):
@@ -846,11 +848,11 @@ def test_a_question_whose_socket_closed_before_accepted_is_answered_once(page, l
     again on the new socket, and the server, knowing its request_id, answers it once."""
     from chat.models import Message
 
-    page.add_init_script(LOST_ACCEPTED)
+    page.add_init_script(first_lost("accepted"))
     sign_in(page, live_url, "erin", "pw-erin-12345")
     answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
-    assert page.evaluate("window.lostAccepted")
+    assert page.evaluate("window.lost")
     expect(answer.locator(".body")).to_contain_text("25 days")
     expect(page.locator("article.msg.user")).to_have_count(1)
     expect(page.locator("#conversations li")).to_have_count(1)
@@ -861,10 +863,10 @@ def test_a_question_taken_after_the_page_moved_on_stays_in_its_own_conversation(
     """The socket closes before `accepted`, and a new conversation is opened before the question,
     sent again, is taken: its answer is not added to the conversation shown, which stays new (the
     next question starts a conversation of its own), and the first one is listed, answered once."""
-    page.add_init_script(LOST_ACCEPTED)
+    page.add_init_script(first_lost("accepted"))
     sign_in(page, live_url, "erin", "pw-erin-12345")
     ask(page, "How many days of paid leave do employees get?")
-    page.wait_for_function("() => window.lostAccepted")
+    page.wait_for_function("() => window.lost")
     page.locator("#new-chat").click()  # within the half second before the page reconnects
     expect(page.locator("#conversations li")).to_have_count(1, timeout=15_000)
     page.wait_for_timeout(1500)
@@ -901,36 +903,17 @@ def test_a_question_past_the_rate_is_refused_in_words(page, limited_url, member)
     expect(page.locator("#empty-state")).to_be_visible()
 
 
-LOST_ERROR = """
-(() => {
-  const Real = window.WebSocket;
-  window.WebSocket = class extends Real {
-    set onmessage(fn) {
-      super.onmessage = (ev) => {
-        if (!window.lostError && JSON.parse(ev.data).type === "error") {
-          window.lostError = true;
-          this.close();
-          return;
-        }
-        fn(ev);
-      };
-    }
-  };
-})();
-"""
-
-
 def test_a_question_refused_after_the_page_moved_on_is_named_not_moved(page, limited_url, member):
     """Past the rate, a question whose refusal is lost with its socket is sent again after a new
     conversation was opened: the page says which question was not sent and why, and leaves the new
     conversation's box and page as they were."""
-    page.add_init_script(LOST_ERROR)
+    page.add_init_script(first_lost("error"))
     sign_in(page, limited_url, "erin", "pw-erin-12345")
     expect(ask(page, "How many days of paid leave do employees get?")).to_have_attribute(
         "data-status", "stop", timeout=30_000
     )
     ask(page, "And the travel expenses?")
-    page.wait_for_function("() => window.lostError")
+    page.wait_for_function("() => window.lost")
     page.locator("#new-chat").click()  # within the half second before the page reconnects
     error = page.locator("#connection")
     expect(error).to_contain_text(
