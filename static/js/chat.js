@@ -598,12 +598,20 @@
   function handle(ev) {
     const sent = (ev.request_id && requests.get(ev.request_id)) || {};
     if (ev.request_id) requests.delete(ev.request_id);
-    if (ev.type === "accepted" && sent.data && sent.view !== view) {
-      // Taken after the page moved on (a question sent again on a new socket, say): it is answered
-      // in its own conversation, listed, and not added to another one shown; the same one shown
-      // again is read anew, with the answer followed.
-      if (sent.conversation && sent.conversation === conversationId) openConversation(conversationId, ev.message_id);
-      else loadConversations();
+    if (sent.data && sent.view !== view) {
+      // Answered after the page moved on (a request sent again on a new socket, say). Taken: it is
+      // answered in its own conversation, listed, and not added to another one shown; the same one
+      // shown again is read anew, with the answer followed. Refused: said, with the words refused,
+      // but not put in the box of a conversation they were not asked in (nor is the busy state of
+      // the one shown touched).
+      if (ev.type === "accepted") {
+        if (sent.conversation && sent.conversation === conversationId) openConversation(conversationId, ev.message_id);
+        else loadConversations();
+      } else if (ev.type === "error") {
+        const words = sent.edit ? sent.edit.content : sent.question ? sent.question.querySelector(".body").textContent : "";
+        const quoted = words.length > 200 ? `${words.slice(0, 199)}…` : words;
+        showComposerError(quoted ? `“${quoted}” was not sent: ${errorText(ev)}` : errorText(ev));
+      }
       return;
     }
     if (ev.type === "accepted") {
@@ -635,14 +643,6 @@
         const li = document.querySelector(`#conversations li[data-id="${conversationId}"]`);
         if (li) $("chat-title").textContent = li.querySelector(".open").textContent;
       });
-      return;
-    }
-    if (ev.type === "error" && sent.data && sent.view !== view) {
-      // Refused after the page moved on: said, with the words refused, but not put in the box of a
-      // conversation they were not asked in (nor is the busy state of the one shown touched).
-      const words = sent.edit ? sent.edit.content : sent.question ? sent.question.querySelector(".body").textContent : "";
-      const quoted = words.length > 200 ? `${words.slice(0, 199)}…` : words;
-      showComposerError(quoted ? `“${quoted}” was not sent: ${errorText(ev)}` : errorText(ev));
       return;
     }
     const a = ev.message_id && answers.get(ev.message_id);
