@@ -30,6 +30,8 @@ class ConversationOut(Schema):
     pinned: bool = False
     created_at: datetime
     updated_at: datetime
+    # In a search's results: the newest message holding the words, {"message_id", "role", "snippet"}.
+    match: dict | None = None
 
 
 class MessageOut(Schema):
@@ -95,11 +97,15 @@ CONVERSATIONS_PAGE = 200
 @router.get("/conversations", response=list[ConversationOut])
 def list_conversations(request, q: str = "", limit: int = CONVERSATIONS_PAGE, offset: int = 0):
     """The caller's conversations, pinned ones first, then newest first, `limit` (at most 200) from
-    `offset`; `q` keeps those whose title or any message contains it, in any case."""
+    `offset`; `q` keeps those whose title or any message contains it, in any case, each with its newest
+    such message's id and a snippet of it (`match`; null when only the title holds it)."""
     limit, offset = max(1, min(limit, CONVERSATIONS_PAGE)), max(0, offset)
     conversations = selectors.conversations_for_user(user=request.auth, query=q[:200])
-    page = conversations.prefetch_related("collections", "documents__collection")[offset : offset + limit]
-    return [_out(c, request) for c in page]
+    page = list(
+        conversations.prefetch_related("collections", "documents__collection")[offset : offset + limit]
+    )
+    matches = selectors.conversation_matches(conversation_ids=[c.id for c in page], query=q[:200])
+    return [{**_out(c, request), "match": matches.get(c.id)} for c in page]
 
 
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)

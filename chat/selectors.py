@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,6 +27,59 @@ def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
         conversations = conversations.filter(Q(title__icontains=query) | Q(id__in=matching))
     # The id settles ties, so that pages from offsets neither repeat nor skip a conversation.
     return conversations.order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-id")
+
+
+SNIPPET_CHARS = 140
+
+
+def conversation_matches(*, conversation_ids, query: str) -> dict:
+    """For a search's conversations, the newest message of each holding `query` (as the search
+    matched it, in any case) and a snippet of its text around the first match: {conversation id:
+    {"message_id", "role", "snippet"}}. Conversations found by their title alone have none."""
+    query = query.strip()
+    if not query or not conversation_ids:
+        return {}
+    rows = (
+        Message.objects.filter(conversation_id__in=conversation_ids, text__icontains=query)
+        .order_by("conversation_id", "-created_at", "-id")
+        .distinct("conversation_id")
+        .values_list("conversation_id", "id", "role", "text")
+    )
+    return {
+        conversation: {
+            "message_id": str(message),
+            "role": role,
+            "snippet": snippet(plain(text) if role == Message.Role.ASSISTANT else text, query),
+        }
+        for conversation, message, role, text in rows
+    }
+
+
+def plain(markdown: str) -> str:
+    """An answer's words without the Markdown around them (citation markers, list and heading marks,
+    emphasis, code fences), as a one-line snippet reads best."""
+    text = re.sub(r"\s?\[\d+\]", "", markdown)
+    text = re.sub(r"(?m)^[ \t]*(?:(?:[-*•]|\d+[.)]|#{1,6}|>)[ \t]+|```\w*)", "", text)
+    return re.sub(r"\*\*|__|`", "", text)
+
+
+def snippet(text: str, query: str, size: int = SNIPPET_CHARS) -> str:
+    """About `size` characters of `text` on one line around the first match of `query`, cut at
+    words, with an ellipsis where text was left out on either side."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    found = re.search(re.escape(re.sub(r"\s+", " ", query.strip())), flat, re.IGNORECASE)
+    at = found.start() if found else 0
+    # Some words before the match for context, the rest after it.
+    start = max(0, at - size // 4)
+    end = min(len(flat), start + size)
+    start = max(0, min(start, end - size))
+    if start > 0:
+        space = flat.find(" ", start, at)
+        start = space + 1 if space != -1 else start
+    if end < len(flat):
+        space = flat.rfind(" ", max(at + len(query), start), end)
+        end = space if space != -1 else end
+    return ("…" if start > 0 else "") + flat[start:end].strip() + ("…" if end < len(flat) else "")
 
 
 def conversation_get(*, user, conversation_id) -> Conversation:

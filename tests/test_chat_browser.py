@@ -456,6 +456,46 @@ def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member
     expect(items).to_have_count(2)
 
 
+def test_a_search_result_shows_where_its_words_were_said_and_opens_there(page, live_url, member):
+    """A result found in a message shows a snippet with the words marked; opening it brings that
+    message (here an early answer of a long conversation) into view, its words marked."""
+    from chat import services as chat_services
+
+    filler = " ".join(["Equipment is handled by the IT desk, which keeps a record of each request."] * 12)
+    conversation = None
+    for n in range(6):
+        ids = chat_services.exchange_start(
+            user=member,
+            conversation_id=conversation,
+            request_id=f"f{n}",
+            content=f"Question {n} about equipment?",
+            collection_ids=None,
+        )
+        conversation = ids["conversation_id"]
+        said = "Ask for a Docking Station at the desk." if n == 1 else ""
+        chat_services.message_finish(
+            message_id=ids["message_id"],
+            text=f"{filler} {said} {filler}",
+            status="complete",
+            finish_reason="stop",
+        )
+        if n == 1:
+            found = ids["message_id"]
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.fill("#conversation-search", "docking station")
+    items = page.locator("#conversations li")
+    expect(items).to_have_count(1)
+    snippet = items.first.locator(".snippet")
+    expect(snippet).to_contain_text("Ask for a Docking Station at the desk.")
+    expect(snippet.locator("mark")).to_have_text("Docking Station")
+    items.first.locator("button.open").click()
+    answer = page.locator(f'article.msg.assistant[data-message="{found}"]')
+    expect(answer).to_have_class(re.compile(r"\bfound\b"))
+    expect(answer.locator(".body mark")).to_have_text("Docking Station")
+    expect(answer.locator(".body mark")).to_be_in_viewport()
+    expect(page.locator("article.msg.assistant").last).not_to_be_in_viewport()
+
+
 def test_a_pinned_conversation_stays_on_top(page, live_url, member):
     from chat import services as chat_services
 

@@ -76,6 +76,36 @@ def test_conversations_are_searched_by_title_and_message_text_only_among_ones_ow
     assert len(found(bob, "leave")) == 1 and exchange["conversation_id"] not in found(bob, "leave")
 
 
+def test_a_searchs_conversations_carry_the_newest_message_that_matched(client, alice, exchange, key):
+    """Each result names the newest message holding the words, with a snippet of it; one found by
+    its title alone has no match."""
+    cid = exchange["conversation_id"]
+    later = services.exchange_start(
+        user=alice,
+        conversation_id=cid,
+        request_id="r2",
+        content="And how many DAYS for part-time staff?",
+        collection_ids=None,
+    )
+
+    def results(q):
+        return {
+            c["id"]: c["match"] for c in client.get("/api/v1/conversations", {"q": q}, **key(alice)).json()
+        }
+
+    assert results("days") == {
+        cid: {
+            "message_id": later["user_message_id"],
+            "role": "user",
+            "snippet": "And how many DAYS for part-time staff?",
+        }
+    }
+    assert results("25 DAYS")[cid]["message_id"] == exchange["message_id"]
+    Conversation.objects.filter(id=cid).update(title="HR questions")
+    assert results("hr questions") == {cid: None}  # in the title alone
+    assert results("")[cid] is None
+
+
 def test_a_conversation_exports_as_markdown_with_its_sources(client, alice, bob, exchange, key):
     """Questions, answers and each answer's cited passages, as a Markdown download; never another's."""
     cid = exchange["conversation_id"]

@@ -93,7 +93,14 @@
       li.classList.toggle("pinned", c.pinned);
       const open = document.createElement("button");
       open.type = "button"; open.className = "open"; open.textContent = c.title || "Untitled";
-      open.addEventListener("click", () => { openConversation(c.id); closeSidebar(); });
+      // A search's result shows where its words were said, and opens the conversation there.
+      const found = q && c.match ? { id: c.match.message_id, q } : null;
+      if (found) {
+        const said = document.createElement("span"); said.className = "snippet";
+        said.append(marked(c.match.snippet, q));
+        open.append(said);
+      }
+      open.addEventListener("click", () => { openConversation(c.id, undefined, found); closeSidebar(); });
       const pin = document.createElement("button");
       pin.type = "button"; pin.className = "ghost small pin"; pin.textContent = c.pinned ? "Unpin" : "Pin";
       pin.setAttribute("aria-label", `${c.pinned ? "Unpin" : "Pin"} ${c.title}`);
@@ -230,7 +237,38 @@
     $("question").focus();
   }
 
-  async function openConversation(id, resumeId) {
+  // `text` as nodes, each occurrence of `q` (in any case) in a <mark>; built from text, never HTML.
+  function marked(text, q) {
+    const out = document.createDocumentFragment();
+    const re = new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/\s+/g, "\\s+"), "giu");
+    let last = 0;
+    for (const m of text.matchAll(re)) {
+      if (!m[0]) break;
+      out.append(text.slice(last, m.index));
+      const mark = document.createElement("mark"); mark.textContent = m[0]; out.append(mark);
+      last = m.index + m[0].length;
+    }
+    out.append(text.slice(last));
+    return out;
+  }
+
+  // The message a search found, brought into view with the searched words marked (a version of an
+  // answer not shown is shown, without making it the chosen one).
+  function reveal(found) {
+    const el = [...document.querySelectorAll("#messages [data-message]")].find((x) => x.dataset.message === found.id);
+    if (!el) return;
+    const a = answers.get(found.id);
+    if (a && el.hidden) { const list = versionsOf(a); showVersion(list, list.indexOf(a)); }
+    const target = el.querySelector(".body") || el;
+    const nodes = [];
+    const walker = document.createTreeWalker(target, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n);
+    for (const n of nodes) if (n.parentElement.closest("button") === null) n.replaceWith(marked(n.data, found.q));
+    el.classList.add("found");
+    el.scrollIntoView({ block: "center" });
+  }
+
+  async function openConversation(id, resumeId, found) {
     let data;
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
     view++;
@@ -266,6 +304,7 @@
     document.querySelectorAll("#conversations li").forEach((li) => li.toggleAttribute("aria-current", li.dataset.id === data.id));
     markEditable();
     scrollDown(true);
+    if (found) requestAnimationFrame(() => reveal(found));  // after the frame that renders the answers
   }
 
   // Messages ----------------------------------------------------------------------------------
