@@ -7,6 +7,11 @@ from django.views.generic import RedirectView
 from assistant import health
 from chat import openai_api
 
+# The admin says whose it is, as the rest of the site does.
+admin.site.site_header = "Docent administration"
+admin.site.site_title = "Docent admin"
+admin.site.index_title = "Teams, documents, conversations and limits"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

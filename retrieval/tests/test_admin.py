@@ -41,6 +41,12 @@ def test_every_page_opens(admin_client, alice, documents):
     assert b"damaged or malformed" in listed  # the reason, in the list
 
 
+def test_the_admin_is_named_for_docent_and_names_api_keys_so(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    assert "Docent administration" in index and "Django administration" not in index
+    assert ">API keys<" in index
+
+
 def test_a_documents_page_links_its_file_and_only_staff_open_it(admin_client, client, make_user, documents):
     """The change page links the stored file (the storage's own URL is not served); the link hands
     the file back the safe way, and a signed-in user who is not staff is sent to the admin sign-in."""
