@@ -964,6 +964,53 @@ def test_a_question_refused_after_the_page_moved_on_is_named_not_moved(page, lim
     expect(page.locator("#empty-state")).to_be_visible()
 
 
+def forget_questions(user) -> None:
+    """Lift the limited app's one question a day for `user`: its count's key is django-ratelimit's
+    (group, rate, key, window), read from the library's private helpers."""
+    from django.core.cache import cache
+    from django_ratelimit.core import _get_window, _make_cache_key
+
+    value = str(user.id)
+    cache.delete(_make_cache_key("docent.ask", _get_window(value, 86400), "1/d", value, ""))
+
+
+def test_a_question_refused_while_the_box_held_new_words_is_sent_again_from_its_place(
+    page, limited_url, member
+):
+    """Past the rate, a question refused while other words wait in the box stays, faded, with Send
+    again: once the rate allows, it is asked (the draft left in the box) and answered under it."""
+    sign_in(page, limited_url, "erin", "pw-erin-12345")
+    expect(ask(page, "How many days of paid leave do employees get?")).to_have_attribute(
+        "data-status", "stop", timeout=30_000
+    )
+    # Sent, and a draft begun before the refusal arrives.
+    page.fill("#question", "How are travel expenses reimbursed?")
+    page.evaluate("""() => { document.getElementById("composer").requestSubmit();
+                             document.getElementById("question").value = "a draft"; }""")
+    expect(page.locator("#connection")).to_contain_text("too many questions")
+    refused = page.locator("article.msg.user").last
+    expect(refused).to_have_class(re.compile(r"\bunsent\b"))
+    expect(page.locator("#question")).to_have_value("a draft")
+    again = refused.get_by_role("button", name="Send again")
+    again.click()  # still past the rate: refused again, and kept as it was
+    expect(page.locator("#connection")).to_contain_text("too many questions")
+    expect(again).to_be_visible()
+    forget_questions(member)
+    again.click()
+    expect(again).to_have_count(0)
+    expect(refused).not_to_have_class(re.compile(r"\bunsent\b"))
+    answers = page.locator("article.msg.assistant")
+    expect(answers).to_have_count(2)
+    expect(answers.last).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answers.last.locator(".body")).to_contain_text("reimbursed within 30 days")
+    expect(page.locator("#question")).to_have_value("a draft")
+    page.reload()
+    expect(page.locator("article.msg.user").last.locator(".body")).to_have_text(
+        "How are travel expenses reimbursed?"
+    )
+    expect(page.locator("article.msg.assistant")).to_have_count(2)
+
+
 def test_a_reworded_question_past_the_rate_goes_back_in_the_box(page, limited_url, member):
     """An edit counts as a question: past the rate it is refused in words, the question keeps its
     old words and answer, and the new words wait in the box, still an edit of it."""

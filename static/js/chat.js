@@ -704,7 +704,7 @@
           autosize();
           el.remove();
           if (!$("messages").children.length) $("messages").replaceChildren(emptyState);
-        } else if (el) el.classList.add("unsent");  // the box holds new words: kept, faded
+        } else if (el) unsent(el);  // the box holds new words: kept, faded, to send again
         const edit = sent.edit;
         if (edit && !box.value.trim() && edit.el.isConnected) {
           // A reworded question not taken: its new words go back in the box, still editing it.
@@ -739,6 +739,26 @@
       setBusy(null);
       $("live").textContent = ev.finish_reason === "refused" ? "No answer found in your documents." : "Answer complete.";
     }
+  }
+
+  // A question not taken while the box held other words stays, faded, with a button to send it again
+  // (once the error allows): it then becomes the conversation's latest question.
+  function unsent(el) {
+    el.classList.add("unsent");
+    if (el.querySelector(".resend")) return;
+    const again = document.createElement("button");
+    again.type = "button"; again.className = "small resend"; again.textContent = "Send again";
+    again.addEventListener("click", () => {
+      if (active) { showComposerError("An answer is still being written: send it again once it ends."); return; }
+      again.remove();
+      el.classList.remove("unsent");
+      $("messages").append(el);
+      request({ type: "ask", request_id: uuid(), conversation_id: conversationId, content: el.querySelector(".body").textContent,
+        collections: selectedCollections(), documents: documentScope.map((d) => d.id) }, { question: el });
+      $("connection").textContent = "";
+      markEditable();
+    });
+    el.append(again);
   }
 
   // Composer ----------------------------------------------------------------------------------
