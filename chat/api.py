@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
@@ -108,6 +109,36 @@ def list_conversations(request, q: str = "", limit: int = CONVERSATIONS_PAGE, of
     return [{**_out(c, request), "match": matches.get(c.id)} for c in page]
 
 
+# Before the routes with an id: "export" is not one.
+@router.get("/conversations/export")
+def export_conversations(request):
+    """Every conversation of the caller as a zip: a Markdown file each, as the export of one gives
+    it, and conversations.json with every message as the API lists them."""
+    # A big history spills to disk; FileResponse closes the file once it is sent.
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
+    now = timezone.now()
+    exports.conversations_zip(
+        spool,
+        exported_at=now.strftime("%Y-%m-%d %H:%M UTC"),
+        conversations=selectors.conversations_out(user=request.auth),
+    )
+    spool.seek(0)
+    return FileResponse(
+        spool,
+        as_attachment=True,
+        filename=f"docent-conversations-{now:%Y-%m-%d}.zip",
+        content_type="application/zip",
+    )
+
+
+@router.delete("/conversations")
+def delete_all_conversations(request, all: bool = False):
+    """Delete every conversation of the caller; `?all=true` says it is meant."""
+    if not all:
+        raise HttpError(400, "to delete every conversation, send ?all=true")
+    return {"deleted": services.conversations_delete_all(user=request.auth)}
+
+
 @router.get("/conversations/{conversation_id}", response=ConversationDetail)
 def get_conversation(request, conversation_id: str):
     conversation = _conversation(request, conversation_id)
@@ -126,8 +157,7 @@ def export_conversation(request, conversation_id: str):
         messages=messages,
     )
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
-    name = "".join(c if c.isalnum() or c in " -_" else " " for c in conversation.title).strip()[:80]
-    response["Content-Disposition"] = content_disposition_header(True, f"{name or 'conversation'}.md")
+    response["Content-Disposition"] = content_disposition_header(True, exports.file_name(conversation.title))
     return response
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Iterable
+from typing import IO
 
 # What the reader of an export is told about an answer that did not end normally.
 _ENDINGS = {
@@ -64,3 +69,41 @@ def conversation_markdown(*, title: str, exported_at: str, messages: Iterable[di
                     out += ["", _quote(s["text"]), ""]
             out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def file_name(title: str, suffix: str = ".md") -> str:
+    """A file name from a conversation's title, safe on any system (letters, digits, space, - and _)."""
+    name = "".join(c if c.isalnum() or c in " -_" else " " for c in title).strip()[:80]
+    return f"{' '.join(name.split()) or 'conversation'}{suffix}"
+
+
+def conversations_zip(file: IO[bytes], *, exported_at: str, conversations: Iterable[dict]) -> int:
+    """Write a zip of `conversations` to `file`: one Markdown file each ("2026-11-29 Title.md", as
+    `conversation_markdown` writes them) and `conversations.json`, every conversation with its
+    messages as the API gives them. Each conversation is a dict with "id", "title", "created_at"
+    (ISO 8601), "updated_at", "pinned" and "messages". Returns how many were written."""
+    count = 0
+    names: set[str] = set()
+    # The listing is gathered on the side (a zip writes one member at a time) and added last.
+    with (
+        zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+        tempfile.TemporaryFile() as listing,
+    ):
+        listing.write(b"[")
+        for c in conversations:
+            stem = file_name(f"{c['created_at'][:10]} {c['title']}", "")
+            name, n = f"{stem}.md", 1
+            while name in names:  # the same day and title twice
+                n += 1
+                name = f"{stem} ({n}).md"
+            names.add(name)
+            zf.writestr(
+                name, conversation_markdown(title=c["title"], exported_at=exported_at, messages=c["messages"])
+            )
+            listing.write((b",\n" if count else b"\n") + json.dumps({**c, "file": name}).encode())
+            count += 1
+        listing.write(b"\n]\n")
+        listing.seek(0)
+        with zf.open("conversations.json", "w") as out:
+            shutil.copyfileobj(listing, out)
+    return count

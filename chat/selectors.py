@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
@@ -117,9 +118,14 @@ def message_get(*, user, message_id) -> Message:
 
 
 def conversation_messages(*, conversation: Conversation) -> list[Message]:
-    """Oldest first, each question followed by its answers: a regenerated answer, made after later
-    exchanges, stays with its question (a version of the answer before it) rather than at the end."""
-    messages = list(conversation.messages.order_by("created_at", "id"))
+    """Oldest first, each question followed by its answers (see `thread_order`)."""
+    return thread_order(list(conversation.messages.order_by("created_at", "id")))
+
+
+def thread_order(messages: list[Message]) -> list[Message]:
+    """`messages` (one conversation's, oldest first) with each question followed by its answers: a
+    regenerated answer, made after later exchanges, stays with its question (a version of the answer
+    before it) rather than at the end."""
     answers: dict = {}
     for m in messages:
         if m.role == Message.Role.ASSISTANT and m.reply_to_id is not None:
@@ -132,6 +138,37 @@ def conversation_messages(*, conversation: Conversation) -> list[Message]:
         out.append(m)
         out.extend(answers.get(m.id, ()) if m.role == Message.Role.USER else ())
     return out
+
+
+def conversations_out(*, user) -> Iterator[dict]:
+    """Every conversation of the user, newest first, with its messages as the API gives them: what
+    an export of them all writes."""
+    for c, messages in conversations_with_messages(user=user):
+        yield {
+            "id": str(c.id),
+            "title": c.title,
+            "created_at": c.created_at.isoformat(),
+            "updated_at": c.updated_at.isoformat(),
+            "pinned": c.pinned_at is not None,
+            "messages": [message_out(m) for m in messages],
+        }
+
+
+def conversations_with_messages(*, user, batch: int = 100) -> Iterator[tuple[Conversation, list[Message]]]:
+    """Every conversation of the user, newest first, each with its messages in thread order: read
+    `batch` conversations at a time, so that an export of thousands holds one batch in memory."""
+    ids = list(
+        Conversation.objects.filter(owner=user).order_by("-updated_at", "-id").values_list("id", flat=True)
+    )
+    for start in range(0, len(ids), batch):
+        part = ids[start : start + batch]
+        conversations = Conversation.objects.in_bulk(part)
+        messages: dict = {}
+        for m in Message.objects.filter(conversation_id__in=part).order_by("created_at", "id"):
+            messages.setdefault(m.conversation_id, []).append(m)
+        for cid in part:
+            if cid in conversations:  # deleted meanwhile: left out
+                yield conversations[cid], thread_order(messages.get(cid, []))
 
 
 def generation_context(*, message_id) -> dict:

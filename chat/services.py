@@ -450,3 +450,12 @@ def conversation_unshare(*, conversation: Conversation) -> None:
 
 def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
+
+
+def conversations_delete_all(*, user) -> int:
+    """Delete every conversation of the user (messages, feedback and shared links with them; the
+    tokens spent stay counted): how many there were."""
+    conversations = Conversation.objects.filter(owner=user)
+    count = conversations.count()
+    conversations.delete()
+    return count

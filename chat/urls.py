@@ -5,4 +5,5 @@ from . import views
 urlpatterns = [
     path("", views.index, name="chat"),
     path("shared/<str:token>/", views.shared, name="shared"),
+    path("account/", views.account, name="account"),
 ]

@@ -1,11 +1,13 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from retrieval import selectors
 from retrieval.parsing import EXTENSIONS
 
 from . import selectors as chat_selectors
+from . import services
 from .models import Conversation
 
 
@@ -42,3 +44,30 @@ def shared(request, token: str):
     response = render(request, "chat/shared.html", context)
     response["Referrer-Policy"] = "no-referrer"  # the link is the key: it must not leak to documents opened
     return response
+
+
+@login_required
+def account(request):
+    """The signed-in person's own page: who they are, their teams, this month's tokens, and their
+    conversations to download or delete (all at once, once the box saying so is ticked)."""
+    if request.method == "POST":
+        if request.POST.get("action") == "delete_conversations" and request.POST.get("confirm"):
+            deleted = services.conversations_delete_all(user=request.user)
+            return redirect(f"{reverse('account')}?deleted={deleted}")
+        return redirect("account")
+    used = chat_selectors.usage_for_user(user=request.user)
+    quota = chat_selectors.quota_for_user(user=request.user)
+    administered = selectors.team_ids_administered(user=request.user)
+    deleted = request.GET.get("deleted", "")
+    context = {
+        "teams": [
+            (t.name, "admin" if t.id in administered else "member")
+            for t in selectors.teams_for_user(user=request.user).order_by("name")
+        ],
+        "tokens": used["prompt_tokens"] + used["completion_tokens"],
+        "quota": quota,
+        "renews": chat_selectors.month_renews(used["since"]),
+        "conversations": chat_selectors.conversations_for_user(user=request.user).count(),
+        "deleted": int(deleted) if deleted.isdigit() else None,
+    }
+    return render(request, "chat/account.html", context)

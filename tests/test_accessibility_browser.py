@@ -85,6 +85,8 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     check("a document's passages")
     page.goto(f"{live_url}/keys/")
     check("API keys")
+    page.goto(f"{live_url}/account/")
+    check("account")
     page.goto(f"{live_url}/accounts/password/")
     check("password")
     context.close()

@@ -2,6 +2,7 @@
 against hostile model output, and survive a reload mid-answer."""
 
 import re
+import zipfile
 
 import pytest
 from playwright.sync_api import expect
@@ -494,6 +495,37 @@ def test_a_search_result_shows_where_its_words_were_said_and_opens_there(page, l
     expect(answer.locator(".body mark")).to_have_text("Docking Station")
     expect(answer.locator(".body mark")).to_be_in_viewport()
     expect(page.locator("article.msg.assistant").last).not_to_be_in_viewport()
+
+
+def test_the_account_page_downloads_every_conversation_and_deletes_them_all(page, live_url, member):
+    """The user's name opens their account page: "Download them all" saves a zip of the
+    conversations; deleting them all needs the box ticked, and leaves the chat's sidebar empty."""
+    from chat import services as chat_services
+
+    for n, question in enumerate(["Parking at the office?", "Laptop refresh cycle?"]):
+        chat_services.exchange_start(
+            user=member, conversation_id=None, request_id=f"a{n}", content=question, collection_ids=None
+        )
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.get_by_role("link", name="erin").click()
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("You have 2 conversations.")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download them all").click()
+    archive = zipfile.ZipFile(download.value.path())
+    assert sorted(n.split(" ", 1)[1] for n in archive.namelist() if n.endswith(".md")) == [
+        "Laptop refresh cycle.md",
+        "Parking at the office.md",
+    ]
+    delete = page.get_by_role("button", name="Delete all conversations")
+    delete.click()  # the box is not ticked: the browser keeps the form
+    expect(page.locator("main")).to_contain_text("You have 2 conversations.")
+    page.get_by_role("checkbox").check()
+    delete.click()
+    expect(page.get_by_role("status")).to_have_text("2 conversations deleted.")
+    page.get_by_role("link", name="Chat").click()
+    expect(page.locator("#empty-state")).to_be_visible()
+    expect(page.locator("#conversations li")).to_have_count(0)
 
 
 def test_a_pinned_conversation_stays_on_top(page, live_url, member):

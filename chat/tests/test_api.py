@@ -1,3 +1,6 @@
+import io
+import json
+import zipfile
 from datetime import datetime
 
 import pytest
@@ -118,6 +121,69 @@ def test_a_conversation_exports_as_markdown_with_its_sources(client, alice, bob,
     assert "## Question\n\nLeave policy?\n" in text and "### Answer\n\n25 days [1]\n" in text
     assert "Sources:\n\n1. **HR**" in text
     assert client.get(f"/api/v1/conversations/{cid}/export", **key(bob)).status_code == 404
+
+
+def test_every_conversation_exports_as_one_zip_of_markdown_and_json(client, alice, bob, exchange, key):
+    """A Markdown file per conversation (two of the same day and title kept apart) and
+    conversations.json with every message; another's conversations are not in it."""
+    for n in (2, 3):
+        _answered(
+            alice,
+            f"r{n}",
+            "Expense limits?",
+            f"{n}00 euros a night [1]",
+            citations=[{"n": 1, "title": "Travel"}],
+        )
+    _answered(bob, "rb", "Bob's question?", "Bob's answer")
+    response = client.get("/api/v1/conversations/export", **key(alice))
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"].startswith('attachment; filename="docent-conversations-')
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    day = timezone.now().strftime("%Y-%m-%d")
+    names = sorted(archive.namelist())
+    assert names == sorted(
+        [
+            f"{day} Expense limits.md",
+            f"{day} Expense limits (2).md",
+            f"{day} Leave policy.md",
+            "conversations.json",
+        ]
+    )
+    listed = json.loads(archive.read("conversations.json"))
+    assert [c["title"] for c in listed] == [
+        "Expense limits?",
+        "Expense limits?",
+        "Leave policy?",
+    ]  # newest first
+    leave = listed[2]
+    assert leave["id"] == exchange["conversation_id"] and leave["file"] == f"{day} Leave policy.md"
+    assert [(m["role"], m["text"]) for m in leave["messages"]] == [
+        ("user", "Leave policy?"),
+        ("assistant", "25 days [1]"),
+    ]
+    assert leave["messages"][1]["sources"] == [{"n": 1, "title": "HR"}]
+    markdown = archive.read(leave["file"]).decode()
+    assert "## Question\n\nLeave policy?\n" in markdown and "1. **HR**" in markdown
+    assert {archive.read(c["file"]).decode().split("### Answer\n\n")[1][:3] for c in listed[:2]} == {
+        "200",
+        "300",
+    }
+    assert b"Bob" not in b"".join(archive.read(n) for n in names)
+
+
+def test_every_conversation_is_deleted_only_when_meant_and_its_tokens_stay_counted(
+    client, alice, bob, exchange, key
+):
+    _answered(alice, "r2", "Expense limits?", "200 euros")
+    _answered(bob, "rb", "Bob's question?", "Bob's answer")
+    used = client.get("/api/v1/usage", **key(alice)).json()
+    assert client.delete("/api/v1/conversations", **key(alice)).status_code == 400
+    assert Conversation.objects.filter(owner=alice).count() == 2
+    gone = client.delete("/api/v1/conversations?all=true", **key(alice))
+    assert gone.status_code == 200 and gone.json() == {"deleted": 2}
+    assert not Conversation.objects.filter(owner=alice).exists()
+    assert Conversation.objects.filter(owner=bob).count() == 1
+    assert client.get("/api/v1/usage", **key(alice)).json() == used
 
 
 def test_rename_and_delete(client, alice, exchange, key):

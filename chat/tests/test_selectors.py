@@ -1,4 +1,5 @@
-from chat.selectors import plain, snippet
+from chat import services
+from chat.selectors import conversations_with_messages, plain, snippet
 
 
 def test_a_short_message_is_its_own_snippet_on_one_line():
@@ -35,3 +36,27 @@ def test_an_answers_markdown_is_left_out_of_its_words():
     assert plain(answer) == "From your documents:\n\nThe limit is 50 MB.\nLarger files get 413.\n"
     assert snippet(plain(answer), "50 mb") == "From your documents: The limit is 50 MB. Larger files get 413."
     assert plain("-5 degrees\n1999 was warm\n1. First") == "-5 degrees\n1999 was warm\nFirst"
+
+
+def test_conversations_are_read_a_batch_at_a_time_newest_first_each_with_its_own_messages(
+    alice, bob, django_assert_max_num_queries
+):
+    made = []
+    for n in range(5):
+        ids = services.exchange_start(
+            user=alice,
+            conversation_id=None,
+            request_id=f"b{n}",
+            content=f"Question {n}?",
+            collection_ids=None,
+        )
+        made.append(ids["conversation_id"])
+    services.exchange_start(
+        user=bob, conversation_id=None, request_id="bob", content="Bob?", collection_ids=None
+    )
+    # Each batch is one read of its conversations and one of their messages, after one of the ids.
+    with django_assert_max_num_queries(1 + 2 * 3):
+        read = [
+            (str(c.id), [m.text for m in ms]) for c, ms in conversations_with_messages(user=alice, batch=2)
+        ]
+    assert read == [(cid, [f"Question {n}?", ""]) for n, cid in reversed(list(enumerate(made)))]

@@ -1,0 +1,45 @@
+"""The chat app's pages besides the chat itself: a person's account page."""
+
+from django.test import Client
+
+from chat import services
+from chat.models import Conversation, Usage
+
+
+def _conversation(user, n: int) -> str:
+    return services.exchange_start(
+        user=user, conversation_id=None, request_id=f"v{n}", content=f"Question {n}?", collection_ids=None
+    )["conversation_id"]
+
+
+def test_the_account_page_shows_who_their_teams_tokens_and_conversations(
+    client, alice, team_a, make_team, settings
+):
+    settings.DOCENT_MONTHLY_TOKEN_QUOTA = 5000
+    make_team("Another team", members=[alice], role="admin")
+    for n in range(2):
+        _conversation(alice, n)
+    Usage.objects.create(user=alice, source=Usage.Source.CHAT, prompt_tokens=1000, completion_tokens=234)
+    client.force_login(alice)
+    page = client.get("/account/").content.decode()
+    assert "Signed in as <strong>alice</strong>" in page
+    assert "Teams: Another team (admin), Team A (member)." in page
+    assert "1234 tokens used of your 5000" in page
+    assert "You have 2 conversations." in page and 'href="/api/v1/conversations/export"' in page
+    assert Client().get("/account/")["Location"].startswith("/accounts/login/")
+
+
+def test_all_conversations_are_deleted_from_the_account_page_only_once_the_box_is_ticked(client, alice, bob):
+    for n in range(3):
+        _conversation(alice, n)
+    bobs = _conversation(bob, 9)
+    client.force_login(alice)
+    unticked = client.post("/account/", {"action": "delete_conversations"})
+    assert unticked.status_code == 302 and Conversation.objects.filter(owner=alice).count() == 3
+    done = client.post("/account/", {"action": "delete_conversations", "confirm": "1"})
+    assert done["Location"] == "/account/?deleted=3"
+    assert not Conversation.objects.filter(owner=alice).exists()
+    assert Conversation.objects.filter(id=bobs).exists()
+    page = client.get(done["Location"]).content.decode()
+    assert "3 conversations deleted." in page and "You have 0 conversations." in page
+    assert "Delete all conversations" not in page
