@@ -83,6 +83,19 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     expect(page.locator("#source-text mark")).to_have_text(
         "Employees get 25 days of paid annual leave per year"
     )
+    # Under the answer, the source it cites, which opens the same passage.
+    page.locator("#source-close").click()
+    listed = answer.locator(".source-list button")
+    expect(listed).to_have_count(1)
+    expect(listed).to_have_accessible_name("Source 1: handbook")
+    expect(listed).to_have_attribute("title", "handbook · Handbook > Leave")
+    listed.click()
+    expect(page.locator("#source-text mark")).to_have_text(
+        "Employees get 25 days of paid annual leave per year"
+    )
+    page.locator("#source-close").click()
+    expect(listed).to_be_focused()
+    listed.click()
     # The conversation exports as Markdown from the header.
     export = page.locator("#export")
     expect(export).to_be_visible()
@@ -218,6 +231,9 @@ def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, me
     expect(shared.locator(".body")).to_contain_text("25 days")
     assert page.locator("textarea").count() == 0  # nothing to ask here
     shared.locator("button.cite").first.click()
+    expect(page.locator("#source-text")).to_contain_text("25 days of paid annual leave")
+    page.locator("#source-close").click()
+    shared.locator(".source-list button").click()  # the sources listed under it open the same
     expect(page.locator("#source-text")).to_contain_text("25 days of paid annual leave")
 
     page.context.clear_cookies()
@@ -798,7 +814,19 @@ def test_a_citation_whose_passage_lacks_the_figure_is_flagged(page, provider_url
     expect(chips.nth(2)).to_have_attribute(
         "title", "Source 1 does not state \u201cleave you can never carry over\u201d: check it"
     )
-    expect(answer.locator(".meta")).to_have_text("1 source cited. 2 citations to check (marked ?).")
+    expect(answer.locator(".meta")).to_have_text("2 citations to check (marked ?).")
+    # Under the answer, its one source, flagged with both things to check.
+    listed = answer.locator(".source-list button")
+    expect(listed).to_have_count(1)
+    expect(listed).to_have_class("source-chip unverified")
+    expect(listed).to_have_accessible_name(
+        "Source 1: handbook (does not state 40, \u201cleave you can never carry over\u201d)"
+    )
+    listed.click()
+    expect(page.locator("#source-check")).to_have_text(
+        "This passage does not state 40, “leave you can never carry over”, which the answer gives here: "
+        "check it in the document."
+    )
     chips.nth(1).click()
     expect(page.locator("#source-check")).to_have_text(
         "This passage does not state 40, which the answer gives here: check it in the document."

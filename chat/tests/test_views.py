@@ -24,7 +24,7 @@ def test_the_account_page_shows_who_their_teams_tokens_and_conversations(
     page = client.get("/account/").content.decode()
     assert "Signed in as <strong>alice</strong>" in page
     assert "Teams: Another team (admin), Team A (member)." in page
-    assert "1234 tokens used of your 5000" in page
+    assert "1,234 tokens used of your 5,000" in page
     assert "You have 2 conversations." in page and 'href="/api/v1/conversations/export"' in page
     assert Client().get("/account/")["Location"].startswith("/accounts/login/")
 

@@ -54,5 +54,36 @@ window.DocentCitations = (() => {
     $("source-close").onclick = () => { panel.hidden = true; if (chip) chip.focus(); };
   }
 
-  return { mark, open, where };
+  // The sources an answer cites, in a row under it, in order: each names its document (and page)
+  // and opens its passage as the number in the text does, flagged as its number is. Null when the
+  // text cites none.
+  function list(body, text, sources, onOpen) {
+    const cited = sources.filter((s) => text.includes(`[${s.n}]`)).sort((x, y) => x.n - y.n);
+    if (!cited.length) return null;
+    const ol = document.createElement("ol");
+    ol.className = "source-list";
+    ol.setAttribute("aria-label", "Sources");
+    for (const s of cited) {
+      const button = document.createElement("button");
+      button.type = "button"; button.className = "source-chip";
+      // Its name is its words ("Source 1: handbook"), the number drawn as a badge.
+      const n = document.createElement("span"); n.className = "n"; n.textContent = s.n; n.setAttribute("aria-hidden", "true");
+      const said = document.createElement("span"); said.className = "visually-hidden"; said.textContent = `Source ${s.n}: `;
+      button.append(n, said, s.title + (s.page ? ` · p. ${s.page}` : ""));
+      button.title = where(s);
+      // What its flagged numbers in the text say is missing, each once.
+      const missing = [...new Set([...body.querySelectorAll("button.cite.unverified")]
+        .filter((c) => Number(c.dataset.n) === s.n).flatMap((c) => c.dataset.missing.split(", ")))].join(", ");
+      if (missing) {
+        button.classList.add("unverified"); button.dataset.missing = missing;
+        const check = document.createElement("span"); check.className = "visually-hidden"; check.textContent = `(does not state ${missing})`;
+        button.append(check);
+      }
+      button.addEventListener("click", () => onOpen(s.n, button));
+      const li = document.createElement("li"); li.append(button); ol.append(li);
+    }
+    return ol;
+  }
+
+  return { list, mark, open, where };
 })();
