@@ -116,6 +116,7 @@ def _exchange_start(*, check=None, admit=None, **kwargs) -> tuple[dict, dict | N
             question=kwargs["content"],
             collection_ids=kwargs["collection_ids"],
             document_ids=kwargs.get("document_ids"),
+            model=kwargs.get("model") or "",
         )
     else:
         context = selectors.generation_context(message_id=ids["message_id"])
@@ -130,6 +131,7 @@ async def ask(
     content: str,
     collection_ids,
     document_ids=None,
+    model: str | None = None,
     check=None,
     admit=None,
 ) -> dict:
@@ -142,6 +144,7 @@ async def ask(
         content=content,
         collection_ids=collection_ids,
         document_ids=document_ids,
+        model=model,
     )
     if ids["created"]:
         start(ids["message_id"], context=context)
@@ -239,6 +242,7 @@ class Pipeline:
         document_ids=None,
         max_tokens: int | None = None,
         screen_history: bool = False,
+        model: str | None = None,
     ):
         self.user = user
         self.question = question
@@ -252,7 +256,7 @@ class Pipeline:
         self.max_tokens = min(
             max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS, settings.DOCENT_MAX_ANSWER_TOKENS
         )
-        self.model = get_chat_model()
+        self.model = get_chat_model(model)
         self.passages: list[prompts.Passage] = []
         self.citations = CitationFilter(set())
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
@@ -646,6 +650,7 @@ class Generation:
             history=ctx["history"],
             collection_ids=ctx["collection_ids"],
             document_ids=ctx.get("document_ids"),
+            model=ctx.get("model") or None,
         )
         self.model_name = self.pipeline.model.name
         finish_reason = "stop"

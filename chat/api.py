@@ -29,6 +29,7 @@ class ConversationOut(Schema):
     shared_url: str | None = None  # the read-only link, while shared
     shared_at: datetime | None = None  # what the link shows ends here
     pinned: bool = False
+    model: str | None = None  # the chat model chosen for it; null: the default one
     created_at: datetime
     updated_at: datetime
     # In a search's results: the newest message holding the words, {"message_id", "role", "snippet"}.
@@ -57,6 +58,7 @@ class ConversationDetail(ConversationOut):
 class ConversationPatch(Schema):
     title: str | None = None
     pinned: bool | None = None
+    model: str | None = None  # "" goes back to the default
 
 
 class FeedbackIn(Schema):
@@ -87,6 +89,7 @@ def _out(c: Conversation, request) -> dict:
         "shared_url": _shared_url(request, c),
         "shared_at": c.shared_at if c.share_token else None,
         "pinned": c.pinned_at is not None,
+        "model": c.model or None,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
@@ -178,12 +181,18 @@ def unshare_conversation(request, conversation_id: str):
 
 @router.patch("/conversations/{conversation_id}", response=ConversationOut)
 def update_conversation(request, conversation_id: str, payload: ConversationPatch):
-    """Rename (`title`) and pin or unpin (`pinned`)."""
-    if payload.title is None and payload.pinned is None:
-        raise HttpError(400, "send a title, pinned, or both")
+    """Rename (`title`), pin or unpin (`pinned`), and choose the chat model of its next answers
+    (`model`, one of those the chat page offers; "" for the default)."""
+    if payload.title is None and payload.pinned is None and payload.model is None:
+        raise HttpError(400, "send a title, pinned or model")
     if payload.title is not None and not payload.title.strip():
         raise HttpError(400, "a title must not be empty")
     conversation = _conversation(request, conversation_id)
+    if payload.model is not None:
+        try:
+            conversation = services.conversation_model_set(conversation=conversation, model=payload.model)
+        except services.UnknownModel as exc:
+            raise HttpError(400, str(exc)) from None
     if payload.title is not None:
         conversation = services.conversation_rename(conversation=conversation, title=payload.title)
     if payload.pinned is not None:

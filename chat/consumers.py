@@ -215,6 +215,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for name, ids in (("collections", collections), ("documents", documents)):
             if ids is not None and not answering.is_id_list(ids):
                 raise Refused("invalid", f"{name} must be a list of ids")
+        model = content.get("model")
+        if model is not None and not isinstance(model, str):
+            raise Refused("invalid", "model must be a model's name")
         try:
             ids = await answering.ask(
                 user=self.user,
@@ -223,12 +226,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 content=text,
                 collection_ids=collections,
                 document_ids=documents,
+                model=model,
                 # Re-checked on every ask, in the same database hop as storing the question.
                 check=functools.partial(_may_ask, self.user, collections, conversation_id, documents),
                 admit=functools.partial(_admit, self.user),
             )
         except services.NotFound as exc:
             raise Refused("not_found", str(exc)) from None
+        except services.UnknownModel as exc:
+            raise Refused("invalid", str(exc)) from None
         await self._accepted(request_id, ids)
 
     async def stop(self, content: dict) -> None:

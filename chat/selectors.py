@@ -207,14 +207,18 @@ def generation_context(*, message_id) -> dict:
         collection_ids=conversation_scope(conversation=conversation),
         document_ids=conversation_documents(conversation=conversation),
         history=history,
+        model=conversation.model,
     )
 
 
-def question_context(*, user, question: str, collection_ids, document_ids=None, history=()) -> dict:
+def question_context(
+    *, user, question: str, collection_ids, document_ids=None, history=(), model: str = ""
+) -> dict:
     """What an answer needs, as generation_context returns it; also built directly for the first
     question of a new conversation, which has nothing earlier to read."""
     return {
         "user": user,
+        "model": model,
         "question": question,
         "collection_ids": list(collection_ids) if collection_ids else None,
         "document_ids": list(document_ids) if document_ids else None,

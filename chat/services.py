@@ -14,12 +14,23 @@ from retrieval.embeddings import count_tokens
 
 from . import prompts, selectors
 from .models import Conversation, Feedback, Message, ModerationFlag, ModerationRule, Usage
+from .providers import chat_models
 
 log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
     """The object does not exist or belongs to someone else (shown as not_found / 404)."""
+
+
+class UnknownModel(ValueError):
+    """A chat model not among those offered (`chat.providers.chat_models`)."""
+
+
+def _model_checked(model: str) -> str:
+    if model and model not in chat_models():
+        raise UnknownModel(f"no chat model named {model!r} here")
+    return model
 
 
 class NotEditable(Exception):
@@ -65,12 +76,16 @@ def exchange_start(
     content: str,
     collection_ids: list[int] | None,
     document_ids: list[int] | None = None,
+    model: str | None = None,
 ) -> dict:
     """Store the question and a pending answer; a repeated request_id returns the first exchange.
 
     The repeat is found by the unique constraint, not by a read first: asking is the hot path.
-    With `created`, the result also carries `new_conversation`.
+    With `created`, the result also carries `new_conversation`. `model` (given: "" for the
+    default) becomes the conversation's chat model.
     """
+    if model is not None:
+        _model_checked(model)
     try:
         with transaction.atomic():
             if conversation_id:
@@ -83,9 +98,13 @@ def exchange_start(
                     if existing is not None:
                         return existing
                     raise NotFound("no such conversation")
-                conversation.save(update_fields=["updated_at"])
+                if model is not None:
+                    conversation.model = model
+                conversation.save(update_fields=["updated_at", "model"])
             else:
-                conversation = Conversation.objects.create(owner=user, title=prompts.title_from(content))
+                conversation = Conversation.objects.create(
+                    owner=user, title=prompts.title_from(content), model=model or ""
+                )
             if collection_ids is not None:
                 conversation.collections.set(collection_ids)
             if document_ids is not None:
@@ -403,6 +422,14 @@ def answer_choose(*, user, message_id) -> None:
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     conversation.title = title.strip()[:200]
     conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def conversation_model_set(*, conversation: Conversation, model: str) -> Conversation:
+    """The chat model the conversation's next answers are written by ("" for the default);
+    UnknownModel for one not offered."""
+    conversation.model = _model_checked(model)
+    conversation.save(update_fields=["model", "updated_at"])
     return conversation
 
 

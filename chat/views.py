@@ -9,6 +9,7 @@ from retrieval.parsing import EXTENSIONS
 from . import selectors as chat_selectors
 from . import services
 from .models import Conversation
+from .providers import chat_models
 
 
 @login_required
@@ -24,6 +25,7 @@ def index(request):
             {"collection": c.id, "question": q} for c in collections for q in c.starter_questions
         ],
         "attachable": [c for c in collections if c.team_id in team_ids],
+        "models": chat_models(),  # a choice is offered when there are two or more
         "accept": ",".join(EXTENSIONS),
     }
     return render(request, "chat/index.html", context)

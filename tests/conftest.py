@@ -112,6 +112,7 @@ def _shared_provider_web(django_db_setup, tmp_path_factory, fake_openai_server):
         "OPENAI_BASE_URL": fake_openai_server.base_url,
         "OPENAI_API_KEY": "test",
         "DOCENT_CHAT_MODEL": "fake-chat",
+        "DOCENT_CHAT_MODELS": "fake-big",
     }
     with _shared_server(tmp_path_factory, "provider-web", **env) as base:
         yield base

@@ -785,6 +785,40 @@ def test_a_table_in_an_answer_is_a_table(page, provider_url, member, fake_openai
     expect(page.locator("#source-panel")).to_be_visible()
 
 
+def test_the_model_chosen_for_a_conversation_writes_its_answers(page, provider_url, member, fake_openai):
+    """With two models offered, the header's choice goes with the question and stays with the
+    conversation (after a reload too, and for the next new one); changed, the next answer is the
+    new model's."""
+    fake_openai.reply = "Employees get 25 days of leave [1]."
+    sign_in(page, provider_url, "erin", "pw-erin-12345")
+    pick = page.get_by_role("combobox", name="Model that writes the answers")
+    expect(pick.locator("option")).to_have_text(["fake-chat", "fake-big"])
+    pick.select_option(label="fake-big")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+
+    def models_asked():
+        return [r["body"]["model"] for r in fake_openai.requests_to("/chat/completions")]
+
+    assert models_asked() == ["fake-big"]
+    page.reload()
+    expect(page.locator("article.msg.assistant")).to_have_count(1)
+    expect(pick).to_have_value("fake-big")
+    with page.expect_response(
+        lambda r: r.request.method == "PATCH" and "/api/v1/conversations/" in r.url
+    ) as patched:
+        pick.select_option(label="fake-chat")
+    assert patched.value.ok
+    page.fill("textarea", "And how are travel expenses reimbursed?")
+    page.keyboard.press("Enter")
+    expect(page.locator("article.msg.assistant").nth(1)).to_have_attribute(
+        "data-status", "stop", timeout=30_000
+    )
+    assert models_asked()[-1] == "fake-chat"
+    page.locator("#new-chat").click()
+    expect(pick).to_have_value("")  # the last choice made: the default
+
+
 def test_a_code_block_in_an_answer_copies_on_its_own(page, provider_url, member, fake_openai):
     """A command in a fenced block has a Copy button of its own that copies the code alone."""
     answer = answered_by_model(

@@ -242,6 +242,9 @@ DOCENT_WARM_UP = env_bool("DOCENT_WARM_UP", True)  # load the model when the web
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 DOCENT_CHAT_MODEL = os.environ.get("DOCENT_CHAT_MODEL", "gpt-4o-mini")
+# Other models of the same provider people may choose per conversation (comma-separated); the chat
+# page offers a choice when there is more than DOCENT_CHAT_MODEL.
+DOCENT_CHAT_MODELS = [m.strip() for m in os.environ.get("DOCENT_CHAT_MODELS", "").split(",") if m.strip()]
 DOCENT_PROVIDER_TIMEOUT_S = env_float("DOCENT_PROVIDER_TIMEOUT_S", 120.0)  # the whole answer
 DOCENT_PROVIDER_CONNECT_TIMEOUT_S = env_float("DOCENT_PROVIDER_CONNECT_TIMEOUT_S", 5.0)
 DOCENT_PROVIDER_FIRST_TOKEN_S = env_float("DOCENT_PROVIDER_FIRST_TOKEN_S", 30.0)

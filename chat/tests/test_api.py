@@ -186,6 +186,27 @@ def test_every_conversation_is_deleted_only_when_meant_and_its_tokens_stay_count
     assert client.get("/api/v1/usage", **key(alice)).json() == used
 
 
+def test_a_conversations_model_is_chosen_among_those_offered(client, alice, exchange, key, settings):
+    settings.OPENAI_BASE_URL, settings.DOCENT_CHAT_MODEL = "http://127.0.0.1:9/v1", "small"
+    settings.DOCENT_CHAT_MODELS = ["big"]
+    cid = exchange["conversation_id"]
+
+    def patch(body):
+        return client.patch(
+            f"/api/v1/conversations/{cid}", body, content_type="application/json", **key(alice)
+        )
+
+    assert client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["model"] is None
+    assert patch({"model": "big"}).json()["model"] == "big"
+    assert client.get("/api/v1/conversations", **key(alice)).json()[0]["model"] == "big"
+    refused = patch({"model": "huge"})
+    assert refused.status_code == 400 and "huge" in refused.json()["error"]["message"]
+    assert Conversation.objects.get(id=cid).model == "big"
+    assert patch({"model": ""}).json()["model"] is None  # the default again
+    settings.OPENAI_BASE_URL = ""  # offline, no model is offered
+    assert patch({"model": "big"}).status_code == 400
+
+
 def test_rename_and_delete(client, alice, exchange, key):
     cid = exchange["conversation_id"]
     renamed = client.patch(

@@ -222,6 +222,38 @@ async def test_a_rerankers_low_scores_refuse_without_calling_the_provider(
     await ws.disconnect()
 
 
+async def test_a_conversations_chosen_model_writes_its_answers_and_its_usage(
+    alice, handbook, openai_provider, settings
+):
+    """The ask frame's `model` (one of DOCENT_CHAT_MODELS) is the conversation's: its answers, the
+    follow-ups' and a regeneration's, are asked of that model and counted under it; a model not
+    offered is refused; without one, the default writes them."""
+    from chat.models import Conversation, Usage
+
+    settings.DOCENT_CHAT_MODELS = ["fake-big"]
+    ws = await connect(alice)
+    refused = await ask(ws, "How many days of paid leave do employees get?", model="gpt-unknown")
+    assert refused["type"] == "error" and refused["code"] == "invalid" and "gpt-unknown" in refused["message"]
+    accepted = await ask(ws, "How many days of paid leave do employees get?", model="fake-big")
+    events = await until_done(ws)
+    assert events[-1]["finish_reason"] == "stop", text_of(events)
+    conversation = accepted["conversation_id"]
+    await ask(ws, "And how are travel expenses reimbursed?", conversation_id=conversation)
+    await until_done(ws)
+    await ws.send_json_to({"type": "regenerate", "message_id": accepted["message_id"], "request_id": "again"})
+    await ws.receive_json_from(timeout=30)
+    await until_done(ws)
+    asked = [r["body"]["model"] for r in openai_provider.requests_to("/chat/completions")]
+    assert asked and set(asked) == {"fake-big"}, asked
+    assert (await Conversation.objects.aget(id=conversation)).model == "fake-big"
+    models = {u.model async for u in Usage.objects.filter(user=alice)}
+    assert models == {"fake-big"}
+    await ask(ws, "How many days of paid leave do employees get?")
+    await until_done(ws)
+    assert openai_provider.requests_to("/chat/completions")[-1]["body"]["model"] == "fake-chat"
+    await ws.disconnect()
+
+
 async def test_a_greeting_is_answered_in_kind_without_a_search_or_a_model(alice, handbook, openai_provider):
     """A greeting ("Hi") is the first thing many users type: it gets one back, not a refusal."""
     ws = await connect(alice)

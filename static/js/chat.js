@@ -5,6 +5,8 @@
   const $ = (id) => document.getElementById(id);
   const csrf = () => document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const ACTIVE = "docent.activeAnswer";
+  const modelPick = document.getElementById("model");  // absent unless several models are offered
+  const MODEL = `docent.model.${document.body.dataset.user || ""}`;
   const answers = new Map();
   let editing = null; // the user message element whose words the composer holds
   const outbox = [];
@@ -222,6 +224,7 @@
     cancelEdit();
     setDocuments([]);
     setScope(chosenScope());
+    setModel(localStorage.getItem(MODEL) || "");
     $("attached").querySelectorAll("li:not([data-status=uploading]):not([data-status=reading]):not([data-status=waiting])").forEach((li) => li.remove());
     $("attached").hidden = !$("attached").children.length;
     conversationId = null;
@@ -282,6 +285,7 @@
     box.replaceChildren();
     setScope(data.collections);
     setDocuments(data.documents);
+    setModel(data.model || "");
     for (const m of data.messages) {
       if (m.role === "user") { addUserMessage(m.text, m.id); continue; }
       const a = addAnswer(m.id, m.reply_to);
@@ -760,8 +764,7 @@
       again.remove();
       el.classList.remove("unsent");
       $("messages").append(el);
-      request({ type: "ask", request_id: uuid(), conversation_id: conversationId, content: el.querySelector(".body").textContent,
-        collections: selectedCollections(), documents: documentScope.map((d) => d.id) }, { question: el });
+      request(askFrame(el.querySelector(".body").textContent), { question: el });
       $("connection").textContent = "";
       markEditable();
     });
@@ -967,6 +970,29 @@
     $("composer").requestSubmit();
   });
 
+  // A question as the socket takes it: in the conversation shown, its scope and its chat model.
+  function askFrame(content) {
+    return { type: "ask", request_id: uuid(), conversation_id: conversationId, content, collections: selectedCollections(),
+      documents: documentScope.map((d) => d.id), ...(modelPick ? { model: modelPick.value } : {}) };
+  }
+
+  // The chat model, where the operator offers more than one: chosen per conversation (the choice is
+  // kept for the next new one), changed for the answers that follow.
+  function setModel(name) {
+    if (!modelPick) return;
+    modelPick.value = [...modelPick.options].some((o) => o.value === name) ? name : "";
+  }
+  if (modelPick) {
+    setModel(localStorage.getItem(MODEL) || "");
+    modelPick.addEventListener("change", () => {
+      localStorage.setItem(MODEL, modelPick.value);
+      if (conversationId) {
+        api(`/api/v1/conversations/${conversationId}`, { method: "PATCH", body: JSON.stringify({ model: modelPick.value }) })
+          .catch(() => showComposerError("The model could not be changed; try again."));
+      }
+    });
+  }
+
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
     const box = $("question");
@@ -978,8 +1004,7 @@
       request({ type: "edit", request_id: requestId, message_id: editing.dataset.message, content }, { edit: { el: editing, content } });
       editing = null;
     } else {
-      request({ type: "ask", request_id: requestId, conversation_id: conversationId, content, collections: selectedCollections(),
-        documents: documentScope.map((d) => d.id) }, { question: addUserMessage(content) });
+      request(askFrame(content), { question: addUserMessage(content) });
     }
     box.value = "";
     autosize();
