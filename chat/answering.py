@@ -731,7 +731,8 @@ class Generation:
         )
         self._observe(finish_reason, usage)
         await self.emit({"type": "sources", "sources": cited, "checks": checks})
-        await self.emit({"type": "done", "finish_reason": finish_reason, "usage": usage}, final=True)
+        done = {"type": "done", "finish_reason": finish_reason, "usage": usage, "model": self.model_name}
+        await self.emit(done, final=True)
 
     def _observe(self, outcome: str, usage: dict) -> None:
         ttft = self.timings["ttft_ms"]

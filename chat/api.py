@@ -47,6 +47,7 @@ class MessageOut(Schema):
     finish_reason: str | None
     error_code: str | None = None  # with status failed: why (moderation_blocked, provider_unavailable...)
     reply_to: str | None
+    model: str | None = None
     created_at: str
     chosen_at: str | None = None
 

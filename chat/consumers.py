@@ -358,6 +358,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "prompt_tokens": message.prompt_tokens,
                     "completion_tokens": message.completion_tokens,
                 },
+                "model": message.model,
             },
         ]
         for i, event in enumerate(events, start=1):

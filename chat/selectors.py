@@ -316,6 +316,7 @@ def message_out(message: Message) -> dict:
         "finish_reason": message.finish_reason or None,
         "error_code": message.error_code or None,
         "reply_to": str(message.reply_to_id) if message.reply_to_id else None,
+        "model": message.model or None,  # the chat model that wrote an answer
         "created_at": message.created_at.isoformat(),
         "chosen_at": message.chosen_at.isoformat() if message.chosen_at else None,
     }

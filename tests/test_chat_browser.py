@@ -815,6 +815,8 @@ def test_the_model_chosen_for_a_conversation_writes_its_answers(page, provider_u
         "data-status", "stop", timeout=30_000
     )
     assert models_asked()[-1] == "fake-chat"
+    # Each answer says which model wrote it.
+    expect(page.locator("article.msg.assistant .foot .by")).to_have_text(["fake-big", "fake-chat"])
     page.locator("#new-chat").click()
     expect(pick).to_have_value("")  # the last choice made: the default
 

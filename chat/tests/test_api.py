@@ -55,6 +55,7 @@ def test_conversation_list_and_detail(client, alice, exchange, key, collection_a
         ("assistant", "25 days [1]", "complete"),
     ]
     assert detail["messages"][1]["sources"] == [{"n": 1, "title": "HR"}]
+    assert [m["model"] for m in detail["messages"]] == [None, None]  # none recorded for this answer
 
 
 def test_conversations_are_searched_by_title_and_message_text_only_among_ones_own(

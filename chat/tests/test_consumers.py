@@ -237,6 +237,7 @@ async def test_a_conversations_chosen_model_writes_its_answers_and_its_usage(
     accepted = await ask(ws, "How many days of paid leave do employees get?", model="fake-big")
     events = await until_done(ws)
     assert events[-1]["finish_reason"] == "stop", text_of(events)
+    assert events[-1]["model"] == "fake-big"  # who wrote it, in its done frame
     conversation = accepted["conversation_id"]
     await ask(ws, "And how are travel expenses reimbursed?", conversation_id=conversation)
     await until_done(ws)

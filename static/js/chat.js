@@ -291,6 +291,7 @@
       const a = addAnswer(m.id, m.reply_to);
       a.text = m.text; a.sources = m.sources || []; a.checks = m.checks || []; a.status = m.status;
       a.chosen = Date.parse(m.chosen_at || m.created_at) || 0;
+      a.model = m.model || "";
       if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
         a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
       } else {
@@ -451,6 +452,12 @@
     a.list = a.el.dataset.status === "refused" ? null
       : window.DocentCitations.list(a.body, a.text, a.sources, (n, button) => openSource(a, n, button));
     if (a.list) a.meta.before(a.list);
+    // Which model wrote it, where there is a choice of models.
+    let by = a.el.querySelector(".foot .by");
+    if (modelPick && a.model) {
+      if (!by) { by = document.createElement("span"); by.className = "by muted"; a.el.querySelector(".foot").prepend(by); }
+      by.textContent = a.model;
+    } else if (by) by.remove();
   }
 
   // A code block in an answer (a command, a config) copies on its own.
@@ -744,6 +751,7 @@
       a.checks = ev.checks || [];
       render(a);
     } else if (ev.type === "done") {
+      if (ev.model) a.model = ev.model;
       finish(a, ev.finish_reason, ev.usage);
       a.following = false;
       sessionStorage.removeItem(ACTIVE);
