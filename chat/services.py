@@ -427,9 +427,9 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 def conversation_model_set(*, conversation: Conversation, model: str) -> Conversation:
     """The chat model the conversation's next answers are written by ("" for the default);
-    UnknownModel for one not offered."""
+    UnknownModel for one not offered. Not activity: its place in the list stays."""
     conversation.model = _model_checked(model)
-    conversation.save(update_fields=["model", "updated_at"])
+    conversation.save(update_fields=["model"])
     return conversation
 
 

@@ -197,8 +197,10 @@ def test_a_conversations_model_is_chosen_among_those_offered(client, alice, exch
             f"/api/v1/conversations/{cid}", body, content_type="application/json", **key(alice)
         )
 
-    assert client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["model"] is None
-    assert patch({"model": "big"}).json()["model"] == "big"
+    before = client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()
+    assert before["model"] is None
+    chosen = patch({"model": "big"}).json()
+    assert chosen["model"] == "big" and chosen["updated_at"] == before["updated_at"]  # not activity
     assert client.get("/api/v1/conversations", **key(alice)).json()[0]["model"] == "big"
     refused = patch({"model": "huge"})
     assert refused.status_code == 400 and "huge" in refused.json()["error"]["message"]

@@ -439,20 +439,20 @@
         window.DocentMarkdown.render(x.body, x.text, (n, chip) => openSource(x, n, chip));
         window.DocentCitations.mark(x.body, x.sources, x.checks);
         x.body.querySelectorAll("pre").forEach(addCodeCopy);
-        if (x.done) listSources(x);
+        if (x.done) underAnswer(x);
       }
       dirty.clear();
       scrollDown(false);
     });
   }
 
-  // Under a finished answer, the sources it cites (none under one that found nothing).
-  function listSources(a) {
+  // Under a finished answer: the sources it cites (none under one that found nothing), and the model
+  // that wrote it where there is a choice of models.
+  function underAnswer(a) {
     if (a.list) a.list.remove();
     a.list = a.el.dataset.status === "refused" ? null
       : window.DocentCitations.list(a.body, a.text, a.sources, (n, button) => openSource(a, n, button));
     if (a.list) a.meta.before(a.list);
-    // Which model wrote it, where there is a choice of models.
     let by = a.el.querySelector(".foot .by");
     if (modelPick && a.model) {
       if (!by) { by = document.createElement("span"); by.className = "by muted"; a.el.querySelector(".foot").prepend(by); }
@@ -480,7 +480,7 @@
     const labels = { stop: "", length: "Answer cut at the length limit.", refused: "Nothing in the documents searched answers this: try other words, or other collections with \"Collections\" at the top.",
       stopped: "Stopped.", interrupted: "The answer was interrupted; what arrived is kept.", failed: "The answer failed." };
     a.meta.textContent = labels[reason] !== undefined ? labels[reason] : "";
-    // The sources are listed under the answer (listSources); the meta says what to check in them.
+    // The sources are listed under the answer (underAnswer); the meta says what to check in them.
     const toCheck = new Set(a.checks.map((c) => c.marker)).size;
     if (toCheck && reason !== "refused") {
       a.meta.textContent = `${a.meta.textContent} ${toCheck} citation${toCheck > 1 ? "s" : ""} to check (marked ?).`.trim();
