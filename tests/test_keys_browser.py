@@ -39,10 +39,12 @@ def test_the_api_explorer_is_served_by_the_app_itself(page, live_url, make_user,
 
 
 def test_a_person_changes_their_password_from_their_name(page, live_url, make_user, make_team):
-    """The user name at the top opens the password form; the new password then signs in."""
+    """The user name at the top opens the account page, and its link the password form; the new
+    password then signs in."""
     make_team("Ops", members=[make_user("jo", password="pw-jo-123456")])
     sign_in(page, live_url, "jo", "pw-jo-123456")
     page.get_by_role("link", name="jo", exact=True).click()
+    page.get_by_role("link", name="Change your password").click()
     page.get_by_label("Old password").fill("pw-jo-123456")
     page.get_by_label("New password", exact=True).fill("jo-second-pw-77")
     page.get_by_label("New password confirmation").fill("jo-second-pw-77")
