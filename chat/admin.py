@@ -4,7 +4,16 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import selectors, services
-from .models import Budget, Conversation, Feedback, Message, ModerationFlag, ModerationRule, Usage
+from .models import (
+    Budget,
+    Conversation,
+    Feedback,
+    Message,
+    ModerationFlag,
+    ModerationRule,
+    Preferences,
+    Usage,
+)
 
 
 class WithTotals(admin.ModelAdmin):
@@ -216,3 +225,16 @@ class ModerationFlagAdmin(admin.ModelAdmin):
     def mark_reviewed(self, request, queryset):
         done = services.moderation_flags_review(flag_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{done} flag(s) marked reviewed.")
+
+
+@admin.register(Preferences)
+class PreferencesAdmin(admin.ModelAdmin):
+    """What each person asks of their answers (set on their account page); an admin may read or
+    clear it, not make it for them."""
+
+    list_display = ["user", "instructions", "updated_at"]
+    search_fields = ["user__username", "instructions"]
+    readonly_fields = ["user", "updated_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False

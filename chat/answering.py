@@ -243,6 +243,7 @@ class Pipeline:
         max_tokens: int | None = None,
         screen_history: bool = False,
         model: str | None = None,
+        instructions: str = "",
     ):
         self.user = user
         self.question = question
@@ -250,7 +251,9 @@ class Pipeline:
         # What moderation reads: the question, and the history too when the client supplied it
         # (/v1) rather than the database (whose questions were screened when asked).
         texts = [text for _role, text in self.history] if screen_history else []
-        self.screened_text = "\n\n".join([*texts, question])
+        # The person's own instructions reach the model with every question: screened with it.
+        self.instructions = instructions
+        self.screened_text = "\n\n".join([*texts, *([instructions] if instructions else []), question])
         self.collection_ids = collection_ids
         self.document_ids = document_ids
         self.max_tokens = min(
@@ -358,6 +361,7 @@ class Pipeline:
             max_answer_tokens=self.max_tokens,
             query=query,
             instructions=instructions,
+            personal=self.instructions,
             keywords=await self.keywords(query),
         )
         self.usage["prompt_tokens"] = prompt.prompt_tokens
@@ -651,6 +655,7 @@ class Generation:
             collection_ids=ctx["collection_ids"],
             document_ids=ctx.get("document_ids"),
             model=ctx.get("model") or None,
+            instructions=ctx.get("instructions", ""),
         )
         self.model_name = self.pipeline.model.name
         finish_reason = "stop"

@@ -116,6 +116,25 @@ class Message(models.Model):
         return f"{self.role}: {self.text[:60]}"
 
 
+class Preferences(models.Model):
+    """What a person asks of every answer written for them ("Answer briefly", "I work in the Berlin
+    office"): given to the model under the rules and the teams' instructions."""
+
+    INSTRUCTIONS_MAX = 1500
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    instructions = models.TextField(blank=True, max_length=INSTRUCTIONS_MAX)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.user}"
+
+
 class Feedback(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

@@ -175,16 +175,25 @@ def format_passages(passages: Sequence[Passage]) -> str:
     return "\n\n".join(blocks)
 
 
-def format_instructions(instructions: Sequence[tuple[str, str]]) -> str:
+def format_instructions(instructions: Sequence[tuple[str, str]], personal: str = "") -> str:
     """The teams' own instructions, trusted (a team admin wrote them) but under the rules above: they
-    may shape an answer (its language, tone, what to name), not lift the rules."""
-    if not instructions:
-        return ""
-    lines = "\n".join(f'- For answers from the collection "{name}": {text}' for name, text in instructions)
-    return (
-        "\n\nInstructions from the teams that own these documents (follow them where they do not "
-        "conflict with the rules above):\n" + lines
-    )
+    may shape an answer (its language, tone, what to name), not lift the rules. Then the asker's
+    own (`personal`), under both."""
+    out = ""
+    if instructions:
+        lines = "\n".join(
+            f'- For answers from the collection "{name}": {text}' for name, text in instructions
+        )
+        out += (
+            "\n\nInstructions from the teams that own these documents (follow them where they do not "
+            "conflict with the rules above):\n" + lines
+        )
+    if personal.strip():
+        out += (
+            "\n\nThe person asking wants every answer written this way (follow it where it does not "
+            "conflict with the rules and the teams' instructions above):\n" + personal.strip()
+        )
+    return out
 
 
 def build(
@@ -197,11 +206,15 @@ def build(
     max_answer_tokens: int,
     query: str = "",
     instructions: Sequence[tuple[str, str]] = (),
+    personal: str = "",
     keywords: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
 ) -> Prompt:
     """Messages for the model. The oldest turns are dropped until everything fits the context window.
-    `instructions` are (collection, text) from the teams whose collections the passages come from."""
-    system = SYSTEM + format_instructions(instructions) + "\n\nPassages:\n\n" + format_passages(passages)
+    `instructions` are (collection, text) from the teams whose collections the passages come from;
+    `personal` is what the person asking wants of every answer."""
+    system = (
+        SYSTEM + format_instructions(instructions, personal) + "\n\nPassages:\n\n" + format_passages(passages)
+    )
     budget = context_tokens - max_answer_tokens - count_tokens(system) - count_tokens(question) - 16
     turns: list[dict] = []
     kept = 0

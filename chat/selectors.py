@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from retrieval import selectors as retrieval_selectors
 
-from .models import Budget, Conversation, Feedback, Message, ModerationRule, Usage
+from .models import Budget, Conversation, Feedback, Message, ModerationRule, Preferences, Usage
 
 
 def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
@@ -219,11 +219,17 @@ def question_context(
     return {
         "user": user,
         "model": model,
+        "instructions": user_instructions(user=user),
         "question": question,
         "collection_ids": list(collection_ids) if collection_ids else None,
         "document_ids": list(document_ids) if document_ids else None,
         "history": list(history),
     }
+
+
+def user_instructions(*, user) -> str:
+    """What the person asks of every answer written for them ("" when nothing)."""
+    return Preferences.objects.filter(user=user).values_list("instructions", flat=True).first() or ""
 
 
 def quota_for_user(*, user) -> int:

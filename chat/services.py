@@ -13,7 +13,7 @@ from retrieval import limits
 from retrieval.embeddings import count_tokens
 
 from . import prompts, selectors
-from .models import Conversation, Feedback, Message, ModerationFlag, ModerationRule, Usage
+from .models import Conversation, Feedback, Message, ModerationFlag, ModerationRule, Preferences, Usage
 from .providers import chat_models
 
 log = logging.getLogger(__name__)
@@ -423,6 +423,16 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     conversation.title = title.strip()[:200]
     conversation.save(update_fields=["title", "updated_at"])
     return conversation
+
+
+def instructions_set(*, user, instructions: str) -> str:
+    """What the person asks of every answer written for them, from now on ("" for nothing);
+    ValidationError when longer than Preferences.INSTRUCTIONS_MAX."""
+    instructions = instructions.strip()
+    if len(instructions) > Preferences.INSTRUCTIONS_MAX:
+        raise ValidationError(f"at most {Preferences.INSTRUCTIONS_MAX} characters")
+    Preferences.objects.update_or_create(user=user, defaults={"instructions": instructions})
+    return instructions
 
 
 def conversation_model_set(*, conversation: Conversation, model: str) -> Conversation:

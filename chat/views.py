@@ -1,4 +1,5 @@
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -8,7 +9,7 @@ from retrieval.parsing import EXTENSIONS
 
 from . import selectors as chat_selectors
 from . import services
-from .models import Conversation
+from .models import Conversation, Preferences
 from .providers import chat_models
 
 
@@ -52,11 +53,22 @@ def shared(request, token: str):
 def account(request):
     """The signed-in person's own page: who they are, their teams, this month's tokens, and their
     conversations to download or delete (all at once, once the box saying so is ticked)."""
+    error = ""
     if request.method == "POST":
-        if request.POST.get("action") == "delete_conversations" and request.POST.get("confirm"):
+        action = request.POST.get("action")
+        if action == "delete_conversations" and request.POST.get("confirm"):
             deleted = services.conversations_delete_all(user=request.user)
             return redirect(f"{reverse('account')}?deleted={deleted}")
-        return redirect("account")
+        if action == "instructions":
+            try:
+                services.instructions_set(
+                    user=request.user, instructions=request.POST.get("instructions", "")
+                )
+                return redirect(f"{reverse('account')}?saved=1")
+            except ValidationError as exc:
+                error = f"Not saved: {exc.messages[0]}."
+        else:
+            return redirect("account")
     used = chat_selectors.usage_for_user(user=request.user)
     quota = chat_selectors.quota_for_user(user=request.user)
     administered = selectors.team_ids_administered(user=request.user)
@@ -71,5 +83,11 @@ def account(request):
         "renews": chat_selectors.month_renews(used["since"]),
         "conversations": chat_selectors.conversations_for_user(user=request.user).count(),
         "deleted": int(deleted) if deleted.isdigit() else None,
+        "instructions": request.POST.get("instructions", "")
+        if error
+        else chat_selectors.user_instructions(user=request.user),
+        "instructions_max": Preferences.INSTRUCTIONS_MAX,
+        "saved": request.GET.get("saved") == "1",
+        "error": error,
     }
     return render(request, "chat/account.html", context)

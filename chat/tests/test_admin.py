@@ -25,8 +25,11 @@ def test_pages_open_and_budgets_show_this_months_use(client, make_user, alice):
         completion_tokens=45,
     )
     Budget.objects.create(user=alice, monthly_tokens=5000)
-    for model in ("conversation", "message", "feedback", "usage", "budget"):
+    services.instructions_set(user=alice, instructions="Answer briefly.")
+    for model in ("conversation", "message", "feedback", "usage", "budget", "preferences"):
         assert client.get(f"/admin/chat/{model}/").status_code == 200, model
+    assert b"Answer briefly." in client.get(f"/admin/chat/preferences/{alice.id}/change/").content
+    assert client.get("/admin/chat/preferences/add/").status_code == 403
     assert client.get(f"/admin/chat/conversation/{ids['conversation_id']}/change/").status_code == 200
     assert client.get("/admin/chat/conversation/add/").status_code == 403
     assert client.get("/admin/chat/usage/add/").status_code == 403

@@ -255,6 +255,30 @@ async def test_a_conversations_chosen_model_writes_its_answers_and_its_usage(
     await ws.disconnect()
 
 
+async def test_the_askers_own_instructions_reach_the_model_with_every_question_and_are_screened(
+    alice, bob, handbook, openai_provider
+):
+    from chat import services
+    from chat.models import ModerationRule
+
+    await sync_to_async(services.instructions_set)(user=alice, instructions="Answer briefly, in German.")
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?")
+    await until_done(ws)
+    # A regeneration reads the stored conversation (a follow-up's path) rather than the new one's.
+    await ws.send_json_to({"type": "regenerate", "message_id": accepted["message_id"], "request_id": "again"})
+    await ws.receive_json_from(timeout=30)
+    await until_done(ws)
+    systems = [r["body"]["messages"][0]["content"] for r in openai_provider.requests_to("/chat/completions")]
+    assert len(systems) == 2 and all("Answer briefly, in German." in s for s in systems)
+    # They reach the model: a content rule they break refuses the question, as if it were in it.
+    await ModerationRule.objects.acreate(kind="phrase", pattern="in German", category="test")
+    await ask(ws, "How many days of paid leave do employees get?")
+    events = await until_done(ws)
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "moderation_blocked", events[-1]
+    await ws.disconnect()
+
+
 async def test_a_greeting_is_answered_in_kind_without_a_search_or_a_model(alice, handbook, openai_provider):
     """A greeting ("Hi") is the first thing many users type: it gets one back, not a refusal."""
     ws = await connect(alice)

@@ -42,6 +42,17 @@ def test_team_instructions_follow_the_rules_and_precede_the_passages():
     assert "Instructions from the teams" not in system_of([passage(1)])
 
 
+def test_the_askers_own_instructions_come_after_the_teams_and_before_the_passages():
+    system = system_of(
+        [passage(1)], instructions=[("handbook", "Answer in German.")], personal=" Answer briefly. "
+    )
+    teams, personal = system.split("The person asking wants")
+    assert 'collection "handbook": Answer in German.' in teams
+    assert "conflict with the rules and the teams' instructions above):\nAnswer briefly.\n" in personal
+    assert personal.index("Answer briefly.") < personal.index("<passage")
+    assert "The person asking" not in system_of([passage(1)], personal="  ")
+
+
 def test_history_is_trimmed_oldest_first_to_fit():
     history = [
         ("user", "old question " * 50),

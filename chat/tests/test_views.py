@@ -43,3 +43,22 @@ def test_all_conversations_are_deleted_from_the_account_page_only_once_the_box_i
     page = client.get(done["Location"]).content.decode()
     assert "3 conversations deleted." in page and "You have 0 conversations." in page
     assert "Delete all conversations" not in page
+
+
+def test_the_instructions_for_ones_answers_are_saved_from_the_account_page_within_their_bound(client, alice):
+    from chat import selectors
+    from chat.models import Preferences
+
+    client.force_login(alice)
+    saved = client.post("/account/", {"action": "instructions", "instructions": "  Answer briefly.  "})
+    assert saved["Location"] == "/account/?saved=1"
+    assert selectors.user_instructions(user=alice) == "Answer briefly."
+    page = client.get(saved["Location"]).content.decode()
+    assert ">Answer briefly.</textarea>" in page and "Saved: your next answers follow it." in page
+    too_long = "x" * (Preferences.INSTRUCTIONS_MAX + 1)
+    refused = client.post("/account/", {"action": "instructions", "instructions": too_long}).content.decode()
+    assert f"Not saved: at most {Preferences.INSTRUCTIONS_MAX} characters." in refused
+    assert f">{too_long}</textarea>" in refused  # the words are kept to shorten
+    assert selectors.user_instructions(user=alice) == "Answer briefly."
+    client.post("/account/", {"action": "instructions", "instructions": ""})
+    assert selectors.user_instructions(user=alice) == ""
