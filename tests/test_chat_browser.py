@@ -511,6 +511,11 @@ def test_a_search_result_shows_where_its_words_were_said_and_opens_there(page, l
     expect(answer.locator(".body mark")).to_have_text("Docking Station")
     expect(answer.locator(".body mark")).to_be_in_viewport()
     expect(page.locator("article.msg.assistant").last).not_to_be_in_viewport()
+    # The conversation names the browser's tab, and heads the page without the snippet.
+    expect(page).to_have_title("Question 0 about equipment? · Docent")
+    expect(page.locator("#chat-title")).to_have_text("Question 0 about equipment?")
+    page.locator("#new-chat").click()
+    expect(page).to_have_title("Docent")
 
 
 def test_the_account_page_downloads_every_conversation_and_deletes_them_all(page, live_url, member):

@@ -91,6 +91,7 @@
     (older ? list.append.bind(list) : list.replaceChildren.bind(list))(...items.map((c) => {
       const li = document.createElement("li");
       li.dataset.id = c.id;
+      li.dataset.title = c.title;
       if (c.id === conversationId) li.setAttribute("aria-current", "true");
       li.classList.toggle("pinned", c.pinned);
       const open = document.createElement("button");
@@ -153,7 +154,7 @@
       open.focus();
       try {
         await api(`/api/v1/conversations/${c.id}`, { method: "PATCH", body: JSON.stringify({ title }) });
-        if (c.id === conversationId) $("chat-title").textContent = title;
+        if (c.id === conversationId) setTitle(title);
       } catch (e) {
         open.textContent = c.title;
         alert("The conversation could not be renamed; try again.");
@@ -232,7 +233,7 @@
     answers.clear();
     $("messages").replaceChildren($("empty-state") || emptyState);
     refreshCollections();
-    $("chat-title").textContent = "New conversation";
+    setTitle("");
     sessionStorage.removeItem(ACTIVE);
     history.replaceState(null, "", "/");
     setBusy(null);
@@ -271,6 +272,12 @@
     el.scrollIntoView({ block: "center" });
   }
 
+  // The conversation's title heads the page and names the browser's tab (and its history entry).
+  function setTitle(title) {
+    $("chat-title").textContent = title || "New conversation";
+    document.title = title ? `${title} · Docent` : "Docent";
+  }
+
   async function openConversation(id, resumeId, found) {
     let data;
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
@@ -279,7 +286,7 @@
     conversationId = data.id;
     setExport(data.id, data.shared_url, data.shared_at);
     answers.clear();
-    $("chat-title").textContent = data.title || "Conversation";
+    setTitle(data.title || "Conversation");
     history.replaceState(null, "", `/?c=${data.id}`);
     const box = $("messages");
     box.replaceChildren();
@@ -698,7 +705,7 @@
       history.replaceState(null, "", `/?c=${conversationId}`);
       if (isNew || edit) loadConversations().then(() => {  // an edited first question may retitle it
         const li = document.querySelector(`#conversations li[data-id="${conversationId}"]`);
-        if (li) $("chat-title").textContent = li.querySelector(".open").textContent;
+        if (li) setTitle(li.dataset.title);
       });
       return;
     }
