@@ -17,6 +17,7 @@ from retrieval.auth import api_auth
 
 from . import exports, selectors, services
 from .models import Conversation, Message
+from .providers import chat_models
 
 router = Router(auth=api_auth, tags=["conversations"])
 
@@ -228,6 +229,14 @@ def choose_answer(request, message_id: str):
     except (services.NotFound, ValidationError):
         raise Http404("no such message") from None
     return Status(204, None)
+
+
+@router.get("/chat-models")
+def list_chat_models(request):
+    """The chat models a conversation may choose (`model` in the ask frame and PATCH), the default
+    first; empty offline, where the extractive answerer writes every answer."""
+    offered = chat_models()
+    return {"default": offered[0] if offered else None, "models": offered}
 
 
 @router.get("/usage")

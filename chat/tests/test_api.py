@@ -197,6 +197,10 @@ def test_a_conversations_model_is_chosen_among_those_offered(client, alice, exch
             f"/api/v1/conversations/{cid}", body, content_type="application/json", **key(alice)
         )
 
+    assert client.get("/api/v1/chat-models", **key(alice)).json() == {
+        "default": "small",
+        "models": ["small", "big"],
+    }
     before = client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()
     assert before["model"] is None
     chosen = patch({"model": "big"}).json()
@@ -208,6 +212,7 @@ def test_a_conversations_model_is_chosen_among_those_offered(client, alice, exch
     assert patch({"model": ""}).json()["model"] is None  # the default again
     settings.OPENAI_BASE_URL = ""  # offline, no model is offered
     assert patch({"model": "big"}).status_code == 400
+    assert client.get("/api/v1/chat-models", **key(alice)).json() == {"default": None, "models": []}
 
 
 def test_rename_and_delete(client, alice, exchange, key):
