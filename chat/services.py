@@ -98,9 +98,11 @@ def exchange_start(
                     if existing is not None:
                         return existing
                     raise NotFound("no such conversation")
+                changed = ["updated_at"]
                 if model is not None:
                     conversation.model = model
-                conversation.save(update_fields=["updated_at", "model"])
+                    changed.append("model")
+                conversation.save(update_fields=changed)
             else:
                 conversation = Conversation.objects.create(
                     owner=user, title=prompts.title_from(content), model=model or ""
@@ -492,7 +494,5 @@ def conversation_delete(*, conversation: Conversation) -> None:
 def conversations_delete_all(*, user) -> int:
     """Delete every conversation of the user (messages, feedback and shared links with them; the
     tokens spent stay counted): how many there were."""
-    conversations = Conversation.objects.filter(owner=user)
-    count = conversations.count()
-    conversations.delete()
-    return count
+    _total, deleted = Conversation.objects.filter(owner=user).delete()
+    return deleted.get(Conversation._meta.label, 0)

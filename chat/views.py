@@ -51,8 +51,9 @@ def shared(request, token: str):
 
 @login_required
 def account(request):
-    """The signed-in person's own page: who they are, their teams, this month's tokens, and their
-    conversations to download or delete (all at once, once the box saying so is ticked)."""
+    """The signed-in person's own page: who they are, their teams, this month's tokens, the
+    instructions their answers follow (kept in the box when refused), and their conversations to
+    download or delete (all at once, once the box saying so is ticked)."""
     error = ""
     if request.method == "POST":
         action = request.POST.get("action")

@@ -458,7 +458,7 @@
   function underAnswer(a) {
     if (a.list) a.list.remove();
     a.list = a.el.dataset.status === "refused" ? null
-      : window.DocentCitations.list(a.body, a.text, a.sources, (n, button) => openSource(a, n, button));
+      : window.DocentCitations.list(a.text, a.sources, a.checks, (n, button) => openSource(a, n, button));
     if (a.list) a.meta.before(a.list);
     let by = a.el.querySelector(".foot .by");
     if (modelPick && a.model) {

@@ -57,7 +57,7 @@ window.DocentCitations = (() => {
   // The sources an answer cites, in a row under it, in order: each names its document (and page)
   // and opens its passage as the number in the text does, flagged as its number is. Null when the
   // text cites none.
-  function list(body, text, sources, onOpen) {
+  function list(text, sources, checks, onOpen) {
     const cited = sources.filter((s) => text.includes(`[${s.n}]`)).sort((x, y) => x.n - y.n);
     if (!cited.length) return null;
     const ol = document.createElement("ol");
@@ -71,9 +71,8 @@ window.DocentCitations = (() => {
       const said = document.createElement("span"); said.className = "visually-hidden"; said.textContent = `Source ${s.n}: `;
       button.append(n, said, s.title + (s.page ? ` · p. ${s.page}` : ""));
       button.title = where(s);
-      // What its flagged numbers in the text say is missing, each once.
-      const missing = [...new Set([...body.querySelectorAll("button.cite.unverified")]
-        .filter((c) => Number(c.dataset.n) === s.n).flatMap((c) => c.dataset.missing.split(", ")))].join(", ");
+      // What the server's checks of its numbers found missing, each once.
+      const missing = [...new Set((checks || []).filter((c) => c.n === s.n).flatMap((c) => c.missing))].join(", ");
       if (missing) {
         button.classList.add("unverified"); button.dataset.missing = missing;
         const check = document.createElement("span"); check.className = "visually-hidden"; check.textContent = `(does not state ${missing})`;

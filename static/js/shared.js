@@ -37,7 +37,7 @@
         seen.set(m.reply_to, (seen.get(m.reply_to) || 0) + 1);
         meta.textContent = `Version ${seen.get(m.reply_to)} of ${of}. ${meta.textContent}`.trim();
       }
-      const list = m.status === "refused" ? null : window.DocentCitations.list(body, m.text, m.sources, (n, button) => openSource(m, n, button));
+      const list = m.status === "refused" ? null : window.DocentCitations.list(m.text, m.sources, m.checks, (n, button) => openSource(m, n, button));
       if (list) el.append(list);
       el.append(meta);
     }
