@@ -48,6 +48,10 @@ class MessageOut(Schema):
     finish_reason: str | None
     error_code: str | None = None  # with status failed: why (moderation_blocked, provider_unavailable...)
     reply_to: str | None
+    # A question's: the answer it follows (null for a first question). Conversations branch: an edited
+    # question is a sibling of the one it rewords, and each answer version keeps what followed it.
+    parent: str | None = None
+    shown: bool = True  # on the thread the reader sees (the chosen or latest version at each turn)
     model: str | None = None
     created_at: str
     chosen_at: str | None = None
@@ -223,9 +227,10 @@ def give_feedback(request, message_id: str, payload: FeedbackIn):
 
 @router.post("/messages/{message_id}/choose", response={204: None})
 def choose_answer(request, message_id: str):
-    """The chat page's "‹ n / m ›": the version turned to is shown next time, and followed."""
+    """The chat page's "‹ n / m ›" under an answer or a question: the version turned to is shown,
+    with what followed it, and the next question follows on from it."""
     try:
-        services.answer_choose(user=request.auth, message_id=message_id)
+        services.message_choose(user=request.auth, message_id=message_id)
     except (services.NotFound, ValidationError):
         raise Http404("no such message") from None
     return Status(204, None)

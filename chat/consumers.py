@@ -262,7 +262,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._accepted(content.get("request_id"), ids)
 
     async def edit(self, content: dict) -> None:
-        """Reword the conversation's last question: its answers are replaced by a new one."""
+        """Reword a question: a new version of it, answered anew (the old one keeps its branch)."""
         text = _question_text(content.get("content"))
         await self._check_user()
         message = await database_sync_to_async(_owned_message)(self.user, content.get("message_id"))

@@ -25,22 +25,23 @@ def _quote(text: str) -> str:
 
 
 def conversation_markdown(*, title: str, exported_at: str, messages: Iterable[dict]) -> str:
-    """`messages` as `chat.selectors.message_out` gives them, oldest first, each question followed
-    by its answers; a regenerated answer's versions are numbered."""
+    """The thread shown (the messages marked `shown`) of `messages`, as `chat.selectors.message_out`
+    gives them in tree order; an answer regenerated is numbered among its versions."""
     messages = list(messages)
     versions: dict = {}
     for m in messages:
         if m["role"] != "user" and m.get("reply_to"):
-            versions[m["reply_to"]] = versions.get(m["reply_to"], 0) + 1
-    seen: dict = {}
+            versions.setdefault(m["reply_to"], []).append(m.get("id"))
     out = [f"# {title.strip() or 'Conversation'}", "", f"_Exported from Docent, {exported_at}._", ""]
     for m in messages:
+        if not m.get("shown", True):
+            continue
         if m["role"] == "user":
             out += ["## Question", "", m["text"].strip(), ""]
             continue
-        of = versions.get(m.get("reply_to"), 1)
-        seen[m.get("reply_to")] = nth = seen.get(m.get("reply_to"), 0) + 1
-        out += ["### Answer" + (f" (version {nth} of {of})" if of > 1 else ""), ""]
+        of = versions.get(m.get("reply_to"), [m.get("id")])
+        nth = of.index(m.get("id")) + 1 if m.get("id") in of else 1
+        out += ["### Answer" + (f" (version {nth} of {len(of)})" if len(of) > 1 else ""), ""]
         if m["text"].strip():
             out += [m["text"].strip(), ""]
         ending = m["status"] if m["status"] != "complete" else None

@@ -64,6 +64,12 @@ class Message(models.Model):
     reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="answers"
     )
+    # The answer a question follows (null for a conversation's first questions). Conversations are
+    # trees: an edited question is a new sibling, and a regenerated answer starts a branch of its own,
+    # so that each version keeps the exchanges that followed it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="followups"
+    )
     request_id = models.CharField(max_length=100, blank=True, default="")
     search_query = models.TextField(blank=True, default="")
     sources = models.JSONField(default=list, blank=True, help_text="Passages given to the model")
@@ -84,8 +90,8 @@ class Message(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Touched at every checkpoint; the sweep marks a streaming answer whose heartbeat went quiet as interrupted.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # When the reader last turned to this version of a question's answer. Of a question's answers,
-    # the one chosen or made last is shown and is what later questions read.
+    # When the reader last turned to this version (of a question's answers, or of the questions
+    # following one answer). Of versions, the one chosen or made last is shown.
     chosen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -118,25 +118,58 @@ def message_get(*, user, message_id) -> Message:
 
 
 def conversation_messages(*, conversation: Conversation) -> list[Message]:
-    """Oldest first, each question followed by its answers (see `thread_order`)."""
+    """Every message of the conversation in tree order (see `thread_order`), each marked `shown`."""
     return thread_order(list(conversation.messages.order_by("created_at", "id")))
 
 
+def conversation_thread(*, conversation: Conversation) -> list[Message]:
+    """The conversation as the reader sees it: each shown question followed by its shown answer."""
+    return [m for m in conversation_messages(conversation=conversation) if m.shown]
+
+
+def _latest(versions: list[Message]) -> Message:
+    """Of versions (a question's answers, or the questions that follow one answer), the one the
+    reader turned to last, or else the one made last."""
+    return max(versions, key=lambda m: (m.chosen_at or m.created_at, m.created_at))
+
+
 def thread_order(messages: list[Message]) -> list[Message]:
-    """`messages` (one conversation's, oldest first) with each question followed by its answers: a
-    regenerated answer, made after later exchanges, stays with its question (a version of the answer
-    before it) rather than at the end."""
+    """`messages` (one conversation's, oldest first) as a tree: each question followed by its answers
+    (the first, then each regeneration), then the questions that follow each of those answers, and
+    so on. Each message gets `shown`: whether it is on the thread the reader sees, which takes the
+    chosen (or latest) version at every turn. An edited question is a sibling of the question it
+    rewords; a regeneration made after later exchanges starts a branch, the exchanges staying with
+    the version they followed."""
+    asked: dict = {}
     answers: dict = {}
     for m in messages:
-        if m.role == Message.Role.ASSISTANT and m.reply_to_id is not None:
+        if m.role == Message.Role.USER:
+            asked.setdefault(m.parent_id, []).append(m)
+        elif m.reply_to_id is not None:
             answers.setdefault(m.reply_to_id, []).append(m)
-    asked = {m.id for m in messages if m.role == Message.Role.USER}
     out: list[Message] = []
-    for m in messages:
-        if m.role == Message.Role.ASSISTANT and m.reply_to_id in asked:
-            continue  # placed after its question
-        out.append(m)
-        out.extend(answers.get(m.id, ()) if m.role == Message.Role.USER else ())
+    # Iterative: a conversation may run to thousands of exchanges, deeper than Python's recursion.
+    stack: list[tuple] = [(None, True)]
+    while stack:
+        parent_id, on_thread = stack.pop()
+        questions = asked.pop(parent_id, [])
+        shown_question = _latest(questions) if questions and on_thread else None
+        below: list[tuple] = []
+        for q in questions:
+            q.shown = q is shown_question
+            out.append(q)
+            versions = answers.pop(q.id, [])
+            shown_answer = _latest(versions) if versions and q.shown else None
+            for a in versions:
+                a.shown = a is shown_answer
+                out.append(a)
+                below.append((a.id, a.shown))
+        stack.extend(reversed(below))
+    placed = {m.id for m in out}
+    for m in messages:  # nothing should be left over; kept, not shown, if something is
+        if m.id not in placed:
+            m.shown = False
+            out.append(m)
     return out
 
 
@@ -172,35 +205,28 @@ def conversations_with_messages(*, user, batch: int = 100) -> Iterator[tuple[Con
 
 
 def generation_context(*, message_id) -> dict:
-    """Everything an answer needs: the question, its scope and the earlier exchanges."""
+    """Everything an answer needs: the question, its scope and the exchanges it follows (its branch
+    of the conversation, oldest first)."""
     answer = Message.objects.select_related("conversation", "reply_to", "user").get(id=message_id)
     conversation = answer.conversation
+    fields = ("id", "text", "status", "reply_to_id", "parent_id", "error_code")
+    rows = {row["id"]: row for row in conversation.messages.values(*fields)}
+    exchanges = []  # (question, answer), from the one just before back to the first
+    follows = answer.reply_to.parent_id
+    while follows in rows and len(exchanges) < len(rows):  # the bound: a cycle would never end
+        earlier = rows[follows]
+        question = rows.get(earlier["reply_to_id"])
+        if question is None:
+            break
+        exchanges.append((question, earlier))
+        follows = question["parent_id"]
     history: list[tuple[str, str]] = []
-    earlier = (
-        conversation.messages.filter(created_at__lt=answer.reply_to.created_at)
-        .order_by("created_at")
-        .values_list("role", "text", "status", "reply_to_id", "id", "error_code", "created_at", "chosen_at")
-    )
-    latest_answer: dict = {}
-    picked: dict = {}
-    questions = []
-    blocked = set()
-    for role, text, status, reply_to, mid, error_code, created_at, chosen_at in earlier:
-        if role == Message.Role.USER:
-            questions.append((mid, text))
-        elif status in (Message.Status.COMPLETE, Message.Status.STOPPED) and text:
-            # Of a regenerated answer's versions, the one the reader chose or that was made last.
-            when = chosen_at or created_at
-            if reply_to not in picked or when >= picked[reply_to]:
-                latest_answer[reply_to], picked[reply_to] = text, when
-        elif error_code == "moderation_blocked":
-            blocked.add(reply_to)
-    for mid, text in questions:
-        if mid in blocked:
+    for question, earlier in reversed(exchanges):
+        if earlier["error_code"] == "moderation_blocked":
             continue  # a refused question never reaches a model, later turns included
-        history.append(("user", text))
-        if mid in latest_answer:
-            history.append(("assistant", latest_answer[mid]))
+        history.append(("user", question["text"]))
+        if earlier["status"] in (Message.Status.COMPLETE, Message.Status.STOPPED) and earlier["text"]:
+            history.append(("assistant", earlier["text"]))
     return question_context(
         user=answer.user,
         question=answer.reply_to.text,
@@ -209,6 +235,17 @@ def generation_context(*, message_id) -> dict:
         history=history,
         model=conversation.model,
     )
+
+
+def thread_end(*, conversation: Conversation) -> Message | None:
+    """The last message of the thread the reader sees: what a new question follows."""
+    messages = list(
+        conversation.messages.order_by("created_at", "id").only(
+            "id", "role", "parent_id", "reply_to_id", "chosen_at", "created_at"
+        )
+    )
+    shown = [m for m in thread_order(messages) if m.shown]
+    return shown[-1] if shown else None
 
 
 def question_context(
@@ -322,6 +359,9 @@ def message_out(message: Message) -> dict:
         "finish_reason": message.finish_reason or None,
         "error_code": message.error_code or None,
         "reply_to": str(message.reply_to_id) if message.reply_to_id else None,
+        # The answer a question follows; whether the message is on the thread the reader sees.
+        "parent": str(message.parent_id) if message.parent_id else None,
+        "shown": getattr(message, "shown", True),
         "model": message.model or None,  # the chat model that wrote an answer
         "created_at": message.created_at.isoformat(),
         "chosen_at": message.chosen_at.isoformat() if message.chosen_at else None,

@@ -90,7 +90,12 @@ def exchange_start(
         with transaction.atomic():
             if conversation_id:
                 try:
-                    conversation = Conversation.objects.filter(id=conversation_id, owner=user).first()
+                    # Locked: two questions sent at once follow one another, not the same answer.
+                    conversation = (
+                        Conversation.objects.select_for_update()
+                        .filter(id=conversation_id, owner=user)
+                        .first()
+                    )
                 except ValidationError:  # not a UUID
                     conversation = None
                 if conversation is None:
@@ -111,12 +116,14 @@ def exchange_start(
                 conversation.collections.set(collection_ids)
             if document_ids is not None:
                 conversation.documents.set(document_ids)
+            end = selectors.thread_end(conversation=conversation) if conversation_id else None
             question = Message.objects.create(
                 conversation=conversation,
                 user=user,
                 role=Message.Role.USER,
                 text=content,
                 request_id=request_id,
+                parent_id=(end.id if end.role == Message.Role.ASSISTANT else end.parent_id) if end else None,
             )
             answer = Message.objects.create(
                 conversation=conversation,
@@ -212,35 +219,37 @@ def _answer_pending(question: Message, request_id: str = "") -> Message:
 
 
 def question_edit(*, user, message_id, content: str, request_id: str = "", admit=None) -> dict:
-    """The conversation's last question, reworded: its answers go (they answered other words, and
-    would stand in the history of later questions) and a new answer is started. Tokens spent on them
-    stay in the ledger. A repeated request_id returns the answer the first request started."""
+    """A question reworded: a new version of it, beside the old one (which keeps its answers and
+    the exchanges that followed them, a branch the reader can turn back to), with a new answer
+    started. Refused while an answer of the conversation is still being written. A repeated
+    request_id returns the answer the first request started."""
 
     def start() -> dict:
         question = (
-            Message.objects.select_for_update(of=("self",))
-            .select_related("conversation")
+            Message.objects.select_related("conversation")
             .filter(id=message_id, conversation__owner=user, role=Message.Role.USER)
             .first()
         )
         if question is None:
             raise NotFound("no such message")
-        later = Message.objects.filter(
-            conversation=question.conversation, role=Message.Role.USER, created_at__gt=question.created_at
+        conversation = Conversation.objects.select_for_update().get(id=question.conversation_id)
+        unfinished = conversation.messages.filter(role=Message.Role.ASSISTANT).exclude(
+            status__in=Message.FINAL
         )
-        if later.exists():
-            raise NotEditable("only the last question of a conversation can be edited")
-        if question.answers.exclude(status__in=Message.FINAL).exists():
-            raise NotEditable("stop the answer before editing its question")
-        question.answers.all().delete()
-        conversation = question.conversation
-        if conversation.title == prompts.title_from(question.text):  # named after it, not renamed
-            conversation.title = prompts.title_from(content)
-        question.text = content
-        question.save(update_fields=["text", "updated_at"])
-        answer = _answer_pending(question, request_id)
+        if unfinished.exists():
+            raise NotEditable("stop the answer before editing a question")
+        if question.parent_id is None and conversation.title == prompts.title_from(question.text):
+            conversation.title = prompts.title_from(content)  # named after it, not renamed
+        reworded = Message.objects.create(
+            conversation=conversation,
+            user=user,
+            role=Message.Role.USER,
+            text=content,
+            parent_id=question.parent_id,
+        )
+        answer = _answer_pending(reworded, request_id)
         conversation.save(update_fields=["title", "updated_at"])
-        return _ids(conversation, question, answer, True)
+        return _ids(conversation, reworded, answer, True)
 
     return _answer_once(user, request_id, start, admit)
 
@@ -411,12 +420,11 @@ def feedback_set(*, user, message_id, rating: int, comment: str = "") -> Feedbac
     return feedback
 
 
-def answer_choose(*, user, message_id) -> None:
-    """The reader turned to this version of an answer: it is the one shown, and read by the model
-    for later questions, until another is chosen or made."""
-    chosen = Message.objects.filter(
-        id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT
-    ).update(chosen_at=timezone.now())
+def message_choose(*, user, message_id) -> None:
+    """The reader turned to this version of an answer (or of a question): it is shown, with the
+    exchanges that followed it, and a new question follows on from it, until another is chosen or
+    made."""
+    chosen = Message.objects.filter(id=message_id, conversation__owner=user).update(chosen_at=timezone.now())
     if not chosen:
         raise NotFound("no such message")
 
@@ -458,12 +466,12 @@ _SHARE_FIELDS = ["share_token", "shared_at", "shared_messages", "shared_collecti
 
 def conversation_share(*, conversation: Conversation) -> str:
     """The conversation's share token, made on the first share. The link shows a copy of the
-    conversation as it is now, renewed by each share: what the owner asks or edits after sharing stays
+    conversation as the owner sees it now (the versions shown), renewed by each share: what the owner asks or edits after sharing stays
     theirs until they share again. An answer still being written is left out rather than frozen half
     way. (`updated_at` is left alone: sharing does not move it up their list.)"""
     messages = [
         m
-        for m in selectors.conversation_messages(conversation=conversation)
+        for m in selectors.conversation_thread(conversation=conversation)
         if m.role == Message.Role.USER or m.status in Message.FINAL
     ]
     conversation.share_token = conversation.share_token or secrets.token_urlsafe(16)

@@ -446,9 +446,9 @@ def test_the_conversation_list_comes_in_pages(client, alice, key):
     assert titles(q="C22", limit=5, offset=10) == found[10:]
 
 
-def test_a_regenerated_answer_is_listed_and_exported_with_its_question(client, alice, key):
-    """An earlier answer regenerated after later exchanges: the new version follows the answer it
-    replaces, under its question, not at the end of the conversation."""
+def test_an_answer_regenerated_after_later_exchanges_starts_a_branch(client, alice, key):
+    """The new version is shown without the exchanges that followed the old one; those stay with the
+    old version, and come back with it when the reader turns to it. The export writes what is shown."""
     first = _answered(alice, "r1", "Leave policy?", "25 days.")
     cid = first["conversation_id"]
     second = services.exchange_start(
@@ -458,21 +458,42 @@ def test_a_regenerated_answer_is_listed_and_exported_with_its_question(client, a
     again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r3")
     services.message_finish(message_id=again["message_id"], text="Twenty-five days.", status="complete")
 
-    messages = client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["messages"]
-    assert [(m["id"], m["reply_to"]) for m in messages] == [
-        (first["user_message_id"], None),
-        (first["message_id"], first["user_message_id"]),
-        (again["message_id"], first["user_message_id"]),
-        (second["user_message_id"], None),
-        (second["message_id"], second["user_message_id"]),
+    def listed():
+        messages = client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["messages"]
+        return [(m["id"], m["reply_to"], m["parent"], m["shown"]) for m in messages]
+
+    def exported():
+        return client.get(f"/api/v1/conversations/{cid}/export", **key(alice)).content.decode()
+
+    assert listed() == [
+        (first["user_message_id"], None, None, True),
+        (first["message_id"], first["user_message_id"], None, False),
+        (again["message_id"], first["user_message_id"], None, True),
+        (second["user_message_id"], None, first["message_id"], False),
+        (second["message_id"], second["user_message_id"], None, False),
     ]
-    text = client.get(f"/api/v1/conversations/{cid}/export", **key(alice)).content.decode()
-    assert text.index("25 days.") < text.index("Twenty-five days.") < text.index("Travel?")
+    text = exported()
+    assert "### Answer (version 2 of 2)\n\nTwenty-five days." in text
+    assert "25 days." not in text and "Travel?" not in text
+
+    assert client.post(f"/api/v1/messages/{first['message_id']}/choose", **key(alice)).status_code == 204
+    assert [shown for *_, shown in listed()] == [True, True, False, True, True]
+    text = exported()
+    assert text.index("(version 1 of 2)\n\n25 days.") < text.index("Travel?") < text.index("Economy.")
+    assert "Twenty-five days." not in text
+    # A question asked now follows the end of the thread shown.
+    third = services.exchange_start(
+        user=alice, conversation_id=cid, request_id="r4", content="Hotels?", collection_ids=None
+    )
+    assert listed()[-2:] == [
+        (third["user_message_id"], None, second["message_id"], True),
+        (third["message_id"], third["user_message_id"], None, True),
+    ]
 
 
-def test_the_version_turned_to_is_shown_and_read_by_later_questions(client, alice, bob, key):
-    """Of a regenerated answer's versions, the one the reader chose (or that was made last) is what
-    the next question's history holds; another user cannot choose for them."""
+def test_a_question_reads_the_exchanges_of_its_own_branch(client, alice, bob, key):
+    """Of a regenerated answer's versions, the one shown when a question is asked is what that
+    question's history holds, whatever is chosen later; another user cannot choose for them."""
     first = _answered(alice, "r1", "Leave policy?", "25 days.")
     cid = first["conversation_id"]
     again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r2")
@@ -480,26 +501,31 @@ def test_the_version_turned_to_is_shown_and_read_by_later_questions(client, alic
     follow_up = services.exchange_start(
         user=alice, conversation_id=cid, request_id="r3", content="And sick leave?", collection_ids=None
     )
+    services.message_finish(message_id=follow_up["message_id"], text="Ten days.", status="complete")
 
-    def history(question=follow_up):
+    def history(question):
         return selectors.generation_context(message_id=question["message_id"])["history"]
 
-    assert history() == [("user", "Leave policy?"), ("assistant", "Twenty-five days.")]
+    assert history(follow_up) == [("user", "Leave policy?"), ("assistant", "Twenty-five days.")]
     url = f"/api/v1/messages/{first['message_id']}/choose"
     assert client.post(url, **key(bob)).status_code == 404
     assert client.post("/api/v1/messages/not-a-uuid/choose", **key(alice)).status_code == 404
     assert client.post(url, **key(alice)).status_code == 204
-    assert history() == [("user", "Leave policy?"), ("assistant", "25 days.")]
+    assert history(follow_up) == [("user", "Leave policy?"), ("assistant", "Twenty-five days.")]
     chosen = {
         m["id"]: m["chosen_at"]
         for m in client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["messages"]
     }
     assert chosen[first["message_id"]] is not None and chosen[again["message_id"]] is None
-    # A newer version made since is the one a question asked after it reads.
-    third = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r4")
-    services.message_finish(message_id=third["message_id"], text="Twenty-five, paid.", status="complete")
-    services.message_finish(message_id=follow_up["message_id"], text="Ten days.", status="complete")
-    last = services.exchange_start(
-        user=alice, conversation_id=cid, request_id="r5", content="And parental?", collection_ids=None
+    on_first = services.exchange_start(
+        user=alice, conversation_id=cid, request_id="r4", content="And parental?", collection_ids=None
     )
-    assert history(last)[:2] == [("user", "Leave policy?"), ("assistant", "Twenty-five, paid.")]
+    assert history(on_first) == [("user", "Leave policy?"), ("assistant", "25 days.")]
+    # A newer version made since is the one a question asked after it reads.
+    services.message_finish(message_id=on_first["message_id"], text="Four months.", status="complete")
+    third = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r5")
+    services.message_finish(message_id=third["message_id"], text="Twenty-five, paid.", status="complete")
+    last = services.exchange_start(
+        user=alice, conversation_id=cid, request_id="r6", content="And unpaid?", collection_ids=None
+    )
+    assert history(last) == [("user", "Leave policy?"), ("assistant", "Twenty-five, paid.")]

@@ -59,18 +59,72 @@ def test_citations_to_check_are_named_under_their_answer():
     )
 
 
-def test_a_regenerated_answers_versions_are_numbered():
+def test_the_thread_shown_is_written_with_its_answers_numbered_among_their_versions():
+    """Versions not shown, and what followed them, stay out; the answer shown says which it is."""
     text = conversation_markdown(
         title="Leave",
         exported_at="2026-11-26 08:00 UTC",
         messages=[
-            {"id": "q1", "role": "user", "text": "How much leave?", "status": "complete"},
-            {"role": "assistant", "text": "25 days.", "status": "complete", "reply_to": "q1"},
-            {"role": "assistant", "text": "Twenty-five.", "status": "complete", "reply_to": "q1"},
-            {"id": "q2", "role": "user", "text": "Travel?", "status": "complete"},
-            {"role": "assistant", "text": "Economy.", "status": "complete", "reply_to": "q2"},
+            {"id": "q1", "role": "user", "text": "How much leave?", "status": "complete", "shown": True},
+            {
+                "id": "a1",
+                "role": "assistant",
+                "text": "25 days.",
+                "status": "complete",
+                "reply_to": "q1",
+                "shown": False,
+            },
+            {
+                "id": "a2",
+                "role": "assistant",
+                "text": "Twenty-five.",
+                "status": "complete",
+                "reply_to": "q1",
+                "shown": True,
+            },
+            {
+                "id": "a3",
+                "role": "assistant",
+                "text": "Twenty-five!",
+                "status": "complete",
+                "reply_to": "q1",
+                "shown": False,
+            },
+            {
+                "id": "q2",
+                "role": "user",
+                "text": "Travel?",
+                "status": "complete",
+                "parent": "a1",
+                "shown": False,
+            },
+            {
+                "id": "a4",
+                "role": "assistant",
+                "text": "Economy.",
+                "status": "complete",
+                "reply_to": "q2",
+                "shown": False,
+            },
+            {
+                "id": "q3",
+                "role": "user",
+                "text": "Sick leave?",
+                "status": "complete",
+                "parent": "a2",
+                "shown": True,
+            },
+            {
+                "id": "a5",
+                "role": "assistant",
+                "text": "Ten days.",
+                "status": "complete",
+                "reply_to": "q3",
+                "shown": True,
+            },
         ],
     )
-    assert "### Answer (version 1 of 2)\n\n25 days." in text
-    assert "### Answer (version 2 of 2)\n\nTwenty-five." in text
-    assert "### Answer\n\nEconomy." in text
+    assert "### Answer (version 2 of 3)\n\nTwenty-five.\n\n## Question\n\nSick leave?" in text
+    assert "### Answer\n\nTen days." in text
+    for hidden in ("25 days.", "Twenty-five!", "Travel?", "Economy."):
+        assert hidden not in text

@@ -1,5 +1,9 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
 from chat import services
-from chat.selectors import conversations_with_messages, plain, snippet
+from chat.models import Message
+from chat.selectors import conversations_with_messages, plain, snippet, thread_order
 
 
 def test_a_short_message_is_its_own_snippet_on_one_line():
@@ -60,3 +64,48 @@ def test_conversations_are_read_a_batch_at_a_time_newest_first_each_with_its_own
             (str(c.id), [m.text for m in ms]) for c, ms in conversations_with_messages(user=alice, batch=2)
         ]
     assert read == [(cid, [f"Question {n}?", ""]) for n, cid in reversed(list(enumerate(made)))]
+
+
+def _tree(shape: list[tuple[str, str, str | None]]) -> dict[str, Message]:
+    """Unsaved messages from (name, role, the answer a question follows or the question an answer
+    replies to), made a minute apart in the order given."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    made: dict[str, Message] = {}
+    for i, (name, role, up) in enumerate(shape):
+        m = Message(id=uuid.uuid4(), role=role, created_at=start + timedelta(minutes=i))
+        if up is not None:
+            setattr(m, "parent" if role == "user" else "reply_to", made[up])
+        made[name] = m
+    return made
+
+
+def test_the_thread_shown_takes_the_chosen_or_latest_version_at_every_turn():
+    m = _tree(
+        [
+            ("q1", "user", None),
+            ("a1", "assistant", "q1"),
+            ("q2", "user", "a1"),
+            ("a2", "assistant", "q2"),
+            ("a1b", "assistant", "q1"),  # regenerated: a branch with nothing after it yet
+            ("q2b", "user", "a1"),  # q2 reworded, in a1's branch
+            ("a2b", "assistant", "q2b"),
+        ]
+    )
+    order = thread_order(list(m.values()))
+    name = {v.id: k for k, v in m.items()}
+    assert [name[x.id] for x in order] == ["q1", "a1", "a1b", "q2", "a2", "q2b", "a2b"]
+    assert [name[x.id] for x in order if x.shown] == ["q1", "a1b"]
+    m["a1"].chosen_at = m["a2b"].created_at + timedelta(minutes=1)
+    assert [name[x.id] for x in thread_order(list(m.values())) if x.shown] == ["q1", "a1", "q2b", "a2b"]
+    m["q2"].chosen_at = m["a1"].chosen_at + timedelta(minutes=1)
+    assert [name[x.id] for x in thread_order(list(m.values())) if x.shown] == ["q1", "a1", "q2", "a2"]
+
+
+def test_a_thread_deeper_than_pythons_recursion_is_ordered():
+    shape, up = [], None
+    for i in range(1500):
+        shape += [(f"q{i}", "user", up), (f"a{i}", "assistant", f"q{i}")]
+        up = f"a{i}"
+    m = _tree(shape)
+    order = thread_order(list(reversed(m.values())))  # any order in: the tree's order out
+    assert [x.id for x in order] == [v.id for v in m.values()] and all(x.shown for x in order)

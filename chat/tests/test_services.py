@@ -64,14 +64,18 @@ def test_an_edited_question_renames_a_conversation_named_after_it_but_not_a_rena
         services.question_edit(user=alice, message_id=ids["user_message_id"], content="Leave policy?")
     Message.objects.filter(id=ids["message_id"]).update(status="complete", text="...")
     again = services.question_edit(user=alice, message_id=ids["user_message_id"], content="Leave policy?")
-    assert again["message_id"] != ids["message_id"] and again["user_message_id"] == ids["user_message_id"]
+    # A new version of the question, beside the old one and its answer.
+    assert again["message_id"] != ids["message_id"] and again["user_message_id"] != ids["user_message_id"]
+    reworded = Message.objects.get(id=again["user_message_id"])
+    assert reworded.text == "Leave policy?" and reworded.parent_id is None
+    assert Message.objects.get(id=ids["user_message_id"]).text == "Leaf policy?"
     assert Conversation.objects.get(id=ids["conversation_id"]).title == "Leave policy?"
 
     Conversation.objects.filter(id=ids["conversation_id"]).update(title="HR questions")
     Message.objects.filter(id=again["message_id"]).update(status="complete")
     services.question_edit(user=alice, message_id=ids["user_message_id"], content="Parental leave policy?")
     assert Conversation.objects.get(id=ids["conversation_id"]).title == "HR questions"
-    assert Message.objects.filter(conversation_id=ids["conversation_id"]).count() == 2
+    assert Message.objects.filter(conversation_id=ids["conversation_id"]).count() == 6
 
 
 def test_only_the_owner_edits_a_question(alice, bob):

@@ -8,13 +8,16 @@
   const modelPick = document.getElementById("model");  // absent unless several models are offered
   const MODEL = `docent.model.${document.body.dataset.user || ""}`;
   const answers = new Map();
+  // Every message of the open conversation, shown or not ({id, role, parent, reply_to}, tree order):
+  // a conversation branches where a question was edited or an answer regenerated.
+  const thread = new Map();
   let editing = null; // the user message element whose words the composer holds
   const outbox = [];
   // Asks, edits and regenerations until `accepted` (or an error) answers them: sent again on a new
   // socket when the old one closed first. The server knows a request_id it has seen and follows
   // the answer that request started, so the question is neither lost nor asked twice.
   // request_id -> { data: JSON frame, view, conversation, question: an ask's message element,
-  //                 edit: {el, content} of a reworded last question }
+  //                 edit: {el, content} of a reworded question, regenerate: the answer redone }
   const requests = new Map();
   let view = 0;  // bumped whenever the page shows another conversation (or a new one)
   let ws = null;
@@ -256,13 +259,11 @@
     return out;
   }
 
-  // The message a search found, brought into view with the searched words marked (a version of an
-  // answer not shown is shown, without making it the chosen one).
+  // The message a search found, brought into view with the searched words marked (one in a version
+  // not shown is not: the conversation opens as it was left).
   function reveal(found) {
-    const el = [...document.querySelectorAll("#messages [data-message]")].find((x) => x.dataset.message === found.id);
+    const el = messageElement(found.id);
     if (!el) return;
-    const a = answers.get(found.id);
-    if (a && el.hidden) { const list = versionsOf(a); showVersion(list, list.indexOf(a)); }
     const target = el.querySelector(".body") || el;
     const nodes = [];
     const walker = document.createTreeWalker(target, NodeFilter.SHOW_TEXT);
@@ -278,7 +279,12 @@
     document.title = title ? `${title} · Docent` : "Docent";
   }
 
-  async function openConversation(id, resumeId, found) {
+  function messageElement(id) {
+    return [...document.querySelectorAll("#messages [data-message]")].find((x) => x.dataset.message === id);
+  }
+
+  // `anchor`: {id, back} of a version just turned to, kept in view with its pager's button focused.
+  async function openConversation(id, resumeId, found, anchor) {
     let data;
     try { data = await api(`/api/v1/conversations/${id}`); } catch (e) { newConversation(); return; }
     view++;
@@ -293,11 +299,13 @@
     setScope(data.collections);
     setDocuments(data.documents);
     setModel(data.model || "");
+    thread.clear();
+    for (const m of data.messages) thread.set(m.id, { id: m.id, role: m.role, parent: m.parent, reply_to: m.reply_to });
     for (const m of data.messages) {
+      if (m.shown === false) continue;  // another version's, behind a pager
       if (m.role === "user") { addUserMessage(m.text, m.id); continue; }
       const a = addAnswer(m.id, m.reply_to);
       a.text = m.text; a.sources = m.sources || []; a.checks = m.checks || []; a.status = m.status;
-      a.chosen = Date.parse(m.chosen_at || m.created_at) || 0;
       a.model = m.model || "";
       if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
         a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
@@ -307,15 +315,16 @@
       }
       render(a);
     }
-    for (const a of answers.values()) {  // of each question's answers, the one chosen or made last
-      const list = versionsOf(a);
-      if (a !== list[list.length - 1]) continue;
-      const shown = list.reduce((best, x, i) => (x.chosen >= list[best].chosen ? i : best), 0);
-      showVersion(list, shown);
-    }
     document.querySelectorAll("#conversations li").forEach((li) => li.toggleAttribute("aria-current", li.dataset.id === data.id));
     markEditable();
-    scrollDown(true);
+    const turned = anchor && messageElement(anchor.id);
+    if (turned) {
+      turned.scrollIntoView({ block: "nearest" });
+      const pager = turned.querySelector(".versions");
+      const [same, other] = anchor.back ? [".previous", ".next"] : [".next", ".previous"];
+      const button = pager.querySelector(same);  // at either end, the way back
+      (button.disabled ? pager.querySelector(other) : button).focus();
+    } else scrollDown(true);
     if (found) requestAnimationFrame(() => reveal(found));  // after the frame that renders the answers
   }
 
@@ -330,18 +339,66 @@
     const body = document.createElement("div"); body.className = "body"; body.textContent = text;
     const tools = document.createElement("div"); tools.className = "tools";
     tools.append(tool("Edit", "Edit your question", () => startEdit(el)));
-    el.append(body, tools);
+    el.append(body, tools, pagerFor(el, "question"));
     $("messages").append(el);
     scrollDown(true);
     return el;
   }
 
-  // Only the conversation's last question can be reworded, once its answer has ended.
+  // Any question can be reworded (a new version of it), and versions turned, once no answer is being
+  // written.
   function markEditable() {
-    const questions = [...document.querySelectorAll("#messages .msg.user")];
-    questions.forEach((q, i) => {
-      q.querySelector(".tools").hidden = !(i === questions.length - 1 && q.dataset.message && !active);
+    document.querySelectorAll("#messages .msg.user").forEach((q) => {
+      q.querySelector(".tools").hidden = !(q.dataset.message && !active);
     });
+    document.querySelectorAll("#messages .msg[data-message]").forEach(updatePager);
+  }
+
+  // The versions of a message: a question's (it and its rewordings, following the same answer) or an
+  // answer's (to the same question), oldest first.
+  function versionsOf(id) {
+    const m = thread.get(id);
+    if (!m) return [];
+    return [...thread.values()].filter((x) => x.role === m.role && (m.role === "user" ? x.parent === m.parent : x.reply_to === m.reply_to));
+  }
+
+  // "‹ 2 / 3 ›": turning shows that version and what followed it (read anew from the server, which
+  // keeps the choice for next time and for the next question).
+  function pagerFor(el, what) {
+    const pager = document.createElement("div"); pager.className = "versions"; pager.hidden = true;
+    const count = document.createElement("span"); count.className = "count";
+    const turn = async (by) => {
+      const list = versionsOf(el.dataset.message);
+      const to = list[list.findIndex((x) => x.id === el.dataset.message) + by];
+      if (!to || active) return;
+      try {
+        await api(`/api/v1/messages/${to.id}/choose`, { method: "POST" });
+      } catch (e) { showComposerError("That version could not be shown; try again."); return; }
+      openConversation(conversationId, null, null, { id: to.id, back: by < 0 });
+    };
+    pager.append(tool("‹", `Previous version of the ${what}`, () => turn(-1)), count, tool("›", `Next version of the ${what}`, () => turn(1)));
+    pager.firstChild.classList.add("previous"); pager.lastChild.classList.add("next");
+    return pager;
+  }
+
+  function updatePager(el) {
+    const pager = el.querySelector(".versions");
+    if (!pager) return;
+    const list = versionsOf(el.dataset.message);
+    const i = list.findIndex((x) => x.id === el.dataset.message);
+    pager.hidden = list.length < 2;
+    pager.querySelector(".count").textContent = `${i + 1} / ${list.length}`;
+    pager.querySelector(".previous").disabled = i <= 0 || !!active;
+    pager.querySelector(".next").disabled = i >= list.length - 1 || !!active;
+  }
+
+  // What follows a message on the page goes: another branch's exchanges, once it is reworded or redone.
+  function dropAfter(el) {
+    while (el.nextElementSibling) {
+      const gone = el.nextElementSibling;
+      if (gone.dataset.message) answers.delete(gone.dataset.message);
+      gone.remove();
+    }
   }
 
   function startEdit(el) {
@@ -350,7 +407,7 @@
     box.value = el.querySelector(".body").textContent;
     autosize();
     box.focus();
-    $("connection").textContent = "Editing your last question: send it again, or press Esc to cancel.";
+    $("connection").textContent = "Editing your question: send it to have it answered anew (the earlier version stays, behind ‹ ›), or press Esc to cancel.";
   }
 
   function cancelEdit() {
@@ -361,8 +418,7 @@
     $("connection").textContent = "";
   }
 
-  // `replyTo`: the question's id. A question's answers (the first, then each regeneration) are
-  // versions of one answer, kept together after it and shown one at a time.
+  // `replyTo`: the question's id.
   function addAnswer(messageId, replyTo) {
     if ($("empty-state")) $("empty-state").remove();
     const el = document.createElement("article");
@@ -371,53 +427,20 @@
     const body = document.createElement("div"); body.className = "body";
     const meta = document.createElement("div"); meta.className = "meta"; meta.textContent = "Searching your documents…";
     const tools = document.createElement("div"); tools.className = "tools";
-    const pager = document.createElement("div"); pager.className = "versions"; pager.hidden = true;
-    const a = { id: messageId, replyTo, el, body, meta, tools, pager, text: "", seq: 0, sources: [], checks: [], done: false, status: "streaming" };
-    const turn = (by) => {
-      const list = versionsOf(a), to = list.indexOf(a) + by;
-      showVersion(list, to);
-      // The version turned to is the one the conversation goes on from (and shown next time).
-      api(`/api/v1/messages/${list[to].id}/choose`, { method: "POST" }).catch(() => null);
-      const [same, other] = by < 0 ? [".previous", ".next"] : [".next", ".previous"];
-      const button = list[to].pager.querySelector(same);  // at either end, the way back
-      (button.disabled ? list[to].pager.querySelector(other) : button).focus();
-    };
-    const count = document.createElement("span"); count.className = "count";
-    pager.append(
-      tool("‹", "Previous version of the answer", () => turn(-1)), count,
-      tool("›", "Next version of the answer", () => turn(1)),
-    );
-    pager.firstChild.classList.add("previous"); pager.lastChild.classList.add("next");
+    const a = { id: messageId, replyTo, el, body, meta, tools, text: "", seq: 0, sources: [], checks: [], done: false, status: "streaming" };
     tools.append(
       tool("Copy", "Copy the answer with its sources", () => navigator.clipboard && navigator.clipboard.writeText(copyText(a)).then(() => flash(meta, "Copied"))),
-      tool("Regenerate", "Regenerate the answer", () => { request({ type: "regenerate", message_id: a.id, request_id: uuid() }); }),
+      tool("Regenerate", "Regenerate the answer", () => { if (!active) request({ type: "regenerate", message_id: a.id, request_id: uuid() }, { regenerate: a }); }),
       // Words, not emoji: a machine without an emoji font shows empty boxes.
       tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
       tool("Not helpful", "Mark the answer not helpful", () => feedback(a, -1)),
     );
     const foot = document.createElement("div"); foot.className = "foot";  // the pager stays, the tools show on hover
-    foot.append(pager, tools);
+    foot.append(pagerFor(el, "answer"), tools);
     el.append(body, meta, foot);
-    const versions = replyTo ? versionsOf({ replyTo }) : [];
-    if (versions.length) versions[versions.length - 1].el.after(el);  // a regeneration: with the others
-    else $("messages").append(el);
+    $("messages").append(el);
     answers.set(messageId, a);
     return a;
-  }
-
-  function versionsOf(a) {
-    if (!a.replyTo) return a.el ? [a] : [];
-    return [...answers.values()].filter((x) => x.replyTo === a.replyTo && x.el.isConnected);
-  }
-
-  function showVersion(list, shown) {
-    list.forEach((x, i) => {
-      x.el.hidden = i !== shown;
-      x.pager.hidden = list.length < 2;
-      x.pager.querySelector(".count").textContent = `${i + 1} / ${list.length}`;
-      x.pager.querySelector(".previous").disabled = i === 0;
-      x.pager.querySelector(".next").disabled = i === list.length - 1;
-    });
   }
 
   // The answer as pasted elsewhere: its text, then what each [n] refers to.
@@ -682,23 +705,34 @@
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
       if (isNew) setExport(conversationId);  // a new conversation is not shared yet; an open one keeps its link
-      if (sent.question && ev.user_message_id) sent.question.dataset.message = ev.user_message_id;
       const edit = sent.edit;
-      if (edit) {
-        // The question now reads as edited; the answers to its old words are gone.
-        edit.el.querySelector(".body").textContent = edit.content;
-        let next = edit.el.nextElementSibling;
-        while (next && next.classList.contains("assistant")) {
-          const gone = next; next = next.nextElementSibling;
-          answers.delete(gone.dataset.message); gone.remove();
+      if (sent.question && ev.user_message_id && !thread.has(ev.user_message_id)) {
+        // It follows the answer shown before it.
+        const before = [...document.querySelectorAll("#messages .msg.assistant")].filter((x) => x.compareDocumentPosition(sent.question) & Node.DOCUMENT_POSITION_FOLLOWING).pop();
+        thread.set(ev.user_message_id, { id: ev.user_message_id, role: "user", parent: before ? before.dataset.message : null, reply_to: null });
+      }
+      if (sent.question && ev.user_message_id) sent.question.dataset.message = ev.user_message_id;
+      if (edit && edit.el.isConnected) {
+        // The reworded question is a new version of it; what followed the old words stays with
+        // them, behind the pager.
+        const old = thread.get(edit.el.dataset.message);
+        dropAfter(edit.el);
+        if (!thread.has(ev.user_message_id)) {
+          thread.set(ev.user_message_id, { id: ev.user_message_id, role: "user", parent: old ? old.parent : null, reply_to: null });
         }
+        edit.el.dataset.message = ev.user_message_id;
+        edit.el.querySelector(".body").textContent = edit.content;
       }
+      const redone = sent.regenerate;
+      if (redone && redone.el.isConnected && !answers.has(ev.message_id)) {
+        // The new version takes the old one's place; the old one keeps what followed it.
+        dropAfter(redone.el);
+        answers.delete(redone.id);
+        redone.el.remove();
+      }
+      if (!thread.has(ev.message_id)) thread.set(ev.message_id, { id: ev.message_id, role: "assistant", parent: null, reply_to: ev.user_message_id });
       let a = answers.get(ev.message_id);
-      if (!a) {
-        a = addAnswer(ev.message_id, ev.user_message_id);
-        const list = versionsOf(a);
-        showVersion(list, list.length - 1);  // a regeneration in place of the version shown
-      }
+      if (!a) a = addAnswer(ev.message_id, ev.user_message_id);
       a.following = true;
       setBusy(a);
       sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
