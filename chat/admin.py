@@ -39,6 +39,21 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
+class FeedbackReason(admin.SimpleListFilter):
+    """Ratings giving one reason ("Not accurate"), as the reader picked it under "Not helpful"."""
+
+    title = "what was wrong"
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        return list(Feedback.REASONS.items())
+
+    def queryset(self, request, queryset):
+        if self.value() in Feedback.REASONS:
+            return queryset.filter(reasons__contains=[self.value()])
+        return queryset
+
+
 class CitationsToCheck(admin.SimpleListFilter):
     """Answers with a citation whose passage lacks a figure the answer states: where to look first
     when judging a model."""
@@ -101,10 +116,14 @@ class MessageAdmin(ReadOnly):
 
 @admin.register(Feedback)
 class FeedbackAdmin(WithTotals, ReadOnly):
-    list_display = ["message", "user", "rating", "comment", "created_at"]
-    list_filter = ["rating", "message__model", "created_at"]
+    list_display = ["message", "user", "rating", "what_was_wrong", "comment", "created_at"]
+    list_filter = ["rating", FeedbackReason, "message__model", "created_at"]
     search_fields = ["comment", "message__text", "user__username"]
-    readonly_fields = ["message", "user", "rating", "comment", "created_at"]
+    readonly_fields = ["message", "user", "rating", "what_was_wrong", "comment", "created_at"]
+
+    @admin.display(description="what was wrong")
+    def what_was_wrong(self, obj) -> str:
+        return ", ".join(Feedback.REASONS.get(code, code) for code in obj.reasons)
 
     def totals(self, queryset) -> dict:
         return selectors.feedback_summary(feedback=queryset)

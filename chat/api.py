@@ -16,7 +16,7 @@ from ninja.errors import HttpError
 from retrieval.auth import api_auth
 
 from . import exports, selectors, services
-from .models import Conversation, Message
+from .models import Conversation, Feedback, Message
 from .providers import chat_models
 
 router = Router(auth=api_auth, tags=["conversations"])
@@ -55,6 +55,8 @@ class MessageOut(Schema):
     model: str | None = None
     created_at: str
     chosen_at: str | None = None
+    # The caller's own rating of an answer, {"rating", "reasons", "comment"}, or null.
+    feedback: dict | None = None
 
 
 class ConversationDetail(ConversationOut):
@@ -69,6 +71,7 @@ class ConversationPatch(Schema):
 
 class FeedbackIn(Schema):
     rating: int
+    reasons: list[str] = []  # what was wrong: codes of GET /api/v1/feedback-reasons
     comment: str = ""
 
 
@@ -152,6 +155,9 @@ def delete_all_conversations(request, all: bool = False):
 def get_conversation(request, conversation_id: str):
     conversation = _conversation(request, conversation_id)
     messages = [selectors.message_out(m) for m in selectors.conversation_messages(conversation=conversation)]
+    given = selectors.feedback_given(user=request.auth, message_ids=[m["id"] for m in messages])
+    for m in messages:
+        m["feedback"] = given.get(m["id"])
     return {**_out(conversation, request), "messages": messages}
 
 
@@ -218,11 +224,23 @@ def give_feedback(request, message_id: str, payload: FeedbackIn):
         raise HttpError(400, "rating must be 1 or -1")
     try:
         feedback = services.feedback_set(
-            user=request.auth, message_id=message_id, rating=payload.rating, comment=payload.comment
+            user=request.auth,
+            message_id=message_id,
+            rating=payload.rating,
+            comment=payload.comment,
+            reasons=payload.reasons,
         )
+    except services.InvalidFeedback as exc:
+        raise HttpError(400, str(exc)) from None
     except (services.NotFound, ValueError, ValidationError, Message.DoesNotExist):
         raise Http404("no such message") from None
-    return Status(201, {"rating": feedback.rating, "comment": feedback.comment})
+    return Status(201, selectors.feedback_out(feedback))
+
+
+@router.get("/feedback-reasons")
+def list_feedback_reasons(request):
+    """What "Not helpful" offers to say was wrong: `{"reasons": [{"code", "label"}]}`."""
+    return {"reasons": [{"code": code, "label": label} for code, label in Feedback.REASONS.items()]}
 
 
 @router.post("/messages/{message_id}/choose", response={204: None})

@@ -142,9 +142,20 @@ class Preferences(models.Model):
 
 
 class Feedback(models.Model):
+    # What can be wrong with an answer, as the reader picks it under "Not helpful" (code: words).
+    REASONS = {
+        "inaccurate": "Not accurate",
+        "incomplete": "Incomplete",
+        "sources": "Wrong or missing sources",
+        "off_question": "Did not answer the question",
+        "hard_to_read": "Too long or hard to read",
+    }
+    COMMENT_MAX = 2000
+
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     rating = models.SmallIntegerField(choices=[(1, "Helpful"), (-1, "Not helpful")])
+    reasons = models.JSONField(default=list, blank=True, help_text="Codes of Feedback.REASONS")
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

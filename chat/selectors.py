@@ -339,13 +339,35 @@ def usage_summary(*, usages: QuerySet[Usage], top: int = 10) -> dict:
 
 
 def feedback_summary(*, feedback: QuerySet[Feedback]) -> dict:
-    """How the answers in a set of ratings (an admin's filtered list) did, in all and per model."""
+    """How the answers in a set of ratings (an admin's filtered list) did, in all and per model, and
+    how often each reason was given."""
     counts = {
         "helpful": Count("id", filter=Q(rating=1)),
         "not_helpful": Count("id", filter=Q(rating=-1)),
     }
     rows = feedback.values(name=F("message__model")).annotate(**counts).order_by("-helpful", "name")
-    return {**feedback.aggregate(**counts), "by_model": list(rows)}
+    totals = feedback.aggregate(
+        **counts,
+        **{f"reason_{code}": Count("id", filter=Q(reasons__contains=[code])) for code in Feedback.REASONS},
+    )
+    by_reason = sorted(
+        (
+            {"code": code, "label": label, "count": totals.pop(f"reason_{code}")}
+            for code, label in Feedback.REASONS.items()
+        ),
+        key=lambda r: -r["count"],
+    )
+    return {**totals, "by_model": list(rows), "by_reason": [r for r in by_reason if r["count"]]}
+
+
+def feedback_out(feedback: Feedback) -> dict:
+    return {"rating": feedback.rating, "reasons": feedback.reasons, "comment": feedback.comment}
+
+
+def feedback_given(*, user, message_ids) -> dict[str, dict]:
+    """The user's own ratings of these messages, by message id."""
+    rows = Feedback.objects.filter(user=user, message_id__in=message_ids)
+    return {str(f.message_id): feedback_out(f) for f in rows}
 
 
 def message_out(message: Message) -> dict:

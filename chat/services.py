@@ -34,7 +34,11 @@ def _model_checked(model: str) -> str:
 
 
 class NotEditable(Exception):
-    """Only the conversation's last question, once its answers have ended, can be reworded."""
+    """A question is reworded only while no answer of its conversation is being written."""
+
+
+class InvalidFeedback(ValueError):
+    pass
 
 
 class QuotaExceeded(Exception):
@@ -408,14 +412,25 @@ def messages_sweep_interrupted(*, stale_after_s: int) -> list[str]:
     return [str(m[0]) for m in stale]
 
 
-def feedback_set(*, user, message_id, rating: int, comment: str = "") -> Feedback:
+def feedback_set(*, user, message_id, rating: int, comment: str = "", reasons=()) -> Feedback:
+    """The reader's rating of an answer, with what was wrong (codes of Feedback.REASONS) and words;
+    given again, it replaces the first. InvalidFeedback for a reason not offered."""
+    unknown = [r for r in reasons if r not in Feedback.REASONS]
+    if unknown:
+        raise InvalidFeedback(f"unknown reason {unknown[0]!r}; one of {', '.join(Feedback.REASONS)}")
     message = Message.objects.filter(
         id=message_id, conversation__owner=user, role=Message.Role.ASSISTANT
     ).first()
     if message is None:
         raise NotFound("no such message")
     feedback, _ = Feedback.objects.update_or_create(
-        message=message, user=user, defaults={"rating": 1 if rating > 0 else -1, "comment": comment[:2000]}
+        message=message,
+        user=user,
+        defaults={
+            "rating": 1 if rating > 0 else -1,
+            "reasons": [r for r in Feedback.REASONS if r in reasons],  # once each, in a fixed order
+            "comment": comment.strip()[: Feedback.COMMENT_MAX],
+        },
     )
     return feedback
 

@@ -9,7 +9,7 @@ from retrieval.parsing import EXTENSIONS
 
 from . import selectors as chat_selectors
 from . import services
-from .models import Conversation, Preferences
+from .models import Conversation, Feedback, Preferences
 from .providers import chat_models
 
 
@@ -27,6 +27,8 @@ def index(request):
         ],
         "attachable": [c for c in collections if c.team_id in team_ids],
         "models": chat_models(),  # a choice is offered when there are two or more
+        # What "Not helpful" offers to say was wrong.
+        "feedback_reasons": [{"code": c, "label": label} for c, label in Feedback.REASONS.items()],
         "accept": ",".join(EXTENSIONS),
     }
     return render(request, "chat/index.html", context)

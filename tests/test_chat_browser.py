@@ -125,6 +125,57 @@ def test_ask_streams_and_citation_opens(page, live_url, member):
     assert list(Feedback.objects.values_list("rating", flat=True)) == [1]
 
 
+def test_not_helpful_asks_in_place_what_was_wrong(page, live_url, member):
+    """ "Not helpful" is stored at the click and opens a form under the answer: reasons to tick and
+    words, sent with the rating; Skip closes it. The rating shows pressed, also after a reload, and
+    the form opens again with what was said."""
+    from chat.models import Feedback
+
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    answer.hover()
+    not_helpful = answer.get_by_role("button", name="Mark the answer not helpful")
+    expect(not_helpful).to_have_attribute("aria-pressed", "false")
+    not_helpful.click()
+    form = answer.locator("form.feedback-form")
+    expect(form.get_by_role("group", name="What was wrong? (optional)")).to_be_visible()
+    expect(form.get_by_role("checkbox")).to_have_count(5)
+    expect(form.get_by_role("checkbox").first).to_be_focused()
+    expect(not_helpful).to_have_attribute("aria-pressed", "true")
+    assert list(Feedback.objects.values_list("rating", "reasons", "comment")) == [(-1, [], "")]
+    form.get_by_role("checkbox", name="Wrong or missing sources").check()
+    form.get_by_role("checkbox", name="Incomplete").check()
+    form.get_by_role("textbox", name="Tell us more (optional)").fill("It leaves out carry-over.")
+    with page.expect_response(lambda r: r.url.endswith("/feedback") and r.status == 201):
+        form.get_by_role("button", name="Send").click()
+    expect(form).to_have_count(0)
+    expect(answer.locator(".meta")).to_have_text("Thanks for the feedback")
+    assert list(Feedback.objects.values_list("rating", "reasons", "comment")) == [
+        (-1, ["incomplete", "sources"], "It leaves out carry-over.")
+    ]
+
+    page.reload()
+    answer = page.locator("article.msg.assistant").first
+    answer.hover()
+    not_helpful = answer.get_by_role("button", name="Mark the answer not helpful")
+    expect(not_helpful).to_have_attribute("aria-pressed", "true")
+    not_helpful.click()
+    form = answer.locator("form.feedback-form")
+    expect(form.get_by_role("checkbox", name="Incomplete")).to_be_checked()
+    expect(form.get_by_role("checkbox", name="Not accurate")).not_to_be_checked()
+    expect(form.get_by_role("textbox")).to_have_value("It leaves out carry-over.")
+    form.get_by_role("button", name="Skip").click()
+    expect(form).to_have_count(0)
+    # Changing one's mind: helpful instead.
+    answer.get_by_role("button", name="Mark the answer helpful").click()
+    expect(answer.get_by_role("button", name="Mark the answer helpful")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(not_helpful).to_have_attribute("aria-pressed", "false")
+    assert Feedback.objects.get().rating == 1
+
+
 POLICY = (
     "# Travel policy\n\n## Trips\n\n"
     + " ".join(

@@ -115,20 +115,25 @@ def test_the_usage_list_totals_what_its_filters_chose(client, make_user, alice, 
 
 
 def test_the_feedback_list_counts_helpful_and_not_per_model(client, make_user, alice):
-    """Above the ratings: how many said helpful and not, in all and per answering model, for what the
-    filters chose; the model is a filter too."""
+    """Above the ratings: how many said helpful and not, in all and per answering model, and what
+    was wrong, for what the filters chose; the model and the reason are filters too."""
     from chat.models import Message
 
     client.force_login(make_user("root", is_staff=True, is_superuser=True))
-    for n, (model, rating) in enumerate(
-        [("gpt-4o-mini", 1), ("gpt-4o-mini", 1), ("gpt-4o-mini", -1), ("docent-extractive", -1)]
+    for n, (model, rating, reasons) in enumerate(
+        [
+            ("gpt-4o-mini", 1, []),
+            ("gpt-4o-mini", 1, []),
+            ("gpt-4o-mini", -1, ["inaccurate", "sources"]),
+            ("docent-extractive", -1, ["sources"]),
+        ]
     ):
         ids = services.exchange_start(
             user=alice, conversation_id=None, request_id=f"r{n}", content="Leave?", collection_ids=None
         )
         services.message_finish(message_id=ids["message_id"], text="25 days", status="complete")
         Message.objects.filter(id=ids["message_id"]).update(model=model)
-        services.feedback_set(user=alice, message_id=ids["message_id"], rating=rating)
+        services.feedback_set(user=alice, message_id=ids["message_id"], rating=rating, reasons=reasons)
 
     html = client.get("/admin/chat/feedback/").content.decode()
     assert "<strong>2</strong> helpful and <strong>2</strong> not helpful" in " ".join(html.split())
@@ -139,3 +144,11 @@ def test_the_feedback_list_counts_helpful_and_not_per_model(client, make_user, a
     one_model = client.get("/admin/chat/feedback/", {"message__model": "docent-extractive"}).content.decode()
     assert "<strong>0</strong> helpful and <strong>1</strong> not helpful" in " ".join(one_model.split())
     assert _summary_rows(one_model, "feedback-by-model") == [["docent-extractive", "0", "1"]]
+    assert _summary_rows(html, "feedback-by-reason") == [
+        ["Wrong or missing sources", "2"],
+        ["Not accurate", "1"],
+    ]
+    assert _summary_rows(one_model, "feedback-by-reason") == [["Wrong or missing sources", "1"]]
+    inaccurate = client.get("/admin/chat/feedback/", {"reason": "inaccurate"}).content.decode()
+    assert "<strong>0</strong> helpful and <strong>1</strong> not helpful" in " ".join(inaccurate.split())
+    assert "Not accurate, Wrong or missing sources" in inaccurate  # the list's column

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from chat import selectors, services
-from chat.models import Conversation, Message
+from chat.models import Conversation, Feedback, Message
 from retrieval import services as retrieval_services
 
 
@@ -253,7 +253,7 @@ def test_feedback_and_usage(client, alice, exchange, key, settings):
         content_type="application/json",
         **key(alice),
     )
-    assert again.json()["rating"] == 1
+    assert again.json() == {"rating": 1, "reasons": [], "comment": ""}
     settings.DOCENT_MONTHLY_TOKEN_QUOTA = 1000
     usage = client.get("/api/v1/usage", **key(alice)).json()
     assert usage["prompt_tokens"] == 100 and usage["completion_tokens"] == 20
@@ -264,6 +264,40 @@ def test_feedback_and_usage(client, alice, exchange, key, settings):
         since.day == renews.day == 1 and since.hour == renews.hour == 0 and since <= timezone.now() < renews
     )
     assert (renews.year * 12 + renews.month) - (since.year * 12 + since.month) == 1
+
+
+def test_not_helpful_says_what_was_wrong_and_the_rater_reads_it_back(client, alice, exchange, key):
+    """Reasons from those offered (each once, in the offered order) and words; an unknown reason is a
+    400 that stores nothing. The conversation's messages carry the caller's own rating, and a shared
+    copy carries none."""
+    url = f"/api/v1/messages/{exchange['message_id']}/feedback"
+
+    def rate(body):
+        return client.post(url, body, content_type="application/json", **key(alice))
+
+    offered = client.get("/api/v1/feedback-reasons", **key(alice)).json()["reasons"]
+    assert [r["code"] for r in offered] == [
+        "inaccurate",
+        "incomplete",
+        "sources",
+        "off_question",
+        "hard_to_read",
+    ]
+    refused = rate({"rating": -1, "reasons": ["inaccurate", "rude"]})
+    assert refused.status_code == 400 and "'rude'" in refused.json()["error"]["message"]
+    assert not Feedback.objects.exists()
+    given = rate(
+        {"rating": -1, "reasons": ["sources", "inaccurate", "sources"], "comment": "  Wrong year.  "}
+    )
+    assert given.status_code == 201
+    assert given.json() == {"rating": -1, "reasons": ["inaccurate", "sources"], "comment": "Wrong year."}
+
+    cid = exchange["conversation_id"]
+    messages = client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["messages"]
+    assert [m["feedback"] for m in messages] == [None, given.json()]
+    services.conversation_share(conversation=Conversation.objects.get(id=cid))
+    shared = Conversation.objects.get(id=cid).shared_messages
+    assert all("feedback" not in m for m in shared) and "Wrong year." not in str(shared)
 
 
 def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_sources(

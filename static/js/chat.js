@@ -307,6 +307,8 @@
       const a = addAnswer(m.id, m.reply_to);
       a.text = m.text; a.sources = m.sources || []; a.checks = m.checks || []; a.status = m.status;
       a.model = m.model || "";
+      a.feedback = m.feedback || null;
+      showRated(a);
       if (m.status === "pending" || m.status === "streaming" || m.id === resumeId) {
         a.text = ""; a.seq = 0; follow(a);  // replay it whole from its stream, then live
       } else {
@@ -433,13 +435,15 @@
       tool("Regenerate", "Regenerate the answer", () => { if (!active) request({ type: "regenerate", message_id: a.id, request_id: uuid() }, { regenerate: a }); }),
       // Words, not emoji: a machine without an emoji font shows empty boxes.
       tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
-      tool("Not helpful", "Mark the answer not helpful", () => feedback(a, -1)),
+      // Rated so already: the form opens with what was said, which a new rating would clear.
+      tool("Not helpful", "Mark the answer not helpful", () => (a.feedback && a.feedback.rating < 0 ? Promise.resolve(true) : feedback(a, -1)).then((ok) => ok && feedbackForm(a))),
     );
     const foot = document.createElement("div"); foot.className = "foot";  // the pager stays, the tools show on hover
     foot.append(pagerFor(el, "answer"), tools);
     el.append(body, meta, foot);
     $("messages").append(el);
     answers.set(messageId, a);
+    showRated(a);
     return a;
   }
 
@@ -532,14 +536,57 @@
     el.flashTimer = setTimeout(() => { el.textContent = el.dataset.before; delete el.dataset.before; }, 1500);
   }
 
-  async function feedback(a, rating) {
-    let comment = "";
-    if (rating < 0) comment = prompt("What was wrong with this answer? (optional)") || "";
+  // A rating is stored at the click; "Not helpful" then asks, in place, what was wrong (reasons to
+  // tick and words, both optional), sent as the same rating with them.
+  const REASONS = JSON.parse($("feedback-reasons").textContent);
+  async function feedback(a, rating, details = {}) {
     try {
-      await api(`/api/v1/messages/${a.id}/feedback`, { method: "POST", body: JSON.stringify({ rating, comment }) });
-      a.tools.dataset.rated = String(rating);
-      flash(a.meta, "Thanks for the feedback");
-    } catch (e) { flash(a.meta, e.message); }
+      a.feedback = await api(`/api/v1/messages/${a.id}/feedback`, { method: "POST", body: JSON.stringify({ rating, ...details }) });
+    } catch (e) { flash(a.meta, e.message); return false; }
+    showRated(a);
+    if (rating > 0 && a.form) { a.form.remove(); a.form = null; }
+    if (rating > 0 || details.reasons) flash(a.meta, "Thanks for the feedback");
+    return true;
+  }
+
+  function showRated(a) {
+    const rating = a.feedback ? a.feedback.rating : 0;
+    a.tools.dataset.rated = String(rating);
+    a.tools.querySelector('[aria-label="Mark the answer helpful"]').setAttribute("aria-pressed", String(rating > 0));
+    a.tools.querySelector('[aria-label="Mark the answer not helpful"]').setAttribute("aria-pressed", String(rating < 0));
+  }
+
+  function feedbackForm(a) {
+    if (a.form) { a.form.querySelector("input").focus(); return; }
+    const given = a.feedback || {};
+    const form = document.createElement("form"); form.className = "feedback-form";
+    const set = document.createElement("fieldset");
+    const legend = document.createElement("legend"); legend.textContent = "What was wrong? (optional)";
+    set.append(legend);
+    for (const r of REASONS) {
+      const label = document.createElement("label");
+      const box = document.createElement("input"); box.type = "checkbox"; box.value = r.code;
+      box.checked = (given.reasons || []).includes(r.code);
+      label.append(box, ` ${r.label}`);
+      set.append(label);
+    }
+    const words = document.createElement("textarea");
+    words.rows = 2; words.maxLength = 2000; words.value = given.comment || "";
+    words.placeholder = "Tell us more (optional)"; words.setAttribute("aria-label", "Tell us more (optional)");
+    const send = document.createElement("button"); send.type = "submit"; send.className = "small"; send.textContent = "Send";
+    const skip = tool("Skip", "Skip", () => close());
+    const row = document.createElement("div"); row.className = "row"; row.append(send, skip);
+    form.append(set, words, row);
+    const close = () => { form.remove(); a.form = null; };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const reasons = [...form.querySelectorAll("input:checked")].map((x) => x.value);
+      if (await feedback(a, -1, { reasons, comment: words.value })) close();
+    });
+    form.addEventListener("keydown", (e) => { if (e.key === "Escape") { e.stopPropagation(); close(); } });
+    a.form = form;
+    a.el.append(form);
+    form.querySelector("input").focus();
   }
 
   // For each [n] of the answer, the text since the previous marker, cut into sentences: what the
