@@ -30,6 +30,7 @@ class ConversationOut(Schema):
     shared_url: str | None = None  # the read-only link, while shared
     shared_at: datetime | None = None  # what the link shows ends here
     pinned: bool = False
+    archived: bool = False  # out of the list until asked in again (GET ?archived=true lists them)
     model: str | None = None  # the chat model chosen for it; null: the default one
     created_at: datetime
     updated_at: datetime
@@ -66,6 +67,7 @@ class ConversationDetail(ConversationOut):
 class ConversationPatch(Schema):
     title: str | None = None
     pinned: bool | None = None
+    archived: bool | None = None
     model: str | None = None  # "" goes back to the default
 
 
@@ -98,6 +100,7 @@ def _out(c: Conversation, request) -> dict:
         "shared_url": _shared_url(request, c),
         "shared_at": c.shared_at if c.share_token else None,
         "pinned": c.pinned_at is not None,
+        "archived": c.archived_at is not None,
         "model": c.model or None,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
@@ -108,12 +111,15 @@ CONVERSATIONS_PAGE = 200
 
 
 @router.get("/conversations", response=list[ConversationOut])
-def list_conversations(request, q: str = "", limit: int = CONVERSATIONS_PAGE, offset: int = 0):
+def list_conversations(
+    request, q: str = "", limit: int = CONVERSATIONS_PAGE, offset: int = 0, archived: bool = False
+):
     """The caller's conversations, pinned ones first, then newest first, `limit` (at most 200) from
     `offset`; `q` keeps those whose title or any message contains it, in any case, each with its newest
-    such message's id and a snippet of it (`match`; null when only the title holds it)."""
+    such message's id and a snippet of it (`match`; null when only the title holds it). Archived ones
+    are left out; `archived=true` lists them instead, last archived first."""
     limit, offset = max(1, min(limit, CONVERSATIONS_PAGE)), max(0, offset)
-    conversations = selectors.conversations_for_user(user=request.auth, query=q[:200])
+    conversations = selectors.conversations_for_user(user=request.auth, query=q[:200], archived=archived)
     page = list(
         conversations.prefetch_related("collections", "documents__collection")[offset : offset + limit]
     )
@@ -193,10 +199,10 @@ def unshare_conversation(request, conversation_id: str):
 
 @router.patch("/conversations/{conversation_id}", response=ConversationOut)
 def update_conversation(request, conversation_id: str, payload: ConversationPatch):
-    """Rename (`title`), pin or unpin (`pinned`), and choose the chat model of its next answers
-    (`model`, one of those the chat page offers; "" for the default)."""
-    if payload.title is None and payload.pinned is None and payload.model is None:
-        raise HttpError(400, "send a title, pinned or model")
+    """Rename (`title`), pin or unpin (`pinned`), archive or bring back (`archived`), and choose the
+    chat model of its next answers (`model`, one of those the chat page offers; "" for the default)."""
+    if all(v is None for v in (payload.title, payload.pinned, payload.archived, payload.model)):
+        raise HttpError(400, "send a title, pinned, archived or model")
     if payload.title is not None and not payload.title.strip():
         raise HttpError(400, "a title must not be empty")
     conversation = _conversation(request, conversation_id)
@@ -207,6 +213,8 @@ def update_conversation(request, conversation_id: str, payload: ConversationPatc
             raise HttpError(400, str(exc)) from None
     if payload.title is not None:
         conversation = services.conversation_rename(conversation=conversation, title=payload.title)
+    if payload.archived is not None:
+        conversation = services.conversation_archive(conversation=conversation, archived=payload.archived)
     if payload.pinned is not None:
         conversation = services.conversation_pin(conversation=conversation, pinned=payload.pinned)
     return _out(conversation, request)

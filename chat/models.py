@@ -25,6 +25,8 @@ class Conversation(models.Model):
     shared_collections = models.JSONField(default=list, blank=True, editable=False)
     # Pinned conversations head the owner's list, most recently pinned first.
     pinned_at = models.DateTimeField(null=True, blank=True)
+    # Archived: out of the owner's list (kept, found on their account page) until asked in again.
+    archived_at = models.DateTimeField(null=True, blank=True)
     # The chat model its answers are written by, chosen by the owner; empty: the default one.
     model = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -16,10 +16,10 @@ from retrieval import selectors as retrieval_selectors
 from .models import Budget, Conversation, Feedback, Message, ModerationRule, Preferences, Usage
 
 
-def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
-    """The user's conversations, pinned ones first, then newest first; with `query`, those whose
-    title or any message holds it."""
-    conversations = Conversation.objects.filter(owner=user)
+def conversations_for_user(*, user, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
+    """The user's conversations, pinned ones first, then newest first (with `archived`, the archived
+    ones instead, last archived first); with `query`, those whose title or any message holds it."""
+    conversations = Conversation.objects.filter(owner=user, archived_at__isnull=not archived)
     query = query.strip()
     if query:
         matching = Message.objects.filter(conversation__owner=user, text__icontains=query).values(
@@ -27,7 +27,14 @@ def conversations_for_user(*, user, query: str = "") -> QuerySet[Conversation]:
         )
         conversations = conversations.filter(Q(title__icontains=query) | Q(id__in=matching))
     # The id settles ties, so that pages from offsets neither repeat nor skip a conversation.
+    if archived:
+        return conversations.order_by("-archived_at", "-id")
     return conversations.order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-id")
+
+
+def conversation_count(*, user) -> int:
+    """All the user's conversations, archived ones included."""
+    return Conversation.objects.filter(owner=user).count()
 
 
 SNIPPET_CHARS = 140

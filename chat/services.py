@@ -107,7 +107,8 @@ def exchange_start(
                     if existing is not None:
                         return existing
                     raise NotFound("no such conversation")
-                changed = ["updated_at"]
+                conversation.archived_at = None  # asked in again: back in the list
+                changed = ["updated_at", "archived_at"]
                 if model is not None:
                     conversation.model = model
                     changed.append("model")
@@ -168,12 +169,12 @@ def answer_regenerate(*, user, message_id, request_id: str = "", admit=None) -> 
     )
     if old is None or old.reply_to is None:
         raise NotFound("no such message")
-    return _answer_once(
-        user,
-        request_id,
-        lambda: _ids(old.conversation, old.reply_to, _answer_pending(old.reply_to, request_id), True),
-        admit,
-    )
+
+    def start() -> dict:
+        Conversation.objects.filter(id=old.conversation_id).update(archived_at=None)  # in use again
+        return _ids(old.conversation, old.reply_to, _answer_pending(old.reply_to, request_id), True)
+
+    return _answer_once(user, request_id, start, admit)
 
 
 def _answer_once(user, request_id: str, start, admit) -> dict:
@@ -252,7 +253,8 @@ def question_edit(*, user, message_id, content: str, request_id: str = "", admit
             parent_id=question.parent_id,
         )
         answer = _answer_pending(reworded, request_id)
-        conversation.save(update_fields=["title", "updated_at"])
+        conversation.archived_at = None
+        conversation.save(update_fields=["title", "updated_at", "archived_at"])
         return _ids(conversation, reworded, answer, True)
 
     return _answer_once(user, request_id, start, admit)
@@ -465,6 +467,16 @@ def conversation_model_set(*, conversation: Conversation, model: str) -> Convers
     UnknownModel for one not offered. Not activity: its place in the list stays."""
     conversation.model = _model_checked(model)
     conversation.save(update_fields=["model"])
+    return conversation
+
+
+def conversation_archive(*, conversation: Conversation, archived: bool) -> Conversation:
+    """Archive (out of the list, and unpinned) or bring back; not activity, so `updated_at` stays.
+    A question asked in an archived conversation brings it back too."""
+    if archived != (conversation.archived_at is not None):
+        conversation.archived_at = timezone.now() if archived else None
+        conversation.pinned_at = None if archived else conversation.pinned_at
+        conversation.save(update_fields=["archived_at", "pinned_at"])
     return conversation
 
 

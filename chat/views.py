@@ -51,17 +51,30 @@ def shared(request, token: str):
     return response
 
 
+ARCHIVED_SHOWN = 200
+
+
 @login_required
 def account(request):
     """The signed-in person's own page: who they are, their teams, this month's tokens, the
     instructions their answers follow (kept in the box when refused), and their conversations to
-    download or delete (all at once, once the box saying so is ticked)."""
+    download or delete (all at once, once the box saying so is ticked), and the archived ones to open
+    or bring back."""
     error = ""
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "delete_conversations" and request.POST.get("confirm"):
             deleted = services.conversations_delete_all(user=request.user)
             return redirect(f"{reverse('account')}?deleted={deleted}")
+        if action == "unarchive":
+            try:
+                conversation = chat_selectors.conversation_get(
+                    user=request.user, conversation_id=request.POST.get("conversation", "")
+                )
+            except (Conversation.DoesNotExist, ValidationError):
+                raise Http404("no such conversation") from None
+            services.conversation_archive(conversation=conversation, archived=False)
+            return redirect(f"{reverse('account')}#archived")
         if action == "instructions":
             try:
                 services.instructions_set(
@@ -84,7 +97,9 @@ def account(request):
         "tokens": used["prompt_tokens"] + used["completion_tokens"],
         "quota": quota,
         "renews": chat_selectors.month_renews(used["since"]),
-        "conversations": chat_selectors.conversations_for_user(user=request.user).count(),
+        "conversations": chat_selectors.conversation_count(user=request.user),
+        "archived": chat_selectors.conversations_for_user(user=request.user, archived=True)[:ARCHIVED_SHOWN],
+        "archived_count": chat_selectors.conversations_for_user(user=request.user, archived=True).count(),
         "deleted": int(deleted) if deleted.isdigit() else None,
         "instructions": request.POST.get("instructions", "")
         if error

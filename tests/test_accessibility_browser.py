@@ -4,8 +4,10 @@ headless Chromium, in the light scheme at desktop width and the dark one at phon
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from chat.models import Conversation
 from retrieval import services
 from retrieval.tests.helpers import upload
 
@@ -94,7 +96,9 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     check("a document's passages")
     page.goto(f"{live_url}/keys/")
     check("API keys")
+    Conversation.objects.update(archived_at=timezone.now())  # the account page lists it
     page.goto(f"{live_url}/account/")
+    expect(page.locator("ul.archived li")).to_have_count(1)
     check("account")
     page.goto(f"{live_url}/accounts/password/")
     check("password")

@@ -534,6 +534,40 @@ def test_any_question_can_be_edited_into_a_new_version_of_it(page, live_url, mem
     )
 
 
+def test_an_archived_conversation_leaves_the_list_and_comes_back_when_asked_in(page, live_url, member):
+    """Archive in the header takes the open conversation out of the sidebar; the account page lists
+    it and opens it, and a question asked in it brings it back to the list."""
+    from chat import services as chat_services
+
+    chat_services.exchange_start(
+        user=member, conversation_id=None, request_id="keep", content="Parking at the office?", collection_ids=None
+    )  # fmt: skip
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    first = ask(page, "How many days of paid leave do employees get?")
+    expect(first).to_have_attribute("data-status", "stop", timeout=30_000)
+    items = page.locator("#conversations li")
+    expect(items).to_have_count(2)
+    page.get_by_role("button", name="Archive the conversation").click()
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text("Parking at the office?")
+    expect(page.locator("#connection")).to_contain_text("Archived")
+    expect(page.get_by_role("button", name="Unarchive the conversation")).to_be_visible()
+
+    page.goto(f"{live_url}/account/")
+    expect(page.locator("#archived")).to_be_visible()
+    page.get_by_role("link", name="How many days of paid leave do employees…").click()
+    expect(page.locator("article.msg.assistant")).to_have_count(1)
+    expect(page.get_by_role("button", name="Unarchive the conversation")).to_be_visible()
+    expect(items).to_have_count(1)
+    page.fill("textarea", "And sick leave?")
+    page.keyboard.press("Enter")
+    expect(page.locator("article.msg.assistant").nth(1)).to_have_attribute(
+        "data-status", re.compile("."), timeout=30_000
+    )
+    expect(items).to_have_count(2)
+    expect(page.get_by_role("button", name="Archive the conversation")).to_be_visible()
+
+
 def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member):
     """Typing in the sidebar's search keeps the conversations whose title or messages hold the words."""
     from chat import services as chat_services

@@ -439,6 +439,62 @@ def test_pinned_conversations_head_the_list_without_reordering_the_rest(client, 
     assert empty.status_code == 400
 
 
+def test_an_archived_conversation_leaves_the_list_until_asked_in_again(client, alice, bob, key):
+    """Archiving is not activity (nor is bringing back) and unpins; `archived=true` lists the archived
+    ones, search included; a question, an edit or a regeneration in one brings it back."""
+    made = [
+        services.exchange_start(
+            user=alice, conversation_id=None, request_id=f"z{i}", content=f"Q{i}?", collection_ids=None
+        )
+        for i in range(3)
+    ]
+
+    def titles(**params):
+        return [c["title"] for c in client.get("/api/v1/conversations", params, **key(alice)).json()]
+
+    def archive(ids, archived=True, user=alice):
+        return client.patch(
+            f"/api/v1/conversations/{ids['conversation_id']}",
+            {"archived": archived},
+            content_type="application/json",
+            **key(user),
+        )
+
+    client.patch(
+        f"/api/v1/conversations/{made[0]['conversation_id']}",
+        {"pinned": True},
+        content_type="application/json",
+        **key(alice),
+    )
+    assert archive(made[0]).json()["archived"] is True and archive(made[0], user=bob).status_code == 404
+    assert archive(made[1]).json()["pinned"] is False
+    assert titles() == ["Q2?"]
+    assert titles(archived="true") == ["Q1?", "Q0?"] and titles(archived="true", q="Q0") == ["Q0?"]
+    assert archive(made[0], archived=False).json()["pinned"] is False
+    assert titles() == ["Q2?", "Q0?"]  # its place by its last activity, not moved up
+
+    for n, (ids, again) in enumerate(
+        [
+            (made[1], lambda ids: services.exchange_start(
+                user=alice, conversation_id=ids["conversation_id"], request_id="z9", content="More?",
+                collection_ids=None,
+            )),
+            (made[2], lambda ids: services.answer_regenerate(user=alice, message_id=ids["message_id"])),
+        ]
+    ):  # fmt: skip
+        archive(ids)
+        assert ids["conversation_id"] in {
+            c["id"] for c in client.get("/api/v1/conversations?archived=true", **key(alice)).json()
+        }
+        services.message_finish(message_id=ids["message_id"], text="...", status="complete")
+        again(ids)
+        assert Conversation.objects.get(id=ids["conversation_id"]).archived_at is None, n
+    archive(made[0])
+    services.message_finish(message_id=made[0]["message_id"], text="...", status="complete")
+    services.question_edit(user=alice, message_id=made[0]["user_message_id"], content="Q0 again?")
+    assert Conversation.objects.get(id=made[0]["conversation_id"]).archived_at is None
+
+
 def test_a_conversations_documents_leave_its_scope_with_their_collection(client, alice, collection_a, key):
     from chat import selectors
     from chat.models import Conversation

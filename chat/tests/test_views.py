@@ -62,3 +62,25 @@ def test_the_instructions_for_ones_answers_are_saved_from_the_account_page_withi
     assert selectors.user_instructions(user=alice) == "Answer briefly."
     client.post("/account/", {"action": "instructions", "instructions": ""})
     assert selectors.user_instructions(user=alice) == ""
+
+
+def test_archived_conversations_are_listed_on_the_account_page_and_brought_back_from_it(client, alice, bob):
+    mine = [_conversation(alice, n) for n in range(3)]
+    bobs = _conversation(bob, 9)
+    for cid in mine[:2]:
+        services.conversation_archive(conversation=Conversation.objects.get(id=cid), archived=True)
+    services.conversation_archive(conversation=Conversation.objects.get(id=bobs), archived=True)
+    client.force_login(alice)
+    page = client.get("/account/").content.decode()
+    assert "You have 3 conversations, 2 of them archived." in page
+    listed = page[page.index('id="archived"') :]
+    assert listed.index(f"/?c={mine[1]}") < listed.index(f"/?c={mine[0]}")  # last archived first
+    assert f"/?c={mine[2]}" not in listed and str(bobs) not in page
+
+    back = client.post("/account/", {"action": "unarchive", "conversation": mine[0]})
+    assert back["Location"] == "/account/#archived"
+    assert Conversation.objects.get(id=mine[0]).archived_at is None
+    assert client.post("/account/", {"action": "unarchive", "conversation": bobs}).status_code == 404
+    assert client.post("/account/", {"action": "unarchive", "conversation": "nope"}).status_code == 404
+    assert Conversation.objects.get(id=bobs).archived_at is not None
+    assert "You have 3 conversations, 1 of them archived." in client.get("/account/").content.decode()

@@ -185,6 +185,26 @@
   }
 
   // The header's export link and share menu follow the open conversation.
+  // Archive takes the open conversation out of the list (the account page lists it, and asking in it
+  // brings it back); null: no conversation open.
+  let archivedNow = null;
+  function setArchived(archived) {
+    archivedNow = archived;
+    $("archive").hidden = archived === null;
+    $("archive").textContent = archived ? "Unarchive" : "Archive";
+    $("archive").setAttribute("aria-label", archived ? "Unarchive the conversation" : "Archive the conversation");
+  }
+  $("archive").addEventListener("click", async () => {
+    const id = conversationId;
+    try {
+      const c = await api(`/api/v1/conversations/${id}`, { method: "PATCH", body: JSON.stringify({ archived: !archivedNow }) });
+      if (id !== conversationId) return;
+      setArchived(c.archived);
+      $("connection").textContent = c.archived ? "Archived: out of the list until you ask in it again (your account page lists it)." : "Back in the list.";
+    } catch (e) { showComposerError("The conversation could not be archived; try again."); return; }
+    loadConversations();
+  });
+
   function setExport(id, sharedUrl, sharedAt) {
     $("export").hidden = !id;
     if (id) $("export").href = `/api/v1/conversations/${encodeURIComponent(id)}/export`;
@@ -233,7 +253,9 @@
     $("attached").hidden = !$("attached").children.length;
     conversationId = null;
     setExport(null);
+    setArchived(null);
     answers.clear();
+    thread.clear();
     $("messages").replaceChildren($("empty-state") || emptyState);
     refreshCollections();
     setTitle("");
@@ -291,6 +313,7 @@
     cancelEdit();
     conversationId = data.id;
     setExport(data.id, data.shared_url, data.shared_at);
+    setArchived(!!data.archived);
     answers.clear();
     setTitle(data.title || "Conversation");
     history.replaceState(null, "", `/?c=${data.id}`);
@@ -752,6 +775,8 @@
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
       if (isNew) setExport(conversationId);  // a new conversation is not shared yet; an open one keeps its link
+      const unarchived = archivedNow === true;  // asked in again: the server brought it back
+      setArchived(false);
       const edit = sent.edit;
       if (sent.question && ev.user_message_id && !thread.has(ev.user_message_id)) {
         // It follows the answer shown before it.
@@ -784,7 +809,7 @@
       setBusy(a);
       sessionStorage.setItem(ACTIVE, JSON.stringify({ conversation_id: conversationId, message_id: a.id }));
       history.replaceState(null, "", `/?c=${conversationId}`);
-      if (isNew || edit) loadConversations().then(() => {  // an edited first question may retitle it
+      if (isNew || edit || unarchived) loadConversations().then(() => {  // an edited first question may retitle it
         const li = document.querySelector(`#conversations li[data-id="${conversationId}"]`);
         if (li) setTitle(li.dataset.title);
       });
