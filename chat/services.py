@@ -439,11 +439,23 @@ def feedback_set(*, user, message_id, rating: int, comment: str = "", reasons=()
 
 def message_choose(*, user, message_id) -> None:
     """The reader turned to this version of an answer (or of a question): it is shown, with the
-    exchanges that followed it, and a new question follows on from it, until another is chosen or
-    made."""
-    chosen = Message.objects.filter(id=message_id, conversation__owner=user).update(chosen_at=timezone.now())
-    if not chosen:
+    versions it follows (chosen with it, so that a message deep in a branch comes into view whole)
+    and the exchanges that followed it; a new question follows on from it, until another is chosen
+    or made."""
+    message = Message.objects.filter(id=message_id, conversation__owner=user).only("conversation_id").first()
+    if message is None:
         raise NotFound("no such message")
+    up = {
+        row["id"]: row["reply_to_id"] if row["role"] == Message.Role.ASSISTANT else row["parent_id"]
+        for row in Message.objects.filter(conversation_id=message.conversation_id).values(
+            "id", "role", "reply_to_id", "parent_id"
+        )
+    }
+    chain, at = [], message.id
+    while at in up and len(chain) < len(up):  # the bound: a cycle would never end
+        chain.append(at)
+        at = up[at]
+    Message.objects.filter(id__in=chain).update(chosen_at=timezone.now())
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:

@@ -532,6 +532,13 @@ def test_any_question_can_be_edited_into_a_new_version_of_it(page, live_url, mem
     expect(page.locator("article.msg.user").nth(1).locator(".body")).to_have_text(
         "How many days of paid leave do employees get?"
     )
+    # Up in the empty box edits the last question; Esc lets it go.
+    page.locator("textarea").focus()
+    page.keyboard.press("ArrowUp")
+    expect(page.locator("textarea")).to_have_value("How many days of paid leave do employees get?")
+    expect(page.locator("#connection")).to_contain_text("Editing your question")
+    page.keyboard.press("Escape")
+    expect(page.locator("textarea")).to_have_value("")
 
 
 def test_an_archived_conversation_leaves_the_list_and_comes_back_when_asked_in(page, live_url, member):
@@ -629,6 +636,43 @@ def test_a_search_result_shows_where_its_words_were_said_and_opens_there(page, l
     expect(page.locator("#chat-title")).to_have_text("Question 0 about equipment?")
     page.locator("#new-chat").click()
     expect(page).to_have_title("Docent")
+
+
+def test_a_search_result_in_a_version_not_shown_offers_to_show_it(page, live_url, member):
+    """Words found only in an answer's earlier version: the conversation opens as it was left, says
+    where they are, and turns to that version on request, the words marked. A new conversation
+    started afterwards has no versions of its own."""
+    from chat import services as chat_services
+
+    ids = chat_services.exchange_start(
+        user=member, conversation_id=None, request_id="v0", content="Where do I get a dock?", collection_ids=None
+    )  # fmt: skip
+    chat_services.message_finish(
+        message_id=ids["message_id"], text="Ask for a Docking Station at the desk.", status="complete"
+    )
+    again = chat_services.answer_regenerate(user=member, message_id=ids["message_id"], request_id="v1")
+    chat_services.message_finish(
+        message_id=again["message_id"], text="The IT desk has them.", status="complete"
+    )
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    page.fill("#conversation-search", "docking station")
+    items = page.locator("#conversations li")
+    expect(items.first.locator(".snippet mark")).to_have_text("Docking Station")  # the search's list
+    items.first.locator("button.open").click()
+    expect(page.locator("article.msg.assistant .body")).to_have_text("The IT desk has them.")
+    note = page.locator("#messages .found-elsewhere")
+    expect(note).to_contain_text("Found in another version of this conversation.")
+    note.get_by_role("button", name="Show that version").click()
+    answer = page.locator(f'article.msg.assistant[data-message="{ids["message_id"]}"]')
+    expect(answer.locator(".body mark")).to_have_text("Docking Station")
+    expect(answer).to_have_class(re.compile(r"\bfound\b"))
+    expect(answer.locator(".versions .count")).to_have_text("1 / 2")
+    expect(note).to_have_count(0)
+
+    page.locator("#new-chat").click()
+    first = ask(page, "How many days of paid leave do employees get?")
+    expect(first).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(page.locator("article.msg.user .versions")).to_be_hidden()
 
 
 def test_the_account_page_downloads_every_conversation_and_deletes_them_all(page, live_url, member):

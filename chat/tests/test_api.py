@@ -565,6 +565,12 @@ def test_an_answer_regenerated_after_later_exchanges_starts_a_branch(client, ali
     text = exported()
     assert "### Answer (version 2 of 2)\n\nTwenty-five days." in text
     assert "25 days." not in text and "Travel?" not in text
+    # A message deep in the branch not shown, chosen (a search found it there): it comes into view
+    # with the versions it follows.
+    assert client.post(f"/api/v1/messages/{second['message_id']}/choose", **key(alice)).status_code == 204
+    assert [shown for *_, shown in listed()] == [True, True, False, True, True]
+    services.message_choose(user=alice, message_id=again["message_id"])
+    assert [shown for *_, shown in listed()] == [True, False, True, False, False]
 
     assert client.post(f"/api/v1/messages/{first['message_id']}/choose", **key(alice)).status_code == 204
     assert [shown for *_, shown in listed()] == [True, True, False, True, True]

@@ -281,11 +281,25 @@
     return out;
   }
 
-  // The message a search found, brought into view with the searched words marked (one in a version
-  // not shown is not: the conversation opens as it was left).
+  // The message a search found, brought into view with the searched words marked. One in a version
+  // not shown is said to be there, with a button that turns to it.
   function reveal(found) {
     const el = messageElement(found.id);
-    if (!el) return;
+    if (!el) {
+      if (!thread.has(found.id)) return;
+      const note = document.createElement("p"); note.className = "found-elsewhere"; note.setAttribute("role", "status");
+      const turn = document.createElement("button");
+      turn.type = "button"; turn.className = "small"; turn.textContent = "Show that version";
+      turn.addEventListener("click", async () => {
+        try {
+          await api(`/api/v1/messages/${found.id}/choose`, { method: "POST" });
+        } catch (e) { showComposerError("That version could not be shown; try again."); return; }
+        if (note.isConnected) openConversation(conversationId, null, found);  // not moved on meanwhile
+      });
+      note.append("Found in another version of this conversation. ", turn);
+      $("messages").prepend(note);
+      return;
+    }
     const target = el.querySelector(".body") || el;
     const nodes = [];
     const walker = document.createTreeWalker(target, NodeFilter.SHOW_TEXT);
@@ -1133,6 +1147,11 @@
   });
 
   $("question").addEventListener("keydown", (e) => {
+    // Up in an empty box edits the last question, as in chat apps people know.
+    if (e.key === "ArrowUp" && !e.target.value && !editing && !active) {
+      const last = [...document.querySelectorAll("#messages .msg.user[data-message]")].pop();
+      if (last) { e.preventDefault(); startEdit(last); return; }
+    }
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
   });
   function autosize() { const t = $("question"); t.style.height = "auto"; t.style.height = Math.min(t.scrollHeight, 220) + "px"; }
