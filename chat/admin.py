@@ -12,6 +12,7 @@ from .models import (
     ModerationFlag,
     ModerationRule,
     Preferences,
+    SavedPrompt,
     Usage,
 )
 
@@ -254,6 +255,19 @@ class PreferencesAdmin(admin.ModelAdmin):
     list_display = ["user", "instructions", "updated_at"]
     search_fields = ["user__username", "instructions"]
     readonly_fields = ["user", "updated_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SavedPrompt)
+class SavedPromptAdmin(admin.ModelAdmin):
+    """Each person's saved prompts (kept on their account page); an admin may read, mend or delete
+    one, not make it for them."""
+
+    list_display = ["name", "user", "text", "updated_at"]
+    search_fields = ["name", "text", "user__username"]
+    readonly_fields = ["user", "created_at", "updated_at"]
 
     def has_add_permission(self, request, obj=None):
         return False

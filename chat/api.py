@@ -262,6 +262,48 @@ def choose_answer(request, message_id: str):
     return Status(204, None)
 
 
+class PromptIn(Schema):
+    name: str
+    text: str
+
+
+def _prompt_saved(request, payload: PromptIn, prompt_id=None) -> dict:
+    try:
+        prompt = services.prompt_save(
+            user=request.auth, name=payload.name, text=payload.text, prompt_id=prompt_id
+        )
+    except ValidationError as exc:
+        raise HttpError(400, "; ".join(exc.messages)) from None
+    except services.NotFound:
+        raise Http404("no such prompt") from None
+    return {"id": prompt.id, "name": prompt.name, "text": prompt.text}
+
+
+@router.get("/prompts")
+def list_prompts(request):
+    """The caller's saved prompts, by name: what "/name" in the chat's box puts there."""
+    return selectors.prompts_for_user(user=request.auth)
+
+
+@router.post("/prompts", response={201: dict})
+def create_prompt(request, payload: PromptIn):
+    return Status(201, _prompt_saved(request, payload))
+
+
+@router.put("/prompts/{prompt_id}")
+def update_prompt(request, prompt_id: int, payload: PromptIn):
+    return _prompt_saved(request, payload, prompt_id)
+
+
+@router.delete("/prompts/{prompt_id}", response={204: None})
+def delete_prompt(request, prompt_id: int):
+    try:
+        services.prompt_delete(user=request.auth, prompt_id=prompt_id)
+    except services.NotFound:
+        raise Http404("no such prompt") from None
+    return Status(204, None)
+
+
 @router.get("/chat-models")
 def list_chat_models(request):
     """The chat models a conversation may choose (`model` in the ask frame and PATCH), the default

@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -141,6 +142,35 @@ class Preferences(models.Model):
 
     def __str__(self) -> str:
         return f"Preferences of {self.user}"
+
+
+class SavedPrompt(models.Model):
+    """A question or request a person keeps to ask again: "/name" in the chat's box puts its text
+    there, to send as it is or finish first."""
+
+    NAME_MAX = 40
+    TEXT_MAX = 4000
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(
+        max_length=NAME_MAX,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9][a-z0-9_-]*$",
+                "a name is lower-case letters, digits, - and _ (it is typed after /)",
+            )
+        ],
+    )
+    text = models.TextField(max_length=TEXT_MAX)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="savedprompt_unique_user_name")]
+
+    def __str__(self) -> str:
+        return f"/{self.name}"
 
 
 class Feedback(models.Model):

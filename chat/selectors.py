@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from retrieval import selectors as retrieval_selectors
 
-from .models import Budget, Conversation, Feedback, Message, ModerationRule, Preferences, Usage
+from .models import Budget, Conversation, Feedback, Message, ModerationRule, Preferences, SavedPrompt, Usage
 
 
 def conversations_for_user(*, user, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
@@ -269,6 +269,11 @@ def question_context(
         "document_ids": list(document_ids) if document_ids else None,
         "history": list(history),
     }
+
+
+def prompts_for_user(*, user) -> list[dict]:
+    """The user's saved prompts, by name: [{"id", "name", "text"}]."""
+    return list(SavedPrompt.objects.filter(user=user).order_by("name").values("id", "name", "text"))
 
 
 def user_instructions(*, user) -> str:

@@ -13,7 +13,16 @@ from retrieval import limits
 from retrieval.embeddings import count_tokens
 
 from . import prompts, selectors
-from .models import Conversation, Feedback, Message, ModerationFlag, ModerationRule, Preferences, Usage
+from .models import (
+    Conversation,
+    Feedback,
+    Message,
+    ModerationFlag,
+    ModerationRule,
+    Preferences,
+    SavedPrompt,
+    Usage,
+)
 from .providers import chat_models
 
 log = logging.getLogger(__name__)
@@ -472,6 +481,39 @@ def instructions_set(*, user, instructions: str) -> str:
         raise ValidationError(f"at most {Preferences.INSTRUCTIONS_MAX} characters")
     Preferences.objects.update_or_create(user=user, defaults={"instructions": instructions})
     return instructions
+
+
+def prompt_save(*, user, name: str, text: str, prompt_id=None, replace: bool = False) -> SavedPrompt:
+    """Keep a prompt under a name (lower-cased; typed as /name in the chat), or change the one with
+    `prompt_id` (NotFound unless the user's); with `replace`, a prompt already kept under the name
+    gets the new text. ValidationError for a bad name or text, or a name the user already uses for
+    another prompt."""
+    name = name.strip().lower()
+    if prompt_id is None and replace:
+        prompt_id = SavedPrompt.objects.filter(user=user, name=name).values_list("id", flat=True).first()
+    if prompt_id is not None:
+        prompt = SavedPrompt.objects.filter(id=prompt_id, user=user).first()
+        if prompt is None:
+            raise NotFound("no such prompt")
+    else:
+        prompt = SavedPrompt(user=user)
+    prompt.name, prompt.text = name, text.strip()
+    if len(prompt.text) > SavedPrompt.TEXT_MAX:  # a TextField's max_length is not validated
+        raise ValidationError(f"a prompt is at most {SavedPrompt.TEXT_MAX:,} characters")
+    if SavedPrompt.objects.filter(user=user, name=prompt.name).exclude(id=prompt.id).exists():
+        raise ValidationError(f"you already keep a prompt named /{prompt.name}")
+    prompt.full_clean(exclude=["user"], validate_constraints=False)  # the name was checked just above
+    try:
+        with transaction.atomic():
+            prompt.save()
+    except IntegrityError:  # the same name saved at the same moment elsewhere
+        raise ValidationError(f"you already keep a prompt named /{prompt.name}") from None
+    return prompt
+
+
+def prompt_delete(*, user, prompt_id) -> None:
+    if not SavedPrompt.objects.filter(id=prompt_id, user=user).delete()[0]:
+        raise NotFound("no such prompt")
 
 
 def conversation_model_set(*, conversation: Conversation, model: str) -> Conversation:

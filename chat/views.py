@@ -9,7 +9,7 @@ from retrieval.parsing import EXTENSIONS
 
 from . import selectors as chat_selectors
 from . import services
-from .models import Conversation, Feedback, Preferences
+from .models import Conversation, Feedback, Preferences, SavedPrompt
 from .providers import chat_models
 
 
@@ -29,6 +29,7 @@ def index(request):
         "models": chat_models(),  # a choice is offered when there are two or more
         # What "Not helpful" offers to say was wrong.
         "feedback_reasons": [{"code": c, "label": label} for c, label in Feedback.REASONS.items()],
+        "prompts": chat_selectors.prompts_for_user(user=request.user),  # "/name" in the box
         "accept": ",".join(EXTENSIONS),
     }
     return render(request, "chat/index.html", context)
@@ -60,7 +61,7 @@ def account(request):
     instructions their answers follow (kept in the box when refused), and their conversations to
     download or delete (all at once, once the box saying so is ticked), and the archived ones to open
     or bring back."""
-    error = ""
+    error = prompt_error = ""
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "delete_conversations" and request.POST.get("confirm"):
@@ -75,7 +76,24 @@ def account(request):
                 raise Http404("no such conversation") from None
             services.conversation_archive(conversation=conversation, archived=False)
             return redirect(f"{reverse('account')}#archived")
-        if action == "instructions":
+        if action == "prompt_save":
+            try:  # under a name already kept, the new text replaces the old
+                services.prompt_save(
+                    user=request.user,
+                    name=request.POST.get("name", ""),
+                    text=request.POST.get("text", ""),
+                    replace=True,
+                )
+                return redirect(f"{reverse('account')}#prompts")
+            except ValidationError as exc:
+                prompt_error = f"Not saved: {exc.messages[0]}."
+        elif action == "prompt_delete":
+            try:
+                services.prompt_delete(user=request.user, prompt_id=int(request.POST.get("prompt", "0")))
+            except (services.NotFound, ValueError):
+                raise Http404("no such prompt") from None
+            return redirect(f"{reverse('account')}#prompts")
+        elif action == "instructions":
             try:
                 services.instructions_set(
                     user=request.user, instructions=request.POST.get("instructions", "")
@@ -106,6 +124,12 @@ def account(request):
         else chat_selectors.user_instructions(user=request.user),
         "instructions_max": Preferences.INSTRUCTIONS_MAX,
         "saved": request.GET.get("saved") == "1",
+        "prompts": chat_selectors.prompts_for_user(user=request.user),
+        "prompt_error": prompt_error,
+        # A refused prompt stays in the form.
+        "prompt_name": request.POST.get("name", "") if prompt_error else "",
+        "prompt_text": request.POST.get("text", "") if prompt_error else "",
+        "prompt_text_max": SavedPrompt.TEXT_MAX,
         "error": error,
     }
     return render(request, "chat/account.html", context)

@@ -7,7 +7,7 @@ from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from chat.models import Conversation
+from chat.models import Conversation, SavedPrompt
 from retrieval import services
 from retrieval.tests.helpers import upload
 
@@ -52,8 +52,14 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
 
     page.goto(f"{live_url}/accounts/login/")
     check("sign-in")
+    SavedPrompt.objects.create(
+        user=handbook.collection.team.members.get(), name="leave", text="How much leave?"
+    )
     sign_in(page, live_url, "erin", "pw-erin-12345")
     check("chat, empty")
+    page.fill("textarea", "/")
+    expect(page.locator("#prompt-menu [role=option]")).to_have_count(1)
+    check("chat, saved prompts offered")
     page.fill("textarea", "How many days of paid leave do employees get?")
     page.keyboard.press("Enter")
     answer = page.locator("article.msg.assistant").first

@@ -675,6 +675,42 @@ def test_a_search_result_in_a_version_not_shown_offers_to_show_it(page, live_url
     expect(page.locator("article.msg.user .versions")).to_be_hidden()
 
 
+def test_a_saved_prompt_is_put_in_the_box_by_typing_its_name(page, live_url, member):
+    """ "/" and the start of a name offers the saved prompts so named; arrows choose, Enter puts the
+    text in the box (not sent), and it is then sent as any question; Esc closes the list."""
+    from chat.models import SavedPrompt
+
+    SavedPrompt.objects.create(
+        user=member, name="leave", text="How many days of paid leave do employees get?"
+    )
+    SavedPrompt.objects.create(user=member, name="legal", text="Who reviews contracts?")
+    SavedPrompt.objects.create(user=member, name="travel", text="How are travel expenses reimbursed?")
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    box, menu = page.locator("textarea"), page.locator("#prompt-menu")
+    box.fill("/le")
+    expect(menu.get_by_role("option")).to_have_count(2)
+    expect(menu.get_by_role("option", selected=True)).to_contain_text("/leave")
+    page.keyboard.press("ArrowDown")
+    expect(menu.get_by_role("option", selected=True)).to_contain_text("/legal")
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(box).to_have_value("/le")
+    page.keyboard.type("a")
+    expect(menu.get_by_role("option")).to_have_count(1)
+    page.keyboard.press("Enter")
+    expect(box).to_have_value("How many days of paid leave do employees get?")
+    expect(menu).to_be_hidden()
+    expect(page.locator("article.msg")).to_have_count(0)  # put in the box, not sent
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("25 days")
+    box.fill("/tr")
+    menu.get_by_role("option").filter(has_text="/travel").click()
+    expect(box).to_have_value("How are travel expenses reimbursed?")
+    expect(box).to_be_focused()
+
+
 def test_the_account_page_downloads_every_conversation_and_deletes_them_all(page, live_url, member):
     """The user's name opens their account page: "Download them all" saves a zip of the
     conversations; deleting them all needs the box ticked, and leaves the chat's sidebar empty."""

@@ -26,8 +26,11 @@ def test_pages_open_and_budgets_show_this_months_use(client, make_user, alice):
     )
     Budget.objects.create(user=alice, monthly_tokens=5000)
     services.instructions_set(user=alice, instructions="Answer briefly.")
-    for model in ("conversation", "message", "feedback", "usage", "budget", "preferences"):
+    prompt = services.prompt_save(user=alice, name="leave", text="How much leave?")
+    for model in ("conversation", "message", "feedback", "usage", "budget", "preferences", "savedprompt"):
         assert client.get(f"/admin/chat/{model}/").status_code == 200, model
+    assert b"How much leave?" in client.get(f"/admin/chat/savedprompt/{prompt.id}/change/").content
+    assert client.get("/admin/chat/savedprompt/add/").status_code == 403
     assert b"Answer briefly." in client.get(f"/admin/chat/preferences/{alice.id}/change/").content
     assert client.get("/admin/chat/preferences/add/").status_code == 403
     assert client.get(f"/admin/chat/conversation/{ids['conversation_id']}/change/").status_code == 200

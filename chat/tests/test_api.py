@@ -495,6 +495,33 @@ def test_an_archived_conversation_leaves_the_list_until_asked_in_again(client, a
     assert Conversation.objects.get(id=made[0]["conversation_id"]).archived_at is None
 
 
+def test_saved_prompts_are_the_callers_own_by_name(client, alice, bob, key):
+    def call(method, path="", body=None, user=alice):
+        return getattr(client, method)(
+            f"/api/v1/prompts{path}", body, content_type="application/json", **key(user)
+        )
+
+    made = call("post", body={"name": "Leave", "text": "How much leave?"})
+    assert made.status_code == 201 and made.json()["name"] == "leave"
+    pid = made.json()["id"]
+    call("post", body={"name": "expenses", "text": "How are expenses paid?"})
+    assert [p["name"] for p in call("get").json()] == ["expenses", "leave"]
+    twice = call("post", body={"name": "LEAVE", "text": "Again"})
+    assert twice.status_code == 400 and "/leave" in twice.json()["error"]["message"]
+    assert call("post", body={"name": "-x", "text": "Hi"}).status_code == 400
+    assert call("post", body={"name": "long", "text": "x" * 4001}).status_code == 400
+    assert (
+        call("put", f"/{pid}", {"name": "leave", "text": "How much paid leave?"}).json()["text"]
+        == "How much paid leave?"
+    )
+    assert call("put", f"/{pid}", {"name": "expenses", "text": "Clash"}).status_code == 400
+    assert call("get", user=bob).json() == []
+    assert call("put", f"/{pid}", {"name": "x", "text": "y"}, user=bob).status_code == 404
+    assert call("delete", f"/{pid}", user=bob).status_code == 404
+    assert call("delete", f"/{pid}").status_code == 204
+    assert [p["name"] for p in call("get").json()] == ["expenses"]
+
+
 def test_a_conversations_documents_leave_its_scope_with_their_collection(client, alice, collection_a, key):
     from chat import selectors
     from chat.models import Conversation

@@ -84,3 +84,28 @@ def test_archived_conversations_are_listed_on_the_account_page_and_brought_back_
     assert client.post("/account/", {"action": "unarchive", "conversation": "nope"}).status_code == 404
     assert Conversation.objects.get(id=bobs).archived_at is not None
     assert "You have 3 conversations, 1 of them archived." in client.get("/account/").content.decode()
+
+
+def test_saved_prompts_are_kept_replaced_and_deleted_from_the_account_page(client, alice, bob):
+    from chat.models import SavedPrompt
+
+    client.force_login(alice)
+    kept = client.post("/account/", {"action": "prompt_save", "name": "Leave", "text": " How much leave? "})
+    assert kept["Location"] == "/account/#prompts"
+    client.post("/account/", {"action": "prompt_save", "name": "leave", "text": "How much paid leave?"})
+    assert list(SavedPrompt.objects.values_list("name", "text")) == [("leave", "How much paid leave?")]
+    refused = client.post("/account/", {"action": "prompt_save", "name": "no spaces", "text": "Hi"})
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "Not saved: a name is lower-case letters" in page and 'value="no spaces"' in page
+    page = client.get("/account/").content.decode()
+    assert "<code>/leave</code>" in page and "How much paid leave?" in page
+
+    theirs = SavedPrompt.objects.create(user=bob, name="mine", text="Bob's")
+    assert client.post("/account/", {"action": "prompt_delete", "prompt": theirs.id}).status_code == 404
+    own = SavedPrompt.objects.get(user=alice)
+    assert (
+        client.post("/account/", {"action": "prompt_delete", "prompt": own.id})["Location"]
+        == "/account/#prompts"
+    )
+    assert list(SavedPrompt.objects.values_list("name", flat=True)) == ["mine"]

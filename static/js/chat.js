@@ -1146,7 +1146,51 @@
     $("connection").textContent = "";
   });
 
+  // Saved prompts: "/" and the start of a name, alone in the box, offers the user's prompts so named
+  // (kept on the account page); Enter or Tab, or a click, puts the chosen one's text in the box.
+  const PROMPTS = JSON.parse($("prompts-data").textContent);
+  let promptChoices = [], promptAt = 0;
+  function promptMenu() {
+    const menu = $("prompt-menu"), box = $("question");
+    const typed = /^\/([\w-]*)$/.exec(box.value);
+    promptChoices = typed ? PROMPTS.filter((p) => p.name.startsWith(typed[1].toLowerCase())) : [];
+    menu.hidden = !promptChoices.length;
+    if (menu.hidden) { box.removeAttribute("aria-activedescendant"); return; }
+    promptAt = Math.min(promptAt, promptChoices.length - 1);
+    menu.replaceChildren(...promptChoices.map((p, i) => {
+      const li = document.createElement("li");
+      li.id = `prompt-${p.id}`; li.setAttribute("role", "option"); li.setAttribute("aria-selected", String(i === promptAt));
+      const name = document.createElement("strong"); name.textContent = `/${p.name}`;
+      const text = document.createElement("span");
+      text.textContent = p.text.length > 90 ? `${p.text.slice(0, 89)}…` : p.text;
+      li.append(name, " ", text);
+      li.addEventListener("mousedown", (e) => { e.preventDefault(); usePrompt(p); });  // the box keeps focus
+      return li;
+    }));
+    box.setAttribute("aria-activedescendant", `prompt-${promptChoices[promptAt].id}`);
+  }
+  function closePrompts() { promptChoices = []; promptMenu(); }
+  function usePrompt(p) {
+    const box = $("question");
+    box.value = p.text;
+    autosize();
+    closePrompts();
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+  $("question").addEventListener("input", () => { promptAt = 0; promptMenu(); });
+
   $("question").addEventListener("keydown", (e) => {
+    if (promptChoices.length) {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        promptAt = (promptAt + (e.key === "ArrowDown" ? 1 : -1) + promptChoices.length) % promptChoices.length;
+        promptMenu();
+        return;
+      }
+      if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); usePrompt(promptChoices[promptAt]); return; }
+      if (e.key === "Escape") { e.stopPropagation(); promptChoices = []; $("prompt-menu").hidden = true; return; }
+    }
     // Up in an empty box edits the last question, as in chat apps people know.
     if (e.key === "ArrowUp" && !e.target.value && !editing && !active) {
       const last = [...document.querySelectorAll("#messages .msg.user[data-message]")].pop();
