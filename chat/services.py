@@ -181,7 +181,9 @@ def answer_regenerate(*, user, message_id, request_id: str = "", admit=None) -> 
 
     def start() -> dict:
         Conversation.objects.filter(id=old.conversation_id).update(archived_at=None)  # in use again
-        return _ids(old.conversation, old.reply_to, _answer_pending(old.reply_to, request_id), True)
+        answer = _answer_pending(old.reply_to, request_id)
+        _choose_with_versions_above(answer)  # shown, also when redone from a branch not shown
+        return _ids(old.conversation, old.reply_to, answer, True)
 
     return _answer_once(user, request_id, start, admit)
 
@@ -262,6 +264,7 @@ def question_edit(*, user, message_id, content: str, request_id: str = "", admit
             parent_id=question.parent_id,
         )
         answer = _answer_pending(reworded, request_id)
+        _choose_with_versions_above(answer)  # shown, also when reworded in a branch not shown
         conversation.archived_at = None
         conversation.save(update_fields=["title", "updated_at", "archived_at"])
         return _ids(conversation, reworded, answer, True)
@@ -454,6 +457,11 @@ def message_choose(*, user, message_id) -> None:
     message = Message.objects.filter(id=message_id, conversation__owner=user).only("conversation_id").first()
     if message is None:
         raise NotFound("no such message")
+    _choose_with_versions_above(message)
+
+
+def _choose_with_versions_above(message: Message) -> None:
+    """Mark the message chosen, with every message it follows: the thread shown then runs through it."""
     up = {
         row["id"]: row["reply_to_id"] if row["role"] == Message.Role.ASSISTANT else row["parent_id"]
         for row in Message.objects.filter(conversation_id=message.conversation_id).values(

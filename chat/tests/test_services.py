@@ -1,8 +1,8 @@
 import pytest
 from django.utils import timezone
 
-from chat import services
-from chat.models import Message
+from chat import selectors, services
+from chat.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +55,6 @@ def test_sweep_ledgers_what_an_interrupted_answer_had_sent(alice):
 
 
 def test_an_edited_question_renames_a_conversation_named_after_it_but_not_a_renamed_one(alice):
-    from chat.models import Conversation
 
     ids = services.exchange_start(
         user=alice, conversation_id=None, request_id="t1", content="Leaf policy?", collection_ids=None
@@ -85,3 +84,25 @@ def test_only_the_owner_edits_a_question(alice, bob):
     Message.objects.filter(id=ids["message_id"]).update(status="complete")
     with pytest.raises(services.NotFound):
         services.question_edit(user=bob, message_id=ids["user_message_id"], content="Theirs?")
+
+
+def test_a_question_reworded_in_a_branch_not_shown_is_shown_with_what_it_follows(alice):
+    first = services.exchange_start(
+        user=alice, conversation_id=None, request_id="b1", content="Leave?", collection_ids=None
+    )
+    cid = first["conversation_id"]
+    services.message_finish(message_id=first["message_id"], text="25 days.", status="complete")
+    second = services.exchange_start(
+        user=alice, conversation_id=cid, request_id="b2", content="Sick leaf?", collection_ids=None
+    )
+    services.message_finish(message_id=second["message_id"], text="?", status="complete")
+    again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="b3")
+    services.message_finish(message_id=again["message_id"], text="Twenty-five.", status="complete")
+
+    def shown():
+        conversation = Conversation.objects.get(id=cid)
+        return [m.text for m in selectors.conversation_thread(conversation=conversation)]
+
+    assert shown() == ["Leave?", "Twenty-five."]
+    services.question_edit(user=alice, message_id=second["user_message_id"], content="Sick leave?")
+    assert shown() == ["Leave?", "25 days.", "Sick leave?", ""]
