@@ -248,7 +248,7 @@ def thread_end(*, conversation: Conversation) -> Message | None:
     """The last message of the thread the reader sees: what a new question follows."""
     messages = list(
         conversation.messages.order_by("created_at", "id").only(
-            "id", "role", "parent_id", "reply_to_id", "chosen_at", "created_at"
+            "id", "conversation", "role", "parent", "reply_to", "chosen_at", "created_at"
         )
     )
     shown = [m for m in thread_order(messages) if m.shown]

@@ -106,3 +106,28 @@ def test_a_question_reworded_in_a_branch_not_shown_is_shown_with_what_it_follows
     assert shown() == ["Leave?", "Twenty-five."]
     services.question_edit(user=alice, message_id=second["user_message_id"], content="Sick leave?")
     assert shown() == ["Leave?", "25 days.", "Sick leave?", ""]
+
+
+def test_asking_in_a_long_conversation_takes_as_many_queries_as_in_a_short_one(alice):
+    """Finding the answer a question follows reads the conversation's messages in one query (a
+    deferred field read per message would be one each)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_to_ask(exchanges: int) -> int:
+        ids = services.exchange_start(
+            user=alice, conversation_id=None, request_id=f"l{exchanges}-0", content="Q?", collection_ids=None
+        )
+        for n in range(1, exchanges + 1):
+            services.message_finish(message_id=ids["message_id"], text="A.", status="complete")
+            with CaptureQueriesContext(connection) as asked:
+                ids = services.exchange_start(
+                    user=alice,
+                    conversation_id=ids["conversation_id"],
+                    request_id=f"l{exchanges}-{n}",
+                    content="Q?",
+                    collection_ids=None,
+                )
+        return len(asked)
+
+    assert queries_to_ask(2) == queries_to_ask(30)
