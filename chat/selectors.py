@@ -216,24 +216,17 @@ def generation_context(*, message_id) -> dict:
     of the conversation, oldest first)."""
     answer = Message.objects.select_related("conversation", "reply_to", "user").get(id=message_id)
     conversation = answer.conversation
-    fields = ("id", "text", "status", "reply_to_id", "parent_id", "error_code")
-    rows = {row["id"]: row for row in conversation.messages.values(*fields)}
-    exchanges = []  # (question, answer), from the one just before back to the first
-    follows = answer.reply_to.parent_id
-    while follows in rows and len(exchanges) < len(rows):  # the bound: a cycle would never end
-        earlier = rows[follows]
-        question = rows.get(earlier["reply_to_id"])
-        if question is None:
-            break
-        exchanges.append((question, earlier))
-        follows = question["parent_id"]
+    # The question, then the answer it follows, that answer's question, and so on to the first.
+    chain = message_chain(conversation_id=conversation.id, message_id=answer.reply_to_id)
+    rows = Message.objects.filter(id__in=chain[1:]).only("text", "status", "error_code").in_bulk()
+    above = [rows[m] for m in chain[1:] if m in rows]
     history: list[tuple[str, str]] = []
-    for question, earlier in reversed(exchanges):
-        if earlier["error_code"] == "moderation_blocked":
+    for earlier, question in reversed(list(zip(above[0::2], above[1::2], strict=False))):
+        if earlier.error_code == "moderation_blocked":
             continue  # a refused question never reaches a model, later turns included
-        history.append(("user", question["text"]))
-        if earlier["status"] in (Message.Status.COMPLETE, Message.Status.STOPPED) and earlier["text"]:
-            history.append(("assistant", earlier["text"]))
+        history.append(("user", question.text))
+        if earlier.status in (Message.Status.COMPLETE, Message.Status.STOPPED) and earlier.text:
+            history.append(("assistant", earlier.text))
     return question_context(
         user=answer.user,
         question=answer.reply_to.text,
@@ -244,15 +237,39 @@ def generation_context(*, message_id) -> dict:
     )
 
 
-def thread_end(*, conversation: Conversation) -> Message | None:
-    """The last message of the thread the reader sees: what a new question follows."""
+def message_chain(*, conversation_id, message_id) -> list:
+    """Ids of the message and of every message it follows, up to the conversation's first question:
+    an answer's question, a question's answer before it, and so on. One query, of the links only."""
+    up = {
+        mid: reply_to if role == Message.Role.ASSISTANT else parent
+        for mid, role, reply_to, parent in Message.objects.filter(
+            conversation_id=conversation_id
+        ).values_list("id", "role", "reply_to_id", "parent_id")
+    }
+    chain, at = [], message_id
+    while at in up and len(chain) < len(up):  # the bound: a cycle would never end
+        chain.append(at)
+        at = up[at]
+    return chain
+
+
+def thread_followed(*, conversation: Conversation):
+    """The id of the answer a new question follows: the last of the thread the reader sees (None in
+    a conversation without one)."""
     messages = list(
         conversation.messages.order_by("created_at", "id").only(
-            "id", "conversation", "role", "parent", "reply_to", "chosen_at", "created_at"
+            # The conversation too: the related manager reads it on every row.
+            "id",
+            "conversation",
+            "role",
+            "parent",
+            "reply_to",
+            "chosen_at",
+            "created_at",
         )
     )
-    shown = [m for m in thread_order(messages) if m.shown]
-    return shown[-1] if shown else None
+    answers = [m for m in thread_order(messages) if m.shown and m.role == Message.Role.ASSISTANT]
+    return answers[-1].id if answers else None
 
 
 def question_context(

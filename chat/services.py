@@ -130,14 +130,13 @@ def exchange_start(
                 conversation.collections.set(collection_ids)
             if document_ids is not None:
                 conversation.documents.set(document_ids)
-            end = selectors.thread_end(conversation=conversation) if conversation_id else None
             question = Message.objects.create(
                 conversation=conversation,
                 user=user,
                 role=Message.Role.USER,
                 text=content,
                 request_id=request_id,
-                parent_id=(end.id if end.role == Message.Role.ASSISTANT else end.parent_id) if end else None,
+                parent_id=selectors.thread_followed(conversation=conversation) if conversation_id else None,
             )
             answer = Message.objects.create(
                 conversation=conversation,
@@ -462,16 +461,7 @@ def message_choose(*, user, message_id) -> None:
 
 def _choose_with_versions_above(message: Message) -> None:
     """Mark the message chosen, with every message it follows: the thread shown then runs through it."""
-    up = {
-        row["id"]: row["reply_to_id"] if row["role"] == Message.Role.ASSISTANT else row["parent_id"]
-        for row in Message.objects.filter(conversation_id=message.conversation_id).values(
-            "id", "role", "reply_to_id", "parent_id"
-        )
-    }
-    chain, at = [], message.id
-    while at in up and len(chain) < len(up):  # the bound: a cycle would never end
-        chain.append(at)
-        at = up[at]
+    chain = selectors.message_chain(conversation_id=message.conversation_id, message_id=message.id)
     Message.objects.filter(id__in=chain).update(chosen_at=timezone.now())
 
 
@@ -537,7 +527,8 @@ def conversation_archive(*, conversation: Conversation, archived: bool) -> Conve
     A question asked in an archived conversation brings it back too."""
     if archived != (conversation.archived_at is not None):
         conversation.archived_at = timezone.now() if archived else None
-        conversation.pinned_at = None if archived else conversation.pinned_at
+        if archived:
+            conversation.pinned_at = None
         conversation.save(update_fields=["archived_at", "pinned_at"])
     return conversation
 
