@@ -290,12 +290,7 @@
       const note = document.createElement("p"); note.className = "found-elsewhere"; note.setAttribute("role", "status");
       const turn = document.createElement("button");
       turn.type = "button"; turn.className = "small"; turn.textContent = "Show that version";
-      turn.addEventListener("click", async () => {
-        try {
-          await api(`/api/v1/messages/${found.id}/choose`, { method: "POST" });
-        } catch (e) { showComposerError("That version could not be shown; try again."); return; }
-        if (note.isConnected) openConversation(conversationId, null, found);  // not moved on meanwhile
-      });
+      turn.addEventListener("click", () => { if (note.isConnected) showVersionOf(found.id, { found }); });
       note.append("Found in another version of this conversation. ", turn);
       $("messages").prepend(note);
       return;
@@ -406,18 +401,24 @@
   function pagerFor(el, what) {
     const pager = document.createElement("div"); pager.className = "versions"; pager.hidden = true;
     const count = document.createElement("span"); count.className = "count";
-    const turn = async (by) => {
+    const turn = (by) => {
       const list = versionsOf(el.dataset.message);
       const to = list[list.findIndex((x) => x.id === el.dataset.message) + by];
-      if (!to || active) return;
-      try {
-        await api(`/api/v1/messages/${to.id}/choose`, { method: "POST" });
-      } catch (e) { showComposerError("That version could not be shown; try again."); return; }
-      openConversation(conversationId, null, null, { id: to.id, back: by < 0 });
+      if (to && !active) showVersionOf(to.id, { anchor: { id: to.id, back: by < 0 } });
     };
     pager.append(tool("‹", `Previous version of the ${what}`, () => turn(-1)), count, tool("›", `Next version of the ${what}`, () => turn(1)));
     pager.firstChild.classList.add("previous"); pager.lastChild.classList.add("next");
     return pager;
+  }
+
+  // The conversation drawn anew through this message (chosen on the server, with the versions it
+  // follows); `found` marks a search's words in it, `anchor` keeps a pager in view.
+  async function showVersionOf(id, { found = null, anchor = null } = {}) {
+    const shown = conversationId;
+    try {
+      await api(`/api/v1/messages/${id}/choose`, { method: "POST" });
+    } catch (e) { showComposerError("That version could not be shown; try again."); return; }
+    if (shown === conversationId) openConversation(conversationId, null, found, anchor);
   }
 
   function updatePager(el) {
@@ -471,9 +472,9 @@
       tool("Copy", "Copy the answer with its sources", () => navigator.clipboard && navigator.clipboard.writeText(copyText(a)).then(() => flash(meta, "Copied"))),
       tool("Regenerate", "Regenerate the answer", () => { if (!active) request({ type: "regenerate", message_id: a.id, request_id: uuid() }, { regenerate: a }); }),
       // Words, not emoji: a machine without an emoji font shows empty boxes.
-      tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
+      a.helpful = tool("Helpful", "Mark the answer helpful", () => feedback(a, 1)),
       // Rated so already: the form opens with what was said, which a new rating would clear.
-      tool("Not helpful", "Mark the answer not helpful", () => (a.feedback && a.feedback.rating < 0 ? Promise.resolve(true) : feedback(a, -1)).then((ok) => ok && feedbackForm(a))),
+      a.unhelpful = tool("Not helpful", "Mark the answer not helpful", () => (a.feedback && a.feedback.rating < 0 ? Promise.resolve(true) : feedback(a, -1)).then((ok) => ok && feedbackForm(a))),
     );
     const foot = document.createElement("div"); foot.className = "foot";  // the pager stays, the tools show on hover
     foot.append(pagerFor(el, "answer"), tools);
@@ -588,9 +589,8 @@
 
   function showRated(a) {
     const rating = a.feedback ? a.feedback.rating : 0;
-    a.tools.dataset.rated = String(rating);
-    a.tools.querySelector('[aria-label="Mark the answer helpful"]').setAttribute("aria-pressed", String(rating > 0));
-    a.tools.querySelector('[aria-label="Mark the answer not helpful"]').setAttribute("aria-pressed", String(rating < 0));
+    a.helpful.setAttribute("aria-pressed", String(rating > 0));
+    a.unhelpful.setAttribute("aria-pressed", String(rating < 0));
   }
 
   function feedbackForm(a) {
