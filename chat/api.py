@@ -276,7 +276,7 @@ def _prompt_saved(request, payload: PromptIn, prompt_id=None) -> dict:
         raise HttpError(400, "; ".join(exc.messages)) from None
     except services.NotFound:
         raise Http404("no such prompt") from None
-    return {"id": prompt.id, "name": prompt.name, "text": prompt.text}
+    return selectors.prompt_out(prompt)
 
 
 @router.get("/prompts")

@@ -288,9 +288,13 @@ def question_context(
     }
 
 
+def prompt_out(prompt: SavedPrompt) -> dict:
+    return {"id": prompt.id, "name": prompt.name, "text": prompt.text}
+
+
 def prompts_for_user(*, user) -> list[dict]:
     """The user's saved prompts, by name: [{"id", "name", "text"}]."""
-    return list(SavedPrompt.objects.filter(user=user).order_by("name").values("id", "name", "text"))
+    return [prompt_out(p) for p in SavedPrompt.objects.filter(user=user).order_by("name")]
 
 
 def user_instructions(*, user) -> str:

@@ -101,3 +101,32 @@ async def until_done(communicator, wait: float = 30) -> list[dict]:
 
 def text_of(events) -> str:
     return "".join(e["text"] for e in events if e["type"] == "delta")
+
+
+def answered(
+    user, request_id: str, question: str, answer: str, conversation_id=None, collection_ids=None, **finish
+):
+    """The question asked (in a new conversation, or in `conversation_id`) and its answer complete;
+    exchange_start's ids."""
+    from chat import services
+
+    ids = services.exchange_start(
+        user=user,
+        conversation_id=conversation_id,
+        request_id=request_id,
+        content=question,
+        collection_ids=collection_ids,
+    )
+    services.message_finish(
+        message_id=ids["message_id"], text=answer, status="complete", finish_reason="stop", **finish
+    )
+    return ids
+
+
+def regenerated(user, message_id, request_id: str, answer: str) -> dict:
+    """The answer asked again and its new version complete; answer_regenerate's ids."""
+    from chat import services
+
+    ids = services.answer_regenerate(user=user, message_id=message_id, request_id=request_id)
+    services.message_finish(message_id=ids["message_id"], text=answer, status="complete")
+    return ids

@@ -10,25 +10,12 @@ from chat import selectors, services
 from chat.models import Conversation, Feedback, Message
 from retrieval import services as retrieval_services
 
-
-def _answered(user, request_id: str, question: str, answer: str, collection_ids=None, **finish) -> dict:
-    """A new conversation holding the question and its complete answer; exchange_start's ids."""
-    ids = services.exchange_start(
-        user=user,
-        conversation_id=None,
-        request_id=request_id,
-        content=question,
-        collection_ids=collection_ids,
-    )
-    services.message_finish(
-        message_id=ids["message_id"], text=answer, status="complete", finish_reason="stop", **finish
-    )
-    return ids
+from .conftest import answered, regenerated
 
 
 @pytest.fixture
 def exchange(db, alice, collection_a):
-    return _answered(
+    return answered(
         alice,
         "r1",
         "Leave policy?",
@@ -128,14 +115,14 @@ def test_every_conversation_exports_as_one_zip_of_markdown_and_json(client, alic
     """A Markdown file per conversation (two of the same day and title kept apart) and
     conversations.json with every message; another's conversations are not in it."""
     for n in (2, 3):
-        _answered(
+        answered(
             alice,
             f"r{n}",
             "Expense limits?",
             f"{n}00 euros a night [1]",
             citations=[{"n": 1, "title": "Travel"}],
         )
-    _answered(bob, "rb", "Bob's question?", "Bob's answer")
+    answered(bob, "rb", "Bob's question?", "Bob's answer")
     response = client.get("/api/v1/conversations/export", **key(alice))
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"].startswith('attachment; filename="docent-conversations-')
@@ -175,8 +162,8 @@ def test_every_conversation_exports_as_one_zip_of_markdown_and_json(client, alic
 def test_every_conversation_is_deleted_only_when_meant_and_its_tokens_stay_counted(
     client, alice, bob, exchange, key
 ):
-    _answered(alice, "r2", "Expense limits?", "200 euros")
-    _answered(bob, "rb", "Bob's question?", "Bob's answer")
+    answered(alice, "r2", "Expense limits?", "200 euros")
+    answered(bob, "rb", "Bob's question?", "Bob's answer")
     used = client.get("/api/v1/usage", **key(alice)).json()
     assert client.delete("/api/v1/conversations", **key(alice)).status_code == 400
     assert Conversation.objects.filter(owner=alice).count() == 2
@@ -316,7 +303,7 @@ def test_a_shared_conversation_opens_read_only_for_those_who_may_read_its_source
         "document_id": 1,
         "text": "Staff get 25 days.",
     }
-    ids = _answered(alice, "s1", "Leave policy?", "25 days [1]", citations=[source])
+    ids = answered(alice, "s1", "Leave policy?", "25 days [1]", citations=[source])
     conversation = f"/api/v1/conversations/{ids['conversation_id']}"
     assert client.get(conversation, **key(alice)).json()["shared_url"] is None
     made = client.post(f"{conversation}/share", **key(alice)).json()["shared_url"]
@@ -361,7 +348,7 @@ def test_a_shared_link_shows_the_conversation_as_it_was_shared(client, alice, co
     there until the owner shares again, and an answer still being written is not frozen half way."""
     from django.test import Client
 
-    ids = _answered(
+    ids = answered(
         alice,
         "s3",
         "Leave policy?",
@@ -397,7 +384,7 @@ def test_a_shared_answer_given_passages_a_viewer_may_not_read_stays_closed_to_th
     from retrieval.models import Membership
 
     private = make_collection(make_team("Board", members=[alice]), "minutes")
-    ids = _answered(
+    ids = answered(
         alice,
         "s2",
         "Budget?",
@@ -566,14 +553,10 @@ def test_the_conversation_list_comes_in_pages(client, alice, key):
 def test_an_answer_regenerated_after_later_exchanges_starts_a_branch(client, alice, key):
     """The new version is shown without the exchanges that followed the old one; those stay with the
     old version, and come back with it when the reader turns to it. The export writes what is shown."""
-    first = _answered(alice, "r1", "Leave policy?", "25 days.")
+    first = answered(alice, "r1", "Leave policy?", "25 days.")
     cid = first["conversation_id"]
-    second = services.exchange_start(
-        user=alice, conversation_id=cid, request_id="r2", content="Travel?", collection_ids=None
-    )
-    services.message_finish(message_id=second["message_id"], text="Economy.", status="complete")
-    again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r3")
-    services.message_finish(message_id=again["message_id"], text="Twenty-five days.", status="complete")
+    second = answered(alice, "r2", "Travel?", "Economy.", conversation_id=cid)
+    again = regenerated(alice, first["message_id"], "r3", "Twenty-five days.")
 
     def listed():
         messages = client.get(f"/api/v1/conversations/{cid}", **key(alice)).json()["messages"]
@@ -617,14 +600,10 @@ def test_an_answer_regenerated_after_later_exchanges_starts_a_branch(client, ali
 def test_a_question_reads_the_exchanges_of_its_own_branch(client, alice, bob, key):
     """Of a regenerated answer's versions, the one shown when a question is asked is what that
     question's history holds, whatever is chosen later; another user cannot choose for them."""
-    first = _answered(alice, "r1", "Leave policy?", "25 days.")
+    first = answered(alice, "r1", "Leave policy?", "25 days.")
     cid = first["conversation_id"]
-    again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r2")
-    services.message_finish(message_id=again["message_id"], text="Twenty-five days.", status="complete")
-    follow_up = services.exchange_start(
-        user=alice, conversation_id=cid, request_id="r3", content="And sick leave?", collection_ids=None
-    )
-    services.message_finish(message_id=follow_up["message_id"], text="Ten days.", status="complete")
+    again = regenerated(alice, first["message_id"], "r2", "Twenty-five days.")
+    follow_up = answered(alice, "r3", "And sick leave?", "Ten days.", conversation_id=cid)
 
     def history(question):
         return selectors.generation_context(message_id=question["message_id"])["history"]
@@ -646,8 +625,7 @@ def test_a_question_reads_the_exchanges_of_its_own_branch(client, alice, bob, ke
     assert history(on_first) == [("user", "Leave policy?"), ("assistant", "25 days.")]
     # A newer version made since is the one a question asked after it reads.
     services.message_finish(message_id=on_first["message_id"], text="Four months.", status="complete")
-    third = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="r5")
-    services.message_finish(message_id=third["message_id"], text="Twenty-five, paid.", status="complete")
+    regenerated(alice, first["message_id"], "r5", "Twenty-five, paid.")
     last = services.exchange_start(
         user=alice, conversation_id=cid, request_id="r6", content="And unpaid?", collection_ids=None
     )

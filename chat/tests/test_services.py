@@ -4,6 +4,8 @@ from django.utils import timezone
 from chat import selectors, services
 from chat.models import Conversation, Message
 
+from .conftest import answered, regenerated
+
 pytestmark = pytest.mark.django_db
 
 
@@ -87,17 +89,10 @@ def test_only_the_owner_edits_a_question(alice, bob):
 
 
 def test_a_question_reworded_in_a_branch_not_shown_is_shown_with_what_it_follows(alice):
-    first = services.exchange_start(
-        user=alice, conversation_id=None, request_id="b1", content="Leave?", collection_ids=None
-    )
+    first = answered(alice, "b1", "Leave?", "25 days.")
     cid = first["conversation_id"]
-    services.message_finish(message_id=first["message_id"], text="25 days.", status="complete")
-    second = services.exchange_start(
-        user=alice, conversation_id=cid, request_id="b2", content="Sick leaf?", collection_ids=None
-    )
-    services.message_finish(message_id=second["message_id"], text="?", status="complete")
-    again = services.answer_regenerate(user=alice, message_id=first["message_id"], request_id="b3")
-    services.message_finish(message_id=again["message_id"], text="Twenty-five.", status="complete")
+    second = answered(alice, "b2", "Sick leaf?", "?", conversation_id=cid)
+    regenerated(alice, first["message_id"], "b3", "Twenty-five.")
 
     def shown():
         conversation = Conversation.objects.get(id=cid)
