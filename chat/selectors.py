@@ -256,17 +256,12 @@ def message_chain(*, conversation_id, message_id) -> list:
 def thread_followed(*, conversation: Conversation):
     """The id of the answer a new question follows: the last of the thread the reader sees (None in
     a conversation without one)."""
+    # Not through conversation.messages: the related manager reads each row's conversation id, a
+    # deferred field here, once per message.
     messages = list(
-        conversation.messages.order_by("created_at", "id").only(
-            # The conversation too: the related manager reads it on every row.
-            "id",
-            "conversation",
-            "role",
-            "parent",
-            "reply_to",
-            "chosen_at",
-            "created_at",
-        )
+        Message.objects.filter(conversation_id=conversation.id)
+        .order_by("created_at", "id")
+        .only("id", "role", "parent", "reply_to", "chosen_at", "created_at")
     )
     answers = [m for m in thread_order(messages) if m.shown and m.role == Message.Role.ASSISTANT]
     return answers[-1].id if answers else None
