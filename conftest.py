@@ -123,6 +123,31 @@ def fake_openai_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def fake_oidc_server():
+    from tests.support.fake_oidc import FakeOidc
+
+    server = FakeOidc().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_oidc(settings, fake_oidc_server):
+    """Single sign-on on, with the fake provider on loopback (who signs in: its `claims`)."""
+    from retrieval import sso
+
+    fake_oidc_server.reset()
+    settings.DOCENT_OIDC_ISSUER = fake_oidc_server.issuer
+    settings.OIDC_RP_CLIENT_ID = fake_oidc_server.client_id
+    settings.OIDC_RP_CLIENT_SECRET = fake_oidc_server.client_secret
+    settings.DOCENT_OIDC_NAME = "Acme SSO"
+    sso.forget_provider()
+    yield fake_oidc_server
+    sso.forget_provider()
+    fake_oidc_server.reset()
+
+
 @pytest.fixture
 def fake_openai(fake_openai_server):
     fake_openai_server.reset()

@@ -121,12 +121,14 @@ class SignInRateLimitMiddleware:
     of the network, nor an inbox filled."""
 
     PATHS = ("/accounts/login/", "/admin/login/", "/accounts/password/", "/accounts/password/reset/")
+    SSO_CALLBACK = "/accounts/sso/callback/"
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.method == "POST" and request.path in self.PATHS:
+        # The single sign-on callback counts too (a GET): each one costs a request to the provider.
+        if (request.method == "POST" and request.path in self.PATHS) or request.path == self.SSO_CALLBACK:
             try:
                 limits.limit_hit(action="login", key=request.META.get("REMOTE_ADDR") or "unknown")
             except limits.RateLimited as exc:

@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from . import downloads, selectors, services
-from .models import ApiKey, Chunk, Collection, Document, Membership, Team
+from .models import ApiKey, Chunk, Collection, Document, Membership, SsoIdentity, Team
 
 
 def _deletion_summary(model_admin, objs, request):
@@ -56,6 +56,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     autocomplete_fields = ["user"]
+    readonly_fields = ["from_sso"]
 
 
 class TeamsInline(_LiveTeamChoices, admin.TabularInline):
@@ -65,8 +66,21 @@ class TeamsInline(_LiveTeamChoices, admin.TabularInline):
     fk_name = "user"
     extra = 1
     autocomplete_fields = ["team"]
+    readonly_fields = ["from_sso"]
     verbose_name = "team"
     verbose_name_plural = "teams"
+
+
+class SsoIdentityInline(admin.TabularInline):
+    """Who the person is at the single sign-on provider; deleting the row unlinks it (their next
+    sign-in there links an account again, as a first one does)."""
+
+    model = SsoIdentity
+    extra = 0
+    fields = readonly_fields = ["issuer", "subject", "created_at", "last_sign_in_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False  # made by signing in
 
 
 class _TellsRemovedMembers:
@@ -85,7 +99,12 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class DocentUserAdmin(_TellsRemovedMembers, UserAdmin):
-    inlines = [*UserAdmin.inlines, TeamsInline]
+    inlines = [*UserAdmin.inlines, TeamsInline, SsoIdentityInline]
+
+    def get_inlines(self, request, obj):
+        # A user being added has no identity yet (and the form would want the inline's management form).
+        return self.inlines if obj is not None else [i for i in self.inlines if i is not SsoIdentityInline]
+
     actions = ["email_password_reset"]
 
     @admin.action(description="Email a link to set a new password")
@@ -151,8 +170,8 @@ class TeamAdmin(_TellsRemovedMembers, admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(_LiveTeamChoices, admin.ModelAdmin):
-    list_display = ["user", "team", "role", "created_at"]
-    list_filter = ["role", "team"]
+    list_display = ["user", "team", "role", "from_sso", "created_at"]
+    list_filter = ["role", "from_sso", "team"]
     search_fields = ["user__username", "team__name"]
     autocomplete_fields = ["user", "team"]
 
@@ -346,6 +365,17 @@ class ChunkAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(SsoIdentity)
+class SsoIdentityAdmin(admin.ModelAdmin):
+    list_display = ["user", "issuer", "subject", "created_at", "last_sign_in_at"]
+    list_filter = ["issuer"]
+    search_fields = ["user__username", "user__email", "subject"]
+    fields = readonly_fields = ["user", "issuer", "subject", "created_at", "last_sign_in_at"]
+
+    def has_add_permission(self, request):
+        return False  # made by signing in with the provider
 
 
 @admin.register(ApiKey)

@@ -38,6 +38,13 @@ class Membership(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # Granted by the single sign-on provider's groups (DOCENT_OIDC_GROUPS_CLAIM): a later sign-in
+    # without the group takes it away. Memberships made by hand are never touched by sign-ins.
+    from_sso = models.BooleanField(
+        "from single sign-on",
+        default=False,
+        help_text="Added from the sign-in provider's groups, and removed with them",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -243,6 +250,30 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"
+
+
+class SsoIdentity(models.Model):
+    """A person's account at the single sign-on provider (its issuer and their subject there, which
+    never changes, unlike an email address), linked to a Docent account at their first sign-in."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identities"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "single sign-on identity"
+        verbose_name_plural = "single sign-on identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="ssoidentity_unique_issuer_subject")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"
 
 
 class ApiKey(models.Model):

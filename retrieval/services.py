@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -19,7 +20,7 @@ from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import F, Value
-from django.db.models.functions import Greatest
+from django.db.models.functions import Greatest, Lower
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -39,6 +40,7 @@ from .models import (
     Collection,
     Document,
     Membership,
+    SsoIdentity,
     Team,
 )
 from .parsing import Ocr, ParseError, UnsupportedType, detect_kind, ocr_languages_for, parse_isolated
@@ -132,6 +134,114 @@ def user_provision(
         if existing is None or (team_admin and existing.role != role):
             membership_set(team=team, user=user, role=role)
     return user
+
+
+class SsoRefused(Exception):
+    """A sign-in with the provider that leads to no account; `reason` is what the sign-in page says."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+_USERNAME_UNSAFE = re.compile(r"[^\w.@+-]+")
+
+
+def sso_sign_in(*, issuer: str, claims: dict):
+    """The account a person signing in with the provider gets: the one linked to their subject;
+    else, at a first sign-in, the one holding their verified email address (never a superuser's,
+    which signs in with its password); else a new one, when DOCENT_OIDC_CREATE_USERS allows. Their
+    email and names follow the provider's, and with DOCENT_OIDC_GROUPS_CLAIM set, so do their teams.
+    SsoRefused names why no account is given."""
+    subject = str(claims.get("sub") or "")
+    if not subject:
+        raise SsoRefused("failed")
+    verified_email = ""
+    if claims.get("email") and claims.get("email_verified") in (True, "true"):
+        verified_email = User.objects.normalize_email(str(claims["email"]).strip())
+    with transaction.atomic():
+        identity = (
+            SsoIdentity.objects.select_for_update()
+            .select_related("user")
+            .filter(issuer=issuer, subject=subject)
+            .first()
+        )
+        if identity is None:
+            user = _sso_user_by_email(verified_email)
+            if user is None:
+                if not settings.OIDC_CREATE_USER:
+                    raise SsoRefused("no-account")
+                user = User.objects.create_user(_sso_username(claims, verified_email), email=verified_email)
+            identity = SsoIdentity(user=user, issuer=issuer, subject=subject)
+        user = identity.user
+        if not user.is_active:
+            raise SsoRefused("inactive")
+        _sso_profile_update(user, claims, verified_email)
+        identity.last_sign_in_at = timezone.now()
+        identity.save()
+        if settings.DOCENT_OIDC_GROUPS_CLAIM:
+            _sso_teams_sync(user, claims.get(settings.DOCENT_OIDC_GROUPS_CLAIM))
+    return user
+
+
+def _sso_user_by_email(email: str):
+    if not email:
+        return None
+    users = list(User.objects.filter(email__iexact=email)[:2])
+    if len(users) > 1:
+        raise SsoRefused("ambiguous")
+    if users and users[0].is_superuser:
+        raise SsoRefused("password-account")
+    return users[0] if users else None
+
+
+def _sso_username(claims: dict, email: str) -> str:
+    wanted = claims.get("preferred_username") or email.partition("@")[0] or claims.get("name") or "user"
+    base = _USERNAME_UNSAFE.sub("-", str(wanted)).strip("-")[:140] or "user"
+    taken = set(
+        User.objects.filter(username__iregex=rf"^{re.escape(base)}(-[0-9]+)?$").values_list(
+            Lower("username"), flat=True
+        )
+    )
+    if base.lower() not in taken:
+        return base
+    return next(f"{base}-{n}" for n in range(2, len(taken) + 3) if f"{base}-{n}".lower() not in taken)
+
+
+def _sso_profile_update(user, claims: dict, email: str) -> None:
+    fields = {"first_name": claims.get("given_name"), "last_name": claims.get("family_name"), "email": email}
+    changed = [name for name, value in fields.items() if value and str(value)[:150] != getattr(user, name)]
+    for name in changed:
+        setattr(user, name, str(fields[name])[:150])
+    if changed:
+        user.save(update_fields=changed)
+
+
+def _sso_teams_sync(user, groups) -> None:
+    """Teams named like one of the person's groups (case aside; a group path such as
+    "/acme/research" by its last part too) get them as a member; teams they were given this way
+    and whose group is gone lose them, unless they are its last admin. Teams are never created,
+    and memberships made by hand are left alone."""
+    if isinstance(groups, str):
+        groups = [groups]
+    names: set[str] = set()
+    for group in groups if isinstance(groups, list) else []:
+        text = str(group).strip().strip("/")
+        names.update({text.lower(), text.rpartition("/")[2].lower()} - {""})
+    live = Team.objects.annotate(lower=Lower("name")).filter(deleted_at__isnull=True, lower__in=names)
+    wanted = {team.id: team for team in live}
+    held = {m.team_id: m for m in Membership.objects.filter(user=user).select_related("team")}
+    for team_id, team in wanted.items():
+        if team_id not in held:
+            Membership.objects.create(team=team, user=user, role=Membership.Role.MEMBER, from_sso=True)
+    for team_id, membership in held.items():
+        if membership.from_sso and team_id not in wanted:
+            try:
+                membership_change(team=membership.team, user=user, role=None)
+            except LastTeamAdmin:
+                log.warning(
+                    "%s keeps team %s without its group: they are its last admin", user, membership.team
+                )
 
 
 def password_reset_request(*, email: str, base_url: str) -> None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import sso, views
 
 urlpatterns = [
     path("library/", views.library, name="library"),
@@ -14,4 +14,7 @@ urlpatterns = [
     path("accounts/password/reset/sent/", views.password_reset_sent, name="password_reset_done"),
     path("accounts/reset/<uidb64>/<token>/", views.password_reset_confirm, name="password_reset_confirm"),
     path("accounts/reset/done/", views.password_reset_complete, name="password_reset_complete"),
+    # Single sign-on with OpenID Connect (with DOCENT_OIDC_ISSUER set; 404 otherwise).
+    path("accounts/sso/login/", sso.SsoLoginView.as_view(), name="sso_login"),
+    path("accounts/sso/callback/", sso.SsoCallbackView.as_view(), name="sso_callback"),
 ]

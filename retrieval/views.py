@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import selectors, services, sso
 from .api import document_out
 from .models import Collection, Document
 from .parsing import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, FOLDER_SKIPPED, SUPPORTED_NAMES
@@ -152,6 +152,22 @@ password_reset_confirm = _when_email(auth_views.PasswordResetConfirmView.as_view
 password_reset_complete = _when_email(auth_views.PasswordResetCompleteView.as_view())
 
 
+SSO_FAILURES = {
+    "failed": "Single sign-on did not sign you in: the provider's answer could not be checked. Try again.",
+    "unavailable": "Single sign-on is not answering just now. Try again later, or sign in with your password.",
+    "denied": "Single sign-on was cancelled, or the provider did not let you in.",
+    "no-account": "You have no Docent account yet. Ask an administrator to make one.",
+    "inactive": "Your Docent account is turned off. Ask an administrator.",
+    "ambiguous": "More than one Docent account holds your email address. Ask an administrator to link yours.",
+    "password-account": "This account signs in with its password.",
+}
+
+
 def accounts(request) -> dict:
-    """Template context: whether the sign-in page offers a reset by email."""
-    return {"password_reset": settings.DOCENT_PASSWORD_RESET}
+    """Template context: whether the sign-in page offers a reset by email and single sign-on, and
+    why a sign-in with the provider just failed."""
+    context = {"password_reset": settings.DOCENT_PASSWORD_RESET, "sso_name": ""}
+    if sso.enabled():
+        context["sso_name"] = settings.DOCENT_OIDC_NAME
+        context["sso_failure"] = SSO_FAILURES.get(request.GET.get("sso", ""), "")
+    return context

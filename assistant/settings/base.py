@@ -175,6 +175,22 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Docent <docent@localh
 DOCENT_PASSWORD_RESET = bool(EMAIL_HOST)
 PASSWORD_RESET_TIMEOUT = env_int("DOCENT_PASSWORD_RESET_TIMEOUT_S", 3 * 24 * 3600)
 
+# Single sign-on with OpenID Connect, on when an issuer and a client id are named (docs/operations.md,
+# "Single sign-on"). mozilla-django-oidc runs the code flow; its OIDC_* settings are set from ours, and
+# the provider's endpoints are found from the issuer (retrieval/sso.py).
+DOCENT_OIDC_ISSUER = os.environ.get("DOCENT_OIDC_ISSUER", "").rstrip("/")
+OIDC_RP_CLIENT_ID = os.environ.get("DOCENT_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("DOCENT_OIDC_CLIENT_SECRET", "")
+DOCENT_OIDC_NAME = os.environ.get("DOCENT_OIDC_NAME", "single sign-on")  # "Sign in with <name>"
+OIDC_RP_SCOPES = os.environ.get("DOCENT_OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = os.environ.get("DOCENT_OIDC_SIGN_ALGO", "RS256")
+OIDC_CREATE_USER = env_bool("DOCENT_OIDC_CREATE_USERS", True)
+DOCENT_OIDC_GROUPS_CLAIM = os.environ.get("DOCENT_OIDC_GROUPS_CLAIM", "")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_int("DOCENT_OIDC_TIMEOUT_S", 10)
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso_callback"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "retrieval.sso.SsoBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

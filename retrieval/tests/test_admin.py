@@ -3,7 +3,7 @@
 import pytest
 
 from retrieval import services
-from retrieval.models import ApiKey, Chunk, Document, Team
+from retrieval.models import ApiKey, Chunk, Document, SsoIdentity, Team
 
 from . import files
 from .helpers import upload
@@ -310,3 +310,23 @@ def test_an_admin_emails_links_to_set_a_password_to_the_users_it_can_reach(
         "A link to set a new password is on its way to carol@example.org.",
         "No link for dave, erin: inactive, or no email address on their page.",
     ]
+
+
+def test_single_sign_on_identities_are_read_and_unlinked_in_admin(admin_client, make_team, settings):
+    """An identity is listed and shown on its user's page, never made or changed there; deleting it
+    unlinks it. Memberships given by the provider's groups say so."""
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    make_team("Research")
+    claims = {"sub": "u-42", "preferred_username": "dana", "groups": ["research"]}
+    user = services.sso_sign_in(issuer="https://login.example.com", claims=claims)
+    identity = SsoIdentity.objects.get()
+    listed = admin_client.get("/admin/retrieval/ssoidentity/", {"q": "dana"}).content.decode()
+    assert "u-42" in listed and "https://login.example.com" in listed
+    assert "u-42" in admin_client.get(f"/admin/auth/user/{user.id}/change/").content.decode()
+    assert admin_client.get("/admin/retrieval/ssoidentity/add/").status_code == 403
+    admin_client.post(f"/admin/retrieval/ssoidentity/{identity.id}/change/", {"subject": "someone-else"})
+    assert SsoIdentity.objects.get().subject == "u-42"
+    from_groups = admin_client.get("/admin/retrieval/membership/", {"from_sso__exact": "1"}).content.decode()
+    assert "dana" in from_groups
+    admin_client.post(f"/admin/retrieval/ssoidentity/{identity.id}/delete/", {"post": "yes"})
+    assert not SsoIdentity.objects.exists()

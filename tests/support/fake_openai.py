@@ -12,7 +12,9 @@ import sys
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from .loopback import LoopbackServer
 
 
 def fake_vector(text: str, dimensions: int) -> list[float]:
@@ -35,17 +37,7 @@ def fake_relevance(query: str, text: str) -> float:
     return len(asked & _words(text)) / (len(asked) or 1)
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 1024  # hundreds of concurrent streams in the benchmarks
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        # A client that gave up (a timeout under test) is no error of the server's.
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     def __init__(self, port: int = 0) -> None:
         self.requests: list[dict] = []
         self.faults: deque[dict] = deque()
@@ -54,20 +46,11 @@ class FakeOpenAI:
         self.burst = False  # write the whole stream at once (benchmarks)
         self.rerank_favour: str | None = None  # a word whose texts the reranker puts first
         self.lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", port), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._listen(self._handler(), port)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def start(self) -> FakeOpenAI:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.origin}/v1"
 
     def reset(self) -> None:
         with self.lock:
@@ -299,7 +282,6 @@ class FakeOpenAI:
 
 def main() -> None:
     """Run the fake provider as its own process: python -m tests.support.fake_openai PORT TOKENS."""
-    import sys
 
     port, tokens = int(sys.argv[1]), int(sys.argv[2])
     fake = FakeOpenAI(port)

@@ -1,0 +1,207 @@
+"""Single sign-on with OpenID Connect: mozilla-django-oidc runs the authorization code flow (with
+PKCE, a state and a nonce); the provider's endpoints come from its discovery document, and who is
+signed in, and into which teams, is decided by `services.sso_sign_in`."""
+
+import logging
+import threading
+import time
+from urllib.parse import urlencode
+
+import jwt
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import SuspiciousOperation
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.utils import import_from_settings
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_TTL_S = 3600
+# Allowed clock difference between Docent and the provider when checking a token's times.
+LEEWAY_S = 60
+
+# mozilla-django-oidc's settings for the provider's endpoints, and the discovery document's keys for them.
+_ENDPOINTS = {
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
+    "OIDC_OP_TOKEN_ENDPOINT": "token_endpoint",
+    "OIDC_OP_USER_ENDPOINT": "userinfo_endpoint",
+    "OIDC_OP_JWKS_ENDPOINT": "jwks_uri",
+}
+_discovered: dict[str, tuple[float, dict]] = {}
+_lock = threading.Lock()
+
+
+class SsoUnavailable(Exception):
+    """The provider's discovery document could not be read, or does not describe it."""
+
+
+def enabled() -> bool:
+    return bool(settings.DOCENT_OIDC_ISSUER and settings.OIDC_RP_CLIENT_ID)
+
+
+def provider_metadata() -> dict:
+    """The issuer's OpenID Provider Metadata, read once an hour per process."""
+    issuer = settings.DOCENT_OIDC_ISSUER
+    with _lock:
+        cached = _discovered.get(issuer)
+        if cached is not None and time.monotonic() - cached[0] < DISCOVERY_TTL_S:
+            return cached[1]
+    try:
+        response = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=settings.OIDC_TIMEOUT)
+        response.raise_for_status()
+        metadata = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise SsoUnavailable(f"the provider's discovery document could not be read: {exc}") from exc
+    # OpenID Connect Discovery 1.0, section 4.3: the document must name the issuer it was read from.
+    if not isinstance(metadata, dict) or str(metadata.get("issuer", "")).rstrip("/") != issuer:
+        raise SsoUnavailable(f"the discovery document at {issuer} names another issuer")
+    missing = [
+        key for key in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not metadata.get(key)
+    ]
+    if missing:
+        raise SsoUnavailable(f"the discovery document lacks {', '.join(missing)}")
+    with _lock:
+        _discovered[issuer] = (time.monotonic(), metadata)
+    return metadata
+
+
+def forget_provider() -> None:
+    """Read the discovery document again at the next sign-in (tests; a provider that moved)."""
+    with _lock:
+        _discovered.clear()
+
+
+def _setting(attr, *default):
+    if attr in _ENDPOINTS:
+        return provider_metadata().get(_ENDPOINTS[attr], *default)
+    return import_from_settings(attr, *default)
+
+
+def _provider_down(exc: Exception) -> bool:
+    """Whether a failure is the provider's trouble (no answer, or a 5xx), not a refusal."""
+    if isinstance(exc, requests.HTTPError):
+        return exc.response is not None and exc.response.status_code >= 500
+    return isinstance(exc, SsoUnavailable | requests.RequestException)
+
+
+def _failed(reason: str) -> HttpResponseRedirect:
+    return HttpResponseRedirect(f"{reverse('login')}?{urlencode({'sso': reason})}")
+
+
+class SsoBackend(OIDCAuthenticationBackend):
+    get_settings = staticmethod(_setting)
+
+    def __init__(self, *args, **kwargs):
+        # Django builds every backend for each password sign-in too: the provider's endpoints are
+        # looked up (properties below) only when someone signs in with it.
+        self.UserModel = get_user_model()
+
+    OIDC_OP_TOKEN_ENDPOINT = property(lambda self: _setting("OIDC_OP_TOKEN_ENDPOINT"))
+    OIDC_OP_USER_ENDPOINT = property(lambda self: _setting("OIDC_OP_USER_ENDPOINT", None))
+    OIDC_OP_JWKS_ENDPOINT = property(lambda self: _setting("OIDC_OP_JWKS_ENDPOINT"))
+    OIDC_RP_CLIENT_ID = property(lambda self: settings.OIDC_RP_CLIENT_ID)
+    OIDC_RP_CLIENT_SECRET = property(lambda self: settings.OIDC_RP_CLIENT_SECRET)
+    OIDC_RP_SIGN_ALGO = property(lambda self: settings.OIDC_RP_SIGN_ALGO)
+    OIDC_RP_IDP_SIGN_KEY = None
+
+    def authenticate(self, request, **kwargs):
+        # Only the callback passes a nonce; a password form with ?code= in its address is not a
+        # sign-in with the provider.
+        if not enabled() or "nonce" not in kwargs:
+            return None
+        return super().authenticate(request, **kwargs)
+
+    def get_payload_data(self, token, key):
+        """The ID token's claims, its signature checked and, unlike the library's default, its
+        audience (this client) and issuer too (OpenID Connect Core 1.0, section 3.1.3.7)."""
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+            if algorithm != self.OIDC_RP_SIGN_ALGO:
+                raise SuspiciousOperation(
+                    f"the token is signed with {algorithm}, not {self.OIDC_RP_SIGN_ALGO}"
+                )
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=settings.OIDC_RP_CLIENT_ID,
+                issuer=settings.DOCENT_OIDC_ISSUER,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iat", "sub"]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise SuspiciousOperation(f"the ID token was refused: {exc}") from exc
+
+    def get_userinfo(self, access_token, id_token, payload):
+        # The ID token's claims, with the userinfo endpoint's over them when the provider has one
+        # (groups are often in one and not the other).
+        claims = dict(payload)
+        if self.OIDC_OP_USER_ENDPOINT:
+            userinfo = super().get_userinfo(access_token, id_token, payload)
+            # OpenID Connect Core 1.0, section 5.3.4: a userinfo answer about someone else is refused.
+            if str(userinfo.get("sub")) != str(payload.get("sub")):
+                raise SuspiciousOperation("the userinfo endpoint answered for another subject")
+            claims.update(userinfo)
+        return claims
+
+    def get_or_create_user(self, access_token, id_token, payload):
+        claims = self.get_userinfo(access_token, id_token, payload)
+        try:
+            return services.sso_sign_in(issuer=settings.DOCENT_OIDC_ISSUER, claims=claims)
+        except services.SsoRefused as exc:
+            log.info("single sign-on refused for subject %s: %s", claims.get("sub"), exc.reason)
+            self.request.sso_failure = exc.reason
+            return None
+
+
+class SsoLoginView(OIDCAuthenticationRequestView):
+    """Sends the browser to the provider, with `next` kept for the way back."""
+
+    get_settings = staticmethod(_setting)
+
+    def __init__(self, **kwargs):
+        # The library reads the provider's endpoint here; it is read in get, where a provider that
+        # cannot be reached can be answered with a page.
+        super(OIDCAuthenticationRequestView, self).__init__(**kwargs)
+
+    def get(self, request):
+        if not enabled():
+            raise Http404("single sign-on is not configured")
+        try:
+            self.OIDC_OP_AUTH_ENDPOINT = _setting("OIDC_OP_AUTHORIZATION_ENDPOINT")
+        except SsoUnavailable as exc:
+            log.warning("single sign-on unavailable: %s", exc)
+            return _failed("unavailable")
+        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
+        return super().get(request)
+
+
+class SsoCallbackView(OIDCAuthenticationCallbackView):
+    """The provider sends the browser back here; failures go back to the sign-in page, which says
+    what happened."""
+
+    get_settings = staticmethod(_setting)
+
+    def get(self, request):
+        if not enabled():
+            raise Http404("single sign-on is not configured")
+        if request.GET.get("error"):
+            # The person cancelled, or the provider refused them (RFC 6749, section 4.1.2.1).
+            log.info("single sign-on: the provider answered %s", request.GET.get("error"))
+            request.sso_failure = "denied"
+        try:
+            return super().get(request)
+        except (SuspiciousOperation, SsoUnavailable, requests.RequestException) as exc:
+            # A state not issued to this browser, a token that fails its checks, a provider that
+            # does not answer: a sign-in page saying so, not an error page.
+            log.warning("single sign-on failed: %s", exc)
+            return _failed("unavailable" if _provider_down(exc) else "failed")
+
+    def login_failure(self):
+        return _failed(getattr(self.request, "sso_failure", "failed"))

@@ -1,0 +1,265 @@
+"""Single sign-on with OpenID Connect: who gets which account and which teams, and the code flow
+against a real provider on loopback (tests/support/fake_oidc.py)."""
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from retrieval import services
+from retrieval.models import Membership, SsoIdentity
+
+User = get_user_model()
+ISSUER = "https://login.example.com/realm"
+
+
+def _claims(sub="u-1", **more):
+    return {
+        "sub": sub,
+        "email": "carol@example.com",
+        "email_verified": True,
+        "preferred_username": "carol",
+        **more,
+    }
+
+
+# Accounts
+
+
+def test_a_first_sign_in_makes_an_account_that_later_sign_ins_find(db, settings):
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(given_name="Carol", family_name="Ng"))
+    assert (user.username, user.email, user.first_name, user.last_name) == (
+        "carol",
+        "carol@example.com",
+        "Carol",
+        "Ng",
+    )
+    assert not user.has_usable_password()
+    # The subject, not the address, is who they are: a changed address finds the same account.
+    again = services.sso_sign_in(issuer=ISSUER, claims=_claims(email="carol.ng@example.com"))
+    assert again.pk == user.pk and again.email == "carol.ng@example.com"
+    identity = SsoIdentity.objects.get()
+    assert (identity.user_id, identity.issuer, identity.subject) == (user.pk, ISSUER, "u-1")
+    assert identity.last_sign_in_at is not None
+    # The same subject at another provider is another person.
+    assert services.sso_sign_in(issuer="https://other.example.com", claims=_claims()).pk != user.pk
+
+
+def test_a_verified_address_links_the_account_an_admin_made(db, make_user):
+    made = make_user("cng", email="Carol@Example.com")
+    assert services.sso_sign_in(issuer=ISSUER, claims=_claims()).pk == made.pk
+    made.refresh_from_db()
+    assert made.check_password("pw-12345-secret")  # the password still works too
+
+
+def test_an_unverified_address_links_nothing(db, make_user):
+    made = make_user("carol", email="carol@example.com")
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(email_verified=False))
+    assert user.pk != made.pk
+    assert user.username == "carol-2" and user.email == ""  # nor is the unverified address kept
+
+
+def test_a_superuser_is_not_taken_over_by_address(db):
+    User.objects.create_superuser("root", email="carol@example.com", password="pw-12345-secret")
+    with pytest.raises(services.SsoRefused) as refused:
+        services.sso_sign_in(issuer=ISSUER, claims=_claims())
+    assert refused.value.reason == "password-account"
+    assert not SsoIdentity.objects.exists()
+
+
+def test_two_accounts_with_the_address_are_not_guessed_between(db, make_user):
+    make_user("c1", email="carol@example.com")
+    make_user("c2", email="CAROL@example.com")
+    with pytest.raises(services.SsoRefused) as refused:
+        services.sso_sign_in(issuer=ISSUER, claims=_claims())
+    assert refused.value.reason == "ambiguous"
+
+
+def test_without_account_creation_only_known_people_sign_in(db, settings, make_user):
+    settings.OIDC_CREATE_USER = False
+    with pytest.raises(services.SsoRefused) as refused:
+        services.sso_sign_in(issuer=ISSUER, claims=_claims())
+    assert refused.value.reason == "no-account"
+    assert not User.objects.exists()
+    made = make_user("carol", email="carol@example.com")
+    assert services.sso_sign_in(issuer=ISSUER, claims=_claims()).pk == made.pk
+
+
+def test_a_turned_off_account_is_refused(db, make_user):
+    made = make_user("carol", email="carol@example.com", is_active=False)
+    with pytest.raises(services.SsoRefused) as refused:
+        services.sso_sign_in(issuer=ISSUER, claims=_claims())
+    assert refused.value.reason == "inactive"
+    made.refresh_from_db()
+    assert not made.is_active
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"preferred_username": "Carol Ng (Sales)"}, "Carol-Ng-Sales"),
+        ({"preferred_username": None}, "carol"),  # the address's local part
+        ({"preferred_username": None, "email": None, "name": "Ng"}, "Ng"),
+        ({"preferred_username": "!!!", "email": None}, "user"),
+    ],
+)
+def test_user_names_come_from_the_claims_made_safe(db, claims, expected):
+    assert services.sso_sign_in(issuer=ISSUER, claims=_claims(**claims)).username == expected
+
+
+def test_a_user_name_in_use_gets_the_next_free_number(db, make_user):
+    for name in ("carol", "carol-2", "Carol-3"):
+        make_user(name)
+    assert services.sso_sign_in(issuer=ISSUER, claims=_claims(email_verified=False)).username == "carol-4"
+
+
+# Teams from groups
+
+
+def test_groups_give_the_teams_named_like_them_and_take_back_only_those(db, settings, make_team, make_user):
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    research, sales, legal = make_team("Research"), make_team("Sales"), make_team("Legal")
+    user = services.sso_sign_in(
+        issuer=ISSUER, claims=_claims(groups=["/acme/research", "SALES", "no-such-team"])
+    )
+    held = {m.team.name: m.from_sso for m in Membership.objects.filter(user=user).select_related("team")}
+    assert held == {"Research": True, "Sales": True}
+    # An admin adds them to Legal by hand; the group for Research goes.
+    services.membership_change(team=legal, user=user, role=Membership.Role.MEMBER)
+    services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["sales"]))
+    assert set(Membership.objects.filter(user=user).values_list("team__name", flat=True)) == {
+        "Sales",
+        "Legal",
+    }
+    assert research.memberships.count() == 0 and sales.memberships.get().from_sso
+
+
+def test_a_team_keeps_its_last_admin_when_their_group_goes(db, settings, make_team):
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    team = make_team("Research")
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(groups="research"))
+    Membership.objects.filter(user=user).update(role=Membership.Role.ADMIN)
+    services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=[]))
+    assert team.memberships.get().user_id == user.pk
+
+
+def test_without_a_groups_claim_set_teams_are_left_alone(db, make_team):
+    make_team("Research")
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["research"]))
+    assert not Membership.objects.filter(user=user).exists()
+
+
+# The code flow, with the provider on loopback
+
+
+def _sign_in(client: Client, provider, next_url: str = "") -> str:
+    """Start at Docent, go through the provider, come back: where Docent sends the browser last."""
+    started = client.get("/accounts/sso/login/" + (f"?next={next_url}" if next_url else ""))
+    assert started.status_code == 302
+    at_provider = requests.get(started["Location"], allow_redirects=False, timeout=5)
+    assert at_provider.status_code == 302
+    back = urlparse(at_provider.headers["Location"])
+    assert back.path == "/accounts/sso/callback/"
+    finished = client.get(back.path, parse_qs(back.query))
+    assert finished.status_code == 302
+    return finished["Location"]
+
+
+def test_signing_in_with_the_provider(db, fake_oidc, make_team, settings):
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    make_team("Research")
+    fake_oidc.claims = _claims(sub="abc", groups=["research"])
+    client = Client()
+    login_page = client.get("/accounts/login/?next=/library/")
+    assert (
+        b"Sign in with Acme SSO" in login_page.content
+        and b"/accounts/sso/login/?next=/library/" in login_page.content
+    )
+    assert _sign_in(client, fake_oidc, "/library/") == "/library/"
+    assert client.get("/library/").status_code == 200
+    user = User.objects.get(username="carol")
+    assert SsoIdentity.objects.get(user=user).subject == "abc"
+    assert list(user.teams.values_list("name", flat=True)) == ["Research"]
+    assert "/realm/token" in fake_oidc.requests and "/realm/userinfo" in fake_oidc.requests
+    account = client.get("/account/")
+    assert b"You sign in with Acme SSO" in account.content and b"Change your password" not in account.content
+
+
+def test_userinfo_claims_are_read_with_the_id_tokens(db, fake_oidc, make_team, settings):
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    make_team("Sales")
+    fake_oidc.claims = _claims(sub="abc")
+    fake_oidc.userinfo_extra = {"groups": ["sales"], "given_name": "Carol"}
+    _sign_in(Client(), fake_oidc)
+    user = User.objects.get(username="carol")
+    assert user.first_name == "Carol" and list(user.teams.values_list("name", flat=True)) == ["Sales"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("audience", "failed"),
+        ("issuer", "failed"),
+        ("nonce", "failed"),
+        ("token-500", "unavailable"),
+        ("denied", "denied"),
+    ],
+)
+def test_a_sign_in_that_fails_its_checks_says_so_and_signs_no_one_in(db, fake_oidc, fault, reason):
+    fake_oidc.claims = _claims()
+    fake_oidc.fault = fault
+    client = Client()
+    landed = _sign_in(client, fake_oidc)
+    assert landed == f"/accounts/login/?sso={reason}"
+    assert client.get("/").status_code == 302  # still signed out
+    assert not User.objects.exists()
+    page = client.get(landed)
+    assert page.status_code == 200 and b'role="alert"' in page.content
+
+
+def test_a_callback_this_browser_did_not_start_is_refused(db, fake_oidc):
+    fake_oidc.claims = _claims()
+    starter, stranger = Client(), Client()
+    started = starter.get("/accounts/sso/login/")
+    back = urlparse(requests.get(started["Location"], allow_redirects=False, timeout=5).headers["Location"])
+    stranger.get("/accounts/sso/login/")  # a state of its own, not this one
+    landed = stranger.get(back.path, parse_qs(back.query))
+    assert landed.status_code == 302 and landed["Location"] == "/accounts/login/?sso=failed"
+    assert "/realm/token" not in fake_oidc.requests
+    # Nor can the right browser use a code twice.
+    assert starter.get(back.path, parse_qs(back.query))["Location"] == "/"
+    assert Client().get(back.path, parse_qs(back.query))["Location"] == "/accounts/login/?sso=failed"
+
+
+def test_an_unreachable_provider_is_said_so_on_the_sign_in_page(db, fake_oidc, settings):
+    settings.DOCENT_OIDC_ISSUER = "http://127.0.0.1:9/realm"  # the discard port: nothing listens
+    client = Client()
+    started = client.get("/accounts/sso/login/")
+    assert started["Location"] == "/accounts/login/?sso=unavailable"
+    assert b"Single sign-on is not answering just now" in client.get(started["Location"]).content
+
+
+def test_a_password_sign_in_never_asks_the_provider(db, fake_oidc, make_user):
+    """Not even a wrong password (which Django then tries on every backend) with a code and a
+    state in the form's address."""
+    make_user("carol", password="pw-12345-secret")
+    for password, status in (("wrong-guess", 200), ("pw-12345-secret", 302)):
+        answer = Client().post("/accounts/login/?code=x&state=y", {"username": "carol", "password": password})
+        assert answer.status_code == status
+    assert fake_oidc.requests == []
+
+
+def test_without_an_issuer_there_is_no_single_sign_on(db):
+    client = Client()
+    assert b"Sign in with" not in client.get("/accounts/login/").content
+    assert client.get("/accounts/sso/login/").status_code == 404
+    assert client.get("/accounts/sso/callback/?code=x&state=y").status_code == 404
+
+
+def test_callbacks_count_as_sign_in_attempts(db, fake_oidc, rate_limits):
+    rate_limits(login="2/d")
+    client = Client()
+    codes = [client.get("/accounts/sso/callback/?code=x&state=y").status_code for _ in range(3)]
+    assert codes == [302, 302, 429]
