@@ -30,6 +30,12 @@ RERANK_FAILURES = Counter(
     "Searches that kept the fused order because the reranker failed",
     ["reason"],
 )
+SSO_SIGN_INS = Counter(
+    "docent_sso_sign_ins_total",
+    "Sign-ins with the single sign-on provider, by outcome: ok, or why not (failed, unavailable, denied, "
+    "no-account, inactive, ambiguous, password-account)",
+    ["outcome"],
+)
 RATE_LIMITED = Counter("docent_rate_limited_total", "Requests refused by a rate limit", ["action"])
 MODERATION_FLAGGED = Counter(
     "docent_moderation_flagged_total", "Questions refused by moderation", ["checker"]

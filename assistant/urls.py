@@ -18,8 +18,6 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     # Browsers ask for /favicon.ico on pages that name no icon (the admin's).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Accounts are made by admins (admin, `manage.py create_user`) with a password handed over:
     # each person changes it here, which also signs out their other sessions.
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, Sum
@@ -9,7 +10,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import downloads, selectors, services
+from . import downloads, selectors, services, sso
 from .models import ApiKey, Chunk, Collection, Document, Membership, SsoIdentity, Team
 
 
@@ -94,6 +95,17 @@ class _TellsRemovedMembers:
 
 
 User = get_user_model()
+
+
+class AdminSignInForm(AdminAuthenticationForm):
+    """The admin's sign-in, under the same single sign-on policy as the app's (superusers always pass)."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        sso.password_check(user)
+
+
+admin.site.login_form = AdminSignInForm
 admin.site.unregister(User)
 
 

@@ -11,12 +11,15 @@ import jwt
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import SuspiciousOperation
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+from assistant import metrics
 
 from . import services
 
@@ -43,6 +46,16 @@ class SsoUnavailable(Exception):
 
 def enabled() -> bool:
     return bool(settings.DOCENT_OIDC_ISSUER and settings.OIDC_RP_CLIENT_ID)
+
+
+def password_check(user) -> None:
+    """ValidationError, for a sign-in form, when this account may not sign in with a password: where
+    single sign-on is on and DOCENT_PASSWORD_SIGN_IN off. Superusers always may, so that someone can
+    get in while the provider is down."""
+    if not (settings.DOCENT_PASSWORD_SIGN_IN or not enabled() or user.is_superuser):
+        raise ValidationError(
+            f"This account signs in with {settings.DOCENT_OIDC_NAME}, not a password.", code="sso_only"
+        )
 
 
 def provider_metadata() -> dict:
@@ -91,6 +104,7 @@ def _provider_down(exc: Exception) -> bool:
 
 
 def _failed(reason: str) -> HttpResponseRedirect:
+    metrics.SSO_SIGN_INS.labels(reason).inc()
     return HttpResponseRedirect(f"{reverse('login')}?{urlencode({'sso': reason})}")
 
 
@@ -131,7 +145,8 @@ class SsoBackend(OIDCAuthenticationBackend):
                 key,
                 algorithms=[algorithm],
                 audience=settings.OIDC_RP_CLIENT_ID,
-                issuer=settings.DOCENT_OIDC_ISSUER,
+                # As the provider writes it (some end theirs with "/", which the setting may not).
+                issuer=provider_metadata()["issuer"],
                 leeway=LEEWAY_S,
                 options={"require": ["exp", "iat", "sub"]},
             )
@@ -149,6 +164,11 @@ class SsoBackend(OIDCAuthenticationBackend):
                 raise SuspiciousOperation("the userinfo endpoint answered for another subject")
             claims.update(userinfo)
         return claims
+
+    def store_tokens(self, access_token, id_token):
+        # The ID token is kept only to name the session when signing out at the provider too.
+        if settings.DOCENT_OIDC_SIGN_OUT:
+            self.request.session["oidc_id_token"] = id_token
 
     def get_or_create_user(self, access_token, id_token, payload):
         claims = self.get_userinfo(access_token, id_token, payload)
@@ -203,5 +223,34 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
             log.warning("single sign-on failed: %s", exc)
             return _failed("unavailable" if _provider_down(exc) else "failed")
 
+    def login_success(self):
+        metrics.SSO_SIGN_INS.labels("ok").inc()
+        return super().login_success()
+
     def login_failure(self):
         return _failed(getattr(self.request, "sso_failure", "failed"))
+
+
+class SignOutView(auth_views.LogoutView):
+    """Django's sign-out; with DOCENT_OIDC_SIGN_OUT on, someone who signed in with the provider is
+    then sent to its end_session_endpoint (OpenID Connect RP-Initiated Logout) to end that session
+    too, and from there back to the sign-in page."""
+
+    def post(self, request, *args, **kwargs):
+        id_token = request.session.get("oidc_id_token")
+        response = super().post(request, *args, **kwargs)
+        if not (id_token and enabled() and settings.DOCENT_OIDC_SIGN_OUT):
+            return response
+        try:
+            end_session = provider_metadata().get("end_session_endpoint")
+        except SsoUnavailable as exc:
+            log.warning("signed out of Docent only: %s", exc)
+            return response
+        if not end_session:
+            return response
+        query = {
+            "id_token_hint": id_token,
+            "client_id": settings.OIDC_RP_CLIENT_ID,
+            "post_logout_redirect_uri": request.build_absolute_uri(reverse("login")),
+        }
+        return HttpResponseRedirect(f"{end_session}?{urlencode(query)}")

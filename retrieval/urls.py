@@ -8,6 +8,9 @@ urlpatterns = [
     path("library/documents/<int:document_id>/", views.document_passages, name="document_passages"),
     path("keys/", views.api_keys, name="api_keys"),
     path("keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    # Sign-in (Django's form, which CONTRACT names, with the single sign-on policy) and sign-out.
+    path("accounts/login/", views.sign_in, name="login"),
+    path("accounts/logout/", sso.SignOutView.as_view(), name="logout"),
     # Password reset by email (with EMAIL_HOST set; 404 otherwise). Django's names, which its views
     # redirect to.
     path("accounts/password/reset/", views.password_reset, name="password_reset"),

@@ -4,7 +4,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -152,6 +152,23 @@ password_reset_confirm = _when_email(auth_views.PasswordResetConfirmView.as_view
 password_reset_complete = _when_email(auth_views.PasswordResetCompleteView.as_view())
 
 
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, refusing a right password where sign-in goes through the provider,
+    saying where to go instead."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That username and password did not match. Try again.",
+    }
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        sso.password_check(user)
+
+
+sign_in = auth_views.LoginView.as_view(authentication_form=SignInForm)
+
+
 SSO_FAILURES = {
     "failed": "Single sign-on did not sign you in: the provider's answer could not be checked. Try again.",
     "unavailable": "Single sign-on is not answering just now. Try again later, or sign in with your password.",
@@ -166,8 +183,9 @@ SSO_FAILURES = {
 def accounts(request) -> dict:
     """Template context: whether the sign-in page offers a reset by email and single sign-on, and
     why a sign-in with the provider just failed."""
-    context = {"password_reset": settings.DOCENT_PASSWORD_RESET, "sso_name": ""}
+    context = {"password_reset": settings.DOCENT_PASSWORD_RESET, "sso_name": "", "password_sign_in": True}
     if sso.enabled():
         context["sso_name"] = settings.DOCENT_OIDC_NAME
+        context["password_sign_in"] = settings.DOCENT_PASSWORD_SIGN_IN
         context["sso_failure"] = SSO_FAILURES.get(request.GET.get("sso", ""), "")
     return context

@@ -11,7 +11,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_signing_in_with_the_provider_in_the_browser(page, live_app, fake_oidc, make_team, make_collection):
-    base = live_app(**fake_oidc.env(DOCENT_OIDC_NAME="Acme SSO", DOCENT_OIDC_GROUPS_CLAIM="groups"))
+    env = {
+        "DOCENT_OIDC_NAME": "Acme SSO",
+        "DOCENT_OIDC_GROUPS_CLAIM": "groups",
+        "DOCENT_PASSWORD_SIGN_IN": "0",
+    }
+    base = live_app(**fake_oidc.env(**env))
     make_collection(make_team("Research"), "lab-notes")
     fake_oidc.claims = {
         "sub": "u-7",
@@ -26,7 +31,11 @@ def test_signing_in_with_the_provider_in_the_browser(page, live_app, fake_oidc, 
     page.get_by_role("link", name="Sign in with Acme SSO").click()
     expect(page.get_by_role("alert")).to_contain_text("Single sign-on was cancelled")
     expect(page).to_have_url(base + "/accounts/login/?sso=denied")
-    for scheme in ("light", "dark"):  # the button and the alert pass axe in both schemes
+    # Passwords are for administrators here: their form is folded away.
+    expect(page.get_by_label("Password")).to_be_hidden()
+    page.get_by_text("Administrators: sign in with a password").click()
+    expect(page.get_by_label("Password")).to_be_visible()
+    for scheme in ("light", "dark"):  # the button, the alert and the form pass axe in both schemes
         page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
         assert Axe().run(page, options=AXE_OPTIONS).response["violations"] == [], scheme
 

@@ -7,6 +7,7 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from retrieval import services
 from retrieval.models import Membership, SsoIdentity
@@ -154,6 +155,10 @@ def test_without_a_groups_claim_set_teams_are_left_alone(db, make_team):
 # The code flow, with the provider on loopback
 
 
+def _sign_ins(outcome: str) -> float:
+    return REGISTRY.get_sample_value("docent_sso_sign_ins_total", {"outcome": outcome}) or 0.0
+
+
 def _sign_in(client: Client, provider, next_url: str = "") -> str:
     """Start at Docent, go through the provider, come back: where Docent sends the browser last."""
     started = client.get("/accounts/sso/login/" + (f"?next={next_url}" if next_url else ""))
@@ -177,7 +182,9 @@ def test_signing_in_with_the_provider(db, fake_oidc, make_team, settings):
         b"Sign in with Acme SSO" in login_page.content
         and b"/accounts/sso/login/?next=/library/" in login_page.content
     )
+    before = _sign_ins("ok")
     assert _sign_in(client, fake_oidc, "/library/") == "/library/"
+    assert _sign_ins("ok") == before + 1
     assert client.get("/library/").status_code == 200
     user = User.objects.get(username="carol")
     assert SsoIdentity.objects.get(user=user).subject == "abc"
@@ -197,6 +204,14 @@ def test_userinfo_claims_are_read_with_the_id_tokens(db, fake_oidc, make_team, s
     assert user.first_name == "Carol" and list(user.teams.values_list("name", flat=True)) == ["Sales"]
 
 
+def test_an_issuer_written_with_a_trailing_slash_is_matched_as_written(db, fake_oidc, settings):
+    fake_oidc.issuer_ends_with_slash = True
+    settings.DOCENT_OIDC_ISSUER = fake_oidc.issuer  # the setting without it (stripped from the variable)
+    fake_oidc.claims = _claims()
+    assert _sign_in(Client(), fake_oidc) == "/"
+    assert SsoIdentity.objects.get().issuer == fake_oidc.issuer
+
+
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
@@ -211,8 +226,10 @@ def test_a_sign_in_that_fails_its_checks_says_so_and_signs_no_one_in(db, fake_oi
     fake_oidc.claims = _claims()
     fake_oidc.fault = fault
     client = Client()
+    before = _sign_ins(reason)
     landed = _sign_in(client, fake_oidc)
     assert landed == f"/accounts/login/?sso={reason}"
+    assert _sign_ins(reason) == before + 1
     assert client.get("/").status_code == 302  # still signed out
     assert not User.objects.exists()
     page = client.get(landed)
@@ -263,3 +280,59 @@ def test_callbacks_count_as_sign_in_attempts(db, fake_oidc, rate_limits):
     client = Client()
     codes = [client.get("/accounts/sso/callback/?code=x&state=y").status_code for _ in range(3)]
     assert codes == [302, 302, 429]
+
+
+# Password sign-in where the provider signs people in, and signing out there
+
+
+def test_with_password_sign_in_off_only_superusers_use_a_password(db, fake_oidc, settings, make_user):
+    settings.DOCENT_PASSWORD_SIGN_IN = False
+    make_user("carol", password="pw-12345-secret", is_staff=True)
+    User.objects.create_superuser("root", password="pw-root-12345")
+    page = Client().get("/accounts/login/").content.decode()
+    assert "Sign in with Acme SSO" in page and "Administrators: sign in with a password" in page
+    refused = Client().post("/accounts/login/", {"username": "carol", "password": "pw-12345-secret"})
+    assert refused.status_code == 200
+    assert "This account signs in with Acme SSO, not a password." in refused.content.decode()
+    admin_refused = Client().post("/admin/login/", {"username": "carol", "password": "pw-12345-secret"})
+    assert admin_refused.status_code == 200 and b"signs in with Acme SSO" in admin_refused.content
+    assert (
+        Client().post("/accounts/login/", {"username": "root", "password": "pw-root-12345"}).status_code
+        == 302
+    )
+    # A wrong password is still only that.
+    wrong = Client().post("/accounts/login/", {"username": "carol", "password": "guess"})
+    assert "did not match" in wrong.content.decode()
+
+
+def test_password_sign_in_stays_on_without_single_sign_on(db, settings, make_user):
+    """Nobody could sign in otherwise."""
+    settings.DOCENT_PASSWORD_SIGN_IN = False
+    make_user("carol", password="pw-12345-secret")
+    assert (
+        Client().post("/accounts/login/", {"username": "carol", "password": "pw-12345-secret"}).status_code
+        == 302
+    )
+
+
+def test_signing_out_also_ends_the_providers_session_when_asked(db, fake_oidc, settings, make_user):
+    fake_oidc.claims = _claims()
+    client = Client()
+    _sign_in(client, fake_oidc)
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"  # off: Docent's session only
+    settings.DOCENT_OIDC_SIGN_OUT = True
+    _sign_in(client, fake_oidc)
+    id_token = client.session["oidc_id_token"]
+    out = client.post("/accounts/logout/")
+    at = urlparse(out["Location"])
+    assert f"{at.scheme}://{at.netloc}{at.path}" == f"{fake_oidc.issuer}/logout"
+    assert parse_qs(at.query) == {
+        "id_token_hint": [id_token],
+        "client_id": [fake_oidc.client_id],
+        "post_logout_redirect_uri": ["http://testserver/accounts/login/"],
+    }
+    assert client.get("/").status_code == 302  # signed out of Docent too
+    # Someone who signed in with a password is not sent to the provider.
+    make_user("dave", password="pw-12345-secret")
+    client.post("/accounts/login/", {"username": "dave", "password": "pw-12345-secret"})
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"

@@ -30,6 +30,7 @@ class FakeOidc(LoopbackServer):
         self.claims: dict = {}  # who the next sign-in is (sub, email, groups ...)
         self.userinfo_extra: dict = {}  # claims the userinfo endpoint adds
         self.fault: str | None = None  # "audience", "issuer", "nonce", "token-500", "denied"
+        self.issuer_ends_with_slash = False  # as Auth0 writes its issuer
         self.codes: dict[str, dict] = {}
         self.requests: list[str] = []
         self.lock = threading.Lock()
@@ -42,6 +43,7 @@ class FakeOidc(LoopbackServer):
     def reset(self) -> None:
         with self.lock:
             self.claims, self.userinfo_extra, self.fault = {}, {}, None
+            self.issuer_ends_with_slash = False
             self.codes.clear()
             self.requests.clear()
 
@@ -75,10 +77,14 @@ class FakeOidc(LoopbackServer):
             ]
         }
 
+    @property
+    def issuer_written(self) -> str:
+        return self.issuer + ("/" if self.issuer_ends_with_slash else "")
+
     def _id_token(self, grant: dict) -> str:
         now = int(time.time())
         payload = {
-            "iss": "http://elsewhere.example/realm" if self.fault == "issuer" else self.issuer,
+            "iss": "http://elsewhere.example/realm" if self.fault == "issuer" else self.issuer_written,
             "aud": "another-client" if self.fault == "audience" else self.client_id,
             "iat": now,
             "exp": now + 300,
@@ -110,11 +116,12 @@ class FakeOidc(LoopbackServer):
                     return self._json(
                         200,
                         {
-                            "issuer": base,
+                            "issuer": provider.issuer_written,
                             "authorization_endpoint": f"{base}/authorize",
                             "token_endpoint": f"{base}/token",
                             "userinfo_endpoint": f"{base}/userinfo",
                             "jwks_uri": f"{base}/jwks",
+                            "end_session_endpoint": f"{base}/logout",
                             "id_token_signing_alg_values_supported": ["RS256"],
                         },
                     )
