@@ -157,7 +157,9 @@ def sso_sign_in(*, issuer: str, claims: dict):
     if not subject:
         raise SsoRefused("failed")
     verified_email = ""
-    if claims.get("email") and claims.get("email_verified") in (True, "true"):
+    # DOCENT_OIDC_TRUST_EMAIL: for providers that check addresses but never say so (Microsoft Entra ID).
+    verified = claims.get("email_verified", settings.DOCENT_OIDC_TRUST_EMAIL or None) in (True, "true")
+    if claims.get("email") and verified:
         verified_email = User.objects.normalize_email(str(claims["email"]).strip())
     with transaction.atomic():
         identity = (

@@ -186,6 +186,7 @@ OIDC_RP_SCOPES = os.environ.get("DOCENT_OIDC_SCOPES", "openid email profile")
 OIDC_RP_SIGN_ALGO = os.environ.get("DOCENT_OIDC_SIGN_ALGO", "RS256")
 OIDC_CREATE_USER = env_bool("DOCENT_OIDC_CREATE_USERS", True)
 DOCENT_OIDC_GROUPS_CLAIM = os.environ.get("DOCENT_OIDC_GROUPS_CLAIM", "")
+DOCENT_OIDC_TRUST_EMAIL = env_bool("DOCENT_OIDC_TRUST_EMAIL", False)
 # Off (with single sign-on on): only superusers sign in with a password, everyone else with the provider.
 DOCENT_PASSWORD_SIGN_IN = env_bool("DOCENT_PASSWORD_SIGN_IN", True)
 # Signing out of Docent also ends the session at the provider (its end_session_endpoint).

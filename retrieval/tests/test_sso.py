@@ -62,6 +62,16 @@ def test_an_unverified_address_links_nothing(db, make_user):
     assert user.username == "carol-2" and user.email == ""  # nor is the unverified address kept
 
 
+def test_an_address_the_provider_does_not_vouch_for_is_trusted_only_when_told(db, settings, make_user):
+    """Microsoft Entra ID sends no `email_verified`; an explicit false is never trusted."""
+    made = make_user("cng", email="carol@example.com")
+    unsaid = {k: v for k, v in _claims().items() if k != "email_verified"}
+    assert services.sso_sign_in(issuer=ISSUER, claims=unsaid).pk != made.pk
+    settings.DOCENT_OIDC_TRUST_EMAIL = True
+    assert services.sso_sign_in(issuer=ISSUER, claims={**unsaid, "sub": "u-2"}).pk == made.pk
+    assert services.sso_sign_in(issuer=ISSUER, claims=_claims(sub="u-3", email_verified=False)).pk != made.pk
+
+
 def test_a_superuser_is_not_taken_over_by_address(db):
     User.objects.create_superuser("root", email="carol@example.com", password="pw-12345-secret")
     with pytest.raises(services.SsoRefused) as refused:
