@@ -181,8 +181,9 @@ def sso_sign_in(*, issuer: str, claims: dict):
         _sso_profile_update(user, claims, verified_email)
         identity.last_sign_in_at = timezone.now()
         identity.save()
-        if settings.DOCENT_OIDC_GROUPS_CLAIM:
-            _sso_teams_sync(user, claims.get(settings.DOCENT_OIDC_GROUPS_CLAIM))
+        # A claim left out (not sent empty) changes nothing: Entra ID leaves it out past 200 groups.
+        if settings.DOCENT_OIDC_GROUPS_CLAIM in claims:
+            _sso_teams_sync(user, claims[settings.DOCENT_OIDC_GROUPS_CLAIM])
     return user
 
 

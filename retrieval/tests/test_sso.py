@@ -147,6 +147,17 @@ def test_groups_give_the_teams_named_like_them_and_take_back_only_those(db, sett
     assert research.memberships.count() == 0 and sales.memberships.get().from_sso
 
 
+def test_a_sign_in_without_the_groups_claim_changes_no_team(db, settings, make_team):
+    """A provider may leave the claim out (Entra ID does past 200 groups); sent empty, it counts."""
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    make_team("Research")
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["research"]))
+    services.sso_sign_in(issuer=ISSUER, claims=_claims())
+    assert list(user.teams.values_list("name", flat=True)) == ["Research"]
+    services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=[]))
+    assert not user.teams.exists()
+
+
 def test_a_team_keeps_its_last_admin_when_their_group_goes(db, settings, make_team):
     settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
     team = make_team("Research")
