@@ -11,6 +11,7 @@ import jwt
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -124,6 +125,10 @@ class SsoBackend(OIDCAuthenticationBackend):
     OIDC_RP_SIGN_ALGO = property(lambda self: settings.OIDC_RP_SIGN_ALGO)
     OIDC_RP_IDP_SIGN_KEY = None
 
+    # The library's own get_user returns turned-off accounts too: a session begun with the provider
+    # must end when an admin turns the account off, as a password session does.
+    get_user = ModelBackend.get_user
+
     def authenticate(self, request, **kwargs):
         # Only the callback passes a nonce; a password form with ?code= in its address is not a
         # sign-in with the provider.
@@ -225,7 +230,11 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
 
     def login_success(self):
         metrics.SSO_SIGN_INS.labels("ok").inc()
-        return super().login_success()
+        response = super().login_success()
+        if settings.DOCENT_OIDC_SESSION_HOURS > 0:
+            # Bounds how long someone turned off at the provider keeps a session here.
+            self.request.session.set_expiry(int(settings.DOCENT_OIDC_SESSION_HOURS * 3600))
+        return response
 
     def login_failure(self):
         return _failed(getattr(self.request, "sso_failure", "failed"))

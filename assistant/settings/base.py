@@ -187,6 +187,7 @@ OIDC_RP_SIGN_ALGO = os.environ.get("DOCENT_OIDC_SIGN_ALGO", "RS256")
 OIDC_CREATE_USER = env_bool("DOCENT_OIDC_CREATE_USERS", True)
 DOCENT_OIDC_GROUPS_CLAIM = os.environ.get("DOCENT_OIDC_GROUPS_CLAIM", "")
 DOCENT_OIDC_TRUST_EMAIL = env_bool("DOCENT_OIDC_TRUST_EMAIL", False)
+DOCENT_OIDC_SESSION_HOURS = env_float("DOCENT_OIDC_SESSION_HOURS", 0)  # 0: as long as a password session
 # Off (with single sign-on on): only superusers sign in with a password, everyone else with the provider.
 DOCENT_PASSWORD_SIGN_IN = env_bool("DOCENT_PASSWORD_SIGN_IN", True)
 # Signing out of Docent also ends the session at the provider (its end_session_endpoint).

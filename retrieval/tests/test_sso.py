@@ -215,6 +215,26 @@ def test_signing_in_with_the_provider(db, fake_oidc, make_team, settings):
     assert b"You sign in with Acme SSO" in account.content and b"Change your password" not in account.content
 
 
+def test_turning_the_account_off_ends_a_session_begun_with_the_provider(db, fake_oidc):
+    fake_oidc.claims = _claims()
+    client = Client()
+    _sign_in(client, fake_oidc)
+    assert client.get("/").status_code == 200
+    User.objects.filter(username="carol").update(is_active=False)
+    assert client.get("/").status_code == 302
+
+
+def test_sessions_begun_with_the_provider_can_be_kept_short(db, fake_oidc, settings):
+    """So that someone turned off at the provider goes back there soon to sign in again."""
+    fake_oidc.claims = _claims()
+    client = Client()
+    _sign_in(client, fake_oidc)
+    assert client.session.get_expiry_age() == settings.SESSION_COOKIE_AGE
+    settings.DOCENT_OIDC_SESSION_HOURS = 8
+    _sign_in(client, fake_oidc)
+    assert client.session.get_expiry_age() == 8 * 3600
+
+
 def test_userinfo_claims_are_read_with_the_id_tokens(db, fake_oidc, make_team, settings):
     settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
     make_team("Sales")
