@@ -11,8 +11,8 @@ import jwt
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
