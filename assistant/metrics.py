@@ -33,7 +33,7 @@ RERANK_FAILURES = Counter(
 SSO_SIGN_INS = Counter(
     "docent_sso_sign_ins_total",
     "Sign-ins with the single sign-on provider, by outcome: ok, or why not (failed, unavailable, denied, "
-    "no-account, inactive, ambiguous, password-account)",
+    "no-account, inactive, ambiguous, password-account, not-allowed)",
     ["outcome"],
 )
 RATE_LIMITED = Counter("docent_rate_limited_total", "Requests refused by a rate limit", ["action"])

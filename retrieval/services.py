@@ -161,6 +161,10 @@ def sso_sign_in(*, issuer: str, claims: dict):
     verified = claims.get("email_verified", settings.DOCENT_OIDC_TRUST_EMAIL or None) in (True, "true")
     if claims.get("email") and verified:
         verified_email = User.objects.normalize_email(str(claims["email"]).strip())
+    groups = _sso_group_names(claims.get(settings.DOCENT_OIDC_GROUPS_CLAIM))
+    allowed = {name.strip().lower() for name in settings.DOCENT_OIDC_ALLOWED_GROUPS.split(",")} - {""}
+    if allowed and not allowed & groups:
+        raise SsoRefused("not-allowed")
     with transaction.atomic():
         identity = (
             SsoIdentity.objects.select_for_update()
@@ -183,8 +187,19 @@ def sso_sign_in(*, issuer: str, claims: dict):
         identity.save()
         # A claim left out (not sent empty) changes nothing: Entra ID leaves it out past 200 groups.
         if settings.DOCENT_OIDC_GROUPS_CLAIM in claims:
-            _sso_teams_sync(user, claims[settings.DOCENT_OIDC_GROUPS_CLAIM])
+            _sso_teams_sync(user, groups)
     return user
+
+
+def _sso_group_names(groups) -> set[str]:
+    """A groups claim's names, lower-cased; a path such as "/acme/research" also by its last part."""
+    if isinstance(groups, str):
+        groups = [groups]
+    names: set[str] = set()
+    for group in groups if isinstance(groups, list) else []:
+        text = str(group).strip().strip("/")
+        names.update({text.lower(), text.rpartition("/")[2].lower()} - {""})
+    return names
 
 
 def _sso_user_by_email(email: str):
@@ -220,31 +235,39 @@ def _sso_profile_update(user, claims: dict, email: str) -> None:
         user.save(update_fields=changed)
 
 
-def _sso_teams_sync(user, groups) -> None:
-    """Teams named like one of the person's groups (case aside; a group path such as
-    "/acme/research" by its last part too) get them as a member; teams they were given this way
-    and whose group is gone lose them, unless they are its last admin. Teams are never created,
-    and memberships made by hand are left alone."""
-    if isinstance(groups, str):
-        groups = [groups]
-    names: set[str] = set()
-    for group in groups if isinstance(groups, list) else []:
-        text = str(group).strip().strip("/")
-        names.update({text.lower(), text.rpartition("/")[2].lower()} - {""})
-    live = Team.objects.annotate(lower=Lower("name")).filter(deleted_at__isnull=True, lower__in=names)
-    wanted = {team.id: team for team in live}
+def _sso_teams_sync(user, groups: set[str]) -> None:
+    """Teams named like one of the person's groups (case aside) get them as a member, or as an
+    admin where a group is named like the team plus DOCENT_OIDC_TEAM_ADMIN_SUFFIX; teams they were
+    given this way follow the groups at each sign-in and lose them when none is left, but never
+    their last admin. Teams are never created, and memberships made by hand are left alone."""
+    suffix = settings.DOCENT_OIDC_TEAM_ADMIN_SUFFIX.lower()
+    admin_of = {name.removesuffix(suffix) for name in groups if suffix and name.endswith(suffix)}
+    live = Team.objects.annotate(lower=Lower("name")).filter(
+        deleted_at__isnull=True, lower__in=groups | admin_of
+    )
+    wanted = {
+        team.id: (team, Membership.Role.ADMIN if team.lower in admin_of else Membership.Role.MEMBER)
+        for team in live
+    }
     held = {m.team_id: m for m in Membership.objects.filter(user=user).select_related("team")}
-    for team_id, team in wanted.items():
-        if team_id not in held:
-            Membership.objects.create(team=team, user=user, role=Membership.Role.MEMBER, from_sso=True)
+    for team_id, (team, role) in wanted.items():
+        current = held.get(team_id)
+        if current is not None and not current.from_sso:
+            continue
+        if current is None:
+            Membership.objects.create(team=team, user=user, role=role, from_sso=True)
+        elif current.role != role:
+            _sso_membership_change(user, team, role)
     for team_id, membership in held.items():
         if membership.from_sso and team_id not in wanted:
-            try:
-                membership_change(team=membership.team, user=user, role=None)
-            except LastTeamAdmin:
-                log.warning(
-                    "%s keeps team %s without its group: they are its last admin", user, membership.team
-                )
+            _sso_membership_change(user, membership.team, None)
+
+
+def _sso_membership_change(user, team: Team, role: str | None) -> None:
+    try:
+        membership_change(team=team, user=user, role=role)
+    except LastTeamAdmin:
+        log.warning("%s stays admin of team %s without the group for it: they are its last admin", user, team)
 
 
 def password_reset_request(*, email: str, base_url: str) -> None:

@@ -177,6 +177,7 @@ SSO_FAILURES = {
     "inactive": "Your Docent account is turned off. Ask an administrator.",
     "ambiguous": "More than one Docent account holds your email address. Ask an administrator to link yours.",
     "password-account": "This account signs in with its password.",
+    "not-allowed": "Your account at the provider is in no group that may use Docent. Ask an administrator.",
 }
 
 

@@ -147,6 +147,39 @@ def test_groups_give_the_teams_named_like_them_and_take_back_only_those(db, sett
     assert research.memberships.count() == 0 and sales.memberships.get().from_sso
 
 
+def test_a_group_named_like_a_team_and_the_suffix_makes_its_admin(db, settings, make_team, make_user):
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    settings.DOCENT_OIDC_TEAM_ADMIN_SUFFIX = " Admins"
+    research, sales = make_team("Research", members=[make_user("rita")], role="admin"), make_team("Sales")
+    legal = make_team("Legal")
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["research admins", "Sales"]))
+    services.membership_change(team=legal, user=user, role=Membership.Role.MEMBER)  # by hand
+
+    def roles():
+        return dict(Membership.objects.filter(user=user).values_list("team__name", "role"))
+
+    assert roles() == {"Research": "admin", "Sales": "member", "Legal": "member"}
+    # The admin group goes and the member one comes: an admin no more.
+    services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["research", "sales admins", "legal admins"]))
+    assert roles() == {"Research": "member", "Sales": "admin", "Legal": "member"}  # Legal: made by hand
+    # Sales' only admin keeps the team when the groups go; Research lets them go.
+    services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=[]))
+    assert roles() == {"Sales": "admin", "Legal": "member"}
+    assert list(research.memberships.values_list("user__username", flat=True)) == ["rita"]
+    assert sales.memberships.get().user_id == user.pk
+
+
+def test_only_the_groups_allowed_may_sign_in(db, settings):
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    settings.DOCENT_OIDC_ALLOWED_GROUPS = "docent-users, Staff"
+    for claims in (_claims(groups=["other"]), _claims()):  # another group; no groups claim at all
+        with pytest.raises(services.SsoRefused) as refused:
+            services.sso_sign_in(issuer=ISSUER, claims=claims)
+        assert refused.value.reason == "not-allowed"
+    assert not User.objects.exists()
+    assert services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["/acme/staff"])).username == "carol"
+
+
 def test_a_sign_in_without_the_groups_claim_changes_no_team(db, settings, make_team):
     """A provider may leave the claim out (Entra ID does past 200 groups); sent empty, it counts."""
     settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
