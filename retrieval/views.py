@@ -171,11 +171,11 @@ sign_in = auth_views.LoginView.as_view(authentication_form=SignInForm)
 
 SSO_FAILURES = {
     "failed": "Single sign-on did not sign you in: the provider's answer could not be checked. Try again.",
-    "unavailable": "Single sign-on is not answering just now. Try again later, or sign in with your password.",
+    "unavailable": "Single sign-on is not answering just now. Try again later.",
     "denied": "Single sign-on was cancelled, or the provider did not let you in.",
     "no-account": "You have no Docent account yet. Ask an administrator to make one.",
     "inactive": "Your Docent account is turned off. Ask an administrator.",
-    "ambiguous": "More than one Docent account holds your email address. Ask an administrator to link yours.",
+    "ambiguous": "More than one Docent account holds your email address. Ask an administrator to keep it on one.",
     "password-account": "This account signs in with its password.",
     "not-allowed": "Your account at the provider is in no group that may use Docent. Ask an administrator.",
 }
