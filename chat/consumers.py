@@ -288,6 +288,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "request_id": request_id,
                 "conversation_id": ids["conversation_id"],
                 "user_message_id": ids["user_message_id"],
+                "parent": ids["parent_id"],
                 "message_id": ids["message_id"],
             }
         )

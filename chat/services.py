@@ -76,6 +76,8 @@ def _ids(conversation: Conversation, user_message: Message, answer: Message, cre
     return {
         "conversation_id": str(conversation.id),
         "user_message_id": str(user_message.id),
+        # The answer the question follows (None for a conversation's first), so a client can place it.
+        "parent_id": str(user_message.parent_id) if user_message.parent_id else None,
         "message_id": str(answer.id),
         "created": created,
     }

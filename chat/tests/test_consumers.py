@@ -665,7 +665,8 @@ async def test_an_edited_question_is_a_new_version_answered_anew(alice, handbook
     assert "25 days" in answer
     reworded = await Message.objects.aget(id=accepted["user_message_id"])
     assert reworded.text == "How many days of paid leave do employees get?"
-    assert str(reworded.parent_id) == first["message_id"]
+    assert str(reworded.parent_id) == first["message_id"] == accepted["parent"] == mistyped["parent"]
+    assert first["parent"] is None  # a conversation's first question follows nothing
     assert (await Message.objects.aget(id=mistyped["message_id"])).text  # kept, with its question
 
     def shown():
@@ -683,7 +684,7 @@ async def test_an_edited_question_is_a_new_version_answered_anew(alice, handbook
 
     # The first question reworded: a new start, the rest of the conversation behind the old words.
     again = await edit(first["user_message_id"], "How are train tickets booked?", "e2")
-    assert again["type"] == "accepted"
+    assert again["type"] == "accepted" and again["parent"] is None
     await until_done(ws)
     texts = await sync_to_async(shown)()
     assert len(texts) == 2 and texts[0] == "How are train tickets booked?"

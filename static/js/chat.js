@@ -792,20 +792,14 @@
       const unarchived = archivedNow === true;  // asked in again: the server brought it back
       setArchived(false);
       const edit = sent.edit;
-      if (sent.question && ev.user_message_id && !thread.has(ev.user_message_id)) {
-        // It follows the answer shown before it.
-        const before = [...document.querySelectorAll("#messages .msg.assistant")].filter((x) => x.compareDocumentPosition(sent.question) & Node.DOCUMENT_POSITION_FOLLOWING).pop();
-        thread.set(ev.user_message_id, { id: ev.user_message_id, role: "user", parent: before ? before.dataset.message : null, reply_to: null });
+      if ((sent.question || sent.edit) && ev.user_message_id && !thread.has(ev.user_message_id)) {
+        thread.set(ev.user_message_id, { id: ev.user_message_id, role: "user", parent: ev.parent, reply_to: null });
       }
       if (sent.question && ev.user_message_id) sent.question.dataset.message = ev.user_message_id;
       if (edit && edit.el.isConnected) {
         // The reworded question is a new version of it; what followed the old words stays with
         // them, behind the pager.
-        const old = thread.get(edit.el.dataset.message);
         dropAfter(edit.el);
-        if (!thread.has(ev.user_message_id)) {
-          thread.set(ev.user_message_id, { id: ev.user_message_id, role: "user", parent: old ? old.parent : null, reply_to: null });
-        }
         edit.el.dataset.message = ev.user_message_id;
         edit.el.querySelector(".body").textContent = edit.content;
       }
