@@ -112,12 +112,11 @@ admin.site.unregister(User)
 @admin.register(User)
 class DocentUserAdmin(_TellsRemovedMembers, UserAdmin):
     inlines = [*UserAdmin.inlines, TeamsInline, SsoIdentityInline]
+    actions = ["email_password_reset"]
 
     def get_inlines(self, request, obj):
         # A user being added has no identity yet (and the form would want the inline's management form).
         return self.inlines if obj is not None else [i for i in self.inlines if i is not SsoIdentityInline]
-
-    actions = ["email_password_reset"]
 
     @admin.action(description="Email a link to set a new password")
     def email_password_reset(self, request, queryset):

@@ -227,10 +227,13 @@ def _sso_username(claims: dict, email: str) -> str:
 
 
 def _sso_profile_update(user, claims: dict, email: str) -> None:
-    fields = {"first_name": claims.get("given_name"), "last_name": claims.get("family_name"), "email": email}
-    changed = [name for name, value in fields.items() if value and str(value)[:150] != getattr(user, name)]
-    for name in changed:
-        setattr(user, name, str(fields[name])[:150])
+    wanted = {"first_name": claims.get("given_name"), "last_name": claims.get("family_name"), "email": email}
+    changed = []
+    for name, value in wanted.items():
+        value = str(value or "")[: User._meta.get_field(name).max_length]
+        if value and value != getattr(user, name):
+            setattr(user, name, value)
+            changed.append(name)
     if changed:
         user.save(update_fields=changed)
 
@@ -238,8 +241,9 @@ def _sso_profile_update(user, claims: dict, email: str) -> None:
 def _sso_teams_sync(user, groups: set[str]) -> None:
     """Teams named like one of the person's groups (case aside) get them as a member, or as an
     admin where a group is named like the team plus DOCENT_OIDC_TEAM_ADMIN_SUFFIX; teams they were
-    given this way follow the groups at each sign-in and lose them when none is left, but never
-    their last admin. Teams are never created, and memberships made by hand are left alone."""
+    given this way lose them when no group is left, but never their last admin. Roles follow the
+    groups only with the suffix set (without it, a team admin's promotion stands). Teams are never
+    created, and memberships made by hand are left alone."""
     suffix = settings.DOCENT_OIDC_TEAM_ADMIN_SUFFIX.lower()
     admin_of = {name.removesuffix(suffix) for name in groups if suffix and name.endswith(suffix)}
     live = Team.objects.annotate(lower=Lower("name")).filter(
@@ -256,7 +260,7 @@ def _sso_teams_sync(user, groups: set[str]) -> None:
             continue
         if current is None:
             Membership.objects.create(team=team, user=user, role=role, from_sso=True)
-        elif current.role != role:
+        elif suffix and current.role != role:
             _sso_membership_change(user, team, role)
     for team_id, membership in held.items():
         if membership.from_sso and team_id not in wanted:

@@ -186,12 +186,10 @@ OIDC_RP_SCOPES = os.environ.get("DOCENT_OIDC_SCOPES", "openid email profile")
 OIDC_RP_SIGN_ALGO = os.environ.get("DOCENT_OIDC_SIGN_ALGO", "RS256")
 OIDC_CREATE_USER = env_bool("DOCENT_OIDC_CREATE_USERS", True)
 DOCENT_OIDC_GROUPS_CLAIM = os.environ.get("DOCENT_OIDC_GROUPS_CLAIM", "")
-DOCENT_OIDC_ALLOWED_GROUPS = os.environ.get(
-    "DOCENT_OIDC_ALLOWED_GROUPS", ""
-)  # comma-separated; empty: anyone
-DOCENT_OIDC_TEAM_ADMIN_SUFFIX = os.environ.get(
-    "DOCENT_OIDC_TEAM_ADMIN_SUFFIX", ""
-)  # " admins": "Research admins"
+# Comma-separated groups whose people may sign in with the provider; empty: anyone it signs in.
+DOCENT_OIDC_ALLOWED_GROUPS = os.environ.get("DOCENT_OIDC_ALLOWED_GROUPS", "")
+# Set (" admins"), a group named like a team plus it ("Research admins") makes that team's admins.
+DOCENT_OIDC_TEAM_ADMIN_SUFFIX = os.environ.get("DOCENT_OIDC_TEAM_ADMIN_SUFFIX", "")
 DOCENT_OIDC_TRUST_EMAIL = env_bool("DOCENT_OIDC_TRUST_EMAIL", False)
 DOCENT_OIDC_SESSION_HOURS = env_float("DOCENT_OIDC_SESSION_HOURS", 0)  # 0: as long as a password session
 # Off (with single sign-on on): only superusers sign in with a password, everyone else with the provider.

@@ -191,6 +191,20 @@ def test_a_sign_in_without_the_groups_claim_changes_no_team(db, settings, make_t
     assert not user.teams.exists()
 
 
+def test_without_the_admin_suffix_a_team_admins_promotion_stands(db, settings, make_team, make_user):
+    settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
+    team = make_team("Research", members=[make_user("rita")], role="admin")  # not its last admin then
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["research"]))
+    services.membership_change(team=team, user=user, role=Membership.Role.ADMIN)  # on the library page
+    services.sso_sign_in(issuer=ISSUER, claims=_claims(groups=["research"]))
+    assert team.memberships.get(user=user).role == Membership.Role.ADMIN
+
+
+def test_names_longer_than_the_account_holds_are_cut(db):
+    user = services.sso_sign_in(issuer=ISSUER, claims=_claims(given_name="C" * 300, family_name="Ng"))
+    assert user.first_name == "C" * 150 and user.last_name == "Ng"
+
+
 def test_a_team_keeps_its_last_admin_when_their_group_goes(db, settings, make_team):
     settings.DOCENT_OIDC_GROUPS_CLAIM = "groups"
     team = make_team("Research")
