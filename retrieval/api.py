@@ -408,6 +408,7 @@ class MemberOut(Schema):
     user_id: int
     username: str
     role: str
+    from_sso: bool = Field(False, description="Given by the single sign-on provider's groups, which keep it")
 
 
 class MemberIn(Schema):
@@ -425,7 +426,7 @@ def _team_or_404(request, team_id: int, *, manage: bool = False):
 
 
 def _member_out(m: Membership) -> dict:
-    return {"user_id": m.user_id, "username": m.user.username, "role": m.role}
+    return {"user_id": m.user_id, "username": m.user.username, "role": m.role, "from_sso": m.from_sso}
 
 
 @router.get("/teams/{team_id}/members", response={200: list[MemberOut], 404: ErrorOut})

@@ -45,6 +45,8 @@ def test_signing_in_with_the_provider_in_the_browser(page, live_app, fake_oidc, 
     page.get_by_role("link", name="Sign in with Acme SSO").click()
     expect(page).to_have_url(base + "/library/")
     expect(page.locator("body")).to_contain_text("lab-notes")
+    # The team lists them as given by their groups.
+    expect(page.get_by_role("list", name="Members of Research")).to_contain_text("dana (from sign-in groups)")
     page.goto(base + "/account/")
     expect(page.locator("body")).to_contain_text("Signed in as dana")
     expect(page.locator("body")).to_contain_text("Research (member)")

@@ -722,6 +722,7 @@ def test_team_admins_add_and_remove_members_and_keep_one_admin(
         "user_id": carol.id,
         "username": "carol",
         "role": "member",
+        "from_sso": False,
     }
     assert client.get(f"/api/v1/collections/{collection_a.id}", **member).status_code == 200
     assert [(m["username"], m["role"]) for m in members(member).json()] == [

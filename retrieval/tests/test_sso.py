@@ -257,6 +257,8 @@ def test_signing_in_with_the_provider(db, fake_oidc, make_team, settings):
     user = User.objects.get(username="carol")
     assert SsoIdentity.objects.get(user=user).subject == "abc"
     assert list(user.teams.values_list("name", flat=True)) == ["Research"]
+    members = client.get(f"/api/v1/teams/{user.teams.get().id}/members").json()
+    assert members == [{"user_id": user.id, "username": "carol", "role": "member", "from_sso": True}]
     assert "/realm/token" in fake_oidc.requests and "/realm/userinfo" in fake_oidc.requests
     account = client.get("/account/")
     assert b"You sign in with Acme SSO" in account.content and b"Change your password" not in account.content

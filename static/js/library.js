@@ -353,6 +353,13 @@
       li.dataset.username = m.username;
       const who = document.createElement("span"); who.textContent = m.username;
       li.append(who, " ");
+      if (m.from_sso) {
+        const from = document.createElement("span");
+        from.className = "muted from-sso";
+        from.textContent = "(from sign-in groups)";
+        from.title = "Given by a group at your sign-in provider: removed here, they come back at their next sign-in while the group names this team.";
+        li.append(from, " ");
+      }
       if (team.dataset.manage) {
         const role = document.createElement("select");
         role.setAttribute("aria-label", `Role of ${m.username} in ${name}`);
