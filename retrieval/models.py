@@ -276,6 +276,22 @@ class SsoIdentity(models.Model):
         return f"{self.user} at {self.issuer}"
 
 
+class SsoSession(models.Model):
+    """A Docent session begun with the provider, so that the provider's back-channel logout for
+    that person (or that one session of theirs at the provider, `sid`) can end it."""
+
+    identity = models.ForeignKey(SsoIdentity, on_delete=models.CASCADE, related_name="sessions")
+    sid = models.CharField(max_length=255, blank=True)
+    session_key = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["sid"], name="ssosession_sid")]
+
+    def __str__(self) -> str:
+        return f"{self.identity} session {self.sid or '?'}"
+
+
 class ApiKey(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +42,7 @@ from .models import (
     Document,
     Membership,
     SsoIdentity,
+    SsoSession,
     Team,
 )
 from .parsing import Ocr, ParseError, UnsupportedType, detect_kind, ocr_languages_for, parse_isolated
@@ -189,6 +191,38 @@ def sso_sign_in(*, issuer: str, claims: dict):
         if settings.DOCENT_OIDC_GROUPS_CLAIM in claims:
             _sso_teams_sync(user, groups)
     return user
+
+
+def _session_store():
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def sso_session_record(*, issuer: str, subject: str, sid: str, session_key: str) -> None:
+    """Remember a session begun with the provider (for its back-channel logout), forgetting that
+    person's sessions which have ended meanwhile."""
+    identity = SsoIdentity.objects.filter(issuer=issuer, subject=subject).first()
+    if identity is None:
+        return
+    store = _session_store()
+    ended = [row.id for row in identity.sessions.all() if not store().exists(row.session_key)]
+    SsoSession.objects.filter(id__in=ended).delete()
+    SsoSession.objects.create(identity=identity, sid=sid, session_key=session_key)
+
+
+def sso_sessions_end(*, issuer: str, subject: str | None, sid: str | None) -> int:
+    """End the Docent sessions a back-channel logout names: the one begun in the provider's session
+    `sid`, or every one of `subject`'s (both given: that session, if it is theirs). How many ended."""
+    rows = SsoSession.objects.filter(identity__issuer=issuer)
+    if sid:
+        rows = rows.filter(sid=sid)
+    if subject:
+        rows = rows.filter(identity__subject=subject)
+    keys = list(rows.values_list("session_key", flat=True))
+    store = _session_store()
+    for key in keys:
+        store(key).delete()
+    rows.delete()
+    return len(keys)
 
 
 def _sso_group_names(groups) -> set[str]:

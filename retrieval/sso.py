@@ -14,8 +14,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import SuspiciousOperation, ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
@@ -178,7 +180,10 @@ class SsoBackend(OIDCAuthenticationBackend):
     def get_or_create_user(self, access_token, id_token, payload):
         claims = self.get_userinfo(access_token, id_token, payload)
         try:
-            return services.sso_sign_in(issuer=settings.DOCENT_OIDC_ISSUER, claims=claims)
+            user = services.sso_sign_in(issuer=settings.DOCENT_OIDC_ISSUER, claims=claims)
+            # Recorded once signed in, under the session key the sign-in gives (login_success).
+            self.request.sso_session = (str(payload["sub"]), str(payload.get("sid") or ""))
+            return user
         except services.SsoRefused as exc:
             log.info("single sign-on refused for subject %s: %s", claims.get("sub"), exc.reason)
             self.request.sso_failure = exc.reason
@@ -234,6 +239,15 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
         if settings.DOCENT_OIDC_SESSION_HOURS > 0:
             # Bounds how long someone turned off at the provider keeps a session here.
             self.request.session.set_expiry(int(settings.DOCENT_OIDC_SESSION_HOURS * 3600))
+        subject, sid = getattr(self.request, "sso_session", (None, ""))
+        if subject is not None:
+            self.request.session.save()  # the key it will be known by
+            services.sso_session_record(
+                issuer=settings.DOCENT_OIDC_ISSUER,
+                subject=subject,
+                sid=sid,
+                session_key=self.request.session.session_key,
+            )
         return response
 
     def login_failure(self):
@@ -263,3 +277,61 @@ class SignOutView(auth_views.LogoutView):
             "post_logout_redirect_uri": request.build_absolute_uri(reverse("login")),
         }
         return HttpResponseRedirect(f"{end_session}?{urlencode(query)}")
+
+
+# OpenID Connect Back-Channel Logout 1.0, section 2.4: the event a logout token carries.
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def logout_token_claims(token: str) -> dict:
+    """A back-channel logout token's claims, checked as the spec asks (section 2.6): signed by the
+    provider, for this client, from its issuer, carrying the logout event, a subject or a session,
+    and no nonce. SuspiciousOperation (or SsoUnavailable) otherwise."""
+    backend = SsoBackend()
+    algorithm = settings.OIDC_RP_SIGN_ALGO
+    try:
+        if jwt.get_unverified_header(token).get("alg") != algorithm:
+            raise SuspiciousOperation(f"the logout token is not signed with {algorithm}")
+        key = (
+            backend.retrieve_matching_jwk(token)
+            if algorithm[:2] in ("RS", "ES", "PS")
+            else settings.OIDC_RP_CLIENT_SECRET
+        )
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=settings.OIDC_RP_CLIENT_ID,
+            issuer=provider_metadata()["issuer"],
+            leeway=LEEWAY_S,
+            options={"require": ["iat"]},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise SuspiciousOperation(f"the logout token was refused: {exc}") from exc
+    events = claims.get("events")
+    if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events:
+        raise SuspiciousOperation("the token carries no logout event")
+    if "nonce" in claims:
+        raise SuspiciousOperation("a logout token has no nonce")
+    if not (claims.get("sub") or claims.get("sid")):
+        raise SuspiciousOperation("the logout token names neither a subject nor a session")
+    return claims
+
+
+@csrf_exempt  # the provider calls it, with no cookie: the signed token is the proof
+@require_POST
+def backchannel_logout(request):
+    """The provider ends a person's sessions here (they signed out there, or were turned off):
+    every Docent session begun with that provider session, or of that person."""
+    if not enabled():
+        raise Http404("single sign-on is not configured")
+    try:
+        claims = logout_token_claims(request.POST.get("logout_token", ""))
+    except (SuspiciousOperation, SsoUnavailable, requests.RequestException) as exc:
+        log.warning("back-channel logout refused: %s", exc)
+        return JsonResponse({"error": "invalid_request", "error_description": str(exc)}, status=400)
+    ended = services.sso_sessions_end(
+        issuer=settings.DOCENT_OIDC_ISSUER, subject=claims.get("sub"), sid=claims.get("sid")
+    )
+    log.info("back-channel logout for subject %s: %d session(s) ended", claims.get("sub"), ended)
+    return HttpResponse(status=200, headers={"Cache-Control": "no-store"})

@@ -20,4 +20,5 @@ urlpatterns = [
     # Single sign-on with OpenID Connect (with DOCENT_OIDC_ISSUER set; 404 otherwise).
     path("accounts/sso/login/", sso.SsoLoginView.as_view(), name="sso_login"),
     path("accounts/sso/callback/", sso.SsoCallbackView.as_view(), name="sso_callback"),
+    path("accounts/sso/backchannel-logout/", sso.backchannel_logout, name="sso_backchannel_logout"),
 ]

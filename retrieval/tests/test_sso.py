@@ -10,7 +10,7 @@ from django.test import Client
 from prometheus_client import REGISTRY
 
 from retrieval import services
-from retrieval.models import Membership, SsoIdentity
+from retrieval.models import Membership, SsoIdentity, SsoSession
 
 User = get_user_model()
 ISSUER = "https://login.example.com/realm"
@@ -426,3 +426,66 @@ def test_signing_out_also_ends_the_providers_session_when_asked(db, fake_oidc, s
     make_user("dave", password="pw-12345-secret")
     client.post("/accounts/login/", {"username": "dave", "password": "pw-12345-secret"})
     assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+
+
+# Back-channel logout: the provider ends sessions here
+
+
+def _logout(token: str):
+    return Client().post("/accounts/sso/backchannel-logout/", {"logout_token": token})
+
+
+def test_the_provider_ends_one_session_or_all_of_a_persons(db, fake_oidc):
+    laptop, phone, other = Client(), Client(), Client()
+    fake_oidc.claims = _claims(sid="sid-laptop")
+    _sign_in(laptop, fake_oidc)
+    fake_oidc.claims = _claims(sid="sid-phone")
+    _sign_in(phone, fake_oidc)
+    fake_oidc.claims = _claims(sub="u-2", email="dave@example.com", preferred_username="dave", sid="sid-dave")
+    _sign_in(other, fake_oidc)
+    # That session only.
+    answer = _logout(fake_oidc.logout_token(sid="sid-laptop"))
+    assert answer.status_code == 200 and answer["Cache-Control"] == "no-store"
+    assert [c.get("/").status_code for c in (laptop, phone, other)] == [302, 200, 200]
+    # Every session of the person.
+    assert _logout(fake_oidc.logout_token(sub="u-1")).status_code == 200
+    assert [c.get("/").status_code for c in (phone, other)] == [302, 200]
+    assert SsoSession.objects.filter(identity__subject="u-1").count() == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"key": "another"},  # not the provider's signature
+        {"event": False},  # an ID token, say, not a logout token
+        {"nonce": "n"},
+        {"aud": "another-client"},
+        {"sub": None, "sid": None},
+    ],
+)
+def test_a_logout_token_that_fails_its_checks_ends_nothing(db, fake_oidc, bad):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    fake_oidc.claims = _claims(sid="sid-1")
+    client = Client()
+    _sign_in(client, fake_oidc)
+    kwargs = {"sub": "u-1", "sid": "sid-1", **bad}
+    if kwargs.get("key") == "another":
+        kwargs["key"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    answer = _logout(fake_oidc.logout_token(**kwargs))
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+    assert client.get("/").status_code == 200
+
+
+def test_sessions_that_ended_are_forgotten_at_the_next_sign_in(db, fake_oidc):
+    fake_oidc.claims = _claims(sid="s1")
+    first = Client()
+    _sign_in(first, fake_oidc)
+    first.post("/accounts/logout/")
+    fake_oidc.claims = _claims(sid="s2")
+    _sign_in(Client(), fake_oidc)
+    assert list(SsoSession.objects.values_list("sid", flat=True)) == ["s2"]
+
+
+def test_back_channel_logout_is_not_there_without_single_sign_on(db):
+    assert _logout("x").status_code == 404

@@ -93,6 +93,21 @@ class FakeOidc(LoopbackServer):
         }
         return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": self.kid})
 
+    def logout_token(self, *, sub=None, sid=None, key=None, event=True, **more) -> str:
+        """A back-channel logout token as this provider signs it (with `key`, another's)."""
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer_written,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_hex(8),
+        }
+        if event:
+            payload["events"] = {"http://schemas.openid.net/event/backchannel-logout": {}}
+        payload.update({k: v for k, v in (("sub", sub), ("sid", sid)) if v}, **more)
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": self.kid})
+
     def _handler(self):
         provider = self
 
@@ -122,6 +137,7 @@ class FakeOidc(LoopbackServer):
                             "userinfo_endpoint": f"{base}/userinfo",
                             "jwks_uri": f"{base}/jwks",
                             "end_session_endpoint": f"{base}/logout",
+                            "backchannel_logout_supported": True,
                             "id_token_signing_alg_values_supported": ["RS256"],
                         },
                     )
