@@ -348,6 +348,12 @@ def test_an_unreachable_provider_is_said_so_on_the_sign_in_page(db, fake_oidc, s
     assert b"Single sign-on is not answering just now" in client.get(started["Location"]).content
 
 
+def test_a_discovery_document_naming_another_issuer_is_not_followed(db, fake_oidc):
+    """OpenID Connect Discovery 1.0, section 4.3: the browser is not sent to its endpoints."""
+    fake_oidc.fault = "discovery-issuer"
+    assert Client().get("/accounts/sso/login/")["Location"] == "/accounts/login/?sso=unavailable"
+
+
 def test_a_password_sign_in_never_asks_the_provider(db, fake_oidc, make_user):
     """Not even a wrong password (which Django then tries on every backend) with a code and a
     state in the form's address."""

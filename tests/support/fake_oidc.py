@@ -29,7 +29,8 @@ class FakeOidc(LoopbackServer):
         self.kid = "test-key"
         self.claims: dict = {}  # who the next sign-in is (sub, email, groups ...)
         self.userinfo_extra: dict = {}  # claims the userinfo endpoint adds
-        self.fault: str | None = None  # "audience", "issuer", "nonce", "token-500", "denied"
+        # "audience", "issuer", "nonce", "token-500", "denied", "discovery-issuer"
+        self.fault: str | None = None
         self.issuer_ends_with_slash = False  # as Auth0 writes its issuer
         self.codes: dict[str, dict] = {}
         self.requests: list[str] = []
@@ -131,7 +132,9 @@ class FakeOidc(LoopbackServer):
                     return self._json(
                         200,
                         {
-                            "issuer": provider.issuer_written,
+                            "issuer": "http://elsewhere.example/realm"
+                            if provider.fault == "discovery-issuer"
+                            else provider.issuer_written,
                             "authorization_endpoint": f"{base}/authorize",
                             "token_endpoint": f"{base}/token",
                             "userinfo_endpoint": f"{base}/userinfo",
