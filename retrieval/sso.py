@@ -99,6 +99,28 @@ def _setting(attr, *default):
     return import_from_settings(attr, *default)
 
 
+def _claims(token: str, key, *, what: str, required: list[str]) -> dict:
+    """A token's claims, its signature checked with the configured algorithm, and, unlike the
+    library's default, its audience (this client) and issuer (OpenID Connect Core 1.0, section
+    3.1.3.7); SuspiciousOperation otherwise."""
+    algorithm = settings.OIDC_RP_SIGN_ALGO
+    try:
+        if jwt.get_unverified_header(token).get("alg") != algorithm:
+            raise SuspiciousOperation(f"the {what} is not signed with {algorithm}")
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=settings.OIDC_RP_CLIENT_ID,
+            # As the provider writes it (some end theirs with "/", which the setting may not).
+            issuer=provider_metadata()["issuer"],
+            leeway=LEEWAY_S,
+            options={"require": required},
+        )
+    except jwt.PyJWTError as exc:
+        raise SuspiciousOperation(f"the {what} was refused: {exc}") from exc
+
+
 def _provider_down(exc: Exception) -> bool:
     """Whether a failure is the provider's trouble (no answer, or a 5xx), not a refusal."""
     if isinstance(exc, requests.HTTPError):
@@ -139,26 +161,8 @@ class SsoBackend(OIDCAuthenticationBackend):
         return super().authenticate(request, **kwargs)
 
     def get_payload_data(self, token, key):
-        """The ID token's claims, its signature checked and, unlike the library's default, its
-        audience (this client) and issuer too (OpenID Connect Core 1.0, section 3.1.3.7)."""
-        try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-            if algorithm != self.OIDC_RP_SIGN_ALGO:
-                raise SuspiciousOperation(
-                    f"the token is signed with {algorithm}, not {self.OIDC_RP_SIGN_ALGO}"
-                )
-            return jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=settings.OIDC_RP_CLIENT_ID,
-                # As the provider writes it (some end theirs with "/", which the setting may not).
-                issuer=provider_metadata()["issuer"],
-                leeway=LEEWAY_S,
-                options={"require": ["exp", "iat", "sub"]},
-            )
-        except jwt.InvalidTokenError as exc:
-            raise SuspiciousOperation(f"the ID token was refused: {exc}") from exc
+        """The ID token's claims, checked (`_claims`) where the library checks only the signature."""
+        return _claims(token, key, what="ID token", required=["exp", "iat", "sub"])
 
     def get_userinfo(self, access_token, id_token, payload):
         # The ID token's claims, with the userinfo endpoint's over them when the provider has one
@@ -227,9 +231,10 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
             request.sso_failure = "denied"
         try:
             return super().get(request)
-        except (SuspiciousOperation, SsoUnavailable, requests.RequestException) as exc:
-            # A state not issued to this browser, a token that fails its checks, a provider that
-            # does not answer: a sign-in page saying so, not an error page.
+        except (SuspiciousOperation, SsoUnavailable, requests.RequestException, jwt.PyJWTError) as exc:
+            # A state not issued to this browser, a token that fails its checks (or is no token, which
+            # the library's key lookup meets first), a provider that does not answer: a sign-in page
+            # saying so, not an error page.
             log.warning("single sign-on failed: %s", exc)
             return _failed("unavailable" if _provider_down(exc) else "failed")
 
@@ -287,27 +292,16 @@ def logout_token_claims(token: str) -> dict:
     """A back-channel logout token's claims, checked as the spec asks (section 2.6): signed by the
     provider, for this client, from its issuer, carrying the logout event, a subject or a session,
     and no nonce. SuspiciousOperation (or SsoUnavailable) otherwise."""
-    backend = SsoBackend()
     algorithm = settings.OIDC_RP_SIGN_ALGO
     try:
-        if jwt.get_unverified_header(token).get("alg") != algorithm:
-            raise SuspiciousOperation(f"the logout token is not signed with {algorithm}")
         key = (
-            backend.retrieve_matching_jwk(token)
+            SsoBackend().retrieve_matching_jwk(token)
             if algorithm[:2] in ("RS", "ES", "PS")
             else settings.OIDC_RP_CLIENT_SECRET
         )
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            audience=settings.OIDC_RP_CLIENT_ID,
-            issuer=provider_metadata()["issuer"],
-            leeway=LEEWAY_S,
-            options={"require": ["iat"]},
-        )
-    except jwt.InvalidTokenError as exc:
-        raise SuspiciousOperation(f"the logout token was refused: {exc}") from exc
+    except (jwt.PyJWTError, KeyError) as exc:
+        raise SuspiciousOperation(f"the logout token's key was not found: {exc!r}") from exc
+    claims = _claims(token, key, what="logout token", required=["iat"])
     events = claims.get("events")
     if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events:
         raise SuspiciousOperation("the token carries no logout event")

@@ -308,6 +308,7 @@ def test_an_issuer_written_with_a_trailing_slash_is_matched_as_written(db, fake_
         ("audience", "failed"),
         ("issuer", "failed"),
         ("nonce", "failed"),
+        ("garbage", "failed"),
         ("token-500", "unavailable"),
         ("denied", "denied"),
     ],
@@ -467,6 +468,7 @@ def test_the_provider_ends_one_session_or_all_of_a_persons(db, fake_oidc):
         {"nonce": "n"},
         {"aud": "another-client"},
         {"sub": None, "sid": None},
+        {"garbage": True},
     ],
 )
 def test_a_logout_token_that_fails_its_checks_ends_nothing(db, fake_oidc, bad):
@@ -478,7 +480,8 @@ def test_a_logout_token_that_fails_its_checks_ends_nothing(db, fake_oidc, bad):
     kwargs = {"sub": "u-1", "sid": "sid-1", **bad}
     if kwargs.get("key") == "another":
         kwargs["key"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    answer = _logout(fake_oidc.logout_token(**kwargs))
+    token = "not-a-token" if kwargs.pop("garbage", False) else fake_oidc.logout_token(**kwargs)
+    answer = _logout(token)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
     assert client.get("/").status_code == 200
 

@@ -29,7 +29,7 @@ class FakeOidc(LoopbackServer):
         self.kid = "test-key"
         self.claims: dict = {}  # who the next sign-in is (sub, email, groups ...)
         self.userinfo_extra: dict = {}  # claims the userinfo endpoint adds
-        # "audience", "issuer", "nonce", "token-500", "denied", "discovery-issuer"
+        # "audience", "issuer", "nonce", "token-500", "denied", "discovery-issuer", "garbage"
         self.fault: str | None = None
         self.issuer_ends_with_slash = False  # as Auth0 writes its issuer
         self.codes: dict[str, dict] = {}
@@ -210,7 +210,9 @@ class FakeOidc(LoopbackServer):
                         "access_token": grant["access_token"],
                         "token_type": "Bearer",
                         "expires_in": 300,
-                        "id_token": provider._id_token(grant),
+                        "id_token": "not-a-token"
+                        if provider.fault == "garbage"
+                        else provider._id_token(grant),
                     },
                 )
 
