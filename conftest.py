@@ -132,6 +132,24 @@ def fake_oidc_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def fake_site_server():
+    from tests.support.fake_site import FakeSite
+
+    server = FakeSite().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_site(settings, fake_site_server):
+    """The site, empty, with loopback allowed to web sources (only public addresses are, by default)."""
+    fake_site_server.reset()
+    settings.DOCENT_WEB_PRIVATE_HOSTS = ["127.0.0.1"]
+    yield fake_site_server
+    fake_site_server.reset()
+
+
 @pytest.fixture
 def fake_oidc(settings, fake_oidc_server):
     """Single sign-on on, with the fake provider on loopback (who signs in: its `claims`)."""

@@ -10,8 +10,8 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import downloads, selectors, services, sso
-from .models import ApiKey, Chunk, Collection, Document, Membership, SsoIdentity, Team
+from . import downloads, selectors, services, sso, web
+from .models import ApiKey, Chunk, Collection, Document, Membership, SsoIdentity, Team, WebSource
 
 
 def _deletion_summary(model_admin, objs, request):
@@ -296,6 +296,8 @@ class DocumentAdmin(admin.ModelAdmin):
         "finished_at",
         "replace_older",
         "heartbeat_at",
+        "source",
+        "source_url",
     ]
     fields = ["title", "collection", "original_name", *readonly_fields]
     actions = ["reingest", "retry_failed", "delete_with_chunks"]
@@ -357,6 +359,93 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.document_delete(document=obj)
+
+
+class WebSourceForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")  # Django 6.0's default, chosen now
+
+    class Meta:
+        model = WebSource
+        fields = ["collection", "url", "crawl", "max_pages", "refresh_hours"]
+
+    def clean_url(self):
+        try:
+            return web.check_url(self.cleaned_data["url"])
+        except web.Refused as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_max_pages(self):
+        value = self.cleaned_data["max_pages"]
+        if not 1 <= value <= settings.DOCENT_WEB_MAX_PAGES:
+            raise forms.ValidationError(
+                f"between 1 and {settings.DOCENT_WEB_MAX_PAGES} (DOCENT_WEB_MAX_PAGES)"
+            )
+        return value
+
+
+@admin.register(WebSource)
+class WebSourceAdmin(_LiveTeamChoices, admin.ModelAdmin):
+    """Web pages and sites read into collections. Removing one deletes the documents read from it."""
+
+    form = WebSourceForm
+    list_display = [
+        "url",
+        "collection",
+        "crawl",
+        "status",
+        "pages",
+        "document_count",
+        "synced_at",
+        "next_sync_at",
+    ]
+    list_filter = ["status", "crawl", "collection__team", "collection"]
+    search_fields = ["url", "error"]
+    readonly_fields = [
+        "status",
+        "error",
+        "pages",
+        "skipped",
+        "added_by",
+        "created_at",
+        "synced_at",
+        "started_at",
+        "next_sync_at",
+    ]
+    fields = ["collection", "url", "crawl", "max_pages", "refresh_hours", *readonly_fields]
+    actions = ["read_now", "remove_with_documents"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(document_count=Count("documents"))
+
+    @admin.display(description="documents", ordering="document_count")
+    def document_count(self, obj):
+        return obj.document_count
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.added_by = request.user
+        super().save_model(request, obj, form, change)
+        if not change or {"url", "crawl", "max_pages"} & set(form.changed_data):
+            services.web_source_queue(source=obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # removing also deletes its documents, through the service
+        return actions
+
+    @admin.action(description="Read selected sources again now")
+    def read_now(self, request, queryset):
+        n = sum(services.web_source_queue(source=source) for source in queryset)
+        self.message_user(request, f"queued {n} readings", messages.SUCCESS)
+
+    @admin.action(description="Remove selected sources and the documents read from them")
+    def remove_with_documents(self, request, queryset):
+        sources = list(queryset)
+        n = sum(services.web_source_remove(source=source) for source in sources)
+        self.message_user(request, f"removed {len(sources)} sources and {n} documents", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        services.web_source_remove(source=obj)
 
 
 @admin.register(Chunk)

@@ -6,15 +6,16 @@ import contextlib
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse
 from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from . import downloads, limits, selectors, services
+from . import downloads, limits, selectors, services, web
 from .auth import api_auth
-from .models import Collection, Document, Membership
+from .models import Collection, Document, Membership, WebSource
 
 MAX_OFFSET = 2**31  # past PostgreSQL's bigint an OFFSET fails; no list here comes near this
 NAME_MAX = Collection._meta.get_field("name").max_length
@@ -82,6 +83,8 @@ class DocumentOut(Schema):
     original_name: str
     duplicate: bool = False
     created_at: datetime
+    url: str | None = Field(None, description="The web page it was read from (a web source's)")
+    source_id: int | None = Field(None, description="The web source it was read from")
 
 
 class ChunkOut(Schema):
@@ -146,6 +149,8 @@ def document_out(d: Document, duplicate: bool = False) -> dict:
         "original_name": d.original_name,
         "duplicate": duplicate,
         "created_at": d.created_at,
+        "url": d.source_url or None,
+        "source_id": d.source_id,
     }
 
 
@@ -390,6 +395,114 @@ def retry_document(request, document_id: int):
     services.document_requeue(document=document, reset_attempts=True)
     document.refresh_from_db()
     return Status(202, document_out(document))
+
+
+class WebSourceIn(Schema):
+    url: str = Field(..., max_length=2000)
+    crawl: bool = Field(
+        False, description="Also read the pages it links to under the same folder of its site"
+    )
+    max_pages: int = Field(50, ge=1, description="The most pages a reading keeps (crawls and sitemaps)")
+    refresh_hours: int = Field(24, ge=0, le=24 * 366, description="Read again this often; 0: only on request")
+
+
+class WebSourceOut(Schema):
+    id: int
+    collection_id: int
+    url: str
+    crawl: bool
+    max_pages: int
+    refresh_hours: int
+    status: str
+    error: str | None
+    pages: int
+    documents: int
+    skipped: list[dict]
+    created_at: datetime
+    synced_at: datetime | None
+    next_sync_at: datetime | None
+
+
+def _web_source_out(w: WebSource) -> dict:
+    return {
+        "id": w.id,
+        "collection_id": w.collection_id,
+        "url": w.url,
+        "crawl": w.crawl,
+        "max_pages": w.max_pages,
+        "refresh_hours": w.refresh_hours,
+        "status": w.status,
+        "error": w.error or None,
+        "pages": w.pages,
+        "documents": getattr(w, "document_count", 0),
+        "skipped": w.skipped,
+        "created_at": w.created_at,
+        "synced_at": w.synced_at,
+        "next_sync_at": w.next_sync_at,
+    }
+
+
+def _writable_web_source_or_404(request, source_id: int) -> WebSource:
+    try:
+        source = selectors.web_source_get(user=request.auth, source_id=source_id)
+    except WebSource.DoesNotExist:
+        raise Http404("no such web source") from None
+    _writable_collection_or_404(request, source.collection_id)
+    return source
+
+
+@router.get("/collections/{collection_id}/web-sources", response=list[WebSourceOut])
+def list_web_sources(request, collection_id: int):
+    """The web pages and sites the collection reads, with how their last reading went."""
+    collection = _collection_or_404(request, collection_id)
+    return [_web_source_out(w) for w in selectors.web_sources(collection=collection)]
+
+
+@router.post(
+    "/collections/{collection_id}/web-sources",
+    response={201: WebSourceOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
+)
+def add_web_source(request, collection_id: int, payload: WebSourceIn):
+    """Read a web page into the collection (with `crawl`, the pages it links to under its folder; a
+    sitemap's address, its pages), now and every `refresh_hours`: pages become documents, changed
+    ones are ingested anew, pages gone are deleted. Only public addresses unless the operator
+    allows private ones (`DOCENT_WEB_PRIVATE_HOSTS`)."""
+    collection = _writable_collection_or_404(request, collection_id)
+    if not limits.counted_upstream(request, "upload"):
+        limits.limit_hit(action="upload", key=request.auth.pk)
+    if payload.max_pages > settings.DOCENT_WEB_MAX_PAGES:
+        raise HttpError(400, f"max_pages may be at most {settings.DOCENT_WEB_MAX_PAGES}")
+    try:
+        source = services.web_source_add(
+            collection=collection,
+            url=payload.url,
+            user=request.auth,
+            crawl=payload.crawl,
+            max_pages=payload.max_pages,
+            refresh_hours=payload.refresh_hours,
+        )
+    except web.Refused as exc:
+        raise HttpError(400, str(exc)) from None
+    except services.WebSourceExists as exc:
+        raise HttpError(409, str(exc)) from None
+    source.document_count = 0
+    return Status(201, _web_source_out(source))
+
+
+@router.post("/web-sources/{source_id}/sync", response={202: WebSourceOut, 403: ErrorOut, 404: ErrorOut})
+def sync_web_source(request, source_id: int):
+    """Read the source again now (when a reading is under way, it is that one)."""
+    source = _writable_web_source_or_404(request, source_id)
+    services.web_source_queue(source=source)
+    source.refresh_from_db()
+    return Status(202, _web_source_out(source))
+
+
+@router.delete("/web-sources/{source_id}", response={204: None, 403: ErrorOut, 404: ErrorOut})
+def delete_web_source(request, source_id: int):
+    """Stop reading it, and delete the documents read from it."""
+    services.web_source_remove(source=_writable_web_source_or_404(request, source_id))
+    return Status(204, None)
 
 
 class TeamOut(Schema):

@@ -140,6 +140,52 @@ def _upload_path(instance: "Document", filename: str) -> str:
     return f"documents/{uuid.uuid4().hex}"
 
 
+class WebSource(models.Model):
+    """A web page, a site's pages under an address, or a sitemap's pages, kept in a collection as
+    documents and fetched again on a schedule (`services.web_source_sync`)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SYNCING = "syncing", "Reading"
+        OK = "ok", "Up to date"
+        FAILED = "failed", "Failed"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="web_sources")
+    url = models.URLField(max_length=2000)
+    crawl = models.BooleanField(
+        default=False,
+        help_text="Also read the pages it links to under the same address (same site, same folder).",
+    )
+    max_pages = models.PositiveIntegerField(default=50)
+    refresh_hours = models.PositiveIntegerField(
+        default=24,
+        help_text="Read again this often (pages changed are ingested anew, pages gone deleted); 0: never.",
+    )
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True, default="")
+    pages = models.PositiveIntegerField(default=0, help_text="Pages found at the last reading.")
+    skipped = models.JSONField(
+        default=list, blank=True, help_text="Pages left out at the last reading, and why."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    # When a reading began: a worker lost mid-reading leaves it, and the schedule takes the source
+    # again once it is old.
+    started_at = models.DateTimeField(null=True, blank=True)
+    next_sync_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["url"]
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "url"], name="websource_unique_collection_url"),
+        ]
+        indexes = [models.Index(fields=["next_sync_at"], name="websource_next_sync")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
 class Document(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -189,6 +235,11 @@ class Document(models.Model):
         help_text="A new version: once it is ready, older documents of its collection with the same "
         "file name are deleted (until then they are still searched; if it fails, they stay).",
     )
+    # A page read from the web: its source (the pages of a source removed go with it) and address.
+    source = models.ForeignKey(
+        WebSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="documents"
+    )
+    source_url = models.URLField(max_length=2000, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from assistant import metrics
 
-from .models import ApiKey, Chunk, Collection, Document, Membership, Team
+from .models import ApiKey, Chunk, Collection, Document, Membership, Team, WebSource
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,30 @@ def recent_documents_by_collection(
 
 def document_get(*, user, document_id: int) -> Document:
     return documents_for_user(user=user).get(id=document_id)
+
+
+def web_sources(*, collection: Collection) -> QuerySet[WebSource]:
+    """The collection's web sources, each with the number of its documents."""
+    return WebSource.objects.filter(collection=collection).annotate(document_count=Count("documents"))
+
+
+def web_source_counts(*, collection_ids: Sequence[int]) -> dict[int, int]:
+    rows = (
+        WebSource.objects.filter(collection_id__in=collection_ids)
+        .values_list("collection_id")
+        .annotate(n=Count("id"))
+    )
+    return dict(rows.order_by())
+
+
+def web_source_get(*, user, source_id: int) -> WebSource:
+    """A web source of a collection the user may read; DoesNotExist otherwise."""
+    return (
+        WebSource.objects.filter(collection__in=_readable_collections(user=user))
+        .select_related("collection__team")
+        .annotate(document_count=Count("documents"))
+        .get(id=source_id)
+    )
 
 
 def document_chunks(*, document: Document) -> QuerySet:

@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest, Lower
 from django.template.loader import render_to_string
@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from . import progress, selectors
+from . import progress, selectors, web
 from .chunking import ChunkSpec, chunk_blocks
 from .embeddings import get_embedder
 from .models import (
@@ -44,6 +44,7 @@ from .models import (
     SsoIdentity,
     SsoSession,
     Team,
+    WebSource,
 )
 from .parsing import Ocr, ParseError, UnsupportedType, detect_kind, ocr_languages_for, parse_isolated
 
@@ -734,12 +735,17 @@ def document_create(
     title: str | None = None,
     enqueue: bool = True,
     replace: bool = False,
+    source: WebSource | None = None,
+    source_url: str = "",
+    type_name: str | None = None,
 ) -> tuple[Document, bool]:
     """Store an upload and queue its ingestion after commit.
 
     Returns (document, created). The same bytes uploaded again to the same collection return the
     existing document instead of a copy. With `replace`, the upload is a new version: once it is
     ready, the collection's older documents of the same file name are deleted (`document_versions_older`).
+    `type_name`: the name whose extension the content is checked against, when the document's own
+    name says nothing of its type (a web page's address: "/guide.php" is HTML).
     """
     limit = settings.DOCENT_MAX_UPLOAD_BYTES
     declared = getattr(file, "size", None)
@@ -748,7 +754,7 @@ def document_create(
     filename = upload_name(filename)
     path, digest, size = _store_upload(file, limit)
     try:
-        kind = detect_kind(path, filename)
+        kind = detect_kind(path, filename if type_name is None else type_name)
         existing = (
             Document.objects.filter(collection=collection, content_hash=digest)
             .exclude(status=Document.Status.FAILED)
@@ -769,6 +775,8 @@ def document_create(
                 uploaded_by=user,
                 heartbeat_at=timezone.now(),
                 replace_older=replace,
+                source=source,
+                source_url=source_url,
             )
             if enqueue:
                 # Its readers' open library pages show it from now (the uploader's has its row);
@@ -1323,3 +1331,202 @@ def keyword_index_rebuild() -> int:
             # New rows are not yet all-visible: until a VACUUM, search's index-only scans visit the heap.
             cursor.execute("VACUUM ANALYZE retrieval_posting, retrieval_term")
     return postings
+
+
+# Web sources: pages read from the web, kept as documents and read again on a schedule.
+
+
+class WebSourceExists(ValueError):
+    pass
+
+
+def web_source_add(
+    *,
+    collection: Collection,
+    url: str,
+    user=None,
+    crawl: bool = False,
+    max_pages: int = 50,
+    refresh_hours: int = 24,
+) -> WebSource:
+    """Add an address to a collection and queue its first reading. `web.Refused` for an address
+    Docent does not read (not http, credentials in it); its host is checked when it is fetched."""
+    url = web.check_url(url)
+    if not 1 <= max_pages <= settings.DOCENT_WEB_MAX_PAGES:
+        raise ValueError(f"max_pages must be between 1 and {settings.DOCENT_WEB_MAX_PAGES}")
+    if not 0 <= refresh_hours <= 24 * 366:
+        raise ValueError("refresh_hours must be between 0 (never) and 8784 (a year)")
+    if WebSource.objects.filter(collection=collection, url=url).exists():
+        raise WebSourceExists(f"{url} is already read into {collection.name}")
+    with transaction.atomic():
+        source = WebSource.objects.create(
+            collection=collection,
+            url=url,
+            crawl=crawl,
+            max_pages=max_pages,
+            refresh_hours=refresh_hours,
+            added_by=user,
+        )
+        web_source_queue(source=source)
+    return source
+
+
+def web_source_queue(*, source: WebSource) -> bool:
+    """Queue a reading once the transaction commits; False when one is under way."""
+    from .tasks import sync_web_source
+
+    queued = (
+        WebSource.objects.filter(id=source.id)
+        .exclude(status=WebSource.Status.SYNCING, started_at__gt=_web_stale_before())
+        .update(status=WebSource.Status.QUEUED)
+    )
+    if queued:
+        source.status = WebSource.Status.QUEUED
+        transaction.on_commit(lambda: sync_web_source.delay(source.id), robust=True)
+    return bool(queued)
+
+
+def web_source_remove(*, source: WebSource) -> int:
+    """Remove a source and the documents read from it; the number of documents deleted."""
+    with transaction.atomic():
+        documents = list(Document.objects.filter(source=source).select_related("collection"))
+        _documents_remove(documents)
+        source.delete()
+    return len(documents)
+
+
+def _web_stale_before():
+    # A reading stops itself at DOCENT_WEB_READING_S; one older than that and a margin lost its worker.
+    return timezone.now() - timezone.timedelta(seconds=settings.DOCENT_WEB_READING_S + 600)
+
+
+def web_sources_due() -> list[int]:
+    """Queue the sources whose time to be read again has come (and readings a lost worker left);
+    their ids."""
+    now = timezone.now()
+    due = list(
+        WebSource.objects.filter(refresh_hours__gt=0, next_sync_at__lte=now)
+        .exclude(status__in=[WebSource.Status.SYNCING, WebSource.Status.QUEUED])
+        .values_list("id", flat=True)
+    ) + list(
+        WebSource.objects.filter(
+            status=WebSource.Status.SYNCING, started_at__lte=_web_stale_before()
+        ).values_list("id", flat=True)
+    )
+    queued = []
+    for source in WebSource.objects.filter(id__in=due):
+        if web_source_queue(source=source):
+            queued.append(source.id)
+    return queued
+
+
+def web_source_sync(*, source_id: int) -> WebSource | None:
+    """Read a source: pages new or changed become documents (a changed page replaces its older
+    version once ready), pages the server says are gone, or no longer in reach of a reading that
+    visited everything, are deleted. A reading that fails at its first address deletes nothing.
+    None when the source is gone or another reading is under way."""
+    now = timezone.now()
+    claimed = (
+        WebSource.objects.filter(id=source_id)
+        .exclude(status=WebSource.Status.SYNCING, started_at__gt=_web_stale_before())
+        .update(status=WebSource.Status.SYNCING, started_at=now, error="")
+    )
+    if not claimed:
+        return None
+    source = WebSource.objects.select_related("collection").get(id=source_id)
+    deadline = time.monotonic() + settings.DOCENT_WEB_READING_S
+    kept: set[str] = set()
+    skipped: list[dict] = []
+    try:
+        for item in web.read(source.url, crawl=source.crawl, max_pages=source.max_pages, deadline=deadline):
+            if isinstance(item, web.Page):
+                reason = _web_page_store(source, item)
+                if reason is None:
+                    kept.add(item.url)
+                else:
+                    skipped.append({"url": item.url, "reason": reason})
+                continue
+            reading = item
+    except web.WebError as exc:
+        _web_source_done(source, status=WebSource.Status.FAILED, error=str(exc), retry_hours=1)
+        return source
+    except WebSource.DoesNotExist:
+        return None
+    except Exception:
+        log.exception("reading web source %s failed", source_id)
+        _web_source_done(
+            source, status=WebSource.Status.FAILED, error="the reading stopped on an error", retry_hours=1
+        )
+        raise
+    skipped += [{"url": url, "reason": reason} for url, reason in reading.skipped]
+    with transaction.atomic():
+        pages = Document.objects.filter(source=source).select_related("collection")
+        gone = set(reading.gone)
+        stale = [d for d in pages if d.source_url in gone or (reading.complete and d.source_url not in kept)]
+        _documents_remove(stale)
+    if not reading.complete and reading.pages and len(reading.pages) >= source.max_pages:
+        skipped.append(
+            {"url": source.url, "reason": f"stopped at {source.max_pages} pages, the source's most"}
+        )
+    _web_source_done(
+        source,
+        status=WebSource.Status.OK if kept or not reading.pages else WebSource.Status.FAILED,
+        error="" if kept or not reading.pages else "no page it found could be read",
+        pages=len(kept),
+        skipped=skipped[:100],
+    )
+    return source
+
+
+def _web_page_store(source: WebSource, page) -> str | None:
+    """Make the page a document, unless it is unchanged or its content is already one of the
+    collection's documents; why it is not kept, if it is not."""
+    import io
+
+    digest = hashlib.sha256(page.body).hexdigest()
+    mine = Document.objects.filter(source=source, source_url=page.url)
+    if mine.filter(content_hash=digest).exists():
+        return None  # unchanged (a page that failed to ingest fails again: not taken anew each time)
+    try:
+        # Django's foreign keys are checked at commit: a source removed meanwhile fails there.
+        with transaction.atomic():
+            # A changed page's failed version answers nothing; left, each reading would add another.
+            _documents_remove(list(mine.filter(status=Document.Status.FAILED).select_related("collection")))
+            document, created = document_create(
+                collection=source.collection,
+                file=io.BytesIO(page.body),
+                filename=web.document_name(page.url),
+                title=page.title or None,
+                user=source.added_by,
+                replace=True,
+                source=source,
+                source_url=page.url,
+                type_name=f"page{page.extension}",
+            )
+    except (UnsupportedType, UploadTooLarge) as exc:
+        return str(exc)
+    except IntegrityError:
+        raise WebSource.DoesNotExist from None  # removed while it was being read
+    if not created:
+        return (
+            f"the same content as {document.source_url or document.original_name}, already in the collection"
+        )
+    return None
+
+
+def _web_source_done(
+    source: WebSource, *, status: str, error: str = "", retry_hours: int | None = None, **fields
+):
+    now = timezone.now()
+    hours = source.refresh_hours
+    if retry_hours is not None and hours:
+        hours = min(hours, retry_hours)
+    fields.update(
+        status=status,
+        error=error[:2000],
+        synced_at=now,
+        next_sync_at=now + timezone.timedelta(hours=hours) if hours else None,
+    )
+    WebSource.objects.filter(id=source.id).update(**fields)
+    for name, value in fields.items():
+        setattr(source, name, value)

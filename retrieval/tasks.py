@@ -101,3 +101,17 @@ def password_reset_send_later(user_id: int, base_url: str) -> bool:
     # The link is made here, from the id: no token waits in the broker. A redelivery sends a second
     # link, which works as well as the first.
     return services.password_reset_send(user_id=user_id, base_url=base_url)
+
+
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, ignore_result=True, soft_time_limit=1200, time_limit=1500
+)
+def sync_web_source(source_id: int) -> None:
+    # A reading stops itself at DOCENT_WEB_READING_S, inside these limits; one cut short by a dead
+    # worker is taken again by the schedule once it is stale.
+    services.web_source_sync(source_id=source_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_web_sources() -> list[int]:
+    return services.web_sources_due()

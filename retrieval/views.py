@@ -27,10 +27,12 @@ def _shown(collections: list, *, user) -> dict:
     recent = selectors.recent_documents_by_collection(
         user=user, per=LIBRARY_ROWS, collection_ids=[c.id for c in collections]
     )
+    sources = selectors.web_source_counts(collection_ids=[c.id for c in collections])
     for collection in collections:
         collection.can_manage = collection.team_id in administered
         collection.can_write = collection.team_id in team_ids  # one shared with them is read-only
         collection.shared_ids = {t.id for t in collection.shared_with.all()}
+        collection.web_source_count = sources.get(collection.id, 0)
         collection.recent = [
             document_out(d) | {"kind_label": d.get_kind_display()} for d in recent.get(collection.id, [])
         ]
@@ -49,6 +51,7 @@ def _shown(collections: list, *, user) -> dict:
         "kinds": dict(Document.Kind.choices),
         # A team admin shares a collection with any other team (to read only).
         "all_teams": list(selectors.teams_all()) if administered else [],
+        "web_max_pages": settings.DOCENT_WEB_MAX_PAGES,
     }
 
 

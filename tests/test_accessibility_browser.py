@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from chat.models import Conversation, SavedPrompt
 from retrieval import services
+from retrieval.models import WebSource
 from retrieval.tests.helpers import upload
 
 from .test_library_browser import sign_in
@@ -92,8 +93,21 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     page.goto(page.locator("#share-url").input_value())
     expect(page.locator("article.msg.assistant")).to_have_count(1)
     check("a shared conversation")
+    WebSource.objects.create(
+        collection=handbook.collection,
+        url="https://intranet.example.org/handbook/",
+        crawl=True,
+        status="failed",
+        error="the server answered 503",
+        synced_at=timezone.now(),
+        skipped=[{"url": "https://intranet.example.org/handbook/old", "reason": "the server answered 500"}],
+    )
     page.goto(f"{live_url}/library/")
     check("library")
+    page.locator("details.web-sources > summary").click()
+    expect(page.locator("li.source")).to_have_count(1)
+    page.locator("li.source details.skipped > summary").click()
+    check("library, web sources")
     page.get_by_placeholder("Search passages…").fill("annual leave")
     page.keyboard.press("Enter")
     expect(page.locator("mark").first).to_be_visible()

@@ -971,3 +971,42 @@ def test_a_team_admin_shares_a_collection_and_the_other_team_reads_it_without_ch
     # The server's first search may wait for the embedding model to finish loading.
     hit = page.locator("#search-results li.hit").first
     expect(hit).to_contain_text("Restart the queue when it stalls.", timeout=20_000)
+
+
+def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_with_them(
+    page, live_url, worker, fake_site, make_user, make_team, make_collection
+):
+    """A member adds a site's folder, following its links: the source says how its reading went,
+    its pages arrive as document rows that reach ready, and removing it takes them away."""
+    fake_site.html("/handbook/", "Handbook", "Start here.", links=("leave",))
+    fake_site.html("/handbook/leave", "Leave policy", "Employees get 25 days of leave a year.")
+    user = make_user("webb", password="pw-webb-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "handbook")
+    sign_in(page, live_url, "webb", "pw-webb-12345")
+    page.goto(f"{live_url}/library/")
+    expect(page.locator("body[data-live='1']")).to_have_count(1)
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    section.locator("details.web-sources > summary").click()
+    form = section.locator("form.add-source")
+    form.locator("input[name=url]").fill("ftp://files.example.org/")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".error")).to_have_text("give a web address starting with http:// or https://")
+
+    form.locator("input[name=url]").fill(f"{fake_site.origin}/handbook/")
+    form.locator("input[name=crawl]").check()
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".error")).to_be_hidden()
+    source = section.locator("li.source")
+    expect(source).to_have_attribute("data-status", "ok", timeout=30_000)
+    expect(source.locator(".status")).to_contain_text("up to date · 2 pages · read ")
+    expect(section.locator(".source-count")).to_have_text(" (1)")
+    for title in ("Handbook", "Leave policy"):
+        expect(section.locator("li.doc", has_text=title)).to_have_attribute(
+            "data-status", "ready", timeout=60_000
+        )
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    source.locator("[data-action=source-remove]").click()
+    expect(section.locator("li.source")).to_have_count(0)
+    expect(section.locator("li.doc")).to_have_count(0)
+    expect(section.locator(".source-count")).to_have_text("")

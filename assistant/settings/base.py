@@ -233,6 +233,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "ingestion-sweep": {"task": "retrieval.tasks.sweep_stuck_documents", "schedule": 60.0},
     "interrupted-answers-sweep": {"task": "chat.tasks.sweep_interrupted_answers", "schedule": 30.0},
+    "web-sources-refresh": {"task": "retrieval.tasks.refresh_web_sources", "schedule": 300.0},
 }
 
 # Documents and ingestion
@@ -246,6 +247,17 @@ DOCENT_PARSE_MEMORY_MB = env_int("DOCENT_PARSE_MEMORY_MB", 1536)
 DOCENT_OCR = env_bool("DOCENT_OCR", True)
 DOCENT_OCR_LANGUAGES = os.environ.get("DOCENT_OCR_LANGUAGES", "eng")  # Tesseract's names: eng, deu, eng+fra
 DOCENT_OCR_MAX_PAGES = env_int("DOCENT_OCR_MAX_PAGES", 200)  # scanned pages per document
+
+# Web sources: pages read from the web into a collection, and read again on a schedule. Only public
+# addresses, unless listed here (host names, or networks such as 10.0.0.0/8: an intranet wiki).
+DOCENT_WEB_PRIVATE_HOSTS = [
+    h.strip() for h in os.environ.get("DOCENT_WEB_PRIVATE_HOSTS", "").split(",") if h.strip()
+]
+DOCENT_WEB_MAX_PAGES = env_int("DOCENT_WEB_MAX_PAGES", 500)  # the most one source may read
+DOCENT_WEB_TIMEOUT_S = env_float("DOCENT_WEB_TIMEOUT_S", 20.0)
+DOCENT_WEB_CRAWL_DELAY_S = env_float("DOCENT_WEB_CRAWL_DELAY_S", 0.5)  # between a crawl's pages
+# A reading stops here (well inside the task's time limit); what it found is kept, nothing deleted.
+DOCENT_WEB_READING_S = env_int("DOCENT_WEB_READING_S", 900)
 DOCENT_INGEST_MAX_ATTEMPTS = env_int("DOCENT_INGEST_MAX_ATTEMPTS", 4)
 # A document in "processing" whose heartbeat is older than this is taken as abandoned by a dead worker.
 DOCENT_STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 300)

@@ -21,6 +21,7 @@ SECRET_KEY = "test-only-not-secret"
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DOCENT_STUCK_AFTER_S = 5
+DOCENT_WEB_CRAWL_DELAY_S = 0.0
 DOCENT_PARSE_TIMEOUT_S = 20
 DOCENT_PARSE_MEMORY_MB = 768
 # Close connections after each request and task, so worker threads leave none open at teardown.

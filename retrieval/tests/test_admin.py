@@ -330,3 +330,44 @@ def test_single_sign_on_identities_are_read_and_unlinked_in_admin(admin_client, 
     assert "dana" in from_groups
     admin_client.post(f"/admin/retrieval/ssoidentity/{identity.id}/delete/", {"post": "yes"})
     assert not SsoIdentity.objects.exists()
+
+
+def test_web_sources_are_added_read_again_and_removed_in_admin(
+    admin_client, collection_a, django_capture_on_commit_callbacks
+):
+    from retrieval.models import WebSource
+
+    form = {
+        "collection": collection_a.id,
+        "url": "https://me:pw@example.org/",
+        "max_pages": 50,
+        "refresh_hours": 24,
+    }
+    response = admin_client.post("/admin/retrieval/websource/add/", form)
+    assert response.status_code == 200 and b"user name or password" in response.content
+    form |= {"url": "https://Docs.Example.org/guide/", "crawl": "on"}
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert admin_client.post("/admin/retrieval/websource/add/", form).status_code == 302
+    source = WebSource.objects.get()
+    assert (source.url, source.crawl, source.added_by.username, source.status) == (
+        "https://docs.example.org/guide/",
+        True,
+        "root",
+        "queued",
+    )
+    assert len(callbacks) == 1
+    page, _ = upload(
+        collection_a, "docs.example.org/guide/", b"<html><body>Guide</body></html>", enqueue=False
+    )
+    Document.objects.filter(id=page.id).update(source=source, source_url=source.url)
+    assert admin_client.get("/admin/retrieval/websource/").status_code == 200
+    assert admin_client.get(f"/admin/retrieval/websource/{source.id}/change/").status_code == 200
+    assert admin_client.get(f"/admin/retrieval/document/{page.id}/change/").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/retrieval/websource/",
+            {"action": "remove_with_documents", "_selected_action": [source.id]},
+            follow=True,
+        )
+    assert "removed 1 sources and 1 documents" in [str(m) for m in response.context["messages"]]
+    assert not WebSource.objects.exists() and not Document.objects.exists()

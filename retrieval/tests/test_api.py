@@ -1,6 +1,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from retrieval import services
 from retrieval.models import Chunk, Collection, Document
@@ -781,3 +782,93 @@ def test_a_collections_suggested_questions_are_set_by_its_teams_admins(
         "How much leave is there?",
     ]
     assert patch(carol, []).json()["starter_questions"] == []
+
+
+def test_web_sources_are_added_listed_read_again_and_removed(
+    client, alice, collection_a, key_for, django_capture_on_commit_callbacks, settings
+):
+    from retrieval.models import WebSource
+
+    auth = key_for(alice)
+    url = f"/api/v1/collections/{collection_a.id}/web-sources"
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            url,
+            {"url": "https://docs.example.org/guide/#top", "crawl": True, "max_pages": 20},
+            "application/json",
+            **auth,
+        )
+    assert response.status_code == 201
+    body = response.json()
+    assert body | {"id": 0, "created_at": ""} == {
+        "id": 0,
+        "collection_id": collection_a.id,
+        "url": "https://docs.example.org/guide/",
+        "crawl": True,
+        "max_pages": 20,
+        "refresh_hours": 24,
+        "status": "queued",
+        "error": None,
+        "pages": 0,
+        "documents": 0,
+        "skipped": [],
+        "created_at": "",
+        "synced_at": None,
+        "next_sync_at": None,
+    }
+    assert len(callbacks) == 1  # the reading, queued once the source is committed
+
+    again = client.post(url, {"url": "https://docs.example.org/guide/"}, "application/json", **auth)
+    assert again.status_code == 409 and "already" in again.json()["error"]["message"]
+    for bad in (
+        {"url": "file:///etc/passwd"},
+        {"url": "http://x.org/", "max_pages": settings.DOCENT_WEB_MAX_PAGES + 1},
+    ):
+        response = client.post(url, bad, "application/json", **auth)
+        assert response.status_code in (400, 422), bad
+    assert [s["url"] for s in client.get(url, **auth).json()] == ["https://docs.example.org/guide/"]
+
+    source = WebSource.objects.get()
+    WebSource.objects.filter(id=source.id).update(status="ok")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(f"/api/v1/web-sources/{source.id}/sync", **auth)
+    assert response.status_code == 202 and response.json()["status"] == "queued" and len(callbacks) == 1
+    # One reading at a time: asking while one is under way queues none.
+    WebSource.objects.filter(id=source.id).update(status="syncing", started_at=timezone.now())
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert client.post(f"/api/v1/web-sources/{source.id}/sync", **auth).json()["status"] == "syncing"
+    assert callbacks == []
+
+    page, _ = upload(
+        collection_a, "docs.example.org/guide/", b"<html><body>Guide</body></html>", enqueue=False
+    )
+    Document.objects.filter(id=page.id).update(source=source, source_url="https://docs.example.org/guide/")
+    listed = client.get(f"/api/v1/documents/{page.id}", **auth).json()
+    assert (listed["url"], listed["source_id"]) == ("https://docs.example.org/guide/", source.id)
+    assert client.get(url, **auth).json()[0]["documents"] == 1
+    assert client.delete(f"/api/v1/web-sources/{source.id}", **auth).status_code == 204
+    assert not WebSource.objects.exists() and not Document.objects.exists()
+
+
+def test_another_teams_web_sources_are_404_and_a_shared_collections_are_read_only(
+    client, alice, bob, team_a, collection_b, key_for
+):
+    from retrieval.models import WebSource
+
+    source = WebSource.objects.create(collection=collection_b, url="https://example.org/")
+    auth = key_for(alice)
+    routes = [
+        ("get", f"/api/v1/collections/{collection_b.id}/web-sources"),
+        ("post", f"/api/v1/collections/{collection_b.id}/web-sources"),
+        ("post", f"/api/v1/web-sources/{source.id}/sync"),
+        ("delete", f"/api/v1/web-sources/{source.id}"),
+    ]
+    body = {"data": {"url": "https://example.com/"}, "content_type": "application/json"}
+    for method, path in routes:
+        assert getattr(client, method)(path, **body, **auth).status_code == 404, (method, path)
+    collection_b.shared_with.add(team_a)
+    assert client.get(routes[0][1], **auth).status_code == 200
+    for method, path in routes[1:]:
+        assert getattr(client, method)(path, **body, **auth).status_code == 403, (method, path)
+    assert WebSource.objects.filter(id=source.id, status="queued").count() == 1
+    assert [s["url"] for s in client.get(routes[0][1], **key_for(bob)).json()] == ["https://example.org/"]

@@ -96,6 +96,22 @@ def test_limits_sit_below_the_brokers_visibility_timeout(settings):
     assert 0 < ingest_documents.max_retries <= 5
 
 
+def test_a_web_reading_stops_itself_inside_its_tasks_limits_and_the_schedule_names_real_tasks(settings):
+    from assistant.celery import app
+    from retrieval.tasks import sync_web_source
+
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert (
+        settings.DOCENT_WEB_READING_S
+        < sync_web_source.soft_time_limit
+        < sync_web_source.time_limit
+        < visibility
+    )
+    app.loader.import_default_modules()
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks, entry
+
+
 def test_transient_errors_are_retried_then_succeed(db, collection_a, monkeypatch):
     """A provider outage during embedding is retried (with backoff when run by a worker); once it
     passes, the document ends ready."""

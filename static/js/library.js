@@ -757,5 +757,99 @@
     node.append(document.createTextNode(text.slice(last)));
   }
 
+  // Web pages and sites read into a collection: listed when their section opens, and looked at
+  // again every two seconds while a reading is under way (its pages arrive as document rows).
+  const SOURCE_STATUS = { queued: "waiting to be read", syncing: "being read…", ok: "up to date", failed: "failed" };
+  const sourceTimers = new WeakMap();
+  function sourceRow(s) {
+    const li = document.createElement("li");
+    li.className = "source"; li.dataset.source = s.id; li.dataset.status = s.status;
+    const link = document.createElement("a");
+    link.href = s.url; link.textContent = s.url; link.target = "_blank"; link.rel = "noopener noreferrer";
+    const status = document.createElement("span"); status.className = "status";
+    const parts = [SOURCE_STATUS[s.status] || s.status];
+    if (s.status === "failed" && s.error) parts[0] += `: ${s.error}`;
+    if (s.synced_at && s.status !== "syncing") parts.push(`${s.pages} page${s.pages === 1 ? "" : "s"}`, `read ${day(new Date(s.synced_at))}`);
+    if (s.crawl) parts.push(`following links, up to ${s.max_pages} pages`);
+    status.textContent = parts.join(" · ");
+    const actions = document.createElement("span"); actions.className = "actions";
+    for (const [action, label] of [["source-sync", "Read again"], ["source-remove", "Remove"]]) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "ghost small"; b.dataset.action = action; b.textContent = label;
+      b.setAttribute("aria-label", `${label} ${s.url}`);
+      b.disabled = action === "source-sync" && (s.status === "queued" || s.status === "syncing");
+      actions.append(b);
+    }
+    li.append(link, " ", status, actions);
+    if (s.skipped.length) {
+      const more = document.createElement("details"); more.className = "skipped";
+      const summary = document.createElement("summary");
+      summary.textContent = `${s.skipped.length} left out`;
+      const list = document.createElement("ul");
+      for (const skip of s.skipped) {
+        const item = document.createElement("li"); item.textContent = `${skip.url}: ${skip.reason}`; list.append(item);
+      }
+      more.append(summary, list); li.append(more);
+    }
+    return li;
+  }
+  async function showSources(details) {
+    clearTimeout(sourceTimers.get(details));
+    const section = details.closest(".collection");
+    let sources;
+    try {
+      sources = await apiCall(`/api/v1/collections/${section.dataset.collection}/web-sources`);
+    } catch (err) {
+      return;
+    }
+    const list = details.querySelector(".sources");
+    list.replaceChildren(...sources.map(sourceRow));
+    details.querySelector(".source-count").textContent = sources.length ? ` (${sources.length})` : "";
+    if (details.open && sources.some((s) => s.status === "queued" || s.status === "syncing")) {
+      sourceTimers.set(details, setTimeout(() => showSources(details), 2000));
+    }
+  }
+  document.addEventListener("toggle", (e) => {
+    if (e.target.matches && e.target.matches("details.web-sources") && e.target.open) showSources(e.target);
+  }, true);  // toggle does not bubble
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest(".add-source");
+    if (!form) return;
+    e.preventDefault();
+    const details = form.closest(".web-sources"), section = form.closest(".collection");
+    const error = form.querySelector(".error");
+    const payload = {
+      url: form.elements.url.value.trim(),
+      crawl: form.elements.crawl.checked,
+      max_pages: Number(form.elements.max_pages.value) || 50,
+      refresh_hours: Number(form.elements.refresh_hours.value),
+    };
+    try {
+      await apiCall(`/api/v1/collections/${section.dataset.collection}/web-sources`, { method: "POST", body: JSON.stringify(payload) });
+    } catch (err) {
+      error.textContent = err.status ? err.message : "The address could not be added; try again.";
+      error.hidden = false;
+      return;
+    }
+    error.hidden = true;
+    form.elements.url.value = "";
+    showSources(details);
+  });
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action=source-sync], button[data-action=source-remove]");
+    if (!button) return;
+    const li = button.closest(".source"), details = button.closest(".web-sources");
+    const url = li.querySelector("a").textContent;
+    const remove = button.dataset.action === "source-remove";
+    if (remove && !confirm(`Stop reading ${url}, and delete the documents read from it?`)) return;
+    try {
+      await apiCall(`/api/v1/web-sources/${li.dataset.source}${remove ? "" : "/sync"}`, { method: remove ? "DELETE" : "POST" });
+    } catch (err) {
+      alert(err.status ? err.message : "That did not work; try again.");
+      return;
+    }
+    showSources(details);
+  });
+
   connect(500);
 })();

@@ -1,0 +1,222 @@
+"""Reading the web for web sources: only public addresses unless listed, every redirect checked,
+limits, robots.txt, scope and sitemaps; against a real HTTP server on loopback."""
+
+import pytest
+
+from retrieval import web
+
+
+def _read(url, **kwargs):
+    items = list(web.read(url, **kwargs))
+    reading = items[-1]
+    assert isinstance(reading, web.Reading)
+    assert items[:-1] == reading.pages
+    return reading
+
+
+@pytest.mark.parametrize(
+    "ip, allowed",
+    [
+        ("93.184.215.14", True),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("169.254.169.254", False),  # a cloud's metadata service
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+    ],
+)
+def test_only_public_addresses_by_default(settings, ip, allowed):
+    settings.DOCENT_WEB_PRIVATE_HOSTS = []
+    assert web.address_allowed(ip, "example.org") is allowed
+
+
+def test_private_hosts_and_networks_can_be_allowed(settings):
+    settings.DOCENT_WEB_PRIVATE_HOSTS = ["wiki.intranet", "10.0.0.0/8"]
+    assert web.address_allowed("10.20.30.40", "anything")
+    assert web.address_allowed("192.168.1.5", "Wiki.Intranet.")
+    assert not web.address_allowed("192.168.1.5", "other.intranet")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.org/x",
+        "file:///etc/passwd",
+        "example.org/page",
+        "http://user:pw@example.org/",
+        "http://x:y/",
+    ],
+)
+def test_addresses_that_are_not_read(url):
+    with pytest.raises(web.Refused):
+        web.check_url(url)
+
+
+def test_check_url_drops_the_fragment_and_lowers_the_host():
+    assert web.check_url(" https://Docs.Example.org/Guide#top ") == "https://docs.example.org/Guide"
+    assert web.check_url("http://example.org") == "http://example.org/"
+
+
+def test_loopback_is_refused_by_default(settings, fake_site_server):
+    fake_site_server.reset()
+    settings.DOCENT_WEB_PRIVATE_HOSTS = []
+    fake_site_server.html("/", "Home", "hello")
+    port = fake_site_server.server.server_address[1]
+    for url in (f"{fake_site_server.origin}/", f"http://localhost:{port}/"):
+        with (
+            web.Fetcher() as fetcher,
+            pytest.raises(web.Refused, match="private address.*DOCENT_WEB_PRIVATE_HOSTS"),
+        ):
+            fetcher.get(url)
+    assert fake_site_server.requests == []  # refused before connecting
+
+
+def test_a_redirect_to_a_private_address_is_refused(settings, fake_site):
+    # The site is allowed by its name; where it redirects is checked again, by address.
+    settings.DOCENT_WEB_PRIVATE_HOSTS = ["localhost"]
+    port = fake_site.server.server_address[1]
+    fake_site.html("/secret", "Secret", "internal")
+    fake_site.redirect("/go", f"http://127.0.0.1:{port}/secret")
+    fake_site.redirect("/metadata", "http://169.254.169.254/latest/meta-data/")
+    with web.Fetcher() as fetcher:
+        for path in ("/go", "/metadata"):
+            with pytest.raises(web.Refused):
+                fetcher.get(f"http://localhost:{port}{path}")
+    assert "/secret" not in fake_site.requests
+
+
+def test_redirects_are_followed_and_limited(fake_site):
+    fake_site.html("/new", "New", "moved here")
+    fake_site.redirect("/old", "/new", status=301)
+    for i in range(7):
+        fake_site.redirect(f"/loop{i}", f"/loop{i + 1}")
+    with web.Fetcher() as fetcher:
+        url, content_type, body = fetcher.get(f"{fake_site.origin}/old")
+        assert url == f"{fake_site.origin}/new" and content_type == "text/html" and b"moved here" in body
+        with pytest.raises(web.WebError, match="more than five times"):
+            fetcher.get(f"{fake_site.origin}/loop0")
+
+
+def test_size_and_time_limits(fake_site):
+    fake_site.page("/big", b"x" * 5000, type="text/plain")
+    fake_site.html("/slow", "Slow", "late")
+    with web.Fetcher(max_bytes=4000) as fetcher, pytest.raises(web.WebError, match="larger than"):
+        fetcher.get(f"{fake_site.origin}/big")
+    fake_site.stall_s = 1.0
+    with web.Fetcher(timeout=0.3) as fetcher, pytest.raises(web.WebError, match="in time"):
+        fetcher.get(f"{fake_site.origin}/slow")
+
+
+def test_gone_and_errors_say_so(fake_site):
+    fake_site.page("/broken", b"oops", status=500, type="text/plain")
+    with web.Fetcher() as fetcher:
+        with pytest.raises(web.Gone, match="404"):
+            fetcher.get(f"{fake_site.origin}/missing")
+        with pytest.raises(web.WebError, match="answered 500"):
+            fetcher.get(f"{fake_site.origin}/broken")
+
+
+def test_one_page_is_read_without_its_links(fake_site):
+    fake_site.html("/docs/intro", "Intro", "Welcome to the guide.", links=("/docs/install",))
+    fake_site.html("/docs/install", "Install", "pip install it")
+    reading = _read(f"{fake_site.origin}/docs/intro", crawl=False, max_pages=1)
+    assert [p.url for p in reading.pages] == [f"{fake_site.origin}/docs/intro"]
+    assert reading.pages[0].title == "Intro" and reading.pages[0].extension == ".html"
+    assert fake_site.requests == ["/docs/intro"]  # robots.txt is for crawls, not a page asked for
+
+
+def test_a_crawl_stays_under_its_folder_and_honours_robots(fake_site):
+    o = fake_site.origin
+    fake_site.page("/robots.txt", "User-agent: *\nDisallow: /docs/private/\n", type="text/plain")
+    fake_site.html(
+        "/docs/",
+        "Docs",
+        "index",
+        links=(
+            "intro",
+            "/docs/guide/setup#part",
+            "/docs/private/keys",
+            "/blog/post",
+            "mailto:a@b.c",
+            "http://example.org/",
+        ),
+    )
+    fake_site.html("/docs/intro", "Intro", "intro text", links=("/docs/", "guide/setup"))
+    fake_site.html("/docs/guide/setup", "Setup", "setup text", links=("../notes.pdf", "hidden"))
+    fake_site.page("/docs/notes.pdf", b"%PDF-1.4 not really", type="application/pdf")
+    fake_site.html("/docs/guide/hidden", "Hidden", "x", head='<meta name="robots" content="noindex">')
+    fake_site.html("/docs/private/keys", "Keys", "secret")
+    fake_site.html("/blog/post", "Post", "blog")
+    fake_site.page("/docs/image.zip", b"PK", type="application/zip")
+    reading = _read(f"{o}/docs/", crawl=True, max_pages=50)
+    assert [p.url for p in reading.pages] == [
+        f"{o}/docs/",
+        f"{o}/docs/intro",
+        f"{o}/docs/guide/setup",
+        f"{o}/docs/notes.pdf",
+    ]
+    assert reading.complete
+    assert dict(reading.skipped) == {
+        f"{o}/docs/private/keys": "robots.txt asks robots not to read it",
+        f"{o}/docs/guide/hidden": "the page asks not to be indexed (noindex)",
+    }
+    assert "/docs/private/keys" not in fake_site.requests and "/blog/post" not in fake_site.requests
+    assert fake_site.requests.count("/robots.txt") == 1
+
+
+def test_a_crawl_stops_at_its_most_pages_and_is_then_incomplete(fake_site):
+    fake_site.html("/", "Home", "home", links=tuple(f"/p{i}" for i in range(10)))
+    for i in range(10):
+        fake_site.html(f"/p{i}", f"P{i}", "page")
+    reading = _read(f"{fake_site.origin}/", crawl=True, max_pages=3)
+    assert len(reading.pages) == 3 and not reading.complete
+
+
+def test_a_failing_page_keeps_the_reading_incomplete_and_a_missing_one_is_gone(fake_site):
+    fake_site.html("/", "Home", "home", links=("/a", "/b", "/c"))
+    fake_site.html("/a", "A", "a")
+    fake_site.page("/b", b"down", status=503, type="text/plain")
+    reading = _read(f"{fake_site.origin}/", crawl=True, max_pages=10)
+    assert [p.url for p in reading.pages] == [f"{fake_site.origin}/", f"{fake_site.origin}/a"]
+    assert reading.gone == [f"{fake_site.origin}/c"]
+    assert not reading.complete  # /b may still be there
+
+
+def test_the_first_address_failing_fails_the_reading(fake_site):
+    fake_site.page("/down", b"down", status=502, type="text/plain")
+    fake_site.page("/file.zip", b"PK\x03\x04", type="application/zip")
+    with pytest.raises(web.WebError, match="answered 502"):
+        _read(f"{fake_site.origin}/down", crawl=True, max_pages=5)
+    with pytest.raises(web.Gone):
+        _read(f"{fake_site.origin}/nothing", crawl=False, max_pages=1)
+    with pytest.raises(web.WebError, match="not a kind of page"):
+        _read(f"{fake_site.origin}/file.zip", crawl=False, max_pages=1)
+
+
+def test_a_sitemap_gives_the_pages(fake_site):
+    o = fake_site.origin
+    fake_site.page(
+        "/sitemap.xml",
+        f'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<sitemap><loc>{o}/pages.xml</loc></sitemap></sitemapindex>",
+        type="application/xml",
+    )
+    fake_site.page(
+        "/pages.xml",
+        f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{o}/a</loc></url><url><loc> {o}/b </loc></url><url><loc>http://example.org/x</loc></url></urlset>",
+        type="text/xml",
+    )
+    fake_site.html("/a", "A", "a")
+    fake_site.html("/b", "B", "b")
+    reading = _read(f"{o}/sitemap.xml", crawl=False, max_pages=10)
+    assert [p.url for p in reading.pages] == [f"{o}/a", f"{o}/b"]
+    assert reading.complete

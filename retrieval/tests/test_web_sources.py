@@ -1,0 +1,202 @@
+"""Web sources: pages read from a real HTTP server on loopback become documents, are kept in step
+with the site at each reading, and go with their source."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from retrieval import services, web
+from retrieval.models import Chunk, Document, WebSource
+
+from .helpers import wait_done
+
+
+def _site(fake_site):
+    fake_site.html("/docs/", "Docs", "The handbook's index.", links=("intro", "setup"))
+    fake_site.html("/docs/intro", "Intro", "Docent answers from your team's documents.")
+    fake_site.html("/docs/setup", "Setup", "Install the heat pump before the winter frost.")
+
+
+def _source(collection, fake_site, **kwargs) -> WebSource:
+    fields = {"url": f"{fake_site.origin}/docs/", "crawl": True, "max_pages": 50} | kwargs
+    return WebSource.objects.create(collection=collection, **fields)
+
+
+def _sync_and_ingest(source, capture) -> WebSource:
+    """A reading, then the ingestion of what it queued (on commit, as the worker would)."""
+    source = services.web_source_sync(source_id=source.id)
+    queued = list(Document.objects.filter(source=source, status="queued").values_list("id", flat=True))
+    with capture(execute=True):
+        services.documents_ingest(document_ids=queued)
+    return source
+
+
+def _pages(source) -> dict[str, Document]:
+    return {d.source_url.rsplit("/", 1)[-1] or "index": d for d in Document.objects.filter(source=source)}
+
+
+def test_a_site_is_read_and_kept_in_step(db, fake_site, collection_a, django_capture_on_commit_callbacks):
+    _site(fake_site)
+    source = _sync_and_ingest(_source(collection_a, fake_site), django_capture_on_commit_callbacks)
+    assert (source.status, source.pages, source.error) == ("ok", 3, "")
+    assert source.next_sync_at - source.synced_at == timedelta(hours=24)
+    pages = _pages(source)
+    assert sorted(pages) == ["index", "intro", "setup"]
+    port = fake_site.server.server_address[1]
+    setup = pages["setup"]
+    assert (setup.title, setup.original_name, setup.kind, setup.status) == (
+        "Setup",
+        f"127.0.0.1:{port}/docs/setup",
+        "html",
+        "ready",
+    )
+    assert "heat pump" in " ".join(Chunk.objects.filter(document=setup).values_list("text", flat=True))
+
+    # Nothing changed: nothing is taken again.
+    before = {d.id for d in pages.values()}
+    _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert {d.id for d in _pages(source).values()} == before
+
+    # A changed page is a new version, which replaces the old once ready; a page no longer linked
+    # (the reading visited everything) is deleted.
+    fake_site.html("/docs/", "Docs", "The handbook's index.", links=("setup",))
+    fake_site.html("/docs/setup", "Setup", "Install the heat pump in spring.")
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    pages = _pages(source)
+    assert sorted(pages) == ["index", "setup"] and source.pages == 2
+    assert pages["setup"].id not in before and pages["index"].id not in before  # its links changed
+    assert Document.objects.filter(id__in=before).count() == 0  # old versions and the unlinked page
+    assert "spring" in Chunk.objects.filter(document=pages["setup"]).values_list("text", flat=True)[0]
+
+    # A page that fails for now keeps its document; a page the server says is gone loses it.
+    fake_site.html("/docs/", "Docs", "The handbook's index.", links=("setup", "faq"))
+    fake_site.page("/docs/setup", b"busy", status=503, type="text/plain")
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert sorted(_pages(source)) == ["index", "setup"]
+    assert source.status == "ok"
+    assert {s["url"].rsplit("/", 1)[-1]: s["reason"] for s in source.skipped} == {
+        "setup": "the server answered 503"
+    }
+    fake_site.page("/docs/setup", b"", status=410)
+    _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert sorted(_pages(source)) == ["index"]
+
+    # The site down: the reading fails, says why, deletes nothing, and is tried again within an hour.
+    fake_site.page("/docs/", b"down", status=500, type="text/plain")
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert (source.status, source.error) == ("failed", "the server answered 500")
+    assert source.next_sync_at - source.synced_at == timedelta(hours=1)
+    assert sorted(_pages(source)) == ["index"]
+
+    # Removing the source deletes its documents; an upload of the collection stays.
+    from .helpers import upload
+
+    mine, _ = upload(collection_a, "notes.txt", b"My own notes.", enqueue=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.web_source_remove(source=source) == 1
+    assert list(Document.objects.values_list("id", flat=True)) == [mine.id]
+
+
+def test_a_page_that_fails_to_ingest_is_not_taken_again_until_it_changes(
+    db, fake_site, collection_a, django_capture_on_commit_callbacks
+):
+    fake_site.page("/report.pdf", b"%PDF-1.4 this is no PDF at all", type="application/pdf")
+    source = _source(collection_a, fake_site, url=f"{fake_site.origin}/report.pdf", crawl=False)
+    _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    [failed] = Document.objects.filter(source=source)
+    assert failed.status == "failed" and failed.error
+    _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert list(Document.objects.filter(source=source)) == [failed]
+    # Changed: the failed version goes at once, not when the new one is ready.
+    fake_site.page("/report.pdf", b"%PDF-1.4 still no PDF", type="application/pdf")
+    _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert [d.id for d in Document.objects.filter(source=source)] != [failed.id]
+    assert Document.objects.filter(source=source).count() == 1
+
+
+def test_a_page_with_the_content_of_another_document_is_skipped(
+    db, fake_site, collection_a, django_capture_on_commit_callbacks
+):
+    fake_site.html("/a", "Same", "Same words.", links=("/b",))
+    fake_site.page("/b", fake_site.pages["/a"][2], type="text/html")  # byte for byte the same as /a
+    source = _source(collection_a, fake_site, url=f"{fake_site.origin}/a")
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert Document.objects.filter(source=source).count() == 1
+    assert source.skipped == [
+        {
+            "url": f"{fake_site.origin}/b",
+            "reason": f"the same content as {fake_site.origin}/a, already in the collection",
+        }
+    ]
+
+
+def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_site, collection_a, settings):
+    now = timezone.now()
+    due = _source(collection_a, fake_site, url="http://example.org/due", status="ok", next_sync_at=now)
+    _source(
+        collection_a,
+        fake_site,
+        url="http://example.org/later",
+        status="ok",
+        next_sync_at=now + timedelta(hours=1),
+    )
+    _source(
+        collection_a,
+        fake_site,
+        url="http://example.org/manual",
+        status="ok",
+        refresh_hours=0,
+        next_sync_at=now,
+    )
+    _source(
+        collection_a,
+        fake_site,
+        url="http://example.org/busy",
+        status="syncing",
+        started_at=now,
+        next_sync_at=now,
+    )
+    lost = _source(
+        collection_a,
+        fake_site,
+        url="http://example.org/lost",
+        status="syncing",
+        started_at=now - timedelta(seconds=settings.DOCENT_WEB_READING_S + 601),
+    )
+    assert sorted(services.web_sources_due()) == sorted([due.id, lost.id])
+    assert WebSource.objects.get(id=due.id).status == "queued"
+    assert services.web_sources_due() == []  # queued once
+    # A reading under way is not started twice.
+    assert services.web_source_sync(source_id=WebSource.objects.get(url__endswith="/busy").id) is None
+
+
+def test_a_web_source_added_is_read_by_the_worker(worker, fake_site, alice, collection_a):
+    _site(fake_site)
+    source = services.web_source_add(
+        collection=collection_a, url=f"{fake_site.origin}/docs/intro", user=alice, crawl=False
+    )
+    deadline = timezone.now() + timedelta(seconds=60)
+    while WebSource.objects.get(id=source.id).status in ("queued", "syncing") and timezone.now() < deadline:
+        import time
+
+        time.sleep(0.1)
+    source.refresh_from_db()
+    assert (source.status, source.pages) == ("ok", 1)
+    [document] = Document.objects.filter(source=source)
+    assert wait_done(document.id).status == "ready"
+    assert document.uploaded_by == alice and document.title == "Intro"
+    assert fake_site.requests == ["/docs/intro"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"url": "ftp://example.org/"}, "http:// or https://"),
+        ({"url": "http://example.org/", "max_pages": 0}, "max_pages"),
+        ({"url": "http://example.org/", "refresh_hours": -1}, "refresh_hours"),
+    ],
+)
+def test_what_cannot_be_added(db, collection_a, kwargs, error):
+    with pytest.raises((ValueError, web.Refused), match=error):
+        services.web_source_add(collection=collection_a, **kwargs)

@@ -1,0 +1,71 @@
+"""A small web site on loopback for web source tests: pages the test sets (status, type, body,
+headers), the requests it was sent, and a stall for timeouts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+
+from .loopback import LoopbackServer
+
+
+class FakeSite(LoopbackServer):
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[int, str, bytes, dict]] = {}
+        self.requests: list[str] = []
+        self.stall_s = 0.0
+        self.lock = threading.Lock()
+        self._listen(self._handler())
+
+    def reset(self) -> None:
+        with self.lock:
+            self.pages.clear()
+            self.requests.clear()
+            self.stall_s = 0.0
+
+    def page(
+        self, path: str, body: str | bytes = b"", *, status: int = 200, type: str = "text/html", **headers
+    ):
+        if isinstance(body, str):
+            body = body.encode()
+        self.pages[path] = (status, type, body, headers)
+
+    def html(self, path: str, title: str, text: str, links: tuple[str, ...] = (), head: str = "") -> None:
+        anchors = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
+        self.page(
+            path,
+            f"<!doctype html><html><head><title>{title}</title>{head}</head>"
+            f"<body><nav><ul>{anchors}</ul></nav><main><h1>{title}</h1><p>{text}</p></main></body></html>",
+            type="text/html; charset=utf-8",
+        )
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        self.page(path, status=status, Location=location)
+
+    def _handler(self):
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                with site.lock:
+                    site.requests.append(self.path)
+                    found = site.pages.get(self.path)
+                if site.stall_s:
+                    time.sleep(site.stall_s)
+                status, content_type, body, headers = found or (404, "text/plain", b"not found", {})
+                self.send_response(status)
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
