@@ -17,7 +17,7 @@ import time
 import urllib.robotparser
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urldefrag, urljoin, urlsplit, urlunsplit
 
 import httpcore
 from bs4 import BeautifulSoup
@@ -120,10 +120,20 @@ def check_url(url: str) -> str:
     if parts.username or parts.password:
         raise Refused("a web address with a user name or password in it is not read")
     try:
-        parts.port  # noqa: B018 - raises on a port that is no number
+        port = parts.port
     except ValueError as exc:
         raise Refused("the address's port is not a number") from exc
-    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path or "/", parts.query, ""))
+    # HTTP wants ASCII: an international name in its IDNA form, other characters percent-encoded.
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise Refused(f"{parts.hostname} is not a host name") from exc
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    netloc = host if port is None else f"{host}:{port}"
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    query = quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 @dataclass
@@ -165,7 +175,9 @@ class Fetcher:
         for _ in range(_MAX_REDIRECTS + 1):
             url = check_url(url)
             status, headers, body, location = self._get_once(url, accept)
-            if status in _REDIRECTS and location:
+            if status in _REDIRECTS:
+                if not location:
+                    raise WebError(f"the server redirects ({status}) without saying where", status)
                 url = urljoin(url, location)
                 continue
             if status in (404, 410):
@@ -330,6 +342,7 @@ def read(
         robots = _Robots(fetcher) if crawl else None
         queue: list[str] = [start]
         seen: set[str] = {start}
+        kept: set[str] = set()
         sitemaps = 0
         first = True
         while queue:
@@ -401,8 +414,10 @@ def read(
             if not page.index:
                 reading.skipped.append((final, "the page asks not to be indexed (noindex)"))
                 continue
-            if final != address and any(p.url == final for p in reading.pages):
-                continue  # two addresses redirecting to one page
+            if final != address and final in kept:
+                continue  # two addresses leading to one page
+            seen.add(final)
+            kept.add(final)
             reading.pages.append(page)
             yield page
             if robots is not None and queue:

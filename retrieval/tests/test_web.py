@@ -60,9 +60,13 @@ def test_addresses_that_are_not_read(url):
         web.check_url(url)
 
 
-def test_check_url_drops_the_fragment_and_lowers_the_host():
+def test_check_url_drops_the_fragment_and_lowers_the_host_and_gives_ascii():
     assert web.check_url(" https://Docs.Example.org/Guide#top ") == "https://docs.example.org/Guide"
     assert web.check_url("http://example.org") == "http://example.org/"
+    assert web.check_url("https://Bücher.example:8443/straße?q=groß&x=%20") == (
+        "https://xn--bcher-kva.example:8443/stra%C3%9Fe?q=gro%C3%9F&x=%20"
+    )
+    assert web.check_url("http://[::1]:8080/a b") == "http://[::1]:8080/a%20b"
 
 
 def test_loopback_is_refused_by_default(settings, fake_site_server):
@@ -98,7 +102,10 @@ def test_redirects_are_followed_and_limited(fake_site):
     fake_site.redirect("/old", "/new", status=301)
     for i in range(7):
         fake_site.redirect(f"/loop{i}", f"/loop{i + 1}")
+    fake_site.redirect("/nowhere", "")
     with web.Fetcher() as fetcher:
+        with pytest.raises(web.WebError, match="without saying where"):
+            fetcher.get(f"{fake_site.origin}/nowhere")
         url, content_type, body = fetcher.get(f"{fake_site.origin}/old")
         assert url == f"{fake_site.origin}/new" and content_type == "text/html" and b"moved here" in body
         with pytest.raises(web.WebError, match="more than five times"):
@@ -217,6 +224,15 @@ def test_a_sitemap_gives_the_pages(fake_site):
     )
     fake_site.html("/a", "A", "a")
     fake_site.html("/b", "B", "b")
+    fake_site.redirect("/c", "/a")  # a page listed twice, by two addresses
+    fake_site.pages["/pages.xml"] = (
+        200,
+        "text/xml",
+        fake_site.pages["/pages.xml"][2].replace(
+            b"</urlset>", f"<url><loc>{o}/c</loc></url></urlset>".encode()
+        ),
+        {},
+    )
     reading = _read(f"{o}/sitemap.xml", crawl=False, max_pages=10)
     assert [p.url for p in reading.pages] == [f"{o}/a", f"{o}/b"]
     assert reading.complete
