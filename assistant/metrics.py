@@ -140,11 +140,26 @@ WORKER_STAGE_SECONDS = Counter(
     "Time spent ingesting, by stage (parse, chunk, embed, insert)",
     ["stage"],
 )
+WORKER_WEB_READINGS = Counter(
+    "docent_worker_web_readings_total", "Readings of web sources, by outcome (ok, failed)", ["outcome"]
+)
+WORKER_WEB_PAGES = Counter(
+    "docent_worker_web_pages_total",
+    "Pages of web sources read, by what became of them (new, unchanged, skipped, deleted)",
+    ["outcome"],
+)
 WORKER_TASKS = Counter(
     "docent_worker_tasks_total",
     "Ingestion tasks ended, by outcome (done, retry, gave_up, time_limit, split)",
     ["outcome"],
 )
+
+
+def record_web_reading(outcome: str, pages: dict[str, int]) -> None:
+    WORKER_WEB_READINGS.labels(outcome=outcome).inc()
+    for name, n in pages.items():
+        if n:
+            WORKER_WEB_PAGES.labels(outcome=name).inc(n)
 
 
 def record_ingest(outcome: str, stats=None, failed: int = 0) -> None:

@@ -65,7 +65,10 @@ def conversation_markdown(*, title: str, exported_at: str, messages: Iterable[di
                     for x in (s.get("heading_path") or "", f"page {s['page']}" if s.get("page") else "")
                     if x
                 )
-                out.append(f"{s.get('n')}. **{s.get('title', '')}**" + (f" ({where})" if where else ""))
+                link = f" <{s['url']}>" if str(s.get("url", "")).startswith(("https://", "http://")) else ""
+                out.append(
+                    f"{s.get('n')}. **{s.get('title', '')}**" + (f" ({where})" if where else "") + link
+                )
                 if s.get("text"):
                     out += ["", _quote(s["text"]), ""]
             out.append("")

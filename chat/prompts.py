@@ -37,6 +37,7 @@ class Passage:
     rerank_score: float | None = None  # the reranker's, when one re-scored the search
     dense_rank: int | None = None  # its places in the two retrievers' lists, when it was in them
     keyword_rank: int | None = None
+    url: str = ""  # the web page its document was read from (a web source's)
 
     @classmethod
     def numbered(cls, hits: Sequence) -> list[Passage]:
@@ -56,6 +57,7 @@ class Passage:
                 rerank_score=getattr(h, "rerank_score", None),
                 dense_rank=getattr(h, "dense_rank", None),
                 keyword_rank=getattr(h, "keyword_rank", None),
+                url=getattr(h, "url", ""),
             )
             for i, h in enumerate(hits)
         ]
@@ -70,6 +72,7 @@ class Passage:
             "text": self.text,
             "heading_path": self.heading_path,
             "page": self.page,
+            **({"url": self.url} if self.url else {}),
         }
 
 

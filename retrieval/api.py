@@ -607,6 +607,7 @@ class SearchHitOut(Schema):
     dense_rank: int | None
     keyword_rank: int | None
     language: str  # the passage's collection's, as its keyword index reads it
+    url: str | None = Field(None, description="The web page its document was read from, if it was")
     rerank_score: float | None  # the reranker's score, when one re-ordered the results
 
 
@@ -641,4 +642,4 @@ def search(request, payload: SearchIn):
     )
     # Highlighted in the languages of the collections the passages come from.
     terms = selectors.query_terms(query=payload.query, collection_ids={h.collection_id for h in hits})
-    return {"results": [h.__dict__ for h in hits], "terms": terms}
+    return {"results": [h.__dict__ | {"url": h.url or None} for h in hits], "terms": terms}

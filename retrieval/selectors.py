@@ -301,6 +301,7 @@ class SearchHit:
     dense_distance: float | None
     bm25: float | None
     language: str = "english"  # its collection's, as its keyword index reads it
+    url: str = ""  # the web page its document was read from, if it was
     rerank_score: float | None = None  # the reranker's, when one re-ordered the candidates
 
 
@@ -463,7 +464,7 @@ fused AS (
 
 _SELECT = """
 SELECT f.id, ch.document_id, ch.collection_id, doc.title, ch.text, ch.heading_path, ch.page,
-       f.score::float8, f.dense_rank, f.keyword_rank, f.d::float8, f.s::float8, acc.language
+       f.score::float8, f.dense_rank, f.keyword_rank, f.d::float8, f.s::float8, acc.language, doc.source_url
 FROM fused f JOIN retrieval_chunk ch ON ch.id = f.id JOIN retrieval_document doc ON doc.id = ch.document_id
 JOIN acc ON acc.id = ch.collection_id
 ORDER BY f.score DESC, f.id

@@ -1437,14 +1437,17 @@ def web_source_sync(*, source_id: int) -> WebSource | None:
     deadline = time.monotonic() + settings.DOCENT_WEB_READING_S
     kept: set[str] = set()
     skipped: list[dict] = []
+    # What became of the pages, for /metrics (the task reads it).
+    source.tally = tally = {"new": 0, "unchanged": 0, "skipped": 0, "deleted": 0}
     try:
         for item in web.read(source.url, crawl=source.crawl, max_pages=source.max_pages, deadline=deadline):
             if isinstance(item, web.Page):
-                reason = _web_page_store(source, item)
-                if reason is None:
+                outcome = _web_page_store(source, item)
+                if outcome in ("new", "unchanged"):
                     kept.add(item.url)
+                    tally[outcome] += 1
                 else:
-                    skipped.append({"url": item.url, "reason": reason})
+                    skipped.append({"url": item.url, "reason": outcome})
                 continue
             reading = item
     except web.WebError as exc:
@@ -1464,6 +1467,8 @@ def web_source_sync(*, source_id: int) -> WebSource | None:
         gone = set(reading.gone)
         stale = [d for d in pages if d.source_url in gone or (reading.complete and d.source_url not in kept)]
         _documents_remove(stale)
+    tally["deleted"] = len({d.source_url for d in stale})
+    tally["skipped"] = len(skipped)
     if not reading.complete and reading.pages and len(reading.pages) >= source.max_pages:
         skipped.append(
             {"url": source.url, "reason": f"stopped at {source.max_pages} pages, the source's most"}
@@ -1478,15 +1483,15 @@ def web_source_sync(*, source_id: int) -> WebSource | None:
     return source
 
 
-def _web_page_store(source: WebSource, page) -> str | None:
+def _web_page_store(source: WebSource, page) -> str:
     """Make the page a document, unless it is unchanged or its content is already one of the
-    collection's documents; why it is not kept, if it is not."""
+    collection's documents: "new", "unchanged", or why it is not kept."""
     import io
 
     digest = hashlib.sha256(page.body).hexdigest()
     mine = Document.objects.filter(source=source, source_url=page.url)
     if mine.filter(content_hash=digest).exists():
-        return None  # unchanged (a page that failed to ingest fails again: not taken anew each time)
+        return "unchanged"  # a page that failed to ingest would fail again: not taken anew each time
     try:
         # Django's foreign keys are checked at commit: a source removed meanwhile fails there.
         with transaction.atomic():
@@ -1511,7 +1516,7 @@ def _web_page_store(source: WebSource, page) -> str | None:
         return (
             f"the same content as {document.source_url or document.original_name}, already in the collection"
         )
-    return None
+    return "new"
 
 
 def _web_source_done(

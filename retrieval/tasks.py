@@ -109,7 +109,9 @@ def password_reset_send_later(user_id: int, base_url: str) -> bool:
 def sync_web_source(source_id: int) -> None:
     # A reading stops itself at DOCENT_WEB_READING_S, inside these limits; one cut short by a dead
     # worker is taken again by the schedule once it is stale.
-    services.web_source_sync(source_id=source_id)
+    source = services.web_source_sync(source_id=source_id)
+    if source is not None:
+        metrics.record_web_reading(source.status, getattr(source, "tally", {}))
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -1005,6 +1005,18 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
             "data-status", "ready", timeout=60_000
         )
 
+    # An answer drawn from it opens the passage, and links the page it was read from.
+    page.goto(f"{live_url}/")
+    page.fill("textarea", "How many days of leave do employees get a year?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    answer.locator("button.cite").first.click()
+    expect(page.locator("#source-title")).to_contain_text("Leave policy")
+    expect(page.locator("#source-web")).to_have_attribute("href", f"{fake_site.origin}/handbook/leave")
+    page.goto(f"{live_url}/library/")
+    section.locator("details.web-sources > summary").click()
+
     page.once("dialog", lambda dialog: dialog.accept())
     source.locator("[data-action=source-remove]").click()
     expect(section.locator("li.source")).to_have_count(0)

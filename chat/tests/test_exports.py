@@ -128,3 +128,25 @@ def test_the_thread_shown_is_written_with_its_answers_numbered_among_their_versi
     assert "### Answer\n\nTen days." in text
     for hidden in ("25 days.", "Twenty-five!", "Travel?", "Economy."):
         assert hidden not in text
+
+
+def test_a_source_read_from_the_web_gives_its_address_and_nothing_else_is_linked():
+    def exported(url):
+        return conversation_markdown(
+            title="Web",
+            exported_at="now",
+            messages=[
+                {"role": "user", "text": "Setup?", "status": "complete"},
+                {
+                    "role": "assistant",
+                    "text": "In spring [1].",
+                    "status": "complete",
+                    "sources": [
+                        {"n": 1, "title": "Setup", "heading_path": "", "text": "Spring.", "url": url}
+                    ],
+                },
+            ],
+        )
+
+    assert "1. **Setup** <https://docs.example.org/setup>\n" in exported("https://docs.example.org/setup")
+    assert "1. **Setup**\n" in exported("javascript:alert(1)")

@@ -155,3 +155,14 @@ def test_small_talk_is_only_a_whole_greeting_thanks_or_goodbye():
     assert prompts.small_talk("Hello world program") is None
     assert prompts.small_talk("thanks for what?") is None
     assert prompts.small_talk("") is None
+
+
+def test_a_passage_of_a_web_page_names_the_page_in_its_source():
+    from retrieval.selectors import SearchHit
+
+    def hit(url):
+        return SearchHit(1, 2, 3, "Setup", "Spring.", "", None, 0.5, 1, None, 0.2, None, url=url)
+
+    web, upload = Passage.numbered([hit("https://docs.example.org/setup"), hit("")])
+    assert web.source()["url"] == "https://docs.example.org/setup"
+    assert "url" not in upload.source()

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from retrieval import services, web
+from retrieval import selectors, services, web
 from retrieval.models import Chunk, Document, WebSource
 
 from .helpers import wait_done
@@ -36,10 +36,13 @@ def _pages(source) -> dict[str, Document]:
     return {d.source_url.rsplit("/", 1)[-1] or "index": d for d in Document.objects.filter(source=source)}
 
 
-def test_a_site_is_read_and_kept_in_step(db, fake_site, collection_a, django_capture_on_commit_callbacks):
+def test_a_site_is_read_and_kept_in_step(
+    db, fake_site, alice, collection_a, django_capture_on_commit_callbacks
+):
     _site(fake_site)
     source = _sync_and_ingest(_source(collection_a, fake_site), django_capture_on_commit_callbacks)
     assert (source.status, source.pages, source.error) == ("ok", 3, "")
+    assert source.tally == {"new": 3, "unchanged": 0, "skipped": 0, "deleted": 0}
     assert source.next_sync_at - source.synced_at == timedelta(hours=24)
     pages = _pages(source)
     assert sorted(pages) == ["index", "intro", "setup"]
@@ -52,10 +55,13 @@ def test_a_site_is_read_and_kept_in_step(db, fake_site, collection_a, django_cap
         "ready",
     )
     assert "heat pump" in " ".join(Chunk.objects.filter(document=setup).values_list("text", flat=True))
+    # Search names the page each passage was read from.
+    [hit] = selectors.search(user=alice, query="heat pump winter frost", mode="keyword", k=1)
+    assert (hit.document_id, hit.url) == (setup.id, f"{fake_site.origin}/docs/setup")
 
     # Nothing changed: nothing is taken again.
     before = {d.id for d in pages.values()}
-    _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert _sync_and_ingest(source, django_capture_on_commit_callbacks).tally["unchanged"] == 3
     assert {d.id for d in _pages(source).values()} == before
 
     # A changed page is a new version, which replaces the old once ready; a page no longer linked
@@ -79,7 +85,7 @@ def test_a_site_is_read_and_kept_in_step(db, fake_site, collection_a, django_cap
         "setup": "the server answered 503"
     }
     fake_site.page("/docs/setup", b"", status=410)
-    _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert _sync_and_ingest(source, django_capture_on_commit_callbacks).tally["deleted"] == 1
     assert sorted(_pages(source)) == ["index"]
 
     # The site down: the reading fails, says why, deletes nothing, and is tried again within an hour.
@@ -171,8 +177,18 @@ def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_sit
     assert services.web_source_sync(source_id=WebSource.objects.get(url__endswith="/busy").id) is None
 
 
+def _sample(name: str, **labels) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_a_web_source_added_is_read_by_the_worker(worker, fake_site, alice, collection_a):
     _site(fake_site)
+    readings, pages = (
+        _sample("docent_worker_web_readings_total", outcome="ok"),
+        _sample("docent_worker_web_pages_total", outcome="new"),
+    )
     source = services.web_source_add(
         collection=collection_a, url=f"{fake_site.origin}/docs/intro", user=alice, crawl=False
     )
@@ -187,6 +203,8 @@ def test_a_web_source_added_is_read_by_the_worker(worker, fake_site, alice, coll
     assert wait_done(document.id).status == "ready"
     assert document.uploaded_by == alice and document.title == "Intro"
     assert fake_site.requests == ["/docs/intro"]
+    assert _sample("docent_worker_web_readings_total", outcome="ok") == readings + 1
+    assert _sample("docent_worker_web_pages_total", outcome="new") == pages + 1
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,10 @@ window.DocentCitations = (() => {
     if (source) draw($("source-text"), source);
     else $("source-text").textContent = unavailable;
     $("source-open").hidden = !source;
+    // A passage of a web page (a web source's) also links the page itself, where it was read.
+    const web = source && /^https?:\/\//.test(source.url || "") ? source.url : "";
+    $("source-web").hidden = !web;
+    if (web) $("source-web").href = web;
     $("source-context").hidden = !(source && source.chunk_id);
     if (source && source.chunk_id) {
       $("source-context").href = `/library/documents/${encodeURIComponent(source.document_id)}/?chunk=${encodeURIComponent(source.chunk_id)}`;
