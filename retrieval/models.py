@@ -170,9 +170,12 @@ class WebSource(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     synced_at = models.DateTimeField(null=True, blank=True)
-    # When a reading began: a worker lost mid-reading leaves it, and the schedule takes the source
-    # again once it is old.
+    # A reading goes in slices (each a task): `reading` names the one under way, `started_at` is
+    # when its last slice began (a worker lost mid-slice leaves it old, and the schedule takes the
+    # source again), `state` is where it stands (a lost slice's successor goes on from there).
     started_at = models.DateTimeField(null=True, blank=True)
+    reading = models.CharField(max_length=32, blank=True, default="", editable=False)
+    state = models.JSONField(default=dict, blank=True, editable=False)
     next_sync_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1396,13 +1396,15 @@ def web_source_remove(*, source: WebSource) -> int:
 
 
 def _web_stale_before():
-    # A reading stops itself at DOCENT_WEB_READING_S; one older than that and a margin lost its worker.
-    return timezone.now() - timezone.timedelta(seconds=settings.DOCENT_WEB_READING_S + 600)
+    # A slice runs DOCENT_WEB_SLICE_S and its last page's fetch; one older than that and a margin
+    # lost its worker.
+    lost_after = settings.DOCENT_WEB_SLICE_S + 4 * settings.DOCENT_WEB_TIMEOUT_S + 300
+    return timezone.now() - timezone.timedelta(seconds=lost_after)
 
 
 def web_sources_due() -> list[int]:
-    """Queue the sources whose time to be read again has come (and readings a lost worker left);
-    their ids."""
+    """Queue the sources whose time to be read again has come, and readings a lost worker left
+    (they go on from their last slice); their ids."""
     now = timezone.now()
     due = list(
         WebSource.objects.filter(refresh_hours__gt=0, next_sync_at__lte=now)
@@ -1420,38 +1422,48 @@ def web_sources_due() -> list[int]:
     return queued
 
 
-def web_source_sync(*, source_id: int) -> WebSource | None:
-    """Read a source: pages new or changed become documents (a changed page replaces its older
-    version once ready), pages the server says are gone, or no longer in reach of a reading that
-    visited everything, are deleted. A reading that fails at its first address deletes nothing.
-    None when the source is gone or another reading is under way."""
+def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource | None:
+    """One slice of a source's reading (`DOCENT_WEB_SLICE_S`): a new reading without `reading`,
+    else the slice after that reading's last. Pages new or changed become documents (a changed page
+    replaces its older version once ready). When the reading is done, pages the server says are
+    gone, or no longer in reach of a reading that visited everything, are deleted; a reading that
+    fails at its first address deletes nothing. Otherwise its state is saved and the next slice
+    queued. None when the source is gone or another reading holds it."""
+    from .tasks import sync_web_source
+
     now = timezone.now()
-    claimed = (
-        WebSource.objects.filter(id=source_id)
-        .exclude(status=WebSource.Status.SYNCING, started_at__gt=_web_stale_before())
-        .update(status=WebSource.Status.SYNCING, started_at=now, error="")
-    )
+    rows = WebSource.objects.filter(id=source_id)
+    if reading is None:
+        reading = uuid.uuid4().hex
+        claimed = rows.exclude(status=WebSource.Status.SYNCING, started_at__gt=_web_stale_before()).update(
+            status=WebSource.Status.SYNCING, started_at=now, error="", reading=reading
+        )
+    else:
+        claimed = rows.filter(status=WebSource.Status.SYNCING, reading=reading).update(started_at=now)
     if not claimed:
         return None
     source = WebSource.objects.select_related("collection").get(id=source_id)
-    deadline = time.monotonic() + settings.DOCENT_WEB_READING_S
-    kept: set[str] = set()
-    skipped: list[dict] = []
-    # What became of the pages, for /metrics (the task reads it).
-    source.tally = tally = {"new": 0, "unchanged": 0, "skipped": 0, "deleted": 0}
+    state = source.state or {}  # a lost reading's, when this one goes on from it
+    began = state.get("began", time.time())
+    tally = state.get("tally") or {"new": 0, "unchanged": 0, "skipped": 0, "deleted": 0}
+    source.tally = None  # what became of the pages, for /metrics, once the reading is done
+    left = began + settings.DOCENT_WEB_READING_S - time.time()
     try:
-        for item in web.read(source.url, crawl=source.crawl, max_pages=source.max_pages, deadline=deadline):
-            if isinstance(item, web.Page):
-                outcome = _web_page_store(source, item)
+        if state.get("crawl"):
+            crawl = web.Crawl.resume(state["crawl"])
+        else:
+            crawl = web.Crawl(source.url, crawl=source.crawl, max_pages=source.max_pages)
+        with web.Fetcher() as fetcher:
+            for page in crawl.pages(fetcher, until=time.monotonic() + min(settings.DOCENT_WEB_SLICE_S, left)):
+                outcome = _web_page_store(source, page)
                 if outcome in ("new", "unchanged"):
-                    kept.add(item.url)
+                    crawl.keep(page.url)
                     tally[outcome] += 1
                 else:
-                    skipped.append({"url": item.url, "reason": outcome})
-                continue
-            reading = item
+                    crawl.skip(page.url, outcome)
     except web.WebError as exc:
         _web_source_done(source, status=WebSource.Status.FAILED, error=str(exc), retry_hours=1)
+        source.tally = tally
         return source
     except WebSource.DoesNotExist:
         return None
@@ -1461,22 +1473,32 @@ def web_source_sync(*, source_id: int) -> WebSource | None:
             source, status=WebSource.Status.FAILED, error="the reading stopped on an error", retry_hours=1
         )
         raise
-    skipped += [{"url": url, "reason": reason} for url, reason in reading.skipped]
+    if not crawl.done and time.time() - began >= settings.DOCENT_WEB_READING_S:
+        crawl.stop(f"stopped after {settings.DOCENT_WEB_READING_S // 60} minutes, a reading's most")
+    if not crawl.done:
+        source.state = {"crawl": crawl.state(), "began": began, "tally": tally}
+        saved = WebSource.objects.filter(id=source.id, reading=reading).update(state=source.state)
+        if saved:
+            transaction.on_commit(lambda: sync_web_source.delay(source.id, reading), robust=True)
+        return source
+
+    kept = set(crawl.kept)
     with transaction.atomic():
         pages = Document.objects.filter(source=source).select_related("collection")
-        gone = set(reading.gone)
-        stale = [d for d in pages if d.source_url in gone or (reading.complete and d.source_url not in kept)]
+        gone = set(crawl.gone)
+        stale = [d for d in pages if d.source_url in gone or (crawl.complete and d.source_url not in kept)]
         _documents_remove(stale)
+    skipped = [{"url": url, "reason": why} for url, why in crawl.skipped]
+    if crawl.stopped:
+        skipped.append({"url": source.url, "reason": crawl.stopped})
     tally["deleted"] = len({d.source_url for d in stale})
     tally["skipped"] = len(skipped)
-    if not reading.complete and reading.pages and len(reading.pages) >= source.max_pages:
-        skipped.append(
-            {"url": source.url, "reason": f"stopped at {source.max_pages} pages, the source's most"}
-        )
+    source.tally = tally
+    failed = not kept and bool(skipped)
     _web_source_done(
         source,
-        status=WebSource.Status.OK if kept or not reading.pages else WebSource.Status.FAILED,
-        error="" if kept or not reading.pages else "no page it found could be read",
+        status=WebSource.Status.FAILED if failed else WebSource.Status.OK,
+        error="no page it found could be kept" if failed else "",
         pages=len(kept),
         skipped=skipped[:100],
     )
@@ -1531,6 +1553,8 @@ def _web_source_done(
         error=error[:2000],
         synced_at=now,
         next_sync_at=now + timezone.timedelta(hours=hours) if hours else None,
+        reading="",
+        state={},
     )
     WebSource.objects.filter(id=source.id).update(**fields)
     for name, value in fields.items():

@@ -104,14 +104,14 @@ def password_reset_send_later(user_id: int, base_url: str) -> bool:
 
 
 @shared_task(
-    acks_late=True, reject_on_worker_lost=True, ignore_result=True, soft_time_limit=1200, time_limit=1500
+    acks_late=True, reject_on_worker_lost=True, ignore_result=True, soft_time_limit=600, time_limit=900
 )
-def sync_web_source(source_id: int) -> None:
-    # A reading stops itself at DOCENT_WEB_READING_S, inside these limits; one cut short by a dead
-    # worker is taken again by the schedule once it is stale.
-    source = services.web_source_sync(source_id=source_id)
-    if source is not None:
-        metrics.record_web_reading(source.status, getattr(source, "tally", {}))
+def sync_web_source(source_id: int, reading: str | None = None) -> None:
+    # One slice of a reading (DOCENT_WEB_SLICE_S), well inside these limits; it queues the next. A
+    # slice lost with its worker is taken again by the schedule, from where the reading stood.
+    source = services.web_source_sync(source_id=source_id, reading=reading)
+    if source is not None and source.tally is not None:
+        metrics.record_web_reading(source.status, source.tally)
 
 
 @shared_task(acks_late=True, ignore_result=True)

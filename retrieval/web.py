@@ -280,42 +280,50 @@ def in_scope(url: str, scope: tuple[str, str]) -> bool:
 
 class _Robots:
     """robots.txt, one a site (RFC 9309): none there (4xx) allows everything; one that cannot be
-    read (5xx, unreachable) allows nothing."""
+    read (5xx, unreachable) allows nothing. `texts` (origin -> the file, or "" for allow-all, None
+    for disallow-all) is kept with a crawl's state, so a crawl going on later reads none again."""
 
-    def __init__(self, fetcher: Fetcher):
-        self.fetcher = fetcher
-        self.sites: dict[str, urllib.robotparser.RobotFileParser] = {}
+    def __init__(self, texts: dict[str, str | None] | None = None):
+        self.texts: dict[str, str | None] = dict(texts or {})
+        self.parsers: dict[str, urllib.robotparser.RobotFileParser] = {}
 
-    def allows(self, url: str) -> bool:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self.sites:
-            parser = urllib.robotparser.RobotFileParser()
+    def _parser(self, origin: str, fetcher: Fetcher) -> urllib.robotparser.RobotFileParser:
+        if origin not in self.texts:
             try:
-                _, _, body = self.fetcher.get(f"{origin}/robots.txt")
-                parser.parse(body.decode("utf-8", "replace").splitlines())
-            except Gone:
-                parser.allow_all = True
+                _, _, body = fetcher.get(f"{origin}/robots.txt")
+                self.texts[origin] = body.decode("utf-8", "replace")
             except Refused:
                 raise
             except WebError as exc:
-                if exc.status is not None and exc.status < 500:  # 401, 403, ...: as though there were none
-                    parser.allow_all = True
-                else:
-                    parser.disallow_all = True
-            self.sites[origin] = parser
-        return self.sites[origin].can_fetch("DocentBot", url)
+                # 4xx (401 and 403 too): as though there were none; 5xx or unreachable: nothing.
+                self.texts[origin] = "" if exc.status is not None and exc.status < 500 else None
+        if origin not in self.parsers:
+            parser = urllib.robotparser.RobotFileParser()
+            text = self.texts[origin]
+            if text is None:
+                parser.disallow_all = True
+            else:
+                parser.parse(text.splitlines())
+            self.parsers[origin] = parser
+        return self.parsers[origin]
+
+    def allows(self, url: str, fetcher: Fetcher) -> bool:
+        return self._parser(_origin(url), fetcher).can_fetch("DocentBot", url)
 
     def delay(self, url: str) -> float:
-        parts = urlsplit(url)
-        parser = self.sites.get(f"{parts.scheme}://{parts.netloc}")
+        parser = self.parsers.get(_origin(url))
         found = parser.crawl_delay("DocentBot") if parser else None
         return min(float(found or 0), 10.0)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 @dataclass
 class Reading:
-    """What one reading of a source found: pages to keep, and the addresses left out with why.
+    """What a reading of a source found: pages to keep, and the addresses left out with why.
     `complete`: every page in reach was visited, so a page no longer found is gone."""
 
     pages: list[Page] = field(default_factory=list)
@@ -324,105 +332,176 @@ class Reading:
     complete: bool = True
 
 
-def read(
-    url: str, *, crawl: bool, max_pages: int, deadline: float | None = None, fetcher: Fetcher | None = None
-) -> Iterator[Page | Reading]:
-    """Read a source: yields each page as it arrives, then the Reading. The first address failing is
-    WebError (the whole reading failed, nothing is to be deleted); later pages failing are skipped.
+class Crawl:
+    """A reading of a source that can stop and go on later (`state()` / `Crawl.resume`), so a big
+    site is read in slices that let other tasks run between them, and a worker lost mid-way loses
+    one slice. The first address failing is WebError: the whole reading failed.
 
-    A sitemap (XML with <urlset> or <sitemapindex>) gives the pages to read, on its own site. With
-    `crawl`, links are followed breadth first under the first address's folder, robots.txt honoured.
-    """
-    own = fetcher is None
-    fetcher = fetcher or Fetcher()
-    reading = Reading()
-    try:
-        start = check_url(url)
-        scope = scope_of(start)
-        robots = _Robots(fetcher) if crawl else None
-        queue: list[str] = [start]
-        seen: set[str] = {start}
-        kept: set[str] = set()
-        sitemaps = 0
-        first = True
-        while queue:
-            if len(reading.pages) >= max_pages:
-                reading.complete = False
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                reading.complete = False
-                break
-            address = queue.pop(0)
-            if robots is not None and not first and not robots.allows(address):
-                reading.skipped.append((address, "robots.txt asks robots not to read it"))
+    One page alone; with `crawl`, the pages its links lead to under its folder, breadth first,
+    robots.txt honoured; a sitemap (XML with <urlset> or <sitemapindex>) gives the pages to read, on
+    its own site. `kept` are the pages the caller kept (`keep`); at most `max_pages` of them."""
+
+    def __init__(self, url: str, *, crawl: bool, max_pages: int):
+        self.start = check_url(url)
+        self.crawl = crawl
+        self.max_pages = max_pages
+        self.scope = scope_of(self.start)
+        self.queue: list[str] = [self.start]
+        self.seen: set[str] = {self.start}
+        self.kept: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.gone: list[str] = []
+        self.complete = True
+        self.stopped = ""  # why it ended before its queue did
+        self.sitemaps = 0
+        self.first = True
+        self.robots = _Robots()
+
+    def state(self) -> dict:
+        return {
+            "start": self.start,
+            "crawl": self.crawl,
+            "max_pages": self.max_pages,
+            "scope": list(self.scope),
+            "queue": self.queue,
+            "seen": sorted(self.seen),
+            "kept": self.kept,
+            "skipped": [list(s) for s in self.skipped],
+            "gone": self.gone,
+            "complete": self.complete,
+            "stopped": self.stopped,
+            "sitemaps": self.sitemaps,
+            "first": self.first,
+            "robots": self.robots.texts,
+        }
+
+    @classmethod
+    def resume(cls, state: dict) -> Crawl:
+        crawl = cls(state["start"], crawl=state["crawl"], max_pages=state["max_pages"])
+        crawl.scope = tuple(state["scope"])
+        crawl.queue = list(state["queue"])
+        crawl.seen = set(state["seen"])
+        crawl.kept = list(state["kept"])
+        crawl.skipped = [tuple(s) for s in state["skipped"]]
+        crawl.gone = list(state["gone"])
+        crawl.complete = state["complete"]
+        crawl.stopped = state["stopped"]
+        crawl.sitemaps = state["sitemaps"]
+        crawl.first = state["first"]
+        crawl.robots = _Robots(state["robots"])
+        return crawl
+
+    @property
+    def done(self) -> bool:
+        return not self.queue or bool(self.stopped)
+
+    def stop(self, why: str) -> None:
+        self.stopped = why
+        self.complete = False
+
+    def keep(self, url: str) -> None:
+        self.kept.append(url)
+
+    def skip(self, url: str, why: str) -> None:
+        self.skipped.append((url, why))
+
+    def pages(self, fetcher: Fetcher, *, until: float | None = None) -> Iterator[Page]:
+        """The pages read from here on, until the queue is done or `until` (time.monotonic()) comes;
+        the caller says of each whether it kept it (`keep`), which the page limit counts."""
+        progressed = False  # at least one address a call, so slices always move on
+        while self.queue and not self.stopped:
+            if len(self.kept) >= self.max_pages:
+                self.stop(f"stopped at {self.max_pages} pages, the source's most")
+                return
+            if progressed and until is not None and time.monotonic() > until:
+                return
+            progressed = True
+            address = self.queue.pop(0)
+            if self.crawl and not self.first and not self.robots.allows(address, fetcher):
+                self.skip(address, "robots.txt asks robots not to read it")
                 continue
             try:
                 final, content_type, body = fetcher.get(address, accept=readable)
-            except Gone:
-                if first:
-                    raise
-                reading.gone.append(address)
-                continue
-            except Refused as exc:
-                if first:
-                    raise
-                reading.skipped.append((address, str(exc)))
-                continue
             except WebError as exc:
-                if first:
+                if self.first:
                     raise
-                reading.skipped.append((address, str(exc)))
-                reading.complete = False  # it may still be there: its document is kept
+                if isinstance(exc, Gone):
+                    self.gone.append(address)
+                else:
+                    self.skip(address, str(exc))
+                    if not isinstance(exc, Refused):
+                        self.complete = False  # it may still be there: its document is kept
                 continue
             if content_type in _XML:
-                found = _sitemap_locs(body)
-                if found is None or sitemaps >= _MAX_SITEMAPS:
-                    if first:
-                        raise WebError("the address gives XML that is no sitemap")
-                    reading.skipped.append((address, "XML that is no sitemap"))
-                    continue
-                sitemaps += 1
-                if first:
-                    scope = (scope_of(final)[0], "/")  # a sitemap lists its site's pages
-                for loc in found[1]:
-                    try:
-                        loc = check_url(urljoin(final, loc))
-                    except Refused:
-                        continue
-                    if loc not in seen and in_scope(loc, scope):
-                        seen.add(loc)
-                        queue.append(loc)
-                first = False
+                self._sitemap(address, final, body)
                 continue
             page = (
                 _html_page(final, content_type, body)
                 if reading_html(content_type)
                 else Page(url=final, content_type=content_type, body=body)
             )
-            if first:
-                scope = scope_of(final) if final != start else scope  # http://x redirected to https://x/
-            first = False
-            if crawl:
-                for link in page.links:
-                    try:
-                        link = check_url(link)
-                    except Refused:
-                        continue
-                    if link not in seen and in_scope(link, scope):
-                        seen.add(link)
-                        queue.append(link)
+            if self.first and final != self.start:
+                self.scope = scope_of(final)  # http://x redirected to https://x/
+            self.first = False
+            if self.crawl:
+                self._follow(page.links)
             if not page.index:
-                reading.skipped.append((final, "the page asks not to be indexed (noindex)"))
+                self.skip(final, "the page asks not to be indexed (noindex)")
                 continue
-            if final != address and final in kept:
+            if final != address and final in self.kept:
                 continue  # two addresses leading to one page
-            seen.add(final)
-            kept.add(final)
-            reading.pages.append(page)
+            self.seen.add(final)
             yield page
-            if robots is not None and queue:
-                time.sleep(max(settings.DOCENT_WEB_CRAWL_DELAY_S, robots.delay(address)))
-        yield reading
+            if self.crawl and self.queue:
+                time.sleep(max(settings.DOCENT_WEB_CRAWL_DELAY_S, self.robots.delay(address)))
+
+    def _follow(self, links: list[str]) -> None:
+        for link in links:
+            try:
+                link = check_url(link)
+            except Refused:
+                continue
+            if link not in self.seen and in_scope(link, self.scope):
+                self.seen.add(link)
+                self.queue.append(link)
+
+    def _sitemap(self, address: str, final: str, body: bytes) -> None:
+        found = _sitemap_locs(body)
+        if found is None or self.sitemaps >= _MAX_SITEMAPS:
+            if self.first:
+                raise WebError("the address gives XML that is no sitemap")
+            self.skip(address, "XML that is no sitemap")
+            return
+        self.sitemaps += 1
+        if self.first:
+            self.scope = (scope_of(final)[0], "/")  # a sitemap lists its site's pages
+            self.first = False
+        for loc in found[1]:
+            try:
+                loc = check_url(urljoin(final, loc))
+            except Refused:
+                continue
+            if loc not in self.seen and in_scope(loc, self.scope):
+                self.seen.add(loc)
+                self.queue.append(loc)
+
+
+def read(
+    url: str, *, crawl: bool, max_pages: int, deadline: float | None = None, fetcher: Fetcher | None = None
+) -> Iterator[Page | Reading]:
+    """A whole reading at once: each page as it arrives (each kept), then the Reading."""
+    own = fetcher is None
+    fetcher = fetcher or Fetcher()
+    try:
+        reading = Crawl(url, crawl=crawl, max_pages=max_pages)
+        kept = []
+        for page in reading.pages(fetcher, until=deadline):
+            reading.keep(page.url)
+            kept.append(page)
+            yield page
+        if not reading.done:
+            reading.stop("out of time")
+        yield Reading(pages=kept, skipped=reading.skipped, gone=reading.gone, complete=reading.complete)
     finally:
         if own:
             fetcher.close()

@@ -256,8 +256,10 @@ DOCENT_WEB_PRIVATE_HOSTS = [
 DOCENT_WEB_MAX_PAGES = env_int("DOCENT_WEB_MAX_PAGES", 500)  # the most one source may read
 DOCENT_WEB_TIMEOUT_S = env_float("DOCENT_WEB_TIMEOUT_S", 20.0)
 DOCENT_WEB_CRAWL_DELAY_S = env_float("DOCENT_WEB_CRAWL_DELAY_S", 0.5)  # between a crawl's pages
-# A reading stops here (well inside the task's time limit); what it found is kept, nothing deleted.
-DOCENT_WEB_READING_S = env_int("DOCENT_WEB_READING_S", 900)
+# A reading goes in slices of this long, each a task, so that other tasks run between them.
+DOCENT_WEB_SLICE_S = env_int("DOCENT_WEB_SLICE_S", 60)
+# A reading stops here; what it found is kept, nothing else deleted.
+DOCENT_WEB_READING_S = env_int("DOCENT_WEB_READING_S", 3600)
 DOCENT_INGEST_MAX_ATTEMPTS = env_int("DOCENT_INGEST_MAX_ATTEMPTS", 4)
 # A document in "processing" whose heartbeat is older than this is taken as abandoned by a dead worker.
 DOCENT_STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 300)

@@ -1,6 +1,7 @@
 """Web sources: pages read from a real HTTP server on loopback become documents, are kept in step
 with the site at each reading, and go with their source."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -24,8 +25,11 @@ def _source(collection, fake_site, **kwargs) -> WebSource:
 
 
 def _sync_and_ingest(source, capture) -> WebSource:
-    """A reading, then the ingestion of what it queued (on commit, as the worker would)."""
+    """A reading, slice after slice, then the ingestion of what it queued (on commit, as the worker
+    would)."""
     source = services.web_source_sync(source_id=source.id)
+    while source.status == "syncing":
+        source = services.web_source_sync(source_id=source.id, reading=source.reading)
     queued = list(Document.objects.filter(source=source, status="queued").values_list("id", flat=True))
     with capture(execute=True):
         services.documents_ingest(document_ids=queued)
@@ -137,7 +141,7 @@ def test_a_page_with_the_content_of_another_document_is_skipped(
     ]
 
 
-def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_site, collection_a, settings):
+def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_site, collection_a):
     now = timezone.now()
     due = _source(collection_a, fake_site, url="http://example.org/due", status="ok", next_sync_at=now)
     _source(
@@ -168,7 +172,7 @@ def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_sit
         fake_site,
         url="http://example.org/lost",
         status="syncing",
-        started_at=now - timedelta(seconds=settings.DOCENT_WEB_READING_S + 601),
+        started_at=now - timedelta(hours=1),
     )
     assert sorted(services.web_sources_due()) == sorted([due.id, lost.id])
     assert WebSource.objects.get(id=due.id).status == "queued"
@@ -183,28 +187,29 @@ def _sample(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_a_web_source_added_is_read_by_the_worker(worker, fake_site, alice, collection_a):
+def test_a_web_source_added_is_read_by_the_worker_slice_after_slice(
+    worker, fake_site, alice, collection_a, settings
+):
+    settings.DOCENT_WEB_SLICE_S = 0  # a slice an address: three tasks, each queueing the next
     _site(fake_site)
     readings, pages = (
         _sample("docent_worker_web_readings_total", outcome="ok"),
         _sample("docent_worker_web_pages_total", outcome="new"),
     )
     source = services.web_source_add(
-        collection=collection_a, url=f"{fake_site.origin}/docs/intro", user=alice, crawl=False
+        collection=collection_a, url=f"{fake_site.origin}/docs/", user=alice, crawl=True
     )
-    deadline = timezone.now() + timedelta(seconds=60)
-    while WebSource.objects.get(id=source.id).status in ("queued", "syncing") and timezone.now() < deadline:
-        import time
-
+    deadline = time.monotonic() + 60
+    while WebSource.objects.get(id=source.id).status in ("queued", "syncing") and time.monotonic() < deadline:
         time.sleep(0.1)
     source.refresh_from_db()
-    assert (source.status, source.pages) == ("ok", 1)
-    [document] = Document.objects.filter(source=source)
-    assert wait_done(document.id).status == "ready"
-    assert document.uploaded_by == alice and document.title == "Intro"
-    assert fake_site.requests == ["/docs/intro"]
+    assert (source.status, source.pages) == ("ok", 3)
+    documents = Document.objects.filter(source=source)
+    assert sorted(wait_done(d.id).status for d in documents) == ["ready"] * 3
+    assert {d.uploaded_by for d in documents} == {alice}
+    assert sorted(fake_site.requests) == ["/docs/", "/docs/intro", "/docs/setup", "/robots.txt"]
     assert _sample("docent_worker_web_readings_total", outcome="ok") == readings + 1
-    assert _sample("docent_worker_web_pages_total", outcome="new") == pages + 1
+    assert _sample("docent_worker_web_pages_total", outcome="new") == pages + 3
 
 
 @pytest.mark.parametrize(
@@ -218,3 +223,40 @@ def test_a_web_source_added_is_read_by_the_worker(worker, fake_site, alice, coll
 def test_what_cannot_be_added(db, collection_a, kwargs, error):
     with pytest.raises((ValueError, web.Refused), match=error):
         services.web_source_add(collection=collection_a, **kwargs)
+
+
+def _slices(callbacks):
+    return [c for c in callbacks if c.__qualname__.startswith("web_source_sync.")]
+
+
+def test_a_reading_goes_in_slices_and_one_lost_with_its_worker_goes_on_where_it_stood(
+    db, fake_site, collection_a, settings, django_capture_on_commit_callbacks
+):
+    """With slices of no time at all, each slice reads one address and queues the next; a slice
+    that never came (its worker died) is taken again by the schedule from the saved state, reading
+    no page twice; a second reading asked for meanwhile does not start."""
+    settings.DOCENT_WEB_SLICE_S = 0
+    _site(fake_site)
+    source = _source(collection_a, fake_site)
+    with django_capture_on_commit_callbacks() as callbacks:
+        source = services.web_source_sync(source_id=source.id)
+    assert source.status == "syncing" and len(_slices(callbacks)) == 1  # the next slice, queued
+    assert Document.objects.filter(source=source).count() == 1
+    assert source.state["crawl"]["queue"] == [
+        f"{fake_site.origin}/docs/intro",
+        f"{fake_site.origin}/docs/setup",
+    ]
+    assert services.web_source_queue(source=source) is False  # one reading at a time
+    assert services.web_source_sync(source_id=source.id) is None
+    assert services.web_source_sync(source_id=source.id, reading="not-this-one") is None
+
+    # The slice queued is lost; once the reading is old, the schedule takes it again.
+    WebSource.objects.filter(id=source.id).update(started_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.web_sources_due() == [source.id]
+    assert [c.__qualname__ for c in callbacks] == ["web_source_queue.<locals>.<lambda>"]
+    source = _sync_and_ingest(WebSource.objects.get(id=source.id), django_capture_on_commit_callbacks)
+    assert (source.status, source.pages, source.state, source.reading) == ("ok", 3, {}, "")
+    assert source.tally == {"new": 3, "unchanged": 0, "skipped": 0, "deleted": 0}
+    assert sorted(fake_site.requests) == ["/docs/", "/docs/intro", "/docs/setup", "/robots.txt"]
+    assert Document.objects.filter(source=source, status="ready").count() == 3
