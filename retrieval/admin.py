@@ -424,8 +424,11 @@ class WebSourceAdmin(_LiveTeamChoices, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.added_by = request.user
+        read_anew = not change or {"url", "crawl", "max_pages"} & set(form.changed_data)
+        if read_anew:
+            obj.state = {}  # a reading lost part-way would otherwise go on with the old address
         super().save_model(request, obj, form, change)
-        if not change or {"url", "crawl", "max_pages"} & set(form.changed_data):
+        if read_anew:
             services.web_source_queue(source=obj)
 
     def get_actions(self, request):
