@@ -40,6 +40,7 @@ def document_event(document) -> dict:
         "size": document.size,
         # Seconds since the epoch: a library page adds a row for a document newer than itself.
         "created": round(document.created_at.timestamp(), 3),
+        "url": document.source_url or None,  # a web page's address (a web source's document)
     }
 
 

@@ -1005,6 +1005,12 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
             "data-status", "ready", timeout=60_000
         )
 
+    # Each row links the page it was read from, as it arrived and as the page lists it.
+    leave = section.locator("li.doc", has_text="Leave policy")
+    expect(leave.locator(".meta a")).to_have_attribute("href", f"{fake_site.origin}/handbook/leave")
+    page.reload()
+    expect(leave.locator(".meta a")).to_have_attribute("href", f"{fake_site.origin}/handbook/leave")
+
     # An answer drawn from it opens the passage, and links the page it was read from.
     page.goto(f"{live_url}/")
     page.fill("textarea", "How many days of leave do employees get a year?")
