@@ -151,6 +151,8 @@ _HTML_BLOCK = {
 }
 # A table whose cells hold these lays out a page rather than tabulating data.
 _HTML_LAYOUT = ["table", "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote"]
+# ARIA landmarks of a site's furniture: menus, the banner, the footer, the site's search.
+_HTML_CHROME_ROLES = {"navigation", "banner", "contentinfo", "search"}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
@@ -181,6 +183,19 @@ def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
             or bool(_HIDDEN_STYLE.search(tag.get("style") or ""))
         )
 
+    def chrome(tag: Tag) -> bool:
+        """A site's own furniture, the same on each of its pages: menus, and a banner, footer or
+        sidebar outside the page's content that is mostly links (a chapter's header is read, as is
+        an article's own header, footer and notes)."""
+        role = (tag.get("role") or "").lower()
+        if tag.name == "nav" or role in _HTML_CHROME_ROLES:
+            return True
+        if tag.name not in ("header", "footer", "aside") or tag.find_parent(("article", "main", "section")):
+            return False
+        text = len(tag.get_text(strip=True))
+        linked = sum(len(a.get_text(strip=True)) for a in tag.find_all("a"))
+        return bool(tag.find(("nav", "form"))) or (text > 0 and linked / text >= 0.3)
+
     def is_data_table(table: Tag) -> bool:
         # Cells holding blocks lay a page out; hidden or skipped content must go through walk().
         return not table.find(_HTML_LAYOUT) and not any(
@@ -194,7 +209,7 @@ def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
             if isinstance(child, NavigableString):
                 buffer.append(str(child))
                 continue
-            if not isinstance(child, Tag) or child.name in _HTML_SKIP or hidden(child):
+            if not isinstance(child, Tag) or child.name in _HTML_SKIP or hidden(child) or chrome(child):
                 continue
             if re.fullmatch(r"h[1-6]", child.name):
                 flush()
@@ -221,7 +236,13 @@ def _html_blocks(text: str, headings: Sequence[str] = ()) -> list[Block]:
             else:
                 walk(child)
 
-    walk(soup.body or soup)
+    # A page that marks its main content is read from there alone (a web page's own text, without
+    # what surrounds it on every page of its site), unless that holds no text.
+    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    if main is not None and not hidden(main) and main.get_text(strip=True):
+        walk(main)
+    else:
+        walk(soup.body or soup)
     flush()
     outline.finish()
     if not blocks:

@@ -1148,3 +1148,46 @@ def test_an_attachment_past_the_documents_text_limit_fails_the_whole_email(tmp_p
         parse_isolated(
             write(tmp_path, "dump.eml", data), "email", max_chars=10_000, timeout_s=20, memory_mb=512
         )
+
+
+def test_a_web_pages_menus_banner_and_footer_are_left_out_and_its_main_content_read(tmp_path):
+    """A site's furniture repeats on each of its pages and would be found for every question about
+    it: menus, and a banner, footer or sidebar of links outside the content, are not read; a page
+    that marks its main content is read from there."""
+    site = (
+        "<html><head><title>Leave</title></head><body>"
+        "<header><a href='/'>Acme</a> <a href='/hr'>HR</a> <a href='/it'>IT</a></header>"
+        "<nav><ul><li><a href='/a'>Benefits overview and enrolment</a></li></ul></nav>"
+        "<div role='navigation'>Skip to: <a href='#x'>search</a></div>"
+        "<article><header><h1>Annual leave</h1><p>Updated in May</p></header>"
+        "<p>Employees get 25 days of leave.</p><footer>Written by People Ops</footer></article>"
+        "<aside><a href='/1'>Related: sick leave</a> <a href='/2'>Related: parental leave</a></aside>"
+        "<footer>© Acme · <a href='/privacy'>Privacy</a> · <a href='/terms'>Terms</a></footer>"
+        "</body></html>"
+    )
+    text = " ".join(b.text for b in _parse_html(tmp_path, site))
+    assert "Employees get 25 days of leave." in text
+    assert "Updated in May" in text and "Written by People Ops" in text
+    for chrome in ("Acme", "Benefits overview", "Skip to", "Related", "Privacy"):
+        assert chrome not in text, chrome
+
+    blocks = _parse_html(
+        tmp_path,
+        "<body><div class='top'>Menu Home Blog</div><main><h1>Setup</h1><p>Install it.</p></main>"
+        "<div class='bottom'>Subscribe to our newsletter</div></body>",
+    )
+    assert [(b.text, b.headings) for b in blocks] == [("Install it.", ["Setup"])]
+    # A chapter's header, no menu at all, stays; an empty <main> (filled by scripts) reads the body.
+    blocks = _parse_html(tmp_path, "<body><header><h1>Chapter 1</h1></header><p>It was dark.</p></body>")
+    assert [(b.text, b.headings) for b in blocks] == [("It was dark.", ["Chapter 1"])]
+    blocks = _parse_html(tmp_path, "<body><main></main><p>Rendered elsewhere.</p></body>")
+    assert [b.text for b in blocks] == ["Rendered elsewhere."]
+
+
+def _parse_html(tmp_path, html: str):
+    from retrieval.parsing.base import _Budget
+    from retrieval.parsing.markup import parse_html
+
+    path = tmp_path / "page.html"
+    path.write_text(html, encoding="utf-8")
+    return parse_html(path, _Budget(10_000_000))
