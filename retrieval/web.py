@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 import mimetypes
+import re
 import socket
 import time
 import urllib.robotparser
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urldefrag, urljoin, urlsplit, urlunsplit
@@ -41,6 +43,14 @@ _READABLE = {
     "application/vnd.oasis.opendocument.text": ".odt",
 }
 _XML = {"application/xml", "text/xml"}
+_TEXT_TYPES = {
+    "text/html",
+    "application/xhtml+xml",
+    "text/plain",
+    "text/markdown",
+    "text/x-markdown",
+    "text/csv",
+}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
 _MAX_SITEMAPS = 20
@@ -184,14 +194,15 @@ class Fetcher:
                 raise Gone(f"the server says the page is not there ({status})", status)
             if status >= 400:
                 raise WebError(f"the server answered {status}", status)
-            return url, headers, body
+            content_type, _, params = headers.partition(";")
+            return url, content_type.strip(), _utf8(body, content_type.strip(), params)
         raise WebError("the page redirects more than five times")
 
     def _get_once(self, url, accept):
         request_headers = [
             (b"User-Agent", USER_AGENT.encode()),
             (b"Accept", b"text/html,application/xhtml+xml,application/pdf,text/plain;q=0.9,*/*;q=0.5"),
-            (b"Accept-Encoding", b"identity"),
+            (b"Accept-Encoding", b"gzip, deflate"),
         ]
         timeouts = {
             "connect": self.timeout,
@@ -208,22 +219,42 @@ class Fetcher:
                 status = response.status
                 if status in _REDIRECTS or status >= 400:
                     return status, "", b"", headers.get("location")
-                content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                full_type = headers.get("content-type", "")
+                content_type = full_type.split(";", 1)[0].strip().lower()
                 if accept is not None and not accept(content_type):
                     raise WebError(f"not a kind of page Docent reads ({content_type or 'no type given'})")
                 declared = headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
                     raise WebError(self._too_large())
+                encoding = headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+                    raise WebError(f"the page comes in an encoding Docent does not read ({encoding})")
+                # Decompressed as it arrives, never past the size limit (a small gzip can hold gigabytes).
+                inflate = (
+                    zlib.decompressobj(wbits=47 if "gzip" in encoding else 15)
+                    if encoding != "identity"
+                    else None
+                )
                 body = bytearray()
                 for piece in response.iter_stream():
+                    if inflate is not None:
+                        piece = inflate.decompress(piece, self.max_bytes + 1 - len(body))
+                        if inflate.unconsumed_tail:
+                            raise WebError(self._too_large())
                     body += piece
                     if len(body) > self.max_bytes:
                         raise WebError(self._too_large())
                     if time.monotonic() > deadline:
                         raise WebError("the page took too long to arrive")
-                return status, content_type, bytes(body), None
+                if inflate is not None:
+                    body += inflate.flush()
+                    if len(body) > self.max_bytes:
+                        raise WebError(self._too_large())
+                return status, full_type.lower() if content_type else "", bytes(body), None
         except Refused:
             raise
+        except zlib.error as exc:
+            raise WebError("the page's compressed body is damaged") from exc
         except httpcore.TimeoutException as exc:
             raise WebError("the server did not answer in time") from exc
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
@@ -231,6 +262,24 @@ class Fetcher:
 
     def _too_large(self) -> str:
         return f"the page is larger than the {self.max_bytes // (1024 * 1024)} MB limit"
+
+
+def _utf8(body: bytes, content_type: str, params: str) -> bytes:
+    """A text page in the charset its Content-Type names, as UTF-8 (the parsers read UTF-8, and an
+    HTML page's <meta> charset, but not the header a server sent it with)."""
+    if content_type not in _TEXT_TYPES:
+        return body
+    found = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", params)
+    try:
+        body.decode("utf-8")
+        return body
+    except UnicodeDecodeError:
+        if not found:
+            return body
+    try:
+        return body.decode(found.group(1)).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return body
 
 
 def readable(content_type: str) -> bool:

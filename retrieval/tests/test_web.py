@@ -236,3 +236,35 @@ def test_a_sitemap_gives_the_pages(fake_site):
     reading = _read(f"{o}/sitemap.xml", crawl=False, max_pages=10)
     assert [p.url for p in reading.pages] == [f"{o}/a", f"{o}/b"]
     assert reading.complete
+
+
+def test_compressed_pages_are_read_and_a_compressed_bomb_is_refused(fake_site):
+    import gzip
+    import zlib
+
+    text = "<html><body><p>Compressed words.</p></body></html>".encode()
+    fake_site.page("/gz", gzip.compress(text), type="text/html", **{"Content-Encoding": "gzip"})
+    fake_site.page("/deflate", zlib.compress(text), type="text/html", **{"Content-Encoding": "deflate"})
+    fake_site.page(
+        "/bomb", gzip.compress(b"\0" * 20_000_000), type="text/html", **{"Content-Encoding": "gzip"}
+    )
+    fake_site.page("/br", b"\x0b", type="text/html", **{"Content-Encoding": "br"})
+    with web.Fetcher(max_bytes=1_000_000) as fetcher:
+        assert fetcher.get(f"{fake_site.origin}/gz")[2] == text
+        assert fetcher.get(f"{fake_site.origin}/deflate")[2] == text
+        with pytest.raises(web.WebError, match="larger than"):
+            fetcher.get(f"{fake_site.origin}/bomb")
+        with pytest.raises(web.WebError, match="encoding Docent does not read"):
+            fetcher.get(f"{fake_site.origin}/br")
+
+
+def test_a_text_page_in_the_charset_its_header_names_is_kept_as_utf8(fake_site):
+    latin = "<html><body><p>Café crème, naïve façade.</p></body></html>"
+    fake_site.page("/latin", latin.encode("latin-1"), type="text/html; charset=ISO-8859-1")
+    fake_site.page("/utf8", latin.encode(), type="text/html; charset=ISO-8859-1")  # a header that lies
+    fake_site.page("/pdf", b"%PDF-1.4 \xe9", type="application/pdf; charset=latin-1")
+    with web.Fetcher() as fetcher:
+        url, content_type, body = fetcher.get(f"{fake_site.origin}/latin")
+        assert (content_type, body.decode("utf-8")) == ("text/html", latin)
+        assert fetcher.get(f"{fake_site.origin}/utf8")[2].decode("utf-8") == latin
+        assert fetcher.get(f"{fake_site.origin}/pdf")[2] == b"%PDF-1.4 \xe9"  # not text: as sent
