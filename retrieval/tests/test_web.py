@@ -242,7 +242,7 @@ def test_compressed_pages_are_read_and_a_compressed_bomb_is_refused(fake_site):
     import gzip
     import zlib
 
-    text = "<html><body><p>Compressed words.</p></body></html>".encode()
+    text = b"<html><body><p>Compressed words.</p></body></html>"
     fake_site.page("/gz", gzip.compress(text), type="text/html", **{"Content-Encoding": "gzip"})
     fake_site.page("/deflate", zlib.compress(text), type="text/html", **{"Content-Encoding": "deflate"})
     fake_site.page(
