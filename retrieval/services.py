@@ -1356,18 +1356,19 @@ def web_source_add(
         raise ValueError(f"max_pages must be between 1 and {settings.DOCENT_WEB_MAX_PAGES}")
     if not 0 <= refresh_hours <= 24 * 366:
         raise ValueError("refresh_hours must be between 0 (never) and 8784 (a year)")
-    if WebSource.objects.filter(collection=collection, url=url).exists():
-        raise WebSourceExists(f"{url} is already read into {collection.name}")
-    with transaction.atomic():
-        source = WebSource.objects.create(
-            collection=collection,
-            url=url,
-            crawl=crawl,
-            max_pages=max_pages,
-            refresh_hours=refresh_hours,
-            added_by=user,
-        )
-        web_source_queue(source=source)
+    try:
+        with transaction.atomic():
+            source = WebSource.objects.create(
+                collection=collection,
+                url=url,
+                crawl=crawl,
+                max_pages=max_pages,
+                refresh_hours=refresh_hours,
+                added_by=user,
+            )
+            web_source_queue(source=source)
+    except IntegrityError:
+        raise WebSourceExists(f"{url} is already read into {collection.name}") from None
     return source
 
 
@@ -1378,7 +1379,7 @@ def web_source_queue(*, source: WebSource) -> bool:
     queued = (
         WebSource.objects.filter(id=source.id)
         .exclude(status=WebSource.Status.SYNCING, started_at__gt=_web_stale_before())
-        .update(status=WebSource.Status.QUEUED)
+        .update(status=WebSource.Status.QUEUED, started_at=timezone.now())  # a task lost is sent again
     )
     if queued:
         source.status = WebSource.Status.QUEUED
@@ -1403,8 +1404,8 @@ def _web_stale_before():
 
 
 def web_sources_due() -> list[int]:
-    """Queue the sources whose time to be read again has come, and readings a lost worker left
-    (they go on from their last slice); their ids."""
+    """Queue the sources whose time to be read again has come, readings a lost worker left (they
+    go on from their last slice) and readings queued long ago whose task was lost; their ids."""
     now = timezone.now()
     due = list(
         WebSource.objects.filter(refresh_hours__gt=0, next_sync_at__lte=now)
@@ -1412,7 +1413,8 @@ def web_sources_due() -> list[int]:
         .values_list("id", flat=True)
     ) + list(
         WebSource.objects.filter(
-            status=WebSource.Status.SYNCING, started_at__lte=_web_stale_before()
+            status__in=[WebSource.Status.SYNCING, WebSource.Status.QUEUED],
+            started_at__lte=_web_stale_before(),
         ).values_list("id", flat=True)
     )
     queued = []

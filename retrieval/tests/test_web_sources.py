@@ -174,7 +174,15 @@ def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_sit
         status="syncing",
         started_at=now - timedelta(hours=1),
     )
-    assert sorted(services.web_sources_due()) == sorted([due.id, lost.id])
+    never_sent = _source(
+        collection_a,
+        fake_site,
+        url="http://example.org/unsent",
+        status="queued",
+        started_at=now - timedelta(hours=1),
+    )
+    _source(collection_a, fake_site, url="http://example.org/waiting", status="queued", started_at=now)
+    assert sorted(services.web_sources_due()) == sorted([due.id, lost.id, never_sent.id])
     assert WebSource.objects.get(id=due.id).status == "queued"
     assert services.web_sources_due() == []  # queued once
     # A reading under way is not started twice.
