@@ -83,12 +83,21 @@ def _allowed_private() -> tuple[set[str], list]:
     return hosts, networks
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def address_allowed(ip: str, host: str) -> bool:
     """Public (globally routable) addresses, and the private ones or host names the operator lists
     in `DOCENT_WEB_PRIVATE_HOSTS` (an intranet wiki)."""
     address = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address inside an IPv6 one reaches that IPv4 address: it is the one judged.
+        if address.ipv4_mapped or address.sixtofour:
+            address = address.ipv4_mapped or address.sixtofour
+        elif address in _NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        elif address.teredo:
+            address = address.teredo[1]
     hosts, networks = _allowed_private()
     if host.lower().rstrip(".") in hosts or any(address in n for n in networks):
         return True

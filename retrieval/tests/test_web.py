@@ -31,6 +31,10 @@ def _read(url, **kwargs):
         ("::ffff:127.0.0.1", False),
         ("fe80::1%eth0", False),
         ("fd00::1", False),
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::5db8:d70e", True),  # NAT64 of a public address
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo, its client 10.0.0.1
     ],
 )
 def test_only_public_addresses_by_default(settings, ip, allowed):
