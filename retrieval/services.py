@@ -1350,8 +1350,10 @@ def web_source_add(
     refresh_hours: int = 24,
 ) -> WebSource:
     """Add an address to a collection and queue its first reading. `web.Refused` for an address
-    Docent does not read (not http, credentials in it); its host is checked when it is fetched."""
+    Docent does not read (not http, credentials in it, a private host); its host is checked again
+    whenever it is fetched."""
     url = web.check_url(url)
+    web.check_host(url)
     if not 1 <= max_pages <= settings.DOCENT_WEB_MAX_PAGES:
         raise ValueError(f"max_pages must be between 1 and {settings.DOCENT_WEB_MAX_PAGES}")
     if not 0 <= refresh_hours <= 24 * 366:

@@ -104,22 +104,46 @@ def address_allowed(ip: str, host: str) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def _addresses(host: str, port: int) -> list[str]:
+    """The host's addresses, Refused when any of them is not allowed."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise Refused(f"{host} is not a name that can be found") from exc
+    addresses = list(dict.fromkeys(info[4][0] for info in found))
+    refused = [a for a in addresses if not address_allowed(a, host)]
+    if refused or not addresses:
+        raise Refused(
+            f"{host} is a private address ({refused[0] if refused else 'none'}); "
+            "an administrator can allow it with DOCENT_WEB_PRIVATE_HOSTS"
+        )
+    return addresses
+
+
+def check_host(url: str) -> None:
+    """Refused at once for an address that is plainly private (an IP address, localhost), so that
+    whoever adds it is told now. Names are not looked up here (no request waits on DNS): the
+    reading checks every address it connects to."""
+    host = urlsplit(check_url(url)).hostname
+    if host == "localhost" or host.endswith(".localhost"):
+        address = "127.0.0.1"
+    else:
+        try:
+            address = str(ipaddress.ip_address(host))
+        except ValueError:
+            return
+    if not address_allowed(address, host):
+        raise Refused(
+            f"{host} is a private address; an administrator can allow it with DOCENT_WEB_PRIVATE_HOSTS"
+        )
+
+
 class _GuardedBackend(httpcore.SyncBackend):
     """Resolves the name itself, refuses it when any of its addresses is not allowed, and connects
     to the address it checked."""
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise Refused(f"{host} is not a name that can be found") from exc
-        addresses = list(dict.fromkeys(info[4][0] for info in found))
-        refused = [a for a in addresses if not address_allowed(a, host)]
-        if refused or not addresses:
-            raise Refused(
-                f"{host} is a private address ({refused[0] if refused else 'none'}); "
-                "an administrator can allow it with DOCENT_WEB_PRIVATE_HOSTS"
-            )
+        addresses = _addresses(host, port)
         last: Exception | None = None
         for address in addresses:
             try:

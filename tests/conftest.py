@@ -83,6 +83,9 @@ def _shared_server(tmp_path_factory, name: str, **env):
     # Rules are compared with their shared version before every question, not once a second: the
     # test before may have asked with rules of its own a moment ago.
     log_path = tmp_path_factory.mktemp(name) / "web.log"
+    # Web sources may be added at the loopback site the tests serve (the worker thread reads them
+    # with the `fake_site` fixture's setting), as an intranet's wiki would be.
+    env.setdefault("DOCENT_WEB_PRIVATE_HOSTS", "127.0.0.1")
     return web_server(log_path, DOCENT_MODERATION_RULES_RECHECK_S="0", **env)
 
 

@@ -820,6 +820,15 @@ def test_web_sources_are_added_listed_read_again_and_removed(
 
     again = client.post(url, {"url": "https://docs.example.org/guide/"}, "application/json", **auth)
     assert again.status_code == 409 and "already" in again.json()["error"]["message"]
+    settings.DOCENT_WEB_PRIVATE_HOSTS = []
+    for private in (
+        "http://127.0.0.1:8000/admin/",
+        "http://[::1]/",
+        "http://localhost/",
+        "http://169.254.169.254/",
+    ):
+        response = client.post(url, {"url": private}, "application/json", **auth)
+        assert response.status_code == 400 and "private address" in response.json()["error"]["message"]
     for bad in (
         {"url": "file:///etc/passwd"},
         {"url": "http://x.org/", "max_pages": settings.DOCENT_WEB_MAX_PAGES + 1},
