@@ -1409,12 +1409,13 @@ def web_sources_due() -> list[int]:
     """Queue the sources whose time to be read again has come, readings a lost worker left (they
     go on from their last slice) and readings queued long ago whose task was lost; their ids."""
     now = timezone.now()
+    live = WebSource.objects.filter(collection__deleted_at__isnull=True)  # a deleted one's wait for purge
     due = list(
-        WebSource.objects.filter(refresh_hours__gt=0, next_sync_at__lte=now)
+        live.filter(refresh_hours__gt=0, next_sync_at__lte=now)
         .exclude(status__in=[WebSource.Status.SYNCING, WebSource.Status.QUEUED])
         .values_list("id", flat=True)
     ) + list(
-        WebSource.objects.filter(
+        live.filter(
             status__in=[WebSource.Status.SYNCING, WebSource.Status.QUEUED],
             started_at__lte=_web_stale_before(),
         ).values_list("id", flat=True)
@@ -1436,7 +1437,7 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
     from .tasks import sync_web_source
 
     now = timezone.now()
-    rows = WebSource.objects.filter(id=source_id)
+    rows = WebSource.objects.filter(id=source_id, collection__deleted_at__isnull=True)
     if reading is None:
         reading = uuid.uuid4().hex
         claimed = rows.exclude(status=WebSource.Status.SYNCING, started_at__gt=_web_stale_before()).update(

@@ -141,7 +141,9 @@ def test_a_page_with_the_content_of_another_document_is_skipped(
     ]
 
 
-def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_site, collection_a):
+def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(
+    db, fake_site, collection_a, make_collection
+):
     now = timezone.now()
     due = _source(collection_a, fake_site, url="http://example.org/due", status="ok", next_sync_at=now)
     _source(
@@ -185,6 +187,12 @@ def test_readings_are_queued_when_due_and_a_lost_one_is_taken_again(db, fake_sit
     assert sorted(services.web_sources_due()) == sorted([due.id, lost.id, never_sent.id])
     assert WebSource.objects.get(id=due.id).status == "queued"
     assert services.web_sources_due() == []  # queued once
+    # A deleted collection's sources (purged with it later) are read no more.
+    elsewhere = make_collection(collection_a.team, "gone")
+    doomed = _source(elsewhere, fake_site, url="http://example.org/doomed", status="ok", next_sync_at=now)
+    services.collection_delete(collection=elsewhere)
+    assert services.web_sources_due() == []
+    assert services.web_source_sync(source_id=doomed.id) is None
     # A reading under way is not started twice.
     assert services.web_source_sync(source_id=WebSource.objects.get(url__endswith="/busy").id) is None
 
