@@ -1011,6 +1011,14 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
     page.reload()
     expect(leave.locator(".meta a")).to_have_attribute("href", f"{fake_site.origin}/handbook/leave")
 
+    # The search box finds its passages, each linking its page.
+    page.get_by_placeholder("Search passages…").fill("days of leave")
+    page.keyboard.press("Enter")
+    hit = page.locator("#search-results li.hit").first
+    expect(hit.locator(".where a", has_text="the page")).to_have_attribute(
+        "href", f"{fake_site.origin}/handbook/leave"
+    )
+
     # An answer drawn from it opens the passage, and links the page it was read from.
     page.goto(f"{live_url}/")
     page.fill("textarea", "How many days of leave do employees get a year?")

@@ -719,6 +719,11 @@
     where.append(title);
     if (hit.heading_path) { const h = document.createElement("span"); h.textContent = hit.heading_path; where.append(h); }
     if (hit.page) { const p = document.createElement("span"); p.textContent = `page ${hit.page}`; where.append(p); }
+    if (/^https?:\/\//.test(hit.url || "")) {  // read from the web: the page itself
+      const web = document.createElement("a");
+      web.href = hit.url; web.textContent = "the page"; web.title = hit.url; web.target = "_blank"; web.rel = "noopener noreferrer";
+      where.append(web);
+    }
     li.append(where, passageText(hit.text, terms));
     return li;
   }
