@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import secrets
@@ -1513,8 +1514,6 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
 def _web_page_store(source: WebSource, page) -> str:
     """Make the page a document, unless it is unchanged or its content is already one of the
     collection's documents: "new", "unchanged", or why it is not kept."""
-    import io
-
     digest = hashlib.sha256(page.body).hexdigest()
     mine = Document.objects.filter(source=source, source_url=page.url)
     if mine.filter(content_hash=digest).exists():
