@@ -421,9 +421,14 @@ class WebSourceOut(Schema):
     created_at: datetime
     synced_at: datetime | None
     next_sync_at: datetime | None
+    progress: dict | None = Field(
+        None,
+        description='While a reading goes on: {"read": pages read so far, "waiting": addresses still to visit}',
+    )
 
 
 def _web_source_out(w: WebSource) -> dict:
+    crawl = (w.state or {}).get("crawl") if w.status == WebSource.Status.SYNCING else None
     return {
         "id": w.id,
         "collection_id": w.collection_id,
@@ -439,6 +444,7 @@ def _web_source_out(w: WebSource) -> dict:
         "created_at": w.created_at,
         "synced_at": w.synced_at,
         "next_sync_at": w.next_sync_at,
+        "progress": {"read": len(crawl["kept"]), "waiting": len(crawl["queue"])} if crawl else None,
     }
 
 

@@ -262,6 +262,9 @@ def test_a_reading_goes_in_slices_and_one_lost_with_its_worker_goes_on_where_it_
         f"{fake_site.origin}/docs/intro",
         f"{fake_site.origin}/docs/setup",
     ]
+    from retrieval.api import _web_source_out
+
+    assert _web_source_out(source)["progress"] == {"read": 1, "waiting": 2}
     assert services.web_source_queue(source=source) is False  # one reading at a time
     assert services.web_source_sync(source_id=source.id) is None
     assert services.web_source_sync(source_id=source.id, reading="not-this-one") is None

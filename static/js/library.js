@@ -779,6 +779,7 @@
     link.href = s.url; link.textContent = s.url; link.target = "_blank"; link.rel = "noopener noreferrer";
     const status = document.createElement("span"); status.className = "status";
     const parts = [SOURCE_STATUS[s.status] || s.status];
+    if (s.progress) parts.push(`${s.progress.read} page${s.progress.read === 1 ? "" : "s"} so far, ${s.progress.waiting} to visit`);
     if (s.status === "failed" && s.error) parts[0] += `: ${s.error}`;
     if (s.synced_at && s.status !== "syncing") parts.push(`${s.pages} page${s.pages === 1 ? "" : "s"}`, `read ${day(new Date(s.synced_at))}`);
     if (s.crawl) parts.push(`following links, up to ${s.max_pages} pages`);
