@@ -188,6 +188,7 @@ class Page:
     links: list[str] = field(default_factory=list)
     # <meta name="robots">: noindex pages are not kept, nofollow pages' links not followed.
     index: bool = True
+    scripted: bool = False  # no text until its scripts run (Docent runs none)
 
     @property
     def extension(self) -> str:
@@ -327,14 +328,17 @@ def _html_page(url: str, content_type: str, body: bytes) -> Page:
     robots = soup.find("meta", attrs={"name": lambda v: v and v.lower() in ("robots", "docentbot")})
     directives = (robots.get("content") or "").lower() if robots else ""
     page.index = "noindex" not in directives and "none" not in directives
-    if "nofollow" in directives or "none" in directives:
-        return page
-    base = soup.find("base", href=True)
-    base_url = urljoin(url, base["href"]) if base else url
-    for a in soup.find_all("a", href=True):
-        if "nofollow" in (a.get("rel") or []):
-            continue
-        page.links.append(urldefrag(urljoin(base_url, a["href"].strip()))[0])
+    if "nofollow" not in directives and "none" not in directives:
+        base = soup.find("base", href=True)
+        base_url = urljoin(url, base["href"]) if base else url
+        for a in soup.find_all("a", href=True):
+            if "nofollow" not in (a.get("rel") or []):
+                page.links.append(urldefrag(urljoin(base_url, a["href"].strip()))[0])
+    # A page that builds its text with scripts (a single-page app) holds next to none without them.
+    scripted = soup.find("script") is not None
+    for tag in soup.find_all(("script", "style", "noscript", "template")):
+        tag.decompose()
+    page.scripted = scripted and len((soup.body or soup).get_text(" ", strip=True)) < 40
     return page
 
 
@@ -529,6 +533,9 @@ class Crawl:
                 self._follow(page.links)
             if not page.index:
                 self.skip(final, "the page asks not to be indexed (noindex)")
+                continue
+            if page.scripted:
+                self.skip(final, "the page shows its text only by running scripts, which Docent does not")
                 continue
             if final != address and final in self.kept:
                 continue  # two addresses leading to one page

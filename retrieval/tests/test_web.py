@@ -272,3 +272,23 @@ def test_a_text_page_in_the_charset_its_header_names_is_kept_as_utf8(fake_site):
         assert (content_type, body.decode("utf-8")) == ("text/html", latin)
         assert fetcher.get(f"{fake_site.origin}/utf8")[2].decode("utf-8") == latin
         assert fetcher.get(f"{fake_site.origin}/pdf")[2] == b"%PDF-1.4 \xe9"  # not text: as sent
+
+
+def test_a_page_that_needs_its_scripts_for_any_text_is_left_out_saying_so(fake_site):
+    fake_site.page(
+        "/app",
+        '<html><head><title>App</title><script src="/app.js"></script></head><body><div id="root"></div>'
+        "<noscript>You need to enable JavaScript to run this app.</noscript></body></html>",
+        type="text/html",
+    )
+    fake_site.html(
+        "/docs", "Docs", "Plain words a reader can read without scripts.", head="<script>track()</script>"
+    )
+    reading = _read(f"{fake_site.origin}/app", crawl=False, max_pages=1)
+    assert reading.pages == []
+    assert reading.skipped == [
+        (f"{fake_site.origin}/app", "the page shows its text only by running scripts, which Docent does not")
+    ]
+    assert [p.url for p in _read(f"{fake_site.origin}/docs", crawl=False, max_pages=1).pages] == [
+        f"{fake_site.origin}/docs"
+    ]
