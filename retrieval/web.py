@@ -503,7 +503,8 @@ class Crawl:
                 return
             progressed = True
             address = self.queue.pop(0)
-            if self.crawl and not self.first and not self.robots.allows(address, fetcher):
+            # The address given is read as a browser would; what a crawl or sitemap adds, as a robot.
+            if not self.first and not self.robots.allows(address, fetcher):
                 self.skip(address, "robots.txt asks robots not to read it")
                 continue
             try:
@@ -541,7 +542,7 @@ class Crawl:
                 continue  # two addresses leading to one page
             self.seen.add(final)
             yield page
-            if self.crawl and self.queue:
+            if self.queue:
                 time.sleep(max(settings.DOCENT_WEB_CRAWL_DELAY_S, self.robots.delay(address)))
 
     def _follow(self, links: list[str]) -> None:

@@ -226,20 +226,23 @@ def test_a_sitemap_gives_the_pages(fake_site):
         f"<url><loc>{o}/a</loc></url><url><loc> {o}/b </loc></url><url><loc>http://example.org/x</loc></url></urlset>",
         type="text/xml",
     )
+    fake_site.page("/robots.txt", "User-agent: DocentBot\nDisallow: /private\n", type="text/plain")
     fake_site.html("/a", "A", "a")
     fake_site.html("/b", "B", "b")
+    fake_site.html("/private", "P", "p")
     fake_site.redirect("/c", "/a")  # a page listed twice, by two addresses
     fake_site.pages["/pages.xml"] = (
         200,
         "text/xml",
         fake_site.pages["/pages.xml"][2].replace(
-            b"</urlset>", f"<url><loc>{o}/c</loc></url></urlset>".encode()
+            b"</urlset>", f"<url><loc>{o}/c</loc></url><url><loc>{o}/private</loc></url></urlset>".encode()
         ),
         {},
     )
     reading = _read(f"{o}/sitemap.xml", crawl=False, max_pages=10)
     assert [p.url for p in reading.pages] == [f"{o}/a", f"{o}/b"]
-    assert reading.complete
+    assert reading.skipped == [(f"{o}/private", "robots.txt asks robots not to read it")]
+    assert reading.complete and "/private" not in fake_site.requests
 
 
 def test_compressed_pages_are_read_and_a_compressed_bomb_is_refused(fake_site):
