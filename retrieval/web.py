@@ -14,6 +14,7 @@ import ipaddress
 import mimetypes
 import re
 import socket
+import ssl
 import time
 import urllib.robotparser
 import zlib
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urldefrag, urljoin, urlsplit, urlunsplit
 
+import certifi
 import httpcore
 from bs4 import BeautifulSoup
 from django.conf import settings
@@ -195,6 +197,14 @@ class Page:
         return _READABLE.get(self.content_type) or mimetypes.guess_extension(self.content_type) or ""
 
 
+def _ssl_context() -> ssl.SSLContext:
+    """The public authorities (certifi's, as httpx trusts) and the system's own, where an intranet's
+    authority is installed (or named by SSL_CERT_FILE / SSL_CERT_DIR)."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.load_default_certs()
+    return context
+
+
 class Fetcher:
     """One connection pool for a reading; GET only, no cookies, no proxy from the environment (its
     address would be the one checked, not the page's)."""
@@ -202,7 +212,9 @@ class Fetcher:
     def __init__(self, *, timeout: float | None = None, max_bytes: int | None = None):
         self.timeout = timeout or settings.DOCENT_WEB_TIMEOUT_S
         self.max_bytes = max_bytes or settings.DOCENT_MAX_UPLOAD_BYTES
-        self.pool = httpcore.ConnectionPool(network_backend=_GuardedBackend(), max_connections=4, retries=0)
+        self.pool = httpcore.ConnectionPool(
+            ssl_context=_ssl_context(), network_backend=_GuardedBackend(), max_connections=4, retries=0
+        )
 
     def close(self) -> None:
         self.pool.close()
