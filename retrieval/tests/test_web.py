@@ -295,3 +295,27 @@ def test_a_page_that_needs_its_scripts_for_any_text_is_left_out_saying_so(fake_s
     assert [p.url for p in _read(f"{fake_site.origin}/docs", crawl=False, max_pages=1).pages] == [
         f"{fake_site.origin}/docs"
     ]
+
+
+def test_https_checks_the_certificate_and_the_name_though_the_address_is_pinned(
+    settings, tmp_path, monkeypatch
+):
+    """The connection goes to the address the guard checked, and TLS still checks the certificate
+    for the name asked for: refused while no trusted authority signed it, read once the system's
+    store (SSL_CERT_FILE here) holds it; the same server by its address is refused (the name on the
+    certificate is not the one asked for)."""
+    from tests.support.fake_site import TlsSite
+
+    site = TlsSite(tmp_path).start()
+    try:
+        settings.DOCENT_WEB_PRIVATE_HOSTS = ["localhost", "127.0.0.1"]
+        site.html("/", "Secure", "over TLS")
+        with web.Fetcher() as fetcher, pytest.raises(web.WebError, match="could not be reached"):
+            fetcher.get(f"{site.origin}/")
+        monkeypatch.setenv("SSL_CERT_FILE", site.cert)
+        with web.Fetcher() as fetcher:
+            assert b"over TLS" in fetcher.get(f"{site.origin}/")[2]
+            with pytest.raises(web.WebError, match="could not be reached"):
+                fetcher.get(f"https://127.0.0.1:{site.server.server_address[1]}/")
+    finally:
+        site.stop()
