@@ -489,7 +489,7 @@ def add_web_source(request, collection_id: int, payload: WebSourceIn):
         )
     except web.Refused as exc:
         raise HttpError(400, str(exc)) from None
-    except services.WebSourceExists as exc:
+    except (services.WebSourceExists, services.WebSourcesFull) as exc:
         raise HttpError(409, str(exc)) from None
     source.document_count = 0
     return Status(201, _web_source_out(source))

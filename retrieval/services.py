@@ -1341,6 +1341,10 @@ class WebSourceExists(ValueError):
     pass
 
 
+class WebSourcesFull(ValueError):
+    pass
+
+
 def web_source_add(
     *,
     collection: Collection,
@@ -1359,6 +1363,11 @@ def web_source_add(
         raise ValueError(f"max_pages must be between 1 and {settings.DOCENT_WEB_MAX_PAGES}")
     if not 0 <= refresh_hours <= 24 * 366:
         raise ValueError("refresh_hours must be between 0 (never) and 8784 (a year)")
+    if WebSource.objects.filter(collection=collection).count() >= settings.DOCENT_WEB_MAX_SOURCES:
+        raise WebSourcesFull(
+            f"{collection.name} already reads {settings.DOCENT_WEB_MAX_SOURCES} web addresses, its most; "
+            "remove one first (or crawl a site's folder from one address)"
+        )
     try:
         with transaction.atomic():
             source = WebSource.objects.create(

@@ -254,6 +254,7 @@ DOCENT_WEB_PRIVATE_HOSTS = [
     h.strip() for h in os.environ.get("DOCENT_WEB_PRIVATE_HOSTS", "").split(",") if h.strip()
 ]
 DOCENT_WEB_MAX_PAGES = env_int("DOCENT_WEB_MAX_PAGES", 500)  # the most one source may read
+DOCENT_WEB_MAX_SOURCES = env_int("DOCENT_WEB_MAX_SOURCES", 50)  # the most one collection may have
 DOCENT_WEB_TIMEOUT_S = env_float("DOCENT_WEB_TIMEOUT_S", 20.0)
 DOCENT_WEB_CRAWL_DELAY_S = env_float("DOCENT_WEB_CRAWL_DELAY_S", 0.5)  # between a crawl's pages
 # A reading goes in slices of this long, each a task, so that other tasks run between them.

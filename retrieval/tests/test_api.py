@@ -821,6 +821,9 @@ def test_web_sources_are_added_listed_read_again_and_removed(
 
     again = client.post(url, {"url": "https://docs.example.org/guide/"}, "application/json", **auth)
     assert again.status_code == 409 and "already" in again.json()["error"]["message"]
+    settings.DOCENT_WEB_MAX_SOURCES = 1
+    full = client.post(url, {"url": "https://docs.example.org/other/"}, "application/json", **auth)
+    assert full.status_code == 409 and "its most" in full.json()["error"]["message"]
     settings.DOCENT_WEB_PRIVATE_HOSTS = []
     for private in (
         "http://127.0.0.1:8000/admin/",
