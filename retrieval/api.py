@@ -300,12 +300,14 @@ def list_documents(
     status: Literal["", "queued", "processing", "ready", "failed"] = "",
     limit: int = Query(1000, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    source: int | None = None,
 ):
-    """Newest first. `q` matches the title or file name, `status` narrows; at most `limit` from
-    `offset`, with the number matching in the `X-Total-Count` header."""
+    """Newest first. `q` matches the title or file name, `status` narrows, `source` keeps a web
+    source's pages; at most `limit` from `offset`, with the number matching in the `X-Total-Count`
+    header."""
     collection = _collection_or_404(request, collection_id)
     documents = selectors.documents_for_user(
-        user=request.auth, collection_id=collection.id, name=q.strip()[:200], status=status
+        user=request.auth, collection_id=collection.id, name=q.strip()[:200], status=status, source_id=source
     )
     response["X-Total-Count"] = str(documents.count())
     return [document_out(d) for d in documents[offset : offset + limit]]
@@ -466,11 +468,20 @@ def list_web_sources(request, collection_id: int):
 
 @router.post(
     "/collections/{collection_id}/web-sources",
-    response={201: WebSourceOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
+    response={
+        201: WebSourceOut,
+        200: WebSourceOut,
+        400: ErrorOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        429: ErrorOut,
+    },
 )
 def add_web_source(request, collection_id: int, payload: WebSourceIn):
     """Read a web page into the collection (with `crawl`, the pages it links to under its folder; a
-    sitemap's address, its pages), now and every `refresh_hours`: pages become documents, changed
+    sitemap's address, its pages), now and every `refresh_hours` (200 with the source as it stands
+    when the collection reads the address already): pages become documents, changed
     ones are ingested anew, pages gone are deleted. Only public addresses unless the operator
     allows private ones (`DOCENT_WEB_PRIVATE_HOSTS`)."""
     collection = _writable_collection_or_404(request, collection_id)
@@ -489,7 +500,12 @@ def add_web_source(request, collection_id: int, payload: WebSourceIn):
         )
     except web.Refused as exc:
         raise HttpError(400, str(exc)) from None
-    except (services.WebSourceExists, services.WebSourcesFull) as exc:
+    except services.WebSourceExists as exc:
+        # Like a file uploaded again: the source the collection already has, as it stands.
+        return Status(
+            200, _web_source_out(selectors.web_source_get(user=request.auth, source_id=exc.source.id))
+        )
+    except services.WebSourcesFull as exc:
         raise HttpError(409, str(exc)) from None
     source.document_count = 0
     return Status(201, _web_source_out(source))

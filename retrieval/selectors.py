@@ -144,13 +144,15 @@ def collection_get(*, user, collection_id: int) -> Collection:
 
 
 def documents_for_user(
-    *, user, collection_id: int | None = None, name: str = "", status: str = ""
+    *, user, collection_id: int | None = None, name: str = "", status: str = "", source_id: int | None = None
 ) -> QuerySet[Document]:
     """The documents the user may read, newest first; `name` matches title or file name (any part,
-    any case), `status` one of Document.Status."""
+    any case), `status` one of Document.Status, `source_id` a web source's pages."""
     qs = Document.objects.filter(collection__in=_readable_collections(user=user)).select_related("collection")
     if collection_id is not None:
         qs = qs.filter(collection_id=collection_id)
+    if source_id is not None:
+        qs = qs.filter(source_id=source_id)
     if name:
         qs = qs.filter(Q(title__icontains=name) | Q(original_name__icontains=name))
     if status:

@@ -1338,7 +1338,9 @@ def keyword_index_rebuild() -> int:
 
 
 class WebSourceExists(ValueError):
-    pass
+    def __init__(self, message: str, source: WebSource):
+        super().__init__(message)
+        self.source = source
 
 
 class WebSourcesFull(ValueError):
@@ -1363,6 +1365,9 @@ def web_source_add(
         raise ValueError(f"max_pages must be between 1 and {settings.DOCENT_WEB_MAX_PAGES}")
     if not 0 <= refresh_hours <= 24 * 366:
         raise ValueError("refresh_hours must be between 0 (never) and 8784 (a year)")
+    existing = WebSource.objects.filter(collection=collection, url=url).first()
+    if existing is not None:
+        raise WebSourceExists(f"{url} is already read into {collection.name}", existing)
     if WebSource.objects.filter(collection=collection).count() >= settings.DOCENT_WEB_MAX_SOURCES:
         raise WebSourcesFull(
             f"{collection.name} already reads {settings.DOCENT_WEB_MAX_SOURCES} web addresses, its most; "
@@ -1380,7 +1385,8 @@ def web_source_add(
             )
             web_source_queue(source=source)
     except IntegrityError:
-        raise WebSourceExists(f"{url} is already read into {collection.name}") from None
+        existing = WebSource.objects.get(collection=collection, url=url)
+        raise WebSourceExists(f"{url} is already read into {collection.name}", existing) from None
     return source
 
 

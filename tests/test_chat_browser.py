@@ -376,6 +376,37 @@ def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url
     expect(page.locator("#attached li", has_text="stray.md")).to_have_count(0)
 
 
+def test_a_web_page_attached_in_the_composer_is_read_then_asked_about(
+    page, live_url, member, worker, fake_site
+):
+    """An address given in the attach menu is read into the chosen collection as a web source; its
+    row shows the page's title once read, the conversation is narrowed to it, and the answer comes
+    from it, linking the page. An address that cannot be read says why."""
+    from retrieval.models import Collection, WebSource
+
+    notes = Collection.objects.create(team=member.teams.get(), name="notes")
+    fake_site.html("/pantry", "Pantry rules", "The pantry is restocked every Thursday morning.")
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    for address in (f"{fake_site.origin}/pantry", f"{fake_site.origin}/missing"):
+        page.locator("#attach summary").click()
+        page.select_option("#attach-collection", str(notes.id))
+        page.fill("#attach-url", address)
+        page.keyboard.press("Enter")  # attaches the page; sends no question
+    row = page.locator("#attached li", has_text="Pantry rules")
+    expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
+    missing = page.locator("#attached li", has_text="/missing")
+    expect(missing).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(missing).to_contain_text("not there (404)")
+    expect(page.locator("#scope summary")).to_have_text("Document: Pantry rules")
+    expect(page.locator("article.msg")).to_have_count(0)
+    assert WebSource.objects.get(url=f"{fake_site.origin}/pantry").collection_id == notes.id
+    answer = ask(page, "When is the pantry restocked?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("every Thursday morning")
+    answer.locator("button.cite").first.click()
+    expect(page.locator("#source-web")).to_have_attribute("href", f"{fake_site.origin}/pantry")
+
+
 def test_a_file_attached_while_asking_a_shared_collection_goes_to_the_users_own(
     page, live_url, member, worker, make_team, make_collection
 ):

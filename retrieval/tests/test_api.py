@@ -819,8 +819,10 @@ def test_web_sources_are_added_listed_read_again_and_removed(
     }
     assert len(callbacks) == 1  # the reading, queued once the source is committed
 
-    again = client.post(url, {"url": "https://docs.example.org/guide/"}, "application/json", **auth)
-    assert again.status_code == 409 and "already" in again.json()["error"]["message"]
+    # Added again (as the chat's composer attaches a page): the source as it stands, no new reading.
+    with django_capture_on_commit_callbacks() as callbacks:
+        again = client.post(url, {"url": "https://docs.example.org/guide/"}, "application/json", **auth)
+    assert again.status_code == 200 and again.json()["id"] == body["id"] and callbacks == []
     settings.DOCENT_WEB_MAX_SOURCES = 1
     full = client.post(url, {"url": "https://docs.example.org/other/"}, "application/json", **auth)
     assert full.status_code == 409 and "its most" in full.json()["error"]["message"]
@@ -856,11 +858,16 @@ def test_web_sources_are_added_listed_read_again_and_removed(
         collection_a, "docs.example.org/guide/", b"<html><body>Guide</body></html>", enqueue=False
     )
     Document.objects.filter(id=page.id).update(source=source, source_url="https://docs.example.org/guide/")
+    other, _ = upload(collection_a, "notes.txt", b"Not from the web.", enqueue=False)
+    found = client.get(f"{url.replace('web-sources', 'documents')}?source={source.id}", **auth)
+    assert [d["id"] for d in found.json()] == [page.id] and found["X-Total-Count"] == "1"
     listed = client.get(f"/api/v1/documents/{page.id}", **auth).json()
     assert (listed["url"], listed["source_id"]) == ("https://docs.example.org/guide/", source.id)
     assert client.get(url, **auth).json()[0]["documents"] == 1
     assert client.delete(f"/api/v1/web-sources/{source.id}", **auth).status_code == 204
-    assert not WebSource.objects.exists() and not Document.objects.exists()
+    assert not WebSource.objects.exists() and list(Document.objects.values_list("id", flat=True)) == [
+        other.id
+    ]
 
 
 def test_another_teams_web_sources_are_404_and_a_shared_collections_are_read_only(

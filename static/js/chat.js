@@ -994,6 +994,40 @@
     xhr.onerror = () => attachDone(li, "failed", "the upload was interrupted; check your connection");
     xhr.send(form);
   }
+  // A web page attached: the collection reads it as a web source (one already read is the one
+  // attached), then the page's document is watched as an uploaded file's is.
+  async function attachPage(url, collection) {
+    const li = attachedRow(url); reading += 1;
+    attachStatus(li, "reading", "fetching the page");
+    let source;
+    try {
+      source = await api(`/api/v1/collections/${encodeURIComponent(collection)}/web-sources`, { method: "POST", body: JSON.stringify({ url, crawl: false }) });
+    } catch (err) {
+      attachDone(li, "failed", err.message);
+      return;
+    }
+    watchPage(collection, source.id, li);
+  }
+  async function watchPage(collection, id, li, misses = 0) {
+    let sources, pages;
+    try {
+      sources = await api(`/api/v1/collections/${encodeURIComponent(collection)}/web-sources`);
+      pages = await api(`/api/v1/collections/${encodeURIComponent(collection)}/documents?source=${encodeURIComponent(id)}&limit=1`);
+    } catch (err) {
+      if (misses >= 5) attachDone(li, "failed", err.message);
+      else setTimeout(() => watchPage(collection, id, li, misses + 1), 2000);
+      return;
+    }
+    const source = sources.find((s) => s.id === id);
+    if (!source) { attachDone(li, "failed", "the page was removed from the collection"); return; }
+    if (pages.length) { li.querySelector(".name").textContent = pages[0].title; watchReading(pages[0].id, li); return; }
+    if (source.status === "ok" || source.status === "failed") {
+      const why = source.error || (source.skipped[0] && source.skipped[0].reason) || "no page could be read there";
+      attachDone(li, "failed", why);
+      return;
+    }
+    setTimeout(() => watchPage(collection, id, li), 1000);
+  }
   async function watchReading(id, li, misses = 0) {
     let d;
     try {
@@ -1040,6 +1074,17 @@
       const collection = home();
       [...e.dataTransfer.files].forEach((f) => attach(f, collection));
     });
+    const addPage = () => {
+      const url = $("attach-url").value.trim();
+      if (!url) { $("attach-url").focus(); return; }
+      attachPage(url, $("attach-collection").value);
+      $("attach-url").value = "";
+      $("attach").open = false;
+      $("question").focus();
+    };
+    $("attach-url-add").addEventListener("click", addPage);
+    // Enter here attaches the page: the composer's form would otherwise send the question.
+    $("attach-url").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); addPage(); } });
     $("attach-file").addEventListener("change", () => {
       const collection = $("attach-collection").value;
       [...$("attach-file").files].forEach((f) => attach(f, collection));
