@@ -61,6 +61,11 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     page.fill("textarea", "/")
     expect(page.locator("#prompt-menu [role=option]")).to_have_count(1)
     check("chat, saved prompts offered")
+    page.fill("textarea", "")
+    page.locator("#attach summary").click()
+    expect(page.locator("#attach-url")).to_be_visible()
+    check("chat, attach menu")
+    page.locator("#attach summary").click()
     page.fill("textarea", "How many days of paid leave do employees get?")
     page.keyboard.press("Enter")
     answer = page.locator("article.msg.assistant").first
