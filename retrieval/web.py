@@ -363,6 +363,57 @@ def _sitemap_locs(body: bytes) -> tuple[str, list[str]] | None:
     return root.name, [" ".join(loc.get_text().split()) for loc in root.find_all("loc")]
 
 
+# What a link's name says is no page Docent reads (the type is checked again when fetched).
+_NOT_PAGES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".svg",
+    ".webp",
+    ".ico",
+    ".bmp",
+    ".css",
+    ".js",
+    ".mjs",
+    ".map",
+    ".woff",
+    ".woff2",
+    ".ttf",
+    ".otf",
+    ".mp3",
+    ".mp4",
+    ".m4a",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".wav",
+    ".zip",
+    ".gz",
+    ".tgz",
+    ".tar",
+    ".bz2",
+    ".xz",
+    ".7z",
+    ".rar",
+    ".exe",
+    ".dmg",
+    ".iso",
+    ".msi",
+    ".apk",
+)
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid)$", re.I)
+
+
+def _without_tracking(url: str) -> str:
+    """A link without the campaign parameters that make one page look like many."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    kept = [p for p in parts.query.split("&") if not _TRACKING.match(p.split("=", 1)[0])]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
+
+
 def scope_of(url: str) -> tuple[str, str]:
     """(origin, path prefix): a crawl from https://docs.example.com/guide/intro reads
     https://docs.example.com/guide/..."""
@@ -560,9 +611,11 @@ class Crawl:
     def _follow(self, links: list[str]) -> None:
         for link in links:
             try:
-                link = check_url(link)
+                link = _without_tracking(check_url(link))
             except Refused:
                 continue
+            if urlsplit(link).path.lower().endswith(_NOT_PAGES):
+                continue  # images, styles, scripts, media, archives: not read, so not fetched
             if link not in self.seen and in_scope(link, self.scope):
                 self.seen.add(link)
                 self.queue.append(link)

@@ -160,7 +160,19 @@ def test_a_crawl_stays_under_its_folder_and_honours_robots(fake_site):
             "http://example.org/",
         ),
     )
-    fake_site.html("/docs/intro", "Intro", "intro text", links=("/docs/", "guide/setup"))
+    fake_site.html(
+        "/docs/intro",
+        "Intro",
+        "intro text",
+        links=(
+            "/docs/",
+            "guide/setup",
+            "/docs/?utm_source=x&utm_medium=y",
+            "logo.PNG",
+            "app.js",
+            "/docs/intro?fbclid=1",
+        ),
+    )
     fake_site.html("/docs/guide/setup", "Setup", "setup text", links=("../notes.pdf", "hidden"))
     fake_site.page("/docs/notes.pdf", b"%PDF-1.4 not really", type="application/pdf")
     fake_site.html("/docs/guide/hidden", "Hidden", "x", head='<meta name="robots" content="noindex">')
@@ -180,6 +192,8 @@ def test_a_crawl_stays_under_its_folder_and_honours_robots(fake_site):
         f"{o}/docs/guide/hidden": "the page asks not to be indexed (noindex)",
     }
     assert "/docs/private/keys" not in fake_site.requests and "/blog/post" not in fake_site.requests
+    # Campaign parameters do not make one page two; images and scripts are not fetched.
+    assert not [r for r in fake_site.requests if "utm_" in r or "fbclid" in r or r.endswith((".PNG", ".js"))]
     assert fake_site.requests.count("/robots.txt") == 1
 
 
