@@ -54,6 +54,9 @@ _TEXT_TYPES = {
     "text/csv",
 }
 _REDIRECTS = {301, 302, 303, 307, 308}
+# Addresses waiting, at most, per page a reading may keep: a page of a million links stays a small
+# state to save between slices.
+_QUEUE_PER_PAGE = 10
 _MAX_REDIRECTS = 5
 _MAX_SITEMAPS = 20
 
@@ -617,6 +620,9 @@ class Crawl:
             if urlsplit(link).path.lower().endswith(_NOT_PAGES):
                 continue  # images, styles, scripts, media, archives: not read, so not fetched
             if link not in self.seen and in_scope(link, self.scope):
+                if len(self.queue) >= _QUEUE_PER_PAGE * self.max_pages:
+                    self.complete = False  # pages left unvisited may still be there
+                    return
                 self.seen.add(link)
                 self.queue.append(link)
 
@@ -637,6 +643,9 @@ class Crawl:
             except Refused:
                 continue
             if loc not in self.seen and in_scope(loc, self.scope):
+                if len(self.queue) >= _QUEUE_PER_PAGE * self.max_pages:
+                    self.complete = False
+                    return
                 self.seen.add(loc)
                 self.queue.append(loc)
 

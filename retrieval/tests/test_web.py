@@ -333,3 +333,11 @@ def test_https_checks_the_certificate_and_the_name_though_the_address_is_pinned(
                 fetcher.get(f"https://127.0.0.1:{site.server.server_address[1]}/")
     finally:
         site.stop()
+
+
+def test_the_addresses_waiting_are_bounded_by_the_pages_a_reading_may_keep(fake_site):
+    fake_site.html("/", "Home", "home", links=tuple(f"/p{i}" for i in range(500)))
+    crawl = web.Crawl(f"{fake_site.origin}/", crawl=True, max_pages=3)
+    with web.Fetcher() as fetcher:
+        assert [p.url for p in crawl.pages(fetcher, until=0)] == [f"{fake_site.origin}/"]
+    assert len(crawl.queue) == 30 and not crawl.complete
