@@ -1575,6 +1575,7 @@ def _web_source_done(
         reading="",
         state={},
     )
-    WebSource.objects.filter(id=source.id).update(**fields)
+    # Only while this reading still holds the source: one taken over after it went quiet writes nothing.
+    WebSource.objects.filter(id=source.id, reading=source.reading).update(**fields)
     for name, value in fields.items():
         setattr(source, name, value)

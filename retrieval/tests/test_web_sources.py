@@ -270,6 +270,7 @@ def test_a_reading_goes_in_slices_and_one_lost_with_its_worker_goes_on_where_it_
     assert services.web_source_sync(source_id=source.id, reading="not-this-one") is None
 
     # The slice queued is lost; once the reading is old, the schedule takes it again.
+    lost = source
     WebSource.objects.filter(id=source.id).update(started_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks() as callbacks:
         assert services.web_sources_due() == [source.id]
@@ -279,3 +280,6 @@ def test_a_reading_goes_in_slices_and_one_lost_with_its_worker_goes_on_where_it_
     assert source.tally == {"new": 3, "unchanged": 0, "skipped": 0, "deleted": 0}
     assert sorted(fake_site.requests) == ["/docs/", "/docs/intro", "/docs/setup", "/robots.txt"]
     assert Document.objects.filter(source=source, status="ready").count() == 3
+    # The lost reading, were it to end after all, writes nothing over the one that took its place.
+    services._web_source_done(lost, status="failed", error="late")
+    assert WebSource.objects.get(id=source.id).status == "ok"
