@@ -176,6 +176,9 @@ class WebSource(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     reading = models.CharField(max_length=32, blank=True, default="", editable=False)
     state = models.JSONField(default=dict, blank=True, editable=False)
+    # Each page's text as last ingested (a hash, by address): a page whose bytes changed but not its
+    # text (a nonce, a build id in a script) is not ingested again.
+    page_hashes = models.JSONField(default=dict, blank=True, editable=False)
     next_sync_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

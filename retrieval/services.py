@@ -1498,7 +1498,9 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
         crawl.stop(f"stopped after {settings.DOCENT_WEB_READING_S // 60} minutes, a reading's most")
     if not crawl.done:
         source.state = {"crawl": crawl.state(), "began": began, "tally": tally}
-        saved = WebSource.objects.filter(id=source.id, reading=reading).update(state=source.state)
+        saved = WebSource.objects.filter(id=source.id, reading=reading).update(
+            state=source.state, page_hashes=source.page_hashes
+        )
         if saved:
             transaction.on_commit(lambda: sync_web_source.delay(source.id, reading), robust=True)
         return source
@@ -1522,6 +1524,7 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
         error="no page it found could be kept" if failed else "",
         pages=len(kept),
         skipped=skipped[:100],
+        page_hashes={url: h for url, h in source.page_hashes.items() if url in kept or not crawl.complete},
     )
     return source
 
@@ -1533,6 +1536,12 @@ def _web_page_store(source: WebSource, page) -> str:
     mine = Document.objects.filter(source=source, source_url=page.url)
     if mine.filter(content_hash=digest).exists():
         return "unchanged"  # a page that failed to ingest would fail again: not taken anew each time
+    if (
+        page.text_hash
+        and source.page_hashes.get(page.url) == page.text_hash
+        and mine.exclude(status=Document.Status.FAILED).exists()
+    ):
+        return "unchanged"  # other bytes, the same text: a nonce or a build id in a script
     try:
         # Django's foreign keys are checked at commit: a source removed meanwhile fails there.
         with transaction.atomic():
@@ -1557,6 +1566,8 @@ def _web_page_store(source: WebSource, page) -> str:
         return (
             f"the same content as {document.source_url or document.original_name}, already in the collection"
         )
+    if page.text_hash:
+        source.page_hashes[page.url] = page.text_hash
     return "new"
 
 

@@ -10,6 +10,7 @@ to (no second lookup an attacker's DNS could answer differently).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import mimetypes
 import re
@@ -194,6 +195,7 @@ class Page:
     # <meta name="robots">: noindex pages are not kept, nofollow pages' links not followed.
     index: bool = True
     scripted: bool = False  # no text until its scripts run (Docent runs none)
+    text_hash: str = ""  # an HTML page's title and visible text, hashed: what a change must change
 
     @property
     def extension(self) -> str:
@@ -353,7 +355,9 @@ def _html_page(url: str, content_type: str, body: bytes) -> Page:
     scripted = soup.find("script") is not None
     for tag in soup.find_all(("script", "style", "noscript", "template")):
         tag.decompose()
-    page.scripted = scripted and len((soup.body or soup).get_text(" ", strip=True)) < 40
+    text = (soup.body or soup).get_text(" ", strip=True)
+    page.scripted = scripted and len(text) < 40
+    page.text_hash = hashlib.sha256(f"{page.title}\n{text}".encode()).hexdigest()
     return page
 
 

@@ -66,6 +66,15 @@ def test_a_site_is_read_and_kept_in_step(
     # Nothing changed: nothing is taken again.
     before = {d.id for d in pages.values()}
     assert _sync_and_ingest(source, django_capture_on_commit_callbacks).tally["unchanged"] == 3
+    # Other bytes, the same text (a nonce in a script, a build id): not ingested again either.
+    fake_site.html(
+        "/docs/intro",
+        "Intro",
+        "Docent answers from your team's documents.",
+        head="<script>var n='4f2a';</script>",
+    )
+    assert _sync_and_ingest(source, django_capture_on_commit_callbacks).tally["unchanged"] == 3
+    assert {d.id for d in _pages(source).values()} == before
     assert {d.id for d in _pages(source).values()} == before
 
     # A changed page is a new version, which replaces the old once ready; a page no longer linked
