@@ -187,7 +187,11 @@ def document_get(*, user, document_id: int) -> Document:
 
 def web_sources(*, collection: Collection) -> QuerySet[WebSource]:
     """The collection's web sources, each with the number of its documents."""
-    return WebSource.objects.filter(collection=collection).annotate(document_count=Count("documents"))
+    return (
+        WebSource.objects.filter(collection=collection)
+        .defer("page_hashes")  # one hash a page: not for listing
+        .annotate(document_count=Count("documents"))
+    )
 
 
 def web_source_counts(*, collection_ids: Sequence[int]) -> dict[int, int]:
