@@ -6,7 +6,6 @@ import contextlib
 from datetime import datetime
 from typing import Literal
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse
 from ninja import Field, File, Form, Query, Router, Schema, Status
@@ -487,8 +486,6 @@ def add_web_source(request, collection_id: int, payload: WebSourceIn):
     collection = _writable_collection_or_404(request, collection_id)
     if not limits.counted_upstream(request, "upload"):
         limits.limit_hit(action="upload", key=request.auth.pk)
-    if payload.max_pages > settings.DOCENT_WEB_MAX_PAGES:
-        raise HttpError(400, f"max_pages may be at most {settings.DOCENT_WEB_MAX_PAGES}")
     try:
         source = services.web_source_add(
             collection=collection,
@@ -507,6 +504,8 @@ def add_web_source(request, collection_id: int, payload: WebSourceIn):
         )
     except services.WebSourcesFull as exc:
         raise HttpError(409, str(exc)) from None
+    except ValueError as exc:  # the service's bounds (max_pages, refresh_hours)
+        raise HttpError(400, str(exc)) from None
     source.document_count = 0
     return Status(201, _web_source_out(source))
 

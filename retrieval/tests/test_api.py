@@ -835,12 +835,15 @@ def test_web_sources_are_added_listed_read_again_and_removed(
     ):
         response = client.post(url, {"url": private}, "application/json", **auth)
         assert response.status_code == 400 and "private address" in response.json()["error"]["message"]
-    for bad in (
-        {"url": "file:///etc/passwd"},
-        {"url": "http://x.org/", "max_pages": settings.DOCENT_WEB_MAX_PAGES + 1},
+    for bad, said in (
+        ({"url": "file:///etc/passwd"}, "http:// or https://"),
+        (
+            {"url": "http://x.org/", "max_pages": settings.DOCENT_WEB_MAX_PAGES + 1},
+            "max_pages must be between",
+        ),
     ):
         response = client.post(url, bad, "application/json", **auth)
-        assert response.status_code in (400, 422), bad
+        assert response.status_code == 400 and said in response.json()["error"]["message"], bad
     assert [s["url"] for s in client.get(url, **auth).json()] == ["https://docs.example.org/guide/"]
 
     source = WebSource.objects.get()
