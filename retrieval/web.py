@@ -477,17 +477,6 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-@dataclass
-class Reading:
-    """What a reading of a source found: pages to keep, and the addresses left out with why.
-    `complete`: every page in reach was visited, so a page no longer found is gone."""
-
-    pages: list[Page] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
-    complete: bool = True
-
-
 class Crawl:
     """A reading of a source that can stop and go on later (`state()` / `Crawl.resume`), so a big
     site is read in slices that let other tasks run between them, and a worker lost mid-way loses
@@ -652,27 +641,6 @@ class Crawl:
                     return
                 self.seen.add(loc)
                 self.queue.append(loc)
-
-
-def read(
-    url: str, *, crawl: bool, max_pages: int, deadline: float | None = None, fetcher: Fetcher | None = None
-) -> Iterator[Page | Reading]:
-    """A whole reading at once: each page as it arrives (each kept), then the Reading."""
-    own = fetcher is None
-    fetcher = fetcher or Fetcher()
-    try:
-        reading = Crawl(url, crawl=crawl, max_pages=max_pages)
-        kept = []
-        for page in reading.pages(fetcher, until=deadline):
-            reading.keep(page.url)
-            kept.append(page)
-            yield page
-        if not reading.done:
-            reading.stop("out of time")
-        yield Reading(pages=kept, skipped=reading.skipped, gone=reading.gone, complete=reading.complete)
-    finally:
-        if own:
-            fetcher.close()
 
 
 def reading_html(content_type: str) -> bool:

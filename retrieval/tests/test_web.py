@@ -1,17 +1,23 @@
 """Reading the web for web sources: only public addresses unless listed, every redirect checked,
 limits, robots.txt, scope and sitemaps; against a real HTTP server on loopback."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from retrieval import web
 
 
-def _read(url, **kwargs):
-    items = list(web.read(url, **kwargs))
-    reading = items[-1]
-    assert isinstance(reading, web.Reading)
-    assert items[:-1] == reading.pages
-    return reading
+def _read(url, *, crawl: bool, max_pages: int) -> SimpleNamespace:
+    """A whole reading at once, keeping every page, as the service's slices do together."""
+    crawl_ = web.Crawl(url, crawl=crawl, max_pages=max_pages)
+    pages = []
+    with web.Fetcher() as fetcher:
+        for page in crawl_.pages(fetcher):
+            crawl_.keep(page.url)
+            pages.append(page)
+    assert crawl_.done
+    return SimpleNamespace(pages=pages, skipped=crawl_.skipped, gone=crawl_.gone, complete=crawl_.complete)
 
 
 @pytest.mark.parametrize(
