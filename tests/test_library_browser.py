@@ -1031,6 +1031,17 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
     page.goto(f"{live_url}/library/")
     section.locator("details.web-sources > summary").click()
 
+    # Read again: the page's news arrives as the reading goes, and it ends up to date, unchanged.
+    requests = len(fake_site.requests)
+    source.locator("[data-action=source-sync]").click()
+    expect(source).to_have_attribute("data-status", "ok", timeout=30_000)
+    expect(source.locator("[data-action=source-sync]")).to_be_enabled()
+    deadline = time.monotonic() + 30
+    while len(fake_site.requests) < requests + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fake_site.requests[requests:] == ["/handbook/", "/robots.txt", "/handbook/leave"]
+    expect(section.locator("li.doc")).to_have_count(2)
+
     page.once("dialog", lambda dialog: dialog.accept())
     source.locator("[data-action=source-remove]").click()
     expect(section.locator("li.source")).to_have_count(0)

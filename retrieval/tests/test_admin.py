@@ -1,6 +1,7 @@
 """Django admin for teams, collections, documents, chunks and API keys, as a superuser sees it."""
 
 import pytest
+from django.utils import timezone
 
 from retrieval import services
 from retrieval.models import ApiKey, Chunk, Document, SsoIdentity, Team
@@ -363,6 +364,21 @@ def test_web_sources_are_added_read_again_and_removed_in_admin(
     assert admin_client.get("/admin/retrieval/websource/").status_code == 200
     assert admin_client.get(f"/admin/retrieval/websource/{source.id}/change/").status_code == 200
     assert admin_client.get(f"/admin/retrieval/document/{page.id}/change/").status_code == 200
+    # Read again now: queued, unless a reading is under way.
+    WebSource.objects.filter(id=source.id).update(status="ok")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            "/admin/retrieval/websource/",
+            {"action": "read_now", "_selected_action": [source.id]},
+            follow=True,
+        )
+    assert "queued 1 readings" in [str(m) for m in response.context["messages"]]
+    assert WebSource.objects.get(id=source.id).status == "queued" and len(callbacks) == 1
+    WebSource.objects.filter(id=source.id).update(status="syncing", started_at=timezone.now())
+    response = admin_client.post(
+        "/admin/retrieval/websource/", {"action": "read_now", "_selected_action": [source.id]}, follow=True
+    )
+    assert "queued 0 readings" in [str(m) for m in response.context["messages"]]
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             "/admin/retrieval/websource/",
