@@ -1009,18 +1009,19 @@
     watchPage(collection, source.id, li);
   }
   async function watchPage(collection, id, li, misses = 0) {
-    let sources, pages;
+    const base = `/api/v1/collections/${encodeURIComponent(collection)}`;
+    let pages, source;
     try {
-      sources = await api(`/api/v1/collections/${encodeURIComponent(collection)}/web-sources`);
-      pages = await api(`/api/v1/collections/${encodeURIComponent(collection)}/documents?source=${encodeURIComponent(id)}&limit=1`);
+      // Its page once it is a document; else how the reading goes (it may have found none).
+      pages = await api(`${base}/documents?source=${encodeURIComponent(id)}&limit=1`);
+      if (!pages.length) source = (await api(`${base}/web-sources`)).find((s) => s.id === id) || null;
     } catch (err) {
       if (misses >= 5) attachDone(li, "failed", err.message);
       else setTimeout(() => watchPage(collection, id, li, misses + 1), 2000);
       return;
     }
-    const source = sources.find((s) => s.id === id);
-    if (!source) { attachDone(li, "failed", "the page was removed from the collection"); return; }
     if (pages.length) { li.querySelector(".name").textContent = pages[0].title; watchReading(pages[0].id, li); return; }
+    if (!source) { attachDone(li, "failed", "the page was removed from the collection"); return; }
     if (source.status === "ok" || source.status === "failed") {
       const why = source.error || (source.skipped[0] && source.skipped[0].reason) || "no page could be read there";
       attachDone(li, "failed", why);
