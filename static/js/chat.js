@@ -1011,10 +1011,15 @@
   async function watchPage(collection, id, li, misses = 0) {
     const base = `/api/v1/collections/${encodeURIComponent(collection)}`;
     let pages, source;
+    const page = () => api(`${base}/documents?source=${encodeURIComponent(id)}&limit=1`);
     try {
-      // Its page once it is a document; else how the reading goes (it may have found none).
-      pages = await api(`${base}/documents?source=${encodeURIComponent(id)}&limit=1`);
-      if (!pages.length) source = (await api(`${base}/web-sources`)).find((s) => s.id === id) || null;
+      // Its page once it is a document; else how the reading goes (it may have found none). A
+      // reading that ended since the first look made its document before it ended: look again.
+      pages = await page();
+      if (!pages.length) {
+        source = (await api(`${base}/web-sources`)).find((s) => s.id === id) || null;
+        if (source && (source.status === "ok" || source.status === "failed")) pages = await page();
+      }
     } catch (err) {
       if (misses >= 5) attachDone(li, "failed", err.message);
       else setTimeout(() => watchPage(collection, id, li, misses + 1), 2000);
