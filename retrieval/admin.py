@@ -403,6 +403,7 @@ class WebSourceAdmin(_LiveTeamChoices, admin.ModelAdmin):
     readonly_fields = [
         "status",
         "error",
+        "failures",
         "pages",
         "skipped",
         "added_by",

@@ -422,6 +422,10 @@ class WebSourceOut(Schema):
     created_at: datetime
     synced_at: datetime | None
     next_sync_at: datetime | None
+    failures: int = Field(
+        0,
+        description="Readings failed in a row; each waits twice as long before the next, up to the schedule",
+    )
     progress: dict | None = Field(
         None,
         description='While a reading goes on: {"read": pages read so far, "waiting": addresses still to visit}',
@@ -445,6 +449,7 @@ def _web_source_out(w: WebSource) -> dict:
         "created_at": w.created_at,
         "synced_at": w.synced_at,
         "next_sync_at": w.next_sync_at,
+        "failures": w.failures,
         "progress": {"read": len(crawl["kept"]), "waiting": len(crawl["queue"])} if crawl else None,
     }
 

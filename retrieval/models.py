@@ -179,6 +179,14 @@ class WebSource(models.Model):
     # Each page's text as last ingested (a hash, by address): a page whose bytes changed but not its
     # text (a nonce, a build id in a script) is not ingested again.
     page_hashes = models.JSONField(default=dict, blank=True, editable=False)
+    # The validators (ETag, Last-Modified) a page came with, by address, for pages whose links the
+    # reading does not need: asked for again conditionally, an unchanged one answers 304, no body.
+    page_validators = models.JSONField(default=dict, blank=True, editable=False)
+    failures = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Readings failed in a row (each waits twice as long, up to the schedule).",
+    )
     next_sync_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1474,16 +1474,26 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
             crawl = web.Crawl.resume(state["crawl"])
         else:
             crawl = web.Crawl(source.url, crawl=source.crawl, max_pages=source.max_pages)
+        # Pages asked for conditionally: only those whose document still stands (one deleted by
+        # hand, or failed, is read whole again).
+        standing = set(
+            Document.objects.filter(source=source)
+            .exclude(status=Document.Status.FAILED)
+            .values_list("source_url", flat=True)
+        )
+        validators = {url: v for url, v in source.page_validators.items() if url in standing}
+        until = time.monotonic() + min(settings.DOCENT_WEB_SLICE_S, left)
         with web.Fetcher() as fetcher:
-            for page in crawl.pages(fetcher, until=time.monotonic() + min(settings.DOCENT_WEB_SLICE_S, left)):
+            for page in crawl.pages(fetcher, until=until, validators=validators):
                 outcome = _web_page_store(source, page)
                 if outcome in ("new", "unchanged"):
                     crawl.keep(page.url)
                     tally[outcome] += 1
+                    _web_page_validators(source, page)
                 else:
                     crawl.skip(page.url, outcome)
     except web.WebError as exc:
-        _web_source_done(source, status=WebSource.Status.FAILED, error=str(exc), retry_hours=1)
+        _web_source_done(source, status=WebSource.Status.FAILED, error=str(exc), retry=True)
         source.tally = tally
         return source
     except WebSource.DoesNotExist:
@@ -1491,7 +1501,7 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
     except Exception:
         log.exception("reading web source %s failed", source_id)
         _web_source_done(
-            source, status=WebSource.Status.FAILED, error="the reading stopped on an error", retry_hours=1
+            source, status=WebSource.Status.FAILED, error="the reading stopped on an error", retry=True
         )
         raise
     if not crawl.done and time.time() - began >= settings.DOCENT_WEB_READING_S:
@@ -1499,7 +1509,7 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
     if not crawl.done:
         source.state = {"crawl": crawl.state(), "began": began, "tally": tally}
         saved = WebSource.objects.filter(id=source.id, reading=reading).update(
-            state=source.state, page_hashes=source.page_hashes
+            state=source.state, page_hashes=source.page_hashes, page_validators=source.page_validators
         )
         if saved:
             transaction.on_commit(lambda: sync_web_source.delay(source.id, reading), robust=True)
@@ -1525,6 +1535,9 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
         pages=len(kept),
         skipped=skipped[:100],
         page_hashes={url: h for url, h in source.page_hashes.items() if url in kept or not crawl.complete},
+        page_validators={
+            url: v for url, v in source.page_validators.items() if url in kept or not crawl.complete
+        },
     )
     return source
 
@@ -1532,8 +1545,13 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
 def _web_page_store(source: WebSource, page) -> str:
     """Make the page a document, unless it is unchanged or its content is already one of the
     collection's documents: "new", "unchanged", or why it is not kept."""
-    digest = hashlib.sha256(page.body).hexdigest()
     mine = Document.objects.filter(source=source, source_url=page.url)
+    if page.not_modified:
+        if mine.exclude(status=Document.Status.FAILED).exists():
+            return "unchanged"
+        source.page_validators.pop(page.url, None)  # its document deleted since: read whole next time
+        return "its document was deleted while the page was being read; it is read again next time"
+    digest = hashlib.sha256(page.body).hexdigest()
     if mine.filter(content_hash=digest).exists():
         return "unchanged"  # a page that failed to ingest would fail again: not taken anew each time
     if (
@@ -1571,14 +1589,28 @@ def _web_page_store(source: WebSource, page) -> str:
     return "new"
 
 
-def _web_source_done(
-    source: WebSource, *, status: str, error: str = "", retry_hours: int | None = None, **fields
-):
+def _web_page_validators(source: WebSource, page) -> None:
+    """Keep what a page can be asked for again conditionally, when its links are not needed: a
+    304 has no body, so a crawled HTML page (whose links lead on) is always fetched whole."""
+    if page.not_modified:
+        return
+    if page.validators and not (source.crawl and web.reading_html(page.content_type)):
+        source.page_validators[page.url] = page.validators
+    else:
+        source.page_validators.pop(page.url, None)
+
+
+def _web_source_done(source: WebSource, *, status: str, error: str = "", retry: bool = False, **fields):
+    """End the reading. `retry`: it failed as a whole (the site down, its address gone), and is
+    tried again sooner than the schedule: after an hour, then twice as long after each failure in
+    a row (a page gone for good is not fetched every hour), never later than the schedule."""
     now = timezone.now()
+    failures = source.failures + 1 if status == WebSource.Status.FAILED else 0
     hours = source.refresh_hours
-    if retry_hours is not None and hours:
-        hours = min(hours, retry_hours)
+    if retry and hours:
+        hours = min(hours, 2 ** min(failures - 1, 16))
     fields.update(
+        failures=failures,
         status=status,
         error=error[:2000],
         synced_at=now,

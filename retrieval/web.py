@@ -21,6 +21,7 @@ import urllib.robotparser
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import quote, urldefrag, urljoin, urlsplit, urlunsplit
 
 import certifi
@@ -76,6 +77,21 @@ class Refused(WebError):
 
 class Gone(WebError):
     """The server says the page is not there (404 or 410): its document is deleted."""
+
+
+class NotModified(Exception):  # noqa: N818 - an answer, not an error
+    """The server says the page asked for conditionally has not changed (304) at `url`."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.url = url
+
+
+class Fetched(NamedTuple):
+    url: str  # after redirects
+    content_type: str
+    body: bytes
+    validators: dict  # "etag", "modified": what the page can be asked for again conditionally with
 
 
 def _allowed_private() -> tuple[set[str], list]:
@@ -196,6 +212,8 @@ class Page:
     index: bool = True
     scripted: bool = False  # no text until its scripts run (Docent runs none)
     text_hash: str = ""  # an HTML page's title and visible text, hashed: what a change must change
+    validators: dict = field(default_factory=dict)  # ETag and Last-Modified, to ask again conditionally
+    not_modified: bool = False  # asked conditionally, unchanged (304): no body, no links
 
     @property
     def extension(self) -> str:
@@ -230,12 +248,23 @@ class Fetcher:
     def __exit__(self, *exc):
         self.close()
 
-    def get(self, url: str, *, accept: Callable[[str], bool] | None = None) -> tuple[str, str, bytes]:
-        """(final address, content type, body), following up to five redirects, each checked.
-        `accept(content_type)` false: the body is not read (WebError)."""
+    def get(
+        self,
+        url: str,
+        *,
+        accept: Callable[[str], bool] | None = None,
+        validators: dict[str, dict] | None = None,
+    ) -> Fetched:
+        """The page, following up to five redirects, each checked. `accept(content_type)` false:
+        the body is not read (WebError). An address with `validators` (by address, as `Fetched`
+        gives them) is asked for conditionally: NotModified when the server says it is unchanged."""
         for _ in range(_MAX_REDIRECTS + 1):
             url = check_url(url)
-            status, headers, body, location = self._get_once(url, accept)
+            conditional = (validators or {}).get(url)
+            status, headers, body = self._get_once(url, accept, conditional)
+            location = headers.get("location")
+            if status == 304 and conditional:
+                raise NotModified(url)
             if status in _REDIRECTS:
                 if not location:
                     raise WebError(f"the server redirects ({status}) without saying where", status)
@@ -243,18 +272,31 @@ class Fetcher:
                 continue
             if status in (404, 410):
                 raise Gone(f"the server says the page is not there ({status})", status)
-            if status >= 400:
+            if status >= 300:
                 raise WebError(f"the server answered {status}", status)
-            content_type, _, params = headers.partition(";")
-            return url, content_type.strip(), _utf8(body, content_type.strip(), params)
+            full_type = headers.get("content-type", "").lower()
+            content_type, _, params = full_type.partition(";")
+            content_type = content_type.strip()
+            found = {"etag": headers.get("etag", ""), "modified": headers.get("last-modified", "")}
+            return Fetched(
+                url,
+                content_type,
+                _utf8(body, content_type, params),
+                {k: v.strip() for k, v in found.items() if v.strip()},
+            )
         raise WebError("the page redirects more than five times")
 
-    def _get_once(self, url, accept):
+    def _get_once(self, url, accept, conditional=None):
         request_headers = [
             (b"User-Agent", USER_AGENT.encode()),
             (b"Accept", b"text/html,application/xhtml+xml,application/pdf,text/plain;q=0.9,*/*;q=0.5"),
             (b"Accept-Encoding", b"gzip, deflate"),
         ]
+        if conditional:
+            if conditional.get("etag"):
+                request_headers.append((b"If-None-Match", conditional["etag"].encode("latin-1")))
+            if conditional.get("modified"):
+                request_headers.append((b"If-Modified-Since", conditional["modified"].encode("latin-1")))
         timeouts = {
             "connect": self.timeout,
             "read": self.timeout,
@@ -268,10 +310,9 @@ class Fetcher:
             ) as response:
                 headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
                 status = response.status
-                if status in _REDIRECTS or status >= 400:
-                    return status, "", b"", headers.get("location")
-                full_type = headers.get("content-type", "")
-                content_type = full_type.split(";", 1)[0].strip().lower()
+                if status in _REDIRECTS or status >= 300:
+                    return status, headers, b""
+                content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
                 if accept is not None and not accept(content_type):
                     raise WebError(f"not a kind of page Docent reads ({content_type or 'no type given'})")
                 declared = headers.get("content-length", "")
@@ -301,7 +342,7 @@ class Fetcher:
                     body += inflate.flush()
                     if len(body) > self.max_bytes:
                         raise WebError(self._too_large())
-                return status, full_type.lower() if content_type else "", bytes(body), None
+                return status, headers, bytes(body)
         except Refused:
             raise
         except zlib.error as exc:
@@ -446,7 +487,7 @@ class _Robots:
     def _parser(self, origin: str, fetcher: Fetcher) -> urllib.robotparser.RobotFileParser:
         if origin not in self.texts:
             try:
-                _, _, body = fetcher.get(f"{origin}/robots.txt")
+                body = fetcher.get(f"{origin}/robots.txt").body
                 self.texts[origin] = body.decode("utf-8", "replace")
             except Refused:
                 raise
@@ -550,9 +591,13 @@ class Crawl:
     def skip(self, url: str, why: str) -> None:
         self.skipped.append((url, why))
 
-    def pages(self, fetcher: Fetcher, *, until: float | None = None) -> Iterator[Page]:
+    def pages(
+        self, fetcher: Fetcher, *, until: float | None = None, validators: dict[str, dict] | None = None
+    ) -> Iterator[Page]:
         """The pages read from here on, until the queue is done or `until` (time.monotonic()) comes;
-        the caller says of each whether it kept it (`keep`), which the page limit counts."""
+        the caller says of each whether it kept it (`keep`), which the page limit counts. Pages in
+        `validators` are asked for conditionally (give only those whose links are not needed): one
+        unchanged comes as a Page `not_modified`, without body or links."""
         progressed = False  # at least one address a call, so slices always move on
         while self.queue and not self.stopped:
             if len(self.kept) >= self.max_pages:
@@ -567,7 +612,7 @@ class Crawl:
                 self.skip(address, "robots.txt asks robots not to read it")
                 continue
             try:
-                final, content_type, body = fetcher.get(address, accept=readable)
+                page = self._read(address, fetcher, validators)
             except WebError as exc:
                 if self.first:
                     raise
@@ -578,14 +623,9 @@ class Crawl:
                     if not isinstance(exc, Refused):
                         self.complete = False  # it may still be there: its document is kept
                 continue
-            if content_type in _XML:
-                self._sitemap(address, final, body)
-                continue
-            page = (
-                _html_page(final, content_type, body)
-                if reading_html(content_type)
-                else Page(url=final, content_type=content_type, body=body)
-            )
+            if page is None:
+                continue  # a sitemap, its pages queued
+            final = page.url
             if self.first and final != self.start:
                 self.scope = scope_of(final)  # http://x redirected to https://x/
             self.first = False
@@ -603,6 +643,22 @@ class Crawl:
             yield page
             if self.queue:
                 time.sleep(max(settings.DOCENT_WEB_CRAWL_DELAY_S, self.robots.delay(address)))
+
+    def _read(self, address: str, fetcher: Fetcher, validators: dict[str, dict] | None) -> Page | None:
+        try:
+            final, content_type, body, found = fetcher.get(address, accept=readable, validators=validators)
+        except NotModified as exc:
+            return Page(url=exc.url, content_type="", body=b"", not_modified=True)
+        if content_type in _XML:
+            self._sitemap(address, final, body)
+            return None
+        page = (
+            _html_page(final, content_type, body)
+            if reading_html(content_type)
+            else Page(url=final, content_type=content_type, body=body)
+        )
+        page.validators = found
+        return page
 
     def _follow(self, links: list[str]) -> None:
         for link in links:

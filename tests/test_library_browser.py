@@ -1042,6 +1042,19 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
     assert fake_site.requests[requests:] == ["/handbook/", "/robots.txt", "/handbook/leave"]
     expect(section.locator("li.doc")).to_have_count(2)
 
+    # The site down: the source says so and when it is tried again, and counts failures in a row.
+    fake_site.page("/handbook/", b"down", status=503, type="text/plain")
+    status = source.locator(".status")
+    source.locator("[data-action=source-sync]").click()
+    expect(source).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(status).to_contain_text(
+        re.compile(r"^failed: the server answered 503 · tried again \d+ \w+ \d{4}, \d\d:\d\d · 2 pages")
+    )
+    expect(status).not_to_contain_text("in a row")
+    source.locator("[data-action=source-sync]").click()
+    expect(status).to_contain_text("2 times in a row", timeout=30_000)
+    expect(section.locator("li.doc")).to_have_count(2)  # nothing deleted while it is down
+
     page.once("dialog", lambda dialog: dialog.accept())
     source.locator("[data-action=source-remove]").click()
     expect(section.locator("li.source")).to_have_count(0)

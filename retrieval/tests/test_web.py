@@ -116,10 +116,42 @@ def test_redirects_are_followed_and_limited(fake_site):
     with web.Fetcher() as fetcher:
         with pytest.raises(web.WebError, match="without saying where"):
             fetcher.get(f"{fake_site.origin}/nowhere")
-        url, content_type, body = fetcher.get(f"{fake_site.origin}/old")
+        url, content_type, body, _ = fetcher.get(f"{fake_site.origin}/old")
         assert url == f"{fake_site.origin}/new" and content_type == "text/html" and b"moved here" in body
         with pytest.raises(web.WebError, match="more than five times"):
             fetcher.get(f"{fake_site.origin}/loop0")
+
+
+def test_a_page_is_asked_for_again_with_its_validators(fake_site):
+    fake_site.page(
+        "/notes",
+        b"v1",
+        type="text/plain",
+        ETag='W/"n1"',
+        **{"Last-Modified": "Tue, 01 Sep 2026 10:00:00 GMT"},
+    )
+    fake_site.page("/dated", b"d1", type="text/plain", **{"Last-Modified": "Tue, 01 Sep 2026 10:00:00 GMT"})
+    fake_site.redirect("/old-notes", "/notes")
+    with web.Fetcher() as fetcher:
+        first = fetcher.get(f"{fake_site.origin}/notes")
+        assert first.validators == {"etag": 'W/"n1"', "modified": "Tue, 01 Sep 2026 10:00:00 GMT"}
+        dated = fetcher.get(f"{fake_site.origin}/dated")
+        assert dated.validators == {"modified": "Tue, 01 Sep 2026 10:00:00 GMT"}
+        known = {first.url: first.validators, dated.url: dated.validators}
+        # Unchanged: the server says so without the page, at the address it ends at.
+        for path, url in (("/notes", "/notes"), ("/old-notes", "/notes"), ("/dated", "/dated")):
+            with pytest.raises(web.NotModified) as unchanged:
+                fetcher.get(f"{fake_site.origin}{path}", validators=known)
+            assert unchanged.value.url == f"{fake_site.origin}{url}"
+        # The redirect's first hop has no validators of its own; the page it leads to has.
+        assert [h.get("if-none-match") for h in fake_site.headers[-4:]] == ['W/"n1"', None, 'W/"n1"', None]
+        assert fake_site.headers[-1]["if-modified-since"] == "Tue, 01 Sep 2026 10:00:00 GMT"
+        # Changed: the page, with its new validators.
+        fake_site.page("/notes", b"v2", type="text/plain", ETag='"n2"')
+        again = fetcher.get(f"{fake_site.origin}/notes", validators=known)
+        assert (again.body, again.validators) == (b"v2", {"etag": '"n2"'})
+        # Without validators, never a 304 taken for an answer.
+        assert fetcher.get(f"{fake_site.origin}/dated").body == b"d1"
 
 
 def test_size_and_time_limits(fake_site):
@@ -291,7 +323,7 @@ def test_a_text_page_in_the_charset_its_header_names_is_kept_as_utf8(fake_site):
     fake_site.page("/utf8", latin.encode(), type="text/html; charset=ISO-8859-1")  # a header that lies
     fake_site.page("/pdf", b"%PDF-1.4 \xe9", type="application/pdf; charset=latin-1")
     with web.Fetcher() as fetcher:
-        url, content_type, body = fetcher.get(f"{fake_site.origin}/latin")
+        url, content_type, body, _ = fetcher.get(f"{fake_site.origin}/latin")
         assert (content_type, body.decode("utf-8")) == ("text/html", latin)
         assert fetcher.get(f"{fake_site.origin}/utf8")[2].decode("utf-8") == latin
         assert fetcher.get(f"{fake_site.origin}/pdf")[2] == b"%PDF-1.4 \xe9"  # not text: as sent

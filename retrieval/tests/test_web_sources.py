@@ -107,6 +107,16 @@ def test_a_site_is_read_and_kept_in_step(
     assert (source.status, source.error) == ("failed", "the server answered 500")
     assert source.next_sync_at - source.synced_at == timedelta(hours=1)
     assert sorted(_pages(source)) == ["index"]
+    # Still down: each failure in a row waits twice as long, never longer than the schedule.
+    waits = []
+    for _ in range(5):
+        source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+        waits.append((source.failures, source.next_sync_at - source.synced_at))
+    assert waits == [(n, timedelta(hours=min(2 ** (n - 1), 24))) for n in range(2, 7)]
+    fake_site.html("/docs/", "Docs", "The handbook's index.")
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert (source.status, source.failures) == ("ok", 0)
+    assert source.next_sync_at - source.synced_at == timedelta(hours=24)
 
     # Removing the source deletes its documents; an upload of the collection stays.
     from .helpers import upload
@@ -115,6 +125,61 @@ def test_a_site_is_read_and_kept_in_step(
     with django_capture_on_commit_callbacks(execute=True):
         assert services.web_source_remove(source=source) == 1
     assert list(Document.objects.values_list("id", flat=True)) == [mine.id]
+
+
+def test_pages_whose_links_are_not_needed_are_asked_for_conditionally(
+    db, fake_site, collection_a, django_capture_on_commit_callbacks
+):
+    # A crawled site: the index's links lead on, so it is always fetched whole; its text files are
+    # asked for with their ETag or Last-Modified, and one unchanged costs a 304 without a body.
+    stamp = "Tue, 01 Sep 2026 10:00:00 GMT"
+    fake_site.page(
+        "/docs/", b'<title>Docs</title><a href="notes.txt">n</a> <a href="log.md">l</a>', ETag='"i1"'
+    )
+    fake_site.page("/docs/notes.txt", b"Notes about the boiler.", type="text/plain", ETag='"n1"')
+    fake_site.page(
+        "/docs/log.md", b"# Log\n\nThe valve was replaced.", type="text/markdown", **{"Last-Modified": stamp}
+    )
+    source = _sync_and_ingest(_source(collection_a, fake_site), django_capture_on_commit_callbacks)
+    assert source.tally["new"] == 3
+    origin = fake_site.origin
+    assert source.page_validators == {
+        f"{origin}/docs/notes.txt": {"etag": '"n1"'},
+        f"{origin}/docs/log.md": {"modified": stamp},
+    }
+    before = {d.id for d in Document.objects.filter(source=source)}
+
+    def asked() -> dict[str, tuple]:
+        return {
+            path.rsplit("/", 1)[-1] or "index": (h.get("if-none-match"), h.get("if-modified-since"))
+            for path, h in zip(fake_site.requests, fake_site.headers, strict=True)
+            if path != "/robots.txt"
+        }
+
+    fake_site.requests.clear(), fake_site.headers.clear()
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert asked() == {"index": (None, None), "notes.txt": ('"n1"', None), "log.md": (None, stamp)}
+    assert source.tally == {"new": 0, "unchanged": 3, "skipped": 0, "deleted": 0}
+    assert {d.id for d in Document.objects.filter(source=source)} == before and source.pages == 3
+
+    # Changed (a new ETag): read whole and ingested anew, with its new validator kept.
+    fake_site.page("/docs/notes.txt", b"Notes about the new boiler.", type="text/plain", ETag='"n2"')
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert source.tally["new"] == 1 and source.page_validators[f"{origin}/docs/notes.txt"] == {"etag": '"n2"'}
+    # A page whose document was deleted by hand is read whole again, not taken as unchanged.
+    services.document_delete(document=Document.objects.get(source=source, source_url=f"{origin}/docs/log.md"))
+    fake_site.requests.clear(), fake_site.headers.clear()
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert asked()["log.md"] == (None, None) and source.tally["new"] == 1
+    assert sorted(_pages(source)) == ["index", "log.md", "notes.txt"]
+
+    # One page alone (its links not followed): an HTML page is asked for conditionally too.
+    fake_site.page("/faq", b"<title>FAQ</title><p>Bleed the radiators each autumn.</p>", ETag='"f1"')
+    faq = _sync_and_ingest(
+        _source(collection_a, fake_site, url=f"{origin}/faq", crawl=False), django_capture_on_commit_callbacks
+    )
+    faq = _sync_and_ingest(faq, django_capture_on_commit_callbacks)
+    assert fake_site.headers[-1].get("if-none-match") == '"f1"' and faq.tally["unchanged"] == 1
 
 
 def test_a_page_that_fails_to_ingest_is_not_taken_again_until_it_changes(

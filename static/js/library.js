@@ -58,6 +58,7 @@
   const KINDS = JSON.parse((document.getElementById("document-kinds") || {}).textContent || "{}");
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const day = (when) => `${when.getDate()} ${MONTHS[when.getMonth()]} ${when.getFullYear()}`;
+  const dayTime = (when) => `${day(when)}, ${String(when.getHours()).padStart(2, "0")}:${String(when.getMinutes()).padStart(2, "0")}`;
   function bytes(n) {  // as Django's filesizeformat
     if (n < 1024) return `${n}\u00a0byte${n === 1 ? "" : "s"}`;
     const [unit, size] = n < 1024 ** 2 ? ["KB", n / 1024] : n < 1024 ** 3 ? ["MB", n / 1024 ** 2] : ["GB", n / 1024 ** 3];
@@ -781,6 +782,8 @@
     const parts = [SOURCE_STATUS[s.status] || s.status];
     if (s.progress) parts.push(`${s.progress.read} page${s.progress.read === 1 ? "" : "s"} so far, ${s.progress.waiting} to visit`);
     if (s.status === "failed" && s.error) parts[0] += `: ${s.error}`;
+    if (s.status === "failed" && s.failures > 1) parts.push(`${s.failures} times in a row`);
+    if (s.status === "failed" && s.next_sync_at) parts.push(`tried again ${dayTime(new Date(s.next_sync_at))}`);
     if (s.synced_at && s.status !== "syncing") parts.push(`${s.pages} page${s.pages === 1 ? "" : "s"}`, `read ${day(new Date(s.synced_at))}`);
     if (s.crawl) parts.push(`following links, up to ${s.max_pages} pages`);
     status.textContent = parts.join(" · ");

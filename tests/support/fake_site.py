@@ -1,5 +1,6 @@
 """A small web site on loopback for web source tests: pages the test sets (status, type, body,
-headers), the requests it was sent, and a stall for timeouts."""
+headers), the requests it was sent (and their headers), a stall for timeouts, and conditional
+requests answered 304 as a server does (a page given an ETag or Last-Modified header)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class FakeSite(LoopbackServer):
     def __init__(self) -> None:
         self.pages: dict[str, tuple[int, str, bytes, dict]] = {}
         self.requests: list[str] = []
+        self.headers: list[dict[str, str]] = []  # of each request, in order, names in lower case
         self.stall_s = 0.0
         self.lock = threading.Lock()
         self._listen(self._handler())
@@ -22,6 +24,7 @@ class FakeSite(LoopbackServer):
         with self.lock:
             self.pages.clear()
             self.requests.clear()
+            self.headers.clear()
             self.stall_s = 0.0
 
     def page(
@@ -55,10 +58,13 @@ class FakeSite(LoopbackServer):
             def do_GET(self):
                 with site.lock:
                     site.requests.append(self.path)
+                    site.headers.append({k.lower(): v for k, v in self.headers.items()})
                     found = site.pages.get(self.path)
                 if site.stall_s:
                     time.sleep(site.stall_s)
                 status, content_type, body, headers = found or (404, "text/plain", b"not found", {})
+                if status == 200 and self._unchanged(headers):
+                    status, content_type, body = 304, "", b""
                 self.send_response(status)
                 if content_type:
                     self.send_header("Content-Type", content_type)
@@ -67,6 +73,13 @@ class FakeSite(LoopbackServer):
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _unchanged(self, headers) -> bool:
+                # RFC 9110: If-None-Match decides when sent; If-Modified-Since only without it.
+                etag, since = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+                if etag is not None:
+                    return "ETag" in headers and headers["ETag"] in [t.strip() for t in etag.split(",")]
+                return since is not None and headers.get("Last-Modified") == since
 
         return Handler
 
