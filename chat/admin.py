@@ -262,12 +262,13 @@ class PreferencesAdmin(admin.ModelAdmin):
 
 @admin.register(SavedPrompt)
 class SavedPromptAdmin(admin.ModelAdmin):
-    """Each person's saved prompts (kept on their account page); an admin may read, mend or delete
-    one, not make it for them."""
+    """Each person's saved prompts and each team's (kept on the account page, a team's by its
+    admins); an admin may read, mend or delete one, not make it for them."""
 
-    list_display = ["name", "user", "text", "updated_at"]
-    search_fields = ["name", "text", "user__username"]
-    readonly_fields = ["user", "created_at", "updated_at"]
+    list_display = ["name", "user", "team", "text", "updated_at"]
+    list_filter = ["team"]
+    search_fields = ["name", "text", "user__username", "team__name"]
+    readonly_fields = ["user", "team", "created_at", "updated_at"]
 
     def has_add_permission(self, request, obj=None):
         return False

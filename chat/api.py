@@ -265,28 +265,39 @@ def choose_answer(request, message_id: str):
 class PromptIn(Schema):
     name: str
     text: str
+    # Kept for a team (its members use it; only its admins may keep, change or delete it); on
+    # creation only: a prompt stays its owner's.
+    team_id: int | None = None
 
 
 def _prompt_saved(request, payload: PromptIn, prompt_id=None) -> dict:
     try:
         prompt = services.prompt_save(
-            user=request.auth, name=payload.name, text=payload.text, prompt_id=prompt_id
+            user=request.auth,
+            name=payload.name,
+            text=payload.text,
+            prompt_id=prompt_id,
+            team_id=payload.team_id if prompt_id is None else None,
         )
     except ValidationError as exc:
         raise HttpError(400, "; ".join(exc.messages)) from None
-    except services.NotFound:
-        raise Http404("no such prompt") from None
+    except services.NotTeamAdmin as exc:
+        raise HttpError(403, str(exc)) from None
+    except services.NotFound as exc:
+        raise Http404(str(exc)) from None
     return selectors.prompt_out(prompt)
 
 
 @router.get("/prompts")
 def list_prompts(request):
-    """The caller's saved prompts, by name: what "/name" in the chat's box puts there."""
+    """The prompts the caller may use, by name: what "/name" in the chat's box puts there. Their
+    own first, then their teams' (`team_id`, `team`); `editable`: theirs, or a team's they administer."""
     return selectors.prompts_for_user(user=request.auth)
 
 
 @router.post("/prompts", response={201: dict})
 def create_prompt(request, payload: PromptIn):
+    """Keep a prompt: the caller's own, or with `team_id` a team's (403 unless one of its admins)."""
     return Status(201, _prompt_saved(request, payload))
 
 

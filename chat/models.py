@@ -145,13 +145,19 @@ class Preferences(models.Model):
 
 
 class SavedPrompt(models.Model):
-    """A question or request a person keeps to ask again: "/name" in the chat's box puts its text
-    there, to send as it is or finish first."""
+    """A question or request kept to ask again: "/name" in the chat's box puts its text there, to
+    send as it is or finish first. A person's own (`user`), or a team's (`team`: every member may
+    use it, its admins keep it)."""
 
     NAME_MAX = 40
     TEXT_MAX = 4000
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    team = models.ForeignKey(
+        "retrieval.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="prompts"
+    )
     name = models.CharField(
         max_length=NAME_MAX,
         validators=[
@@ -167,7 +173,14 @@ class SavedPrompt(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["user", "name"], name="savedprompt_unique_user_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="savedprompt_unique_user_name"),
+            models.UniqueConstraint(fields=["team", "name"], name="savedprompt_unique_team_name"),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=True) ^ models.Q(team__isnull=True),
+                name="savedprompt_user_or_team",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"/{self.name}"

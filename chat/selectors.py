@@ -283,13 +283,28 @@ def question_context(
     }
 
 
-def prompt_out(prompt: SavedPrompt) -> dict:
-    return {"id": prompt.id, "name": prompt.name, "text": prompt.text}
+def prompt_out(prompt: SavedPrompt, *, editable: bool = True) -> dict:
+    return {
+        "id": prompt.id,
+        "name": prompt.name,
+        "text": prompt.text,
+        "team_id": prompt.team_id,
+        "team": prompt.team.name if prompt.team_id else None,
+        "editable": editable,
+    }
 
 
 def prompts_for_user(*, user) -> list[dict]:
-    """The user's saved prompts, by name: [{"id", "name", "text"}]."""
-    return [prompt_out(p) for p in SavedPrompt.objects.filter(user=user).order_by("name")]
+    """The prompts the user may use, by name: their own, then their teams' (`team`: its name),
+    [{"id", "name", "text", "team_id", "team", "editable"}]; `editable`: theirs, or of a team they
+    administer."""
+    from django.db.models import Q
+
+    teams = retrieval_selectors.team_ids_for_user(user=user)
+    administered = retrieval_selectors.team_ids_administered(user=user)
+    found = SavedPrompt.objects.filter(Q(user=user) | Q(team_id__in=teams)).select_related("team")
+    rows = [prompt_out(p, editable=p.team_id is None or p.team_id in administered) for p in found]
+    return sorted(rows, key=lambda r: (r["team"] is not None, r["name"], r["team"] or ""))
 
 
 def user_instructions(*, user) -> str:

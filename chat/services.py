@@ -7,9 +7,11 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from retrieval import limits
+from retrieval import selectors as retrieval_selectors
 from retrieval.embeddings import count_tokens
 
 from . import prompts, selectors
@@ -483,36 +485,58 @@ def instructions_set(*, user, instructions: str) -> str:
     return instructions
 
 
-def prompt_save(*, user, name: str, text: str, prompt_id=None, replace: bool = False) -> SavedPrompt:
-    """Keep a prompt under a name (lower-cased; typed as /name in the chat), or change the one with
-    `prompt_id` (NotFound unless the user's); with `replace`, a prompt already kept under the name
-    gets the new text. ValidationError for a bad name or text, or a name the user already uses for
-    another prompt."""
+class NotTeamAdmin(PermissionError):
+    """Only a team's admins keep its prompts (shown as 403)."""
+
+
+def _prompts_editable(user):
+    """The prompts `user` may change: their own, and those of the teams they administer."""
+    administered = retrieval_selectors.team_ids_administered(user=user)
+    return SavedPrompt.objects.filter(Q(user=user) | Q(team_id__in=administered))
+
+
+def prompt_save(
+    *, user, name: str, text: str, prompt_id=None, replace: bool = False, team_id: int | None = None
+) -> SavedPrompt:
+    """Keep a prompt under a name (lower-cased; typed as /name in the chat): the user's own, or with
+    `team_id` their team's, for every member (NotFound unless a member, NotTeamAdmin unless one of
+    its admins). With `prompt_id`, change that prompt's name and text (NotFound unless the user's
+    own or one of a team they administer); with `replace`, a prompt already kept under the name by
+    the same owner gets the new text. ValidationError for a bad name or text, or a name the owner
+    already uses for another prompt."""
     name = name.strip().lower()
+    if prompt_id is None and team_id is not None:
+        if team_id not in retrieval_selectors.team_ids_for_user(user=user):
+            raise NotFound("no such team")
+        if not retrieval_selectors.is_team_admin(user=user, team_id=team_id):
+            raise NotTeamAdmin("only the team's admins keep its prompts")
+    owner = {"team_id": team_id} if team_id is not None else {"user": user}
     if prompt_id is None and replace:
-        prompt_id = SavedPrompt.objects.filter(user=user, name=name).values_list("id", flat=True).first()
+        prompt_id = SavedPrompt.objects.filter(**owner, name=name).values_list("id", flat=True).first()
     if prompt_id is not None:
-        prompt = SavedPrompt.objects.filter(id=prompt_id, user=user).first()
+        prompt = _prompts_editable(user).filter(id=prompt_id).first()
         if prompt is None:
             raise NotFound("no such prompt")
+        owner = {"team_id": prompt.team_id} if prompt.team_id else {"user": user}
     else:
-        prompt = SavedPrompt(user=user)
+        prompt = SavedPrompt(**owner)
     prompt.name, prompt.text = name, text.strip()
     if len(prompt.text) > SavedPrompt.TEXT_MAX:  # a TextField's max_length is not validated
         raise ValidationError(f"a prompt is at most {SavedPrompt.TEXT_MAX:,} characters")
-    if SavedPrompt.objects.filter(user=user, name=prompt.name).exclude(id=prompt.id).exists():
-        raise ValidationError(f"you already keep a prompt named /{prompt.name}")
-    prompt.full_clean(exclude=["user"], validate_constraints=False)  # the name was checked just above
+    whose = "the team already keeps" if prompt.team_id else "you already keep"
+    if SavedPrompt.objects.filter(**owner, name=prompt.name).exclude(id=prompt.id).exists():
+        raise ValidationError(f"{whose} a prompt named /{prompt.name}")
+    prompt.full_clean(exclude=["user", "team"], validate_constraints=False)  # the name was checked just above
     try:
         with transaction.atomic():
             prompt.save()
     except IntegrityError:  # the same name saved at the same moment elsewhere
-        raise ValidationError(f"you already keep a prompt named /{prompt.name}") from None
+        raise ValidationError(f"{whose} a prompt named /{prompt.name}") from None
     return prompt
 
 
 def prompt_delete(*, user, prompt_id) -> None:
-    if not SavedPrompt.objects.filter(id=prompt_id, user=user).delete()[0]:
+    if not _prompts_editable(user).filter(id=prompt_id).delete()[0]:
         raise NotFound("no such prompt")
 
 

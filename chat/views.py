@@ -77,16 +77,20 @@ def account(request):
             services.conversation_archive(conversation=conversation, archived=False)
             return redirect(f"{reverse('account')}#archived")
         if action == "prompt_save":
-            try:  # under a name already kept, the new text replaces the old
+            team = request.POST.get("team", "")
+            try:  # under a name already kept (by the same owner), the new text replaces the old
                 services.prompt_save(
                     user=request.user,
                     name=request.POST.get("name", ""),
                     text=request.POST.get("text", ""),
                     replace=True,
+                    team_id=int(team) if team.isdigit() else None,
                 )
                 return redirect(f"{reverse('account')}#prompts")
             except ValidationError as exc:
                 prompt_error = f"Not saved: {exc.messages[0]}."
+            except (services.NotFound, services.NotTeamAdmin) as exc:
+                prompt_error = f"Not saved: {exc}."
         elif action == "prompt_delete":
             try:
                 services.prompt_delete(user=request.user, prompt_id=int(request.POST.get("prompt", "0")))
@@ -106,12 +110,10 @@ def account(request):
     used = chat_selectors.usage_for_user(user=request.user)
     quota = chat_selectors.quota_for_user(user=request.user)
     administered = selectors.team_ids_administered(user=request.user)
+    teams = list(selectors.teams_for_user(user=request.user).order_by("name"))
     deleted = request.GET.get("deleted", "")
     context = {
-        "teams": [
-            (t.name, "admin" if t.id in administered else "member")
-            for t in selectors.teams_for_user(user=request.user).order_by("name")
-        ],
+        "teams": [(t.name, "admin" if t.id in administered else "member") for t in teams],
         "tokens": used["prompt_tokens"] + used["completion_tokens"],
         "quota": quota,
         "renews": chat_selectors.month_renews(used["since"]),
@@ -130,6 +132,11 @@ def account(request):
         "prompt_name": request.POST.get("name", "") if prompt_error else "",
         "prompt_text": request.POST.get("text", "") if prompt_error else "",
         "prompt_text_max": SavedPrompt.TEXT_MAX,
+        # The teams whose prompts the person keeps (its admins do), to save one for everyone in it.
+        "prompt_teams": [t for t in teams if t.id in administered],
+        "prompt_team": int(request.POST["team"])
+        if prompt_error and request.POST.get("team", "").isdigit()
+        else None,
         "error": error,
     }
     return render(request, "chat/account.html", context)

@@ -56,10 +56,11 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     SavedPrompt.objects.create(
         user=handbook.collection.team.members.get(), name="leave", text="How much leave?"
     )
+    SavedPrompt.objects.create(team=handbook.collection.team, name="lending", text="Who lends laptops?")
     sign_in(page, live_url, "erin", "pw-erin-12345")
     check("chat, empty")
     page.fill("textarea", "/")
-    expect(page.locator("#prompt-menu [role=option]")).to_have_count(1)
+    expect(page.locator("#prompt-menu [role=option]")).to_have_count(2)  # one the team's
     check("chat, saved prompts offered")
     page.fill("textarea", "")
     page.locator("#attach summary").click()
@@ -124,6 +125,8 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     Conversation.objects.update(archived_at=timezone.now())  # the account page lists it
     page.goto(f"{live_url}/account/")
     expect(page.locator("ul.archived li")).to_have_count(1)
+    expect(page.locator("ul.prompts .team")).to_have_text("People")
+    expect(page.locator("#prompt-team")).to_be_visible()
     check("account")
     page.goto(f"{live_url}/accounts/password/")
     check("password")

@@ -716,10 +716,17 @@ def test_a_saved_prompt_is_put_in_the_box_by_typing_its_name(page, live_url, mem
     )
     SavedPrompt.objects.create(user=member, name="legal", text="Who reviews contracts?")
     SavedPrompt.objects.create(user=member, name="travel", text="How are travel expenses reimbursed?")
+    from retrieval.models import Team
+
+    # The team's prompts come after the person's own, marked with the team's name.
+    SavedPrompt.objects.create(
+        team=Team.objects.get(name="People"), name="lending", text="Who lends laptops?"
+    )
     sign_in(page, live_url, "erin", "pw-erin-12345")
     box, menu = page.locator("textarea"), page.locator("#prompt-menu")
     box.fill("/le")
-    expect(menu.get_by_role("option")).to_have_count(2)
+    expect(menu.get_by_role("option")).to_have_count(3)
+    expect(menu.get_by_role("option").nth(2)).to_have_text("/lending People Who lends laptops?")
     expect(menu.get_by_role("option", selected=True)).to_contain_text("/leave")
     page.keyboard.press("ArrowDown")
     expect(menu.get_by_role("option", selected=True)).to_contain_text("/legal")

@@ -509,6 +509,57 @@ def test_saved_prompts_are_the_callers_own_by_name(client, alice, bob, key):
     assert [p["name"] for p in call("get").json()] == ["expenses"]
 
 
+def test_a_teams_prompts_are_kept_by_its_admins_and_used_by_its_members(
+    client, alice, bob, make_user, make_team, key
+):
+    carol = make_user("carol")
+    ops = make_team("Ops", members=[alice], role="admin")
+    from retrieval import services as team_services
+
+    team_services.membership_set(team=ops, user=bob, role="member")
+    make_team("Other", members=[carol], role="admin")
+
+    def call(method, path="", body=None, user=alice):
+        return getattr(client, method)(
+            f"/api/v1/prompts{path}", body, content_type="application/json", **key(user)
+        )
+
+    shared = call("post", body={"name": "oncall", "text": "Who is on call this week?", "team_id": ops.id})
+    assert shared.status_code == 201
+    assert shared.json() | {"id": 0} == {
+        "id": 0,
+        "name": "oncall",
+        "text": "Who is on call this week?",
+        "team_id": ops.id,
+        "team": "Ops",
+        "editable": True,
+    }
+    sid = shared.json()["id"]
+    # A team's name and a person's own are apart: Bob keeps his own /oncall beside the team's.
+    assert call("post", body={"name": "oncall", "text": "My rota?"}, user=bob).status_code == 201
+    twice = call("post", body={"name": "OnCall", "text": "Again", "team_id": ops.id})
+    assert twice.status_code == 400 and "the team already keeps" in twice.json()["error"]["message"]
+
+    # Members use it (their own first), but only the team's admins change or delete it.
+    listed = call("get", user=bob).json()
+    assert [(p["name"], p["team"], p["editable"]) for p in listed] == [
+        ("oncall", None, True),
+        ("oncall", "Ops", False),
+    ]
+    assert call("post", body={"name": "x", "text": "y", "team_id": ops.id}, user=bob).status_code == 403
+    assert call("put", f"/{sid}", {"name": "oncall", "text": "Mine now"}, user=bob).status_code == 404
+    assert call("delete", f"/{sid}", user=bob).status_code == 404
+    # Another team's: not seen, not kept for it, not touched.
+    assert call("get", user=carol).json() == []
+    assert call("post", body={"name": "x", "text": "y", "team_id": ops.id}, user=carol).status_code == 404
+    assert call("delete", f"/{sid}", user=carol).status_code == 404
+    # An admin's change stays the team's.
+    changed = call("put", f"/{sid}", {"name": "rota", "text": "Who is on call today?"})
+    assert (changed.json()["team_id"], changed.json()["name"]) == (ops.id, "rota")
+    assert call("delete", f"/{sid}").status_code == 204
+    assert [p["team"] for p in call("get", user=bob).json()] == [None]
+
+
 def test_a_conversations_documents_leave_its_scope_with_their_collection(client, alice, collection_a, key):
     from chat import selectors
     from chat.models import Conversation

@@ -109,3 +109,30 @@ def test_saved_prompts_are_kept_replaced_and_deleted_from_the_account_page(clien
         == "/account/#prompts"
     )
     assert list(SavedPrompt.objects.values_list("name", flat=True)) == ["mine"]
+
+
+def test_a_teams_admin_keeps_prompts_for_everyone_in_it_from_the_account_page(client, alice, bob, make_team):
+    from chat.models import SavedPrompt
+
+    ops = make_team("Ops", members=[alice], role="admin")
+    make_team("Ops", members=[bob])  # Bob is a member, not an admin
+    client.force_login(alice)
+    page = client.get("/account/").content.decode()
+    assert f'<option value="{ops.id}">Everyone in Ops</option>' in page
+    saved = client.post(
+        "/account/", {"action": "prompt_save", "name": "oncall", "text": "Who is on call?", "team": ops.id}
+    )
+    assert saved["Location"] == "/account/#prompts"
+    [prompt] = SavedPrompt.objects.all()
+    assert (prompt.team_id, prompt.user_id) == (ops.id, None)
+
+    client.force_login(bob)
+    page = client.get("/account/").content.decode()
+    assert '<code>/oncall</code> <span class="team">Ops</span>' in page
+    assert 'aria-label="Delete /oncall' not in page and 'id="prompt-team"' not in page
+    refused = client.post(
+        "/account/", {"action": "prompt_save", "name": "mine", "text": "Hi", "team": ops.id}
+    ).content.decode()
+    assert "Not saved: only the team&#x27;s admins keep its prompts." in refused
+    assert client.post("/account/", {"action": "prompt_delete", "prompt": prompt.id}).status_code == 404
+    assert SavedPrompt.objects.count() == 1

@@ -1191,8 +1191,8 @@
     $("connection").textContent = "";
   });
 
-  // Saved prompts: "/" and the start of a name, alone in the box, offers the user's prompts so named
-  // (kept on the account page); Enter or Tab, or a click, puts the chosen one's text in the box.
+  // Saved prompts: "/" and the start of a name, alone in the box, offers the prompts so named, the
+  // user's own then their teams' (kept on the account page); Enter or Tab, or a click, puts the chosen one's text in the box.
   const PROMPTS = JSON.parse($("prompts-data").textContent);
   let promptChoices = [], promptAt = 0;
   function promptMenu() {
@@ -1208,7 +1208,12 @@
       const name = document.createElement("strong"); name.textContent = `/${p.name}`;
       const text = document.createElement("span");
       text.textContent = p.text.length > 90 ? `${p.text.slice(0, 89)}…` : p.text;
-      li.append(name, " ", text);
+      li.append(name, " ");
+      if (p.team) {  // a team's, kept by its admins
+        const team = document.createElement("span"); team.className = "team"; team.textContent = p.team;
+        li.append(team, " ");
+      }
+      li.append(text);
       li.addEventListener("mousedown", (e) => { e.preventDefault(); usePrompt(p); });  // the box keeps focus
       return li;
     }));
