@@ -354,6 +354,26 @@ def upload_document(
     )
 
 
+@router.get("/documents", response=list[DocumentOut])
+def find_documents(
+    request,
+    response: HttpResponse,
+    q: str = "",
+    status: Literal["", "queued", "processing", "ready", "failed"] = "",
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+):
+    """The documents of every collection the caller may read (the chat's "#" finds one to ask
+    about by name): `q` matches the title or file name, names beginning with it first, then newest
+    first; `status` narrows; the number matching in the `X-Total-Count` header."""
+    q = q.strip()[:200]
+    documents = selectors.documents_for_user(user=request.auth, name=q, status=status)
+    response["X-Total-Count"] = str(documents.count())
+    if q:
+        documents = selectors.documents_by_name_first(documents, q)
+    return [document_out(d) for d in documents[offset : offset + limit]]
+
+
 @router.get("/documents/{document_id}", response=DocumentOut)
 def get_document(request, document_id: int):
     return document_out(_document_or_404(request, document_id))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
-from django.db.models import Count, Exists, Q, QuerySet
+from django.db.models import Case, Count, Exists, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from assistant import metrics
@@ -158,6 +158,13 @@ def documents_for_user(
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("-created_at", "-id")
+
+
+def documents_by_name_first(documents: QuerySet[Document], name: str) -> QuerySet[Document]:
+    """The documents whose title or file name begins with `name` first, then the rest, newest first
+    in each: what someone typing a name's start looks for."""
+    begins = Q(title__istartswith=name) | Q(original_name__istartswith=name)
+    return documents.order_by(Case(When(begins, then=Value(0)), default=Value(1)), "-created_at", "-id")
 
 
 def recent_documents_by_collection(

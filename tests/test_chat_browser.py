@@ -326,6 +326,60 @@ def test_ask_about_one_document_from_the_library(page, live_url, member):
     expect(answer.locator(".body")).to_contain_text("25 days")
 
 
+def test_hash_and_a_name_narrows_the_question_to_documents_chosen_in_the_box(page, live_url, member):
+    """ "#" and part of a document's name, typed anywhere in the question, offers the ready documents
+    so named (with their collection); the chosen one narrows the conversation and leaves the box,
+    another joins it, and the answer comes from them alone."""
+    from retrieval.models import Collection
+
+    handbook = Collection.objects.get(name="handbook")
+    contractors, _ = upload(
+        handbook,
+        "contractors.md",
+        b"# Contractors\n\n## Leave\n\nContractors get 10 days of paid annual leave per year.\n",
+        enqueue=False,
+    )
+    services.documents_ingest(document_ids=[contractors.id])
+    upload(handbook, "contracts draft.md", b"# Draft\n\nNot read yet.\n", enqueue=False)  # not ready
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    box, menu = page.locator("textarea"), page.locator("#prompt-menu")
+    box.fill("How many days of paid annual leave per year? #CONTR")
+    expect(menu).to_have_attribute("aria-label", "Documents")
+    expect(menu.get_by_role("option")).to_have_text(["contractors handbook"])
+    page.keyboard.press("Enter")
+    expect(menu).to_be_hidden()
+    expect(box).to_have_value("How many days of paid annual leave per year? ")
+    expect(page.locator("#scope summary")).to_have_text("Document: contractors")
+    expect(page.locator("article.msg")).to_have_count(0)  # chosen, not sent
+
+    # Another joins it; one chosen already is not offered again; Esc closes the list as typed.
+    box.press("End")
+    page.keyboard.type("#")
+    expect(menu.get_by_role("option")).to_have_count(1)
+    expect(menu.get_by_role("option")).to_contain_text("handbook")
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(box).to_have_value("How many days of paid annual leave per year? #")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("#hand")
+    menu.get_by_role("option").first.click()
+    expect(page.locator("#scope summary")).to_have_text("Documents: contractors, handbook")
+    expect(box).to_be_focused()
+
+    page.locator("#scope summary").click()
+    page.get_by_role("button", name="Search the collections instead").click()
+    expect(page.locator("#scope summary")).to_have_text("Collections: all")
+    box.fill("#contr")
+    expect(menu.get_by_role("option")).to_have_count(1)
+    page.keyboard.press("Tab")
+    box.fill("How many days of paid annual leave per year?")
+    page.keyboard.press("Enter")
+    answer = page.locator("article.msg.assistant").first
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(answer.locator(".body")).to_contain_text("10 days")
+    expect(answer.locator(".body")).not_to_contain_text("25 days")
+
+
 def test_a_file_attached_in_the_composer_is_read_then_asked_about(page, live_url, member, worker, tmp_path):
     """The composer's attach menu uploads to the chosen collection; the file's row shows its reading
     and then ready, the conversation is narrowed to it, and the answer comes from it. A file that is

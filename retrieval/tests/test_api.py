@@ -398,6 +398,30 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(bob)).status_code == 200
 
 
+def test_documents_are_found_by_name_across_every_readable_collection(
+    client, alice, collection_a, collection_b, make_collection, team_a, key_for
+):
+    """The chat's "#": every collection the caller reads, names beginning with the words first,
+    never another team's."""
+    manuals = make_collection(team_a, "manuals")
+    older, _ = upload(collection_a, "boiler manual.txt", b"Bleed it yearly.", enqueue=False)
+    newer, _ = upload(manuals, "the boiler.txt", b"It is in the cellar.", enqueue=False)
+    upload(collection_a, "leave.txt", b"25 days.", enqueue=False)
+    upload(collection_b, "boiler secrets.txt", b"team b only", enqueue=False)
+    auth = key_for(alice)
+    found = client.get("/api/v1/documents?q=BOILER", **auth)
+    assert found.status_code == 200 and found["X-Total-Count"] == "2"
+    # "boiler manual" begins with the words, so it comes first though older.
+    assert [(d["id"], d["collection_id"]) for d in found.json()] == [
+        (older.id, collection_a.id),
+        (newer.id, manuals.id),
+    ]
+    assert len(client.get("/api/v1/documents", **auth).json()) == 3  # newest first, every collection
+    assert client.get("/api/v1/documents?q=boiler&limit=1&offset=1", **auth).json()[0]["id"] == newer.id
+    assert client.get("/api/v1/documents?q=boiler&status=ready", **auth).json() == []
+    assert client.get("/api/v1/documents?limit=101", **auth).status_code == 400
+
+
 def test_a_collection_shared_with_another_team_is_read_there_and_changed_only_by_its_own(
     client, alice, bob, make_user, make_team, team_a, collection_b, key_for
 ):

@@ -1191,55 +1191,119 @@
     $("connection").textContent = "";
   });
 
-  // Saved prompts: "/" and the start of a name, alone in the box, offers the prompts so named, the
-  // user's own then their teams' (kept on the account page); Enter or Tab, or a click, puts the chosen one's text in the box.
-  const PROMPTS = JSON.parse($("prompts-data").textContent);
-  let promptChoices = [], promptAt = 0;
-  function promptMenu() {
+  // The box's menu: saved prompts for "/name", documents for "#name". One listbox, its options
+  // chosen with the arrows and Enter or Tab (or a click), closed with Esc; the box keeps the focus.
+  let menuChoices = [], menuAt = 0, menuUse = null;
+  function showMenu(label, choices, render, use) {
     const menu = $("prompt-menu"), box = $("question");
-    const typed = /^\/([\w-]*)$/.exec(box.value);
-    promptChoices = typed ? PROMPTS.filter((p) => p.name.startsWith(typed[1].toLowerCase())) : [];
-    menu.hidden = !promptChoices.length;
+    menuChoices = choices; menuUse = use;
+    menu.hidden = !choices.length;
     if (menu.hidden) { box.removeAttribute("aria-activedescendant"); return; }
-    promptAt = Math.min(promptAt, promptChoices.length - 1);
-    menu.replaceChildren(...promptChoices.map((p, i) => {
+    menu.setAttribute("aria-label", label);
+    menuAt = Math.min(menuAt, choices.length - 1);
+    menu.replaceChildren(...choices.map((c, i) => {
       const li = document.createElement("li");
-      li.id = `prompt-${p.id}`; li.setAttribute("role", "option"); li.setAttribute("aria-selected", String(i === promptAt));
+      li.id = `menu-${i}`; li.setAttribute("role", "option"); li.setAttribute("aria-selected", String(i === menuAt));
+      li.append(...render(c));
+      li.addEventListener("mousedown", (e) => { e.preventDefault(); use(c); });  // the box keeps focus
+      return li;
+    }));
+    box.setAttribute("aria-activedescendant", `menu-${menuAt}`);
+  }
+  function closeMenu() { showMenu("", [], null, null); }
+  function rerenderMenu() {
+    const menu = $("prompt-menu");
+    menu.querySelectorAll("[role=option]").forEach((li, i) => li.setAttribute("aria-selected", String(i === menuAt)));
+    $("question").setAttribute("aria-activedescendant", `menu-${menuAt}`);
+    menu.children[menuAt].scrollIntoView({ block: "nearest" });
+  }
+  const tag = (text) => { const t = document.createElement("span"); t.className = "team"; t.textContent = text; return t; };
+
+  // Saved prompts: "/" and the start of a name, alone in the box, offers the prompts so named, the
+  // user's own then their teams' (kept on the account page); the chosen one's text goes in the box.
+  const PROMPTS = JSON.parse($("prompts-data").textContent);
+  function promptMenu() {
+    const typed = /^\/([\w-]*)$/.exec($("question").value);
+    if (!typed) return false;
+    const render = (p) => {
       const name = document.createElement("strong"); name.textContent = `/${p.name}`;
       const text = document.createElement("span");
       text.textContent = p.text.length > 90 ? `${p.text.slice(0, 89)}…` : p.text;
-      li.append(name, " ");
-      if (p.team) {  // a team's, kept by its admins
-        const team = document.createElement("span"); team.className = "team"; team.textContent = p.team;
-        li.append(team, " ");
-      }
-      li.append(text);
-      li.addEventListener("mousedown", (e) => { e.preventDefault(); usePrompt(p); });  // the box keeps focus
-      return li;
-    }));
-    box.setAttribute("aria-activedescendant", `prompt-${promptChoices[promptAt].id}`);
+      return p.team ? [name, " ", tag(p.team), " ", text] : [name, " ", text];  // a team's, kept by its admins
+    };
+    showMenu("Saved prompts", PROMPTS.filter((p) => p.name.startsWith(typed[1].toLowerCase())), render, usePrompt);
+    return true;
   }
-  function closePrompts() { promptChoices = []; promptMenu(); }
   function usePrompt(p) {
     const box = $("question");
     box.value = p.text;
     autosize();
-    closePrompts();
+    closeMenu();
     box.focus();
     box.setSelectionRange(box.value.length, box.value.length);
   }
-  $("question").addEventListener("input", () => { promptAt = 0; promptMenu(); });
+
+  // Documents: "#" and part of a name, where the caret is, offers the ready documents of every
+  // collection read so named; the chosen one joins the documents the conversation asks about, and
+  // "#name" leaves the box.
+  let documentTimer = 0;
+  function hashAt() {
+    const box = $("question"), before = box.value.slice(0, box.selectionStart);
+    const m = /(^|\s)#([^\s#]{0,60})$/.exec(before);
+    return m ? { term: m[2], start: m.index + m[1].length, end: before.length } : null;
+  }
+  function collectionName(id) {
+    const input = document.querySelector(`#scope input[name=collection][value="${id}"]`);
+    return input && input.nextSibling ? input.nextSibling.textContent.trim() : "";  // the label's name
+  }
+  function documentMenu() {
+    clearTimeout(documentTimer);
+    const found = hashAt();
+    if (!found) return false;
+    documentTimer = setTimeout(async () => {
+      let docs;
+      try {
+        docs = await api(`/api/v1/documents?status=ready&limit=8&q=${encodeURIComponent(found.term)}`);
+      } catch { return; }
+      const now = hashAt();
+      if (!now || now.term !== found.term) return;  // typed on meanwhile: its own request answers
+      const chosen = new Set(documentScope.map((d) => d.id));
+      const render = (d) => {
+        const title = document.createElement("strong"); title.textContent = d.title;
+        const where = collectionName(d.collection_id);
+        return where ? [title, " ", tag(where)] : [title];
+      };
+      showMenu("Documents", docs.filter((d) => !chosen.has(d.id)), render, useDocument);
+    }, 150);
+    return true;
+  }
+  function useDocument(d) {
+    const box = $("question"), found = hashAt();
+    if (found) {
+      box.value = box.value.slice(0, found.start) + box.value.slice(found.end).replace(/^ +/, "");
+      box.setSelectionRange(found.start, found.start);
+    }
+    setDocuments([...documentScope, { id: d.id, title: d.title }]);
+    autosize();
+    closeMenu();
+    box.focus();
+  }
+  function boxMenu() {
+    menuAt = 0;
+    if (!promptMenu() && !documentMenu()) closeMenu();
+  }
+  $("question").addEventListener("input", boxMenu);
 
   $("question").addEventListener("keydown", (e) => {
-    if (promptChoices.length) {
+    if (menuChoices.length) {
       if (e.key === "ArrowDown" || e.key === "ArrowUp") {
         e.preventDefault();
-        promptAt = (promptAt + (e.key === "ArrowDown" ? 1 : -1) + promptChoices.length) % promptChoices.length;
-        promptMenu();
+        menuAt = (menuAt + (e.key === "ArrowDown" ? 1 : -1) + menuChoices.length) % menuChoices.length;
+        rerenderMenu();
         return;
       }
-      if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); usePrompt(promptChoices[promptAt]); return; }
-      if (e.key === "Escape") { e.stopPropagation(); promptChoices = []; $("prompt-menu").hidden = true; return; }
+      if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); menuUse(menuChoices[menuAt]); return; }
+      if (e.key === "Escape") { e.stopPropagation(); clearTimeout(documentTimer); closeMenu(); return; }
     }
     // Up in an empty box edits the last question, as in chat apps people know.
     if (e.key === "ArrowUp" && !e.target.value && !editing && !active) {
