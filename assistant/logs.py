@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, datetime
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# The address the request came from (REMOTE_ADDR), for the audit log.
+client_address: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_address", default=None)
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 

@@ -206,6 +206,7 @@ class RequestIdMiddleware(_AroundView):
     def before(self, request) -> str:
         rid = logs.usable_id(request.headers.get("X-Request-ID"))
         logs.request_id.set(rid)
+        logs.client_address.set(request.META.get("REMOTE_ADDR") or None)
         return rid
 
     def after(self, request, response, rid: str) -> None:
@@ -273,6 +274,7 @@ def _unstorable_request(request) -> bool:
 
 def _request_finished(**_) -> None:
     logs.request_id.set(None)
+    logs.client_address.set(None)
 
 
 request_finished.connect(_request_finished, dispatch_uid="docent-request-id")

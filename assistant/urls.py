@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -18,10 +17,6 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     # Browsers ask for /favicon.ico on pages that name no icon (the admin's).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
-    # Accounts are made by admins (admin, `manage.py create_user`) with a password handed over:
-    # each person changes it here, which also signs out their other sessions.
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
-    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("assistant.api_urls")),
     path("v1/models", openai_api.models, name="openai-models"),

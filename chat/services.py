@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from retrieval import limits
+from retrieval import audit, limits
 from retrieval import selectors as retrieval_selectors
 from retrieval.embeddings import count_tokens
 
@@ -580,6 +580,7 @@ def conversation_share(*, conversation: Conversation) -> str:
         for m in selectors.conversation_thread(conversation=conversation)
         if m.role == Message.Role.USER or m.status in Message.FINAL
     ]
+    renewed = conversation.share_token is not None  # shared again: the link shows it as it is now
     conversation.share_token = conversation.share_token or secrets.token_urlsafe(16)
     conversation.shared_at = timezone.now()
     conversation.shared_messages = [selectors.message_out(m) for m in messages]
@@ -591,14 +592,28 @@ def conversation_share(*, conversation: Conversation) -> str:
             if s.get("collection_id") is not None
         }
     )
-    conversation.save(update_fields=_SHARE_FIELDS)
+    with transaction.atomic():
+        conversation.save(update_fields=_SHARE_FIELDS)
+        audit.record(
+            "conversation_share",
+            actor=conversation.owner,
+            target=conversation,
+            name=conversation.title,
+            details={"collections": conversation.shared_collections, "renewed": renewed},
+        )
     return conversation.share_token
 
 
 def conversation_unshare(*, conversation: Conversation) -> None:
+    was_shared = conversation.share_token is not None
     conversation.share_token, conversation.shared_at = None, None
     conversation.shared_messages, conversation.shared_collections = None, []
-    conversation.save(update_fields=_SHARE_FIELDS)
+    with transaction.atomic():
+        conversation.save(update_fields=_SHARE_FIELDS)
+        if was_shared:
+            audit.record(
+                "conversation_unshare", actor=conversation.owner, target=conversation, name=conversation.title
+            )
 
 
 def conversation_delete(*, conversation: Conversation) -> None:

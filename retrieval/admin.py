@@ -10,8 +10,8 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import downloads, selectors, services, sso, web
-from .models import ApiKey, Chunk, Collection, Document, Membership, SsoIdentity, Team, WebSource
+from . import audit, downloads, selectors, services, sso, web
+from .models import ApiKey, AuditEvent, Chunk, Collection, Document, Membership, SsoIdentity, Team, WebSource
 
 
 def _deletion_summary(model_admin, objs, request):
@@ -172,7 +172,7 @@ class TeamAdmin(_TellsRemovedMembers, admin.ModelAdmin):
     # Through the service: gone at once for its members; collections, documents, passages and files
     # purged by tasks, after which the team's row goes too.
     def delete_model(self, request, obj):
-        services.team_delete(team=obj)
+        services.team_delete(team=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for team in queryset:
@@ -256,11 +256,11 @@ class CollectionAdmin(_LiveTeamChoices, admin.ModelAdmin):
 
     # Through the service: gone at once for everyone, documents, passages and files purged by a task.
     def delete_model(self, request, obj):
-        services.collection_delete(collection=obj)
+        services.collection_delete(collection=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for collection in queryset:
-            services.collection_delete(collection=collection)
+            services.collection_delete(collection=collection, actor=request.user)
 
 
 @admin.register(Document)
@@ -353,12 +353,12 @@ class DocumentAdmin(admin.ModelAdmin):
     def delete_with_chunks(self, request, queryset):
         n = 0
         for document in queryset:
-            services.document_delete(document=document)
+            services.document_delete(document=document, actor=request.user)
             n += 1
         self.message_user(request, f"deleted {n} documents", messages.SUCCESS)
 
     def delete_model(self, request, obj):
-        services.document_delete(document=obj)
+        services.document_delete(document=obj, actor=request.user)
 
 
 class WebSourceForm(forms.ModelForm):
@@ -445,11 +445,11 @@ class WebSourceAdmin(_LiveTeamChoices, admin.ModelAdmin):
     @admin.action(description="Remove selected sources and the documents read from them")
     def remove_with_documents(self, request, queryset):
         sources = list(queryset)
-        n = sum(services.web_source_remove(source=source) for source in sources)
+        n = sum(services.web_source_remove(source=source, actor=request.user) for source in sources)
         self.message_user(request, f"removed {len(sources)} sources and {n} documents", messages.SUCCESS)
 
     def delete_model(self, request, obj):
-        services.web_source_remove(source=obj)
+        services.web_source_remove(source=obj, actor=request.user)
 
 
 @admin.register(Chunk)
@@ -492,3 +492,46 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # keys are shown once, so they are made with `manage.py create_api_key`
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Who did what, when and from where; written by Docent, never changed here. Django admin's own
+    changes are in its "Recent actions" (LogEntry) as well."""
+
+    list_display = ["at", "who", "what", "target", "team", "ip"]
+    list_filter = ["action", "at", "team"]
+    search_fields = ["actor_name", "target", "target_id", "ip", "request_id"]
+    date_hierarchy = "at"
+    list_select_related = ["team"]
+    fields = [
+        "at",
+        "actor",
+        "actor_name",
+        "action",
+        "team",
+        "target_type",
+        "target_id",
+        "target",
+        "details",
+        "ip",
+        "request_id",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="who", ordering="actor_name")
+    def who(self, obj):
+        return obj.actor_name or "system"
+
+    @admin.display(description="what", ordering="action")
+    def what(self, obj):
+        return audit.ACTIONS.get(obj.action, obj.action)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # an audit log an admin can prune is none; DOCENT_AUDIT_RETENTION_DAYS does

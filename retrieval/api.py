@@ -12,7 +12,7 @@ from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from . import downloads, limits, selectors, services, web
+from . import audit, downloads, limits, selectors, services, web
 from .auth import api_auth
 from .models import Collection, Document, Membership, WebSource
 
@@ -264,9 +264,13 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
             instructions=payload.instructions,
             language=payload.language,
             starter_questions=payload.starter_questions,
+            actor=request.auth,
         )
         services.collection_share(
-            collection=collection, teams=payload.shared_with, everyone=payload.shared_with_all
+            collection=collection,
+            teams=payload.shared_with,
+            everyone=payload.shared_with_all,
+            actor=request.auth,
         )
     team_ids = selectors.team_ids_for_user(user=request.auth)
     return _collection_out(_counted_collection_or_404(request, collection_id), team_ids)
@@ -275,7 +279,9 @@ def update_collection(request, collection_id: int, payload: CollectionPatch):
 @router.delete("/collections/{collection_id}", response={204: None, 403: ErrorOut})
 def delete_collection(request, collection_id: int):
     """The collection, its documents and their passages, for good (team admins)."""
-    services.collection_delete(collection=_admin_collection_or_404(request, collection_id))
+    services.collection_delete(
+        collection=_admin_collection_or_404(request, collection_id), actor=request.auth
+    )
     return Status(204, None)
 
 
@@ -404,7 +410,7 @@ def get_document_file(request, document_id: int):
 @router.delete("/documents/{document_id}", response={204: None, 403: ErrorOut})
 def delete_document(request, document_id: int):
     document = _writable_document_or_404(request, document_id)
-    services.document_delete(document=document)
+    services.document_delete(document=document, actor=request.auth)
     return Status(204, None)
 
 
@@ -547,7 +553,7 @@ def sync_web_source(request, source_id: int):
 @router.delete("/web-sources/{source_id}", response={204: None, 403: ErrorOut, 404: ErrorOut})
 def delete_web_source(request, source_id: int):
     """Stop reading it, and delete the documents read from it."""
-    services.web_source_remove(source=_writable_web_source_or_404(request, source_id))
+    services.web_source_remove(source=_writable_web_source_or_404(request, source_id), actor=request.auth)
     return Status(204, None)
 
 
@@ -609,7 +615,7 @@ def set_member(request, team_id: int, username: str, payload: MemberIn):
     if user is None:
         raise HttpError(404, f"no user named {username!r}")
     try:
-        membership = services.membership_change(team=team, user=user, role=payload.role)
+        membership = services.membership_change(team=team, user=user, role=payload.role, actor=request.auth)
     except services.LastTeamAdmin as exc:
         raise HttpError(409, f"{exc}; make someone else an admin first") from None
     return _member_out(membership)
@@ -626,10 +632,53 @@ def remove_member(request, team_id: int, username: str):
     if user is None or not selectors.team_members(team_id=team.id).filter(user=user).exists():
         raise HttpError(404, f"{username!r} is not a member of team {team.name}")
     try:
-        services.membership_change(team=team, user=user, role=None)
+        services.membership_change(team=team, user=user, role=None, actor=request.auth)
     except services.LastTeamAdmin as exc:
         raise HttpError(409, f"{exc}; make someone else an admin first") from None
     return Status(204, None)
+
+
+class AuditEventOut(Schema):
+    at: datetime
+    actor: str | None = Field(None, description="The username; null for the system")
+    action: str
+    what: str = Field(description="The action in words")
+    target_type: str
+    target_id: str
+    target: str
+    details: dict
+
+
+@router.get("/teams/{team_id}/audit", response={200: list[AuditEventOut], 403: ErrorOut, 404: ErrorOut})
+def team_audit(
+    request,
+    response: HttpResponse,
+    team_id: int,
+    action: str = "",
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+):
+    """What happened in the team, newest first (its admins): members added, changed or removed;
+    collections made, changed, shared or deleted; documents deleted; web sources. `action` narrows
+    to one kind; the number matching in `X-Total-Count`."""
+    team = _team_or_404(request, team_id)
+    if not selectors.is_team_admin(user=request.auth, team_id=team.id):
+        raise HttpError(403, f"only an admin of team {team.name} can read its activity")
+    events = selectors.audit_events_for_team(team_id=team.id, action=action)
+    response["X-Total-Count"] = str(events.count())
+    return [
+        {
+            "at": e.at,
+            "actor": e.actor_name or None,
+            "action": e.action,
+            "what": audit.ACTIONS.get(e.action, e.action),
+            "target_type": e.target_type,
+            "target_id": e.target_id,
+            "target": e.target,
+            "details": e.details,
+        }
+        for e in events[offset : offset + limit]
+    ]
 
 
 class SearchIn(Schema):

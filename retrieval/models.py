@@ -372,3 +372,36 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, from where: the changes that decide who reads what (teams, members,
+    collections and their shares, documents deleted, web sources, API keys, shared conversations)
+    and sign-ins. Written by the services (`retrieval.audit.record`), read in Django admin and by a
+    team's admins for their team; kept `DOCENT_AUDIT_RETENTION_DAYS`."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept when the account is deleted; "" for the system (the worker, a management command).
+    actor_name = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=60)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    target_type = models.CharField(max_length=40, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target = models.CharField(max_length=300, blank=True, default="", help_text="What it was, as named then")
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["-at"], name="auditevent_at"),
+            models.Index(fields=["team", "-at"], name="auditevent_team_at"),
+            models.Index(fields=["action", "-at"], name="auditevent_action_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'system'} {self.action} {self.target}".strip()

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from assistant import metrics
 
-from .models import ApiKey, Chunk, Collection, Document, Membership, Team, WebSource
+from .models import ApiKey, AuditEvent, Chunk, Collection, Document, Membership, Team, WebSource
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,14 @@ def users_reachable_by_email(*, email: str | None = None, ids: Sequence[int] | N
     if ids is not None:
         users = users.filter(id__in=list(ids))
     return users.order_by("username")
+
+
+def audit_events_for_team(*, team_id: int, action: str = "") -> QuerySet[AuditEvent]:
+    """The audit log's events concerning the team, newest first; `action` narrows to one kind."""
+    events = AuditEvent.objects.filter(team_id=team_id)
+    if action:
+        events = events.filter(action=action)
+    return events.order_by("-at", "-id")
 
 
 def team_ids_administered(*, user) -> set[int]:

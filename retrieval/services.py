@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from . import progress, selectors, web
+from . import audit, progress, selectors, web
 from .chunking import ChunkSpec, chunk_blocks
 from .embeddings import get_embedder
 from .models import (
@@ -87,10 +87,11 @@ class LastTeamAdmin(Exception):
     """The change would leave a team without an admin, and so without anyone to manage it."""
 
 
-def membership_change(*, team: Team, user, role: str | None) -> Membership | None:
+def membership_change(*, team: Team, user, role: str | None, actor=None) -> Membership | None:
     """Add a user to a team, change their role, or (role None) remove them; LastTeamAdmin when the
     team would be left without an admin. Under the team's row lock, so two admins demoting each
-    other at once cannot both succeed."""
+    other at once cannot both succeed. Recorded in the audit log as `actor`'s (None: the system,
+    such as sign-in groups)."""
     with transaction.atomic():
         Team.objects.select_for_update().get(id=team.id)
         current = Membership.objects.filter(team=team, user=user).first()
@@ -98,12 +99,18 @@ def membership_change(*, team: Team, user, role: str | None) -> Membership | Non
             others = Membership.objects.filter(team=team, role=Membership.Role.ADMIN).exclude(user=user)
             if not others.exists():
                 raise LastTeamAdmin(f"{user.username} is the last admin of team {team.name}")
+        was = current.role if current is not None else None
         if role is None:
             if current is not None:
                 current.delete()
                 member_left(team_id=team.id, user_id=user.id)
+                audit.record("member_remove", actor=actor, target=user, team=team, details={"was": was})
             return None
-        return membership_set(team=team, user=user, role=role)
+        membership = membership_set(team=team, user=user, role=role)
+        if was != role:
+            action = "member_add" if was is None else "member_role"
+            audit.record(action, actor=actor, target=user, team=team, details={"role": role, "was": was})
+        return membership
 
 
 def user_provision(
@@ -296,6 +303,12 @@ def _sso_teams_sync(user, groups: set[str]) -> None:
             continue
         if current is None:
             Membership.objects.create(team=team, user=user, role=role, from_sso=True)
+            audit.record(
+                "member_add",
+                target=user,
+                team=team,
+                details={"role": role, "was": None, "by": "sign-in groups"},
+            )
         elif suffix and current.role != role:
             _sso_membership_change(user, team, role)
     for team_id, membership in held.items():
@@ -363,7 +376,7 @@ def collection_create(
     """A new collection; ValueError for a language PostgreSQL has no text search configuration of."""
     collection_language_check(language)
     with transaction.atomic():  # a duplicate name fails this savepoint, not the caller's transaction
-        return Collection.objects.create(
+        collection = Collection.objects.create(
             team=team,
             name=name.strip(),
             created_by=user,
@@ -371,6 +384,8 @@ def collection_create(
             language=language,
             indexed_language=language,
         )
+        audit.record("collection_create", actor=user, target=collection, team=team)
+    return collection
 
 
 def collection_language_check(language: str) -> None:
@@ -410,11 +425,16 @@ def collection_update(
     instructions: str | None = None,
     language: str | None = None,
     starter_questions: list[str] | None = None,
+    actor=None,
 ) -> None:
     """Rename or describe a collection, set its instructions to the model, the questions it suggests
     or its documents' language (its keyword index is then built again, by a task); IntegrityError
     when its team already has one of that name, ValueError for instructions or questions over their
     limits or an unknown language."""
+    before = {
+        f: getattr(collection, f)
+        for f in ("name", "description", "instructions", "language", "starter_questions")
+    }
     if language is not None:
         collection_language_check(language)
         collection.language = language
@@ -433,12 +453,24 @@ def collection_update(
         collection.save(
             update_fields=["name", "description", "instructions", "language", "starter_questions"]
         )
+        changed = sorted(f for f, value in before.items() if getattr(collection, f) != value)
+        if changed:
+            details = {"changed": changed}
+            if "name" in changed:
+                details["was"] = before["name"]
+            audit.record(
+                "collection_update", actor=actor, target=collection, team=collection.team_id, details=details
+            )
         if collection.language != collection.indexed_language:
             collection_rekey_queue(collection_id=collection.id)
 
 
 def collection_share(
-    *, collection: Collection, teams: Sequence[int | str] | None = None, everyone: bool | None = None
+    *,
+    collection: Collection,
+    teams: Sequence[int | str] | None = None,
+    everyone: bool | None = None,
+    actor=None,
 ) -> None:
     """Let exactly these teams (ids or names) read the collection beside its own, and/or every team
     (teams made later too); None leaves that part as it is. ValueError naming a team that does not
@@ -459,10 +491,26 @@ def collection_share(
     if everyone is not None:
         collection.shared_with_all = everyone
         collection.save(update_fields=["shared_with_all"])
-    collection_readers_changed(collection=collection, before=before)
+    after = collection_readers_changed(collection=collection, before=before)
+    if after != before:
+        names = dict(Team.objects.filter(id__in=before[0] | after[0]).values_list("id", "name"))
+        audit.record(
+            "collection_share",
+            actor=actor,
+            target=collection,
+            team=collection.team_id,
+            details={
+                "teams": sorted(names[t] for t in after[0] - {collection.team_id} if t in names),
+                "was": sorted(names[t] for t in before[0] - {collection.team_id} if t in names),
+                "everyone": after[1],
+                "everyone_was": before[1],
+            },
+        )
 
 
-def collection_readers_changed(*, collection: Collection, before: tuple[set[int], bool]) -> None:
+def collection_readers_changed(
+    *, collection: Collection, before: tuple[set[int], bool]
+) -> tuple[set[int], bool]:
     """After the commit, the library pages of teams that gained or lost the collection hear of it
     (they add or drop its section without a reload). `before`: its readers as
     `selectors.collection_readers` gave them before the change."""
@@ -478,6 +526,7 @@ def collection_readers_changed(*, collection: Collection, before: tuple[set[int]
             lambda: progress.publish_readers_changed(collection_id=collection.id, before=before, after=after),
             robust=True,
         )
+    return after
 
 
 def collection_rekey_queue(*, collection_id: int) -> None:
@@ -566,7 +615,7 @@ def collections_rekey_stuck() -> list[int]:
     return ids
 
 
-def collection_delete(*, collection: Collection) -> None:
+def collection_delete(*, collection: Collection, actor=None) -> None:
     """Delete a collection: at once it is gone from every list, route and search (each reads only
     collections without `deleted_at`); its documents, passages and files are purged by a task, in
     batches, since a large collection takes minutes (11,729 chunks took 2.4 s in one statement).
@@ -575,6 +624,7 @@ def collection_delete(*, collection: Collection) -> None:
 
     if _mark_deleted(collection):
         log.info("collection %s deleted; purging its documents", collection.id)
+        audit.record("collection_delete", actor=actor, target=collection, team=collection.team_id)
         transaction.on_commit(lambda: progress.publish_collection_deleted(collection_id=collection.id))
     transaction.on_commit(lambda: purge_collection.delay(collection.id), robust=True)
 
@@ -647,7 +697,7 @@ def collections_purge_stuck(*, stuck_after_s: int) -> list[int]:
     return ids
 
 
-def team_delete(*, team: Team) -> None:
+def team_delete(*, team: Team, actor=None) -> None:
     """Delete a team: at once its members lose it and its collections are deleted (gone from every
     list, route and search); their purges run as tasks, and the last to finish removes the team's
     row. Its name is free again at once. A team of thousands of documents held the admin's request
@@ -655,10 +705,11 @@ def team_delete(*, team: Team) -> None:
     with transaction.atomic():
         if Team.objects.filter(id=team.id, deleted_at__isnull=True).update(deleted_at=timezone.now()):
             log.info("team %s deleted; purging its collections", team.id)
+            audit.record("team_delete", actor=actor, target=team, team=team)
         Membership.objects.filter(team_id=team.id).delete()
         collections = list(Collection.objects.filter(team_id=team.id))
         for collection in collections:
-            collection_delete(collection=collection)
+            collection_delete(collection=collection, actor=actor)
     if not collections:
         _team_remove_if_purged(team_id=team.id)
 
@@ -680,7 +731,9 @@ def api_key_hash(raw: str) -> str:
 def api_key_create(*, user, name: str = "default") -> tuple[ApiKey, str]:
     """A new key; the raw value is returned once and only its hash is stored."""
     raw = "dk_" + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=api_key_hash(raw))
+    with transaction.atomic():
+        key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=api_key_hash(raw))
+        audit.record("api_key_create", actor=user, target=key, name=f"{name} ({key.prefix}…)")
     return key, raw
 
 
@@ -688,7 +741,10 @@ def api_key_revoke(*, user, key_id: int) -> bool:
     """Revoke one of the user's keys (at once: every request looks its key up). False when the key
     is not theirs; revoking a revoked key changes nothing."""
     mine = ApiKey.objects.filter(id=key_id, user=user)
-    mine.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with transaction.atomic():
+        if mine.filter(revoked_at__isnull=True).update(revoked_at=timezone.now()):
+            key = mine.get()
+            audit.record("api_key_revoke", actor=user, target=key, name=f"{key.name} ({key.prefix}…)")
     return mine.exists()
 
 
@@ -843,10 +899,18 @@ def collection_retry_failed(*, collection: Collection) -> int:
     return len(ids)
 
 
-def document_delete(*, document: Document) -> None:
+def document_delete(*, document: Document, actor=None) -> None:
     """Delete the document, its chunks (so they are never retrieved again) and its stored file."""
     with transaction.atomic():
         _documents_remove([document])
+        audit.record(
+            "document_delete",
+            actor=actor,
+            target=document,
+            name=document.source_url or document.original_name,
+            team=document.collection.team_id,
+            details={"collection": document.collection.name},
+        )
 
 
 def folder_prune(*, collection: Collection, folder: str, present: Iterable[str]) -> list[str]:
@@ -1384,6 +1448,13 @@ def web_source_add(
                 added_by=user,
             )
             web_source_queue(source=source)
+            audit.record(
+                "web_source_add",
+                actor=user,
+                target=source,
+                team=collection.team_id,
+                details={"collection": collection.name, "crawl": crawl, "max_pages": max_pages},
+            )
     except IntegrityError:
         existing = WebSource.objects.get(collection=collection, url=url)
         raise WebSourceExists(f"{url} is already read into {collection.name}", existing) from None
@@ -1405,11 +1476,18 @@ def web_source_queue(*, source: WebSource) -> bool:
     return bool(queued)
 
 
-def web_source_remove(*, source: WebSource) -> int:
+def web_source_remove(*, source: WebSource, actor=None) -> int:
     """Remove a source and the documents read from it; the number of documents deleted."""
     with transaction.atomic():
         documents = list(Document.objects.filter(source=source).select_related("collection"))
         _documents_remove(documents)
+        audit.record(
+            "web_source_remove",
+            actor=actor,
+            target=source,
+            team=source.collection.team_id,
+            details={"collection": source.collection.name, "documents": len(documents)},
+        )
         source.delete()
     return len(documents)
 

@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError
 from assistant import metrics
 from assistant.celery import queue_depth
 
-from . import services
+from . import audit, services
 from .embeddings import TransientEmbeddingError
 
 log = logging.getLogger(__name__)
@@ -117,3 +117,8 @@ def sync_web_source(source_id: int, reading: str | None = None) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def refresh_web_sources() -> list[int]:
     return services.web_sources_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def purge_audit_events() -> int:
+    return audit.purge_old()

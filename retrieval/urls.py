@@ -10,6 +10,10 @@ urlpatterns = [
     path("keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     # Sign-in (Django's form, which CONTRACT names, with the single sign-on policy) and sign-out.
     path("accounts/login/", views.sign_in, name="login"),
+    # Accounts are made by admins (admin, `manage.py create_user`) with a password handed over:
+    # each person changes it here, which also signs out their other sessions.
+    path("accounts/password/", views.password_change, name="password_change"),
+    path("accounts/password/done/", views.password_change_done, name="password_change_done"),
     path("accounts/logout/", sso.SignOutView.as_view(), name="logout"),
     # Password reset by email (with EMAIL_HOST set; 404 otherwise). Django's names, which its views
     # redirect to.

@@ -4,13 +4,18 @@ import time
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.forms import (
+    AuthenticationForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    SetPasswordForm,
+)
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import selectors, services, sso
+from . import audit, selectors, services, sso
 from .api import document_out
 from .models import Collection, Document
 from .parsing import EXTENSIONS, FOLDER_EXTENSIONS, FOLDER_NAMES, FOLDER_SKIPPED, SUPPORTED_NAMES
@@ -151,7 +156,28 @@ def _when_email(view):
 
 password_reset = _when_email(auth_views.PasswordResetView.as_view(form_class=_PasswordResetForm))
 password_reset_sent = _when_email(auth_views.PasswordResetDoneView.as_view())
-password_reset_confirm = _when_email(auth_views.PasswordResetConfirmView.as_view())
+
+
+class _AuditedSetPasswordForm(SetPasswordForm):
+    def save(self, commit=True):
+        user = super().save(commit)
+        audit.record("password_change", actor=user, target=user, details={"via": "reset link"})
+        return user
+
+
+class _AuditedPasswordChangeForm(PasswordChangeForm):
+    def save(self, commit=True):
+        user = super().save(commit)
+        audit.record("password_change", actor=user, target=user, details={"via": "account"})
+        return user
+
+
+# Each person changes their own password here, which also signs out their other sessions.
+password_change = auth_views.PasswordChangeView.as_view(form_class=_AuditedPasswordChangeForm)
+password_change_done = auth_views.PasswordChangeDoneView.as_view()
+password_reset_confirm = _when_email(
+    auth_views.PasswordResetConfirmView.as_view(form_class=_AuditedSetPasswordForm)
+)
 password_reset_complete = _when_email(auth_views.PasswordResetCompleteView.as_view())
 
 

@@ -839,6 +839,16 @@ def test_a_team_admin_adds_and_removes_members_on_the_library_page(
     expect(section.get_by_label("Role of lou in Ops")).to_have_value("member")
     section.get_by_role("button", name="Remove lou from Ops").click()
     expect(section.locator(".members li")).to_have_count(1)
+    # The team's activity says who did each of these, newest first.
+    section.locator("details.activity summary").click()
+    events = section.get_by_role("list", name="Activity in Ops").locator("li")
+    expect(events).to_have_count(5)
+    expect(events.nth(0)).to_contain_text("kim removed a member: lou")
+    expect(events.nth(1)).to_contain_text("kim changed a member's role: lou (admin → member)")
+    expect(events.nth(2)).to_contain_text("kim changed a member's role: lou (member → admin)")
+    expect(events.nth(3)).to_contain_text("kim added a member: lou (as member)")
+    expect(events.nth(4)).to_contain_text("Docent created the collection: Ops/runbooks")  # no one signed in
+    expect(section.locator("details.activity .older")).to_be_hidden()
     page.context.clear_cookies()
 
     services.membership_set(team=team, user=other)
@@ -846,7 +856,7 @@ def test_a_team_admin_adds_and_removes_members_on_the_library_page(
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section.team[data-team='{team.id}']")
     expect(section.locator(".members li")).to_have_count(2)
-    expect(section.locator(".members select, .members button, form.add-member")).to_have_count(0)
+    expect(section.locator(".members select, .members button, form.add-member, .activity")).to_have_count(0)
     page.context.clear_cookies()
 
     # An admin who makes themself a member loses the page's admin controls at once.

@@ -234,6 +234,7 @@ CELERY_BEAT_SCHEDULE = {
     "ingestion-sweep": {"task": "retrieval.tasks.sweep_stuck_documents", "schedule": 60.0},
     "interrupted-answers-sweep": {"task": "chat.tasks.sweep_interrupted_answers", "schedule": 30.0},
     "web-sources-refresh": {"task": "retrieval.tasks.refresh_web_sources", "schedule": 300.0},
+    "audit-purge": {"task": "retrieval.tasks.purge_audit_events", "schedule": 3600.0},
 }
 
 # Documents and ingestion
@@ -261,6 +262,8 @@ DOCENT_WEB_CRAWL_DELAY_S = env_float("DOCENT_WEB_CRAWL_DELAY_S", 0.5)  # between
 DOCENT_WEB_SLICE_S = env_int("DOCENT_WEB_SLICE_S", 60)
 # A reading stops here; what it found is kept, nothing else deleted.
 DOCENT_WEB_READING_S = env_int("DOCENT_WEB_READING_S", 3600)
+# The audit log (sign-ins, members, shares, deletions, keys) keeps events this many days; 0: for ever.
+DOCENT_AUDIT_RETENTION_DAYS = env_int("DOCENT_AUDIT_RETENTION_DAYS", 365)
 DOCENT_INGEST_MAX_ATTEMPTS = env_int("DOCENT_INGEST_MAX_ATTEMPTS", 4)
 # A document in "processing" whose heartbeat is older than this is taken as abandoned by a dead worker.
 DOCENT_STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 300)

@@ -373,6 +373,19 @@ def test_a_shared_link_shows_the_conversation_as_it_was_shared(client, alice, co
     client.post(f"{conversation}/share", **key(alice))
     assert shown() == [("user", "Sick leave policy?")]  # its new answer has not started
 
+    # Each share, and the end of sharing, is in the audit log as the owner's.
+    client.delete(f"{conversation}/share", **key(alice))
+    client.delete(f"{conversation}/share", **key(alice))  # shared no more: nothing to record
+    from retrieval.models import AuditEvent
+
+    logged = AuditEvent.objects.filter(target_type="conversation").order_by("id")
+    assert [(e.actor_name, e.action, e.target_id, e.details.get("renewed")) for e in logged] == [
+        ("alice", "conversation_share", str(ids["conversation_id"]), False),
+        ("alice", "conversation_share", str(ids["conversation_id"]), True),
+        ("alice", "conversation_unshare", str(ids["conversation_id"]), None),
+    ]
+    assert logged[0].details["collections"] == [collection_a.id]
+
 
 def test_a_shared_answer_given_passages_a_viewer_may_not_read_stays_closed_to_them(
     client, alice, make_user, make_team, make_collection, collection_a, key

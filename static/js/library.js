@@ -402,6 +402,48 @@
     });
   }
   document.querySelectorAll("section.team").forEach(showMembers);
+
+  // A team's activity (its admins): the audit log's events for the team, twenty at a time, read
+  // when the section opens.
+  const EVENTS_PAGE = 20;
+  function eventDetail(e) {
+    const d = e.details || {};
+    if (e.action === "member_role") return `${d.was} → ${d.role}`;
+    if (e.action === "member_add") return d.by ? `as ${d.role}, ${d.by}` : `as ${d.role}`;
+    if (e.action === "collection_update") return `${d.changed.join(", ")}${d.was ? ` (was ${d.was})` : ""}`;
+    if (e.action === "collection_share") {
+      if (d.everyone) return "read by every team";
+      return d.teams.length ? `read by ${d.teams.join(", ")}` : "read by its own team only";
+    }
+    if (e.action === "document_delete" || e.action === "web_source_add") return `in ${d.collection}`;
+    if (e.action === "web_source_remove") return `from ${d.collection}, ${d.documents} document${d.documents === 1 ? "" : "s"} deleted`;
+    return "";
+  }
+  async function showEvents(details, more) {
+    const team = details.closest("section.team"), list = details.querySelector(".events"), older = details.querySelector(".older");
+    const offset = more ? list.children.length : 0;
+    let events;
+    try {
+      events = await apiCall(`/api/v1/teams/${team.dataset.team}/audit?limit=${EVENTS_PAGE}&offset=${offset}`);
+    } catch (err) { list.textContent = err.message; return; }
+    const items = events.map((e) => {
+      const li = document.createElement("li");
+      const when = document.createElement("time"); when.dateTime = e.at; when.textContent = dayTime(new Date(e.at));
+      const what = document.createElement("span");
+      what.textContent = ` ${e.actor || "Docent"} ${e.what}${e.target ? `: ${e.target}` : ""}`;
+      li.append(when, what);
+      const detail = eventDetail(e);
+      if (detail) { const extra = document.createElement("span"); extra.className = "muted"; extra.textContent = ` (${detail})`; li.append(extra); }
+      return li;
+    });
+    if (more) list.append(...items); else list.replaceChildren(...items);
+    if (!more && !items.length) list.textContent = "Nothing yet.";
+    older.hidden = events.length < EVENTS_PAGE;
+  }
+  document.querySelectorAll("section.team details.activity").forEach((details) => {
+    details.addEventListener("toggle", () => { if (details.open) showEvents(details, false); });
+    details.querySelector(".older").addEventListener("click", () => showEvents(details, true));
+  });
   document.addEventListener("submit", async (e) => {
     const form = e.target.closest("form.add-member");
     if (!form) return;
