@@ -87,10 +87,11 @@ def _signed_in(sender, request, user, **_) -> None:
 
 
 def _sign_in_failed(sender, credentials, request=None, **_) -> None:
+    if "nonce" in credentials:
+        return  # single sign-on: recorded with its reason where the callback fails (`sso._failed`)
     # Django has already masked what looks like a secret in `credentials`; only the name is kept.
     name = str(credentials.get("username", ""))[:150]
-    via = "single sign-on" if "nonce" in credentials else "password"
-    record("sign_in_failed", name=name, details={"username": name, "via": via})
+    record("sign_in_failed", name=name, details={"username": name, "via": "password"})
 
 
 def _signed_out(sender, request, user, **_) -> None:

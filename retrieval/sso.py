@@ -24,7 +24,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from assistant import metrics
 
-from . import services
+from . import audit, services
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ def _provider_down(exc: Exception) -> bool:
 
 def _failed(reason: str) -> HttpResponseRedirect:
     metrics.SSO_SIGN_INS.labels(reason).inc()
+    audit.record("sign_in_failed", details={"via": "single sign-on", "reason": reason})
     return HttpResponseRedirect(f"{reverse('login')}?{urlencode({'sso': reason})}")
 
 

@@ -127,6 +127,10 @@ def test_a_reset_link_sets_a_new_password_once_and_signs_out_every_browser(
     )
     assert done.status_code == 302 and done["Location"] == "/accounts/reset/done/"
     assert get_user_model().objects.get(username="carol").check_password("a-new-one-42")
+    from retrieval.models import AuditEvent
+
+    changed = AuditEvent.objects.get(action="password_change")
+    assert (changed.actor_name, changed.details) == ("carol", {"via": "reset link"})
     assert elsewhere.get("/").status_code == 302  # signed out
     _signed_in("carol", "a-new-one-42")
     again = Client().get(link, follow=True)

@@ -262,6 +262,14 @@ def test_signing_in_with_the_provider(db, fake_oidc, make_team, settings):
     assert "/realm/token" in fake_oidc.requests and "/realm/userinfo" in fake_oidc.requests
     account = client.get("/account/")
     assert b"You sign in with Acme SSO" in account.content and b"Change your password" not in account.content
+    # The audit log has the membership the groups gave, as Docent's, and the sign-in, as carol's.
+    from retrieval.models import AuditEvent
+
+    logged = [(e.actor_name, e.action, e.details) for e in AuditEvent.objects.order_by("id")]
+    assert logged == [
+        ("", "member_add", {"role": "member", "was": None, "by": "sign-in groups"}),
+        ("carol", "sign_in", {"via": "single sign-on"}),
+    ]
 
 
 def test_turning_the_account_off_ends_a_session_begun_with_the_provider(db, fake_oidc):
@@ -323,6 +331,11 @@ def test_a_sign_in_that_fails_its_checks_says_so_and_signs_no_one_in(db, fake_oi
     assert _sign_ins(reason) == before + 1
     assert client.get("/").status_code == 302  # still signed out
     assert not User.objects.exists()
+    from retrieval.models import AuditEvent
+
+    assert list(AuditEvent.objects.values_list("action", "details")) == [
+        ("sign_in_failed", {"via": "single sign-on", "reason": reason})
+    ]
     page = client.get(landed)
     assert page.status_code == 200 and b'role="alert"' in page.content
 
