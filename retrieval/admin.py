@@ -10,7 +10,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import audit, downloads, selectors, services, sso, web
+from . import audit, downloads, sealed, selectors, services, sso, web
 from .models import ApiKey, AuditEvent, Chunk, Collection, Document, Membership, SsoIdentity, Team, WebSource
 
 
@@ -363,10 +363,37 @@ class DocumentAdmin(admin.ModelAdmin):
 
 class WebSourceForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https")  # Django 6.0's default, chosen now
+    header_value = forms.CharField(
+        required=False,
+        max_length=4096,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Sent as the header above to the source's own site. Kept sealed and never shown: "
+        "leave empty to keep the one set; clear the header's name to take it away.",
+    )
 
     class Meta:
         model = WebSource
-        fields = ["collection", "url", "crawl", "max_pages", "refresh_hours"]
+        fields = ["collection", "url", "crawl", "max_pages", "refresh_hours", "header_name"]
+        help_texts = {"header_name": "A header to sign in with, such as Authorization or Cookie (optional)."}
+
+    def clean(self):
+        data = super().clean()
+        name, value, url = data.get("header_name", "").strip(), data.get("header_value", ""), data.get("url")
+        if not url:
+            return data
+        if name and not value and not (self.instance.header_sealed and name == self.instance.header_name):
+            self.add_error("header_value", "give the header's value")
+        elif name and value:
+            try:
+                data["header_name"], value = web.check_header(name, value, url)
+            except ValueError as exc:
+                self.add_error("header_value", str(exc))
+                return data
+            self.instance.header_sealed = sealed.seal(value)
+        elif not name:
+            self.instance.header_sealed = ""
+        return data
 
     def clean_url(self):
         try:
@@ -412,7 +439,16 @@ class WebSourceAdmin(_LiveTeamChoices, admin.ModelAdmin):
         "started_at",
         "next_sync_at",
     ]
-    fields = ["collection", "url", "crawl", "max_pages", "refresh_hours", *readonly_fields]
+    fields = [
+        "collection",
+        "url",
+        "crawl",
+        "max_pages",
+        "refresh_hours",
+        "header_name",
+        "header_value",
+        *readonly_fields,
+    ]
     actions = ["read_now", "remove_with_documents"]
 
     def get_queryset(self, request):

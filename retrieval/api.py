@@ -431,6 +431,33 @@ class WebSourceIn(Schema):
     )
     max_pages: int = Field(50, ge=1, description="The most pages a reading keeps (crawls and sitemaps)")
     refresh_hours: int = Field(24, ge=0, le=24 * 366, description="Read again this often; 0: only on request")
+    header_name: str | None = Field(
+        None,
+        max_length=100,
+        description="A header sent with each request to the source's own site, such as Authorization",
+    )
+    header_value: str | None = Field(
+        None, max_length=4096, description="Its value: kept sealed, never shown again"
+    )
+
+
+class WebSourcePatch(Schema):
+    refresh_hours: int | None = Field(None, ge=0, le=24 * 366)
+    max_pages: int | None = Field(None, ge=1)
+    header_name: str | None = Field(None, max_length=100, description='"" takes the header away')
+    header_value: str | None = Field(None, max_length=4096)
+
+
+def _header(name: str | None, value: str | None) -> tuple[str, str] | None:
+    if name is None and value is None:
+        return None
+    if name is not None and not name.strip() and not (value or "").strip():
+        return ("", "")
+    if not (name or "").strip() or not (value or "").strip():
+        raise HttpError(
+            400, "send header_name and header_value together (an empty header_name takes it away)"
+        )
+    return (name, value)
 
 
 class WebSourceOut(Schema):
@@ -451,6 +478,9 @@ class WebSourceOut(Schema):
     failures: int = Field(
         0,
         description="Readings failed in a row; each waits twice as long before the next, up to the schedule",
+    )
+    header_name: str | None = Field(
+        None, description="The sign-in header sent to its site (its value is never shown)"
     )
     progress: dict | None = Field(
         None,
@@ -476,6 +506,7 @@ def _web_source_out(w: WebSource) -> dict:
         "synced_at": w.synced_at,
         "next_sync_at": w.next_sync_at,
         "failures": w.failures,
+        "header_name": w.header_name or None,
         "progress": {"read": len(crawl["kept"]), "waiting": len(crawl["queue"])} if crawl else None,
     }
 
@@ -525,6 +556,7 @@ def add_web_source(request, collection_id: int, payload: WebSourceIn):
             crawl=payload.crawl,
             max_pages=payload.max_pages,
             refresh_hours=payload.refresh_hours,
+            header=_header(payload.header_name, payload.header_value),
         )
     except web.Refused as exc:
         raise HttpError(400, str(exc)) from None
@@ -548,6 +580,25 @@ def sync_web_source(request, source_id: int):
     services.web_source_queue(source=source)
     source.refresh_from_db()
     return Status(202, _web_source_out(source))
+
+
+@router.patch(
+    "/web-sources/{source_id}", response={200: WebSourceOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+)
+def update_web_source(request, source_id: int, payload: WebSourcePatch):
+    """Change how often it is read, how many pages it keeps, or its sign-in header."""
+    source = _writable_web_source_or_404(request, source_id)
+    try:
+        services.web_source_update(
+            source=source,
+            refresh_hours=payload.refresh_hours,
+            max_pages=payload.max_pages,
+            header=_header(payload.header_name, payload.header_value),
+            actor=request.auth,
+        )
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from None
+    return _web_source_out(selectors.web_source_get(user=request.auth, source_id=source.id))
 
 
 @router.delete("/web-sources/{source_id}", response={204: None, 403: ErrorOut, 404: ErrorOut})

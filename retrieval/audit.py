@@ -31,6 +31,7 @@ ACTIONS = {
     "collection_delete": "deleted the collection",
     "document_delete": "deleted a document",
     "web_source_add": "added a web source",
+    "web_source_update": "changed a web source",
     "web_source_remove": "removed a web source",
     "api_key_create": "created an API key",
     "api_key_revoke": "revoked an API key",

@@ -182,6 +182,11 @@ class WebSource(models.Model):
     # The validators (ETag, Last-Modified) a page came with, by address, for pages whose links the
     # reading does not need: asked for again conditionally, an unchanged one answers 304, no body.
     page_validators = models.JSONField(default=dict, blank=True, editable=False)
+    # A header sent with each request to the source's own site (scheme, host and port), never
+    # elsewhere: an intranet wiki's token or session cookie. Its value is kept sealed (`sealed`)
+    # and never shown again.
+    header_name = models.CharField(max_length=100, blank=True, default="")
+    header_sealed = models.TextField(blank=True, default="", editable=False)
     failures = models.PositiveIntegerField(
         default=0,
         editable=False,

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from . import audit, progress, selectors, web
+from . import audit, progress, sealed, selectors, web
 from .chunking import ChunkSpec, chunk_blocks
 from .embeddings import get_embedder
 from .models import (
@@ -1419,16 +1419,17 @@ def web_source_add(
     crawl: bool = False,
     max_pages: int = 50,
     refresh_hours: int = 24,
+    header: tuple[str, str] | None = None,
 ) -> WebSource:
     """Add an address to a collection and queue its first reading. `web.Refused` for an address
     Docent does not read (not http, credentials in it, a private host); its host is checked again
-    whenever it is fetched."""
+    whenever it is fetched. `header`: (name, value) sent to the source's own site with each request
+    (`web.check_header`: ValueError), its value kept sealed."""
     url = web.check_url(url)
     web.check_host(url)
-    if not 1 <= max_pages <= settings.DOCENT_WEB_MAX_PAGES:
-        raise ValueError(f"max_pages must be between 1 and {settings.DOCENT_WEB_MAX_PAGES}")
-    if not 0 <= refresh_hours <= 24 * 366:
-        raise ValueError("refresh_hours must be between 0 (never) and 8784 (a year)")
+    if header is not None:
+        header = web.check_header(*header, url)
+    _web_source_bounds(max_pages=max_pages, refresh_hours=refresh_hours)
     existing = WebSource.objects.filter(collection=collection, url=url).first()
     if existing is not None:
         raise WebSourceExists(f"{url} is already read into {collection.name}", existing)
@@ -1446,6 +1447,8 @@ def web_source_add(
                 max_pages=max_pages,
                 refresh_hours=refresh_hours,
                 added_by=user,
+                header_name=header[0] if header else "",
+                header_sealed=sealed.seal(header[1]) if header else "",
             )
             web_source_queue(source=source)
             audit.record(
@@ -1453,7 +1456,8 @@ def web_source_add(
                 actor=user,
                 target=source,
                 team=collection.team_id,
-                details={"collection": collection.name, "crawl": crawl, "max_pages": max_pages},
+                details={"collection": collection.name, "crawl": crawl, "max_pages": max_pages}
+                | ({"header": header[0]} if header else {}),
             )
     except IntegrityError:
         existing = WebSource.objects.get(collection=collection, url=url)
@@ -1474,6 +1478,56 @@ def web_source_queue(*, source: WebSource) -> bool:
         source.status = WebSource.Status.QUEUED
         transaction.on_commit(lambda: sync_web_source.delay(source.id), robust=True)
     return bool(queued)
+
+
+def _web_source_bounds(*, max_pages: int | None, refresh_hours: int | None) -> None:
+    if max_pages is not None and not 1 <= max_pages <= settings.DOCENT_WEB_MAX_PAGES:
+        raise ValueError(f"max_pages must be between 1 and {settings.DOCENT_WEB_MAX_PAGES}")
+    if refresh_hours is not None and not 0 <= refresh_hours <= 24 * 366:
+        raise ValueError("refresh_hours must be between 0 (never) and 8784 (a year)")
+
+
+def web_source_update(
+    *,
+    source: WebSource,
+    refresh_hours: int | None = None,
+    max_pages: int | None = None,
+    header: tuple[str, str] | None = None,
+    actor=None,
+) -> WebSource:
+    """Change how often a source is read, how many pages it keeps, or its sign-in header (("", "")
+    takes it away); None leaves each as it is. ValueError for values out of bounds or a header
+    `web.check_header` refuses. The next reading uses them (one under way keeps its page limit, and
+    sends the new header from its next slice on)."""
+    changed = []
+    _web_source_bounds(max_pages=max_pages, refresh_hours=refresh_hours)
+    if refresh_hours is not None and refresh_hours != source.refresh_hours:
+        source.refresh_hours = refresh_hours
+        base = source.synced_at or timezone.now()
+        source.next_sync_at = base + timezone.timedelta(hours=refresh_hours) if refresh_hours else None
+        changed.append("refresh_hours")
+    if max_pages is not None and max_pages != source.max_pages:
+        source.max_pages = max_pages
+        changed.append("max_pages")
+    if header is not None:
+        if header == ("", ""):
+            source.header_name, source.header_sealed = "", ""
+        else:
+            name, value = web.check_header(*header, source.url)
+            source.header_name, source.header_sealed = name, sealed.seal(value)
+        changed.append("header")
+    if changed:
+        with transaction.atomic():
+            fields = ["refresh_hours", "next_sync_at", "max_pages", "header_name", "header_sealed"]
+            source.save(update_fields=fields)
+            audit.record(
+                "web_source_update",
+                actor=actor,
+                target=source,
+                team=source.collection.team_id,
+                details={"changed": changed, "collection": source.collection.name},
+            )
+    return source
 
 
 def web_source_remove(*, source: WebSource, actor=None) -> int:
@@ -1561,7 +1615,15 @@ def web_source_sync(*, source_id: int, reading: str | None = None) -> WebSource 
         )
         validators = {url: v for url, v in source.page_validators.items() if url in standing}
         until = time.monotonic() + min(settings.DOCENT_WEB_SLICE_S, left)
-        with web.Fetcher() as fetcher:
+        header = None
+        if source.header_name:
+            try:
+                header = (source.url, source.header_name, sealed.unseal(source.header_sealed))
+            except sealed.Unreadable:
+                raise web.WebError(
+                    "its sign-in header can no longer be read (the server's secret key changed): set it again"
+                ) from None
+        with web.Fetcher(header=header) as fetcher:
             for page in crawl.pages(fetcher, until=until, validators=validators):
                 outcome = _web_page_store(source, page)
                 if outcome in ("new", "unchanged"):

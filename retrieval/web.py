@@ -105,6 +105,17 @@ def _allowed_private() -> tuple[set[str], list]:
     return hosts, networks
 
 
+def _listed_private(host: str) -> bool:
+    """Whether DOCENT_WEB_PRIVATE_HOSTS names the host, or the network of an IP address given."""
+    names, networks = _allowed_private()
+    host = host.lower().rstrip(".")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host in names
+    return any(ip in network for network in networks)
+
+
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -232,9 +243,18 @@ class Fetcher:
     """One connection pool for a reading; GET only, no cookies, no proxy from the environment (its
     address would be the one checked, not the page's)."""
 
-    def __init__(self, *, timeout: float | None = None, max_bytes: int | None = None):
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+        header: tuple[str, str, str] | None = None,
+    ):
+        """`header`: (site, name, value), a header sent with every request to that site (its
+        scheme, host and port: a source's own), and to no other, redirects included."""
         self.timeout = timeout or settings.DOCENT_WEB_TIMEOUT_S
         self.max_bytes = max_bytes or settings.DOCENT_MAX_UPLOAD_BYTES
+        self.header = header
         self.pool = httpcore.ConnectionPool(
             ssl_context=_ssl_context(), network_backend=_GuardedBackend(), max_connections=4, retries=0
         )
@@ -261,7 +281,8 @@ class Fetcher:
         for _ in range(_MAX_REDIRECTS + 1):
             url = check_url(url)
             conditional = (validators or {}).get(url)
-            status, headers, body = self._get_once(url, accept, conditional)
+            own = self.header is not None and same_site(url, self.header[0])
+            status, headers, body = self._get_once(url, accept, conditional, self.header[1:] if own else None)
             location = headers.get("location")
             if status == 304 and conditional:
                 raise NotModified(url)
@@ -286,12 +307,14 @@ class Fetcher:
             )
         raise WebError("the page redirects more than five times")
 
-    def _get_once(self, url, accept, conditional=None):
+    def _get_once(self, url, accept, conditional=None, header=None):
         request_headers = [
             (b"User-Agent", USER_AGENT.encode()),
             (b"Accept", b"text/html,application/xhtml+xml,application/pdf,text/plain;q=0.9,*/*;q=0.5"),
             (b"Accept-Encoding", b"gzip, deflate"),
         ]
+        if header:
+            request_headers.append((header[0].encode("ascii"), header[1].encode("latin-1")))
         if conditional:
             if conditional.get("etag"):
                 request_headers.append((b"If-None-Match", conditional["etag"].encode("latin-1")))
@@ -516,6 +539,62 @@ class _Robots:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def same_site(url: str, other: str) -> bool:
+    """Whether two addresses share scheme, host and port (the browser's origin)."""
+    a, b = urlsplit(url), urlsplit(other)
+    defaults = {"http": 80, "https": 443}
+    return (a.scheme, (a.hostname or "").lower(), a.port or defaults.get(a.scheme)) == (
+        b.scheme,
+        (b.hostname or "").lower(),
+        b.port or defaults.get(b.scheme),
+    )
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+# Headers the fetcher sets itself, or that would change how the request is framed or routed.
+_OWN_HEADERS = {
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "expect",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "if-none-match",
+    "if-modified-since",
+}
+
+
+def check_header(name: str, value: str, url: str) -> tuple[str, str]:
+    """A sign-in header for a source at `url`, checked: (name, value). ValueError saying what is
+    wrong: a name that is no header name or one the fetcher sets itself, a value with line breaks or
+    over 4,096 characters, or plain http to a site not listed in DOCENT_WEB_PRIVATE_HOSTS (a
+    token sent unencrypted across the internet)."""
+    name, value = name.strip(), value.strip()
+    if not _TOKEN.match(name):
+        raise ValueError("a header name is letters, digits and - (such as Authorization)")
+    if name.lower() in _OWN_HEADERS:
+        raise ValueError(f"Docent sets {name} itself")
+    if not value or len(value) > 4096 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("a header value is one line of at most 4,096 characters")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("a header value is plain ASCII or Latin-1 text") from None
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not _listed_private(parts.hostname or ""):
+        raise ValueError(
+            "a sign-in header is sent only over https (or to an intranet host the operator lists in "
+            "DOCENT_WEB_PRIVATE_HOSTS)"
+        )
+    return name, value
 
 
 class Crawl:

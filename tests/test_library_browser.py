@@ -1002,13 +1002,20 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
     form.locator("button[type=submit]").click()
     expect(form.locator(".error")).to_have_text("give a web address starting with http:// or https://")
 
+    # The handbook is behind a sign-in: a header, sent to its site with each request.
+    fake_site.guard = ("X-Api-Key", "k-123")
     form.locator("input[name=url]").fill(f"{fake_site.origin}/handbook/")
     form.locator("input[name=crawl]").check()
+    form.locator(".sign-in-header summary").click()
+    form.get_by_label("Header").fill("X-Api-Key")
+    form.get_by_label("Value").fill("k-123")
     form.locator("button[type=submit]").click()
     expect(form.locator(".error")).to_be_hidden()
+    expect(form.get_by_label("Value")).to_have_value("")  # not kept in the page
     source = section.locator("li.source")
     expect(source).to_have_attribute("data-status", "ok", timeout=30_000)
     expect(source.locator(".status")).to_contain_text("up to date · 2 pages · read ")
+    expect(source.locator(".status")).to_contain_text("signs in with X-Api-Key")
     expect(section.locator(".source-count")).to_have_text(" (1)")
     for title in ("Handbook", "Leave policy"):
         expect(section.locator("li.doc", has_text=title)).to_have_attribute(

@@ -39,6 +39,13 @@ def test_production_starts_with_them_and_without_debug():
     assert started.stdout.strip() == "False"
 
 
+def test_earlier_secret_keys_are_read_for_rotation():
+    script = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY_FALLBACKS)"
+    started = _start(script, **REQUIRED, DJANGO_SECRET_KEY_FALLBACKS="old-1,old-2")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "['old-1', 'old-2']"
+
+
 REQUESTS = """
 import django; django.setup()
 from django.test import Client

@@ -55,6 +55,9 @@ def env_checks(name: str, default: str, known: set[str]) -> tuple[str, ...]:
 DATA_DIR = Path(os.environ.get("DOCENT_DATA_DIR") or BASE_DIR / "var").resolve()
 DEBUG = env_bool("DJANGO_DEBUG")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+# Earlier keys, comma-separated, while rotating: sessions, reset links and sealed web source headers
+# made under them still open.
+SECRET_KEY_FALLBACKS = [k for k in os.environ.get("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if k]
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()
 ]

@@ -364,6 +364,23 @@ def test_web_sources_are_added_read_again_and_removed_in_admin(
     assert admin_client.get("/admin/retrieval/websource/").status_code == 200
     assert admin_client.get(f"/admin/retrieval/websource/{source.id}/change/").status_code == 200
     assert admin_client.get(f"/admin/retrieval/document/{page.id}/change/").status_code == 200
+    # A sign-in header: its name alone is refused, its value kept sealed and never shown; left
+    # empty it stays, and clearing the name takes it away.
+    from retrieval import sealed
+
+    change = f"/admin/retrieval/websource/{source.id}/change/"
+    form |= {"url": source.url, "header_name": "Authorization"}
+    assert b"give the header" in admin_client.post(change, form).content
+    assert admin_client.post(change, form | {"header_value": "Bearer s3cret"}).status_code == 302
+    source.refresh_from_db()
+    assert source.header_name == "Authorization" and sealed.unseal(source.header_sealed) == "Bearer s3cret"
+    assert b"s3cret" not in admin_client.get(change).content
+    assert admin_client.post(change, form).status_code == 302  # the value left empty: kept
+    source.refresh_from_db()
+    assert sealed.unseal(source.header_sealed) == "Bearer s3cret"
+    assert admin_client.post(change, form | {"header_name": ""}).status_code == 302
+    source.refresh_from_db()
+    assert (source.header_name, source.header_sealed) == ("", "")
     # Read again now: queued, unless a reading is under way.
     WebSource.objects.filter(id=source.id).update(status="ok")
     with django_capture_on_commit_callbacks() as callbacks:

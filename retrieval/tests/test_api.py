@@ -840,6 +840,7 @@ def test_web_sources_are_added_listed_read_again_and_removed(
         "synced_at": None,
         "next_sync_at": None,
         "failures": 0,
+        "header_name": None,
         "progress": None,
     }
     assert len(callbacks) == 1  # the reading, queued once the source is committed

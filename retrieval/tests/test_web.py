@@ -173,6 +173,44 @@ def test_gone_and_errors_say_so(fake_site):
             fetcher.get(f"{fake_site.origin}/broken")
 
 
+def test_a_sign_in_header_goes_to_the_sources_own_site_only(fake_site):
+    port = fake_site.server.server_address[1]
+    fake_site.html("/wiki/", "Wiki", "Members only.")
+    fake_site.redirect("/away", f"http://localhost:{port}/wiki/")  # the same server, another site
+    with web.Fetcher(header=(f"{fake_site.origin}/wiki/", "Authorization", "Bearer s3cret")) as fetcher:
+        fetcher.get(f"{fake_site.origin}/wiki/")
+        fetcher.get(f"{fake_site.origin}/away")
+    sent = [
+        (path, h.get("authorization")) for path, h in zip(fake_site.requests, fake_site.headers, strict=True)
+    ]
+    assert sent == [("/wiki/", "Bearer s3cret"), ("/away", "Bearer s3cret"), ("/wiki/", None)]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "url", "error"),
+    [
+        ("Auth orization", "x", "https://wiki.example.org/", "a header name is"),
+        ("Host", "evil.example.org", "https://wiki.example.org/", "Docent sets Host itself"),
+        ("Accept-Encoding", "br", "https://wiki.example.org/", "Docent sets Accept-Encoding itself"),
+        ("Cookie", "a=1\r\nX-Evil: 1", "https://wiki.example.org/", "one line"),
+        ("Cookie", "", "https://wiki.example.org/", "one line"),
+        ("Cookie", "jeton=\u20ac", "https://wiki.example.org/", "ASCII or Latin-1"),
+        ("Authorization", "Bearer t", "http://wiki.example.org/", "only over https"),
+    ],
+)
+def test_what_a_sign_in_header_may_not_be(settings, name, value, url, error):
+    with pytest.raises(ValueError, match=error):
+        web.check_header(name, value, url)
+
+
+def test_a_sign_in_header_goes_over_http_only_to_listed_intranet_hosts(settings):
+    settings.DOCENT_WEB_PRIVATE_HOSTS = ["wiki.intranet", "10.20.0.0/16"]
+    assert web.check_header(" X-Api-Key ", " k ", "http://wiki.intranet/") == ("X-Api-Key", "k")
+    assert web.check_header("X-Api-Key", "k", "http://10.20.3.4:8080/")[0] == "X-Api-Key"
+    with pytest.raises(ValueError, match="only over https"):
+        web.check_header("X-Api-Key", "k", "http://10.21.3.4/")
+
+
 def test_one_page_is_read_without_its_links(fake_site):
     fake_site.html("/docs/intro", "Intro", "Welcome to the guide.", links=("/docs/install",))
     fake_site.html("/docs/install", "Install", "pip install it")

@@ -357,3 +357,71 @@ def test_a_reading_goes_in_slices_and_one_lost_with_its_worker_goes_on_where_it_
     # The lost reading, were it to end after all, writes nothing over the one that took its place.
     services._web_source_done(lost, status="failed", error="late")
     assert WebSource.objects.get(id=source.id).status == "ok"
+
+
+def test_a_site_behind_a_sign_in_is_read_with_its_header_kept_sealed(
+    client, db, fake_site, alice, collection_a, settings, django_capture_on_commit_callbacks
+):
+    from django.test import override_settings
+
+    from retrieval import sealed
+
+    fake_site.html("/wiki/", "Wiki", "The boiler is serviced each October.")
+    fake_site.guard = ("Authorization", "Bearer s3cret")
+    key = services.api_key_create(user=alice)[1]
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    added = client.post(
+        f"/api/v1/collections/{collection_a.id}/web-sources",
+        {"url": f"{fake_site.origin}/wiki/", "header_name": "Authorization", "header_value": "Bearer s3cret"},
+        "application/json",
+        **auth,
+    )
+    assert added.status_code == 201 and added.json()["header_name"] == "Authorization"
+    assert "s3cret" not in added.content.decode()
+    source = WebSource.objects.get()
+    assert "s3cret" not in source.header_sealed and sealed.unseal(source.header_sealed) == "Bearer s3cret"
+    source = _sync_and_ingest(source, django_capture_on_commit_callbacks)
+    assert (source.status, source.pages) == ("ok", 1)
+    assert "s3cret" not in str(source.state) + str(source.skipped) + str(list(WebSource.objects.values()))
+
+    # Half a header is refused; a new value replaces the old; an empty name takes it away.
+    url = f"/api/v1/web-sources/{source.id}"
+    half = client.patch(url, {"header_name": "Authorization"}, "application/json", **auth)
+    assert half.status_code == 400
+    too_many = client.patch(url, {"max_pages": 10**6}, "application/json", **auth)
+    assert too_many.status_code == 400 and "max_pages must be between" in too_many.json()["error"]["message"]
+    changed = client.patch(
+        url,
+        {"header_name": "Authorization", "header_value": "Bearer n3w", "refresh_hours": 168},
+        "application/json",
+        **auth,
+    )
+    assert changed.status_code == 200 and changed.json()["refresh_hours"] == 168
+    fake_site.guard = ("Authorization", "Bearer n3w")
+    assert _sync_and_ingest(WebSource.objects.get(), django_capture_on_commit_callbacks).status == "ok"
+    cleared = client.patch(url, {"header_name": "", "header_value": ""}, "application/json", **auth)
+    assert cleared.json()["header_name"] is None
+    source = _sync_and_ingest(WebSource.objects.get(), django_capture_on_commit_callbacks)
+    assert (source.status, source.error) == ("failed", "the server answered 401")
+    assert Document.objects.filter(source=source).count() == 1  # kept while the site refuses
+
+    # Sealed under a key the server no longer has: the reading says so; the old key as a fallback
+    # still opens it.
+    client.patch(
+        url, {"header_name": "Authorization", "header_value": "Bearer n3w"}, "application/json", **auth
+    )
+    old_key = settings.SECRET_KEY
+    with override_settings(SECRET_KEY="another-secret-key-" + "x" * 40):
+        source = _sync_and_ingest(WebSource.objects.get(), django_capture_on_commit_callbacks)
+        assert source.status == "failed" and "can no longer be read" in source.error
+        with override_settings(SECRET_KEY_FALLBACKS=[old_key]):
+            assert (
+                _sync_and_ingest(WebSource.objects.get(), django_capture_on_commit_callbacks).status == "ok"
+            )
+
+    from retrieval.models import AuditEvent
+
+    updates = AuditEvent.objects.filter(action="web_source_update").order_by("id")
+    assert [e.details["changed"] for e in updates] == [["refresh_hours", "header"], ["header"], ["header"]]
+    assert AuditEvent.objects.get(action="web_source_add").details["header"] == "Authorization"
+    assert "s3cret" not in str(list(AuditEvent.objects.values()))

@@ -828,6 +828,7 @@
     if (s.status === "failed" && s.next_sync_at) parts.push(`tried again ${dayTime(new Date(s.next_sync_at))}`);
     if (s.synced_at && s.status !== "syncing") parts.push(`${s.pages} page${s.pages === 1 ? "" : "s"}`, `read ${day(new Date(s.synced_at))}`);
     if (s.crawl) parts.push(`following links, up to ${s.max_pages} pages`);
+    if (s.header_name) parts.push(`signs in with ${s.header_name}`);
     status.textContent = parts.join(" · ");
     const actions = document.createElement("span"); actions.className = "actions";
     for (const [action, label] of [["source-sync", "Read again"], ["source-remove", "Remove"]]) {
@@ -881,6 +882,8 @@
       max_pages: Number(form.elements.max_pages.value) || 50,
       refresh_hours: Number(form.elements.refresh_hours.value),
     };
+    const headerName = form.elements.header_name.value.trim(), headerValue = form.elements.header_value.value;
+    if (headerName || headerValue) Object.assign(payload, { header_name: headerName, header_value: headerValue });
     try {
       await apiCall(`/api/v1/collections/${section.dataset.collection}/web-sources`, { method: "POST", body: JSON.stringify(payload) });
     } catch (err) {
@@ -890,6 +893,8 @@
     }
     error.hidden = true;
     form.elements.url.value = "";
+    form.elements.header_name.value = ""; form.elements.header_value.value = "";  // not kept in the page
+    form.querySelector(".sign-in-header").open = false;
     showSources(details);
   });
   document.addEventListener("click", async (e) => {

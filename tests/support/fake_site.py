@@ -17,6 +17,7 @@ class FakeSite(LoopbackServer):
         self.requests: list[str] = []
         self.headers: list[dict[str, str]] = []  # of each request, in order, names in lower case
         self.stall_s = 0.0
+        self.guard: tuple[str, str] | None = None  # (header, value) every request must carry, else 401
         self.lock = threading.Lock()
         self._listen(self._handler())
 
@@ -26,6 +27,7 @@ class FakeSite(LoopbackServer):
             self.requests.clear()
             self.headers.clear()
             self.stall_s = 0.0
+            self.guard = None
 
     def page(
         self, path: str, body: str | bytes = b"", *, status: int = 200, type: str = "text/html", **headers
@@ -63,6 +65,8 @@ class FakeSite(LoopbackServer):
                 if site.stall_s:
                     time.sleep(site.stall_s)
                 status, content_type, body, headers = found or (404, "text/plain", b"not found", {})
+                if site.guard and self.headers.get(site.guard[0]) != site.guard[1]:
+                    status, content_type, body, headers = 401, "text/plain", b"sign in first", {}
                 if status == 200 and self._unchanged(headers):
                     status, content_type, body = 304, "", b""
                 self.send_response(status)
