@@ -169,3 +169,23 @@ def test_the_audit_log_is_read_only_in_the_admin(admin_client, alice):
         == 403
     )
     assert AuditEvent.objects.filter(id=event.id).exists()
+
+
+def test_events_are_downloaded_as_csv_from_the_admin(admin_client, alice, make_team):
+    team = make_team("Ops")
+    first = audit.record("member_add", actor=alice, target=alice, team=team, details={"role": "member"})
+    second = audit.record("sign_in_failed", name="=HYPERLINK(1)", details={"username": "=HYPERLINK(1)"})
+    response = admin_client.post(
+        "/admin/retrieval/auditevent/",
+        {"action": "download_csv", "_selected_action": [second.id, first.id]},
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:4] == ["at", "actor_name", "action", "team"]
+    assert [r[1:8] for r in rows[1:]] == [
+        ["alice", "member_add", "Ops", "user", str(alice.id), "alice", '{"role": "member"}'],
+        ["system", "sign_in_failed", "", "", "", "'=HYPERLINK(1)", '{"username": "=HYPERLINK(1)"}'],
+    ]
