@@ -1246,7 +1246,7 @@
   // Documents: "#" and part of a name, where the caret is, offers the ready documents of every
   // collection read so named; the chosen one joins the documents the conversation asks about, and
   // "#name" leaves the box.
-  let documentTimer = 0;
+  let documentTimer = 0, documentAsk = 0;  // each look-up numbered: only the latest may open the list
   function hashAt() {
     const box = $("question"), before = box.value.slice(0, box.selectionStart);
     const m = /(^|\s)#([^\s#]{0,60})$/.exec(before);
@@ -1258,15 +1258,14 @@
   }
   function documentMenu() {
     clearTimeout(documentTimer);
-    const found = hashAt();
+    const found = hashAt(), ask = ++documentAsk;
     if (!found) return false;
     documentTimer = setTimeout(async () => {
       let docs;
       try {
         docs = await api(`/api/v1/documents?status=ready&limit=8&q=${encodeURIComponent(found.term)}`);
       } catch { return; }
-      const now = hashAt();
-      if (!now || now.term !== found.term) return;  // typed on meanwhile: its own request answers
+      if (ask !== documentAsk) return;  // typed on, or closed with Esc, meanwhile
       const chosen = new Set(documentScope.map((d) => d.id));
       const render = (d) => {
         const title = document.createElement("strong"); title.textContent = d.title;
@@ -1290,11 +1289,13 @@
   }
   function boxMenu() {
     menuAt = 0;
+    clearTimeout(documentTimer); documentAsk++;  // a look-up for what was typed before is void
     if (!promptMenu() && !documentMenu()) closeMenu();
   }
   $("question").addEventListener("input", boxMenu);
 
   $("question").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") documentAsk++;  // a list still being looked up stays closed too
     if (menuChoices.length) {
       if (e.key === "ArrowDown" || e.key === "ArrowUp") {
         e.preventDefault();
@@ -1303,7 +1304,7 @@
         return;
       }
       if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); menuUse(menuChoices[menuAt]); return; }
-      if (e.key === "Escape") { e.stopPropagation(); clearTimeout(documentTimer); closeMenu(); return; }
+      if (e.key === "Escape") { e.stopPropagation(); closeMenu(); return; }
     }
     // Up in an empty box edits the last question, as in chat apps people know.
     if (e.key === "ArrowUp" && !e.target.value && !editing && !active) {
