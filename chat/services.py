@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -618,6 +620,30 @@ def conversation_unshare(*, conversation: Conversation) -> None:
 
 def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
+
+
+def conversations_expire(*, batch: int = 500, budget_s: float = 60.0) -> int:
+    """Delete the conversations untouched for DOCENT_CONVERSATION_RETENTION_DAYS (none when 0), a
+    batch per transaction, for at most about `budget_s` (the next run goes on): how many. Recorded
+    in the audit log as the system's."""
+    days = settings.DOCENT_CONVERSATION_RETENTION_DAYS
+    if not days:
+        return 0
+    before = timezone.now() - timezone.timedelta(days=days)
+    deadline, total = time.monotonic() + budget_s, 0
+    while time.monotonic() < deadline:
+        with transaction.atomic():
+            ids = list(
+                Conversation.objects.filter(updated_at__lt=before).values_list("id", flat=True)[:batch]
+            )
+            if not ids:
+                break
+            _total, deleted = Conversation.objects.filter(id__in=ids).delete()
+            total += deleted.get(Conversation._meta.label, 0)
+    if total:
+        log.info("%d conversations untouched for %d days deleted", total, days)
+        audit.record("conversations_expire", details={"conversations": total, "days": days})
+    return total
 
 
 def conversations_delete_all(*, user) -> int:

@@ -30,3 +30,8 @@ def sweep_interrupted_answers() -> list[str]:
                 client.xadd(key, {"e": json.dumps({**event, "message_id": message_id, "seq": seq})})
             client.expire(key, streams.STREAM_TTL_S)
     return ids
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def expire_conversations() -> int:
+    return services.conversations_expire()

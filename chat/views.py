@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -132,6 +133,7 @@ def account(request):
         "prompt_name": request.POST.get("name", "") if prompt_error else "",
         "prompt_text": request.POST.get("text", "") if prompt_error else "",
         "prompt_text_max": SavedPrompt.TEXT_MAX,
+        "retention_days": settings.DOCENT_CONVERSATION_RETENTION_DAYS,
         # The teams whose prompts the person keeps (its admins do), to save one for everyone in it.
         "prompt_teams": [t for t in teams if t.id in administered],
         "prompt_team": int(request.POST["team"])

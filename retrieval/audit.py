@@ -37,6 +37,7 @@ ACTIONS = {
     "api_key_revoke": "revoked an API key",
     "conversation_share": "shared a conversation",
     "conversation_unshare": "stopped sharing a conversation",
+    "conversations_expire": "deleted conversations past the retention",
 }
 
 

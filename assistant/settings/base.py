@@ -238,6 +238,7 @@ CELERY_BEAT_SCHEDULE = {
     "interrupted-answers-sweep": {"task": "chat.tasks.sweep_interrupted_answers", "schedule": 30.0},
     "web-sources-refresh": {"task": "retrieval.tasks.refresh_web_sources", "schedule": 300.0},
     "audit-purge": {"task": "retrieval.tasks.purge_audit_events", "schedule": 3600.0},
+    "conversations-expire": {"task": "chat.tasks.expire_conversations", "schedule": 3600.0},
 }
 
 # Documents and ingestion
@@ -308,6 +309,9 @@ DOCENT_MIN_RELEVANCE = env_float("DOCENT_MIN_RELEVANCE", 0.25)
 DOCENT_AGREED_MIN_RELEVANCE = env_float("DOCENT_AGREED_MIN_RELEVANCE", 0.10)
 DOCENT_CHECKPOINT_S = env_float("DOCENT_CHECKPOINT_S", 1.0)
 DOCENT_INTERRUPTED_AFTER_S = env_int("DOCENT_INTERRUPTED_AFTER_S", 60)
+# A retention policy: conversations with no question or answer for this many days are deleted (the
+# tokens they spent stay counted); 0 keeps them until their owner deletes them.
+DOCENT_CONVERSATION_RETENTION_DAYS = env_int("DOCENT_CONVERSATION_RETENTION_DAYS", 0)
 DOCENT_MAX_QUESTION_CHARS = env_int("DOCENT_MAX_QUESTION_CHARS", 8000)
 DOCENT_MONTHLY_TOKEN_QUOTA = env_int("DOCENT_MONTHLY_TOKEN_QUOTA", 0)  # per user; 0 means unlimited
 DOCENT_MAX_FRAME_BYTES = env_int("DOCENT_MAX_FRAME_BYTES", 64 * 1024)

@@ -126,3 +126,35 @@ def test_asking_in_a_long_conversation_takes_as_many_queries_as_in_a_short_one(a
         return len(asked)
 
     assert queries_to_ask(2) == queries_to_ask(30)
+
+
+def test_conversations_past_the_retention_are_deleted_in_batches_and_their_tokens_stay_counted(
+    settings, alice, bob, client
+):
+    from datetime import timedelta
+
+    from chat.models import Usage
+    from retrieval.models import AuditEvent
+
+    old = [
+        answered(alice, f"r{n}", f"Q{n}?", "A.", prompt_tokens=10, completion_tokens=2)["conversation_id"]
+        for n in range(3)
+    ]
+    recent = answered(bob, "r9", "Recent?", "A.")["conversation_id"]
+    Conversation.objects.filter(id__in=old).update(updated_at=timezone.now() - timedelta(days=31))
+    Conversation.objects.filter(id=old[0]).update(archived_at=timezone.now(), pinned_at=timezone.now())
+    spent = selectors.usage_for_user(user=alice)
+
+    settings.DOCENT_CONVERSATION_RETENTION_DAYS = 0  # kept for ever
+    assert services.conversations_expire() == 0 and Conversation.objects.count() == 4
+    settings.DOCENT_CONVERSATION_RETENTION_DAYS = 30
+    assert services.conversations_expire(batch=2) == 3  # two batches
+    assert [str(c) for c in Conversation.objects.values_list("id", flat=True)] == [str(recent)]
+    assert selectors.usage_for_user(user=alice) == spent and Usage.objects.filter(user=alice).count() == 3
+    event = AuditEvent.objects.get(action="conversations_expire")
+    assert (event.actor_name, event.details) == ("", {"conversations": 3, "days": 30})
+    assert services.conversations_expire() == 0 and AuditEvent.objects.count() == 1
+
+    # The account page says so.
+    client.force_login(alice)
+    assert "no new question or answer for 30 days are deleted" in client.get("/account/").content.decode()
