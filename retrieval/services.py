@@ -1740,6 +1740,29 @@ def _web_page_validators(source: WebSource, page) -> None:
         source.page_validators.pop(page.url, None)
 
 
+# Failed readings in a row after which the person who added a source, and its team's admins, are told
+# by email (once a streak: a reading that goes well starts the count again).
+WEB_FAILURES_TOLD = 3
+
+
+def web_source_failing_notify(*, source_id: int) -> int:
+    """Email the person who added the source and its team's admins that it keeps failing, and why:
+    how many were sent (none without a mail server, or once it reads well again)."""
+    source = WebSource.objects.select_related("collection__team").filter(id=source_id).first()
+    if source is None or not settings.EMAIL_HOST or source.status != WebSource.Status.FAILED:
+        return 0
+    admins = Membership.objects.filter(team_id=source.collection.team_id, role=Membership.Role.ADMIN)
+    ids = {*admins.values_list("user_id", flat=True), *([source.added_by_id] if source.added_by_id else [])}
+    users = list(selectors.users_reachable_by_email(ids=ids))
+    if not users:
+        return 0
+    context = {"source": source, "collection": source.collection}
+    subject = f"Docent cannot read {source.url}"[:200]
+    body = render_to_string("retrieval/web_source_failing_email.txt", context)
+    send_mail(subject, body, None, sorted({u.email for u in users}))
+    return len(users)
+
+
 def _web_source_done(source: WebSource, *, status: str, error: str = "", retry: bool = False, **fields):
     """End the reading. `retry`: it failed as a whole (the site down, its address gone), and is
     tried again sooner than the schedule: after an hour, then twice as long after each failure in
@@ -1759,6 +1782,10 @@ def _web_source_done(source: WebSource, *, status: str, error: str = "", retry: 
         state={},
     )
     # Only while this reading still holds the source: one taken over after it went quiet writes nothing.
-    WebSource.objects.filter(id=source.id, reading=source.reading).update(**fields)
+    written = WebSource.objects.filter(id=source.id, reading=source.reading).update(**fields)
     for name, value in fields.items():
         setattr(source, name, value)
+    if written and failures == WEB_FAILURES_TOLD and settings.EMAIL_HOST:
+        from .tasks import web_source_failing_send
+
+        transaction.on_commit(lambda: web_source_failing_send.delay(source.id), robust=True)

@@ -104,6 +104,19 @@ def password_reset_send_later(user_id: int, base_url: str) -> bool:
 
 
 @shared_task(
+    acks_late=True,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def web_source_failing_send(source_id: int) -> int:
+    return services.web_source_failing_notify(source_id=source_id)
+
+
+@shared_task(
     acks_late=True, reject_on_worker_lost=True, ignore_result=True, soft_time_limit=600, time_limit=900
 )
 def sync_web_source(source_id: int, reading: str | None = None) -> None:

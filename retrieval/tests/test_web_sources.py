@@ -425,3 +425,39 @@ def test_a_site_behind_a_sign_in_is_read_with_its_header_kept_sealed(
     assert [e.details["changed"] for e in updates] == [["refresh_hours", "header"], ["header"], ["header"]]
     assert AuditEvent.objects.get(action="web_source_add").details["header"] == "Authorization"
     assert "s3cret" not in str(list(AuditEvent.objects.values()))
+
+
+def test_a_source_failing_three_times_in_a_row_is_told_by_email_once(
+    db, fake_site, alice, bob, collection_a, settings, django_capture_on_commit_callbacks, mailoutbox
+):
+    settings.EMAIL_HOST = "smtp.example.org"
+    for user, address in ((alice, "alice@example.org"), (bob, "bob@example.org")):
+        user.email = address
+        user.save()
+    services.membership_set(team=collection_a.team, user=bob, role="admin")
+    fake_site.page("/status", b"busy", status=503, type="text/plain")
+    source = _source(collection_a, fake_site, url=f"{fake_site.origin}/status", crawl=False, added_by=alice)
+    queued = []
+    for _ in range(5):
+        with django_capture_on_commit_callbacks() as callbacks:
+            source = services.web_source_sync(source_id=source.id)
+        queued.append(len(callbacks))
+    assert queued == [0, 0, 1, 0, 0]  # the email's task, at the third failure only
+
+    assert services.web_source_failing_notify(source_id=source.id) == 2
+    [mail] = mailoutbox
+    assert mail.subject == f"Docent cannot read {fake_site.origin}/status"
+    assert mail.to == ["alice@example.org", "bob@example.org"]
+    assert "the server answered 503" in mail.body and "handbook" in mail.body and "in a row" in mail.body
+
+    # Read well again: nothing more to tell, and the count starts again.
+    fake_site.page("/status", b"All systems go.", type="text/plain")
+    source = services.web_source_sync(source_id=source.id)
+    assert (source.status, source.failures) == ("ok", 0)
+    assert services.web_source_failing_notify(source_id=source.id) == 0
+    settings.EMAIL_HOST = ""
+    fake_site.page("/status", b"busy", status=503, type="text/plain")
+    for _ in range(3):
+        with django_capture_on_commit_callbacks() as callbacks:
+            source = services.web_source_sync(source_id=source.id)
+        assert callbacks == []  # no mail server: nothing queued
