@@ -113,6 +113,7 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     page.locator("details.web-sources > summary").click()
     expect(page.locator("li.source")).to_have_count(1)
     page.locator("li.source details.skipped > summary").click()
+    page.locator("li.source details.source-settings > summary").click()  # its settings form
     page.locator("details.activity > summary").click()  # the team's activity (erin is its admin)
     expect(page.locator(".activity .events li").first).to_be_visible()
     check("library, web sources and activity")

@@ -1059,6 +1059,26 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
     assert fake_site.requests[requests:] == ["/handbook/", "/robots.txt", "/handbook/leave"]
     expect(section.locator("li.doc")).to_have_count(2)
 
+    # The site's key changes: the source takes a new one (and another schedule) from its settings.
+    fake_site.guard = ("X-Api-Key", "k-456")
+    settings_ = source.locator("details.source-settings")
+    settings_.locator("summary").click()
+    settings_.get_by_label("Read again").select_option("168")
+    settings_.get_by_label("Sign-in header").fill("X-Other")
+    settings_.get_by_role("button", name="Save").click()
+    expect(settings_.locator(".error")).to_have_text("Give the header's value too.")
+    settings_.get_by_label("Sign-in header").fill("X-Api-Key")
+    settings_.get_by_label("Its value").fill("k-456")
+    settings_.get_by_role("button", name="Save").click()
+    expect(source.locator("details.source-settings[open]")).to_have_count(0)
+    source.locator("details.source-settings summary").click()
+    expect(settings_.get_by_label("Read again")).to_have_value("168")
+    expect(settings_.get_by_label("Its value")).to_have_value("")  # never shown
+    source.locator("details.source-settings summary").click()
+    source.locator("[data-action=source-sync]").click()
+    expect(source).to_have_attribute("data-status", "ok", timeout=30_000)
+    expect(source.locator(".status")).to_contain_text("up to date · 2 pages")
+
     # The site down: the source says so and when it is tried again, and counts failures in a row.
     fake_site.page("/handbook/", b"down", status=503, type="text/plain")
     status = source.locator(".status")

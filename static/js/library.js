@@ -838,7 +838,7 @@
       b.disabled = action === "source-sync" && (s.status === "queued" || s.status === "syncing");
       actions.append(b);
     }
-    li.append(link, " ", status, actions);
+    li.append(link, " ", status, actions, sourceSettings(s));
     if (s.skipped.length) {
       const more = document.createElement("details"); more.className = "skipped";
       const summary = document.createElement("summary");
@@ -851,6 +851,58 @@
     }
     return li;
   }
+  // A source's settings: how often it is read, its page limit, its sign-in header (a new value, or
+  // none); the header's value is never shown, only replaced.
+  const REFRESH = [["24", "every day"], ["168", "every week"], ["1", "every hour"], ["0", "only when asked"]];
+  function sourceSettings(s) {
+    const more = document.createElement("details"); more.className = "source-settings";
+    const summary = document.createElement("summary"); summary.textContent = "Change";
+    summary.setAttribute("aria-label", `Change ${s.url}`);
+    const form = document.createElement("form"); form.className = "source-form"; form.dataset.header = s.header_name || "";
+    const field = (label, input) => { const l = document.createElement("label"); l.append(label, " ", input); return l; };
+    const refresh = document.createElement("select"); refresh.name = "refresh_hours";
+    const options = REFRESH.some(([v]) => Number(v) === s.refresh_hours) ? REFRESH : [...REFRESH, [String(s.refresh_hours), `every ${s.refresh_hours} hours`]];
+    for (const [value, label] of options) refresh.append(new Option(label, value, false, Number(value) === s.refresh_hours));
+    const pages = document.createElement("input"); pages.type = "number"; pages.name = "max_pages"; pages.min = "1"; pages.value = String(s.max_pages);
+    const name = document.createElement("input"); name.name = "header_name"; name.maxLength = 100; name.autocomplete = "off";
+    name.value = s.header_name || ""; name.placeholder = "Authorization";
+    const value = document.createElement("input"); value.type = "password"; value.name = "header_value"; value.maxLength = 4096; value.autocomplete = "off";
+    value.placeholder = s.header_name ? "unchanged" : "";
+    const save = document.createElement("button"); save.type = "submit"; save.className = "primary small"; save.textContent = "Save";
+    const error = document.createElement("p"); error.className = "error"; error.setAttribute("role", "alert"); error.hidden = true;
+    form.append(field("Read again", refresh), field("Pages, at most", pages), field("Sign-in header", name), field("Its value", value), save, error);
+    if (s.header_name) {
+      const hint = document.createElement("p"); hint.className = "muted";
+      hint.textContent = "Leave the value empty to keep the one set; clear the header's name to stop signing in.";
+      form.insertBefore(hint, save);
+    }
+    more.append(summary, form);
+    return more;
+  }
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest(".source-form");
+    if (!form) return;
+    e.preventDefault();
+    const li = form.closest(".source"), details = form.closest(".web-sources"), error = form.querySelector(".error");
+    const payload = { refresh_hours: Number(form.elements.refresh_hours.value), max_pages: Number(form.elements.max_pages.value) };
+    const name = form.elements.header_name.value.trim(), value = form.elements.header_value.value;
+    if (!name) Object.assign(payload, { header_name: "", header_value: "" });
+    else if (value) Object.assign(payload, { header_name: name, header_value: value });
+    else if (name !== form.dataset.header) {
+      error.textContent = "Give the header's value too."; error.hidden = false;
+      return;
+    }
+    try {
+      await apiCall(`/api/v1/web-sources/${li.dataset.source}`, { method: "PATCH", body: JSON.stringify(payload) });
+    } catch (err) {
+      error.textContent = err.status ? err.message : "That did not work; try again.";
+      error.hidden = false;
+      return;
+    }
+    form.closest(".source-settings").open = false;
+    showSources(details);
+  });
+
   async function showSources(details) {
     clearTimeout(sourceTimers.get(details));
     const section = details.closest(".collection");
@@ -861,7 +913,9 @@
       return;
     }
     const list = details.querySelector(".sources");
-    list.replaceChildren(...sources.map(sourceRow));
+    // A source whose settings are open keeps its row (and what is being typed in it) until saved.
+    const open = new Map([...list.querySelectorAll(".source")].filter((li) => li.querySelector(".source-settings[open]")).map((li) => [li.dataset.source, li]));
+    list.replaceChildren(...sources.map((s) => open.get(String(s.id)) || sourceRow(s)));
     details.querySelector(".source-count").textContent = sources.length ? ` (${sources.length})` : "";
     if (details.open && sources.some((s) => s.status === "queued" || s.status === "syncing")) {
       sourceTimers.set(details, setTimeout(() => showSources(details), 2000));
