@@ -802,6 +802,19 @@ def test_a_saved_prompt_is_put_in_the_box_by_typing_its_name(page, live_url, mem
     expect(box).to_have_value("How are travel expenses reimbursed?")
     expect(box).to_be_focused()
 
+    # A prompt's blanks are selected in turn to be typed over; past the last, Tab leaves the box.
+    SavedPrompt.objects.create(user=member, name="brief", text="Summarise {{topic}} for {{audience}}.")
+    page.reload()
+    box.fill("/bri")
+    page.keyboard.press("Enter")
+    page.keyboard.type("parental leave")
+    expect(box).to_have_value("Summarise parental leave for {{audience}}.")
+    page.keyboard.press("Tab")
+    page.keyboard.type("new staff")
+    expect(box).to_have_value("Summarise parental leave for new staff.")
+    page.keyboard.press("Tab")
+    expect(box).not_to_be_focused()
+
 
 def test_the_account_page_downloads_every_conversation_and_deletes_them_all(page, live_url, member):
     """The user's name opens their account page: "Download them all" saves a zip of the

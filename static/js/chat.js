@@ -1240,7 +1240,19 @@
     autosize();
     closeMenu();
     box.focus();
-    box.setSelectionRange(box.value.length, box.value.length);
+    // A blank to fill ("Summarise {{topic}} for a newcomer") is selected, to be typed over; Tab
+    // goes on to the next one (past the last, out of the box as ever).
+    const blank = /\{\{[^{}\n]{0,60}\}\}/.exec(box.value);
+    if (blank) box.setSelectionRange(blank.index, blank.index + blank[0].length);
+    else box.setSelectionRange(box.value.length, box.value.length);
+  }
+  function nextBlank(box) {  // the next blank after the caret; none left: Tab leaves the box as ever
+    const blanks = /\{\{[^{}\n]{0,60}\}\}/g;
+    blanks.lastIndex = box.selectionEnd;
+    const blank = blanks.exec(box.value);
+    if (!blank) return false;
+    box.setSelectionRange(blank.index, blank.index + blank[0].length);
+    return true;
   }
 
   // Documents: "#" and part of a name, where the caret is, offers the ready documents of every
@@ -1296,6 +1308,7 @@
 
   $("question").addEventListener("keydown", (e) => {
     if (e.key === "Escape") documentAsk++;  // a list still being looked up stays closed too
+    if (e.key === "Tab" && !e.shiftKey && !menuChoices.length && nextBlank(e.target)) { e.preventDefault(); return; }
     if (menuChoices.length) {
       if (e.key === "ArrowDown" || e.key === "ArrowUp") {
         e.preventDefault();
