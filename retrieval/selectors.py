@@ -125,6 +125,19 @@ def audit_events_for_team(*, team_id: int, action: str = "") -> QuerySet[AuditEv
     return events.order_by("-at", "-id")
 
 
+AUDIT_SETTLE_S = 60
+
+
+def audit_events_since(*, since_id: int = 0, action: str = "") -> QuerySet[AuditEvent]:
+    """Every audit event after `since_id` and at least `AUDIT_SETTLE_S` old, oldest first: ids grow
+    with time, but a transaction may commit a lower id after a higher one is read."""
+    settled = timezone.now() - timezone.timedelta(seconds=AUDIT_SETTLE_S)
+    events = AuditEvent.objects.filter(id__gt=since_id, at__lte=settled)
+    if action:
+        events = events.filter(action=action)
+    return events.order_by("id")
+
+
 def team_ids_administered(*, user) -> set[int]:
     return set(
         Membership.objects.filter(user=user, role=Membership.Role.ADMIN).values_list("team_id", flat=True)

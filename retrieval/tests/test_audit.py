@@ -189,3 +189,25 @@ def test_events_are_downloaded_as_csv_from_the_admin(admin_client, alice, make_t
         ["alice", "member_add", "Ops", "user", str(alice.id), "alice", '{"role": "member"}'],
         ["system", "sign_in_failed", "", "", "", "'=HYPERLINK(1)", '{"username": "=HYPERLINK(1)"}'],
     ]
+
+
+def test_staff_read_the_whole_log_with_a_cursor_and_others_may_not(client, alice, make_user, key_for):
+    staff = make_user("sam", is_staff=True)
+    AuditEvent.objects.all().delete()
+    first = audit.record("sign_in", actor=alice, target=alice, details={"via": "password"})
+    second = audit.record("sign_out", actor=alice, target=alice)
+    fresh = audit.record("sign_in", actor=alice, target=alice)  # under a minute old: not yet
+    AuditEvent.objects.filter(id__in=[first.id, second.id]).update(at=timezone.now() - timedelta(minutes=5))
+    auth = key_for(staff)
+    listed = client.get("/api/v1/audit", **auth).json()
+    assert [(e["id"], e["action"], e["actor"]) for e in listed] == [
+        (first.id, "sign_in", "alice"),
+        (second.id, "sign_out", "alice"),
+    ]
+    assert listed[0]["details"] == {"via": "password"} and "ip" in listed[0] and "request_id" in listed[0]
+    assert [e["id"] for e in client.get(f"/api/v1/audit?since_id={first.id}", **auth).json()] == [second.id]
+    assert client.get("/api/v1/audit?action=sign_out", **auth).json()[0]["id"] == second.id
+    AuditEvent.objects.filter(id=fresh.id).update(at=timezone.now() - timedelta(minutes=2))
+    assert [e["id"] for e in client.get(f"/api/v1/audit?since_id={second.id}", **auth).json()] == [fresh.id]
+    forbidden = client.get("/api/v1/audit", **key_for(alice))
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
