@@ -88,30 +88,26 @@ def sweep_stuck_documents() -> list[int]:
     )
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(smtplib.SMTPException, OSError),
-    retry_backoff=30,
-    retry_backoff_max=600,
-    max_retries=5,
-    soft_time_limit=60,
-    time_limit=90,
-)
+# Email goes out from the worker: a mail server down or refusing is retried with backoff.
+_EMAIL = {
+    "acks_late": True,
+    "autoretry_for": (smtplib.SMTPException, OSError),
+    "retry_backoff": 30,
+    "retry_backoff_max": 600,
+    "max_retries": 5,
+    "soft_time_limit": 60,
+    "time_limit": 90,
+}
+
+
+@shared_task(**_EMAIL)
 def password_reset_send_later(user_id: int, base_url: str) -> bool:
     # The link is made here, from the id: no token waits in the broker. A redelivery sends a second
     # link, which works as well as the first.
     return services.password_reset_send(user_id=user_id, base_url=base_url)
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(smtplib.SMTPException, OSError),
-    retry_backoff=30,
-    retry_backoff_max=600,
-    max_retries=5,
-    soft_time_limit=60,
-    time_limit=90,
-)
+@shared_task(**_EMAIL)
 def web_source_failing_send(source_id: int) -> int:
     return services.web_source_failing_notify(source_id=source_id)
 
