@@ -298,8 +298,6 @@ def prompts_for_user(*, user) -> list[dict]:
     """The prompts the user may use, by name: their own, then their teams' (`team`: its name),
     [{"id", "name", "text", "team_id", "team", "editable"}]; `editable`: theirs, or of a team they
     administer."""
-    from django.db.models import Q
-
     teams = retrieval_selectors.team_ids_for_user(user=user)
     administered = retrieval_selectors.team_ids_administered(user=user)
     found = SavedPrompt.objects.filter(Q(user=user) | Q(team_id__in=teams)).select_related("team")

@@ -700,6 +700,24 @@ class AuditEventOut(Schema):
     details: dict
 
 
+def _audit_event_out(e, *, whole: bool = False) -> dict:
+    """An event as a team's admins read it; `whole`, as staff do (with its id, team, address and
+    request id)."""
+    out = {
+        "at": e.at,
+        "actor": e.actor_name or None,
+        "action": e.action,
+        "what": audit.ACTIONS.get(e.action, e.action),
+        "target_type": e.target_type,
+        "target_id": e.target_id,
+        "target": e.target,
+        "details": e.details,
+    }
+    if whole:
+        out |= {"id": e.id, "team_id": e.team_id, "ip": e.ip, "request_id": e.request_id}
+    return out
+
+
 @router.get("/teams/{team_id}/audit", response={200: list[AuditEventOut], 403: ErrorOut, 404: ErrorOut})
 def team_audit(
     request,
@@ -717,19 +735,7 @@ def team_audit(
         raise HttpError(403, f"only an admin of team {team.name} can read its activity")
     events = selectors.audit_events_for_team(team_id=team.id, action=action)
     response["X-Total-Count"] = str(events.count())
-    return [
-        {
-            "at": e.at,
-            "actor": e.actor_name or None,
-            "action": e.action,
-            "what": audit.ACTIONS.get(e.action, e.action),
-            "target_type": e.target_type,
-            "target_id": e.target_id,
-            "target": e.target,
-            "details": e.details,
-        }
-        for e in events[offset : offset + limit]
-    ]
+    return [_audit_event_out(e) for e in events[offset : offset + limit]]
 
 
 class SiteAuditEventOut(AuditEventOut):
@@ -753,23 +759,7 @@ def site_audit(
     if not request.auth.is_staff:
         raise HttpError(403, "only staff read the whole audit log")
     events = selectors.audit_events_since(since_id=since_id, action=action)
-    return [
-        {
-            "id": e.id,
-            "at": e.at,
-            "actor": e.actor_name or None,
-            "action": e.action,
-            "what": audit.ACTIONS.get(e.action, e.action),
-            "team_id": e.team_id,
-            "target_type": e.target_type,
-            "target_id": e.target_id,
-            "target": e.target,
-            "details": e.details,
-            "ip": e.ip,
-            "request_id": e.request_id,
-        }
-        for e in events[:limit]
-    ]
+    return [_audit_event_out(e, whole=True) for e in events[:limit]]
 
 
 class SearchIn(Schema):

@@ -20,7 +20,6 @@ ACTIONS = {
     "sign_in_failed": "failed to sign in",
     "sign_out": "signed out",
     "password_change": "changed their password",
-    "team_create": "created the team",
     "team_delete": "deleted the team",
     "member_add": "added a member",
     "member_role": "changed a member's role",

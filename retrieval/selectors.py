@@ -217,7 +217,8 @@ def web_sources(*, collection: Collection) -> QuerySet[WebSource]:
     """The collection's web sources, each with the number of its documents."""
     return (
         WebSource.objects.filter(collection=collection)
-        .defer("page_hashes")  # one hash a page: not for listing
+        # A hash and validators a page, and the sealed header: not for a list the library polls.
+        .defer("page_hashes", "page_validators", "header_sealed")
         .annotate(document_count=Count("documents"))
     )
 

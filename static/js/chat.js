@@ -1268,9 +1268,8 @@
     const input = document.querySelector(`#scope input[name=collection][value="${id}"]`);
     return input && input.nextSibling ? input.nextSibling.textContent.trim() : "";  // the label's name
   }
-  function documentMenu() {
-    clearTimeout(documentTimer);
-    const found = hashAt(), ask = ++documentAsk;
+  function documentMenu() {  // boxMenu has voided any look-up before this one
+    const found = hashAt(), ask = documentAsk;
     if (!found) return false;
     documentTimer = setTimeout(async () => {
       let docs;
