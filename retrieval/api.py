@@ -69,6 +69,10 @@ class CollectionPatch(Schema):
     shared_with_all: bool | None = None
 
 
+class DocumentPatch(Schema):
+    title: str = Field(..., max_length=services.TITLE_MAX)
+
+
 class DocumentOut(Schema):
     id: int
     title: str
@@ -405,6 +409,17 @@ def get_document_file(request, document_id: int):
     """The uploaded file itself, under its original name: Markdown, CSV and text shown as plain text,
     other types downloaded."""
     return downloads.file_response(_document_or_404(request, document_id))
+
+
+@router.patch("/documents/{document_id}", response={200: DocumentOut, 403: ErrorOut})
+def update_document(request, document_id: int, payload: DocumentPatch):
+    """Rename the document (its title; the stored file keeps its original name)."""
+    document = _writable_document_or_404(request, document_id)
+    try:
+        services.document_rename(document=document, title=payload.title, actor=request.auth)
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from None
+    return document_out(document)
 
 
 @router.delete("/documents/{document_id}", response={204: None, 403: ErrorOut})

@@ -28,6 +28,7 @@ ACTIONS = {
     "collection_update": "changed the collection",
     "collection_share": "changed who reads the collection",
     "collection_delete": "deleted the collection",
+    "document_rename": "renamed a document",
     "document_delete": "deleted a document",
     "web_source_add": "added a web source",
     "web_source_update": "changed a web source",

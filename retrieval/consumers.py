@@ -38,6 +38,9 @@ class DocumentProgressConsumer(AsyncJsonWebsocketConsumer):
     async def document_deleted(self, event):
         await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "deleted"})
 
+    async def document_renamed(self, event):
+        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "renamed"})
+
     async def collection_deleted(self, event):
         await self.send_json({"type": "collection_deleted", "id": event["id"]})
 

@@ -98,6 +98,13 @@ def publish_deleted(*, document_id: int, collection_id: int) -> None:
     _to_readers([event], f"the deletion of document {document_id}")
 
 
+def publish_renamed(*, id: int, collection_id: int, title: str) -> None:
+    """Tell the open library pages a document's new title. An event of its own: progress events
+    from a worker carry the title it loaded, which may be older."""
+    event = {"type": "document.renamed", "id": id, "collection_id": collection_id, "title": title}
+    _to_readers([event], f"the new title of document {id}")
+
+
 def publish_collection_deleted(*, collection_id: int) -> None:
     """Tell the open library pages that a whole collection is gone (it is only marked deleted until
     the purge, so its readers are still known)."""

@@ -913,6 +913,37 @@ def document_delete(*, document: Document, actor=None) -> None:
         )
 
 
+TITLE_MAX = Document._meta.get_field("title").max_length
+
+
+def document_rename(*, document: Document, title: str, actor=None) -> Document:
+    """Give the document another title (what the library, search and citations call it; its file
+    keeps its original name). Runs of white space, line breaks too, become one space. The open
+    library pages are told. ValueError for a blank title or one too long."""
+    title = " ".join(title.split())
+    if not title:
+        raise ValueError("a document needs a title")
+    if len(title) > TITLE_MAX:
+        raise ValueError(f"a title is at most {TITLE_MAX} characters")
+    if title == document.title:
+        return document
+    before = document.title
+    with transaction.atomic():
+        # The title alone: a worker ingesting the document writes its status fields, never this one.
+        Document.objects.filter(id=document.id).update(title=title, updated_at=timezone.now())
+        document.title = title
+        audit.record(
+            "document_rename",
+            actor=actor,
+            target=document,
+            team=document.collection.team_id,
+            details={"from": before, "collection": document.collection.name},
+        )
+        event = {"id": document.id, "collection_id": document.collection_id, "title": title}
+        transaction.on_commit(lambda: progress.publish_renamed(**event))
+    return document
+
+
 def folder_prune(*, collection: Collection, folder: str, present: Iterable[str]) -> list[str]:
     """Delete the collection's documents of a folder (named `folder/...`, as a folder's files are)
     whose file is no longer in it, for a folder kept in step by ingesting it again; their names."""

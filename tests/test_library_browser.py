@@ -673,6 +673,44 @@ def test_a_team_admin_renames_and_deletes_a_collection_and_a_member_cannot(
     expect(page.locator("section.collection")).to_have_count(1)
 
 
+def test_a_document_renamed_in_one_tab_is_renamed_in_the_other(
+    page, live_url, make_user, make_team, make_collection
+):
+    """Rename asks for the new title; the row, its buttons' names and the other open library page
+    follow (over the socket); its file still opens under the original name."""
+    from retrieval import services
+    from retrieval.tests.helpers import upload
+
+    user = make_user("rita", password="pw-rita-12345")
+    collection = make_collection(make_team("Ops", members=[user]), "plans")
+    document, _ = upload(collection, "q3-final-v2.md", b"# Plan\n\nShip it.\n", enqueue=False)
+    elsewhere(services.documents_ingest, document_ids=[document.id])
+    sign_in(page, live_url, "rita", "pw-rita-12345")
+    other = page.context.new_page()
+    for tab in (page, other):
+        tab.goto(f"{live_url}/library/")
+        expect(tab.locator("body[data-live='1']")).to_have_count(1)
+    row = page.locator(f"li.doc[data-document='{document.id}']")
+    page.once("dialog", lambda dialog: dialog.accept("Q3 plan"))
+    row.get_by_role("button", name="Rename q3-final-v2").click()
+    expect(row.locator(".name")).to_have_text("Q3 plan")
+    for role, name in (
+        ("button", "Rename Q3 plan"),
+        ("button", "Delete Q3 plan"),
+        ("link", "Ask about Q3 plan"),
+    ):
+        expect(row.get_by_role(role, name=name)).to_have_count(1)
+    expect(row.locator(".name")).to_have_attribute("title", "Open Q3 plan")
+    expect(other.locator(f"li.doc[data-document='{document.id}'] .name")).to_have_text("Q3 plan")
+    # A blank title is not sent; the row keeps its name.
+    page.once("dialog", lambda dialog: dialog.accept("   "))
+    row.get_by_role("button", name="Rename Q3 plan").click()
+    page.reload()
+    expect(row.locator(".name")).to_have_text("Q3 plan")
+    opened = page.request.get(live_url + row.locator(".name").get_attribute("href"))
+    assert "q3-final-v2.md" in opened.headers.get("content-disposition", "")
+
+
 def test_a_row_being_read_leaves_when_its_document_is_gone_though_no_news_came(
     page, live_url, make_user, make_team, make_collection
 ):

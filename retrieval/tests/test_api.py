@@ -294,6 +294,48 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(alice)).status_code == 404
 
 
+def test_renaming_a_document_changes_what_it_is_called_not_its_file(
+    client, alice, collection_a, key_for, django_capture_on_commit_callbacks
+):
+    """A member renames a document: the title the library, search and citations show changes (white
+    space tidied), its file keeps its original name, the audit log records who and what it was, and
+    the library pages are told. A blank or too long title is refused and changes nothing."""
+    from retrieval.models import AuditEvent
+
+    document, _ = upload(collection_a, "q3-final-v2.md", b"# Plan\n\nShip the travel desk.", enqueue=False)
+    services.documents_ingest(document_ids=[document.id])
+    auth, url = key_for(alice), f"/api/v1/documents/{document.id}"
+    for title, message in [(" \n ", "a document needs a title"), ("x" * 301, "")]:
+        response = client.patch(url, {"title": title}, "application/json", **auth)
+        assert response.status_code == 400 and message in response.json()["error"]["message"]
+    with django_capture_on_commit_callbacks(execute=False) as told:
+        response = client.patch(url, {"title": "  Q3 plan\n(final) "}, "application/json", **auth)
+    assert response.status_code == 200
+    assert response.json()["title"] == "Q3 plan (final)"
+    assert response.json()["original_name"] == "q3-final-v2.md"
+    assert len(told) == 1  # the open library pages
+    assert client.get(url, **auth).json()["title"] == "Q3 plan (final)"
+    found = client.post("/api/v1/search", {"query": "travel desk"}, "application/json", **auth).json()
+    assert [r["title"] for r in found["results"]] == ["Q3 plan (final)"]
+    assert "q3-final-v2.md" in client.get(f"{url}/file", **auth)["Content-Disposition"]
+    event = AuditEvent.objects.get(action="document_rename")
+    assert (event.actor, event.target, event.team_id) == (alice, "Q3 plan (final)", collection_a.team_id)
+    assert event.details == {"from": "q3-final-v2", "collection": collection_a.name}
+    # The same title again changes nothing and records nothing.
+    assert client.patch(url, {"title": "Q3 plan (final)"}, "application/json", **auth).status_code == 200
+    assert AuditEvent.objects.filter(action="document_rename").count() == 1
+
+
+def test_a_worker_finishing_a_renamed_document_keeps_its_new_title(collection_a):
+    """A rename while the document is being read: the worker, holding the title it loaded, writes
+    only its own fields."""
+    document, _ = upload(collection_a, "notes.md", b"# Notes\n\nSome words.", enqueue=False)
+    loaded = Document.objects.get(id=document.id)  # as the worker holds it
+    services.document_rename(document=document, title="Meeting notes")
+    services.document_fail(document=loaded, reason="could not read it")
+    assert Document.objects.values_list("title", "status").get(id=document.id) == ("Meeting notes", "failed")
+
+
 def test_the_original_file_is_shown_as_text_or_downloaded_never_rendered(
     client, alice, collection_a, key_for
 ):
@@ -375,6 +417,7 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
     routes = [
         ("get", f"/api/v1/documents/{document.id}"),
         ("delete", f"/api/v1/documents/{document.id}"),
+        ("patch", f"/api/v1/documents/{document.id}"),
         ("post", f"/api/v1/documents/{document.id}/retry"),
         ("get", f"/api/v1/documents/{document.id}/file"),
         ("get", f"/api/v1/documents/{document.id}/chunks"),
@@ -385,7 +428,8 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
         ("delete", f"/api/v1/collections/{collection_b.id}"),
     ]
     for method, url in routes:
-        body = {"data": {"name": "mine now"}, "content_type": "application/json"} if method == "patch" else {}
+        mine = {"name": "mine now", "title": "mine now"}
+        body = {"data": mine, "content_type": "application/json"} if method == "patch" else {}
         response = getattr(client, method)(url, **body, **auth)
         assert response.status_code == 404, (method, url)
         assert response.json()["error"]["code"] == "not_found"
@@ -393,7 +437,7 @@ def test_other_teams_objects_are_404_on_every_route(client, alice, bob, collecti
     response = client.post(f"/api/v1/collections/{collection_b.id}/documents", {"file": file}, **auth)
     assert response.status_code == 404
     assert Document.objects.filter(id=document.id).exists()
-    assert Document.objects.count() == 1
+    assert Document.objects.count() == 1 and Document.objects.get().title == "secret"
     # The owner still sees it.
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(bob)).status_code == 200
 
@@ -461,6 +505,11 @@ def test_a_collection_shared_with_another_team_is_read_there_and_changed_only_by
     assert [r["document_id"] for r in search["results"]] == [document.id]
     changes = [
         ("delete", f"/api/v1/documents/{document.id}", {}),
+        (
+            "patch",
+            f"/api/v1/documents/{document.id}",
+            {"data": {"title": "ours"}, "content_type": "application/json"},
+        ),  # fmt: skip
         ("post", f"/api/v1/documents/{document.id}/retry", {}),
         ("post", f"{url}/retry", {}),
         ("patch", url, {"data": {"name": "ours"}, "content_type": "application/json"}),

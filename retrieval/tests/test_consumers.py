@@ -70,6 +70,26 @@ async def test_a_deleted_document_is_announced_to_its_team(alice, bob, collectio
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_renamed_document_is_announced_to_its_team(alice, bob, collection_a):
+    from retrieval import services
+
+    document, _ = await sync_to_async(upload)(collection_a, "q3.md", b"# Plan\n\nSoon.", enqueue=False)
+    mine = await documents_socket(alice)
+    theirs = await documents_socket(bob)
+    assert (await mine.connect())[0] and (await theirs.connect())[0]
+    await sync_to_async(services.document_rename)(document=document, title="Q3 plan")
+    assert await mine.receive_json_from(timeout=10) == {
+        "type": "renamed",
+        "id": document.id,
+        "collection_id": collection_a.id,
+        "title": "Q3 plan",
+    }
+    assert await theirs.receive_nothing(timeout=0.5)
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_deleted_collection_is_announced_to_its_team(alice, bob, collection_a):
     from retrieval import services
 

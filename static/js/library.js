@@ -40,7 +40,7 @@
     ask.className = "button ghost small"; ask.dataset.action = "ask"; ask.textContent = "Ask"; ask.hidden = true;
     ask.setAttribute("aria-label", `Ask about ${title}`);
     actions.append(ask);
-    for (const [action, label] of writable ? [["retry", "Retry"], ["delete", "Delete"]] : []) {
+    for (const [action, label] of writable ? [["retry", "Retry"], ["rename", "Rename"], ["delete", "Delete"]] : []) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "ghost small"; b.dataset.action = action; b.textContent = label;
       b.setAttribute("aria-label", `${label} ${title}`); b.hidden = true;  // until the upload has an id
@@ -88,6 +88,8 @@
     const all = li.closest(".collection") && li.closest(".collection").querySelector("[data-action=retry-failed]");
     if (all && li.dataset.document && ev.status === "failed") all.hidden = false;
     if (del) del.hidden = !li.dataset.document;
+    const rename = li.querySelector("[data-action=rename]");
+    if (rename) rename.hidden = !li.dataset.document;
     const ask = li.querySelector("[data-action=ask]");
     if (ask) {
       ask.hidden = !(li.dataset.document && ev.status === "ready");
@@ -478,9 +480,41 @@
     section.remove();  // deleted, or already gone
   });
 
+  // A document's new title in its row: its name, and every label and tip that says it.
+  const LABELS = { ask: "Ask about", retry: "Retry", rename: "Rename", delete: "Delete" };
+  function retitle(li, title) {
+    const name = li.querySelector(".name");
+    name.textContent = title;
+    if (name.tagName === "A") name.title = `Open ${title}`;
+    li.querySelector("progress").setAttribute("aria-label", `Progress of ${title}`);
+    for (const el of li.querySelectorAll(".actions [data-action]")) {
+      if (LABELS[el.dataset.action]) el.setAttribute("aria-label", `${LABELS[el.dataset.action]} ${title}`);
+    }
+    const passages = li.querySelector(".status a");
+    if (passages) passages.title = `The passages ${title} was cut into`;
+  }
+
+  // Renaming a document (the API checks that the caller's team owns it, and the title).
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("li.doc button[data-action=rename]");
+    if (!button) return;
+    const li = button.closest("li.doc"), current = li.querySelector(".name").textContent;
+    const title = prompt("Rename the document", current);
+    if (!title || !title.trim() || title.trim() === current) return;
+    button.disabled = true;
+    try {
+      const body = await apiCall(`/api/v1/documents/${li.dataset.document}`, { method: "PATCH", body: JSON.stringify({ title }) });
+      retitle(li, body.title);
+    } catch (err) {
+      alert(err.status ? err.message : "The document could not be renamed; try again.");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   // Delete and retry, on any listed document (the API checks that the caller's team owns it).
   document.addEventListener("click", async (e) => {
-    const button = e.target.closest("li.doc button[data-action]");
+    const button = e.target.closest("li.doc button[data-action=retry], li.doc button[data-action=delete]");
     if (!button) return;
     const li = button.closest("li.doc"), id = li.dataset.document;
     const title = li.querySelector(".name").textContent;
@@ -573,6 +607,10 @@
         if (early.delete(id)) { gone.add(id); return; }  // made and deleted before it had a row
         // Deleted elsewhere, or replaced by its new version: gone from the list and the count.
         vanish(id, li, document.querySelector(`.collection[data-collection="${ev.collection_id}"]`));
+        return;
+      }
+      if (ev.type === "renamed") {  // elsewhere: a row not shown here has its title from the server
+        if (li) retitle(li, ev.title);
         return;
       }
       if (li) { li.dataset.heard = ++heard; show(li, ev); }
