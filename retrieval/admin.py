@@ -340,7 +340,7 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.action(description="Re-ingest selected documents")
     def reingest(self, request, queryset):
         for document in queryset:
-            services.document_requeue(document=document, reset_attempts=True)
+            services.document_requeue(document=document, reset_attempts=True, actor=request.user)
         self.message_user(request, f"queued {queryset.count()} documents", messages.SUCCESS)
 
     @admin.action(description="Retry failed documents")
@@ -348,7 +348,7 @@ class DocumentAdmin(admin.ModelAdmin):
         failed = queryset.filter(status=Document.Status.FAILED)
         n = 0
         for document in failed:
-            services.document_requeue(document=document, reset_attempts=True)
+            services.document_requeue(document=document, reset_attempts=True, actor=request.user)
             n += 1
         self.message_user(request, f"queued {n} failed documents", messages.SUCCESS)
 

@@ -297,7 +297,8 @@ class RetriedOut(Schema):
 def retry_failed_documents(request, collection_id: int):
     """Queue every failed document of the collection again; how many were queued."""
     collection = _writable_collection_or_404(request, collection_id)
-    return Status(202, {"queued": services.collection_retry_failed(collection=collection)})
+    queued = services.collection_retry_failed(collection=collection, actor=request.auth)
+    return Status(202, {"queued": queued})
 
 
 @router.get("/collections/{collection_id}/documents", response=list[DocumentOut])
@@ -354,6 +355,7 @@ def upload_document(
         filename=path or file.name or "upload",
         user=request.auth,
         replace=replace,
+        actor=request.auth,
     )
     replaces = []
     if created and replace:
@@ -434,7 +436,7 @@ def retry_document(request, document_id: int):
     document = _writable_document_or_404(request, document_id)
     if document.status not in (Document.Status.FAILED, Document.Status.READY):
         raise HttpError(409, "the document is still being processed")
-    services.document_requeue(document=document, reset_attempts=True)
+    services.document_requeue(document=document, reset_attempts=True, actor=request.auth)
     document.refresh_from_db()
     return Status(202, document_out(document))
 

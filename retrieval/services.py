@@ -795,6 +795,7 @@ def document_create(
     source: WebSource | None = None,
     source_url: str = "",
     type_name: str | None = None,
+    actor=None,
 ) -> tuple[Document, bool]:
     """Store an upload and queue its ingestion after commit.
 
@@ -803,6 +804,8 @@ def document_create(
     ready, the collection's older documents of the same file name are deleted (`document_versions_older`).
     `type_name`: the name whose extension the content is checked against, when the document's own
     name says nothing of its type (a web page's address: "/guide.php" is HTML).
+    `actor`: the person uploading, through the browser or the API; their upload goes in the audit log
+    (a script's, or a web source's pages, do not: the source is there).
     """
     limit = settings.DOCENT_MAX_UPLOAD_BYTES
     declared = getattr(file, "size", None)
@@ -835,6 +838,15 @@ def document_create(
                 source=source,
                 source_url=source_url,
             )
+            if actor is not None:
+                audit.record(
+                    "document_upload",
+                    actor=actor,
+                    target=document,
+                    name=filename,
+                    team=collection.team_id,
+                    details={"collection": collection.name, "size": size, "kind": kind, "replace": replace},
+                )
             if enqueue:
                 # Its readers' open library pages show it from now (the uploader's has its row);
                 # told before the task is sent, so "queued" never arrives after "processing".
@@ -860,8 +872,19 @@ def documents_enqueue(*, document_ids: Sequence[int], batch_size: int = 1) -> No
         transaction.on_commit(lambda batch=batch: ingest_documents.delay(batch), robust=True)
 
 
-def document_requeue(*, document: Document, reset_attempts: bool = False) -> None:
-    _requeue([document.id], reset_attempts=reset_attempts)
+def document_requeue(*, document: Document, reset_attempts: bool = False, actor=None) -> None:
+    """Queue the document again. `actor`: the person who asked (recorded; the sweep's are not)."""
+    with transaction.atomic():
+        _requeue([document.id], reset_attempts=reset_attempts)
+        if actor is not None:
+            audit.record(
+                "document_retry",
+                actor=actor,
+                target=document,
+                name=document.source_url or document.original_name,
+                team=document.collection.team_id,
+                details={"collection": document.collection.name, "status": document.status},
+            )
 
 
 def _requeue(ids: Sequence[int], *, reset_attempts: bool, batch_size: int = 1) -> None:
@@ -885,7 +908,7 @@ def documents_requeue_alone(*, document_ids: Sequence[int]) -> list[int]:
     return ids
 
 
-def collection_retry_failed(*, collection: Collection) -> int:
+def collection_retry_failed(*, collection: Collection, actor=None) -> int:
     """Queue every failed document of the collection again, with fresh attempts (after an outage of
     the embedding provider outlasted the retries, say); the number queued. A file that cannot be
     parsed fails again, with its reason."""
@@ -896,6 +919,14 @@ def collection_retry_failed(*, collection: Collection) -> int:
             .values_list("id", flat=True)
         )
         _requeue(ids, reset_attempts=True, batch_size=8)
+        if ids:
+            audit.record(
+                "collection_retry",
+                actor=actor,
+                target=collection,
+                team=collection.team_id,
+                details={"queued": len(ids)},
+            )
     return len(ids)
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from retrieval import audit, services
-from retrieval.models import AuditEvent
+from retrieval.models import AuditEvent, Document
 
 from .helpers import upload
 
@@ -120,6 +120,47 @@ def test_a_teams_changes_are_recorded_and_read_by_its_admins(
     assert AuditEvent.objects.get(request_id="req-42").action == "member_add"
     assert api("get", f"/teams/{ops.id}/audit", who=key_for(carol)).status_code == 403
     assert api("get", f"/teams/{ops.id}/audit", who=key_for(bob)).status_code == 404
+
+
+def test_uploads_and_retries_people_ask_for_are_recorded_not_the_systems(
+    client, alice, collection_a, key_for
+):
+    """An upload and a retry through the API (or the library, which uses it) are recorded with the
+    file's name; a duplicate upload, a retry with nothing failed, a script's upload and the stuck
+    documents' sweep are not."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    auth = key_for(alice)
+    AuditEvent.objects.all().delete()
+    url = f"/api/v1/collections/{collection_a.id}"
+    for _ in range(2):  # the second is the same bytes: a duplicate, not another document
+        file = SimpleUploadedFile("runbook.md", b"# Boiler\n\nBleed it.")
+        response = client.post(f"{url}/documents", {"file": file, "path": "ops/runbook.md"}, **auth)
+    document = Document.objects.get(id=response.json()["id"])
+    services.document_fail(document=document, reason="the embedder was away")
+    assert client.post(f"/api/v1/documents/{document.id}/retry", **auth).status_code == 202
+    services.document_fail(document=document, reason="the embedder was away")
+    assert client.post(f"{url}/retry", **auth).json() == {"queued": 1}
+    assert client.post(f"{url}/retry", **auth).json() == {"queued": 0}
+    services.document_requeue(document=document)  # the sweep's
+    upload(collection_a, "script.txt", b"From a script.", enqueue=False)
+    assert _events() == [
+        (
+            "alice",
+            "document_upload",
+            "ops/runbook.md",
+            "Team A",
+            {"collection": collection_a.name, "size": 19, "kind": "markdown", "replace": False},
+        ),
+        (
+            "alice",
+            "document_retry",
+            "ops/runbook.md",
+            "Team A",
+            {"collection": collection_a.name, "status": "failed"},
+        ),  # fmt: skip
+        ("alice", "collection_retry", str(collection_a), "Team A", {"queued": 1}),
+    ]
 
 
 def test_an_action_that_fails_records_nothing(alice, team_a):
