@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from ninja.errors import HttpError
 from retrieval.auth import api_auth
 
 from . import exports, selectors, services
-from .models import Conversation, Feedback, Message
+from .models import Conversation, Feedback, Folder, Message
 from .providers import chat_models
 
 router = Router(auth=api_auth, tags=["conversations"])
@@ -32,6 +33,7 @@ class ConversationOut(Schema):
     pinned: bool = False
     archived: bool = False  # out of the list until asked in again (GET ?archived=true lists them)
     model: str | None = None  # the chat model chosen for it; null: the default one
+    folder: dict | None = None  # the owner's folder it is in: {"id", "name"}
     created_at: datetime
     updated_at: datetime
     # In a search's results: the newest message holding the words, {"message_id", "role", "snippet"}.
@@ -69,6 +71,18 @@ class ConversationPatch(Schema):
     pinned: bool | None = None
     archived: bool | None = None
     model: str | None = None  # "" goes back to the default
+    folder_id: int | None = None  # one of the caller's folders; null takes it out of its folder
+
+
+class FolderIn(Schema):
+    name: str
+
+
+class FolderOut(Schema):
+    id: int
+    name: str
+    conversations: int  # archived ones included
+    created_at: datetime
 
 
 class FeedbackIn(Schema):
@@ -102,6 +116,7 @@ def _out(c: Conversation, request) -> dict:
         "pinned": c.pinned_at is not None,
         "archived": c.archived_at is not None,
         "model": c.model or None,
+        "folder": {"id": c.folder.id, "name": c.folder.name} if c.folder_id else None,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
@@ -121,7 +136,9 @@ def list_conversations(
     limit, offset = max(1, min(limit, CONVERSATIONS_PAGE)), max(0, offset)
     conversations = selectors.conversations_for_user(user=request.auth, query=q[:200], archived=archived)
     page = list(
-        conversations.prefetch_related("collections", "documents__collection")[offset : offset + limit]
+        conversations.select_related("folder").prefetch_related("collections", "documents__collection")[
+            offset : offset + limit
+        ]
     )
     matches = selectors.conversation_matches(conversation_ids=[c.id for c in page], query=q[:200])
     return [{**_out(c, request), "match": matches.get(c.id)} for c in page]
@@ -199,10 +216,12 @@ def unshare_conversation(request, conversation_id: str):
 
 @router.patch("/conversations/{conversation_id}", response=ConversationOut)
 def update_conversation(request, conversation_id: str, payload: ConversationPatch):
-    """Rename (`title`), pin or unpin (`pinned`), archive or bring back (`archived`), and choose the
-    chat model of its next answers (`model`, one of those the chat page offers; "" for the default)."""
-    if all(v is None for v in (payload.title, payload.pinned, payload.archived, payload.model)):
-        raise HttpError(400, "send a title, pinned, archived or model")
+    """Rename (`title`), pin or unpin (`pinned`), archive or bring back (`archived`), choose the
+    chat model of its next answers (`model`, one of those the chat page offers; "" for the default),
+    and move it into one of the caller's folders (`folder_id`; null: out of its folder)."""
+    moved = "folder_id" in payload.model_fields_set
+    if not moved and all(v is None for v in (payload.title, payload.pinned, payload.archived, payload.model)):
+        raise HttpError(400, "send a title, pinned, archived, model or folder_id")
     if payload.title is not None and not payload.title.strip():
         raise HttpError(400, "a title must not be empty")
     conversation = _conversation(request, conversation_id)
@@ -217,7 +236,64 @@ def update_conversation(request, conversation_id: str, payload: ConversationPatc
         conversation = services.conversation_archive(conversation=conversation, archived=payload.archived)
     if payload.pinned is not None:
         conversation = services.conversation_pin(conversation=conversation, pinned=payload.pinned)
+    if moved:
+        folder = _folder(request, payload.folder_id) if payload.folder_id is not None else None
+        conversation = services.conversation_move(conversation=conversation, folder=folder)
     return _out(conversation, request)
+
+
+def _folder(request, folder_id: int):
+    try:
+        return selectors.folder_get(user=request.auth, folder_id=folder_id)
+    except Folder.DoesNotExist:
+        raise Http404("no such folder") from None
+
+
+def _folder_out(folder, conversations: int) -> dict:
+    return {
+        "id": folder.id,
+        "name": folder.name,
+        "conversations": conversations,
+        "created_at": folder.created_at,
+    }
+
+
+@router.get("/folders", response=list[FolderOut])
+def list_folders(request):
+    """The caller's folders of conversations, by name."""
+    return [_folder_out(f, f.conversation_count) for f in selectors.folders_for_user(user=request.auth)]
+
+
+@contextlib.contextmanager
+def _folder_refusals():
+    try:
+        yield
+    except services.FolderExists as exc:
+        raise HttpError(409, str(exc)) from None
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from None
+
+
+@router.post("/folders", response={201: FolderOut})
+def create_folder(request, payload: FolderIn):
+    with _folder_refusals():
+        folder = services.folder_create(user=request.auth, name=payload.name)
+    return Status(201, _folder_out(folder, 0))
+
+
+@router.patch("/folders/{folder_id}", response=FolderOut)
+def rename_folder(request, folder_id: int, payload: FolderIn):
+    folder = _folder(request, folder_id)
+    with _folder_refusals():
+        services.folder_rename(folder=folder, name=payload.name)
+    return _folder_out(folder, folder.conversations.count())
+
+
+@router.delete("/folders/{folder_id}", response={204: None})
+def delete_folder(request, folder_id: int):
+    """The folder; its conversations stay, out of any folder."""
+    services.folder_delete(folder=_folder(request, folder_id))
+    return Status(204, None)
 
 
 @router.delete("/conversations/{conversation_id}", response={204: None})

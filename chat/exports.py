@@ -85,7 +85,8 @@ def conversations_zip(file: IO[bytes], *, exported_at: str, conversations: Itera
     """Write a zip of `conversations` to `file`: one Markdown file each ("2026-11-29 Title.md", as
     `conversation_markdown` writes them) and `conversations.json`, every conversation with its
     messages as the API gives them. Each conversation is a dict with "id", "title", "created_at"
-    (ISO 8601), "updated_at", "pinned" and "messages". Returns how many were written."""
+    (ISO 8601), "updated_at", "pinned", "folder" (its name, or None) and "messages". Returns how
+    many were written."""
     count = 0
     names: set[str] = set()
     # The listing is gathered on the side (a zip writes one member at a time) and added last.

@@ -4,6 +4,25 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
+
+
+class Folder(models.Model):
+    """A person's folder of conversations: the sidebar lists each folder's conversations under its
+    name, after the pinned ones. Deleting it keeps its conversations, out of any folder."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = [Lower("name"), "id"]
+        constraints = [
+            models.UniqueConstraint("owner", Lower("name"), name="folder_unique_owner_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Conversation(models.Model):
@@ -30,6 +49,9 @@ class Conversation(models.Model):
     archived_at = models.DateTimeField(null=True, blank=True)
     # The chat model its answers are written by, chosen by the owner; empty: the default one.
     model = models.CharField(max_length=200, blank=True)
+    folder = models.ForeignKey(
+        Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,12 +8,22 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from retrieval import selectors as retrieval_selectors
 
-from .models import Budget, Conversation, Feedback, Message, ModerationRule, Preferences, SavedPrompt, Usage
+from .models import (
+    Budget,
+    Conversation,
+    Feedback,
+    Folder,
+    Message,
+    ModerationRule,
+    Preferences,
+    SavedPrompt,
+    Usage,
+)
 
 
 def conversations_for_user(*, user, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
@@ -29,7 +39,24 @@ def conversations_for_user(*, user, query: str = "", archived: bool = False) -> 
     # The id settles ties, so that pages from offsets neither repeat nor skip a conversation.
     if archived:
         return conversations.order_by("-archived_at", "-id")
-    return conversations.order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-id")
+    # Pinned, then each folder's (by name), then the rest: the sidebar's groups, a page at a time.
+    return conversations.order_by(
+        F("pinned_at").desc(nulls_last=True),
+        Lower("folder__name").asc(nulls_last=True),
+        "folder_id",
+        "-updated_at",
+        "-id",
+    )
+
+
+def folders_for_user(*, user) -> QuerySet[Folder]:
+    """The user's folders by name, each with its number of conversations (archived ones too)."""
+    folders = Folder.objects.filter(owner=user).annotate(conversation_count=Count("conversations"))
+    return folders.order_by(Lower("name"), "id")  # Meta.ordering is not used with GROUP BY
+
+
+def folder_get(*, user, folder_id: int) -> Folder:
+    return Folder.objects.get(owner=user, id=folder_id)
 
 
 def conversation_count(*, user) -> int:
@@ -190,6 +217,7 @@ def conversations_out(*, user) -> Iterator[dict]:
             "created_at": c.created_at.isoformat(),
             "updated_at": c.updated_at.isoformat(),
             "pinned": c.pinned_at is not None,
+            "folder": c.folder.name if c.folder else None,
             "messages": [message_out(m) for m in messages],
         }
 
@@ -202,7 +230,7 @@ def conversations_with_messages(*, user, batch: int = 100) -> Iterator[tuple[Con
     )
     for start in range(0, len(ids), batch):
         part = ids[start : start + batch]
-        conversations = Conversation.objects.in_bulk(part)
+        conversations = Conversation.objects.select_related("folder").in_bulk(part)
         messages: dict = {}
         for m in Message.objects.filter(conversation_id__in=part).order_by("created_at", "id"):
             messages.setdefault(m.conversation_id, []).append(m)

@@ -20,6 +20,7 @@ from . import prompts, selectors
 from .models import (
     Conversation,
     Feedback,
+    Folder,
     Message,
     ModerationFlag,
     ModerationRule,
@@ -616,6 +617,56 @@ def conversation_unshare(*, conversation: Conversation) -> None:
             audit.record(
                 "conversation_unshare", actor=conversation.owner, target=conversation, name=conversation.title
             )
+
+
+class FolderExists(ValueError):
+    """The person has a folder of that name already (in any case)."""
+
+
+FOLDER_NAME_MAX = Folder._meta.get_field("name").max_length
+
+
+def _folder_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ValueError("a folder needs a name")
+    if len(name) > FOLDER_NAME_MAX:
+        raise ValueError(f"a folder's name is at most {FOLDER_NAME_MAX} characters")
+    return name
+
+
+def _folder_saved(folder: Folder, **save) -> Folder:
+    try:
+        with transaction.atomic():
+            folder.save(**save)
+    except IntegrityError:
+        raise FolderExists(f"you have a folder named {folder.name!r} already") from None
+    return folder
+
+
+def folder_create(*, user, name: str) -> Folder:
+    """A new folder of the user's; ValueError for a blank or too long name, FolderExists for one
+    they use already."""
+    return _folder_saved(Folder(owner=user, name=_folder_name(name)))
+
+
+def folder_rename(*, folder: Folder, name: str) -> Folder:
+    folder.name = _folder_name(name)
+    return _folder_saved(folder, update_fields=["name"])
+
+
+def folder_delete(*, folder: Folder) -> None:
+    """The folder; its conversations stay, out of any folder."""
+    folder.delete()
+
+
+def conversation_move(*, conversation: Conversation, folder: Folder | None) -> Conversation:
+    """Into one of its owner's folders, or out of any (None). Not activity: `updated_at` stays."""
+    if folder is not None and folder.owner_id != conversation.owner_id:
+        raise NotFound("no such folder")
+    conversation.folder = folder
+    conversation.save(update_fields=["folder"])
+    return conversation
 
 
 def conversation_delete(*, conversation: Conversation) -> None:

@@ -905,6 +905,63 @@ def test_the_sidebar_groups_conversations_by_when_they_were_last_active(page, li
     assert heading == '"Today"'
 
 
+def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_header(page, live_url, member):
+    """The header's Folder menu moves the open conversation into a new or an existing folder; the
+    sidebar lists each folder's conversations under its name, after the pinned ones; the folder is
+    renamed and deleted from the same menu, its conversations staying."""
+    from chat import services as chat_services
+
+    for i, question in enumerate(["Leave rules?", "Laptop refresh cycle?", "Expenses?"]):
+        chat_services.exchange_start(
+            user=member, conversation_id=None, request_id=f"fo{i}", collection_ids=None, content=question
+        )
+    sign_in(page, live_url, "erin", "pw-erin-12345")
+    items = page.locator("#conversations li")
+    expect(items).to_have_count(3)
+    expect(page.locator("#folder")).to_be_hidden()  # no conversation open
+    items.filter(has_text="Leave rules?").locator(".open").click()
+    menu = page.locator("#folder")
+    expect(menu.locator("summary")).to_have_text("Folder: none")
+    menu.locator("summary").click()
+    expect(menu.get_by_role("button", name="No folder")).to_have_attribute("aria-pressed", "true")
+    menu.get_by_role("textbox", name="Name of a new folder").fill("HR questions")
+    menu.get_by_role("button", name="Make it and move here").click()
+    expect(menu.locator("summary")).to_have_text("Folder: HR questions")
+    expect(items.first).to_contain_text("Leave rules?")
+    assert items.first.get_attribute("data-group") == "Folder: HR questions"
+    expect(items.nth(1)).to_have_attribute("data-group", "Today")
+
+    # Another conversation into the same folder, chosen from the list; a name in use is refused.
+    items.filter(has_text="Expenses?").locator(".open").click()
+    expect(menu.locator("summary")).to_have_text("Folder: none")
+    menu.locator("summary").click()
+    menu.get_by_role("textbox", name="Name of a new folder").fill("hr QUESTIONS")
+    menu.get_by_role("button", name="Make it and move here").click()
+    expect(menu.locator("#folder-error")).to_contain_text("you have a folder named")
+    menu.get_by_role("button", name="HR questions").click()
+    expect(menu.locator("summary")).to_have_text("Folder: HR questions")
+    expect(items.nth(0)).to_contain_text("Expenses?")
+    expect(items.nth(1)).to_contain_text("Leave rules?")
+    expect(items.nth(2)).to_have_attribute("data-group", "Today")
+
+    # Renamed and deleted from the menu; its conversations stay.
+    page.once("dialog", lambda dialog: dialog.accept("People"))
+    menu.locator("summary").click()
+    menu.get_by_role("button", name="Rename the folder").click()
+    expect(menu.locator("summary")).to_have_text("Folder: People")
+    expect(items.first).to_have_attribute("data-group", "Folder: People")
+    page.reload()
+    expect(page.locator("#folder summary")).to_have_text("Folder: People")  # the open one, again
+    page.once("dialog", lambda dialog: dialog.accept())
+    menu.locator("summary").click()
+    menu.get_by_role("button", name="Delete the folder").click()
+    expect(menu.locator("summary")).to_have_text("Folder: none")
+    expect(items).to_have_count(3)
+    expect(items.first).to_have_attribute("data-group", "Today")
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("#folder")).to_be_hidden()
+
+
 def test_a_conversation_is_renamed_in_its_row(page, live_url, member):
     """Rename turns the title into a box: Enter keeps the new title (the header's too, when open),
     which a reload still shows; Esc leaves the old one, and does not end the page's other edits."""

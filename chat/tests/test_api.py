@@ -123,6 +123,11 @@ def test_every_conversation_exports_as_one_zip_of_markdown_and_json(client, alic
             citations=[{"n": 1, "title": "Travel"}],
         )
     answered(bob, "rb", "Bob's question?", "Bob's answer")
+    from chat.models import Conversation
+
+    Conversation.objects.filter(id=exchange["conversation_id"]).update(
+        folder=services.folder_create(user=alice, name="HR")
+    )
     response = client.get("/api/v1/conversations/export", **key(alice))
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"].startswith('attachment; filename="docent-conversations-')
@@ -145,6 +150,7 @@ def test_every_conversation_exports_as_one_zip_of_markdown_and_json(client, alic
     ]  # newest first
     leave = listed[2]
     assert leave["id"] == exchange["conversation_id"] and leave["file"] == f"{day} Leave policy.md"
+    assert [c["folder"] for c in listed] == [None, None, "HR"]
     assert [(m["role"], m["text"]) for m in leave["messages"]] == [
         ("user", "Leave policy?"),
         ("assistant", "25 days [1]"),
@@ -437,6 +443,61 @@ def test_pinned_conversations_head_the_list_without_reordering_the_rest(client, 
         f"/api/v1/conversations/{made[0]}", {}, content_type="application/json", **key(alice)
     )
     assert empty.status_code == 400
+
+
+def test_folders_group_conversations_after_the_pinned_ones_and_are_the_owners_alone(client, alice, bob, key):
+    """A person's folders: made, renamed and deleted (names unique to them in any case; blank ones
+    refused); a conversation moved into one is listed with the folder's, after the pinned ones and
+    before the rest, folders by name, without counting as activity; deleting a folder keeps its
+    conversations. Another person's folder is a 404 everywhere."""
+    from chat.models import Conversation
+
+    made = [
+        services.exchange_start(
+            user=alice, conversation_id=None, request_id=f"f{i}", content=f"Q{i}?", collection_ids=None
+        )["conversation_id"]
+        for i in range(4)
+    ]
+    auth = key(alice)
+
+    def call(method, path, body=None, who=auth):
+        return getattr(client, method)(f"/api/v1{path}", body, content_type="application/json", **who)
+
+    def listed():
+        return [(c["title"], (c["folder"] or {}).get("name")) for c in call("get", "/conversations").json()]
+
+    trips = call("post", "/folders", {"name": "  Trips\n2026 "})
+    assert trips.status_code == 201 and trips.json()["name"] == "Trips 2026"
+    budget = call("post", "/folders", {"name": "budget"}).json()
+    assert call("post", "/folders", {"name": "TRIPS 2026"}).status_code == 409
+    assert call("post", "/folders", {"name": " "}).status_code == 400
+    assert call("patch", f"/folders/{budget['id']}", {"name": "trips 2026"}).status_code == 409
+    assert call("patch", f"/folders/{budget['id']}", {"name": "Budget"}).json()["name"] == "Budget"
+    trips = trips.json()
+
+    before = Conversation.objects.get(id=made[0]).updated_at
+    moved = call("patch", f"/conversations/{made[0]}", {"folder_id": trips["id"]}).json()
+    assert moved["folder"] == {"id": trips["id"], "name": "Trips 2026"}
+    assert Conversation.objects.get(id=made[0]).updated_at == before  # not activity
+    call("patch", f"/conversations/{made[1]}", {"folder_id": budget["id"]})
+    call("patch", f"/conversations/{made[2]}", {"folder_id": budget["id"], "pinned": True})
+    assert listed() == [("Q2?", "Budget"), ("Q1?", "Budget"), ("Q0?", "Trips 2026"), ("Q3?", None)]
+    counts = {f["name"]: f["conversations"] for f in call("get", "/folders").json()}
+    assert counts == {"Budget": 2, "Trips 2026": 1}
+    assert [f["name"] for f in call("get", "/folders").json()] == ["Budget", "Trips 2026"]
+
+    # Out of its folder with null; a folder that is not the caller's is not found.
+    assert call("patch", f"/conversations/{made[1]}", {"folder_id": None}).json()["folder"] is None
+    theirs = call("post", "/folders", {"name": "Trips 2026"}, who=key(bob)).json()  # a name of their own
+    assert call("patch", f"/conversations/{made[3]}", {"folder_id": theirs["id"]}).status_code == 404
+    for method, body in (("patch", {"name": "mine"}), ("delete", None)):
+        assert call(method, f"/folders/{theirs['id']}", body).status_code == 404
+    assert [f["name"] for f in call("get", "/folders", who=key(bob)).json()] == ["Trips 2026"]
+
+    # Deleting a folder keeps its conversations, out of any folder.
+    assert call("delete", f"/folders/{trips['id']}").status_code == 204
+    assert Conversation.objects.filter(id=made[0], folder=None).exists()
+    assert listed() == [("Q2?", "Budget"), ("Q3?", None), ("Q1?", None), ("Q0?", None)]
 
 
 def test_an_archived_conversation_leaves_the_list_until_asked_in_again(client, alice, bob, key):

@@ -175,6 +175,7 @@
   const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
   function when(c) {
     if (c.pinned) return "Pinned";
+    if (c.folder) return `Folder: ${c.folder.name}`;
     const now = new Date(), then = new Date(c.updated_at);
     const days = Math.round((new Date(now.getFullYear(), now.getMonth(), now.getDate()) - new Date(then.getFullYear(), then.getMonth(), then.getDate())) / 86400000);
     if (days <= 0) return "Today";
@@ -202,6 +203,74 @@
       setArchived(c.archived);
       $("connection").textContent = c.archived ? "Archived: out of the list until you ask in it again (your account page lists it)." : "Back in the list.";
     } catch (e) { showComposerError("The conversation could not be archived; try again."); return; }
+    loadConversations();
+  });
+
+  // Folders: the open conversation's, chosen from the header's menu, where a new one is made and the
+  // current one renamed or deleted (its conversations stay, out of any folder); the sidebar lists
+  // each folder's conversations under its name. `undefined`: no conversation open.
+  let folderNow;
+  function setFolder(folder) {
+    folderNow = folder;
+    $("folder").hidden = folder === undefined;
+    if (folder === undefined) $("folder").open = false;
+    $("folder-label").textContent = folder ? folder.name : "none";
+  }
+  function folderError(message) {
+    $("folder-error").textContent = message || "";
+    $("folder-error").hidden = !message;
+  }
+  $("folder").addEventListener("toggle", () => { if ($("folder").open) listFolders(); });
+  async function listFolders() {
+    folderError("");
+    const current = folderNow ? folderNow.id : null;
+    $("folder-current").hidden = !folderNow;
+    let folders;
+    try { folders = await api("/api/v1/folders"); } catch (e) { folderError("Your folders could not be loaded; try again."); return; }
+    $("folder-list").replaceChildren(...[{ id: null, name: "No folder" }, ...folders].map((f) => {
+      const li = document.createElement("li"), b = document.createElement("button");
+      b.type = "button"; b.className = "ghost small"; b.textContent = f.name;
+      b.setAttribute("aria-pressed", String(f.id === current));
+      b.addEventListener("click", () => moveTo(f.id));
+      li.append(b);
+      return li;
+    }));
+  }
+  async function moveTo(folderId) {
+    const id = conversationId;
+    try {
+      const c = await api(`/api/v1/conversations/${id}`, { method: "PATCH", body: JSON.stringify({ folder_id: folderId }) });
+      if (id !== conversationId) return;
+      setFolder(c.folder);
+      $("folder").open = false;
+    } catch (e) { folderError(e.message); return; }
+    loadConversations();
+  }
+  $("folder-new").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const input = $("folder-new").elements.name;
+    try {
+      const folder = await api("/api/v1/folders", { method: "POST", body: JSON.stringify({ name: input.value }) });
+      input.value = "";
+      await moveTo(folder.id);
+    } catch (err) { folderError(err.message); }
+  });
+  $("folder-rename").addEventListener("click", async () => {
+    const folder = folderNow, name = folder && prompt("Rename the folder", folder.name);
+    if (!name || !name.trim() || name.trim() === folder.name) return;
+    try {
+      const renamed = await api(`/api/v1/folders/${folder.id}`, { method: "PATCH", body: JSON.stringify({ name }) });
+      if (folderNow && folderNow.id === renamed.id) setFolder({ id: renamed.id, name: renamed.name });
+      listFolders();
+    } catch (e) { folderError(e.message); return; }
+    loadConversations();
+  });
+  $("folder-delete").addEventListener("click", async () => {
+    const folder = folderNow;
+    if (!folder || !confirm(`Delete the folder “${folder.name}”? Its conversations stay, out of any folder.`)) return;
+    try { await api(`/api/v1/folders/${folder.id}`, { method: "DELETE" }); } catch (e) { folderError(e.message); return; }
+    if (folderNow && folderNow.id === folder.id) setFolder(null);
+    $("folder").open = false;
     loadConversations();
   });
 
@@ -254,6 +323,7 @@
     conversationId = null;
     setExport(null);
     setArchived(null);
+    setFolder(undefined);
     answers.clear();
     thread.clear();
     $("messages").replaceChildren($("empty-state") || emptyState);
@@ -323,6 +393,7 @@
     conversationId = data.id;
     setExport(data.id, data.shared_url, data.shared_at);
     setArchived(!!data.archived);
+    setFolder(data.folder || null);
     answers.clear();
     setTitle(data.title || "Conversation");
     history.replaceState(null, "", `/?c=${data.id}`);
@@ -788,7 +859,7 @@
     if (ev.type === "accepted") {
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
-      if (isNew) setExport(conversationId);  // a new conversation is not shared yet; an open one keeps its link
+      if (isNew) { setExport(conversationId); setFolder(null); }  // a new conversation is not shared yet, in no folder
       const unarchived = archivedNow === true;  // asked in again: the server brought it back
       setArchived(false);
       const edit = sent.edit;
