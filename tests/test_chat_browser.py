@@ -907,8 +907,9 @@ def test_the_sidebar_groups_conversations_by_when_they_were_last_active(page, li
 
 def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_header(page, live_url, member):
     """The header's Folder menu moves the open conversation into a new or an existing folder; the
-    sidebar lists each folder's conversations under its name, after the pinned ones; the folder is
-    renamed and deleted from the same menu, its conversations staying."""
+    sidebar lists each folder's conversations under its heading, after the pinned ones, a heading
+    that folds them away (remembered) and takes a conversation dragged onto it; the folder is
+    renamed and deleted from the menu, its conversations staying."""
     from chat import services as chat_services
 
     for i, question in enumerate(["Leave rules?", "Laptop refresh cycle?", "Expenses?"]):
@@ -916,7 +917,8 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
             user=member, conversation_id=None, request_id=f"fo{i}", collection_ids=None, content=question
         )
     sign_in(page, live_url, "erin", "pw-erin-12345")
-    items = page.locator("#conversations li")
+    items = page.locator("#conversations li[data-id]")
+    heads = page.locator("#conversations li.folder-head")
     expect(items).to_have_count(3)
     expect(page.locator("#folder")).to_be_hidden()  # no conversation open
     items.filter(has_text="Leave rules?").locator(".open").click()
@@ -927,8 +929,9 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     menu.get_by_role("textbox", name="Name of a new folder").fill("HR questions")
     menu.get_by_role("button", name="Make it and move here").click()
     expect(menu.locator("summary")).to_have_text("Folder: HR questions")
+    expect(page.locator("#conversations > li").first).to_have_class("folder-head")
+    expect(heads).to_have_text(["HR questions"])
     expect(items.first).to_contain_text("Leave rules?")
-    assert items.first.get_attribute("data-group") == "Folder: HR questions"
     expect(items.nth(1)).to_have_attribute("data-group", "Today")
 
     # Another conversation into the same folder, chosen from the list; a name in use is refused.
@@ -944,18 +947,32 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     expect(items.nth(1)).to_contain_text("Leave rules?")
     expect(items.nth(2)).to_have_attribute("data-group", "Today")
 
+    # The third, dragged onto the folder's heading; the heading folds them away, after a reload too.
+    items.filter(has_text="Laptop refresh cycle?").drag_to(heads.first)
+    expect(items.filter(has_text="Laptop refresh cycle?")).to_have_attribute(
+        "data-folder", re.compile(r"\d+")
+    )
+    fold = heads.first.get_by_role("button", name="HR questions")
+    fold.click()
+    expect(fold).to_have_attribute("aria-expanded", "false")
+    expect(items.filter(has_text="Leave rules?")).to_be_hidden()
+    page.reload()
+    expect(heads.first.get_by_role("button", name="HR questions")).to_have_attribute("aria-expanded", "false")
+    expect(items.filter(has_text="Expenses?")).to_be_hidden()
+    heads.first.get_by_role("button", name="HR questions").click()
+    expect(items.filter(has_text="Expenses?")).to_be_visible()
+
     # Renamed and deleted from the menu; its conversations stay.
+    expect(page.locator("#folder summary")).to_have_text("Folder: HR questions")  # the open one, again
     page.once("dialog", lambda dialog: dialog.accept("People"))
     menu.locator("summary").click()
     menu.get_by_role("button", name="Rename the folder").click()
     expect(menu.locator("summary")).to_have_text("Folder: People")
-    expect(items.first).to_have_attribute("data-group", "Folder: People")
-    page.reload()
-    expect(page.locator("#folder summary")).to_have_text("Folder: People")  # the open one, again
+    expect(heads).to_have_text(["People"])
     page.once("dialog", lambda dialog: dialog.accept())
-    menu.locator("summary").click()
-    menu.get_by_role("button", name="Delete the folder").click()
+    menu.get_by_role("button", name="Delete the folder").click()  # the menu stayed open
     expect(menu.locator("summary")).to_have_text("Folder: none")
+    expect(heads).to_have_count(0)
     expect(items).to_have_count(3)
     expect(items.first).to_have_attribute("data-group", "Today")
     page.get_by_role("button", name="New conversation").click()

@@ -65,6 +65,11 @@
   // The list comes a page at a time ("Show older conversations"); reloaded (after a pin, a rename, a
   // new answer), it keeps as many as were shown, so a conversation far down stays in view.
   const PAGE = 200;
+  // Folders folded away in the sidebar (their ids, kept in this browser), and what a dragged row carries.
+  const FOLDED = "docent.folded-folders", DRAGGED = "application/x-docent-conversation";
+  const foldedFolders = () => {
+    try { return new Set(JSON.parse(localStorage.getItem(FOLDED) || "[]").map(String)); } catch (e) { return new Set(); }
+  };
   let shown = { q: "", count: 0 };
   // One load at a time, each starting from what the one before it showed: an older page fetched
   // beside a reload (a deletion's) would otherwise be appended to a list that no longer holds it.
@@ -129,14 +134,57 @@
       });
       li.append(open, pin, rename, del);
       li.dataset.when = when(c);
+      if (c.folder && !c.pinned) { li.dataset.folder = c.folder.id; li.dataset.folderName = c.folder.name; }
+      li.draggable = true;  // onto a folder's heading
+      li.addEventListener("dragstart", (e) => e.dataTransfer.setData(DRAGGED, c.id));
       return li;
     }));
-    // A heading over the first of each group (drawn by the style sheet, above the row).
+    // A heading over the first of each group (drawn by the style sheet, above the row); a folder's
+    // is a row of its own, which folds its conversations away and takes others dropped on it.
+    list.querySelectorAll("li.folder-head").forEach((head) => head.remove());
+    const folded = foldedFolders();
     let last = null;
-    for (const li of list.children) {
-      if (li.dataset.when !== last) li.dataset.group = li.dataset.when; else delete li.dataset.group;
+    for (const li of [...list.children]) {
+      const first = li.dataset.when !== last;
       last = li.dataset.when;
+      if (first && li.dataset.folder) li.before(folderHead(li.dataset.folder, li.dataset.folderName, folded));
+      if (first && !li.dataset.folder) li.dataset.group = li.dataset.when; else delete li.dataset.group;
+      li.hidden = !!li.dataset.folder && folded.has(li.dataset.folder);
     }
+  }
+
+  function folderHead(id, name, folded) {
+    const head = document.createElement("li");
+    head.className = "folder-head"; head.dataset.folderHead = id;
+    const fold = document.createElement("button");
+    fold.type = "button"; fold.className = "fold"; fold.textContent = name;
+    fold.setAttribute("aria-expanded", String(!folded.has(id)));
+    fold.addEventListener("click", () => {
+      const now = foldedFolders(), open = now.has(id);
+      if (open) now.delete(id); else now.add(id);
+      localStorage.setItem(FOLDED, JSON.stringify([...now]));
+      fold.setAttribute("aria-expanded", String(open));
+      $("conversations").querySelectorAll(`li[data-folder="${id}"]`).forEach((li) => { li.hidden = !open; });
+    });
+    head.addEventListener("dragover", (e) => {
+      if (!e.dataTransfer.types.includes(DRAGGED)) return;
+      e.preventDefault();
+      head.classList.add("drop");
+    });
+    head.addEventListener("dragleave", () => head.classList.remove("drop"));
+    head.addEventListener("drop", async (e) => {
+      e.preventDefault();
+      head.classList.remove("drop");
+      const moved = e.dataTransfer.getData(DRAGGED);
+      if (!moved) return;
+      try {
+        const c = await api(`/api/v1/conversations/${moved}`, { method: "PATCH", body: JSON.stringify({ folder_id: Number(id) }) });
+        if (moved === conversationId) setFolder(c.folder);
+      } catch (err) { alert("The conversation could not be moved; try again."); }
+      loadConversations();
+    });
+    head.append(fold);
+    return head;
   }
 
   // A conversation renamed in its row: Enter (or leaving the box) keeps the new title, Esc the old.
