@@ -132,6 +132,7 @@ async def ask(
     collection_ids,
     document_ids=None,
     model: str | None = None,
+    folder_id: int | None = None,
     check=None,
     admit=None,
 ) -> dict:
@@ -145,6 +146,7 @@ async def ask(
         collection_ids=collection_ids,
         document_ids=document_ids,
         model=model,
+        folder_id=folder_id,
     )
     if ids["created"]:
         start(ids["message_id"], context=context)

@@ -218,6 +218,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         model = content.get("model")
         if model is not None and not isinstance(model, str):
             raise Refused("invalid", "model must be a model's name")
+        folder = content.get("folder")
+        if folder is not None and not answering.is_id_list([folder]):
+            raise Refused("invalid", "folder must be a folder's id")
         try:
             ids = await answering.ask(
                 user=self.user,
@@ -227,6 +230,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 collection_ids=collections,
                 document_ids=documents,
                 model=model,
+                folder_id=folder,
                 # Re-checked on every ask, in the same database hop as storing the question.
                 check=functools.partial(_may_ask, self.user, collections, conversation_id, documents),
                 admit=functools.partial(_admit, self.user),

@@ -97,12 +97,14 @@ def exchange_start(
     collection_ids: list[int] | None,
     document_ids: list[int] | None = None,
     model: str | None = None,
+    folder_id: int | None = None,
 ) -> dict:
     """Store the question and a pending answer; a repeated request_id returns the first exchange.
 
     The repeat is found by the unique constraint, not by a read first: asking is the hot path.
     With `created`, the result also carries `new_conversation`. `model` (given: "" for the
-    default) becomes the conversation's chat model.
+    default) becomes the conversation's chat model. `folder_id`: the folder of the user's a new
+    conversation starts in (NotFound for any other; ignored for a conversation asked in again).
     """
     if model is not None:
         _model_checked(model)
@@ -130,8 +132,13 @@ def exchange_start(
                     changed.append("model")
                 conversation.save(update_fields=changed)
             else:
+                folder = None
+                if folder_id is not None:
+                    folder = Folder.objects.filter(id=folder_id, owner=user).first()
+                    if folder is None:
+                        raise NotFound("no such folder")
                 conversation = Conversation.objects.create(
-                    owner=user, title=prompts.title_from(content), model=model or ""
+                    owner=user, title=prompts.title_from(content), model=model or "", folder=folder
                 )
             if collection_ids is not None:
                 conversation.collections.set(collection_ids)

@@ -920,7 +920,6 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     items = page.locator("#conversations li[data-id]")
     heads = page.locator("#conversations li.folder-head")
     expect(items).to_have_count(3)
-    expect(page.locator("#folder")).to_be_hidden()  # no conversation open
     items.filter(has_text="Leave rules?").locator(".open").click()
     menu = page.locator("#folder")
     expect(menu.locator("summary")).to_have_text("Folder: none")
@@ -930,7 +929,7 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     menu.get_by_role("button", name="Make it and move here").click()
     expect(menu.locator("summary")).to_have_text("Folder: HR questions")
     expect(page.locator("#conversations > li").first).to_have_class("folder-head")
-    expect(heads).to_have_text(["HR questions"])
+    expect(heads.locator(".fold")).to_have_text(["HR questions"])
     expect(items.first).to_contain_text("Leave rules?")
     expect(items.nth(1)).to_have_attribute("data-group", "Today")
 
@@ -952,15 +951,26 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     expect(items.filter(has_text="Laptop refresh cycle?")).to_have_attribute(
         "data-folder", re.compile(r"\d+")
     )
-    fold = heads.first.get_by_role("button", name="HR questions")
+    fold = heads.first.locator(".fold")
     fold.click()
     expect(fold).to_have_attribute("aria-expanded", "false")
     expect(items.filter(has_text="Leave rules?")).to_be_hidden()
     page.reload()
-    expect(heads.first.get_by_role("button", name="HR questions")).to_have_attribute("aria-expanded", "false")
+    expect(heads.first.locator(".fold")).to_have_attribute("aria-expanded", "false")
     expect(items.filter(has_text="Expenses?")).to_be_hidden()
-    heads.first.get_by_role("button", name="HR questions").click()
+    heads.first.locator(".fold").click()
     expect(items.filter(has_text="Expenses?")).to_be_visible()
+
+    # A new conversation started from the heading's + is asked in the folder.
+    heads.first.hover()
+    heads.first.get_by_role("button", name="New conversation in HR questions").click()
+    expect(page.locator("#chat-title")).to_have_text("New conversation")
+    expect(menu.locator("summary")).to_have_text("Folder: HR questions")
+    answer = ask(page, "How many days of paid leave do employees get?")
+    expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
+    expect(items).to_have_count(4)
+    expect(items.nth(0)).to_contain_text("How many days of paid leave")
+    expect(items.nth(0)).to_have_attribute("data-folder", re.compile(r"\d+"))
 
     # Renamed and deleted from the menu; its conversations stay.
     expect(page.locator("#folder summary")).to_have_text("Folder: HR questions")  # the open one, again
@@ -968,15 +978,24 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     menu.locator("summary").click()
     menu.get_by_role("button", name="Rename the folder").click()
     expect(menu.locator("summary")).to_have_text("Folder: People")
-    expect(heads).to_have_text(["People"])
+    expect(heads.locator(".fold")).to_have_text(["People"])
     page.once("dialog", lambda dialog: dialog.accept())
     menu.get_by_role("button", name="Delete the folder").click()  # the menu stayed open
     expect(menu.locator("summary")).to_have_text("Folder: none")
     expect(heads).to_have_count(0)
-    expect(items).to_have_count(3)
+    expect(items).to_have_count(4)
     expect(items.first).to_have_attribute("data-group", "Today")
+    # A new conversation starts in no folder, or in one chosen before its first question.
     page.get_by_role("button", name="New conversation").click()
-    expect(page.locator("#folder")).to_be_hidden()
+    expect(menu.locator("summary")).to_have_text("Folder: none")
+    menu.locator("summary").click()
+    menu.get_by_role("textbox", name="Name of a new folder").fill("Travel")
+    menu.get_by_role("button", name="Make it and move here").click()
+    expect(menu.locator("summary")).to_have_text("Folder: Travel")
+    answer = ask(page, "What is the laptop refresh cycle?")
+    expect(answer).to_have_attribute("data-status", re.compile("stop|refused"), timeout=30_000)
+    expect(heads.locator(".fold")).to_have_text(["Travel"])
+    expect(items.first).to_contain_text("What is the laptop refresh cycle?")
 
 
 def test_a_conversation_is_renamed_in_its_row(page, live_url, member):

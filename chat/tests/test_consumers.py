@@ -223,6 +223,28 @@ async def test_a_rerankers_low_scores_refuse_without_calling_the_provider(
     await ws.disconnect()
 
 
+async def test_a_new_conversation_starts_in_the_folder_its_ask_names(alice, bob, handbook, chat_model):
+    """The ask frame's `folder`: the caller's folder a new conversation starts in; another's is
+    not_found (nothing stored), a non-id invalid; a conversation asked in again stays where it is."""
+    from chat import services
+
+    mine = await sync_to_async(services.folder_create)(user=alice, name="HR")
+    theirs = await sync_to_async(services.folder_create)(user=bob, name="HR")
+    ws = await connect(alice)
+    refused = await ask(ws, "Leave?", folder=theirs.id)
+    assert refused["type"] == "error" and refused["code"] == "not_found"
+    assert (await ask(ws, "Leave?", folder="HR"))["code"] == "invalid"
+    assert await Message.objects.acount() == 0
+    accepted = await ask(ws, "How many days of paid leave do employees get?", folder=mine.id)
+    await until_done(ws)
+    conversation = await Conversation.objects.aget(id=accepted["conversation_id"])
+    assert conversation.folder_id == mine.id
+    await ask(ws, "And sick leave?", conversation_id=accepted["conversation_id"], folder=None)
+    await until_done(ws)
+    assert (await Conversation.objects.aget(id=accepted["conversation_id"])).folder_id == mine.id
+    await ws.disconnect()
+
+
 async def test_a_conversations_chosen_model_writes_its_answers_and_its_usage(
     alice, handbook, openai_provider, settings
 ):

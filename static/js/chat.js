@@ -183,7 +183,16 @@
       } catch (err) { alert("The conversation could not be moved; try again."); }
       loadConversations();
     });
-    head.append(fold);
+    const start = document.createElement("button");
+    start.type = "button"; start.className = "ghost small"; start.textContent = "+";
+    start.setAttribute("aria-label", `New conversation in ${name}`);
+    start.addEventListener("click", () => {
+      newConversation();
+      setFolder({ id: Number(id), name });
+      closeSidebar();
+      $("question").focus();
+    });
+    head.append(fold, start);
     return head;
   }
 
@@ -256,12 +265,11 @@
 
   // Folders: the open conversation's, chosen from the header's menu, where a new one is made and the
   // current one renamed or deleted (its conversations stay, out of any folder); the sidebar lists
-  // each folder's conversations under its name. `undefined`: no conversation open.
-  let folderNow;
+  // each folder's conversations under its name. A new conversation's is where its first question
+  // starts it. {id, name}, or null.
+  let folderNow = null;
   function setFolder(folder) {
     folderNow = folder;
-    $("folder").hidden = folder === undefined;
-    if (folder === undefined) $("folder").open = false;
     $("folder-label").textContent = folder ? folder.name : "none";
   }
   function folderError(message) {
@@ -279,15 +287,16 @@
       const li = document.createElement("li"), b = document.createElement("button");
       b.type = "button"; b.className = "ghost small"; b.textContent = f.name;
       b.setAttribute("aria-pressed", String(f.id === current));
-      b.addEventListener("click", () => moveTo(f.id));
+      b.addEventListener("click", () => moveTo(f.id === null ? null : f));
       li.append(b);
       return li;
     }));
   }
-  async function moveTo(folderId) {
+  async function moveTo(folder) {
     const id = conversationId;
+    if (!id) { setFolder(folder); $("folder").open = false; return; }  // not asked yet: it starts there
     try {
-      const c = await api(`/api/v1/conversations/${id}`, { method: "PATCH", body: JSON.stringify({ folder_id: folderId }) });
+      const c = await api(`/api/v1/conversations/${id}`, { method: "PATCH", body: JSON.stringify({ folder_id: folder && folder.id }) });
       if (id !== conversationId) return;
       setFolder(c.folder);
       $("folder").open = false;
@@ -300,7 +309,7 @@
     try {
       const folder = await api("/api/v1/folders", { method: "POST", body: JSON.stringify({ name: input.value }) });
       input.value = "";
-      await moveTo(folder.id);
+      await moveTo(folder);
     } catch (err) { folderError(err.message); }
   });
   $("folder-rename").addEventListener("click", async () => {
@@ -371,7 +380,7 @@
     conversationId = null;
     setExport(null);
     setArchived(null);
-    setFolder(undefined);
+    setFolder(null);
     answers.clear();
     thread.clear();
     $("messages").replaceChildren($("empty-state") || emptyState);
@@ -907,7 +916,7 @@
     if (ev.type === "accepted") {
       const isNew = conversationId !== ev.conversation_id;
       conversationId = ev.conversation_id;
-      if (isNew) { setExport(conversationId); setFolder(null); }  // a new conversation is not shared yet, in no folder
+      if (isNew) setExport(conversationId);  // a new conversation is not shared yet (its folder is the one it was asked in)
       const unarchived = archivedNow === true;  // asked in again: the server brought it back
       setArchived(false);
       const edit = sent.edit;
@@ -1272,7 +1281,8 @@
   // A question as the socket takes it: in the conversation shown, its scope and its chat model.
   function askFrame(content) {
     return { type: "ask", request_id: uuid(), conversation_id: conversationId, content, collections: selectedCollections(),
-      documents: documentScope.map((d) => d.id), ...(modelPick ? { model: modelPick.value } : {}) };
+      documents: documentScope.map((d) => d.id), ...(modelPick ? { model: modelPick.value } : {}),
+      ...(!conversationId && folderNow ? { folder: folderNow.id } : {}) };  // a new one starts in it
   }
 
   // The chat model, where the operator offers more than one: chosen per conversation (the choice is
