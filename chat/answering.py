@@ -117,6 +117,7 @@ def _exchange_start(*, check=None, admit=None, **kwargs) -> tuple[dict, dict | N
             collection_ids=kwargs["collection_ids"],
             document_ids=kwargs.get("document_ids"),
             model=kwargs.get("model") or "",
+            folder_id=kwargs.get("folder_id"),
         )
     else:
         context = selectors.generation_context(message_id=ids["message_id"])

@@ -7,6 +7,7 @@ import tempfile
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -76,11 +77,23 @@ class ConversationPatch(Schema):
 
 class FolderIn(Schema):
     name: str
+    instructions: str = ""
+    collections: list[int] = []
+
+
+class FolderPatch(Schema):
+    name: str | None = None
+    instructions: str | None = None  # "" for none
+    collections: list[int] | None = None  # [] for all
 
 
 class FolderOut(Schema):
     id: int
     name: str
+    # Go with every question asked in its conversations, after the person's own.
+    instructions: str
+    # What a conversation started in it searches (those the owner may still read); [] for all.
+    collections: list[int]
     conversations: int  # archived ones included
     created_at: datetime
 
@@ -249,11 +262,14 @@ def _folder(request, folder_id: int):
         raise Http404("no such folder") from None
 
 
-def _folder_out(folder, conversations: int) -> dict:
+def _folder_out(folder) -> dict:
+    counted = getattr(folder, "conversation_count", None)
     return {
         "id": folder.id,
         "name": folder.name,
-        "conversations": conversations,
+        "instructions": folder.instructions,
+        "collections": selectors.folder_collection_ids(folder=folder),
+        "conversations": folder.conversations.count() if counted is None else counted,
         "created_at": folder.created_at,
     }
 
@@ -261,7 +277,12 @@ def _folder_out(folder, conversations: int) -> dict:
 @router.get("/folders", response=list[FolderOut])
 def list_folders(request):
     """The caller's folders of conversations, by name."""
-    return [_folder_out(f, f.conversation_count) for f in selectors.folders_for_user(user=request.auth)]
+    return [_folder_out(f) for f in selectors.folders_for_user(user=request.auth)]
+
+
+@router.get("/folders/{folder_id}", response=FolderOut)
+def get_folder(request, folder_id: int):
+    return _folder_out(_folder(request, folder_id))
 
 
 @contextlib.contextmanager
@@ -276,17 +297,27 @@ def _folder_refusals():
 
 @router.post("/folders", response={201: FolderOut})
 def create_folder(request, payload: FolderIn):
-    with _folder_refusals():
+    """A folder: its name, and optionally the instructions and collections its conversations follow."""
+    with _folder_refusals(), transaction.atomic():
         folder = services.folder_create(user=request.auth, name=payload.name)
-    return Status(201, _folder_out(folder, 0))
+        services.folder_update(
+            folder=folder, instructions=payload.instructions, collection_ids=payload.collections
+        )
+    return Status(201, _folder_out(folder))
 
 
 @router.patch("/folders/{folder_id}", response=FolderOut)
-def rename_folder(request, folder_id: int, payload: FolderIn):
+def update_folder(request, folder_id: int, payload: FolderPatch):
+    """Rename it, or change its instructions or collections (all of the change, or none)."""
     folder = _folder(request, folder_id)
     with _folder_refusals():
-        services.folder_rename(folder=folder, name=payload.name)
-    return _folder_out(folder, folder.conversations.count())
+        services.folder_update(
+            folder=folder,
+            name=payload.name,
+            instructions=payload.instructions,
+            collection_ids=payload.collections,
+        )
+    return _folder_out(folder)
 
 
 @router.delete("/folders/{folder_id}", response={204: None})

@@ -9,10 +9,17 @@ from django.db.models.functions import Lower
 
 class Folder(models.Model):
     """A person's folder of conversations: the sidebar lists each folder's conversations under its
-    name, after the pinned ones. Deleting it keeps its conversations, out of any folder."""
+    name, after the pinned ones. Deleting it keeps its conversations, out of any folder.
+
+    Like a project: its `instructions` go with every question asked in its conversations (after the
+    person's own), and a conversation started in it searches its `collections` (none: all)."""
+
+    INSTRUCTIONS_MAX = 1500
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=100)
+    instructions = models.TextField(blank=True, max_length=INSTRUCTIONS_MAX)
+    collections = models.ManyToManyField("retrieval.Collection", blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -59,6 +59,13 @@ def folder_get(*, user, folder_id: int) -> Folder:
     return Folder.objects.get(owner=user, id=folder_id)
 
 
+def folder_collection_ids(*, folder: Folder) -> list[int]:
+    """The folder's collections its owner may still read (a share withdrawn, a collection deleted:
+    left out), by id."""
+    readable = retrieval_selectors.collections_for_user(user=folder.owner, counted=False)
+    return sorted(readable.filter(id__in=folder.collections.values("id")).values_list("id", flat=True))
+
+
 def conversation_count(*, user) -> int:
     """All the user's conversations, archived ones included."""
     return Conversation.objects.filter(owner=user).count()
@@ -262,6 +269,7 @@ def generation_context(*, message_id) -> dict:
         document_ids=conversation_documents(conversation=conversation),
         history=history,
         model=conversation.model,
+        folder_id=conversation.folder_id,
     )
 
 
@@ -296,14 +304,14 @@ def thread_followed(*, conversation: Conversation):
 
 
 def question_context(
-    *, user, question: str, collection_ids, document_ids=None, history=(), model: str = ""
+    *, user, question: str, collection_ids, document_ids=None, history=(), model: str = "", folder_id=None
 ) -> dict:
     """What an answer needs, as generation_context returns it; also built directly for the first
     question of a new conversation, which has nothing earlier to read."""
     return {
         "user": user,
         "model": model,
-        "instructions": user_instructions(user=user),
+        "instructions": user_instructions(user=user, folder_id=folder_id),
         "question": question,
         "collection_ids": list(collection_ids) if collection_ids else None,
         "document_ids": list(document_ids) if document_ids else None,
@@ -333,9 +341,17 @@ def prompts_for_user(*, user) -> list[dict]:
     return sorted(rows, key=lambda r: (r["team"] is not None, r["name"], r["team"] or ""))
 
 
-def user_instructions(*, user) -> str:
-    """What the person asks of every answer written for them ("" when nothing)."""
-    return Preferences.objects.filter(user=user).values_list("instructions", flat=True).first() or ""
+def user_instructions(*, user, folder_id=None) -> str:
+    """What the person asks of every answer written for them ("" when nothing), then what they ask
+    of those in the folder (`folder_id`) the conversation is in."""
+    own = Preferences.objects.filter(user=user).values_list("instructions", flat=True).first() or ""
+    folder = ""
+    if folder_id is not None:
+        folder = (
+            Folder.objects.filter(id=folder_id, owner=user).values_list("instructions", flat=True).first()
+            or ""
+        )
+    return "\n\n".join(text for text in (own, folder) if text)
 
 
 def quota_for_user(*, user) -> int:

@@ -657,9 +657,39 @@ def folder_create(*, user, name: str) -> Folder:
     return _folder_saved(Folder(owner=user, name=_folder_name(name)))
 
 
-def folder_rename(*, folder: Folder, name: str) -> Folder:
-    folder.name = _folder_name(name)
-    return _folder_saved(folder, update_fields=["name"])
+def folder_update(
+    *,
+    folder: Folder,
+    name: str | None = None,
+    instructions: str | None = None,
+    collection_ids: list[int] | None = None,
+) -> Folder:
+    """Rename the folder, or change what its conversations follow: `instructions` (with every question
+    asked in them) and `collection_ids` (what one started in it searches; [] for all). ValueError for
+    a bad name, instructions too long, or a collection the owner may not read (all or nothing)."""
+    fields = []
+    if name is not None:
+        folder.name, fields = _folder_name(name), [*fields, "name"]
+    if instructions is not None:
+        instructions = instructions.strip()
+        if len(instructions) > Folder.INSTRUCTIONS_MAX:
+            raise ValueError(f"a folder's instructions are at most {Folder.INSTRUCTIONS_MAX} characters")
+        folder.instructions, fields = instructions, [*fields, "instructions"]
+    if collection_ids is not None:
+        readable = set(
+            retrieval_selectors.collections_for_user(user=folder.owner, counted=False).values_list(
+                "id", flat=True
+            )
+        )
+        unknown = sorted(set(collection_ids) - readable)
+        if unknown:
+            raise ValueError(f"no collection {unknown[0]} that you may read")
+    with transaction.atomic():
+        if fields:
+            _folder_saved(folder, update_fields=fields)
+        if collection_ids is not None:
+            folder.collections.set(collection_ids)
+    return folder
 
 
 def folder_delete(*, folder: Folder) -> None:

@@ -59,15 +59,15 @@ def test_the_pages_pass_axe(handbook, browser, csp_violations, live_url, scheme,
     SavedPrompt.objects.create(team=handbook.collection.team, name="lending", text="Who lends laptops?")
     sign_in(page, live_url, "erin", "pw-erin-12345")
     check("chat, empty")
-    page.fill("textarea", "/")
+    page.fill("#question", "/")
     expect(page.locator("#prompt-menu [role=option]")).to_have_count(2)  # one the team's
     check("chat, saved prompts offered")
-    page.fill("textarea", "")
+    page.fill("#question", "")
     page.locator("#attach summary").click()
     expect(page.locator("#attach-url")).to_be_visible()
     check("chat, attach menu")
     page.locator("#attach summary").click()
-    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.fill("#question", "How many days of paid leave do employees get?")
     page.keyboard.press("Enter")
     answer = page.locator("article.msg.assistant").first
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)

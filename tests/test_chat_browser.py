@@ -60,7 +60,7 @@ def drop_file(page, target: str, name: str, text: str) -> bool:
 
 def ask(page, question: str):
     """Type the question and send it; the first answer's article."""
-    page.fill("textarea", question)
+    page.fill("#question", question)
     page.keyboard.press("Enter")
     return page.locator("article.msg.assistant").first
 
@@ -266,7 +266,7 @@ def test_a_shared_conversation_opens_for_a_teammate_read_only(page, live_url, me
     expect(page.locator("#share-url")).to_have_value(url)
     page.locator("#share summary").click()
     follow_up = page.locator("article.msg.assistant").nth(1)
-    page.fill("textarea", "And how are travel expenses reimbursed?")
+    page.fill("#question", "And how are travel expenses reimbursed?")
     page.keyboard.press("Enter")
     expect(follow_up).to_have_attribute("data-status", "stop", timeout=30_000)
     expect(page.locator("#share summary")).to_have_text("Shared")  # asking on keeps the link shown
@@ -312,7 +312,7 @@ def test_ask_about_one_document_from_the_library(page, live_url, member):
     page.goto(f"{live_url}/library/")
     page.get_by_role("link", name="Ask about contractors").click()
     expect(page.locator("#scope summary")).to_have_text("Document: contractors")
-    expect(page.locator("textarea")).to_have_attribute("placeholder", "Ask about contractors…")
+    expect(page.locator("#question")).to_have_attribute("placeholder", "Ask about contractors…")
     answer = ask(page, "How many days of paid annual leave per year?")
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     expect(answer.locator(".body")).to_contain_text("10 days")
@@ -342,7 +342,7 @@ def test_hash_and_a_name_narrows_the_question_to_documents_chosen_in_the_box(pag
     services.documents_ingest(document_ids=[contractors.id])
     upload(handbook, "contracts draft.md", b"# Draft\n\nNot read yet.\n", enqueue=False)  # not ready
     sign_in(page, live_url, "erin", "pw-erin-12345")
-    box, menu = page.locator("textarea"), page.locator("#prompt-menu")
+    box, menu = page.locator("#question"), page.locator("#prompt-menu")
     box.fill("How many days of paid annual leave per year? #CONTR")
     expect(menu).to_have_attribute("aria-label", "Documents")
     expect(menu.get_by_role("option")).to_have_text(["contractors handbook"])
@@ -543,7 +543,7 @@ def test_a_long_source_stays_inside_the_page_and_the_composer_in_view(page, live
     assert box["y"] + box["height"] <= 800
     assert page.evaluate("document.documentElement.scrollHeight") <= 800
     # The keys' hint would wrap out of the phone's question box: its placeholder is the short one.
-    expect(page.locator("textarea")).to_have_attribute("placeholder", "Ask a question…")
+    expect(page.locator("#question")).to_have_attribute("placeholder", "Ask a question…")
     # The header: the title keeps most of a line beside the menu button, and the share and scope
     # menus open inside the screen.
     assert page.locator("#chat-title").bounding_box()["width"] > 0.6 * 320
@@ -561,7 +561,7 @@ def test_any_question_can_be_edited_into_a_new_version_of_it(page, live_url, mem
     sign_in(page, live_url, "erin", "pw-erin-12345")
     first = ask(page, "How are travel expenses reimbursed?")
     expect(first).to_have_attribute("data-status", "stop", timeout=30_000)
-    page.fill("textarea", "How many days of paid leaf?")
+    page.fill("#question", "How many days of paid leaf?")
     page.keyboard.press("Enter")
     answers = page.locator("article.msg.assistant")
     expect(answers).to_have_count(2)
@@ -574,8 +574,8 @@ def test_any_question_can_be_edited_into_a_new_version_of_it(page, live_url, mem
     assert bubble["height"] - words["height"] < 24
     last.hover()
     last.get_by_role("button", name="Edit your question").click()
-    expect(page.locator("textarea")).to_have_value("How many days of paid leaf?")
-    page.fill("textarea", "How many days of paid leave do employees get?")
+    expect(page.locator("#question")).to_have_value("How many days of paid leaf?")
+    page.fill("#question", "How many days of paid leave do employees get?")
     page.keyboard.press("Enter")
     expect(last.locator(".body")).to_have_text("How many days of paid leave do employees get?")
     expect(answers).to_have_count(2)
@@ -605,7 +605,7 @@ def test_any_question_can_be_edited_into_a_new_version_of_it(page, live_url, mem
     opening = page.locator("article.msg.user").first
     opening.hover()
     opening.get_by_role("button", name="Edit your question").click()
-    page.fill("textarea", "How are train tickets booked?")
+    page.fill("#question", "How are train tickets booked?")
     page.keyboard.press("Enter")
     expect(page.locator("article.msg.assistant").first).to_have_attribute(
         "data-status", "stop", timeout=30_000
@@ -618,12 +618,12 @@ def test_any_question_can_be_edited_into_a_new_version_of_it(page, live_url, mem
         "How many days of paid leave do employees get?"
     )
     # Up in the empty box edits the last question; Esc lets it go.
-    page.locator("textarea").focus()
+    page.locator("#question").focus()
     page.keyboard.press("ArrowUp")
-    expect(page.locator("textarea")).to_have_value("How many days of paid leave do employees get?")
+    expect(page.locator("#question")).to_have_value("How many days of paid leave do employees get?")
     expect(page.locator("#connection")).to_contain_text("Editing your question")
     page.keyboard.press("Escape")
-    expect(page.locator("textarea")).to_have_value("")
+    expect(page.locator("#question")).to_have_value("")
 
 
 def test_an_archived_conversation_leaves_the_list_and_comes_back_when_asked_in(page, live_url, member):
@@ -651,7 +651,7 @@ def test_an_archived_conversation_leaves_the_list_and_comes_back_when_asked_in(p
     expect(page.locator("article.msg.assistant")).to_have_count(1)
     expect(page.get_by_role("button", name="Unarchive the conversation")).to_be_visible()
     expect(items).to_have_count(1)
-    page.fill("textarea", "And sick leave?")
+    page.fill("#question", "And sick leave?")
     page.keyboard.press("Enter")
     expect(page.locator("article.msg.assistant").nth(1)).to_have_attribute(
         "data-status", re.compile("."), timeout=30_000
@@ -777,7 +777,7 @@ def test_a_saved_prompt_is_put_in_the_box_by_typing_its_name(page, live_url, mem
         team=Team.objects.get(name="People"), name="lending", text="Who lends laptops?"
     )
     sign_in(page, live_url, "erin", "pw-erin-12345")
-    box, menu = page.locator("textarea"), page.locator("#prompt-menu")
+    box, menu = page.locator("#question"), page.locator("#prompt-menu")
     box.fill("/le")
     expect(menu.get_by_role("option")).to_have_count(3)
     expect(menu.get_by_role("option").nth(2)).to_have_text("/lending People Who lends laptops?")
@@ -961,11 +961,26 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     heads.first.locator(".fold").click()
     expect(items.filter(has_text="Expenses?")).to_be_visible()
 
-    # A new conversation started from the heading's + is asked in the folder.
+    # What its conversations follow: instructions, and the collections a new one searches.
+    menu.locator("summary").click()
+    menu.get_by_label("Instructions for its conversations").fill("Answer for the Berlin office.")
+    menu.get_by_role("checkbox", name="handbook").check()
+    menu.get_by_role("button", name="Save").click()
+    expect(menu.locator("#folder-saved")).to_have_text("Saved.")
+    menu.locator("summary").click()
+    from chat.models import Folder
+
+    folder = Folder.objects.get(name="HR questions")
+    assert folder.instructions == "Answer for the Berlin office."
+    assert [c.name for c in folder.collections.all()] == ["handbook"]
+
+    # A new conversation started from the heading's + is asked in the folder, in its collections.
+    expect(page.locator("#scope-label")).to_have_text("all")
     heads.first.hover()
     heads.first.get_by_role("button", name="New conversation in HR questions").click()
     expect(page.locator("#chat-title")).to_have_text("New conversation")
     expect(menu.locator("summary")).to_have_text("Folder: HR questions")
+    expect(page.locator("#scope-label")).to_have_text("handbook")
     answer = ask(page, "How many days of paid leave do employees get?")
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)
     expect(items).to_have_count(4)
@@ -1205,7 +1220,7 @@ def test_the_model_chosen_for_a_conversation_writes_its_answers(page, provider_u
     ) as patched:
         pick.select_option(label="fake-chat")
     assert patched.value.ok
-    page.fill("textarea", "And how are travel expenses reimbursed?")
+    page.fill("#question", "And how are travel expenses reimbursed?")
     page.keyboard.press("Enter")
     expect(page.locator("article.msg.assistant").nth(1)).to_have_attribute(
         "data-status", "stop", timeout=30_000
@@ -1512,14 +1527,14 @@ def test_a_reworded_question_past_the_rate_goes_back_in_the_box(page, limited_ur
     question = page.locator("article.msg.user").first
     question.hover()
     question.get_by_role("button", name="Edit your question").click()
-    page.fill("textarea", "How many days of paid leave do employees get?")
+    page.fill("#question", "How many days of paid leave do employees get?")
     page.keyboard.press("Enter")
     expect(page.locator("#connection")).to_contain_text("too many questions; try again in")
-    expect(page.locator("textarea")).to_have_value("How many days of paid leave do employees get?")
+    expect(page.locator("#question")).to_have_value("How many days of paid leave do employees get?")
     expect(question.locator(".body")).to_have_text("How many days of paid leaf?")
     expect(page.locator("article.msg.assistant")).to_have_count(1)
     page.keyboard.press("Escape")  # still editing: Esc lets the new words go
-    expect(page.locator("textarea")).to_have_value("")
+    expect(page.locator("#question")).to_have_value("")
 
 
 def test_an_earlier_answer_regenerated_is_a_version_with_a_branch_of_its_own(page, live_url, member):
@@ -1531,7 +1546,7 @@ def test_an_earlier_answer_regenerated_is_a_version_with_a_branch_of_its_own(pag
     first = ask(page, "How many days of paid leave do employees get?")
     expect(first).to_have_attribute("data-status", "stop", timeout=30_000)
     old_id = first.get_attribute("data-message")
-    page.fill("textarea", "How are travel expenses reimbursed?")
+    page.fill("#question", "How are travel expenses reimbursed?")
     page.keyboard.press("Enter")
     answers = page.locator("article.msg.assistant")
     expect(answers.nth(1)).to_have_attribute("data-status", "stop", timeout=30_000)

@@ -55,4 +55,4 @@ def test_a_person_changes_their_password_from_their_name(page, live_url, make_us
     page.fill("input[name=username]", "jo")
     page.fill("input[name=password]", "jo-second-pw-77")
     page.click("button[type=submit]")
-    expect(page.locator("textarea")).to_be_enabled()
+    expect(page.locator("#question")).to_be_enabled()

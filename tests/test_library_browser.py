@@ -21,7 +21,7 @@ def sign_in(page, base, username, password):
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     # Enabled by chat.js once its handlers are in place: a file chosen before would go unheard.
-    expect(page.locator("textarea")).to_be_enabled()
+    expect(page.locator("#question")).to_be_enabled()
 
 
 def today() -> str:
@@ -1076,7 +1076,7 @@ def test_a_site_added_on_the_library_page_is_read_into_documents_and_removed_wit
 
     # An answer drawn from it opens the passage, and links the page it was read from.
     page.goto(f"{live_url}/")
-    page.fill("textarea", "How many days of leave do employees get a year?")
+    page.fill("#question", "How many days of leave do employees get a year?")
     page.keyboard.press("Enter")
     answer = page.locator("article.msg.assistant").first
     expect(answer).to_have_attribute("data-status", "stop", timeout=30_000)

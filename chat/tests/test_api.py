@@ -500,6 +500,42 @@ def test_folders_group_conversations_after_the_pinned_ones_and_are_the_owners_al
     assert listed() == [("Q2?", "Budget"), ("Q3?", None), ("Q1?", None), ("Q0?", None)]
 
 
+def test_a_folders_instructions_and_collections_are_its_owners_to_set(
+    client, alice, bob, collection_a, collection_b, key
+):
+    """A folder keeps instructions and the collections its new conversations search: only ones its
+    owner may read (a refusal changes nothing), and one no longer readable is left out."""
+    auth = key(alice)
+
+    def call(method, path, body=None):
+        return getattr(client, method)(f"/api/v1{path}", body, content_type="application/json", **auth)
+
+    made = call(
+        "post",
+        "/folders",
+        {"name": "Berlin", "instructions": " Office: Berlin. ", "collections": [collection_a.id]},
+    )
+    assert made.status_code == 201
+    folder = made.json()
+    assert (folder["instructions"], folder["collections"]) == ("Office: Berlin.", [collection_a.id])
+    url = f"/folders/{folder['id']}"
+    refused = call("patch", url, {"name": "Munich", "collections": [collection_b.id]})
+    assert refused.status_code == 400 and str(collection_b.id) in refused.json()["error"]["message"]
+    assert call("patch", url, {"instructions": "x" * 1501}).status_code == 400
+    assert call("get", url).json() | {"created_at": None} == folder | {"created_at": None}  # nothing changed
+    assert call("post", "/folders", {"name": "Other", "collections": [collection_b.id]}).status_code == 400
+    assert [f["name"] for f in call("get", "/folders").json()] == ["Berlin"]  # not made either
+
+    changed = call("patch", url, {"instructions": "", "collections": []}).json()
+    assert (changed["name"], changed["instructions"], changed["collections"]) == ("Berlin", "", [])
+    call("patch", url, {"collections": [collection_a.id]})
+    from retrieval import services as retrieval_services
+
+    retrieval_services.collection_delete(collection=collection_a)
+    assert call("get", url).json()["collections"] == []
+    assert client.get(f"/api/v1{url}", **key(bob)).status_code == 404
+
+
 def test_an_archived_conversation_leaves_the_list_until_asked_in_again(client, alice, bob, key):
     """Archiving is not activity (nor is bringing back) and unpins; `archived=true` lists the archived
     ones, search included; a question, an edit or a regeneration in one brings it back."""

@@ -302,6 +302,34 @@ async def test_the_askers_own_instructions_reach_the_model_with_every_question_a
     await ws.disconnect()
 
 
+async def test_a_folders_instructions_reach_the_model_for_its_conversations_only(
+    alice, handbook, openai_provider
+):
+    """A folder's instructions go with every question asked in its conversations (the first one's
+    and a regeneration's), after the person's own; not with a conversation outside it."""
+    from chat import services
+
+    await sync_to_async(services.instructions_set)(user=alice, instructions="Answer briefly.")
+    folder = await sync_to_async(services.folder_create)(user=alice, name="Berlin")
+    await sync_to_async(services.folder_update)(folder=folder, instructions="I work in the Berlin office.")
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?", folder=folder.id)
+    await until_done(ws)
+    # A regeneration reads the stored conversation, as a follow-up does.
+    await ws.send_json_to({"type": "regenerate", "message_id": accepted["message_id"], "request_id": "again"})
+    await ws.receive_json_from(timeout=30)
+    await until_done(ws)
+    await ask(ws, "How many days of paid leave do employees get?")
+    await until_done(ws)
+    await ws.disconnect()
+    requests = openai_provider.requests_to("/chat/completions")
+    systems = [r["body"]["messages"][0]["content"] for r in requests]
+    assert len(systems) == 3
+    for system in systems[:2]:
+        assert "Answer briefly.\n\nI work in the Berlin office." in system
+    assert "Answer briefly." in systems[2] and "Berlin" not in systems[2]
+
+
 async def test_a_greeting_is_answered_in_kind_without_a_search_or_a_model(alice, handbook, openai_provider):
     """A greeting ("Hi") is the first thing many users type: it gets one back, not a refusal."""
     ws = await connect(alice)

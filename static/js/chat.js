@@ -186,11 +186,13 @@
     const start = document.createElement("button");
     start.type = "button"; start.className = "ghost small"; start.textContent = "+";
     start.setAttribute("aria-label", `New conversation in ${name}`);
-    start.addEventListener("click", () => {
+    start.addEventListener("click", async () => {
       newConversation();
       setFolder({ id: Number(id), name });
       closeSidebar();
       $("question").focus();
+      const folder = await api(`/api/v1/folders/${id}`).catch(() => null);
+      if (folder && !conversationId && folderNow && folderNow.id === folder.id) startIn(folder);
     });
     head.append(fold, start);
     return head;
@@ -281,8 +283,11 @@
     folderError("");
     const current = folderNow ? folderNow.id : null;
     $("folder-current").hidden = !folderNow;
+    $("folder-form").hidden = true;  // until filled in: words typed before would be overwritten
     let folders;
     try { folders = await api("/api/v1/folders"); } catch (e) { folderError("Your folders could not be loaded; try again."); return; }
+    const open = folderNow && folders.find((f) => f.id === folderNow.id);
+    if (open) folderForm(open);
     $("folder-list").replaceChildren(...[{ id: null, name: "No folder" }, ...folders].map((f) => {
       const li = document.createElement("li"), b = document.createElement("button");
       b.type = "button"; b.className = "ghost small"; b.textContent = f.name;
@@ -292,9 +297,44 @@
       return li;
     }));
   }
+  // The open folder's instructions and collections (those of the scope menu: the ones readable).
+  function folderForm(folder) {
+    const form = $("folder-form");
+    form.elements.instructions.value = folder.instructions;
+    $("folder-saved").textContent = "";
+    const boxes = [...document.querySelectorAll("#scope input[name=collection]")].map((input) => {
+      const label = document.createElement("label"), box = document.createElement("input");
+      box.type = "checkbox"; box.name = "folder-collection"; box.value = input.value;
+      box.checked = folder.collections.includes(Number(input.value));
+      label.append(box, " ", input.parentElement.textContent.trim());
+      return label;
+    });
+    $("folder-collections").replaceChildren($("folder-collections").querySelector("legend"), ...boxes);
+    form.hidden = false;
+  }
+  $("folder-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const folder = folderNow;
+    if (!folder) return;
+    const collections = [...$("folder-form").querySelectorAll("input[name=folder-collection]:checked")].map((b) => Number(b.value));
+    try {
+      const saved = await api(`/api/v1/folders/${folder.id}`, { method: "PATCH", body: JSON.stringify({ instructions: $("folder-form").elements.instructions.value, collections }) });
+      $("folder-saved").textContent = "Saved.";
+      if (!conversationId) startIn(saved);  // a conversation not yet asked searches what it now says
+    } catch (err) { folderError(err.message); }
+  });
+  // A new conversation in the folder: it searches the folder's collections, when it names any.
+  function startIn(folder) {
+    setFolder({ id: folder.id, name: folder.name });
+    if (folder.collections.length && !documentScope.length) setScope(folder.collections);
+  }
   async function moveTo(folder) {
     const id = conversationId;
-    if (!id) { setFolder(folder); $("folder").open = false; return; }  // not asked yet: it starts there
+    if (!id) {  // not asked yet: it starts there
+      if (folder) startIn(folder); else setFolder(null);
+      $("folder").open = false;
+      return;
+    }
     try {
       const c = await api(`/api/v1/conversations/${id}`, { method: "PATCH", body: JSON.stringify({ folder_id: folder && folder.id }) });
       if (id !== conversationId) return;
