@@ -872,19 +872,25 @@ def documents_enqueue(*, document_ids: Sequence[int], batch_size: int = 1) -> No
         transaction.on_commit(lambda batch=batch: ingest_documents.delay(batch), robust=True)
 
 
+def _document_recorded(action: str, document: Document, actor, *, name: str | None = None, **details) -> None:
+    """An audit event about a document: under its address or file name unless `name` is given, in its
+    collection's team, the collection's name among the details."""
+    audit.record(
+        action,
+        actor=actor,
+        target=document,
+        name=name if name is not None else document.source_url or document.original_name,
+        team=document.collection.team_id,
+        details={"collection": document.collection.name, **details},
+    )
+
+
 def document_requeue(*, document: Document, reset_attempts: bool = False, actor=None) -> None:
     """Queue the document again. `actor`: the person who asked (recorded; the sweep's are not)."""
     with transaction.atomic():
         _requeue([document.id], reset_attempts=reset_attempts)
         if actor is not None:
-            audit.record(
-                "document_retry",
-                actor=actor,
-                target=document,
-                name=document.source_url or document.original_name,
-                team=document.collection.team_id,
-                details={"collection": document.collection.name, "status": document.status},
-            )
+            _document_recorded("document_retry", document, actor, status=document.status)
 
 
 def _requeue(ids: Sequence[int], *, reset_attempts: bool, batch_size: int = 1) -> None:
@@ -934,14 +940,7 @@ def document_delete(*, document: Document, actor=None) -> None:
     """Delete the document, its chunks (so they are never retrieved again) and its stored file."""
     with transaction.atomic():
         _documents_remove([document])
-        audit.record(
-            "document_delete",
-            actor=actor,
-            target=document,
-            name=document.source_url or document.original_name,
-            team=document.collection.team_id,
-            details={"collection": document.collection.name},
-        )
+        _document_recorded("document_delete", document, actor)
 
 
 TITLE_MAX = Document._meta.get_field("title").max_length
@@ -963,13 +962,7 @@ def document_rename(*, document: Document, title: str, actor=None) -> Document:
         # The title alone: a worker ingesting the document writes its status fields, never this one.
         Document.objects.filter(id=document.id).update(title=title, updated_at=timezone.now())
         document.title = title
-        audit.record(
-            "document_rename",
-            actor=actor,
-            target=document,
-            team=document.collection.team_id,
-            details={"from": before, "collection": document.collection.name},
-        )
+        _document_recorded("document_rename", document, actor, name=title, **{"from": before})
         event = {"id": document.id, "collection_id": document.collection_id, "title": title}
         transaction.on_commit(lambda: progress.publish_renamed(**event))
     return document
