@@ -140,14 +140,22 @@ CONVERSATIONS_PAGE = 200
 
 @router.get("/conversations", response=list[ConversationOut])
 def list_conversations(
-    request, q: str = "", limit: int = CONVERSATIONS_PAGE, offset: int = 0, archived: bool = False
+    request,
+    q: str = "",
+    limit: int = CONVERSATIONS_PAGE,
+    offset: int = 0,
+    archived: bool = False,
+    folder: int | None = None,
 ):
     """The caller's conversations, pinned ones first, then newest first, `limit` (at most 200) from
     `offset`; `q` keeps those whose title or any message contains it, in any case, each with its newest
     such message's id and a snippet of it (`match`; null when only the title holds it). Archived ones
-    are left out; `archived=true` lists them instead, last archived first."""
+    are left out; `archived=true` lists them instead, last archived first. `folder`: only those in
+    that folder of the caller's (404 for another id)."""
     limit, offset = max(1, min(limit, CONVERSATIONS_PAGE)), max(0, offset)
     conversations = selectors.conversations_for_user(user=request.auth, query=q[:200], archived=archived)
+    if folder is not None:
+        conversations = conversations.filter(folder=_folder(request, folder))
     page = list(
         conversations.select_related("folder").prefetch_related("collections", "documents__collection")[
             offset : offset + limit

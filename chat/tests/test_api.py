@@ -482,6 +482,8 @@ def test_folders_group_conversations_after_the_pinned_ones_and_are_the_owners_al
     call("patch", f"/conversations/{made[1]}", {"folder_id": budget["id"]})
     call("patch", f"/conversations/{made[2]}", {"folder_id": budget["id"], "pinned": True})
     assert listed() == [("Q2?", "Budget"), ("Q1?", "Budget"), ("Q0?", "Trips 2026"), ("Q3?", None)]
+    in_budget = call("get", f"/conversations?folder={budget['id']}").json()
+    assert [c["title"] for c in in_budget] == ["Q2?", "Q1?"]
     counts = {f["name"]: f["conversations"] for f in call("get", "/folders").json()}
     assert counts == {"Budget": 2, "Trips 2026": 1}
     assert [f["name"] for f in call("get", "/folders").json()] == ["Budget", "Trips 2026"]
@@ -490,6 +492,7 @@ def test_folders_group_conversations_after_the_pinned_ones_and_are_the_owners_al
     assert call("patch", f"/conversations/{made[1]}", {"folder_id": None}).json()["folder"] is None
     theirs = call("post", "/folders", {"name": "Trips 2026"}, who=key(bob)).json()  # a name of their own
     assert call("patch", f"/conversations/{made[3]}", {"folder_id": theirs["id"]}).status_code == 404
+    assert call("get", f"/conversations?folder={theirs['id']}").status_code == 404
     for method, body in (("patch", {"name": "mine"}), ("delete", None)):
         assert call(method, f"/folders/{theirs['id']}", body).status_code == 404
     assert [f["name"] for f in call("get", "/folders", who=key(bob)).json()] == ["Trips 2026"]
