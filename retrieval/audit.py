@@ -41,6 +41,9 @@ ACTIONS = {
     "conversation_share": "shared a conversation",
     "conversation_unshare": "stopped sharing a conversation",
     "conversations_expire": "deleted conversations past the retention",
+    "admin_add": "added an object in Django admin",
+    "admin_change": "changed an object in Django admin",
+    "admin_delete": "deleted an object in Django admin",
 }
 
 
@@ -52,10 +55,11 @@ def record(
     name: str | None = None,
     team=None,
     details: dict | None = None,
+    target_ref: tuple[str, str] | None = None,
 ) -> AuditEvent:
     """Write one event. `target`: the object acted on (its kind, id and, unless `name` is given,
-    its name as it is now); `team`: the team it concerns (its admins see it); `actor`: None for the
-    system."""
+    its name as it is now), or `target_ref` (its kind and id) for one that may be gone; `team`: the
+    team it concerns (its admins see it); `actor`: None for the system."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
@@ -64,13 +68,17 @@ def record(
         ipaddress.ip_address(address or "")
     except ValueError:
         address = None  # a test client's or a socket's address that is no IP
+    if target is not None:
+        kind, pk = target._meta.model_name, "" if target.pk is None else str(target.pk)
+    else:
+        kind, pk = target_ref or ("", "")
     return AuditEvent.objects.create(
         actor=user,
         actor_name=user.get_username() if user else "",
         action=action,
         team_id=getattr(team, "pk", team),
-        target_type=target._meta.model_name if target is not None else "",
-        target_id=str(target.pk) if target is not None and target.pk is not None else "",
+        target_type=kind,
+        target_id=pk,
         target=(name if name is not None else str(target) if target is not None else "")[:300],
         details=details or {},
         ip=address,
@@ -104,9 +112,31 @@ def _signed_out(sender, request, user, **_) -> None:
         record("sign_out", actor=user, target=user)
 
 
-def connect() -> None:
-    from django.contrib.auth import signals
+def _admin_logged(sender, instance, created, **_) -> None:
+    """Every add, change and deletion made in Django admin's forms and actions (its "Recent
+    actions"), so that the audit log holds them all; staff's, with no team (the services that such
+    an admin action calls may record their own event too)."""
+    from django.contrib.admin.models import ADDITION, CHANGE, DELETION
 
+    action = {ADDITION: "admin_add", CHANGE: "admin_change", DELETION: "admin_delete"}
+    if not created or instance.action_flag not in action:
+        return
+    kind = instance.content_type.model if instance.content_type_id else ""
+    record(
+        action[instance.action_flag],
+        actor=instance.user,
+        name=instance.object_repr,
+        target_ref=(kind, str(instance.object_id or "")),
+        details={"change": instance.get_change_message()} if instance.action_flag == CHANGE else {},
+    )
+
+
+def connect() -> None:
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth import signals
+    from django.db.models.signals import post_save
+
+    post_save.connect(_admin_logged, sender=LogEntry, dispatch_uid="docent-audit-admin")
     signals.user_logged_in.connect(_signed_in, dispatch_uid="docent-audit-sign-in")
     signals.user_login_failed.connect(_sign_in_failed, dispatch_uid="docent-audit-sign-in-failed")
     signals.user_logged_out.connect(_signed_out, dispatch_uid="docent-audit-sign-out")

@@ -229,6 +229,37 @@ def test_the_audit_log_is_read_only_in_the_admin(admin_client, alice):
     assert AuditEvent.objects.filter(id=event.id).exists()
 
 
+def test_what_staff_add_change_and_delete_in_the_admin_is_recorded(admin_client, admin_user):
+    """Django admin's own forms and actions ("Recent actions") go into the audit log too: who, which
+    object (its kind, id and name), and for a change, what changed."""
+    from chat.models import ModerationRule
+
+    AuditEvent.objects.all().delete()
+    form = {
+        "pattern": "salary of",
+        "kind": "phrase",
+        "applies_to": "question",
+        "category": "hr",
+        "enabled": "on",
+    }
+    assert admin_client.post("/admin/chat/moderationrule/add/", form).status_code == 302
+    rule = ModerationRule.objects.get()
+    changed = {**form, "category": "pay"}
+    assert admin_client.post(f"/admin/chat/moderationrule/{rule.id}/change/", changed).status_code == 302
+    deleted = admin_client.post(f"/admin/chat/moderationrule/{rule.id}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302 and not ModerationRule.objects.exists()
+    events = list(AuditEvent.objects.order_by("id"))
+    assert [(e.actor_id, e.action, e.target_type, e.target_id, e.target) for e in events] == [
+        (admin_user.id, action, "moderationrule", str(rule.id), name)
+        for action, name in [
+            ("admin_add", "hr: salary of"),
+            ("admin_change", "pay: salary of"),  # as it was then
+            ("admin_delete", "pay: salary of"),
+        ]
+    ]
+    assert events[1].details == {"change": "Changed Category."}
+
+
 def test_events_are_downloaded_as_csv_from_the_admin(admin_client, alice, make_team):
     team = make_team("Ops")
     first = audit.record("member_add", actor=alice, target=alice, team=team, details={"role": "member"})
