@@ -221,13 +221,18 @@ def _writable_collection_or_404(request, collection_id: int) -> Collection:
     """A collection the caller may change the documents of: 404 when they may not read it, 403
     when another team shares it with theirs to read only."""
     collection = _collection_or_404(request, collection_id)
-    if collection.team_id not in selectors.team_ids_for_user(user=request.auth):
+    _writable(collection, selectors.team_ids_for_user(user=request.auth))
+    return collection
+
+
+def _writable(collection: Collection, team_ids: set[int]) -> None:
+    """403 unless the collection is one of `team_ids`' (the caller's teams)."""
+    if collection.team_id not in team_ids:
         raise HttpError(
             403,
             f"collection {collection.name} is shared with your team to read; "
             f"only team {collection.team.name} changes its documents",
         )
-    return collection
 
 
 def _writable_document_or_404(request, document_id: int) -> Document:
@@ -291,6 +296,14 @@ def delete_collection(request, collection_id: int):
 
 class RetriedOut(Schema):
     queued: int
+
+
+class DocumentIds(Schema):
+    ids: list[int] = Field(..., min_length=1, max_length=500)
+
+
+class DeletedOut(Schema):
+    deleted: list[int]
 
 
 @router.post("/collections/{collection_id}/retry", response={202: RetriedOut, 403: ErrorOut})
@@ -384,6 +397,26 @@ def find_documents(
     if q:
         documents = selectors.documents_by_name_first(documents, q)
     return [document_out(d) for d in documents[offset : offset + limit]]
+
+
+# Before the routes with an id: "delete" is not one.
+@router.post("/documents/delete", response={200: DeletedOut, 403: ErrorOut})
+def delete_documents(request, payload: DocumentIds):
+    """Delete several documents at once (at most 500): all of them, or none when one is not found
+    (404) or is in a collection shared with the caller's team to read (403)."""
+    ids = list(dict.fromkeys(payload.ids))
+    found = (
+        selectors.documents_for_user(user=request.auth).filter(id__in=ids).select_related("collection__team")
+    )
+    documents = {d.id: d for d in found}
+    missing = [i for i in ids if i not in documents]
+    if missing:
+        raise Http404(f"no such document: {missing[0]}")
+    team_ids = selectors.team_ids_for_user(user=request.auth)
+    for document in documents.values():
+        _writable(document.collection, team_ids)
+    services.documents_delete(documents=list(documents.values()), actor=request.auth)
+    return {"deleted": ids}
 
 
 @router.get("/documents/{document_id}", response=DocumentOut)

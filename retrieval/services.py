@@ -938,9 +938,16 @@ def collection_retry_failed(*, collection: Collection, actor=None) -> int:
 
 def document_delete(*, document: Document, actor=None) -> None:
     """Delete the document, its chunks (so they are never retrieved again) and its stored file."""
+    documents_delete(documents=[document], actor=actor)
+
+
+def documents_delete(*, documents: Sequence[Document], actor=None) -> None:
+    """`document_delete` for several documents at once, in one transaction: all, or none. The
+    documents need their collection loaded."""
     with transaction.atomic():
-        _documents_remove([document])
-        _document_recorded("document_delete", document, actor)
+        _documents_remove(list(documents))
+        for document in documents:
+            _document_recorded("document_delete", document, actor)
 
 
 TITLE_MAX = Document._meta.get_field("title").max_length

@@ -711,6 +711,48 @@ def test_a_document_renamed_in_one_tab_is_renamed_in_the_other(
     assert "q3-final-v2.md" in opened.headers.get("content-disposition", "")
 
 
+def test_documents_chosen_by_their_boxes_are_deleted_at_once(
+    page, live_url, make_user, make_team, make_collection
+):
+    """Ticking rows shows how many are chosen and "Delete selected"; it asks first, then takes
+    them away (rows and count); Clear unticks the rest. A collection shared to read has no boxes."""
+    from retrieval.tests.helpers import upload
+
+    user = make_user("sam", password="pw-sam-12345")
+    team = make_team("Ops", members=[user])
+    collection = make_collection(team, "notes")
+    for i in range(3):
+        upload(collection, f"note-{i}.md", f"# Note {i}\n\nWords {i}.\n".encode(), enqueue=False)
+    shared = make_collection(make_team("Other"), "theirs")
+    shared.shared_with.add(team)
+    upload(shared, "theirs.md", b"# Theirs\n\nRead only.\n", enqueue=False)
+    sign_in(page, live_url, "sam", "pw-sam-12345")
+    page.goto(f"{live_url}/library/")
+    section = page.locator(f"section[data-collection='{collection.id}']")
+    bar = section.locator(".selection")
+    expect(bar).to_be_hidden()
+    expect(page.locator(f"section[data-collection='{shared.id}'] input.pick")).to_have_count(0)
+    section.get_by_role("checkbox", name="Select note-0").check()
+    section.get_by_role("checkbox", name="Select note-2").check()
+    expect(bar).to_contain_text("2 selected")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    bar.get_by_role("button", name="Delete selected").click()
+    expect(section.locator("li.doc")).to_have_count(3)  # not without a yes
+    assert asked == ["Delete 2 documents? Their passages are no longer searched."]
+    page.once("dialog", lambda dialog: dialog.accept())
+    bar.get_by_role("button", name="Delete selected").click()
+    expect(section.locator("li.doc")).to_have_count(1)
+    expect(section.locator("li.doc .name")).to_have_text("note-1")
+    expect(section.locator("header")).to_contain_text("1 document")
+    expect(bar).to_be_hidden()
+    assert list(collection.documents.values_list("original_name", flat=True)) == ["note-1.md"]
+    section.get_by_role("checkbox", name="Select note-1").check()
+    bar.get_by_role("button", name="Clear").click()
+    expect(section.get_by_role("checkbox", name="Select note-1")).not_to_be_checked()
+    expect(bar).to_be_hidden()
+
+
 def test_a_row_being_read_leaves_when_its_document_is_gone_though_no_news_came(
     page, live_url, make_user, make_team, make_collection
 ):

@@ -294,6 +294,39 @@ def test_delete_removes_document_and_chunks(client, alice, collection_a, key_for
     assert client.get(f"/api/v1/documents/{document.id}", **key_for(alice)).status_code == 404
 
 
+def test_several_documents_are_deleted_at_once_all_or_none(
+    client, alice, bob, team_a, collection_a, collection_b, key_for
+):
+    """POST /api/v1/documents/delete: every document named, with its passages, or none when one is
+    another team's (404) or of a collection shared to read (403)."""
+    from retrieval.models import AuditEvent
+
+    mine = [
+        upload(collection_a, f"n{i}.txt", f"Note {i} on travel.".encode(), enqueue=False)[0] for i in range(3)
+    ]
+    services.documents_ingest(document_ids=[d.id for d in mine])
+    theirs, _ = upload(collection_b, "b.txt", b"team b only", enqueue=False)
+    auth, url = key_for(alice), "/api/v1/documents/delete"
+
+    def delete(ids, who=auth):
+        return client.post(url, {"ids": ids}, "application/json", **who)
+
+    refused = delete([mine[0].id, theirs.id])
+    assert refused.status_code == 404 and str(theirs.id) in refused.json()["error"]["message"]
+    collection_b.shared_with.add(team_a)
+    assert delete([mine[0].id, theirs.id]).status_code == 403
+    assert delete([]).status_code in (400, 422)
+    assert Document.objects.count() == 4  # nothing deleted yet
+
+    done = delete([mine[0].id, mine[1].id, mine[0].id])
+    assert done.status_code == 200 and done.json() == {"deleted": [mine[0].id, mine[1].id]}
+    assert set(Document.objects.values_list("id", flat=True)) == {mine[2].id, theirs.id}
+    assert set(Chunk.objects.values_list("document_id", flat=True)) == {mine[2].id}
+    deleted = AuditEvent.objects.filter(action="document_delete").values_list("target", flat=True)
+    assert sorted(deleted) == ["n0.txt", "n1.txt"]
+    assert delete([theirs.id], who=key_for(bob)).status_code == 200
+
+
 def test_renaming_a_document_changes_what_it_is_called_not_its_file(
     client, alice, collection_a, key_for, django_capture_on_commit_callbacks
 ):

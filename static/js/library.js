@@ -32,6 +32,12 @@
     li.className = "doc";
     const file = document.createElement("span"); file.className = "file";
     const name = document.createElement("span"); name.className = "name"; name.textContent = title;
+    if (writable) {  // chosen for "Delete selected", once the upload has an id
+      const pick = document.createElement("input");
+      pick.type = "checkbox"; pick.className = "pick"; pick.hidden = true;
+      pick.setAttribute("aria-label", `Select ${title}`);
+      file.append(pick);
+    }
     file.append(name);
     const bar = document.createElement("progress"); bar.max = 1; bar.value = 0; bar.setAttribute("aria-label", "Progress of " + title);
     const status = document.createElement("span"); status.className = "status"; status.textContent = "uploading";
@@ -90,6 +96,8 @@
     if (del) del.hidden = !li.dataset.document;
     const rename = li.querySelector("[data-action=rename]");
     if (rename) rename.hidden = !li.dataset.document;
+    const pick = li.querySelector("input.pick");
+    if (pick) pick.hidden = !li.dataset.document;
     const ask = li.querySelector("[data-action=ask]");
     if (ask) {
       ask.hidden = !(li.dataset.document && ev.status === "ready");
@@ -485,6 +493,8 @@
   function retitle(li, title) {
     const name = li.querySelector(".name");
     name.textContent = title;
+    const pick = li.querySelector("input.pick");
+    if (pick) pick.setAttribute("aria-label", `Select ${title}`);
     if (name.tagName === "A") name.title = `Open ${title}`;
     li.querySelector("progress").setAttribute("aria-label", `Progress of ${title}`);
     for (const el of li.querySelectorAll(".actions [data-action]")) {
@@ -535,11 +545,48 @@
     vanish(id, li, li.closest(".collection"));
   });
 
+  // Several documents of a collection chosen by their boxes, deleted at once (all or none).
+  function picked(section) {
+    return [...section.querySelectorAll("li.doc[data-document] input.pick:checked")].map((box) => box.closest("li.doc"));
+  }
+  function showPicked(section) {
+    const bar = section && section.querySelector(".selection");
+    if (!bar) return;
+    const n = picked(section).length;
+    bar.hidden = !n;
+    bar.querySelector(".picked").textContent = `${n} selected`;
+  }
+  document.addEventListener("change", (e) => {
+    if (e.target.matches("li.doc input.pick")) showPicked(e.target.closest(".collection"));
+  });
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest(".selection button[data-action]");
+    if (!button) return;
+    const section = button.closest(".collection"), chosen = picked(section);
+    if (button.dataset.action === "clear-selection") {
+      chosen.forEach((li) => { li.querySelector("input.pick").checked = false; });
+      showPicked(section);
+      return;
+    }
+    const n = chosen.length;
+    if (!n || !confirm(`Delete ${n} document${n === 1 ? "" : "s"}? Their passages are no longer searched.`)) return;
+    button.disabled = true;
+    try {
+      await apiCall("/api/v1/documents/delete", { method: "POST", body: JSON.stringify({ ids: chosen.map((li) => Number(li.dataset.document)) }) });
+      chosen.forEach((li) => vanish(li.dataset.document, li, section));
+    } catch (err) {
+      alert(err.status ? err.message : "The documents could not be deleted; try again.");
+    } finally {
+      button.disabled = false;
+      showPicked(section);
+    }
+  });
+
   // A document gone (deleted, or replaced by its new version): its row leaves, and the count drops
   // once, whichever way the page learnt it.
   function vanish(id, li, section) {
     rows.delete(id);
-    if (li) li.remove();
+    if (li) { const where = li.closest(".collection"); li.remove(); showPicked(where); }
     if (gone.has(id)) return;
     gone.add(id);
     count(section, -1);
