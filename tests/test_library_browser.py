@@ -682,7 +682,8 @@ def test_a_document_renamed_in_one_tab_is_renamed_in_the_other(
     from retrieval.tests.helpers import upload
 
     user = make_user("rita", password="pw-rita-12345")
-    collection = make_collection(make_team("Ops", members=[user]), "plans")
+    team = make_team("Ops", members=[user], role="admin")
+    collection = make_collection(team, "plans")
     document, _ = upload(collection, "q3-final-v2.md", b"# Plan\n\nShip it.\n", enqueue=False)
     elsewhere(services.documents_ingest, document_ids=[document.id])
     sign_in(page, live_url, "rita", "pw-rita-12345")
@@ -709,6 +710,12 @@ def test_a_document_renamed_in_one_tab_is_renamed_in_the_other(
     expect(row.locator(".name")).to_have_text("Q3 plan")
     opened = page.request.get(live_url + row.locator(".name").get_attribute("href"))
     assert "q3-final-v2.md" in opened.headers.get("content-disposition", "")
+    # The team's activity says who renamed it, and what it was called.
+    activity = page.locator(f"section.team[data-team='{team.id}'] details.activity")
+    activity.locator("summary").click()
+    expect(activity.locator(".events li").first).to_contain_text(
+        "rita renamed a document: Q3 plan (in plans, was q3-final-v2)"
+    )
 
 
 def test_documents_chosen_by_their_boxes_are_deleted_at_once(

@@ -425,7 +425,9 @@
       if (d.everyone) return "read by every team";
       return d.teams.length ? `read by ${d.teams.join(", ")}` : "read by its own team only";
     }
-    if (e.action === "document_delete" || e.action === "web_source_add") return `in ${d.collection}`;
+    if (e.action === "document_rename") return `in ${d.collection}, was ${d.from}`;
+    if (["document_upload", "document_retry", "document_delete", "web_source_add"].includes(e.action)) return `in ${d.collection}`;
+    if (e.action === "collection_retry") return `${d.queued} failed document${d.queued === 1 ? "" : "s"}`;
     if (e.action === "web_source_remove") return `from ${d.collection}, ${d.documents} document${d.documents === 1 ? "" : "s"} deleted`;
     return "";
   }
