@@ -15,6 +15,7 @@ from django.utils.http import content_disposition_header
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
+from retrieval import selectors as retrieval_selectors
 from retrieval.auth import api_auth
 
 from . import exports, selectors, services
@@ -436,6 +437,34 @@ def list_chat_models(request):
     first; empty offline, where the extractive answerer writes every answer."""
     offered = chat_models()
     return {"default": offered[0] if offered else None, "models": offered}
+
+
+class MemberUsageOut(Schema):
+    username: str
+    role: str
+    answers: int
+    tokens: int
+    quota_tokens: int | None  # the monthly quota; null: unlimited
+
+
+class TeamUsageOut(Schema):
+    since: datetime
+    renews: datetime
+    members: list[MemberUsageOut]
+
+
+@router.get("/teams/{team_id}/usage", response=TeamUsageOut)
+def team_usage(request, team_id: int):
+    """What each member of the team has spent this month (its admins; 403 for its other members,
+    404 for another team): answers and tokens, chat and API, and each one's quota."""
+    team = retrieval_selectors.teams_for_user(user=request.auth).filter(id=team_id).first()
+    if team is None:
+        raise Http404("no such team")
+    if not retrieval_selectors.is_team_admin(user=request.auth, team_id=team.id):
+        raise HttpError(403, f"only an admin of team {team.name} can read its usage")
+    since = selectors.month_start()
+    members = selectors.team_usage(team_id=team.id, since=since)
+    return {"since": since, "renews": selectors.month_renews(since), "members": members}
 
 
 @router.get("/usage")

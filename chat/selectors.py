@@ -393,6 +393,34 @@ def usage_for_user(*, user, since=None) -> dict:
     }
 
 
+def team_usage(*, team_id: int, since) -> list[dict]:
+    """Each active member of the team, with the answers and tokens they had since `since` (chat and
+    API, whatever they asked) and their monthly quota (None: unlimited); most tokens first."""
+    members = list(retrieval_selectors.team_members(team_id=team_id))
+    ids = [m.user_id for m in members]
+    spent = {
+        row["user_id"]: row
+        for row in Usage.objects.filter(user_id__in=ids, created_at__gte=since)
+        .values("user_id")
+        .annotate(answers=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
+    }
+    budgets = dict(Budget.objects.filter(user_id__in=ids).values_list("user_id", "monthly_tokens"))
+    rows = []
+    for m in members:
+        used = spent.get(m.user_id, {})
+        quota = budgets.get(m.user_id, settings.DOCENT_MONTHLY_TOKEN_QUOTA)
+        rows.append(
+            {
+                "username": m.user.get_username(),
+                "role": m.role,
+                "answers": used.get("answers", 0),
+                "tokens": used.get("tokens") or 0,
+                "quota_tokens": quota or None,
+            }
+        )
+    return sorted(rows, key=lambda r: (-r["tokens"], r["username"]))
+
+
 def usage_summary(*, usages: QuerySet[Usage], top: int = 10) -> dict:
     """Totals of a set of usage rows (an admin's filtered list), and its biggest spenders and models,
     grouped in SQL."""

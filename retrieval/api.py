@@ -778,7 +778,8 @@ def team_audit(
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     """What happened in the team, newest first (its admins): members added, changed or removed;
-    collections made, changed, shared or deleted; documents deleted; web sources. `action` narrows
+    collections made, changed, shared or deleted; documents uploaded, renamed, read again or
+    deleted; web sources. `action` narrows
     to one kind; the number matching in `X-Total-Count`."""
     team = _team_or_404(request, team_id)
     if not selectors.is_team_admin(user=request.auth, team_id=team.id):

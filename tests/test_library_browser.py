@@ -936,6 +936,14 @@ def test_a_team_admin_adds_and_removes_members_on_the_library_page(
     expect(events.nth(3)).to_contain_text("kim added a member: lou (as member)")
     expect(events.nth(4)).to_contain_text("Docent created the collection: Ops/runbooks")  # no one signed in
     expect(section.locator("details.activity .older")).to_be_hidden()
+    # And what each member has spent this month.
+    from chat.models import Usage
+
+    Usage.objects.create(user=admin, source="chat", prompt_tokens=1200, completion_tokens=34)
+    section.locator("details.team-usage summary").click()
+    usage = section.get_by_role("table", name="Usage in Ops this month").locator("tbody tr")
+    expect(usage).to_have_count(1)
+    expect(usage.first.locator("td")).to_have_text(["kim", "1", "1,234", "unlimited"])
     page.context.clear_cookies()
 
     services.membership_set(team=team, user=other)
@@ -943,7 +951,9 @@ def test_a_team_admin_adds_and_removes_members_on_the_library_page(
     page.goto(f"{live_url}/library/")
     section = page.locator(f"section.team[data-team='{team.id}']")
     expect(section.locator(".members li")).to_have_count(2)
-    expect(section.locator(".members select, .members button, form.add-member, .activity")).to_have_count(0)
+    expect(
+        section.locator(".members select, .members button, form.add-member, .activity, .team-usage")
+    ).to_have_count(0)
     page.context.clear_cookies()
 
     # An admin who makes themself a member loses the page's admin controls at once.

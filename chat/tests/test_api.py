@@ -539,6 +539,41 @@ def test_a_folders_instructions_and_collections_are_its_owners_to_set(
     assert client.get(f"/api/v1{url}", **key(bob)).status_code == 404
 
 
+def test_a_teams_admins_read_what_each_member_spent_this_month(
+    client, alice, bob, make_user, make_team, key, settings
+):
+    """GET /api/v1/teams/{id}/usage: each member's answers and tokens since the month began (last
+    month's left out), most first, with their quota; for the team's admins alone."""
+    from datetime import timedelta
+
+    from chat.models import Budget, Usage
+
+    settings.DOCENT_MONTHLY_TOKEN_QUOTA = 50_000
+    carol = make_user("carol")
+    team = make_team("Ops", members=[alice], role="admin")
+    retrieval_services.membership_set(team=team, user=bob)
+    make_team("Elsewhere", members=[carol])
+    Budget.objects.create(user=bob, monthly_tokens=0)  # unlimited
+    for user, prompt, completion in [(bob, 900, 100), (bob, 400, 100), (alice, 200, 50), (carol, 5000, 0)]:
+        Usage.objects.create(user=user, source="chat", prompt_tokens=prompt, completion_tokens=completion)
+    old = Usage.objects.create(user=alice, source="api", prompt_tokens=10_000, completion_tokens=0)
+    Usage.objects.filter(id=old.id).update(created_at=old.created_at - timedelta(days=40))
+
+    response = client.get(f"/api/v1/teams/{team.id}/usage", **key(alice))
+    assert response.status_code == 200
+    body = response.json()
+    assert [
+        (m["username"], m["role"], m["answers"], m["tokens"], m["quota_tokens"]) for m in body["members"]
+    ] == [
+        ("bob", "member", 2, 1500, None),
+        ("alice", "admin", 1, 250, 50_000),
+    ]
+    assert body["since"] < body["renews"] and body["since"][8:10] == body["renews"][8:10] == "01"
+    refused = client.get(f"/api/v1/teams/{team.id}/usage", **key(bob))
+    assert refused.status_code == 403 and "only an admin of team Ops" in refused.json()["error"]["message"]
+    assert client.get(f"/api/v1/teams/{team.id}/usage", **key(carol)).status_code == 404
+
+
 def test_an_archived_conversation_leaves_the_list_until_asked_in_again(client, alice, bob, key):
     """Archiving is not activity (nor is bringing back) and unpins; `archived=true` lists the archived
     ones, search included; a question, an edit or a regeneration in one brings it back."""

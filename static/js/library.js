@@ -452,6 +452,24 @@
     if (!more && !items.length) list.textContent = "Nothing yet.";
     older.hidden = events.length < EVENTS_PAGE;
   }
+  // What each member of a team has spent this month (its admins), read when the section opens.
+  const number = (n) => n.toLocaleString("en");
+  async function showUsage(details) {
+    const team = details.closest("section.team"), body = details.querySelector("tbody");
+    let usage;
+    try { usage = await apiCall(`/api/v1/teams/${team.dataset.team}/usage`); } catch (err) { body.textContent = err.message; return; }
+    body.replaceChildren(...usage.members.map((m) => {
+      const tr = document.createElement("tr");
+      const share = m.quota_tokens ? ` (${Math.round((100 * m.tokens) / m.quota_tokens)}%)` : "";
+      for (const text of [m.username, number(m.answers), `${number(m.tokens)}${share}`, m.quota_tokens ? number(m.quota_tokens) : "unlimited"]) {
+        const td = document.createElement("td"); td.textContent = text; tr.append(td);
+      }
+      return tr;
+    }));
+  }
+  document.querySelectorAll("section.team details.team-usage").forEach((details) => {
+    details.addEventListener("toggle", () => { if (details.open) showUsage(details); });
+  });
   document.querySelectorAll("section.team details.activity").forEach((details) => {
     details.addEventListener("toggle", () => { if (details.open) showEvents(details, false); });
     details.querySelector(".older").addEventListener("click", () => showEvents(details, true));
