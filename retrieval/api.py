@@ -75,6 +75,7 @@ class DocumentPatch(Schema):
 
 class DocumentOut(Schema):
     id: int
+    uploaded_by: str | None = None
     title: str
     status: str
     progress: float
@@ -154,6 +155,8 @@ def document_out(d: Document, duplicate: bool = False) -> dict:
         "created_at": d.created_at,
         "url": d.source_url or None,
         "source_id": d.source_id,
+        # Who uploaded it (null for a web source's page, a script's, or an account since deleted).
+        "uploaded_by": d.uploaded_by.get_username() if d.uploaded_by_id and not d.source_id else None,
     }
 
 

@@ -169,7 +169,9 @@ def documents_for_user(
 ) -> QuerySet[Document]:
     """The documents the user may read, newest first; `name` matches title or file name (any part,
     any case), `status` one of Document.Status, `source_id` a web source's pages."""
-    qs = Document.objects.filter(collection__in=_readable_collections(user=user)).select_related("collection")
+    qs = Document.objects.filter(collection__in=_readable_collections(user=user)).select_related(
+        "collection", "uploaded_by"
+    )
     if collection_id is not None:
         qs = qs.filter(collection_id=collection_id)
     if source_id is not None:

@@ -131,6 +131,7 @@ def test_upload_then_status(client, alice, collection_a, key_for, django_capture
         "error": None,
         "chunks": 0,
     }
+    assert document["uploaded_by"] == "alice"
     stored = Document.objects.get(id=body["id"])
     assert stored.original_name == "guide.md" and "guide" not in stored.file.name  # generated storage name
 
