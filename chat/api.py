@@ -147,14 +147,18 @@ def list_conversations(
     offset: int = 0,
     archived: bool = False,
     folder: int | None = None,
+    with_archived: bool = False,
 ):
     """The caller's conversations, pinned ones first, then newest first, `limit` (at most 200) from
     `offset`; `q` keeps those whose title or any message contains it, in any case, each with its newest
     such message's id and a snippet of it (`match`; null when only the title holds it). Archived ones
-    are left out; `archived=true` lists them instead, last archived first. `folder`: only those in
-    that folder of the caller's (404 for another id)."""
+    are left out; `archived=true` lists them instead, last archived first, and `with_archived=true`
+    after the others (the chat page's search). `folder`: only those in that folder of the caller's
+    (404 for another id)."""
     limit, offset = max(1, min(limit, CONVERSATIONS_PAGE)), max(0, offset)
-    conversations = selectors.conversations_for_user(user=request.auth, query=q[:200], archived=archived)
+    conversations = selectors.conversations_for_user(
+        user=request.auth, query=q[:200], archived=archived, with_archived=with_archived
+    )
     if folder is not None:
         conversations = conversations.filter(folder=_folder(request, folder))
     page = list(

@@ -26,10 +26,15 @@ from .models import (
 )
 
 
-def conversations_for_user(*, user, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
+def conversations_for_user(
+    *, user, query: str = "", archived: bool = False, with_archived: bool = False
+) -> QuerySet[Conversation]:
     """The user's conversations, pinned ones first, then newest first (with `archived`, the archived
-    ones instead, last archived first); with `query`, those whose title or any message holds it."""
-    conversations = Conversation.objects.filter(owner=user, archived_at__isnull=not archived)
+    ones instead, last archived first; `with_archived`, both: the archived ones after the others,
+    last archived first); with `query`, those whose title or any message holds it."""
+    conversations = Conversation.objects.filter(owner=user)
+    if not with_archived:
+        conversations = conversations.filter(archived_at__isnull=not archived)
     query = query.strip()
     if query:
         matching = Message.objects.filter(conversation__owner=user, text__icontains=query).values(
@@ -37,10 +42,13 @@ def conversations_for_user(*, user, query: str = "", archived: bool = False) -> 
         )
         conversations = conversations.filter(Q(title__icontains=query) | Q(id__in=matching))
     # The id settles ties, so that pages from offsets neither repeat nor skip a conversation.
-    if archived:
+    if archived and not with_archived:
         return conversations.order_by("-archived_at", "-id")
     # Pinned, then each folder's (by name), then the rest: the sidebar's groups, a page at a time.
+    # With the archived ones, they come last (an archived conversation is neither pinned nor listed
+    # with its folder's).
     return conversations.order_by(
+        F("archived_at").desc(nulls_first=True),
         F("pinned_at").desc(nulls_last=True),
         Lower("folder__name").asc(nulls_last=True),
         "folder_id",

@@ -661,19 +661,33 @@ def test_an_archived_conversation_leaves_the_list_and_comes_back_when_asked_in(p
 
 
 def test_the_sidebar_finds_conversations_by_what_was_said(page, live_url, member):
-    """Typing in the sidebar's search keeps the conversations whose title or messages hold the words."""
+    """Typing in the sidebar's search keeps the conversations whose title or messages hold the words;
+    archived ones it finds come last, under "Archived", and open as usual."""
     from chat import services as chat_services
+    from chat.models import Conversation
 
-    for n, question in enumerate(["Parking at the office?", "Laptop refresh cycle?"]):
+    made = [
         chat_services.exchange_start(
             user=member, conversation_id=None, request_id=f"s{n}", content=question, collection_ids=None
+        )["conversation_id"]
+        for n, question in enumerate(
+            ["Parking at the office?", "Laptop refresh cycle?", "Old laptop returns?"]
         )
+    ]
+    chat_services.conversation_archive(conversation=Conversation.objects.get(id=made[2]), archived=True)
     sign_in(page, live_url, "erin", "pw-erin-12345")
     items = page.locator("#conversations li")
     expect(items).to_have_count(2)
     page.fill("#conversation-search", "LAPTOP")
-    expect(items).to_have_count(1)
+    expect(items).to_have_count(2)
     expect(items.first).to_contain_text("Laptop refresh cycle?")
+    expect(items.nth(1)).to_contain_text("Old laptop returns?")
+    expect(items.nth(1)).to_have_attribute("data-group", "Archived")
+    items.nth(1).hover()
+    expect(items.nth(1).get_by_role("button", name="Pin Old laptop returns?")).to_be_hidden()
+    items.nth(1).locator(".open").click()
+    expect(page.locator("#chat-title")).to_have_text("Old laptop returns?")
+    expect(page.locator("#archive")).to_have_text("Unarchive")
     page.fill("#conversation-search", "")
     expect(items).to_have_count(2)
 

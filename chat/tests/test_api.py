@@ -605,6 +605,8 @@ def test_an_archived_conversation_leaves_the_list_until_asked_in_again(client, a
     assert archive(made[1]).json()["pinned"] is False
     assert titles() == ["Q2?"]
     assert titles(archived="true") == ["Q1?", "Q0?"] and titles(archived="true", q="Q0") == ["Q0?"]
+    assert titles(with_archived="true") == ["Q2?", "Q1?", "Q0?"]  # the archived ones last
+    assert titles(with_archived="true", q="Q") == ["Q2?", "Q1?", "Q0?"]
     assert archive(made[0], archived=False).json()["pinned"] is False
     assert titles() == ["Q2?", "Q0?"]  # its place by its last activity, not moved up
 

@@ -88,7 +88,7 @@
     let page = [];
     do {
       const params = new URLSearchParams({ limit: PAGE, offset: start + items.length });
-      if (q) params.set("q", q);
+      if (q) { params.set("q", q); params.set("with_archived", "true"); }  // a search finds archived ones too, last
       page = await api(`/api/v1/conversations?${params}`).catch(() => []);
       items.push(...page);
     } while (page.length === PAGE && start + items.length < want);
@@ -134,7 +134,9 @@
       });
       li.append(open, pin, rename, del);
       li.dataset.when = when(c);
-      if (c.folder && !c.pinned) { li.dataset.folder = c.folder.id; li.dataset.folderName = c.folder.name; }
+      if (c.folder && !c.pinned && !c.archived) { li.dataset.folder = c.folder.id; li.dataset.folderName = c.folder.name; }
+      li.classList.toggle("archived", c.archived);
+      pin.hidden = c.archived;  // asking in it brings it back first
       li.draggable = true;  // onto a folder's heading
       li.addEventListener("dragstart", (e) => e.dataTransfer.setData(DRAGGED, c.id));
       return li;
@@ -233,6 +235,7 @@
   // The sidebar's groups, as the peers have them: pinned, then by the day of the last message.
   const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
   function when(c) {
+    if (c.archived) return "Archived";
     if (c.pinned) return "Pinned";
     if (c.folder) return `Folder: ${c.folder.name}`;
     const now = new Date(), then = new Date(c.updated_at);
