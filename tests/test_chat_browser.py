@@ -934,6 +934,7 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     items = page.locator("#conversations li[data-id]")
     heads = page.locator("#conversations li.folder-head")
     expect(items).to_have_count(3)
+    expect(page.locator("textarea")).to_have_count(1)  # the question box (CONTRACT), alone
     items.filter(has_text="Leave rules?").locator(".open").click()
     menu = page.locator("#folder")
     expect(menu.locator("summary")).to_have_text("Folder: none")
@@ -982,6 +983,7 @@ def test_conversations_are_kept_in_folders_made_renamed_and_deleted_from_the_hea
     menu.get_by_role("button", name="Save").click()
     expect(menu.locator("#folder-saved")).to_have_text("Saved.")
     menu.locator("summary").click()
+    expect(page.locator("textarea")).to_have_count(1)  # the instructions' box goes with the menu
     from chat.models import Folder
 
     folder = Folder.objects.get(name="HR questions")

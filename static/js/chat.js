@@ -281,7 +281,10 @@
     $("folder-error").textContent = message || "";
     $("folder-error").hidden = !message;
   }
-  $("folder").addEventListener("toggle", () => { if ($("folder").open) listFolders(); });
+  $("folder").addEventListener("toggle", () => {
+    if ($("folder").open) listFolders();
+    else if ($("folder-form").elements.instructions) $("folder-form").elements.instructions.remove();
+  });
   async function listFolders() {
     folderError("");
     const current = folderNow ? folderNow.id : null;
@@ -303,6 +306,12 @@
   // The open folder's instructions and collections (those of the scope menu: the ones readable).
   function folderForm(folder) {
     const form = $("folder-form");
+    if (!form.elements.instructions) {  // made while the menu is open only (see the template)
+      const box = document.createElement("textarea");
+      box.name = "instructions"; box.rows = 3; box.maxLength = 1500;
+      box.placeholder = "I work in the Berlin office; answer for it.";
+      form.querySelector(".folder-instructions").append(" ", box);
+    }
     form.elements.instructions.value = folder.instructions;
     $("folder-saved").textContent = "";
     const boxes = [...document.querySelectorAll("#scope input[name=collection]")].map((input) => {
