@@ -16,6 +16,7 @@ from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
 from retrieval import selectors as retrieval_selectors
+from retrieval.api import team_or_404
 from retrieval.auth import api_auth
 
 from . import exports, selectors, services
@@ -275,13 +276,18 @@ def _folder(request, folder_id: int):
         raise Http404("no such folder") from None
 
 
-def _folder_out(folder) -> dict:
+def _readable(request) -> set[int]:
+    return set(retrieval_selectors.collection_ids_for_user(user=request.auth))
+
+
+def _folder_out(folder, readable: set[int]) -> dict:
+    """`readable`: the ids of the collections the caller reads."""
     counted = getattr(folder, "conversation_count", None)
     return {
         "id": folder.id,
         "name": folder.name,
         "instructions": folder.instructions,
-        "collections": selectors.folder_collection_ids(folder=folder),
+        "collections": selectors.folder_collection_ids(folder=folder, readable=readable),
         "conversations": folder.conversations.count() if counted is None else counted,
         "created_at": folder.created_at,
     }
@@ -290,12 +296,13 @@ def _folder_out(folder) -> dict:
 @router.get("/folders", response=list[FolderOut])
 def list_folders(request):
     """The caller's folders of conversations, by name."""
-    return [_folder_out(f) for f in selectors.folders_for_user(user=request.auth)]
+    readable = _readable(request)
+    return [_folder_out(f, readable) for f in selectors.folders_for_user(user=request.auth)]
 
 
 @router.get("/folders/{folder_id}", response=FolderOut)
 def get_folder(request, folder_id: int):
-    return _folder_out(_folder(request, folder_id))
+    return _folder_out(_folder(request, folder_id), _readable(request))
 
 
 @contextlib.contextmanager
@@ -316,7 +323,7 @@ def create_folder(request, payload: FolderIn):
         services.folder_update(
             folder=folder, instructions=payload.instructions, collection_ids=payload.collections
         )
-    return Status(201, _folder_out(folder))
+    return Status(201, _folder_out(folder, _readable(request)))
 
 
 @router.patch("/folders/{folder_id}", response=FolderOut)
@@ -330,7 +337,7 @@ def update_folder(request, folder_id: int, payload: FolderPatch):
             instructions=payload.instructions,
             collection_ids=payload.collections,
         )
-    return _folder_out(folder)
+    return _folder_out(folder, _readable(request))
 
 
 @router.delete("/folders/{folder_id}", response={204: None})
@@ -461,11 +468,7 @@ class TeamUsageOut(Schema):
 def team_usage(request, team_id: int):
     """What each member of the team has spent this month (its admins; 403 for its other members,
     404 for another team): answers and tokens, chat and API, and each one's quota."""
-    team = retrieval_selectors.teams_for_user(user=request.auth).filter(id=team_id).first()
-    if team is None:
-        raise Http404("no such team")
-    if not retrieval_selectors.is_team_admin(user=request.auth, team_id=team.id):
-        raise HttpError(403, f"only an admin of team {team.name} can read its usage")
+    team = team_or_404(request, team_id, admin_to="read its usage")
     since = selectors.month_start()
     members = selectors.team_usage(team_id=team.id, since=since)
     return {"since": since, "renews": selectors.month_renews(since), "members": members}

@@ -134,9 +134,10 @@ def exchange_start(
             else:
                 folder = None
                 if folder_id is not None:
-                    folder = Folder.objects.filter(id=folder_id, owner=user).first()
-                    if folder is None:
-                        raise NotFound("no such folder")
+                    try:
+                        folder = selectors.folder_get(user=user, folder_id=folder_id)
+                    except Folder.DoesNotExist:
+                        raise NotFound("no such folder") from None
                 conversation = Conversation.objects.create(
                     owner=user, title=prompts.title_from(content), model=model or "", folder=folder
                 )
@@ -669,19 +670,18 @@ def folder_update(
     a bad name, instructions too long, or a collection the owner may not read (all or nothing)."""
     fields = []
     if name is not None:
-        folder.name, fields = _folder_name(name), [*fields, "name"]
+        folder.name = _folder_name(name)
+        fields.append("name")
     if instructions is not None:
         instructions = instructions.strip()
         if len(instructions) > Folder.INSTRUCTIONS_MAX:
             raise ValueError(f"a folder's instructions are at most {Folder.INSTRUCTIONS_MAX} characters")
-        folder.instructions, fields = instructions, [*fields, "instructions"]
+        folder.instructions = instructions
+        fields.append("instructions")
     if collection_ids is not None:
-        readable = set(
-            retrieval_selectors.collections_for_user(user=folder.owner, counted=False).values_list(
-                "id", flat=True
-            )
+        unknown = sorted(
+            set(collection_ids) - set(retrieval_selectors.collection_ids_for_user(user=folder.owner))
         )
-        unknown = sorted(set(collection_ids) - readable)
         if unknown:
             raise ValueError(f"no collection {unknown[0]} that you may read")
     with transaction.atomic():

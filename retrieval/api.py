@@ -684,13 +684,14 @@ class MemberIn(Schema):
     role: str = "member"
 
 
-def _team_or_404(request, team_id: int, *, manage: bool = False):
-    """A team of the caller's: 404 for any other; with `manage`, 403 unless the caller is its admin."""
+def team_or_404(request, team_id: int, *, admin_to: str | None = None):
+    """A team of the caller's: 404 for any other; with `admin_to` (what only its admins may do,
+    "change its members"), 403 unless the caller is its admin. The chat's team routes use it too."""
     team = selectors.teams_for_user(user=request.auth).filter(id=team_id).first()
     if team is None:
         raise HttpError(404, "no such team")
-    if manage and not selectors.is_team_admin(user=request.auth, team_id=team.id):
-        raise HttpError(403, f"only an admin of team {team.name} can change its members")
+    if admin_to and not selectors.is_team_admin(user=request.auth, team_id=team.id):
+        raise HttpError(403, f"only an admin of team {team.name} can {admin_to}")
     return team
 
 
@@ -701,7 +702,7 @@ def _member_out(m: Membership) -> dict:
 @router.get("/teams/{team_id}/members", response={200: list[MemberOut], 404: ErrorOut})
 def list_members(request, team_id: int):
     """The team's members (any member may see them), admins first."""
-    team = _team_or_404(request, team_id)
+    team = team_or_404(request, team_id)
     return [_member_out(m) for m in selectors.team_members(team_id=team.id)]
 
 
@@ -712,7 +713,7 @@ def list_members(request, team_id: int):
 def set_member(request, team_id: int, username: str, payload: MemberIn):
     """Add a user (by user name) to the team or change their role: the team's admins. 409 when it
     would leave the team without an admin."""
-    team = _team_or_404(request, team_id, manage=True)
+    team = team_or_404(request, team_id, admin_to="change its members")
     if payload.role not in Membership.Role.values:
         raise HttpError(400, f"role must be one of {', '.join(Membership.Role.values)}")
     user = selectors.active_user(username=username)
@@ -731,7 +732,7 @@ def set_member(request, team_id: int, username: str, payload: MemberIn):
 def remove_member(request, team_id: int, username: str):
     """Remove a member from the team: the team's admins. From then on the team's collections are
     gone for them from every route and search."""
-    team = _team_or_404(request, team_id, manage=True)
+    team = team_or_404(request, team_id, admin_to="change its members")
     user = selectors.active_user(username=username)
     if user is None or not selectors.team_members(team_id=team.id).filter(user=user).exists():
         raise HttpError(404, f"{username!r} is not a member of team {team.name}")
@@ -784,9 +785,7 @@ def team_audit(
     collections made, changed, shared or deleted; documents uploaded, renamed, read again or
     deleted; web sources. `action` narrows
     to one kind; the number matching in `X-Total-Count`."""
-    team = _team_or_404(request, team_id)
-    if not selectors.is_team_admin(user=request.auth, team_id=team.id):
-        raise HttpError(403, f"only an admin of team {team.name} can read its activity")
+    team = team_or_404(request, team_id, admin_to="read its activity")
     events = selectors.audit_events_for_team(team_id=team.id, action=action)
     response["X-Total-Count"] = str(events.count())
     return [_audit_event_out(e) for e in events[offset : offset + limit]]

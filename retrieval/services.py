@@ -839,14 +839,7 @@ def document_create(
                 source_url=source_url,
             )
             if actor is not None:
-                audit.record(
-                    "document_upload",
-                    actor=actor,
-                    target=document,
-                    name=filename,
-                    team=collection.team_id,
-                    details={"collection": collection.name, "size": size, "kind": kind, "replace": replace},
-                )
+                _document_recorded("document_upload", document, actor, size=size, kind=kind, replace=replace)
             if enqueue:
                 # Its readers' open library pages show it from now (the uploader's has its row);
                 # told before the task is sent, so "queued" never arrives after "processing".
@@ -872,17 +865,23 @@ def documents_enqueue(*, document_ids: Sequence[int], batch_size: int = 1) -> No
         transaction.on_commit(lambda batch=batch: ingest_documents.delay(batch), robust=True)
 
 
-def _document_recorded(action: str, document: Document, actor, *, name: str | None = None, **details) -> None:
-    """An audit event about a document: under its address or file name unless `name` is given, in its
-    collection's team, the collection's name among the details."""
+def _recorded_in(collection: Collection, action: str, target, actor, *, name: str | None = None, **details):
+    """An audit event about something of a collection (a document, a web source): in the collection's
+    team, the collection's name among the details."""
     audit.record(
         action,
         actor=actor,
-        target=document,
-        name=name if name is not None else document.source_url or document.original_name,
-        team=document.collection.team_id,
-        details={"collection": document.collection.name, **details},
+        target=target,
+        name=name,
+        team=collection.team_id,
+        details={"collection": collection.name, **details},
     )
+
+
+def _document_recorded(action: str, document: Document, actor, *, name: str | None = None, **details) -> None:
+    """`_recorded_in` for a document, under its address or file name unless `name` is given."""
+    name = name if name is not None else document.source_url or document.original_name
+    _recorded_in(document.collection, action, document, actor, name=name, **details)
 
 
 def document_requeue(*, document: Document, reset_attempts: bool = False, actor=None) -> None:
@@ -1513,13 +1512,9 @@ def web_source_add(
                 header_sealed=sealed.seal(header[1]) if header else "",
             )
             web_source_queue(source=source)
-            audit.record(
-                "web_source_add",
-                actor=user,
-                target=source,
-                team=collection.team_id,
-                details={"collection": collection.name, "crawl": crawl, "max_pages": max_pages}
-                | ({"header": header[0]} if header else {}),
+            signs_in = {"header": header[0]} if header else {}
+            _recorded_in(
+                collection, "web_source_add", source, user, crawl=crawl, max_pages=max_pages, **signs_in
             )
     except IntegrityError:
         existing = WebSource.objects.get(collection=collection, url=url)
@@ -1582,13 +1577,7 @@ def web_source_update(
         with transaction.atomic():
             fields = ["refresh_hours", "next_sync_at", "max_pages", "header_name", "header_sealed"]
             source.save(update_fields=fields)
-            audit.record(
-                "web_source_update",
-                actor=actor,
-                target=source,
-                team=source.collection.team_id,
-                details={"changed": changed, "collection": source.collection.name},
-            )
+            _recorded_in(source.collection, "web_source_update", source, actor, changed=changed)
     return source
 
 
@@ -1597,13 +1586,7 @@ def web_source_remove(*, source: WebSource, actor=None) -> int:
     with transaction.atomic():
         documents = list(Document.objects.filter(source=source).select_related("collection"))
         _documents_remove(documents)
-        audit.record(
-            "web_source_remove",
-            actor=actor,
-            target=source,
-            team=source.collection.team_id,
-            details={"collection": source.collection.name, "documents": len(documents)},
-        )
+        _recorded_in(source.collection, "web_source_remove", source, actor, documents=len(documents))
         source.delete()
     return len(documents)
 
