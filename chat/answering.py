@@ -114,7 +114,7 @@ def _exchange_start(*, check=None, admit=None, **kwargs) -> tuple[dict, dict | N
         context = selectors.question_context(
             user=kwargs["user"],
             question=kwargs["content"],
-            collection_ids=kwargs["collection_ids"],
+            collection_ids=ids["collection_ids"],
             document_ids=kwargs.get("document_ids"),
             model=kwargs.get("model") or "",
             folder_id=kwargs.get("folder_id"),

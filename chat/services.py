@@ -102,9 +102,10 @@ def exchange_start(
     """Store the question and a pending answer; a repeated request_id returns the first exchange.
 
     The repeat is found by the unique constraint, not by a read first: asking is the hot path.
-    With `created`, the result also carries `new_conversation`. `model` (given: "" for the
+    With `created`, the result also carries `new_conversation` and `collection_ids`. `model` (given: "" for the
     default) becomes the conversation's chat model. `folder_id`: the folder of the user's a new
-    conversation starts in (NotFound for any other; ignored for a conversation asked in again).
+    conversation starts in (NotFound for any other; ignored for a conversation asked in again);
+    with no `collection_ids`, it searches the folder's collections.
     """
     if model is not None:
         _model_checked(model)
@@ -141,6 +142,11 @@ def exchange_start(
                 conversation = Conversation.objects.create(
                     owner=user, title=prompts.title_from(content), model=model or "", folder=folder
                 )
+                if folder is not None and collection_ids is None:
+                    # Asked without a scope (an API client, say): the folder's collections apply,
+                    # as they do in the browser, which sends them.
+                    readable = set(retrieval_selectors.collection_ids_for_user(user=user))
+                    collection_ids = selectors.folder_collection_ids(folder=folder, readable=readable)
             if collection_ids is not None:
                 conversation.collections.set(collection_ids)
             if document_ids is not None:
@@ -167,7 +173,11 @@ def exchange_start(
         if existing is None:
             raise
         return existing
-    return {**_ids(conversation, question, answer, True), "new_conversation": not conversation_id}
+    return {
+        **_ids(conversation, question, answer, True),
+        "new_conversation": not conversation_id,
+        "collection_ids": collection_ids,  # the scope searched: a folder's when none was given
+    }
 
 
 def _asked_before(user, request_id: str) -> dict | None:

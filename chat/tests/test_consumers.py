@@ -7,6 +7,7 @@ from channels.testing import WebsocketCommunicator
 from assistant.asgi import application
 from chat import selectors
 from chat.models import Conversation, Message
+from retrieval.models import Collection
 
 from .conftest import ask, connect, text_of, until_done
 
@@ -242,6 +243,35 @@ async def test_a_new_conversation_starts_in_the_folder_its_ask_names(alice, bob,
     await ask(ws, "And sick leave?", conversation_id=accepted["conversation_id"], folder=None)
     await until_done(ws)
     assert (await Conversation.objects.aget(id=accepted["conversation_id"])).folder_id == mine.id
+    await ws.disconnect()
+
+
+async def test_a_new_conversation_in_a_folder_searches_the_folders_collections_unless_told(
+    alice, team_a, handbook, chat_model
+):
+    """An ask naming a folder and no collections (an API client, say) searches the folder's
+    collections, as the browser does by sending them; collections named in the ask still win."""
+    from chat import services
+
+    await _collection_with(
+        team_a, "Berlin", "# Leave in Berlin\n\nStaff in Berlin get 30 days of paid leave.\n"
+    )
+    berlin = await Collection.objects.aget(name="Berlin")
+    folder = await sync_to_async(services.folder_create)(user=alice, name="Berlin office")
+    await sync_to_async(services.folder_update)(folder=folder, collection_ids=[berlin.id])
+    ws = await connect(alice)
+    accepted = await ask(ws, "How many days of paid leave do employees get?", folder=folder.id)
+    events = await until_done(ws)
+    conversation = await Conversation.objects.aget(id=accepted["conversation_id"])
+    assert [c.id async for c in conversation.collections.all()] == [berlin.id]
+    assert {s["title"] for s in events[-2]["sources"]} == {"Berlin"}, text_of(events)
+    told = await ask(
+        ws, "How many days of paid leave do employees get?", folder=folder.id, collections=[handbook.id]
+    )
+    events = await until_done(ws)
+    conversation = await Conversation.objects.aget(id=told["conversation_id"])
+    assert [c.id async for c in conversation.collections.all()] == [handbook.id]
+    assert {s["title"] for s in events[-2]["sources"]} == {"handbook"}, text_of(events)
     await ws.disconnect()
 
 
