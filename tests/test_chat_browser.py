@@ -1212,6 +1212,31 @@ def test_a_table_in_an_answer_is_a_table(page, provider_url, member, fake_openai
     expect(page.locator("#source-panel")).to_be_visible()
 
 
+def test_a_models_lists_keep_their_numbers_their_code_and_their_nesting(
+    page, provider_url, member, fake_openai
+):
+    """Models write loose numbered lists with code blocks and nested lists inside their items: one
+    list, numbered on (not "1." after every code block), the code in its step, the nesting kept; a
+    list starting at 5 starts at 5; rules and struck-out text render as such."""
+    answer = answered_by_model(
+        page,
+        provider_url,
+        fake_openai,
+        "To set up:\n\n1. Install it:\n\n   ```bash\n   pip install docent\n   ```\n\n"
+        "2. Run `make run` [1].\n3. Open it:\n   - in a browser\n   - by `curl`\n\n---\n\n"
+        "5. five\n6. six\n\n~~Old~~ Leave is 25 days [1].",
+    )
+    body = answer.locator(".body")
+    steps = body.locator(":scope > ol").first.locator(":scope > li")
+    expect(steps).to_have_count(3)
+    assert steps.nth(0).locator("pre code").inner_text() == "pip install docent"
+    assert steps.nth(2).locator("ul > li").all_inner_texts() == ["in a browser", "by curl"]
+    expect(body.locator(":scope > hr")).to_have_count(1)
+    assert body.locator(":scope > ol").nth(1).evaluate("ol => [ol.start, ol.children.length]") == [5, 2]
+    expect(body.locator("del")).to_have_text("Old")
+    expect(body.locator("button.cite")).to_have_count(2)
+
+
 def test_the_model_chosen_for_a_conversation_writes_its_answers(page, provider_url, member, fake_openai):
     """With two models offered, the header's choice goes with the question and stays with the
     conversation (after a reload too, and for the next new one); changed, the next answer is the

@@ -5,9 +5,9 @@
   const SAFE_URL = /^(https?:|mailto:)/i;
 
   function inline(parent, text, onCite) {
-    // Order matters: code spans first, then links/images, bold, italic, citations.
+    // Order matters: code spans first, then links/images, bold, italic, citations, struck-out text.
     // "_" inside a word (snake_case) is not emphasis, as in CommonMark.
-    const re = /(`[^`]+`)|(!?\[[^\]]*\]\([^)\s]*\))|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|(?<![A-Za-z0-9])_[^_\s][^_]*_(?![A-Za-z0-9]))|(\[\d{1,3}\])/g;
+    const re = /(`[^`]+`)|(!?\[[^\]]*\]\([^)\s]*\))|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|(?<![A-Za-z0-9])_[^_\s][^_]*_(?![A-Za-z0-9]))|(\[\d{1,3}\])|(~~[^~]+~~)/g;
     let last = 0;
     for (const m of text.matchAll(re)) {
       if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
@@ -30,6 +30,8 @@
         const b = document.createElement("strong"); inline(b, token.slice(2, -2), onCite); parent.append(b);
       } else if (m[4]) {
         const i = document.createElement("em"); inline(i, token.slice(1, -1), onCite); parent.append(i);
+      } else if (m[6]) {
+        const del = document.createElement("del"); inline(del, token.slice(2, -2), onCite); parent.append(del);
       } else if (m[5] && onCite === false) {  // a passage's own "[n]" is not one of the answer's sources
         parent.append(document.createTextNode(token));
       } else if (m[5]) {
@@ -78,18 +80,93 @@
     return [wrap, i];
   }
 
-  function render(container, source, onCite) {
+  const FENCE = /^\s*(```|~~~)\s*([\w+#.-]*)/;
+  const RULE = /^\s{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
+  const HEADING = /^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$/;
+  const ITEM = /^(\s*)([-*+•]|\d{1,9}[.)])(\s+)(.*)$/;
+  const indentOf = (line) => /^\s*/.exec(line)[0].replace(/\t/g, "    ").length;
+  const blank = (line) => !line.trim();
+
+  function startsBlock(lines, i) {
+    const line = lines[i];
+    return FENCE.test(line) || RULE.test(line) || HEADING.test(line) || ITEM.test(line) || /^\s*>/.test(line) || tableStarts(lines, i);
+  }
+
+  function dedent(line, width) {
+    let k = 0;
+    while (k < line.length && k < width && (line[k] === " " || line[k] === "\t")) k++;
+    return line.slice(k);
+  }
+
+  // A list, with its items' own blocks: a model's "1. Run:" followed by an indented code block or
+  // a nested list stays one item, and blank lines between items ("loose" lists) keep one list,
+  // numbered from its first number, instead of restarting at 1 after every item.
+  function list(lines, i, onCite) {
+    const first = ITEM.exec(lines[i]);
+    const base = indentOf(first[1]);
+    const ordered = /\d/.test(first[2]);
+    const el = document.createElement(ordered ? "ol" : "ul");
+    if (ordered && parseInt(first[2], 10) !== 1) el.start = parseInt(first[2], 10);
+    while (i < lines.length) {
+      const m = ITEM.exec(lines[i]);
+      if (!m || Math.abs(indentOf(m[1]) - base) > 1 || /\d/.test(m[2]) !== ordered) break;
+      const inner = Math.max(base + 2, Math.min(indentOf(m[1]) + m[2].length + m[3].length, base + 4));
+      const body = [m[4]];
+      let j = i + 1;
+      let fenced = FENCE.test(m[4]);
+      while (j < lines.length) {
+        const line = lines[j];
+        if (fenced) {
+          body.push(dedent(line, inner)); j++;
+          if (FENCE.test(line)) fenced = false;
+          continue;
+        }
+        if (blank(line)) {
+          let k = j;
+          while (k < lines.length && blank(lines[k])) k++;
+          if (k < lines.length && indentOf(lines[k]) >= base + 2) { while (j < k) body.push(lines[j++]); continue; }
+          break;
+        }
+        if (indentOf(line) >= base + 2) {
+          body.push(dedent(line, inner)); j++;
+          if (FENCE.test(line)) fenced = true;
+          continue;
+        }
+        // A line run on from the item's text (no indent, no new block) belongs to it.
+        if (!startsBlock(lines, j) && !blank(body[body.length - 1])) { body.push(line); j++; continue; }
+        break;
+      }
+      const li = document.createElement("li");
+      const content = blocks(body, onCite);
+      // A tight item (one paragraph) holds its text, not a <p>.
+      if (content.firstChild && content.firstChild.nodeName === "P" && !body.some(blank)) {
+        li.append(...content.removeChild(content.firstChild).childNodes);
+      }
+      li.append(content);
+      el.append(li);
+      i = j;
+      let k = i;
+      while (k < lines.length && blank(lines[k])) k++;
+      const next = k < lines.length ? ITEM.exec(lines[k]) : null;
+      if (k > i && next && Math.abs(indentOf(next[1]) - base) <= 1 && /\d/.test(next[2]) === ordered) i = k;
+    }
+    return [el, i];
+  }
+
+  function blocks(lines, onCite) {
     const root = document.createDocumentFragment();
-    const lines = source.replace(/\r\n/g, "\n").split("\n");
     let i = 0;
     while (i < lines.length) {
       const line = lines[i];
-      if (/^\s*```/.test(line)) {
+      const fence = FENCE.exec(line);
+      if (fence) {
         const body = [];
+        const indent = indentOf(line);
         i++;
-        while (i < lines.length && !/^\s*```/.test(lines[i])) body.push(lines[i++]);
+        while (i < lines.length && !new RegExp(`^\\s*${fence[1]}`).test(lines[i])) body.push(dedent(lines[i++], indent));
         i++;
         const pre = document.createElement("pre"); const code = document.createElement("code");
+        if (fence[2]) code.className = `language-${fence[2]}`;
         code.textContent = body.join("\n"); pre.append(code); root.append(pre);
         continue;
       }
@@ -97,33 +174,32 @@
         const [node, next] = table(lines, i, onCite);
         root.append(node); i = next; continue;
       }
-      const heading = /^(#{1,4})\s+(.*)$/.exec(line);
+      if (RULE.test(line)) { root.append(document.createElement("hr")); i++; continue; }
+      const heading = HEADING.exec(line);
       if (heading) {
         const h = document.createElement(`h${Math.min(heading[1].length + 2, 6)}`);
         inline(h, heading[2], onCite); root.append(h); i++; continue;
       }
-      if (/^\s*([-*•]|\d+[.)])\s+/.test(line)) {
-        const ordered = /^\s*\d+[.)]/.test(line);
-        const list = document.createElement(ordered ? "ol" : "ul");
-        while (i < lines.length && /^\s*([-*•]|\d+[.)])\s+/.test(lines[i])) {
-          const li = document.createElement("li");
-          inline(li, lines[i].replace(/^\s*([-*•]|\d+[.)])\s+/, ""), onCite);
-          list.append(li); i++;
-        }
-        root.append(list); continue;
+      if (ITEM.test(line)) {
+        const [node, next] = list(lines, i, onCite);
+        root.append(node); i = next; continue;
       }
       if (/^\s*>/.test(line)) {
         const quote = document.createElement("blockquote"); const body = [];
         while (i < lines.length && /^\s*>/.test(lines[i])) body.push(lines[i++].replace(/^\s*>\s?/, ""));
         inline(quote, body.join(" "), onCite); root.append(quote); continue;
       }
-      if (!line.trim()) { i++; continue; }
-      const para = [];
-      while (i < lines.length && lines[i].trim() && !/^\s*(```|#{1,4}\s|[-*•]\s|\d+[.)]\s|>)/.test(lines[i]) && !tableStarts(lines, i)) para.push(lines[i++]);
-      if (!para.length) { para.push(lines[i++]); }
+      if (blank(line)) { i++; continue; }
+      const para = [line];
+      i++;
+      while (i < lines.length && !blank(lines[i]) && !startsBlock(lines, i)) para.push(lines[i++]);
       const p = document.createElement("p"); inline(p, para.join("\n"), onCite); root.append(p);
     }
-    container.replaceChildren(root);
+    return root;
+  }
+
+  function render(container, source, onCite) {
+    container.replaceChildren(blocks(source.replace(/\r\n/g, "\n").split("\n"), onCite));
   }
 
   window.DocentMarkdown = { render };
