@@ -29,7 +29,7 @@ def test_shared_buffers_can_be_chosen(monkeypatch):
     assert embedded.shared_buffers_mb() == 300
 
 
-def test_a_new_embedded_server_starts_with_its_buffer_cache(tmp_path, monkeypatch):
+def test_a_new_embedded_server_starts_with_its_buffer_cache_and_durability(tmp_path, monkeypatch):
     """pgserver starts a new server before it can be configured; it must not keep 128 MB. A server
     already running is not restarted under its users: a new size waits for its next start."""
     import pgserver
@@ -48,5 +48,10 @@ def test_a_new_embedded_server_starts_with_its_buffer_cache(tmp_path, monkeypatc
                 " AND sourcefile LIKE '%postgresql.auto.conf'"  # pending: "could not be applied" until a restart
             )
             assert [row[0] for row in conn.execute(pending)] == ["300MB"]
+            # Durability is on unless asked off (the test suite's server), and that takes at once.
+            durability = "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')"
+            assert conn.execute(durability).fetchone() == ("on", "on", "on")
+            embedded.postgres_url(tmp_path, durable=False)
+            assert conn.execute(durability).fetchone() == ("off", "off", "off")
     finally:
         pgserver.get_server(tmp_path / "postgres").cleanup()  # this process holds the only handle

@@ -10,7 +10,7 @@ _base = Path(
 )
 os.environ.setdefault("DOCENT_DATA_DIR", str(_base))
 if not os.environ.get("DATABASE_URL"):
-    os.environ["DATABASE_URL"] = embedded.postgres_url(_base)
+    os.environ["DATABASE_URL"] = embedded.postgres_url(_base, durable=False)
 if not os.environ.get("REDIS_URL"):
     os.environ["REDIS_URL"] = embedded.redis_url(_base)
 
