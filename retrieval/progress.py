@@ -16,6 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from . import selectors
+from .models import Document
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,16 @@ def document_event(document) -> dict:
         # Seconds since the epoch: a library page adds a row for a document newer than itself.
         "created": round(document.created_at.timestamp(), 3),
         "url": document.source_url or None,  # a web page's address (a web source's document)
+        "uploaded_by": _uploader(document),
     }
+
+
+def _uploader(document) -> str | None:
+    """Who uploaded it, when the event's document holds them already (the upload's own first event,
+    which adds the row on other library pages): a worker's many progress events do not read them."""
+    if document.source_id or not Document.uploaded_by.is_cached(document) or document.uploaded_by is None:
+        return None
+    return document.uploaded_by.get_username()
 
 
 def _groups(collection_ids: Iterable[int]) -> dict[int, list[str]]:

@@ -330,15 +330,19 @@ def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     page, live_url, make_user, make_team, make_collection, monkeypatch
 ):
     """A collection past one screen lists its 20 newest documents, and says so as documents come and
-    go elsewhere; the others are found by name or by status, and a found row works like a listed one."""
+    go elsewhere; the others are found by name or by status, and a found row works like a listed one.
+    Each row says who uploaded it (none for a script's upload), a row added by the news too."""
     from retrieval import services, tasks
     from retrieval.models import Document
     from retrieval.tests.helpers import upload
 
-    user = make_user("kim", password="pw-kim-12345")
-    collection = make_collection(make_team("Ops", members=[user]), "archive")
+    user, teammate = make_user("kim", password="pw-kim-12345"), make_user("lou")
+    collection = make_collection(make_team("Ops", members=[user, teammate]), "archive")
     for i in range(25):
-        upload(collection, f"report-{i:02d}.md", f"# Report {i}\n\nQuarter {i}.".encode(), enqueue=False)
+        by = user if i == 24 else None
+        upload(
+            collection, f"report-{i:02d}.md", f"# Report {i}\n\nQuarter {i}.".encode(), user=by, enqueue=False
+        )
     Document.objects.filter(collection=collection).update(status="ready", progress=1.0, chunk_count=1)
     Document.objects.filter(original_name="report-01.md").update(status="failed", error="the file is broken")
 
@@ -348,11 +352,14 @@ def test_a_large_collection_lists_its_latest_and_finds_the_rest(
     expect(section.locator("li.doc")).to_have_count(20)
     expect(section.locator(".shown")).to_have_text("The 20 most recent of 25.")
     expect(section.locator("li.doc", has_text="report-03")).to_have_count(0)  # older than the 20
+    expect(section.locator("li.doc", has_text="report-24").locator(".meta")).to_contain_text(" · by kim")
+    expect(section.locator("li.doc", has_text="report-23").locator(".meta")).not_to_contain_text(" · by ")
 
     monkeypatch.setattr(tasks.ingest_documents, "delay", lambda *a, **k: None)  # the news, not the work
     expect(page.locator("body[data-live='1']")).to_have_count(1)
-    note, _ = elsewhere(upload, collection, "note.md", b"# Note\n\nA new note.")
+    note, _ = elsewhere(upload, collection, "note.md", b"# Note\n\nA new note.", user=teammate)
     expect(section.locator("li.doc").first.locator("a.name")).to_have_text("note")
+    expect(section.locator("li.doc").first.locator(".meta")).to_contain_text(" · by lou")
     expect(section.locator(".shown")).to_have_text("The 21 most recent of 26.")
     elsewhere(services.document_delete, document=note)
     expect(section.locator(".shown")).to_have_text("The 20 most recent of 25.")

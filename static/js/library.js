@@ -77,6 +77,7 @@
     const when = d.created_at ? new Date(d.created_at) : new Date(d.created * 1000);
     time.dateTime = when.toISOString(); time.textContent = day(when);
     meta.append(`${KINDS[d.kind] || d.kind} · ${bytes(d.size)} · `, time);
+    if (d.uploaded_by) meta.append(` · by ${d.uploaded_by}`);
     if (/^https?:\/\//.test(d.url || "")) {  // a web source's page: where it was read
       const page = document.createElement("a");
       page.href = d.url; page.textContent = "the page"; page.target = "_blank"; page.rel = "noopener noreferrer";
