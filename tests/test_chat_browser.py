@@ -1217,12 +1217,13 @@ def test_a_models_lists_keep_their_numbers_their_code_and_their_nesting(
 ):
     """Models write loose numbered lists with code blocks and nested lists inside their items: one
     list, numbered on (not "1." after every code block), the code in its step, the nesting kept; a
-    list starting at 5 starts at 5; rules and struck-out text render as such."""
+    list starting at 5 starts at 5; rules and struck-out text render as such, headings no smaller than
+    the text."""
     answer = answered_by_model(
         page,
         provider_url,
         fake_openai,
-        "To set up:\n\n1. Install it:\n\n   ```bash\n   pip install docent\n   ```\n\n"
+        "### Steps\n\nTo set up:\n\n1. Install it:\n\n   ```bash\n   pip install docent\n   ```\n\n"
         "2. Run `make run` [1].\n3. Open it:\n   - in a browser\n   - by `curl`\n\n---\n\n"
         "5. five\n6. six\n\n~~Old~~ Leave is 25 days [1].",
     )
@@ -1235,6 +1236,9 @@ def test_a_models_lists_keep_their_numbers_their_code_and_their_nesting(
     assert body.locator(":scope > ol").nth(1).evaluate("ol => [ol.start, ol.children.length]") == [5, 2]
     expect(body.locator("del")).to_have_text("Old")
     expect(body.locator("button.cite")).to_have_count(2)
+    # A model's "###" heads its section: never smaller than the text.
+    size = "el => parseFloat(getComputedStyle(el).fontSize)"
+    assert body.locator("h5").evaluate(size) >= body.locator("p").first.evaluate(size)
 
 
 def test_the_model_chosen_for_a_conversation_writes_its_answers(page, provider_url, member, fake_openai):
