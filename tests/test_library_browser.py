@@ -75,7 +75,7 @@ def test_upload_shows_live_progress_and_readable_errors(
     expect(good_row).to_have_attribute("data-status", "ready", timeout=60_000)
     expect(good_row.locator(".status")).to_contain_text("chunks")
     # Its type, size and day, as a listed row says them (below).
-    expect(good_row.locator(".meta")).to_have_text(f"Markdown · 6.7\xa0KB · {today()}")
+    expect(good_row.locator(".meta")).to_have_text(f"Markdown · 6.7\xa0KB · {today()} · by dana")
     assert good_row.locator("progress").evaluate("p => p.value") == 1
     # The new row opens its file like the listed ones; the collection counts the two stored files.
     document_id = good_row.get_attribute("data-document")
@@ -108,7 +108,7 @@ def test_upload_shows_live_progress_and_readable_errors(
     )
     page.goto(f"{live_url}/library/")  # listed by the server now
     expect(section.locator(f"li[data-document='{document_id}'] .meta")).to_have_text(
-        f"Markdown · 6.7\xa0KB · {today()}"
+        f"Markdown · 6.7\xa0KB · {today()} · by dana"
     )
 
 

@@ -71,20 +71,29 @@
     return `${size.toFixed(1)}\u00a0${unit}`;
   }
   function describe(li, d) {
-    if (!d.kind || li.querySelector(".meta")) return;
-    const meta = document.createElement("span"); meta.className = "meta";
+    // Who uploaded it: said by the upload's own event and by the document's API answer, not by a
+    // worker's progress (which may be the first news of it), so added whenever it comes.
+    const meta = li.querySelector(".meta");
+    if (meta && d.uploaded_by && !meta.querySelector(".by")) uploader(meta, d.uploaded_by);
+    if (!d.kind || meta) return;
+    const made = document.createElement("span"); made.className = "meta";
     const time = document.createElement("time");
     const when = d.created_at ? new Date(d.created_at) : new Date(d.created * 1000);
     time.dateTime = when.toISOString(); time.textContent = day(when);
-    meta.append(`${KINDS[d.kind] || d.kind} · ${bytes(d.size)} · `, time);
-    if (d.uploaded_by) meta.append(` · by ${d.uploaded_by}`);
+    made.append(`${KINDS[d.kind] || d.kind} · ${bytes(d.size)} · `, time);
+    if (d.uploaded_by) uploader(made, d.uploaded_by);
     if (/^https?:\/\//.test(d.url || "")) {  // a web source's page: where it was read
       const page = document.createElement("a");
       page.href = d.url; page.textContent = "the page"; page.target = "_blank"; page.rel = "noopener noreferrer";
       page.title = d.url;
-      meta.append(" · ", page);
+      made.append(" · ", page);
     }
-    li.querySelector(".file").append(meta);
+    li.querySelector(".file").append(made);
+  }
+
+  function uploader(meta, name) {  // (a web source's pages have none)
+    const by = document.createElement("span"); by.className = "by"; by.textContent = ` · by ${name}`;
+    meta.append(by);
   }
 
   function show(li, ev) {
